@@ -1,0 +1,101 @@
+// `npm run demo`: a real codingTask end to end on a fresh example repository.
+//   - starts the Temporal dev server (scripts/dev-server.sh) if none is listening,
+//   - runs a worker in this process,
+//   - uses OPENAI_API_KEY / OPENAI_BASE_URL if set, else the scripted offline demo model.
+// `npm run demo -- --serve` prepares the same task as .weaver/demo/task.json and keeps the
+// worker and the demo model running, for `temporal workflow start ... --input-file`.
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { simpleGit } from 'simple-git';
+import { follow, formatResult } from '../src/cli';
+import { startCodingTask, webUiLink } from '../src/client';
+import { config } from '../src/config';
+import { createExampleRepo, DEMO_MODEL, demoModelStep, exampleTask } from '../src/devtools/demo';
+import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
+import type { ProviderSpec } from '../src/domain/schema';
+import { createWorkers, ensureSearchAttributes } from '../src/worker';
+
+const ROOT = path.resolve(__dirname, '..');
+const DEMO_DIR = path.join(ROOT, '.weaver', 'demo');
+const SERVE_MODEL_PORT = Number(process.env.WEAVER_DEMO_MODEL_PORT || 8787);
+
+async function ensureServer(address: string): Promise<void> {
+  try {
+    const c = await Connection.connect({ address, connectTimeout: 2000 });
+    await c.close();
+  } catch {
+    console.log(`No Temporal server at ${address}: starting the dev server (scripts/dev-server.sh)…`);
+    execFileSync('bash', [path.join(ROOT, 'scripts/dev-server.sh')], { stdio: 'inherit' });
+  }
+}
+
+async function main() {
+  const serve = process.argv.includes('--serve');
+  const c = config();
+  await ensureServer(c.address);
+
+  let model: ScriptedModelServer | undefined;
+  let provider: ProviderSpec;
+  if (process.env.OPENAI_API_KEY || process.env.OPENAI_BASE_URL) {
+    provider = { id: 'openai', model: process.env.WEAVER_DEMO_MODEL || 'gpt-4o-mini', apiKeyEnv: 'OPENAI_API_KEY', maxTokens: 4000 };
+    console.log(`Model: ${provider.model} at ${process.env.OPENAI_BASE_URL || 'api.openai.com'} (a real LLM)`);
+  } else {
+    model = await ScriptedModelServer.start({ port: serve ? SERVE_MODEL_PORT : 0 });
+    model.setDefault(DEMO_MODEL, demoModelStep);
+    provider = { id: 'demo', model: DEMO_MODEL, baseURL: model.url, pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } };
+    console.log(
+      `Model: SCRIPTED OFFLINE DEMO MODEL at ${model.url} — not an LLM. It answers wrong first and right once it sees the test failure.\n` +
+        '       Set OPENAI_API_KEY (or OPENAI_BASE_URL for Ollama, vLLM, OpenRouter, Azure) to use a real model.',
+    );
+  }
+
+  const repo = await createExampleRepo(path.join(DEMO_DIR, 'example-repo'));
+  const task = exampleTask(repo, provider);
+  const taskFile = path.join(DEMO_DIR, 'task.json');
+  await writeFile(taskFile, JSON.stringify(task, null, 2));
+  console.log(`Example repository: ${repo} (tests fail: slugify is not written)\nTask: ${taskFile}`);
+
+  const connection = await NativeConnection.connect({ address: c.address });
+  await ensureSearchAttributes(connection, c.namespace);
+  const worker = await createWorkers({ connection });
+  const running = worker.run();
+  console.log(`Worker polling "${c.taskQueue}" (workspace queue "${worker.workspaceQueue}")`);
+
+  if (serve) {
+    console.log(
+      `\nReady. In another terminal:\n  ${execFileSync('bash', [path.join(ROOT, 'scripts/temporal-cli.sh')]).toString().trim()} workflow start --type codingTask --task-queue ${c.taskQueue} --workflow-id weaver-demo-$(date +%s) --input-file ${taskFile}\nCtrl-C to stop.`,
+    );
+    process.once('SIGINT', () => worker.shutdown());
+    await running;
+    await model?.close();
+    return;
+  }
+
+  let exitCode = 1;
+  try {
+    const handle = await startCodingTask(task);
+    console.log(`\nStarted ${handle.workflowId}\n  Web UI: ${webUiLink(handle.workflowId)}`);
+    const result = await follow(handle, console.log);
+    console.log(`\n${formatResult(result)}`);
+    if (result.status === 'succeeded' && result.commit) {
+      const inRepo = (await simpleGit(repo).revparse([result.branch])).trim();
+      const log = await simpleGit(repo).raw(['log', '--oneline', '-1', result.branch]);
+      console.log(`\nIn the example repo, ${result.branch} is at ${inRepo.slice(0, 12)}: ${log.trim()}`);
+      exitCode = inRepo === result.commit ? 0 : 1;
+    }
+  } finally {
+    worker.shutdown();
+    await running;
+    await connection.close();
+    await model?.close();
+  }
+  process.exit(exitCode);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

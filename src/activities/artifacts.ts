@@ -1,0 +1,64 @@
+// Content-addressed artifact store: prompts, raw answers, diffs and test logs live here so
+// workflow history carries only references (design rule 3). Same content → same file.
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { ArtifactRef } from '../domain/schema';
+
+export class ArtifactStore {
+  constructor(readonly root: string) {}
+
+  pathOf(ref: string): string {
+    const m = /^sha256:([0-9a-f]{64})$/.exec(ref);
+    if (!m) throw new Error(`not an artifact reference: ${ref}`);
+    return path.join(this.root, 'sha256', m[1].slice(0, 2), m[1]);
+  }
+
+  async put(kind: string, content: string | Buffer): Promise<ArtifactRef> {
+    const hex = createHash('sha256').update(content).digest('hex');
+    const ref = `sha256:${hex}`;
+    const file = this.pathOf(ref);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${randomUUID()}.tmp`;
+    await writeFile(tmp, content);
+    await rename(tmp, file);
+    return { ref, bytes: Buffer.byteLength(content), kind };
+  }
+
+  async putJson(kind: string, value: unknown): Promise<ArtifactRef> {
+    return this.put(kind, JSON.stringify(value, null, 2));
+  }
+
+  /** Moves a file written elsewhere (e.g. a streamed test log) into the store. */
+  async adoptFile(kind: string, file: string): Promise<ArtifactRef> {
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(file), hash);
+    const ref = `sha256:${hash.digest('hex')}`;
+    const target = this.pathOf(ref);
+    await mkdir(path.dirname(target), { recursive: true });
+    const { size } = await stat(file);
+    await rename(file, target).catch(async () => {
+      // Across file systems: copy, then drop the original.
+      await pipeline(createReadStream(file), createWriteStream(target));
+      await unlink(file);
+    });
+    return { ref, bytes: size, kind };
+  }
+
+  /** A scratch path on the same file system, for streaming writes before adoptFile. */
+  async scratchPath(name: string): Promise<string> {
+    const dir = path.join(this.root, 'tmp');
+    await mkdir(dir, { recursive: true });
+    return path.join(dir, `${randomUUID()}-${name}`);
+  }
+
+  async read(ref: string | ArtifactRef): Promise<string> {
+    return readFile(this.pathOf(typeof ref === 'string' ? ref : ref.ref), 'utf8');
+  }
+
+  async readJson<T>(ref: string | ArtifactRef): Promise<T> {
+    return JSON.parse(await this.read(ref)) as T;
+  }
+}

@@ -1,0 +1,421 @@
+// Runs a command (tests, setup) confined in time and in its own process group (design rule 7):
+// output is streamed, redacted (rule 6), into a log file and a bounded tail; on timeout or
+// cancel the whole group gets SIGTERM, then SIGKILL after a grace period. Plain async
+// functions; the activity wrappers live in ./index.ts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { secretsFromEnv, StreamRedactor } from '../domain/redact';
+import type { Command } from '../domain/schema';
+
+export interface RunCommandOptions {
+  /** A string runs through `/bin/sh -c`; an array is argv, spawned directly (no shell). */
+  command: Command;
+  cwd: string;
+  /** Wall-clock limit; `Infinity` for none. */
+  timeoutSec: number;
+  /** Receives stdout and stderr, interleaved and redacted. Created (parents too) or truncated. */
+  logFile: string;
+  /** Aborting it kills the process group; the promise then resolves with `cancelled: true`. */
+  signal?: AbortSignal;
+  /** Called about every `tickMs` while the command runs (the activity's heartbeat). */
+  onTick?: () => void;
+  /** The child's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** Bytes of output kept for `tail` (default 4096). */
+  tailBytes?: number;
+  /**
+   * Literal values to redact from the log and the tail, on top of the secret-looking vars of
+   * `process.env` and `env` (see secretsFromEnv) and the generic credential patterns.
+   */
+  secrets?: string[];
+  /** Between SIGTERM and SIGKILL (default 2000 ms). */
+  killGraceMs?: number;
+  /** Period of `onTick` (default 1000 ms). */
+  tickMs?: number;
+}
+
+export interface RunCommandResult {
+  /** null when the process was killed by a signal or could not start. */
+  exitCode: number | null;
+  /** The signal that ended the process, e.g. `SIGTERM`. */
+  signal: string | null;
+  timedOut: boolean;
+  cancelled: boolean;
+  durationMs: number;
+  /** The last ≤ tailBytes bytes of the (redacted) output, valid UTF-8. */
+  tail: string;
+  /** Bytes the command wrote to stdout + stderr (before redaction). */
+  outputBytes: number;
+  /** Pid of the command, which is also its process group id. */
+  pid?: number;
+  /** Why the command could not start (then exitCode is 127 or 126, as a shell would say). */
+  error?: string;
+}
+
+const DEFAULT_TAIL_BYTES = 4096;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Keeps the last `capacity` bytes written to it. */
+class ByteRing {
+  private readonly buf: Buffer;
+  private start = 0;
+  private size = 0;
+
+  constructor(readonly capacity: number) {
+    this.buf = Buffer.alloc(capacity);
+  }
+
+  push(chunk: Buffer): void {
+    const cap = this.capacity;
+    if (cap === 0 || chunk.length === 0) return;
+    if (chunk.length >= cap) {
+      chunk.copy(this.buf, 0, chunk.length - cap);
+      this.start = 0;
+      this.size = cap;
+      return;
+    }
+    let end = (this.start + this.size) % cap;
+    const first = Math.min(chunk.length, cap - end);
+    chunk.copy(this.buf, end, 0, first);
+    chunk.copy(this.buf, 0, first);
+    end = (end + chunk.length) % cap;
+    const size = this.size + chunk.length;
+    if (size > cap) {
+      this.start = end;
+      this.size = cap;
+    } else {
+      this.size = size;
+    }
+  }
+
+  toBuffer(): Buffer {
+    const cap = this.capacity;
+    if (this.start + this.size <= cap) return Buffer.from(this.buf.subarray(this.start, this.start + this.size));
+    return Buffer.concat([this.buf.subarray(this.start), this.buf.subarray(0, (this.start + this.size) % cap)]);
+  }
+}
+
+/** Decodes a byte tail that may start inside a multi-byte character. */
+export function decodeTail(bytes: Buffer): string {
+  let i = 0;
+  while (i < bytes.length && i < 3 && (bytes[i] & 0xc0) === 0x80) i++;
+  return bytes.subarray(i).toString('utf8');
+}
+
+function killGroup(pgid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, sig);
+  } catch {
+    // ESRCH: nobody left in the group.
+  }
+}
+
+/**
+ * Whether any live (non-zombie) process is in process group `pgid`. On Linux this reads /proc,
+ * because orphans that nobody reaps would otherwise count as alive; elsewhere `kill(-pgid, 0)`.
+ */
+export async function processGroupAlive(pgid: number): Promise<boolean> {
+  let entries: string[] | undefined;
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    entries = undefined;
+  }
+  if (entries && entries.includes('self')) {
+    for (const name of entries) {
+      if (!/^\d+$/.test(name)) continue;
+      let stat: string;
+      try {
+        stat = await readFile(`/proc/${name}/stat`, 'utf8');
+      } catch {
+        continue; // exited meanwhile
+      }
+      // pid (comm) state ppid pgrp …  — comm may contain spaces and parentheses.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
+    }
+    return false;
+  }
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Runs `command` in a new process group, streaming redacted output to `logFile`. Resolves (never
+ * rejects) for anything the command does — non-zero exit, timeout, cancel, failure to start;
+ * rejects only if `cwd` is unusable or the log cannot be written.
+ *
+ * Leftover processes in the group after the command itself exits (background jobs) are
+ * terminated too — SIGTERM, SIGKILL after the grace — so nothing outlives the call.
+ */
+export async function runCommand(opts: RunCommandOptions): Promise<RunCommandResult> {
+  const tailBytes = Math.max(0, Math.floor(opts.tailBytes ?? DEFAULT_TAIL_BYTES));
+  const graceMs = opts.killGraceMs ?? 2000;
+  const tickMs = opts.tickMs ?? 1000;
+  if (!(opts.timeoutSec > 0)) throw new TypeError(`timeoutSec must be positive, got ${opts.timeoutSec}`);
+  if (typeof opts.command === 'string' ? opts.command.length === 0 : opts.command.length === 0) {
+    throw new TypeError('empty command');
+  }
+  const cwdStat = await stat(opts.cwd).catch((err: Error) => {
+    throw new Error(`cannot run command in ${opts.cwd}: ${err.message}`);
+  });
+  if (!cwdStat.isDirectory()) throw new Error(`cannot run command in ${opts.cwd}: not a directory`);
+
+  await mkdir(path.dirname(opts.logFile), { recursive: true });
+  const log = createWriteStream(opts.logFile, { flags: 'w' });
+  await new Promise<void>((resolve, reject) => {
+    log.once('open', () => resolve());
+    log.once('error', reject);
+  });
+
+  const secrets = [...secretsFromEnv(process.env), ...(opts.env ? secretsFromEnv(opts.env) : []), ...(opts.secrets ?? [])];
+  const redactor = new StreamRedactor(secrets);
+  const ring = new ByteRing(tailBytes);
+  const started = Date.now();
+  let outputBytes = 0;
+  let logError: Error | undefined;
+  log.on('error', (err) => {
+    logError ??= err;
+  });
+
+  const emit = (text: string): boolean => {
+    if (!text) return true;
+    const bytes = Buffer.from(text, 'utf8');
+    ring.push(bytes);
+    if (logError) return true;
+    return log.write(bytes);
+  };
+
+  /** Our own notes go through the redactor too, so they keep their place in the output. */
+  const note = (text: string) => emit(redactor.push(text));
+
+  const finishLog = async (): Promise<void> => {
+    emit(redactor.flush());
+    if (logError || log.destroyed) {
+      log.destroy();
+    } else {
+      await new Promise<void>((resolve) => {
+        log.once('error', () => resolve());
+        log.end(() => resolve());
+      });
+    }
+    if (logError) throw new Error(`cannot write command log ${opts.logFile}: ${logError.message}`);
+  };
+
+  const result = (over: Partial<RunCommandResult>): RunCommandResult => ({
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    cancelled: false,
+    durationMs: Date.now() - started,
+    tail: decodeTail(ring.toBuffer()),
+    outputBytes,
+    ...over,
+  });
+
+  if (opts.signal?.aborted) {
+    note('weaver: command cancelled before it started\n');
+    await finishLog();
+    return result({ cancelled: true });
+  }
+
+  const [file, args]: [string, string[]] =
+    typeof opts.command === 'string' ? ['/bin/sh', ['-c', opts.command]] : [opts.command[0], opts.command.slice(1)];
+  let child: ChildProcess;
+  try {
+    child = spawn(file, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      detached: true, // setsid(): the command leads a new process group we can kill as a whole
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (err) {
+    // Synchronous spawn failures (e.g. EINVAL for a NUL in an argument).
+    const message = (err as Error).message;
+    note(`weaver: cannot start command: ${message}\n`);
+    await finishLog();
+    return result({ exitCode: 127, error: message });
+  }
+
+  return new Promise<RunCommandResult>((resolve, reject) => {
+    const pid = child.pid;
+    const stdout = child.stdout!;
+    const stderr = child.stderr!;
+    let timedOut = false;
+    let cancelled = false;
+    let exited = false;
+    let exitCode: number | null = null;
+    let exitSignal: string | null = null;
+    let termSentAt: number | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    let settled = false;
+
+    // ---- output: decode per stream, redact, tee into ring + log, with backpressure ----
+    let paused = false;
+    const onDrain = () => {
+      paused = false;
+      stdout.resume();
+      stderr.resume();
+    };
+    log.on('drain', onDrain);
+    const pipeFrom = (stream: NodeJS.ReadableStream) => {
+      const decoder = new StringDecoder('utf8');
+      stream.on('data', (chunk: Buffer) => {
+        outputBytes += chunk.length;
+        if (!emit(redactor.push(decoder.write(chunk))) && !paused) {
+          paused = true;
+          stdout.pause();
+          stderr.pause();
+        }
+      });
+      stream.on('end', () => {
+        emit(redactor.push(decoder.end()));
+      });
+      stream.on('error', () => undefined);
+    };
+    pipeFrom(stdout);
+    pipeFrom(stderr);
+    const streamsClosed = Promise.all([
+      new Promise<void>((r) => (stdout.closed ? r() : stdout.once('close', () => r()))),
+      new Promise<void>((r) => (stderr.closed ? r() : stderr.once('close', () => r()))),
+    ]);
+
+    // ---- termination ----
+    const terminate = () => {
+      if (pid === undefined || termSentAt !== undefined) return;
+      termSentAt = Date.now();
+      killGroup(pid, 'SIGTERM');
+      killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
+    };
+
+    const tick = opts.onTick
+      ? setInterval(() => {
+          try {
+            opts.onTick?.();
+          } catch {
+            // A failing heartbeat must not kill the command.
+          }
+        }, tickMs)
+      : undefined;
+    const timeoutMs = Number.isFinite(opts.timeoutSec) ? Math.min(opts.timeoutSec * 1000, MAX_TIMER_MS) : undefined;
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (exited || cancelled) return;
+            timedOut = true;
+            note(`\nweaver: command timed out after ${opts.timeoutSec}s; killing its process group\n`);
+            terminate();
+          }, timeoutMs);
+    const onAbort = () => {
+      if (exited || timedOut) return;
+      cancelled = true;
+      note('\nweaver: command cancelled; killing its process group\n');
+      terminate();
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // A log we cannot write is an infrastructure failure: stop the command, then reject.
+    const onLogError = () => terminate();
+    log.once('error', onLogError);
+
+    const cleanup = () => {
+      if (tick) clearInterval(tick);
+      if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      log.off('drain', onDrain);
+      log.off('error', onLogError);
+    };
+
+    const settle = async (over: Partial<RunCommandResult>) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      try {
+        await finishLog();
+        resolve(result({ pid, timedOut, cancelled, ...over }));
+      } catch (err) {
+        reject(err);
+      }
+    };
+
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      if (pid !== undefined) return; // e.g. a failed kill(); the process itself is running
+      const message = err.message;
+      note(`weaver: cannot start command: ${message}\n`);
+      stdout.destroy();
+      stderr.destroy();
+      void settle({ exitCode: err.code === 'EACCES' ? 126 : 127, error: message });
+    });
+
+    child.once('exit', (code, sig) => {
+      exited = true;
+      exitCode = code;
+      exitSignal = sig;
+      void (async () => {
+        // Anything left in the group (background jobs, a grandchild holding the pipe) goes too.
+        if (pid !== undefined && (await processGroupAlive(pid))) {
+          const since = termSentAt ?? Date.now();
+          if (termSentAt === undefined) {
+            termSentAt = since;
+            killGroup(pid, 'SIGTERM');
+          }
+          while (Date.now() - since < graceMs && (await processGroupAlive(pid))) await sleep(50);
+          killGroup(pid, 'SIGKILL');
+        }
+        // Drain what is left in the pipes; give up on a pipe held open by an escaped process.
+        let drained = false;
+        await Promise.race([streamsClosed.then(() => (drained = true)), sleep(1000)]);
+        if (!drained) {
+          stdout.destroy();
+          stderr.destroy();
+        }
+        await settle({ exitCode, signal: exitSignal });
+      })();
+    });
+  });
+}
+
+/**
+ * Rewrites `file` in place with `secrets` (and credential-looking text) redacted, streaming:
+ * memory stays bounded whatever the size. Returns the new size in bytes.
+ */
+export async function redactFile(file: string, secrets: string[]): Promise<number> {
+  const tmp = `${file}.${process.pid}.${Date.now()}.redacting`;
+  const redactor = new StreamRedactor(secrets);
+  const decoder = new StringDecoder('utf8');
+  const out: WriteStream = createWriteStream(tmp, { flags: 'wx' });
+  let bytes = 0;
+  const write = async (text: string) => {
+    if (!text) return;
+    const buf = Buffer.from(text, 'utf8');
+    bytes += buf.length;
+    if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
+  };
+  try {
+    for await (const chunk of createReadStream(file)) {
+      await write(redactor.push(decoder.write(chunk as Buffer)));
+    }
+    await write(redactor.push(decoder.end()));
+    await write(redactor.flush());
+    await new Promise<void>((resolve, reject) => {
+      out.once('error', reject);
+      out.end(() => resolve());
+    });
+    await rename(tmp, file);
+    return bytes;
+  } catch (err) {
+    out.destroy();
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,130 @@
+// Activity factory in the samples' style: dependencies in, named activities out. The names
+// are what people read in `temporal workflow show` and the Web UI.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { redact, scrubEnv, secretsFromEnv } from '../domain/redact';
+import type { ArtifactRef, ChangeSet } from '../domain/schema';
+import { applyChangeSet } from './apply';
+import { ArtifactStore } from './artifacts';
+import { runCommand } from './commands';
+import { generateChange } from './llm';
+import { buildPrompt } from './prompt';
+import type {
+  ActivityDeps,
+  ApplyChangeRequest,
+  ApplyChangeResult,
+  BuildPromptRequest,
+  BuiltPrompt,
+  CommitRequest,
+  CommitResult,
+  GenerateChangeRequest,
+  GenerateChangeResult,
+  PrepareWorkspaceRequest,
+  RunTestsRequest,
+  RunTestsResult,
+  WorkspaceHandle,
+} from './types';
+import * as ws from './workspace';
+
+export function createActivities(deps: ActivityDeps) {
+  const store = new ArtifactStore(deps.artifactDir);
+  const secrets = () => secretsFromEnv(deps.env);
+
+  return {
+    /** Clone, branch, run the setup command. Runs on the shared queue; returns this worker's queue. */
+    async prepareWorkspace(req: PrepareWorkspaceRequest): Promise<WorkspaceHandle> {
+      const { dirExisted: _d, ...handle } = await ws.prepareWorkspace(deps, req);
+      if (req.setupCommand) {
+        const ctx = Context.current();
+        const logFile = await store.scratchPath('setup.log');
+        const r = await runCommand({
+          command: req.setupCommand,
+          cwd: handle.dir,
+          timeoutSec: req.setupTimeoutSec ?? 600,
+          logFile,
+          signal: ctx.cancellationSignal,
+          onTick: () => ctx.heartbeat(),
+          secrets: secrets(),
+        });
+        if (r.exitCode !== 0) {
+          const log = await store.adoptFile('setup-log', logFile);
+          throw ApplicationFailure.create({
+            type: 'SetupFailed',
+            message: `setup command ${r.timedOut ? 'timed out' : `exited with ${r.exitCode}`} (log ${log.ref}):\n${r.tail.slice(-1500)}`,
+          });
+        }
+        await store.adoptFile('setup-log', logFile);
+      }
+      return handle;
+    },
+
+    /** Task + repository view + last failure → prompt artifact. */
+    async buildPrompt(req: BuildPromptRequest): Promise<BuiltPrompt> {
+      ws.openWorkspace(req.workspace);
+      return buildPrompt(store, req);
+    },
+
+    /** One provider call; a bad answer is an outcome, a failed call a typed failure. */
+    async generateChange(req: GenerateChangeRequest): Promise<GenerateChangeResult> {
+      return generateChange(deps, store, req);
+    },
+
+    /** Writes the change set into the workspace, confined to it; all or nothing. */
+    async applyChange(req: ApplyChangeRequest): Promise<ApplyChangeResult> {
+      ws.openWorkspace(req.workspace);
+      const change = await store.readJson<ChangeSet>(req.change);
+      const r = await applyChangeSet(req.workspace.dir, change);
+      if (!r.applied) return r;
+      return { ...r, diff: await ws.diffWorkspace(store, req.workspace) };
+    },
+
+    /** Runs the test command with a timeout; the whole log becomes an artifact, history gets a tail. */
+    async runTests(req: RunTestsRequest): Promise<RunTestsResult> {
+      ws.openWorkspace(req.workspace);
+      if (!req.command) {
+        return { passed: true, exitCode: 0, timedOut: false, durationMs: 0, tail: '(no test command configured)' };
+      }
+      const ctx = Context.current();
+      const logFile = await store.scratchPath('test.log');
+      const r = await runCommand({
+        command: req.command,
+        cwd: req.workspace.dir,
+        timeoutSec: req.timeoutSec,
+        logFile,
+        signal: ctx.cancellationSignal,
+        onTick: () => ctx.heartbeat(),
+        secrets: secrets(),
+        // Code the model wrote runs here: it gets no API keys.
+        env: scrubEnv(process.env),
+      });
+      const log: ArtifactRef = await store.adoptFile('test-log', logFile);
+      if (r.cancelled) throw ApplicationFailure.create({ type: 'TestsCancelled', message: 'test run cancelled', nonRetryable: true });
+      return {
+        passed: r.exitCode === 0 && !r.timedOut,
+        exitCode: r.exitCode,
+        timedOut: r.timedOut,
+        durationMs: r.durationMs,
+        tail: redact(r.tail, secrets()),
+        log,
+      };
+    },
+
+    async rollbackWorkspace(workspace: WorkspaceHandle): Promise<void> {
+      await ws.rollbackWorkspace(workspace);
+    },
+
+    async commitAndPush(req: CommitRequest): Promise<CommitResult> {
+      return ws.commitAndPush(req);
+    },
+
+    async releaseWorkspace(workspace: WorkspaceHandle): Promise<void> {
+      await ws.releaseWorkspace(workspace);
+    },
+
+    /** Stores a JSON document (report, events) and returns its reference. */
+    async storeArtifact(req: { kind: string; content: string }): Promise<ArtifactRef> {
+      return store.put(req.kind, redact(req.content, secrets()));
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,114 @@
+// Shapes exchanged between the workflow and its activities. Small by design: anything big
+// travels as an ArtifactRef (design rule 3).
+import type { ArtifactRef, Command, ProviderSpec, TaskSpec, TestOutcome } from '../domain/schema';
+
+export interface ActivityDeps {
+  /** Where content-addressed artifacts live (shared by all workers). */
+  artifactDir: string;
+  /** Where this worker clones workspaces. */
+  workspaceRoot: string;
+  /** This worker's own queue: workspace activities for workspaces it holds run there. */
+  workspaceQueue: string;
+  /** Where API keys are read from (process.env in production). */
+  env: Record<string, string | undefined>;
+  /** Multiplies provider Retry-After delays (1 in production; tests shrink it). */
+  retryDelayScale?: number;
+}
+
+export interface WorkspaceHandle {
+  id: string;
+  dir: string;
+  /** The queue of the worker holding `dir`: apply/test/git activities must be sent there. */
+  taskQueue: string;
+  branch: string;
+  baseCommit: string;
+}
+
+export interface PrepareWorkspaceRequest {
+  workflowId: string;
+  repo: string;
+  baseBranch?: string;
+  branch: string;
+  setupCommand?: Command;
+  setupTimeoutSec?: number;
+}
+
+export interface BuildPromptRequest {
+  workspace: WorkspaceHandle;
+  task: TaskSpec;
+  attempt: number;
+  /** What went wrong last time (test tail, apply errors, schema errors). */
+  feedback?: string;
+  /** Human guidance sent with the `addGuidance` signal. */
+  guidance?: string[];
+  /** Whether the model may answer with `{ subtasks }` instead of files. */
+  allowSubtasks: boolean;
+}
+
+export interface BuiltPrompt {
+  prompt: ArtifactRef;
+  /** Rough token estimate (chars / 4) for budget reservations. */
+  estTokens: number;
+}
+
+export interface GenerateChangeRequest {
+  workflowId: string;
+  attempt: number;
+  provider: ProviderSpec;
+  prompt: ArtifactRef;
+  role: 'primary' | 'shadow';
+}
+
+export type GenerateOutcome = 'ok' | 'schema_violation' | 'subtasks';
+
+export interface GenerateChangeResult {
+  outcome: GenerateOutcome;
+  provider: string;
+  model: string;
+  tokensIn: number;
+  tokensOut: number;
+  latencyMs: number;
+  /** The validated change set (outcome ok) — applyChange reads it from here. */
+  change?: ArtifactRef;
+  /** Normalised digest of the change set, for consensus/shadow comparisons. */
+  changeDigest?: string;
+  summary?: string;
+  files?: { path: string; action: string }[];
+  subtasks?: TaskSpec[];
+  /** Why the answer was rejected (outcome schema_violation). */
+  error?: string;
+  response: ArtifactRef;
+}
+
+export interface ApplyChangeRequest {
+  workspace: WorkspaceHandle;
+  change: ArtifactRef;
+}
+
+export interface ApplyChangeResult {
+  applied: boolean;
+  files: string[];
+  /** One line per rejected or failed file; non-empty means nothing was written. */
+  errors: string[];
+  diff?: ArtifactRef;
+}
+
+export interface RunTestsRequest {
+  workspace: WorkspaceHandle;
+  command?: Command;
+  timeoutSec: number;
+}
+
+export type RunTestsResult = TestOutcome;
+
+export interface CommitRequest {
+  workspace: WorkspaceHandle;
+  message: string;
+  /** Remote name or URL to push the branch to; absent → no push. */
+  pushRemote?: string;
+}
+
+export interface CommitResult {
+  commit: string;
+  pushed: boolean;
+}

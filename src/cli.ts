@@ -1,0 +1,140 @@
+// `weaver` CLI on top of the client SDK: run a task and follow it live, look at a run.
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import {
+  addGuidance,
+  cancelTask,
+  getProgress,
+  startCodingTask,
+  TaskInputError,
+  webUiLink,
+  weaverClient,
+  type CodingTaskResult,
+  type Progress,
+} from './client';
+
+const USAGE = `usage:
+  weaver run <task.json> [--json] [--id <workflowId>] [--detach]
+  weaver status <workflowId> [--json]
+  weaver result <workflowId> [--json]
+  weaver guide <workflowId> <text>
+  weaver cancel <workflowId>`;
+
+export async function main(argv: string[], out: (line: string) => void = console.log): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, id: { type: 'string' }, detach: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [cmd, arg, ...rest] = positionals;
+  if (values.help || !cmd) {
+    out(USAGE);
+    return cmd ? 0 : 2;
+  }
+  switch (cmd) {
+    case 'run': {
+      if (!arg) throw new UsageError('run needs a task file');
+      const input = JSON.parse(await readFile(arg, 'utf8')) as unknown;
+      const handle = await startCodingTask(input, { workflowId: values.id });
+      if (!values.json) out(`started ${handle.workflowId}\n  ${webUiLink(handle.workflowId)}`);
+      if (values.detach) {
+        if (values.json) out(JSON.stringify({ workflowId: handle.workflowId }));
+        return 0;
+      }
+      const result = await follow(handle, values.json ? () => undefined : out);
+      out(values.json ? JSON.stringify(result, null, 2) : formatResult(result));
+      return result.status === 'succeeded' ? 0 : 1;
+    }
+    case 'status': {
+      if (!arg) throw new UsageError('status needs a workflow id');
+      const client = await weaverClient();
+      const desc = await client.workflow.getHandle(arg).describe();
+      const progress = await getProgress(arg).catch(() => undefined);
+      if (values.json) out(JSON.stringify({ status: desc.status.name, progress }, null, 2));
+      else out(`${arg}: ${desc.status.name}${progress ? `\n  ${formatProgress(progress)}` : ''}\n  ${webUiLink(arg)}`);
+      return 0;
+    }
+    case 'result': {
+      if (!arg) throw new UsageError('result needs a workflow id');
+      const result = await (await weaverClient()).workflow.getHandle(arg).result() as CodingTaskResult;
+      out(values.json ? JSON.stringify(result, null, 2) : formatResult(result));
+      return result.status === 'succeeded' ? 0 : 1;
+    }
+    case 'guide': {
+      if (!arg || !rest.length) throw new UsageError('guide needs a workflow id and text');
+      await addGuidance(arg, rest.join(' '));
+      out(`guidance sent to ${arg}; it goes into the next attempt's prompt`);
+      return 0;
+    }
+    case 'cancel': {
+      if (!arg) throw new UsageError('cancel needs a workflow id');
+      await cancelTask(arg);
+      out(`cancellation requested for ${arg}`);
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command "${cmd}"`);
+  }
+}
+
+class UsageError extends Error {}
+
+/** Polls the progress query and prints each change of phase, attempt or decision. */
+export async function follow(handle: WorkflowHandle, out: (line: string) => void, intervalMs = 500): Promise<CodingTaskResult> {
+  let last = '';
+  let done = false;
+  const resultP = handle.result().finally(() => (done = true)) as Promise<CodingTaskResult>;
+  while (!done) {
+    const p = await handle.query<Progress>('progress').catch(() => undefined);
+    if (p) {
+      const line = formatProgress(p);
+      if (line !== last) out(`  ${line}`);
+      last = line;
+    }
+    await Promise.race([resultP.catch(() => undefined), new Promise((r) => setTimeout(r, intervalMs))]);
+  }
+  return resultP;
+}
+
+export function formatProgress(p: Progress): string {
+  const d = p.lastDecision ? ` — last decision: ${p.lastDecision.action} (${p.lastDecision.why})` : '';
+  return `[${p.phase}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${d}`;
+}
+
+export function formatResult(r: CodingTaskResult): string {
+  const lines = [
+    `status: ${r.status}`,
+    `reason: ${r.reason}`,
+    `branch: ${r.branch}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}${r.pushed ? ' (pushed)' : r.workspace ? ` (in ${r.workspace})` : ''}`,
+    `attempts: ${r.attempts.length}`,
+    ...r.attempts.map(
+      (a) =>
+        `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}`,
+    ),
+    `usage: ${r.usage.calls} call(s), ${r.usage.tokensIn} in / ${r.usage.tokensOut} out tokens, $${r.usage.costUsd.toFixed(6)}`,
+  ];
+  if (r.aggregate) lines.push(`children: ${r.aggregate.successCount}/${r.aggregate.total} succeeded`);
+  const report = r.artifacts.find((a) => a.kind === 'report');
+  if (report) lines.push(`report: ${report.ref}`);
+  return lines.join('\n');
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2))
+    .then((code) => process.exit(code))
+    .catch((err: unknown) => {
+      if (err instanceof TaskInputError || err instanceof UsageError) {
+        console.error(err.message);
+        if (err instanceof UsageError) console.error(USAGE);
+        process.exit(2);
+      }
+      if (err instanceof WorkflowFailedError) {
+        console.error(`task failed: ${err.cause?.message ?? err.message}`);
+        process.exit(1);
+      }
+      console.error(err);
+      process.exit(1);
+    });
+}
+

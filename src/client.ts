@@ -1,0 +1,115 @@
+// Typed SDK for services that start and watch Weaver tasks. Input is validated with the
+// same zod schema the workflow uses, before anything starts.
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import { config } from './config';
+import {
+  parseBatchInput,
+  parseTaskInput,
+  type BatchResult,
+  type CodingTaskInput,
+  type CodingTaskResult,
+  type Progress,
+  type TaskBatchInput,
+} from './domain/schema';
+import { WeaverRepo, WeaverStatus } from './domain/searchAttributes';
+import type { codingTask } from './workflows';
+
+export * from './domain/schema';
+
+export interface ClientOptions {
+  /** An existing client; otherwise one is made from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE. */
+  client?: Client;
+  taskQueue?: string;
+  /** Defaults to `weaver-<slug of the title>-<random>`: readable in the Web UI. */
+  workflowId?: string;
+}
+
+let defaultClient: Promise<Client> | undefined;
+
+export async function weaverClient(): Promise<Client> {
+  defaultClient ??= (async () => {
+    const c = config();
+    const connection = await Connection.connect({ address: c.address });
+    return new Client({ connection, namespace: c.namespace });
+  })();
+  return defaultClient;
+}
+
+export function slugify(text: string, max = 40): string {
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, max)
+      .replace(/-+$/, '') || 'task'
+  );
+}
+
+export function makeWorkflowId(title: string): string {
+  return `weaver-${slugify(title)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** Validates (throws TaskInputError naming each bad field) and starts a codingTask. */
+export async function startCodingTask(input: CodingTaskInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle<typeof codingTask>> {
+  const parsed = parseTaskInput(input);
+  const client = opts.client ?? (await weaverClient());
+  const workflowId = opts.workflowId ?? makeWorkflowId(parsed.task.title);
+  try {
+    return await client.workflow.start<typeof codingTask>('codingTask', {
+      taskQueue: opts.taskQueue ?? config().taskQueue,
+      workflowId,
+      args: [parsed],
+      memo: { title: parsed.task.title },
+      typedSearchAttributes: [
+        { key: WeaverRepo, value: parsed.repo.slice(0, 200) },
+        { key: WeaverStatus, value: 'running' },
+      ],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new Error(`a Weaver task with id ${workflowId} is already running; pick another --id`);
+    }
+    throw err;
+  }
+}
+
+export async function startTaskBatch(input: TaskBatchInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle> {
+  const parsed = parseBatchInput(input);
+  const client = opts.client ?? (await weaverClient());
+  return client.workflow.start('taskBatch', {
+    taskQueue: opts.taskQueue ?? config().taskQueue,
+    workflowId: opts.workflowId ?? `weaver-batch-${Math.random().toString(36).slice(2, 8)}`,
+    args: [parsed],
+  });
+}
+
+export async function getProgress(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<Progress> {
+  const client = opts.client ?? (await weaverClient());
+  return client.workflow.getHandle(workflowId).query<Progress>('progress');
+}
+
+export async function getResult(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<CodingTaskResult> {
+  const client = opts.client ?? (await weaverClient());
+  return client.workflow.getHandle(workflowId).result();
+}
+
+export async function getBatchResult(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<BatchResult> {
+  const client = opts.client ?? (await weaverClient());
+  return client.workflow.getHandle(workflowId).result();
+}
+
+/** Guidance for the next attempt's prompt (human in the loop). */
+export async function addGuidance(workflowId: string, text: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<void> {
+  const client = opts.client ?? (await weaverClient());
+  await client.workflow.getHandle(workflowId).signal('addGuidance', text);
+}
+
+export async function cancelTask(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<void> {
+  const client = opts.client ?? (await weaverClient());
+  await client.workflow.getHandle(workflowId).cancel();
+}
+
+export function webUiLink(workflowId: string, namespace = config().namespace): string {
+  return `${config().uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}

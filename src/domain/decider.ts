@@ -1,0 +1,94 @@
+// The Decider: a pure function from the task's state and the latest outcome to what the
+// workflow does next. No Temporal, no I/O — unit-tested directly (design rule 1).
+import type { Decision } from './schema';
+
+export interface TaskState {
+  attempt: number;
+  maxAttempts: number;
+  depth: number;
+  maxDepth: number;
+  decomposition: 'auto' | 'never' | 'always';
+}
+
+export type Outcome =
+  | { kind: 'tests_passed' }
+  | { kind: 'tests_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number }
+  | { kind: 'apply_failed'; errors: string[] }
+  | { kind: 'schema_violation'; error: string }
+  | { kind: 'no_consensus'; detail: string }
+  | { kind: 'subtasks_proposed'; count: number }
+  | { kind: 'provider_failed'; family: string; message: string }
+  | { kind: 'budget_exhausted'; detail: string };
+
+export interface Verdict extends Decision {
+  /** For `retry`: what the next prompt tells the model about this failure. */
+  feedback?: string;
+}
+
+const FEEDBACK_TAIL_CHARS = 3000;
+
+export function feedbackFor(outcome: Outcome): string {
+  switch (outcome.kind) {
+    case 'tests_failed': {
+      const how = outcome.timedOut
+        ? `timed out${outcome.timeoutSec ? ` after ${outcome.timeoutSec}s` : ''} and was killed`
+        : `exited with code ${outcome.exitCode}`;
+      return `The test command ${how}. End of its output:\n\`\`\`\n${outcome.tail.slice(-FEEDBACK_TAIL_CHARS)}\n\`\`\``;
+    }
+    case 'apply_failed':
+      return `Your change could not be applied, nothing was written:\n${outcome.errors.map((e) => `- ${e}`).join('\n')}`;
+    case 'schema_violation':
+      return `Your answer was not a valid change set (${outcome.error}). Answer with one JSON object only.`;
+    case 'no_consensus':
+      return `The models did not agree on a change (${outcome.detail}).`;
+    case 'subtasks_proposed':
+      return 'Splitting this task is not allowed here: answer with file changes.';
+    default:
+      return '';
+  }
+}
+
+export function decide(state: TaskState, outcome: Outcome): Verdict {
+  const left = state.maxAttempts - state.attempt;
+  const attemptsNote = `attempt ${state.attempt} of ${state.maxAttempts}`;
+  switch (outcome.kind) {
+    case 'tests_passed':
+      return { action: 'commit', why: `tests passed on ${attemptsNote}` };
+    case 'budget_exhausted':
+      return { action: 'budget_exceeded', why: outcome.detail };
+    case 'provider_failed':
+      return { action: 'fail', why: `no provider could answer: ${outcome.family}: ${outcome.message}` };
+    case 'subtasks_proposed': {
+      if (state.decomposition !== 'never' && state.depth < state.maxDepth) {
+        return { action: 'decompose', why: `model proposed ${outcome.count} subtasks at depth ${state.depth} (max ${state.maxDepth})` };
+      }
+      const why =
+        state.decomposition === 'never'
+          ? 'model proposed subtasks but decomposition is "never"'
+          : `model proposed subtasks but depth ${state.depth} reached maxDepth ${state.maxDepth}`;
+      return left > 0
+        ? { action: 'retry', why: `${why}; retrying (${attemptsNote})`, feedback: feedbackFor(outcome) }
+        : { action: 'fail', why: `${why}; no attempts left` };
+    }
+    default: {
+      const what = describe(outcome);
+      if (left > 0) return { action: 'retry', why: `${what} on ${attemptsNote}; retrying with feedback`, feedback: feedbackFor(outcome) };
+      return { action: 'fail', why: `${what}; ${state.maxAttempts} attempt(s) exhausted` };
+    }
+  }
+}
+
+function describe(o: Outcome): string {
+  switch (o.kind) {
+    case 'tests_failed':
+      return o.timedOut ? 'tests timed out' : `tests failed (exit ${o.exitCode})`;
+    case 'apply_failed':
+      return `change rejected (${o.errors[0] ?? 'unknown'}${o.errors.length > 1 ? `, +${o.errors.length - 1} more` : ''})`;
+    case 'schema_violation':
+      return `answer violated the change-set schema (${o.error.slice(0, 200)})`;
+    case 'no_consensus':
+      return `no consensus (${o.detail})`;
+    default:
+      return o.kind;
+  }
+}

@@ -1,0 +1,57 @@
+// One classification of provider failures, used by the activities (to throw typed
+// ApplicationFailures), by strategies (to decide fallback) and by usage reports.
+
+export const ERROR_FAMILIES = [
+  'rate_limit',
+  'timeout',
+  'network',
+  'server',
+  'auth',
+  'bad_request',
+  'context_length',
+  'content_filter',
+  'schema_violation',
+] as const;
+export type ErrorFamily = (typeof ERROR_FAMILIES)[number];
+
+/** Families Temporal should retry with backoff; the others fail the call at once. */
+export const RETRYABLE_FAMILIES: readonly ErrorFamily[] = ['rate_limit', 'timeout', 'network', 'server'];
+
+/** ApplicationFailure `type` for a family, e.g. `ProviderRateLimit`. */
+export function failureType(family: ErrorFamily): string {
+  return 'Provider' + family.split('_').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+}
+
+const BY_TYPE: Record<string, ErrorFamily> = Object.fromEntries(ERROR_FAMILIES.map((f) => [failureType(f), f]));
+
+export function familyOfFailureType(type: string | undefined | null): ErrorFamily | undefined {
+  return type ? BY_TYPE[type] : undefined;
+}
+
+export const NON_RETRYABLE_FAILURE_TYPES = ERROR_FAMILIES.filter((f) => !RETRYABLE_FAMILIES.includes(f)).map(failureType);
+
+/** Maps an HTTP status and OpenAI-style error code/message to a family. */
+export function classifyHttpError(status: number | undefined, code?: string | null, message?: string): ErrorFamily {
+  const text = `${code ?? ''} ${message ?? ''}`.toLowerCase();
+  if (/context_length|context length|maximum context|too many tokens|string_above_max_length/.test(text)) return 'context_length';
+  if (/content_filter|content management policy|safety system/.test(text)) return 'content_filter';
+  if (status === undefined) return 'network';
+  if (status === 429) return 'rate_limit';
+  if (status === 401 || status === 403) return 'auth';
+  if (status === 408 || status === 504) return 'timeout';
+  if (status >= 500) return 'server';
+  if (status === 413) return 'context_length';
+  return 'bad_request';
+}
+
+/** Parses `retry-after-ms` / `retry-after` (seconds or an HTTP date) into milliseconds. */
+export function retryAfterMs(headers: { get(name: string): string | null } | undefined, now: number): number | undefined {
+  if (!headers) return undefined;
+  const ms = headers.get('retry-after-ms');
+  if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const ra = headers.get('retry-after');
+  if (!ra) return undefined;
+  if (Number.isFinite(Number(ra))) return Math.max(0, Number(ra) * 1000);
+  const at = Date.parse(ra);
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
+}

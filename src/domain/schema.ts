@@ -1,0 +1,288 @@
+// The public contract: task input, change sets and results. Pure (zod only), so both
+// the workflow sandbox and the client import it.
+import { z } from 'zod';
+
+export const PricingSchema = z.object({
+  inputPerMTok: z.number().nonnegative(),
+  outputPerMTok: z.number().nonnegative(),
+});
+export type Pricing = z.infer<typeof PricingSchema>;
+
+export const ProviderSpecSchema = z.object({
+  /** Stable name used in events, usage breakdowns and cooldowns. */
+  id: z.string().min(1),
+  model: z.string().min(1),
+  /** OpenAI-compatible endpoint (OpenAI, Azure, OpenRouter, Ollama, vLLM…). */
+  baseURL: z.string().url().optional(),
+  /** NAME of the env var the worker reads the key from; the key itself never enters the input. */
+  apiKeyEnv: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name, not a key')
+    .optional(),
+  pricing: PricingSchema.optional(),
+  maxTokens: z.number().int().positive().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  /** Per-call deadline; a slower answer is a `timeout` failure. */
+  timeoutSec: z.number().positive().optional(),
+});
+export type ProviderSpec = z.infer<typeof ProviderSpecSchema>;
+
+export const StrategySchema = z.object({
+  mode: z.enum(['sequential', 'parallel-any', 'parallel-all', 'consensus']).default('sequential'),
+  quorum: z.number().int().positive().optional(),
+  /** Provider ids called alongside, recorded and compared, never used. */
+  shadow: z.array(z.string()).optional(),
+  /** Retries of one provider call on retryable failures (rate limit, server, timeout, network). */
+  retry: z
+    .object({
+      maxTries: z.number().int().positive().max(20).default(4),
+      initialIntervalMs: z.number().int().nonnegative().default(1000),
+      maxIntervalMs: z.number().int().positive().default(60_000),
+    })
+    .optional(),
+});
+export type Strategy = z.infer<typeof StrategySchema>;
+
+export const LimitsSchema = z.object({
+  maxAttempts: z.number().int().positive().max(50).default(3),
+  maxCostUsd: z.number().nonnegative().optional(),
+  maxTokens: z.number().int().positive().optional(),
+  testTimeoutSec: z.number().positive().default(600),
+  maxDepth: z.number().int().nonnegative().default(2),
+  maxChildren: z.number().int().positive().default(8),
+  childConcurrency: z.number().int().positive().default(2),
+});
+export type Limits = z.infer<typeof LimitsSchema>;
+
+const CommandSchema = z.union([z.string().min(1), z.array(z.string()).min(1)]);
+export type Command = z.infer<typeof CommandSchema>;
+
+export const TaskSpecSchema = z.object({
+  title: z.string().min(1).max(200),
+  description: z.string().min(1),
+  acceptanceCriteria: z.array(z.string()).optional(),
+  relatedFiles: z.array(z.string()).optional(),
+});
+export type TaskSpec = z.infer<typeof TaskSpecSchema>;
+
+export const PushSchema = z.union([
+  z.boolean(),
+  z.object({ remote: z.string().min(1).default('origin') }),
+]);
+
+export const CodingTaskInputSchema = z.object({
+  repo: z.string().min(1),
+  baseBranch: z.string().min(1).optional(),
+  branch: z.string().min(1).optional(),
+  task: TaskSpecSchema,
+  testCommand: CommandSchema.optional(),
+  setupCommand: CommandSchema.optional(),
+  providers: z.array(ProviderSpecSchema).min(1, 'at least one provider is needed'),
+  strategy: StrategySchema.optional(),
+  limits: LimitsSchema.partial().optional(),
+  decomposition: z.enum(['auto', 'never', 'always']).optional(),
+  subtasks: z.array(TaskSpecSchema).optional(),
+  push: PushSchema.optional(),
+  /** Set by a parent for its children; users leave it out. */
+  depth: z.number().int().nonnegative().optional(),
+});
+export type CodingTaskInput = z.input<typeof CodingTaskInputSchema>;
+export type ParsedCodingTaskInput = z.output<typeof CodingTaskInputSchema>;
+
+export const TaskBatchInputSchema = z.object({
+  tasks: z.array(CodingTaskInputSchema).min(1),
+  concurrency: z.number().int().positive().default(2),
+});
+export type TaskBatchInput = z.input<typeof TaskBatchInputSchema>;
+
+/** Thrown by `parseTaskInput`: one line per problem, each naming the field. */
+export class TaskInputError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`invalid task input:\n  - ${issues.join('\n  - ')}`);
+    this.name = 'TaskInputError';
+  }
+}
+
+export function formatZodIssues(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+}
+
+export function parseTaskInput(raw: unknown): ParsedCodingTaskInput {
+  const r = CodingTaskInputSchema.safeParse(raw);
+  if (!r.success) throw new TaskInputError(formatZodIssues(r.error));
+  return r.data;
+}
+
+export function parseBatchInput(raw: unknown): z.output<typeof TaskBatchInputSchema> {
+  const r = TaskBatchInputSchema.safeParse(raw);
+  if (!r.success) throw new TaskInputError(formatZodIssues(r.error));
+  return r.data;
+}
+
+export function resolveLimits(input: Pick<ParsedCodingTaskInput, 'limits'>): Limits {
+  return LimitsSchema.parse(input.limits ?? {});
+}
+
+// ---- What the model answers -------------------------------------------------------
+
+/** Whole-file operations today; a `search/replace` edit kind can join this union later. */
+export const FileChangeSchema = z.discriminatedUnion('action', [
+  z.object({ path: z.string().min(1), action: z.literal('create'), content: z.string() }),
+  z.object({ path: z.string().min(1), action: z.literal('modify'), content: z.string() }),
+  z.object({ path: z.string().min(1), action: z.literal('delete') }),
+]);
+export type FileChange = z.infer<typeof FileChangeSchema>;
+
+export const ChangeSetSchema = z.object({
+  summary: z.string().min(1),
+  files: z.array(FileChangeSchema).min(1, 'a change set must touch at least one file'),
+});
+export type ChangeSet = z.infer<typeof ChangeSetSchema>;
+
+/** The model may propose to split the task instead of changing files (decomposition: auto). */
+export const SubtaskProposalSchema = z.object({
+  summary: z.string().optional(),
+  subtasks: z.array(TaskSpecSchema).min(1),
+});
+export type SubtaskProposal = z.infer<typeof SubtaskProposalSchema>;
+
+export const ModelAnswerSchema = z.union([ChangeSetSchema, SubtaskProposalSchema]);
+export type ModelAnswer = z.infer<typeof ModelAnswerSchema>;
+
+// ---- Results -------------------------------------------------------------------
+
+export interface ArtifactRef {
+  /** `sha256:<hex>` — the file lives at <WEAVER_ARTIFACT_DIR>/sha256/<hex[0..2]>/<hex>. */
+  ref: string;
+  bytes: number;
+  /** What it is, for people: `prompt`, `response`, `diff`, `test-log`, `events`, `report`. */
+  kind: string;
+}
+
+export interface ProviderUsage {
+  calls: number;
+  failures: Record<string, number>;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+  meanLatencyMs: number;
+}
+
+export interface Usage {
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+  calls: number;
+  /** Spend of calls whose answer was lost (worker crash after the provider answered). */
+  estimatedCostUsd: number;
+  byProvider: Record<string, ProviderUsage>;
+  shadow?: { tokensIn: number; tokensOut: number; costUsd: number; calls: number };
+}
+
+export type TaskStatus = 'succeeded' | 'partial' | 'failed' | 'budget_exceeded' | 'cancelled';
+
+export interface TestOutcome {
+  passed: boolean;
+  exitCode: number | null;
+  timedOut: boolean;
+  durationMs: number;
+  /** Last few KB of output; the whole log is `log`. */
+  tail: string;
+  log?: ArtifactRef;
+}
+
+export interface ProviderCallRecord {
+  provider: string;
+  model: string;
+  role: 'primary' | 'shadow';
+  outcome: string;
+  errorFamily?: string;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+  latencyMs: number;
+  agreesWithChosen?: boolean;
+}
+
+export interface Decision {
+  action: 'commit' | 'retry' | 'fail' | 'decompose' | 'budget_exceeded';
+  why: string;
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  provider?: string;
+  calls: ProviderCallRecord[];
+  outcome: string;
+  detail?: string;
+  summary?: string;
+  filesChanged?: string[];
+  tests?: TestOutcome;
+  decision: Decision;
+  artifacts: ArtifactRef[];
+}
+
+export interface ChildSummary {
+  workflowId: string;
+  title: string;
+  status: TaskStatus | 'not_started';
+  reason: string;
+  branch?: string;
+  commit?: string;
+  merged?: boolean;
+  conflict?: string;
+  result?: CodingTaskResult;
+}
+
+export interface Aggregate {
+  total: number;
+  successCount: number;
+  failureCount: number;
+  successRate: number;
+  usage: Usage;
+}
+
+export interface CodingTaskResult {
+  workflowId: string;
+  status: TaskStatus;
+  reason: string;
+  branch: string;
+  commit?: string;
+  pushed?: boolean;
+  /** Where the branch lives when it was not pushed (on the worker that held the workspace). */
+  workspace?: string;
+  attempts: AttemptRecord[];
+  usage: Usage;
+  children?: ChildSummary[];
+  aggregate?: Aggregate;
+  artifacts: ArtifactRef[];
+}
+
+export interface BatchResult {
+  results: CodingTaskResult[];
+  aggregate: Aggregate;
+}
+
+export type Phase =
+  | 'starting'
+  | 'preparing'
+  | 'generating'
+  | 'applying'
+  | 'testing'
+  | 'deciding'
+  | 'decomposing'
+  | 'integrating'
+  | 'committing'
+  | 'done';
+
+export interface Progress {
+  workflowId: string;
+  phase: Phase;
+  attempt: number;
+  maxAttempts: number;
+  usage: Usage;
+  lastDecision?: Decision;
+  branch: string;
+  status?: TaskStatus;
+  children?: { workflowId: string; status: string }[];
+}

@@ -1,0 +1,76 @@
+// Usage ledger arithmetic. Pure: the workflow adds completed call results here, so every
+// paid answer is counted exactly once (design rule 5).
+import { roundUsd } from './pricing';
+import type { ProviderUsage, Usage } from './schema';
+
+export function emptyUsage(): Usage {
+  return { tokensIn: 0, tokensOut: 0, costUsd: 0, calls: 0, estimatedCostUsd: 0, byProvider: {} };
+}
+
+export interface CallUsage {
+  provider: string;
+  tokensIn: number;
+  tokensOut: number;
+  costUsd: number;
+  latencyMs: number;
+  /** Error family when the call failed (no tokens then). */
+  errorFamily?: string;
+}
+
+export function recordCall(usage: Usage, call: CallUsage): void {
+  const p: ProviderUsage = (usage.byProvider[call.provider] ??= {
+    calls: 0,
+    failures: {},
+    tokensIn: 0,
+    tokensOut: 0,
+    costUsd: 0,
+    meanLatencyMs: 0,
+  });
+  p.meanLatencyMs = Math.round((p.meanLatencyMs * p.calls + call.latencyMs) / (p.calls + 1));
+  p.calls += 1;
+  p.tokensIn += call.tokensIn;
+  p.tokensOut += call.tokensOut;
+  p.costUsd = roundUsd(p.costUsd + call.costUsd);
+  if (call.errorFamily) p.failures[call.errorFamily] = (p.failures[call.errorFamily] ?? 0) + 1;
+  usage.calls += 1;
+  usage.tokensIn += call.tokensIn;
+  usage.tokensOut += call.tokensOut;
+  usage.costUsd = roundUsd(usage.costUsd + call.costUsd);
+}
+
+export function recordShadowCall(usage: Usage, call: CallUsage): void {
+  const s = (usage.shadow ??= { tokensIn: 0, tokensOut: 0, costUsd: 0, calls: 0 });
+  s.calls += 1;
+  s.tokensIn += call.tokensIn;
+  s.tokensOut += call.tokensOut;
+  s.costUsd = roundUsd(s.costUsd + call.costUsd);
+}
+
+/** Sums ledgers (a parent's own usage plus its children's). */
+export function mergeUsage(...all: Usage[]): Usage {
+  const out = emptyUsage();
+  for (const u of all) {
+    out.tokensIn += u.tokensIn;
+    out.tokensOut += u.tokensOut;
+    out.costUsd = roundUsd(out.costUsd + u.costUsd);
+    out.calls += u.calls;
+    out.estimatedCostUsd = roundUsd(out.estimatedCostUsd + u.estimatedCostUsd);
+    for (const [id, p] of Object.entries(u.byProvider)) {
+      const q = (out.byProvider[id] ??= { calls: 0, failures: {}, tokensIn: 0, tokensOut: 0, costUsd: 0, meanLatencyMs: 0 });
+      q.meanLatencyMs = q.calls + p.calls ? Math.round((q.meanLatencyMs * q.calls + p.meanLatencyMs * p.calls) / (q.calls + p.calls)) : 0;
+      q.calls += p.calls;
+      q.tokensIn += p.tokensIn;
+      q.tokensOut += p.tokensOut;
+      q.costUsd = roundUsd(q.costUsd + p.costUsd);
+      for (const [f, n] of Object.entries(p.failures)) q.failures[f] = (q.failures[f] ?? 0) + n;
+    }
+    if (u.shadow) {
+      const s = (out.shadow ??= { tokensIn: 0, tokensOut: 0, costUsd: 0, calls: 0 });
+      s.calls += u.shadow.calls;
+      s.tokensIn += u.shadow.tokensIn;
+      s.tokensOut += u.shadow.tokensOut;
+      s.costUsd = roundUsd(s.costUsd + u.shadow.costUsd);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,52 @@
+// Activity proxies with explicit timeouts and retry policies, one place for all of them.
+import { proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { WorkspaceHandle } from '../activities/types';
+import { NON_RETRYABLE_FAILURE_TYPES } from '../domain/errors';
+
+/**
+ * Provider calls: one HTTP call per activity execution. The workflow itself retries typed
+ * failures (providers.ts), so every call becomes one event and one ledger entry, and a long
+ * Retry-After becomes a durable timer instead of a blocked worker.
+ */
+export const llm = proxyActivities<Pick<Activities, 'generateChange'>>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_FAILURE_TYPES },
+});
+
+/** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */
+export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact'>>({
+  startToCloseTimeout: '20 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed'] },
+});
+
+/**
+ * Activities that must run where the workspace is (design rule 4). A short
+ * schedule-to-start timeout notices a dead worker; the workflow then rebuilds elsewhere.
+ */
+export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
+  const retry: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WorkspaceLost', 'TestsCancelled'] };
+  const common: ActivityOptions = { taskQueue: ws.taskQueue, scheduleToStartTimeout: '2 minutes', retry };
+  const git = proxyActivities<Pick<Activities, 'buildPrompt' | 'applyChange' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace'>>({
+    ...common,
+    startToCloseTimeout: '5 minutes',
+  });
+  const tests = proxyActivities<Pick<Activities, 'runTests'>>({
+    ...common,
+    startToCloseTimeout: `${Math.ceil(testTimeoutSec) + 120} seconds`,
+    heartbeatTimeout: '30 seconds',
+    // A test run that died with its worker is rerun once; a failing test is not an error.
+    retry: { ...retry, maximumAttempts: 2 },
+  });
+  // Proxies have no enumerable keys: name each activity rather than spreading.
+  return {
+    buildPrompt: git.buildPrompt,
+    applyChange: git.applyChange,
+    rollbackWorkspace: git.rollbackWorkspace,
+    commitAndPush: git.commitAndPush,
+    releaseWorkspace: git.releaseWorkspace,
+    runTests: tests.runTests,
+  };
+}

@@ -1,0 +1,189 @@
+// codingTask end to end: real dev server, real worker, real git repos, the real openai SDK
+// over HTTP to the scripted model server, real test processes.
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { simpleGit } from 'simple-git';
+import { demoModelStep } from '../src/devtools/demo';
+import { lastUserText } from '../src/devtools/scriptedModelServer';
+import { closeTestConnections, historySizeBytes } from './support/temporal';
+import { startRig, type Rig } from './support/weaver';
+
+const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
+const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
+const answer = (content: string, file = 'src/slugify.js') => ({ content: { summary: 'edit slugify', files: [{ path: file, action: 'modify', content }] } });
+
+let rig: Rig;
+beforeAll(async () => {
+  rig = await startRig();
+});
+afterAll(async () => {
+  await rig?.close();
+  await closeTestConnections();
+});
+
+test('succeeds on the first attempt: commit on the task branch, pushed to the repo, usage counted', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-first', [{ ...answer(GOOD), usage: { prompt_tokens: 1000, completion_tokens: 500 } }]);
+  const result = await rig.run(rig.task(repo, [rig.provider('m-first')], { push: true }));
+
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts).toHaveLength(1);
+  expect(result.attempts[0].tests?.passed).toBe(true);
+  expect(result.usage).toMatchObject({ calls: 1, tokensIn: 1000, tokensOut: 500, costUsd: 0.002 });
+  expect(result.usage.byProvider['m-first']).toMatchObject({ calls: 1, tokensIn: 1000 });
+  // The branch with that commit exists in the original repository.
+  const head = (await simpleGit(repo).revparse([result.branch])).trim();
+  expect(head).toBe(result.commit);
+  expect(await simpleGit(repo).show([`${result.branch}:src/slugify.js`])).toBe(GOOD);
+  // Artifacts are referenced, and they exist in the store.
+  const kinds = result.artifacts.map((a) => a.kind).concat(result.attempts[0].artifacts.map((a) => a.kind));
+  expect(kinds).toEqual(expect.arrayContaining(['prompt', 'response', 'change-set', 'diff', 'test-log', 'report']));
+});
+
+test('retries with the failure as feedback and succeeds on attempt 2', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-retry', [answer(BAD), answer(GOOD)]);
+  const handle = await rig.start(rig.task(repo, [rig.provider('m-retry')]));
+  const result = await handle.result();
+
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts.map((a) => a.outcome)).toEqual(['tests_failed', 'tests_passed']);
+  expect(result.attempts[0].decision.action).toBe('retry');
+  const [first, second] = rig.model.requestsFor('m-retry');
+  expect(lastUserText(first)).not.toContain('previous attempt');
+  // The second prompt carries the first attempt's test failure.
+  expect(lastUserText(second)).toContain('previous attempt (attempt 1) failed');
+  expect(lastUserText(second)).toMatch(/Hello World|hello-world|AssertionError|deja-vu/);
+  // The rolled-back attempt left nothing behind: the commit holds only the good version.
+  const progress = await handle.query('progress');
+  expect(progress).toMatchObject({ phase: 'done', attempt: 2, status: 'succeeded' });
+});
+
+test('the scripted demo model needs exactly two attempts', async () => {
+  const repo = await rig.newRepo();
+  rig.model.setDefault('m-demo', demoModelStep);
+  const result = await rig.run(rig.task(repo, [rig.provider('m-demo')]));
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts).toHaveLength(2);
+});
+
+test('attempts exhausted → failed with the reason', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-bad', [answer(BAD), answer(BAD)]);
+  const result = await rig.run(rig.task(repo, [rig.provider('m-bad')], { limits: { maxAttempts: 2 } }));
+  expect(result.status).toBe('failed');
+  expect(result.reason).toMatch(/tests failed \(exit 1\); 2 attempt\(s\) exhausted/);
+  expect(result.attempts.map((a) => a.decision.action)).toEqual(['retry', 'fail']);
+  expect(result.commit).toBeUndefined();
+  expect(rig.model.count('m-bad')).toBe(2);
+});
+
+test('a schema-violating answer is an outcome: retried with the validation error as feedback', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-schema', [{ content: { summary: 'oops', files: [{ path: 'x.js', action: 'rename' }] } }, { content: 'not json at all' }, answer(GOOD)]);
+  const result = await rig.run(rig.task(repo, [rig.provider('m-schema')]));
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts.map((a) => a.outcome)).toEqual(['schema_violation', 'schema_violation', 'tests_passed']);
+  expect(lastUserText(rig.model.requestsFor('m-schema')[1])).toContain('not a valid change set');
+  expect(result.usage.calls).toBe(3);
+});
+
+test('429 with Retry-After: waits, retries the call, and does not consume an attempt', async () => {
+  const repo = await rig.newRepo();
+  // Retry-After: 30 s, scaled by the test worker's retryDelayScale 0.01 → 300 ms durable timer.
+  rig.model.script('m-429', [{ status: 429, headers: { 'retry-after': '30' } }, answer(GOOD)]);
+  const result = await rig.run(rig.task(repo, [rig.provider('m-429')]));
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts).toHaveLength(1);
+  const [limited, ok] = rig.model.requestsFor('m-429');
+  expect(limited.status).toBe(429);
+  expect(ok.receivedAt - limited.receivedAt).toBeGreaterThanOrEqual(300);
+  expect(result.usage.byProvider['m-429'].failures).toEqual({ rate_limit: 1 });
+  expect(result.attempts[0].calls.map((c) => c.errorFamily ?? c.outcome)).toEqual(['rate_limit', 'ok']);
+});
+
+test('401 fails fast with a clear non-retryable error and no retries', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-401', [{ status: 401 }]);
+  const result = await rig.run(rig.task(repo, [rig.provider('m-401')]));
+  expect(result.status).toBe('failed');
+  expect(result.reason).toMatch(/auth.*401/);
+  expect(rig.model.count('m-401')).toBe(1);
+  expect(result.attempts).toHaveLength(1);
+  // The key never shows up in what the workflow recorded.
+  expect(JSON.stringify(result)).not.toContain('sk-test-secret-key');
+});
+
+test('path traversal in an answer is rejected and nothing is written outside the workspace', async () => {
+  const repo = await rig.newRepo();
+  const outside = path.join(rig.tmp, 'escaped.txt');
+  rig.model.script('m-escape', [
+    { content: { summary: 'escape', files: [{ path: 'src/slugify.js', action: 'modify', content: GOOD }, { path: '../../escaped.txt', action: 'create', content: 'pwned' }] } },
+    answer(GOOD),
+  ]);
+  const result = await rig.run(rig.task(repo, [rig.provider('m-escape')]));
+  expect(result.attempts[0].outcome).toBe('apply_failed');
+  expect(result.attempts[0].detail).toMatch(/\.\.\/\.\.\/escaped\.txt/);
+  expect(existsSync(outside)).toBe(false);
+  expect((await readdir(rig.tmp)).filter((f) => f.includes('escaped'))).toEqual([]);
+  expect(lastUserText(rig.model.requestsFor('m-escape')[1])).toContain('could not be applied');
+  expect(result.status).toBe('succeeded');
+});
+
+test('a hanging test command is timed out and its process group killed', async () => {
+  const repo = await rig.newRepo();
+  const marker = `weaver-hang-${Date.now()}`;
+  rig.model.script('m-hang', [answer(GOOD)]);
+  const result = await rig.run(
+    rig.task(repo, [rig.provider('m-hang')], {
+      // A grandchild in the background and a child in the foreground, both hanging.
+      testCommand: `node -e 'setInterval(() => {}, 1000)' ${marker} & node -e 'setInterval(() => {}, 1000)' ${marker}; wait`,
+      limits: { maxAttempts: 1, testTimeoutSec: 2 },
+    }),
+  );
+  expect(result.status).toBe('failed');
+  expect(result.attempts[0].tests).toMatchObject({ timedOut: true, passed: false });
+  expect(result.reason).toMatch(/timed out/);
+  const { execSync } = await import('node:child_process');
+  const alive = execSync(`ps -eo args | grep '${marker}' | grep -v grep || true`).toString().trim();
+  expect(alive).toBe('');
+});
+
+test('a 10 MB test output: stored whole as an artifact, history stays small', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-big', [answer(GOOD)]);
+  const handle = await rig.start(
+    rig.task(repo, [rig.provider('m-big')], {
+      testCommand: `head -c 10485760 /dev/zero | tr '\\0' 'x'; node --test test/`,
+    }),
+  );
+  const result = await handle.result();
+  expect(result.status).toBe('succeeded');
+  const log = result.attempts[0].tests!.log!;
+  expect(log.bytes).toBeGreaterThan(10 * 1024 * 1024);
+  const stored = await readFile(path.join(rig.artifactDir, 'sha256', log.ref.slice(7, 9), log.ref.slice(7)));
+  expect(stored.length).toBe(log.bytes);
+  expect(result.attempts[0].tests!.tail.length).toBeLessThanOrEqual(4096);
+  expect(await historySizeBytes(rig.client, handle.workflowId)).toBeLessThan(100_000);
+});
+
+test('invalid input is rejected at the client, naming the field, and nothing starts', async () => {
+  const before = rig.model.count();
+  await expect(
+    rig.start({ repo: '/tmp/x', task: { title: '', description: 'd' }, providers: [] } as never),
+  ).rejects.toThrow(/task\.title[\s\S]*providers/);
+  expect(rig.model.count()).toBe(before);
+});
+
+test('invalid input sent around the client fails the workflow with InvalidTaskInput', async () => {
+  const handle = await rig.client.workflow.start('codingTask', {
+    taskQueue: rig.taskQueue,
+    workflowId: `test-invalid-${Date.now()}`,
+    args: [{ repo: 'x', task: { title: 't', description: 'd' }, providers: [{ id: 'p', model: 'm', apiKeyEnv: 'sk-live-not-a-name' }] }],
+  });
+  const err = await handle.result().catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect(String((err as WorkflowFailedError).cause?.message)).toMatch(/providers\.0\.apiKeyEnv: must be an environment variable name/);
+});

@@ -1,0 +1,159 @@
+import { findRedactions, normalizeSecrets, redact, REDACTED, scrubEnv, secretsFromEnv, StreamRedactor } from '../src/domain/redact';
+
+describe('redact', () => {
+  it('replaces every occurrence of each literal secret', () => {
+    const out = redact('key=abc123XYZ and again abc123XYZ; other hunter22 done', ['abc123XYZ', 'hunter22']);
+    expect(out).not.toContain('abc123XYZ');
+    expect(out).not.toContain('hunter22');
+    expect(out.split(REDACTED)).toHaveLength(4);
+    expect(out).toContain('other [REDACTED] done');
+  });
+
+  it('ignores empty and short secrets', () => {
+    expect(redact('a b c 12345 x', ['', 'a', '12345'])).toBe('a b c 12345 x');
+    expect(normalizeSecrets(['', 'short', 'longenough', 'longenough'])).toEqual(['longenough']);
+  });
+
+  it('prefers the longer of two overlapping secrets', () => {
+    expect(redact('token: zz-abcdef-ghijkl-zz', ['abcdef', 'abcdef-ghijkl'].reverse())).not.toMatch(/ghijkl/);
+    expect(redact('<abcdef-ghijkl>', ['abcdef', 'abcdef-ghijkl'])).toBe(`<${REDACTED}>`);
+  });
+
+  it('treats secrets literally (regex metacharacters)', () => {
+    expect(redact('x a.b*c+d(e) y', ['a.b*c+d(e)'])).toBe(`x ${REDACTED} y`);
+    expect(redact('x aXbbbcd(e) y', ['a.b*c+d(e)'])).toBe('x aXbbbcd(e) y');
+  });
+
+  it('redacts OpenAI-style keys without knowing them', () => {
+    expect(redact('using sk-proj-AbCdEfGhIjKlMnOpQrSt now', [])).toBe(`using ${REDACTED} now`);
+    // Too short to be a key, and not at a word start: left alone.
+    expect(redact('sk-short task-abcdefghijklmnopqrstuvwxyz', [])).toBe('sk-short task-abcdefghijklmnopqrstuvwxyz');
+  });
+
+  it('redacts Bearer tokens but keeps the scheme', () => {
+    expect(redact('Authorization: Bearer eyJhbGciOi.JIUzI1NiJ9.abc-def_ghi', [])).toBe(`Authorization: Bearer ${REDACTED}`);
+    expect(redact('authorization: bearer abcdefgh12345678', [])).toBe(`authorization: bearer ${REDACTED}`);
+    expect(redact('Bearer auth is used', [])).toBe('Bearer auth is used');
+  });
+
+  it('redacts key=value style assignments, keeping the name', () => {
+    expect(redact('api_key=abc123', [])).toBe(`api_key=${REDACTED}`);
+    expect(redact('OPENAI_API_KEY=foo-bar-baz ok', [])).toBe(`OPENAI_API_KEY=${REDACTED} ok`);
+    expect(redact('{"apiKey": "some value with spaces", "n": 1}', [])).toBe(`{"apiKey": "${REDACTED}", "n": 1}`);
+    expect(redact("X-Api-Key: 0123456789abcdef", [])).toBe(`X-Api-Key: ${REDACTED}`);
+    expect(redact('GITHUB_TOKEN=ghx123456 password: hunter2', [])).toBe(`GITHUB_TOKEN=${REDACTED} password: ${REDACTED}`);
+    // Not assignments of a secret.
+    expect(redact('max_tokens=100 tokensIn: 5 apiKeyEnv: "OPENAI_API_KEY"', [])).toBe('max_tokens=100 tokensIn: 5 apiKeyEnv: "OPENAI_API_KEY"');
+  });
+
+  it('redacts well-known token shapes and credentials in URLs', () => {
+    expect(redact('ghp_abcdefghijklmnopqrstuvwxyz0123456789', [])).toBe(REDACTED);
+    expect(redact('id AKIAABCDEFGHIJKLMNOP.', [])).toBe(`id ${REDACTED}.`);
+    expect(redact('https://x-access-token:s3cr3tvalue@github.com/o/r.git', [])).toBe(`https://x-access-token:${REDACTED}@github.com/o/r.git`);
+  });
+
+  it('leaves ordinary text alone', () => {
+    const text = 'PASS test/a.test.ts\n  ✓ adds numbers (3 ms)\nTests: 1 passed, 1 total\nSyntaxError: Unexpected token }';
+    expect(redact(text, [])).toBe(text);
+    expect(findRedactions(text, [])).toEqual([]);
+  });
+
+  it('is linear on long runs (no catastrophic backtracking)', () => {
+    const big = 'a.'.repeat(200_000) + 'x'.repeat(400_000) + ' api_key'.repeat(20_000);
+    const t0 = Date.now();
+    expect(redact(big, ['not-in-there'])).toBe(big);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+});
+
+describe('secretsFromEnv', () => {
+  it('collects values of *_API_KEY, *_TOKEN, *_SECRET vars and the named ones', () => {
+    const env = {
+      OPENAI_API_KEY: 'sk-value-000001',
+      GITHUB_TOKEN: 'gh-token-value',
+      CLIENT_SECRET: 'client-secret-value',
+      my_api_key: 'lowercase-value',
+      CUSTOM_CRED: 'custom-cred-value',
+      HOME: '/root',
+      PATH: '/usr/bin:/bin',
+      TOKENIZER: 'not-a-secret',
+      SHORT_TOKEN: 'abc',
+      EMPTY_SECRET: '',
+      UNSET_TOKEN: undefined,
+    };
+    const got = secretsFromEnv(env, ['CUSTOM_CRED']);
+    expect(new Set(got)).toEqual(
+      new Set(['sk-value-000001', 'gh-token-value', 'client-secret-value', 'lowercase-value', 'custom-cred-value']),
+    );
+    expect(secretsFromEnv(env)).not.toContain('custom-cred-value');
+  });
+
+  it('deduplicates and orders longest first', () => {
+    expect(secretsFromEnv({ A_TOKEN: 'same-value', B_TOKEN: 'same-value', C_SECRET: 'a-longer-value' })).toEqual([
+      'a-longer-value',
+      'same-value',
+    ]);
+  });
+});
+
+describe('scrubEnv', () => {
+  it('drops secret vars and the named ones, keeping the rest', () => {
+    const env = { PATH: '/bin', OPENAI_API_KEY: 'x', GH_TOKEN: 'y', LLM_CRED: 'z', HOME: '/root' };
+    expect(scrubEnv(env, ['LLM_CRED'])).toEqual({ PATH: '/bin', HOME: '/root' });
+    expect(env.OPENAI_API_KEY).toBe('x');
+  });
+});
+
+describe('StreamRedactor', () => {
+  const secret = 'S3CRET-VALUE-0123456789';
+
+  function streamed(input: string, sizes: number[], opts = {}) {
+    const r = new StreamRedactor([secret], opts);
+    let out = '';
+    let i = 0;
+    let k = 0;
+    while (i < input.length) {
+      const n = sizes[k++ % sizes.length];
+      out += r.push(input.slice(i, i + n));
+      i += n;
+    }
+    return out + r.flush();
+  }
+
+  it('matches redact() whatever the chunking, including secrets split across chunks', () => {
+    const parts: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      parts.push(`line ${i} ${i % 97 === 0 ? secret : 'plain'} ${i % 131 === 0 ? 'Bearer abcdefghijklmnop' : ''} ${i % 173 === 0 ? 'sk-ABCDEFGHIJKLMNOPQRST' : ''}\n`);
+    }
+    const input = parts.join('');
+    const expected = redact(input, [secret]);
+    expect(expected).not.toContain(secret);
+    for (const sizes of [[1], [7], [1000, 3, 17], [65536]]) {
+      const out = streamed(input, sizes, { minEmit: 64, carry: 64 });
+      expect(out).toBe(expected);
+    }
+  });
+
+  it('holds back no more than needed and emits everything on flush', () => {
+    const r = new StreamRedactor([], { carry: 64, minEmit: 64 });
+    const a = r.push('x'.repeat(1000));
+    expect(a.length).toBeGreaterThan(0);
+    expect(a.length).toBeLessThan(1000);
+    expect(a + r.flush()).toBe('x'.repeat(1000));
+  });
+
+  it('redacts an endless token beyond maxPending instead of buffering it', () => {
+    const r = new StreamRedactor([], { carry: 64, minEmit: 64, maxPending: 4096 });
+    let out = r.push('before sk-');
+    for (let i = 0; i < 100; i++) out += r.push('A'.repeat(1000));
+    out += r.push(' after');
+    out += r.flush();
+    expect(out).toBe(`before ${REDACTED} after`);
+  });
+
+  it('never splits a surrogate pair', () => {
+    const input = '😀'.repeat(5000);
+    const out = streamed(input, [333], { carry: 64, minEmit: 64 });
+    expect(out).toBe(input);
+  });
+});

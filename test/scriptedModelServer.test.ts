@@ -1,0 +1,360 @@
+import OpenAI, {
+  APIConnectionError,
+  APIError,
+  APIUserAbortError,
+  AuthenticationError,
+  InternalServerError,
+  RateLimitError,
+} from 'openai';
+import { ScriptedModelServer, lastUserText, type RecordedRequest } from '../src/devtools/scriptedModelServer';
+
+let server: ScriptedModelServer;
+let client: OpenAI;
+
+beforeAll(async () => {
+  server = await ScriptedModelServer.start();
+  client = new OpenAI({ baseURL: server.url, apiKey: 'test', maxRetries: 0 });
+});
+
+afterEach(() => server.reset());
+
+afterAll(async () => {
+  await server.close();
+});
+
+const ask = (model: string, prompt: string, options?: OpenAI.RequestOptions) =>
+  client.chat.completions.create({ model, messages: [{ role: 'user', content: prompt }] }, options);
+
+/** Runs `fn` and returns what it threw (fails the test if it did not throw). */
+async function caught(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the call to throw');
+}
+
+describe('ScriptedModelServer', () => {
+  test('url is a loopback base URL ending in /v1', () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+    expect(server.port).toBeGreaterThan(0);
+  });
+
+  test('a scripted answer returns its content and usage as a chat.completion', async () => {
+    server.script('gpt-a', [{ content: 'hello there', usage: { prompt_tokens: 11, completion_tokens: 7 } }]);
+
+    const completion = await ask('gpt-a', 'say hello');
+
+    expect(completion.object).toBe('chat.completion');
+    expect(completion.id).toMatch(/^chatcmpl-/);
+    expect(completion.model).toBe('gpt-a');
+    expect(typeof completion.created).toBe('number');
+    expect(completion.choices).toHaveLength(1);
+    expect(completion.choices[0].index).toBe(0);
+    expect(completion.choices[0].message.role).toBe('assistant');
+    expect(completion.choices[0].message.content).toBe('hello there');
+    expect(completion.choices[0].finish_reason).toBe('stop');
+    expect(completion.usage).toEqual({ prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 });
+    expect(completion._request_id).toBe(`req_scripted_${server.requests[0].id}`);
+
+    expect(server.count()).toBe(1);
+    const [rec] = server.requests;
+    expect(rec.model).toBe('gpt-a');
+    expect(rec.messages).toEqual([{ role: 'user', content: 'say hello' }]);
+    expect(rec.body).toMatchObject({ model: 'gpt-a' });
+    expect(rec.status).toBe(200);
+    expect(rec.aborted).toBe(false);
+    expect(rec.finishedAt).toBeGreaterThanOrEqual(rec.receivedAt);
+    expect(server.remaining('gpt-a')).toBe(0);
+  });
+
+  test('default usage is derived from lengths and object content is JSON-encoded', async () => {
+    const plan = { files: ['a.ts'], summary: 'x' };
+    server.script('gpt-a', [{ content: plan }]);
+    const prompt = 'p'.repeat(40); // 40 chars -> 10 prompt tokens
+
+    const completion = await ask('gpt-a', prompt);
+
+    const content = completion.choices[0].message.content ?? '';
+    expect(JSON.parse(content)).toEqual(plan);
+    expect(completion.usage).toEqual({
+      prompt_tokens: 10,
+      completion_tokens: Math.ceil(JSON.stringify(plan).length / 4),
+      total_tokens: 10 + Math.ceil(JSON.stringify(plan).length / 4),
+    });
+  });
+
+  test('two models have independent scripts', async () => {
+    server.script('model-a', [{ content: 'a1' }, { content: 'a2' }]);
+    server.script('model-b', [{ content: 'b1' }]);
+
+    // Interleaved on purpose: B's first answer must not be taken from A's queue.
+    const b1 = await ask('model-b', 'x');
+    const a1 = await ask('model-a', 'x');
+    const a2 = await ask('model-a', 'x');
+
+    expect([a1, a2, b1].map((c) => c.choices[0].message.content)).toEqual(['a1', 'a2', 'b1']);
+    expect(server.count('model-a')).toBe(2);
+    expect(server.count('model-b')).toBe(1);
+    expect(server.requestsFor('model-b').map((r) => r.model)).toEqual(['model-b']);
+
+    // B's script is spent: a clear 500, while A's default keeps answering.
+    const err = await caught(() => ask('model-b', 'x'));
+    expect(err).toBeInstanceOf(InternalServerError);
+    expect((err as APIError).message).toMatch(/script for model 'model-b' ran out/);
+    expect((err as APIError).code).toBe('script_exhausted');
+  });
+
+  test('a never-scripted model gets a 500 that says so', async () => {
+    const err = await caught(() => ask('nobody', 'x'));
+    expect(err).toBeInstanceOf(InternalServerError);
+    expect((err as APIError).message).toMatch(/no script for model 'nobody'/);
+  });
+
+  test('setDefault answers when the queue is empty; reset clears it all', async () => {
+    server.script('m', [{ content: 'first' }]);
+    server.setDefault('m', { content: 'fallback' });
+
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push((await ask('m', 'x')).choices[0].message.content);
+    expect(answers).toEqual(['first', 'fallback', 'fallback']);
+    expect(server.count()).toBe(3);
+
+    server.reset();
+    expect(server.count()).toBe(0);
+    expect(server.maxInFlight).toBe(0);
+    await expect(ask('m', 'x')).rejects.toBeInstanceOf(InternalServerError);
+  });
+
+  test('429 with retry-after surfaces as RateLimitError with the header readable', async () => {
+    server.script('m', [{ status: 429, headers: { 'retry-after': '2' } }]);
+
+    const err = await caught(() => ask('m', 'x'));
+
+    expect(err).toBeInstanceOf(RateLimitError);
+    const e = err as RateLimitError;
+    expect(e.status).toBe(429);
+    expect(e.headers?.get('retry-after')).toBe('2');
+    expect(e.code).toBe('rate_limit_exceeded');
+    expect(e.type).toBe('requests');
+    expect(server.requests[0].status).toBe(429);
+  });
+
+  test('the SDK honours retry-after-ms and retries into the next step', async () => {
+    server.script('m', [{ status: 429, headers: { 'retry-after-ms': '150' } }, { content: 'after retry' }]);
+    const retrying = new OpenAI({ baseURL: server.url, apiKey: 'test', maxRetries: 1 });
+
+    const completion = await retrying.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
+
+    expect(completion.choices[0].message.content).toBe('after retry');
+    expect(server.count('m')).toBe(2);
+    const [first, second] = server.requests;
+    // -5ms: Date.now() granularity on both sides.
+    expect(second.receivedAt - (first.finishedAt ?? 0)).toBeGreaterThanOrEqual(145);
+  });
+
+  test('401 surfaces as AuthenticationError with the OpenAI-style body', async () => {
+    server.script('m', [
+      { status: 401 },
+      { status: 401, body: { error: { message: 'custom auth failure', type: 'invalid_request_error', code: 'invalid_api_key' } } },
+    ]);
+
+    const first = await caught(() => ask('m', 'x'));
+    expect(first).toBeInstanceOf(AuthenticationError);
+    expect((first as AuthenticationError).code).toBe('invalid_api_key');
+    expect((first as AuthenticationError).message).toMatch(/^401 Incorrect API key/);
+
+    const second = await caught(() => ask('m', 'x'));
+    expect(second).toBeInstanceOf(AuthenticationError);
+    expect((second as AuthenticationError).message).toBe('401 custom auth failure');
+  });
+
+  test('500 surfaces as InternalServerError', async () => {
+    server.script('m', [{ status: 500 }, { status: 503, body: 'upstream melted' }]);
+
+    const err = await caught(() => ask('m', 'x'));
+    expect(err).toBeInstanceOf(InternalServerError);
+    expect((err as InternalServerError).status).toBe(500);
+    expect((err as InternalServerError).type).toBe('server_error');
+
+    // A non-JSON error body still maps by status; the text becomes the message.
+    const raw = await caught(() => ask('m', 'x'));
+    expect(raw).toBeInstanceOf(InternalServerError);
+    expect((raw as InternalServerError).status).toBe(503);
+    expect((raw as InternalServerError).message).toBe('503 upstream melted');
+  });
+
+  test('a malformed JSON body makes the SDK throw a SyntaxError (not an APIError)', async () => {
+    server.script('m', [{ malformed: true }]);
+
+    const err = await caught(() => ask('m', 'x'));
+
+    // Checked by name, not instanceof: the SyntaxError comes from undici's
+    // response.json() in Node's realm, not from jest's sandbox realm.
+    expect((err as Error).name).toBe('SyntaxError');
+    expect((err as Error).message).toMatch(/JSON/);
+    expect(err).not.toBeInstanceOf(APIError);
+    expect(server.requests[0].status).toBe(200);
+    expect(server.requests[0].kind).toBe('malformed');
+  });
+
+  test('a delayed answer aborted by the client is recorded as aborted and nothing crashes', async () => {
+    server.script('slow', [{ content: 'too late', delayMs: 2000 }]);
+    const aborted: RecordedRequest[] = [];
+    server.on('aborted', (r) => aborted.push(r));
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 100);
+
+    const err = await caught(() => ask('slow', 'x', { signal: controller.signal }));
+
+    expect(err).toBeInstanceOf(APIUserAbortError);
+    await server.waitFor((s) => s.abortedCount() === 1, 1000);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect(server.abortedCount('slow')).toBe(1);
+    expect(server.abortedCount('other')).toBe(0);
+    const [rec] = server.requests;
+    expect(rec.aborted).toBe(true);
+    expect(rec.status).toBeNull();
+    expect(aborted).toEqual([rec]);
+    expect(server.inFlight).toBe(0);
+    server.removeAllListeners('aborted');
+
+    // The server is still healthy afterwards.
+    server.script('slow', [{ content: 'fine' }]);
+    expect((await ask('slow', 'x')).choices[0].message.content).toBe('fine');
+    expect(server.abortedCount()).toBe(1);
+  });
+
+  test('a hang is ended by the client timeout', async () => {
+    server.script('stuck', [{ hang: true }]);
+    const started = Date.now();
+
+    const err = await caught(() => ask('stuck', 'x', { timeout: 200 }));
+
+    // Plain Node gives APIConnectionTimeoutError (a subclass). Under jest the SDK
+    // cannot recognise undici's cross-realm AbortError and reports a generic
+    // APIConnectionError('Connection error.'), so only the base class is asserted.
+    expect(err).toBeInstanceOf(APIConnectionError);
+    expect(err).not.toBeInstanceOf(APIUserAbortError);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await server.waitFor((s) => s.abortedCount('stuck') === 1, 1000);
+    expect(server.requests[0].kind).toBe('hang');
+    expect(server.inFlightFor('stuck')).toBe(0);
+  });
+
+  test('a hang is ended by close(), which does not wait for it', async () => {
+    const own = await ScriptedModelServer.start();
+    own.script('stuck', [{ hang: true }]);
+    const ownClient = new OpenAI({ baseURL: own.url, apiKey: 'test', maxRetries: 0 });
+
+    const pending = caught(() => ownClient.chat.completions.create({ model: 'stuck', messages: [{ role: 'user', content: 'x' }] }));
+    await own.waitFor((s) => s.inFlight === 1, 1000);
+    const started = Date.now();
+    await own.close();
+
+    expect(Date.now() - started).toBeLessThan(1000);
+    const err = await pending;
+    expect(err).toBeInstanceOf(APIConnectionError);
+    expect(own.abortedCount()).toBe(1);
+    expect(own.inFlight).toBe(0);
+  });
+
+  test('inFlight and maxInFlight reach 3 with three concurrent delayed requests, then inFlight returns to 0', async () => {
+    server.script('a', [{ content: 'a1', delayMs: 300 }, { content: 'a2', delayMs: 300 }]);
+    server.script('b', [{ content: 'b1', delayMs: 300 }]);
+
+    const all = Promise.all([ask('a', 'x'), ask('a', 'y'), ask('b', 'z')]);
+    await server.waitFor((s) => s.inFlight === 3, 1000);
+    expect(server.inFlightFor('a')).toBe(2);
+    expect(server.inFlightFor('b')).toBe(1);
+
+    const answers = await all;
+    expect(answers.map((c) => c.choices[0].message.content).sort()).toEqual(['a1', 'a2', 'b1']);
+    expect(server.inFlight).toBe(0);
+    expect(server.inFlightFor('a')).toBe(0);
+    expect(server.maxInFlight).toBe(3);
+    expect(server.maxInFlightFor('a')).toBe(2);
+    expect(server.maxInFlightFor('b')).toBe(1);
+  });
+
+  test('function steps see the messages and decide the answer', async () => {
+    const seen: RecordedRequest[] = [];
+    server.setDefault('demo', (req) => {
+      seen.push(req);
+      return lastUserText(req).includes('plan') ? { content: { steps: ['edit'] } } : { status: 500 };
+    });
+
+    const completion = await client.chat.completions.create({
+      model: 'demo',
+      messages: [
+        { role: 'system', content: 'you are weaver' },
+        { role: 'user', content: [{ type: 'text', text: 'make a plan' }] },
+      ],
+    });
+    expect(JSON.parse(completion.choices[0].message.content ?? '')).toEqual({ steps: ['edit'] });
+    expect(seen).toHaveLength(1);
+    expect(seen[0].messages.map((m) => m.role)).toEqual(['system', 'user']);
+    expect(seen[0].messages[0].content).toBe('you are weaver');
+
+    await expect(ask('demo', 'something else')).rejects.toBeInstanceOf(InternalServerError);
+    expect(seen).toHaveLength(2);
+  });
+
+  test('a throwing step function yields a clear 500', async () => {
+    server.script('m', [
+      () => {
+        throw new Error('boom in script');
+      },
+    ]);
+    const err = await caught(() => ask('m', 'x'));
+    expect(err).toBeInstanceOf(InternalServerError);
+    expect((err as APIError).message).toMatch(/step function for model 'm' threw: boom in script/);
+  });
+
+  test('emits request events with the parsed body', async () => {
+    server.script('m', [{ content: 'ok' }]);
+    const got: RecordedRequest[] = [];
+    const listener = (r: RecordedRequest): void => {
+      got.push(r);
+    };
+    server.on('request', listener);
+    try {
+      await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], temperature: 0.2 });
+    } finally {
+      server.off('request', listener);
+    }
+    expect(got).toHaveLength(1);
+    expect(got[0].body.temperature).toBe(0.2);
+  });
+
+  test('GET /v1/models lists the scripted models', async () => {
+    server.script('zeta', [{ content: 'z' }]);
+    server.setDefault('alpha', { content: 'a' });
+
+    const ids: string[] = [];
+    for await (const model of client.models.list()) ids.push(model.id);
+
+    expect(ids).toEqual(['alpha', 'zeta']);
+  });
+
+  test('also serves /chat/completions without the /v1 prefix, and rejects bad bodies with 400', async () => {
+    server.script('m', [{ content: 'no prefix' }]);
+    const base = server.url.replace(/\/v1$/, '');
+
+    const ok = await fetch(`${base}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] }),
+    });
+    expect(ok.status).toBe(200);
+    const json = (await ok.json()) as { choices: { message: { content: string } }[] };
+    expect(json.choices[0].message.content).toBe('no prefix');
+
+    const bad = await fetch(`${base}/chat/completions`, { method: 'POST', body: '{not json' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    expect(server.requests[1].kind).toBe('invalid');
+  });
+});
