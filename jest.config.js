@@ -27,4 +27,5 @@ module.exports = {
   globalTeardown: '<rootDir>/test/globalTeardown.ts',
   testTimeout: 120000,
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/support/summaryReporter.js'],
 };

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { follow, formatResult } from '../src/cli';
 import { startCodingTask, webUiLink } from '../src/client';
@@ -33,6 +33,8 @@ async function ensureServer(address: string): Promise<void> {
 }
 
 async function main() {
+  // Keep the demo's output to what it shows; the worker's own logs only when something is wrong.
+  Runtime.install({ logger: new DefaultLogger((process.env.WEAVER_LOG_LEVEL as 'WARN') || 'WARN') });
   const serve = process.argv.includes('--serve');
   const c = config();
   await ensureServer(c.address);
