@@ -8,6 +8,7 @@ export interface WeaverConfig {
   artifactDir: string;
   workspaceRoot: string;
   retryDelayScale: number;
+  heartbeatMs: number;
   uiUrl: string;
 }
 
@@ -20,6 +21,7 @@ export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
     artifactDir: path.resolve(env.WEAVER_ARTIFACT_DIR || '.weaver/artifacts'),
     workspaceRoot: path.resolve(env.WEAVER_WORKSPACE_ROOT || '.weaver/workspaces'),
     retryDelayScale: Number(env.WEAVER_RETRY_DELAY_SCALE || 1),
+    heartbeatMs: Number(env.WEAVER_HEARTBEAT_MS || 1000),
     uiUrl: env.WEAVER_UI_URL || `http://${address.split(':')[0] === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:8233`,
   };
 }

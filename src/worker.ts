@@ -29,19 +29,23 @@ export async function createWorkers(opts: WeaverWorkerOptions): Promise<{ run():
     workspaceRoot: c.workspaceRoot,
     env: process.env,
     retryDelayScale: c.retryDelayScale,
+    heartbeatMs: c.heartbeatMs,
     ...opts.deps,
     workspaceQueue,
   };
   const activities = createActivities(deps);
   const namespace = opts.namespace ?? c.namespace;
+  // Heartbeats reach the server at this pace, so a cancelled call notices within about one tick.
+  const throttle = { maxHeartbeatThrottleInterval: deps.heartbeatMs, defaultHeartbeatThrottleInterval: deps.heartbeatMs };
   const main = await Worker.create({
     connection: opts.connection,
     namespace,
     taskQueue,
+    ...throttle,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
     activities,
   });
-  const local = await Worker.create({ connection: opts.connection, namespace, taskQueue: workspaceQueue, activities });
+  const local = await Worker.create({ connection: opts.connection, namespace, taskQueue: workspaceQueue, activities, ...throttle });
   const workers = [main, local];
   return {
     workers,

@@ -43,6 +43,7 @@ export function createActivities(deps: ActivityDeps) {
           logFile,
           signal: ctx.cancellationSignal,
           onTick: () => ctx.heartbeat(),
+        tickMs: deps.heartbeatMs,
           secrets: secrets(),
         });
         if (r.exitCode !== 0) {
@@ -92,6 +93,7 @@ export function createActivities(deps: ActivityDeps) {
         logFile,
         signal: ctx.cancellationSignal,
         onTick: () => ctx.heartbeat(),
+        tickMs: deps.heartbeatMs,
         secrets: secrets(),
         // Code the model wrote runs here: it gets no API keys.
         env: scrubEnv(process.env),

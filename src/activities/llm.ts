@@ -15,8 +15,6 @@ export interface PromptMessages {
   user: string;
 }
 
-const HEARTBEAT_MS = 2000;
-
 export async function generateChange(
   deps: ActivityDeps,
   store: ArtifactStore,
@@ -26,7 +24,8 @@ export async function generateChange(
   const prompt = await store.readJson<PromptMessages>(req.prompt);
   const client = openaiClient(deps, provider);
   const ctx = Context.current();
-  const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), HEARTBEAT_MS);
+  ctx.heartbeat({ provider: provider.id });
+  const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), deps.heartbeatMs ?? 1000);
   const started = Date.now();
   let completion: OpenAI.Chat.Completions.ChatCompletion;
   try {

@@ -13,6 +13,8 @@ export interface ActivityDeps {
   env: Record<string, string | undefined>;
   /** Multiplies provider Retry-After delays (1 in production; tests shrink it). */
   retryDelayScale?: number;
+  /** How often long activities heartbeat; also how fast they notice cancellation. */
+  heartbeatMs?: number;
 }
 
 export interface WorkspaceHandle {

@@ -1,6 +1,7 @@
 // The public contract: task input, change sets and results. Pure (zod only), so both
 // the workflow sandbox and the client import it.
 import { z } from 'zod';
+import { ERROR_FAMILIES } from './errors';
 
 export const PricingSchema = z.object({
   inputPerMTok: z.number().nonnegative(),
@@ -30,8 +31,14 @@ export type ProviderSpec = z.infer<typeof ProviderSpecSchema>;
 export const StrategySchema = z.object({
   mode: z.enum(['sequential', 'parallel-any', 'parallel-all', 'consensus']).default('sequential'),
   quorum: z.number().int().positive().optional(),
-  /** Provider ids called alongside, recorded and compared, never used. */
+  /** Provider ids (from `providers`) called alongside, recorded and compared, never used. */
   shadow: z.array(z.string()).optional(),
+  /** consensus with one provider: how many samples to draw from it. */
+  samples: z.number().int().min(2).max(10).optional(),
+  /** sequential: error families that move on to the next provider. */
+  fallbackOn: z.array(z.enum(ERROR_FAMILIES)).optional(),
+  /** Skip a provider for `seconds` after `failures` consecutive failed calls. */
+  cooldown: z.object({ failures: z.number().int().positive(), seconds: z.number().positive() }).optional(),
   /** Retries of one provider call on retryable failures (rate limit, server, timeout, network). */
   retry: z
     .object({
@@ -191,17 +198,42 @@ export interface TestOutcome {
   log?: ArtifactRef;
 }
 
-export interface ProviderCallRecord {
+/** One provider call, as recorded: one per HTTP request Weaver made. */
+export interface CallEvent {
   provider: string;
   model: string;
+  strategy: string;
   role: 'primary' | 'shadow';
-  outcome: string;
-  errorFamily?: string;
+  attempt: number;
+  startedAt: string;
+  latencyMs: number;
   tokensIn: number;
   tokensOut: number;
   costUsd: number;
-  latencyMs: number;
+  /** ok | schema_violation | subtasks | error | cancelled | lost */
+  outcome: string;
+  errorFamily?: string;
+  retryAfterMs?: number;
+  /** Spend of a call whose answer was lost to a crash: estimated, never claimed as known. */
+  estimatedCostUsd?: number;
+  /** Digest of the normalised change set (for consensus and shadow comparison). */
+  changeDigest?: string;
+  /** Shadow calls: whether the answer matched the chosen change set. */
   agreesWithChosen?: boolean;
+}
+
+/** How the answer of an attempt was chosen. */
+export interface Selection {
+  strategy: string;
+  chosen?: string;
+  /** consensus: who voted, the winner's share of the voters and agreement among valid answers. */
+  voters?: string[];
+  voteShare?: number;
+  confidence?: number;
+  /** parallel-all / consensus: the answers not used. */
+  alternatives?: { provider: string; changeDigest?: string; summary?: string }[];
+  /** Wall time of the strategy (workflow clock). */
+  durationMs: number;
 }
 
 export interface Decision {
@@ -212,7 +244,8 @@ export interface Decision {
 export interface AttemptRecord {
   attempt: number;
   provider?: string;
-  calls: ProviderCallRecord[];
+  calls: CallEvent[];
+  selection?: Selection;
   outcome: string;
   detail?: string;
   summary?: string;
@@ -251,6 +284,8 @@ export interface CodingTaskResult {
   pushed?: boolean;
   /** Where the branch lives when it was not pushed (on the worker that held the workspace). */
   workspace?: string;
+  /** Things a person should know, e.g. a provider failing authentication. */
+  warnings?: string[];
   attempts: AttemptRecord[];
   usage: Usage;
   children?: ChildSummary[];

@@ -1,18 +1,21 @@
 // Activity proxies with explicit timeouts and retry policies, one place for all of them.
-import { proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { WorkspaceHandle } from '../activities/types';
 import { NON_RETRYABLE_FAILURE_TYPES } from '../domain/errors';
 
 /**
  * Provider calls: one HTTP call per activity execution. The workflow itself retries typed
- * failures (providers.ts), so every call becomes one event and one ledger entry, and a long
+ * failures (strategies.ts), so every call becomes one event and one ledger entry, and a long
  * Retry-After becomes a durable timer instead of a blocked worker.
  */
 export const llm = proxyActivities<Pick<Activities, 'generateChange'>>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_FAILURE_TYPES },
+  // A cancelled call (a lost race) reports back before we move on: if it had already
+  // answered, that answer is delivered and booked instead of being dropped.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
 /** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */

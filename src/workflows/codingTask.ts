@@ -26,13 +26,13 @@ import {
   type Decision,
   type Phase,
   type Progress,
-  type ProviderCallRecord,
   type TaskStatus,
 } from '../domain/schema';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
-import { emptyUsage } from '../domain/usage';
+import { DEFAULT_COOLDOWN, type CooldownState } from '../domain/cooldown';
+import { Ledger } from '../domain/ledger';
 import { onWorkspace, shared } from './activityProxies';
-import { callProviders, DEFAULT_RETRY } from './providers';
+import { DEFAULT_RETRY, runStrategy } from './strategies';
 
 export const progressQuery = defineQuery<Progress>('progress');
 /** A person's hint, added to the next prompt. */
@@ -49,7 +49,10 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
   const limits = resolveLimits(input);
   const { workflowId } = workflowInfo();
   const branch = input.branch ?? `weaver/${workflowId}`;
-  const usage = emptyUsage();
+  const ledger = new Ledger({ maxCostUsd: limits.maxCostUsd, maxTokens: limits.maxTokens });
+  const usage = ledger.usage;
+  const cooldowns: CooldownState = {};
+  const warnings: string[] = [];
   const attempts: AttemptRecord[] = [];
   const artifacts: ArtifactRef[] = [];
   const guidance: string[] = [];
@@ -99,7 +102,11 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
 
   const finish = async (s: TaskStatus, reason: string, extra: Partial<CodingTaskResult> = {}): Promise<CodingTaskResult> => {
     status = s;
+    if (ledger.events.length) {
+      artifacts.push(await shared.storeArtifact({ kind: 'events', content: ledger.events.map((e) => JSON.stringify(e)).join('\n') + '\n' }));
+    }
     const result: CodingTaskResult = { workflowId, status: s, reason, branch, attempts, usage, artifacts, ...extra };
+    if (warnings.length) result.warnings = warnings;
     enter('done');
     upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
     artifacts.push(await shared.storeArtifact({ kind: 'report', content: JSON.stringify(result, null, 2) }));
@@ -120,8 +127,7 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
 
     while (attempt < limits.maxAttempts) {
       attempt += 1;
-      const calls: ProviderCallRecord[] = [];
-      const record: AttemptRecord = { attempt, calls, outcome: 'pending', decision: { action: 'fail', why: '' }, artifacts: [] };
+      const record: AttemptRecord = { attempt, calls: [], outcome: 'pending', decision: { action: 'fail', why: '' }, artifacts: [] };
       let outcome: Outcome;
       try {
         const acts = onWorkspace(ws, limits.testTimeoutSec);
@@ -135,16 +141,23 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
           allowSubtasks: false,
         });
         record.artifacts.push(built.prompt);
-        const answer = await callProviders(input.providers, {
+        const answer = await runStrategy(input.providers, input.strategy, {
           workflowId,
           attempt,
           prompt: built.prompt,
-          usage,
-          calls,
+          estTokensIn: built.estTokens,
+          ledger,
+          cooldowns,
+          cooldown: input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
           retry: { ...DEFAULT_RETRY, ...input.strategy?.retry },
+          warnings,
         });
+        record.calls = ledger.events.filter((e) => e.attempt === attempt);
+        record.selection = answer.selection;
         outcome = await (async (): Promise<Outcome> => {
           if (answer.kind === 'failed') return { kind: 'provider_failed', family: answer.family, message: answer.message };
+          if (answer.kind === 'budget') return { kind: 'budget_exhausted', detail: answer.detail };
+          if (answer.kind === 'no_consensus') return { kind: 'no_consensus', detail: answer.detail };
           const gen = answer.result;
           record.provider = gen.provider;
           record.artifacts.push(gen.response);

@@ -43,7 +43,7 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps> } = {}): Pro
     taskQueue,
     workspaceQueue: `${taskQueue}-ws`,
     workflowBundle: workflowBundle(),
-    deps: { artifactDir, workspaceRoot, env: { ...process.env, TEST_API_KEY: 'sk-test-secret-key-123456789' }, retryDelayScale: 0.01, ...opts.deps },
+    deps: { artifactDir, workspaceRoot, env: { ...process.env, TEST_API_KEY: 'sk-test-secret-key-123456789' }, retryDelayScale: 0.01, heartbeatMs: 50, ...opts.deps },
   });
   const running = worker.run();
   const rig: Rig = {
