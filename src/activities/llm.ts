@@ -2,7 +2,7 @@
 // Temporal owns retries (maxRetries: 0); failures leave here as typed ApplicationFailures,
 // a bad answer leaves as an outcome (design rule 2).
 import { createHash } from 'node:crypto';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
 import { classifyHttpError, failureType, RETRYABLE_FAMILIES, retryAfterMs, type ErrorFamily } from '../domain/errors';
 import { redact, secretsFromEnv } from '../domain/redact';
@@ -44,7 +44,8 @@ export async function generateChange(
       { signal: ctx.cancellationSignal },
     );
   } catch (err) {
-    if (ctx.cancellationSignal.aborted) throw err;
+    // Reported to Temporal as a cancellation (not a failure): the workflow stopped this call.
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('provider call cancelled; HTTP request aborted');
     throw toApplicationFailure(deps, provider, err);
   } finally {
     clearInterval(beat);

@@ -1,0 +1,240 @@
+// Provider strategies end to end: real dev server and worker, the real openai SDK over HTTP
+// to the scripted model server (latency, errors, aborts, counters), real git and tests.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
+import { closeTestConnections } from './support/temporal';
+import { startRig, type Rig } from './support/weaver';
+
+const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
+const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
+const OTHER_BAD = `function slugify(t) {\n  return '';\n}\nmodule.exports = { slugify };\n`;
+const usage = { prompt_tokens: 100, completion_tokens: 100 };
+const answer = (content: string, delayMs = 0) => ({ content: { summary: 's', files: [{ path: 'src/slugify.js', action: 'modify', content }] }, usage, delayMs });
+const fastRetry = { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 50 };
+
+let rig: Rig;
+beforeAll(async () => {
+  rig = await startRig();
+});
+afterAll(async () => {
+  await rig?.close();
+  await closeTestConnections();
+});
+
+/** Reads the events JSONL artifact of a result. */
+async function eventsOf(result: CodingTaskResult): Promise<CallEvent[]> {
+  const ref = result.artifacts.find((a) => a.kind === 'events');
+  if (!ref) return [];
+  const hex = ref.ref.slice('sha256:'.length);
+  const text = await readFile(path.join(rig.artifactDir, 'sha256', hex.slice(0, 2), hex), 'utf8');
+  return text.trim().split('\n').map((l) => JSON.parse(l) as CallEvent);
+}
+
+/** Nothing called twice, nothing lost: one event per HTTP request, costs add up. */
+async function expectExactAccounting(result: CodingTaskResult, models: string[]) {
+  const events = await eventsOf(result);
+  expect(events.length).toBe(models.reduce((n, m) => n + rig.model.count(m), 0));
+  const primaryCost = events.filter((e) => e.role === 'primary').reduce((s, e) => s + e.costUsd, 0);
+  expect(primaryCost).toBeCloseTo(result.usage.costUsd, 9);
+  const byProvider = Object.values(result.usage.byProvider).reduce((s, p) => s + p.costUsd, 0);
+  expect(byProvider).toBeCloseTo(result.usage.costUsd, 9);
+  return events;
+}
+
+function providers(...ids: string[]): ProviderSpec[] {
+  return ids.map((id) => rig.provider(id));
+}
+
+test('sequential: a provider failing with 500s until retries run out falls back to the next', async () => {
+  rig.model.script('seq-down', [{ status: 500 }, { status: 500 }, { status: 500 }]);
+  rig.model.script('seq-up', [answer(GOOD)]);
+  const result = await rig.run(rig.task(await rig.newRepo(), providers('seq-down', 'seq-up'), { strategy: { mode: 'sequential', retry: fastRetry } }));
+
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts[0].provider).toBe('seq-up');
+  const events = await expectExactAccounting(result, ['seq-down', 'seq-up']);
+  expect(events.map((e) => `${e.provider}:${e.errorFamily ?? e.outcome}`)).toEqual(['seq-down:server', 'seq-down:server', 'seq-down:server', 'seq-up:ok']);
+  expect(result.usage.byProvider['seq-down']).toMatchObject({ calls: 3, failures: { server: 3 }, costUsd: 0 });
+  expect(result.usage.byProvider['seq-up'].calls).toBe(1);
+});
+
+test('sequential: an auth failure falls back too, and is reported loudly', async () => {
+  rig.model.script('auth-bad', [{ status: 401 }]);
+  rig.model.script('auth-ok', [answer(GOOD)]);
+  const result = await rig.run(rig.task(await rig.newRepo(), providers('auth-bad', 'auth-ok'), { strategy: { mode: 'sequential', retry: fastRetry } }));
+  expect(result.status).toBe('succeeded');
+  expect(rig.model.count('auth-bad')).toBe(1);
+  expect(result.warnings?.join('\n')).toMatch(/auth-bad failed authentication/);
+});
+
+test('parallel-any: the fastest valid answer wins and the slower calls are aborted on the wire', async () => {
+  rig.model.script('any-fast', [answer(GOOD, 50)]);
+  rig.model.script('any-mid', [answer(GOOD, 300)]);
+  rig.model.script('any-slow', [answer(GOOD, 900)]);
+  const result = await rig.run(rig.task(await rig.newRepo(), providers('any-slow', 'any-mid', 'any-fast'), { strategy: { mode: 'parallel-any' } }));
+
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts[0].selection).toMatchObject({ strategy: 'parallel-any', chosen: 'any-fast' });
+  for (const m of ['any-mid', 'any-slow']) {
+    const [req] = rig.model.requestsFor(m);
+    expect(req.aborted).toBe(true);
+    expect(req.status).toBeNull();
+  }
+  expect(rig.model.maxInFlight).toBeGreaterThanOrEqual(3);
+  // Wall time of the strategy ≈ the fast provider's (plus cancellation), not the sum (1250 ms).
+  expect(result.attempts[0].selection!.durationMs).toBeLessThan(900);
+  const events = await expectExactAccounting(result, ['any-fast', 'any-mid', 'any-slow']);
+  expect(events.filter((e) => e.outcome === 'cancelled').map((e) => e.provider).sort()).toEqual(['any-mid', 'any-slow']);
+  expect(result.usage.tokensIn).toBe(100);
+});
+
+test('parallel-all: every answer is collected and the first valid in provider order is used', async () => {
+  rig.model.script('all-a', [{ content: 'not json', usage, delayMs: 10 }]);
+  rig.model.script('all-b', [answer(GOOD, 200)]);
+  rig.model.script('all-c', [answer(BAD, 20)]);
+  const result = await rig.run(rig.task(await rig.newRepo(), providers('all-a', 'all-b', 'all-c'), { strategy: { mode: 'parallel-all' } }));
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts[0].selection).toMatchObject({ chosen: 'all-b', alternatives: [expect.objectContaining({ provider: 'all-c' })] });
+  const events = await expectExactAccounting(result, ['all-a', 'all-b', 'all-c']);
+  expect(events.map((e) => e.outcome).sort()).toEqual(['ok', 'ok', 'schema_violation']);
+  expect(result.usage.calls).toBe(3);
+});
+
+describe('consensus', () => {
+  test('two of three agree: the agreeing change set wins with vote share 2/3', async () => {
+    rig.model.script('c1-a', [answer(GOOD, 20)]);
+    rig.model.script('c1-b', [answer(BAD, 60)]);
+    rig.model.script('c1-c', [answer(`${GOOD}\n\n`, 120)]); // same change up to whitespace
+    const result = await rig.run(rig.task(await rig.newRepo(), providers('c1-a', 'c1-b', 'c1-c'), { strategy: { mode: 'consensus' } }));
+    expect(result.status).toBe('succeeded');
+    const sel = result.attempts[0].selection!;
+    expect(sel.chosen).toBe('c1-a');
+    expect(sel.voters).toEqual(['c1-a', 'c1-b', 'c1-c']);
+    expect(sel.voteShare).toBeCloseTo(2 / 3);
+    expect(sel.confidence).toBeCloseTo(2 / 3);
+    await expectExactAccounting(result, ['c1-a', 'c1-b', 'c1-c']);
+  });
+
+  test('three different answers: no_consensus is an outcome the Decider handles', async () => {
+    rig.model.script('c2-a', [answer(GOOD)]);
+    rig.model.script('c2-b', [answer(BAD)]);
+    rig.model.script('c2-c', [answer(OTHER_BAD)]);
+    const result = await rig.run(
+      rig.task(await rig.newRepo(), providers('c2-a', 'c2-b', 'c2-c'), { strategy: { mode: 'consensus' }, limits: { maxAttempts: 1 } }),
+    );
+    expect(result.status).toBe('failed');
+    expect(result.attempts[0].outcome).toBe('no_consensus');
+    expect(result.reason).toMatch(/no consensus.*quorum is 2/);
+    expect(result.attempts[0].tests).toBeUndefined();
+  });
+
+  test('one voter down: the other two still reach a quorum of 2', async () => {
+    rig.model.script('c3-down', [{ status: 503 }, { status: 503 }, { status: 503 }]);
+    rig.model.script('c3-b', [answer(GOOD)]);
+    rig.model.script('c3-c', [answer(GOOD)]);
+    const result = await rig.run(
+      rig.task(await rig.newRepo(), providers('c3-down', 'c3-b', 'c3-c'), { strategy: { mode: 'consensus', quorum: 2, retry: fastRetry } }),
+    );
+    expect(result.status).toBe('succeeded');
+    expect(result.attempts[0].selection).toMatchObject({ chosen: 'c3-b', voteShare: 2 / 3 });
+    await expectExactAccounting(result, ['c3-down', 'c3-b', 'c3-c']);
+  });
+
+  test('early stop: once two agree, the third call is cancelled', async () => {
+    rig.model.script('c4-a', [answer(GOOD, 30)]);
+    rig.model.script('c4-b', [answer(GOOD, 60)]);
+    rig.model.script('c4-slow', [answer(GOOD, 1500)]);
+    const result = await rig.run(rig.task(await rig.newRepo(), providers('c4-a', 'c4-b', 'c4-slow'), { strategy: { mode: 'consensus' } }));
+    expect(result.status).toBe('succeeded');
+    expect(rig.model.requestsFor('c4-slow')[0].aborted).toBe(true);
+    const events = await expectExactAccounting(result, ['c4-a', 'c4-b', 'c4-slow']);
+    expect(events.find((e) => e.provider === 'c4-slow')?.outcome).toBe('cancelled');
+  });
+
+  test('N samples of one provider vote among themselves', async () => {
+    rig.model.script('c5', [answer(GOOD), answer(GOOD), answer(BAD)]);
+    const result = await rig.run(rig.task(await rig.newRepo(), providers('c5'), { strategy: { mode: 'consensus', samples: 3 } }));
+    expect(result.status).toBe('succeeded');
+    expect(result.attempts[0].selection?.voters).toEqual(['c5#1', 'c5#2', 'c5#3']);
+    expect(rig.model.count('c5')).toBeGreaterThanOrEqual(2);
+  });
+});
+
+test('shadow: answers recorded with agreement, spend reported apart, budget untouched', async () => {
+  rig.model.script('sh-primary', [answer(GOOD)]);
+  rig.model.script('sh-agree', [answer(GOOD)]);
+  rig.model.script('sh-differ', [answer(BAD)]);
+  const priced = (id: string) => rig.provider(id, { pricing: { inputPerMTok: 10, outputPerMTok: 10 }, maxTokens: 100_000 });
+  const result = await rig.run(
+    rig.task(await rig.newRepo(), [priced('sh-primary'), priced('sh-agree'), priced('sh-differ')], {
+      strategy: { mode: 'sequential', shadow: ['sh-agree', 'sh-differ'] },
+      // Room for one primary reservation (~$1.01), not for three: shadows must not count.
+      limits: { maxCostUsd: 1.5 },
+    }),
+  );
+  expect(result.status).toBe('succeeded');
+  const events = await expectExactAccounting(result, ['sh-primary', 'sh-agree', 'sh-differ']);
+  const shadow = Object.fromEntries(events.filter((e) => e.role === 'shadow').map((e) => [e.provider, e.agreesWithChosen]));
+  expect(shadow).toEqual({ 'sh-agree': true, 'sh-differ': false });
+  expect(result.usage.shadow).toMatchObject({ calls: 2, tokensIn: 200, costUsd: 0.004 });
+  expect(result.usage.costUsd).toBeCloseTo(0.002, 9);
+  expect(Object.keys(result.usage.byProvider)).toEqual(['sh-primary']);
+});
+
+test('429 with Retry-After: 120 becomes a durable timer (scaled in tests); no attempt consumed', async () => {
+  rig.model.script('ra-120', [{ status: 429, headers: { 'retry-after': '120' } }, answer(GOOD)]);
+  const result = await rig.run(rig.task(await rig.newRepo(), providers('ra-120')));
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts).toHaveLength(1);
+  const [limited, ok] = rig.model.requestsFor('ra-120');
+  // 120 s × the test worker's retryDelayScale 0.01 = 1.2 s.
+  expect(ok.receivedAt - limited.receivedAt).toBeGreaterThanOrEqual(1200);
+  const events = await expectExactAccounting(result, ['ra-120']);
+  expect(events[0]).toMatchObject({ errorFamily: 'rate_limit', retryAfterMs: 1200 });
+});
+
+describe('budgets', () => {
+  const priced = (id: string) => rig.provider(id, { pricing: { inputPerMTok: 10, outputPerMTok: 10 }, maxTokens: 100_000 });
+
+  test('a budget that fits one call but not two: exactly one call, budget_exceeded', async () => {
+    // Each call reserves ~$0.61 (prompt + maxTokens 60k at $10/MTok) and really spends $0.61.
+    const big = { prompt_tokens: 1000, completion_tokens: 60_000 };
+    rig.model.script('b1', [{ ...answer(BAD), usage: big }, { ...answer(GOOD), usage: big }]);
+    const result = await rig.run(rig.task(await rig.newRepo(), [rig.provider('b1', { pricing: { inputPerMTok: 10, outputPerMTok: 10 }, maxTokens: 60_000 })], { limits: { maxCostUsd: 1, maxAttempts: 3 } }));
+    expect(rig.model.count('b1')).toBe(1);
+    expect(result.status).toBe('budget_exceeded');
+    expect(result.reason).toMatch(/maxCostUsd \$1 would be exceeded: spent \$0\.61/);
+    expect(result.usage.costUsd).toBeLessThanOrEqual(1);
+    await expectExactAccounting(result, ['b1']);
+  });
+
+  test('parallel with three branches and a budget for two: only two calls are made', async () => {
+    rig.model.script('b2-a', [answer(GOOD, 50)]);
+    rig.model.script('b2-b', [answer(GOOD, 50)]);
+    rig.model.script('b2-c', [answer(GOOD, 50)]);
+    const result = await rig.run(
+      rig.task(await rig.newRepo(), [priced('b2-a'), priced('b2-b'), priced('b2-c')], { strategy: { mode: 'parallel-all' }, limits: { maxCostUsd: 2.5 } }),
+    );
+    expect(rig.model.count('b2-a') + rig.model.count('b2-b') + rig.model.count('b2-c')).toBe(2);
+    expect(rig.model.count('b2-c')).toBe(0);
+    expect(result.status).toBe('succeeded');
+    expect(result.usage.costUsd).toBeLessThanOrEqual(2.5);
+    await expectExactAccounting(result, ['b2-a', 'b2-b', 'b2-c']);
+  });
+});
+
+test('cooldown: a provider that keeps failing is skipped on later attempts', async () => {
+  rig.model.setDefault('cd-down', { status: 500 });
+  rig.model.script('cd-up', [answer(BAD), answer(GOOD)]);
+  const result = await rig.run(
+    rig.task(await rig.newRepo(), providers('cd-down', 'cd-up'), {
+      strategy: { mode: 'sequential', retry: { maxTries: 2, initialIntervalMs: 10 }, cooldown: { failures: 2, seconds: 600 } },
+    }),
+  );
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts).toHaveLength(2);
+  // Attempt 1 tried it twice, then it cooled down: attempt 2 never called it.
+  expect(rig.model.count('cd-down')).toBe(2);
+  await expectExactAccounting(result, ['cd-down', 'cd-up']);
+});
