@@ -72,7 +72,7 @@ test('the scripted demo model needs exactly two attempts', async () => {
 test('attempts exhausted → failed with the reason', async () => {
   const repo = await rig.newRepo();
   rig.model.script('m-bad', [answer(BAD), answer(BAD)]);
-  const result = await rig.run(rig.task(repo, [rig.provider('m-bad')], { limits: { maxAttempts: 2 } }));
+  const result = await rig.run(rig.task(repo, [rig.provider('m-bad')], { limits: { maxAttempts: 2 }, decomposition: 'never' }));
   expect(result.status).toBe('failed');
   expect(result.reason).toMatch(/tests failed \(exit 1\); 2 attempt\(s\) exhausted/);
   expect(result.attempts.map((a) => a.decision.action)).toEqual(['retry', 'fail']);

@@ -6,7 +6,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import OpenAI from 'openai';
 import { classifyHttpError, failureType, RETRYABLE_FAMILIES, retryAfterMs, type ErrorFamily } from '../domain/errors';
 import { redact, secretsFromEnv } from '../domain/redact';
-import { ModelAnswerSchema, type ChangeSet, type ProviderSpec } from '../domain/schema';
+import { ChangeSetSchema, SubtaskProposalSchema, type ChangeSet, type ModelAnswer, type ProviderSpec } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
 
@@ -136,8 +136,8 @@ export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec,
 }
 
 /** Accepts bare JSON or JSON inside a ```json fence; validates against the answer schema. */
-export function parseAnswer(content: string): { ok: true; value: ReturnType<typeof ModelAnswerSchema.parse> } | { ok: false; error: string } {
-  const fenced = /```(?:json)?\s*\n([\s\S]*?)\n```/.exec(content);
+export function parseAnswer(content: string): { ok: true; value: ModelAnswer } | { ok: false; error: string } {
+  const fenced = /```(?:json)?\s*\n?([\s\S]*?)\n?```/i.exec(content);
   const text = (fenced ? fenced[1] : content).trim();
   let json: unknown;
   try {
@@ -145,7 +145,9 @@ export function parseAnswer(content: string): { ok: true; value: ReturnType<type
   } catch (e) {
     return { ok: false, error: `not valid JSON: ${(e as Error).message}` };
   }
-  const r = ModelAnswerSchema.safeParse(json);
+  // Pick the schema by shape, so a violation names the exact field (a union would not).
+  const proposesSplit = typeof json === 'object' && json !== null && 'subtasks' in json && !('files' in json);
+  const r = (proposesSplit ? SubtaskProposalSchema : ChangeSetSchema).safeParse(json);
   if (!r.success) {
     return { ok: false, error: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') };
   }

@@ -8,6 +8,8 @@ export interface TaskState {
   depth: number;
   maxDepth: number;
   decomposition: 'auto' | 'never' | 'always';
+  /** Whether this task already asked for a split after failing (ADaPT is tried once). */
+  splitRequested?: boolean;
 }
 
 export type Outcome =
@@ -23,6 +25,8 @@ export type Outcome =
 export interface Verdict extends Decision {
   /** For `retry`: what the next prompt tells the model about this failure. */
   feedback?: string;
+  /** For `decompose` after failures: the subtasks must first be asked for (ADaPT). */
+  plan?: boolean;
 }
 
 const FEEDBACK_TAIL_CHARS = 3000;
@@ -32,7 +36,9 @@ export function feedbackFor(outcome: Outcome): string {
     case 'tests_failed': {
       const how = outcome.timedOut
         ? `timed out${outcome.timeoutSec ? ` after ${outcome.timeoutSec}s` : ''} and was killed`
-        : `exited with code ${outcome.exitCode}`;
+        : outcome.exitCode === null
+          ? 'was killed by a signal'
+          : `exited with code ${outcome.exitCode}`;
       return `The test command ${how}. End of its output:\n\`\`\`\n${outcome.tail.slice(-FEEDBACK_TAIL_CHARS)}\n\`\`\``;
     }
     case 'apply_failed':
@@ -73,6 +79,15 @@ export function decide(state: TaskState, outcome: Outcome): Verdict {
     default: {
       const what = describe(outcome);
       if (left > 0) return { action: 'retry', why: `${what} on ${attemptsNote}; retrying with feedback`, feedback: feedbackFor(outcome) };
+      if (state.decomposition === 'auto' && state.depth < state.maxDepth && !state.splitRequested) {
+        // As in ADaPT: decompose only once doing it whole has failed.
+        return {
+          action: 'decompose',
+          plan: true,
+          why: `${what}; ${state.maxAttempts} attempt(s) exhausted at depth ${state.depth} (max ${state.maxDepth}); asking for a split into subtasks`,
+          feedback: feedbackFor(outcome),
+        };
+      }
       return { action: 'fail', why: `${what}; ${state.maxAttempts} attempt(s) exhausted` };
     }
   }

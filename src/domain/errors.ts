@@ -22,10 +22,10 @@ export function failureType(family: ErrorFamily): string {
   return 'Provider' + family.split('_').map((w) => w[0].toUpperCase() + w.slice(1)).join('');
 }
 
-const BY_TYPE: Record<string, ErrorFamily> = Object.fromEntries(ERROR_FAMILIES.map((f) => [failureType(f), f]));
+const BY_TYPE = new Map<string, ErrorFamily>(ERROR_FAMILIES.map((f) => [failureType(f), f]));
 
 export function familyOfFailureType(type: string | undefined | null): ErrorFamily | undefined {
-  return type ? BY_TYPE[type] : undefined;
+  return type ? BY_TYPE.get(type) : undefined;
 }
 
 export const NON_RETRYABLE_FAILURE_TYPES = ERROR_FAMILIES.filter((f) => !RETRYABLE_FAMILIES.includes(f)).map(failureType);
@@ -47,11 +47,14 @@ export function classifyHttpError(status: number | undefined, code?: string | nu
 /** Parses `retry-after-ms` / `retry-after` (seconds or an HTTP date) into milliseconds. */
 export function retryAfterMs(headers: { get(name: string): string | null } | undefined, now: number): number | undefined {
   if (!headers) return undefined;
+  const number = /^\s*\d+(\.\d+)?\s*$/;
   const ms = headers.get('retry-after-ms');
-  if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  if (ms && number.test(ms)) return Number(ms);
   const ra = headers.get('retry-after');
   if (!ra) return undefined;
-  if (Number.isFinite(Number(ra))) return Math.max(0, Number(ra) * 1000);
+  if (number.test(ra)) return Number(ra) * 1000;
+  // Only a real HTTP-date, e.g. "Wed, 21 Oct 2026 07:28:00 GMT" (Date.parse accepts junk).
+  if (!/^\s*[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\s*$/.test(ra)) return undefined;
   const at = Date.parse(ra);
   return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
 }

@@ -9,16 +9,25 @@ export const PricingSchema = z.object({
 });
 export type Pricing = z.infer<typeof PricingSchema>;
 
+/** Env var names are short and mostly upper case; keys are long, mixed and prefixed. */
+function looksLikeSecret(v: string): boolean {
+  if (/^(sk|gsk|xai|pk|rk)[-_]|^AIza|^ghp_|^github_pat_/.test(v)) return true;
+  return v.length >= 24 && /[a-z]/.test(v) && /[A-Z]/.test(v) && /[0-9]/.test(v);
+}
+
 export const ProviderSpecSchema = z.object({
   /** Stable name used in events, usage breakdowns and cooldowns. */
   id: z.string().min(1),
   model: z.string().min(1),
   /** OpenAI-compatible endpoint (OpenAI, Azure, OpenRouter, Ollama, vLLM…). */
-  baseURL: z.string().url().optional(),
+  baseURL: z
+    .string()
+    .refine((u) => /^https?:\/\/[^\s/?#]+[^\s]*$/i.test(u), 'must be an http:// or https:// URL')
+    .optional(),
   /** NAME of the env var the worker reads the key from; the key itself never enters the input. */
   apiKeyEnv: z
     .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name, not a key')
+    .refine((v) => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(v) && !looksLikeSecret(v), 'must be an environment variable name, not a key')
     .optional(),
   pricing: PricingSchema.optional(),
   maxTokens: z.number().int().positive().optional(),
@@ -173,6 +182,8 @@ export interface ProviderUsage {
   tokensOut: number;
   costUsd: number;
   meanLatencyMs: number;
+  /** Sum behind meanLatencyMs (kept so the mean does not drift with rounding). */
+  latencyMsSum: number;
 }
 
 export interface Usage {

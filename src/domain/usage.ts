@@ -25,9 +25,11 @@ export function recordCall(usage: Usage, call: CallUsage): void {
     tokensOut: 0,
     costUsd: 0,
     meanLatencyMs: 0,
+    latencyMsSum: 0,
   });
-  p.meanLatencyMs = Math.round((p.meanLatencyMs * p.calls + call.latencyMs) / (p.calls + 1));
   p.calls += 1;
+  p.latencyMsSum += call.latencyMs;
+  p.meanLatencyMs = Math.round(p.latencyMsSum / p.calls);
   p.tokensIn += call.tokensIn;
   p.tokensOut += call.tokensOut;
   p.costUsd = roundUsd(p.costUsd + call.costUsd);
@@ -56,9 +58,10 @@ export function mergeUsage(...all: Usage[]): Usage {
     out.calls += u.calls;
     out.estimatedCostUsd = roundUsd(out.estimatedCostUsd + u.estimatedCostUsd);
     for (const [id, p] of Object.entries(u.byProvider)) {
-      const q = (out.byProvider[id] ??= { calls: 0, failures: {}, tokensIn: 0, tokensOut: 0, costUsd: 0, meanLatencyMs: 0 });
-      q.meanLatencyMs = q.calls + p.calls ? Math.round((q.meanLatencyMs * q.calls + p.meanLatencyMs * p.calls) / (q.calls + p.calls)) : 0;
+      const q = (out.byProvider[id] ??= { calls: 0, failures: {}, tokensIn: 0, tokensOut: 0, costUsd: 0, meanLatencyMs: 0, latencyMsSum: 0 });
       q.calls += p.calls;
+      q.latencyMsSum += p.latencyMsSum;
+      q.meanLatencyMs = q.calls ? Math.round(q.latencyMsSum / q.calls) : 0;
       q.tokensIn += p.tokensIn;
       q.tokensOut += p.tokensOut;
       q.costUsd = roundUsd(q.costUsd + p.costUsd);

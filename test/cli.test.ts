@@ -1,0 +1,207 @@
+// The public entry points driven as real processes: the official `temporal` CLI starting a
+// codingTask from a JSON file, and the project's own `weaver` CLI (bin/weaver.mjs → tsx →
+// src/cli.ts). The worker is the rig's (in this jest process); only the clients are children.
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { simpleGit } from 'simple-git';
+import { demoModelStep } from '../src/devtools/demo';
+import type { StaticStep } from '../src/devtools/scriptedModelServer';
+import type { CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
+import { closeTestConnections, temporalCliPath, testAddress } from './support/temporal';
+import { startRig, type Rig } from './support/weaver';
+
+const ROOT = path.resolve(__dirname, '..');
+const WEAVER_BIN = path.join(ROOT, 'bin', 'weaver.mjs');
+
+const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
+const answer = (content: string) => ({ content: { summary: 'edit slugify', files: [{ path: 'src/slugify.js', action: 'modify', content }] } });
+
+interface Exit {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a process to completion; never rejects on a non-zero exit (the test looks at `code`). */
+function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 90_000): Promise<Exit> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const ms = Date.now() - started;
+      if (err && typeof err.code !== 'number') {
+        // Spawn failure or killed by the timeout: nothing sensible to assert on.
+        reject(new Error(`${path.basename(file)} ${args.join(' ')}: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
+        return;
+      }
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr, ms });
+    });
+  });
+}
+
+/** Shows a failed child's output in the jest failure message. */
+function explain(r: Exit): string {
+  return `exit ${r.code} after ${r.ms} ms\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+let rig: Rig;
+let seq = 0;
+
+beforeAll(async () => {
+  rig = await startRig();
+});
+afterAll(async () => {
+  await rig?.close();
+  await closeTestConnections();
+});
+
+async function writeTask(name: string, input: unknown): Promise<string> {
+  const file = path.join(rig.tmp, `${name}.json`);
+  await writeFile(file, JSON.stringify(input, null, 2));
+  return file;
+}
+
+const uniqueId = (label: string) => `cli-${label}-${rig.taskQueue}-${++seq}`;
+
+describe('temporal CLI (official binary)', () => {
+  const temporal = (...args: string[]) => run(temporalCliPath(), [...args, '--address', testAddress(), '--namespace', 'default']);
+
+  test('workflow start --input-file runs a codingTask; result and show print the run as JSON', async () => {
+    const repo = await rig.newRepo();
+    rig.model.script('cli-temporal', [answer(GOOD)]);
+    const input: CodingTaskInput = rig.task(repo, [rig.provider('cli-temporal')], { push: true });
+    const file = await writeTask('temporal-task', input);
+    const workflowId = uniqueId('temporal');
+
+    const started = await temporal('workflow', 'start', '--type', 'codingTask', '--task-queue', rig.taskQueue, '--workflow-id', workflowId, '--input-file', file);
+    expect({ code: started.code, why: explain(started) }).toMatchObject({ code: 0 });
+    expect(started.stdout).toContain(workflowId);
+
+    // `workflow result --output json` (CLI 1.5): { workflowId, runId, namespace, status, closeEvent, result }
+    // with `result` the decoded JSON payload.
+    const res = await temporal('workflow', 'result', '--workflow-id', workflowId, '--output', 'json');
+    expect({ code: res.code, why: explain(res) }).toMatchObject({ code: 0 });
+    const parsed = JSON.parse(res.stdout) as { workflowId: string; status: string; result: CodingTaskResult };
+    expect(parsed).toMatchObject({ workflowId, status: 'COMPLETED' });
+    const result = parsed.result;
+    expect(result).toMatchObject({ workflowId, status: 'succeeded', pushed: true, branch: `weaver/${workflowId}` });
+    expect(result.attempts).toHaveLength(1);
+    // push: true → the task branch with that commit exists in the original repository.
+    expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
+    expect(await simpleGit(repo).show([`${result.branch}:src/slugify.js`])).toBe(GOOD);
+
+    // `workflow show --output json`: { events: [{ eventId, eventType: 'EVENT_TYPE_…', <type>EventAttributes }] }
+    const shown = await temporal('workflow', 'show', '--workflow-id', workflowId, '--output', 'json');
+    expect({ code: shown.code, why: explain(shown) }).toMatchObject({ code: 0 });
+    const { events } = JSON.parse(shown.stdout) as {
+      events: { eventType: string; activityTaskScheduledEventAttributes?: { activityType: { name: string } } }[];
+    };
+    expect(events[0].eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_STARTED');
+    expect(events[events.length - 1].eventType).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED');
+    const scheduled = events
+      .filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED')
+      .map((e) => e.activityTaskScheduledEventAttributes!.activityType.name);
+    expect([...new Set(scheduled)]).toEqual([
+      'prepareWorkspace',
+      'buildPrompt',
+      'generateChange',
+      'applyChange',
+      'runTests',
+      'commitAndPush',
+      'storeArtifact', // the report
+    ]);
+  });
+});
+
+describe('weaver CLI (bin/weaver.mjs)', () => {
+  const weaver = (...args: string[]) =>
+    run(process.execPath, [WEAVER_BIN, ...args], {
+      ...process.env,
+      TEMPORAL_ADDRESS: testAddress(),
+      TEMPORAL_NAMESPACE: 'default',
+      WEAVER_TASK_QUEUE: rig.taskQueue,
+      WEAVER_UI_URL: 'http://ui.weaver.test:8233',
+    });
+  const uiLink = (id: string) => `http://ui.weaver.test:8233/namespaces/default/workflows/${encodeURIComponent(id)}`;
+
+  test('run --json: follows the run to the end and prints the result as JSON (bad answer, then good)', async () => {
+    const repo = await rig.newRepo();
+    rig.model.setDefault('cli-json', demoModelStep);
+    const file = await writeTask('json-task', rig.task(repo, [rig.provider('cli-json')], { push: true }));
+    const id = uniqueId('json');
+
+    const r = await weaver('run', file, '--json', '--id', id);
+    expect({ code: r.code, why: explain(r) }).toMatchObject({ code: 0 });
+    const result = JSON.parse(r.stdout) as CodingTaskResult;
+    expect(result).toMatchObject({ workflowId: id, status: 'succeeded', pushed: true });
+    expect(result.attempts.map((a) => a.outcome)).toEqual(['tests_failed', 'tests_passed']);
+    expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
+    expect(rig.model.count('cli-json')).toBe(2);
+  });
+
+  test('run (human output): progress lines, the result and the Web UI link; then status on the finished run', async () => {
+    const repo = await rig.newRepo();
+    // Slow enough that the CLI's 500 ms progress poll sees both the generating and testing phases.
+    rig.model.setDefault('cli-human', (req): StaticStep => ({ ...demoModelStep(req), delayMs: 1000 }));
+    const file = await writeTask(
+      'human-task',
+      rig.task(repo, [rig.provider('cli-human')], { push: true, testCommand: 'sleep 1; node --test test/' }),
+    );
+    const id = uniqueId('human');
+
+    const r = await weaver('run', file, '--id', id);
+    expect({ code: r.code, why: explain(r) }).toMatchObject({ code: 0 });
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe(`started ${id}`);
+    expect(r.stdout).toContain(uiLink(id));
+    expect(r.stdout).toMatch(/^ {2}\[generating\] attempt 1\/3/m);
+    expect(r.stdout).toMatch(/^ {2}\[testing\] attempt 1\/3/m);
+    expect(r.stdout).toMatch(/^ {2}\[testing\] attempt 2\/3, .* last decision: retry/m);
+    expect(lines).toContain('status: succeeded');
+    expect(lines).toContain('attempts: 2');
+    expect(r.stdout).toMatch(new RegExp(`^branch: weaver/${id} @ [0-9a-f]{12} \\(pushed\\)$`, 'm'));
+    // Progress lines come before the result.
+    expect(r.stdout.indexOf('[testing]')).toBeLessThan(r.stdout.indexOf('status: succeeded'));
+
+    const s = await weaver('status', id);
+    expect({ code: s.code, why: explain(s) }).toMatchObject({ code: 0 });
+    expect(s.stdout).toContain(`${id}: COMPLETED`);
+    expect(s.stdout).toMatch(/\[done\] attempt 2\/3, 2 call\(s\)/);
+    expect(s.stdout).toContain(uiLink(id));
+  });
+
+  test('run with an invalid task: exit 2, every bad field named, nothing started', async () => {
+    const repo = await rig.newRepo();
+    const bad = { ...rig.task(repo, [rig.provider('cli-never')]), providers: [], task: { description: 'no title here' } };
+    const file = await writeTask('bad-task', bad);
+    const id = uniqueId('bad');
+    const before = rig.model.count();
+
+    const r = await weaver('run', file, '--id', id);
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 2 });
+    expect(r.stderr).toContain('task.title');
+    expect(r.stderr).toMatch(/^\s*- providers: /m);
+    expect(r.stdout).not.toContain('started');
+    // Nothing reached the model, and no workflow with that id exists.
+    expect(rig.model.count()).toBe(before);
+    await expect(rig.client.workflow.getHandle(id).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+  });
+
+  test('run --detach --json prints the workflow id and returns while the run goes on', async () => {
+    const repo = await rig.newRepo();
+    // The model answers after 2 s: the run is certainly still going when the CLI returns.
+    rig.model.setDefault('cli-detach', { ...answer(GOOD), delayMs: 2000 });
+    const file = await writeTask('detach-task', rig.task(repo, [rig.provider('cli-detach')]));
+    const id = uniqueId('detach');
+
+    const r = await weaver('run', file, '--detach', '--json', '--id', id);
+    expect({ code: r.code, why: explain(r) }).toMatchObject({ code: 0 });
+    expect(JSON.parse(r.stdout)).toEqual({ workflowId: id });
+    const handle = rig.client.workflow.getHandle<() => Promise<CodingTaskResult>>(id);
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    // …and it finishes on its own (so the rig's worker shuts down cleanly).
+    expect((await handle.result()).status).toBe('succeeded');
+  });
+});

@@ -1,0 +1,221 @@
+import {
+  ChangeSetSchema,
+  ModelAnswerSchema,
+  parseBatchInput,
+  parseTaskInput,
+  resolveLimits,
+  TaskInputError,
+  type CodingTaskInput,
+} from '../src/domain/schema';
+
+const minimal: CodingTaskInput = {
+  repo: 'https://example.com/acme/app.git',
+  task: { title: 'Fix the off-by-one', description: 'The pager skips the last item.' },
+  providers: [{ id: 'main', model: 'gpt-4o-mini' }],
+};
+
+/** The issues of a rejected input; fails the test when the input was accepted. */
+function issuesOf(raw: unknown): string[] {
+  let caught: unknown;
+  try {
+    parseTaskInput(raw);
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(TaskInputError);
+  const err = caught as TaskInputError;
+  for (const issue of err.issues) expect(err.message).toContain(issue);
+  return err.issues;
+}
+
+describe('parseTaskInput', () => {
+  it('accepts a minimal input and leaves optional fields out', () => {
+    const p = parseTaskInput(minimal);
+    expect(p.repo).toBe(minimal.repo);
+    expect(p.task).toEqual(minimal.task);
+    expect(p.providers).toEqual(minimal.providers);
+    expect(p.limits).toBeUndefined();
+    expect(p.strategy).toBeUndefined();
+  });
+
+  it('resolves documented limit defaults', () => {
+    expect(resolveLimits(parseTaskInput(minimal))).toEqual({
+      maxAttempts: 3,
+      testTimeoutSec: 600,
+      maxDepth: 2,
+      maxChildren: 8,
+      childConcurrency: 2,
+    });
+  });
+
+  it('keeps given limits and fills the rest', () => {
+    const limits = resolveLimits(parseTaskInput({ ...minimal, limits: { maxAttempts: 5, maxCostUsd: 0.5, maxDepth: 0 } }));
+    expect(limits).toEqual({
+      maxAttempts: 5,
+      maxCostUsd: 0.5,
+      testTimeoutSec: 600,
+      maxDepth: 0,
+      maxChildren: 8,
+      childConcurrency: 2,
+    });
+  });
+
+  it('fills strategy and push defaults', () => {
+    const p = parseTaskInput({ ...minimal, strategy: {}, push: {} });
+    expect(p.strategy?.mode).toBe('sequential');
+    expect(p.push).toEqual({ remote: 'origin' });
+    const r = parseTaskInput({ ...minimal, strategy: { mode: 'consensus', quorum: 2, retry: {} } });
+    expect(r.strategy?.retry).toEqual({ maxTries: 4, initialIntervalMs: 1000, maxIntervalMs: 60_000 });
+  });
+
+  it('accepts a string or an argv testCommand', () => {
+    expect(parseTaskInput({ ...minimal, testCommand: 'npm test' }).testCommand).toBe('npm test');
+    expect(parseTaskInput({ ...minimal, testCommand: ['npm', 'test'] }).testCommand).toEqual(['npm', 'test']);
+  });
+
+  it.each([
+    ['task.title', { ...minimal, task: { title: '', description: 'd' } }],
+    ['task.title', { ...minimal, task: { description: 'd' } }],
+    ['providers', { ...minimal, providers: [] }],
+    ['providers.0.baseURL', { ...minimal, providers: [{ id: 'a', model: 'm', baseURL: 'not a url' }] }],
+    ['providers.0.apiKeyEnv', { ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: 'sk-abc' }] }],
+    ['providers.0.apiKeyEnv', { ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: 'sk-proj-AbCdEf0123456789' }] }],
+    ['limits.maxAttempts', { ...minimal, limits: { maxAttempts: -1 } }],
+    ['limits.maxAttempts', { ...minimal, limits: { maxAttempts: 0 } }],
+    ['strategy.mode', { ...minimal, strategy: { mode: 'yolo' } }],
+    ['testCommand', { ...minimal, testCommand: [] }],
+    ['testCommand', { ...minimal, testCommand: '' }],
+    ['repo', { ...minimal, repo: '' }],
+  ])('rejects a bad %s and names it', (field, raw) => {
+    const issues = issuesOf(raw);
+    expect(issues).toHaveLength(1);
+    expect(issues[0].startsWith(`${field}: `)).toBe(true);
+  });
+
+  it('explains that apiKeyEnv wants a variable name, not a key', () => {
+    const [issue] = issuesOf({ ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: 'sk-abc' }] });
+    expect(issue).toContain('environment variable name');
+    expect(parseTaskInput({ ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: 'OPENAI_API_KEY' }] }).providers[0].apiKeyEnv).toBe(
+      'OPENAI_API_KEY',
+    );
+  });
+
+  it('names every bad field at once', () => {
+    const issues = issuesOf({
+      ...minimal,
+      task: { title: '', description: 'd' },
+      providers: [{ id: 'a', model: 'm', baseURL: 'nope', apiKeyEnv: 'sk-abc' }],
+      limits: { maxAttempts: -2 },
+      strategy: { mode: 'nope' },
+      testCommand: [],
+    });
+    const fields = issues.map((i) => i.slice(0, i.indexOf(':'))).sort();
+    expect(fields).toEqual(
+      ['limits.maxAttempts', 'providers.0.apiKeyEnv', 'providers.0.baseURL', 'strategy.mode', 'task.title', 'testCommand'].sort(),
+    );
+  });
+
+  it('reports a non-object input at the root', () => {
+    expect(issuesOf('hello')[0]).toMatch(/^\(root\): /);
+    expect(issuesOf(null)[0]).toMatch(/^\(root\): /);
+  });
+});
+
+describe('parseBatchInput', () => {
+  it('accepts tasks and defaults concurrency to 2', () => {
+    const b = parseBatchInput({ tasks: [minimal, { ...minimal, repo: '/srv/other' }] });
+    expect(b.tasks).toHaveLength(2);
+    expect(b.tasks[1].repo).toBe('/srv/other');
+    expect(b.concurrency).toBe(2);
+    expect(parseBatchInput({ tasks: [minimal], concurrency: 5 }).concurrency).toBe(5);
+  });
+
+  it('rejects an empty batch and names a bad field inside a task', () => {
+    expect(() => parseBatchInput({ tasks: [] })).toThrow(TaskInputError);
+    expect(() => parseBatchInput({ tasks: [] })).toThrow(/tasks: /);
+    expect(() => parseBatchInput({ tasks: [minimal, { ...minimal, providers: [] }] })).toThrow(/tasks\.1\.providers: /);
+    expect(() => parseBatchInput({ tasks: [minimal], concurrency: 0 })).toThrow(/concurrency: /);
+  });
+});
+
+describe('ChangeSetSchema', () => {
+  it('accepts create, modify and delete', () => {
+    const cs = {
+      summary: 'three kinds',
+      files: [
+        { path: 'src/new.ts', action: 'create', content: 'export {};\n' },
+        { path: 'src/old.ts', action: 'modify', content: '' },
+        { path: 'src/gone.ts', action: 'delete' },
+      ],
+    };
+    const r = ChangeSetSchema.safeParse(cs);
+    expect(r.success).toBe(true);
+    expect(r.data).toEqual(cs);
+  });
+
+  it.each([
+    ['rename', { summary: 's', files: [{ path: 'a', action: 'rename', to: 'b' }] }, 'files.0.action'],
+    ['create without content', { summary: 's', files: [{ path: 'a', action: 'create' }] }, 'files.0.content'],
+    ['modify without content', { summary: 's', files: [{ path: 'a', action: 'modify' }] }, 'files.0.content'],
+    ['an empty files array', { summary: 's', files: [] }, 'files'],
+    ['an empty path', { summary: 's', files: [{ path: '', action: 'delete' }] }, 'files.0.path'],
+    ['a missing summary', { files: [{ path: 'a', action: 'delete' }] }, 'summary'],
+  ])('rejects %s', (_name, cs, path) => {
+    const r = ChangeSetSchema.safeParse(cs);
+    expect(r.success).toBe(false);
+    expect(r.error?.issues.map((i) => i.path.join('.'))).toContain(path);
+  });
+});
+
+describe('ModelAnswerSchema', () => {
+  it('accepts a subtask proposal', () => {
+    const answer = {
+      summary: 'two steps',
+      subtasks: [
+        { title: 'Add the parser', description: 'Parse the config.' },
+        { title: 'Use it', description: 'Wire the parser in.', relatedFiles: ['src/cli.ts'] },
+      ],
+    };
+    const r = ModelAnswerSchema.safeParse(answer);
+    expect(r.success).toBe(true);
+    expect(r.data && 'subtasks' in r.data ? r.data.subtasks.map((s) => s.title) : []).toEqual(['Add the parser', 'Use it']);
+  });
+
+  it('accepts a change set', () => {
+    const r = ModelAnswerSchema.safeParse({ summary: 's', files: [{ path: 'a', action: 'delete' }] });
+    expect(r.success).toBe(true);
+    expect(r.data && 'files' in r.data).toBe(true);
+  });
+
+  it('rejects an empty proposal and a subtask without a title', () => {
+    expect(ModelAnswerSchema.safeParse({ subtasks: [] }).success).toBe(false);
+    expect(ModelAnswerSchema.safeParse({ subtasks: [{ description: 'd' }] }).success).toBe(false);
+    expect(ModelAnswerSchema.safeParse({ summary: 'nothing' }).success).toBe(false);
+  });
+});
+
+describe('secrets and URLs in provider specs', () => {
+  it.each([
+    ['a Groq-style key', 'gsk_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOP'],
+    ['an OpenAI-style key with underscores', 'sk_live_abc123'],
+    ['a long mixed-case token', 'AbCdEf0123456789GhIjKlMnOp'],
+  ])('rejects %s as apiKeyEnv', (_what, value) => {
+    const issues = issuesOf({ ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: value }] });
+    expect(issues).toEqual(['providers.0.apiKeyEnv: must be an environment variable name, not a key']);
+  });
+
+  it('accepts ordinary variable names', () => {
+    for (const name of ['OPENAI_API_KEY', 'GROQ_API_KEY', 'my_llm_key']) {
+      expect(parseTaskInput({ ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: name }] }).providers[0].apiKeyEnv).toBe(name);
+    }
+  });
+
+  it('rejects a baseURL without http(s)', () => {
+    expect(issuesOf({ ...minimal, providers: [{ id: 'a', model: 'm', baseURL: 'localhost:11434/v1' }] })).toEqual([
+      'providers.0.baseURL: must be an http:// or https:// URL',
+    ]);
+    expect(parseTaskInput({ ...minimal, providers: [{ id: 'a', model: 'm', baseURL: 'http://localhost:11434/v1' }] }).providers[0].baseURL).toBe(
+      'http://localhost:11434/v1',
+    );
+  });
+});
