@@ -3,5 +3,4 @@
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 require('tsx/cjs');
-const { main } = require('../src/cli.ts');
-main(process.argv.slice(2)).then((code) => process.exit(code), (err) => { console.error(err?.message ?? err); process.exit(1); });
+require('../src/cli.ts').runCli(process.argv.slice(2));

@@ -28,10 +28,11 @@ export async function main(argv: string[], out: (line: string) => void = console
     options: { json: { type: 'boolean' }, id: { type: 'string' }, detach: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   const [cmd, arg, ...rest] = positionals;
-  if (values.help || !cmd) {
+  if (values.help) {
     out(USAGE);
-    return cmd ? 0 : 2;
+    return 0;
   }
+  if (!cmd) throw new UsageError('no command given');
   switch (cmd) {
     case 'run': {
       if (!arg) throw new UsageError('run needs a task file');
@@ -120,8 +121,9 @@ export function formatResult(r: CodingTaskResult): string {
   return lines.join('\n');
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2))
+/** Runs the CLI and exits: 0 succeeded, 1 did not, 2 bad input or usage. */
+export function runCli(argv: string[]): void {
+  main(argv)
     .then((code) => process.exit(code))
     .catch((err: unknown) => {
       if (err instanceof TaskInputError || err instanceof UsageError) {
@@ -138,3 +140,4 @@ if (require.main === module) {
     });
 }
 
+if (require.main === module) runCli(process.argv.slice(2));

@@ -12,6 +12,9 @@ import {
   type TaskBatchInput,
 } from './domain/schema';
 import { WeaverRepo, WeaverStatus } from './domain/searchAttributes';
+import { slugify } from './domain/slug';
+
+export { slugify };
 import type { codingTask } from './workflows';
 
 export * from './domain/schema';
@@ -33,17 +36,6 @@ export async function weaverClient(): Promise<Client> {
     return new Client({ connection, namespace: c.namespace });
   })();
   return defaultClient;
-}
-
-export function slugify(text: string, max = 40): string {
-  return (
-    text
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-+|-+$/g, '')
-      .slice(0, max)
-      .replace(/-+$/, '') || 'task'
-  );
 }
 
 export function makeWorkflowId(title: string): string {

@@ -1,6 +1,6 @@
 // Activity factory in the samples' style: dependencies in, named activities out. The names
 // are what people read in `temporal workflow show` and the Web UI.
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { redact, scrubEnv, secretsFromEnv } from '../domain/redact';
 import type { ArtifactRef, ChangeSet } from '../domain/schema';
 import { applyChangeSet } from './apply';
@@ -99,7 +99,8 @@ export function createActivities(deps: ActivityDeps) {
         env: scrubEnv(process.env),
       });
       const log: ArtifactRef = await store.adoptFile('test-log', logFile);
-      if (r.cancelled) throw ApplicationFailure.create({ type: 'TestsCancelled', message: 'test run cancelled', nonRetryable: true });
+      // Reported as a cancellation: the process group is already dead.
+      if (r.cancelled) throw new CancelledFailure('test run cancelled; process group killed');
       return {
         passed: r.exitCode === 0 && !r.timedOut,
         exitCode: r.exitCode,
@@ -116,6 +117,11 @@ export function createActivities(deps: ActivityDeps) {
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
       return ws.commitAndPush(req);
+    },
+
+    /** Merges the children's branches into the parent's, in subtask order; conflicts are outcomes. */
+    async mergeBranches(req: { workspace: WorkspaceHandle; sources: ws.MergeSource[] }): Promise<ws.MergeResult[]> {
+      return ws.mergeBranches(req.workspace, req.sources);
     },
 
     async releaseWorkspace(workspace: WorkspaceHandle): Promise<void> {

@@ -20,6 +20,8 @@ Answer with ONE JSON object and nothing else, in this shape:
  "files": [{"path": "<relative/path>", "action": "create" | "modify" | "delete", "content": "<the WHOLE new file content; omit for delete>"}]}
 Paths are relative to the repository root; never touch .git/. Give complete file contents, not diffs.`;
 
+const PLAN_ONLY = `Do not change files now. Split the task into 2-5 smaller, independent subtasks that each edit different files, and answer ONLY {"summary": "...", "subtasks": [{"title": "...", "description": "...", "acceptanceCriteria": ["..."], "relatedFiles": ["..."]}]}.`;
+
 const SUBTASKS_HINT = `If the task is clearly too large for one change, you may instead answer {"summary": "...", "subtasks": [{"title": "...", "description": "...", "acceptanceCriteria": ["..."], "relatedFiles": ["..."]}]} with 2-5 independent subtasks that each edit different files.`;
 
 export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest): Promise<BuiltPrompt> {
@@ -52,8 +54,10 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest)
     `## Repository files\n${tree}`,
     files.length ? `## File contents\n${files.join('\n\n')}` : '',
     req.guidance?.length ? `## Guidance from a person\n${req.guidance.map((g) => `- ${g}`).join('\n')}` : '',
-    req.feedback ? `## Your previous attempt (attempt ${req.attempt - 1}) failed\n${req.feedback}\nFix the problem; answer with the complete change set again.` : '',
-    req.allowSubtasks ? SUBTASKS_HINT : '',
+    req.feedback
+      ? `## Your previous attempt (attempt ${req.attempt - 1}) failed\n${req.feedback}\n${req.planOnly ? 'Doing it in one change did not work.' : 'Fix the problem; answer with the complete change set again.'}`
+      : '',
+    req.planOnly ? PLAN_ONLY : req.allowSubtasks ? SUBTASKS_HINT : '',
   ].filter(Boolean);
   const messages: PromptMessages = { system: SYSTEM_PROMPT, user: sections.join('\n\n') };
   const prompt = await store.putJson('prompt', messages);

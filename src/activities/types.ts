@@ -45,6 +45,8 @@ export interface BuildPromptRequest {
   guidance?: string[];
   /** Whether the model may answer with `{ subtasks }` instead of files. */
   allowSubtasks: boolean;
+  /** Ask ONLY for a split into subtasks (decomposition: always, or after failures). */
+  planOnly?: boolean;
 }
 
 export interface BuiltPrompt {
@@ -113,4 +115,6 @@ export interface CommitRequest {
 export interface CommitResult {
   commit: string;
   pushed: boolean;
+  /** Why the push was rejected (the commit is kept in the workspace). */
+  pushError?: string;
 }

@@ -67,10 +67,65 @@ export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
   }
   const commit = (await git.revparse(['HEAD'])).trim();
   if (!req.pushRemote) return { commit, pushed: false };
-  await git.push(req.pushRemote, `${req.workspace.branch}:refs/heads/${req.workspace.branch}`, ['--force']);
+  try {
+    await git.push(req.pushRemote, `${req.workspace.branch}:refs/heads/${req.workspace.branch}`, ['--force']);
+  } catch (err) {
+    // A rejected push is reported, not retried forever: the commit is safe in the workspace.
+    return { commit, pushed: false, pushError: (err as Error).message.trim().split('\n').slice(-3).join(' ') };
+  }
   return { commit, pushed: true };
 }
 
 export async function releaseWorkspace(ws: WorkspaceHandle): Promise<void> {
   await rm(ws.dir, { recursive: true, force: true });
+}
+
+export interface MergeSource {
+  workflowId: string;
+  title: string;
+  /** Where to fetch the child's branch from: a remote name/URL or a workspace path. */
+  source: string;
+  branch: string;
+}
+
+export interface MergeResult {
+  workflowId: string;
+  merged: boolean;
+  /** Set when the merge conflicted (the merge was aborted; the branch is left as before it). */
+  conflict?: string;
+}
+
+/** Merges each source branch into the workspace branch in order; a conflict is reported, not fatal. */
+export async function mergeBranches(ws: WorkspaceHandle, sources: MergeSource[]): Promise<MergeResult[]> {
+  const git = openWorkspace(ws);
+  const results: MergeResult[] = [];
+  for (const [i, s] of sources.entries()) {
+    const ref = `refs/weaver/merge-${i + 1}`;
+    try {
+      await git.raw(['fetch', '--no-tags', s.source, `+${s.branch}:${ref}`]);
+    } catch (err) {
+      results.push({ workflowId: s.workflowId, merged: false, conflict: `could not fetch ${s.branch} from ${s.source}: ${(err as Error).message}` });
+      continue;
+    }
+    let error: string | undefined;
+    try {
+      await git.raw([...GIT_IDENTITY, 'merge', '--no-ff', '-m', `Merge subtask ${i + 1}: ${s.title}\n\nWeaver-Child: ${s.workflowId}`, ref]);
+    } catch (err) {
+      error = (err as Error).message.split('\n')[0];
+    }
+    // git reports a conflict on stdout with exit 1, which simple-git does not always throw on:
+    // the unmerged paths are the truth.
+    const unmerged = (await git.diff(['--name-only', '--diff-filter=U'])).trim().split('\n').filter(Boolean);
+    if (!unmerged.length && !error) {
+      results.push({ workflowId: s.workflowId, merged: true });
+      continue;
+    }
+    await git.raw(['merge', '--abort']).catch(() => undefined);
+    results.push({
+      workflowId: s.workflowId,
+      merged: false,
+      conflict: unmerged.length ? `merge conflict in ${unmerged.join(', ')}` : `merge failed: ${error}`,
+    });
+  }
+  return results;
 }

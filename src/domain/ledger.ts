@@ -109,3 +109,13 @@ export class Ledger {
     if (r) this.reserved.delete(r.id);
   }
 }
+
+/**
+ * A child's share of what is left: (limit − used − held by running siblings) split over the
+ * lanes still to fill. Allotments never add up to more than the limit, so a tree of
+ * concurrent children cannot overspend its root's budget.
+ */
+export function allotment(limit: number | undefined, used: number, held: number, lanes: number): number | undefined {
+  if (limit === undefined) return undefined;
+  return Math.max(0, roundUsd((limit - used - held) / Math.max(1, lanes)));
+}

@@ -78,6 +78,8 @@ export const TaskSpecSchema = z.object({
   description: z.string().min(1),
   acceptanceCriteria: z.array(z.string()).optional(),
   relatedFiles: z.array(z.string()).optional(),
+  /** For a subtask: a narrower test command for the child (the parent still runs the full one). */
+  testCommand: CommandSchema.optional(),
 });
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 
@@ -101,6 +103,10 @@ export const CodingTaskInputSchema = z.object({
   push: PushSchema.optional(),
   /** Set by a parent for its children; users leave it out. */
   depth: z.number().int().nonnegative().optional(),
+  /** Set by a parent for its children: provider cooldowns carried down the tree. */
+  inherited: z
+    .object({ cooldowns: z.record(z.string(), z.object({ consecutive: z.number(), until: z.number().optional() })).optional() })
+    .optional(),
 });
 export type CodingTaskInput = z.input<typeof CodingTaskInputSchema>;
 export type ParsedCodingTaskInput = z.output<typeof CodingTaskInputSchema>;
@@ -269,7 +275,7 @@ export interface AttemptRecord {
 export interface ChildSummary {
   workflowId: string;
   title: string;
-  status: TaskStatus | 'not_started';
+  status: TaskStatus | 'not_started' | 'running';
   reason: string;
   branch?: string;
   commit?: string;
@@ -305,8 +311,17 @@ export interface CodingTaskResult {
 }
 
 export interface BatchResult {
+  /** In input order. */
   results: CodingTaskResult[];
   aggregate: Aggregate;
+}
+
+export interface BatchProgress {
+  workflowId: string;
+  total: number;
+  running: number;
+  finished: number;
+  successCount: number;
 }
 
 export type Phase =

@@ -30,9 +30,9 @@ export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'sto
  * schedule-to-start timeout notices a dead worker; the workflow then rebuilds elsewhere.
  */
 export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
-  const retry: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WorkspaceLost', 'TestsCancelled'] };
+  const retry: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WorkspaceLost'] };
   const common: ActivityOptions = { taskQueue: ws.taskQueue, scheduleToStartTimeout: '2 minutes', retry };
-  const git = proxyActivities<Pick<Activities, 'buildPrompt' | 'applyChange' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace'>>({
+  const git = proxyActivities<Pick<Activities, 'buildPrompt' | 'applyChange' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches'>>({
     ...common,
     startToCloseTimeout: '5 minutes',
   });
@@ -40,6 +40,8 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
     ...common,
     startToCloseTimeout: `${Math.ceil(testTimeoutSec) + 120} seconds`,
     heartbeatTimeout: '30 seconds',
+    // On cancel, wait until the test process group is really killed before cleaning up.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // A test run that died with its worker is rerun once; a failing test is not an error.
     retry: { ...retry, maximumAttempts: 2 },
   });
@@ -50,6 +52,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
     rollbackWorkspace: git.rollbackWorkspace,
     commitAndPush: git.commitAndPush,
     releaseWorkspace: git.releaseWorkspace,
+    mergeBranches: git.mergeBranches,
     runTests: tests.runTests,
   };
 }

@@ -1,11 +1,14 @@
 // The codingTask workflow: prepare → generate → apply → test → decide, until the Decider
-// says commit, fail or stop. Orchestration only: every side effect is an activity.
+// says commit, fail, stop — or decompose into child codingTasks whose branches the parent
+// merges and tests. Orchestration only: every side effect is an activity.
 import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   defineQuery,
   defineSignal,
+  executeChild,
   isCancellation,
   log,
   setHandler,
@@ -13,26 +16,33 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { WorkspaceHandle } from '../activities/types';
+import type { GenerateChangeResult, WorkspaceHandle } from '../activities/types';
+import { DEFAULT_COOLDOWN, type CooldownState } from '../domain/cooldown';
 import { decide, type Outcome, type TaskState } from '../domain/decider';
+import { allotment, Ledger } from '../domain/ledger';
 import {
-  formatZodIssues,
   CodingTaskInputSchema,
+  formatZodIssues,
   resolveLimits,
   type ArtifactRef,
   type AttemptRecord,
+  type ChildSummary,
   type CodingTaskInput,
   type CodingTaskResult,
   type Decision,
+  type ParsedCodingTaskInput,
   type Phase,
   type Progress,
+  type TaskSpec,
   type TaskStatus,
+  type Usage,
 } from '../domain/schema';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
-import { DEFAULT_COOLDOWN, type CooldownState } from '../domain/cooldown';
-import { Ledger } from '../domain/ledger';
+import { slugify } from '../domain/slug';
+import { mergeUsage } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
-import { DEFAULT_RETRY, runStrategy } from './strategies';
+import { runBounded } from './children';
+import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 
 export const progressQuery = defineQuery<Progress>('progress');
 /** A person's hint, added to the next prompt. */
@@ -45,185 +55,424 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
   if (!parsed.success) {
     throw ApplicationFailure.nonRetryable(`invalid task input: ${formatZodIssues(parsed.error).join('; ')}`, 'InvalidTaskInput');
   }
-  const input = parsed.data;
-  const limits = resolveLimits(input);
-  const { workflowId } = workflowInfo();
-  const branch = input.branch ?? `weaver/${workflowId}`;
-  const ledger = new Ledger({ maxCostUsd: limits.maxCostUsd, maxTokens: limits.maxTokens });
-  const usage = ledger.usage;
-  const cooldowns: CooldownState = {};
-  const warnings: string[] = [];
-  const attempts: AttemptRecord[] = [];
-  const artifacts: ArtifactRef[] = [];
-  const guidance: string[] = [];
-  let phase: Phase = 'starting';
-  let attempt = 0;
-  let lastDecision: Decision | undefined;
-  let status: TaskStatus | undefined;
+  return new CodingTask(parsed.data).run();
+}
 
-  setHandler(progressQuery, () => ({
-    workflowId,
-    phase,
-    attempt,
-    maxAttempts: limits.maxAttempts,
-    usage,
-    lastDecision,
-    branch,
-    status,
-  }));
-  setHandler(addGuidanceSignal, (text) => void guidance.push(text));
+type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; subtasks: TaskSpec[]; why: string };
 
-  const enter = (next: Phase) => {
-    phase = next;
+class CodingTask {
+  private readonly limits;
+  private readonly workflowId = workflowInfo().workflowId;
+  private readonly branch: string;
+  private readonly depth: number;
+  private readonly ledger: Ledger;
+  private readonly cooldowns: CooldownState;
+  private readonly warnings: string[] = [];
+  private readonly attempts: AttemptRecord[] = [];
+  private readonly artifacts: ArtifactRef[] = [];
+  private readonly guidance: string[] = [];
+  private readonly children: ChildSummary[] = [];
+  private readonly childUsage: Usage[] = [];
+  private phase: Phase = 'starting';
+  private attempt = 0;
+  private lastDecision?: Decision;
+  private status?: TaskStatus;
+  private ws?: WorkspaceHandle;
+
+  constructor(private readonly input: ParsedCodingTaskInput) {
+    this.limits = resolveLimits(input);
+    // A child's ID has '/' in it; git can't hold both weaver/X and weaver/X/1-a, hence '--'.
+    this.branch = input.branch ?? `weaver/${this.workflowId.replace(/\//g, '--')}`;
+    this.depth = input.depth ?? 0;
+    this.ledger = new Ledger({ maxCostUsd: this.limits.maxCostUsd, maxTokens: this.limits.maxTokens });
+    this.cooldowns = { ...(input.inherited?.cooldowns ?? {}) };
+    setHandler(progressQuery, () => ({
+      workflowId: this.workflowId,
+      phase: this.phase,
+      attempt: this.attempt,
+      maxAttempts: this.limits.maxAttempts,
+      usage: this.usage(),
+      lastDecision: this.lastDecision,
+      branch: this.branch,
+      status: this.status,
+      children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
+    }));
+    setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
+  }
+
+  /** The whole tree's usage: this task's calls plus its finished children's. */
+  private usage(): Usage {
+    return this.childUsage.length ? mergeUsage(this.ledger.usage, ...this.childUsage) : this.ledger.usage;
+  }
+
+  private enter(next: Phase) {
+    this.phase = next;
     upsertSearchAttributes([
       { key: WeaverPhase, value: next },
-      { key: WeaverAttempt, value: attempt },
-      { key: WeaverCostUsd, value: usage.costUsd },
+      { key: WeaverAttempt, value: this.attempt },
+      { key: WeaverCostUsd, value: this.usage().costUsd },
     ]);
-  };
-  upsertSearchAttributes([
-    { key: WeaverRepo, value: input.repo.slice(0, 200) },
-    { key: WeaverStatus, value: 'running' },
-  ]);
+  }
 
-  let workspace: WorkspaceHandle | undefined;
-  const prepare = async () => {
-    enter('preparing');
-    workspace = await shared.prepareWorkspace({
-      workflowId,
-      repo: input.repo,
-      baseBranch: input.baseBranch,
-      branch,
-      setupCommand: input.setupCommand,
-    });
-    log.info('workspace ready', { dir: workspace.dir, taskQueue: workspace.taskQueue });
-    return workspace;
-  };
+  private acts(ws: WorkspaceHandle) {
+    return onWorkspace(ws, this.limits.testTimeoutSec);
+  }
 
-  const finish = async (s: TaskStatus, reason: string, extra: Partial<CodingTaskResult> = {}): Promise<CodingTaskResult> => {
-    status = s;
-    if (ledger.events.length) {
-      artifacts.push(await shared.storeArtifact({ kind: 'events', content: ledger.events.map((e) => JSON.stringify(e)).join('\n') + '\n' }));
+  async run(): Promise<CodingTaskResult> {
+    upsertSearchAttributes([
+      { key: WeaverRepo, value: this.input.repo.slice(0, 200) },
+      { key: WeaverStatus, value: 'running' },
+    ]);
+    try {
+      await this.prepare();
+      const step = await this.firstStep();
+      if (step.kind === 'done') return step.result;
+      return await this.decompose(step.subtasks, step.why);
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+      // Cancelled: clean up without being cancelled ourselves and report what had finished.
+      return await CancellationScope.nonCancellable(async () => {
+        if (this.ws) await this.acts(this.ws).releaseWorkspace(this.ws).catch(() => undefined);
+        const finished = this.children.filter((c) => c.status !== 'not_started' && c.status !== 'cancelled').map((c) => c.workflowId);
+        const note = this.children.length ? `; children finished: ${finished.length ? finished.join(', ') : 'none'}` : '';
+        return this.finish('cancelled', `cancelled during ${this.phase} (attempt ${this.attempt})${note}`, this.children.length ? { children: this.children } : {});
+      });
     }
-    const result: CodingTaskResult = { workflowId, status: s, reason, branch, attempts, usage, artifacts, ...extra };
-    if (warnings.length) result.warnings = warnings;
-    enter('done');
-    upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
-    artifacts.push(await shared.storeArtifact({ kind: 'report', content: JSON.stringify(result, null, 2) }));
-    return result;
-  };
+  }
 
-  try {
-    let ws = await prepare();
+  private async prepare(): Promise<WorkspaceHandle> {
+    this.enter('preparing');
+    this.ws = await shared.prepareWorkspace({
+      workflowId: this.workflowId,
+      repo: this.input.repo,
+      baseBranch: this.input.baseBranch,
+      branch: this.branch,
+      setupCommand: this.input.setupCommand,
+    });
+    log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue });
+    return this.ws;
+  }
+
+  private async finish(s: TaskStatus, reason: string, extra: Partial<CodingTaskResult> = {}): Promise<CodingTaskResult> {
+    this.status = s;
+    if (this.ledger.events.length) {
+      this.artifacts.push(await shared.storeArtifact({ kind: 'events', content: this.ledger.events.map((e) => JSON.stringify(e)).join('\n') + '\n' }));
+    }
+    const result: CodingTaskResult = { workflowId: this.workflowId, status: s, reason, branch: this.branch, attempts: this.attempts, usage: this.usage(), artifacts: this.artifacts, ...extra };
+    if (this.warnings.length) result.warnings = this.warnings;
+    this.enter('done');
+    upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
+    this.artifacts.push(await shared.storeArtifact({ kind: 'report', content: JSON.stringify(result, null, 2) }));
+    return result;
+  }
+
+  private canDecompose(): boolean {
+    return this.input.decomposition !== 'never' && this.depth < this.limits.maxDepth;
+  }
+
+  /** Explicit subtasks or `always` decompose at once; otherwise the attempt loop decides. */
+  private async firstStep(): Promise<Step> {
+    if (this.input.subtasks?.length) {
+      if (this.depth >= this.limits.maxDepth) {
+        return { kind: 'done', result: await this.finish('failed', `explicit subtasks at depth ${this.depth} exceed maxDepth ${this.limits.maxDepth}`) };
+      }
+      return { kind: 'decompose', subtasks: this.input.subtasks, why: `${this.input.subtasks.length} explicit subtasks in the input` };
+    }
+    if (this.input.decomposition === 'always' && this.canDecompose()) {
+      return this.plan(undefined, 'decomposition is "always"');
+    }
+    return this.attemptLoop();
+  }
+
+  /** One attempt's provider calls, under the task's strategy. */
+  private callProviders(prompt: ArtifactRef, estTokensIn: number): Promise<StrategyOutcome> {
+    return runStrategy(this.input.providers, this.input.strategy, {
+      workflowId: this.workflowId,
+      attempt: this.attempt,
+      prompt,
+      estTokensIn,
+      ledger: this.ledger,
+      cooldowns: this.cooldowns,
+      cooldown: this.input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
+      retry: { ...DEFAULT_RETRY, ...this.input.strategy?.retry },
+      warnings: this.warnings,
+    });
+  }
+
+  /** Asks the model for subtasks only (decomposition "always", or after failures as in ADaPT). */
+  private async plan(feedback: string | undefined, why: string): Promise<Step> {
+    const ws = this.ws!;
+    this.attempt += 1;
+    this.enter('decomposing');
+    const record: AttemptRecord = { attempt: this.attempt, calls: [], outcome: 'plan', decision: { action: 'fail', why: '' }, artifacts: [] };
+    const built = await this.acts(ws).buildPrompt({
+      workspace: ws,
+      task: this.input.task,
+      attempt: this.attempt,
+      feedback,
+      guidance: [...this.guidance],
+      allowSubtasks: true,
+      planOnly: true,
+    });
+    record.artifacts.push(built.prompt);
+    const answer = await this.callProviders(built.prompt, built.estTokens);
+    record.calls = this.ledger.events.filter((e) => e.attempt === this.attempt);
+    record.selection = answer.selection;
+    this.attempts.push(record);
+    if (answer.kind === 'answer' && answer.result.outcome === 'subtasks' && answer.result.subtasks?.length) {
+      record.outcome = 'subtasks_proposed';
+      record.summary = answer.result.summary;
+      record.decision = this.lastDecision = { action: 'decompose', why: `${why}; the model proposed ${answer.result.subtasks.length} subtasks` };
+      return { kind: 'decompose', subtasks: answer.result.subtasks, why: record.decision.why };
+    }
+    const got =
+      answer.kind === 'answer' ? `an answer of kind ${answer.result.outcome}` : answer.kind === 'failed' ? `${answer.family}: ${answer.message}` : answer.detail;
+    record.decision = this.lastDecision = { action: answer.kind === 'budget' ? 'budget_exceeded' : 'fail', why: `${why}; asked for subtasks but got ${got}` };
+    return { kind: 'done', result: await this.finish(answer.kind === 'budget' ? 'budget_exceeded' : 'failed', record.decision.why, { workspace: ws.dir }) };
+  }
+
+  private async attemptLoop(): Promise<Step> {
+    let ws = this.ws!;
     let rebuilds = 0;
     let feedback: string | undefined;
     const state = (): TaskState => ({
-      attempt,
-      maxAttempts: limits.maxAttempts,
-      depth: input.depth ?? 0,
-      maxDepth: limits.maxDepth,
-      decomposition: input.decomposition ?? 'auto',
+      attempt: this.attempt,
+      maxAttempts: this.limits.maxAttempts,
+      depth: this.depth,
+      maxDepth: this.limits.maxDepth,
+      decomposition: this.input.decomposition ?? 'auto',
     });
 
-    while (attempt < limits.maxAttempts) {
-      attempt += 1;
-      const record: AttemptRecord = { attempt, calls: [], outcome: 'pending', decision: { action: 'fail', why: '' }, artifacts: [] };
+    while (this.attempt < this.limits.maxAttempts) {
+      this.attempt += 1;
+      const record: AttemptRecord = { attempt: this.attempt, calls: [], outcome: 'pending', decision: { action: 'fail', why: '' }, artifacts: [] };
       let outcome: Outcome;
+      let gen: GenerateChangeResult | undefined;
       try {
-        const acts = onWorkspace(ws, limits.testTimeoutSec);
-        enter('generating');
-        const built = await acts.buildPrompt({
+        this.enter('generating');
+        const built = await this.acts(ws).buildPrompt({
           workspace: ws,
-          task: input.task,
-          attempt,
+          task: this.input.task,
+          attempt: this.attempt,
           feedback,
-          guidance: [...guidance],
-          allowSubtasks: false,
+          guidance: [...this.guidance],
+          allowSubtasks: this.canDecompose(),
         });
         record.artifacts.push(built.prompt);
-        const answer = await runStrategy(input.providers, input.strategy, {
-          workflowId,
-          attempt,
-          prompt: built.prompt,
-          estTokensIn: built.estTokens,
-          ledger,
-          cooldowns,
-          cooldown: input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
-          retry: { ...DEFAULT_RETRY, ...input.strategy?.retry },
-          warnings,
-        });
-        record.calls = ledger.events.filter((e) => e.attempt === attempt);
+        const answer = await this.callProviders(built.prompt, built.estTokens);
+        record.calls = this.ledger.events.filter((e) => e.attempt === this.attempt);
         record.selection = answer.selection;
-        outcome = await (async (): Promise<Outcome> => {
-          if (answer.kind === 'failed') return { kind: 'provider_failed', family: answer.family, message: answer.message };
-          if (answer.kind === 'budget') return { kind: 'budget_exhausted', detail: answer.detail };
-          if (answer.kind === 'no_consensus') return { kind: 'no_consensus', detail: answer.detail };
-          const gen = answer.result;
-          record.provider = gen.provider;
-          record.artifacts.push(gen.response);
-          if (gen.outcome === 'schema_violation') return { kind: 'schema_violation', error: gen.error ?? 'invalid answer' };
-          if (gen.outcome === 'subtasks') return { kind: 'subtasks_proposed', count: gen.subtasks?.length ?? 0 };
-          record.summary = gen.summary;
-          record.filesChanged = gen.files?.map((f) => f.path);
-          record.artifacts.push(gen.change!);
-          enter('applying');
-          const applied = await acts.applyChange({ workspace: ws, change: gen.change! });
-          if (applied.diff) record.artifacts.push(applied.diff);
-          if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
-          enter('testing');
-          const tests = await acts.runTests({ workspace: ws, command: input.testCommand, timeoutSec: limits.testTimeoutSec });
-          record.tests = tests;
-          if (tests.log) record.artifacts.push(tests.log);
-          if (tests.passed) return { kind: 'tests_passed' };
-          return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: limits.testTimeoutSec };
-        })();
+        gen = answer.kind === 'answer' ? answer.result : undefined;
+        outcome = await this.tryAnswer(ws, answer, record);
       } catch (err) {
         if (isWorkspaceLost(err) && rebuilds < MAX_WORKSPACE_REBUILDS) {
           // The worker holding the workspace is gone: rebuild elsewhere; this attempt doesn't count.
           rebuilds += 1;
           log.warn('workspace lost; rebuilding', { rebuilds });
-          attempt -= 1;
-          ws = await prepare();
+          this.attempt -= 1;
+          ws = await this.prepare();
           continue;
         }
         throw err;
       }
 
-      enter('deciding');
+      this.enter('deciding');
       const verdict = decide(state(), outcome);
-      lastDecision = { action: verdict.action, why: verdict.why };
+      this.lastDecision = { action: verdict.action, why: verdict.why };
       record.outcome = outcome.kind;
       record.detail = outcomeDetail(outcome);
-      record.decision = lastDecision;
-      attempts.push(record);
-      log.info('decision', { attempt, outcome: outcome.kind, action: verdict.action, why: verdict.why });
+      record.decision = this.lastDecision;
+      this.attempts.push(record);
+      log.info('decision', { attempt: this.attempt, outcome: outcome.kind, action: verdict.action, why: verdict.why });
 
-      if (verdict.action === 'commit') {
-        enter('committing');
-        const pushRemote = input.push === true ? 'origin' : input.push ? input.push.remote : undefined;
-        const { commit, pushed } = await onWorkspace(ws, limits.testTimeoutSec).commitAndPush({
-          workspace: ws,
-          message: commitMessage(input.task.title, record.summary, workflowId),
-          pushRemote,
-        });
-        return await finish('succeeded', verdict.why, { commit, pushed, workspace: pushed ? undefined : ws.dir });
+      switch (verdict.action) {
+        case 'commit': {
+          const { commit, pushed } = await this.commit(ws, record.summary);
+          return { kind: 'done', result: await this.finish('succeeded', verdict.why, { commit, pushed, workspace: pushed ? undefined : ws.dir }) };
+        }
+        case 'retry':
+          feedback = verdict.feedback;
+          await this.acts(ws).rollbackWorkspace(ws);
+          continue;
+        case 'decompose':
+          await this.acts(ws).rollbackWorkspace(ws);
+          if (verdict.plan) return this.plan(verdict.feedback, verdict.why);
+          return { kind: 'decompose', subtasks: gen?.subtasks ?? [], why: verdict.why };
+        default:
+          return {
+            kind: 'done',
+            result: await this.finish(verdict.action === 'budget_exceeded' ? 'budget_exceeded' : 'failed', verdict.why, { workspace: ws.dir }),
+          };
       }
-      if (verdict.action === 'retry') {
-        feedback = verdict.feedback;
-        await onWorkspace(ws, limits.testTimeoutSec).rollbackWorkspace(ws);
-        continue;
-      }
-      return await finish(verdict.action === 'budget_exceeded' ? 'budget_exceeded' : 'failed', verdict.why, { workspace: ws.dir });
     }
-    return await finish('failed', `${limits.maxAttempts} attempt(s) exhausted`, { workspace: ws.dir });
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
-    // Cancelled: clean up without being cancelled ourselves, leave a report, then end as Cancelled.
-    await CancellationScope.nonCancellable(async () => {
-      if (workspace) await onWorkspace(workspace, limits.testTimeoutSec).releaseWorkspace(workspace).catch(() => undefined);
-      await finish('cancelled', `cancelled during ${phase} (attempt ${attempt})`).catch(() => undefined);
+    return { kind: 'done', result: await this.finish('failed', `${this.limits.maxAttempts} attempt(s) exhausted`, { workspace: ws.dir }) };
+  }
+
+  /** Turns the strategy's answer into an outcome: apply the change and run the tests. */
+  private async tryAnswer(ws: WorkspaceHandle, answer: StrategyOutcome, record: AttemptRecord): Promise<Outcome> {
+    if (answer.kind === 'failed') return { kind: 'provider_failed', family: answer.family, message: answer.message };
+    if (answer.kind === 'budget') return { kind: 'budget_exhausted', detail: answer.detail };
+    if (answer.kind === 'no_consensus') return { kind: 'no_consensus', detail: answer.detail };
+    const gen = answer.result;
+    record.provider = gen.provider;
+    record.artifacts.push(gen.response);
+    if (gen.outcome === 'schema_violation') return { kind: 'schema_violation', error: gen.error ?? 'invalid answer' };
+    if (gen.outcome === 'subtasks') return { kind: 'subtasks_proposed', count: gen.subtasks?.length ?? 0 };
+    record.summary = gen.summary;
+    record.filesChanged = gen.files?.map((f) => f.path);
+    record.artifacts.push(gen.change!);
+    this.enter('applying');
+    const applied = await this.acts(ws).applyChange({ workspace: ws, change: gen.change! });
+    if (applied.diff) record.artifacts.push(applied.diff);
+    if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
+    this.enter('testing');
+    const tests = await this.acts(ws).runTests({ workspace: ws, command: this.input.testCommand, timeoutSec: this.limits.testTimeoutSec });
+    record.tests = tests;
+    if (tests.log) record.artifacts.push(tests.log);
+    if (tests.passed) return { kind: 'tests_passed' };
+    return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: this.limits.testTimeoutSec };
+  }
+
+  private pushRemote(): string | undefined {
+    const p = this.input.push;
+    return p === true ? 'origin' : p ? p.remote : undefined;
+  }
+
+  private async commit(ws: WorkspaceHandle, summary: string | undefined) {
+    this.enter('committing');
+    const message = `${this.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${this.workflowId}`.replace(/\n{3,}/g, '\n\n');
+    const r = await this.acts(ws).commitAndPush({ workspace: ws, message, pushRemote: this.pushRemote() });
+    if (r.pushError) this.warnings.push(`push failed; the commit stays in the workspace ${ws.dir}: ${r.pushError}`);
+    return r;
+  }
+
+  /** Runs each subtask as a child codingTask, then merges their branches and tests the result. */
+  private async decompose(proposed: TaskSpec[], why: string): Promise<CodingTaskResult> {
+    this.enter('decomposing');
+    const subtasks = proposed.slice(0, this.limits.maxChildren);
+    if (proposed.length > subtasks.length) {
+      this.warnings.push(`${proposed.length} subtasks proposed; maxChildren is ${this.limits.maxChildren}, the rest were not run`);
+    }
+    this.lastDecision = { action: 'decompose', why };
+    for (const [i, t] of subtasks.entries()) {
+      this.children.push({ workflowId: `${this.workflowId}/${i + 1}-${slugify(t.title, 30)}`, title: t.title, status: 'not_started', reason: 'waiting' });
+    }
+    const concurrency = this.limits.childConcurrency;
+    const held = new Map<number, { cost?: number; tokens?: number }>();
+    let running = 0;
+
+    await runBounded(subtasks.length, concurrency, async (i) => {
+      const child = this.children[i];
+      const spentCost = this.ledger.spentCostUsd() + this.childUsage.reduce((s, u) => s + u.costUsd + u.estimatedCostUsd, 0);
+      const spentTokens = this.ledger.spentTokens() + this.childUsage.reduce((s, u) => s + u.tokensIn + u.tokensOut, 0);
+      const heldCost = [...held.values()].reduce((s, h) => s + (h.cost ?? 0), 0);
+      const heldTokens = [...held.values()].reduce((s, h) => s + (h.tokens ?? 0), 0);
+      const lanes = Math.min(concurrency - running, subtasks.length - i);
+      const cost = allotment(this.limits.maxCostUsd, spentCost, heldCost, lanes);
+      const tokensAllot = allotment(this.limits.maxTokens, spentTokens, heldTokens, lanes);
+      const tokens = tokensAllot === undefined ? undefined : Math.floor(tokensAllot);
+      if (cost === 0 || tokens === 0) {
+        child.reason = `not started: the budget is spent (${cost === 0 ? `maxCostUsd ${this.limits.maxCostUsd}` : `maxTokens ${this.limits.maxTokens}`})`;
+        return;
+      }
+      held.set(i, { cost, tokens });
+      running += 1;
+      child.status = 'running';
+      child.reason = 'running';
+      try {
+        const result = await executeChild(codingTask, {
+          workflowId: child.workflowId,
+          args: [this.childInput(subtasks[i], cost, tokens)],
+          memo: { title: subtasks[i].title, parent: this.workflowId },
+        });
+        Object.assign(child, { status: result.status, reason: result.reason, branch: result.branch, commit: result.commit, result });
+        this.childUsage.push(result.usage);
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        child.status = 'failed';
+        child.reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+      } finally {
+        held.delete(i);
+        running -= 1;
+      }
     });
-    throw err;
+    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while children ran');
+    return this.integrate(subtasks.length);
+  }
+
+  private childInput(task: TaskSpec, maxCostUsd: number | undefined, maxTokens: number | undefined): CodingTaskInput {
+    return {
+      repo: this.input.repo,
+      baseBranch: this.input.baseBranch,
+      task,
+      testCommand: task.testCommand ?? this.input.testCommand,
+      setupCommand: this.input.setupCommand,
+      providers: this.input.providers,
+      strategy: this.input.strategy,
+      limits: { ...this.limits, maxCostUsd, maxTokens },
+      decomposition: this.input.decomposition === 'always' ? 'auto' : this.input.decomposition,
+      push: this.input.push,
+      depth: this.depth + 1,
+      inherited: { cooldowns: { ...this.cooldowns } },
+    };
+  }
+
+  /** Merges the successful children in subtask order, tests the whole, commits and pushes. */
+  private async integrate(total: number): Promise<CodingTaskResult> {
+    const ws = this.ws!;
+    this.enter('integrating');
+    const ok = this.children.filter((c) => c.status === 'succeeded' && c.result);
+    const sources = ok.map((c) => ({
+      workflowId: c.workflowId,
+      title: c.title,
+      source: c.result!.pushed ? this.pushRemote()! : c.result!.workspace!,
+      branch: c.branch!,
+    }));
+    const merges = sources.length ? await this.acts(ws).mergeBranches({ workspace: ws, sources }) : [];
+    for (const m of merges) {
+      const c = this.children.find((x) => x.workflowId === m.workflowId)!;
+      c.merged = m.merged;
+      if (m.conflict) c.conflict = m.conflict;
+    }
+    const merged = merges.filter((m) => m.merged).length;
+    const successCount = ok.length;
+    const aggregate = {
+      total,
+      successCount,
+      failureCount: total - successCount,
+      successRate: total ? successCount / total : 0,
+      usage: mergeUsage(...this.childUsage),
+    };
+    const problems = this.children
+      .filter((c) => c.status !== 'succeeded' || c.conflict)
+      .map((c) => `${c.workflowId}: ${c.conflict ?? `${c.status}: ${c.reason}`}`);
+    const head = `${successCount}/${total} subtasks succeeded, ${merged} merged`;
+    if (!merged) {
+      return this.finish('failed', `${head}${problems.length ? `; ${problems.join('; ')}` : ''}`, { children: this.children, aggregate, workspace: ws.dir });
+    }
+    this.enter('testing');
+    const tests = await this.acts(ws).runTests({ workspace: ws, command: this.input.testCommand, timeoutSec: this.limits.testTimeoutSec });
+    this.attempts.push({
+      attempt: this.attempt + 1,
+      calls: [],
+      outcome: tests.passed ? 'tests_passed' : 'tests_failed',
+      detail: 'integration of the merged subtasks',
+      tests,
+      decision: { action: 'commit', why: `integrated ${merged} subtask branch(es)` },
+      artifacts: tests.log ? [tests.log] : [],
+    });
+    // The merged work is committed (and pushed) even when incomplete: nothing is lost.
+    const { commit, pushed } = await this.commit(ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`);
+    const complete = merged === total && tests.passed;
+    const testsNote = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
+    const reason = [head, testsNote, ...problems].join('; ');
+    return this.finish(complete ? 'succeeded' : 'partial', reason, {
+      commit,
+      pushed,
+      workspace: pushed ? undefined : ws.dir,
+      children: this.children,
+      aggregate,
+    });
   }
 }
 
@@ -246,11 +495,11 @@ function outcomeDetail(o: Outcome): string | undefined {
       return `${o.family}: ${o.message}`.slice(0, 1000);
     case 'tests_failed':
       return o.timedOut ? 'timed out' : `exit ${o.exitCode}`;
+    case 'no_consensus':
+      return o.detail.slice(0, 1000);
+    case 'budget_exhausted':
+      return o.detail.slice(0, 1000);
     default:
       return undefined;
   }
-}
-
-function commitMessage(title: string, summary: string | undefined, workflowId: string): string {
-  return `${title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${workflowId}`.replace(/\n{3,}/g, '\n\n');
 }

@@ -1,0 +1,50 @@
+// taskBatch: independent codingTasks as children, bounded concurrency, fail-independent.
+import { ApplicationFailure, defineQuery, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { emptyUsage, mergeUsage } from '../domain/usage';
+import { formatZodIssues, TaskBatchInputSchema, type BatchProgress, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
+import { slugify } from '../domain/slug';
+import { runBounded } from './children';
+import { codingTask } from './codingTask';
+
+export const batchProgressQuery = defineQuery<BatchProgress>('progress');
+
+export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
+  const parsed = TaskBatchInputSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(`invalid batch input: ${formatZodIssues(parsed.error).join('; ')}`, 'InvalidTaskInput');
+  }
+  const { tasks, concurrency } = parsed.data;
+  const { workflowId } = workflowInfo();
+  let running = 0;
+  let finished = 0;
+  let successCount = 0;
+  setHandler(batchProgressQuery, () => ({ workflowId, total: tasks.length, running, finished, successCount }));
+
+  const results = await runBounded(tasks.length, concurrency, async (i): Promise<CodingTaskResult> => {
+    const id = `${workflowId}/${i + 1}-${slugify(tasks[i].task.title, 30)}`;
+    running += 1;
+    try {
+      const result = await executeChild(codingTask, { workflowId: id, args: [tasks[i]], memo: { title: tasks[i].task.title, batch: workflowId } });
+      if (result.status === 'succeeded') successCount += 1;
+      return result;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      // One task's crash never cancels the others: it becomes a failed result in its slot.
+      const reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+      return { workflowId: id, status: 'failed', reason, branch: tasks[i].branch ?? `weaver/${id.replace(/\//g, '--')}`, attempts: [], usage: emptyUsage(), artifacts: [] };
+    } finally {
+      running -= 1;
+      finished += 1;
+    }
+  });
+  return {
+    results,
+    aggregate: {
+      total: results.length,
+      successCount,
+      failureCount: results.length - successCount,
+      successRate: results.length ? successCount / results.length : 0,
+      usage: mergeUsage(...results.map((r) => r.usage)),
+    },
+  };
+}
