@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import {
   addGuidance,
+  approvePush,
   cancelTask,
   getProgress,
   startCodingTask,
@@ -19,13 +20,20 @@ const USAGE = `usage:
   weaver status <workflowId> [--json]
   weaver result <workflowId> [--json]
   weaver guide <workflowId> <text>
+  weaver approve <workflowId> [--reject] [comment]
   weaver cancel <workflowId>`;
 
 export async function main(argv: string[], out: (line: string) => void = console.log): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean' }, id: { type: 'string' }, detach: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      json: { type: 'boolean' },
+      id: { type: 'string' },
+      detach: { type: 'boolean' },
+      reject: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const [cmd, arg, ...rest] = positionals;
   if (values.help) {
@@ -66,6 +74,12 @@ export async function main(argv: string[], out: (line: string) => void = console
       if (!arg || !rest.length) throw new UsageError('guide needs a workflow id and text');
       await addGuidance(arg, rest.join(' '));
       out(`guidance sent to ${arg}; it goes into the next attempt's prompt`);
+      return 0;
+    }
+    case 'approve': {
+      if (!arg) throw new UsageError('approve needs a workflow id');
+      await approvePush(arg, { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined });
+      out(`${values.reject ? 'rejection' : 'approval'} sent to ${arg}`);
       return 0;
     }
     case 'cancel': {

@@ -97,6 +97,16 @@ export async function addGuidance(workflowId: string, text: string, opts: Pick<C
   await client.workflow.getHandle(workflowId).signal('addGuidance', text);
 }
 
+/** Approves (or rejects) the push of a task started with `requireApproval`. */
+export async function approvePush(
+  workflowId: string,
+  decision: { approved: boolean; by?: string; comment?: string },
+  opts: Pick<ClientOptions, 'client'> = {},
+): Promise<void> {
+  const client = opts.client ?? (await weaverClient());
+  await client.workflow.getHandle(workflowId).signal('approvePush', decision);
+}
+
 export async function cancelTask(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<void> {
   const client = opts.client ?? (await weaverClient());
   await client.workflow.getHandle(workflowId).cancel();

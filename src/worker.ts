@@ -74,7 +74,9 @@ async function main() {
   const c = config();
   const connection = await NativeConnection.connect({ address: c.address });
   await ensureSearchAttributes(connection, c.namespace);
-  const w = await createWorkers({ connection });
+  // WEAVER_WORKFLOW_BUNDLE: a prebuilt bundle (bundleWorkflowCode output) to skip bundling at start.
+  const bundlePath = process.env.WEAVER_WORKFLOW_BUNDLE;
+  const w = await createWorkers({ connection, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined });
   console.log(
     `weaver worker: queue "${c.taskQueue}", workspace queue "${w.workspaceQueue}", temporal ${c.address}/${c.namespace}\n` +
       `  workspaces in ${path.resolve(c.workspaceRoot)}, artifacts in ${path.resolve(c.artifactDir)}`,

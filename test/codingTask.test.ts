@@ -187,3 +187,28 @@ test('invalid input sent around the client fails the workflow with InvalidTaskIn
   expect(err).toBeInstanceOf(WorkflowFailedError);
   expect(String((err as WorkflowFailedError).cause?.message)).toMatch(/providers\.0\.apiKeyEnv: must be an environment variable name/);
 });
+
+test('requireApproval: commits, waits for a person, pushes only when approved', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-approve', [answer(GOOD), answer(GOOD)]);
+  const approved = await rig.start(rig.task(repo, [rig.provider('m-approve')], { push: true, requireApproval: true }));
+  const rejected = await rig.start(rig.task(repo, [rig.provider('m-approve')], { push: true, requireApproval: true }));
+  for (const h of [approved, rejected]) {
+    const deadline = Date.now() + 30_000;
+    while ((await h.query('progress')).phase !== 'awaiting_approval' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect((await h.query('progress')).phase).toBe('awaiting_approval');
+  }
+  const branches = async () => (await simpleGit(repo).branchLocal()).all;
+  const { branch } = await approved.query('progress');
+  expect(await branches()).not.toContain(branch);
+
+  await approved.signal('approvePush', { approved: true, by: 'ana' });
+  await rejected.signal('approvePush', { approved: false, by: 'bo', comment: 'not yet' });
+  const ok = await approved.result();
+  const no = await rejected.result();
+  expect(ok).toMatchObject({ status: 'succeeded', pushed: true });
+  expect(await simpleGit(repo).revparse([ok.branch])).toBe(ok.commit);
+  expect(no).toMatchObject({ pushed: false });
+  expect(no.warnings).toContain('push rejected by bo: not yet');
+  expect(await branches()).not.toContain(no.branch);
+});

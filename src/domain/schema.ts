@@ -101,6 +101,8 @@ export const CodingTaskInputSchema = z.object({
   decomposition: z.enum(['auto', 'never', 'always']).optional(),
   subtasks: z.array(TaskSpecSchema).optional(),
   push: PushSchema.optional(),
+  /** Wait for a person's `approvePush` signal before pushing (human in the loop). */
+  requireApproval: z.boolean().optional(),
   /** Set by a parent for its children; users leave it out. */
   depth: z.number().int().nonnegative().optional(),
   /** Set by a parent for its children: provider cooldowns carried down the tree. */
@@ -334,6 +336,7 @@ export type Phase =
   | 'decomposing'
   | 'integrating'
   | 'committing'
+  | 'awaiting_approval'
   | 'done';
 
 export interface Progress {

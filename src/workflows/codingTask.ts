@@ -6,6 +6,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
+  condition,
   defineQuery,
   defineSignal,
   executeChild,
@@ -47,6 +48,8 @@ import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 export const progressQuery = defineQuery<Progress>('progress');
 /** A person's hint, added to the next prompt. */
 export const addGuidanceSignal = defineSignal<[string]>('addGuidance');
+/** A person's decision on pushing, when the task has `requireApproval`. */
+export const approvePushSignal = defineSignal<[{ approved: boolean; by?: string; comment?: string }]>('approvePush');
 
 const MAX_WORKSPACE_REBUILDS = 3;
 
@@ -78,6 +81,7 @@ class CodingTask {
   private lastDecision?: Decision;
   private status?: TaskStatus;
   private ws?: WorkspaceHandle;
+  private approval?: { approved: boolean; by?: string; comment?: string };
 
   constructor(private readonly input: ParsedCodingTaskInput) {
     this.limits = resolveLimits(input);
@@ -98,6 +102,7 @@ class CodingTask {
       children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
     }));
     setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
+    setHandler(approvePushSignal, (decision) => void (this.approval ??= decision));
   }
 
   /** The whole tree's usage: this task's calls plus its finished children's. */
@@ -341,7 +346,23 @@ class CodingTask {
   private async commit(ws: WorkspaceHandle, summary: string | undefined) {
     this.enter('committing');
     const message = `${this.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${this.workflowId}`.replace(/\n{3,}/g, '\n\n');
-    const r = await this.acts(ws).commitAndPush({ workspace: ws, message, pushRemote: this.pushRemote() });
+    let pushRemote = this.pushRemote();
+    if (pushRemote && this.input.requireApproval) {
+      // Commit now, push only once a person says so (a durable wait: days are fine).
+      await this.acts(ws).commitAndPush({ workspace: ws, message });
+      this.enter('awaiting_approval');
+      await condition(() => this.approval !== undefined);
+      const a = this.approval!;
+      const who = `${a.by ?? 'a reviewer'}${a.comment ? `: ${a.comment}` : ''}`;
+      if (!a.approved) {
+        this.warnings.push(`push rejected by ${who}`);
+        pushRemote = undefined;
+      } else {
+        this.lastDecision = { action: 'commit', why: `push approved by ${who}` };
+      }
+      this.enter('committing');
+    }
+    const r = await this.acts(ws).commitAndPush({ workspace: ws, message, pushRemote });
     if (r.pushError) this.warnings.push(`push failed; the commit stays in the workspace ${ws.dir}: ${r.pushError}`);
     return r;
   }
