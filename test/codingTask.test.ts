@@ -6,6 +6,7 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
 import { demoModelStep } from '../src/devtools/demo';
+import type { Progress } from '../src/domain/schema';
 import { lastUserText } from '../src/devtools/scriptedModelServer';
 import { closeTestConnections, historySizeBytes } from './support/temporal';
 import { startRig, type Rig } from './support/weaver';
@@ -195,11 +196,11 @@ test('requireApproval: commits, waits for a person, pushes only when approved', 
   const rejected = await rig.start(rig.task(repo, [rig.provider('m-approve')], { push: true, requireApproval: true }));
   for (const h of [approved, rejected]) {
     const deadline = Date.now() + 30_000;
-    while ((await h.query('progress')).phase !== 'awaiting_approval' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect((await h.query('progress')).phase).toBe('awaiting_approval');
+    while ((await h.query<Progress>('progress')).phase !== 'awaiting_approval' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect((await h.query<Progress>('progress')).phase).toBe('awaiting_approval');
   }
   const branches = async () => (await simpleGit(repo).branchLocal()).all;
-  const { branch } = await approved.query('progress');
+  const { branch } = await approved.query<Progress>('progress');
   expect(await branches()).not.toContain(branch);
 
   await approved.signal('approvePush', { approved: true, by: 'ana' });
