@@ -101,6 +101,8 @@ export class Ledger {
     this.events.push(event);
     this.usage.estimatedCostUsd = roundUsd(this.usage.estimatedCostUsd + estimate);
     recordCall(this.usage, { ...event, errorFamily: e.errorFamily });
+    const p = this.usage.byProvider[e.provider];
+    p.estimatedCostUsd = roundUsd((p.estimatedCostUsd ?? 0) + estimate);
     return event;
   }
 

@@ -192,6 +192,8 @@ export interface ProviderUsage {
   meanLatencyMs: number;
   /** Sum behind meanLatencyMs (kept so the mean does not drift with rounding). */
   latencyMsSum: number;
+  /** Spend of this provider's calls whose answers were lost to a crash (estimated). */
+  estimatedCostUsd?: number;
 }
 
 export interface Usage {

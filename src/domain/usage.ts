@@ -66,6 +66,7 @@ export function mergeUsage(...all: Usage[]): Usage {
       q.tokensOut += p.tokensOut;
       q.costUsd = roundUsd(q.costUsd + p.costUsd);
       for (const [f, n] of Object.entries(p.failures)) q.failures[f] = (q.failures[f] ?? 0) + n;
+      if (p.estimatedCostUsd) q.estimatedCostUsd = roundUsd((q.estimatedCostUsd ?? 0) + p.estimatedCostUsd);
     }
     if (u.shadow) {
       const s = (out.shadow ??= { tokensIn: 0, tokensOut: 0, costUsd: 0, calls: 0 });

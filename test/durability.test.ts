@@ -1,0 +1,219 @@
+// Durability against a REAL worker crash: a worker process is SIGKILLed (its whole process
+// group) while a provider call is on the wire. A replacement worker on the same queues takes
+// over; the run completes, and the call whose answer was lost is booked as ESTIMATED spend
+// (the reservation), never as known tokens (design rules 4 and 5).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { simpleGit } from 'simple-git';
+import { startCodingTask } from '../src/client';
+import { createExampleRepo, exampleTask } from '../src/devtools/demo';
+import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
+import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
+import { createWorkers } from '../src/worker';
+import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
+
+const ROOT = path.resolve(__dirname, '..');
+const MODEL = 'crash-model';
+const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
+const USAGE = { prompt_tokens: 100, completion_tokens: 200 };
+const PRICING = { inputPerMTok: 10, outputPerMTok: 10 };
+const API_KEY_ENV = { TEST_API_KEY: 'sk-test-secret-key-123456789' };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Live (non-zombie) processes of a process group, from /proc; falls back to kill(-pgid, 0) elsewhere. */
+function liveMembers(pgid: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    try {
+      process.kill(-pgid, 0);
+      return [pgid];
+    } catch {
+      return [];
+    }
+  }
+  const live: number[] = [];
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // pid (comm) state ppid pgrp ...; comm may contain spaces and parentheses.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') live.push(Number(pid));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return live;
+}
+
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+interface SpawnedWorker {
+  child: ChildProcess;
+  pgid: number;
+  output: () => string;
+}
+
+/** `tsx src/worker.ts` in its own process group; resolves once it printed its banner. */
+async function spawnWorker(env: Record<string, string>): Promise<SpawnedWorker> {
+  const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['src/worker.ts'], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  if (child.pid === undefined) throw new Error('could not spawn the worker');
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const w: SpawnedWorker = { child, pgid: child.pid, output: () => out };
+  spawned.push(w);
+  let onExit: ((code: number | null, signal: string | null) => void) | undefined;
+  let onData: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`spawned worker printed no banner within 30 s:\n${out}`)), 30_000);
+      onData = () => {
+        if (out.includes('weaver worker:')) resolve();
+      };
+      onExit = (code, signal) => reject(new Error(`spawned worker exited early (${code ?? signal}):\n${out}`));
+      child.stdout!.on('data', onData);
+      child.once('exit', onExit);
+    });
+  } finally {
+    clearTimeout(timer);
+    if (onData) child.stdout!.off('data', onData);
+    if (onExit) child.off('exit', onExit);
+  }
+  return w;
+}
+
+const spawned: SpawnedWorker[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+
+afterAll(async () => {
+  // Whatever happened in the test, no spawned worker outlives it.
+  for (const w of spawned) killGroup(w.pgid);
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  await closeTestConnections();
+});
+
+async function eventsOf(result: CodingTaskResult, artifactDir: string): Promise<CallEvent[]> {
+  const ref = result.artifacts.find((a) => a.kind === 'events');
+  if (!ref) return [];
+  const hex = ref.ref.slice('sha256:'.length);
+  const text = await readFile(path.join(artifactDir, 'sha256', hex.slice(0, 2), hex), 'utf8');
+  return text.trim().split('\n').map((l) => JSON.parse(l) as CallEvent);
+}
+
+test('a worker SIGKILLed mid provider call: the run completes elsewhere and the lost call is estimated spend', async () => {
+  const tmp = await mkdtemp(path.join(tmpdir(), 'weaver-durability-'));
+  cleanups.push(() => rm(tmp, { recursive: true, force: true }));
+  const artifactDir = path.join(tmp, 'artifacts');
+  const workspaceRoot = path.join(tmp, 'workspaces');
+  const model = await ScriptedModelServer.start();
+  cleanups.push(() => model.close());
+  const taskQueue = uniqueQueue('durability');
+  const workspaceQueue = `${taskQueue}-ws`;
+  const bundleFile = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
+  if (!bundleFile) workflowBundle(); // throws the reason there is no bundle
+
+  // 1. A real worker process.
+  const doomed = await spawnWorker({
+    ...API_KEY_ENV,
+    TEMPORAL_ADDRESS: testAddress(),
+    TEMPORAL_NAMESPACE: 'default',
+    WEAVER_TASK_QUEUE: taskQueue,
+    WEAVER_WORKSPACE_QUEUE: workspaceQueue,
+    WEAVER_WORKSPACE_ROOT: workspaceRoot,
+    WEAVER_ARTIFACT_DIR: artifactDir,
+    WEAVER_HEARTBEAT_MS: '50',
+    WEAVER_RETRY_DELAY_SCALE: '0.01',
+    WEAVER_WORKFLOW_BUNDLE: bundleFile!,
+  });
+
+  // 2. The first call never answers (it is on the wire when the worker dies); the next one does.
+  model.script(MODEL, [{ hang: true }, { content: { summary: 's', files: [{ path: 'src/slugify.js', action: 'modify', content: GOOD }] }, usage: USAGE }]);
+  const provider: ProviderSpec = { id: MODEL, model: MODEL, baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', pricing: PRICING, maxTokens: 10_000 };
+  const repo = await createExampleRepo(path.join(tmp, 'repo'));
+  const input = {
+    ...exampleTask(repo, provider),
+    push: true,
+    strategy: { mode: 'sequential' as const, retry: { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 50 } },
+  };
+  const handle = await startCodingTask(input, { client: await testClient(), taskQueue, workflowId: `durability-${taskQueue}` });
+
+  // 3. Kill the worker's whole process group while the call is in flight.
+  await model.waitFor((m) => m.count(MODEL) === 1 && m.inFlightFor(MODEL) === 1, 30_000);
+  killGroup(doomed.pgid);
+  const killedAt = Date.now();
+  await model.waitFor((m) => m.abortedCount(MODEL) === 1, 10_000); // the socket died with the process
+  for (let i = 0; i < 50 && liveMembers(doomed.pgid).length; i++) await sleep(100);
+  expect(liveMembers(doomed.pgid)).toEqual([]);
+
+  // 4. A replacement worker on the same queues, workspace root and artifact store.
+  const replacement = await createWorkers({
+    connection: await testNativeConnection(),
+    taskQueue,
+    workspaceQueue,
+    workflowBundle: workflowBundle(),
+    deps: { artifactDir, workspaceRoot, env: { ...process.env, ...API_KEY_ENV }, heartbeatMs: 50, retryDelayScale: 0.01 },
+  });
+  const running = replacement.run();
+  cleanups.push(async () => {
+    replacement.shutdown();
+    await running;
+  });
+
+  await model.waitFor((m) => m.count(MODEL) === 2, 90_000);
+  const detectedMs = model.requestsFor(MODEL)[1].receivedAt - killedAt;
+  const result = await handle.result();
+  const totalMs = Date.now() - killedAt;
+  process.stderr.write(`[durability] crash detected and call retried ${detectedMs} ms after SIGKILL; run finished ${totalMs} ms after it\n`);
+
+  // 5. The run completed on the replacement, with the change committed and pushed.
+  expect(result.status).toBe('succeeded');
+  expect(result.commit).toBeTruthy();
+  expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
+  expect(await simpleGit(repo).show([`${result.branch}:src/slugify.js`])).toBe(GOOD);
+
+  // 6. Exactly one event per HTTP request: the lost one (estimated) and the answered one (known).
+  const events = await eventsOf(result, artifactDir);
+  expect(events).toHaveLength(model.count(MODEL));
+  expect(events).toHaveLength(2);
+  const lost = events.filter((e) => e.outcome === 'lost');
+  const ok = events.filter((e) => e.outcome === 'ok');
+  expect(lost).toHaveLength(1);
+  expect(ok).toHaveLength(1);
+  expect(lost[0]).toMatchObject({ provider: MODEL, errorFamily: 'timeout', tokensIn: 0, tokensOut: 0, costUsd: 0 });
+  expect(lost[0].estimatedCostUsd).toBeGreaterThan(0);
+  // The estimate is the reservation: at least maxTokens of output at $10/MTok.
+  expect(lost[0].estimatedCostUsd).toBeGreaterThanOrEqual(0.1);
+  expect(ok[0]).toMatchObject({ tokensIn: USAGE.prompt_tokens, tokensOut: USAGE.completion_tokens });
+  expect(ok[0].costUsd).toBeCloseTo(((USAGE.prompt_tokens + USAGE.completion_tokens) * 10) / 1e6, 9);
+  expect(ok[0].estimatedCostUsd ?? 0).toBe(0);
+
+  // Known tokens and cost count only the answered call; the lost one is estimated spend only.
+  expect(result.usage.estimatedCostUsd).toBeCloseTo(lost[0].estimatedCostUsd!, 9);
+  expect(result.usage.tokensIn).toBe(USAGE.prompt_tokens);
+  expect(result.usage.tokensOut).toBe(USAGE.completion_tokens);
+  expect(result.usage.costUsd).toBeCloseTo(ok[0].costUsd, 9);
+  expect(result.usage.calls).toBe(2);
+  expect(result.usage.byProvider[MODEL]).toMatchObject({ calls: 2, failures: { timeout: 1 }, tokensIn: USAGE.prompt_tokens, tokensOut: USAGE.completion_tokens });
+  expect(result.usage.byProvider[MODEL].estimatedCostUsd).toBeCloseTo(lost[0].estimatedCostUsd!, 9);
+
+  // Nothing of the killed worker is left.
+  expect(liveMembers(doomed.pgid)).toEqual([]);
+}, 120_000);
