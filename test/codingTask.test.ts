@@ -213,3 +213,21 @@ test('requireApproval: commits, waits for a person, pushes only when approved', 
   expect(no.warnings).toContain('push rejected by bo: not yet');
   expect(await branches()).not.toContain(no.branch);
 });
+
+test('a workspace that disappears mid-run is rebuilt and the attempt re-run, not counted', async () => {
+  const repo = await rig.newRepo();
+  const id = `test-rebuild-${Date.now()}`;
+  const { rm } = await import('node:fs/promises');
+  let calls = 0;
+  rig.model.setDefault('m-rebuild', async () => {
+    calls += 1;
+    // While attempt 2 is being generated, the worker "loses" the workspace (disk wiped, new machine).
+    if (calls === 2) await rm(path.join(rig.workspaceRoot, id), { recursive: true, force: true });
+    return calls === 1 ? answer(BAD) : answer(GOOD);
+  });
+  const result = await rig.run(rig.task(repo, [rig.provider('m-rebuild')], { push: true }), id);
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts.map((a) => a.outcome)).toEqual(['tests_failed', 'tests_passed']);
+  expect(rig.model.count('m-rebuild')).toBe(3);
+  expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
+});
