@@ -27,18 +27,14 @@ export class Ledger {
   private reserved = new Map<number, Reservation>();
   private nextId = 1;
 
-  /** `alreadySpent`: spend that counts against these limits but is not in this ledger (a parent's tree). */
-  constructor(
-    readonly limits: BudgetLimits,
-    private readonly alreadySpent: { costUsd: number; tokens: number } = { costUsd: 0, tokens: 0 },
-  ) {}
+  constructor(readonly limits: BudgetLimits) {}
 
   spentCostUsd(): number {
-    return roundUsd(this.alreadySpent.costUsd + this.usage.costUsd + this.usage.estimatedCostUsd);
+    return roundUsd(this.usage.costUsd + this.usage.estimatedCostUsd);
   }
 
   spentTokens(): number {
-    return this.alreadySpent.tokens + this.usage.tokensIn + this.usage.tokensOut;
+    return this.usage.tokensIn + this.usage.tokensOut;
   }
 
   reservedCostUsd(): number {
@@ -99,6 +95,11 @@ export class Ledger {
     const estimate = r?.costUsd ?? 0;
     const event: CallEvent = { ...e, costUsd: 0, estimatedCostUsd: estimate };
     this.events.push(event);
+    if (e.role === 'shadow') {
+      // Shadow calls hold no reservation; a lost one is only counted in the shadow ledger.
+      recordShadowCall(this.usage, event);
+      return event;
+    }
     this.usage.estimatedCostUsd = roundUsd(this.usage.estimatedCostUsd + estimate);
     recordCall(this.usage, { ...event, errorFamily: e.errorFamily });
     const p = this.usage.byProvider[e.provider];

@@ -3,16 +3,25 @@
 /**
  * Runs `run(i)` for i = 0..count-1 with at most `concurrency` at once, starting them in
  * order; results keep input order. Deterministic: plain promises, no timers.
+ * Fail-independence is the caller's: `run` should catch. If one does reject, nothing new
+ * starts and the call rejects with that error.
  */
 export async function runBounded<T>(count: number, concurrency: number, run: (i: number) => Promise<T>): Promise<T[]> {
   const results = new Array<T>(count);
   let next = 0;
+  let failed = false;
   const lane = async () => {
-    while (next < count) {
+    while (!failed && next < count) {
       const i = next++;
-      results[i] = await run(i);
+      try {
+        results[i] = await run(i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, concurrency), count) }, lane));
+  const lanes = Number.isFinite(concurrency) ? Math.max(1, Math.floor(concurrency)) : 1;
+  await Promise.all(Array.from({ length: Math.min(lanes, count) }, lane));
   return results;
 }

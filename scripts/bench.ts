@@ -1,0 +1,352 @@
+// Benchmark: what Weaver itself costs around the work it orchestrates.
+//
+//   npx tsx scripts/bench.ts            (BENCH_N runs per figure, default 5; BENCH_K parallel tasks, default 8)
+//
+// Self-contained: starts its own Temporal dev server (the binary from scripts/temporal-cli.sh,
+// headless, on a free port, with Weaver's search attributes), the scripted model server, and
+// an in-process worker (createWorkers, workflow code bundled once). Prints figures; asserts
+// nothing. Everything it starts is stopped and its temp dir removed on exit.
+//
+// Figures (min / median / max over BENCH_N runs):
+//   a) end-to-end latency of a one-attempt and a two-attempt codingTask on the example repo,
+//      and Weaver's overhead = total − (model latency + test command time), in ms and as a share;
+//   b) throughput: BENCH_K tasks started at once → tasks/minute;
+//   c) workflow history size (bytes, events) per attempt, and with a 10 MB test output vs a 64 KB
+//      and a tiny one (only a capped tail of the output is kept in history);
+//   d) process RSS / heap before and after the runs.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { startCodingTask } from '../src/client';
+import { createExampleRepo, demoModelStep, exampleTask } from '../src/devtools/demo';
+import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
+import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
+import { WEAVER_SEARCH_ATTRIBUTES } from '../src/domain/searchAttributes';
+import { createWorkers } from '../src/worker';
+
+const ROOT = path.resolve(__dirname, '..');
+const N = Math.max(1, Number(process.env.BENCH_N || 5));
+const K = Math.max(1, Number(process.env.BENCH_K || 8));
+/** The scripted model's answer delay, standing in for an LLM's latency. */
+const MODEL_DELAY_MS = Number(process.env.BENCH_MODEL_DELAY_MS || 300);
+
+// A slugify that passes the example repo's tests (the demo model's second answer).
+const GOOD = `function slugify(text) {\n  return String(text)\n    .normalize('NFKD')\n    .replace(/[\\u0300-\\u036f]/g, '')\n    .toLowerCase()\n    .replace(/[^a-z0-9]+/g, '-')\n    .replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
+const BIG_OUTPUT_BYTES = 10 * 1024 * 1024;
+const MID_OUTPUT_BYTES = 64 * 1024;
+
+// ---------------------------------------------------------------------------
+// Temporal dev server (the minimal part of test/globalSetup.ts)
+// ---------------------------------------------------------------------------
+
+interface DevServer {
+  pid: number;
+  address: string;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function temporalCli(): string {
+  const out = execFileSync('bash', [path.join(ROOT, 'scripts', 'temporal-cli.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  const cli = out.trim().split('\n').pop() ?? '';
+  if (!cli || !existsSync(cli)) throw new Error(`scripts/temporal-cli.sh printed no usable path (got ${JSON.stringify(out)})`);
+  return cli;
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+function healthy(cli: string, address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile(cli, ['operator', 'cluster', 'health', '--address', address, '--command-timeout', '3s'], { timeout: 5000 }, (err) => resolve(!err));
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+async function startDevServer(cli: string, dir: string): Promise<DevServer> {
+  const host = '127.0.0.1';
+  const logFile = path.join(dir, 'temporal-server.log');
+  // "KEYWORD" → "Keyword", as the CLI spells the types.
+  const attrs = WEAVER_SEARCH_ATTRIBUTES.map((k) => `${k.name}=${k.type.charAt(0)}${k.type.slice(1).toLowerCase()}`);
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const port = await freePort(host);
+    const address = `${host}:${port}`;
+    const args = ['server', 'start-dev', '--headless', '--ip', host, '--port', String(port), '--log-level', 'warn'];
+    for (const a of attrs) args.push('--search-attribute', a);
+    const fd = openSync(logFile, 'a');
+    // Own process group, so stopping it takes everything it started.
+    const child = spawn(cli, args, { detached: true, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    child.unref();
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    child.once('error', () => (exited = true));
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`could not spawn ${cli}`);
+    const deadline = Date.now() + 60_000;
+    while (!exited && Date.now() < deadline) {
+      if (await healthy(cli, address)) {
+        return {
+          pid,
+          address,
+          stop: async () => {
+            killGroup(pid, 'SIGTERM');
+            const until = Date.now() + 5000;
+            while (alive(pid) && Date.now() < until) await sleep(100);
+            if (alive(pid)) killGroup(pid, 'SIGKILL');
+          },
+        };
+      }
+      await sleep(200);
+    }
+    killGroup(pid, 'SIGKILL');
+  }
+  throw new Error(`Temporal dev server did not become healthy; log:\n${readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n')}`);
+}
+
+// ---------------------------------------------------------------------------
+// Figures
+// ---------------------------------------------------------------------------
+
+interface Stats {
+  min: number;
+  median: number;
+  max: number;
+}
+
+function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return { min: s[0], median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, max: s[s.length - 1] };
+}
+
+const rows: [string, string, string, string, string][] = [];
+function row(label: string, unit: string, xs: number[], digits = 0): Stats {
+  const st = stats(xs);
+  const f = (x: number) => x.toFixed(digits);
+  rows.push([label, f(st.min), f(st.median), f(st.max), unit]);
+  return st;
+}
+
+function printTable(title: string): void {
+  const head: [string, string, string, string, string] = ['', 'min', 'median', 'max', ''];
+  const all = [head, ...rows];
+  const w = [0, 1, 2, 3, 4].map((c) => Math.max(...all.map((r) => r[c].length)));
+  console.log(`\n${title}`);
+  for (const r of all) console.log(`  ${r[0].padEnd(w[0])}  ${r[1].padStart(w[1])}  ${r[2].padStart(w[2])}  ${r[3].padStart(w[3])}  ${r[4]}`);
+  rows.length = 0;
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+interface Run {
+  result: CodingTaskResult;
+  totalMs: number;
+  modelMs: number;
+  testMs: number;
+  overheadMs: number;
+  historyBytes: number;
+  historyEvents: number;
+}
+
+async function main(): Promise<void> {
+  const mem0 = process.memoryUsage();
+  const tmp = mkdtempSync(path.join(tmpdir(), 'weaver-bench-'));
+  let server: DevServer | undefined;
+  let model: ScriptedModelServer | undefined;
+  let worker: Awaited<ReturnType<typeof createWorkers>> | undefined;
+  let running: Promise<void> | undefined;
+  let nativeConn: NativeConnection | undefined;
+  let clientConn: Connection | undefined;
+  let cleaned: Promise<void> | undefined;
+  const cleanup = () => (cleaned ??= (async () => {
+    worker?.shutdown();
+    await running?.catch(() => undefined);
+    await nativeConn?.close().catch(() => undefined);
+    await clientConn?.close().catch(() => undefined);
+    await model?.close().catch(() => undefined);
+    await server?.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  })());
+  // Ctrl-C or a crash: do not leave the server or the temp dir behind.
+  process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+  process.once('exit', () => {
+    if (server && alive(server.pid)) killGroup(server.pid, 'SIGKILL');
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    const t0 = Date.now();
+    const cli = temporalCli();
+    server = await startDevServer(cli, tmp);
+    const serverMs = Date.now() - t0;
+    const t1 = Date.now();
+    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') });
+    const bundleMs = Date.now() - t1;
+
+    model = await ScriptedModelServer.start();
+    const good = () => ({ content: { summary: 'bench: implement slugify', files: [{ path: 'src/slugify.js', action: 'modify', content: GOOD }] }, delayMs: MODEL_DELAY_MS });
+    model.setDefault('bench-good', good);
+    model.setDefault('bench-demo', (req) => ({ ...demoModelStep(req), delayMs: MODEL_DELAY_MS }));
+    const provider = (m: string): ProviderSpec => ({ id: m, model: m, baseURL: model!.url, pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } });
+
+    nativeConn = await NativeConnection.connect({ address: server.address });
+    clientConn = await Connection.connect({ address: server.address });
+    const client = new Client({ connection: clientConn, namespace: 'default' });
+    const taskQueue = `weaver-bench-${process.pid}`;
+    worker = await createWorkers({
+      connection: nativeConn,
+      taskQueue,
+      workspaceQueue: `${taskQueue}-ws`,
+      workflowBundle: { code },
+      deps: { artifactDir: path.join(tmp, 'artifacts'), workspaceRoot: path.join(tmp, 'workspaces') },
+    });
+    running = worker.run();
+    const mem1 = process.memoryUsage();
+
+    console.log(
+      `Weaver benchmark — node ${process.version}, ${os.cpus().length} CPU (${os.cpus()[0]?.model.trim() ?? '?'}), ${os.platform()} ${os.arch()}\n` +
+        `N=${N} runs per figure, K=${K} parallel tasks, scripted model delay ${MODEL_DELAY_MS} ms per call\n` +
+        `setup: dev server ready in ${serverMs} ms, workflow bundle ${(code.length / 1024).toFixed(0)} KiB in ${bundleMs} ms`,
+    );
+
+    let seq = 0;
+    const task = async (modelName: string, extra: Partial<CodingTaskInput> = {}): Promise<CodingTaskInput> => {
+      const repo = await createExampleRepo(path.join(tmp, 'repos', `r${++seq}`));
+      return { ...exampleTask(repo, provider(modelName)), ...extra };
+    };
+    const measure = async (input: CodingTaskInput, expectAttempts: number): Promise<Run> => {
+      const started = Date.now();
+      const handle = await startCodingTask(input, { client, taskQueue, workflowId: `bench-${process.pid}-${++seq}` });
+      const result = await handle.result();
+      const totalMs = Date.now() - started;
+      if (result.status !== 'succeeded' || result.attempts.length !== expectAttempts) {
+        throw new Error(`${handle.workflowId}: expected success in ${expectAttempts} attempt(s), got ${result.status} in ${result.attempts.length}: ${result.reason}`);
+      }
+      const modelMs = result.attempts.flatMap((a) => a.calls).reduce((s, c) => s + c.latencyMs, 0);
+      const testMs = result.attempts.reduce((s, a) => s + (a.tests?.durationMs ?? 0), 0);
+      const history = await handle.fetchHistory();
+      const historyBytes = temporal.api.history.v1.History.encode(history).finish().length;
+      return { result, totalMs, modelMs, testMs, overheadMs: totalMs - modelMs - testMs, historyBytes, historyEvents: history.events?.length ?? 0 };
+    };
+
+    // Warm-up (first-run JIT, git and node caches): not counted.
+    await measure(await task('bench-good'), 1);
+
+    // a) latency and overhead
+    const one: Run[] = [];
+    const two: Run[] = [];
+    for (let i = 0; i < N; i++) {
+      one.push(await measure(await task('bench-good'), 1));
+      two.push(await measure(await task('bench-demo'), 2));
+    }
+    for (const [name, runs] of [['1 attempt', one], ['2 attempts', two]] as const) {
+      row(`${name}: end to end`, 'ms', runs.map((r) => r.totalMs));
+      row(`${name}: model calls`, 'ms', runs.map((r) => r.modelMs));
+      row(`${name}: test command`, 'ms', runs.map((r) => r.testMs));
+      row(`${name}: Weaver overhead`, 'ms', runs.map((r) => r.overheadMs));
+      row(`${name}: overhead / end to end`, '%', runs.map((r) => (100 * r.overheadMs) / r.totalMs), 1);
+      row(`${name}: end to end / (model + tests)`, '×', runs.map((r) => r.totalMs / (r.modelMs + r.testMs)), 2);
+    }
+    row('2nd attempt costs (2 attempts − 1 attempt, medians)', 'ms', [stats(two.map((r) => r.totalMs)).median - stats(one.map((r) => r.totalMs)).median]);
+    printTable('a) latency of one codingTask (example repo, scripted model)');
+
+    // b) throughput
+    const perMinute: number[] = [];
+    const batchWall: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const inputs = await Promise.all(Array.from({ length: K }, () => task('bench-good')));
+      const started = Date.now();
+      await Promise.all(inputs.map((input) => measure(input, 1)));
+      const wall = Date.now() - started;
+      batchWall.push(wall);
+      perMinute.push((K * 60_000) / wall);
+    }
+    row(`${K} tasks at once: wall time`, 'ms', batchWall);
+    row('throughput', 'tasks/min', perMinute, 1);
+    const serialPerMinute = one.map((r) => 60_000 / r.totalMs);
+    row('one at a time (from a)', 'tasks/min', serialPerMinute, 1);
+    row(`speed-up of ${K} at once over one at a time (medians)`, '×', [stats(perMinute).median / stats(serialPerMinute).median], 2);
+    printTable(`b) throughput (one in-process worker, ${os.cpus().length} cores)`);
+
+    // c) history
+    // The tail kept in history is capped (a few KB): 64 KB of output already fills it, so
+    // 64 KB vs 10 MB isolates "does the size of the output matter" from "the tail is full".
+    const withOutput = (bytes: number) => task('bench-good', { testCommand: `head -c ${bytes} /dev/zero | tr '\\0' 'x'; node --test test/` });
+    const big: Run[] = [];
+    const mid: Run[] = [];
+    for (let i = 0; i < N; i++) {
+      big.push(await measure(await withOutput(BIG_OUTPUT_BYTES), 1));
+      mid.push(await measure(await withOutput(MID_OUTPUT_BYTES), 1));
+    }
+    row('1 attempt: history', 'bytes', one.map((r) => r.historyBytes));
+    row('1 attempt: events', 'events', one.map((r) => r.historyEvents));
+    row('2 attempts: history', 'bytes', two.map((r) => r.historyBytes));
+    row('2 attempts: events', 'events', two.map((r) => r.historyEvents));
+    row('per extra attempt (2 − 1, medians)', 'bytes', [stats(two.map((r) => r.historyBytes)).median - stats(one.map((r) => r.historyBytes)).median]);
+    row('per extra attempt (2 − 1, medians)', 'events', [stats(two.map((r) => r.historyEvents)).median - stats(one.map((r) => r.historyEvents)).median]);
+    row('10 MB test output: history', 'bytes', big.map((r) => r.historyBytes));
+    row('10 MB test output: test log artifact', 'bytes', big.map((r) => r.result.attempts[0].tests?.log?.bytes ?? 0));
+    row('64 KB test output: history', 'bytes', mid.map((r) => r.historyBytes));
+    row('history ratio 10 MB output / 64 KB output (medians)', '×', [stats(big.map((r) => r.historyBytes)).median / stats(mid.map((r) => r.historyBytes)).median], 3);
+    row('history ratio 10 MB output / tiny output (medians)', '×', [stats(big.map((r) => r.historyBytes)).median / stats(one.map((r) => r.historyBytes)).median], 3);
+    printTable('c) workflow history (protobuf-encoded, as Temporal measures it)');
+
+    // d) memory
+    const mem2 = process.memoryUsage();
+    console.log('\nd) memory of this process (worker + client + model server)');
+    const memRow = (label: string, m: NodeJS.MemoryUsage) => console.log(`  ${label.padEnd(30)} rss ${mb(m.rss).padStart(9)}  heapUsed ${mb(m.heapUsed).padStart(8)}  heapTotal ${mb(m.heapTotal).padStart(8)}  external ${mb(m.external).padStart(8)}`);
+    memRow('at start', mem0);
+    memRow('worker up, before the runs', mem1);
+    memRow(`after ${1 + 2 * N + N * K + 2 * N} tasks`, mem2);
+    console.log(`  growth over the runs: rss ${((mem2.rss / mem1.rss - 1) * 100).toFixed(1)}%, heapUsed ${((mem2.heapUsed / mem1.heapUsed - 1) * 100).toFixed(1)}%`);
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
