@@ -41,6 +41,10 @@ test('succeeds on the first attempt: commit on the task branch, pushed to the re
   // Artifacts are referenced, and they exist in the store.
   const kinds = result.artifacts.map((a) => a.kind).concat(result.attempts[0].artifacts.map((a) => a.kind));
   expect(kinds).toEqual(expect.arrayContaining(['prompt', 'response', 'change-set', 'diff', 'test-log', 'report']));
+  const hex = result.artifacts.find((a) => a.kind === 'report')!.ref.slice('sha256:'.length);
+  const report = await readFile(path.join(rig.artifactDir, 'sha256', hex.slice(0, 2), hex), 'utf8');
+  expect(report).toContain('- status: **succeeded** — tests passed on attempt 1 of 3');
+  expect(report).toMatch(/\| m-first \| 1 \| - \| 1000\/500 \|/);
 });
 
 test('retries with the failure as feedback and succeeds on attempt 2', async () => {

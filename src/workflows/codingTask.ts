@@ -39,6 +39,7 @@ import {
   type Usage,
 } from '../domain/schema';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
+import { renderReport } from '../domain/report';
 import { slugify } from '../domain/slug';
 import { mergeUsage } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
@@ -167,7 +168,7 @@ class CodingTask {
     if (this.warnings.length) result.warnings = this.warnings;
     this.enter('done');
     upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
-    this.artifacts.push(await shared.storeArtifact({ kind: 'report', content: JSON.stringify(result, null, 2) }));
+    this.artifacts.push(await shared.storeArtifact({ kind: 'report', content: renderReport(result, this.input.task.title) }));
     return result;
   }
 

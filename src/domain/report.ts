@@ -1,0 +1,33 @@
+// A short human-readable report of a run, stored as an artifact. Pure: the workflow renders
+// it, so the (large) result is not sent through history a second time.
+import type { CodingTaskResult } from './schema';
+
+export function renderReport(r: CodingTaskResult, title: string): string {
+  const lines = [
+    `# ${title}`,
+    '',
+    `- status: **${r.status}** — ${r.reason}`,
+    `- branch: \`${r.branch}\`${r.commit ? ` @ ${r.commit}` : ''}${r.pushed ? ' (pushed)' : r.workspace ? ` (in ${r.workspace})` : ''}`,
+    `- usage: ${r.usage.calls} call(s), ${r.usage.tokensIn} in / ${r.usage.tokensOut} out tokens, $${r.usage.costUsd.toFixed(6)}` +
+      (r.usage.estimatedCostUsd ? ` + $${r.usage.estimatedCostUsd.toFixed(6)} estimated (lost answers)` : '') +
+      (r.usage.shadow ? `; shadow $${r.usage.shadow.costUsd.toFixed(6)}` : ''),
+    ...(r.warnings ?? []).map((w) => `- warning: ${w}`),
+    '',
+    '| attempt | provider | outcome | decision |',
+    '| --- | --- | --- | --- |',
+    ...r.attempts.map((a) => `| ${a.attempt} | ${a.provider ?? '-'} | ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 80)})` : ''} | ${a.decision.action}: ${a.decision.why.slice(0, 160)} |`),
+  ];
+  if (r.children?.length) {
+    lines.push('', '| child | status | merged | reason |', '| --- | --- | --- | --- |');
+    for (const c of r.children) lines.push(`| ${c.workflowId} | ${c.status} | ${c.merged ?? '-'} | ${(c.conflict ?? c.reason).slice(0, 160)} |`);
+  }
+  const byProvider = Object.entries(r.usage.byProvider);
+  if (byProvider.length) {
+    lines.push('', '| provider | calls | failures | tokens in/out | cost | mean latency |', '| --- | --- | --- | --- | --- | --- |');
+    for (const [id, p] of byProvider) {
+      const failures = Object.entries(p.failures).map(([f, n]) => `${f}×${n}`).join(', ') || '-';
+      lines.push(`| ${id} | ${p.calls} | ${failures} | ${p.tokensIn}/${p.tokensOut} | $${p.costUsd.toFixed(6)} | ${p.meanLatencyMs} ms |`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
