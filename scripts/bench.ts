@@ -14,9 +14,7 @@
 //   c) workflow history size (bytes, events) per attempt, and with a 10 MB test output vs a 64 KB
 //      and a tiny one (only a capped tail of the output is kept in history);
 //   d) process RSS / heap before and after the runs.
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,12 +23,11 @@ import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, demoModelStep, exampleTask } from '../src/devtools/demo';
+import { killProcessGroup, startDevServer, stopProcessGroup, temporalCliPath } from '../src/devtools/devServer';
 import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
 import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
-import { WEAVER_SEARCH_ATTRIBUTES } from '../src/domain/searchAttributes';
 import { createWorkers } from '../src/worker';
 
-const ROOT = path.resolve(__dirname, '..');
 const N = Math.max(1, Number(process.env.BENCH_N || 5));
 const K = Math.max(1, Number(process.env.BENCH_K || 8));
 /** The scripted model's answer delay, standing in for an LLM's latency. */
@@ -40,106 +37,6 @@ const MODEL_DELAY_MS = Number(process.env.BENCH_MODEL_DELAY_MS || 300);
 const GOOD = `function slugify(text) {\n  return String(text)\n    .normalize('NFKD')\n    .replace(/[\\u0300-\\u036f]/g, '')\n    .toLowerCase()\n    .replace(/[^a-z0-9]+/g, '-')\n    .replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
 const BIG_OUTPUT_BYTES = 10 * 1024 * 1024;
 const MID_OUTPUT_BYTES = 64 * 1024;
-
-// ---------------------------------------------------------------------------
-// Temporal dev server (the minimal part of test/globalSetup.ts)
-// ---------------------------------------------------------------------------
-
-interface DevServer {
-  pid: number;
-  address: string;
-  stop(): Promise<void>;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function temporalCli(): string {
-  const out = execFileSync('bash', [path.join(ROOT, 'scripts', 'temporal-cli.sh')], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-  const cli = out.trim().split('\n').pop() ?? '';
-  if (!cli || !existsSync(cli)) throw new Error(`scripts/temporal-cli.sh printed no usable path (got ${JSON.stringify(out)})`);
-  return cli;
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
-    });
-  });
-}
-
-function healthy(cli: string, address: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    execFile(cli, ['operator', 'cluster', 'health', '--address', address, '--command-timeout', '3s'], { timeout: 5000 }, (err) => resolve(!err));
-  });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-async function startDevServer(cli: string, dir: string): Promise<DevServer> {
-  const host = '127.0.0.1';
-  const logFile = path.join(dir, 'temporal-server.log');
-  // "KEYWORD" → "Keyword", as the CLI spells the types.
-  const attrs = WEAVER_SEARCH_ATTRIBUTES.map((k) => `${k.name}=${k.type.charAt(0)}${k.type.slice(1).toLowerCase()}`);
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const port = await freePort(host);
-    const address = `${host}:${port}`;
-    const args = ['server', 'start-dev', '--headless', '--ip', host, '--port', String(port), '--log-level', 'warn'];
-    for (const a of attrs) args.push('--search-attribute', a);
-    const fd = openSync(logFile, 'a');
-    // Own process group, so stopping it takes everything it started.
-    const child = spawn(cli, args, { detached: true, stdio: ['ignore', fd, fd] });
-    closeSync(fd);
-    child.unref();
-    let exited = false;
-    child.once('exit', () => (exited = true));
-    child.once('error', () => (exited = true));
-    const pid = child.pid;
-    if (pid === undefined) throw new Error(`could not spawn ${cli}`);
-    const deadline = Date.now() + 60_000;
-    while (!exited && Date.now() < deadline) {
-      if (await healthy(cli, address)) {
-        return {
-          pid,
-          address,
-          stop: async () => {
-            killGroup(pid, 'SIGTERM');
-            const until = Date.now() + 5000;
-            while (alive(pid) && Date.now() < until) await sleep(100);
-            if (alive(pid)) killGroup(pid, 'SIGKILL');
-          },
-        };
-      }
-      await sleep(200);
-    }
-    killGroup(pid, 'SIGKILL');
-  }
-  throw new Error(`Temporal dev server did not become healthy; log:\n${readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n')}`);
-}
 
 // ---------------------------------------------------------------------------
 // Figures
@@ -189,7 +86,7 @@ interface Run {
 async function main(): Promise<void> {
   const mem0 = process.memoryUsage();
   const tmp = mkdtempSync(path.join(tmpdir(), 'weaver-bench-'));
-  let server: DevServer | undefined;
+  let server: { pid: number; address: string } | undefined;
   let model: ScriptedModelServer | undefined;
   let worker: Awaited<ReturnType<typeof createWorkers>> | undefined;
   let running: Promise<void> | undefined;
@@ -202,21 +99,20 @@ async function main(): Promise<void> {
     await nativeConn?.close().catch(() => undefined);
     await clientConn?.close().catch(() => undefined);
     await model?.close().catch(() => undefined);
-    await server?.stop();
+    if (server) await stopProcessGroup(server.pid);
     rmSync(tmp, { recursive: true, force: true });
   })());
   // Ctrl-C or a crash: do not leave the server or the temp dir behind.
   process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
   process.once('exit', () => {
-    if (server && alive(server.pid)) killGroup(server.pid, 'SIGKILL');
+    if (server) killProcessGroup(server.pid, 'SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
   });
 
   try {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     const t0 = Date.now();
-    const cli = temporalCli();
-    server = await startDevServer(cli, tmp);
+    server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'temporal-server.log') });
     const serverMs = Date.now() - t0;
     const t1 = Date.now();
     const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') });

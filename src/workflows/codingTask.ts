@@ -190,19 +190,32 @@ class CodingTask {
     return this.attemptLoop();
   }
 
-  /** One attempt's provider calls, under the task's strategy. */
-  private callProviders(prompt: ArtifactRef, estTokensIn: number): Promise<StrategyOutcome> {
-    return runStrategy(this.input.providers, this.input.strategy, {
+  /** One attempt's prompt and provider calls (under the task's strategy), recorded on `record`. */
+  private async ask(ws: WorkspaceHandle, record: AttemptRecord, feedback: string | undefined, planOnly = false): Promise<StrategyOutcome> {
+    const built = await this.acts(ws).buildPrompt({
+      workspace: ws,
+      task: this.input.task,
+      attempt: this.attempt,
+      feedback,
+      guidance: [...this.guidance],
+      allowSubtasks: planOnly || this.canDecompose(),
+      planOnly,
+    });
+    record.artifacts.push(built.prompt);
+    const answer = await runStrategy(this.input.providers, this.input.strategy, {
       workflowId: this.workflowId,
       attempt: this.attempt,
-      prompt,
-      estTokensIn,
+      prompt: built.prompt,
+      estTokensIn: built.estTokens,
       ledger: this.ledger,
       cooldowns: this.cooldowns,
       cooldown: this.input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
       retry: { ...DEFAULT_RETRY, ...this.input.strategy?.retry },
       warnings: this.warnings,
     });
+    record.calls = this.ledger.events.filter((e) => e.attempt === this.attempt);
+    record.selection = answer.selection;
+    return answer;
   }
 
   /** Asks the model for subtasks only (decomposition "always", or after failures as in ADaPT). */
@@ -211,19 +224,7 @@ class CodingTask {
     this.attempt += 1;
     this.enter('decomposing');
     const record: AttemptRecord = { attempt: this.attempt, calls: [], outcome: 'plan', decision: { action: 'fail', why: '' }, artifacts: [] };
-    const built = await this.acts(ws).buildPrompt({
-      workspace: ws,
-      task: this.input.task,
-      attempt: this.attempt,
-      feedback,
-      guidance: [...this.guidance],
-      allowSubtasks: true,
-      planOnly: true,
-    });
-    record.artifacts.push(built.prompt);
-    const answer = await this.callProviders(built.prompt, built.estTokens);
-    record.calls = this.ledger.events.filter((e) => e.attempt === this.attempt);
-    record.selection = answer.selection;
+    const answer = await this.ask(ws, record, feedback, true);
     this.attempts.push(record);
     if (answer.kind === 'answer' && answer.result.outcome === 'subtasks' && answer.result.subtasks?.length) {
       record.outcome = 'subtasks_proposed';
@@ -256,18 +257,7 @@ class CodingTask {
       let gen: GenerateChangeResult | undefined;
       try {
         this.enter('generating');
-        const built = await this.acts(ws).buildPrompt({
-          workspace: ws,
-          task: this.input.task,
-          attempt: this.attempt,
-          feedback,
-          guidance: [...this.guidance],
-          allowSubtasks: this.canDecompose(),
-        });
-        record.artifacts.push(built.prompt);
-        const answer = await this.callProviders(built.prompt, built.estTokens);
-        record.calls = this.ledger.events.filter((e) => e.attempt === this.attempt);
-        record.selection = answer.selection;
+        const answer = await this.ask(ws, record, feedback);
         gen = answer.kind === 'answer' ? answer.result : undefined;
         outcome = await this.tryAnswer(ws, answer, record);
       } catch (err) {

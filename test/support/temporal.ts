@@ -16,17 +16,12 @@ import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../../src/devtools/devServer';
 
 export const TEST_NAMESPACE = 'default';
 
-/** The names and types globalSetup registers (same as scripts/dev-server.sh and docker-compose.yml). */
-export const WEAVER_SEARCH_ATTRIBUTES = {
-  WeaverStatus: 'Keyword',
-  WeaverPhase: 'Keyword',
-  WeaverRepo: 'Keyword',
-  WeaverCostUsd: 'Double',
-  WeaverAttempt: 'Int',
-} as const;
+/** The names and CLI types globalSetup registers (same as scripts/dev-server.sh and docker-compose.yml). */
+export const WEAVER_SEARCH_ATTRIBUTES = DEV_SERVER_SEARCH_ATTRIBUTES;
 
 function requireEnv(name: string): string {
   const value = process.env[name];
