@@ -5,6 +5,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
+import { workspaceDirFor } from '../src/activities/workspace';
 import { demoModelStep } from '../src/devtools/demo';
 import type { Progress } from '../src/domain/schema';
 import { lastUserText } from '../src/devtools/scriptedModelServer';
@@ -226,7 +227,7 @@ test('a workspace that disappears mid-run is rebuilt and the attempt re-run, not
   rig.model.setDefault('m-rebuild', async () => {
     calls += 1;
     // While attempt 2 is being generated, the worker "loses" the workspace (disk wiped, new machine).
-    if (calls === 2) await rm(path.join(rig.workspaceRoot, id), { recursive: true, force: true });
+    if (calls === 2) await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true });
     return calls === 1 ? answer(BAD) : answer(GOOD);
   });
   const result = await rig.run(rig.task(repo, [rig.provider('m-rebuild')], { push: true }), id);
@@ -234,4 +235,13 @@ test('a workspace that disappears mid-run is rebuilt and the attempt re-run, not
   expect(result.attempts.map((a) => a.outcome)).toEqual(['tests_failed', 'tests_passed']);
   expect(rig.model.count('m-rebuild')).toBe(3);
   expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
+});
+
+test('an infrastructure failure past its retries still returns a result: failed, with the reason', async () => {
+  rig.model.script('m-noclone', [answer(GOOD)]);
+  const result = await rig.run(rig.task(path.join(rig.tmp, 'no-such-repo'), [rig.provider('m-noclone')]));
+  expect(result.status).toBe('failed');
+  expect(result.reason).toMatch(/^preparing failed: cannot clone .*no-such-repo/);
+  expect(rig.model.count('m-noclone')).toBe(0);
+  expect(result.artifacts.map((a) => a.kind)).toContain('report');
 });

@@ -189,18 +189,21 @@ test('a parent budget that covers two children but not three: the third does not
   expect(result.aggregate).toMatchObject({ successCount: 2, failureCount: 1 });
 });
 
-test('cancelling the parent cancels running children and leaves no test process behind', async () => {
-  const repo = await multiRepo(['a', 'b']);
+test('cancelling the parent cancels running children, waits for their cleanup, and leaves no test process behind', async () => {
+  const repo = await multiRepo(['a', 'b', 'c']);
   const marker = `weaver-cancel-${Date.now()}`;
-  rig.model.setDefault('d-cancel', byTitle({ 'fix a': fix('a'), 'fix b': fix('b') }));
+  rig.model.setDefault('d-cancel', byTitle({ 'fix a': fix('a'), 'fix b': fix('b'), 'fix c': fix('c') }));
+  const id = `dec-cancel-${Date.now()}`;
   const handle = await rig.start(
     parentTask(repo, 'd-cancel', {
-      subtasks: [sub('fix a', 'a'), sub('fix b', 'b')].map(withParentTests),
-      // argv form: one process per child, so two running processes = both children testing.
-      testCommand: ['node', '-e', 'setInterval(() => {}, 1000)', marker],
+      subtasks: [sub('fix a', 'a'), sub('fix b', 'b'), sub('fix c', 'c')].map(withParentTests),
+      // argv form: one process per child. It ignores SIGTERM, so each child's cleanup takes
+      // the kill grace period: the parent must wait for it rather than finish first.
+      testCommand: ['node', '-e', "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)", marker],
     }),
+    id,
   );
-  const running = () => execSync(`ps -eo args | grep '${marker}' | grep -v grep || true`).toString().trim().split('\n').filter(Boolean).length;
+  const running = () => execSync(`ps -eo stat=,args= | grep '${marker}' | grep -v grep | grep -v '^Z' || true`).toString().trim().split('\n').filter(Boolean).length;
   const deadline = Date.now() + 30_000;
   while (running() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   expect(running()).toBe(2);
@@ -208,8 +211,14 @@ test('cancelling the parent cancels running children and leaves no test process 
   await handle.cancel();
   const result = await handle.result();
   expect(result.status).toBe('cancelled');
-  expect(result.children!.map((c) => c.status)).toEqual(['cancelled', 'cancelled']);
+  expect(result.children!.map((c) => c.status)).toEqual(['cancelled', 'cancelled', 'not_started']);
   expect(result.reason).toMatch(/children finished: none/);
+  // The children completed their own cleanup (not terminated by the parent closing)…
+  for (const c of result.children!.slice(0, 2)) {
+    expect((await rig.client.workflow.getHandle(c.workflowId).describe()).status.name).toBe('COMPLETED');
+  }
+  // …so their paid calls are in the parent's usage, and no test process is left.
+  expect(result.usage.calls).toBe(2);
   expect(running()).toBe(0);
 });
 

@@ -238,3 +238,21 @@ test('cooldown: a provider that keeps failing is skipped on later attempts', asy
   expect(rig.model.count('cd-down')).toBe(2);
   await expectExactAccounting(result, ['cd-down', 'cd-up']);
 });
+
+test('cancelling a task mid-call with shadow providers ends cleanly: every in-flight call aborted and booked as estimated', async () => {
+  rig.model.script('cx-primary', [{ hang: true }]);
+  rig.model.script('cx-shadow', [{ hang: true }]);
+  const handle = await rig.start(
+    rig.task(await rig.newRepo(), providers('cx-primary', 'cx-shadow'), { strategy: { mode: 'sequential', shadow: ['cx-shadow'] } }),
+  );
+  await rig.model.waitFor((m) => m.inFlightFor('cx-primary') === 1 && m.inFlightFor('cx-shadow') === 1, 20_000);
+  await handle.cancel();
+  const result = await handle.result();
+  expect(result.status).toBe('cancelled');
+  await rig.model.waitFor((m) => m.abortedCount('cx-primary') === 1 && m.abortedCount('cx-shadow') === 1, 10_000);
+  const events = await eventsOf(result);
+  expect(events.map((e) => `${e.provider}:${e.role}:${e.outcome}`).sort()).toEqual(['cx-primary:primary:cancelled', 'cx-shadow:shadow:cancelled']);
+  expect(result.usage.estimatedCostUsd).toBeGreaterThan(0);
+  expect(result.usage.costUsd).toBe(0);
+  expect(result.usage.shadow?.calls).toBe(1);
+});

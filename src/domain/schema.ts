@@ -109,6 +109,9 @@ export const CodingTaskInputSchema = z.object({
   inherited: z
     .object({ cooldowns: z.record(z.string(), z.object({ consecutive: z.number(), until: z.number().optional() })).optional() })
     .optional(),
+}).refine((i) => !i.branch || i.branch !== i.baseBranch, {
+  path: ['branch'],
+  message: 'must differ from baseBranch: Weaver force-pushes its own branch',
 });
 export type CodingTaskInput = z.input<typeof CodingTaskInputSchema>;
 export type ParsedCodingTaskInput = z.output<typeof CodingTaskInputSchema>;

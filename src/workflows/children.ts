@@ -4,7 +4,8 @@
  * Runs `run(i)` for i = 0..count-1 with at most `concurrency` at once, starting them in
  * order; results keep input order. Deterministic: plain promises, no timers.
  * Fail-independence is the caller's: `run` should catch. If one does reject, nothing new
- * starts and the call rejects with that error.
+ * starts, the ones running are awaited (so nothing outlives the call), then the call
+ * rejects with the first error.
  */
 export async function runBounded<T>(count: number, concurrency: number, run: (i: number) => Promise<T>): Promise<T[]> {
   const results = new Array<T>(count);
@@ -22,6 +23,8 @@ export async function runBounded<T>(count: number, concurrency: number, run: (i:
     }
   };
   const lanes = Number.isFinite(concurrency) ? Math.max(1, Math.floor(concurrency)) : 1;
-  await Promise.all(Array.from({ length: Math.min(lanes, count) }, lane));
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(lanes, count) }, lane));
+  const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
   return results;
 }

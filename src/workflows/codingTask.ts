@@ -41,6 +41,7 @@ import {
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
 import { renderReport } from '../domain/report';
 import { slugify } from '../domain/slug';
+import { slimChild, slimResult } from '../domain/slim';
 import { mergeUsage } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
 import { runBounded } from './children';
@@ -82,6 +83,8 @@ class CodingTask {
   private lastDecision?: Decision;
   private status?: TaskStatus;
   private ws?: WorkspaceHandle;
+  /** Set once a commit exists: from then on the workspace is never deleted on cancel. */
+  private committed = false;
   private approval?: { approved: boolean; by?: string; comment?: string };
 
   constructor(private readonly input: ParsedCodingTaskInput) {
@@ -124,6 +127,23 @@ class CodingTask {
     return onWorkspace(ws, this.limits.testTimeoutSec);
   }
 
+  /** Back to the branch head; if the workspace's worker is gone, a fresh clone is the head. */
+  private async rollback(ws: WorkspaceHandle): Promise<WorkspaceHandle> {
+    try {
+      await this.acts(ws).rollbackWorkspace(ws);
+      return ws;
+    } catch (err) {
+      if (!isWorkspaceLost(err)) throw err;
+      log.warn('workspace lost at rollback; rebuilding');
+      return this.prepare();
+    }
+  }
+
+  /** Env var names of the providers' keys: scrubbed from commands run in the workspace. */
+  private secretEnvNames(): string[] {
+    return [...new Set(this.input.providers.map((p) => p.apiKeyEnv ?? 'OPENAI_API_KEY'))];
+  }
+
   async run(): Promise<CodingTaskResult> {
     upsertSearchAttributes([
       { key: WeaverRepo, value: this.input.repo.slice(0, 200) },
@@ -135,13 +155,22 @@ class CodingTask {
       if (step.kind === 'done') return step.result;
       return await this.decompose(step.subtasks, step.why);
     } catch (err) {
-      if (!isCancellation(err)) throw err;
+      const children = this.children.length ? { children: this.children.map(slimChild) } : {};
+      if (!isCancellation(err)) {
+        // An infrastructure failure that outlived its retries: still a result, with the spend so far.
+        const message = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+        log.error('task failed', { error: message });
+        return await this.finish('failed', `${this.phase} failed: ${message}`, { ...children, workspace: this.ws?.dir });
+      }
       // Cancelled: clean up without being cancelled ourselves and report what had finished.
       return await CancellationScope.nonCancellable(async () => {
-        if (this.ws) await this.acts(this.ws).releaseWorkspace(this.ws).catch(() => undefined);
-        const finished = this.children.filter((c) => c.status !== 'not_started' && c.status !== 'cancelled').map((c) => c.workflowId);
+        if (this.ws && !this.committed) await this.acts(this.ws).releaseWorkspace(this.ws).catch(() => undefined);
+        const finished = this.children.filter((c) => !['not_started', 'cancelled', 'running'].includes(c.status)).map((c) => c.workflowId);
         const note = this.children.length ? `; children finished: ${finished.length ? finished.join(', ') : 'none'}` : '';
-        return this.finish('cancelled', `cancelled during ${this.phase} (attempt ${this.attempt})${note}`, this.children.length ? { children: this.children } : {});
+        return this.finish('cancelled', `cancelled during ${this.phase} (attempt ${this.attempt})${note}`, {
+          ...children,
+          workspace: this.committed ? this.ws?.dir : undefined,
+        });
       });
     }
   }
@@ -154,6 +183,7 @@ class CodingTask {
       baseBranch: this.input.baseBranch,
       branch: this.branch,
       setupCommand: this.input.setupCommand,
+      secretEnvNames: this.secretEnvNames(),
     });
     log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue });
     return this.ws;
@@ -288,10 +318,10 @@ class CodingTask {
         }
         case 'retry':
           feedback = verdict.feedback;
-          await this.acts(ws).rollbackWorkspace(ws);
+          ws = await this.rollback(ws);
           continue;
         case 'decompose':
-          await this.acts(ws).rollbackWorkspace(ws);
+          ws = await this.rollback(ws);
           if (verdict.plan) return this.plan(verdict.feedback, verdict.why);
           return { kind: 'decompose', subtasks: gen?.subtasks ?? [], why: verdict.why };
         default:
@@ -322,7 +352,12 @@ class CodingTask {
     if (applied.diff) record.artifacts.push(applied.diff);
     if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
     this.enter('testing');
-    const tests = await this.acts(ws).runTests({ workspace: ws, command: this.input.testCommand, timeoutSec: this.limits.testTimeoutSec });
+    const tests = await this.acts(ws).runTests({
+      workspace: ws,
+      command: this.input.testCommand,
+      timeoutSec: this.limits.testTimeoutSec,
+      secretEnvNames: this.secretEnvNames(),
+    });
     record.tests = tests;
     if (tests.log) record.artifacts.push(tests.log);
     if (tests.passed) return { kind: 'tests_passed' };
@@ -341,6 +376,7 @@ class CodingTask {
     if (pushRemote && this.input.requireApproval) {
       // Commit now, push only once a person says so (a durable wait: days are fine).
       await this.acts(ws).commitAndPush({ workspace: ws, message });
+      this.committed = true;
       this.enter('awaiting_approval');
       await condition(() => this.approval !== undefined);
       const a = this.approval!;
@@ -354,7 +390,10 @@ class CodingTask {
       this.enter('committing');
     }
     const r = await this.acts(ws).commitAndPush({ workspace: ws, message, pushRemote });
+    this.committed = true;
     if (r.pushError) this.warnings.push(`push failed; the commit stays in the workspace ${ws.dir}: ${r.pushError}`);
+    // Pushed: the remote has the work, the clone can go. Not pushed: it is where the branch lives.
+    if (r.pushed) await this.acts(ws).releaseWorkspace(ws);
     return r;
   }
 
@@ -375,6 +414,8 @@ class CodingTask {
 
     await runBounded(subtasks.length, concurrency, async (i) => {
       const child = this.children[i];
+      // Cancelled: start nothing new (running children are being cancelled and awaited).
+      if (CancellationScope.current().consideredCancelled) return;
       const spentCost = this.ledger.spentCostUsd() + this.childUsage.reduce((s, u) => s + u.costUsd + u.estimatedCostUsd, 0);
       const spentTokens = this.ledger.spentTokens() + this.childUsage.reduce((s, u) => s + u.tokensIn + u.tokensOut, 0);
       const heldCost = [...held.values()].reduce((s, h) => s + (h.cost ?? 0), 0);
@@ -397,7 +438,7 @@ class CodingTask {
           args: [this.childInput(subtasks[i], cost, tokens)],
           memo: { title: subtasks[i].title, parent: this.workflowId },
         });
-        Object.assign(child, { status: result.status, reason: result.reason, branch: result.branch, commit: result.commit, result });
+        Object.assign(child, { status: result.status, reason: result.reason, branch: result.branch, commit: result.commit, result: slimResult(result) });
         this.childUsage.push(result.usage);
       } catch (err) {
         if (isCancellation(err)) throw err;
@@ -423,7 +464,8 @@ class CodingTask {
       strategy: this.input.strategy,
       limits: { ...this.limits, maxCostUsd, maxTokens },
       decomposition: this.input.decomposition === 'always' ? 'auto' : this.input.decomposition,
-      push: this.input.push,
+      // Under requireApproval nothing reaches the remote before a person says so, children included.
+      push: this.input.requireApproval ? false : this.input.push,
       depth: this.depth + 1,
       inherited: { cooldowns: { ...this.cooldowns } },
     };
@@ -460,10 +502,19 @@ class CodingTask {
       .map((c) => `${c.workflowId}: ${c.conflict ?? `${c.status}: ${c.reason}`}`);
     const head = `${successCount}/${total} subtasks succeeded, ${merged} merged`;
     if (!merged) {
-      return this.finish('failed', `${head}${problems.length ? `; ${problems.join('; ')}` : ''}`, { children: this.children, aggregate, workspace: ws.dir });
+      return this.finish('failed', `${head}${problems.length ? `; ${problems.join('; ')}` : ''}`, {
+        children: this.children.map(slimChild),
+        aggregate,
+        workspace: ws.dir,
+      });
     }
     this.enter('testing');
-    const tests = await this.acts(ws).runTests({ workspace: ws, command: this.input.testCommand, timeoutSec: this.limits.testTimeoutSec });
+    const tests = await this.acts(ws).runTests({
+      workspace: ws,
+      command: this.input.testCommand,
+      timeoutSec: this.limits.testTimeoutSec,
+      secretEnvNames: this.secretEnvNames(),
+    });
     this.attempts.push({
       attempt: this.attempt + 1,
       calls: [],
@@ -482,7 +533,7 @@ class CodingTask {
       commit,
       pushed,
       workspace: pushed ? undefined : ws.dir,
-      children: this.children,
+      children: this.children.map(slimChild),
       aggregate,
     });
   }

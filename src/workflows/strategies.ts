@@ -59,29 +59,30 @@ export async function runStrategy(providers: ProviderSpec[], strategy: Strategy 
   const primary = providers.filter((p) => !shadowIds.has(p.id));
   const shadows = providers.filter((p) => shadowIds.has(p.id));
   const started = Date.now();
-  const shadowCalls = Promise.all(shadows.map((s) => callOnce(s, env, mode, 'shadow')));
+  // Settled, never rejected: a shadow cancelled with the task must not surface as an unhandled rejection.
+  const shadowCalls = Promise.allSettled(shadows.map((s) => callOnce(s, env, mode, 'shadow')));
 
-  let outcome: StrategyOutcome;
-  switch (mode) {
-    case 'sequential':
-      outcome = await sequential(primary, strategy, env);
-      break;
-    case 'parallel-any':
-      outcome = await parallel(primary, env, mode);
-      break;
-    case 'parallel-all':
-      outcome = await parallel(primary, env, mode);
-      break;
-    case 'consensus':
-      outcome = await consensus(votersOf(primary, strategy), strategy, env);
-      break;
-  }
-  outcome.selection.durationMs = Date.now() - started;
-
-  // Shadows are recorded and compared, never used.
-  const chosen = outcome.kind === 'answer' ? outcome.result.changeDigest : undefined;
-  for (const s of await shadowCalls) {
-    if (s.kind === 'answer') s.event.agreesWithChosen = chosen !== undefined && s.event.changeDigest === chosen;
+  let outcome: StrategyOutcome | undefined;
+  try {
+    switch (mode) {
+      case 'sequential':
+        outcome = await sequential(primary, strategy, env);
+        break;
+      case 'parallel-any':
+      case 'parallel-all':
+        outcome = await parallel(primary, env, mode);
+        break;
+      case 'consensus':
+        outcome = await consensus(votersOf(primary, strategy), strategy, env);
+        break;
+    }
+    outcome.selection.durationMs = Date.now() - started;
+  } finally {
+    // Shadows are recorded and compared, never used; they are always awaited, so booked.
+    const chosen = outcome?.kind === 'answer' ? outcome.result.changeDigest : undefined;
+    for (const s of await shadowCalls) {
+      if (s.status === 'fulfilled' && s.value.kind === 'answer') s.value.event.agreesWithChosen = chosen !== undefined && s.value.event.changeDigest === chosen;
+    }
   }
   return outcome;
 }
@@ -215,8 +216,9 @@ async function fanOut(
   const results: (Call | undefined)[] = specs.map(() => undefined);
   let stopped = false;
   const scope = new CancellationScope();
-  await scope.run(() =>
-    Promise.all(
+  // allSettled: every call is awaited (and booked) before anything propagates.
+  const settled = await scope.run(() =>
+    Promise.allSettled(
       specs.map(async (spec, i) => {
         try {
           results[i] = await callWithRetries(spec, env, strategy, 'primary');
@@ -231,6 +233,8 @@ async function fanOut(
       }),
     ),
   );
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
   return results;
 }
 
@@ -269,7 +273,14 @@ async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: string, 
   } catch (err) {
     const latencyMs = Date.now() - startedAt;
     if (isCancellation(err)) {
-      env.ledger.settle(reservation, spec, { ...base, latencyMs, tokensIn: 0, tokensOut: 0, outcome: 'cancelled' });
+      if (err instanceof ActivityFailure) {
+        // The request was (or may have been) on the wire when it was aborted: providers may bill
+        // it, so its reservation is booked as estimated spend, never as known tokens.
+        env.ledger.lost(reservation, { ...base, latencyMs, tokensIn: 0, tokensOut: 0, outcome: 'cancelled' });
+      } else {
+        // Cancelled before it was scheduled: nothing was sent.
+        env.ledger.release(reservation);
+      }
       throw err;
     }
     const f = describeFailure(err);

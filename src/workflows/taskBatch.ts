@@ -2,6 +2,7 @@
 import { ApplicationFailure, defineQuery, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { emptyUsage, mergeUsage } from '../domain/usage';
 import { formatZodIssues, TaskBatchInputSchema, type BatchProgress, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
+import { slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
 import { runBounded } from './children';
 import { codingTask } from './codingTask';
@@ -26,7 +27,7 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
     try {
       const result = await executeChild(codingTask, { workflowId: id, args: [tasks[i]], memo: { title: tasks[i].task.title, batch: workflowId } });
       if (result.status === 'succeeded') successCount += 1;
-      return result;
+      return slimResult(result);
     } catch (err) {
       if (isCancellation(err)) throw err;
       // One task's crash never cancels the others: it becomes a failed result in its slot.

@@ -1,0 +1,40 @@
+// Slim copies of results for embedding in a parent's or a batch's result: a full child
+// result is already in the child's own history and artifacts, and nesting it whole would
+// grow the parent's result past Temporal's payload limit on big trees and batches.
+import type { AttemptRecord, ChildSummary, CodingTaskResult } from './schema';
+
+function slimAttempt(a: AttemptRecord): AttemptRecord {
+  return {
+    attempt: a.attempt,
+    provider: a.provider,
+    outcome: a.outcome,
+    detail: a.detail,
+    summary: a.summary?.slice(0, 200),
+    decision: a.decision,
+    calls: [],
+    artifacts: [],
+  };
+}
+
+export function slimResult(r: CodingTaskResult): CodingTaskResult {
+  return {
+    workflowId: r.workflowId,
+    status: r.status,
+    reason: r.reason.slice(0, 2000),
+    branch: r.branch,
+    commit: r.commit,
+    pushed: r.pushed,
+    workspace: r.workspace,
+    warnings: r.warnings,
+    attempts: r.attempts.map(slimAttempt),
+    usage: r.usage,
+    aggregate: r.aggregate,
+    children: r.children?.map((c) => ({ ...c, result: undefined })),
+    // Report and events references: where the full story is.
+    artifacts: r.artifacts.filter((a) => a.kind === 'report' || a.kind === 'events'),
+  };
+}
+
+export function slimChild(c: ChildSummary): ChildSummary {
+  return c.result ? { ...c, result: slimResult(c.result) } : c;
+}
