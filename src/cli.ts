@@ -11,8 +11,11 @@ import {
   TaskInputError,
   webUiLink,
   weaverClient,
+  type BatchProgress,
+  type BatchResult,
   type CodingTaskResult,
   type Progress,
+  type Usage,
 } from './client';
 
 const USAGE = `usage:
@@ -44,7 +47,7 @@ export async function main(argv: string[], out: (line: string) => void = console
   switch (cmd) {
     case 'run': {
       if (!arg) throw new UsageError('run needs a task file');
-      const input = JSON.parse(await readFile(arg, 'utf8')) as unknown;
+      const input = await readTaskFile(arg);
       const handle = await startCodingTask(input, { workflowId: values.id });
       if (!values.json) out(`started ${handle.workflowId}\n  ${webUiLink(handle.workflowId)}`);
       if (values.detach) {
@@ -58,7 +61,21 @@ export async function main(argv: string[], out: (line: string) => void = console
     case 'status': {
       if (!arg) throw new UsageError('status needs a workflow id');
       const client = await weaverClient();
-      const desc = await client.workflow.getHandle(arg).describe();
+      const handle = client.workflow.getHandle(arg);
+      const desc = await handle.describe();
+      if (desc.type === 'taskBatch') {
+        const progress = await handle.query<BatchProgress>('progress').catch(() => undefined);
+        const result = desc.status.name === 'COMPLETED' ? ((await handle.result()) as BatchResult) : undefined;
+        if (values.json) out(JSON.stringify({ status: desc.status.name, type: desc.type, progress, result }, null, 2));
+        else {
+          const lines = [`${arg}: ${desc.status.name} (taskBatch)`];
+          if (progress) lines.push(`  ${formatBatchProgress(progress)}`);
+          if (result) lines.push(...formatBatch(result).split('\n').map((l) => `  ${l}`));
+          lines.push(`  ${webUiLink(arg)}`);
+          out(lines.join('\n'));
+        }
+        return 0;
+      }
       const progress = await getProgress(arg).catch(() => undefined);
       if (values.json) out(JSON.stringify({ status: desc.status.name, progress }, null, 2));
       else out(`${arg}: ${desc.status.name}${progress ? `\n  ${formatProgress(progress)}` : ''}\n  ${webUiLink(arg)}`);
@@ -66,7 +83,13 @@ export async function main(argv: string[], out: (line: string) => void = console
     }
     case 'result': {
       if (!arg) throw new UsageError('result needs a workflow id');
-      const result = await (await weaverClient()).workflow.getHandle(arg).result() as CodingTaskResult;
+      const handle = (await weaverClient()).workflow.getHandle(arg);
+      if ((await handle.describe()).type === 'taskBatch') {
+        const batch = (await handle.result()) as BatchResult;
+        out(values.json ? JSON.stringify(batch, null, 2) : formatBatch(batch));
+        return batch.aggregate.failureCount === 0 ? 0 : 1;
+      }
+      const result = (await handle.result()) as CodingTaskResult;
       out(values.json ? JSON.stringify(result, null, 2) : formatResult(result));
       return result.status === 'succeeded' ? 0 : 1;
     }
@@ -95,6 +118,23 @@ export async function main(argv: string[], out: (line: string) => void = console
 
 class UsageError extends Error {}
 
+/** Bad input that is not a usage mistake (e.g. a task file that is not JSON): exit 2, no usage text. */
+class InputError extends Error {}
+
+async function readTaskFile(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read task file ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new InputError(`task file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
 /** Polls the progress query and prints each change of phase, attempt or decision. */
 export async function follow(handle: WorkflowHandle, out: (line: string) => void, intervalMs = 500): Promise<CodingTaskResult> {
   let last = '';
@@ -117,6 +157,31 @@ export function formatProgress(p: Progress): string {
   return `[${p.phase}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${d}`;
 }
 
+export function formatBatchProgress(p: BatchProgress): string {
+  return `${p.finished}/${p.total} finished, ${p.running} running, ${p.successCount} succeeded`;
+}
+
+function formatUsage(u: Usage): string {
+  return `${u.calls} call(s), ${u.tokensIn} in / ${u.tokensOut} out tokens, $${u.costUsd.toFixed(6)}`;
+}
+
+/** Per-task status and the aggregate of a taskBatch result. */
+export function formatBatch(b: BatchResult): string {
+  const a = b.aggregate;
+  const lines = [
+    `batch: ${a.successCount}/${a.total} succeeded, ${a.failureCount} failed`,
+    ...b.results.map(
+      (r) =>
+        `  ${r.workflowId}: ${r.status}${r.status === 'succeeded' ? '' : ` (${r.reason.split('\n')[0].slice(0, 160)})`}` +
+        ` — ${r.branch}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}${r.pushed ? ' (pushed)' : ''}`,
+    ),
+    `usage: ${formatUsage(a.usage)}`,
+  ];
+  const providers = Object.entries(a.usage.byProvider ?? {});
+  for (const [id, u] of providers) lines.push(`  ${id}: ${u.calls} call(s), $${u.costUsd.toFixed(6)}`);
+  return lines.join('\n');
+}
+
 export function formatResult(r: CodingTaskResult): string {
   const lines = [
     `status: ${r.status}`,
@@ -127,7 +192,7 @@ export function formatResult(r: CodingTaskResult): string {
       (a) =>
         `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}`,
     ),
-    `usage: ${r.usage.calls} call(s), ${r.usage.tokensIn} in / ${r.usage.tokensOut} out tokens, $${r.usage.costUsd.toFixed(6)}`,
+    `usage: ${formatUsage(r.usage)}`,
   ];
   if (r.aggregate) lines.push(`children: ${r.aggregate.successCount}/${r.aggregate.total} succeeded`);
   const report = r.artifacts.find((a) => a.kind === 'report');
@@ -140,7 +205,7 @@ export function runCli(argv: string[]): void {
   main(argv)
     .then((code) => process.exit(code))
     .catch((err: unknown) => {
-      if (err instanceof TaskInputError || err instanceof UsageError) {
+      if (err instanceof TaskInputError || err instanceof UsageError || err instanceof InputError) {
         console.error(err.message);
         if (err instanceof UsageError) console.error(USAGE);
         process.exit(2);

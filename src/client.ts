@@ -29,12 +29,22 @@ export interface ClientOptions {
 
 let defaultClient: Promise<Client> | undefined;
 
+/**
+ * The shared client from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (read at the first call that
+ * connects). A failed connection is not cached: the next call tries again.
+ */
 export async function weaverClient(): Promise<Client> {
-  defaultClient ??= (async () => {
-    const c = config();
-    const connection = await Connection.connect({ address: c.address });
-    return new Client({ connection, namespace: c.namespace });
-  })();
+  if (!defaultClient) {
+    const attempt = (async () => {
+      const c = config();
+      const connection = await Connection.connect({ address: c.address });
+      return new Client({ connection, namespace: c.namespace });
+    })();
+    defaultClient = attempt;
+    attempt.catch(() => {
+      if (defaultClient === attempt) defaultClient = undefined;
+    });
+  }
   return defaultClient;
 }
 

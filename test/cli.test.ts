@@ -8,7 +8,8 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
 import { demoModelStep } from '../src/devtools/demo';
 import type { StaticStep } from '../src/devtools/scriptedModelServer';
-import type { CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
+import { startTaskBatch } from '../src/client';
+import type { BatchResult, CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
 import { closeTestConnections, temporalCliPath, testAddress } from './support/temporal';
 import { startRig, type Rig } from './support/weaver';
 
@@ -110,7 +111,8 @@ describe('temporal CLI (official binary)', () => {
       'applyChange',
       'runTests',
       'commitAndPush',
-      'storeArtifact', // the report
+      'releaseWorkspace', // pushed: the clone is no longer needed
+      'storeArtifact', // events and the report
     ]);
   });
 });
@@ -187,6 +189,58 @@ describe('weaver CLI (bin/weaver.mjs)', () => {
     // Nothing reached the model, and no workflow with that id exists.
     expect(rig.model.count()).toBe(before);
     await expect(rig.client.workflow.getHandle(id).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+  });
+
+  test('a task file that is not JSON: exit 2, the file and the JSON error named, no stack trace', async () => {
+    const file = path.join(rig.tmp, 'not-json.json');
+    await writeFile(file, '{ "repo": "x", oops }\n');
+    const r = await weaver('run', file);
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 2 });
+    expect(r.stderr).toContain(`task file ${file} is not valid JSON:`);
+    expect(r.stderr).toMatch(/JSON at position \d+|Unexpected token|Expected/);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(r.stdout).toBe('');
+  });
+
+  test('status and result on a taskBatch: per-task status and the aggregate; result --json is the raw BatchResult', async () => {
+    const repo = await rig.newRepo();
+    rig.model.script('cli-batch-ok', [answer(GOOD)]);
+    const id = uniqueId('batch');
+    const handle = await startTaskBatch(
+      {
+        tasks: [
+          rig.task(repo, [rig.provider('cli-batch-ok')]),
+          // Cannot be cloned: this task fails, the batch goes on.
+          rig.task(path.join(rig.tmp, 'no-such-repo'), [rig.provider('cli-batch-never')]),
+        ],
+        concurrency: 2,
+      },
+      { client: rig.client, taskQueue: rig.taskQueue, workflowId: id },
+    );
+    const batch = (await handle.result()) as BatchResult;
+    expect(batch.aggregate).toMatchObject({ total: 2, successCount: 1, failureCount: 1 });
+    const [ok, failed] = batch.results;
+
+    const s = await weaver('status', id);
+    expect({ code: s.code, why: explain(s) }).toMatchObject({ code: 0 });
+    expect(s.stdout).toContain(`${id}: COMPLETED (taskBatch)`);
+    expect(s.stdout).toContain('2/2 finished, 0 running, 1 succeeded');
+    expect(s.stdout).toContain('batch: 1/2 succeeded, 1 failed');
+    expect(s.stdout).toContain(uiLink(id));
+
+    const r = await weaver('result', id);
+    // Exit 1: not every task succeeded.
+    expect({ code: r.code, why: explain(r) }).toMatchObject({ code: 1 });
+    expect(r.stdout).toContain('batch: 1/2 succeeded, 1 failed');
+    const lines = r.stdout.split('\n');
+    expect(lines.find((l) => l.startsWith(`  ${ok.workflowId}: succeeded — `))).toBeDefined();
+    expect(lines.find((l) => l.startsWith(`  ${failed.workflowId}: failed (`))).toMatch(/no-such-repo/);
+    expect(r.stdout).toMatch(/^usage: 1 call\(s\), \d+ in \/ \d+ out tokens, \$\d+\.\d{6}$/m);
+    expect(r.stderr).toBe('');
+
+    const j = await weaver('result', id, '--json');
+    expect({ code: j.code, why: explain(j) }).toMatchObject({ code: 1 });
+    expect(JSON.parse(j.stdout)).toEqual(JSON.parse(JSON.stringify(batch)));
   });
 
   test('run --detach --json prints the workflow id and returns while the run goes on', async () => {

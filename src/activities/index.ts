@@ -27,14 +27,25 @@ import * as ws from './workspace';
 
 export function createActivities(deps: ActivityDeps) {
   const store = new ArtifactStore(deps.artifactDir);
-  const secrets = () => secretsFromEnv(deps.env);
+  /** Values to redact: secret-looking vars of the worker's env, plus the ones named (provider keys). */
+  const secrets = (names: string[] = []) => secretsFromEnv(deps.env, names);
 
   return {
     /** Clone, branch, run the setup command. Runs on the shared queue; returns this worker's queue. */
     async prepareWorkspace(req: PrepareWorkspaceRequest): Promise<WorkspaceHandle> {
-      const { dirExisted: _d, ...handle } = await ws.prepareWorkspace(deps, req);
+      const ctx = Context.current();
+      // A big clone takes longer than the heartbeat timeout: beat while git works, and let a
+      // cancellation kill git (the clone's whole process group) instead of waiting for it.
+      ctx.heartbeat();
+      const beat = setInterval(() => ctx.heartbeat(), deps.heartbeatMs ?? 1000);
+      let handle: WorkspaceHandle;
+      try {
+        const { dirExisted: _d, ...h } = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal });
+        handle = h;
+      } finally {
+        clearInterval(beat);
+      }
       if (req.setupCommand) {
-        const ctx = Context.current();
         const logFile = await store.scratchPath('setup.log');
         const r = await runCommand({
           command: req.setupCommand,
@@ -43,9 +54,15 @@ export function createActivities(deps: ActivityDeps) {
           logFile,
           signal: ctx.cancellationSignal,
           onTick: () => ctx.heartbeat(),
-        tickMs: deps.heartbeatMs,
-          secrets: secrets(),
+          tickMs: deps.heartbeatMs,
+          secrets: secrets(req.secretEnvNames),
+          // The setup command runs the repository's own scripts: no API keys either.
+          env: scrubEnv(process.env, req.secretEnvNames),
         });
+        if (r.cancelled) {
+          await store.adoptFile('setup-log', logFile);
+          throw new CancelledFailure('setup command cancelled; process group killed');
+        }
         if (r.exitCode !== 0) {
           const log = await store.adoptFile('setup-log', logFile);
           throw ApplicationFailure.create({
@@ -94,9 +111,9 @@ export function createActivities(deps: ActivityDeps) {
         signal: ctx.cancellationSignal,
         onTick: () => ctx.heartbeat(),
         tickMs: deps.heartbeatMs,
-        secrets: secrets(),
-        // Code the model wrote runs here: it gets no API keys.
-        env: scrubEnv(process.env),
+        secrets: secrets(req.secretEnvNames),
+        // Code the model wrote runs here: it gets no API keys (by name rule or named by the task).
+        env: scrubEnv(process.env, req.secretEnvNames),
       });
       const log: ArtifactRef = await store.adoptFile('test-log', logFile);
       // Reported as a cancellation: the process group is already dead.
@@ -106,7 +123,7 @@ export function createActivities(deps: ActivityDeps) {
         exitCode: r.exitCode,
         timedOut: r.timedOut,
         durationMs: r.durationMs,
-        tail: redact(r.tail, secrets()),
+        tail: redact(r.tail, secrets(req.secretEnvNames)),
         log,
       };
     },

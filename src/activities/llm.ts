@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
 import { classifyHttpError, failureType, RETRYABLE_FAMILIES, retryAfterMs, type ErrorFamily } from '../domain/errors';
+import { DEFAULT_RESERVED_OUTPUT_TOKENS } from '../domain/ledger';
 import { redact, secretsFromEnv } from '../domain/redact';
 import { ChangeSetSchema, SubtaskProposalSchema, type ChangeSet, type ModelAnswer, type ProviderSpec } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
@@ -23,6 +24,7 @@ export async function generateChange(
   const { provider } = req;
   const prompt = await store.readJson<PromptMessages>(req.prompt);
   const client = openaiClient(deps, provider);
+  const secrets = providerSecrets(deps, provider);
   const ctx = Context.current();
   ctx.heartbeat({ provider: provider.id });
   const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), deps.heartbeatMs ?? 1000);
@@ -36,7 +38,8 @@ export async function generateChange(
           { role: 'system', content: prompt.system },
           { role: 'user', content: prompt.user },
         ],
-        max_tokens: provider.maxTokens,
+        // Always bounded: the budget reserved this many output tokens before the call.
+        max_tokens: provider.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS,
         temperature: provider.temperature,
         response_format: { type: 'json_object' },
       },
@@ -58,38 +61,56 @@ export async function generateChange(
     provider: provider.id,
     model: provider.model,
     finishReason: completion.choices?.[0]?.finish_reason,
-    content: redact(content, secretsFromEnv(deps.env, provider.apiKeyEnv ? [provider.apiKeyEnv] : [])),
+    content: redact(content, secrets),
   });
   const base = { provider: provider.id, model: provider.model, tokensIn, tokensOut, latencyMs, response };
 
   const parsed = parseAnswer(content);
   if (!parsed.ok) {
-    return { ...base, outcome: 'schema_violation', error: parsed.error };
+    // JSON.parse errors quote the text they choked on: redacted before it enters history.
+    return { ...base, outcome: 'schema_violation', error: redact(parsed.error, secrets) };
   }
   const answer = parsed.value;
   if ('subtasks' in answer) {
-    return { ...base, outcome: 'subtasks', subtasks: answer.subtasks, summary: answer.summary?.slice(0, 500) };
+    return { ...base, outcome: 'subtasks', subtasks: answer.subtasks, summary: answer.summary === undefined ? undefined : redact(answer.summary.slice(0, 500), secrets) };
   }
-  const change = await store.putJson('change-set', answer);
+  // The summary is prose (history, report, commit message): redacted. File contents are code to
+  // apply, kept as written (the raw response artifact above is redacted).
+  const summary = redact(answer.summary, secrets);
+  const change = await store.putJson('change-set', { ...answer, summary });
   return {
     ...base,
     outcome: 'ok',
     change,
     changeDigest: digestChangeSet(answer),
-    summary: answer.summary.slice(0, 500),
+    summary: summary.slice(0, 500),
     files: answer.files.slice(0, 200).map((f) => ({ path: f.path, action: f.action })),
   };
 }
 
+/**
+ * The env var holding this provider's key. A provider with its own `baseURL` and no `apiKeyEnv`
+ * gets none: the worker's OPENAI_API_KEY is for OpenAI, not for whatever server a task names.
+ */
+export function apiKeyEnvFor(provider: ProviderSpec): string | undefined {
+  return provider.apiKeyEnv ?? (provider.baseURL ? undefined : 'OPENAI_API_KEY');
+}
+
+/** What to redact from anything this provider's call leaves behind: its key, by name, and the usual. */
+function providerSecrets(deps: ActivityDeps, provider: ProviderSpec): string[] {
+  const keyEnv = apiKeyEnvFor(provider);
+  return secretsFromEnv(deps.env, keyEnv ? [keyEnv] : []);
+}
+
 function openaiClient(deps: ActivityDeps, provider: ProviderSpec): OpenAI {
   const baseURL = provider.baseURL ?? deps.env.OPENAI_BASE_URL;
-  const keyEnv = provider.apiKeyEnv ?? 'OPENAI_API_KEY';
-  const apiKey = deps.env[keyEnv];
+  const keyEnv = apiKeyEnvFor(provider);
+  const apiKey = keyEnv ? deps.env[keyEnv] : undefined;
   if (!apiKey && !baseURL) {
     throw ApplicationFailure.create({
       type: failureType('auth'),
       nonRetryable: true,
-      message: `provider ${provider.id}: no API key — set ${keyEnv} in the worker's environment`,
+      message: `provider ${provider.id}: no API key — set ${keyEnv ?? 'apiKeyEnv'} in the worker's environment`,
       details: [{ family: 'auth', provider: provider.id }],
     });
   }
@@ -123,7 +144,7 @@ export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec,
   const scaled = delayMs === undefined ? undefined : Math.round(delayMs * (deps.retryDelayScale ?? 1));
   const message = redact(
     `provider ${provider.id} (${provider.model}): ${family}${status ? ` (HTTP ${status})` : ''}: ${(err as Error)?.message ?? String(err)}`,
-    secretsFromEnv(deps.env, provider.apiKeyEnv ? [provider.apiKeyEnv] : []),
+    providerSecrets(deps, provider),
   );
   return ApplicationFailure.create({
     type: failureType(family),

@@ -1,12 +1,14 @@
 // Builds the prompt on the worker that holds the workspace: task, acceptance criteria, a
 // bounded view of the repository and the previous failure. Stored as an artifact; the
 // workflow only sees the reference.
-import { readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { simpleGit } from 'simple-git';
+import { validateChangePath } from './apply';
 import type { ArtifactStore } from './artifacts';
 import type { BuildPromptRequest, BuiltPrompt } from './types';
 import type { PromptMessages } from './llm';
+import { gitFor } from './workspace';
 
 const MAX_TREE_ENTRIES = 400;
 const MAX_FILE_BYTES = 24_000;
@@ -26,7 +28,7 @@ const SUBTASKS_HINT = `If the task is clearly too large for one change, you may 
 
 export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest): Promise<BuiltPrompt> {
   const dir = req.workspace.dir;
-  const tracked = (await simpleGit(dir).raw(['ls-files'])).split('\n').filter(Boolean);
+  const tracked = (await gitFor(dir).raw(['ls-files'])).split('\n').filter(Boolean);
   const tree = tracked.slice(0, MAX_TREE_ENTRIES).join('\n') + (tracked.length > MAX_TREE_ENTRIES ? `\n… and ${tracked.length - MAX_TREE_ENTRIES} more` : '');
 
   const wanted = req.task.relatedFiles?.length ? req.task.relatedFiles : await smallestFiles(dir, tracked);
@@ -34,13 +36,16 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest)
   const files: string[] = [];
   for (const rel of wanted) {
     if (budget <= 0) break;
-    const abs = path.resolve(dir, rel);
-    if (!abs.startsWith(path.resolve(dir) + path.sep)) continue;
-    const text = await readFile(abs, 'utf8').catch(() => null);
-    if (text === null) {
-      files.push(`--- ${rel} (does not exist yet)`);
+    // Same confinement as applying a change (design rule 7): a related file named by the task
+    // or the model must not pull `.git/config`, `../x` or a symlink's target outside the
+    // workspace into the prompt (and from there to a provider and the artifact store).
+    const file = await readConfined(dir, rel);
+    if (!file.ok) {
+      // eslint-disable-next-line no-control-regex
+      files.push(`--- ${rel.replace(/[\x00-\x1f\x7f]/g, '?')} (${file.reason})`);
       continue;
     }
+    const text = file.text;
     const shown = text.slice(0, Math.min(MAX_FILE_BYTES, budget));
     budget -= shown.length;
     files.push(`--- ${rel}\n${shown}${shown.length < text.length ? '\n… (truncated)' : ''}`);
@@ -62,6 +67,54 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest)
   const messages: PromptMessages = { system: SYSTEM_PROMPT, user: sections.join('\n\n') };
   const prompt = await store.putJson('prompt', messages);
   return { prompt, estTokens: Math.ceil((messages.system.length + messages.user.length) / 4) };
+}
+
+type ReadResult = { ok: true; text: string } | { ok: false; reason: string };
+
+/**
+ * Reads workspace file `rel` if it stays in the workspace: `validateChangePath` (no absolute
+ * path, `..`, `.git`, or ancestor symlink leaving the workspace). A symlink as the file itself
+ * is followed only when its target, fully resolved, is a file inside the workspace and not
+ * under `.git`. The file is opened without following a symlink that appeared meanwhile.
+ */
+export async function readConfined(dir: string, rel: string): Promise<ReadResult> {
+  // validateChangePath speaks of writing; the rule is the same for reading.
+  const why = (reason: string) => reason.replace(/^writing inside \.git is not allowed$/, 'inside .git');
+  const check = await validateChangePath(dir, rel);
+  let abs: string;
+  if (check.ok) {
+    if (!check.exists) return { ok: false, reason: 'does not exist yet' };
+    abs = check.abs;
+  } else if (check.reason === 'path is a symbolic link') {
+    const root = await realpath(dir);
+    let target: string;
+    try {
+      target = await realpath(path.join(root, rel));
+    } catch {
+      return { ok: false, reason: 'not readable: dangling symbolic link' };
+    }
+    const inside = path.relative(root, target);
+    if (!inside || inside.startsWith('..') || path.isAbsolute(inside)) {
+      return { ok: false, reason: 'not readable: symbolic link to outside the workspace' };
+    }
+    const again = await validateChangePath(dir, inside.split(path.sep).join('/'));
+    if (!again.ok) return { ok: false, reason: `not readable: symbolic link target: ${why(again.reason)}` };
+    if (!again.exists) return { ok: false, reason: 'not readable: symbolic link target is not a file' };
+    abs = again.abs;
+  } else {
+    return { ok: false, reason: `not readable: ${why(check.reason)}` };
+  }
+  try {
+    const handle = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      if (!(await handle.stat()).isFile()) return { ok: false, reason: 'not readable: not a regular file' };
+      return { ok: true, text: await handle.readFile('utf8') };
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    return { ok: false, reason: `not readable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+  }
 }
 
 async function smallestFiles(dir: string, tracked: string[]): Promise<string[]> {

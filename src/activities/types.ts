@@ -33,6 +33,8 @@ export interface PrepareWorkspaceRequest {
   branch: string;
   setupCommand?: Command;
   setupTimeoutSec?: number;
+  /** Env var names holding provider keys: kept out of the setup command's env and redacted. */
+  secretEnvNames?: string[];
 }
 
 export interface BuildPromptRequest {
@@ -101,6 +103,8 @@ export interface RunTestsRequest {
   workspace: WorkspaceHandle;
   command?: Command;
   timeoutSec: number;
+  /** Env var names holding provider keys: kept out of the test command's env and redacted. */
+  secretEnvNames?: string[];
 }
 
 export type RunTestsResult = TestOutcome;

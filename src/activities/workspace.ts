@@ -1,36 +1,137 @@
 // Git workspaces: one isolated clone per task on the worker that prepared it (design rule 4).
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/activity';
-import { simpleGit, type SimpleGit } from 'simple-git';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
+import { simpleGit, type SimpleGit, type SimpleGitOptions } from 'simple-git';
 import type { ArtifactStore } from './artifacts';
+import { runCommand, type RunCommandResult } from './commands';
 import type { ActivityDeps, CommitRequest, CommitResult, PrepareWorkspaceRequest, WorkspaceHandle } from './types';
 
 const GIT_IDENTITY = ['-c', 'user.name=Weaver', '-c', 'user.email=weaver@localhost'];
 
+/**
+ * Env vars simple-git refuses to pass to git unless the matching `unsafe` flag is set (its
+ * guard against untrusted input). Here they come from the worker's own environment, which the
+ * operator controls (e.g. GIT_SSH_COMMAND for a deploy key), so the flag is set exactly for the
+ * vars present; the argument checks (`--upload-pack`, `-c core.sshCommand=…`) stay on otherwise.
+ */
+const UNSAFE_ENV_FLAGS: Record<string, keyof NonNullable<SimpleGitOptions['unsafe']>> = {
+  editor: 'allowUnsafeEditor',
+  git_askpass: 'allowUnsafeAskPass',
+  git_config_global: 'allowUnsafeConfigPaths',
+  git_config_system: 'allowUnsafeConfigPaths',
+  git_config_count: 'allowUnsafeConfigEnvCount',
+  git_config: 'allowUnsafeConfigPaths',
+  git_editor: 'allowUnsafeEditor',
+  git_exec_path: 'allowUnsafeConfigPaths',
+  git_external_diff: 'allowUnsafeDiffExternal',
+  git_pager: 'allowUnsafePager',
+  git_proxy_command: 'allowUnsafeGitProxy',
+  git_template_dir: 'allowUnsafeTemplateDir',
+  git_sequence_editor: 'allowUnsafeEditor',
+  git_ssh: 'allowUnsafeSshCommand',
+  git_ssh_command: 'allowUnsafeSshCommand',
+  pager: 'allowUnsafePager',
+  prefix: 'allowUnsafeConfigPaths',
+  ssh_askpass: 'allowUnsafeAskPass',
+};
+
+/**
+ * The environment of every git process run here: the worker's, but git never asks for a
+ * credential — no terminal prompt (GIT_TERMINAL_PROMPT=0), no askpass helper (an empty
+ * GIT_ASKPASS also overrides `core.askPass`; SSH_ASKPASS is dropped). A clone or push that
+ * needs credentials the worker does not have fails at once instead of hanging the activity.
+ */
+export function gitEnv(base: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(base)) {
+    if (value !== undefined && name !== 'SSH_ASKPASS' && name !== 'GIT_ASKPASS') env[name] = value;
+  }
+  env.GIT_TERMINAL_PROMPT = '0';
+  env.GIT_ASKPASS = '';
+  return env;
+}
+
+/** A simple-git instance with `gitEnv()`; `signal` aborting kills the running git process. */
+export function gitFor(baseDir: string | undefined, signal?: AbortSignal): SimpleGit {
+  const env = gitEnv();
+  const unsafe: NonNullable<SimpleGitOptions['unsafe']> = {};
+  for (const name of Object.keys(env)) {
+    const flag = UNSAFE_ENV_FLAGS[name.toLowerCase().trim()];
+    if (flag) unsafe[flag] = true;
+  }
+  return simpleGit({ ...(baseDir ? { baseDir } : {}), ...(signal ? { abort: signal } : {}), unsafe }).env(env);
+}
+
+/** Longest readable part of a workspace directory name (the hash keeps it unique). */
+const MAX_DIR_NAME = 100;
+
 export function workspaceDirFor(root: string, workflowId: string): string {
-  // Workflow IDs may contain '/', ':' etc.; keep the name readable and unique.
-  return path.join(root, workflowId.replace(/[^A-Za-z0-9._-]+/g, '_'));
+  // Workflow IDs may contain '/', ':' etc.: a readable part, plus a short hash of the exact ID
+  // so that IDs differing only in such characters (`a/b`, `a_b`, `a:b`) never share a directory.
+  const readable = workflowId.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_').slice(0, MAX_DIR_NAME);
+  const hash = createHash('sha256').update(workflowId).digest('hex').slice(0, 8);
+  return path.join(root, `${readable}-${hash}`);
+}
+
+export interface PrepareOptions {
+  /** The activity's cancellation signal: aborting it kills the running git process. */
+  signal?: AbortSignal;
 }
 
 /** A clone of `repo` on a fresh task branch. Idempotent: a retry starts from a clean clone. */
-export async function prepareWorkspace(deps: ActivityDeps, req: PrepareWorkspaceRequest): Promise<WorkspaceHandle & { dirExisted: boolean }> {
+export async function prepareWorkspace(
+  deps: ActivityDeps,
+  req: PrepareWorkspaceRequest,
+  opts: PrepareOptions = {},
+): Promise<WorkspaceHandle & { dirExisted: boolean }> {
+  const { signal } = opts;
   const dir = workspaceDirFor(deps.workspaceRoot, req.workflowId);
   const dirExisted = existsSync(dir);
   await rm(dir, { recursive: true, force: true });
   await mkdir(path.dirname(dir), { recursive: true });
   const source = /^[a-z+]+:\/\//i.test(req.repo) || /^[^/]+@[^:]+:/.test(req.repo) ? req.repo : path.resolve(req.repo);
+  const cancelled = async (detail: string): Promise<never> => {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw new CancelledFailure(`workspace preparation cancelled; ${detail}`);
+  };
+  // The clone is the long, networked part. It runs through runCommand, not simple-git: git
+  // forks transport helpers (git-remote-http, ssh) that outlive a killed `git`, so a cancel must
+  // kill the whole process group (design rule 7). In its own session git has no terminal to
+  // prompt on either; gitEnv() turns the prompts and askpass helpers off explicitly.
+  const logFile = `${dir}.clone.log`;
+  let r: RunCommandResult;
   try {
-    await simpleGit().clone(source, dir, req.baseBranch ? ['--branch', req.baseBranch] : []);
-  } catch (err) {
-    // A repo or branch that does not exist will not appear on retry.
-    throw ApplicationFailure.nonRetryable(`cannot clone ${req.repo}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${(err as Error).message}`, 'CloneFailed');
+    r = await runCommand({
+      command: ['git', 'clone', ...(req.baseBranch ? ['--branch', req.baseBranch] : []), '--', source, dir],
+      cwd: path.dirname(dir),
+      timeoutSec: Infinity,
+      logFile,
+      signal,
+      env: gitEnv(),
+      killGraceMs: 1000,
+    });
+  } finally {
+    await rm(logFile, { force: true }).catch(() => undefined);
   }
-  const git = simpleGit(dir);
-  await git.checkout(['-B', req.branch]);
-  const baseCommit = (await git.revparse(['HEAD'])).trim();
-  return { id: path.basename(dir), dir, taskQueue: deps.workspaceQueue, branch: req.branch, baseCommit, dirExisted };
+  if (r.cancelled) return cancelled('git clone killed');
+  if (r.exitCode !== 0) {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    // A repo or branch that does not exist will not appear on retry.
+    const why = r.tail.trim().split('\n').slice(-5).join('\n') || r.error || `git exited with ${r.exitCode ?? r.signal}`;
+    throw ApplicationFailure.nonRetryable(`cannot clone ${req.repo}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`, 'CloneFailed');
+  }
+  try {
+    const git = gitFor(dir, signal);
+    await git.checkout(['-B', req.branch]);
+    const baseCommit = (await git.revparse(['HEAD'])).trim();
+    return { id: path.basename(dir), dir, taskQueue: deps.workspaceQueue, branch: req.branch, baseCommit, dirExisted };
+  } catch (err) {
+    if (signal?.aborted) return cancelled(`git killed (${(err as Error).message})`);
+    throw err;
+  }
 }
 
 /** Throws WorkspaceLost when this worker no longer has the workspace: the workflow rebuilds it. */
@@ -38,7 +139,7 @@ export function openWorkspace(ws: WorkspaceHandle): SimpleGit {
   if (!existsSync(path.join(ws.dir, '.git'))) {
     throw ApplicationFailure.nonRetryable(`workspace ${ws.dir} is gone from this worker`, 'WorkspaceLost');
   }
-  return simpleGit(ws.dir);
+  return gitFor(ws.dir);
 }
 
 /** Back to the branch head before another attempt: drop the last attempt's edits. */

@@ -12,6 +12,7 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   setHandler,
   TimeoutFailure,
   upsertSearchAttributes,
@@ -393,7 +394,8 @@ class CodingTask {
     this.committed = true;
     if (r.pushError) this.warnings.push(`push failed; the commit stays in the workspace ${ws.dir}: ${r.pushError}`);
     // Pushed: the remote has the work, the clone can go. Not pushed: it is where the branch lives.
-    if (r.pushed) await this.acts(ws).releaseWorkspace(ws);
+    // Versioned: histories recorded before this release step still replay.
+    if (r.pushed && patched('release-workspace-after-push')) await this.acts(ws).releaseWorkspace(ws);
     return r;
   }
 
