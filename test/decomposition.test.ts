@@ -112,6 +112,23 @@ test('3 explicit subtasks on childConcurrency 2: documented child IDs, never mor
   expect(result.aggregate!.usage.calls).toBe(3);
 });
 
+test('without push, children hand their branches over as git bundles in the artifact store', async () => {
+  const repo = await multiRepo(['a', 'b']);
+  rig.model.setDefault('d-bundle', byTitle({ 'fix a': fix('a'), 'fix b': fix('b') }));
+  const result = await rig.run(parentTask(repo, 'd-bundle', { subtasks: [sub('fix a', 'a'), sub('fix b', 'b')], push: false }));
+  expect(result.status).toBe('succeeded');
+  for (const c of result.children!) {
+    expect(c.result!.bundle?.kind).toBe('git-bundle');
+    // The child's clone is gone: the parent can only have merged from the bundle.
+    expect(c.result!.workspace).toBeUndefined();
+    expect(c.merged).toBe(true);
+  }
+  // Nothing was pushed; the integrated branch lives in the parent's workspace.
+  expect((await simpleGit(repo).branchLocal()).all).toEqual(['main']);
+  const git = simpleGit(result.workspace!);
+  for (const n of ['a', 'b']) expect(await git.show([`${result.branch}:src/${n}.js`])).toContain(`${n}-done`);
+});
+
 test('a child that fails every attempt: siblings still succeed, parent reports 2/3 partial with the reason', async () => {
   const repo = await multiRepo(['a', 'b', 'c']);
   rig.model.setDefault('d-partial', byTitle({ 'fix a': fix('a'), 'fix b': fix('b'), 'fix c': fix('c', 'wrong') }));

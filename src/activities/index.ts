@@ -133,12 +133,16 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
-      return ws.commitAndPush(req);
+      const r = await ws.commitAndPush(req);
+      if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
+      return r;
     },
 
     /** Merges the children's branches into the parent's, in subtask order; conflicts are outcomes. */
     async mergeBranches(req: { workspace: WorkspaceHandle; sources: ws.MergeSource[] }): Promise<ws.MergeResult[]> {
-      return ws.mergeBranches(req.workspace, req.sources);
+      // A source given as an artifact reference is a git bundle in the shared store.
+      const sources = req.sources.map((s) => (s.source.startsWith('sha256:') ? { ...s, source: store.pathOf(s.source) } : s));
+      return ws.mergeBranches(req.workspace, sources);
     },
 
     async releaseWorkspace(workspace: WorkspaceHandle): Promise<void> {

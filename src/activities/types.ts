@@ -114,6 +114,8 @@ export interface CommitRequest {
   message: string;
   /** Remote name or URL to push the branch to; absent → no push. */
   pushRemote?: string;
+  /** When not pushed, also store the branch as a git bundle artifact (children do, for their parent). */
+  bundle?: boolean;
 }
 
 export interface CommitResult {
@@ -121,4 +123,6 @@ export interface CommitResult {
   pushed: boolean;
   /** Why the push was rejected (the commit is kept in the workspace). */
   pushError?: string;
+  /** The branch as a git bundle, when requested and not pushed. */
+  bundle?: ArtifactRef;
 }

@@ -5,6 +5,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { simpleGit, type SimpleGit, type SimpleGitOptions } from 'simple-git';
+import type { ArtifactRef } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
 import { runCommand, type RunCommandResult } from './commands';
 import type { ActivityDeps, CommitRequest, CommitResult, PrepareWorkspaceRequest, WorkspaceHandle } from './types';
@@ -119,9 +120,14 @@ export async function prepareWorkspace(
   if (r.cancelled) return cancelled('git clone killed');
   if (r.exitCode !== 0) {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
-    // A repo or branch that does not exist will not appear on retry.
     const why = r.tail.trim().split('\n').slice(-5).join('\n') || r.error || `git exited with ${r.exitCode ?? r.signal}`;
-    throw ApplicationFailure.nonRetryable(`cannot clone ${req.repo}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`, 'CloneFailed');
+    // A network hiccup is retried by Temporal; a repo or branch that does not exist is final.
+    const transient = /could not resolve host|connection (refused|reset|timed out)|timed out|early eof|remote end hung up|rpc failed|http [5]\d\d|\b50[234]\b/i.test(why);
+    throw ApplicationFailure.create({
+      type: transient ? 'CloneUnavailable' : 'CloneFailed',
+      nonRetryable: !transient,
+      message: `cannot clone ${req.repo}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`,
+    });
   }
   try {
     const git = gitFor(dir, signal);
@@ -177,6 +183,15 @@ export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
   return { commit, pushed: true };
 }
 
+/** The branch as a git bundle in the artifact store: how a child hands its work to a parent
+ *  on another worker without a push (the store is shared by the workers). */
+export async function bundleBranch(store: ArtifactStore, ws: WorkspaceHandle): Promise<ArtifactRef> {
+  const git = openWorkspace(ws);
+  const file = await store.scratchPath('branch.bundle');
+  await git.raw(['bundle', 'create', file, ws.branch]);
+  return store.adoptFile('git-bundle', file);
+}
+
 export async function releaseWorkspace(ws: WorkspaceHandle): Promise<void> {
   await rm(ws.dir, { recursive: true, force: true });
 }
@@ -184,7 +199,7 @@ export async function releaseWorkspace(ws: WorkspaceHandle): Promise<void> {
 export interface MergeSource {
   workflowId: string;
   title: string;
-  /** Where to fetch the child's branch from: a remote name/URL or a workspace path. */
+  /** Where to fetch the child's branch from: a remote name/URL, a bundle file or a workspace path. */
   source: string;
   branch: string;
 }

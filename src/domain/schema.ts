@@ -308,6 +308,8 @@ export interface CodingTaskResult {
   pushed?: boolean;
   /** Where the branch lives when it was not pushed (on the worker that held the workspace). */
   workspace?: string;
+  /** A child's branch as a git bundle artifact, when it was not pushed (how its parent merges it). */
+  bundle?: ArtifactRef;
   /** Things a person should know, e.g. a provider failing authentication. */
   warnings?: string[];
   attempts: AttemptRecord[];

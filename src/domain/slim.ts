@@ -25,6 +25,7 @@ export function slimResult(r: CodingTaskResult): CodingTaskResult {
     commit: r.commit,
     pushed: r.pushed,
     workspace: r.workspace,
+    bundle: r.bundle,
     warnings: r.warnings,
     attempts: r.attempts.map(slimAttempt),
     usage: r.usage,

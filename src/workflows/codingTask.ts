@@ -314,8 +314,11 @@ class CodingTask {
 
       switch (verdict.action) {
         case 'commit': {
-          const { commit, pushed } = await this.commit(ws, record.summary);
-          return { kind: 'done', result: await this.finish('succeeded', verdict.why, { commit, pushed, workspace: pushed ? undefined : ws.dir }) };
+          const { commit, pushed, bundle } = await this.commit(ws, record.summary);
+          return {
+            kind: 'done',
+            result: await this.finish('succeeded', verdict.why, { commit, pushed, bundle, workspace: pushed || bundle ? undefined : ws.dir }),
+          };
         }
         case 'retry':
           feedback = verdict.feedback;
@@ -390,12 +393,13 @@ class CodingTask {
       }
       this.enter('committing');
     }
-    const r = await this.acts(ws).commitAndPush({ workspace: ws, message, pushRemote });
+    // A child that does not push hands its branch over as a bundle in the shared artifact store.
+    const r = await this.acts(ws).commitAndPush({ workspace: ws, message, pushRemote, bundle: this.depth > 0 });
     this.committed = true;
     if (r.pushError) this.warnings.push(`push failed; the commit stays in the workspace ${ws.dir}: ${r.pushError}`);
-    // Pushed: the remote has the work, the clone can go. Not pushed: it is where the branch lives.
-    // Versioned: histories recorded before this release step still replay.
-    if (r.pushed && patched('release-workspace-after-push')) await this.acts(ws).releaseWorkspace(ws);
+    // Pushed (or bundled by a child): the work is safe elsewhere, the clone can go. Otherwise the
+    // workspace is where the branch lives. Versioned: older histories without this step replay.
+    if ((r.pushed || r.bundle) && patched('release-workspace-after-push')) await this.acts(ws).releaseWorkspace(ws);
     return r;
   }
 
@@ -481,7 +485,7 @@ class CodingTask {
     const sources = ok.map((c) => ({
       workflowId: c.workflowId,
       title: c.title,
-      source: c.result!.pushed ? this.pushRemote()! : c.result!.workspace!,
+      source: c.result!.pushed ? this.pushRemote()! : (c.result!.bundle?.ref ?? c.result!.workspace!),
       branch: c.branch!,
     }));
     const merges = sources.length ? await this.acts(ws).mergeBranches({ workspace: ws, sources }) : [];
@@ -527,14 +531,15 @@ class CodingTask {
       artifacts: tests.log ? [tests.log] : [],
     });
     // The merged work is committed (and pushed) even when incomplete: nothing is lost.
-    const { commit, pushed } = await this.commit(ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`);
+    const { commit, pushed, bundle } = await this.commit(ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`);
     const complete = merged === total && tests.passed;
     const testsNote = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
     const reason = [head, testsNote, ...problems].join('; ');
     return this.finish(complete ? 'succeeded' : 'partial', reason, {
       commit,
       pushed,
-      workspace: pushed ? undefined : ws.dir,
+      workspace: pushed || bundle ? undefined : ws.dir,
+      bundle,
       children: this.children.map(slimChild),
       aggregate,
     });
