@@ -8,6 +8,7 @@ import { simpleGit } from 'simple-git';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { demoModelStep } from '../src/devtools/demo';
 import type { Progress } from '../src/domain/schema';
+import { WeaverPhase, WeaverStatus } from '../src/domain/searchAttributes';
 import { lastUserText } from '../src/devtools/scriptedModelServer';
 import { closeTestConnections, historySizeBytes } from './support/temporal';
 import { startRig, type Rig } from './support/weaver';
@@ -39,6 +40,10 @@ test('succeeds on the first attempt: commit on the task branch, pushed to the re
   const head = (await simpleGit(repo).revparse([result.branch])).trim();
   expect(head).toBe(result.commit);
   expect(await simpleGit(repo).show([`${result.branch}:src/slugify.js`])).toBe(GOOD);
+  // Searchable in the Web UI / `temporal workflow list --query 'WeaverStatus="succeeded"'`.
+  const { typedSearchAttributes } = await rig.client.workflow.getHandle(result.workflowId).describe();
+  expect(typedSearchAttributes.get(WeaverStatus)).toBe('succeeded');
+  expect(typedSearchAttributes.get(WeaverPhase)).toBe('done');
   // Artifacts are referenced, and they exist in the store.
   const kinds = result.artifacts.map((a) => a.kind).concat(result.attempts[0].artifacts.map((a) => a.kind));
   expect(kinds).toEqual(expect.arrayContaining(['prompt', 'response', 'change-set', 'diff', 'test-log', 'report']));
