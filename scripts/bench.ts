@@ -21,6 +21,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { weaverLogger } from '../src/logging';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, demoModelStep, exampleTask } from '../src/devtools/demo';
 import { killProcessGroup, startDevServer, stopProcessGroup, temporalCliPath } from '../src/devtools/devServer';
@@ -110,7 +111,7 @@ async function main(): Promise<void> {
   });
 
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: weaverLogger('WARN') });
     const t0 = Date.now();
     server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'temporal-server.log') });
     const serverMs = Date.now() - t0;

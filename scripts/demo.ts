@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+import { weaverLogger } from '../src/logging';
 import { simpleGit } from 'simple-git';
 import { follow, formatResult } from '../src/cli';
 import { startCodingTask, webUiLink } from '../src/client';
@@ -34,7 +35,7 @@ async function ensureServer(address: string): Promise<void> {
 
 async function main() {
   // Keep the demo's output to what it shows; the worker's own logs only when something is wrong.
-  Runtime.install({ logger: new DefaultLogger((process.env.WEAVER_LOG_LEVEL as 'WARN') || 'WARN') });
+  Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'WARN') });
   const serve = process.argv.includes('--serve');
   const c = config();
   await ensureServer(c.address);

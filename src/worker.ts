@@ -2,7 +2,8 @@
 // preparation) and one on this worker's own workspace queue (git, apply, tests).
 import os from 'node:os';
 import path from 'node:path';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
+import { weaverLogger } from './logging';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
 import type { ActivityDeps } from './activities/types';
@@ -71,6 +72,7 @@ export async function ensureSearchAttributes(connection: NativeConnection, names
 }
 
 async function main() {
+  Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'INFO') });
   const c = config();
   const connection = await NativeConnection.connect({ address: c.address });
   await ensureSearchAttributes(connection, c.namespace);

@@ -15,7 +15,8 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { DefaultLogger, NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+import { NativeConnection, Runtime, type LogLevel } from '@temporalio/worker';
+import { weaverLogger } from '../../src/logging';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../../src/devtools/devServer';
 
 export const TEST_NAMESPACE = 'default';
@@ -77,7 +78,7 @@ export async function testClient(): Promise<Client> {
 function installTestRuntime(): void {
   if (Runtime.instantiator) return;
   const level = (process.env.WEAVER_TEST_LOG_LEVEL ?? 'WARN').toUpperCase() as LogLevel;
-  Runtime.install({ logger: new DefaultLogger(level) });
+  Runtime.install({ logger: weaverLogger(level) });
 }
 
 /** Memoised NativeConnection for Worker.create. */
