@@ -63,6 +63,13 @@ export async function startCodingTask(input: CodingTaskInput | unknown, opts: Cl
       workflowId,
       args: [parsed],
       memo: { title: parsed.task.title },
+      // Shown at the top of the run in the Web UI.
+      staticSummary: `Weaver: ${parsed.task.title}`,
+      staticDetails: [
+        `**repo** ${parsed.repo}${parsed.baseBranch ? ` (${parsed.baseBranch})` : ''}`,
+        `**providers** ${parsed.providers.map((p) => `${p.id} (${p.model})`).join(', ')} · strategy ${parsed.strategy?.mode ?? 'sequential'}`,
+        `**tests** ${parsed.testCommand ? (Array.isArray(parsed.testCommand) ? parsed.testCommand.join(' ') : parsed.testCommand) : 'none'}`,
+      ].join('\n\n'),
       typedSearchAttributes: [
         { key: WeaverRepo, value: parsed.repo.slice(0, 200) },
         { key: WeaverStatus, value: 'running' },

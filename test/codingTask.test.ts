@@ -41,7 +41,11 @@ test('succeeds on the first attempt: commit on the task branch, pushed to the re
   expect(head).toBe(result.commit);
   expect(await simpleGit(repo).show([`${result.branch}:src/slugify.js`])).toBe(GOOD);
   // Searchable in the Web UI / `temporal workflow list --query 'WeaverStatus="succeeded"'`.
-  const { typedSearchAttributes } = await rig.client.workflow.getHandle(result.workflowId).describe();
+  const description = await rig.client.workflow.getHandle(result.workflowId).describe();
+  const { typedSearchAttributes } = description;
+  // The Web UI's summary line and details of the run.
+  expect(await description.staticSummary()).toBe('Weaver: Implement slugify');
+  expect(await description.staticDetails()).toContain('**providers** m-first (m-first)');
   expect(typedSearchAttributes.get(WeaverStatus)).toBe('succeeded');
   expect(typedSearchAttributes.get(WeaverPhase)).toBe('done');
   // Artifacts are referenced, and they exist in the store.

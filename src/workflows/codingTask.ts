@@ -356,12 +356,9 @@ class CodingTask {
     if (applied.diff) record.artifacts.push(applied.diff);
     if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
     this.enter('testing');
-    const tests = await this.acts(ws).runTests({
-      workspace: ws,
-      command: this.input.testCommand,
-      timeoutSec: this.limits.testTimeoutSec,
-      secretEnvNames: this.secretEnvNames(),
-    });
+    const tests = await this.acts(ws).runTests.executeWithOptions({ summary: `attempt ${this.attempt}: ${commandText(this.input.testCommand)}` }, [
+      { workspace: ws, command: this.input.testCommand, timeoutSec: this.limits.testTimeoutSec, secretEnvNames: this.secretEnvNames() },
+    ]);
     record.tests = tests;
     if (tests.log) record.artifacts.push(tests.log);
     if (tests.passed) return { kind: 'tests_passed' };
@@ -443,6 +440,7 @@ class CodingTask {
           workflowId: child.workflowId,
           args: [this.childInput(subtasks[i], cost, tokens)],
           memo: { title: subtasks[i].title, parent: this.workflowId },
+          staticSummary: `subtask ${i + 1}/${subtasks.length}: ${subtasks[i].title}`,
         });
         Object.assign(child, { status: result.status, reason: result.reason, branch: result.branch, commit: result.commit, result: slimResult(result) });
         this.childUsage.push(result.usage);
@@ -553,6 +551,11 @@ function isWorkspaceLost(err: unknown): boolean {
     (c instanceof ApplicationFailure && c.type === 'WorkspaceLost') ||
     (c instanceof TimeoutFailure && c.timeoutType === 'SCHEDULE_TO_START')
   );
+}
+
+function commandText(c: CodingTaskInput['testCommand']): string {
+  const text = c === undefined ? 'no test command' : Array.isArray(c) ? c.join(' ') : c;
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
 function outcomeDetail(o: Outcome): string | undefined {

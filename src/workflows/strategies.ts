@@ -259,7 +259,11 @@ async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: string, 
   const startedAt = Date.now();
   const base = { provider: spec.id, model: spec.model, strategy, role, attempt: env.attempt, startedAt: new Date(startedAt).toISOString() };
   try {
-    const result = await llm.generateChange({ workflowId: env.workflowId, attempt: env.attempt, provider: spec, prompt: env.prompt, role });
+    // The summary is what the Web UI shows for this call in the timeline.
+    const result = await llm.generateChange.executeWithOptions(
+      { summary: `${spec.id} (${spec.model}) · attempt ${env.attempt} · ${strategy}${role === 'shadow' ? ' · shadow' : ''}` },
+      [{ workflowId: env.workflowId, attempt: env.attempt, provider: spec, prompt: env.prompt, role }],
+    );
     const event = env.ledger.settle(reservation, spec, {
       ...base,
       latencyMs: result.latencyMs,
