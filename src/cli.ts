@@ -8,6 +8,7 @@ import {
   cancelTask,
   getProgress,
   startCodingTask,
+  startTaskBatch,
   TaskInputError,
   webUiLink,
   weaverClient,
@@ -20,6 +21,7 @@ import {
 
 const USAGE = `usage:
   weaver run <task.json> [--json] [--id <workflowId>] [--detach]
+  weaver batch <batch.json> [--json] [--id <workflowId>] [--detach]
   weaver status <workflowId> [--json]
   weaver result <workflowId> [--json]
   weaver guide <workflowId> <text>
@@ -57,6 +59,19 @@ export async function main(argv: string[], out: (line: string) => void = console
       const result = await follow(handle, values.json ? () => undefined : out);
       out(values.json ? JSON.stringify(result, null, 2) : formatResult(result));
       return result.status === 'succeeded' ? 0 : 1;
+    }
+    case 'batch': {
+      if (!arg) throw new UsageError('batch needs a batch file ({ "tasks": [...], "concurrency": N })');
+      const input = await readTaskFile(arg);
+      const handle = await startTaskBatch(input, { workflowId: values.id });
+      if (!values.json) out(`started batch ${handle.workflowId}\n  ${webUiLink(handle.workflowId)}`);
+      if (values.detach) {
+        if (values.json) out(JSON.stringify({ workflowId: handle.workflowId }));
+        return 0;
+      }
+      const batch = await follow<BatchResult, BatchProgress>(handle, values.json ? () => undefined : out, formatBatchProgress);
+      out(values.json ? JSON.stringify(batch, null, 2) : formatBatch(batch));
+      return batch.aggregate.failureCount === 0 ? 0 : 1;
     }
     case 'status': {
       if (!arg) throw new UsageError('status needs a workflow id');
@@ -136,14 +151,19 @@ async function readTaskFile(file: string): Promise<unknown> {
 }
 
 /** Polls the progress query and prints each change of phase, attempt or decision. */
-export async function follow(handle: WorkflowHandle, out: (line: string) => void, intervalMs = 500): Promise<CodingTaskResult> {
+export async function follow<R = CodingTaskResult, P = Progress>(
+  handle: WorkflowHandle,
+  out: (line: string) => void,
+  format: (p: P) => string = formatProgress as unknown as (p: P) => string,
+  intervalMs = 500,
+): Promise<R> {
   let last = '';
   let done = false;
-  const resultP = handle.result().finally(() => (done = true)) as Promise<CodingTaskResult>;
+  const resultP = handle.result().finally(() => (done = true)) as Promise<R>;
   while (!done) {
-    const p = await handle.query<Progress>('progress').catch(() => undefined);
+    const p = await handle.query<P>('progress').catch(() => undefined);
     if (p) {
-      const line = formatProgress(p);
+      const line = format(p);
       if (line !== last) out(`  ${line}`);
       last = line;
     }

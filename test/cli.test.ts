@@ -8,7 +8,6 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
 import { demoModelStep } from '../src/devtools/demo';
 import type { StaticStep } from '../src/devtools/scriptedModelServer';
-import { startTaskBatch } from '../src/client';
 import type { BatchResult, CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
 import { closeTestConnections, temporalCliPath, testAddress } from './support/temporal';
 import { startRig, type Rig } from './support/weaver';
@@ -202,22 +201,22 @@ describe('weaver CLI (bin/weaver.mjs)', () => {
     expect(r.stdout).toBe('');
   });
 
-  test('status and result on a taskBatch: per-task status and the aggregate; result --json is the raw BatchResult', async () => {
+  test('batch runs a taskBatch to the end; status and result show per-task status and the aggregate', async () => {
     const repo = await rig.newRepo();
     rig.model.script('cli-batch-ok', [answer(GOOD)]);
     const id = uniqueId('batch');
-    const handle = await startTaskBatch(
-      {
-        tasks: [
-          rig.task(repo, [rig.provider('cli-batch-ok')]),
-          // Cannot be cloned: this task fails, the batch goes on.
-          rig.task(path.join(rig.tmp, 'no-such-repo'), [rig.provider('cli-batch-never')]),
-        ],
-        concurrency: 2,
-      },
-      { client: rig.client, taskQueue: rig.taskQueue, workflowId: id },
-    );
-    const batch = (await handle.result()) as BatchResult;
+    const file = await writeTask('batch', {
+      tasks: [
+        rig.task(repo, [rig.provider('cli-batch-ok')]),
+        // Cannot be cloned: this task fails, the batch goes on.
+        rig.task(path.join(rig.tmp, 'no-such-repo'), [rig.provider('cli-batch-never')]),
+      ],
+      concurrency: 2,
+    });
+    const b = await weaver('batch', file, '--json', '--id', id);
+    // Exit 1: not every task succeeded.
+    expect({ code: b.code, why: explain(b) }).toMatchObject({ code: 1 });
+    const batch = JSON.parse(b.stdout) as BatchResult;
     expect(batch.aggregate).toMatchObject({ total: 2, successCount: 1, failureCount: 1 });
     const [ok, failed] = batch.results;
 
