@@ -1,7 +1,7 @@
 // `weaver` CLI on top of the client SDK: run a task and follow it live, look at a run.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import {
   addGuidance,
   approvePush,
@@ -116,8 +116,13 @@ export async function main(argv: string[], out: (line: string) => void = console
     }
     case 'approve': {
       if (!arg) throw new UsageError('approve needs a workflow id');
-      await approvePush(arg, { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined });
-      out(`${values.reject ? 'rejection' : 'approval'} sent to ${arg}`);
+      const answer = await approvePush(arg, { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined }).catch(
+        (err: unknown) => {
+          if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`${arg}: ${err.cause?.message ?? err.message}`);
+          throw err;
+        },
+      );
+      out(`${arg}: ${answer}`);
       return 0;
     }
     case 'cancel': {

@@ -114,14 +114,17 @@ export async function addGuidance(workflowId: string, text: string, opts: Pick<C
   await client.workflow.getHandle(workflowId).signal('addGuidance', text);
 }
 
-/** Approves (or rejects) the push of a task started with `requireApproval`. */
+/**
+ * Approves (or rejects) the push of a task started with `requireApproval`. Resolves with what
+ * the task will do; throws (WorkflowUpdateFailedError) when the task is not waiting for one.
+ */
 export async function approvePush(
   workflowId: string,
   decision: { approved: boolean; by?: string; comment?: string },
   opts: Pick<ClientOptions, 'client'> = {},
-): Promise<void> {
+): Promise<string> {
   const client = opts.client ?? (await weaverClient());
-  await client.workflow.getHandle(workflowId).signal('approvePush', decision);
+  return client.workflow.getHandle(workflowId).executeUpdate<string, [typeof decision]>('approvePush', { args: [decision] });
 }
 
 export async function cancelTask(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<void> {

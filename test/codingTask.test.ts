@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { demoModelStep } from '../src/devtools/demo';
@@ -217,8 +217,10 @@ test('requireApproval: commits, waits for a person, pushes only when approved', 
   const { branch } = await approved.query<Progress>('progress');
   expect(await branches()).not.toContain(branch);
 
-  await approved.signal('approvePush', { approved: true, by: 'ana' });
-  await rejected.signal('approvePush', { approved: false, by: 'bo', comment: 'not yet' });
+  expect(await approved.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] })).toBe('approved: pushing now');
+  expect(await rejected.executeUpdate('approvePush', { args: [{ approved: false, by: 'bo', comment: 'not yet' }] })).toMatch(/^rejected/);
+  // A second decision is refused, with the reason.
+  await expect(rejected.executeUpdate('approvePush', { args: [{ approved: true }] })).rejects.toThrow(WorkflowUpdateFailedError);
   const ok = await approved.result();
   const no = await rejected.result();
   expect(ok).toMatchObject({ status: 'succeeded', pushed: true });
@@ -253,4 +255,14 @@ test('an infrastructure failure past its retries still returns a result: failed,
   expect(result.reason).toMatch(/^preparing failed: cannot clone .*no-such-repo/);
   expect(rig.model.count('m-noclone')).toBe(0);
   expect(result.artifacts.map((a) => a.kind)).toContain('report');
+});
+
+test('approvePush on a task that does not require approval is refused with the reason', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-noapprove', [{ ...answer(GOOD), delayMs: 2000 }]);
+  const handle = await rig.start(rig.task(repo, [rig.provider('m-noapprove')], { push: true }));
+  const err = await handle.executeUpdate('approvePush', { args: [{ approved: true }] }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  expect(String((err as WorkflowUpdateFailedError).cause?.message)).toMatch(/does not require approval/);
+  expect((await handle.result()).status).toBe('succeeded');
 });

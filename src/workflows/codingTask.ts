@@ -9,6 +9,7 @@ import {
   condition,
   defineQuery,
   defineSignal,
+  defineUpdate,
   executeChild,
   isCancellation,
   log,
@@ -51,8 +52,13 @@ import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 export const progressQuery = defineQuery<Progress>('progress');
 /** A person's hint, added to the next prompt. */
 export const addGuidanceSignal = defineSignal<[string]>('addGuidance');
-/** A person's decision on pushing, when the task has `requireApproval`. */
-export const approvePushSignal = defineSignal<[{ approved: boolean; by?: string; comment?: string }]>('approvePush');
+export interface PushDecision {
+  approved: boolean;
+  by?: string;
+  comment?: string;
+}
+/** A person's decision on pushing, when the task has `requireApproval`; answers what happens next. */
+export const approvePushUpdate = defineUpdate<string, [PushDecision]>('approvePush');
 
 const MAX_WORKSPACE_REBUILDS = 3;
 
@@ -86,7 +92,7 @@ class CodingTask {
   private ws?: WorkspaceHandle;
   /** Set once a commit exists: from then on the workspace is never deleted on cancel. */
   private committed = false;
-  private approval?: { approved: boolean; by?: string; comment?: string };
+  private approval?: PushDecision;
 
   constructor(private readonly input: ParsedCodingTaskInput) {
     this.limits = resolveLimits(input);
@@ -107,7 +113,25 @@ class CodingTask {
       children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
     }));
     setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
-    setHandler(approvePushSignal, (decision) => void (this.approval ??= decision));
+    setHandler(
+      approvePushUpdate,
+      (decision) => {
+        this.approval = decision;
+        return decision.approved
+          ? `approved: ${this.phase === 'awaiting_approval' ? 'pushing now' : 'will push once the tests pass'}`
+          : 'rejected: the commit stays in the workspace, nothing is pushed';
+      },
+      {
+        // Rejected before it enters history: the caller gets the reason at once.
+        validator: (decision) => {
+          if (!this.input.requireApproval) throw new Error('this task does not require approval (requireApproval is not set)');
+          if (!this.pushRemote()) throw new Error('this task does not push (push is not set)');
+          if (this.approval) throw new Error(`already ${this.approval.approved ? 'approved' : 'rejected'}${this.approval.by ? ` by ${this.approval.by}` : ''}`);
+          if (this.status) throw new Error(`the task has already finished (${this.status})`);
+          if (typeof decision?.approved !== 'boolean') throw new Error('approved must be true or false');
+        },
+      },
+    );
   }
 
   /** The whole tree's usage: this task's calls plus its finished children's. */

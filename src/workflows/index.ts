@@ -1,3 +1,3 @@
 // Everything the worker bundles into the workflow sandbox.
-export { codingTask, progressQuery, addGuidanceSignal, approvePushSignal } from './codingTask';
+export { codingTask, progressQuery, addGuidanceSignal, approvePushUpdate } from './codingTask';
 export { taskBatch } from './taskBatch';
