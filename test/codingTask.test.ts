@@ -10,21 +10,15 @@ import { demoModelStep } from '../src/devtools/demo';
 import type { Progress } from '../src/domain/schema';
 import { WeaverPhase, WeaverStatus } from '../src/domain/searchAttributes';
 import { lastUserText } from '../src/devtools/scriptedModelServer';
-import { closeTestConnections, historySizeBytes } from './support/temporal';
-import { startRig, type Rig } from './support/weaver';
+import { historySizeBytes } from './support/temporal';
+import { useRig, type Rig } from './support/weaver';
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
 const answer = (content: string, file = 'src/slugify.js') => ({ content: { summary: 'edit slugify', files: [{ path: file, action: 'modify', content }] } });
 
 let rig: Rig;
-beforeAll(async () => {
-  rig = await startRig();
-});
-afterAll(async () => {
-  await rig?.close();
-  await closeTestConnections();
-});
+useRig((r) => (rig = r));
 
 test('succeeds on the first attempt: commit on the task branch, pushed to the repo, usage counted', async () => {
   const repo = await rig.newRepo();

@@ -6,17 +6,10 @@ import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { lastUserText, type StaticStep, type StepFn } from '../src/devtools/scriptedModelServer';
 import type { BatchResult, CodingTaskInput, TaskSpec } from '../src/domain/schema';
-import { closeTestConnections } from './support/temporal';
-import { startRig, type Rig } from './support/weaver';
+import { useRig, type Rig } from './support/weaver';
 
 let rig: Rig;
-beforeAll(async () => {
-  rig = await startRig();
-});
-afterAll(async () => {
-  await rig?.close();
-  await closeTestConnections();
-});
+useRig((r) => (rig = r));
 
 /** A repo with one module per name; each test wants value() === '<name>-done'. */
 async function multiRepo(names: string[]): Promise<string> {

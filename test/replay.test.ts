@@ -26,8 +26,8 @@ import * as proto from '@temporalio/proto';
 import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
 import { Worker, type ReplayResult } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { closeTestConnections, temporalCliPath, testAddress, workflowBundle } from './support/temporal';
-import { startRig, type Rig } from './support/weaver';
+import { temporalCliPath, testAddress, workflowBundle } from './support/temporal';
+import { useRig, type Rig } from './support/weaver';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'histories', 'coding-task-retry.json');
 /** Histories carry no workflow id; the workflow reads it (branch name), so replay with the recorded one. */
@@ -39,13 +39,7 @@ const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule
 const answer = (content: string) => ({ content: { summary: 'edit slugify', files: [{ path: 'src/slugify.js', action: 'modify', content }] } });
 
 let rig: Rig;
-beforeAll(async () => {
-  rig = await startRig();
-});
-afterAll(async () => {
-  await rig?.close();
-  await closeTestConnections();
-});
+useRig((r) => (rig = r));
 
 const replayOptions = () => ({ workflowBundle: workflowBundle() });
 

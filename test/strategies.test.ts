@@ -3,8 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
-import { closeTestConnections } from './support/temporal';
-import { startRig, type Rig } from './support/weaver';
+import { useRig, type Rig } from './support/weaver';
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
@@ -14,13 +13,7 @@ const answer = (content: string, delayMs = 0) => ({ content: { summary: 's', fil
 const fastRetry = { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 50 };
 
 let rig: Rig;
-beforeAll(async () => {
-  rig = await startRig();
-});
-afterAll(async () => {
-  await rig?.close();
-  await closeTestConnections();
-});
+useRig((r) => (rig = r));
 
 /** Reads the events JSONL artifact of a result. */
 async function eventsOf(result: CodingTaskResult): Promise<CallEvent[]> {

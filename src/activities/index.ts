@@ -2,7 +2,7 @@
 // are what people read in `temporal workflow show` and the Web UI.
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { redact, scrubEnv, secretsFromEnv } from '../domain/redact';
-import type { ArtifactRef, ChangeSet } from '../domain/schema';
+import type { ArtifactRef, ChangeSet, Command } from '../domain/schema';
 import { applyChangeSet } from './apply';
 import { ArtifactStore } from './artifacts';
 import { runCommand } from './commands';
@@ -30,6 +30,29 @@ export function createActivities(deps: ActivityDeps) {
   /** Values to redact: secret-looking vars of the worker's env, plus the ones named (provider keys). */
   const secrets = (names: string[] = []) => secretsFromEnv(deps.env, names);
 
+  /**
+   * Runs a command of the repository's (setup) or of the model's (tests) in a workspace:
+   * heartbeating, killed as a group on cancel, without API keys in its env, its redacted
+   * output stored whole as an artifact.
+   */
+  async function runInWorkspace(kind: string, command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[]) {
+    const ctx = Context.current();
+    const logFile = await store.scratchPath(`${kind}.log`);
+    const r = await runCommand({
+      command,
+      cwd,
+      timeoutSec,
+      logFile,
+      signal: ctx.cancellationSignal,
+      onTick: () => ctx.heartbeat(),
+      tickMs: deps.heartbeatMs,
+      secrets: secrets(secretEnvNames),
+      env: scrubEnv(process.env, secretEnvNames),
+    });
+    const log: ArtifactRef = await store.adoptFile(kind, logFile);
+    return { r, log };
+  }
+
   return {
     /** Clone, branch, run the setup command. Runs on the shared queue; returns this worker's queue. */
     async prepareWorkspace(req: PrepareWorkspaceRequest): Promise<WorkspaceHandle> {
@@ -46,31 +69,14 @@ export function createActivities(deps: ActivityDeps) {
         clearInterval(beat);
       }
       if (req.setupCommand) {
-        const logFile = await store.scratchPath('setup.log');
-        const r = await runCommand({
-          command: req.setupCommand,
-          cwd: handle.dir,
-          timeoutSec: req.setupTimeoutSec ?? 600,
-          logFile,
-          signal: ctx.cancellationSignal,
-          onTick: () => ctx.heartbeat(),
-          tickMs: deps.heartbeatMs,
-          secrets: secrets(req.secretEnvNames),
-          // The setup command runs the repository's own scripts: no API keys either.
-          env: scrubEnv(process.env, req.secretEnvNames),
-        });
-        if (r.cancelled) {
-          await store.adoptFile('setup-log', logFile);
-          throw new CancelledFailure('setup command cancelled; process group killed');
-        }
+        const { r, log } = await runInWorkspace('setup-log', req.setupCommand, handle.dir, req.setupTimeoutSec ?? 600, req.secretEnvNames);
+        if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
         if (r.exitCode !== 0) {
-          const log = await store.adoptFile('setup-log', logFile);
           throw ApplicationFailure.create({
             type: 'SetupFailed',
             message: `setup command ${r.timedOut ? 'timed out' : `exited with ${r.exitCode}`} (log ${log.ref}):\n${r.tail.slice(-1500)}`,
           });
         }
-        await store.adoptFile('setup-log', logFile);
       }
       return handle;
     },
@@ -101,21 +107,7 @@ export function createActivities(deps: ActivityDeps) {
       if (!req.command) {
         return { passed: true, exitCode: 0, timedOut: false, durationMs: 0, tail: '(no test command configured)' };
       }
-      const ctx = Context.current();
-      const logFile = await store.scratchPath('test.log');
-      const r = await runCommand({
-        command: req.command,
-        cwd: req.workspace.dir,
-        timeoutSec: req.timeoutSec,
-        logFile,
-        signal: ctx.cancellationSignal,
-        onTick: () => ctx.heartbeat(),
-        tickMs: deps.heartbeatMs,
-        secrets: secrets(req.secretEnvNames),
-        // Code the model wrote runs here: it gets no API keys (by name rule or named by the task).
-        env: scrubEnv(process.env, req.secretEnvNames),
-      });
-      const log: ArtifactRef = await store.adoptFile('test-log', logFile);
+      const { r, log } = await runInWorkspace('test-log', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames);
       // Reported as a cancellation: the process group is already dead.
       if (r.cancelled) throw new CancelledFailure('test run cancelled; process group killed');
       return {

@@ -68,4 +68,17 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps> } = {}): Pro
   return rig;
 }
 
+/** One rig per test file: started before its tests, closed (with the connections) after. */
+export function useRig(set: (rig: Rig) => void, opts: Parameters<typeof startRig>[0] = {}): void {
+  let rig: Rig | undefined;
+  beforeAll(async () => {
+    rig = await startRig(opts);
+    set(rig);
+  });
+  afterAll(async () => {
+    await rig?.close();
+    await closeTestConnections();
+  });
+}
+
 export { closeTestConnections };
