@@ -260,3 +260,33 @@ test('approvePush on a task that does not require approval is refused with the r
   expect(String((err as WorkflowUpdateFailedError).cause?.message)).toMatch(/does not require approval/);
   expect((await handle.result()).status).toBe('succeeded');
 });
+
+test('a branch that is the (default) base branch is refused before anything is changed', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-mainbranch', [answer(GOOD)]);
+  const { baseBranch: _b, ...noBase } = rig.task(repo, [rig.provider('m-mainbranch')], { push: true, branch: 'main' });
+  const result = await rig.run(noBase);
+  expect(result.status).toBe('failed');
+  expect(result.reason).toMatch(/branch "main" is the base branch/);
+  expect(rig.model.count('m-mainbranch')).toBe(0);
+});
+
+test('approval by signal works too; cancelling while awaiting approval keeps and reports the commit', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-approve2', [answer(GOOD), answer(GOOD)]);
+  const bySignal = await rig.start(rig.task(repo, [rig.provider('m-approve2')], { push: true, requireApproval: true }));
+  const cancelled = await rig.start(rig.task(repo, [rig.provider('m-approve2')], { push: true, requireApproval: true }));
+  for (const h of [bySignal, cancelled]) {
+    const deadline = Date.now() + 30_000;
+    while ((await h.query<Progress>('progress')).phase !== 'awaiting_approval' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  }
+  await bySignal.signal('approvePush', { approved: true, by: 'cli-user' });
+  await cancelled.cancel();
+  expect(await bySignal.result()).toMatchObject({ status: 'succeeded', pushed: true });
+  const c = await cancelled.result();
+  expect(c.status).toBe('cancelled');
+  expect(c.commit).toMatch(/^[0-9a-f]{40}$/);
+  // Not pushed, but not lost: the workspace with the commit is kept and named.
+  expect(c.pushed).toBe(false);
+  expect((await simpleGit(c.workspace!).revparse([c.branch])).trim()).toBe(c.commit);
+});

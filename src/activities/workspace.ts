@@ -129,6 +129,12 @@ export async function prepareWorkspace(
       message: `cannot clone ${req.repo}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`,
     });
   }
+  const base = (await gitFor(dir).revparse(['--abbrev-ref', 'HEAD'])).trim();
+  if (base === req.branch) {
+    // Weaver force-pushes its branch: it must never be the branch the work is based on.
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw ApplicationFailure.nonRetryable(`branch "${req.branch}" is the base branch of ${req.repo}; choose another branch name`, 'InvalidBranch');
+  }
   try {
     const git = gitFor(dir, signal);
     await git.checkout(['-B', req.branch]);

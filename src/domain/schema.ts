@@ -101,7 +101,7 @@ export const CodingTaskInputSchema = z.object({
   decomposition: z.enum(['auto', 'never', 'always']).optional(),
   subtasks: z.array(TaskSpecSchema).optional(),
   push: PushSchema.optional(),
-  /** Wait for a person's `approvePush` signal before pushing (human in the loop). */
+  /** Wait for a person's `approvePush` (update or signal) before pushing (human in the loop). */
   requireApproval: z.boolean().optional(),
   /** Set by a parent for its children; users leave it out. */
   depth: z.number().int().nonnegative().optional(),

@@ -22,7 +22,7 @@ export const llm = proxyActivities<Pick<Activities, 'generateChange'>>({
 export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact'>>({
   startToCloseTimeout: '20 minutes',
   heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed', 'SetupFailed'] },
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed', 'SetupFailed', 'InvalidBranch'] },
 });
 
 /**

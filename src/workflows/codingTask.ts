@@ -15,6 +15,7 @@ import {
   log,
   patched,
   setHandler,
+  TemporalFailure,
   TimeoutFailure,
   upsertSearchAttributes,
   workflowInfo,
@@ -59,6 +60,8 @@ export interface PushDecision {
 }
 /** A person's decision on pushing, when the task has `requireApproval`; answers what happens next. */
 export const approvePushUpdate = defineUpdate<string, [PushDecision]>('approvePush');
+/** The same decision as a signal (e.g. `temporal workflow signal --name approvePush`); the first one counts. */
+export const approvePushSignal = defineSignal<[PushDecision]>('approvePush');
 
 const MAX_WORKSPACE_REBUILDS = 3;
 
@@ -91,7 +94,9 @@ class CodingTask {
   private status?: TaskStatus;
   private ws?: WorkspaceHandle;
   /** Set once a commit exists: from then on the workspace is never deleted on cancel. */
-  private committed = false;
+  private committed?: { commit: string; pushed: boolean; bundle?: ArtifactRef };
+  /** The workspace was deleted (its work is pushed or bundled). */
+  private released = false;
   private approval?: PushDecision;
 
   constructor(private readonly input: ParsedCodingTaskInput) {
@@ -117,9 +122,7 @@ class CodingTask {
       approvePushUpdate,
       (decision) => {
         this.approval = decision;
-        return decision.approved
-          ? `approved: ${this.phase === 'awaiting_approval' ? 'pushing now' : 'will push once the tests pass'}`
-          : 'rejected: the commit stays in the workspace, nothing is pushed';
+        return decision.approved ? 'approved: pushing now' : 'rejected: the commit stays in the workspace, nothing is pushed';
       },
       {
         // Rejected before it enters history: the caller gets the reason at once.
@@ -128,10 +131,13 @@ class CodingTask {
           if (!this.pushRemote()) throw new Error('this task does not push (push is not set)');
           if (this.approval) throw new Error(`already ${this.approval.approved ? 'approved' : 'rejected'}${this.approval.by ? ` by ${this.approval.by}` : ''}`);
           if (this.status) throw new Error(`the task has already finished (${this.status})`);
+          // Only a reviewed commit can be approved: not before the tests pass and it exists.
+          if (this.phase !== 'awaiting_approval') throw new Error(`nothing to approve yet: the task is ${this.phase}`);
           if (typeof decision?.approved !== 'boolean') throw new Error('approved must be true or false');
         },
       },
     );
+    setHandler(approvePushSignal, (decision) => void (this.approval ??= decision));
   }
 
   /** The whole tree's usage: this task's calls plus its finished children's. */
@@ -180,23 +186,31 @@ class CodingTask {
       if (step.kind === 'done') return step.result;
       return await this.decompose(step.subtasks, step.why);
     } catch (err) {
-      const children = this.children.length ? { children: this.children.map(slimChild) } : {};
-      if (!isCancellation(err)) {
-        // An infrastructure failure that outlived its retries: still a result, with the spend so far.
-        const message = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
-        log.error('task failed', { error: message });
-        return await this.finish('failed', `${this.phase} failed: ${message}`, { ...children, workspace: this.ws?.dir });
-      }
-      // Cancelled: clean up without being cancelled ourselves and report what had finished.
-      return await CancellationScope.nonCancellable(async () => {
-        if (this.ws && !this.committed) await this.acts(this.ws).releaseWorkspace(this.ws).catch(() => undefined);
-        const finished = this.children.filter((c) => !['not_started', 'cancelled', 'running'].includes(c.status)).map((c) => c.workflowId);
-        const note = this.children.length ? `; children finished: ${finished.length ? finished.join(', ') : 'none'}` : '';
-        return this.finish('cancelled', `cancelled during ${this.phase} (attempt ${this.attempt})${note}`, {
-          ...children,
-          workspace: this.committed ? this.ws?.dir : undefined,
+      const extra: Partial<CodingTaskResult> = {
+        ...(this.children.length ? { children: this.children.map(slimChild) } : {}),
+        // Work already committed is reported whatever happens next: nothing is lost.
+        ...(this.committed ?? {}),
+        workspace: this.ws && !this.released ? this.ws.dir : undefined,
+      };
+      if (isCancellation(err) || CancellationScope.current().consideredCancelled) {
+        // Cancelled: clean up without being cancelled ourselves and report what had finished.
+        return await CancellationScope.nonCancellable(async () => {
+          if (this.ws && !this.committed && !this.released) {
+            await this.acts(this.ws).releaseWorkspace(this.ws).catch(() => undefined);
+            extra.workspace = undefined;
+          }
+          const finished = this.children.filter((c) => !['not_started', 'cancelled', 'running'].includes(c.status)).map((c) => c.workflowId);
+          const note = this.children.length ? `; children finished: ${finished.length ? finished.join(', ') : 'none'}` : '';
+          return this.finish('cancelled', `cancelled during ${this.phase} (attempt ${this.attempt})${note}`, extra);
         });
-      });
+      }
+      // A bug in this code (not a Temporal failure) fails the workflow task instead, so a fix
+      // deployed later can let the run continue.
+      if (!(err instanceof TemporalFailure)) throw err;
+      // An activity failure that outlived its retries: still a result, with the spend so far.
+      const message = (err.cause as Error | undefined)?.message ?? err.message;
+      log.error('task failed', { error: message });
+      return await this.finish('failed', `${this.phase} failed: ${message}`, extra);
     }
   }
 
@@ -397,11 +411,14 @@ class CodingTask {
   private async commit(ws: WorkspaceHandle, summary: string | undefined) {
     this.enter('committing');
     const message = `${this.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${this.workflowId}`.replace(/\n{3,}/g, '\n\n');
+    // Short and not to be interrupted: a cancel must not race a push (or the release after it).
+    const commitAndPush = (req: { pushRemote?: string; bundle?: boolean }) =>
+      CancellationScope.nonCancellable(() => this.acts(ws).commitAndPush({ workspace: ws, message, ...req }));
     let pushRemote = this.pushRemote();
     if (pushRemote && this.input.requireApproval) {
       // Commit now, push only once a person says so (a durable wait: days are fine).
-      await this.acts(ws).commitAndPush({ workspace: ws, message });
-      this.committed = true;
+      const first = await commitAndPush({});
+      this.committed = { commit: first.commit, pushed: false };
       this.enter('awaiting_approval');
       await condition(() => this.approval !== undefined);
       const a = this.approval!;
@@ -415,12 +432,23 @@ class CodingTask {
       this.enter('committing');
     }
     // A child that does not push hands its branch over as a bundle in the shared artifact store.
-    const r = await this.acts(ws).commitAndPush({ workspace: ws, message, pushRemote, bundle: this.depth > 0 });
-    this.committed = true;
-    if (r.pushError) this.warnings.push(`push failed; the commit stays in the workspace ${ws.dir}: ${r.pushError}`);
+    const r = await commitAndPush({ pushRemote, bundle: this.depth > 0 });
+    this.committed = { commit: r.commit, pushed: r.pushed, bundle: r.bundle };
+    if (r.pushError) {
+      this.warnings.push(`push failed: ${r.pushError}${r.bundle ? '; the branch is kept as a git bundle' : `; the commit stays in the workspace ${ws.dir}`}`);
+    }
     // Pushed (or bundled by a child): the work is safe elsewhere, the clone can go. Otherwise the
     // workspace is where the branch lives. Versioned: older histories without this step replay.
-    if ((r.pushed || r.bundle) && patched('release-workspace-after-push')) await this.acts(ws).releaseWorkspace(ws);
+    if ((r.pushed || r.bundle) && patched('release-workspace-after-push')) {
+      try {
+        await this.acts(ws).releaseWorkspace(ws);
+        this.released = true;
+      } catch (err) {
+        // Clean-up only: the work is safe, so a lost worker here is a warning, not a failure.
+        if (isCancellation(err)) throw err;
+        this.warnings.push(`could not remove the workspace ${ws.dir}: ${(err as Error).message}`);
+      }
+    }
     return r;
   }
 
@@ -469,7 +497,11 @@ class CodingTask {
         Object.assign(child, { status: result.status, reason: result.reason, branch: result.branch, commit: result.commit, result: slimResult(result) });
         this.childUsage.push(result.usage);
       } catch (err) {
-        if (isCancellation(err)) throw err;
+        if (isCancellation(err)) {
+          child.status = 'cancelled';
+          child.reason = 'cancelled before it finished';
+          throw err;
+        }
         child.status = 'failed';
         child.reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
       } finally {
