@@ -112,6 +112,9 @@ test('without push, children hand their branches over as git bundles in the arti
   expect(result.status).toBe('succeeded');
   for (const c of result.children!) {
     expect(c.result!.bundle?.kind).toBe('git-bundle');
+    // The parent's history carries a slim child result; the whole one is an artifact.
+    expect(c.result!.artifacts.map((a) => a.kind)).toEqual(expect.arrayContaining(['report', 'events', 'result']));
+    expect(c.result!.attempts[0].calls).toEqual([]);
     // The child's clone is gone: the parent can only have merged from the bundle.
     expect(c.result!.workspace).toBeUndefined();
     expect(c.merged).toBe(true);

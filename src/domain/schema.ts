@@ -320,7 +320,7 @@ export interface CodingTaskResult {
 }
 
 export interface BatchResult {
-  /** In input order. */
+  /** In input order. For very large batches, one short line per task (its `result` artifact holds the rest). */
   results: CodingTaskResult[];
   aggregate: Aggregate;
 }

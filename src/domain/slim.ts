@@ -31,11 +31,31 @@ export function slimResult(r: CodingTaskResult): CodingTaskResult {
     usage: r.usage,
     aggregate: r.aggregate,
     children: r.children?.map((c) => ({ ...c, result: undefined })),
-    // Report and events references: where the full story is.
-    artifacts: r.artifacts.filter((a) => a.kind === 'report' || a.kind === 'events'),
+    // Report, events and full-result references: where the whole story is.
+    artifacts: r.artifacts.filter((a) => a.kind === 'report' || a.kind === 'events' || a.kind === 'result'),
   };
 }
 
 export function slimChild(c: ChildSummary): ChildSummary {
   return c.result ? { ...c, result: slimResult(c.result) } : c;
+}
+
+/**
+ * A batch's results as returned: whole (slim) while they fit in `maxBytes` of JSON, else one
+ * short line per task — Temporal refuses payloads over ~2 MB, and each task's whole result is
+ * its own `result` artifact, listed in its line.
+ */
+export function resultRows(results: CodingTaskResult[], maxBytes: number): CodingTaskResult[] {
+  if (JSON.stringify(results).length <= maxBytes) return results;
+  return results.map((r) => ({
+    workflowId: r.workflowId,
+    status: r.status,
+    reason: r.reason.slice(0, 200),
+    branch: r.branch,
+    commit: r.commit,
+    pushed: r.pushed,
+    attempts: [],
+    usage: { tokensIn: r.usage.tokensIn, tokensOut: r.usage.tokensOut, costUsd: r.usage.costUsd, calls: r.usage.calls, estimatedCostUsd: r.usage.estimatedCostUsd, byProvider: {} },
+    artifacts: r.artifacts.filter((a) => a.kind === 'result' || a.kind === 'report'),
+  }));
 }

@@ -238,6 +238,11 @@ class CodingTask {
     this.enter('done');
     upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
     this.artifacts.push(await shared.storeArtifact({ kind: 'report', content: renderReport(result, this.input.task.title) }));
+    if (workflowInfo().parent) {
+      // A child's result lands in its parent's history: send a slim one, keep the whole as an artifact.
+      this.artifacts.push(await shared.storeArtifact({ kind: 'result', content: JSON.stringify(result, null, 2) }));
+      return slimResult(result);
+    }
     return result;
   }
 

@@ -2,10 +2,12 @@
 import { ApplicationFailure, defineQuery, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { emptyUsage, mergeUsage } from '../domain/usage';
 import { formatZodIssues, TaskBatchInputSchema, type BatchProgress, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
-import { slimResult } from '../domain/slim';
+import { resultRows, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
 import { runBounded } from './children';
 import { codingTask } from './codingTask';
+
+const MAX_INLINE_RESULTS_BYTES = 1_000_000;
 
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');
 
@@ -38,14 +40,13 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
       finished += 1;
     }
   });
-  return {
-    results,
-    aggregate: {
-      total: results.length,
-      successCount,
-      failureCount: results.length - successCount,
-      successRate: results.length ? successCount / results.length : 0,
-      usage: mergeUsage(...results.map((r) => r.usage)),
-    },
+  const aggregate = {
+    total: results.length,
+    successCount,
+    failureCount: results.length - successCount,
+    successRate: results.length ? successCount / results.length : 0,
+    usage: mergeUsage(...results.map((r) => r.usage)),
   };
+  return { results: resultRows(results, MAX_INLINE_RESULTS_BYTES), aggregate };
 }
+
