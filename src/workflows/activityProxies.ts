@@ -11,7 +11,9 @@ import { NON_RETRYABLE_FAILURE_TYPES } from '../domain/errors';
  */
 export const llm = proxyActivities<Pick<Activities, 'generateChange'>>({
   startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '30 seconds',
+  // The call heartbeats every WEAVER_HEARTBEAT_MS (1 s): 10 s of silence means its worker died,
+  // and the call is booked as lost (estimated spend) and retried elsewhere.
+  heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_FAILURE_TYPES },
   // A cancelled call (a lost race) reports back before we move on: if it had already
   // answered, that answer is delivered and booked instead of being dropped.
