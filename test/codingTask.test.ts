@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { demoModelStep } from '../src/devtools/demo';
@@ -19,6 +19,13 @@ const answer = (content: string, file = 'src/slugify.js') => ({ content: { summa
 
 let rig: Rig;
 useRig((r) => (rig = r));
+
+/** Polls the progress query until the run reaches `phase` (30 s at most), then asserts it. */
+async function waitForPhase(h: WorkflowHandle, phase: Progress['phase']): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while ((await h.query<Progress>('progress')).phase !== phase && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect((await h.query<Progress>('progress')).phase).toBe(phase);
+}
 
 test('succeeds on the first attempt: commit on the task branch, pushed to the repo, usage counted', async () => {
   const repo = await rig.newRepo();
@@ -202,11 +209,7 @@ test('requireApproval: commits, waits for a person, pushes only when approved', 
   rig.model.script('m-approve', [answer(GOOD), answer(GOOD)]);
   const approved = await rig.start(rig.task(repo, [rig.provider('m-approve')], { push: true, requireApproval: true }));
   const rejected = await rig.start(rig.task(repo, [rig.provider('m-approve')], { push: true, requireApproval: true }));
-  for (const h of [approved, rejected]) {
-    const deadline = Date.now() + 30_000;
-    while ((await h.query<Progress>('progress')).phase !== 'awaiting_approval' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect((await h.query<Progress>('progress')).phase).toBe('awaiting_approval');
-  }
+  for (const h of [approved, rejected]) await waitForPhase(h, 'awaiting_approval');
   const branches = async () => (await simpleGit(repo).branchLocal()).all;
   const { branch } = await approved.query<Progress>('progress');
   expect(await branches()).not.toContain(branch);
@@ -276,10 +279,7 @@ test('approval by signal works too; cancelling while awaiting approval keeps and
   rig.model.script('m-approve2', [answer(GOOD), answer(GOOD)]);
   const bySignal = await rig.start(rig.task(repo, [rig.provider('m-approve2')], { push: true, requireApproval: true }));
   const cancelled = await rig.start(rig.task(repo, [rig.provider('m-approve2')], { push: true, requireApproval: true }));
-  for (const h of [bySignal, cancelled]) {
-    const deadline = Date.now() + 30_000;
-    while ((await h.query<Progress>('progress')).phase !== 'awaiting_approval' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  }
+  for (const h of [bySignal, cancelled]) await waitForPhase(h, 'awaiting_approval');
   await bySignal.signal('approvePush', { approved: true, by: 'cli-user' });
   await cancelled.cancel();
   expect(await bySignal.result()).toMatchObject({ status: 'succeeded', pushed: true });
