@@ -34,6 +34,14 @@ export const ProviderSpecSchema = z.object({
   temperature: z.number().min(0).max(2).optional(),
   /** Per-call deadline; a slower answer is a `timeout` failure. */
   timeoutSec: z.number().positive().optional(),
+  /** How the model writes its change (src/domain/editformats): targeted search/replace blocks by default. */
+  editFormat: z.enum(['editblock', 'whole']).optional(),
+  /** The model's context window in tokens; known models have defaults (src/domain/models.ts). */
+  contextWindow: z.number().int().min(1024).optional(),
+  /** Which request field bounds the answer: reasoning models (o-series, gpt-5) want `max_completion_tokens`. */
+  tokenParam: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
+  /** Stream the answer (usage still booked once, from the final chunk): long answers are not cut by idle proxies. */
+  stream: z.boolean().optional(),
 });
 export type ProviderSpec = z.infer<typeof ProviderSpecSchema>;
 
@@ -78,6 +86,8 @@ export const TaskSpecSchema = z.object({
   description: z.string().min(1),
   acceptanceCriteria: z.array(z.string()).optional(),
   relatedFiles: z.array(z.string()).optional(),
+  /** Whether the model may change test files (tests/, *_test.go, test_*.py, *.test.ts…); off by default. */
+  allowTestChanges: z.boolean().optional(),
   /** For a subtask: a narrower test command for the child (the parent still runs the full one). */
   testCommand: CommandSchema.optional(),
 });
@@ -151,17 +161,21 @@ export function resolveLimits(input: Pick<ParsedCodingTaskInput, 'limits'>): Lim
 }
 
 // ---- What the model answers -------------------------------------------------------
+// The model answers in plain text (src/domain/editformats); its parser turns the text into
+// these shapes, which the applier (src/activities/apply.ts) writes into the workspace.
 
-/** Whole-file operations today; a `search/replace` edit kind can join this union later. */
 export const FileChangeSchema = z.discriminatedUnion('action', [
-  z.object({ path: z.string().min(1), action: z.literal('create'), content: z.string() }),
-  z.object({ path: z.string().min(1), action: z.literal('modify'), content: z.string() }),
+  /** Targeted edit of an existing file: `search` must match exactly one place (tolerantly). */
+  z.object({ path: z.string().min(1), action: z.literal('edit'), search: z.string(), replace: z.string() }),
+  /** Whole content: a new file, or an existing one the model was shown whole and small. */
+  z.object({ path: z.string().min(1), action: z.literal('write'), content: z.string() }),
   z.object({ path: z.string().min(1), action: z.literal('delete') }),
 ]);
 export type FileChange = z.infer<typeof FileChangeSchema>;
 
 export const ChangeSetSchema = z.object({
   summary: z.string().min(1),
+  /** In answer order; several `edit`s of one file apply one after the other. */
   files: z.array(FileChangeSchema).min(1, 'a change set must touch at least one file'),
 });
 export type ChangeSet = z.infer<typeof ChangeSetSchema>;
@@ -173,8 +187,14 @@ export const SubtaskProposalSchema = z.object({
 });
 export type SubtaskProposal = z.infer<typeof SubtaskProposalSchema>;
 
-export const ModelAnswerSchema = z.union([ChangeSetSchema, SubtaskProposalSchema]);
-export type ModelAnswer = z.infer<typeof ModelAnswerSchema>;
+/** The model asks to see files before it answers (served without consuming an attempt). */
+export const FilesRequestSchema = z.object({
+  summary: z.string().optional(),
+  needFiles: z.array(z.string().min(1)).min(1),
+});
+export type FilesRequest = z.infer<typeof FilesRequestSchema>;
+
+export type ModelAnswer = ChangeSet | SubtaskProposal | FilesRequest;
 
 // ---- Results -------------------------------------------------------------------
 
