@@ -28,6 +28,7 @@ import { killProcessGroup, startDevServer, stopProcessGroup, temporalCliPath } f
 import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
 import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
+import { editFormat } from '../src/domain/editformats';
 
 const N = Math.max(1, Number(process.env.BENCH_N || 5));
 const K = Math.max(1, Number(process.env.BENCH_K || 8));
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
     const bundleMs = Date.now() - t1;
 
     model = await ScriptedModelServer.start();
-    const good = () => ({ content: { summary: 'bench: implement slugify', files: [{ path: 'src/slugify.js', action: 'modify', content: GOOD }] }, delayMs: MODEL_DELAY_MS });
+    const good = () => ({ content: editFormat('editblock').render({ summary: 'bench: implement slugify', files: [{ path: 'src/slugify.js', action: 'write', content: GOOD }] }), delayMs: MODEL_DELAY_MS });
     model.setDefault('bench-good', good);
     model.setDefault('bench-demo', (req) => ({ ...demoModelStep(req), delayMs: MODEL_DELAY_MS }));
     const provider = (m: string): ProviderSpec => ({ id: m, model: m, baseURL: model!.url, pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } });

@@ -16,6 +16,7 @@ import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
 import { DEFAULT_RESERVED_OUTPUT_TOKENS } from '../src/domain/ledger';
 import { REDACTED } from '../src/domain/redact';
 import type { ProviderSpec } from '../src/domain/schema';
+import { wholeFile } from './support/answers';
 
 // Names with no secret-looking suffix: only secretEnvNames / apiKeyEnv mark them as keys.
 const CRED_NAME = 'MY_LLM_CRED';
@@ -129,7 +130,7 @@ describe('generateChange against the scripted model server', () => {
     const req: GenerateChangeRequest = { workflowId: 'wf-llm', attempt: 1, provider, prompt, role: 'primary' };
     return (await mockEnv().run(createActivities(d).generateChange, req)) as GenerateChangeResult;
   }
-  const change = (summary: string) => ({ content: { summary, files: [{ path: 'a.txt', action: 'create', content: 'hi\n' }] } });
+  const change = (summary: string) => ({ content: wholeFile('a.txt', 'hi\n', summary) });
 
   test('a provider with a baseURL and no apiKeyEnv gets no key of the worker (dummy key); max_tokens defaults to the reservation', async () => {
     server.script('local-model', [change('local answer')]);

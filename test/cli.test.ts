@@ -11,12 +11,13 @@ import type { StaticStep } from '../src/devtools/scriptedModelServer';
 import type { BatchResult, CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
 import { closeTestConnections, temporalCliPath, testAddress } from './support/temporal';
 import { startRig, type Rig } from './support/weaver';
+import { wholeFile } from './support/answers';
 
 const ROOT = path.resolve(__dirname, '..');
 const WEAVER_BIN = path.join(ROOT, 'bin', 'weaver.mjs');
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
-const answer = (content: string) => ({ content: { summary: 'edit slugify', files: [{ path: 'src/slugify.js', action: 'modify', content }] } });
+const answer = (content: string) => ({ content: wholeFile('src/slugify.js', content, 'edit slugify') });
 
 interface Exit {
   code: number;

@@ -12,10 +12,11 @@ import { WeaverPhase, WeaverStatus } from '../src/domain/searchAttributes';
 import { lastUserText } from '../src/devtools/scriptedModelServer';
 import { historySizeBytes } from './support/temporal';
 import { useRig, type Rig } from './support/weaver';
+import { editText, wholeFile } from './support/answers';
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
-const answer = (content: string, file = 'src/slugify.js') => ({ content: { summary: 'edit slugify', files: [{ path: file, action: 'modify', content }] } });
+const answer = (content: string, file = 'src/slugify.js') => ({ content: wholeFile(file, content, 'edit slugify') });
 
 let rig: Rig;
 useRig((r) => (rig = r));
@@ -98,7 +99,7 @@ test('attempts exhausted → failed with the reason', async () => {
 
 test('a schema-violating answer is an outcome: retried with the validation error as feedback', async () => {
   const repo = await rig.newRepo();
-  rig.model.script('m-schema', [{ content: { summary: 'oops', files: [{ path: 'x.js', action: 'rename' }] } }, { content: 'not json at all' }, answer(GOOD)]);
+  rig.model.script('m-schema', [{ content: { summary: 'oops', files: [{ path: 'x.js', action: 'rename' }] } }, { content: 'no edit blocks at all' }, answer(GOOD)]);
   const result = await rig.run(rig.task(repo, [rig.provider('m-schema')]));
   expect(result.status).toBe('succeeded');
   expect(result.attempts.map((a) => a.outcome)).toEqual(['schema_violation', 'schema_violation', 'tests_passed']);
@@ -136,7 +137,7 @@ test('path traversal in an answer is rejected and nothing is written outside the
   const repo = await rig.newRepo();
   const outside = path.join(rig.tmp, 'escaped.txt');
   rig.model.script('m-escape', [
-    { content: { summary: 'escape', files: [{ path: 'src/slugify.js', action: 'modify', content: GOOD }, { path: '../../escaped.txt', action: 'create', content: 'pwned' }] } },
+    { content: editText('escape', [{ path: 'src/slugify.js', action: 'write', content: GOOD }, { path: '../../escaped.txt', action: 'write', content: 'pwned' }]) },
     answer(GOOD),
   ]);
   const result = await rig.run(rig.task(repo, [rig.provider('m-escape')]));

@@ -7,6 +7,7 @@ import { simpleGit } from 'simple-git';
 import { lastUserText, type StaticStep, type StepFn } from '../src/devtools/scriptedModelServer';
 import type { BatchResult, CodingTaskInput, TaskSpec } from '../src/domain/schema';
 import { useRig, type Rig } from './support/weaver';
+import { wholeFile } from './support/answers';
 
 let rig: Rig;
 useRig((r) => (rig = r));
@@ -32,7 +33,7 @@ async function multiRepo(names: string[]): Promise<string> {
 
 const moduleFor = (n: string, v: string) => `// module ${n}\nfunction value() {\n  return '${v}';\n}\nmodule.exports = { value };\n`;
 const fix = (n: string, v = `${n}-done`, delayMs = 0): StaticStep => ({
-  content: { summary: `set ${n}`, files: [{ path: `src/${n}.js`, action: 'modify', content: moduleFor(n, v) }] },
+  content: wholeFile(`src/${n}.js`, moduleFor(n, v), `set ${n}`),
   usage: { prompt_tokens: 100, completion_tokens: 100 },
   delayMs,
 });

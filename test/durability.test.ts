@@ -14,6 +14,7 @@ import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
 import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
+import { wholeFile } from './support/answers';
 
 const ROOT = path.resolve(__dirname, '..');
 const MODEL = 'crash-model';
@@ -145,7 +146,7 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
   });
 
   // 2. The first call never answers (it is on the wire when the worker dies); the next one does.
-  model.script(MODEL, [{ hang: true }, { content: { summary: 's', files: [{ path: 'src/slugify.js', action: 'modify', content: GOOD }] }, usage: USAGE }]);
+  model.script(MODEL, [{ hang: true }, { content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE }]);
   const provider: ProviderSpec = { id: MODEL, model: MODEL, baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', pricing: PRICING, maxTokens: 10_000 };
   const repo = await createExampleRepo(path.join(tmp, 'repo'));
   const input = {

@@ -28,6 +28,7 @@ import { Worker, type ReplayResult } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { temporalCliPath, testAddress, workflowBundle } from './support/temporal';
 import { useRig, type Rig } from './support/weaver';
+import { wholeFile } from './support/answers';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'histories', 'coding-task-retry.json');
 /** Histories carry no workflow id; the workflow reads it (branch name), so replay with the recorded one. */
@@ -36,7 +37,7 @@ const RECORD = process.env.WEAVER_RECORD_HISTORIES === '1';
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
-const answer = (content: string) => ({ content: { summary: 'edit slugify', files: [{ path: 'src/slugify.js', action: 'modify', content }] } });
+const answer = (content: string) => ({ content: wholeFile('src/slugify.js', content, 'edit slugify') });
 
 let rig: Rig;
 useRig((r) => (rig = r));

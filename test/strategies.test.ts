@@ -4,12 +4,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { useRig, type Rig } from './support/weaver';
+import { wholeFile } from './support/answers';
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
 const OTHER_BAD = `function slugify(t) {\n  return '';\n}\nmodule.exports = { slugify };\n`;
 const usage = { prompt_tokens: 100, completion_tokens: 100 };
-const answer = (content: string, delayMs = 0) => ({ content: { summary: 's', files: [{ path: 'src/slugify.js', action: 'modify', content }] }, usage, delayMs });
+const answer = (content: string, delayMs = 0) => ({ content: wholeFile('src/slugify.js', content, 's'), usage, delayMs });
 const fastRetry = { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 50 };
 
 let rig: Rig;

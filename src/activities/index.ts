@@ -1,9 +1,12 @@
 // Activity factory in the samples' style: dependencies in, named activities out. The names
 // are what people read in `temporal workflow show` and the Web UI.
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { normaliseForComparison } from '../domain/matching';
 import { redact, scrubEnv, secretsFromEnv } from '../domain/redact';
 import type { ArtifactRef, ChangeSet, Command } from '../domain/schema';
-import { applyChangeSet } from './apply';
+import { applyChangeSet, previewChangeSet } from './apply';
 import { ArtifactStore } from './artifacts';
 import { runCommand } from './commands';
 import { generateChange } from './llm';
@@ -19,6 +22,7 @@ import type {
   GenerateChangeRequest,
   GenerateChangeResult,
   PrepareWorkspaceRequest,
+  PreviewChangesRequest,
   RunTestsRequest,
   RunTestsResult,
   WorkspaceHandle,
@@ -81,10 +85,10 @@ export function createActivities(deps: ActivityDeps) {
       return handle;
     },
 
-    /** Task + repository view + last failure → prompt artifact. */
+    /** Task, ranked repository map, files, last failure → prompt artifact, within the token budget. */
     async buildPrompt(req: BuildPromptRequest): Promise<BuiltPrompt> {
       ws.openWorkspace(req.workspace);
-      return buildPrompt(store, req);
+      return buildPrompt(store, req, { cacheDir: path.join(deps.workspaceRoot, '.cache', 'repomap') });
     },
 
     /** One provider call; a bad answer is an outcome, a failed call a typed failure. */
@@ -96,9 +100,32 @@ export function createActivities(deps: ActivityDeps) {
     async applyChange(req: ApplyChangeRequest): Promise<ApplyChangeResult> {
       ws.openWorkspace(req.workspace);
       const change = await store.readJson<ChangeSet>(req.change);
-      const r = await applyChangeSet(req.workspace.dir, change);
+      const r = await applyChangeSet(req.workspace.dir, change, { shown: req.shown, allowTestChanges: req.allowTestChanges });
       if (!r.applied) return r;
       return { ...r, diff: await ws.diffWorkspace(store, req.workspace) };
+    },
+
+    /**
+     * What each candidate change would make of the files, as one digest per change (null: it
+     * does not apply). Consensus compares these: same resulting files, same vote.
+     */
+    async previewChanges(req: PreviewChangesRequest): Promise<(string | null)[]> {
+      ws.openWorkspace(req.workspace);
+      const digests: (string | null)[] = [];
+      for (const ref of req.changes) {
+        const change = await store.readJson<ChangeSet>(ref);
+        const p = await previewChangeSet(req.workspace.dir, change, { shown: req.shown, allowTestChanges: req.allowTestChanges });
+        if (!p.ok) {
+          digests.push(null);
+          continue;
+        }
+        const hash = createHash('sha256');
+        for (const f of [...p.files].sort((a, b) => a.path.localeCompare(b.path))) {
+          hash.update(`${f.path}\0${f.content === null ? '(deleted)' : normaliseForComparison(f.path, f.content)}\0`);
+        }
+        digests.push(hash.digest('hex').slice(0, 16));
+      }
+      return digests;
     },
 
     /** Runs the test command with a timeout; the whole log becomes an artifact, history gets a tail. */

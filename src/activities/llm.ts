@@ -5,47 +5,59 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
 import { classifyHttpError, failureType, RETRYABLE_FAMILIES, retryAfterMs, type ErrorFamily } from '../domain/errors';
-import { DEFAULT_RESERVED_OUTPUT_TOKENS } from '../domain/ledger';
+import { editFormat } from '../domain/editformats';
+import { resolveProvider } from '../domain/models';
 import { redact, secretsFromEnv } from '../domain/redact';
-import { ChangeSetSchema, SubtaskProposalSchema, type ChangeSet, type ModelAnswer, type ProviderSpec } from '../domain/schema';
+import type { ChangeSet, ProviderSpec } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
+import { countTokens } from './tokens';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
 
 export interface PromptMessages {
   system: string;
   user: string;
+  /** `change` (default): the provider's edit format is appended to the system prompt; `plan`: JSON subtasks only. */
+  mode?: 'change' | 'plan';
 }
+
+type Completion = { content: string; finishReason?: string; usage?: { prompt_tokens?: number; completion_tokens?: number } };
 
 export async function generateChange(
   deps: ActivityDeps,
   store: ArtifactStore,
   req: GenerateChangeRequest,
 ): Promise<GenerateChangeResult> {
-  const { provider } = req;
+  const provider = resolveProvider(req.provider);
   const prompt = await store.readJson<PromptMessages>(req.prompt);
+  const format = editFormat(provider.editFormat);
+  const plan = prompt.mode === 'plan';
+  const system = plan ? prompt.system : `${prompt.system}\n\n${format.instructions}`;
+  const user = plan ? prompt.user : `${prompt.user}\n\n${format.reminder}`;
   const client = openaiClient(deps, provider);
   const secrets = providerSecrets(deps, provider);
   const ctx = Context.current();
   ctx.heartbeat({ provider: provider.id });
   const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), deps.heartbeatMs ?? 1000);
   const started = Date.now();
-  let completion: OpenAI.Chat.Completions.ChatCompletion;
+  let completion: Completion;
   try {
-    completion = await client.chat.completions.create(
-      {
-        model: provider.model,
-        messages: [
-          { role: 'system', content: prompt.system },
-          { role: 'user', content: prompt.user },
-        ],
-        // Always bounded: the budget reserved this many output tokens before the call.
-        max_tokens: provider.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS,
-        temperature: provider.temperature,
-        response_format: { type: 'json_object' },
-      },
-      // Cancellation (a lost race, a cancelled task) aborts the HTTP request itself.
-      { signal: ctx.cancellationSignal },
-    );
+    const body = {
+      model: provider.model,
+      messages: [
+        { role: 'system' as const, content: system },
+        { role: 'user' as const, content: user },
+      ],
+      // Always bounded: the budget reserved this many output tokens before the call. Reasoning
+      // models refuse `max_tokens` and want `max_completion_tokens`.
+      [provider.tokenParam]: provider.maxTokens,
+      temperature: provider.temperature,
+      // Only where it helps: a plan is one JSON object; edits are plain text.
+      ...(plan ? { response_format: { type: 'json_object' as const } } : {}),
+    };
+    // Cancellation (a lost race, a cancelled task) aborts the HTTP request itself.
+    completion = provider.stream
+      ? await streamed(client, body, ctx.cancellationSignal, () => ctx.heartbeat({ provider: provider.id }))
+      : await whole(client, body, ctx.cancellationSignal);
   } catch (err) {
     // Reported to Temporal as a cancellation (not a failure): the workflow stopped this call.
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('provider call cancelled; HTTP request aborted');
@@ -54,25 +66,34 @@ export async function generateChange(
     clearInterval(beat);
   }
   const latencyMs = Date.now() - started;
-  const content = completion.choices?.[0]?.message?.content ?? '';
-  const tokensIn = completion.usage?.prompt_tokens ?? Math.ceil((prompt.system.length + prompt.user.length) / 4);
-  const tokensOut = completion.usage?.completion_tokens ?? Math.ceil(content.length / 4);
+  const { content, finishReason } = completion;
+  const tokensIn = completion.usage?.prompt_tokens ?? countTokens(system) + countTokens(user);
+  const tokensOut = completion.usage?.completion_tokens ?? countTokens(content);
   const response = await store.putJson('response', {
     provider: provider.id,
     model: provider.model,
-    finishReason: completion.choices?.[0]?.finish_reason,
+    editFormat: plan ? 'json-plan' : format.name,
+    finishReason,
     content: redact(content, secrets),
   });
   const base = { provider: provider.id, model: provider.model, tokensIn, tokensOut, latencyMs, response };
 
-  const parsed = parseAnswer(content);
+  if (finishReason === 'length') {
+    // A cut-off answer is never applied: its last block may be half a file.
+    return { ...base, outcome: 'truncated', error: `the answer was cut off at the output limit (${provider.maxTokens} tokens)` };
+  }
+  const parsed = format.parse(content);
   if (!parsed.ok) {
-    // JSON.parse errors quote the text they choked on: redacted before it enters history.
-    return { ...base, outcome: 'schema_violation', error: redact(parsed.error, secrets) };
+    // Parser errors may quote the text they choked on: redacted before it enters history.
+    return { ...base, outcome: 'schema_violation', error: redact(parsed.error, secrets).slice(0, 2000) };
   }
   const answer = parsed.value;
+  const shortSummary = (s: string | undefined) => (s === undefined ? undefined : redact(s.slice(0, 500), secrets));
+  if ('needFiles' in answer) {
+    return { ...base, outcome: 'needs_files', needFiles: answer.needFiles.slice(0, 50).map((f) => f.slice(0, 300)), summary: shortSummary(answer.summary) };
+  }
   if ('subtasks' in answer) {
-    return { ...base, outcome: 'subtasks', subtasks: answer.subtasks, summary: answer.summary === undefined ? undefined : redact(answer.summary.slice(0, 500), secrets) };
+    return { ...base, outcome: 'subtasks', subtasks: answer.subtasks, summary: shortSummary(answer.summary) };
   }
   // The summary is prose (history, report, commit message): redacted. File contents are code to
   // apply, kept as written (the raw response artifact above is redacted).
@@ -86,6 +107,32 @@ export async function generateChange(
     summary: summary.slice(0, 500),
     files: answer.files.slice(0, 200).map((f) => ({ path: f.path, action: f.action })),
   };
+}
+
+type Body = OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
+
+async function whole(client: OpenAI, body: object, signal: AbortSignal): Promise<Completion> {
+  const c = await client.chat.completions.create(body as Body, { signal });
+  return { content: c.choices?.[0]?.message?.content ?? '', finishReason: c.choices?.[0]?.finish_reason ?? undefined, usage: c.usage ?? undefined };
+}
+
+/** Streams the answer (idle proxies do not cut a long one); the usage comes once, in the last chunk. */
+async function streamed(client: OpenAI, body: object, signal: AbortSignal, onChunk: () => void): Promise<Completion> {
+  const stream = await client.chat.completions.create(
+    { ...(body as Body), stream: true, stream_options: { include_usage: true } },
+    { signal },
+  );
+  const parts: string[] = [];
+  const out: Completion = { content: '' };
+  for await (const chunk of stream) {
+    onChunk();
+    const choice = chunk.choices?.[0];
+    if (choice?.delta?.content) parts.push(choice.delta.content);
+    if (choice?.finish_reason) out.finishReason = choice.finish_reason;
+    if (chunk.usage) out.usage = chunk.usage;
+  }
+  out.content = parts.join('');
+  return out;
 }
 
 /**
@@ -156,29 +203,13 @@ export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec,
   });
 }
 
-/** Accepts bare JSON or JSON inside a ```json fence; validates against the answer schema. */
-export function parseAnswer(content: string): { ok: true; value: ModelAnswer } | { ok: false; error: string } {
-  const fenced = /```(?:json)?\s*\n?([\s\S]*?)\n?```/i.exec(content);
-  const text = (fenced ? fenced[1] : content).trim();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    return { ok: false, error: `not valid JSON: ${(e as Error).message}` };
-  }
-  // Pick the schema by shape, so a violation names the exact field (a union would not).
-  const proposesSplit = typeof json === 'object' && json !== null && 'subtasks' in json && !('files' in json);
-  const r = (proposesSplit ? SubtaskProposalSchema : ChangeSetSchema).safeParse(json);
-  if (!r.success) {
-    return { ok: false, error: r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') };
-  }
-  return { ok: true, value: r.data };
-}
-
-/** Same paths, actions and content up to whitespace → same digest (for consensus and shadow). */
+/**
+ * Same edits up to whitespace → same digest. A first comparison only: consensus compares the
+ * files the edits produce (the workflow's `previewChange` on the workspace).
+ */
 export function digestChangeSet(change: ChangeSet): string {
-  const norm = [...change.files]
-    .map((f) => `${f.action} ${f.path.replace(/^\.\//, '')}\n${'content' in f ? f.content.replace(/\s+/g, ' ').trim() : ''}`)
-    .sort();
+  const text = (f: ChangeSet['files'][number]) =>
+    f.action === 'edit' ? `${f.search}\0${f.replace}` : f.action === 'write' ? f.content : '';
+  const norm = change.files.map((f) => `${f.action} ${f.path.replace(/^\.\//, '')}\n${text(f).replace(/[ \t]+/g, ' ').trim()}`).sort();
   return createHash('sha256').update(norm.join('\n\0')).digest('hex').slice(0, 16);
 }

@@ -1,72 +1,255 @@
-// Builds the prompt on the worker that holds the workspace: task, acceptance criteria, a
-// bounded view of the repository and the previous failure. Stored as an artifact; the
-// workflow only sees the reference.
+// Builds the prompt on the worker that holds the workspace, by priority into the token budget
+// every provider of the task can take: task and criteria, the last failure (its failing tests
+// and its diff), the files the task or the model named, a ranked repository map, then more of
+// the top-ranked files — whole when they fit, else marked partial spans with line numbers.
+// Stored as an artifact; the workflow only sees the reference and a few counts.
 import { constants } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
 import path from 'node:path';
+import { EDIT_FORMATS } from '../domain/editformats/types';
+import { editFormat } from '../domain/editformats';
+import { extractFailures } from '../domain/testFailures';
 import { validateChangePath } from './apply';
 import type { ArtifactStore } from './artifacts';
-import type { BuildPromptRequest, BuiltPrompt } from './types';
 import type { PromptMessages } from './llm';
+import { buildRepoMap, extractMentions, type RankedDef } from './repomap';
+import { countTokens } from './tokens';
 import { gitFor } from './workspace';
-
-const MAX_TREE_ENTRIES = 400;
-const MAX_FILE_BYTES = 24_000;
-const MAX_CONTEXT_BYTES = 80_000;
-/** Without relatedFiles, small source files are included up to this many. */
-const AUTO_FILES = 12;
+import type { BuildPromptRequest, BuiltPrompt, Shown } from './types';
 
 export const SYSTEM_PROMPT = `You are Weaver, a careful software engineer. You change a git repository so that its tests pass and the task's acceptance criteria hold.
-Answer with ONE JSON object and nothing else, in this shape:
-{"summary": "<one paragraph: what you changed and why>",
- "files": [{"path": "<relative/path>", "action": "create" | "modify" | "delete", "content": "<the WHOLE new file content; omit for delete>"}]}
-Paths are relative to the repository root; never touch .git/. Give complete file contents, not diffs.`;
+You see the task, a map of the repository (its most relevant definitions), the files that matter (whole, or the relevant parts of large ones, marked partial with line numbers), and — on a retry — what went wrong last time.
+Change as little as the task needs. Keep the code's existing style. Paths are relative to the repository root; never touch .git/.`;
 
 const PLAN_ONLY = `Do not change files now. Split the task into 2-5 smaller, independent subtasks that each edit different files, and answer ONLY {"summary": "...", "subtasks": [{"title": "...", "description": "...", "acceptanceCriteria": ["..."], "relatedFiles": ["..."]}]}.`;
 
-const SUBTASKS_HINT = `If the task is clearly too large for one change, you may instead answer {"summary": "...", "subtasks": [{"title": "...", "description": "...", "acceptanceCriteria": ["..."], "relatedFiles": ["..."]}]} with 2-5 independent subtasks that each edit different files.`;
+const SUBTASKS_HINT = `If the task is clearly too large for one change, you may instead answer with only a JSON object {"summary": "...", "subtasks": [{"title": "...", "description": "...", "acceptanceCriteria": ["..."], "relatedFiles": ["..."]}]} listing 2-5 independent subtasks that each edit different files.`;
 
-export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest): Promise<BuiltPrompt> {
+/** Room kept for the edit format's instructions, which generateChange adds per provider. */
+const FORMAT_TOKENS = Math.max(...EDIT_FORMATS.map((f) => countTokens(`${editFormat(f).instructions}\n\n${editFormat(f).reminder}`)));
+/** A failed change's diff gets at most this share of the budget; the failing tests as much. */
+const DIFF_SHARE = 0.15;
+const FAILURE_SHARE = 0.15;
+/** A span around one definition or failing line: at most this many lines. */
+const SPAN_LINES = 60;
+/** Files shown beyond the named ones: at most this many, from the top of the ranking. */
+const MAX_RANKED_FILES = 12;
+/** Identifiers defined in more files than this are too common to pull a file in by name. */
+const MAX_DEFINERS = 3;
+
+interface Section {
+  title: string;
+  body: string;
+}
+
+export interface PromptOptions {
+  /** Where the repository map caches its tags (shared by the worker's workspaces). */
+  cacheDir: string;
+}
+
+export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest, opts: PromptOptions): Promise<BuiltPrompt> {
   const dir = req.workspace.dir;
-  const tracked = (await gitFor(dir).raw(['ls-files'])).split('\n').filter(Boolean);
-  const tree = tracked.slice(0, MAX_TREE_ENTRIES).join('\n') + (tracked.length > MAX_TREE_ENTRIES ? `\n… and ${tracked.length - MAX_TREE_ENTRIES} more` : '');
-
-  const wanted = req.task.relatedFiles?.length ? req.task.relatedFiles : await smallestFiles(dir, tracked);
-  let budget = MAX_CONTEXT_BYTES;
-  const files: string[] = [];
-  for (const rel of wanted) {
-    if (budget <= 0) break;
-    // Same confinement as applying a change (design rule 7): a related file named by the task
-    // or the model must not pull `.git/config`, `../x` or a symlink's target outside the
-    // workspace into the prompt (and from there to a provider and the artifact store).
-    const file = await readConfined(dir, rel);
-    if (!file.ok) {
-      // eslint-disable-next-line no-control-regex
-      files.push(`--- ${rel.replace(/[\x00-\x1f\x7f]/g, '?')} (${file.reason})`);
-      continue;
-    }
-    const text = file.text;
-    const shown = text.slice(0, Math.min(MAX_FILE_BYTES, budget));
-    budget -= shown.length;
-    files.push(`--- ${rel}\n${shown}${shown.length < text.length ? '\n… (truncated)' : ''}`);
-  }
-
   const t = req.task;
-  const sections = [
+  const budget = req.tokenBudget - countTokens(SYSTEM_PROMPT) - FORMAT_TOKENS;
+  let left = budget;
+  const take = (text: string) => (left -= countTokens(text));
+
+  // 1. The task, always.
+  const head = [
     `# Task: ${t.title}`,
     t.description,
     t.acceptanceCriteria?.length ? `## Acceptance criteria\n${t.acceptanceCriteria.map((c) => `- ${c}`).join('\n')}` : '',
-    `## Repository files\n${tree}`,
-    files.length ? `## File contents\n${files.join('\n\n')}` : '',
-    req.guidance?.length ? `## Guidance from a person\n${req.guidance.map((g) => `- ${g}`).join('\n')}` : '',
-    req.feedback
-      ? `## Your previous attempt (attempt ${req.attempt - 1}) failed\n${req.feedback}\n${req.planOnly ? 'Doing it in one change did not work.' : 'Fix the problem; answer with the complete change set again.'}`
-      : '',
-    req.planOnly ? PLAN_ONLY : req.allowSubtasks ? SUBTASKS_HINT : '',
-  ].filter(Boolean);
-  const messages: PromptMessages = { system: SYSTEM_PROMPT, user: sections.join('\n\n') };
+    t.allowTestChanges ? '' : 'Test files are not to be changed in this task: change the code under test.',
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+  take(head);
+
+  // 2. What went wrong last time: the failing part of the test output and the failed diff.
+  const feedback: string[] = [];
+  const failureMentions = { text: '' };
+  if (req.feedback) {
+    feedback.push(req.feedback);
+    if (req.failure?.testLog) {
+      const log = await store.read(req.failure.testLog);
+      const f = extractFailures(log, { maxChars: Math.max(1500, Math.floor(budget * FAILURE_SHARE * 3)) });
+      if (f.text) {
+        feedback.push(`### Failing tests${f.framework ? ` (${f.framework})` : ''}\n${fence(f.text)}`);
+        failureMentions.text = [f.text, ...f.files, ...f.symbols].join('\n');
+      }
+    }
+    if (req.failure?.diff) {
+      const diff = await store.read(req.failure.diff);
+      const shown = cutToTokens(diff, Math.floor(budget * DIFF_SHARE));
+      feedback.push(
+        `### The change you made (it was rolled back)${shown.length < diff.length ? ' — cut, it was longer' : ''}\n${fence(shown, 'diff')}`,
+      );
+    }
+    feedback.push(req.planOnly ? 'Doing it in one change did not work.' : 'Fix the problem and answer with the complete change again.');
+  }
+  const feedbackText = feedback.join('\n\n');
+  take(feedbackText);
+  const guidance = req.guidance?.length ? req.guidance.map((g) => `- ${g}`).join('\n') : '';
+  take(guidance);
+
+  // 3. What the task and the failures name: paths and identifiers, for the map and the files.
+  const tracked = await trackedFiles(dir);
+  const named = [...(t.relatedFiles ?? []), ...(req.requestedFiles ?? [])];
+  const mentions = extractMentions([t.title, t.description, ...(t.acceptanceCriteria ?? []), ...(req.guidance ?? []), failureMentions.text].join('\n'), tracked);
+  const map = await buildRepoMap({
+    dir,
+    cacheDir: opts.cacheDir,
+    mentionedFiles: [...new Set([...named, ...mentions.paths])],
+    mentionedIdents: mentions.idents,
+    shownFiles: named,
+    tokenBudget: Math.max(256, Math.min(4096, Math.floor(budget / 8), Math.floor(left / 3))),
+  });
+  take(map.text);
+
+  // 4. Files: the named ones first, then files defining an identifier the task names, then
+  // the top of the ranking — each whole if it fits, else its relevant spans.
+  const defsByFile = new Map(map.ranked.map((r) => [r.path, r.defs]));
+  const anchorsFrom = anchorLines(failureMentions.text);
+  const identSet = new Set(mentions.idents);
+  const shown: Shown = {};
+  const files: string[] = [];
+  const show = async (rel: string, share: number, explicit: boolean) => {
+    if (rel in shown || left <= 200) return;
+    const file = await readConfined(dir, rel);
+    if (!file.ok) {
+      // eslint-disable-next-line no-control-regex
+      if (explicit) files.push(`### ${rel.replace(/[\x00-\x1f\x7f]/g, '?')} (${file.reason})`);
+      return;
+    }
+    const room = Math.floor(left * share);
+    const whole = `### ${rel}\n${fence(file.text, langOf(rel))}`;
+    const wholeTokens = countTokens(whole);
+    if (wholeTokens <= room) {
+      shown[rel] = 'whole';
+      files.push(whole);
+      left -= wholeTokens;
+      return;
+    }
+    const defs = defsByFile.get(rel) ?? [];
+    const relevant = defs.filter((d) => identSet.has(d.name));
+    const anchors = [...(anchorsFrom.get(rel) ?? []), ...(relevant.length ? relevant : defs.slice(0, 3))];
+    const partial = renderSpans(rel, file.text, anchors, room);
+    if (!partial) return;
+    shown[rel] = 'partial';
+    files.push(partial);
+    left -= countTokens(partial);
+  };
+  for (const rel of named) await show(rel, 0.6, true);
+  const definers = new Map<string, string[]>();
+  for (const r of map.ranked) {
+    for (const d of r.defs) if (identSet.has(d.name)) definers.set(d.name, [...(definers.get(d.name) ?? []), r.path]);
+  }
+  for (const paths of definers.values()) {
+    if (paths.length <= MAX_DEFINERS) for (const rel of paths) await show(rel, 0.5, false);
+  }
+  for (const r of map.ranked.slice(0, MAX_RANKED_FILES)) await show(r.path, 0.4, false);
+
+  const sections: Section[] = [
+    { title: '', body: head },
+    { title: 'Repository map (the most relevant definitions; ⋮ marks elided code)', body: map.text },
+    { title: 'Files', body: files.join('\n\n') },
+    { title: 'Guidance from a person', body: guidance },
+    { title: `Your previous attempt (attempt ${req.attempt - 1}) failed`, body: feedbackText },
+    { title: '', body: req.planOnly ? PLAN_ONLY : req.allowSubtasks ? SUBTASKS_HINT : '' },
+  ];
+  const user = sections
+    .filter((s) => s.body)
+    .map((s) => (s.title ? `## ${s.title}\n${s.body}` : s.body))
+    .join('\n\n');
+  const messages: PromptMessages = { system: SYSTEM_PROMPT, user, mode: req.planOnly ? 'plan' : 'change' };
   const prompt = await store.putJson('prompt', messages);
-  return { prompt, estTokens: Math.ceil((messages.system.length + messages.user.length) / 4) };
+  const estTokens = countTokens(SYSTEM_PROMPT) + countTokens(user) + (req.planOnly ? 0 : FORMAT_TOKENS);
+  return {
+    prompt,
+    estTokens,
+    shown,
+    stats: { mapTokens: map.tokens, mappedFiles: map.stats.files, mapMs: map.stats.ms, filesShown: Object.keys(shown).length },
+  };
+}
+
+export function fence(text: string, lang = ''): string {
+  // A fence longer than any backtick run in the text, so the text can never close it.
+  const longest = Math.max(2, ...[...text.matchAll(/`{3,}/g)].map((m) => m[0].length));
+  const f = '`'.repeat(longest + 1);
+  return `${f}${lang}\n${text}${text.endsWith('\n') || !text ? '' : '\n'}${f}`;
+}
+
+function langOf(rel: string): string {
+  const ext = path.extname(rel).slice(1).toLowerCase();
+  return /^[a-z0-9+#]{1,10}$/.test(ext) ? ext : '';
+}
+
+/** The longest prefix of `text` (whole lines) within `tokens`. */
+function cutToTokens(text: string, tokens: number): string {
+  if (countTokens(text) <= tokens) return text;
+  const lines = text.split('\n');
+  let lo = 0;
+  let hi = lines.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (countTokens(lines.slice(0, mid).join('\n')) <= tokens) lo = mid;
+    else hi = mid - 1;
+  }
+  return lines.slice(0, lo).join('\n') + '\n…';
+}
+
+/** `path:line` references in failure output, by path: the lines to show around. */
+function anchorLines(text: string): Map<string, Pick<RankedDef, 'line' | 'endLine'>[]> {
+  const out = new Map<string, Pick<RankedDef, 'line' | 'endLine'>[]>();
+  for (const m of text.matchAll(/([\w./-]+\.[A-Za-z0-9]+)(?:", line |:)(\d+)/g)) {
+    const rel = m[1].replace(/^\.\//, '');
+    const line = Number(m[2]);
+    out.set(rel, [...(out.get(rel) ?? []), { line, endLine: line }]);
+  }
+  return out;
+}
+
+/**
+ * A large file as spans: its first lines, then a window around each anchor (a definition or a
+ * failing line), merged, numbered and marked partial; as many as fit in `tokens`.
+ */
+function renderSpans(rel: string, text: string, anchors: Pick<RankedDef, 'line' | 'endLine'>[], tokens: number): string | undefined {
+  const lines = text.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const n = lines.length;
+  const wanted: [number, number][] = [[1, Math.min(n, 8)]];
+  for (const a of anchors) {
+    const start = Math.max(1, a.line - (a.endLine > a.line ? 2 : 12));
+    const end = Math.min(n, a.endLine > a.line ? Math.min(a.endLine + 1, start + SPAN_LINES - 1) : a.line + 12);
+    wanted.push([start, end]);
+  }
+  const spans: [number, number][] = [];
+  const render = (list: [number, number][]) => {
+    const merged = mergeSpans(list);
+    const header = `### ${rel} (partial: ${n} lines; shown: ${merged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}; use SEARCH/REPLACE for it, or READ to see more)`;
+    const body = merged.map(([a, b]) => `@@ lines ${a}-${b} @@\n${lines.slice(a - 1, b).join('\n')}`).join('\n⋮\n');
+    return `${header}\n${fence(`${body}\n`, langOf(rel))}`;
+  };
+  for (const span of wanted) {
+    if (countTokens(render([...spans, span])) > tokens) continue;
+    spans.push(span);
+  }
+  return spans.length ? render(spans) : undefined;
+}
+
+function mergeSpans(list: [number, number][]): [number, number][] {
+  const sorted = [...list].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [a, b] of sorted) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1] + 2) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+async function trackedFiles(dir: string): Promise<string[]> {
+  return (await gitFor(dir).raw(['ls-files'])).split('\n').filter(Boolean);
 }
 
 type ReadResult = { ok: true; text: string } | { ok: false; reason: string };
@@ -115,20 +298,4 @@ export async function readConfined(dir: string, rel: string): Promise<ReadResult
   } catch (err) {
     return { ok: false, reason: `not readable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
   }
-}
-
-async function smallestFiles(dir: string, tracked: string[]): Promise<string[]> {
-  const sized = await Promise.all(
-    tracked
-      .filter((f) => /\.(c|cc|cpp|cs|css|go|h|html|java|js|jsx|json|kt|md|mjs|cjs|py|rb|rs|sh|toml|ts|tsx|txt|yaml|yml)$/.test(f))
-      .filter((f) => !/(^|\/)(package-lock\.json|yarn\.lock|pnpm-lock\.yaml)$/.test(f))
-      .slice(0, 2000)
-      .map(async (f) => ({ f, size: (await stat(path.join(dir, f)).catch(() => ({ size: Infinity }))).size })),
-  );
-  return sized
-    .filter((s) => s.size <= MAX_FILE_BYTES)
-    .sort((a, b) => a.size - b.size || a.f.localeCompare(b.f))
-    .slice(0, AUTO_FILES)
-    .map((s) => s.f)
-    .sort();
 }

@@ -41,8 +41,14 @@ export interface BuildPromptRequest {
   workspace: WorkspaceHandle;
   task: TaskSpec;
   attempt: number;
-  /** What went wrong last time (test tail, apply errors, schema errors). */
+  /** Prompt tokens every provider of the task can take (domain/models.ts promptBudget). */
+  tokenBudget: number;
+  /** What went wrong last time, in a few lines (the Decider's feedback). */
   feedback?: string;
+  /** The last attempt's artifacts, read here for the reflection: the failing tests and the diff. */
+  failure?: { testLog?: ArtifactRef; diff?: ArtifactRef };
+  /** Files the model asked to see (READ) during this attempt. */
+  requestedFiles?: string[];
   /** Human guidance sent with the `addGuidance` signal. */
   guidance?: string[];
   /** Whether the model may answer with `{ subtasks }` instead of files. */
@@ -51,10 +57,15 @@ export interface BuildPromptRequest {
   planOnly?: boolean;
 }
 
+/** How each file was shown to the model: whole rewrites are accepted only for files shown whole. */
+export type Shown = Record<string, 'whole' | 'partial'>;
+
 export interface BuiltPrompt {
   prompt: ArtifactRef;
-  /** Rough token estimate (chars / 4) for budget reservations. */
+  /** Prompt tokens (counted with the tokenizer, format instructions included): the budget's reservation. */
   estTokens: number;
+  shown: Shown;
+  stats: { mapTokens: number; mappedFiles: number; mapMs: number; filesShown: number };
 }
 
 export interface GenerateChangeRequest {
@@ -65,7 +76,7 @@ export interface GenerateChangeRequest {
   role: 'primary' | 'shadow';
 }
 
-export type GenerateOutcome = 'ok' | 'schema_violation' | 'subtasks';
+export type GenerateOutcome = 'ok' | 'schema_violation' | 'subtasks' | 'needs_files' | 'truncated';
 
 export interface GenerateChangeResult {
   outcome: GenerateOutcome;
@@ -81,7 +92,9 @@ export interface GenerateChangeResult {
   summary?: string;
   files?: { path: string; action: string }[];
   subtasks?: TaskSpec[];
-  /** Why the answer was rejected (outcome schema_violation). */
+  /** Files the model asked to see before answering (outcome needs_files). */
+  needFiles?: string[];
+  /** Why the answer was rejected (outcome schema_violation or truncated). */
   error?: string;
   response: ArtifactRef;
 }
@@ -89,14 +102,26 @@ export interface GenerateChangeResult {
 export interface ApplyChangeRequest {
   workspace: WorkspaceHandle;
   change: ArtifactRef;
+  /** How the attempt's prompts showed each file. */
+  shown?: Shown;
+  allowTestChanges?: boolean;
 }
 
 export interface ApplyChangeResult {
   applied: boolean;
   files: string[];
-  /** One line per rejected or failed file; non-empty means nothing was written. */
+  /** One line per failed block, for the model; non-empty means nothing was written. */
   errors: string[];
+  /** Blocks skipped as already applied, and the like. */
+  notes?: string[];
   diff?: ArtifactRef;
+}
+
+export interface PreviewChangesRequest {
+  workspace: WorkspaceHandle;
+  changes: ArtifactRef[];
+  shown?: Shown;
+  allowTestChanges?: boolean;
 }
 
 export interface RunTestsRequest {

@@ -77,6 +77,16 @@ export function workspaceDirFor(root: string, workflowId: string): string {
   return path.join(root, `${readable}-${hash}`);
 }
 
+/**
+ * The checkout folder's name: the repository's own, as `git clone` would name it (build files
+ * that take the project name from their folder — CMake, some Go/Java/monorepo set-ups — need it).
+ */
+export function repoDirName(repo: string): string {
+  const last = repo.replace(/[\\/]+$/, '').split(/[\\/:]/).pop() ?? '';
+  const name = last.replace(/\.git$/i, '').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, MAX_DIR_NAME);
+  return name && !name.startsWith('.') ? name : 'repo';
+}
+
 export interface PrepareOptions {
   /** The activity's cancellation signal: aborting it kills the running git process. */
   signal?: AbortSignal;
@@ -89,25 +99,27 @@ export async function prepareWorkspace(
   opts: PrepareOptions = {},
 ): Promise<WorkspaceHandle & { dirExisted: boolean }> {
   const { signal } = opts;
-  const dir = workspaceDirFor(deps.workspaceRoot, req.workflowId);
-  const dirExisted = existsSync(dir);
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(path.dirname(dir), { recursive: true });
+  // <workspace root>/<unique id>/<repository name>: unique per task, named like the repository.
+  const home = workspaceDirFor(deps.workspaceRoot, req.workflowId);
+  const dir = path.join(home, repoDirName(req.repo));
+  const dirExisted = existsSync(home);
+  await rm(home, { recursive: true, force: true });
+  await mkdir(home, { recursive: true });
   const source = /^[a-z+]+:\/\//i.test(req.repo) || /^[^/]+@[^:]+:/.test(req.repo) ? req.repo : path.resolve(req.repo);
   const cancelled = async (detail: string): Promise<never> => {
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    await rm(home, { recursive: true, force: true }).catch(() => undefined);
     throw new CancelledFailure(`workspace preparation cancelled; ${detail}`);
   };
   // The clone is the long, networked part. It runs through runCommand, not simple-git: git
   // forks transport helpers (git-remote-http, ssh) that outlive a killed `git`, so a cancel must
   // kill the whole process group (design rule 7). In its own session git has no terminal to
   // prompt on either; gitEnv() turns the prompts and askpass helpers off explicitly.
-  const logFile = `${dir}.clone.log`;
+  const logFile = path.join(home, 'clone.log');
   let r: RunCommandResult;
   try {
     r = await runCommand({
       command: ['git', 'clone', ...(req.baseBranch ? ['--branch', req.baseBranch] : []), '--', source, dir],
-      cwd: path.dirname(dir),
+      cwd: home,
       timeoutSec: Infinity,
       logFile,
       signal,
@@ -119,7 +131,7 @@ export async function prepareWorkspace(
   }
   if (r.cancelled) return cancelled('git clone killed');
   if (r.exitCode !== 0) {
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    await rm(home, { recursive: true, force: true }).catch(() => undefined);
     const why = r.tail.trim().split('\n').slice(-5).join('\n') || r.error || `git exited with ${r.exitCode ?? r.signal}`;
     // A network hiccup is retried by Temporal; a repo or branch that does not exist is final.
     const transient = /could not resolve host|connection (refused|reset|timed out)|timed out|early eof|remote end hung up|rpc failed|http [5]\d\d|\b50[234]\b/i.test(why);
@@ -132,14 +144,14 @@ export async function prepareWorkspace(
   const base = (await gitFor(dir).revparse(['--abbrev-ref', 'HEAD'])).trim();
   if (base === req.branch) {
     // Weaver force-pushes its branch: it must never be the branch the work is based on.
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    await rm(home, { recursive: true, force: true }).catch(() => undefined);
     throw ApplicationFailure.nonRetryable(`branch "${req.branch}" is the base branch of ${req.repo}; choose another branch name`, 'InvalidBranch');
   }
   try {
     const git = gitFor(dir, signal);
     await git.checkout(['-B', req.branch]);
     const baseCommit = (await git.revparse(['HEAD'])).trim();
-    return { id: path.basename(dir), dir, taskQueue: deps.workspaceQueue, branch: req.branch, baseCommit, dirExisted };
+    return { id: path.basename(home), dir, taskQueue: deps.workspaceQueue, branch: req.branch, baseCommit, dirExisted };
   } catch (err) {
     if (signal?.aborted) return cancelled(`git killed (${(err as Error).message})`);
     throw err;
@@ -200,6 +212,9 @@ export async function bundleBranch(store: ArtifactStore, ws: WorkspaceHandle): P
 
 export async function releaseWorkspace(ws: WorkspaceHandle): Promise<void> {
   await rm(ws.dir, { recursive: true, force: true });
+  // The task's own folder around the checkout (workspaces made before it existed have none).
+  const home = path.dirname(ws.dir);
+  if (path.basename(home) === ws.id) await rm(home, { recursive: true, force: true });
 }
 
 export interface MergeSource {

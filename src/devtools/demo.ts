@@ -3,6 +3,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
+import { editFormat } from '../domain/editformats';
 import type { CodingTaskInput, ProviderSpec } from '../domain/schema';
 import { lastUserText, type StaticStep } from './scriptedModelServer';
 
@@ -67,18 +68,21 @@ export function exampleTask(repo: string, provider: ProviderSpec): CodingTaskInp
   };
 }
 
-const NAIVE = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).trim().toLowerCase().replace(/ +/g, '-');\n}\n\nmodule.exports = { slugify };\n`;
-const FIXED = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text)\n    .normalize('NFKD')\n    .replace(/[\\u0300-\\u036f]/g, '')\n    .toLowerCase()\n    .replace(/[^a-z0-9]+/g, '-')\n    .replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
+const STUB = `  throw new Error('not implemented');\n`;
+const NAIVE = `  return String(text).trim().toLowerCase().replace(/ +/g, '-');\n`;
+const FIXED = `  return String(text)\n    .normalize('NFKD')\n    .replace(/[\\u0300-\\u036f]/g, '')\n    .toLowerCase()\n    .replace(/[^a-z0-9]+/g, '-')\n    .replace(/^-+|-+$/g, '');\n`;
 
 /**
  * The scripted offline model: a first answer that looks plausible and fails the tests, and —
- * once the prompt carries that failure as feedback — an answer that passes them.
+ * once the prompt carries that failure as feedback — an answer that passes them. Both answer
+ * in Weaver's plain-text edit format: a summary, then a SEARCH/REPLACE block.
  */
 export function demoModelStep(req: { messages: { role: string; content?: unknown }[] }): StaticStep {
   const prompt = lastUserText(req as Parameters<typeof lastUserText>[0]);
   const sawFailure = /previous attempt .* failed/i.test(prompt);
-  const content = sawFailure
-    ? { summary: '[scripted demo model] Normalise to NFKD, strip accents, replace every run of non-alphanumerics with one dash and trim dashes.', files: [{ path: 'src/slugify.js', action: 'modify', content: FIXED }] }
-    : { summary: '[scripted demo model] Lowercase the text and replace spaces with dashes.', files: [{ path: 'src/slugify.js', action: 'modify', content: NAIVE }] };
+  const [summary, replace] = sawFailure
+    ? ['[scripted demo model] Normalise to NFKD, strip accents, replace every run of non-alphanumerics with one dash and trim dashes.', FIXED]
+    : ['[scripted demo model] Lowercase the text and replace spaces with dashes.', NAIVE];
+  const content = editFormat('editblock').render({ summary, files: [{ path: 'src/slugify.js', action: 'edit', search: STUB, replace }] });
   return { content, delayMs: 300 };
 }

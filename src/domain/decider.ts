@@ -17,6 +17,8 @@ export type Outcome =
   | { kind: 'tests_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number }
   | { kind: 'apply_failed'; errors: string[] }
   | { kind: 'schema_violation'; error: string }
+  | { kind: 'truncated'; detail: string }
+  | { kind: 'files_request_limit'; rounds: number; files: string[] }
   | { kind: 'no_consensus'; detail: string }
   | { kind: 'subtasks_proposed'; count: number }
   | { kind: 'provider_failed'; family: string; message: string }
@@ -29,7 +31,9 @@ export interface Verdict extends Decision {
   plan?: boolean;
 }
 
-const FEEDBACK_TAIL_CHARS = 3000;
+/** The end of the test output, for the summary lines; the failing tests themselves are
+ *  extracted from the whole log by the prompt builder. */
+const FEEDBACK_TAIL_CHARS = 1500;
 
 export function feedbackFor(outcome: Outcome): string {
   switch (outcome.kind) {
@@ -44,7 +48,11 @@ export function feedbackFor(outcome: Outcome): string {
     case 'apply_failed':
       return `Your change could not be applied, nothing was written:\n${outcome.errors.map((e) => `- ${e}`).join('\n')}`;
     case 'schema_violation':
-      return `Your answer was not a valid change set (${outcome.error}). Answer with one JSON object only.`;
+      return `Your answer could not be read: ${outcome.error}\nAnswer in the format described in the instructions.`;
+    case 'truncated':
+      return `Your answer was cut off (${outcome.detail}), so none of it was applied. Use smaller, targeted SEARCH/REPLACE edits instead of rewriting whole files, and keep the summary short.`;
+    case 'files_request_limit':
+      return `You asked to see more files ${outcome.rounds} times already (last: ${outcome.files.slice(0, 10).join(', ')}). Answer with edits now, using what you were shown.`;
     case 'no_consensus':
       return `The models did not agree on a change (${outcome.detail}).`;
     case 'subtasks_proposed':
@@ -100,7 +108,11 @@ function describe(o: Outcome): string {
     case 'apply_failed':
       return `change rejected (${o.errors[0] ?? 'unknown'}${o.errors.length > 1 ? `, +${o.errors.length - 1} more` : ''})`;
     case 'schema_violation':
-      return `answer violated the change-set schema (${o.error.slice(0, 200)})`;
+      return `answer could not be read (${o.error.slice(0, 200)})`;
+    case 'truncated':
+      return 'answer was cut off at the output limit';
+    case 'files_request_limit':
+      return `model kept asking for files after ${o.rounds} rounds`;
     case 'no_consensus':
       return `no consensus (${o.detail})`;
     default:

@@ -254,7 +254,7 @@ export interface CallEvent {
   tokensIn: number;
   tokensOut: number;
   costUsd: number;
-  /** ok | schema_violation | subtasks | error | cancelled | lost */
+  /** ok | schema_violation | truncated | needs_files | subtasks | error | cancelled | lost */
   outcome: string;
   errorFamily?: string;
   retryAfterMs?: number;
@@ -294,6 +294,12 @@ export interface AttemptRecord {
   detail?: string;
   summary?: string;
   filesChanged?: string[];
+  /** Tokens of the (last) prompt of the attempt, as counted for the budget. */
+  promptTokens?: number;
+  /** Files the model asked to see, per round (served without consuming the attempt). */
+  fileRequests?: string[][];
+  /** What the applier noted, e.g. blocks skipped as already applied. */
+  notes?: string[];
   tests?: TestOutcome;
   decision: Decision;
   artifacts: ArtifactRef[];

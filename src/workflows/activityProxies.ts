@@ -34,7 +34,7 @@ export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'sto
 export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   const retry: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WorkspaceLost'] };
   const common: ActivityOptions = { taskQueue: ws.taskQueue, scheduleToStartTimeout: '2 minutes', retry };
-  const git = proxyActivities<Pick<Activities, 'buildPrompt' | 'applyChange' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches'>>({
+  const git = proxyActivities<Pick<Activities, 'buildPrompt' | 'applyChange' | 'previewChanges' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches'>>({
     ...common,
     startToCloseTimeout: '5 minutes',
   });
@@ -51,6 +51,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   return {
     buildPrompt: git.buildPrompt,
     applyChange: git.applyChange,
+    previewChanges: git.previewChanges,
     rollbackWorkspace: git.rollbackWorkspace,
     commitAndPush: git.commitAndPush,
     releaseWorkspace: git.releaseWorkspace,

@@ -20,10 +20,11 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { GenerateChangeResult, WorkspaceHandle } from '../activities/types';
+import type { GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
 import { DEFAULT_COOLDOWN, type CooldownState } from '../domain/cooldown';
 import { decide, type Outcome, type TaskState } from '../domain/decider';
 import { allotment, Ledger } from '../domain/ledger';
+import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
 import {
   CodingTaskInputSchema,
   formatZodIssues,
@@ -64,6 +65,14 @@ export const approvePushUpdate = defineUpdate<string, [PushDecision]>('approvePu
 export const approvePushSignal = defineSignal<[PushDecision]>('approvePush');
 
 const MAX_WORKSPACE_REBUILDS = 3;
+/** Rounds of "show me these files" per attempt, served without consuming the attempt. */
+const MAX_FILE_ROUNDS = 2;
+
+/** What the next prompt learns from the last attempt: the Decider's words and its artifacts. */
+interface Reflection {
+  feedback?: string;
+  failure?: { testLog?: ArtifactRef; diff?: ArtifactRef };
+}
 
 export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskResult> {
   const parsed = CodingTaskInputSchema.safeParse(rawInput);
@@ -77,6 +86,9 @@ type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; su
 
 class CodingTask {
   private readonly limits;
+  /** Providers with every model default resolved once, at start (kept in state). */
+  private readonly providers: ResolvedProvider[];
+  private readonly tokenBudget: number;
   private readonly workflowId = workflowInfo().workflowId;
   private readonly branch: string;
   private readonly depth: number;
@@ -101,6 +113,8 @@ class CodingTask {
 
   constructor(private readonly input: ParsedCodingTaskInput) {
     this.limits = resolveLimits(input);
+    this.providers = input.providers.map(resolveProvider);
+    this.tokenBudget = promptBudget(this.providers);
     // A child's ID has '/' in it; git can't hold both weaver/X and weaver/X/1-a, hence '--'.
     this.branch = input.branch ?? `weaver/${this.workflowId.replace(/\//g, '--')}`;
     this.depth = input.depth ?? 0;
@@ -264,32 +278,65 @@ class CodingTask {
     return this.attemptLoop();
   }
 
-  /** One attempt's prompt and provider calls (under the task's strategy), recorded on `record`. */
-  private async ask(ws: WorkspaceHandle, record: AttemptRecord, feedback: string | undefined, planOnly = false): Promise<StrategyOutcome> {
-    const built = await this.acts(ws).buildPrompt({
-      workspace: ws,
-      task: this.input.task,
-      attempt: this.attempt,
-      feedback,
-      guidance: [...this.guidance],
-      allowSubtasks: planOnly || this.canDecompose(),
-      planOnly,
-    });
-    record.artifacts.push(built.prompt);
-    const answer = await runStrategy(this.input.providers, this.input.strategy, {
-      workflowId: this.workflowId,
-      attempt: this.attempt,
-      prompt: built.prompt,
-      estTokensIn: built.estTokens,
-      ledger: this.ledger,
-      cooldowns: this.cooldowns,
-      cooldown: this.input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
-      retry: { ...DEFAULT_RETRY, ...this.input.strategy?.retry },
-      warnings: this.warnings,
-    });
-    record.calls = this.ledger.events.filter((e) => e.attempt === this.attempt);
-    record.selection = answer.selection;
-    return answer;
+  /**
+   * One attempt's prompt and provider calls (under the task's strategy), recorded on `record`.
+   * A model that asks to see files gets them in a new prompt, up to MAX_FILE_ROUNDS times,
+   * without consuming the attempt.
+   */
+  private async ask(ws: WorkspaceHandle, record: AttemptRecord, reflection: Reflection, planOnly = false): Promise<{ answer: StrategyOutcome; shown: Shown }> {
+    const requested: string[] = [];
+    const shown: Shown = {};
+    for (let round = 0; ; round++) {
+      const built = await this.acts(ws).buildPrompt({
+        workspace: ws,
+        task: this.input.task,
+        attempt: this.attempt,
+        tokenBudget: this.tokenBudget,
+        feedback: reflection.feedback,
+        failure: reflection.failure,
+        requestedFiles: requested.length ? [...requested] : undefined,
+        guidance: [...this.guidance],
+        allowSubtasks: planOnly || this.canDecompose(),
+        planOnly,
+      });
+      // A file once shown whole stays "seen whole" for this attempt's answer.
+      for (const [f, how] of Object.entries(built.shown)) if (shown[f] !== 'whole') shown[f] = how;
+      record.artifacts.push(built.prompt);
+      record.promptTokens = built.estTokens;
+      const compareFiles = this.comparesResultingFiles();
+      const answer = await runStrategy(this.providers, this.input.strategy, {
+        workflowId: this.workflowId,
+        attempt: this.attempt,
+        prompt: built.prompt,
+        estTokensIn: built.estTokens,
+        ledger: this.ledger,
+        cooldowns: this.cooldowns,
+        cooldown: this.input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
+        retry: { ...DEFAULT_RETRY, ...this.input.strategy?.retry },
+        warnings: this.warnings,
+        resultDigest: compareFiles
+          ? async (r) =>
+              (await this.acts(ws).previewChanges({ workspace: ws, changes: [r.change!], shown, allowTestChanges: this.input.task.allowTestChanges }))[0] ??
+              undefined
+          : undefined,
+      });
+      record.calls = this.ledger.events.filter((e) => e.attempt === this.attempt);
+      record.selection = answer.selection;
+      const wants = answer.kind === 'answer' && answer.result.outcome === 'needs_files' ? (answer.result.needFiles ?? []) : [];
+      if (wants.length && round < MAX_FILE_ROUNDS) {
+        (record.fileRequests ??= []).push(wants);
+        for (const f of wants) if (!requested.includes(f)) requested.push(f);
+        log.info('model asked for files; serving them in a new prompt', { attempt: this.attempt, round: round + 1, files: wants.slice(0, 20) });
+        continue;
+      }
+      return { answer, shown };
+    }
+  }
+
+  /** Consensus and shadow comparisons look at the files each answer produces, not its text. */
+  private comparesResultingFiles(): boolean {
+    const s = this.input.strategy;
+    return (s?.mode === 'consensus' || !!s?.shadow?.length) && patched('compare-resulting-files');
   }
 
   /** Asks the model for subtasks only (decomposition "always", or after failures as in ADaPT). */
@@ -298,7 +345,7 @@ class CodingTask {
     this.attempt += 1;
     this.enter('decomposing');
     const record: AttemptRecord = { attempt: this.attempt, calls: [], outcome: 'plan', decision: { action: 'fail', why: '' }, artifacts: [] };
-    const answer = await this.ask(ws, record, feedback, true);
+    const { answer } = await this.ask(ws, record, { feedback }, true);
     this.attempts.push(record);
     if (answer.kind === 'answer' && answer.result.outcome === 'subtasks' && answer.result.subtasks?.length) {
       record.outcome = 'subtasks_proposed';
@@ -315,7 +362,7 @@ class CodingTask {
   private async attemptLoop(): Promise<Step> {
     let ws = this.ws!;
     let rebuilds = 0;
-    let feedback: string | undefined;
+    let reflection: Reflection = {};
     const state = (): TaskState => ({
       attempt: this.attempt,
       maxAttempts: this.limits.maxAttempts,
@@ -331,9 +378,9 @@ class CodingTask {
       let gen: GenerateChangeResult | undefined;
       try {
         this.enter('generating');
-        const answer = await this.ask(ws, record, feedback);
+        const { answer, shown } = await this.ask(ws, record, reflection);
         gen = answer.kind === 'answer' ? answer.result : undefined;
-        outcome = await this.tryAnswer(ws, answer, record);
+        outcome = await this.tryAnswer(ws, answer, record, shown);
       } catch (err) {
         if (isWorkspaceLost(err) && rebuilds < MAX_WORKSPACE_REBUILDS) {
           // The worker holding the workspace is gone: rebuild elsewhere; this attempt doesn't count.
@@ -364,7 +411,7 @@ class CodingTask {
           };
         }
         case 'retry':
-          feedback = verdict.feedback;
+          reflection = { feedback: verdict.feedback, failure: this.failureOf(record) };
           ws = await this.rollback(ws);
           continue;
         case 'decompose':
@@ -381,8 +428,16 @@ class CodingTask {
     return { kind: 'done', result: await this.finish('failed', `${this.limits.maxAttempts} attempt(s) exhausted`, { workspace: ws.dir }) };
   }
 
+  /** The failed attempt's test log and diff: the next prompt shows their failing part. */
+  private failureOf(record: AttemptRecord): Reflection['failure'] {
+    const find = (kind: string) => record.artifacts.find((a) => a.kind === kind);
+    const testLog = record.tests && !record.tests.passed ? record.tests.log : undefined;
+    const diff = find('diff');
+    return testLog || diff ? { testLog, diff } : undefined;
+  }
+
   /** Turns the strategy's answer into an outcome: apply the change and run the tests. */
-  private async tryAnswer(ws: WorkspaceHandle, answer: StrategyOutcome, record: AttemptRecord): Promise<Outcome> {
+  private async tryAnswer(ws: WorkspaceHandle, answer: StrategyOutcome, record: AttemptRecord, shown: Shown): Promise<Outcome> {
     if (answer.kind === 'failed') return { kind: 'provider_failed', family: answer.family, message: answer.message };
     if (answer.kind === 'budget') return { kind: 'budget_exhausted', detail: answer.detail };
     if (answer.kind === 'no_consensus') return { kind: 'no_consensus', detail: answer.detail };
@@ -391,12 +446,15 @@ class CodingTask {
     record.artifacts.push(gen.response);
     if (gen.outcome === 'schema_violation') return { kind: 'schema_violation', error: gen.error ?? 'invalid answer' };
     if (gen.outcome === 'subtasks') return { kind: 'subtasks_proposed', count: gen.subtasks?.length ?? 0 };
+    if (gen.outcome === 'truncated') return { kind: 'truncated', detail: gen.error ?? 'the answer was cut off' };
+    if (gen.outcome === 'needs_files') return { kind: 'files_request_limit', rounds: MAX_FILE_ROUNDS, files: gen.needFiles ?? [] };
     record.summary = gen.summary;
     record.filesChanged = gen.files?.map((f) => f.path);
     record.artifacts.push(gen.change!);
     this.enter('applying');
-    const applied = await this.acts(ws).applyChange({ workspace: ws, change: gen.change! });
+    const applied = await this.acts(ws).applyChange({ workspace: ws, change: gen.change!, shown, allowTestChanges: this.input.task.allowTestChanges });
     if (applied.diff) record.artifacts.push(applied.diff);
+    if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
     if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
     this.enter('testing');
     const tests = await this.acts(ws).runTests.executeWithOptions({ summary: `attempt ${this.attempt}: ${commandText(this.input.testCommand)}` }, [

@@ -36,6 +36,8 @@ export interface StrategyEnv {
   cooldown: CooldownSettings;
   retry: RetrySettings;
   warnings: string[];
+  /** Digest of what an answer's change makes of the files (consensus and shadows compare these). */
+  resultDigest?: (result: GenerateChangeResult) => Promise<string | undefined>;
 }
 
 export type StrategyOutcome =
@@ -258,6 +260,7 @@ async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: string, 
   if (reservation && 'refused' in reservation) return { kind: 'refused', spec, detail: reservation.refused };
   const startedAt = Date.now();
   const base = { provider: spec.id, model: spec.model, strategy, role, attempt: env.attempt, startedAt: new Date(startedAt).toISOString() };
+  let answered: Extract<Call, { kind: 'answer' }>;
   try {
     // The summary is what the Web UI shows for this call in the timeline.
     const result = await llm.generateChange.executeWithOptions(
@@ -273,7 +276,7 @@ async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: string, 
       changeDigest: result.changeDigest,
     });
     noteSuccess(env.cooldowns, spec.id);
-    return { kind: 'answer', result, spec, event };
+    answered = { kind: 'answer', result, spec, event };
   } catch (err) {
     const latencyMs = Date.now() - startedAt;
     if (isCancellation(err)) {
@@ -301,6 +304,15 @@ async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: string, 
     }
     return { kind: 'failed', spec, family: f.family, message: f.message, retryAfterMs: f.retryAfterMs };
   }
+  // Booked above; comparing the resulting files is workspace work, not part of the call.
+  const { result, event } = answered;
+  if (env.resultDigest && result.outcome === 'ok' && result.change) {
+    // A change that does not apply gets a digest of its own: it can only agree with its twin.
+    const digest = (await env.resultDigest(result)) ?? `unapplicable-${result.changeDigest}`;
+    result.changeDigest = digest;
+    event.changeDigest = digest;
+  }
+  return answered;
 }
 
 export function describeFailure(err: unknown): { family: string; message: string; retryAfterMs?: number; lost?: boolean } {
