@@ -185,3 +185,21 @@ describe('decide: decomposition after failure (ADaPT)', () => {
     expect(decide(s, { kind: 'budget_exhausted', detail: 'maxCostUsd' }).action).toBe('budget_exceeded');
   });
 });
+
+describe('decide: cut-off answers and endless file requests', () => {
+  it('retries a truncated answer, asking for smaller targeted edits', () => {
+    const v = decide(state({ attempt: 1 }), { kind: 'truncated', detail: 'the answer was cut off at the output limit (4096 tokens)' });
+    expect(v.action).toBe('retry');
+    expect(v.why).toContain('cut off');
+    expect(v.feedback).toContain('4096 tokens');
+    expect(v.feedback).toMatch(/smaller, targeted SEARCH\/REPLACE edits/);
+  });
+
+  it('tells a model that keeps asking for files to answer with what it has', () => {
+    const v = decide(state({ attempt: 1 }), { kind: 'files_request_limit', rounds: 2, files: ['a.py', 'b.py'] });
+    expect(v.action).toBe('retry');
+    expect(v.feedback).toContain('2 times');
+    expect(v.feedback).toContain('a.py, b.py');
+    expect(decide(state({ attempt: 3, maxAttempts: 3, decomposition: 'never' }), { kind: 'truncated', detail: 'x' }).action).toBe('fail');
+  });
+});

@@ -49,8 +49,9 @@ async function promptFor(relatedFiles?: string[]): Promise<string> {
     workspace: ws,
     task: { title: 'T', description: 'D', relatedFiles },
     attempt: 1,
+    tokenBudget: 16_000,
     allowSubtasks: false,
-  });
+  }, { cacheDir: path.join(base, 'cache') });
   return (await store.readJson<PromptMessages>(built.prompt)).user;
 }
 
@@ -75,24 +76,23 @@ test('relatedFiles escaping the workspace are listed as not readable, never read
     'src',
   ]);
   expectNothingFromOutside(user);
-  expect(user).toMatch(/^--- leak\/secret\.txt \(not readable: .+\)$/m);
-  expect(user).toMatch(/^--- \.git\/config \(not readable: .+\)$/m);
-  expect(user).toMatch(/^--- \.\.\/x \(not readable: .+\)$/m);
-  expect(user).toMatch(/^--- gitlink\/config \(not readable: .+\)$/m);
-  expect(user).toMatch(/^--- notes\.txt \(not readable: .+\)$/m);
-  expect(user).toMatch(/^--- \/etc\/hostname \(not readable: .+\)$/m);
-  expect(user).toMatch(/^--- src \(not readable: .+\)$/m);
+  expect(user).toMatch(/^### leak\/secret\.txt \(not readable: .+\)$/m);
+  expect(user).toMatch(/^### \.git\/config \(not readable: .+\)$/m);
+  expect(user).toMatch(/^### \.\.\/x \(not readable: .+\)$/m);
+  expect(user).toMatch(/^### gitlink\/config \(not readable: .+\)$/m);
+  expect(user).toMatch(/^### notes\.txt \(not readable: .+\)$/m);
+  expect(user).toMatch(/^### \/etc\/hostname \(not readable: .+\)$/m);
+  expect(user).toMatch(/^### src \(not readable: .+\)$/m);
   // What is inside is still shown, a symlink to a workspace file included.
-  expect(user).toContain('--- src/a.js\nmodule.exports = 1; // INSIDE-CONTENT');
-  expect(user).toContain('--- alias.js\nmodule.exports = 1; // INSIDE-CONTENT');
-  expect(user).toContain('--- missing.js (does not exist yet)');
+  expect(user).toContain('### src/a.js\n```js\nmodule.exports = 1; // INSIDE-CONTENT');
+  expect(user).toContain('### alias.js\n```js\nmodule.exports = 1; // INSIDE-CONTENT');
+  expect(user).toContain('### missing.js (does not exist yet)');
 });
 
 test('without relatedFiles, a tracked symlink to a file outside is not read either', async () => {
   const user = await promptFor();
   expectNothingFromOutside(user);
-  // notes.txt is tracked (in the tree listing) and picked as a small text file, but not read.
-  expect(user).toMatch(/^notes\.txt$/m);
-  expect(user).toMatch(/^--- notes\.txt \(not readable: .+\)$/m);
-  expect(user).toContain('--- src/a.js\nmodule.exports = 1; // INSIDE-CONTENT');
+  // The map and the ranked files never follow notes.txt out of the workspace.
+  expect(user).not.toContain('### notes.txt\n');
+  expect(user).toContain('### src/a.js\n```js\nmodule.exports = 1; // INSIDE-CONTENT');
 });

@@ -143,8 +143,8 @@ describe('ChangeSetSchema', () => {
     const cs = {
       summary: 'three kinds',
       files: [
-        { path: 'src/new.ts', action: 'create', content: 'export {};\n' },
-        { path: 'src/old.ts', action: 'modify', content: '' },
+        { path: 'src/new.ts', action: 'write', content: 'export {};\n' },
+        { path: 'src/old.ts', action: 'edit', search: 'a\n', replace: '' },
         { path: 'src/gone.ts', action: 'delete' },
       ],
     };
@@ -155,8 +155,8 @@ describe('ChangeSetSchema', () => {
 
   it.each([
     ['rename', { summary: 's', files: [{ path: 'a', action: 'rename', to: 'b' }] }, 'files.0.action'],
-    ['create without content', { summary: 's', files: [{ path: 'a', action: 'create' }] }, 'files.0.content'],
-    ['modify without content', { summary: 's', files: [{ path: 'a', action: 'modify' }] }, 'files.0.content'],
+    ['write without content', { summary: 's', files: [{ path: 'a', action: 'write' }] }, 'files.0.content'],
+    ['edit without a replacement', { summary: 's', files: [{ path: 'a', action: 'edit', search: 'x' }] }, 'files.0.replace'],
     ['an empty files array', { summary: 's', files: [] }, 'files'],
     ['an empty path', { summary: 's', files: [{ path: '', action: 'delete' }] }, 'files.0.path'],
     ['a missing summary', { files: [{ path: 'a', action: 'delete' }] }, 'summary'],
@@ -185,6 +185,11 @@ describe('ModelAnswerSchema', () => {
     const r = ModelAnswerSchema.safeParse({ summary: 's', files: [{ path: 'a', action: 'delete' }] });
     expect(r.success).toBe(true);
     expect(r.data && 'files' in r.data).toBe(true);
+  });
+
+  it('accepts a request for files, and refuses an empty one', () => {
+    expect(ModelAnswerSchema.safeParse({ needFiles: ['src/a.ts'] }).success).toBe(true);
+    expect(ModelAnswerSchema.safeParse({ needFiles: [] }).success).toBe(false);
   });
 
   it('rejects an empty proposal and a subtask without a title', () => {

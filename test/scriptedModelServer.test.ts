@@ -6,6 +6,7 @@ import OpenAI, {
   InternalServerError,
   RateLimitError,
 } from 'openai';
+import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { ScriptedModelServer, lastUserText, type RecordedRequest } from '../src/devtools/scriptedModelServer';
 
 let server: ScriptedModelServer;
@@ -24,6 +25,27 @@ afterAll(async () => {
 
 const ask = (model: string, prompt: string, options?: OpenAI.RequestOptions) =>
   client.chat.completions.create({ model, messages: [{ role: 'user', content: prompt }] }, options);
+
+/** A streamed chat completion through the real SDK, every chunk collected with its arrival time. */
+async function askStreaming(model: string, prompt: string, includeUsage: boolean | undefined, options?: OpenAI.RequestOptions) {
+  const stream = await client.chat.completions.create(
+    {
+      model,
+      messages: [{ role: 'user', content: prompt }],
+      stream: true,
+      ...(includeUsage === undefined ? {} : { stream_options: { include_usage: includeUsage } }),
+    },
+    options,
+  );
+  const chunks: ChatCompletionChunk[] = [];
+  const at: number[] = [];
+  for await (const chunk of stream) {
+    chunks.push(chunk);
+    at.push(Date.now());
+  }
+  const content = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
+  return { chunks, at, content };
+}
 
 /** Runs `fn` and returns what it threw (fails the test if it did not throw). */
 async function caught(fn: () => Promise<unknown>): Promise<unknown> {
@@ -356,5 +378,176 @@ describe('ScriptedModelServer', () => {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
     expect(server.requests[1].kind).toBe('invalid');
+  });
+});
+
+describe('ScriptedModelServer streaming (stream: true)', () => {
+  test('an answer arrives as chat.completion.chunk events: role first, the content in chunks, finish_reason, then usage once', async () => {
+    const text = 'Hello, streaming world: the whole answer, piece by piece.';
+    server.script('s', [{ content: text, usage: { prompt_tokens: 12, completion_tokens: 9 }, chunks: 5 }]);
+
+    const { chunks, content } = await askStreaming('s', 'stream please', true);
+
+    expect(content).toBe(text);
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
+    expect(new Set(chunks.map((c) => c.id)).size).toBe(1);
+    expect(chunks[0].id).toBe(`chatcmpl-scripted-${server.requests[0].id}`);
+    expect(chunks.every((c) => c.model === 's')).toBe(true);
+    // role chunk + 5 content chunks + finish chunk + usage chunk
+    expect(chunks).toHaveLength(8);
+    expect(chunks[0].choices[0].delta.role).toBe('assistant');
+    expect(chunks.filter((c) => c.choices[0]?.delta?.content)).toHaveLength(5);
+
+    const finishing = chunks.filter((c) => c.choices[0]?.finish_reason);
+    expect(finishing).toHaveLength(1);
+    expect(finishing[0]).toBe(chunks[chunks.length - 2]);
+    expect(finishing[0].choices[0].finish_reason).toBe('stop');
+    expect(finishing[0].choices[0].delta).toEqual({});
+
+    const withUsage = chunks.filter((c) => c.usage);
+    expect(withUsage).toHaveLength(1);
+    expect(withUsage[0]).toBe(chunks[chunks.length - 1]);
+    expect(withUsage[0].choices).toEqual([]);
+    expect(withUsage[0].usage).toEqual({ prompt_tokens: 12, completion_tokens: 9, total_tokens: 21 });
+
+    const [rec] = server.requests;
+    expect(rec.streamed).toBe(true);
+    expect(rec.body.stream).toBe(true);
+    expect(rec.kind).toBe('answer');
+    expect(rec.status).toBe(200);
+    expect(rec.aborted).toBe(false);
+    expect(server.inFlight).toBe(0);
+  });
+
+  test('the streamed usage is the one the non-streaming answer reports; content never splits a surrogate pair', async () => {
+    const text = 'añb👋c🎉d'; // 7 code points, 9 UTF-16 units
+    server.script('s', [{ content: text }, { content: text, chunks: 7 }]);
+
+    const plain = await ask('s', 'same prompt');
+    const { chunks, content } = await askStreaming('s', 'same prompt', true);
+
+    expect(content).toBe(text);
+    expect(chunks.filter((c) => c.choices[0]?.delta?.content).map((c) => c.choices[0].delta.content)).toEqual(Array.from(text));
+    expect(chunks[chunks.length - 1].usage).toEqual(plain.usage);
+    expect(server.requests.map((r) => r.streamed)).toEqual([false, true]);
+  });
+
+  test("finish_reason 'length' passes through on the last choice chunk", async () => {
+    server.script('s', [{ content: 'a partial answer that was cut', finishReason: 'length', chunks: 3 }]);
+
+    const { chunks, content } = await askStreaming('s', 'x', true);
+
+    expect(content).toBe('a partial answer that was cut');
+    const finishing = chunks.filter((c) => c.choices[0]?.finish_reason);
+    expect(finishing.map((c) => c.choices[0].finish_reason)).toEqual(['length']);
+    expect(chunks.indexOf(finishing[0])).toBe(chunks.length - 2); // the usage chunk follows it
+  });
+
+  test('without stream_options.include_usage (or with false) no chunk carries usage', async () => {
+    server.script('s', [{ content: 'no usage here', chunks: 2 }, { content: 'nor here', chunks: 2 }]);
+
+    for (const includeUsage of [undefined, false]) {
+      const { chunks, content } = await askStreaming('s', 'x', includeUsage);
+      expect(content.length).toBeGreaterThan(0);
+      expect(chunks).toHaveLength(4); // role, 2 content, finish
+      expect(chunks.every((c) => !('usage' in c))).toBe(true);
+      expect(chunks[chunks.length - 1].choices[0].finish_reason).toBe('stop');
+    }
+  });
+
+  test('the wire format is OpenAI\'s: text/event-stream, `data: {json}` events, `usage: null` until the last, `data: [DONE]`', async () => {
+    server.script('s', [{ content: 'wire', chunks: 2, usage: { prompt_tokens: 3, completion_tokens: 1 } }]);
+
+    const res = await fetch(`${server.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 's', messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true } }),
+    });
+    const raw = await res.text();
+
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(res.headers.get('x-request-id')).toBe(`req_scripted_${server.requests[0].id}`);
+    expect(raw.endsWith('\n\ndata: [DONE]\n\n')).toBe(true);
+    const events = raw.split('\n\n').filter(Boolean);
+    expect(events.every((e) => e.startsWith('data: '))).toBe(true);
+    const payloads = events.slice(0, -1).map((e) => JSON.parse(e.slice('data: '.length)) as Record<string, unknown>);
+    expect(payloads).toHaveLength(5);
+    expect(payloads[0]).toMatchObject({
+      object: 'chat.completion.chunk',
+      model: 's',
+      choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+      usage: null,
+    });
+    expect(payloads.slice(0, -1).every((p) => p.usage === null)).toBe(true);
+    expect(payloads[4]).toMatchObject({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } });
+  });
+
+  test('chunkDelayMs spaces the chunks; the request stays in flight until [DONE]', async () => {
+    server.script('s', [{ content: 'one two three four', chunks: 4, chunkDelayMs: 60 }]);
+
+    const pending = askStreaming('s', 'x', true);
+    await server.waitFor((s) => s.inFlight === 1, 1000);
+    const { chunks, at, content } = await pending;
+
+    expect(content).toBe('one two three four');
+    const contentAt = chunks.map((c, i) => (c.choices[0]?.delta?.content ? at[i] : null)).filter((t): t is number => t !== null);
+    expect(contentAt).toHaveLength(4);
+    expect(contentAt[3] - contentAt[0]).toBeGreaterThanOrEqual(3 * 60 - 15);
+    expect(server.inFlight).toBe(0);
+    expect(server.requests[0].finishedAt! - server.requests[0].receivedAt).toBeGreaterThanOrEqual(6 * 60 - 15);
+  });
+
+  test('a client that aborts mid-stream is recorded as aborted, and the server stays healthy', async () => {
+    server.script('s', [{ content: 'x'.repeat(200), chunks: 20, chunkDelayMs: 50 }]);
+    const aborted: RecordedRequest[] = [];
+    server.on('aborted', (r) => aborted.push(r));
+    const started = Date.now();
+
+    const stream = await client.chat.completions.create({
+      model: 's',
+      messages: [{ role: 'user', content: 'x' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let received = '';
+    for await (const chunk of stream) {
+      received += chunk.choices[0]?.delta?.content ?? '';
+      if (received.length >= 30) break; // the SDK aborts the request
+    }
+
+    await server.waitFor((s) => s.abortedCount('s') === 1, 1000);
+    expect(Date.now() - started).toBeLessThan(900); // the whole stream would take > 1 s
+    expect(received).toBe('x'.repeat(30));
+    const [rec] = server.requests;
+    expect(rec.streamed).toBe(true);
+    expect(rec.aborted).toBe(true);
+    expect(rec.status).toBeNull();
+    expect(rec.finishedAt).toBeDefined();
+    expect(aborted).toEqual([rec]);
+    expect(server.inFlight).toBe(0);
+    server.removeAllListeners('aborted');
+
+    server.script('s', [{ content: 'still fine', chunks: 2 }]);
+    expect((await askStreaming('s', 'x', true)).content).toBe('still fine');
+    expect(server.abortedCount()).toBe(1);
+  });
+
+  test('errors stay plain HTTP responses before any stream starts', async () => {
+    server.script('s', [{ status: 429, headers: { 'retry-after': '1' } }, { hang: true }]);
+
+    const err = await caught(() => askStreaming('s', 'x', true));
+    expect(err).toBeInstanceOf(RateLimitError);
+    expect((err as RateLimitError).headers?.get('retry-after')).toBe('1');
+
+    const hung = await caught(() => askStreaming('s', 'x', true, { timeout: 200 }));
+    expect(hung).toBeInstanceOf(APIConnectionError);
+    await server.waitFor((s) => s.abortedCount('s') === 1, 1000);
+
+    expect(server.requests.map((r) => [r.kind, r.streamed])).toEqual([
+      ['status', false],
+      ['hang', false],
+    ]);
+    expect(server.requests[0].status).toBe(429);
   });
 });

@@ -34,6 +34,8 @@ const FAILURE_SHARE = 0.15;
 const SPAN_LINES = 60;
 /** Files shown beyond the named ones: at most this many, from the top of the ranking. */
 const MAX_RANKED_FILES = 12;
+/** Up to this many tracked files, files without definitions are shown too while they fit. */
+const SMALL_REPO_FILES = 40;
 /** Identifiers defined in more files than this are too common to pull a file in by name. */
 const MAX_DEFINERS = 3;
 
@@ -69,14 +71,17 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const feedback: string[] = [];
   const failureMentions = { text: '' };
   if (req.feedback) {
-    feedback.push(req.feedback);
-    if (req.failure?.testLog) {
-      const log = await store.read(req.failure.testLog);
-      const f = extractFailures(log, { maxChars: Math.max(1500, Math.floor(budget * FAILURE_SHARE * 3)) });
-      if (f.text) {
-        feedback.push(`### Failing tests${f.framework ? ` (${f.framework})` : ''}\n${fence(f.text)}`);
-        failureMentions.text = [f.text, ...f.files, ...f.symbols].join('\n');
-      }
+    const f = req.failure?.testLog
+      ? extractFailures(await store.read(req.failure.testLog), { maxChars: Math.max(1500, Math.floor(budget * FAILURE_SHARE * 3)), root: dir })
+      : undefined;
+    if (f?.failures) {
+      // The failing tests say more than the end of the output: keep only the Decider's headline.
+      feedback.push(req.feedback.split('\n')[0]);
+      feedback.push(`### Failing tests (${f.framework})\n${fence(f.text)}`);
+      failureMentions.text = [f.text, ...f.files, ...f.symbols].join('\n');
+    } else {
+      feedback.push(req.feedback);
+      if (f?.text) failureMentions.text = [f.text, ...f.files, ...f.symbols].join('\n');
     }
     if (req.failure?.diff) {
       const diff = await store.read(req.failure.diff);
@@ -148,6 +153,8 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     if (paths.length <= MAX_DEFINERS) for (const rel of paths) await show(rel, 0.5, false);
   }
   for (const r of map.ranked.slice(0, MAX_RANKED_FILES)) await show(r.path, 0.4, false);
+  // A small repository is shown whole where it fits, definitions or not (configs, data, docs).
+  if (tracked.length <= SMALL_REPO_FILES) for (const rel of tracked) await show(rel, 0.3, false);
 
   const sections: Section[] = [
     { title: '', body: head },

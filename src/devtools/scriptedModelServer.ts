@@ -6,7 +6,9 @@
  * accounting) is exercised for real, with no network beyond loopback.
  *
  * Wire surface (with or without the `/v1` prefix):
- *   POST /v1/chat/completions   answered by the next scripted step of body.model
+ *   POST /v1/chat/completions   answered by the next scripted step of body.model; with
+ *                               `stream: true` an AnswerStep goes out as Server-Sent Events
+ *                               (chat.completion.chunk objects, then `data: [DONE]`)
  *   GET  /v1/models             the models that have a script or a default
  *   GET  /v1/models/:id
  *
@@ -44,7 +46,12 @@ export interface Usage {
   completion_tokens: number;
 }
 
-/** A normal chat.completion answer. */
+/**
+ * A normal chat.completion answer. When the request has `stream: true` it is sent as a stream
+ * in OpenAI's wire format: a chunk with `delta.role`, the content in `chunks` pieces, a chunk
+ * with `finish_reason`, then (only with `stream_options.include_usage`) a `choices: []` chunk
+ * carrying the usage, then `data: [DONE]`.
+ */
 export interface AnswerStep {
   /** Assistant message content; an object is sent JSON.stringified (structured output). */
   content: string | object;
@@ -53,7 +60,12 @@ export interface AnswerStep {
   /** Defaults to 'stop'; 'length' lets tests exercise truncation handling. */
   finishReason?: 'stop' | 'length' | 'content_filter' | 'tool_calls';
   headers?: Record<string, string>;
+  /** Wait before answering (before the first byte; for a stream, before its headers). */
   delayMs?: number;
+  /** Streaming only: how many content chunks (default: about one per 16 characters, at most 64). */
+  chunks?: number;
+  /** Streaming only: pause between two chunks (default 0: all written at once). */
+  chunkDelayMs?: number;
 }
 
 /**
@@ -106,9 +118,11 @@ export interface RecordedRequest {
   receivedAt: number;
   /** When the server stopped working on it: response written, or client gone. */
   finishedAt?: number;
-  /** True when the connection closed before the response was written. */
+  /** True when the connection closed before the response was written (for a stream: before `[DONE]`). */
   aborted: boolean;
-  /** The HTTP status written, or null while pending / when aborted. */
+  /** True when the answer went out as a Server-Sent Events stream (`stream: true` answered by an AnswerStep). */
+  streamed: boolean;
+  /** The HTTP status written, or null while pending / when aborted (a stream's 200 is set once it completes). */
   status: number | null;
   /** Which kind of step answered it (for debugging test failures). */
   kind?: 'answer' | 'status' | 'malformed' | 'hang' | 'exhausted' | 'invalid' | 'step-error';
@@ -117,7 +131,7 @@ export interface RecordedRequest {
 export interface ScriptedModelServerEvents {
   /** A chat completion request was received and parsed (before it is answered). */
   request: [RecordedRequest];
-  /** A response was fully handed to the socket. */
+  /** A response was fully handed to the socket (for a stream: after `data: [DONE]`). */
   response: [RecordedRequest];
   /** The client went away (or the server closed) before a response was written. */
   aborted: [RecordedRequest];
@@ -434,6 +448,7 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
       messages,
       receivedAt: Date.now(),
       aborted: false,
+      streamed: false,
       status: null,
     };
     exchange.record = record;
@@ -505,6 +520,8 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
       const promptChars = record.messages.reduce((n, m) => n + messageText(m).length, 0);
       const prompt_tokens = step.usage?.prompt_tokens ?? estimateTokens(promptChars);
       const completion_tokens = step.usage?.completion_tokens ?? estimateTokens(content.length);
+      const usage = { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens };
+      if (record.body.stream === true) return this.stream(exchange, record, step, content, usage);
       const completion = {
         id: `chatcmpl-scripted-${record.id}`,
         object: 'chat.completion',
@@ -518,7 +535,7 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
             finish_reason: step.finishReason ?? 'stop',
           },
         ],
-        usage: { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens },
+        usage,
         system_fingerprint: null,
       };
       return this.answer(exchange, 200, completion, step.headers);
@@ -528,6 +545,67 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
     return this.answer(exchange, 500, {
       error: { message: `ScriptedModelServer: invalid step for model '${record.model}': ${JSON.stringify(step)}`, type: 'scripted_model_server_error', code: 'invalid_step' },
     });
+  }
+
+  /**
+   * Sends an answer as Server-Sent Events, as OpenAI does for `stream: true`:
+   *   data: {chunk with delta.role}   data: {delta.content} × n   data: {delta {}, finish_reason}
+   *   [data: {choices: [], usage}]    data: [DONE]
+   * With `stream_options.include_usage` every chunk carries `usage: null` and the extra last
+   * chunk the usage; without it there is no `usage` key at all. The request stays in flight
+   * until `[DONE]`; a client that goes away mid-stream is recorded as an abort.
+   */
+  private async stream(exchange: Exchange, record: RecordedRequest, step: AnswerStep, content: string, usage: Usage & { total_tokens: number }): Promise<void> {
+    const { res } = exchange;
+    const { signal } = exchange.controller;
+    if (exchange.answered || signal.aborted || res.destroyed) return;
+    const options = record.body.stream_options;
+    const includeUsage = isObject(options) && options.include_usage === true;
+
+    record.streamed = true;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-request-id': `req_scripted_${record.id}`,
+      ...step.headers,
+    });
+    res.flushHeaders();
+
+    const base = {
+      id: `chatcmpl-scripted-${record.id}`,
+      object: 'chat.completion.chunk',
+      created: Math.floor(Date.now() / 1000),
+      model: record.model,
+      system_fingerprint: null,
+    };
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
+      `data: ${JSON.stringify({ ...base, choices, ...(includeUsage ? { usage: null } : {}), ...extra })}\n\n`;
+    const choice = (delta: Record<string, unknown>, finishReason: string | null = null): Record<string, unknown> => ({
+      index: 0,
+      delta,
+      logprobs: null,
+      finish_reason: finishReason,
+    });
+
+    const events = [chunk([choice({ role: 'assistant', content: '', refusal: null })])];
+    for (const piece of splitContent(content, step.chunks)) events.push(chunk([choice({ content: piece })]));
+    events.push(chunk([choice({}, step.finishReason ?? 'stop')]));
+    if (includeUsage) events.push(chunk([], { usage }));
+    events.push('data: [DONE]\n\n');
+
+    const pause = Math.max(0, step.chunkDelayMs ?? 0);
+    for (let i = 0; i < events.length; i++) {
+      if (i > 0 && pause > 0 && !(await sleep(pause, signal))) return; // client gone: recorded by the close listener
+      if (signal.aborted || res.destroyed) return;
+      res.write(events[i]);
+    }
+    exchange.answered = true;
+    res.end();
+    record.status = 200;
+    record.finishedAt = Date.now();
+    this.leave(record.model);
+    this.emit('response', record);
   }
 
   private answerModels(exchange: Exchange, path: string): void {
@@ -590,6 +668,22 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
 // ---------------------------------------------------------------------------
 // Low-level HTTP helpers
 // ---------------------------------------------------------------------------
+
+/**
+ * Splits content into `count` pieces of about equal length, never inside a surrogate pair
+ * (default: about one piece per 16 characters, at most 64). Empty content gives no piece.
+ */
+function splitContent(content: string, count?: number): string[] {
+  if (content === '') return [];
+  const chars = Array.from(content);
+  const wanted = count === undefined ? Math.min(64, Math.ceil(chars.length / 16)) : Math.floor(count);
+  const n = Math.max(1, Math.min(wanted, chars.length));
+  const pieces: string[] = [];
+  for (let i = 0; i < n; i++) {
+    pieces.push(chars.slice(Math.floor((i * chars.length) / n), Math.floor(((i + 1) * chars.length) / n)).join(''));
+  }
+  return pieces;
+}
 
 function errorBody(message: string, type: string, code: string | null = null): { error: { message: string; type: string; code: string | null } } {
   return { error: { message, type, code } };

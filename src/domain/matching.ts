@@ -55,7 +55,7 @@ export type EditOutcome =
   | {
       ok: false;
       reason: 'no-match';
-      /** The replacement (non-empty, different from the search) is already in the text. */
+      /** The replacement (with lines of its own, not in the search) is already in the text. */
       alreadyApplied: boolean;
       closest?: ClosestLines;
     };
@@ -112,7 +112,6 @@ const LOOKALIKES: Record<string, string> = {
   '\u2010': '-', '\u2011': '-', '\u2012': '-', '\u2013': '-', '\u2014': '-', '\u2015': '-', '\u2212': '-',
   '\u00a0': ' ', '\u2007': ' ', '\u202f': ' ', '\u2009': ' ', '\u200a': ' ',
 };
-// eslint-disable-next-line no-misleading-character-class
 const LOOKALIKE_RE = /[\u2018\u2019\u201a\u201b\u2032\u201c\u201d\u201e\u201f\u2033\u2010-\u2015\u2212\u00a0\u2007\u202f\u2009\u200a]/g;
 
 /** Curly quotes → straight, dashes → '-', non-breaking and thin spaces → ' ', NFC. */
@@ -167,8 +166,11 @@ function reindent(text: string, d: Delta): string {
   return text;
 }
 
+/** At most this many candidates of an ambiguous match are reported. */
+export const MAX_CANDIDATES = 50;
+
 /** Every place `search` matches `file` at `level` (stops early after `limit` candidates). */
-function candidatesAt(file: Keyed[], search: Keyed[], level: MatchLevel, limit = 50): Candidate[] {
+function candidatesAt(file: Keyed[], search: Keyed[], level: MatchLevel, limit = MAX_CANDIDATES): Candidate[] {
   const n = search.length;
   const out: Candidate[] = [];
   if (n === 0 || n > file.length) return out;
@@ -289,6 +291,20 @@ function align(a: string[], b: string[]): number[] {
 }
 
 /**
+ * Whether the replacement has a line of its own (not in the search, not blank, not bare
+ * punctuation): only such a replacement can be recognised as "already applied" — a `}` or a
+ * deletion is found anywhere and proves nothing.
+ */
+function bringsNewLines(search: string, replace: string): boolean {
+  const key = (l: Line) => normaliseUnicode(l.text).trim().replace(/\s+/g, ' ');
+  const old = new Set(splitLines(search).map(key));
+  return splitLines(replace).some((l) => {
+    const k = key(l);
+    return /[\p{L}\p{N}]/u.test(k) && !old.has(k);
+  });
+}
+
+/**
  * Applies `search` → `replace` to `text`. `search` and `replace` are whole lines (a missing
  * final newline is tolerated). An empty `search` is not an edit (`empty-search`): creating or
  * refusing is the caller's decision.
@@ -299,7 +315,7 @@ export function applyEdit(text: string, search: string, replace: string): EditOu
   const f = prepare(text);
   const found = locate(f, s);
   if (!found) {
-    const alreadyApplied = replace !== search && replace.trim() !== '' && locate(f, prepare(replace)) !== null;
+    const alreadyApplied = bringsNewLines(search, replace) && locate(f, prepare(replace)) !== null;
     return { ok: false, reason: 'no-match', alreadyApplied, closest: closestWindow(f, s) };
   }
   const { level, candidates } = found;
@@ -345,9 +361,28 @@ export function applyEdit(text: string, search: string, replace: string): EditOu
 // ---- Closest lines, for the feedback of a block that did not match ----------------------------
 
 const TOKEN_RE = /[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_]/gu;
+const ASCII_TOKEN_RE = /\w+|[^\s\w]/g;
 
-function tokens(line: string): string[] {
-  return [...new Set(normaliseUnicode(line).match(TOKEN_RE) ?? [])];
+/** A line's distinct tokens (words and single punctuation characters) as ids. */
+function tokenIds(line: string, ids: Map<string, number>, add: boolean): number[] {
+  // eslint-disable-next-line no-control-regex
+  const found = /^[\x00-\x7f]*$/.test(line) ? line.match(ASCII_TOKEN_RE) : normaliseUnicode(line).match(TOKEN_RE);
+  const out: number[] = [];
+  if (!found) return out;
+  for (const t of new Set(found)) {
+    let id = ids.get(t);
+    if (id === undefined) {
+      // A token the search does not have: it only counts in the line's size.
+      if (!add) {
+        out.push(-1);
+        continue;
+      }
+      id = ids.size;
+      ids.set(t, id);
+    }
+    out.push(id);
+  }
+  return out;
 }
 
 /** Numbers lines for feedback: `  120 | text` (1-based `first`). */
@@ -359,28 +394,43 @@ export function numberLines(lines: readonly string[], first: number): string {
 /** At most this many lines of a closest window are shown. */
 const MAX_SHOWN = 40;
 
+/**
+ * The window of the file (as many lines as the search) most similar to the search: the sum over
+ * its lines of the Dice similarity of their token sets with the search's lines. The sum is
+ * accumulated token by token, only for tokens the search has: linear in the file's size.
+ */
 function closestWindow(file: Prepared, search: Prepared): ClosestLines | undefined {
   const N = file.lines.length;
   const n = search.lines.length;
-  if (N === 0) return undefined;
-  const ft = file.lines.map((l) => tokens(l.text));
-  const st = search.lines.map((l) => new Set(tokens(l.text)));
-  const sim = (i: number, j: number): number => {
-    const a = ft[i];
-    const b = st[j];
-    if (a.length === 0 || b.size === 0) return a.length === 0 && b.size === 0 ? 0.25 : 0;
-    let common = 0;
-    for (const t of a) if (b.has(t)) common++;
-    return (2 * common) / (a.length + b.size);
-  };
+  if (N === 0 || n === 0) return undefined;
   const w = Math.min(n, N);
+  const windows = N - w + 1;
+  const ids = new Map<string, number>();
+  const sTokens = search.lines.slice(0, w).map((l) => tokenIds(l.text, ids, true));
+  /** For each token id, the search lines that have it. */
+  const occurs: number[][] = Array.from({ length: ids.size }, () => []);
+  sTokens.forEach((ts, j) => ts.forEach((t) => occurs[t].push(j)));
+  const blankSearch = sTokens.flatMap((ts, j) => (ts.length === 0 ? [j] : []));
+  const score = new Float64Array(windows);
+  for (let i = 0; i < N; i++) {
+    const ts = tokenIds(file.lines[i].text, ids, false);
+    if (ts.length === 0) {
+      for (const j of blankSearch) if (i - j >= 0 && i - j < windows) score[i - j] += 0.25;
+      continue;
+    }
+    for (const t of ts) {
+      if (t < 0) continue;
+      for (const j of occurs[t]) {
+        const at = i - j;
+        if (at >= 0 && at < windows) score[at] += 2 / (ts.length + sTokens[j].length);
+      }
+    }
+  }
   let best = -1;
   let bestScore = 0;
-  for (let i = 0; i + w <= N; i++) {
-    let score = 0;
-    for (let j = 0; j < w; j++) score += sim(i + j, j);
-    if (score > bestScore + 1e-9) {
-      bestScore = score;
+  for (let i = 0; i < windows; i++) {
+    if (score[i] > bestScore + 1e-9) {
+      bestScore = score[i];
       best = i;
     }
   }

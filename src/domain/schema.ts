@@ -194,7 +194,8 @@ export const FilesRequestSchema = z.object({
 });
 export type FilesRequest = z.infer<typeof FilesRequestSchema>;
 
-export type ModelAnswer = ChangeSet | SubtaskProposal | FilesRequest;
+export const ModelAnswerSchema = z.union([ChangeSetSchema, SubtaskProposalSchema, FilesRequestSchema]);
+export type ModelAnswer = z.infer<typeof ModelAnswerSchema>;
 
 // ---- Results -------------------------------------------------------------------
 

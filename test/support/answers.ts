@@ -18,3 +18,8 @@ export function wholeFile(path: string, content: string, summary = 'edit'): stri
 export function searchReplace(path: string, search: string, replace: string, summary = 'edit'): string {
   return editText(summary, [{ path, action: 'edit', search, replace }]);
 }
+
+/** A request to see files first (READ block). */
+export function readRequest(needFiles: string[], summary?: string): string {
+  return editblock.render({ summary, needFiles });
+}

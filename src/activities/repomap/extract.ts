@@ -1,0 +1,328 @@
+// Tag extraction: tree-sitter parse + tag query per file, in-process or in worker threads.
+//
+// `createTagger` and `workerMain` are self-contained (they use only their parameters and
+// globals): the worker pool runs their source text (`fn.toString()`) in `eval` workers, so the
+// same code serves the main thread, tsx, jest and the compiled build without a separate JS file.
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { LangId, LangSpec } from './languages';
+import { LANGS } from './languages';
+
+/** A definition: [name, kind, line, endLine] (1-based lines; line is the line of the name). */
+export type DefTag = [string, string, number, number];
+/** Tags of one file. `r`: referenced names with counts, first appearance first. */
+export interface FileTags {
+  d: DefTag[];
+  r: [string, number][];
+  /** Context-only blocks [line, endLine] (e.g. Rust `impl`), shown around their definitions. */
+  s?: [number, number][];
+  /** Why the file was not parsed (too large, binary, minified): cached like tags. */
+  skip?: string;
+}
+
+/** One file's outcome: tags (cacheable) or an error (not cached: may work next time). */
+export type TagResult = { tags: FileTags } | { error: string };
+
+export interface TaggerOptions {
+  /** Absolute path of web-tree-sitter's CommonJS entry. */
+  wtsPath: string;
+  /** Directory holding the grammar .wasm files. */
+  wasmDir: string;
+  langs: Record<string, LangSpec>;
+  maxBytes: number;
+  parseTimeoutMs: number;
+}
+
+export interface Tagger {
+  tagFile(absPath: string, lang: string): Promise<TagResult>;
+  tagSource(source: string, lang: string): Promise<TagResult>;
+  /** Warnings (grammar failed to load, …) since the last call. */
+  takeWarnings(): string[];
+}
+
+/* eslint-disable @typescript-eslint/no-require-imports -- self-contained: runs in eval workers too */
+/** Self-contained (see the file comment): `require` is the only free name it uses. */
+export function createTagger(opts: TaggerOptions): Tagger {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const path = require('node:path') as typeof import('node:path');
+  const TS = require(opts.wtsPath) as typeof import('web-tree-sitter');
+  type State = { parser: import('web-tree-sitter').Parser; query: import('web-tree-sitter').Query } | null;
+  let init: Promise<void> | undefined;
+  const states = new Map<string, Promise<State>>();
+  const warnings: string[] = [];
+
+  const load = (lang: string): Promise<State> => {
+    let st = states.get(lang);
+    if (!st) {
+      st = (async (): Promise<State> => {
+        const spec = opts.langs[lang];
+        if (!spec) return null;
+        try {
+          if (!init) init = TS.Parser.init();
+          await init;
+          const language = await TS.Language.load(fs.readFileSync(path.join(opts.wasmDir, spec.wasm)));
+          const query = new TS.Query(language, spec.query);
+          const parser = new TS.Parser();
+          parser.setLanguage(language);
+          return { parser, query };
+        } catch (e) {
+          warnings.push(`repomap: grammar for ${lang} unavailable, its files are left out of the map: ${String((e as Error)?.message ?? e)}`);
+          return null;
+        }
+      })();
+      states.set(lang, st);
+    }
+    return st;
+  };
+
+  const looksGenerated = (src: string): boolean => {
+    if (src.length < 20000) return false;
+    let lines = 1;
+    for (let i = src.indexOf('\n'); i !== -1; i = src.indexOf('\n', i + 1)) lines++;
+    return src.length / lines > 400;
+  };
+
+  const PRIORITY: Record<string, number> = { method: 3, class: 3, interface: 3, struct: 3, enum: 3, type: 2, function: 2, module: 2, macro: 2 };
+  const NAME_OK = /^[^\s]{1,100}$/;
+
+  const tagSource = async (source: string, lang: string): Promise<TagResult> => {
+    const st = await load(lang);
+    if (!st) return { error: `no grammar for ${lang}` };
+    if (looksGenerated(source)) return { tags: { d: [], r: [], skip: 'generated' } };
+    let tree: import('web-tree-sitter').Tree | null = null;
+    try {
+      const deadline = Date.now() + opts.parseTimeoutMs;
+      tree = st.parser.parse(source, null, { progressCallback: () => Date.now() > deadline });
+      if (!tree) return { error: 'parse timed out' };
+      const matches = st.query.matches(tree.rootNode, { timeoutMicros: opts.parseTimeoutMs * 1000 });
+      const defs = new Map<string, DefTag>();
+      const defStarts = new Set<number>();
+      const refs: [number, string][] = [];
+      const scopes: [number, number][] = [];
+      for (const m of matches) {
+        let nameNode: import('web-tree-sitter').Node | undefined;
+        let defNode: import('web-tree-sitter').Node | undefined;
+        let kind = '';
+        let ref = false;
+        for (const c of m.captures) {
+          const n = c.name;
+          if (n.startsWith('name.definition.')) {
+            nameNode = c.node;
+            kind = n.slice(16);
+          } else if (n.startsWith('name.reference.')) {
+            nameNode = c.node;
+            ref = true;
+          } else if (n.startsWith('definition.')) {
+            defNode = c.node;
+          } else if (n === 'scope') {
+            const e = c.node.endPosition;
+            const s = c.node.startPosition.row;
+            scopes.push([s + 1, (e.column === 0 && e.row > s ? e.row - 1 : e.row) + 1]);
+          }
+        }
+        if (!nameNode) continue;
+        const name = source.slice(nameNode.startIndex, nameNode.endIndex);
+        if (!NAME_OK.test(name)) continue;
+        if (ref) {
+          refs.push([nameNode.startIndex, name]);
+          continue;
+        }
+        const line = nameNode.startPosition.row + 1;
+        const whole = defNode ?? nameNode;
+        const e = whole.endPosition;
+        const s = whole.startPosition.row;
+        const endLine = Math.max(line, (e.column === 0 && e.row > s ? e.row - 1 : e.row) + 1);
+        const key = `${line}\u0000${name}`;
+        const prev = defs.get(key);
+        if (!prev || (PRIORITY[kind] ?? 1) > (PRIORITY[prev[1]] ?? 1)) defs.set(key, [name, kind, line, endLine]);
+        defStarts.add(nameNode.startIndex);
+      }
+      const counts = new Map<string, number>();
+      for (const [start, name] of refs) {
+        if (defStarts.has(start)) continue;
+        counts.set(name, (counts.get(name) ?? 0) + 1);
+      }
+      const d = [...defs.values()].sort((a, b) => a[2] - b[2] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      const tags: FileTags = { d, r: [...counts] };
+      if (scopes.length) tags.s = scopes;
+      return { tags };
+    } catch (e) {
+      // A wasm trap can leave the parser unusable: start this language afresh next time.
+      states.delete(lang);
+      return { error: String((e as Error)?.message ?? e) };
+    } finally {
+      tree?.delete();
+    }
+  };
+
+  return {
+    tagSource,
+    async tagFile(absPath: string, lang: string): Promise<TagResult> {
+      let buf: Buffer;
+      try {
+        const st = fs.statSync(absPath);
+        if (!st.isFile()) return { error: 'not a file' };
+        if (st.size > opts.maxBytes) return { tags: { d: [], r: [], skip: 'large' } };
+        buf = fs.readFileSync(absPath);
+      } catch (e) {
+        return { error: String((e as Error)?.message ?? e) };
+      }
+      if (buf.subarray(0, 8000).includes(0)) return { tags: { d: [], r: [], skip: 'binary' } };
+      return tagSource(buf.toString('utf8'), lang);
+    },
+    takeWarnings(): string[] {
+      return warnings.splice(0);
+    },
+  };
+}
+
+/** Worker entry (self-contained): answers `{ id, jobs: [{ i, abs, lang }] }` with `{ id, out, warnings }`. */
+export function workerMain(make: typeof createTagger): void {
+  const wt = require('node:worker_threads') as typeof import('node:worker_threads');
+  const tagger = make(wt.workerData as TaggerOptions);
+  let chain: Promise<void> = Promise.resolve();
+  wt.parentPort!.on('message', (msg: { id: number; jobs: { i: number; abs: string; lang: string }[] }) => {
+    chain = chain.then(async () => {
+      const out: { i: number; r: TagResult }[] = [];
+      for (const job of msg.jobs) out.push({ i: job.i, r: await tagger.tagFile(job.abs, job.lang) });
+      wt.parentPort!.postMessage({ id: msg.id, out, warnings: tagger.takeWarnings() });
+    });
+  });
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+export function taggerOptions(): TaggerOptions {
+  return {
+    wtsPath: require.resolve('web-tree-sitter'),
+    wasmDir: path.dirname(require.resolve('tree-sitter-wasms/out/tree-sitter-python.wasm')),
+    langs: LANGS,
+    maxBytes: 1024 * 1024,
+    parseTimeoutMs: 5000,
+  };
+}
+
+/** Counters since the process started (diagnostics: benchmarks and tests read them). */
+export const tagCounters = { inProcess: 0, inWorkers: 0, workersStarted: 0, workerFailures: 0 };
+
+const warned = new Set<string>();
+function warnOnce(messages: string[]): void {
+  for (const m of messages) {
+    if (warned.has(m)) continue;
+    warned.add(m);
+    console.warn(m);
+  }
+}
+
+let local: Tagger | undefined;
+/** The main thread's tagger (one Parser per language, grammars loaded on first use). */
+export function localTagger(): Tagger {
+  if (!local) local = createTagger(taggerOptions());
+  return local;
+}
+
+export interface Job {
+  abs: string;
+  lang: LangId;
+}
+
+/** How many worker threads a cold build of `files` uncached files uses (0: in-process). */
+export function workerCount(files: number): number {
+  const env = process.env.WEAVER_REPOMAP_WORKERS;
+  if (env !== undefined && env !== '' && Number.isFinite(Number(env))) return Math.min(Math.max(0, Math.floor(Number(env))), files);
+  const cores = typeof availableParallelism === 'function' ? availableParallelism() : 2;
+  if (files < 200 || cores < 2) return 0;
+  return Math.min(cores, 8, Math.ceil(files / 100));
+}
+
+async function tagInProcess(jobs: Job[], idx: number[], out: TagResult[]): Promise<void> {
+  const tagger = localTagger();
+  for (const i of idx) out[i] = await tagger.tagFile(jobs[i].abs, jobs[i].lang);
+  tagCounters.inProcess += idx.length;
+  warnOnce(tagger.takeWarnings());
+}
+
+const WORKER_SOURCE = (): string =>
+  [
+    // esbuild (tsx) keeps function names with a `__name` helper; give the worker one.
+    'var __name = (f) => f;',
+    `const createTagger = (${createTagger.toString()});`,
+    `(${workerMain.toString()})(createTagger);`,
+  ].join('\n');
+
+/**
+ * Tags every job: in worker threads when there are many (a 10k-file cold build uses every
+ * core), else in-process. A worker that fails hands its unfinished files to the main thread.
+ */
+export async function tagFiles(jobs: Job[]): Promise<TagResult[]> {
+  const out: TagResult[] = new Array(jobs.length);
+  const n = workerCount(jobs.length);
+  if (n === 0) {
+    await tagInProcess(
+      jobs,
+      jobs.map((_, i) => i),
+      out,
+    );
+    return out;
+  }
+  // Biggest languages first would balance better, but file order keeps batches language-local
+  // (fewer grammars per worker); batches are small enough to balance.
+  const BATCH = 24;
+  const batches: number[][] = [];
+  for (let i = 0; i < jobs.length; i += BATCH) batches.push(jobs.slice(i, i + BATCH).map((_, k) => i + k));
+  let next = 0;
+  const leftover: number[] = [];
+  const source = WORKER_SOURCE();
+  const opts = taggerOptions();
+
+  const runWorker = () =>
+    new Promise<void>((resolve) => {
+      let worker: Worker;
+      try {
+        worker = new Worker(source, { eval: true, workerData: opts });
+        tagCounters.workersStarted++;
+      } catch {
+        tagCounters.workerFailures++;
+        while (next < batches.length) leftover.push(...batches[next++]);
+        resolve();
+        return;
+      }
+      const inFlight = new Map<number, number[]>();
+      let done = false;
+      const finish = (err?: unknown) => {
+        if (done) return;
+        done = true;
+        if (err instanceof Error) {
+          tagCounters.workerFailures++;
+          warnOnce([`repomap: a tagging worker failed, its files are tagged in-process: ${err.message}`]);
+        }
+        for (const b of inFlight.values()) leftover.push(...b);
+        inFlight.clear();
+        void worker.terminate();
+        resolve();
+      };
+      const feed = () => {
+        while (inFlight.size < 2 && next < batches.length) {
+          const id = next++;
+          const b = batches[id];
+          inFlight.set(id, b);
+          worker.postMessage({ id, jobs: b.map((i) => ({ i, abs: jobs[i].abs, lang: jobs[i].lang })) });
+        }
+        if (inFlight.size === 0) finish();
+      };
+      worker.on('message', (msg: { id: number; out: { i: number; r: TagResult }[]; warnings: string[] }) => {
+        for (const { i, r } of msg.out) out[i] = r;
+        tagCounters.inWorkers += msg.out.length;
+        inFlight.delete(msg.id);
+        warnOnce(msg.warnings);
+        feed();
+      });
+      worker.on('error', finish);
+      worker.on('exit', () => finish());
+      feed();
+    });
+
+  await Promise.all(Array.from({ length: n }, runWorker));
+  if (leftover.length) await tagInProcess(jobs, leftover, out);
+  return out;
+}

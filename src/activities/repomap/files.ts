@@ -1,0 +1,98 @@
+// The files a map covers: tracked files (`git ls-files -s`, which also gives each blob's SHA),
+// minus `.weaverignore`, vendored/generated directories, minified files and languages without
+// a grammar. Files changed in the work tree are addressed by the SHA of their current content.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import ignore from 'ignore';
+import { langOf, type LangId } from './languages';
+
+export interface MapFile {
+  path: string;
+  sha: string;
+  lang: LangId;
+}
+
+/** Directories never mapped (vendored or generated code), at any depth. */
+const SKIP_DIRS = new Set(['node_modules', 'vendor', 'dist', 'build', 'bower_components', '.git']);
+const MINIFIED = /[.-]min\.[cm]?js$/i;
+
+function git(dir: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'git',
+      ['-C', dir, '-c', 'core.quotepath=off', ...args],
+      { maxBuffer: 512 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0' } },
+      (err, stdout) => (err ? reject(err) : resolve(stdout)),
+    );
+  });
+}
+
+/** The git blob SHA-1 of `content` (what `git hash-object` prints). */
+export function blobSha(content: Buffer): string {
+  return createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
+}
+
+export function isVendoredOrGenerated(rel: string): boolean {
+  if (MINIFIED.test(rel)) return true;
+  const parts = rel.split('/');
+  for (let i = 0; i < parts.length - 1; i++) if (SKIP_DIRS.has(parts[i])) return true;
+  return false;
+}
+
+async function weaverIgnore(dir: string): Promise<((rel: string) => boolean) | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, '.weaverignore'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const ig = ignore().add(text);
+  return (rel) => {
+    try {
+      return ig.ignores(rel);
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** Tracked source files of the checkout at `dir`, sorted by path. */
+export async function listMapFiles(dir: string): Promise<MapFile[]> {
+  const [staged, changed, ignored] = await Promise.all([
+    git(dir, ['ls-files', '-s', '-z']),
+    // Work-tree changes against the index (may list unchanged files whose stat info is stale:
+    // their content hash is then the index's, a cache hit).
+    git(dir, ['diff-files', '--name-only', '-z']).catch(() => ''),
+    weaverIgnore(dir),
+  ]);
+  const dirty = new Set(changed.split('\0').filter(Boolean));
+  const byPath = new Map<string, MapFile>();
+  for (const rec of staged.split('\0')) {
+    if (!rec) continue;
+    // "<mode> <sha> <stage>\t<path>"
+    const tab = rec.indexOf('\t');
+    if (tab < 0) continue;
+    const [mode, sha, stage] = rec.slice(0, tab).split(' ');
+    const rel = rec.slice(tab + 1);
+    if (!mode.startsWith('100')) continue; // symlinks (120000), submodules (160000)
+    if (stage !== '0' && byPath.has(rel)) continue;
+    const lang = langOf(rel);
+    if (!lang || isVendoredOrGenerated(rel)) continue;
+    if (ignored?.(rel)) continue;
+    byPath.set(rel, { path: rel, sha, lang });
+  }
+  const files = [...byPath.values()];
+  await Promise.all(
+    files.map(async (f) => {
+      if (!dirty.has(f.path)) return;
+      try {
+        f.sha = blobSha(await readFile(path.join(dir, f.path)));
+      } catch {
+        f.sha = ''; // deleted in the work tree
+      }
+    }),
+  );
+  return files.filter((f) => f.sha).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

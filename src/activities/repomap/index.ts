@@ -1,0 +1,172 @@
+// The repository map (issue 7, item 4): tree-sitter definitions and references of the tracked
+// files, a file graph ranked by PageRank personalised by what the task names, rendered as an
+// elided outline within a token budget. Tags are cached by git blob SHA under `cacheDir`.
+//
+//   files.ts    which files (git ls-files -s, .weaverignore, vendored/generated/minified out)
+//   languages.ts extensions, grammars and tag queries
+//   extract.ts  parsing + queries (in-process, or worker threads for big cold builds)
+//   cache.ts    the content-addressed tag cache
+//   rank.ts     the graph and personalised PageRank
+//   render.ts   the outline and the token-budget fit
+//   mentions.ts paths and identifiers named in free text
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { countTokens } from '../tokens';
+import { TagCache } from './cache';
+import { tagFiles, type FileTags } from './extract';
+import { listMapFiles, type MapFile } from './files';
+import { rankFiles } from './rank';
+import { Outliner, type Pick } from './render';
+
+export { extractMentions } from './mentions';
+export { clearTagCacheMemory } from './cache';
+
+export interface RepoMapRequest {
+  /** A git checkout. */
+  dir: string;
+  /** Tag cache root, shared by all workspaces of this worker (content-addressed by git blob SHA). */
+  cacheDir: string;
+  /** Paths the task, the model or failing tests named (boost + personalisation). */
+  mentionedFiles: string[];
+  /** Identifiers named by the task, criteria or failing tests. */
+  mentionedIdents: string[];
+  /** Files already shown in full elsewhere in the prompt: ranked, but left out of the map text. */
+  shownFiles?: string[];
+  /** Token budget of the rendered map. */
+  tokenBudget: number;
+}
+/** 1-based lines. */
+export interface RankedDef {
+  name: string;
+  kind: string;
+  line: number;
+  endLine: number;
+}
+/** defs: this file's definitions, most relevant first. */
+export interface RankedFile {
+  path: string;
+  rank: number;
+  defs: RankedDef[];
+}
+export interface RepoMap {
+  /** The rendered outline ('' if nothing fits). */
+  text: string;
+  /** countTokens(text). */
+  tokens: number;
+  /** Every mapped file with ≥1 definition, highest rank first. */
+  ranked: RankedFile[];
+  /**
+   * files: source files considered; parsed: tagged by this build; fromCache: tags read from the
+   * cache (files - parsed - fromCache failed to parse and were left out); tags: definitions +
+   * references of all mapped files; ms: wall time of the build.
+   */
+  stats: { files: number; parsed: number; fromCache: number; ms: number; tags: number };
+}
+
+const cacheKey = (f: MapFile) => `${f.lang}:${f.sha}`;
+
+function normalise(dir: string, p: string): string {
+  let rel = p.replace(/\\/g, '/');
+  if (path.isAbsolute(rel)) rel = path.relative(dir, rel).replace(/\\/g, '/');
+  return rel.replace(/^(\.\/)+/, '');
+}
+
+const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
+  const t0 = performance.now();
+  const laps: string[] = [];
+  let tLap = t0;
+  const lap = (what: string) => {
+    const now = performance.now();
+    laps.push(`${what} ${Math.round(now - tLap)}`);
+    tLap = now;
+  };
+  const dir = path.resolve(req.dir);
+  const [files, cache] = await Promise.all([listMapFiles(dir), TagCache.open(req.cacheDir)]);
+  lap('list+cache');
+
+  // Tags: from the cache, else parsed (and cached).
+  const tags: (FileTags | undefined)[] = new Array(files.length);
+  const todo: number[] = [];
+  let fromCache = 0;
+  files.forEach((f, i) => {
+    const hit = cache.get(cacheKey(f));
+    if (hit) {
+      tags[i] = hit;
+      fromCache++;
+    } else todo.push(i);
+  });
+  let parsed = 0;
+  if (todo.length) {
+    const results = await tagFiles(todo.map((i) => ({ abs: path.join(dir, files[i].path), lang: files[i].lang })));
+    results.forEach((r, k) => {
+      if (!r || !('tags' in r)) return; // failed to parse: left out of this map, tried again next time
+      const i = todo[k];
+      tags[i] = r.tags;
+      cache.put(cacheKey(files[i]), r.tags);
+      parsed++;
+    });
+    await cache.flush();
+  }
+  lap(`parse(${todo.length})`);
+
+  const mapped: { path: string; tags: FileTags }[] = [];
+  let tagCount = 0;
+  files.forEach((f, i) => {
+    const t = tags[i];
+    if (!t) return;
+    mapped.push({ path: f.path, tags: t });
+    tagCount += t.d.length;
+    for (const r of t.r) tagCount += r[1];
+  });
+
+  const mentionedFiles = new Set(req.mentionedFiles.map((p) => normalise(dir, p)));
+  const mentionedIdents = new Set(req.mentionedIdents.filter((s) => s.length > 0));
+  const { fileRank, defRank } = rankFiles({ files: mapped, mentionedFiles, mentionedIdents });
+  lap('rank');
+
+  // Files with definitions, highest rank first; each file's definitions most relevant first.
+  const order = mapped
+    .map((_, i) => i)
+    .filter((i) => mapped[i].tags.d.length > 0)
+    .sort((a, b) => fileRank[b] - fileRank[a] || byPath(mapped[a].path, mapped[b].path));
+  const ranked: RankedFile[] = order.map((i) => {
+    const dr = defRank[i];
+    const d = mapped[i].tags.d;
+    const r = d.map((t) => dr.get(t[0]) ?? 0);
+    const idx = d.map((_, k) => k).sort((a, b) => r[b] - r[a] || d[a][2] - d[b][2] || byPath(d[a][0], d[b][0]));
+    return { path: mapped[i].path, rank: fileRank[i], defs: idx.map((k) => ({ name: d[k][0], kind: d[k][1], line: d[k][2], endLine: d[k][3] })) };
+  });
+
+  // The outline: every definition of the files not shown elsewhere, by definition rank, then
+  // file rank; definitions no edge reaches follow, file by file.
+  const shown = new Set((req.shownFiles ?? []).map((p) => normalise(dir, p)));
+  const positive: { file: number; line: number; r: number }[] = [];
+  const rest: Pick[] = [];
+  for (const i of order) {
+    if (shown.has(mapped[i].path)) continue;
+    const dr = defRank[i];
+    for (const [name, , line] of mapped[i].tags.d) {
+      const r = dr.get(name) ?? 0;
+      if (r > 0) positive.push({ file: i, line, r });
+      else rest.push({ file: i, line });
+    }
+  }
+  const rankPos = new Int32Array(mapped.length);
+  order.forEach((i, k) => (rankPos[i] = k));
+  positive.sort((a, b) => b.r - a.r || rankPos[a.file] - rankPos[b.file] || a.line - b.line);
+  const picks: Pick[] = [...positive, ...rest];
+  lap('order');
+  const outliner = new Outliner(dir, mapped);
+  const { text, tokens } = await outliner.fit(picks, Math.floor(req.tokenBudget), countTokens);
+  lap('render');
+  if (process.env.WEAVER_REPOMAP_PROFILE) console.error(`repomap: ${laps.join(', ')} ms`);
+
+  return {
+    text,
+    tokens,
+    ranked,
+    stats: { files: files.length, parsed, fromCache, ms: Math.round(performance.now() - t0), tags: tagCount },
+  };
+}
