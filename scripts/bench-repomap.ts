@@ -9,7 +9,7 @@
 // cached build read back from disk (as a new worker process would), tags/s and files/s.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildRepoMap, clearTagCacheMemory, type RepoMap } from '../src/activities/repomap';
 import { tagCounters } from '../src/activities/repomap/extract';
@@ -73,9 +73,17 @@ function generate(count: number): string {
   return dir;
 }
 
+let cpuMark = process.cpuUsage();
+/** CPU time (all threads: main + tagging workers) since the last call, in ms. */
+function cpuMs(): number {
+  const d = process.cpuUsage(cpuMark);
+  cpuMark = process.cpuUsage();
+  return Math.round((d.user + d.system) / 1000);
+}
+
 function line(label: string, m: RepoMap, extra = ''): void {
   console.log(
-    `${label.padEnd(28)} ${String(m.stats.ms).padStart(6)} ms   files ${m.stats.files}  parsed ${m.stats.parsed}  from cache ${m.stats.fromCache}  map ${m.tokens} tokens${extra}`,
+    `${label.padEnd(28)} ${String(m.stats.ms).padStart(6)} ms wall ${String(cpuMs()).padStart(6)} ms cpu   files ${m.stats.files}  parsed ${m.stats.parsed}  from cache ${m.stats.fromCache}  map ${m.tokens} tokens${extra}`,
   );
 }
 
@@ -92,19 +100,24 @@ async function main(): Promise<void> {
     const req = { dir, cacheDir, mentionedFiles: [], mentionedIdents: [], tokenBudget: 2048 };
     console.log(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}`);
 
+    console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes share the cores)`);
+    cpuMs();
     const cold = await buildRepoMap(req);
     const secs = cold.stats.ms / 1000;
     line('cold (empty cache)', cold, `  | ${Math.round(cold.stats.tags / secs)} tags/s, ${Math.round(cold.stats.parsed / secs)} files/s`);
     console.log(`  tagged by ${tagCounters.workersStarted} worker threads: ${tagCounters.inWorkers} files; in-process: ${tagCounters.inProcess}`);
+    cpuMs();
     const warm = await buildRepoMap(req);
     line('cached (same process)', warm);
     clearTagCacheMemory();
+    cpuMs();
     const disk = await buildRepoMap(req);
     line('cached (read from disk)', disk);
     const picked = disk.ranked[Math.floor(disk.ranked.length / 2)];
     const def = picked?.defs.find((d) => d.name.length >= 6);
     if (def) {
-      const named = await buildRepoMap({ ...req, mentionedIdents: [def.name] });
+      cpuMs();
+    const named = await buildRepoMap({ ...req, mentionedIdents: [def.name] });
       const pos = named.ranked.findIndex((r) => r.path === picked.path);
       line(`cached, naming ${def.name}`.slice(0, 28), named, `  | ${picked.path} ranks #${pos + 1}, in text: ${named.text.includes(`${picked.path}:`)}`);
     }

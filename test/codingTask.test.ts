@@ -103,7 +103,7 @@ test('a schema-violating answer is an outcome: retried with the validation error
   const result = await rig.run(rig.task(repo, [rig.provider('m-schema')]));
   expect(result.status).toBe('succeeded');
   expect(result.attempts.map((a) => a.outcome)).toEqual(['schema_violation', 'schema_violation', 'tests_passed']);
-  expect(lastUserText(rig.model.requestsFor('m-schema')[1])).toContain('not a valid change set');
+  expect(lastUserText(rig.model.requestsFor('m-schema')[1])).toContain('could not be read');
   expect(result.usage.calls).toBe(3);
 });
 

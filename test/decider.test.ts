@@ -85,7 +85,7 @@ describe('decide: bad answers', () => {
     {
       name: 'schema_violation',
       outcome: { kind: 'schema_violation', error: 'files.0.content: Required' },
-      inFeedback: ['not a valid change set', 'files.0.content: Required'],
+      inFeedback: ['could not be read', 'files.0.content: Required'],
       inWhy: 'files.0.content: Required',
     },
     {

@@ -78,7 +78,9 @@ describe('prepareWorkspace (activity)', () => {
       baseBranch: 'main',
       branch: 'weaver/wf--local',
     })) as WorkspaceHandle;
-    expect(handle.dir).toBe(workspaceDirFor(deps.workspaceRoot, 'wf/local'));
+    // <root>/<unique id>/<repository name>, as `git clone` would name the folder.
+    expect(path.dirname(handle.dir)).toBe(workspaceDirFor(deps.workspaceRoot, 'wf/local'));
+    expect(path.basename(handle.dir)).toBe(path.basename(repo));
     expect(handle.taskQueue).toBe('ws-queue');
     expect((await simpleGit(handle.dir).revparse(['--abbrev-ref', 'HEAD'])).trim()).toBe('weaver/wf--local');
     expect(handle.baseCommit).toBe((await simpleGit(repo).revparse(['main'])).trim());

@@ -53,7 +53,10 @@ export type ResolvedProvider = ProviderSpec &
 export function resolveProvider(spec: ProviderSpec): ResolvedProvider {
   const profile = modelProfile(spec.model);
   const tokenParam = spec.tokenParam ?? (profile.reasoning ? 'max_completion_tokens' : 'max_tokens');
-  const contextWindow = spec.contextWindow ?? profile.contextWindow;
+  // An explicit maxTokens beyond the assumed window of a model not in the table says the window
+  // is larger than assumed: keep room for a prompt beside it.
+  const contextWindow =
+    spec.contextWindow ?? (spec.maxTokens && spec.maxTokens >= profile.contextWindow ? spec.maxTokens + profile.contextWindow : profile.contextWindow);
   const fallback = tokenParam === 'max_completion_tokens' ? DEFAULT_REASONING_OUTPUT_TOKENS : DEFAULT_OUTPUT_TOKENS;
   // A default never takes more than half of a small window; a spec's own maxTokens is kept.
   const maxTokens = spec.maxTokens ?? Math.min(fallback, Math.floor(contextWindow / 2));

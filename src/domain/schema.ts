@@ -42,6 +42,9 @@ export const ProviderSpecSchema = z.object({
   tokenParam: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
   /** Stream the answer (usage still booked once, from the final chunk): long answers are not cut by idle proxies. */
   stream: z.boolean().optional(),
+}).refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
+  path: ['maxTokens'],
+  message: 'must be less than contextWindow (the prompt needs room too)',
 });
 export type ProviderSpec = z.infer<typeof ProviderSpecSchema>;
 

@@ -300,7 +300,7 @@ class CodingTask {
         planOnly,
       });
       // A file once shown whole stays "seen whole" for this attempt's answer.
-      for (const [f, how] of Object.entries(built.shown)) if (shown[f] !== 'whole') shown[f] = how;
+      for (const [f, how] of Object.entries(built.shown ?? {})) if (shown[f] !== 'whole') shown[f] = how;
       record.artifacts.push(built.prompt);
       record.promptTokens = built.estTokens;
       const compareFiles = this.comparesResultingFiles();
