@@ -298,3 +298,29 @@ test('retry feedback carries the failing assertion of a node:test run whose outp
   expect(user(second)).toContain('drops accents');
   expect(countTokens(user(second))).toBeLessThan(20_000);
 });
+
+test('consensus votes on the files the answers produce: a SEARCH/REPLACE and a whole-file answer that agree win; Python differing only in indentation does not', async () => {
+  const repo = await makeRepo(repoDir('vote'), {
+    'calc.py': 'def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n',
+  });
+  const fixed = 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n';
+  // Same resulting file, written two ways (and with trailing spaces in the whole-file one).
+  rig.model.script('v-edit', [{ content: searchReplace('calc.py', 'def add(a, b):\n    return a - b\n', 'def add(a, b):\n    return a + b\n') }]);
+  rig.model.script('v-whole', [{ content: wholeFile('calc.py', fixed.replace('a + b', 'a + b   ')) }]);
+  // Same tokens, other indentation: another program in Python.
+  rig.model.script('v-indent', [{ content: wholeFile('calc.py', fixed.replace('    return a + b', '        return a + b').replace('def add(a, b):\n', 'def add(a, b):\n  if True:\n')) }]);
+  const result = await rig.run({
+    ...rig.task(repo, ['v-indent', 'v-edit', 'v-whole'].map((m) => rig.provider(m))),
+    task: { title: 'Fix add', description: 'add must add.', relatedFiles: ['calc.py'] },
+    testCommand: ['python3', '-c', 'import calc; assert calc.add(2, 3) == 5'],
+    strategy: { mode: 'consensus', quorum: 2 },
+  });
+  expect(result.status).toBe('succeeded');
+  const sel = result.attempts[0].selection!;
+  expect(sel.chosen).toBe('v-edit');
+  expect(sel.voteShare).toBeCloseTo(2 / 3, 5);
+  expect(sel.alternatives?.map((a) => a.provider)).toEqual(['v-indent']);
+  const digests = Object.fromEntries(result.attempts[0].calls.map((c) => [c.provider, c.changeDigest]));
+  expect(digests['v-edit']).toBe(digests['v-whole']);
+  expect(digests['v-indent']).not.toBe(digests['v-edit']);
+});

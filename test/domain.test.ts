@@ -8,7 +8,8 @@ import {
   retryAfterMs,
 } from '../src/domain/errors';
 import { costOf, DEFAULT_PRICES, priceOf, roundUsd } from '../src/domain/pricing';
-import type { Usage } from '../src/domain/schema';
+import { modelProfile, promptBudget, resolveProvider } from '../src/domain/models';
+import { ProviderSpecSchema, type Usage } from '../src/domain/schema';
 import { emptyUsage, mergeUsage, recordCall, recordShadowCall, type CallUsage } from '../src/domain/usage';
 
 describe('pricing', () => {
@@ -260,5 +261,35 @@ describe('retryAfterMs', () => {
     expect(retryAfterMs(headers({ 'retry-after-ms': 'soon' }), now)).toBeUndefined();
     // Garbage retry-after-ms falls through to a usable retry-after.
     expect(retryAfterMs(headers({ 'retry-after-ms': 'abc', 'retry-after': '3' }), now)).toBe(3000);
+  });
+});
+
+describe('model profiles (resolved once, at workflow start)', () => {
+  test('reasoning families take max_completion_tokens and a larger answer budget; others max_tokens', () => {
+    expect(resolveProvider({ id: 'a', model: 'o4-mini' })).toMatchObject({ tokenParam: 'max_completion_tokens', maxTokens: 16_384, contextWindow: 200_000 });
+    expect(resolveProvider({ id: 'b', model: 'openai/gpt-5-mini' })).toMatchObject({ tokenParam: 'max_completion_tokens', contextWindow: 400_000 });
+    expect(resolveProvider({ id: 'c', model: 'gpt-4o-mini' })).toMatchObject({ tokenParam: 'max_tokens', maxTokens: 4096, contextWindow: 128_000, editFormat: 'editblock' });
+    // The spec's own fields win.
+    expect(resolveProvider({ id: 'd', model: 'o3', tokenParam: 'max_tokens', maxTokens: 1000, contextWindow: 9000 })).toMatchObject({ tokenParam: 'max_tokens', maxTokens: 1000, contextWindow: 9000 });
+  });
+
+  test('an unknown model gets a modest window; a small window caps the default answer at half of it', () => {
+    expect(modelProfile('my-local-llm').contextWindow).toBe(32_768);
+    expect(resolveProvider({ id: 'e', model: 'tiny', contextWindow: 4096 }).maxTokens).toBe(2048);
+    // An explicit maxTokens past the assumed window widens it instead of leaving no room for a prompt.
+    expect(resolveProvider({ id: 'f', model: 'mystery', maxTokens: 100_000 }).contextWindow).toBe(132_768);
+  });
+
+  test('the prompt budget fits the smallest provider, with a margin for other tokenizers', () => {
+    const a = resolveProvider({ id: 'a', model: 'gpt-4o', contextWindow: 8192, maxTokens: 1024 });
+    const b = resolveProvider({ id: 'b', model: 'gpt-4o' });
+    expect(promptBudget([a, b])).toBe(Math.floor((8192 - 1024) * 0.9));
+    expect(promptBudget([b])).toBe(Math.floor((128_000 - 4096) * 0.9));
+  });
+
+  test('maxTokens must leave room in contextWindow (refused naming the field)', () => {
+    const r = ProviderSpecSchema.safeParse({ id: 'x', model: 'm', maxTokens: 9000, contextWindow: 8192 });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0].path).toEqual(['maxTokens']);
   });
 });
