@@ -85,6 +85,7 @@ export function createTagger(opts: TaggerOptions): Tagger {
 
   const PRIORITY: Record<string, number> = { method: 3, class: 3, interface: 3, struct: 3, enum: 3, type: 2, function: 2, module: 2, macro: 2 };
   const NAME_OK = /^[^\s]{1,100}$/;
+  const WORD = /[\p{L}\p{N}_$]{1,100}/uy;
 
   const tagSource = async (source: string, lang: string): Promise<TagResult> => {
     const st = await load(lang);
@@ -122,12 +123,16 @@ export function createTagger(opts: TaggerOptions): Tagger {
           }
         }
         if (!nameNode) continue;
-        const name = source.slice(nameNode.startIndex, nameNode.endIndex);
-        if (!NAME_OK.test(name)) continue;
         if (ref) {
-          refs.push([nameNode.startIndex, name]);
+          // A referenced name is an identifier: read it from the source (Node.endIndex is a
+          // call into wasm, and references are most captures).
+          WORD.lastIndex = nameNode.startIndex;
+          const word = WORD.exec(source);
+          if (word) refs.push([nameNode.startIndex, word[0]]);
           continue;
         }
+        const name = source.slice(nameNode.startIndex, nameNode.endIndex);
+        if (!NAME_OK.test(name)) continue;
         const line = nameNode.startPosition.row + 1;
         const whole = defNode ?? nameNode;
         const e = whole.endPosition;
