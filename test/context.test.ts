@@ -218,8 +218,12 @@ test('new file content with fences and edit-block markers applies byte-exactly',
       ]),
     },
   ]);
-  const result = await rig.run(rig.task(repo, [rig.provider('ctx-fence')], { push: true }));
+  // A provider that writes whole files gets that format's instructions.
+  const result = await rig.run(rig.task(repo, [rig.provider('ctx-fence', { editFormat: 'whole' })], { push: true }));
   expect(result.status).toBe('succeeded');
+  const [req] = rig.model.requestsFor('ctx-fence');
+  expect(system(req)).toContain('its COMPLETE new content in a FILE block');
+  expect(system(req)).not.toContain('Rules for SEARCH/REPLACE blocks');
   expect(await show(repo, `${result.branch}:docs/FORMAT.md`)).toBe(doc);
 });
 

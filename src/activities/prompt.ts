@@ -30,6 +30,8 @@ const FORMAT_TOKENS = Math.max(...EDIT_FORMATS.map((f) => countTokens(`${editFor
 /** A failed change's diff gets at most this share of the budget; the failing tests as much. */
 const DIFF_SHARE = 0.15;
 const FAILURE_SHARE = 0.15;
+/** All of the feedback together (apply errors with their closest lines included). */
+const FEEDBACK_SHARE = 0.4;
 /** A span around one definition or failing line: at most this many lines. */
 const SPAN_LINES = 60;
 /** Files shown beyond the named ones: at most this many, from the top of the ranking. */
@@ -52,14 +54,17 @@ export interface PromptOptions {
 export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest, opts: PromptOptions): Promise<BuiltPrompt> {
   const dir = req.workspace.dir;
   const t = req.task;
-  const budget = req.tokenBudget - countTokens(SYSTEM_PROMPT) - FORMAT_TOKENS;
+  const hint = req.planOnly ? PLAN_ONLY : req.allowSubtasks ? SUBTASKS_HINT : '';
+  // Section titles and joins: a small fixed allowance.
+  const budget = req.tokenBudget - countTokens(SYSTEM_PROMPT) - (req.planOnly ? 0 : FORMAT_TOKENS) - countTokens(hint) - 100;
   let left = budget;
   const take = (text: string) => (left -= countTokens(text));
 
   // 1. The task, always.
   const head = [
     `# Task: ${t.title}`,
-    t.description,
+    // A description larger than half the budget would crowd out the code it is about.
+    cutToTokens(t.description, Math.floor(budget / 2)),
     t.acceptanceCriteria?.length ? `## Acceptance criteria\n${t.acceptanceCriteria.map((c) => `- ${c}`).join('\n')}` : '',
     t.allowTestChanges ? '' : 'Test files are not to be changed in this task: change the code under test.',
   ]
@@ -92,7 +97,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     }
     feedback.push(req.planOnly ? 'Doing it in one change did not work.' : 'Fix the problem and answer with the complete change again.');
   }
-  const feedbackText = feedback.join('\n\n');
+  const feedbackText = cutToTokens(feedback.join('\n\n'), Math.floor(budget * FEEDBACK_SHARE));
   take(feedbackText);
   const guidance = req.guidance?.length ? req.guidance.map((g) => `- ${g}`).join('\n') : '';
   take(guidance);
@@ -162,7 +167,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     { title: 'Files', body: files.join('\n\n') },
     { title: 'Guidance from a person', body: guidance },
     { title: `Your previous attempt (attempt ${req.attempt - 1}) failed`, body: feedbackText },
-    { title: '', body: req.planOnly ? PLAN_ONLY : req.allowSubtasks ? SUBTASKS_HINT : '' },
+    { title: '', body: hint },
   ];
   const user = sections
     .filter((s) => s.body)

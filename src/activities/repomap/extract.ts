@@ -47,7 +47,11 @@ export function createTagger(opts: TaggerOptions): Tagger {
   const fs = require('node:fs') as typeof import('node:fs');
   const path = require('node:path') as typeof import('node:path');
   const TS = require(opts.wtsPath) as typeof import('web-tree-sitter');
-  type State = { parser: import('web-tree-sitter').Parser; query: import('web-tree-sitter').Query } | null;
+  type State = {
+    language: import('web-tree-sitter').Language;
+    parser: import('web-tree-sitter').Parser;
+    query: import('web-tree-sitter').Query;
+  } | null;
   let init: Promise<void> | undefined;
   const states = new Map<string, Promise<State>>();
   const warnings: string[] = [];
@@ -65,7 +69,7 @@ export function createTagger(opts: TaggerOptions): Tagger {
           const query = new TS.Query(language, spec.query);
           const parser = new TS.Parser();
           parser.setLanguage(language);
-          return { parser, query };
+          return { language, parser, query };
         } catch (e) {
           warnings.push(`repomap: grammar for ${lang} unavailable, its files are left out of the map: ${String((e as Error)?.message ?? e)}`);
           return null;
@@ -95,8 +99,12 @@ export function createTagger(opts: TaggerOptions): Tagger {
     try {
       const deadline = Date.now() + opts.parseTimeoutMs;
       tree = st.parser.parse(source, null, { progressCallback: () => Date.now() > deadline });
-      if (!tree) return { error: 'parse timed out' };
+      if (!tree) {
+        st.parser.reset(); // a cancelled parse would otherwise resume on the next file
+        return { error: 'parse timed out' };
+      }
       const matches = st.query.matches(tree.rootNode, { timeoutMicros: opts.parseTimeoutMs * 1000 });
+      if (Date.now() > deadline + opts.parseTimeoutMs) return { error: 'query timed out' };
       const defs = new Map<string, DefTag>();
       const defStarts = new Set<number>();
       const refs: [number, string][] = [];
@@ -153,8 +161,19 @@ export function createTagger(opts: TaggerOptions): Tagger {
       if (scopes.length) tags.s = scopes;
       return { tags };
     } catch (e) {
-      // A wasm trap can leave the parser unusable: start this language afresh next time.
-      states.delete(lang);
+      // A wasm trap can leave the parser unusable: use a fresh one for the next file.
+      try {
+        st.parser.delete();
+      } catch {
+        // already unusable
+      }
+      try {
+        st.parser = new TS.Parser();
+        st.parser.setLanguage(st.language);
+      } catch (again) {
+        states.set(lang, Promise.resolve(null));
+        warnings.push(`repomap: tree-sitter failed for ${lang}, its files are left out of the map: ${String((again as Error)?.message ?? again)}`);
+      }
       return { error: String((e as Error)?.message ?? e) };
     } finally {
       tree?.delete();
@@ -190,7 +209,15 @@ export function workerMain(make: typeof createTagger): void {
   wt.parentPort!.on('message', (msg: { id: number; jobs: { i: number; abs: string; lang: string }[] }) => {
     chain = chain.then(async () => {
       const out: { i: number; r: TagResult }[] = [];
-      for (const job of msg.jobs) out.push({ i: job.i, r: await tagger.tagFile(job.abs, job.lang) });
+      for (const job of msg.jobs) {
+        let r: TagResult;
+        try {
+          r = await tagger.tagFile(job.abs, job.lang);
+        } catch (e) {
+          r = { error: String((e as Error)?.message ?? e) };
+        }
+        out.push({ i: job.i, r });
+      }
       wt.parentPort!.postMessage({ id: msg.id, out, warnings: tagger.takeWarnings() });
     });
   });
@@ -242,7 +269,16 @@ export function workerCount(files: number): number {
 
 async function tagInProcess(jobs: Job[], idx: number[], out: TagResult[]): Promise<void> {
   const tagger = localTagger();
-  for (const i of idx) out[i] = await tagger.tagFile(jobs[i].abs, jobs[i].lang);
+  let k = 0;
+  for (const i of idx) {
+    try {
+      out[i] = await tagger.tagFile(jobs[i].abs, jobs[i].lang);
+    } catch (e) {
+      out[i] = { error: String((e as Error)?.message ?? e) };
+    }
+    // Parsing is synchronous: let the event loop breathe (activity heartbeats, timers).
+    if (++k % 16 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
   tagCounters.inProcess += idx.length;
   warnOnce(tagger.takeWarnings());
 }
