@@ -113,13 +113,17 @@ async function main(): Promise<void> {
     cpuMs();
     const disk = await buildRepoMap(req);
     line('cached (read from disk)', disk);
-    const picked = disk.ranked[Math.floor(disk.ranked.length / 2)];
-    const def = picked?.defs.find((d) => d.name.length >= 6);
-    if (def) {
+    // A task naming a function defined in one file only, from a file in the middle of the ranking.
+    const definers = new Map<string, number>();
+    for (const r of disk.ranked) for (const name of new Set(r.defs.map((d) => d.name))) definers.set(name, (definers.get(name) ?? 0) + 1);
+    const middle = disk.ranked.slice(Math.floor(disk.ranked.length / 2));
+    const picked = middle.find((r) => r.defs.some((d) => d.name.length >= 8 && definers.get(d.name) === 1));
+    const def = picked?.defs.find((d) => d.name.length >= 8 && definers.get(d.name) === 1);
+    if (picked && def) {
       cpuMs();
     const named = await buildRepoMap({ ...req, mentionedIdents: [def.name] });
       const pos = named.ranked.findIndex((r) => r.path === picked.path);
-      line(`cached, naming ${def.name}`.slice(0, 28), named, `  | ${picked.path} ranks #${pos + 1}, in text: ${named.text.includes(`${picked.path}:`)}`);
+      line('cached, naming one function', named, `  | ${def.name} (${picked.path}): file ranks #${pos + 1} (was #${disk.ranked.indexOf(picked) + 1}), definition line in text: ${named.text.includes(`${String(def.line).padStart(4)}│`) && named.text.includes(`${picked.path}:`)}`);
     }
     const same = JSON.stringify([warm.text, warm.ranked]) === JSON.stringify([disk.text, disk.ranked]);
     console.log(`identical output cached vs from disk: ${same}`);

@@ -328,3 +328,20 @@ test('consensus votes on the files the answers produce: a SEARCH/REPLACE and a w
   expect(digests['v-edit']).toBe(digests['v-whole']);
   expect(digests['v-indent']).not.toBe(digests['v-edit']);
 });
+
+test('apply feedback stays bounded: thirty failing blocks against a file with a 300 KB line end as an outcome, not a payload error', async () => {
+  const repo = await makeRepo(repoDir('longline'), { 'data/blob.js': `module.exports = '${'z'.repeat(300_000)}';\n` });
+  const blocks = Array.from({ length: 30 }, (_, i) => ({ path: 'data/blob.js', action: 'edit' as const, search: `module.exports = 'y${i}';\n`, replace: `module.exports = 'w${i}';\n` }));
+  rig.model.script('ctx-long', [{ content: editText('many misses', blocks) }]);
+  const result = await rig.run({
+    ...rig.task(repo, [rig.provider('ctx-long')]),
+    task: { title: 'Edit the blob', description: 'Change it.', relatedFiles: ['data/blob.js'] },
+    testCommand: ['true'],
+    limits: { maxAttempts: 1 },
+    decomposition: 'never',
+  });
+  expect(result.status).toBe('failed');
+  expect(result.attempts[0].outcome).toBe('apply_failed');
+  expect(result.attempts[0].detail!.length).toBeLessThanOrEqual(1000);
+  expect(JSON.stringify(result).length).toBeLessThan(200_000);
+});

@@ -96,3 +96,27 @@ test('without relatedFiles, a tracked symlink to a file outside is not read eith
   expect(user).not.toContain('### notes.txt\n');
   expect(user).toContain('### src/a.js\n```js\nmodule.exports = 1; // INSIDE-CONTENT');
 });
+
+test('the prompt stays within its token budget whatever the task, the named files and the requests hold', async () => {
+  const built = await buildPrompt(
+    store,
+    {
+      workspace: ws,
+      task: {
+        title: 'T'.repeat(5000),
+        description: 'word '.repeat(20_000),
+        acceptanceCriteria: Array.from({ length: 2000 }, (_, i) => `criterion number ${i} must hold`),
+        relatedFiles: Array.from({ length: 3000 }, (_, i) => `missing/file-${i}-${'x'.repeat(200)}.js`),
+      },
+      attempt: 1,
+      tokenBudget: 8000,
+      guidance: ['be brief '.repeat(5000)],
+      allowSubtasks: true,
+    },
+    { cacheDir: path.join(base, 'cache') },
+  );
+  expect(built.estTokens).toBeLessThanOrEqual(8000);
+  const user = (await store.readJson<PromptMessages>(built.prompt)).user;
+  // At most 20 of the unreadable names are listed.
+  expect(user.match(/^### missing\//gm)?.length).toBe(20);
+});

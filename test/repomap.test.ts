@@ -10,6 +10,7 @@ import Graph from 'graphology';
 import pagerank from 'graphology-metrics/centrality/pagerank';
 import { Language, Parser, Query } from 'web-tree-sitter';
 import { buildRepoMap, clearTagCacheMemory, extractMentions, type RepoMap, type RepoMapRequest } from '../src/activities/repomap';
+import { TagCache } from '../src/activities/repomap/cache';
 import { createTagger, tagCounters, taggerOptions } from '../src/activities/repomap/extract';
 import { LANGS, langOf } from '../src/activities/repomap/languages';
 import { personalizedPageRank, toCsr } from '../src/activities/repomap/rank';
@@ -501,6 +502,26 @@ describe('files, cache and robustness', () => {
     expect(third.stats.parsed).toBe(0);
     expect(third.text).toBe(first.text);
     expect(readdirSync(path.join(base, 'cache')).length).toBe(1);
+  });
+
+  test('cache segments from many writers are merged, and nothing written is lost', async () => {
+    const cacheDir = path.join(base, 'cache');
+    const tags = (k: number) => ({ d: [[`f${k}`, 'function', k + 1, k + 2]] as [string, string, number, number][], r: [] as [string, number][] });
+    // 14 writers (as 14 processes would: nothing remembered between them), two at a time.
+    for (let k = 0; k < 14; k += 2) {
+      clearTagCacheMemory();
+      const [a, b] = await Promise.all([TagCache.open(cacheDir), TagCache.open(cacheDir)]);
+      a.put(`python:${k}`, tags(k));
+      b.put(`python:${k + 1}`, tags(k + 1));
+      await Promise.all([a.flush(), b.flush()]);
+    }
+    const [version] = readdirSync(cacheDir);
+    const segments = readdirSync(path.join(cacheDir, version)).filter((n) => n.startsWith('seg-'));
+    expect(segments.length).toBeLessThanOrEqual(12);
+    expect(readdirSync(path.join(cacheDir, version)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    clearTagCacheMemory();
+    const reader = await TagCache.open(cacheDir);
+    for (let k = 0; k < 14; k++) expect(reader.get(`python:${k}`)).toEqual(tags(k));
   });
 
   test('a file changed in the work tree is mapped as it is now, not as committed', async () => {

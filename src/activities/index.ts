@@ -23,6 +23,7 @@ import type {
   GenerateChangeResult,
   PrepareWorkspaceRequest,
   PreviewChangesRequest,
+  Shown,
   RunTestsRequest,
   RunTestsResult,
   WorkspaceHandle,
@@ -99,10 +100,12 @@ export function createActivities(deps: ActivityDeps) {
     /** Writes the change set into the workspace, confined to it; all or nothing. */
     async applyChange(req: ApplyChangeRequest): Promise<ApplyChangeResult> {
       ws.openWorkspace(req.workspace);
-      const change = await store.readJson<ChangeSet>(req.change);
-      const r = await applyChangeSet(req.workspace.dir, change, { shown: req.shown, allowTestChanges: req.allowTestChanges });
-      if (!r.applied) return r;
-      return { ...r, diff: await ws.diffWorkspace(store, req.workspace) };
+      const { change, shown } = fromLegacy(await store.readJson<ChangeSet | LegacyChangeSet>(req.change), req.shown);
+      const r = await applyChangeSet(req.workspace.dir, change, { shown, allowTestChanges: req.allowTestChanges });
+      // Feedback for the model and the history: bounded whatever the file's lines look like.
+      const bounded = { ...r, errors: boundLines(r.errors, MAX_APPLY_ERRORS_CHARS), notes: boundLines(r.notes, 2_000) };
+      if (!r.applied) return bounded;
+      return { ...bounded, diff: await ws.diffWorkspace(store, req.workspace) };
     },
 
     /**
@@ -176,3 +179,40 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/** Apply errors (closest lines included) travel through history and into the next prompt. */
+const MAX_APPLY_ERRORS_CHARS = 12_000;
+const MAX_LINE_CHARS = 300;
+
+/** Long lines cut, then whole entries kept while they fit; the rest counted. */
+function boundLines(items: string[], maxChars: number): string[] {
+  const out: string[] = [];
+  let used = 0;
+  for (const [i, item] of items.entries()) {
+    const cut = item
+      .split('\n')
+      .map((l) => (l.length > MAX_LINE_CHARS ? `${l.slice(0, MAX_LINE_CHARS)}… (${l.length} characters)` : l))
+      .join('\n');
+    if (used + cut.length > maxChars) {
+      out.push(`… and ${items.length - i} more`);
+      break;
+    }
+    out.push(cut);
+    used += cut.length;
+  }
+  return out;
+}
+
+/** A change set written before targeted edits existed (in-flight runs at upgrade). */
+interface LegacyChangeSet {
+  summary: string;
+  files: ({ path: string; action: 'create' | 'modify'; content: string } | { path: string; action: 'delete' })[];
+}
+
+/** Old whole-file change sets apply as they did: their model was shown (and asked for) whole files. */
+function fromLegacy(change: ChangeSet | LegacyChangeSet, shown?: Shown): { change: ChangeSet; shown?: Shown } {
+  const legacy = change.files.some((f) => f.action === 'create' || f.action === 'modify');
+  if (!legacy) return { change: change as ChangeSet, shown };
+  const files = (change as LegacyChangeSet).files.map((f) => (f.action === 'delete' ? f : { path: f.path, action: 'write' as const, content: f.content }));
+  return { change: { summary: change.summary, files }, shown: Object.fromEntries(files.map((f) => [f.path, 'whole' as const])) };
+}

@@ -90,7 +90,7 @@ export async function generateChange(
   const answer = parsed.value;
   const shortSummary = (s: string | undefined) => (s === undefined ? undefined : redact(s.slice(0, 500), secrets));
   if ('needFiles' in answer) {
-    return { ...base, outcome: 'needs_files', needFiles: answer.needFiles.slice(0, 50).map((f) => f.slice(0, 300)), summary: shortSummary(answer.summary) };
+    return { ...base, outcome: 'needs_files', needFiles: answer.needFiles.slice(0, 50).map((f) => redact(f.slice(0, 300), secrets)), summary: shortSummary(answer.summary) };
   }
   if ('subtasks' in answer) {
     return { ...base, outcome: 'subtasks', subtasks: answer.subtasks, summary: shortSummary(answer.summary) };
@@ -132,6 +132,11 @@ async function streamed(client: OpenAI, body: object, signal: AbortSignal, onChu
     if (chunk.usage) out.usage = chunk.usage;
   }
   out.content = parts.join('');
+  // The SDK ends the iteration quietly on an abort or a connection closed mid-answer: neither
+  // is an answer. An abort becomes a cancellation (the caller checks the signal); a stream
+  // without a finish_reason is a network failure, retried like one.
+  if (signal.aborted) throw new Error('stream aborted');
+  if (!out.finishReason) throw new OpenAI.APIConnectionError({ message: 'the answer stream ended before the model finished (no finish_reason)' });
   return out;
 }
 

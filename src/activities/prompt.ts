@@ -32,6 +32,11 @@ const DIFF_SHARE = 0.15;
 const FAILURE_SHARE = 0.15;
 /** All of the feedback together (apply errors with their closest lines included). */
 const FEEDBACK_SHARE = 0.4;
+const GUIDANCE_SHARE = 0.1;
+/** Named files that cannot be shown are listed, up to this many. */
+const MAX_UNREADABLE_LISTED = 20;
+/** Larger files, or files with a NUL byte, are not shown (a READ of them says why). */
+const MAX_SHOWN_FILE_BYTES = 2 * 1024 * 1024;
 /** A span around one definition or failing line: at most this many lines. */
 const SPAN_LINES = 60;
 /** Files shown beyond the named ones: at most this many, from the top of the ranking. */
@@ -61,15 +66,18 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const take = (text: string) => (left -= countTokens(text));
 
   // 1. The task, always.
-  const head = [
-    `# Task: ${t.title}`,
-    // A description larger than half the budget would crowd out the code it is about.
-    cutToTokens(t.description, Math.floor(budget / 2)),
-    t.acceptanceCriteria?.length ? `## Acceptance criteria\n${t.acceptanceCriteria.map((c) => `- ${c}`).join('\n')}` : '',
-    t.allowTestChanges ? '' : 'Test files are not to be changed in this task: change the code under test.',
-  ]
-    .filter(Boolean)
-    .join('\n\n');
+  // A task larger than half the budget would crowd out the code it is about.
+  const head = cutToTokens(
+    [
+      `# Task: ${t.title}`,
+      t.description,
+      t.acceptanceCriteria?.length ? `## Acceptance criteria\n${t.acceptanceCriteria.map((c) => `- ${c}`).join('\n')}` : '',
+      t.allowTestChanges ? '' : 'Test files are not to be changed in this task: change the code under test.',
+    ]
+      .filter(Boolean)
+      .join('\n\n'),
+    Math.floor(budget / 2),
+  );
   take(head);
 
   // 2. What went wrong last time: the failing part of the test output and the failed diff.
@@ -99,7 +107,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   }
   const feedbackText = cutToTokens(feedback.join('\n\n'), Math.floor(budget * FEEDBACK_SHARE));
   take(feedbackText);
-  const guidance = req.guidance?.length ? req.guidance.map((g) => `- ${g}`).join('\n') : '';
+  const guidance = req.guidance?.length ? cutToTokens(req.guidance.map((g) => `- ${g}`).join('\n'), Math.floor(budget * GUIDANCE_SHARE)) : '';
   take(guidance);
 
   // 3. What the task and the failures name: paths and identifiers, for the map and the files.
@@ -112,7 +120,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     mentionedFiles: [...new Set([...named, ...mentions.paths])],
     mentionedIdents: mentions.idents,
     shownFiles: named,
-    tokenBudget: Math.max(256, Math.min(4096, Math.floor(budget / 8), Math.floor(left / 3))),
+    tokenBudget: Math.max(0, Math.min(4096, Math.floor(budget / 8), Math.floor(left / 3))),
   });
   take(map.text);
 
@@ -123,17 +131,25 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const identSet = new Set(mentions.idents);
   const shown: Shown = {};
   const files: string[] = [];
-  const show = async (rel: string, share: number, explicit: boolean) => {
+  let unreadable = 0;
+  const show = async (name: string, share: number, explicit: boolean) => {
+    // `./src/a.py` and `src/a.py` are one file.
+    const rel = name.replace(/^(\.\/)+/, '');
     if (rel in shown || left <= 200) return;
-    const file = await readConfined(dir, rel);
+    const file = await readConfined(dir, rel, MAX_SHOWN_FILE_BYTES);
     if (!file.ok) {
-      // eslint-disable-next-line no-control-regex
-      if (explicit) files.push(`### ${rel.replace(/[\x00-\x1f\x7f]/g, '?')} (${file.reason})`);
+      if (explicit && unreadable++ < MAX_UNREADABLE_LISTED) {
+        // eslint-disable-next-line no-control-regex
+        const line = `### ${rel.slice(0, 300).replace(/[\x00-\x1f\x7f]/g, '?')} (${file.reason})`;
+        files.push(line);
+        take(line);
+      }
       return;
     }
     const room = Math.floor(left * share);
     const whole = `### ${rel}\n${fence(file.text, langOf(rel))}`;
-    const wholeTokens = countTokens(whole);
+    // A token is at least a character or so: far too long a file is not even counted whole.
+    const wholeTokens = whole.length > room * 8 ? Infinity : countTokens(whole);
     if (wholeTokens <= room) {
       shown[rel] = 'whole';
       files.push(whole);
@@ -272,7 +288,7 @@ type ReadResult = { ok: true; text: string } | { ok: false; reason: string };
  * is followed only when its target, fully resolved, is a file inside the workspace and not
  * under `.git`. The file is opened without following a symlink that appeared meanwhile.
  */
-export async function readConfined(dir: string, rel: string): Promise<ReadResult> {
+export async function readConfined(dir: string, rel: string, maxBytes = Infinity): Promise<ReadResult> {
   // validateChangePath speaks of writing; the rule is the same for reading.
   const why = (reason: string) => reason.replace(/^writing inside \.git is not allowed$/, 'inside .git');
   const check = await validateChangePath(dir, rel);
@@ -302,8 +318,12 @@ export async function readConfined(dir: string, rel: string): Promise<ReadResult
   try {
     const handle = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
-      if (!(await handle.stat()).isFile()) return { ok: false, reason: 'not readable: not a regular file' };
-      return { ok: true, text: await handle.readFile('utf8') };
+      const st = await handle.stat();
+      if (!st.isFile()) return { ok: false, reason: 'not readable: not a regular file' };
+      if (st.size > maxBytes) return { ok: false, reason: `not shown: ${st.size} bytes` };
+      const bytes = await handle.readFile();
+      if (bytes.includes(0)) return { ok: false, reason: 'not shown: a binary file' };
+      return { ok: true, text: bytes.toString('utf8') };
     } finally {
       await handle.close();
     }

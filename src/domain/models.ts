@@ -70,5 +70,5 @@ export function resolveProvider(spec: ProviderSpec): ResolvedProvider {
  */
 export function promptBudget(providers: ResolvedProvider[]): number {
   const fits = providers.map((p) => p.contextWindow - p.maxTokens);
-  return Math.max(1_000, Math.floor(Math.min(...fits) * 0.9));
+  return Math.max(256, Math.floor(Math.min(...fits) * 0.9));
 }

@@ -36,6 +36,7 @@ import {
   type CodingTaskResult,
   type Decision,
   type ParsedCodingTaskInput,
+  type ProviderSpec,
   type Phase,
   type Progress,
   type TaskSpec,
@@ -87,7 +88,7 @@ type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; su
 class CodingTask {
   private readonly limits;
   /** Providers with every model default resolved once, at start (kept in state). */
-  private readonly providers: ResolvedProvider[];
+  private readonly providers: (ResolvedProvider | ProviderSpec)[];
   private readonly tokenBudget: number;
   private readonly workflowId = workflowInfo().workflowId;
   private readonly branch: string;
@@ -113,8 +114,11 @@ class CodingTask {
 
   constructor(private readonly input: ParsedCodingTaskInput) {
     this.limits = resolveLimits(input);
-    this.providers = input.providers.map(resolveProvider);
-    this.tokenBudget = promptBudget(this.providers);
+    const resolved = input.providers.map(resolveProvider);
+    this.tokenBudget = promptBudget(resolved);
+    // Resolved defaults change budget reservations (a reasoning model's answer room): runs
+    // started before them keep reserving as they did, or their replay would diverge.
+    this.providers = patched('resolve-model-profiles') ? resolved : input.providers;
     // A child's ID has '/' in it; git can't hold both weaver/X and weaver/X/1-a, hence '--'.
     this.branch = input.branch ?? `weaver/${this.workflowId.replace(/\//g, '--')}`;
     this.depth = input.depth ?? 0;
@@ -285,7 +289,7 @@ class CodingTask {
    */
   private async ask(ws: WorkspaceHandle, record: AttemptRecord, reflection: Reflection, planOnly = false): Promise<{ answer: StrategyOutcome; shown: Shown }> {
     const requested: string[] = [];
-    const shown: Shown = {};
+    let shown: Shown = {};
     for (let round = 0; ; round++) {
       const built = await this.acts(ws).buildPrompt({
         workspace: ws,
@@ -299,8 +303,8 @@ class CodingTask {
         allowSubtasks: planOnly || this.canDecompose(),
         planOnly,
       });
-      // A file once shown whole stays "seen whole" for this attempt's answer.
-      for (const [f, how] of Object.entries(built.shown ?? {})) if (shown[f] !== 'whole') shown[f] = how;
+      // The answer comes from this round's prompt: only what it showed whole may be rewritten whole.
+      shown = built.shown ?? {};
       record.artifacts.push(built.prompt);
       record.promptTokens = built.estTokens;
       const compareFiles = this.comparesResultingFiles();
