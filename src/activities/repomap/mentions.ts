@@ -101,8 +101,10 @@ const PY_FRAME = /\bline \d+, in ([A-Za-z_][\w]*)/g;
 const JS_FRAME = /\bat (?:async )?(?:new )?([A-Za-z_$][\w$.<>]*) \(/g;
 // `name(` (no space: prose puts one before a parenthesis, code does not).
 const CALL = /([A-Za-z_$][\w$]*)\(/g;
-// Definitions spelled out in prose or code: `def name`, `function name`, `fn name`, `func name`, `class Name`.
-const DEFINED = /\b(?:def|function|fn|func|class|interface|struct|enum|trait|type)\s+([A-Za-z_$][\w$]*)/g;
+// Definitions spelled out in prose or code: `def name`, `function name`, `fn name`, `func name`;
+// `class Name`, `interface Name`, … (capitalised: "the class handles" is prose).
+const DEFINED_FN = /\b(?:def|function|fn|func)\s+([A-Za-z_$][\w$]*)/g;
+const DEFINED_TYPE = /\b(?:class|interface|struct|enum|trait|type)\s+([A-Z][\w$]*)/g;
 
 export function extractMentions(text: string, knownFiles: string[]): { paths: string[]; idents: string[] } {
   const index = new PathIndex(knownFiles);
@@ -149,7 +151,8 @@ export function extractMentions(text: string, knownFiles: string[]): { paths: st
     const parts = m[1].split('.').filter((p) => !p.startsWith('<'));
     if (parts.length) addIdent(parts[parts.length - 1], true);
   }
-  for (const m of text.matchAll(DEFINED)) addIdent(m[1], true);
+  for (const m of text.matchAll(DEFINED_FN)) addIdent(m[1], true);
+  for (const m of text.matchAll(DEFINED_TYPE)) addIdent(m[1], true);
   for (const m of text.matchAll(BACKTICKED)) for (const w of m[1].match(IDENT) ?? []) addIdent(w, true);
   for (const m of text.matchAll(CALL)) addIdent(m[1], true);
   for (const m of text.matchAll(IDENT)) {

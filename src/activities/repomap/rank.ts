@@ -48,7 +48,7 @@ export function toCsr(n: number, edges: ReadonlyArray<readonly [number, number, 
  * Personalised PageRank by power iteration (weights normalised per source). The mass of
  * dangling nodes (no out-weight) and the teleport go to `personal` (normalised; uniform when
  * absent or all zero), as networkx's pagerank with `personalization` and `dangling` set to the
- * same vector. Stops when the L1 change of an iteration is below `tolerance`.
+ * same vector. Stops when the L1 change of an iteration is below `tolerance` (default 1e-6·n).
  */
 export function personalizedPageRank(
   g: Csr,
@@ -58,7 +58,8 @@ export function personalizedPageRank(
   const { n, start, dst, w } = g;
   const damping = opts.damping ?? 0.85;
   const maxIterations = opts.maxIterations ?? 100;
-  const tolerance = opts.tolerance ?? 1e-6;
+  // networkx's default (what Aider uses): the L1 change per iteration below 1e-6 per node.
+  const tolerance = opts.tolerance ?? 1e-6 * n;
   if (n === 0) return new Float64Array(0);
   const p = new Float64Array(n);
   let psum = 0;

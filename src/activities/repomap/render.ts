@@ -95,18 +95,31 @@ export class Outliner {
   /** The longest prefix of `picks` whose outline fits `budget` tokens. */
   async fit(picks: readonly Pick[], budget: number, count: (text: string) => number): Promise<{ text: string; tokens: number }> {
     let best = { text: '', tokens: 0 };
-    if (budget <= 0 || picks.length === 0) return best;
-    // A definition line costs at least two tokens: no more than budget / 2 can fit.
-    let lo = 1;
-    let hi = Math.min(picks.length, Math.max(1, Math.ceil(budget / 2)));
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const text = await this.render(picks, mid);
+    if (!(budget > 0) || picks.length === 0) return best;
+    const tryCount = async (n: number) => {
+      const text = await this.render(picks, n);
       const tokens = count(text);
-      if (tokens <= budget) {
-        if (tokens >= best.tokens) best = { text, tokens };
-        lo = mid + 1;
-      } else hi = mid - 1;
+      if (tokens <= budget && tokens >= best.tokens) best = { text, tokens };
+      return tokens <= budget;
+    };
+    // Gallop up from a small prefix (a definition line is rarely under 8 tokens), then bisect:
+    // renders stay near the answer's size instead of starting from budget / 2 definitions.
+    let lo = 0; // fits (0: trivially)
+    let hi = picks.length + 1; // does not fit (picks.length + 1: sentinel)
+    let n = Math.min(picks.length, Math.max(1, Math.floor(budget / 16)));
+    while (n < hi) {
+      if (!(await tryCount(n))) {
+        hi = n;
+        break;
+      }
+      lo = n;
+      if (n === picks.length) break;
+      n = Math.min(picks.length, n * 2);
+    }
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (await tryCount(mid)) lo = mid;
+      else hi = mid;
     }
     return best;
   }
