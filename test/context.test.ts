@@ -345,3 +345,18 @@ test('apply feedback stays bounded: thirty failing blocks against a file with a 
   expect(result.attempts[0].detail!.length).toBeLessThanOrEqual(1000);
   expect(JSON.stringify(result).length).toBeLessThan(200_000);
 });
+
+test('a streamed answer cut off by the connection (no finish_reason) is not applied: the call fails as network and is retried', async () => {
+  const repo = await rig.newRepo();
+  const good = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
+  const answer = wholeFile('src/slugify.js', good, 'implement slugify');
+  rig.model.script('ctx-cut', [{ content: answer, chunks: 8, endStreamAfter: 4 }, { content: answer }]);
+  const result = await rig.run(rig.task(repo, [rig.provider('ctx-cut', { stream: true })], { strategy: { retry: { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 20 } } }));
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts).toHaveLength(1);
+  expect(result.attempts[0].calls.map((c) => [c.outcome, c.errorFamily])).toEqual([
+    ['error', 'network'],
+    ['ok', undefined],
+  ]);
+  expect(rig.model.requestsFor('ctx-cut').every((r) => r.body.stream === true)).toBe(true);
+});

@@ -66,6 +66,9 @@ export interface AnswerStep {
   chunks?: number;
   /** Streaming only: pause between two chunks (default 0: all written at once). */
   chunkDelayMs?: number;
+  /** Streaming only: end the response after this many events, before the finish_reason and
+   *  [DONE] — a proxy or server closing the connection mid-answer. */
+  endStreamAfter?: number;
 }
 
 /**
@@ -595,7 +598,8 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
     events.push('data: [DONE]\n\n');
 
     const pause = Math.max(0, step.chunkDelayMs ?? 0);
-    for (let i = 0; i < events.length; i++) {
+    const last = Math.min(events.length, step.endStreamAfter ?? events.length);
+    for (let i = 0; i < last; i++) {
       if (i > 0 && pause > 0 && !(await sleep(pause, signal))) return; // client gone: recorded by the close listener
       if (signal.aborted || res.destroyed) return;
       res.write(events[i]);
