@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync, linkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { applyChangeSet, checkPathSyntax, previewChangeSet, validateChangePath } from '../src/activities/apply';
+import { applyChangeSet, checkPathSyntax, lazyElision, previewChangeSet, validateChangePath } from '../src/activities/apply';
 import { editblock } from '../src/domain/editformats';
 import type { ChangeSet, FileChange } from '../src/domain/schema';
 
@@ -542,5 +542,23 @@ describe('validateChangePath / checkPathSyntax', () => {
     await expect(validateChangePath(path.join(base, 'nope'), 'a.txt')).rejects.toThrow(/ENOENT/);
     await expect(applyChangeSet(path.join(base, 'nope'), cs(write('a.txt', '')))).rejects.toThrow();
     await expect(previewChangeSet(path.join(base, 'nope'), cs(write('a.txt', '')))).rejects.toThrow();
+  });
+});
+
+describe('lazy whole-file rewrites', () => {
+  test.each([
+    '    # ... rest of the file unchanged',
+    '  // ... existing code ...',
+    '/* remaining methods unchanged */',
+    '# rest of code',
+    '// … other functions …',
+  ])('a rewrite that elides code is refused: %s', (line) => {
+    expect(lazyElision('a = 1\nb = 2\n', `a = 3\n${line}\n`)).toBe(line.trim());
+  });
+
+  test('a line that was already in the file, or ordinary code and comments, is no elision', () => {
+    expect(lazyElision('# rest of the file unchanged\nx = 1\n', '# rest of the file unchanged\nx = 2\n')).toBeUndefined();
+    expect(lazyElision('x = 1\n', '# compute the rest of the total\nrest = total - paid\nx = 2\n')).toBeUndefined();
+    expect(lazyElision('x = 1\n', 'const existing = load();\n// keep existing code paths working\n')).toBeUndefined();
   });
 });

@@ -39,6 +39,19 @@ export interface PreviewResult {
 
 /** A whole-file rewrite of an existing file is accepted only up to this size (and only if shown whole). */
 export const MAX_WHOLE_REWRITE_BYTES = 20_000;
+
+/** "… existing code …", "rest of the file unchanged": a rewrite that would drop what it elides. */
+const ELISION = /^\s*(?:\/\/|#|\/\*|\*|--|<!--)?\s*(?:\.\.\.|…)?\s*\(?(?:(?:the )?rest of (?:the )?(?:file|code|class|function|module)|(?:existing|remaining|other|previous|unchanged) (?:code|lines|methods|functions|content|implementation)|(?:code|lines) (?:unchanged|omitted|as before|remains? the same))\b.*$/i;
+
+/** The first line of a whole-file rewrite that elides code the file has (not a line it had before). */
+export function lazyElision(before: string, after: string): string | undefined {
+  const had = new Set(before.split('\n').map((l) => l.trim()));
+  return after
+    .split('\n')
+    .find((l) => ELISION.test(l) && !had.has(l.trim()))
+    ?.trim()
+    .slice(0, 80);
+}
 /** Files larger than this are not loaded for editing. */
 export const MAX_EDIT_BYTES = 16 * 1024 * 1024;
 
@@ -310,6 +323,11 @@ async function planChangeSet(root: string, files: FileChange[], opts: ApplyOptio
         }
         if (st.present && st.current === fc.content) {
           skip(`already applied: ${rel} already has this content; skipped`);
+          continue;
+        }
+        const elided = st.current === null ? undefined : lazyElision(st.current, fc.content);
+        if (elided) {
+          fail(`the FILE block for ${rel} leaves code out ("${elided}"): write every line of the file, or use SEARCH/REPLACE blocks for the parts that change`);
           continue;
         }
       }
