@@ -114,18 +114,17 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const tracked = await trackedFiles(dir);
   const named = [...(t.relatedFiles ?? []), ...(req.requestedFiles ?? [])];
   const mentions = extractMentions([t.title, t.description, ...(t.acceptanceCriteria ?? []), ...(req.guidance ?? []), failureMentions.text].join('\n'), tracked);
+  // Ranked first (the named files' spans follow their ranked definitions), rendered after them.
   const map = await buildRepoMap({
     dir,
     cacheDir: opts.cacheDir,
     mentionedFiles: [...new Set([...named, ...mentions.paths])],
     mentionedIdents: mentions.idents,
-    shownFiles: named,
-    tokenBudget: Math.max(0, Math.min(4096, Math.floor(budget / 8), Math.floor(left / 3))),
+    tokenBudget: 0,
   });
-  take(map.text);
 
-  // 4. Files: the named ones first, then files defining an identifier the task names, then
-  // the top of the ranking — each whole if it fits, else its relevant spans.
+  // 4. The files the task or the model named — each whole if it fits, else its relevant spans
+  // (as every file shown below).
   const defsByFile = new Map(map.ranked.map((r) => [r.path, r.defs]));
   const anchorsFrom = anchorLines(failureMentions.text);
   const identSet = new Set(mentions.idents);
@@ -166,6 +165,11 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     left -= countTokens(partial);
   };
   for (const rel of named) await show(rel, 0.6, true);
+  // 5. The repository map (1-4k tokens, scaled to the budget), leaving out what is shown whole.
+  const wholeFiles = Object.keys(shown).filter((f) => shown[f] === 'whole');
+  const outline = await map.render(Math.max(0, Math.min(4096, Math.floor(budget / 8), Math.floor(left / 3))), wholeFiles);
+  take(outline.text);
+  // 6. Then more files: those defining what the task names, then the top of the ranking.
   const definers = new Map<string, string[]>();
   for (const r of map.ranked) {
     for (const d of r.defs) if (identSet.has(d.name)) definers.set(d.name, [...(definers.get(d.name) ?? []), r.path]);
@@ -179,7 +183,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
 
   const sections: Section[] = [
     { title: '', body: head },
-    { title: 'Repository map (the most relevant definitions; ⋮ marks elided code)', body: map.text },
+    { title: 'Repository map (the most relevant definitions; ⋮ marks elided code)', body: outline.text },
     { title: 'Files', body: files.join('\n\n') },
     { title: 'Guidance from a person', body: guidance },
     { title: `Your previous attempt (attempt ${req.attempt - 1}) failed`, body: feedbackText },
@@ -196,7 +200,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     prompt,
     estTokens,
     shown,
-    stats: { mapTokens: map.tokens, mappedFiles: map.stats.files, mapMs: map.stats.ms, filesShown: Object.keys(shown).length },
+    stats: { mapTokens: outline.tokens, mappedFiles: map.stats.files, mapMs: map.stats.ms, filesShown: Object.keys(shown).length },
   };
 }
 

@@ -55,6 +55,8 @@ export interface RepoMap {
   tokens: number;
   /** Every mapped file with ≥1 definition, highest rank first. */
   ranked: RankedFile[];
+  /** The outline again, for another budget and other files left out (no re-ranking). */
+  render(tokenBudget: number, shownFiles?: string[]): Promise<{ text: string; tokens: number }>;
   /**
    * files: source files considered; parsed: tagged by this build; fromCache: tags read from the
    * cache (files - parsed - fromCache failed to parse and were left out); tags: definitions +
@@ -141,25 +143,26 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
 
   // The outline: every definition of the files not shown elsewhere, by definition rank, then
   // file rank; definitions no edge reaches follow, file by file.
-  const shown = new Set((req.shownFiles ?? []).map((p) => normalise(dir, p)));
-  const positive: { file: number; line: number; r: number }[] = [];
-  const rest: Pick[] = [];
-  for (const i of order) {
-    if (shown.has(mapped[i].path)) continue;
-    const dr = defRank[i];
-    for (const [name, , line] of mapped[i].tags.d) {
-      const r = dr.get(name) ?? 0;
-      if (r > 0) positive.push({ file: i, line, r });
-      else rest.push({ file: i, line });
-    }
-  }
   const rankPos = new Int32Array(mapped.length);
   order.forEach((i, k) => (rankPos[i] = k));
-  positive.sort((a, b) => b.r - a.r || rankPos[a.file] - rankPos[b.file] || a.line - b.line);
-  const picks: Pick[] = [...positive, ...rest];
-  lap('order');
   const outliner = new Outliner(dir, mapped);
-  const { text, tokens } = await outliner.fit(picks, Math.floor(req.tokenBudget), countTokens);
+  const render = async (tokenBudget: number, shownFiles: string[] = []) => {
+    const shown = new Set(shownFiles.map((p) => normalise(dir, p)));
+    const positive: { file: number; line: number; r: number }[] = [];
+    const rest: Pick[] = [];
+    for (const i of order) {
+      if (shown.has(mapped[i].path)) continue;
+      const dr = defRank[i];
+      for (const [name, , line] of mapped[i].tags.d) {
+        const r = dr.get(name) ?? 0;
+        if (r > 0) positive.push({ file: i, line, r });
+        else rest.push({ file: i, line });
+      }
+    }
+    positive.sort((a, b) => b.r - a.r || rankPos[a.file] - rankPos[b.file] || a.line - b.line);
+    return outliner.fit([...positive, ...rest], Math.floor(tokenBudget), countTokens);
+  };
+  const { text, tokens } = await render(req.tokenBudget, req.shownFiles);
   lap('render');
   if (process.env.WEAVER_REPOMAP_PROFILE) console.error(`repomap: ${laps.join(', ')} ms`);
 
@@ -167,6 +170,7 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
     text,
     tokens,
     ranked,
+    render,
     stats: { files: files.length, parsed, fromCache, ms: Math.round(performance.now() - t0), tags: tagCount },
   };
 }
