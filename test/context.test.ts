@@ -309,8 +309,10 @@ test('consensus votes on the files the answers produce: a SEARCH/REPLACE and a w
   });
   const fixed = 'def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n';
   // Same resulting file, written two ways (and with trailing spaces in the whole-file one).
-  rig.model.script('v-edit', [{ content: searchReplace('calc.py', 'def add(a, b):\n    return a - b\n', 'def add(a, b):\n    return a + b\n') }]);
-  rig.model.script('v-whole', [{ content: wholeFile('calc.py', fixed.replace('a + b', 'a + b   ')) }]);
+  // The agreeing pair answers after the odd one out: a quorum stops the vote early and would
+  // cancel a slower third call before it could be compared.
+  rig.model.script('v-edit', [{ content: searchReplace('calc.py', 'def add(a, b):\n    return a - b\n', 'def add(a, b):\n    return a + b\n'), delayMs: 400 }]);
+  rig.model.script('v-whole', [{ content: wholeFile('calc.py', fixed.replace('a + b', 'a + b   ')), delayMs: 600 }]);
   // Same tokens, other indentation: another program in Python.
   rig.model.script('v-indent', [{ content: wholeFile('calc.py', fixed.replace('    return a + b', '        return a + b').replace('def add(a, b):\n', 'def add(a, b):\n  if True:\n')) }]);
   const result = await rig.run({
