@@ -12,6 +12,8 @@ import { useRig, type Rig } from './support/weaver';
 let rig: Rig;
 useRig((r) => (rig = r));
 
+/** A slugify that passes the example repository's tests. */
+const good = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
 const user = (r: RecordedRequest) => lastUserText(r);
 const system = (r: RecordedRequest) => String(r.messages.find((m) => m.role === 'system')?.content ?? '');
 const repoDir = (name: string) => path.join(rig.tmp, name);
@@ -146,7 +148,6 @@ test('a model that asks for files gets them in the next request, without consumi
   const filler: Record<string, string> = {};
   for (let i = 0; i < 45; i++) filler[`lib/part${i}.js`] = `function part${i}() {\n  return ${i};\n}\nmodule.exports = { part${i} };\n`;
   await addFiles(repo, { ...filler, 'docs/NOTES.md': 'Slugs must be ASCII: NOTES-MARKER-5521\n' });
-  const good = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
   rig.model.script('ctx-read', [
     { content: readRequest(['docs/NOTES.md'], 'I need to see the notes first.') },
     { content: wholeFile('src/slugify.js', good, 'implement slugify') },
@@ -163,7 +164,6 @@ test('a model that asks for files gets them in the next request, without consumi
 
 test('an answer cut off at the output limit is a truncated outcome, retried with feedback', async () => {
   const repo = await rig.newRepo();
-  const good = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
   const whole = wholeFile('src/slugify.js', good, 'implement slugify');
   rig.model.script('ctx-trunc', [{ content: whole.slice(0, whole.length - 40), finishReason: 'length' }, { content: whole }]);
   const result = await rig.run(rig.task(repo, [rig.provider('ctx-trunc')]));
@@ -177,7 +177,6 @@ test('an answer cut off at the output limit is a truncated outcome, retried with
 
 test('a reasoning model gets max_completion_tokens, not max_tokens; a streamed answer is booked once', async () => {
   const repo = await rig.newRepo();
-  const good = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
   rig.model.script('o4-mini', [{ content: wholeFile('src/slugify.js', good), usage: { prompt_tokens: 1200, completion_tokens: 300 } }]);
   const result = await rig.run(rig.task(repo, [rig.provider('o4-mini', { id: 'reasoner', stream: true })]));
   expect(result.reason).toMatch(/tests passed/);
@@ -209,7 +208,6 @@ test('new file content with fences and edit-block markers applies byte-exactly',
     '````',
     'no newline at the end',
   ].join('\n');
-  const good = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
   rig.model.script('ctx-fence', [
     {
       content: editText('document the format and implement slugify', [
@@ -284,7 +282,6 @@ test('retry feedback carries the failing assertion of a node:test run whose outp
   // A noisy suite: a megabyte of passing-test output around the failure.
   const noisy = `const test = require('node:test');\nfor (let i = 0; i < 40; i++) test('noise ' + i, () => { console.log(('chatter ' + i + ' ').repeat(3300)); });\n`;
   const naive = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).trim().toLowerCase().replace(/ +/g, '-');\n}\n\nmodule.exports = { slugify };\n`;
-  const good = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
   await makeRepo(repo, {
     'package.json': '{"name":"noisy","private":true}\n',
     'src/slugify.js': "function slugify(text) {\n  throw new Error('not implemented');\n}\nmodule.exports = { slugify };\n",
@@ -350,7 +347,6 @@ test('apply feedback stays bounded: thirty failing blocks against a file with a 
 
 test('a streamed answer cut off by the connection (no finish_reason) is not applied: the call fails as network and is retried', async () => {
   const repo = await rig.newRepo();
-  const good = `// Turns a title into a URL slug.\nfunction slugify(text) {\n  return String(text).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
   const answer = wholeFile('src/slugify.js', good, 'implement slugify');
   rig.model.script('ctx-cut', [{ content: answer, chunks: 8, endStreamAfter: 4 }, { content: answer }]);
   const result = await rig.run(rig.task(repo, [rig.provider('ctx-cut', { stream: true })], { strategy: { retry: { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 20 } } }));
