@@ -223,8 +223,10 @@ test('requireApproval: commits, waits for a person, pushes only when approved', 
   const no = await rejected.result();
   expect(ok).toMatchObject({ status: 'succeeded', pushed: true });
   expect(await simpleGit(repo).revparse([ok.branch])).toBe(ok.commit);
-  expect(no).toMatchObject({ pushed: false });
-  expect(no.warnings).toContain('push rejected by bo: not yet');
+  expect(ok.approval).toMatchObject({ approved: true, by: 'ana', via: 'update' });
+  // A rejected push is its own status, not a success.
+  expect(no).toMatchObject({ status: 'rejected', pushed: false, approval: { approved: false, by: 'bo', comment: 'not yet', via: 'update' } });
+  expect(no.reason).toContain('push rejected by bo: not yet; nothing was pushed');
   expect(await branches()).not.toContain(no.branch);
 });
 
@@ -290,4 +292,39 @@ test('approval by signal works too; cancelling while awaiting approval keeps and
   // Not pushed, but not lost: the workspace with the commit is kept and named.
   expect(c.pushed).toBe(false);
   expect((await simpleGit(c.workspace!).revparse([c.branch])).trim()).toBe(c.commit);
+});
+
+test('the approval signal is a real gate: an early one and a malformed one are refused and recorded, a valid one decides', async () => {
+  const repo = await rig.newRepo();
+  // Slow enough to signal before the commit exists.
+  rig.model.script('m-gate', [{ ...answer(GOOD), delayMs: 1500 }]);
+  const h = await rig.start(rig.task(repo, [rig.provider('m-gate')], { push: true, requireApproval: true }));
+  await h.signal('approvePush', { approved: true, by: 'too-early' });
+  await waitForPhase(h, 'awaiting_approval');
+  // Not a boolean: refused, however it reads.
+  await h.signal('approvePush', { approved: 'no' as unknown as boolean, by: 'stringly' });
+  expect((await h.query<Progress>('progress')).phase).toBe('awaiting_approval');
+  await h.signal('approvePush', { approved: false, by: 'carla', comment: 'needs a test' });
+  const r = await h.result();
+  expect(r).toMatchObject({ status: 'rejected', pushed: false, approval: { approved: false, by: 'carla', via: 'signal' } });
+  expect(r.refusedApprovals?.map((x) => [x.by, x.reason])).toEqual([
+    ['too-early', expect.stringMatching(/^nothing to approve yet: the task is (preparing|generating|applying|testing|deciding|committing)/)],
+    ['stringly', 'approved must be true or false'],
+  ]);
+  expect((await simpleGit(repo).branchLocal()).all).not.toContain(r.branch);
+});
+
+test('an approval that never comes ends the wait after approvalTimeoutSec: nothing pushed, the commit kept as a bundle', async () => {
+  const repo = await rig.newRepo();
+  rig.model.script('m-timeout', [answer(GOOD)]);
+  const r = await rig.run(rig.task(repo, [rig.provider('m-timeout')], { push: true, requireApproval: true, approvalTimeoutSec: 1 }));
+  expect(r.status).toBe('rejected');
+  expect(r.reason).toMatch(/no approval within 1s; nothing was pushed, the commit is kept as a git bundle/);
+  expect(r.pushed).toBe(false);
+  expect(r.bundle?.kind).toBe('git-bundle');
+  expect((await simpleGit(repo).branchLocal()).all).not.toContain(r.branch);
+  // The bundle holds the commit.
+  const hex = r.bundle!.ref.slice('sha256:'.length);
+  const heads = await simpleGit(repo).raw(['bundle', 'list-heads', path.join(rig.artifactDir, 'sha256', hex.slice(0, 2), hex)]);
+  expect(heads).toContain(r.commit!);
 });

@@ -116,6 +116,8 @@ export const CodingTaskInputSchema = z.object({
   push: PushSchema.optional(),
   /** Wait for a person's `approvePush` (update or signal) before pushing (human in the loop). */
   requireApproval: z.boolean().optional(),
+  /** With requireApproval: stop waiting after this long; nothing is pushed, the commit is kept as a git bundle. */
+  approvalTimeoutSec: z.number().positive().optional(),
   /** Set by a parent for its children; users leave it out. */
   depth: z.number().int().nonnegative().optional(),
   /** Set by a parent for its children: provider cooldowns carried down the tree. */
@@ -234,7 +236,8 @@ export interface Usage {
   shadow?: { tokensIn: number; tokensOut: number; costUsd: number; calls: number };
 }
 
-export type TaskStatus = 'succeeded' | 'partial' | 'failed' | 'budget_exceeded' | 'cancelled';
+/** `rejected`: the work was done and committed, but a person (or the approval timeout) stopped the push. */
+export type TaskStatus = 'succeeded' | 'partial' | 'failed' | 'budget_exceeded' | 'cancelled' | 'rejected';
 
 export interface TestOutcome {
   passed: boolean;
@@ -342,6 +345,10 @@ export interface CodingTaskResult {
   bundle?: ArtifactRef;
   /** Things a person should know, e.g. a provider failing authentication. */
   warnings?: string[];
+  /** The push decision (requireApproval): approved or not, by whom, when, how it came. */
+  approval?: { approved: boolean; by?: string; comment?: string; at: string; via: 'update' | 'signal' };
+  /** Decisions refused (too early, repeated, malformed), with why. */
+  refusedApprovals?: { at: string; via: 'signal'; reason: string; by?: string }[];
   attempts: AttemptRecord[];
   usage: Usage;
   children?: ChildSummary[];

@@ -6,10 +6,8 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
-  condition,
   defineQuery,
   defineSignal,
-  defineUpdate,
   executeChild,
   isCancellation,
   log,
@@ -49,21 +47,14 @@ import { slugify } from '../domain/slug';
 import { slimChild, slimResult } from '../domain/slim';
 import { mergeUsage } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
+import { ApprovalGate } from './approval';
 import { runBounded } from './children';
 import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 
 export const progressQuery = defineQuery<Progress>('progress');
 /** A person's hint, added to the next prompt. */
 export const addGuidanceSignal = defineSignal<[string]>('addGuidance');
-export interface PushDecision {
-  approved: boolean;
-  by?: string;
-  comment?: string;
-}
-/** A person's decision on pushing, when the task has `requireApproval`; answers what happens next. */
-export const approvePushUpdate = defineUpdate<string, [PushDecision]>('approvePush');
-/** The same decision as a signal (e.g. `temporal workflow signal --name approvePush`); the first one counts. */
-export const approvePushSignal = defineSignal<[PushDecision]>('approvePush');
+export { approvePushSignal, approvePushUpdate, type PushDecision } from './approval';
 
 const MAX_WORKSPACE_REBUILDS = 3;
 /** Rounds of "show me these files" per attempt, served without consuming the attempt. */
@@ -110,7 +101,7 @@ class CodingTask {
   private committed?: { commit: string; pushed: boolean; bundle?: ArtifactRef };
   /** The workspace was deleted (its work is pushed or bundled). */
   private released = false;
-  private approval?: PushDecision;
+  private readonly gate: ApprovalGate;
 
   constructor(private readonly input: ParsedCodingTaskInput) {
     this.limits = resolveLimits(input);
@@ -136,26 +127,7 @@ class CodingTask {
       children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
     }));
     setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
-    setHandler(
-      approvePushUpdate,
-      (decision) => {
-        this.approval = decision;
-        return decision.approved ? 'approved: pushing now' : 'rejected: the commit stays in the workspace, nothing is pushed';
-      },
-      {
-        // Rejected before it enters history: the caller gets the reason at once.
-        validator: (decision) => {
-          if (!this.input.requireApproval) throw new Error('this task does not require approval (requireApproval is not set)');
-          if (!this.pushRemote()) throw new Error('this task does not push (push is not set)');
-          if (this.approval) throw new Error(`already ${this.approval.approved ? 'approved' : 'rejected'}${this.approval.by ? ` by ${this.approval.by}` : ''}`);
-          if (this.status) throw new Error(`the task has already finished (${this.status})`);
-          // Only a reviewed commit can be approved: not before the tests pass and it exists.
-          if (this.phase !== 'awaiting_approval') throw new Error(`nothing to approve yet: the task is ${this.phase}`);
-          if (typeof decision?.approved !== 'boolean') throw new Error('approved must be true or false');
-        },
-      },
-    );
-    setHandler(approvePushSignal, (decision) => void (this.approval ??= decision));
+    this.gate = new ApprovalGate(() => ({ required: !!this.input.requireApproval, pushes: !!this.pushRemote(), phase: this.phase, status: this.status }));
   }
 
   /** The whole tree's usage: this task's calls plus its finished children's. */
@@ -253,6 +225,8 @@ class CodingTask {
     }
     const result: CodingTaskResult = { workflowId: this.workflowId, status: s, reason, branch: this.branch, attempts: this.attempts, usage: this.usage(), artifacts: this.artifacts, ...extra };
     if (this.warnings.length) result.warnings = this.warnings;
+    if (this.gate.decision) result.approval = this.gate.decision;
+    if (this.gate.refused.length) result.refusedApprovals = this.gate.refused;
     this.enter('done');
     upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
     this.artifacts.push(await shared.storeArtifact({ kind: 'report', content: renderReport(result, this.input.task.title) }));
@@ -408,10 +382,15 @@ class CodingTask {
 
       switch (verdict.action) {
         case 'commit': {
-          const { commit, pushed, bundle } = await this.commit(ws, record.summary);
+          const { commit, pushed, bundle, rejected } = await this.commit(ws, record.summary);
           return {
             kind: 'done',
-            result: await this.finish('succeeded', verdict.why, { commit, pushed, bundle, workspace: pushed || bundle ? undefined : ws.dir }),
+            result: await this.finish(rejected ? 'rejected' : 'succeeded', rejected ? `${verdict.why}; ${rejected}` : verdict.why, {
+              commit,
+              pushed,
+              bundle,
+              workspace: pushed || bundle ? undefined : ws.dir,
+            }),
           };
         }
         case 'retry':
@@ -482,24 +461,32 @@ class CodingTask {
     const commitAndPush = (req: { pushRemote?: string; bundle?: boolean }) =>
       CancellationScope.nonCancellable(() => this.acts(ws).commitAndPush({ workspace: ws, message, ...req }));
     let pushRemote = this.pushRemote();
+    let rejected: string | undefined;
     if (pushRemote && this.input.requireApproval) {
       // Commit now, push only once a person says so (a durable wait: days are fine).
       const first = await commitAndPush({});
       this.committed = { commit: first.commit, pushed: false };
       this.enter('awaiting_approval');
-      await condition(() => this.approval !== undefined);
-      const a = this.approval!;
-      const who = `${a.by ?? 'a reviewer'}${a.comment ? `: ${a.comment}` : ''}`;
-      if (!a.approved) {
-        this.warnings.push(`push rejected by ${who}`);
+      const timeoutSec = this.input.approvalTimeoutSec;
+      const a = await this.gate.wait(timeoutSec === undefined ? undefined : timeoutSec * 1000);
+      const who = a ? `${a.by ?? 'a reviewer'}${a.comment ? `: ${a.comment}` : ''}` : '';
+      if (!a) {
+        // Nobody decided in time: nothing is pushed, the commit is kept as a bundle.
+        rejected = `no approval within ${timeoutSec}s; nothing was pushed, the commit is kept as a git bundle`;
+        pushRemote = undefined;
+      } else if (!a.approved) {
+        rejected = `push rejected by ${who}; nothing was pushed`;
         pushRemote = undefined;
       } else {
         this.lastDecision = { action: 'commit', why: `push approved by ${who}` };
       }
+      if (rejected) this.lastDecision = { action: 'commit', why: rejected };
       this.enter('committing');
     }
-    // A child that does not push hands its branch over as a bundle in the shared artifact store.
-    const r = await commitAndPush({ pushRemote, bundle: this.depth > 0 });
+    // A child that does not push hands its branch over as a bundle in the shared artifact store;
+    // so does a task whose approval never came.
+    const timedOut = rejected !== undefined && !this.gate.decision;
+    const r = await commitAndPush({ pushRemote, bundle: this.depth > 0 || timedOut });
     this.committed = { commit: r.commit, pushed: r.pushed, bundle: r.bundle };
     if (r.pushError) {
       this.warnings.push(`push failed: ${r.pushError}${r.bundle ? '; the branch is kept as a git bundle' : `; the commit stays in the workspace ${ws.dir}`}`);
@@ -516,7 +503,7 @@ class CodingTask {
         this.warnings.push(`could not remove the workspace ${ws.dir}: ${(err as Error).message}`);
       }
     }
-    return r;
+    return { ...r, rejected };
   }
 
   /** Runs each subtask as a child codingTask, then merges their branches and tests the result. */
@@ -652,11 +639,11 @@ class CodingTask {
       artifacts: tests.log ? [tests.log] : [],
     });
     // The merged work is committed (and pushed) even when incomplete: nothing is lost.
-    const { commit, pushed, bundle } = await this.commit(ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`);
+    const { commit, pushed, bundle, rejected } = await this.commit(ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`);
     const complete = merged === total && tests.passed;
     const testsNote = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
-    const reason = [head, testsNote, ...problems].join('; ');
-    return this.finish(complete ? 'succeeded' : 'partial', reason, {
+    const reason = [head, testsNote, ...problems, ...(rejected ? [rejected] : [])].join('; ');
+    return this.finish(rejected ? 'rejected' : complete ? 'succeeded' : 'partial', reason, {
       commit,
       pushed,
       workspace: pushed || bundle ? undefined : ws.dir,

@@ -1,3 +1,4 @@
 // Everything the worker bundles into the workflow sandbox.
-export { codingTask, progressQuery, addGuidanceSignal, approvePushUpdate } from './codingTask';
+export { codingTask, progressQuery, addGuidanceSignal } from './codingTask';
+export { approvePushSignal, approvePushUpdate } from './approval';
 export { taskBatch } from './taskBatch';

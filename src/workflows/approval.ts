@@ -1,0 +1,98 @@
+// The approval gate before a push (requireApproval): one decision, checked the same way
+// whether it comes as an Update or as a Signal, recorded with who and when; decisions that
+// came too early, twice, or malformed are refused and recorded as such.
+import { condition, defineSignal, defineUpdate, log, patched, setHandler } from '@temporalio/workflow';
+import type { Phase, TaskStatus } from '../domain/schema';
+
+export interface PushDecision {
+  approved: boolean;
+  by?: string;
+  comment?: string;
+}
+
+/** A person's decision on pushing, when the task has `requireApproval`; answers what happens next. */
+export const approvePushUpdate = defineUpdate<string, [PushDecision]>('approvePush');
+/** The same decision as a signal (e.g. `temporal workflow signal --name approvePush`); checked like the update. */
+export const approvePushSignal = defineSignal<[PushDecision]>('approvePush');
+
+export interface ApprovalRecord extends PushDecision {
+  /** Workflow time of the decision (ISO). */
+  at: string;
+  via: 'update' | 'signal';
+}
+
+export interface RefusedApproval {
+  at: string;
+  via: 'signal';
+  reason: string;
+  by?: string;
+}
+
+/** What the gate needs to know of its task at the moment a decision arrives. */
+export interface GateState {
+  required: boolean;
+  pushes: boolean;
+  phase: Phase;
+  status?: TaskStatus;
+}
+
+const MAX_REFUSALS_KEPT = 20;
+
+export class ApprovalGate {
+  decision?: ApprovalRecord;
+  readonly refused: RefusedApproval[] = [];
+
+  constructor(private readonly state: () => GateState) {
+    setHandler(approvePushUpdate, (d) => this.accept(d, 'update'), {
+      // Rejected before it enters history: the caller gets the reason at once.
+      validator: (d) => {
+        const why = this.check(d);
+        if (why) throw new Error(why);
+      },
+    });
+    setHandler(approvePushSignal, (d) => {
+      // Runs started before the gate checked signals took the first one as it came.
+      if (!patched('approval-signal-checked')) {
+        this.decision ??= { ...d, at: new Date().toISOString(), via: 'signal' };
+        return;
+      }
+      const why = this.check(d);
+      if (!why) return void this.accept(d, 'signal');
+      log.warn('approvePush signal refused', { reason: why });
+      if (this.refused.length < MAX_REFUSALS_KEPT) {
+        this.refused.push({ at: new Date().toISOString(), via: 'signal', reason: why, by: typeof d?.by === 'string' ? d.by.slice(0, 100) : undefined });
+      }
+    });
+  }
+
+  /** Why a decision cannot be taken now (undefined: it can). */
+  check(d: PushDecision | undefined): string | undefined {
+    const s = this.state();
+    if (!s.required) return 'this task does not require approval (requireApproval is not set)';
+    if (!s.pushes) return 'this task does not push (push is not set)';
+    if (this.decision) return `already ${this.decision.approved ? 'approved' : 'rejected'}${this.decision.by ? ` by ${this.decision.by}` : ''}`;
+    if (s.status) return `the task has already finished (${s.status})`;
+    // Only a reviewed commit can be approved: not before the tests pass and it exists.
+    if (s.phase !== 'awaiting_approval') return `nothing to approve yet: the task is ${s.phase}`;
+    if (typeof d?.approved !== 'boolean') return 'approved must be true or false';
+    return undefined;
+  }
+
+  private accept(d: PushDecision, via: ApprovalRecord['via']): string {
+    this.decision = {
+      approved: d.approved,
+      by: typeof d.by === 'string' ? d.by.slice(0, 100) : undefined,
+      comment: typeof d.comment === 'string' ? d.comment.slice(0, 500) : undefined,
+      at: new Date().toISOString(),
+      via,
+    };
+    return d.approved ? 'approved: pushing now' : 'rejected: the commit stays in the workspace, nothing is pushed';
+  }
+
+  /** Waits for the decision; undefined when `timeoutMs` passed first (a durable timer). */
+  async wait(timeoutMs?: number): Promise<ApprovalRecord | undefined> {
+    if (timeoutMs === undefined) await condition(() => this.decision !== undefined);
+    else await condition(() => this.decision !== undefined, timeoutMs);
+    return this.decision;
+  }
+}
