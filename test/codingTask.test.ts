@@ -308,7 +308,7 @@ test('the approval signal is a real gate: an early one and a malformed one are r
   const r = await h.result();
   expect(r).toMatchObject({ status: 'rejected', pushed: false, approval: { approved: false, by: 'carla', via: 'signal' } });
   expect(r.refusedApprovals?.map((x) => [x.by, x.reason])).toEqual([
-    ['too-early', expect.stringMatching(/^nothing to approve yet: the task is (preparing|generating|applying|testing|deciding|committing)/)],
+    ['too-early', expect.stringMatching(/^nothing to approve yet: the task is (starting|preparing|generating|applying|testing|deciding|committing)$/)],
     ['stringly', 'approved must be true or false'],
   ]);
   expect((await simpleGit(repo).branchLocal()).all).not.toContain(r.branch);
@@ -327,4 +327,24 @@ test('an approval that never comes ends the wait after approvalTimeoutSec: nothi
   const hex = r.bundle!.ref.slice('sha256:'.length);
   const heads = await simpleGit(repo).raw(['bundle', 'list-heads', path.join(rig.artifactDir, 'sha256', hex.slice(0, 2), hex)]);
   expect(heads).toContain(r.commit!);
+});
+
+test('a test command that plants a git hook and a core.fsmonitor command cannot get Weaver\'s git to run them', async () => {
+  const repo = await rig.newRepo();
+  const marks = path.join(rig.tmp, `hijack-${Date.now()}`);
+  rig.model.script('m-hijack', [answer(GOOD)]);
+  // The tests pass, and on the way they arm .git: a pre-commit hook and an fsmonitor command,
+  // each of which would leave a marker file if git ever ran it.
+  const plant = [
+    `printf '#!/bin/sh\\ntouch ${marks}-hook\\n' > .git/hooks/pre-commit`,
+    'chmod +x .git/hooks/pre-commit',
+    `git config core.fsmonitor 'touch ${marks}-fsmonitor; false'`,
+    `git config core.hooksPath .git/hooks`,
+    'node --test test/',
+  ].join(' && ');
+  const r = await rig.run(rig.task(repo, [rig.provider('m-hijack')], { push: true, testCommand: ['sh', '-c', plant] }));
+  expect(r.reason).toMatch(/tests passed/);
+  expect(r.commit).toMatch(/^[0-9a-f]{40}$/);
+  expect(existsSync(`${marks}-hook`)).toBe(false);
+  expect(existsSync(`${marks}-fsmonitor`)).toBe(false);
 });

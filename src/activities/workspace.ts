@@ -40,25 +40,51 @@ const UNSAFE_ENV_FLAGS: Record<string, keyof NonNullable<SimpleGitOptions['unsaf
 };
 
 /**
- * The environment of every git process run here: the worker's, but git never asks for a
- * credential — no terminal prompt (GIT_TERMINAL_PROMPT=0), no askpass helper (an empty
- * GIT_ASKPASS also overrides `core.askPass`; SSH_ASKPASS is dropped). A clone or push that
- * needs credentials the worker does not have fails at once instead of hanging the activity.
+ * What git may see of the worker's environment: what it needs to run and to reach a remote the
+ * way the operator set up (ssh agent or command, proxies, CA files) — never provider keys or
+ * anything else the worker holds.
+ */
+const GIT_ENV_PASSED =
+  /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TMPDIR|EDITOR|SSH_AUTH_SOCK|GIT_SSH|GIT_SSH_COMMAND|GIT_SSL_CAINFO|GIT_SSL_CAPATH|GIT_SSL_NO_VERIFY|GIT_CONFIG_GLOBAL|XDG_CONFIG_HOME|SSL_CERT_FILE|SSL_CERT_DIR|(?:HTTPS?|ALL|NO)_PROXY|(?:https?|all|no)_proxy)$/;
+
+/**
+ * Configuration no repository can override (command-line level, above `.git/config`): code
+ * written by a model or run by its tests must not get git to execute anything — no hooks, no
+ * fsmonitor command.
+ */
+const GIT_HARDENING: [string, string][] = [
+  ['core.hooksPath', '/dev/null'],
+  ['core.fsmonitor', 'false'],
+];
+
+/**
+ * The environment of every git process run here: a minimal copy of the worker's (see
+ * GIT_ENV_PASSED), repository-controlled execution off (GIT_HARDENING; no system config), and
+ * git never asks for a credential — no terminal prompt (GIT_TERMINAL_PROMPT=0), no askpass
+ * helper (an empty GIT_ASKPASS also overrides `core.askPass`). A clone or push that needs
+ * credentials the worker does not have fails at once instead of hanging the activity.
  */
 export function gitEnv(base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(base)) {
-    if (value !== undefined && name !== 'SSH_ASKPASS' && name !== 'GIT_ASKPASS') env[name] = value;
+    if (value !== undefined && GIT_ENV_PASSED.test(name)) env[name] = value;
   }
   env.GIT_TERMINAL_PROMPT = '0';
   env.GIT_ASKPASS = '';
+  env.GIT_CONFIG_NOSYSTEM = '1';
+  env.GIT_CONFIG_COUNT = String(GIT_HARDENING.length);
+  GIT_HARDENING.forEach(([key, value], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = key;
+    env[`GIT_CONFIG_VALUE_${i}`] = value;
+  });
   return env;
 }
 
 /** A simple-git instance with `gitEnv()`; `signal` aborting kills the running git process. */
 export function gitFor(baseDir: string | undefined, signal?: AbortSignal): SimpleGit {
   const env = gitEnv();
-  const unsafe: NonNullable<SimpleGitOptions['unsafe']> = {};
+  // simple-git refuses any core.hooksPath / core.fsmonitor setting unless told; ours switch them off.
+  const unsafe: NonNullable<SimpleGitOptions['unsafe']> = { allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true };
   for (const name of Object.keys(env)) {
     const flag = UNSAFE_ENV_FLAGS[name.toLowerCase().trim()];
     if (flag) unsafe[flag] = true;

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ignore from 'ignore';
+import { gitEnv } from '../workspace';
 import { langOf, type LangId } from './languages';
 
 export interface MapFile {
@@ -23,7 +24,7 @@ function git(dir: string, args: string[]): Promise<string> {
     execFile(
       'git',
       ['-C', dir, '-c', 'core.quotepath=off', ...args],
-      { maxBuffer: 512 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_OPTIONAL_LOCKS: '0' } },
+      { maxBuffer: 512 * 1024 * 1024, env: { ...gitEnv(), GIT_OPTIONAL_LOCKS: '0' } },
       (err, stdout) => (err ? reject(err) : resolve(stdout)),
     );
   });
