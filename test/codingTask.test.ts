@@ -348,3 +348,26 @@ test('a test command that plants a git hook and a core.fsmonitor command cannot 
   expect(existsSync(`${marks}-hook`)).toBe(false);
   expect(existsSync(`${marks}-fsmonitor`)).toBe(false);
 });
+
+test('a branch that already exists on the remote and was not made by this task is not overwritten', async () => {
+  const repo = await rig.newRepo();
+  const git = simpleGit(repo);
+  // Someone's own work, on the branch name the task asks for.
+  await git.raw(['checkout', '-q', '-b', 'feature/theirs']);
+  await git.raw(['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-q', '--allow-empty', '-m', 'their work']);
+  await git.raw(['checkout', '-q', 'main']);
+  const theirs = (await git.revparse(['feature/theirs'])).trim();
+  rig.model.script('m-foreign', [answer(GOOD), answer(GOOD)]);
+  const r = await rig.run(rig.task(repo, [rig.provider('m-foreign')], { push: true, branch: 'feature/theirs' }));
+  expect(r.pushed).toBe(false);
+  expect(r.warnings?.join('\n')).toMatch(/branch feature\/theirs already exists on origin and was not made by this task; it was not overwritten/);
+  expect((await git.revparse(['feature/theirs'])).trim()).toBe(theirs);
+  // Weaver's own branch, pushed by the same task again (a rerun under the same ID), is updated.
+  const id = `test-own-branch-${Date.now()}`;
+  const first = await rig.run(rig.task(repo, [rig.provider('m-foreign')], { push: true }), id);
+  expect(first.pushed).toBe(true);
+  rig.model.script('m-foreign', [answer(GOOD)]);
+  const again = await rig.run(rig.task(repo, [rig.provider('m-foreign')], { push: true }), id);
+  expect(again.pushed).toBe(true);
+  expect((await git.revparse([again.branch])).trim()).toBe(again.commit);
+});

@@ -141,6 +141,8 @@ export interface CommitRequest {
   pushRemote?: string;
   /** When not pushed, also store the branch as a git bundle artifact (children do, for their parent). */
   bundle?: boolean;
+  /** The task's workflow ID: a remote branch is overwritten only if this task made it. */
+  workflowId?: string;
 }
 
 export interface CommitResult {

@@ -218,8 +218,20 @@ export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
   }
   const commit = (await git.revparse(['HEAD'])).trim();
   if (!req.pushRemote) return { commit, pushed: false };
+  const ref = `refs/heads/${req.workspace.branch}`;
   try {
-    await git.push(req.pushRemote, `${req.workspace.branch}:refs/heads/${req.workspace.branch}`, ['--force']);
+    // Never overwrite a branch this task did not make: the remote's tip must carry our trailer.
+    // The lease then pushes only over exactly that tip (or only onto nothing, for a new branch).
+    const owner = req.workflowId ?? /^Weaver-Workflow: (.+)$/m.exec(req.message)?.[1];
+    const tip = (await git.raw(['ls-remote', '--', req.pushRemote, ref])).split(/\s/)[0] ?? '';
+    if (tip) {
+      await git.raw(['fetch', '--no-tags', '--', req.pushRemote, `+${ref}:refs/weaver/remote-tip`]);
+      const made = (await git.raw(['log', '-1', '--format=%(trailers:key=Weaver-Workflow,valueonly)', 'refs/weaver/remote-tip'])).trim();
+      if (!owner || made.split('\n').every((m) => m.trim() !== owner)) {
+        return { commit, pushed: false, pushError: `branch ${req.workspace.branch} already exists on ${req.pushRemote} and was not made by this task; it was not overwritten` };
+      }
+    }
+    await git.push(req.pushRemote, `${req.workspace.branch}:${ref}`, [`--force-with-lease=${ref}:${tip}`]);
   } catch (err) {
     // A rejected push is reported, not retried forever: the commit is safe in the workspace.
     return { commit, pushed: false, pushError: (err as Error).message.trim().split('\n').slice(-3).join(' ') };

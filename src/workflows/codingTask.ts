@@ -459,7 +459,7 @@ class CodingTask {
     const message = `${this.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${this.workflowId}`.replace(/\n{3,}/g, '\n\n');
     // Short and not to be interrupted: a cancel must not race a push (or the release after it).
     const commitAndPush = (req: { pushRemote?: string; bundle?: boolean }) =>
-      CancellationScope.nonCancellable(() => this.acts(ws).commitAndPush({ workspace: ws, message, ...req }));
+      CancellationScope.nonCancellable(() => this.acts(ws).commitAndPush({ workspace: ws, message, workflowId: this.workflowId, ...req }));
     let pushRemote = this.pushRemote();
     let rejected: string | undefined;
     if (pushRemote && this.input.requireApproval) {
