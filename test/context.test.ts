@@ -249,9 +249,14 @@ test('a CMake project whose target takes its name from its folder builds and pas
     // The target (and the binary) is named after the checkout folder: it must be "leap-year".
     testCommand: 'cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build >/dev/null && ./build/leap-year',
     limits: { testTimeoutSec: 240 },
+    push: true,
   });
   expect(result.status).toBe('succeeded');
   expect(result.attempts[0].tests?.tail).toContain('ok');
+  // The commit holds the change, not the build tree the tests left behind.
+  const tree = await simpleGit(repo).raw(['ls-tree', '-r', '--name-only', result.branch]);
+  expect(tree.split('\n').filter(Boolean).sort()).toEqual(['CMakeLists.txt', 'leap_year.cpp', 'leap_year.h', 'leap_year_test.cpp']);
+  expect(result.warnings?.join('\n')).toMatch(/not committed \(the run left them, the change did not write them\): build\//);
 });
 
 test('retry feedback carries the failing assertion of a pytest run', async () => {

@@ -143,6 +143,8 @@ export interface CommitRequest {
   bundle?: boolean;
   /** The task's workflow ID: a remote branch is overwritten only if this task made it. */
   workflowId?: string;
+  /** Commit only these paths (what the accepted change wrote); absent: everything (older runs). */
+  paths?: string[];
 }
 
 export interface CommitResult {
@@ -152,4 +154,6 @@ export interface CommitResult {
   pushError?: string;
   /** The branch as a git bundle, when requested and not pushed. */
   bundle?: ArtifactRef;
+  /** Files the run changed or created outside the accepted change (build output, test debris): not committed. */
+  leftBehind?: string[];
 }

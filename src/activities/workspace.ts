@@ -209,7 +209,10 @@ export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle) {
 
 export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
   const git = openWorkspace(req.workspace);
-  await git.add(['-A']);
+  // What the accepted change wrote, not whatever the tests and builds left in the tree.
+  if (!req.paths) await git.add(['-A']);
+  else if (req.paths.length) await git.raw(['add', '-A', '--', ...req.paths.map((p) => `:(literal)${p}`)]);
+  const leftBehind = req.paths ? await uncommitted(git) : [];
   const staged = (await git.diff(['--cached', '--name-only'])).trim();
   const head = (await git.revparse(['HEAD'])).trim();
   // Idempotent on retry: if a previous try already committed, don't commit again.
@@ -217,7 +220,8 @@ export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
     await git.raw([...GIT_IDENTITY, 'commit', '--allow-empty', '-m', req.message]);
   }
   const commit = (await git.revparse(['HEAD'])).trim();
-  if (!req.pushRemote) return { commit, pushed: false };
+  const extra = leftBehind.length ? { leftBehind } : {};
+  if (!req.pushRemote) return { commit, pushed: false, ...extra };
   const ref = `refs/heads/${req.workspace.branch}`;
   try {
     // Never overwrite a branch this task did not make: the remote's tip must carry our trailer.
@@ -228,15 +232,25 @@ export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
       await git.raw(['fetch', '--no-tags', '--', req.pushRemote, `+${ref}:refs/weaver/remote-tip`]);
       const made = (await git.raw(['log', '-1', '--format=%(trailers:key=Weaver-Workflow,valueonly)', 'refs/weaver/remote-tip'])).trim();
       if (!owner || made.split('\n').every((m) => m.trim() !== owner)) {
-        return { commit, pushed: false, pushError: `branch ${req.workspace.branch} already exists on ${req.pushRemote} and was not made by this task; it was not overwritten` };
+        return { commit, pushed: false, ...extra, pushError: `branch ${req.workspace.branch} already exists on ${req.pushRemote} and was not made by this task; it was not overwritten` };
       }
     }
     await git.push(req.pushRemote, `${req.workspace.branch}:${ref}`, [`--force-with-lease=${ref}:${tip}`]);
   } catch (err) {
     // A rejected push is reported, not retried forever: the commit is safe in the workspace.
-    return { commit, pushed: false, pushError: (err as Error).message.trim().split('\n').slice(-3).join(' ') };
+    return { commit, pushed: false, ...extra, pushError: (err as Error).message.trim().split('\n').slice(-3).join(' ') };
   }
-  return { commit, pushed: true };
+  return { commit, pushed: true, ...extra };
+}
+
+/** Changed or new files not staged for the commit (at most 50 named, then a count). */
+async function uncommitted(git: SimpleGit): Promise<string[]> {
+  const out = await git.raw(['status', '--porcelain=v1', '-z', '--untracked-files=normal']);
+  const paths = out
+    .split('\0')
+    .filter((e) => e.length > 3 && e[1] !== ' ')
+    .map((e) => e.slice(3));
+  return paths.length > 50 ? [...paths.slice(0, 50), `… and ${paths.length - 50} more`] : paths;
 }
 
 /** The branch as a git bundle in the artifact store: how a child hands its work to a parent

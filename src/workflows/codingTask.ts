@@ -382,7 +382,7 @@ class CodingTask {
 
       switch (verdict.action) {
         case 'commit': {
-          const { commit, pushed, bundle, rejected } = await this.commit(ws, record.summary);
+          const { commit, pushed, bundle, rejected } = await this.commit(ws, record.summary, record.filesChanged ?? []);
           return {
             kind: 'done',
             result: await this.finish(rejected ? 'rejected' : 'succeeded', rejected ? `${verdict.why}; ${rejected}` : verdict.why, {
@@ -439,6 +439,7 @@ class CodingTask {
     if (applied.diff) record.artifacts.push(applied.diff);
     if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
     if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
+    record.filesChanged = applied.files;
     this.enter('testing');
     const tests = await this.acts(ws).runTests.executeWithOptions({ summary: `attempt ${this.attempt}: ${commandText(this.input.testCommand)}` }, [
       { workspace: ws, command: this.input.testCommand, timeoutSec: this.limits.testTimeoutSec, secretEnvNames: this.secretEnvNames() },
@@ -454,12 +455,13 @@ class CodingTask {
     return p === true ? 'origin' : p ? p.remote : undefined;
   }
 
-  private async commit(ws: WorkspaceHandle, summary: string | undefined) {
+  /** Commits `paths` (what the accepted change wrote), pushes, and hands the workspace back. */
+  private async commit(ws: WorkspaceHandle, summary: string | undefined, paths: string[]) {
     this.enter('committing');
     const message = `${this.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${this.workflowId}`.replace(/\n{3,}/g, '\n\n');
     // Short and not to be interrupted: a cancel must not race a push (or the release after it).
     const commitAndPush = (req: { pushRemote?: string; bundle?: boolean }) =>
-      CancellationScope.nonCancellable(() => this.acts(ws).commitAndPush({ workspace: ws, message, workflowId: this.workflowId, ...req }));
+      CancellationScope.nonCancellable(() => this.acts(ws).commitAndPush({ workspace: ws, message, workflowId: this.workflowId, paths, ...req }));
     let pushRemote = this.pushRemote();
     let rejected: string | undefined;
     if (pushRemote && this.input.requireApproval) {
@@ -488,6 +490,9 @@ class CodingTask {
     const timedOut = rejected !== undefined && !this.gate.decision;
     const r = await commitAndPush({ pushRemote, bundle: this.depth > 0 || timedOut });
     this.committed = { commit: r.commit, pushed: r.pushed, bundle: r.bundle };
+    if (r.leftBehind?.length) {
+      this.warnings.push(`not committed (the run left them, the change did not write them): ${r.leftBehind.slice(0, 20).join(', ')}${r.leftBehind.length > 20 ? ', …' : ''}`);
+    }
     if (r.pushError) {
       this.warnings.push(`push failed: ${r.pushError}${r.bundle ? '; the branch is kept as a git bundle' : `; the commit stays in the workspace ${ws.dir}`}`);
     }
@@ -639,7 +644,8 @@ class CodingTask {
       artifacts: tests.log ? [tests.log] : [],
     });
     // The merged work is committed (and pushed) even when incomplete: nothing is lost.
-    const { commit, pushed, bundle, rejected } = await this.commit(ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`);
+    // The merges are commits already: nothing else of the tree goes in.
+    const { commit, pushed, bundle, rejected } = await this.commit(ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`, []);
     const complete = merged === total && tests.passed;
     const testsNote = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
     const reason = [head, testsNote, ...problems, ...(rejected ? [rejected] : [])].join('; ');
