@@ -371,3 +371,31 @@ test('a branch that already exists on the remote and was not made by this task i
   expect(again.pushed).toBe(true);
   expect((await git.revparse([again.branch])).trim()).toBe(again.commit);
 });
+
+test('a file holding a worker secret is never committed, and what the tests wrote is not committed either', async () => {
+  const repo = await rig.newRepo();
+  // The rig's worker holds TEST_API_KEY=sk-test-secret-key-123456789 (a provider key, by name).
+  rig.model.script('m-secret', [
+    {
+      content: editText('implement slugify, and a config', [
+        { path: 'src/slugify.js', action: 'write', content: GOOD },
+        { path: 'config/keys.txt', action: 'write', content: 'token=sk-test-secret-key-123456789\n' },
+      ]),
+    },
+  ]);
+  // A test run that drops a file of its own into the tree.
+  const tests = ['sh', '-c', 'echo debris > tests-wrote-this.txt && node --test test/'];
+  const r = await rig.run(rig.task(repo, [rig.provider('m-secret')], { push: true, testCommand: tests }));
+  expect(r.status).toBe('succeeded');
+  const tree = (await simpleGit(repo).raw(['ls-tree', '-r', '--name-only', r.branch])).split('\n');
+  expect(tree).toContain('src/slugify.js');
+  expect(tree).not.toContain('config/keys.txt');
+  expect(tree).not.toContain('tests-wrote-this.txt');
+  expect(r.warnings).toEqual(
+    expect.arrayContaining([
+      'not committed because they hold a secret of the worker: config/keys.txt',
+      'not committed (the run left them, the change did not write them): tests-wrote-this.txt',
+    ]),
+  );
+  expect(await simpleGit(repo).show([`${r.branch}:src/slugify.js`])).toBe(GOOD);
+});

@@ -155,7 +155,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
-      const r = await ws.commitAndPush(req);
+      const r = await ws.commitAndPush(req, secrets(req.secretEnvNames));
       if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
       return r;
     },

@@ -145,6 +145,8 @@ export interface CommitRequest {
   workflowId?: string;
   /** Commit only these paths (what the accepted change wrote); absent: everything (older runs). */
   paths?: string[];
+  /** Env var names holding provider keys: a file holding one of their values is never committed. */
+  secretEnvNames?: string[];
 }
 
 export interface CommitResult {
@@ -156,4 +158,6 @@ export interface CommitResult {
   bundle?: ArtifactRef;
   /** Files the run changed or created outside the accepted change (build output, test debris): not committed. */
   leftBehind?: string[];
+  /** Files not committed because they hold a secret of the worker. */
+  refusedSecrets?: string[];
 }

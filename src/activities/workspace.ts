@@ -1,7 +1,7 @@
 // Git workspaces: one isolated clone per task on the worker that prepared it (design rule 4).
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { simpleGit, type SimpleGit, type SimpleGitOptions } from 'simple-git';
@@ -207,12 +207,14 @@ export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle) {
   return diff ? store.put('diff', diff) : undefined;
 }
 
-export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
+export async function commitAndPush(req: CommitRequest, secrets: string[] = []): Promise<CommitResult> {
   const git = openWorkspace(req.workspace);
   // What the accepted change wrote, not whatever the tests and builds left in the tree.
   if (!req.paths) await git.add(['-A']);
   else if (req.paths.length) await git.raw(['add', '-A', '--', ...req.paths.map((p) => `:(literal)${p}`)]);
-  const leftBehind = req.paths ? await uncommitted(git) : [];
+  // A file that holds a key of the worker never leaves it, whoever wrote it.
+  const refusedSecrets = await unstageSecrets(git, req.workspace.dir, secrets);
+  const leftBehind = req.paths ? (await uncommitted(git)).filter((p) => !refusedSecrets.includes(p)) : [];
   const staged = (await git.diff(['--cached', '--name-only'])).trim();
   const head = (await git.revparse(['HEAD'])).trim();
   // Idempotent on retry: if a previous try already committed, don't commit again.
@@ -220,7 +222,7 @@ export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
     await git.raw([...GIT_IDENTITY, 'commit', '--allow-empty', '-m', req.message]);
   }
   const commit = (await git.revparse(['HEAD'])).trim();
-  const extra = leftBehind.length ? { leftBehind } : {};
+  const extra = { ...(leftBehind.length ? { leftBehind } : {}), ...(refusedSecrets.length ? { refusedSecrets } : {}) };
   if (!req.pushRemote) return { commit, pushed: false, ...extra };
   const ref = `refs/heads/${req.workspace.branch}`;
   try {
@@ -243,9 +245,23 @@ export async function commitAndPush(req: CommitRequest): Promise<CommitResult> {
   return { commit, pushed: true, ...extra };
 }
 
+/** Unstages every staged file whose content holds one of `secrets`; returns their paths. */
+async function unstageSecrets(git: SimpleGit, dir: string, secrets: string[]): Promise<string[]> {
+  if (!secrets.length) return [];
+  const staged = (await git.raw(['diff', '--cached', '--name-only', '--diff-filter=AM', '-z'])).split('\0').filter(Boolean);
+  const refused: string[] = [];
+  for (const rel of staged) {
+    const text = await readFile(path.join(dir, rel), 'latin1').catch(() => '');
+    if (secrets.some((s) => text.includes(Buffer.from(s, 'utf8').toString('latin1')))) refused.push(rel);
+  }
+  // Back to HEAD's version in the index (a new file leaves it): the commit neither adds nor deletes it.
+  if (refused.length) await git.raw(['reset', '-q', '--', ...refused.map((p) => `:(literal)${p}`)]);
+  return refused;
+}
+
 /** Changed or new files not staged for the commit (at most 50 named, then a count). */
 async function uncommitted(git: SimpleGit): Promise<string[]> {
-  const out = await git.raw(['status', '--porcelain=v1', '-z', '--untracked-files=normal']);
+  const out = await git.raw(['status', '--porcelain=v1', '-z', '--untracked-files=all']);
   const paths = out
     .split('\0')
     .filter((e) => e.length > 3 && e[1] !== ' ')

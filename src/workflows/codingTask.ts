@@ -461,7 +461,9 @@ class CodingTask {
     const message = `${this.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${this.workflowId}`.replace(/\n{3,}/g, '\n\n');
     // Short and not to be interrupted: a cancel must not race a push (or the release after it).
     const commitAndPush = (req: { pushRemote?: string; bundle?: boolean }) =>
-      CancellationScope.nonCancellable(() => this.acts(ws).commitAndPush({ workspace: ws, message, workflowId: this.workflowId, paths, ...req }));
+      CancellationScope.nonCancellable(() =>
+        this.acts(ws).commitAndPush({ workspace: ws, message, workflowId: this.workflowId, paths, secretEnvNames: this.secretEnvNames(), ...req }),
+      );
     let pushRemote = this.pushRemote();
     let rejected: string | undefined;
     if (pushRemote && this.input.requireApproval) {
@@ -490,6 +492,9 @@ class CodingTask {
     const timedOut = rejected !== undefined && !this.gate.decision;
     const r = await commitAndPush({ pushRemote, bundle: this.depth > 0 || timedOut });
     this.committed = { commit: r.commit, pushed: r.pushed, bundle: r.bundle };
+    if (r.refusedSecrets?.length) {
+      this.warnings.push(`not committed because they hold a secret of the worker: ${r.refusedSecrets.slice(0, 20).join(', ')}`);
+    }
     if (r.leftBehind?.length) {
       this.warnings.push(`not committed (the run left them, the change did not write them): ${r.leftBehind.slice(0, 20).join(', ')}${r.leftBehind.length > 20 ? ', …' : ''}`);
     }
