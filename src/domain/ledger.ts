@@ -1,12 +1,14 @@
 // The task's ledger: call events, usage, and a budget that is reserved before each call and
 // settled from the call's recorded result. Pure, so the workflow's accounting is replayable
 // and unit-testable; parallel branches each reserve, so concurrency cannot overspend.
+import { DEFAULT_OUTPUT_TOKENS } from './models';
 import { costOf, roundUsd } from './pricing';
 import type { CallEvent, ProviderSpec, Usage } from './schema';
 import { emptyUsage, recordCall, recordShadowCall } from './usage';
 
-/** Output tokens assumed for a reservation when the spec sets no maxTokens. */
-export const DEFAULT_RESERVED_OUTPUT_TOKENS = 4096;
+/** Output tokens assumed for a reservation when the spec sets no maxTokens (runs whose
+ *  providers were not resolved at start): the same default a resolved spec gets. */
+export const DEFAULT_RESERVED_OUTPUT_TOKENS = DEFAULT_OUTPUT_TOKENS;
 
 export interface BudgetLimits {
   maxCostUsd?: number;
