@@ -135,7 +135,7 @@ async function main(): Promise<void> {
       taskQueue,
       workspaceQueue: `${taskQueue}-ws`,
       workflowBundle: { code },
-      deps: { artifactDir: path.join(tmp, 'artifacts'), workspaceRoot: path.join(tmp, 'workspaces') },
+      deps: { artifactDir: path.join(tmp, 'artifacts'), workspaceRoot: path.join(tmp, 'workspaces'), repoRoots: [tmp] },
     });
     running = worker.run();
     const mem1 = process.memoryUsage();

@@ -37,13 +37,17 @@ async function main() {
   // Keep the demo's output to what it shows; the worker's own logs only when something is wrong.
   Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'WARN') });
   const serve = process.argv.includes('--serve');
+  // A development machine: the worker clones the local example repository (WEAVER_REPO_ROOTS
+  // is for real workers) and uses the sandbox when it is there. An explicit setting wins.
+  process.env.WEAVER_DEV ??= '1';
   const c = config();
   await ensureServer(c.address);
 
   let model: ScriptedModelServer | undefined;
   let provider: ProviderSpec;
   if (process.env.OPENAI_API_KEY || process.env.OPENAI_BASE_URL) {
-    provider = { id: 'openai', model: process.env.WEAVER_DEMO_MODEL || 'gpt-4o-mini', apiKeyEnv: 'OPENAI_API_KEY', maxTokens: 4000 };
+    // `openai`: the worker's built-in registry entry (its OPENAI_API_KEY, OPENAI_BASE_URL), or WEAVER_PROVIDERS's.
+    provider = { id: 'openai', model: process.env.WEAVER_DEMO_MODEL || 'gpt-4o-mini', maxTokens: 4000 };
     console.log(`Model: ${provider.model} at ${process.env.OPENAI_BASE_URL || 'api.openai.com'} (a real LLM)`);
   } else {
     model = await ScriptedModelServer.start({ port: serve ? SERVE_MODEL_PORT : 0 });

@@ -50,7 +50,7 @@ export async function main(argv: string[], out: (line: string) => void = console
     case 'run': {
       if (!arg) throw new UsageError('run needs a task file');
       const input = await readTaskFile(arg);
-      const handle = await startCodingTask(input, { workflowId: values.id });
+      const handle = await startCodingTask(input, { workflowId: values.id, onWarning: warn });
       if (!values.json) out(`started ${handle.workflowId}\n  ${webUiLink(handle.workflowId)}`);
       if (values.detach) {
         if (values.json) out(JSON.stringify({ workflowId: handle.workflowId }));
@@ -63,7 +63,7 @@ export async function main(argv: string[], out: (line: string) => void = console
     case 'batch': {
       if (!arg) throw new UsageError('batch needs a batch file ({ "tasks": [...], "concurrency": N })');
       const input = await readTaskFile(arg);
-      const handle = await startTaskBatch(input, { workflowId: values.id });
+      const handle = await startTaskBatch(input, { workflowId: values.id, onWarning: warn });
       if (!values.json) out(`started batch ${handle.workflowId}\n  ${webUiLink(handle.workflowId)}`);
       if (values.detach) {
         if (values.json) out(JSON.stringify({ workflowId: handle.workflowId }));
@@ -137,6 +137,9 @@ export async function main(argv: string[], out: (line: string) => void = console
 }
 
 class UsageError extends Error {}
+
+/** What the client changed in the input (credentials taken out of a URL): on stderr, so --json output stays JSON. */
+const warn = (message: string) => console.error(`warning: ${message}`);
 
 /** Bad input that is not a usage mistake (e.g. a task file that is not JSON): exit 2, no usage text. */
 class InputError extends Error {}

@@ -11,6 +11,7 @@ import {
   type Progress,
   type TaskBatchInput,
 } from './domain/schema';
+import { strippedCredentialsNote, stripTaskCredentials } from './domain/repoUrl';
 import { WeaverRepo, WeaverStatus } from './domain/searchAttributes';
 import { slugify } from './domain/slug';
 
@@ -25,6 +26,18 @@ export interface ClientOptions {
   taskQueue?: string;
   /** Defaults to `weaver-<slug of the title>-<random>`: readable in the Web UI. */
   workflowId?: string;
+  /**
+   * Told what the client changed in the input before starting — e.g. credentials taken out of a
+   * `repo` URL (the worker supplies git credentials). Default: `console.warn`.
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** The input without credentials in its repo / push.remote URLs; says so through `onWarning`. */
+function withoutCredentials<T extends Parameters<typeof stripTaskCredentials>[0]>(input: T, opts: ClientOptions, label = ''): T {
+  const { input: clean, stripped } = stripTaskCredentials(input);
+  if (stripped.length) (opts.onWarning ?? ((m: string) => console.warn(`weaver: ${m}`)))(`${label}${strippedCredentialsNote(stripped)}`);
+  return clean;
 }
 
 let defaultClient: Promise<Client> | undefined;
@@ -52,9 +65,13 @@ export function makeWorkflowId(title: string): string {
   return `weaver-${slugify(title)}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** Validates (throws TaskInputError naming each bad field) and starts a codingTask. */
+/**
+ * Validates (throws TaskInputError naming each bad field, e.g. an `apiKeyEnv`: keys and where they
+ * go are the worker's registry's, WEAVER_PROVIDERS) and starts a codingTask.
+ */
 export async function startCodingTask(input: CodingTaskInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle<typeof codingTask>> {
-  const parsed = parseTaskInput(input);
+  // Credentials never start a workflow: they would be in its history, search attributes and memo.
+  const parsed = withoutCredentials(parseTaskInput(input), opts);
   const client = opts.client ?? (await weaverClient());
   const workflowId = opts.workflowId ?? makeWorkflowId(parsed.task.title);
   try {
@@ -67,7 +84,7 @@ export async function startCodingTask(input: CodingTaskInput | unknown, opts: Cl
       staticSummary: `Weaver: ${parsed.task.title}`,
       staticDetails: [
         `**repo** ${parsed.repo}${parsed.baseBranch ? ` (${parsed.baseBranch})` : ''}`,
-        `**providers** ${parsed.providers.map((p) => `${p.id} (${p.model})`).join(', ')} · strategy ${parsed.strategy?.mode ?? 'sequential'}`,
+        `**providers** ${parsed.providers.map((p) => `${p.id} (${p.model ?? 'default model'})`).join(', ')} · strategy ${parsed.strategy?.mode ?? 'sequential'}`,
         `**tests** ${parsed.testCommand ? (Array.isArray(parsed.testCommand) ? parsed.testCommand.join(' ') : parsed.testCommand) : 'none'}`,
       ].join('\n\n'),
       typedSearchAttributes: [
@@ -84,7 +101,8 @@ export async function startCodingTask(input: CodingTaskInput | unknown, opts: Cl
 }
 
 export async function startTaskBatch(input: TaskBatchInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle> {
-  const parsed = parseBatchInput(input);
+  const batch = parseBatchInput(input);
+  const parsed = { ...batch, tasks: batch.tasks.map((t, i) => withoutCredentials(t, opts, `tasks[${i}]: `)) };
   const client = opts.client ?? (await weaverClient());
   return client.workflow.start('taskBatch', {
     taskQueue: opts.taskQueue ?? config().taskQueue,

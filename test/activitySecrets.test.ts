@@ -1,7 +1,7 @@
 // Design rule 6 at the activity layer, with real processes and real HTTP: provider keys named
-// by the task (secretEnvNames / apiKeyEnv, whatever their name looks like) never reach a test or
-// setup command nor any stored log; a provider with its own baseURL never receives the worker's
-// OPENAI_API_KEY; every call is bounded by max_tokens.
+// by the worker's registry or by secretEnvNames (whatever their name looks like) never reach a test or
+// setup command nor any stored log; a provider with its own baseURL never receives a key of the worker's (nor its
+// OPENAI_API_KEY); every call is bounded by max_tokens.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,10 +15,11 @@ import { createExampleRepo } from '../src/devtools/demo';
 import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
 import { DEFAULT_RESERVED_OUTPUT_TOKENS } from '../src/domain/ledger';
 import { REDACTED } from '../src/domain/redact';
-import type { ProviderSpec } from '../src/domain/schema';
+import type { ProviderRegistry } from '../src/domain/registry';
+import { SandboxPolicySchema, type ProviderSpec } from '../src/domain/schema';
 import { wholeFile } from './support/answers';
 
-// Names with no secret-looking suffix: only secretEnvNames / apiKeyEnv mark them as keys.
+// Names with no secret-looking suffix: only secretEnvNames / the registry's apiKeyEnv mark them as keys.
 const CRED_NAME = 'MY_LLM_CRED';
 const CRED = 'cred-value-Zq9xW2pL7vK4mN';
 const ECHO_NAME = 'WEAVER_TEST_PLAIN_COPY';
@@ -39,6 +40,7 @@ beforeEach(() => {
     workspaceQueue: 'ws-queue',
     env: process.env,
     heartbeatMs: 50,
+    repoRoots: [base],
   };
 });
 
@@ -66,6 +68,8 @@ function allArtifacts(dir: string): string {
   return out;
 }
 
+// Only env vars the task lets in by name reach a command; this one holds the key's value under a plain name.
+const LET_IN = SandboxPolicySchema.parse({ env: [ECHO_NAME] });
 const PRINT = `echo "scrubbed=[$${CRED_NAME}]"; echo "echoed=[$${ECHO_NAME}]"`;
 
 describe('commands get no provider key named in secretEnvNames, and their output is redacted', () => {
@@ -74,7 +78,7 @@ describe('commands get no provider key named in secretEnvNames, and their output
     const acts = createActivities(deps);
     const env = mockEnv();
     const workspace = (await env.run(acts.prepareWorkspace, { workflowId: 'wf-tests', repo, baseBranch: 'main', branch: 'weaver/t' })) as WorkspaceHandle;
-    const r = (await env.run(acts.runTests, { workspace, command: PRINT, timeoutSec: 30, secretEnvNames: [CRED_NAME] })) as RunTestsResult;
+    const r = (await env.run(acts.runTests, { workspace, command: PRINT, timeoutSec: 30, secretEnvNames: [CRED_NAME], sandbox: LET_IN })) as RunTestsResult;
     expect(r.passed).toBe(true);
     expect(r.tail).toContain('scrubbed=[]');
     expect(r.tail).toContain(`echoed=[${REDACTED}]`);
@@ -95,6 +99,7 @@ describe('commands get no provider key named in secretEnvNames, and their output
         branch: 'weaver/s',
         setupCommand: `${PRINT}; exit 3`,
         secretEnvNames: [CRED_NAME],
+        sandbox: LET_IN,
       })
       .then(
         () => new Error('resolved'),
@@ -124,15 +129,15 @@ describe('generateChange against the scripted model server', () => {
     await server.close();
   });
 
-  async function call(provider: ProviderSpec, workerEnv: Record<string, string | undefined>): Promise<GenerateChangeResult> {
-    const d = { ...deps, env: workerEnv };
+  async function call(provider: ProviderSpec, workerEnv: Record<string, string | undefined>, more: Partial<ActivityDeps> = {}): Promise<GenerateChangeResult> {
+    const d = { ...deps, env: workerEnv, ...more };
     const prompt = await new ArtifactStore(d.artifactDir).putJson('prompt', { system: 'sys', user: 'do the thing' });
     const req: GenerateChangeRequest = { workflowId: 'wf-llm', attempt: 1, provider, prompt, role: 'primary' };
     return (await mockEnv().run(createActivities(d).generateChange, req)) as GenerateChangeResult;
   }
   const change = (summary: string) => ({ content: wholeFile('a.txt', 'hi\n', summary) });
 
-  test('a provider with a baseURL and no apiKeyEnv gets no key of the worker (dummy key); max_tokens defaults to the reservation', async () => {
+  test('a keyless inline endpoint (a baseURL, no registry entry) gets no key of the worker (dummy key); max_tokens defaults to the reservation', async () => {
     server.script('local-model', [change('local answer')]);
     const r = await call({ id: 'local', model: 'local-model', baseURL: server.url }, { OPENAI_API_KEY: WORKER_OPENAI_KEY });
     expect(r.outcome).toBe('ok');
@@ -143,13 +148,12 @@ describe('generateChange against the scripted model server', () => {
     expect(DEFAULT_RESERVED_OUTPUT_TOKENS).toBe(4096);
   });
 
-  test('apiKeyEnv (any name) is sent, maxTokens is honoured, and the key is redacted from what the answer leaves behind', async () => {
+  const keyedRegistry = (): ProviderRegistry => ({ providers: { keyed: { baseURL: server.url, apiKeyEnv: CRED_NAME, models: ['keyed-model'] } } });
+
+  test("a registry provider's key (any env var name) is sent to the registry's endpoint, maxTokens is honoured, and the key is redacted from what the answer leaves behind", async () => {
     // The answer echoes the key: in the summary (history) and in the raw response (artifact).
     server.script('keyed-model', [change(`I saw ${CRED} in the env`)]);
-    const r = await call(
-      { id: 'keyed', model: 'keyed-model', baseURL: server.url, apiKeyEnv: CRED_NAME, maxTokens: 321 },
-      { OPENAI_API_KEY: WORKER_OPENAI_KEY, [CRED_NAME]: CRED },
-    );
+    const r = await call({ id: 'keyed', model: 'keyed-model', maxTokens: 321 }, { OPENAI_API_KEY: WORKER_OPENAI_KEY, [CRED_NAME]: CRED }, { providers: keyedRegistry() });
     expect(r.outcome).toBe('ok');
     const [req] = server.requestsFor('keyed-model');
     expect(req.headers.authorization).toBe(`Bearer ${CRED}`);
@@ -159,11 +163,42 @@ describe('generateChange against the scripted model server', () => {
     expect(allArtifacts(deps.artifactDir)).not.toContain(CRED);
   });
 
-  test('without a baseURL the worker OPENAI_API_KEY is still the default (unchanged for OpenAI itself)', async () => {
+  test('without WEAVER_PROVIDERS, `openai` is the built-in provider: the worker OPENAI_API_KEY at its OPENAI_BASE_URL', async () => {
     // OPENAI_BASE_URL is the worker's own endpoint setting: the provider spec names no baseURL.
     server.script('default-model', [change('default answer')]);
-    const r = await call({ id: 'default', model: 'default-model' }, { OPENAI_API_KEY: WORKER_OPENAI_KEY, OPENAI_BASE_URL: server.url });
+    const r = await call({ id: 'openai', model: 'default-model' }, { OPENAI_API_KEY: WORKER_OPENAI_KEY, OPENAI_BASE_URL: server.url });
     expect(r.outcome).toBe('ok');
     expect(server.requestsFor('default-model')[0].headers.authorization).toBe(`Bearer ${WORKER_OPENAI_KEY}`);
+  });
+
+  test('the endpoint comes from the registry by id: a request with its own baseURL for a keyed provider is refused, nothing is sent', async () => {
+    const before = server.count();
+    const err = await call({ id: 'keyed', model: 'keyed-model', baseURL: `${server.url}/evil` }, { [CRED_NAME]: CRED }, { providers: keyedRegistry() }).then(
+      () => new Error('resolved'),
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ type: 'ProviderNotAllowed', nonRetryable: true });
+    expect(server.count()).toBe(before);
+  });
+
+  test('with WEAVER_ALLOW_INLINE_ENDPOINTS a registry id may go to its own baseURL — without the key', async () => {
+    server.script('keyed-model', [change('inline answer')]);
+    const r = await call(
+      { id: 'keyed', model: 'keyed-model', baseURL: server.url.replace('127.0.0.1', 'localhost') },
+      { [CRED_NAME]: CRED },
+      { providers: keyedRegistry(), allowInlineEndpoints: true },
+    );
+    expect(r.outcome).toBe('ok');
+    const req = server.requestsFor('keyed-model').at(-1)!;
+    expect(req.headers.authorization).toBe('Bearer not-needed');
+  });
+
+  test('an id that is not in the registry and names no endpoint is refused', async () => {
+    const err = await call({ id: 'somewhere', model: 'x' }, { OPENAI_API_KEY: WORKER_OPENAI_KEY }).then(
+      () => new Error('resolved'),
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ type: 'ProviderNotAllowed' });
+    expect((err as Error).message).toMatch(/WEAVER_PROVIDERS/);
   });
 });

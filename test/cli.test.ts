@@ -105,6 +105,7 @@ describe('temporal CLI (official binary)', () => {
       .filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED')
       .map((e) => e.activityTaskScheduledEventAttributes!.activityType.name);
     expect([...new Set(scheduled)]).toEqual([
+      'resolveProviders', // the task's providers against the worker's registry, once
       'prepareWorkspace',
       'buildPrompt',
       'generateChange',

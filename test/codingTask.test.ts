@@ -202,7 +202,9 @@ test('invalid input sent around the client fails the workflow with InvalidTaskIn
   });
   const err = await handle.result().catch((e: unknown) => e);
   expect(err).toBeInstanceOf(WorkflowFailedError);
-  expect(String((err as WorkflowFailedError).cause?.message)).toMatch(/providers\.0\.apiKeyEnv: must be an environment variable name/);
+  const message = String((err as WorkflowFailedError).cause?.message);
+  expect(message).toMatch(/providers\.0\.apiKeyEnv: not accepted in a task input: name a provider id from the worker's registry \(WEAVER_PROVIDERS\)/);
+  expect(message).not.toContain('sk-live-not-a-name');
 });
 
 test('requireApproval: commits, waits for a person, pushes only when approved', async () => {
@@ -340,9 +342,9 @@ test('a test command that plants a git hook and a core.fsmonitor command cannot 
     'chmod +x .git/hooks/pre-commit',
     `git config core.fsmonitor 'touch ${marks}-fsmonitor; false'`,
     `git config core.hooksPath .git/hooks`,
-    'node --test test/',
-  ].join(' && ');
-  const r = await rig.run(rig.task(repo, [rig.provider('m-hijack')], { push: true, testCommand: ['sh', '-c', plant] }));
+  ].join('; ');
+  // In the sandbox `.git` is read-only, so the planting fails; the tests still pass.
+  const r = await rig.run(rig.task(repo, [rig.provider('m-hijack')], { push: true, testCommand: ['sh', '-c', `${plant}; node --test test/`] }));
   expect(r.reason).toMatch(/tests passed/);
   expect(r.commit).toMatch(/^[0-9a-f]{40}$/);
   expect(existsSync(`${marks}-hook`)).toBe(false);
@@ -375,16 +377,18 @@ test('a branch that already exists on the remote and was not made by this task i
 test('a file holding a worker secret is never committed, and what the tests wrote is not committed either', async () => {
   const repo = await rig.newRepo();
   // The rig's worker holds TEST_API_KEY=sk-test-secret-key-123456789 (a provider key, by name).
+  // An answer that writes it is refused before it applies (test/promptSecrets.test.ts); here the
+  // answer writes a harmless file and the test run puts the key into it (as a test that read
+  // the worker's environ would), and drops a file of its own into the tree.
   rig.model.script('m-secret', [
     {
       content: editText('implement slugify, and a config', [
         { path: 'src/slugify.js', action: 'write', content: GOOD },
-        { path: 'config/keys.txt', action: 'write', content: 'token=sk-test-secret-key-123456789\n' },
+        { path: 'config/keys.txt', action: 'write', content: 'token=placeholder\n' },
       ]),
     },
   ]);
-  // A test run that drops a file of its own into the tree.
-  const tests = ['sh', '-c', 'echo debris > tests-wrote-this.txt && node --test test/'];
+  const tests = ['sh', '-c', 'echo token=sk-test-secret-key-123456789 > config/keys.txt && echo debris > tests-wrote-this.txt && node --test test/'];
   const r = await rig.run(rig.task(repo, [rig.provider('m-secret')], { push: true, testCommand: tests }));
   expect(r.status).toBe('succeeded');
   const tree = (await simpleGit(repo).raw(['ls-tree', '-r', '--name-only', r.branch])).split('\n');

@@ -56,7 +56,7 @@ test("temporal registers every Weaver search attribute with its type", () => {
 
 test('worker runs the project on node 20 against the temporal service', () => {
   const w = compose.services.worker;
-  expect(w.image ?? '').toMatch(/^node:20/);
+  expect(readFileSync(path.join(__dirname, '..', dockerfile(w)), 'utf8')).toMatch(/^FROM node:20/m);
   expect(argv(w.command).join(' ')).toMatch(/npm ci && npm run worker/);
   const e = env(w);
   expect(e.TEMPORAL_ADDRESS).toBe('temporal:7233');
@@ -67,6 +67,21 @@ test('worker runs the project on node 20 against the temporal service', () => {
   expect(e.OPENAI_API_KEY ?? '').toMatch(/^(\$\{OPENAI_API_KEY(:?-)?\})?$/);
   const deps = w.depends_on;
   expect(Array.isArray(deps) ? deps : Object.keys(deps ?? {})).toContain('temporal');
+});
+
+function dockerfile(w: Service): string {
+  const build = w.build as { context?: string; dockerfile?: string } | undefined;
+  expect(build?.dockerfile).toBeTruthy();
+  return path.join(build?.context ?? '.', build!.dockerfile!);
+}
+
+test('the worker image has bubblewrap, the worker requires the sandbox, and the container allows what bwrap needs', () => {
+  const w = compose.services.worker as Service & { security_opt?: string[] };
+  const file = readFileSync(path.join(__dirname, '..', dockerfile(w)), 'utf8');
+  expect(file).toMatch(/apt-get install[^\n]*\bbubblewrap\b/);
+  expect(env(w).WEAVER_SANDBOX).toBe('required');
+  // User namespaces (seccomp, AppArmor) and a fresh /proc (Docker masks /proc paths otherwise).
+  expect(w.security_opt).toEqual(expect.arrayContaining(['seccomp=unconfined', 'apparmor=unconfined', 'systempaths=unconfined']));
 });
 
 test('artifacts and workspaces live on a named volume that survives container restarts', () => {

@@ -217,7 +217,7 @@ test('cancelling the parent cancels running children, waits for their cleanup, a
     }),
     id,
   );
-  const running = () => execSync(`ps -eo stat=,args= | grep '${marker}' | grep -v grep | grep -v '^Z' || true`).toString().trim().split('\n').filter(Boolean).length;
+  const running = () => execSync(`ps -eo stat=,args= | grep '${marker}' | grep -v grep | grep -v bwrap | grep -v '^Z' || true`).toString().trim().split('\n').filter(Boolean).length;
   const deadline = Date.now() + 30_000;
   while (running() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   expect(running()).toBe(2);

@@ -4,7 +4,7 @@
 // (the reservation), never as known tokens (design rules 4 and 5).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
@@ -131,15 +131,20 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
   const bundleFile = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
   if (!bundleFile) workflowBundle(); // throws the reason there is no bundle
 
-  // 1. A real worker process.
+  // 1. A real worker process, its provider registry in a file (WEAVER_PROVIDERS): the key is the worker's.
+  const registry = { providers: { [MODEL]: { baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', models: [MODEL], pricing: PRICING } } };
+  const registryFile = path.join(tmp, 'providers.json');
+  await writeFile(registryFile, JSON.stringify(registry));
   const doomed = await spawnWorker({
     ...API_KEY_ENV,
+    WEAVER_PROVIDERS: registryFile,
     TEMPORAL_ADDRESS: testAddress(),
     TEMPORAL_NAMESPACE: 'default',
     WEAVER_TASK_QUEUE: taskQueue,
     WEAVER_WORKSPACE_QUEUE: workspaceQueue,
     WEAVER_WORKSPACE_ROOT: workspaceRoot,
     WEAVER_ARTIFACT_DIR: artifactDir,
+    WEAVER_REPO_ROOTS: tmp,
     WEAVER_HEARTBEAT_MS: '50',
     WEAVER_RETRY_DELAY_SCALE: '0.01',
     WEAVER_WORKFLOW_BUNDLE: bundleFile!,
@@ -147,7 +152,7 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
 
   // 2. The first call never answers (it is on the wire when the worker dies); the next one does.
   model.script(MODEL, [{ hang: true }, { content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE }]);
-  const provider: ProviderSpec = { id: MODEL, model: MODEL, baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', pricing: PRICING, maxTokens: 10_000 };
+  const provider: ProviderSpec = { id: MODEL, model: MODEL, maxTokens: 10_000 };
   const repo = await createExampleRepo(path.join(tmp, 'repo'));
   const input = {
     ...exampleTask(repo, provider),
@@ -170,7 +175,8 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
     taskQueue,
     workspaceQueue,
     workflowBundle: workflowBundle(),
-    deps: { artifactDir, workspaceRoot, env: { ...process.env, ...API_KEY_ENV }, heartbeatMs: 50, retryDelayScale: 0.01 },
+    providers: registry,
+    deps: { artifactDir, workspaceRoot, env: { ...process.env, ...API_KEY_ENV }, heartbeatMs: 50, retryDelayScale: 0.01, repoRoots: [tmp] },
   });
   const running = replacement.run();
   cleanups.push(async () => {

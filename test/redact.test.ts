@@ -1,4 +1,4 @@
-import { findRedactions, normalizeSecrets, redact, REDACTED, scrubEnv, secretsFromEnv, StreamRedactor } from '../src/domain/redact';
+import { findRedactions, normalizeSecrets, redact, redactCounted, REDACTED, scrubEnv, secretFileReason, secretsFromEnv, StreamRedactor } from '../src/domain/redact';
 
 describe('redact', () => {
   it('replaces every occurrence of each literal secret', () => {
@@ -155,5 +155,98 @@ describe('StreamRedactor', () => {
     const input = '😀'.repeat(5000);
     const out = streamed(input, [333], { carry: 64, minEmit: 64 });
     expect(out).toBe(input);
+  });
+});
+
+describe('redaction of prompts (issue 8, item 7)', () => {
+  const PEM = '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx1x2y3z4\nAbCdEf0123456789+/==\n-----END RSA PRIVATE KEY-----\n';
+
+  it('counts what it masks, and masking twice masks (and counts) nothing more', () => {
+    const once = redactCounted('key AKIAABCDEFGHIJKLMNOP and sk-test-secret-key-123456789 and api_key="abc-123-xyz"', ['sk-test-secret-key-123456789']);
+    expect(once.count).toBe(3);
+    expect(once.text).toBe(`key ${REDACTED} and ${REDACTED} and api_key="${REDACTED}"`);
+    expect(redactCounted(once.text, ['sk-test-secret-key-123456789'])).toEqual({ text: once.text, count: 0 });
+    expect(redactCounted('', ['abcdefgh'])).toEqual({ text: '', count: 0 });
+  });
+
+  it('masks AWS secret access keys and private key blocks (a file and a string literal)', () => {
+    const aws = 'AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"\nAWS_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\n';
+    expect(redact(aws, [])).toBe(`AWS_ACCESS_KEY_ID = "${REDACTED}"\nAWS_SECRET_ACCESS_KEY = "${REDACTED}"\n`);
+    expect(redact(`aws_secret_access_key=wJalrXUtnFEMI/K7MDENG`, [])).toBe(`aws_secret_access_key=${REDACTED}`);
+    expect(redact(PEM, [])).toBe(`-----BEGIN RSA PRIVATE KEY-----${REDACTED}\n-----END RSA PRIVATE KEY-----\n`);
+    const inString = `const KEY = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\nkqhkiG9w0BAQEF\\n-----END PRIVATE KEY-----";`;
+    expect(redact(inString, [])).toBe(`const KEY = "-----BEGIN PRIVATE KEY-----${REDACTED}\\n-----END PRIVATE KEY-----";`);
+  });
+
+  it('code mode masks literals, not expressions, names or placeholders', () => {
+    const code = (t: string) => redactCounted(t, [], { code: true }).text;
+    // Literals: quoted values, unquoted tokens with a digit, env-file lines, known token shapes.
+    expect(code('password = "hunter2-db"')).toBe(`password = "${REDACTED}"`);
+    expect(code("API_KEY: 'abc123def456'")).toBe(`API_KEY: '${REDACTED}'`);
+    expect(code('auth_token = a1b2c3d4e5f6')).toBe(`auth_token = ${REDACTED}`);
+    expect(code('DB_PASSWORD=hunter2')).toBe(`DB_PASSWORD=${REDACTED}`);
+    expect(code('key = "AKIAABCDEFGHIJKLMNOP"')).toBe(`key = "${REDACTED}"`);
+    expect(code('url = "postgres://app:s3cretpass@db/app"')).toBe(`url = "postgres://app:${REDACTED}@db/app"`);
+    // Code that only names secrets is left readable (redact() for logs would mask these).
+    for (const line of [
+      'next_token = tokens[0]',
+      'password: string;',
+      'connect(user, password=password)',
+      'api_key = os.environ["API_KEY"]',
+      'api_key = "${API_KEY}"',
+      'headers = {"X-Api-Key": "<your key>"}',
+      'password = "x"',
+      'url = f"postgres://{user}:{password}@{host}/db"',
+    ]) {
+      expect(code(line)).toBe(line);
+    }
+    expect(redact('next_token = tokens[0]', [])).not.toBe('next_token = tokens[0]');
+  });
+
+  it('literalOnly masks the given values and nothing else', () => {
+    expect(redactCounted('A=sk-ABCDEFGHIJKLMNOPQRST B=mysecretvalue', ['mysecretvalue'], { literalOnly: true })).toEqual({
+      text: `A=sk-ABCDEFGHIJKLMNOPQRST B=${REDACTED}`,
+      count: 1,
+    });
+  });
+
+  it('stays linear with the new patterns', () => {
+    const big = '-----BEGIN RSA PRIVATE KEY-----'.repeat(5000) + '\nAAAA'.repeat(100_000) + ' aws_secret_access_key'.repeat(20_000);
+    const t0 = Date.now();
+    redactCounted(big, [], { code: true });
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it('knows secret files by name, and by content where the name is not enough', () => {
+    for (const rel of [
+      '.env',
+      'config/.env.local',
+      '.env.production',
+      '.envrc',
+      'certs/server.pem',
+      'tls/server.key',
+      'id_rsa',
+      'home/.ssh/id_ed25519',
+      '.netrc',
+      '.git-credentials',
+      'credentials.json',
+      'store.p12',
+      'store.pfx',
+      'secrets.yaml',
+      'deploy/secrets.json',
+      '.aws/credentials',
+      'client_secret_1234.json',
+    ]) {
+      expect([rel, secretFileReason(rel)]).toEqual([rel, expect.any(String)]);
+    }
+    for (const rel of ['.env.example', '.env.sample', '.env.template', 'src/env.ts', 'id_rsa.pub', 'src/keys.py', 'docs/secrets.md.txt', 'environment.yml', '.npmrc', 'secrets.example.yaml']) {
+      expect([rel, secretFileReason(rel)]).toEqual([rel, undefined]);
+    }
+    // By content: a token in a package-manager config, a private key anywhere.
+    expect(secretFileReason('.npmrc', 'registry=https://registry.npmjs.org/\n')).toBeUndefined();
+    expect(secretFileReason('.npmrc', '//registry.npmjs.org/:_authToken=npm_abcdef\n')).toMatch(/token/);
+    expect(secretFileReason('.pypirc', '[pypi]\nusername = __token__\npassword = pypi-AgEIcHlwaS5vcmc\n')).toMatch(/token/);
+    expect(secretFileReason('test/fixtures/key.js', `module.exports = ${JSON.stringify(PEM)};`)).toMatch(/private key/);
+    expect(secretFileReason('id_rsa.pub', 'ssh-rsa AAAAB3Nza user@host')).toBeUndefined();
   });
 });

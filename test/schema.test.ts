@@ -92,12 +92,12 @@ describe('parseTaskInput', () => {
     expect(issues[0].startsWith(`${field}: `)).toBe(true);
   });
 
-  it('explains that apiKeyEnv wants a variable name, not a key', () => {
+  it('refuses apiKeyEnv in a task, naming the fix (a provider id from the worker registry) and never echoing the value', () => {
     const [issue] = issuesOf({ ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: 'sk-abc' }] });
-    expect(issue).toContain('environment variable name');
-    expect(parseTaskInput({ ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: 'OPENAI_API_KEY' }] }).providers[0].apiKeyEnv).toBe(
-      'OPENAI_API_KEY',
+    expect(issue).toBe(
+      "providers.0.apiKeyEnv: not accepted in a task input: name a provider id from the worker's registry (WEAVER_PROVIDERS) instead; the worker decides which key is sent where",
     );
+    expect(issue).not.toContain('sk-abc');
   });
 
   it('names every bad field at once', () => {
@@ -204,15 +204,29 @@ describe('secrets and URLs in provider specs', () => {
     ['a Groq-style key', 'gsk_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOP'],
     ['an OpenAI-style key with underscores', 'sk_live_abc123'],
     ['a long mixed-case token', 'AbCdEf0123456789GhIjKlMnOp'],
-  ])('rejects %s as apiKeyEnv', (_what, value) => {
+  ])('rejects %s as apiKeyEnv (and does not echo it)', (_what, value) => {
     const issues = issuesOf({ ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: value }] });
-    expect(issues).toEqual(['providers.0.apiKeyEnv: must be an environment variable name, not a key']);
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatch(/^providers\.0\.apiKeyEnv: not accepted in a task input/);
+    expect(issues[0]).not.toContain(value);
   });
 
-  it('accepts ordinary variable names', () => {
-    for (const name of ['OPENAI_API_KEY', 'GROQ_API_KEY', 'my_llm_key']) {
-      expect(parseTaskInput({ ...minimal, providers: [{ id: 'a', model: 'm', apiKeyEnv: name }] }).providers[0].apiKeyEnv).toBe(name);
+  it('rejects ordinary variable names too: a task never chooses which env var is sent where', () => {
+    for (const name of ['OPENAI_API_KEY', 'AWS_SECRET_ACCESS_KEY', 'my_llm_key']) {
+      expect(issuesOf({ ...minimal, providers: [{ id: 'a', model: 'm', baseURL: 'https://evil.example/v1', apiKeyEnv: name }] })).toEqual([
+        expect.stringMatching(/^providers\.0\.apiKeyEnv: not accepted in a task input: name a provider id from the worker's registry \(WEAVER_PROVIDERS\)/),
+      ]);
     }
+    expect(issuesOf({ ...minimal, providers: [{ id: 'a', model: 'm', apiKey: 'sk-live-0123456789' }] })).toEqual([
+      expect.stringMatching(/^providers\.0\.apiKey: not accepted in a task input/),
+    ]);
+  });
+
+  it('a registry id alone is a provider (the model defaults to the registry\'s); an inline baseURL needs a model', () => {
+    expect(parseTaskInput({ ...minimal, providers: [{ id: 'openai' }] }).providers).toEqual([{ id: 'openai' }]);
+    expect(issuesOf({ ...minimal, providers: [{ id: 'local', baseURL: 'http://localhost:11434/v1' }] })).toEqual([
+      'providers.0.model: required with an inline baseURL (a keyless endpoint the registry does not describe)',
+    ]);
   });
 
   it('rejects a baseURL without http(s)', () => {

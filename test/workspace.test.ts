@@ -33,6 +33,7 @@ beforeEach(() => {
     workspaceQueue: 'ws-queue',
     env: process.env,
     heartbeatMs: 20,
+    repoRoots: [base],
   };
 });
 

@@ -11,6 +11,7 @@ import { lstat, mkdir, open, readFile, realpath, rmdir, unlink, stat } from 'nod
 import path from 'node:path';
 import { applyEdit, MATCH_LEVEL_DESCRIPTIONS, MAX_CANDIDATES } from '../domain/matching';
 import { ChangeSetSchema, formatZodIssues, type ChangeSet, type FileChange } from '../domain/schema';
+import { REDACTED } from '../domain/redact';
 import { isTestPath } from '../domain/testPaths';
 
 export interface ApplyResult {
@@ -24,8 +25,11 @@ export interface ApplyResult {
 }
 
 export interface ApplyOptions {
-  /** How each file was shown to the model (workspace-relative paths): whole rewrites need 'whole'. */
-  shown?: Record<string, 'whole' | 'partial'>;
+  /**
+   * How each file was shown to the model (workspace-relative paths): whole rewrites need 'whole'
+   * ('masked': shown whole but with values masked as [REDACTED], so never rewritten whole).
+   */
+  shown?: Record<string, 'whole' | 'partial' | 'masked'>;
   /** Whether test files may be changed (task.allowTestChanges); refused otherwise. */
   allowTestChanges?: boolean;
 }
@@ -239,7 +243,7 @@ async function planChangeSet(root: string, files: FileChange[], opts: ApplyOptio
   const order: string[] = [];
   const good: number[] = [];
   const skipped: number[] = [];
-  const shown = new Map<string, 'whole' | 'partial'>();
+  const shown = new Map<string, 'whole' | 'partial' | 'masked'>();
   for (const [p, how] of Object.entries(opts.shown ?? {})) {
     const c = checkPathSyntax(p);
     if (c.ok && shown.get(c.rel) !== 'whole') shown.set(c.rel, how);
@@ -313,6 +317,10 @@ async function planChangeSet(root: string, files: FileChange[], opts: ApplyOptio
           fail(`you were shown only part of ${rel}: a whole-file rewrite would lose the rest; use SEARCH/REPLACE blocks`);
           continue;
         }
+        if (how === 'masked') {
+          fail(`${rel} holds values shown to you as ${REDACTED}: a whole-file rewrite would overwrite them; use SEARCH/REPLACE blocks on lines without ${REDACTED}`);
+          continue;
+        }
         if (how !== 'whole') {
           fail(`${rel} already exists and you were not shown it: a whole-file rewrite could lose its content; use SEARCH/REPLACE blocks, or ask for it with READ`);
           continue;
@@ -361,6 +369,11 @@ async function planChangeSet(root: string, files: FileChange[], opts: ApplyOptio
         continue;
       }
       fail(`the SEARCH part is empty, but ${rel} already exists: use a FILE block only for a new file; to change ${rel}, give the exact lines to replace in SEARCH`);
+      continue;
+    }
+    if (fc.search.includes(REDACTED) && !st.current.includes(REDACTED)) {
+      // A masked value: the file holds the real one, which the model never saw and must not replace.
+      fail(`SEARCH contains ${REDACTED}, a value masked in what you were shown; ${rel} holds the real value. Choose SEARCH lines without ${REDACTED} (edit around that line, not on it)`);
       continue;
     }
     const r = applyEdit(st.current, fc.search, fc.replace);

@@ -4,13 +4,17 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { normaliseForComparison } from '../domain/matching';
-import { redact, scrubEnv, secretsFromEnv } from '../domain/redact';
-import type { ArtifactRef, ChangeSet, Command } from '../domain/schema';
+import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
+import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
+import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type ProviderChoice, type SandboxPolicy } from '../domain/schema';
 import { applyChangeSet, previewChangeSet } from './apply';
 import { ArtifactStore } from './artifacts';
 import { runCommand } from './commands';
+import { restoreGit, snapshotGit } from './gitGuard';
+import { describeSandbox, enforcementOf, sandboxed, type SandboxSetting } from './sandbox';
 import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
+import { registryOf, resolveProviders } from './providers';
 import type {
   ActivityDeps,
   ApplyChangeRequest,
@@ -31,20 +35,38 @@ import type {
 import * as ws from './workspace';
 
 export function createActivities(deps: ActivityDeps) {
-  const store = new ArtifactStore(deps.artifactDir);
-  /** Values to redact: secret-looking vars of the worker's env, plus the ones named (provider keys). */
-  const secrets = (names: string[] = []) => secretsFromEnv(deps.env, names);
+  /** Env var names of provider keys: the ones named, plus every key the worker's registry holds. */
+  const keyNames = (names: string[] = []) => [...new Set([...names, ...registryKeyEnvNames(registryOf(deps))])];
+  /** Values to redact: secret-looking vars of the worker's env, plus the provider keys. */
+  const secrets = (names: string[] = []) => secretsFromEnv(deps.env, keyNames(names));
+  // Every text artifact (prompts, answers, diffs, reports) is stored with the worker's secrets masked.
+  const store = new ArtifactStore(deps.artifactDir, secrets());
+
+  const sandbox: SandboxSetting = deps.sandbox ?? { mode: 'off', kind: 'none', hide: [], readOnly: [] };
 
   /**
-   * Runs a command of the repository's (setup) or of the model's (tests) in a workspace:
-   * heartbeating, killed as a group on cancel, without API keys in its env, its redacted
-   * output stored whole as an artifact.
+   * Runs a command of the repository's (setup) or of the model's (tests) in a workspace, in the
+   * worker's sandbox: heartbeating, killed whole on cancel, without secrets in its env, its
+   * redacted output stored whole as an artifact. A limit it hit and a change it made to `.git`
+   * (undone here) come back with the result.
    */
-  async function runInWorkspace(kind: string, command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[]) {
+  async function runInWorkspace(kind: string, phase: 'setup' | 'test', command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy) {
     const ctx = Context.current();
     const logFile = await store.scratchPath(`${kind}.log`);
-    const r = await runCommand({
+    const box = await sandboxed({
+      setting: sandbox,
+      policy: policy ?? SandboxPolicySchema.parse({}),
+      phase,
+      dir: cwd,
       command,
+      env: deps.env,
+      // The registry's key names too, whatever a task lists in `sandbox.env`.
+      secretEnvNames: keyNames(secretEnvNames),
+      scratchHome: path.join(path.dirname(cwd), 'home'),
+    });
+    const before = await snapshotGit(cwd);
+    const r = await runCommand({
+      command: box.command,
       cwd,
       timeoutSec,
       logFile,
@@ -52,10 +74,13 @@ export function createActivities(deps: ActivityDeps) {
       onTick: () => ctx.heartbeat(),
       tickMs: deps.heartbeatMs,
       secrets: secrets(secretEnvNames),
-      env: scrubEnv(process.env, secretEnvNames),
+      env: box.env,
     });
+    const limit = await box.finish(r);
+    const gitChanged = await restoreGit(cwd, before);
+    const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;
     const log: ArtifactRef = await store.adoptFile(kind, logFile);
-    return { r, log };
+    return { r, log, limit, violation };
   }
 
   return {
@@ -74,22 +99,33 @@ export function createActivities(deps: ActivityDeps) {
         clearInterval(beat);
       }
       if (req.setupCommand) {
-        const { r, log } = await runInWorkspace('setup-log', req.setupCommand, handle.dir, req.setupTimeoutSec ?? 600, req.secretEnvNames);
+        const { r, log, limit, violation } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, req.setupTimeoutSec ?? 600, req.secretEnvNames, req.sandbox);
         if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
-        if (r.exitCode !== 0) {
+        if (r.exitCode !== 0 || violation) {
+          const why = violation ?? limit ?? (r.timedOut ? 'timed out' : `exited with ${r.exitCode}`);
           throw ApplicationFailure.create({
             type: 'SetupFailed',
-            message: `setup command ${r.timedOut ? 'timed out' : `exited with ${r.exitCode}`} (log ${log.ref}):\n${r.tail.slice(-1500)}`,
+            nonRetryable: !!violation,
+            message: `setup command ${why} (log ${log.ref}):\n${r.tail.slice(-1500)}`,
           });
         }
       }
-      return handle;
+      return { ...handle, sandbox: describeSandbox(sandbox), sandboxEnforcement: enforcementOf(sandbox) };
     },
 
     /** Task, ranked repository map, files, last failure → prompt artifact, within the token budget. */
     async buildPrompt(req: BuildPromptRequest): Promise<BuiltPrompt> {
       ws.openWorkspace(req.workspace);
-      return buildPrompt(store, req, { cacheDir: path.join(deps.workspaceRoot, '.cache', 'repomap') });
+      return buildPrompt(store, req, { cacheDir: path.join(deps.workspaceRoot, '.cache', 'repomap'), secrets: secrets(req.secretEnvNames) });
+    },
+
+    /**
+     * The task's providers against the worker's registry (WEAVER_PROVIDERS), once at workflow
+     * start; an unknown id, a model not allowed or a keyed provider sent elsewhere is refused
+     * (non-retryable `ProviderNotAllowed`).
+     */
+    async resolveProviders(req: { providers: ProviderChoice[] }): Promise<ResolvedProviders> {
+      return resolveProviders(deps, req);
     },
 
     /** One provider call; a bad answer is an outcome, a failed call a typed failure. */
@@ -102,8 +138,11 @@ export function createActivities(deps: ActivityDeps) {
       ws.openWorkspace(req.workspace);
       const { change, shown } = fromLegacy(await store.readJson<ChangeSet | LegacyChangeSet>(req.change), req.shown);
       const r = await applyChangeSet(req.workspace.dir, change, { shown, allowTestChanges: req.allowTestChanges });
-      // Feedback for the model and the history: bounded whatever the file's lines look like.
-      const bounded = { ...r, errors: boundLines(r.errors, MAX_APPLY_ERRORS_CHARS), notes: boundLines(r.notes, 2_000) };
+      // Feedback for the model and the history: bounded whatever the file's lines look like, and
+      // masked as the prompt masks them (the closest lines quote the file).
+      const values = secrets();
+      const masked = (lines: string[]) => lines.map((l) => redactCounted(l, values, { code: true }).text);
+      const bounded = { ...r, errors: boundLines(masked(r.errors), MAX_APPLY_ERRORS_CHARS), notes: boundLines(masked(r.notes), 2_000) };
       if (!r.applied) return bounded;
       return { ...bounded, diff: await ws.diffWorkspace(store, req.workspace) };
     },
@@ -137,16 +176,20 @@ export function createActivities(deps: ActivityDeps) {
       if (!req.command) {
         return { passed: true, exitCode: 0, timedOut: false, durationMs: 0, tail: '(no test command configured)' };
       }
-      const { r, log } = await runInWorkspace('test-log', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames);
-      // Reported as a cancellation: the process group is already dead.
+      const { r, log, limit, violation } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+      // Reported as a cancellation: the sandbox and everything in it are already dead.
       if (r.cancelled) throw new CancelledFailure('test run cancelled; process group killed');
+      // What the model reads as feedback: the limit or the refusal comes first.
+      const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`].filter(Boolean).join('\n');
       return {
-        passed: r.exitCode === 0 && !r.timedOut,
+        passed: r.exitCode === 0 && !r.timedOut && !violation,
         exitCode: r.exitCode,
         timedOut: r.timedOut,
         durationMs: r.durationMs,
-        tail: redact(r.tail, secrets(req.secretEnvNames)),
+        tail: redact(notes ? `${notes}\n${r.tail}` : r.tail, secrets(req.secretEnvNames)),
         log,
+        ...(limit ? { limit } : {}),
+        ...(violation ? { violation } : {}),
       };
     },
 
@@ -155,7 +198,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
-      const r = await ws.commitAndPush(req, secrets(req.secretEnvNames));
+      const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
       if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
       return r;
     },
@@ -164,7 +207,7 @@ export function createActivities(deps: ActivityDeps) {
     async mergeBranches(req: { workspace: WorkspaceHandle; sources: ws.MergeSource[] }): Promise<ws.MergeResult[]> {
       // A source given as an artifact reference is a git bundle in the shared store.
       const sources = req.sources.map((s) => (s.source.startsWith('sha256:') ? { ...s, source: store.pathOf(s.source) } : s));
-      return ws.mergeBranches(req.workspace, sources);
+      return ws.mergeBranches(req.workspace, sources, deps.env);
     },
 
     async releaseWorkspace(workspace: WorkspaceHandle): Promise<void> {

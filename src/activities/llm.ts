@@ -7,9 +7,11 @@ import OpenAI from 'openai';
 import { classifyHttpError, failureType, RETRYABLE_FAMILIES, retryAfterMs, type ErrorFamily } from '../domain/errors';
 import { editFormat } from '../domain/editformats';
 import { resolveProvider } from '../domain/models';
-import { redact, secretsFromEnv } from '../domain/redact';
+import { endpointFor, PROVIDER_NOT_ALLOWED, ProviderPolicyError, registryKeyEnvNames, type Endpoint } from '../domain/registry';
+import { MIN_SECRET_LENGTH, redact, secretsFromEnv } from '../domain/redact';
 import type { ChangeSet, ProviderSpec } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
+import { registryOf } from './providers';
 import { countTokens } from './tokens';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
 
@@ -34,7 +36,7 @@ export async function generateChange(
   const system = plan ? prompt.system : `${prompt.system}\n\n${format.instructions}`;
   const user = plan ? prompt.user : `${prompt.user}\n\n${format.reminder}`;
   const client = openaiClient(deps, provider);
-  const secrets = providerSecrets(deps, provider);
+  const secrets = providerSecrets(deps);
   const ctx = Context.current();
   ctx.heartbeat({ provider: provider.id });
   const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), deps.heartbeatMs ?? 1000);
@@ -96,7 +98,15 @@ export async function generateChange(
     return { ...base, outcome: 'subtasks', subtasks: answer.subtasks, summary: shortSummary(answer.summary) };
   }
   // The summary is prose (history, report, commit message): redacted. File contents are code to
-  // apply, kept as written (the raw response artifact above is redacted).
+  // apply, kept as written (the raw response artifact above is redacted) — unless they hold a
+  // secret of the worker: masking it would change what is applied, so the answer is refused.
+  if (answer.files.some((f) => holdsSecret(f, secrets))) {
+    return {
+      ...base,
+      outcome: 'schema_violation',
+      error: 'it was refused: its edits write a value that is one of the worker\'s secrets (never put credentials in files; read them from the environment)',
+    };
+  }
   const summary = redact(answer.summary, secrets);
   const change = await store.putJson('change-set', { ...answer, summary });
   return {
@@ -107,6 +117,12 @@ export async function generateChange(
     summary: summary.slice(0, 500),
     files: answer.files.slice(0, 200).map((f) => ({ path: f.path, action: f.action })),
   };
+}
+
+/** Whether a file change writes one of `secrets` (literal values of the worker's secret env vars). */
+function holdsSecret(f: ChangeSet['files'][number], secrets: readonly string[]): boolean {
+  const text = f.action === 'edit' ? `${f.path}\0${f.replace}` : f.action === 'write' ? `${f.path}\0${f.content}` : f.path;
+  return secrets.some((s) => s.length >= MIN_SECRET_LENGTH && text.includes(s));
 }
 
 type Body = OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
@@ -141,34 +157,40 @@ async function streamed(client: OpenAI, body: object, signal: AbortSignal, onChu
 }
 
 /**
- * The env var holding this provider's key. A provider with its own `baseURL` and no `apiKeyEnv`
- * gets none: the worker's OPENAI_API_KEY is for OpenAI, not for whatever server a task names.
+ * Where this call goes and which of the worker's env vars holds its key: from the worker's
+ * registry by provider id, never from the request. A spec's own `baseURL` (a keyless inline
+ * endpoint) gets no key of the worker's; a registry provider's endpoint is the registry's.
  */
-export function apiKeyEnvFor(provider: ProviderSpec): string | undefined {
-  return provider.apiKeyEnv ?? (provider.baseURL ? undefined : 'OPENAI_API_KEY');
+export function endpointOf(deps: ActivityDeps, provider: ProviderSpec): Endpoint {
+  try {
+    return endpointFor(registryOf(deps), provider, { allowInlineEndpoints: deps.allowInlineEndpoints });
+  } catch (err) {
+    if (!(err instanceof ProviderPolicyError)) throw err;
+    throw ApplicationFailure.create({ type: PROVIDER_NOT_ALLOWED, nonRetryable: true, message: err.message, details: [{ provider: provider.id }] });
+  }
 }
 
-/** What to redact from anything this provider's call leaves behind: its key, by name, and the usual. */
-function providerSecrets(deps: ActivityDeps, provider: ProviderSpec): string[] {
-  const keyEnv = apiKeyEnvFor(provider);
-  return secretsFromEnv(deps.env, keyEnv ? [keyEnv] : []);
+/** What to redact from anything a provider call leaves behind: every key the registry names, and the usual. */
+function providerSecrets(deps: ActivityDeps): string[] {
+  return secretsFromEnv(deps.env, registryKeyEnvNames(registryOf(deps)));
 }
 
 function openaiClient(deps: ActivityDeps, provider: ProviderSpec): OpenAI {
-  const baseURL = provider.baseURL ?? deps.env.OPENAI_BASE_URL;
-  const keyEnv = apiKeyEnvFor(provider);
+  const endpoint = endpointOf(deps, provider);
+  const baseURL = endpoint.baseURL ?? deps.env.OPENAI_BASE_URL;
+  const keyEnv = endpoint.apiKeyEnv;
   const apiKey = keyEnv ? deps.env[keyEnv] : undefined;
   if (!apiKey && !baseURL) {
     throw ApplicationFailure.create({
       type: failureType('auth'),
       nonRetryable: true,
-      message: `provider ${provider.id}: no API key — set ${keyEnv ?? 'apiKeyEnv'} in the worker's environment`,
+      message: `provider ${provider.id}: no API key — set ${keyEnv ?? 'its apiKeyEnv (WEAVER_PROVIDERS)'} in the worker's environment`,
       details: [{ family: 'auth', provider: provider.id }],
     });
   }
   return new OpenAI({
     baseURL,
-    // Local endpoints (Ollama, vLLM, the demo model) accept any key.
+    // Keyless endpoints (Ollama, vLLM, the demo model) accept any key.
     apiKey: apiKey ?? 'not-needed',
     maxRetries: 0,
     timeout: (provider.timeoutSec ?? 300) * 1000,
@@ -196,7 +218,7 @@ export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec,
   const scaled = delayMs === undefined ? undefined : Math.round(delayMs * (deps.retryDelayScale ?? 1));
   const message = redact(
     `provider ${provider.id} (${provider.model}): ${family}${status ? ` (HTTP ${status})` : ''}: ${(err as Error)?.message ?? String(err)}`,
-    providerSecrets(deps, provider),
+    providerSecrets(deps),
   );
   return ApplicationFailure.create({
     type: failureType(family),

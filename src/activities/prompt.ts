@@ -3,10 +3,19 @@
 // and its diff), the files the task or the model named, a ranked repository map, then more of
 // the top-ranked files — whole when they fit, else marked partial spans with line numbers.
 // Stored as an artifact; the workflow only sees the reference and a few counts.
+//
+// Redacted like logs (design rule 6): the worker's secrets and values that look like
+// credentials are masked as [REDACTED] everywhere in the prompt (counted in `redactions`); a
+// file with a masked value is marked `masked`, so it can be edited with SEARCH/REPLACE but not
+// rewritten whole (which would write the marker over the value). Secret files (`.env`, keys,
+// credentials — domain/redact.ts secretFileReason) are left out of the map and the files, and a
+// READ of one gets a note instead, unless the task names it: then it is sent as it is, with
+// only the worker's own secrets masked.
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { EDIT_FORMATS } from '../domain/editformats/types';
+import { REDACTED, redactCounted, secretFileReason } from '../domain/redact';
 import { editFormat } from '../domain/editformats';
 import { extractFailures } from '../domain/testFailures';
 import { validateChangePath } from './apply';
@@ -54,6 +63,8 @@ interface Section {
 export interface PromptOptions {
   /** Where the repository map caches its tags (shared by the worker's workspaces). */
   cacheDir: string;
+  /** The worker's secret values (domain/redact.ts secretsFromEnv): masked wherever they appear. */
+  secrets?: readonly string[];
 }
 
 export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest, opts: PromptOptions): Promise<BuiltPrompt> {
@@ -64,10 +75,20 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const budget = req.tokenBudget - countTokens(SYSTEM_PROMPT) - (req.planOnly ? 0 : FORMAT_TOKENS) - countTokens(hint) - 100;
   let left = budget;
   const take = (text: string) => (left -= countTokens(text));
+  const secrets = opts.secrets ?? [];
+  let redactions = 0;
+  /** The worker's secrets and credential-looking literals masked and counted, then cut to `tokens`. */
+  const maskCut = (text: string, tokens: number) => {
+    const r = redactCounted(text, secrets, { code: true });
+    const cut = tokens === Infinity ? r.text : cutToTokens(r.text, tokens);
+    // Cut: what was masked in the part that went (at most the markers that stayed).
+    redactions += cut === r.text ? r.count : Math.min(r.count, cut.split(REDACTED).length - 1);
+    return cut;
+  };
 
   // 1. The task, always.
   // A task larger than half the budget would crowd out the code it is about.
-  const head = cutToTokens(
+  const head = maskCut(
     [
       `# Task: ${t.title}`,
       t.description,
@@ -105,15 +126,27 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     }
     feedback.push(req.planOnly ? 'Doing it in one change did not work.' : 'Fix the problem and answer with the complete change again.');
   }
-  const feedbackText = cutToTokens(feedback.join('\n\n'), Math.floor(budget * FEEDBACK_SHARE));
+  const feedbackText = maskCut(feedback.join('\n\n'), Math.floor(budget * FEEDBACK_SHARE));
   take(feedbackText);
-  const guidance = req.guidance?.length ? cutToTokens(req.guidance.map((g) => `- ${g}`).join('\n'), Math.floor(budget * GUIDANCE_SHARE)) : '';
+  const guidance = req.guidance?.length ? maskCut(req.guidance.map((g) => `- ${g}`).join('\n'), Math.floor(budget * GUIDANCE_SHARE)) : '';
   take(guidance);
 
   // 3. What the task and the failures name: paths and identifiers, for the map and the files.
   const tracked = await trackedFiles(dir);
   const named = [...(t.relatedFiles ?? []), ...(req.requestedFiles ?? [])];
-  const mentions = extractMentions([t.title, t.description, ...(t.acceptanceCriteria ?? []), ...(req.guidance ?? []), failureMentions.text].join('\n'), tracked);
+  const taskText = [t.title, t.description, ...(t.acceptanceCriteria ?? []), ...(req.guidance ?? [])].join('\n');
+  const mentions = extractMentions([taskText, failureMentions.text].join('\n'), tracked);
+  // Secret files are sent only when the task (or a person's guidance) names them: in
+  // relatedFiles or by path in its text — not when the model asks or a failure mentions them.
+  let taskNamed: Set<string> | undefined;
+  const namedByTask = (rel: string) => {
+    taskNamed ??= new Set([...(t.relatedFiles ?? []).map(normalizeRel), ...extractMentions(taskText, tracked).paths]);
+    return taskNamed.has(rel) || new RegExp(`(?<![\\w./-])${escapeRegExp(rel)}(?![\\w/-]|\\.\\w)`).test(taskText);
+  };
+  const withheldSecret = (rel: string, text?: string) => {
+    const why = secretFileReason(rel, text);
+    return why && !namedByTask(rel) ? why : undefined;
+  };
   // Ranked first (the named files' spans follow their ranked definitions), rendered after them.
   const map = await buildRepoMap({
     dir,
@@ -131,26 +164,42 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const shown: Shown = {};
   const files: string[] = [];
   let unreadable = 0;
+  const withheld = new Set<string>();
   const show = async (name: string, share: number, explicit: boolean) => {
     // `./src/a.py` and `src/a.py` are one file.
-    const rel = name.replace(/^(\.\/)+/, '');
-    if (rel in shown || left <= 200) return;
-    const file = await readConfined(dir, rel, MAX_SHOWN_FILE_BYTES);
-    if (!file.ok) {
+    const rel = normalizeRel(name);
+    if (rel in shown || withheld.has(rel) || left <= 200) return;
+    const note = (reason: string) => {
       if (explicit && unreadable++ < MAX_UNREADABLE_LISTED) {
         // eslint-disable-next-line no-control-regex
-        const line = `### ${rel.slice(0, 300).replace(/[\x00-\x1f\x7f]/g, '?')} (${file.reason})`;
+        const line = `### ${rel.slice(0, 300).replace(/[\x00-\x1f\x7f]/g, '?')} (${reason})`;
         files.push(line);
         take(line);
       }
-      return;
-    }
+    };
+    const secretWhy = (text?: string) => {
+      const why = withheldSecret(rel, text);
+      if (why) {
+        withheld.add(rel);
+        note(`withheld: ${why}; secret files are sent only when the task names them`);
+      }
+      return why;
+    };
+    if (secretWhy()) return;
+    const file = await readConfined(dir, rel, MAX_SHOWN_FILE_BYTES);
+    if (!file.ok) return note(file.reason);
+    if (secretWhy(file.text)) return;
+    // A secret file the task named is sent as it is, but for the worker's own secrets.
+    const masked = redactCounted(file.text, secrets, secretFileReason(rel, file.text) ? { literalOnly: true } : { code: true });
+    const text = masked.text;
     const room = Math.floor(left * share);
-    const whole = `### ${rel}\n${fence(file.text, langOf(rel))}`;
+    const whole = `### ${rel}\n${fence(text, langOf(rel))}`;
     // A token is at least a character or so: far too long a file is not even counted whole.
     const wholeTokens = whole.length > room * 8 ? Infinity : countTokens(whole);
     if (wholeTokens <= room) {
-      shown[rel] = 'whole';
+      // Masked values cannot be rewritten whole: the marker would replace them in the file.
+      shown[rel] = masked.count ? 'masked' : 'whole';
+      redactions += masked.count;
       files.push(whole);
       left -= wholeTokens;
       return;
@@ -158,16 +207,19 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     const defs = defsByFile.get(rel) ?? [];
     const relevant = defs.filter((d) => identSet.has(d.name));
     const anchors = [...(anchorsFrom.get(rel) ?? []), ...(relevant.length ? relevant : defs.slice(0, 3))];
-    const partial = renderSpans(rel, file.text, anchors, room);
+    const partial = renderSpans(rel, text, anchors, room);
     if (!partial) return;
     shown[rel] = 'partial';
-    files.push(partial);
-    left -= countTokens(partial);
+    redactions += masked.count ? maskedInSpans(file.text, text, partial.spans, masked.count) : 0;
+    files.push(partial.text);
+    left -= countTokens(partial.text);
   };
   for (const rel of named) await show(rel, 0.6, true);
   // 5. The repository map (1-4k tokens, scaled to the budget), leaving out what is shown whole.
-  const wholeFiles = Object.keys(shown).filter((f) => shown[f] === 'whole');
-  const outline = await map.render(Math.max(0, Math.min(4096, Math.floor(budget / 8), Math.floor(left / 3))), wholeFiles);
+  // Files shown whole (masked or not) are not outlined again, nor are secret files.
+  const leftOut = [...Object.keys(shown).filter((f) => shown[f] !== 'partial'), ...map.ranked.map((r) => r.path).filter((f) => withheldSecret(f))];
+  const rendered = await map.render(Math.max(0, Math.min(4096, Math.floor(budget / 8), Math.floor(left / 3))), leftOut);
+  const outline = { text: maskCut(rendered.text, Infinity), tokens: rendered.tokens };
   take(outline.text);
   // 6. Then more files: those defining what the task names, then the top of the ranking.
   const definers = new Map<string, string[]>();
@@ -189,10 +241,17 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     { title: `Your previous attempt (attempt ${req.attempt - 1}) failed`, body: feedbackText },
     { title: '', body: hint },
   ];
-  const user = sections
-    .filter((s) => s.body)
-    .map((s) => (s.title ? `## ${s.title}\n${s.body}` : s.body))
-    .join('\n\n');
+  // Last, the worker's own secrets wherever they still are (a file name, a reason): never sent.
+  const final = redactCounted(
+    sections
+      .filter((s) => s.body)
+      .map((s) => (s.title ? `## ${s.title}\n${s.body}` : s.body))
+      .join('\n\n'),
+    secrets,
+    { literalOnly: true },
+  );
+  redactions += final.count;
+  const user = final.text;
   const messages: PromptMessages = { system: SYSTEM_PROMPT, user, mode: req.planOnly ? 'plan' : 'change' };
   const prompt = await store.putJson('prompt', messages);
   const estTokens = countTokens(SYSTEM_PROMPT) + countTokens(user) + (req.planOnly ? 0 : FORMAT_TOKENS);
@@ -200,7 +259,8 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     prompt,
     estTokens,
     shown,
-    stats: { mapTokens: outline.tokens, mappedFiles: map.stats.files, mapMs: map.stats.ms, filesShown: Object.keys(shown).length },
+    redactions,
+    stats: { mapTokens: outline.tokens, mappedFiles: map.stats.files, mapMs: map.stats.ms, filesShown: Object.keys(shown).length, secretFilesWithheld: withheld.size },
   };
 }
 
@@ -209,6 +269,28 @@ export function fence(text: string, lang = ''): string {
   const longest = Math.max(2, ...[...text.matchAll(/`{3,}/g)].map((m) => m[0].length));
   const f = '`'.repeat(longest + 1);
   return `${f}${lang}\n${text}${text.endsWith('\n') || !text ? '' : '\n'}${f}`;
+}
+
+function normalizeRel(name: string): string {
+  return name.replace(/^(\.\/)+/, '');
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * How many masked values a partial rendering shows: markers added per line, over the lines
+ * shown (`all` when masking changed the line count, e.g. a secret spanning lines).
+ */
+function maskedInSpans(original: string, masked: string, spans: [number, number][], all: number): number {
+  const before = original.split('\n');
+  const after = masked.split('\n');
+  if (before.length !== after.length) return all;
+  const markers = (line: string) => line.split(REDACTED).length - 1;
+  let n = 0;
+  for (const [a, b] of spans) for (let i = a - 1; i < b && i < after.length; i++) n += markers(after[i]) - markers(before[i]);
+  return n;
 }
 
 function langOf(rel: string): string {
@@ -245,7 +327,12 @@ function anchorLines(text: string): Map<string, Pick<RankedDef, 'line' | 'endLin
  * A large file as spans: its first lines, then a window around each anchor (a definition or a
  * failing line), merged, numbered and marked partial; as many as fit in `tokens`.
  */
-function renderSpans(rel: string, text: string, anchors: Pick<RankedDef, 'line' | 'endLine'>[], tokens: number): string | undefined {
+function renderSpans(
+  rel: string,
+  text: string,
+  anchors: Pick<RankedDef, 'line' | 'endLine'>[],
+  tokens: number,
+): { text: string; spans: [number, number][] } | undefined {
   const lines = text.split('\n');
   if (lines.length && lines[lines.length - 1] === '') lines.pop();
   const n = lines.length;
@@ -266,7 +353,7 @@ function renderSpans(rel: string, text: string, anchors: Pick<RankedDef, 'line' 
     if (countTokens(render([...spans, span])) > tokens) continue;
     spans.push(span);
   }
-  return spans.length ? render(spans) : undefined;
+  return spans.length ? { text: render(spans), spans: mergeSpans(spans) } : undefined;
 }
 
 function mergeSpans(list: [number, number][]): [number, number][] {

@@ -1,6 +1,8 @@
 // Shapes exchanged between the workflow and its activities. Small by design: anything big
 // travels as an ArtifactRef (design rule 3).
-import type { ArtifactRef, Command, ProviderSpec, TaskSpec, TestOutcome } from '../domain/schema';
+import type { SandboxSetting } from './sandbox';
+import type { ArtifactRef, Command, SandboxPolicy, ProviderSpec, TaskSpec, TestOutcome } from '../domain/schema';
+import type { ProviderRegistry } from '../domain/registry';
 
 export interface ActivityDeps {
   /** Where content-addressed artifacts live (shared by all workers). */
@@ -15,6 +17,21 @@ export interface ActivityDeps {
   retryDelayScale?: number;
   /** How often long activities heartbeat; also how fast they notice cancellation. */
   heartbeatMs?: number;
+  /** WEAVER_DEV: a development machine (relaxes the repository-root policy). */
+  dev?: boolean;
+  /** WEAVER_REPO_ROOTS: the only directories local repositories are cloned from (unset: none, unless `dev`). */
+  repoRoots?: string[];
+  /** WEAVER_PUSH_REMOTES: URL or path prefixes a task may push to besides its own repository. */
+  pushRemotes?: string[];
+  /** How commands that run repository code are confined (src/activities/sandbox.ts), resolved at worker start. */
+  sandbox?: SandboxSetting;
+  /**
+   * The worker's provider registry (WEAVER_PROVIDERS), loaded and validated at worker start: the
+   * only source of provider keys and of the endpoints they are sent to. Absent: the built-in one.
+   */
+  providers?: ProviderRegistry;
+  /** WEAVER_ALLOW_INLINE_ENDPOINTS: a task may send a registry provider's calls to its own baseURL (never with the key). */
+  allowInlineEndpoints?: boolean;
 }
 
 export interface WorkspaceHandle {
@@ -24,6 +41,9 @@ export interface WorkspaceHandle {
   taskQueue: string;
   branch: string;
   baseCommit: string;
+  /** The sandbox commands run in on that worker, e.g. `bubblewrap 0.8.0`, or `none`; and how its limits hold. */
+  sandbox?: string;
+  sandboxEnforcement?: string;
 }
 
 export interface PrepareWorkspaceRequest {
@@ -35,6 +55,10 @@ export interface PrepareWorkspaceRequest {
   setupTimeoutSec?: number;
   /** Env var names holding provider keys: kept out of the setup command's env and redacted. */
   secretEnvNames?: string[];
+  /** The task's sandbox policy, defaults resolved (absent for runs started before it existed). */
+  sandbox?: SandboxPolicy;
+  /** Where the task will push (`origin` or a URL): checked against the worker's policy before any work. */
+  pushRemote?: string;
 }
 
 export interface BuildPromptRequest {
@@ -55,17 +79,24 @@ export interface BuildPromptRequest {
   allowSubtasks: boolean;
   /** Ask ONLY for a split into subtasks (decomposition: always, or after failures). */
   planOnly?: boolean;
+  /** Env var names holding provider keys: their values are masked in the prompt. */
+  secretEnvNames?: string[];
 }
 
-/** How each file was shown to the model: whole rewrites are accepted only for files shown whole. */
-export type Shown = Record<string, 'whole' | 'partial'>;
+/**
+ * How each file was shown to the model: whole rewrites are accepted only for files shown whole
+ * (`masked`: shown whole with values masked as [REDACTED] — SEARCH/REPLACE only).
+ */
+export type Shown = Record<string, 'whole' | 'partial' | 'masked'>;
 
 export interface BuiltPrompt {
   prompt: ArtifactRef;
   /** Prompt tokens (counted with the tokenizer, format instructions included): the budget's reservation. */
   estTokens: number;
   shown: Shown;
-  stats: { mapTokens: number; mappedFiles: number; mapMs: number; filesShown: number };
+  /** Values masked as [REDACTED] in the prompt (the worker's secrets, credential-looking literals). */
+  redactions?: number;
+  stats: { mapTokens: number; mappedFiles: number; mapMs: number; filesShown: number; secretFilesWithheld?: number };
 }
 
 export interface GenerateChangeRequest {
@@ -130,6 +161,7 @@ export interface RunTestsRequest {
   timeoutSec: number;
   /** Env var names holding provider keys: kept out of the test command's env and redacted. */
   secretEnvNames?: string[];
+  sandbox?: SandboxPolicy;
 }
 
 export type RunTestsResult = TestOutcome;

@@ -5,9 +5,12 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { simpleGit, type SimpleGit, type SimpleGitOptions } from 'simple-git';
+import { redact } from '../domain/redact';
+import { stripUrlCredentials } from '../domain/repoUrl';
 import type { ArtifactRef } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
 import { runCommand, type RunCommandResult } from './commands';
+import { configArgs, gitAuth, isPolicyRefusal, resolveCloneSource, resolvePushRemote, type GitAuth, type RepoPolicy } from './repoPolicy';
 import type { ActivityDeps, CommitRequest, CommitResult, PrepareWorkspaceRequest, WorkspaceHandle } from './types';
 
 const GIT_IDENTITY = ['-c', 'user.name=Weaver', '-c', 'user.email=weaver@localhost'];
@@ -50,11 +53,18 @@ const GIT_ENV_PASSED =
 /**
  * Configuration no repository can override (command-line level, above `.git/config`): code
  * written by a model or run by its tests must not get git to execute anything — no hooks, no
- * fsmonitor command.
+ * fsmonitor command. Filter, diff and merge drivers can only be defined in `.git/config`, which
+ * commands cannot change: read-only in the sandbox, and checked and restored after each command
+ * without one (src/activities/gitGuard.ts).
  */
 const GIT_HARDENING: [string, string][] = [
   ['core.hooksPath', '/dev/null'],
   ['core.fsmonitor', 'false'],
+  // No transport that runs a command named by a URL (`ext::sh -c …`).
+  ['protocol.ext.allow', 'never'],
+  // A root worker hands the workspace's files to the sandbox's uid (src/activities/sandbox.ts);
+  // its own git must still work there. The workspaces are Weaver's own clones.
+  ['safe.directory', '*'],
 ];
 
 /**
@@ -80,16 +90,21 @@ export function gitEnv(base: NodeJS.ProcessEnv = process.env): Record<string, st
   return env;
 }
 
-/** A simple-git instance with `gitEnv()`; `signal` aborting kills the running git process. */
-export function gitFor(baseDir: string | undefined, signal?: AbortSignal): SimpleGit {
-  const env = gitEnv();
+/**
+ * A simple-git instance with `gitEnv()`; `signal` aborting kills the running git process.
+ * `auth` (repoPolicy.ts gitAuth): the credential helper and its env, for commands that talk to a remote.
+ */
+export function gitFor(baseDir: string | undefined, signal?: AbortSignal, auth?: GitAuth): SimpleGit {
+  const env = { ...gitEnv(), ...auth?.env };
   // simple-git refuses any core.hooksPath / core.fsmonitor setting unless told; ours switch them off.
-  const unsafe: NonNullable<SimpleGitOptions['unsafe']> = { allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true };
+  const unsafe: NonNullable<SimpleGitOptions['unsafe']> = { allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true, allowUnsafeProtocolOverride: true };
   for (const name of Object.keys(env)) {
     const flag = UNSAFE_ENV_FLAGS[name.toLowerCase().trim()];
     if (flag) unsafe[flag] = true;
   }
-  return simpleGit({ ...(baseDir ? { baseDir } : {}), ...(signal ? { abort: signal } : {}), unsafe }).env(env);
+  if (auth) unsafe.allowUnsafeCredentialHelper = true;
+  const config = auth?.config.length ? { config: auth.config } : {};
+  return simpleGit({ ...(baseDir ? { baseDir } : {}), ...(signal ? { abort: signal } : {}), ...config, unsafe }).env(env);
 }
 
 /** Longest readable part of a workspace directory name (the hash keeps it unique). */
@@ -125,13 +140,17 @@ export async function prepareWorkspace(
   opts: PrepareOptions = {},
 ): Promise<WorkspaceHandle & { dirExisted: boolean }> {
   const { signal } = opts;
+  // The worker's policy first (nothing touched before): local paths only under WEAVER_REPO_ROOTS,
+  // pushes only to the repository itself or WEAVER_PUSH_REMOTES — refused before any model is paid.
+  // git is given the clean URL (credentials come from the helper) or the checked real path.
+  const { source, display, local, auth } = await resolveCloneSource(deps, req.repo);
+  if (req.pushRemote) await resolvePushRemote(deps, req.pushRemote, source);
   // <workspace root>/<unique id>/<repository name>: unique per task, named like the repository.
   const home = workspaceDirFor(deps.workspaceRoot, req.workflowId);
-  const dir = path.join(home, repoDirName(req.repo));
+  const dir = path.join(home, repoDirName(display));
   const dirExisted = existsSync(home);
   await rm(home, { recursive: true, force: true });
   await mkdir(home, { recursive: true });
-  const source = /^[a-z+]+:\/\//i.test(req.repo) || /^[^/]+@[^:]+:/.test(req.repo) ? req.repo : path.resolve(req.repo);
   const cancelled = async (detail: string): Promise<never> => {
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
     throw new CancelledFailure(`workspace preparation cancelled; ${detail}`);
@@ -144,12 +163,14 @@ export async function prepareWorkspace(
   let r: RunCommandResult;
   try {
     r = await runCommand({
-      command: ['git', 'clone', ...(req.baseBranch ? ['--branch', req.baseBranch] : []), '--', source, dir],
+      // --no-local for a local path: objects come through upload-pack (only what the refs reach),
+      // never hardlinked to or copied wholesale from the source repository.
+      command: ['git', ...configArgs(auth), 'clone', ...(local ? ['--no-local'] : []), ...(req.baseBranch ? ['--branch', req.baseBranch] : []), '--', source, dir],
       cwd: home,
       timeoutSec: Infinity,
       logFile,
       signal,
-      env: gitEnv(),
+      env: { ...gitEnv(), ...auth?.env },
       killGraceMs: 1000,
     });
   } finally {
@@ -158,20 +179,21 @@ export async function prepareWorkspace(
   if (r.cancelled) return cancelled('git clone killed');
   if (r.exitCode !== 0) {
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
-    const why = r.tail.trim().split('\n').slice(-5).join('\n') || r.error || `git exited with ${r.exitCode ?? r.signal}`;
+    const tail = r.tail.trim().split('\n').slice(-5).join('\n') || r.error || `git exited with ${r.exitCode ?? r.signal}`;
+    const why = redact(tail, auth ? [auth.env.WEAVER_GIT_CRED_PASSWORD] : []);
     // A network hiccup is retried by Temporal; a repo or branch that does not exist is final.
     const transient = /could not resolve host|connection (refused|reset|timed out)|timed out|early eof|remote end hung up|rpc failed|http [5]\d\d|\b50[234]\b/i.test(why);
     throw ApplicationFailure.create({
       type: transient ? 'CloneUnavailable' : 'CloneFailed',
       nonRetryable: !transient,
-      message: `cannot clone ${req.repo}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`,
+      message: `cannot clone ${display}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`,
     });
   }
   const base = (await gitFor(dir).revparse(['--abbrev-ref', 'HEAD'])).trim();
   if (base === req.branch) {
     // Weaver force-pushes its branch: it must never be the branch the work is based on.
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
-    throw ApplicationFailure.nonRetryable(`branch "${req.branch}" is the base branch of ${req.repo}; choose another branch name`, 'InvalidBranch');
+    throw ApplicationFailure.nonRetryable(`branch "${req.branch}" is the base branch of ${display}; choose another branch name`, 'InvalidBranch');
   }
   try {
     const git = gitFor(dir, signal);
@@ -207,7 +229,12 @@ export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle) {
   return diff ? store.put('diff', diff) : undefined;
 }
 
-export async function commitAndPush(req: CommitRequest, secrets: string[] = []): Promise<CommitResult> {
+/**
+ * `policy`: the worker's push policy (repoPolicy.ts): a remote that is neither the task's own
+ * repository nor under WEAVER_PUSH_REMOTES is not pushed to (reported as `pushError`), and git
+ * authenticates through the worker's credential helper.
+ */
+export async function commitAndPush(req: CommitRequest, secrets: string[] = [], policy: RepoPolicy = { env: process.env }): Promise<CommitResult> {
   const git = openWorkspace(req.workspace);
   // What the accepted change wrote, not whatever the tests and builds left in the tree.
   if (!req.paths) await git.add(['-A']);
@@ -225,22 +252,28 @@ export async function commitAndPush(req: CommitRequest, secrets: string[] = []):
   const extra = { ...(leftBehind.length ? { leftBehind } : {}), ...(refusedSecrets.length ? { refusedSecrets } : {}) };
   if (!req.pushRemote) return { commit, pushed: false, ...extra };
   const ref = `refs/heads/${req.workspace.branch}`;
+  let remote = stripUrlCredentials(req.pushRemote);
   try {
+    const target = await resolvePushRemote(policy, req.pushRemote, (await git.raw(['remote', 'get-url', 'origin'])).trim());
+    remote = target.remote;
+    if (target.auth) secrets = [...secrets, target.auth.env.WEAVER_GIT_CRED_PASSWORD];
+    const net = gitFor(req.workspace.dir, undefined, target.auth);
     // Never overwrite a branch this task did not make: the remote's tip must carry our trailer.
     // The lease then pushes only over exactly that tip (or only onto nothing, for a new branch).
     const owner = req.workflowId ?? /^Weaver-Workflow: (.+)$/m.exec(req.message)?.[1];
-    const tip = (await git.raw(['ls-remote', '--', req.pushRemote, ref])).split(/\s/)[0] ?? '';
+    const tip = (await net.raw(['ls-remote', '--', remote, ref])).split(/\s/)[0] ?? '';
     if (tip) {
-      await git.raw(['fetch', '--no-tags', '--', req.pushRemote, `+${ref}:refs/weaver/remote-tip`]);
+      await net.raw(['fetch', '--no-tags', '--', remote, `+${ref}:refs/weaver/remote-tip`]);
       const made = (await git.raw(['log', '-1', '--format=%(trailers:key=Weaver-Workflow,valueonly)', 'refs/weaver/remote-tip'])).trim();
       if (!owner || made.split('\n').every((m) => m.trim() !== owner)) {
-        return { commit, pushed: false, ...extra, pushError: `branch ${req.workspace.branch} already exists on ${req.pushRemote} and was not made by this task; it was not overwritten` };
+        return { commit, pushed: false, ...extra, pushError: `branch ${req.workspace.branch} already exists on ${remote} and was not made by this task; it was not overwritten` };
       }
     }
-    await git.push(req.pushRemote, `${req.workspace.branch}:${ref}`, [`--force-with-lease=${ref}:${tip}`]);
+    await net.push(remote, `${req.workspace.branch}:${ref}`, [`--force-with-lease=${ref}:${tip}`]);
   } catch (err) {
-    // A rejected push is reported, not retried forever: the commit is safe in the workspace.
-    return { commit, pushed: false, ...extra, pushError: (err as Error).message.trim().split('\n').slice(-3).join(' ') };
+    // A refused remote or a rejected push is reported, not retried forever: the commit is safe in the workspace.
+    if (isPolicyRefusal(err)) return { commit, pushed: false, ...extra, pushError: err.message };
+    return { commit, pushed: false, ...extra, pushError: redact((err as Error).message.trim().split('\n').slice(-3).join(' '), secrets) };
   }
   return { commit, pushed: true, ...extra };
 }
@@ -301,15 +334,20 @@ export interface MergeResult {
 }
 
 /** Merges each source branch into the workspace branch in order; a conflict is reported, not fatal. */
-export async function mergeBranches(ws: WorkspaceHandle, sources: MergeSource[]): Promise<MergeResult[]> {
+export async function mergeBranches(ws: WorkspaceHandle, sources: MergeSource[], env: Record<string, string | undefined> = process.env): Promise<MergeResult[]> {
   const git = openWorkspace(ws);
   const results: MergeResult[] = [];
   for (const [i, s] of sources.entries()) {
     const ref = `refs/weaver/merge-${i + 1}`;
+    // A pushed child's branch is on the remote: fetched with the worker's credentials for it.
+    const url = s.source === 'origin' ? (await git.raw(['remote', 'get-url', 'origin'])).trim() : s.source;
+    const auth = gitAuth(url, env);
+    const source = s.source === 'origin' ? 'origin' : stripUrlCredentials(s.source);
     try {
-      await git.raw(['fetch', '--no-tags', s.source, `+${s.branch}:${ref}`]);
+      await gitFor(ws.dir, undefined, auth).raw(['fetch', '--no-tags', source, `+${s.branch}:${ref}`]);
     } catch (err) {
-      results.push({ workflowId: s.workflowId, merged: false, conflict: `could not fetch ${s.branch} from ${s.source}: ${(err as Error).message}` });
+      const why = redact((err as Error).message, auth ? [auth.env.WEAVER_GIT_CRED_PASSWORD] : []);
+      results.push({ workflowId: s.workflowId, merged: false, conflict: `could not fetch ${s.branch} from ${source}: ${why}` });
       continue;
     }
     let error: string | undefined;

@@ -4,7 +4,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { editFormat } from '../domain/editformats';
-import type { CodingTaskInput, ProviderSpec } from '../domain/schema';
+import type { CodingTaskInput, ProviderChoice } from '../domain/schema';
 import { lastUserText, type StaticStep } from './scriptedModelServer';
 
 export const DEMO_MODEL = 'weaver-demo-scripted';
@@ -46,7 +46,7 @@ export async function createExampleRepo(dir: string): Promise<string> {
   return dir;
 }
 
-export function exampleTask(repo: string, provider: ProviderSpec): CodingTaskInput {
+export function exampleTask(repo: string, provider: ProviderChoice): CodingTaskInput {
   return {
     repo,
     baseBranch: 'main',

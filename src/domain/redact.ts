@@ -11,12 +11,12 @@ export const REDACTED = '[REDACTED]';
 /** Shorter values are too likely to occur by chance (and redacting them would shred logs). */
 export const MIN_SECRET_LENGTH = 6;
 
-/** Env var names whose values are treated as secrets. */
-const SECRET_ENV_NAME = /(?:_API_KEY|_TOKEN|_SECRET|_PASSWORD|_SECRET_ACCESS_KEY|_PRIVATE_KEY)$/i;
+/** Env var names whose values are treated as secrets (WEAVER_GIT_TOKEN_<HOST>: the worker's git credentials). */
+const SECRET_ENV_NAME = /(?:_API_KEY|_TOKEN|_SECRET|_PASSWORD|_SECRET_ACCESS_KEY|_PRIVATE_KEY)$|^WEAVER_GIT_TOKEN_/i;
 
 /**
  * The values of env vars that hold secrets: names ending in `_API_KEY`, `_TOKEN`, `_SECRET`
- * (also `_PASSWORD`, `_SECRET_ACCESS_KEY`, `_PRIVATE_KEY`), any case, plus the vars named in
+ * (also `_PASSWORD`, `_SECRET_ACCESS_KEY`, `_PRIVATE_KEY`, and `WEAVER_GIT_TOKEN_*`), any case, plus the vars named in
  * `names` (e.g. a provider's `apiKeyEnv`). Values shorter than MIN_SECRET_LENGTH are skipped.
  * Deduplicated, longest first.
  */
@@ -66,6 +66,8 @@ interface Pattern {
   re: RegExp;
   /** Capture groups holding the value to hide; none → the whole match. */
   groups?: number[];
+  /** Of `groups`, those whose value is a literal even in source code (quoted, or by its shape). */
+  literal?: number[];
 }
 
 // Every pattern is linear-time: bounded or anchored prefixes, no nested quantifiers.
@@ -80,19 +82,52 @@ const PATTERNS: Pattern[] = [
   // Slack tokens.
   { re: /\bxox[abprs]-[A-Za-z0-9-]{10,}/g },
   // Authorization: Bearer <token>
-  { re: /\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)/gi, groups: [1] },
+  { re: /\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)/gi, groups: [1], literal: [1] },
   // api_key=…, "apiKey": "…", X-Api-Key: …, GITHUB_TOKEN=…, client_secret=…, password: …
   // (`name:value` without a space is left to the URL pattern: `https://x-access-token:…@host`.)
   {
-    re: /(?:api[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|secret[_-]?key|[_-](?:token|secret|password)|password|passwd)["']?(?:[ \t]*=|[ \t]*:(?=[ \t"']))[ \t]*(?:"([^"\r\n]+)"|'([^'\r\n]+)'|([^\s"'`,;&<>()[\]{}]+))/gi,
+    re: /(?:api[_-]?key|access[_-]?token|auth[_-]?token|refresh[_-]?token|client[_-]?secret|secret[_-]?key|secret[_-]?access[_-]?key|private[_-]?key|[_-](?:token|secret|password)|password|passwd)["']?(?:[ \t]*=|[ \t]*:(?=[ \t"']))[ \t]*(?:"([^"\r\n]+)"|'([^'\r\n]+)'|([^\s"'`,;&<>()[\]{}]+))/gi,
     groups: [1, 2, 3],
+    literal: [1, 2],
   },
   // Credentials in URLs: scheme://user:password@host
-  { re: /\b[a-z][a-z0-9+.-]{0,20}:\/\/[^\s:@/]{1,256}:([^\s@/]{1,256})@/gi, groups: [1] },
+  { re: /\b[a-z][a-z0-9+.-]{0,20}:\/\/[^\s:@/]{1,256}:([^\s@/]{1,256})@/gi, groups: [1], literal: [1] },
+  // The body of a PEM private key (lines of base64 after the header; `\n` escapes in a string too).
+  { re: /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----((?:[ \t]*(?:\\r)?(?:\\n|\r?\n)[ \t]*[A-Za-z0-9+/=]{1,200})+)/g, groups: [1], literal: [1] },
 ];
 
-/** Where `text` needs redacting: sorted by start, non-overlapping. */
-export function findRedactions(text: string, secrets: readonly string[]): Redaction[] {
+/** How much of the redaction to apply (prompts use `code`; logs and artifacts the default). */
+export interface RedactOptions {
+  /** Only the literal secrets given, none of the generic credential patterns. */
+  literalOnly?: boolean;
+  /**
+   * The text is source code (a prompt): a generic match counts only when its value looks like
+   * a literal secret — quoted, or an unquoted token with a digit — not an expression
+   * (`token = tokens[0]`, `password: string`) or a placeholder (`"${API_KEY}"`, `<token>`).
+   */
+  code?: boolean;
+}
+
+/** Template placeholders and references, not values: `${X}`, `{{x}}`, `$X`, `<your key>`, `%(x)s`, `{x}`. */
+const PLACEHOLDER = /\$\{|\{\{|^\$[A-Za-z_]|^<[^>]*>$|%\(|^\{[^}]*\}$|^\*+$/;
+/** An unquoted value in code that is a literal token rather than a name or an expression. */
+const UNQUOTED_LITERAL = /^(?=[^\d]*\d)(?=.*[A-Za-z])[A-Za-z0-9+/=_~.-]{8,}$/;
+
+/** `DB_PASSWORD=hunter2`: an env-file style line (upper-case name, no spaces), a value in code too. */
+function envAssignment(prefix: string, value: string): boolean {
+  return /^[A-Z0-9_-]+=$/.test(prefix) && !PLACEHOLDER.test(value);
+}
+
+function plausibleLiteral(value: string, literal: boolean): boolean {
+  if (PLACEHOLDER.test(value)) return false;
+  return literal ? value.trim().length >= MIN_SECRET_LENGTH : UNQUOTED_LITERAL.test(value);
+}
+
+/**
+ * Where `text` needs redacting: sorted by start, non-overlapping. A pattern's value that is
+ * already REDACTED is not found again (redacting twice changes nothing and counts nothing).
+ */
+export function findRedactions(text: string, secrets: readonly string[], opts: RedactOptions = {}): Redaction[] {
   const found: Redaction[] = [];
   for (const s of secrets) {
     if (s.length < MIN_SECRET_LENGTH) continue;
@@ -100,7 +135,7 @@ export function findRedactions(text: string, secrets: readonly string[]): Redact
       found.push({ matchStart: i, start: i, end: i + s.length });
     }
   }
-  for (const { re, groups } of PATTERNS) {
+  for (const { re, groups, literal } of opts.literalOnly ? [] : PATTERNS) {
     // A fresh RegExp with the `d` flag gives group offsets; `g` keeps lastIndex state local.
     const rx = new RegExp(re.source, re.flags.includes('d') ? re.flags : `${re.flags}d`);
     for (let m = rx.exec(text); m !== null; m = rx.exec(text)) {
@@ -109,6 +144,7 @@ export function findRedactions(text: string, secrets: readonly string[]): Redact
         continue;
       }
       let span: [number, number] | undefined;
+      let isLiteral = false;
       if (!groups) {
         span = [m.index, m.index + m[0].length];
       } else {
@@ -116,11 +152,16 @@ export function findRedactions(text: string, secrets: readonly string[]): Redact
           const at = m.indices?.[g];
           if (at && at[1] > at[0]) {
             span = [at[0], at[1]];
+            isLiteral = literal?.includes(g) ?? false;
             break;
           }
         }
       }
-      if (span) found.push({ matchStart: m.index, start: span[0], end: span[1] });
+      if (!span) continue;
+      const value = text.slice(span[0], span[1]);
+      if (value === REDACTED) continue;
+      if (opts.code && groups && !plausibleLiteral(value, isLiteral) && !envAssignment(text.slice(m.index, span[0]), value)) continue;
+      found.push({ matchStart: m.index, start: span[0], end: span[1] });
     }
   }
   found.sort((a, b) => a.start - b.start || b.end - a.end);
@@ -157,6 +198,63 @@ export function redact(text: string, secrets: readonly string[]): string {
   if (!text) return text;
   const list = normalizeSecrets(secrets);
   return applyRedactions(text, findRedactions(text, list));
+}
+
+/** `redact` with options, also saying how many values it masked. */
+export function redactCounted(text: string, secrets: readonly string[], opts: RedactOptions = {}): { text: string; count: number } {
+  if (!text) return { text, count: 0 };
+  const spans = findRedactions(text, normalizeSecrets(secrets), opts);
+  return spans.length ? { text: applyRedactions(text, spans), count: spans.length } : { text, count: 0 };
+}
+
+// Files that exist to hold credentials (design rule 6): never sent to a provider unless the
+// task names them. By name, and by content for the ones that only sometimes hold a secret.
+const SECRET_BASENAMES = new Set([
+  '.env',
+  '.envrc',
+  '.netrc',
+  '_netrc',
+  '.git-credentials',
+  '.pgpass',
+  '.htpasswd',
+  '.dockercfg',
+  'credentials.json',
+  'id_rsa',
+  'id_dsa',
+  'id_ecdsa',
+  'id_ed25519',
+  'id_ecdsa_sk',
+  'id_ed25519_sk',
+]);
+/** Templates of secret files, meant to be read: `.env.example`, `secrets.sample.yaml`. */
+const SECRET_TEMPLATE = /[._-](?:example|sample|template|dist|defaults?)(?:[._-]|$)/i;
+const SECRET_EXTENSION = /\.(?:pem|key|p12|pfx|jks|keystore|ppk|kdbx)$/i;
+const SECRET_PATH_SUFFIX = /(?:^|\/)(?:\.aws\/credentials|\.docker\/config\.json|\.gem\/credentials|\.config\/gh\/hosts\.yml)$/;
+/** Package-manager configs that hold a secret only when they carry a token or password. */
+const TOKEN_CONFIGS = new Set(['.npmrc', '.yarnrc', '.yarnrc.yml', '.pypirc', 'pip.conf', 'pip.ini', '.condarc', 'settings.xml']);
+const TOKEN_CONFIG_SECRET = /(?:_authToken|_auth|_password|npmAuthToken|npmAuthIdent|password|token)["']?\s*[=:>]/i;
+const PRIVATE_KEY_BLOCK = /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----/;
+
+/**
+ * Why a repository file is a secret file (a dotenv file, a private key, a credentials file…),
+ * or undefined. `rel` is workspace-relative; `text`, when given, adds the content rules (a
+ * private key block anywhere; a token in `.npmrc`, `.pypirc` and the like).
+ */
+export function secretFileReason(rel: string, text?: string): string | undefined {
+  const base = rel.slice(rel.lastIndexOf('/') + 1);
+  const lower = base.toLowerCase();
+  const template = SECRET_TEMPLATE.test(base);
+  if (lower === '.env' || (lower.startsWith('.env.') && !template)) return 'a dotenv file';
+  if (SECRET_BASENAMES.has(lower)) return 'a credentials file';
+  if (SECRET_EXTENSION.test(lower)) return 'a key or certificate store';
+  if (SECRET_PATH_SUFFIX.test(rel)) return 'a credentials file';
+  if (/^client_secret.*\.json$/i.test(base) && !template) return 'a credentials file';
+  if (/^secrets?\.[a-z0-9]+$/i.test(base)) return 'a secrets file';
+  if (text !== undefined) {
+    if (PRIVATE_KEY_BLOCK.test(text)) return 'it holds a private key';
+    if (TOKEN_CONFIGS.has(lower) && TOKEN_CONFIG_SECRET.test(text)) return 'a package-manager config with a token';
+  }
+  return undefined;
 }
 
 export interface StreamRedactorOptions {

@@ -9,26 +9,31 @@ export const PricingSchema = z.object({
 });
 export type Pricing = z.infer<typeof PricingSchema>;
 
-/** Env var names are short and mostly upper case; keys are long, mixed and prefixed. */
-function looksLikeSecret(v: string): boolean {
-  if (/^(sk|gsk|xai|pk|rk)[-_]|^AIza|^ghp_|^github_pat_/.test(v)) return true;
-  return v.length >= 24 && /[a-z]/.test(v) && /[A-Z]/.test(v) && /[0-9]/.test(v);
-}
+/** What a task is told when it names a key: the worker's registry decides which key goes where. */
+const NO_KEYS_IN_TASKS =
+  "not accepted in a task input: name a provider id from the worker's registry (WEAVER_PROVIDERS) instead; the worker decides which key is sent where";
 
+/**
+ * A provider as a task names it: an id from the worker's provider registry (WEAVER_PROVIDERS,
+ * src/domain/registry.ts), optionally a model from its allowed list, `maxTokens`, `temperature`
+ * — or a keyless inline endpoint `{ id, model, baseURL }` (Ollama, vLLM, the demo model). Keys,
+ * and the names of the env vars holding them, are the worker's: never in the input.
+ */
 export const ProviderSpecSchema = z.object({
-  /** Stable name used in events, usage breakdowns and cooldowns. */
+  /** A registry id (or the name of an inline keyless endpoint): used in events, usage breakdowns and cooldowns. */
   id: z.string().min(1),
-  model: z.string().min(1),
-  /** OpenAI-compatible endpoint (OpenAI, Azure, OpenRouter, Ollama, vLLM…). */
+  /** From the provider's allowed list; left out: the registry's default. Required with an inline baseURL. */
+  model: z.string().min(1).optional(),
+  /** A keyless OpenAI-compatible endpoint of the task's own (Ollama, vLLM…); registry providers have theirs. */
   baseURL: z
     .string()
     .refine((u) => /^https?:\/\/[^\s/?#]+[^\s]*$/i.test(u), 'must be an http:// or https:// URL')
     .optional(),
-  /** NAME of the env var the worker reads the key from; the key itself never enters the input. */
-  apiKeyEnv: z
-    .string()
-    .refine((v) => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(v) && !looksLikeSecret(v), 'must be an environment variable name, not a key')
-    .optional(),
+  /** Refused: a task never chooses which of the worker's env vars is sent where. */
+  apiKeyEnv: z.never({ error: NO_KEYS_IN_TASKS }).optional(),
+  /** Refused: secrets never enter the input (nor the workflow history). */
+  apiKey: z.never({ error: NO_KEYS_IN_TASKS }).optional(),
+  /** Inline endpoints only: a registry provider is priced by the registry. */
   pricing: PricingSchema.optional(),
   maxTokens: z.number().int().positive().optional(),
   temperature: z.number().min(0).max(2).optional(),
@@ -45,8 +50,14 @@ export const ProviderSpecSchema = z.object({
 }).refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
   path: ['maxTokens'],
   message: 'must be less than contextWindow (the prompt needs room too)',
+}).refine((p) => !p.baseURL || p.model, {
+  path: ['model'],
+  message: 'required with an inline baseURL (a keyless endpoint the registry does not describe)',
 });
-export type ProviderSpec = z.infer<typeof ProviderSpecSchema>;
+/** A provider as the task names it (model optional: the registry's default). */
+export type ProviderChoice = z.infer<typeof ProviderSpecSchema>;
+/** A provider with its model chosen and the registry's settings merged in: what the workflow calls. */
+export type ProviderSpec = Omit<ProviderChoice, 'model' | 'apiKeyEnv' | 'apiKey'> & { model: string };
 
 export const StrategySchema = z.object({
   mode: z.enum(['sequential', 'parallel-any', 'parallel-all', 'consensus']).default('sequential'),
@@ -80,6 +91,36 @@ export const LimitsSchema = z.object({
   childConcurrency: z.number().int().positive().default(2),
 });
 export type Limits = z.infer<typeof LimitsSchema>;
+
+/** Env vars a task may let into the sandbox: names only, and none that holds a credential. */
+const SandboxEnvName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be an environment variable name')
+  .refine((n) => !/KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION/i.test(n), 'names a credential; secrets never enter the sandbox');
+
+/**
+ * How commands that run repository code are confined (design rule 7). Resolved with its
+ * defaults at workflow start and kept in the task's record, so a run keeps its policy.
+ */
+export const SandboxPolicySchema = z
+  .object({
+    /** Network inside the sandbox: none at all, the setup command only (installs), or every command. */
+    network: z.enum(['none', 'setup', 'all']).default('setup'),
+    /** Names of worker env vars passed in (besides PATH, LANG, HOME, TMPDIR, CI). */
+    env: z.array(SandboxEnvName).max(50).default([]),
+    limits: z
+      .object({
+        memoryMb: z.number().int().min(64).default(2048),
+        processes: z.number().int().min(8).default(512),
+        openFiles: z.number().int().min(64).default(4096),
+        fileSizeMb: z.number().int().min(1).default(1024),
+        cpuSec: z.number().int().min(1).default(3600),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+export type SandboxPolicy = z.infer<typeof SandboxPolicySchema>;
 
 const CommandSchema = z.union([z.string().min(1), z.array(z.string()).min(1)]);
 export type Command = z.infer<typeof CommandSchema>;
@@ -116,6 +157,8 @@ export const CodingTaskInputSchema = z.object({
   push: PushSchema.optional(),
   /** Wait for a person's `approvePush` (update or signal) before pushing (human in the loop). */
   requireApproval: z.boolean().optional(),
+  /** Confinement of setup and test commands; defaults: network for setup only, 2 GiB, 512 processes. */
+  sandbox: SandboxPolicySchema.optional(),
   /** With requireApproval: stop waiting after this long; nothing is pushed, the commit is kept as a git bundle. */
   approvalTimeoutSec: z.number().positive().optional(),
   /** Set by a parent for its children; users leave it out. */
@@ -247,6 +290,10 @@ export interface TestOutcome {
   /** Last few KB of output; the whole log is `log`. */
   tail: string;
   log?: ArtifactRef;
+  /** A sandbox limit the command hit, e.g. `killed: memory limit 2 GiB`. */
+  limit?: string;
+  /** What the command did that is refused whatever its exit code, e.g. changing `.git/config`. */
+  violation?: string;
 }
 
 /** One provider call, as recorded: one per HTTP request Weaver made. */
@@ -271,6 +318,8 @@ export interface CallEvent {
   changeDigest?: string;
   /** Shadow calls: whether the answer matched the chosen change set. */
   agreesWithChosen?: boolean;
+  /** Values masked as [REDACTED] in the prompt this call sent (absent: none). */
+  promptRedactions?: number;
 }
 
 /** How the answer of an attempt was chosen. */
@@ -345,6 +394,8 @@ export interface CodingTaskResult {
   bundle?: ArtifactRef;
   /** Things a person should know, e.g. a provider failing authentication. */
   warnings?: string[];
+  /** Where the task's commands ran: the sandbox and the policy it enforced. */
+  sandbox?: SandboxRecord;
   /** The push decision (requireApproval): approved or not, by whom, when, how it came. */
   approval?: { approved: boolean; by?: string; comment?: string; at: string; via: 'update' | 'signal' };
   /** Decisions refused (too early, repeated, malformed), with why. */
@@ -383,6 +434,14 @@ export type Phase =
   | 'awaiting_approval'
   | 'done';
 
+export interface SandboxRecord {
+  /** e.g. `bubblewrap 0.8.0`, or `none` (WEAVER_SANDBOX=off, or auto without bubblewrap). */
+  kind: string;
+  policy: SandboxPolicy;
+  /** How limits are enforced: `cgroup v1`, `cgroup v2` or `rlimit`. */
+  enforcement?: string;
+}
+
 export interface Progress {
   workflowId: string;
   phase: Phase;
@@ -393,4 +452,5 @@ export interface Progress {
   branch: string;
   status?: TaskStatus;
   children?: { workflowId: string; status: string }[];
+  sandbox?: SandboxRecord;
 }

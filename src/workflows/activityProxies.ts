@@ -21,10 +21,10 @@ export const llm = proxyActivities<Pick<Activities, 'generateChange'>>({
 });
 
 /** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */
-export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact'>>({
+export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders'>>({
   startToCloseTimeout: '20 minutes',
   heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed', 'SetupFailed', 'InvalidBranch'] },
+  retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed', 'SetupFailed', 'InvalidBranch', 'ProviderNotAllowed'] },
 });
 
 /**

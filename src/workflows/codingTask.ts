@@ -19,6 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
+import { legacyKeyNames, withoutLegacyKeyNames, type ResolvedProviders } from '../domain/registry';
 import { DEFAULT_COOLDOWN, type CooldownState } from '../domain/cooldown';
 import { decide, type Outcome, type TaskState } from '../domain/decider';
 import { allotment, Ledger } from '../domain/ledger';
@@ -27,6 +28,7 @@ import {
   CodingTaskInputSchema,
   formatZodIssues,
   resolveLimits,
+  SandboxPolicySchema,
   type ArtifactRef,
   type AttemptRecord,
   type ChildSummary,
@@ -37,12 +39,15 @@ import {
   type ProviderSpec,
   type Phase,
   type Progress,
+  type SandboxPolicy,
+  type SandboxRecord,
   type TaskSpec,
   type TaskStatus,
   type Usage,
 } from '../domain/schema';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
 import { renderReport } from '../domain/report';
+import { strippedCredentialsNote, stripTaskCredentials } from '../domain/repoUrl';
 import { slugify } from '../domain/slug';
 import { slimChild, slimResult } from '../domain/slim';
 import { mergeUsage } from '../domain/usage';
@@ -67,11 +72,22 @@ interface Reflection {
 }
 
 export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskResult> {
-  const parsed = CodingTaskInputSchema.safeParse(rawInput);
+  // Providers come from the worker's registry (resolved by an activity at start). Runs started
+  // before it named key env vars in their input (apiKeyEnv): they replay as they ran, the name
+  // dropped — the LLM activity takes keys from the worker's registry only.
+  const registry = patched('provider-registry');
+  const parsed = CodingTaskInputSchema.safeParse(registry ? rawInput : withoutLegacyKeyNames(rawInput));
   if (!parsed.success) {
     throw ApplicationFailure.nonRetryable(`invalid task input: ${formatZodIssues(parsed.error).join('; ')}`, 'InvalidTaskInput');
   }
-  return new CodingTask(parsed.data).run();
+  // Credentials in `repo` / `push.remote` (a task started around the client) are taken out before
+  // anything is recorded: search attributes, activity inputs, results, the workspace's .git/config.
+  // The worker supplies git credentials itself. Versioned: runs started before replay as they ran.
+  const clean = stripTaskCredentials(parsed.data);
+  const scrubbed = clean.stripped.length > 0 && patched('strip-url-credentials');
+  const task = new CodingTask(scrubbed ? clean.input : parsed.data, registry ? undefined : legacyKeyNames(rawInput));
+  if (scrubbed) task.warn(strippedCredentialsNote(clean.stripped));
+  return task.run();
 }
 
 type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; subtasks: TaskSpec[]; why: string };
@@ -79,8 +95,12 @@ type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; su
 class CodingTask {
   private readonly limits;
   /** Providers with every model default resolved once, at start (kept in state). */
-  private readonly providers: (ResolvedProvider | ProviderSpec)[];
-  private readonly tokenBudget: number;
+  private providers: (ResolvedProvider | ProviderSpec)[] = [];
+  private tokenBudget = 0;
+  /** Env var names of the worker's provider keys (from its registry, at start): kept out of commands. */
+  private keyEnvNames: string[];
+  /** The providers are resolved against the worker's registry at start (runs since `provider-registry`). */
+  private readonly registry: boolean;
   private readonly workflowId = workflowInfo().workflowId;
   private readonly branch: string;
   private readonly depth: number;
@@ -102,14 +122,27 @@ class CodingTask {
   /** The workspace was deleted (its work is pushed or bundled). */
   private released = false;
   private readonly gate: ApprovalGate;
+  /** The task's sandbox policy with its defaults, fixed at start (part of the durable record). */
+  private readonly sandboxPolicy: SandboxPolicy;
 
-  constructor(private readonly input: ParsedCodingTaskInput) {
+  /** `legacyKeys`: given for a run started before the provider registry (its providers are its input's). */
+  constructor(
+    private readonly input: ParsedCodingTaskInput,
+    legacyKeys?: string[],
+  ) {
     this.limits = resolveLimits(input);
-    const resolved = input.providers.map(resolveProvider);
-    this.tokenBudget = promptBudget(resolved);
-    // Resolved defaults change budget reservations (a reasoning model's answer room): runs
-    // started before them keep reserving as they did, or their replay would diverge.
-    this.providers = patched('resolve-model-profiles') ? resolved : input.providers;
+    this.sandboxPolicy = SandboxPolicySchema.parse(input.sandbox ?? {});
+    this.keyEnvNames = legacyKeys ?? [];
+    this.registry = !legacyKeys;
+    if (legacyKeys) {
+      // Pre-registry inputs always named their model.
+      const specs = input.providers as ProviderSpec[];
+      const resolved = specs.map(resolveProvider);
+      this.tokenBudget = promptBudget(resolved);
+      // Resolved defaults change budget reservations (a reasoning model's answer room): runs
+      // started before them keep reserving as they did, or their replay would diverge.
+      this.providers = patched('resolve-model-profiles') ? resolved : specs;
+    }
     // A child's ID has '/' in it; git can't hold both weaver/X and weaver/X/1-a, hence '--'.
     this.branch = input.branch ?? `weaver/${this.workflowId.replace(/\//g, '--')}`;
     this.depth = input.depth ?? 0;
@@ -125,6 +158,7 @@ class CodingTask {
       branch: this.branch,
       status: this.status,
       children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
+      sandbox: this.sandboxRecord(),
     }));
     setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
     this.gate = new ApprovalGate(() => ({ required: !!this.input.requireApproval, pushes: !!this.pushRemote(), phase: this.phase, status: this.status }));
@@ -162,7 +196,36 @@ class CodingTask {
 
   /** Env var names of the providers' keys: scrubbed from commands run in the workspace. */
   private secretEnvNames(): string[] {
-    return [...new Set(this.input.providers.map((p) => p.apiKeyEnv ?? 'OPENAI_API_KEY'))];
+    return this.keyEnvNames;
+  }
+
+  /**
+   * The task's providers against the worker's registry, once (kept in state): endpoints, keys,
+   * allowed models and prices are the worker's; the model profiles are resolved from the merged
+   * spec. A provider the worker does not allow fails the task here, before anything is called.
+   */
+  private async resolveProviders(): Promise<void> {
+    let r: ResolvedProviders;
+    try {
+      r = await shared.resolveProviders({ providers: this.input.providers });
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === 'ProviderNotAllowed') {
+        upsertSearchAttributes([{ key: WeaverStatus, value: 'failed' }]);
+        throw ApplicationFailure.nonRetryable(`provider not allowed by the worker's registry: ${cause.message}`, 'ProviderNotAllowed');
+      }
+      throw err;
+    }
+    const resolved = r.providers.map(resolveProvider);
+    this.providers = resolved;
+    this.tokenBudget = promptBudget(resolved);
+    this.keyEnvNames = r.secretEnvNames;
+    for (const note of r.notes) if (!this.warnings.includes(note)) this.warnings.push(note);
+  }
+
+  /** A note for the result's warnings. */
+  warn(text: string): void {
+    if (!this.warnings.includes(text)) this.warnings.push(text);
   }
 
   async run(): Promise<CodingTaskResult> {
@@ -170,6 +233,7 @@ class CodingTask {
       { key: WeaverRepo, value: this.input.repo.slice(0, 200) },
       { key: WeaverStatus, value: 'running' },
     ]);
+    if (this.registry) await this.resolveProviders();
     try {
       await this.prepare();
       const step = await this.firstStep();
@@ -213,9 +277,19 @@ class CodingTask {
       branch: this.branch,
       setupCommand: this.input.setupCommand,
       secretEnvNames: this.secretEnvNames(),
+      sandbox: this.sandboxPolicy,
+      pushRemote: this.pushRemote(),
     });
-    log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue });
+    log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue, sandbox: this.ws.sandbox });
+    const unconfined = `commands ran without a sandbox on ${this.ws.taskQueue}: repository code could read and change anything the worker can (install bubblewrap and set WEAVER_SANDBOX=required)`;
+    if (this.ws.sandbox === 'none' && !this.warnings.includes(unconfined)) this.warnings.push(unconfined);
     return this.ws;
+  }
+
+  /** Which sandbox the task's commands ran in (the last workspace's worker), and its policy. */
+  private sandboxRecord(): SandboxRecord | undefined {
+    if (!this.ws?.sandbox) return undefined;
+    return { kind: this.ws.sandbox, policy: this.sandboxPolicy, ...(this.ws.sandboxEnforcement ? { enforcement: this.ws.sandboxEnforcement } : {}) };
   }
 
   private async finish(s: TaskStatus, reason: string, extra: Partial<CodingTaskResult> = {}): Promise<CodingTaskResult> {
@@ -225,6 +299,8 @@ class CodingTask {
     }
     const result: CodingTaskResult = { workflowId: this.workflowId, status: s, reason, branch: this.branch, attempts: this.attempts, usage: this.usage(), artifacts: this.artifacts, ...extra };
     if (this.warnings.length) result.warnings = this.warnings;
+    const sandbox = this.sandboxRecord();
+    if (sandbox) result.sandbox = sandbox;
     if (this.gate.decision) result.approval = this.gate.decision;
     if (this.gate.refused.length) result.refusedApprovals = this.gate.refused;
     this.enter('done');
@@ -276,6 +352,7 @@ class CodingTask {
         guidance: [...this.guidance],
         allowSubtasks: planOnly || this.canDecompose(),
         planOnly,
+        secretEnvNames: this.secretEnvNames(),
       });
       // The answer comes from this round's prompt: only what it showed whole may be rewritten whole.
       shown = built.shown ?? {};
@@ -287,6 +364,8 @@ class CodingTask {
         attempt: this.attempt,
         prompt: built.prompt,
         estTokensIn: built.estTokens,
+        // Values masked in this prompt: recorded on its call events (absent when none).
+        promptRedactions: built.redactions || undefined,
         ledger: this.ledger,
         cooldowns: this.cooldowns,
         cooldown: this.input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
@@ -442,7 +521,7 @@ class CodingTask {
     record.filesChanged = applied.files;
     this.enter('testing');
     const tests = await this.acts(ws).runTests.executeWithOptions({ summary: `attempt ${this.attempt}: ${commandText(this.input.testCommand)}` }, [
-      { workspace: ws, command: this.input.testCommand, timeoutSec: this.limits.testTimeoutSec, secretEnvNames: this.secretEnvNames() },
+      { workspace: ws, command: this.input.testCommand, timeoutSec: this.limits.testTimeoutSec, secretEnvNames: this.secretEnvNames(), sandbox: this.sandboxPolicy },
     ]);
     record.tests = tests;
     if (tests.log) record.artifacts.push(tests.log);
@@ -586,6 +665,8 @@ class CodingTask {
       setupCommand: this.input.setupCommand,
       providers: this.input.providers,
       strategy: this.input.strategy,
+      // Children run under their parent's sandbox policy, never a looser one.
+      sandbox: this.sandboxPolicy,
       limits: { ...this.limits, maxCostUsd, maxTokens },
       decomposition: this.input.decomposition === 'always' ? 'auto' : this.input.decomposition,
       // Under requireApproval nothing reaches the remote before a person says so, children included.
@@ -638,6 +719,7 @@ class CodingTask {
       command: this.input.testCommand,
       timeoutSec: this.limits.testTimeoutSec,
       secretEnvNames: this.secretEnvNames(),
+      sandbox: this.sandboxPolicy,
     });
     this.attempts.push({
       attempt: this.attempt + 1,

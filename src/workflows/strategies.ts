@@ -31,6 +31,8 @@ export interface StrategyEnv {
   attempt: number;
   prompt: ArtifactRef;
   estTokensIn: number;
+  /** Values masked as [REDACTED] in the prompt (recorded on each call event when there are any). */
+  promptRedactions?: number;
   ledger: Ledger;
   cooldowns: CooldownState;
   cooldown: CooldownSettings;
@@ -259,7 +261,15 @@ async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: string, 
   const reservation = role === 'primary' ? env.ledger.reserve(spec, env.estTokensIn) : undefined;
   if (reservation && 'refused' in reservation) return { kind: 'refused', spec, detail: reservation.refused };
   const startedAt = Date.now();
-  const base = { provider: spec.id, model: spec.model, strategy, role, attempt: env.attempt, startedAt: new Date(startedAt).toISOString() };
+  const base = {
+    provider: spec.id,
+    model: spec.model,
+    strategy,
+    role,
+    attempt: env.attempt,
+    startedAt: new Date(startedAt).toISOString(),
+    ...(env.promptRedactions ? { promptRedactions: env.promptRedactions } : {}),
+  };
   let answered: Extract<Call, { kind: 'answer' }>;
   try {
     // The summary is what the Web UI shows for this call in the timeline.

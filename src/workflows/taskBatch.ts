@@ -1,5 +1,7 @@
 // taskBatch: independent codingTasks as children, bounded concurrency, fail-independent.
-import { ApplicationFailure, defineQuery, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, defineQuery, executeChild, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { batchWithoutLegacyKeyNames } from '../domain/registry';
+import { stripTaskCredentials } from '../domain/repoUrl';
 import { emptyUsage, mergeUsage } from '../domain/usage';
 import { formatZodIssues, TaskBatchInputSchema, type BatchProgress, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
 import { resultRows, slimResult } from '../domain/slim';
@@ -12,11 +14,17 @@ const MAX_INLINE_RESULTS_BYTES = 1_000_000;
 export const batchProgressQuery = defineQuery<BatchProgress>('progress');
 
 export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
-  const parsed = TaskBatchInputSchema.safeParse(raw);
+  // Batches started before the provider registry named key env vars (apiKeyEnv) in their tasks:
+  // they replay as they ran, the names dropped (their children take keys from the registry).
+  const parsed = TaskBatchInputSchema.safeParse(patched('provider-registry') ? raw : batchWithoutLegacyKeyNames(raw));
   if (!parsed.success) {
     throw ApplicationFailure.nonRetryable(`invalid batch input: ${formatZodIssues(parsed.error).join('; ')}`, 'InvalidTaskInput');
   }
-  const { tasks, concurrency } = parsed.data;
+  const { concurrency } = parsed.data;
+  // Credentials in a task's repo / push.remote URL never reach the children's inputs (the
+  // worker supplies git credentials); versioned so that runs started before replay as they ran.
+  const cleaned = parsed.data.tasks.map((t) => stripTaskCredentials(t));
+  const tasks = cleaned.some((c) => c.stripped.length) && patched('strip-url-credentials') ? cleaned.map((c) => c.input) : parsed.data.tasks;
   const { workflowId } = workflowInfo();
   let running = 0;
   let finished = 0;

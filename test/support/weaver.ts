@@ -8,8 +8,10 @@ import { startCodingTask } from '../../src/client';
 import { createExampleRepo, exampleTask } from '../../src/devtools/demo';
 import { ScriptedModelServer } from '../../src/devtools/scriptedModelServer';
 import type { ActivityDeps } from '../../src/activities/types';
-import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../../src/domain/schema';
-import { createWorkers } from '../../src/worker';
+import { registryEntry, type ProviderRegistry } from '../../src/domain/registry';
+import type { CodingTaskInput, CodingTaskResult, ProviderChoice, ProviderSpec } from '../../src/domain/schema';
+import type { SandboxMode } from '../../src/config';
+import { createWorkers, workerSandbox } from '../../src/worker';
 import type { codingTask } from '../../src/workflows';
 import { closeTestConnections, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './temporal';
 
@@ -22,8 +24,15 @@ export interface Rig {
   workspaceRoot: string;
   /** A fresh copy of the example repo (failing slugify tests) on branch main. */
   newRepo(name?: string): Promise<string>;
+  /** The worker's provider registry (mutable): `provider()` registers into it. */
+  providers: ProviderRegistry;
+  /**
+   * Registers `model` under provider id `extra.id ?? model` in the worker's registry (the scripted
+   * server, key TEST_API_KEY, the given settings) and returns what a task names: `{ id, model }`
+   * (plus maxTokens/temperature). With `extra.baseURL`: a keyless inline endpoint, not registered.
+   */
   provider(model: string, extra?: Partial<ProviderSpec>): ProviderSpec;
-  task(repo: string, providers: ProviderSpec[], extra?: Partial<CodingTaskInput>): CodingTaskInput;
+  task(repo: string, providers: ProviderChoice[], extra?: Partial<CodingTaskInput>): CodingTaskInput;
   start(input: CodingTaskInput, workflowId?: string): Promise<WorkflowHandle<typeof codingTask>>;
   run(input: CodingTaskInput, workflowId?: string): Promise<CodingTaskResult>;
   close(): Promise<void>;
@@ -31,19 +40,24 @@ export interface Rig {
 
 let seq = 0;
 
-export async function startRig(opts: { deps?: Partial<ActivityDeps> } = {}): Promise<Rig> {
+/** The worker clones local repositories only under the rig's temp dir (WEAVER_REPO_ROOTS), where newRepo makes them. */
+export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: SandboxMode } = {}): Promise<Rig> {
   const tmp = await mkdtemp(path.join(tmpdir(), 'weaver-test-'));
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');
   const client = await testClient();
   const model = await ScriptedModelServer.start();
   const taskQueue = uniqueQueue('weaver');
+  const providers: ProviderRegistry = { providers: {} };
+  const registrations = new WeakMap<object, () => void>();
+  // bubblewrap when the machine has it (the escape suite asks for `required`).
+  const sandbox = opts.deps?.sandbox ?? (await workerSandbox({ workspaceRoot, artifactDir }, opts.sandbox ?? 'auto'));
   const worker = await createWorkers({
     connection: await testNativeConnection(),
     taskQueue,
     workspaceQueue: `${taskQueue}-ws`,
     workflowBundle: workflowBundle(),
-    deps: { artifactDir, workspaceRoot, env: { ...process.env, TEST_API_KEY: 'sk-test-secret-key-123456789' }, retryDelayScale: 0.01, heartbeatMs: 50, ...opts.deps },
+    deps: { artifactDir, workspaceRoot, env: { ...process.env, TEST_API_KEY: 'sk-test-secret-key-123456789' }, retryDelayScale: 0.01, heartbeatMs: 50, providers, repoRoots: [tmp], sandbox, ...opts.deps },
   });
   const running = worker.run();
   const rig: Rig = {
@@ -54,9 +68,26 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps> } = {}): Pro
     artifactDir,
     workspaceRoot,
     newRepo: async (name = `repo-${++seq}`) => createExampleRepo(path.join(tmp, name)),
-    provider: (m, extra = {}) => ({ id: m, model: m, baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', pricing: { inputPerMTok: 1, outputPerMTok: 2 }, ...extra }),
+    providers,
+    provider: (m, extra = {}) => {
+      const { id = m, model: _model, baseURL, maxTokens, temperature, ...settings } = extra;
+      if (baseURL) return { ...extra, id, model: m };
+      const register = () => {
+        const models = [...new Set([...(registryEntry(providers, id)?.models ?? []), m])];
+        providers.providers[id] = { baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', pricing: { inputPerMTok: 1, outputPerMTok: 2 }, ...settings, models };
+      };
+      register();
+      const spec = { id, model: m, ...(maxTokens === undefined ? {} : { maxTokens }), ...(temperature === undefined ? {} : { temperature }) };
+      // The settings a spec was made with win when a task using it starts (another spec of the
+      // same id made since, e.g. a default one, does not change this task's price).
+      registrations.set(spec, register);
+      return spec;
+    },
     task: (repo, providers, extra = {}) => ({ ...exampleTask(repo, providers[0]), providers, push: false, ...extra }),
-    start: (input, workflowId) => startCodingTask(input, { client, taskQueue, workflowId: workflowId ?? `test-${taskQueue}-${++seq}` }),
+    start: (input, workflowId) => {
+      for (const p of input.providers) registrations.get(p)?.();
+      return startCodingTask(input, { client, taskQueue, workflowId: workflowId ?? `test-${taskQueue}-${++seq}` });
+    },
     run: async (input, workflowId) => (await rig.start(input, workflowId)).result(),
     close: async () => {
       worker.shutdown();

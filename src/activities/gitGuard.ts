@@ -1,0 +1,55 @@
+// What a command may not change in a workspace's `.git` (design rule 7): the files through
+// which git would run code or read objects from elsewhere. The sandbox mounts `.git`
+// read-only; this catches it where there is no sandbox (WEAVER_SANDBOX=off/auto) and undoes it.
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+/** Relative to `.git`: files and directories (all their files) that must not change. */
+const GUARDED = ['config', 'HEAD', 'commondir', 'hooks', 'info', 'objects/info/alternates', 'objects/info/http-alternates', 'modules'];
+const MAX_BYTES = 1024 * 1024;
+
+export type GitSnapshot = Map<string, Buffer>;
+
+async function collect(root: string, rel: string, out: GitSnapshot): Promise<void> {
+  const abs = path.join(root, rel);
+  const st = await lstat(abs).catch(() => undefined);
+  if (!st) return;
+  if (st.isDirectory()) {
+    for (const name of await readdir(abs)) await collect(root, path.join(rel, name), out);
+  } else if (st.size <= MAX_BYTES) {
+    out.set(rel, st.isSymbolicLink() ? Buffer.from(`symlink`) : await readFile(abs));
+  } else {
+    out.set(rel, Buffer.from(`large:${st.size}:${st.mtimeMs}`));
+  }
+}
+
+/** The guarded files of `<dir>/.git`, by content. */
+export async function snapshotGit(dir: string): Promise<GitSnapshot> {
+  const snap: GitSnapshot = new Map();
+  for (const rel of GUARDED) await collect(path.join(dir, '.git'), rel, snap);
+  return snap;
+}
+
+/**
+ * Compares `.git` with `before`; puts back what changed (removes what was added) and returns
+ * the paths that changed, e.g. `.git/config`, `.git/hooks/pre-commit` — empty if none.
+ */
+export async function restoreGit(dir: string, before: GitSnapshot): Promise<string[]> {
+  const root = path.join(dir, '.git');
+  const after = await snapshotGit(dir);
+  const changed: string[] = [];
+  for (const [rel, content] of after) {
+    if (before.get(rel)?.equals(content)) continue;
+    changed.push(rel);
+    await rm(path.join(root, rel), { force: true, recursive: true });
+    const old = before.get(rel);
+    if (old) await writeFile(path.join(root, rel), old);
+  }
+  for (const [rel, content] of before) {
+    if (after.has(rel)) continue;
+    changed.push(rel);
+    await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
+    await writeFile(path.join(root, rel), content);
+  }
+  return changed.sort().map((rel) => `.git/${rel}`);
+}

@@ -1,0 +1,66 @@
+// Loads the worker's provider registry (WEAVER_PROVIDERS, YAML or JSON) at worker start and
+// resolves a task's providers against it (the `resolveProviders` activity). The schema and the
+// rules are pure (src/domain/registry.ts); this is the file side.
+import { readFileSync } from 'node:fs';
+import { ApplicationFailure } from '@temporalio/activity';
+import { parse as parseYaml } from 'yaml';
+import {
+  defaultProviderRegistry,
+  parseProviderRegistry,
+  PROVIDER_NOT_ALLOWED,
+  ProviderPolicyError,
+  ProviderRegistryError,
+  resolveTaskProviders,
+  type ProviderRegistry,
+  type ResolvedProviders,
+} from '../domain/registry';
+import type { ProviderChoice } from '../domain/schema';
+import type { ActivityDeps } from './types';
+
+/**
+ * The registry in `file` (validated: a bad one throws naming the file and each bad field), or,
+ * without a file, the built-in one: `openai` with the worker's OPENAI_API_KEY.
+ */
+export function loadProviderRegistry(file: string | undefined): ProviderRegistry {
+  if (!file) return defaultProviderRegistry();
+  const source = `WEAVER_PROVIDERS=${file}`;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ProviderRegistryError(source, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    // YAML is a superset of JSON: one parser reads both; .json files get JSON's stricter reading.
+    raw = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ProviderRegistryError(source, [`not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
+  }
+  return parseProviderRegistry(raw, source);
+}
+
+/** One line per provider for the worker's start-up banner: ids, endpoints, key NAMES (never values). */
+export function describeRegistry(registry: ProviderRegistry, env: Record<string, string | undefined>): string[] {
+  return Object.entries(registry.providers).map(([id, e]) => {
+    const key = e.apiKeyEnv ? `key ${e.apiKeyEnv}${env[e.apiKeyEnv] ? '' : ' (NOT SET in this worker)'}` : 'keyless';
+    return `${id}: ${e.baseURL ?? 'OpenAI API (or OPENAI_BASE_URL)'}, ${key}, models ${e.models.join(', ')}`;
+  });
+}
+
+/** The worker's registry: the one it was given, else the built-in default. */
+export function registryOf(deps: Pick<ActivityDeps, 'providers'>): ProviderRegistry {
+  return deps.providers ?? defaultProviderRegistry();
+}
+
+/** The `resolveProviders` activity: a refusal is a non-retryable `ProviderNotAllowed`. */
+export function resolveProviders(deps: ActivityDeps, req: { providers: ProviderChoice[] }): ResolvedProviders {
+  try {
+    return resolveTaskProviders(registryOf(deps), req.providers, { allowInlineEndpoints: deps.allowInlineEndpoints });
+  } catch (err) {
+    if (err instanceof ProviderPolicyError) {
+      throw ApplicationFailure.create({ type: PROVIDER_NOT_ALLOWED, nonRetryable: true, message: err.message });
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,206 @@
+// The worker's provider registry (WEAVER_PROVIDERS): its schema, the file loader, and the rules
+// that turn a task's provider ids into calls — pure, no Temporal (issue 8, item 3).
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { loadProviderRegistry } from '../src/activities/providers';
+import {
+  defaultProviderRegistry,
+  endpointFor,
+  modelAllowed,
+  parseProviderRegistry,
+  ProviderPolicyError,
+  ProviderRegistryError,
+  registryKeyEnvNames,
+  resolveTaskProviders,
+  type ProviderRegistry,
+} from '../src/domain/registry';
+import { parseTaskInput } from '../src/domain/schema';
+
+const ROOT = path.resolve(__dirname, '..');
+
+const registry: ProviderRegistry = parseProviderRegistry(
+  {
+    providers: {
+      openai: { apiKeyEnv: 'OPENAI_API_KEY', models: ['gpt-4o-mini', 'gpt-4o*'], pricing: { inputPerMTok: 1, outputPerMTok: 2 }, maxTokens: 2000 },
+      router: {
+        baseURL: 'https://router.example/v1',
+        apiKeyEnv: 'ROUTER_KEY',
+        models: ['a/big', 'b/small'],
+        pricing: { 'a/big': { inputPerMTok: 3, outputPerMTok: 15 }, '*': { inputPerMTok: 0.5, outputPerMTok: 1 } },
+        contextWindow: 100_000,
+        editFormat: 'whole',
+        stream: true,
+      },
+      local: { baseURL: 'http://localhost:11434/v1', models: ['qwen'] },
+    },
+  },
+  'test',
+);
+
+/** The issues of a registry that does not validate. */
+function registryIssues(raw: unknown): string[] {
+  try {
+    parseProviderRegistry(raw, 'file.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ProviderRegistryError);
+    expect((e as Error).message).toContain('file.yaml');
+    return (e as ProviderRegistryError).issues;
+  }
+  throw new Error('the registry was accepted');
+}
+
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ProviderPolicyError);
+    return (e as Error).message;
+  }
+  throw new Error('not refused');
+}
+
+describe('registry schema', () => {
+  test('a valid registry parses', () => {
+    expect(Object.keys(registry.providers)).toEqual(['openai', 'router', 'local']);
+  });
+
+  test.each([
+    ['providers.x.models', { providers: { x: { models: [] } } }],
+    ['providers.x.models', { providers: { x: { models: ['*'] } } }],
+    ['providers.x.models', { providers: { x: {} } }],
+    ['providers.x.apiKeyEnv', { providers: { x: { models: ['m'], apiKeyEnv: 'sk-live-0123456789abcdef' } } }],
+    ['providers.x.apiKeyEnv', { providers: { x: { models: ['m'], apiKeyEnv: 'not a name' } } }],
+    ['providers.x.baseURL', { providers: { x: { models: ['m'], baseURL: 'localhost:11434' } } }],
+    ['providers.x.pricing', { providers: { x: { models: ['m'], pricing: { inputPerMTok: 1 } } } }],
+    ['providers.x.maxTokens', { providers: { x: { models: ['m'], maxTokens: 9000, contextWindow: 8192 } } }],
+    ['providers.x.editFormat', { providers: { x: { models: ['m'], editFormat: 'diff' } } }],
+    ['providers.x', { providers: { x: { models: ['m'], apiKey: 'sk-oops' } } }],
+    ['providers', {}],
+    ['(root)', { providers: {}, extra: true }],
+  ])('names the bad field %s', (field, raw) => {
+    const issues = registryIssues(raw);
+    expect(issues.some((i) => i.startsWith(`${field}: `))).toBe(true);
+  });
+
+  test('a key value in apiKeyEnv is refused without being echoed', () => {
+    const issues = registryIssues({ providers: { x: { models: ['m'], apiKeyEnv: 'sk-live-0123456789abcdef' } } });
+    expect(issues.join('\n')).not.toContain('sk-live-0123456789abcdef');
+  });
+
+  test('model patterns and per-model pricing', () => {
+    expect(modelAllowed(registry.providers.openai, 'gpt-4o-2024-08-06')).toBe(true);
+    expect(modelAllowed(registry.providers.openai, 'gpt-5')).toBe(false);
+    expect(modelAllowed(registry.providers.openai, 'gpt-4o.mini')).toBe(true);
+    expect(modelAllowed(defaultProviderRegistry().providers.openai, 'anything-at-all')).toBe(true);
+  });
+
+  test('key env names: every one the registry holds', () => {
+    expect(registryKeyEnvNames(registry)).toEqual(['OPENAI_API_KEY', 'ROUTER_KEY']);
+  });
+});
+
+describe('resolving a task against the registry', () => {
+  test("an id alone gets the registry's default model, price and settings, and no endpoint or key in the spec", () => {
+    const r = resolveTaskProviders(registry, [{ id: 'router' }]);
+    expect(r.providers).toEqual([{ id: 'router', model: 'a/big', pricing: { inputPerMTok: 3, outputPerMTok: 15 }, contextWindow: 100_000, editFormat: 'whole', stream: true }]);
+    expect(JSON.stringify(r)).not.toContain('router.example');
+    expect(r.secretEnvNames).toEqual(['OPENAI_API_KEY', 'ROUTER_KEY']);
+  });
+
+  test('a model from the allowed list, the `*` price, task maxTokens/temperature win; the task pricing is ignored with a note', () => {
+    const r = resolveTaskProviders(registry, [{ id: 'router', model: 'b/small', maxTokens: 500, temperature: 0.3, pricing: { inputPerMTok: 0, outputPerMTok: 0 } }]);
+    expect(r.providers[0]).toMatchObject({ model: 'b/small', pricing: { inputPerMTok: 0.5, outputPerMTok: 1 }, maxTokens: 500, temperature: 0.3 });
+    expect(r.notes).toEqual([expect.stringContaining("the task's pricing is ignored")]);
+    expect(resolveTaskProviders(registry, [{ id: 'openai' }]).providers[0]).toMatchObject({ model: 'gpt-4o-mini', maxTokens: 2000 });
+  });
+
+  test('a model not in the allowed list is refused, naming the list', () => {
+    expect(refusal(() => resolveTaskProviders(registry, [{ id: 'openai', model: 'gpt-5' }]))).toMatch(
+      /providers\.0 \(openai\): model "gpt-5" is not allowed for provider "openai" \(allowed: gpt-4o-mini, gpt-4o\*\)/,
+    );
+  });
+
+  test('an unknown id without an endpoint is refused, naming the known ids and the fix', () => {
+    expect(refusal(() => resolveTaskProviders(registry, [{ id: 'anthropic', model: 'claude' }]))).toMatch(
+      /providers\.0 \(anthropic\): not in the worker's provider registry \(known: openai, router, local\); name a provider id from the worker's registry \(WEAVER_PROVIDERS\)/,
+    );
+  });
+
+  test('a keyed registry id with its own baseURL is refused; with inline endpoints allowed it resolves to that URL (and no key)', () => {
+    const evil = { id: 'router', model: 'a/big', baseURL: 'https://evil.example/v1' };
+    expect(refusal(() => resolveTaskProviders(registry, [evil]))).toMatch(/sets the endpoint of "router"/);
+    const r = resolveTaskProviders(registry, [evil], { allowInlineEndpoints: true });
+    expect(r.providers[0].baseURL).toBe('https://evil.example/v1');
+    expect(endpointFor(registry, r.providers[0], { allowInlineEndpoints: true })).toEqual({ baseURL: 'https://evil.example/v1' });
+    // The same baseURL as the registry's (a trailing slash aside) is the registry's endpoint.
+    expect(resolveTaskProviders(registry, [{ id: 'router', baseURL: 'https://router.example/v1/', model: 'a/big' }]).providers[0].baseURL).toBeUndefined();
+  });
+
+  test('a keyless registry entry accepts an inline baseURL; unknown ids are keyless inline endpoints', () => {
+    expect(resolveTaskProviders(registry, [{ id: 'local', model: 'qwen', baseURL: 'http://gpu-box:8000/v1' }]).providers[0].baseURL).toBe('http://gpu-box:8000/v1');
+    const r = resolveTaskProviders(registry, [{ id: 'ollama', model: 'llama3', baseURL: 'http://localhost:11434/v1', pricing: { inputPerMTok: 0, outputPerMTok: 0 } }]);
+    expect(r.providers[0]).toEqual({ id: 'ollama', model: 'llama3', baseURL: 'http://localhost:11434/v1', pricing: { inputPerMTok: 0, outputPerMTok: 0 } });
+    expect(endpointFor(registry, r.providers[0])).toEqual({ baseURL: 'http://localhost:11434/v1' });
+  });
+
+  test('an apiKeyEnv that slipped past the schema is refused all the same', () => {
+    expect(refusal(() => resolveTaskProviders(registry, [{ id: 'x', model: 'm', baseURL: 'https://evil.example/v1', apiKeyEnv: 'AWS_SECRET_ACCESS_KEY' } as never]))).toMatch(
+      /may not name a key or its env var \(apiKeyEnv\)/,
+    );
+  });
+
+  test('every problem is named at once', () => {
+    const msg = refusal(() => resolveTaskProviders(registry, [{ id: 'openai', model: 'nope' }, { id: 'ghost' }]));
+    expect(msg).toMatch(/providers\.0 .*; providers\.1 /);
+  });
+
+  test("the endpoint and key of a call come from the registry by id: the request's baseURL never gets the key", () => {
+    expect(endpointFor(registry, { id: 'router', model: 'a/big' })).toEqual({ baseURL: 'https://router.example/v1', apiKeyEnv: 'ROUTER_KEY' });
+    expect(endpointFor(registry, { id: 'openai', model: 'gpt-4o' })).toEqual({ baseURL: undefined, apiKeyEnv: 'OPENAI_API_KEY' });
+    expect(refusal(() => endpointFor(registry, { id: 'router', model: 'a/big', baseURL: 'https://evil.example/v1' }))).toMatch(/may not send its calls elsewhere/);
+    expect(refusal(() => endpointFor(registry, { id: 'openai', model: 'gpt-5' }))).toMatch(/not allowed/);
+    expect(refusal(() => endpointFor(registry, { id: 'ghost', model: 'm' }))).toMatch(/not in the worker's provider registry/);
+    // Sample n of a provider (consensus `samples`) is that provider.
+    expect(endpointFor(registry, { id: 'router#2', model: 'a/big' })).toEqual({ baseURL: 'https://router.example/v1', apiKeyEnv: 'ROUTER_KEY' });
+    // Prototype keys are not providers.
+    expect(refusal(() => endpointFor(registry, { id: 'constructor', model: 'm' }))).toMatch(/not in the worker's provider registry/);
+  });
+});
+
+describe('loading WEAVER_PROVIDERS', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(path.join(tmpdir(), 'weaver-registry-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('YAML and JSON files; without a file, the built-in `openai`', () => {
+    const y = path.join(dir, 'p.yaml');
+    writeFileSync(y, 'providers:\n  local:\n    baseURL: http://localhost:11434/v1\n    models: [qwen]\n');
+    expect(loadProviderRegistry(y).providers.local.models).toEqual(['qwen']);
+    const j = path.join(dir, 'p.json');
+    writeFileSync(j, JSON.stringify({ providers: { a: { models: ['m'], apiKeyEnv: 'A_KEY' } } }));
+    expect(loadProviderRegistry(j).providers.a.apiKeyEnv).toBe('A_KEY');
+    expect(loadProviderRegistry(undefined)).toEqual(defaultProviderRegistry());
+  });
+
+  test('a bad file names the file and the field; unreadable and unparsable files are named too', () => {
+    const y = path.join(dir, 'bad.yaml');
+    writeFileSync(y, 'providers:\n  a:\n    models: [m]\n    apiKeyEnvv: A_KEY\n');
+    expect(() => loadProviderRegistry(y)).toThrow(new RegExp(`WEAVER_PROVIDERS=${y.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[\\s\\S]*providers\\.a: Unrecognized key: "apiKeyEnvv"`));
+    expect(() => loadProviderRegistry(path.join(dir, 'missing.yaml'))).toThrow(/cannot read the file/);
+    const j = path.join(dir, 'bad.json');
+    writeFileSync(j, '{ "providers": ');
+    expect(() => loadProviderRegistry(j)).toThrow(/not valid JSON/);
+  });
+
+  test('weaver.providers.example.yaml is valid, and the example tasks resolve against it', () => {
+    const example = loadProviderRegistry(path.join(ROOT, 'weaver.providers.example.yaml'));
+    expect(Object.keys(example.providers)).toEqual(expect.arrayContaining(['openai', 'openrouter', 'local']));
+    expect(parseYaml(readFileSync(path.join(ROOT, 'weaver.providers.example.yaml'), 'utf8'))).toBeTruthy();
+    for (const file of ['task.json', 'consensus-task.json']) {
+      const task = parseTaskInput(JSON.parse(readFileSync(path.join(ROOT, 'examples', file), 'utf8')));
+      expect(resolveTaskProviders(example, task.providers).providers).toHaveLength(task.providers.length);
+    }
+  });
+});
