@@ -374,7 +374,7 @@ test('a branch that already exists on the remote and was not made by this task i
   expect((await git.revparse([again.branch])).trim()).toBe(again.commit);
 });
 
-test('a file holding a worker secret is never committed, and what the tests wrote is not committed either', async () => {
+test('what the tests wrote is never committed, even into a file the change wrote: no key reaches the branch', async () => {
   const repo = await rig.newRepo();
   // The rig's worker holds TEST_API_KEY=sk-test-secret-key-123456789 (a provider key, by name).
   // An answer that writes it is refused before it applies (test/promptSecrets.test.ts); here the
@@ -393,13 +393,9 @@ test('a file holding a worker secret is never committed, and what the tests wrot
   expect(r.status).toBe('succeeded');
   const tree = (await simpleGit(repo).raw(['ls-tree', '-r', '--name-only', r.branch])).split('\n');
   expect(tree).toContain('src/slugify.js');
-  expect(tree).not.toContain('config/keys.txt');
   expect(tree).not.toContain('tests-wrote-this.txt');
-  expect(r.warnings).toEqual(
-    expect.arrayContaining([
-      'not committed because they hold a secret of the worker: config/keys.txt',
-      'not committed (the run left them, the change did not write them): tests-wrote-this.txt',
-    ]),
-  );
+  // The change's file is committed as the change wrote it, before any test ran.
+  expect(await simpleGit(repo).show([`${r.branch}:config/keys.txt`])).toBe('token=placeholder\n');
+  expect(r.warnings).toEqual(expect.arrayContaining(['not committed (the run wrote or changed them after the change applied): config/keys.txt, tests-wrote-this.txt']));
   expect(await simpleGit(repo).show([`${r.branch}:src/slugify.js`])).toBe(GOOD);
 });

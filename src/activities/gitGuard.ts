@@ -5,7 +5,8 @@ import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises
 import path from 'node:path';
 
 /** Relative to `.git`: files and directories (all their files) that must not change. */
-const GUARDED = ['config', 'HEAD', 'commondir', 'hooks', 'info', 'objects/info/alternates', 'objects/info/http-alternates', 'modules'];
+// refs too: a command that commits on its own would otherwise get its commit pushed.
+const GUARDED = ['config', 'HEAD', 'commondir', 'hooks', 'info', 'objects/info/alternates', 'objects/info/http-alternates', 'modules', 'refs', 'packed-refs'];
 const MAX_BYTES = 1024 * 1024;
 
 export type GitSnapshot = Map<string, Buffer>;

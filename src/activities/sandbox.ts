@@ -42,6 +42,8 @@ export interface SandboxSetting {
   readOnly: string[];
   /** Said in every result when commands are not confined. */
   warning?: string;
+  /** The most network a task may ask for (WEAVER_SANDBOX_NETWORK, default `setup`). */
+  maxNetwork?: SandboxPolicy['network'];
 }
 
 export type CgroupSupport = { version: 1; memory?: string; pids?: string } | { version: 2; parent: string };
@@ -64,7 +66,9 @@ export const INSTALL_HINT =
  */
 export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting> {
   const env = opts.env ?? process.env;
-  const base = { mode: opts.mode, hide: opts.hide.map((p) => path.resolve(p)), readOnly: (opts.readOnly ?? []).map((p) => path.resolve(p)) };
+  const maxNetwork = (env.WEAVER_SANDBOX_NETWORK || 'setup') as SandboxPolicy['network'];
+  if (!NETWORK_ORDER.includes(maxNetwork)) throw new Error(`WEAVER_SANDBOX_NETWORK must be one of ${NETWORK_ORDER.join(', ')}, got "${maxNetwork}"`);
+  const base = { maxNetwork, mode: opts.mode, hide: opts.hide.map((p) => path.resolve(p)), readOnly: (opts.readOnly ?? []).map((p) => path.resolve(p)) };
   const unconfined = (why: string): SandboxSetting => ({
     ...base,
     kind: 'none',
@@ -116,6 +120,8 @@ function findOnPath(name: string, PATH = ''): string | undefined {
   }
   return ['/usr/bin', '/usr/local/bin', '/bin'].map((d) => path.join(d, name)).find((p) => existsSync(p));
 }
+
+const NETWORK_ORDER: SandboxPolicy['network'][] = ['none', 'setup', 'all'];
 
 const NAMESPACES = ['--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent', '--new-session'];
 
@@ -226,7 +232,9 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
     // Without a memory cgroup, private writable memory is capped (address space would break V8/JVM reservations).
     ...(cgroup?.limitsMemory ? [] : [`--data=${limits.memoryMb * mib}`]),
   ];
-  const network = policy.network === 'all' || (policy.network === 'setup' && req.phase === 'setup');
+  // A task gets at most the network the worker allows: asking for `all` does not lift the cap.
+  const allowed = NETWORK_ORDER[Math.min(NETWORK_ORDER.indexOf(policy.network), NETWORK_ORDER.indexOf(setting.maxNetwork ?? 'setup'))];
+  const network = allowed === 'all' || (allowed === 'setup' && req.phase === 'setup');
   const mounts: string[] = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
   const hidden = hiddenPaths(setting);
   for (const p of hidden) mounts.push('--tmpfs', p);

@@ -1,7 +1,7 @@
 // Git workspaces: one isolated clone per task on the worker that prepared it (design rule 4).
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { simpleGit, type SimpleGit, type SimpleGitOptions } from 'simple-git';
@@ -236,9 +236,17 @@ export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle) {
  */
 export async function commitAndPush(req: CommitRequest, secrets: string[] = [], policy: RepoPolicy = { env: process.env }): Promise<CommitResult> {
   const git = openWorkspace(req.workspace);
-  // What the accepted change wrote, not whatever the tests and builds left in the tree.
+  // What the accepted change wrote, not whatever setup, tests and builds left in the tree: the
+  // index holds the tree as it was right after the change applied (diffWorkspace staged it,
+  // before any test ran, and .git is read-only to tests); only the change's paths stay staged,
+  // as they were then — a test that rewrote one afterwards does not get its version committed.
   if (!req.paths) await git.add(['-A']);
-  else if (req.paths.length) await git.raw(['add', '-A', '--', ...req.paths.map((p) => `:(literal)${p}`)]);
+  else {
+    const keep = new Set(req.paths);
+    const stagedNow = (await git.raw(['diff', '--cached', '--name-only', '--no-renames', '-z'])).split('\0').filter(Boolean);
+    const drop = stagedNow.filter((p) => !keep.has(p));
+    if (drop.length) await git.raw(['reset', '-q', '--', ...drop.map((p) => `:(literal)${p}`)]);
+  }
   // A file that holds a key of the worker never leaves it, whoever wrote it.
   const refusedSecrets = await unstageSecrets(git, req.workspace.dir, secrets);
   const leftBehind = req.paths ? (await uncommitted(git)).filter((p) => !refusedSecrets.includes(p)) : [];
@@ -284,7 +292,9 @@ async function unstageSecrets(git: SimpleGit, dir: string, secrets: string[]): P
   const staged = (await git.raw(['diff', '--cached', '--name-only', '--diff-filter=AM', '-z'])).split('\0').filter(Boolean);
   const refused: string[] = [];
   for (const rel of staged) {
-    const text = await readFile(path.join(dir, rel), 'latin1').catch(() => '');
+    // The staged blob (what would be committed), never the worktree file: that may since have
+    // been rewritten, or replaced by a link to a FIFO or a device.
+    const text = await git.raw(['cat-file', 'blob', `:${rel}`]).catch(() => '');
     if (secrets.some((s) => text.includes(Buffer.from(s, 'utf8').toString('latin1')))) refused.push(rel);
   }
   // Back to HEAD's version in the index (a new file leaves it): the commit neither adds nor deletes it.

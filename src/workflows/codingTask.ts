@@ -575,7 +575,7 @@ class CodingTask {
       this.warnings.push(`not committed because they hold a secret of the worker: ${r.refusedSecrets.slice(0, 20).join(', ')}`);
     }
     if (r.leftBehind?.length) {
-      this.warnings.push(`not committed (the run left them, the change did not write them): ${r.leftBehind.slice(0, 20).join(', ')}${r.leftBehind.length > 20 ? ', …' : ''}`);
+      this.warnings.push(`not committed (the run wrote or changed them after the change applied): ${r.leftBehind.slice(0, 20).join(', ')}${r.leftBehind.length > 20 ? ', …' : ''}`);
     }
     if (r.pushError) {
       this.warnings.push(`push failed: ${r.pushError}${r.bundle ? '; the branch is kept as a git bundle' : `; the commit stays in the workspace ${ws.dir}`}`);
