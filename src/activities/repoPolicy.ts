@@ -14,6 +14,7 @@ import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { locateRepo, stripUrlCredentials, urlCredentials } from '../domain/repoUrl';
+import { isInside } from './paths';
 
 export interface RepoPolicy {
   /** WEAVER_DEV: without repoRoots, local paths are allowed anywhere. */
@@ -62,10 +63,6 @@ export async function realpathLoose(p: string): Promise<string> {
       cur = parent;
     }
   }
-}
-
-function isInside(p: string, root: string): boolean {
-  return p === root || p.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
 }
 
 export interface CloneSource {

@@ -22,6 +22,7 @@ import { promisify } from 'node:util';
 import type { SandboxMode } from '../config';
 import type { Command, SandboxPolicy } from '../domain/schema';
 import type { RunCommandResult } from './commands';
+import { isInside } from './paths';
 
 const run = promisify(execFile);
 
@@ -258,10 +259,6 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   };
 }
 
-
-function isInside(p: string, dir: string): boolean {
-  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
-}
 
 /** /etc/resolv.conf often links into /run, which is hidden: keep the target readable when there is network. */
 function resolvConf(hidden: string[]): string[] {
