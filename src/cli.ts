@@ -1,7 +1,8 @@
 // `weaver` CLI on top of the client SDK: run a task and follow it live, look at a run.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
+import { batchProgressQuery, progressQuery } from './workflows/messages';
 import {
   addGuidance,
   approvePush,
@@ -69,7 +70,7 @@ export async function main(argv: string[], out: (line: string) => void = console
         if (values.json) out(JSON.stringify({ workflowId: handle.workflowId }));
         return 0;
       }
-      const batch = await follow<BatchResult, BatchProgress>(handle, values.json ? () => undefined : out, formatBatchProgress);
+      const batch = await follow<BatchResult, BatchProgress>(handle, values.json ? () => undefined : out, formatBatchProgress, 500, batchProgressQuery);
       out(values.json ? JSON.stringify(batch, null, 2) : formatBatch(batch));
       return batch.aggregate.failureCount === 0 ? 0 : 1;
     }
@@ -79,7 +80,7 @@ export async function main(argv: string[], out: (line: string) => void = console
       const handle = client.workflow.getHandle(arg);
       const desc = await handle.describe();
       if (desc.type === 'taskBatch') {
-        const progress = await handle.query<BatchProgress>('progress').catch(() => undefined);
+        const progress = await handle.query(batchProgressQuery).catch(() => undefined);
         const result = desc.status.name === 'COMPLETED' ? ((await handle.result()) as BatchResult) : undefined;
         if (values.json) out(JSON.stringify({ status: desc.status.name, type: desc.type, progress, result }, null, 2));
         else {
@@ -164,12 +165,13 @@ export async function follow<R = CodingTaskResult, P = Progress>(
   out: (line: string) => void,
   format: (p: P) => string = formatProgress as unknown as (p: P) => string,
   intervalMs = 500,
+  query: QueryDefinition<P> = progressQuery as unknown as QueryDefinition<P>,
 ): Promise<R> {
   let last = '';
   let done = false;
   const resultP = handle.result().finally(() => (done = true)) as Promise<R>;
   while (!done) {
-    const p = await handle.query<P>('progress').catch(() => undefined);
+    const p = await handle.query(query).catch(() => undefined);
     if (p) {
       const line = format(p);
       if (line !== last) out(`  ${line}`);

@@ -17,6 +17,7 @@ import { slugify } from './domain/slug';
 
 export { slugify };
 import type { codingTask } from './workflows';
+import { addGuidanceSignal, approvePushUpdate, progressQuery, type PushDecision } from './workflows/messages';
 
 export * from './domain/schema';
 
@@ -113,7 +114,7 @@ export async function startTaskBatch(input: TaskBatchInput | unknown, opts: Clie
 
 export async function getProgress(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<Progress> {
   const client = opts.client ?? (await weaverClient());
-  return client.workflow.getHandle(workflowId).query<Progress>('progress');
+  return client.workflow.getHandle(workflowId).query(progressQuery);
 }
 
 export async function getResult(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<CodingTaskResult> {
@@ -129,7 +130,7 @@ export async function getBatchResult(workflowId: string, opts: Pick<ClientOption
 /** Guidance for the next attempt's prompt (human in the loop). */
 export async function addGuidance(workflowId: string, text: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<void> {
   const client = opts.client ?? (await weaverClient());
-  await client.workflow.getHandle(workflowId).signal('addGuidance', text);
+  await client.workflow.getHandle(workflowId).signal(addGuidanceSignal, text);
 }
 
 /**
@@ -138,11 +139,11 @@ export async function addGuidance(workflowId: string, text: string, opts: Pick<C
  */
 export async function approvePush(
   workflowId: string,
-  decision: { approved: boolean; by?: string; comment?: string },
+  decision: PushDecision,
   opts: Pick<ClientOptions, 'client'> = {},
 ): Promise<string> {
   const client = opts.client ?? (await weaverClient());
-  return client.workflow.getHandle(workflowId).executeUpdate<string, [typeof decision]>('approvePush', { args: [decision] });
+  return client.workflow.getHandle(workflowId).executeUpdate(approvePushUpdate, { args: [decision] });
 }
 
 export async function cancelTask(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<void> {

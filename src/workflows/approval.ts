@@ -1,19 +1,9 @@
 // The approval gate before a push (requireApproval): one decision, checked the same way
 // whether it comes as an Update or as a Signal, recorded with who and when; decisions that
 // came too early, twice, or malformed are refused and recorded as such.
-import { condition, defineSignal, defineUpdate, log, patched, setHandler } from '@temporalio/workflow';
+import { condition, log, patched, setHandler } from '@temporalio/workflow';
 import type { Phase, TaskStatus } from '../domain/schema';
-
-export interface PushDecision {
-  approved: boolean;
-  by?: string;
-  comment?: string;
-}
-
-/** A person's decision on pushing, when the task has `requireApproval`; answers what happens next. */
-export const approvePushUpdate = defineUpdate<string, [PushDecision]>('approvePush');
-/** The same decision as a signal (e.g. `temporal workflow signal --name approvePush`); checked like the update. */
-export const approvePushSignal = defineSignal<[PushDecision]>('approvePush');
+import { approvePushSignal, approvePushUpdate, type PushDecision } from './messages';
 
 export interface ApprovalRecord extends PushDecision {
   /** Workflow time of the decision (ISO). */

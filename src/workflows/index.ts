@@ -1,4 +1,4 @@
 // Everything the worker bundles into the workflow sandbox.
 export { codingTask, progressQuery, addGuidanceSignal } from './codingTask';
-export { approvePushSignal, approvePushUpdate } from './approval';
+export { approvePushSignal, approvePushUpdate } from './messages';
 export { taskBatch } from './taskBatch';

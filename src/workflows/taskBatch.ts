@@ -1,17 +1,17 @@
 // taskBatch: independent codingTasks as children, bounded concurrency, fail-independent.
-import { ApplicationFailure, defineQuery, executeChild, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { batchWithoutLegacyKeyNames } from '../domain/registry';
 import { stripTaskCredentials } from '../domain/repoUrl';
 import { emptyUsage, mergeUsage } from '../domain/usage';
-import { formatZodIssues, TaskBatchInputSchema, type BatchProgress, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
+import { formatZodIssues, TaskBatchInputSchema, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
 import { resultRows, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
 import { runBounded } from './children';
 import { codingTask } from './codingTask';
+import { batchProgressQuery } from './messages';
 
 const MAX_INLINE_RESULTS_BYTES = 1_000_000;
 
-export const batchProgressQuery = defineQuery<BatchProgress>('progress');
 
 export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
   // Batches started before the provider registry named key env vars (apiKeyEnv) in their tasks:

@@ -1,0 +1,245 @@
+// The attempt loop: prompt → strategy (provider calls) → apply → test → decide, until the
+// Decider says commit, fail, stop or decompose. A lost workspace is rebuilt without consuming
+// the attempt. Also the planning call (ask for subtasks only).
+import { log, patched } from '@temporalio/workflow';
+import type { GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
+import { DEFAULT_COOLDOWN } from '../domain/cooldown';
+import { decide, type Outcome, type TaskState } from '../domain/decider';
+import type { ArtifactRef, AttemptRecord, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
+import { commitWork } from './commit';
+import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
+import { isWorkspaceLost, type TaskRun } from './task';
+
+const MAX_WORKSPACE_REBUILDS = 3;
+/** Rounds of "show me these files" per attempt, served without consuming the attempt. */
+const MAX_FILE_ROUNDS = 2;
+
+/** What the next prompt learns from the last attempt: the Decider's words and its artifacts. */
+interface Reflection {
+  feedback?: string;
+  failure?: { testLog?: ArtifactRef; diff?: ArtifactRef };
+}
+
+/** Where the attempts left the task: finished, or to be split into subtasks. */
+export type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; subtasks: TaskSpec[]; why: string };
+
+/**
+ * One attempt's prompt and provider calls (under the task's strategy), recorded on `record`.
+ * A model that asks to see files gets them in a new prompt, up to MAX_FILE_ROUNDS times,
+ * without consuming the attempt.
+ */
+export async function ask(t: TaskRun, ws: WorkspaceHandle, record: AttemptRecord, reflection: Reflection, planOnly = false): Promise<{ answer: StrategyOutcome; shown: Shown }> {
+  const requested: string[] = [];
+  let shown: Shown = {};
+  for (let round = 0; ; round++) {
+    const built = await t.acts(ws).buildPrompt({
+      workspace: ws,
+      task: t.input.task,
+      attempt: t.attempt,
+      tokenBudget: t.tokenBudget,
+      feedback: reflection.feedback,
+      failure: reflection.failure,
+      requestedFiles: requested.length ? [...requested] : undefined,
+      guidance: [...t.guidance],
+      allowSubtasks: planOnly || t.canDecompose(),
+      planOnly,
+      secretEnvNames: t.secretEnvNames(),
+    });
+    // The answer comes from this round's prompt: only what it showed whole may be rewritten whole.
+    shown = built.shown ?? {};
+    record.artifacts.push(built.prompt);
+    record.promptTokens = built.estTokens;
+    const compareFiles = comparesResultingFiles(t);
+    const answer = await runStrategy(t.providers, t.input.strategy, {
+      workflowId: t.workflowId,
+      attempt: t.attempt,
+      prompt: built.prompt,
+      estTokensIn: built.estTokens,
+      // Values masked in this prompt: recorded on its call events (absent when none).
+      promptRedactions: built.redactions || undefined,
+      ledger: t.ledger,
+      cooldowns: t.cooldowns,
+      cooldown: t.input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
+      retry: { ...DEFAULT_RETRY, ...t.input.strategy?.retry },
+      warnings: t.warnings,
+      resultDigest: compareFiles
+        ? async (r) =>
+            (await t.acts(ws).previewChanges({ workspace: ws, changes: [r.change!], shown, allowTestChanges: t.input.task.allowTestChanges }))[0] ??
+            undefined
+        : undefined,
+    });
+    record.calls = t.ledger.events.filter((e) => e.attempt === t.attempt);
+    record.selection = answer.selection;
+    const wants = answer.kind === 'answer' && answer.result.outcome === 'needs_files' ? (answer.result.needFiles ?? []) : [];
+    if (wants.length && round < MAX_FILE_ROUNDS) {
+      (record.fileRequests ??= []).push(wants);
+      for (const f of wants) if (!requested.includes(f)) requested.push(f);
+      log.info('model asked for files; serving them in a new prompt', { attempt: t.attempt, round: round + 1, files: wants.slice(0, 20) });
+      continue;
+    }
+    return { answer, shown };
+  }
+}
+
+/** Consensus and shadow comparisons look at the files each answer produces, not its text. */
+function comparesResultingFiles(t: TaskRun): boolean {
+  const s = t.input.strategy;
+  return (s?.mode === 'consensus' || !!s?.shadow?.length) && patched('compare-resulting-files');
+}
+
+/** Asks the model for subtasks only (decomposition "always", or after failures as in ADaPT). */
+export async function plan(t: TaskRun, feedback: string | undefined, why: string): Promise<Step> {
+  const ws = t.ws!;
+  t.attempt += 1;
+  t.enter('decomposing');
+  const record: AttemptRecord = { attempt: t.attempt, calls: [], outcome: 'plan', decision: { action: 'fail', why: '' }, artifacts: [] };
+  const { answer } = await ask(t, ws, record, { feedback }, true);
+  t.attempts.push(record);
+  if (answer.kind === 'answer' && answer.result.outcome === 'subtasks' && answer.result.subtasks?.length) {
+    record.outcome = 'subtasks_proposed';
+    record.summary = answer.result.summary;
+    record.decision = t.lastDecision = { action: 'decompose', why: `${why}; the model proposed ${answer.result.subtasks.length} subtasks` };
+    return { kind: 'decompose', subtasks: answer.result.subtasks, why: record.decision.why };
+  }
+  const got =
+    answer.kind === 'answer' ? `an answer of kind ${answer.result.outcome}` : answer.kind === 'failed' ? `${answer.family}: ${answer.message}` : answer.detail;
+  record.decision = t.lastDecision = { action: answer.kind === 'budget' ? 'budget_exceeded' : 'fail', why: `${why}; asked for subtasks but got ${got}` };
+  return { kind: 'done', result: await t.finish(answer.kind === 'budget' ? 'budget_exceeded' : 'failed', record.decision.why, { workspace: ws.dir }) };
+}
+
+export async function attemptLoop(t: TaskRun): Promise<Step> {
+  let ws = t.ws!;
+  let rebuilds = 0;
+  let reflection: Reflection = {};
+  const state = (): TaskState => ({
+    attempt: t.attempt,
+    maxAttempts: t.limits.maxAttempts,
+    depth: t.depth,
+    maxDepth: t.limits.maxDepth,
+    decomposition: t.input.decomposition ?? 'auto',
+  });
+
+  while (t.attempt < t.limits.maxAttempts) {
+    t.attempt += 1;
+    const record: AttemptRecord = { attempt: t.attempt, calls: [], outcome: 'pending', decision: { action: 'fail', why: '' }, artifacts: [] };
+    let outcome: Outcome;
+    let gen: GenerateChangeResult | undefined;
+    try {
+      t.enter('generating');
+      const { answer, shown } = await ask(t, ws, record, reflection);
+      gen = answer.kind === 'answer' ? answer.result : undefined;
+      outcome = await tryAnswer(t, ws, answer, record, shown);
+    } catch (err) {
+      if (isWorkspaceLost(err) && rebuilds < MAX_WORKSPACE_REBUILDS) {
+        // The worker holding the workspace is gone: rebuild elsewhere; this attempt doesn't count.
+        rebuilds += 1;
+        log.warn('workspace lost; rebuilding', { rebuilds });
+        t.attempt -= 1;
+        ws = await t.prepare();
+        continue;
+      }
+      throw err;
+    }
+
+    t.enter('deciding');
+    const verdict = decide(state(), outcome);
+    t.lastDecision = { action: verdict.action, why: verdict.why };
+    record.outcome = outcome.kind;
+    record.detail = outcomeDetail(outcome);
+    record.decision = t.lastDecision;
+    t.attempts.push(record);
+    log.info('decision', { attempt: t.attempt, outcome: outcome.kind, action: verdict.action, why: verdict.why });
+
+    switch (verdict.action) {
+      case 'commit': {
+        const { commit, pushed, bundle, rejected } = await commitWork(t, ws, record.summary, record.filesChanged ?? []);
+        return {
+          kind: 'done',
+          result: await t.finish(rejected ? 'rejected' : 'succeeded', rejected ? `${verdict.why}; ${rejected}` : verdict.why, {
+            commit,
+            pushed,
+            bundle,
+            workspace: pushed || bundle ? undefined : ws.dir,
+          }),
+        };
+      }
+      case 'retry':
+        reflection = { feedback: verdict.feedback, failure: failureOf(record) };
+        ws = await t.rollback(ws);
+        continue;
+      case 'decompose':
+        ws = await t.rollback(ws);
+        if (verdict.plan) return plan(t, verdict.feedback, verdict.why);
+        return { kind: 'decompose', subtasks: gen?.subtasks ?? [], why: verdict.why };
+      default:
+        return {
+          kind: 'done',
+          result: await t.finish(verdict.action === 'budget_exceeded' ? 'budget_exceeded' : 'failed', verdict.why, { workspace: ws.dir }),
+        };
+    }
+  }
+  return { kind: 'done', result: await t.finish('failed', `${t.limits.maxAttempts} attempt(s) exhausted`, { workspace: ws.dir }) };
+}
+
+/** The failed attempt's test log and diff: the next prompt shows their failing part. */
+function failureOf(record: AttemptRecord): Reflection['failure'] {
+  const find = (kind: string) => record.artifacts.find((a) => a.kind === kind);
+  const testLog = record.tests && !record.tests.passed ? record.tests.log : undefined;
+  const diff = find('diff');
+  return testLog || diff ? { testLog, diff } : undefined;
+}
+
+/** Turns the strategy's answer into an outcome: apply the change and run the tests. */
+async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcome, record: AttemptRecord, shown: Shown): Promise<Outcome> {
+  if (answer.kind === 'failed') return { kind: 'provider_failed', family: answer.family, message: answer.message };
+  if (answer.kind === 'budget') return { kind: 'budget_exhausted', detail: answer.detail };
+  if (answer.kind === 'no_consensus') return { kind: 'no_consensus', detail: answer.detail };
+  const gen = answer.result;
+  record.provider = gen.provider;
+  record.artifacts.push(gen.response);
+  if (gen.outcome === 'schema_violation') return { kind: 'schema_violation', error: gen.error ?? 'invalid answer' };
+  if (gen.outcome === 'subtasks') return { kind: 'subtasks_proposed', count: gen.subtasks?.length ?? 0 };
+  if (gen.outcome === 'truncated') return { kind: 'truncated', detail: gen.error ?? 'the answer was cut off' };
+  if (gen.outcome === 'needs_files') return { kind: 'files_request_limit', rounds: MAX_FILE_ROUNDS, files: gen.needFiles ?? [] };
+  record.summary = gen.summary;
+  record.filesChanged = gen.files?.map((f) => f.path);
+  record.artifacts.push(gen.change!);
+  t.enter('applying');
+  const applied = await t.acts(ws).applyChange({ workspace: ws, change: gen.change!, shown, allowTestChanges: t.input.task.allowTestChanges });
+  if (applied.diff) record.artifacts.push(applied.diff);
+  if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
+  if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
+  record.filesChanged = applied.files;
+  t.enter('testing');
+  const tests = await t.acts(ws).runTests.executeWithOptions({ summary: `attempt ${t.attempt}: ${commandText(t.input.testCommand)}` }, [
+    { workspace: ws, command: t.input.testCommand, timeoutSec: t.limits.testTimeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
+  ]);
+  record.tests = tests;
+  if (tests.log) record.artifacts.push(tests.log);
+  if (tests.passed) return { kind: 'tests_passed' };
+  return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: t.limits.testTimeoutSec };
+}
+
+function commandText(c: CodingTaskInput['testCommand']): string {
+  const text = c === undefined ? 'no test command' : Array.isArray(c) ? c.join(' ') : c;
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function outcomeDetail(o: Outcome): string | undefined {
+  switch (o.kind) {
+    case 'apply_failed':
+      return o.errors.join('; ').slice(0, 1000);
+    case 'schema_violation':
+      return o.error.slice(0, 1000);
+    case 'provider_failed':
+      return `${o.family}: ${o.message}`.slice(0, 1000);
+    case 'tests_failed':
+      return o.timedOut ? 'timed out' : `exit ${o.exitCode}`;
+    case 'no_consensus':
+      return o.detail.slice(0, 1000);
+    case 'budget_exhausted':
+      return o.detail.slice(0, 1000);
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,163 @@
+// Decomposition: each subtask runs as a child codingTask (bounded concurrency, each with its
+// share of the remaining budget); the parent merges their branches, tests the whole and commits.
+import { CancellationScope, CancelledFailure, executeChild, isCancellation } from '@temporalio/workflow';
+import { allotment } from '../domain/ledger';
+import type { CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
+import { slimChild, slimResult } from '../domain/slim';
+import { slugify } from '../domain/slug';
+import { mergeUsage } from '../domain/usage';
+import type { codingTask } from './codingTask';
+import { runBounded } from './children';
+import { commitWork } from './commit';
+import type { TaskRun } from './task';
+
+/** Runs each subtask as a child codingTask, then merges their branches and tests the result. */
+export async function decompose(t: TaskRun, proposed: TaskSpec[], why: string): Promise<CodingTaskResult> {
+  t.enter('decomposing');
+  const subtasks = proposed.slice(0, t.limits.maxChildren);
+  if (proposed.length > subtasks.length) {
+    t.warnings.push(`${proposed.length} subtasks proposed; maxChildren is ${t.limits.maxChildren}, the rest were not run`);
+  }
+  t.lastDecision = { action: 'decompose', why };
+  for (const [i, spec] of subtasks.entries()) {
+    t.children.push({ workflowId: `${t.workflowId}/${i + 1}-${slugify(spec.title, 30)}`, title: spec.title, status: 'not_started', reason: 'waiting' });
+  }
+  const concurrency = t.limits.childConcurrency;
+  const held = new Map<number, { cost?: number; tokens?: number }>();
+  let running = 0;
+
+  await runBounded(subtasks.length, concurrency, async (i) => {
+    const child = t.children[i];
+    // Cancelled: start nothing new (running children are being cancelled and awaited).
+    if (CancellationScope.current().consideredCancelled) return;
+    const spentCost = t.ledger.spentCostUsd() + t.childUsage.reduce((s, u) => s + u.costUsd + u.estimatedCostUsd, 0);
+    const spentTokens = t.ledger.spentTokens() + t.childUsage.reduce((s, u) => s + u.tokensIn + u.tokensOut, 0);
+    const heldCost = [...held.values()].reduce((s, h) => s + (h.cost ?? 0), 0);
+    const heldTokens = [...held.values()].reduce((s, h) => s + (h.tokens ?? 0), 0);
+    const lanes = Math.min(concurrency - running, subtasks.length - i);
+    const cost = allotment(t.limits.maxCostUsd, spentCost, heldCost, lanes);
+    const tokensAllot = allotment(t.limits.maxTokens, spentTokens, heldTokens, lanes);
+    const tokens = tokensAllot === undefined ? undefined : Math.floor(tokensAllot);
+    if (cost === 0 || tokens === 0) {
+      child.reason = `not started: the budget is spent (${cost === 0 ? `maxCostUsd ${t.limits.maxCostUsd}` : `maxTokens ${t.limits.maxTokens}`})`;
+      return;
+    }
+    held.set(i, { cost, tokens });
+    running += 1;
+    child.status = 'running';
+    child.reason = 'running';
+    try {
+      const result = await executeChild<typeof codingTask>('codingTask', {
+        workflowId: child.workflowId,
+        args: [childInput(t, subtasks[i], cost, tokens)],
+        memo: { title: subtasks[i].title, parent: t.workflowId },
+        staticSummary: `subtask ${i + 1}/${subtasks.length}: ${subtasks[i].title}`,
+      });
+      Object.assign(child, { status: result.status, reason: result.reason, branch: result.branch, commit: result.commit, result: slimResult(result) });
+      t.childUsage.push(result.usage);
+    } catch (err) {
+      if (isCancellation(err)) {
+        child.status = 'cancelled';
+        child.reason = 'cancelled before it finished';
+        throw err;
+      }
+      child.status = 'failed';
+      child.reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+    } finally {
+      held.delete(i);
+      running -= 1;
+    }
+  });
+  if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while children ran');
+  return integrate(t, subtasks.length);
+}
+
+function childInput(t: TaskRun, task: TaskSpec, maxCostUsd: number | undefined, maxTokens: number | undefined): CodingTaskInput {
+  return {
+    repo: t.input.repo,
+    baseBranch: t.input.baseBranch,
+    task,
+    testCommand: task.testCommand ?? t.input.testCommand,
+    setupCommand: t.input.setupCommand,
+    providers: t.input.providers,
+    strategy: t.input.strategy,
+    // Children run under their parent's sandbox policy, never a looser one.
+    sandbox: t.sandboxPolicy,
+    limits: { ...t.limits, maxCostUsd, maxTokens },
+    decomposition: t.input.decomposition === 'always' ? 'auto' : t.input.decomposition,
+    // Under requireApproval nothing reaches the remote before a person says so, children included.
+    push: t.input.requireApproval ? false : t.input.push,
+    depth: t.depth + 1,
+    inherited: { cooldowns: { ...t.cooldowns } },
+  };
+}
+
+/** Merges the successful children in subtask order, tests the whole, commits and pushes. */
+async function integrate(t: TaskRun, total: number): Promise<CodingTaskResult> {
+  const ws = t.ws!;
+  t.enter('integrating');
+  const ok = t.children.filter((c) => c.status === 'succeeded' && c.result);
+  const sources = ok.map((c) => ({
+    workflowId: c.workflowId,
+    title: c.title,
+    source: c.result!.pushed ? t.pushRemote()! : (c.result!.bundle?.ref ?? c.result!.workspace!),
+    branch: c.branch!,
+  }));
+  const merges = sources.length ? await t.acts(ws).mergeBranches({ workspace: ws, sources }) : [];
+  for (const m of merges) {
+    const c = t.children.find((x) => x.workflowId === m.workflowId)!;
+    c.merged = m.merged;
+    if (m.conflict) c.conflict = m.conflict;
+  }
+  const merged = merges.filter((m) => m.merged).length;
+  const successCount = ok.length;
+  const aggregate = {
+    total,
+    successCount,
+    failureCount: total - successCount,
+    successRate: total ? successCount / total : 0,
+    usage: mergeUsage(...t.childUsage),
+  };
+  const problems = t.children
+    .filter((c) => c.status !== 'succeeded' || c.conflict)
+    .map((c) => `${c.workflowId}: ${c.conflict ?? `${c.status}: ${c.reason}`}`);
+  const head = `${successCount}/${total} subtasks succeeded, ${merged} merged`;
+  if (!merged) {
+    return t.finish('failed', `${head}${problems.length ? `; ${problems.join('; ')}` : ''}`, {
+      children: t.children.map(slimChild),
+      aggregate,
+      workspace: ws.dir,
+    });
+  }
+  t.enter('testing');
+  const tests = await t.acts(ws).runTests({
+    workspace: ws,
+    command: t.input.testCommand,
+    timeoutSec: t.limits.testTimeoutSec,
+    secretEnvNames: t.secretEnvNames(),
+    sandbox: t.sandboxPolicy,
+  });
+  t.attempts.push({
+    attempt: t.attempt + 1,
+    calls: [],
+    outcome: tests.passed ? 'tests_passed' : 'tests_failed',
+    detail: 'integration of the merged subtasks',
+    tests,
+    decision: { action: 'commit', why: `integrated ${merged} subtask branch(es)` },
+    artifacts: tests.log ? [tests.log] : [],
+  });
+  // The merged work is committed (and pushed) even when incomplete: nothing is lost.
+  // The merges are commits already: nothing else of the tree goes in.
+  const { commit, pushed, bundle, rejected } = await commitWork(t, ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`, []);
+  const complete = merged === total && tests.passed;
+  const testsNote = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
+  const reason = [head, testsNote, ...problems, ...(rejected ? [rejected] : [])].join('; ');
+  return t.finish(rejected ? 'rejected' : complete ? 'succeeded' : 'partial', reason, {
+    commit,
+    pushed,
+    workspace: pushed || bundle ? undefined : ws.dir,
+    bundle,
+    children: t.children.map(slimChild),
+    aggregate,
+  });
+}

@@ -1,0 +1,243 @@
+// One codingTask run's state and the steps every concern shares: the phase, the workspace
+// (prepare, roll back, rebuild), the providers resolved at start, and the result (finish).
+// The concerns — attempts.ts, commit.ts, decomposition.ts — are functions over a TaskRun.
+import { ActivityFailure, ApplicationFailure, log, patched, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { WorkspaceHandle } from '../activities/types';
+import { type CooldownState } from '../domain/cooldown';
+import { Ledger } from '../domain/ledger';
+import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
+import type { ResolvedProviders } from '../domain/registry';
+import { renderReport } from '../domain/report';
+import {
+  resolveLimits,
+  SandboxPolicySchema,
+  type ArtifactRef,
+  type AttemptRecord,
+  type ChildSummary,
+  type CodingTaskResult,
+  type Decision,
+  type ParsedCodingTaskInput,
+  type Phase,
+  type ProviderSpec,
+  type SandboxPolicy,
+  type SandboxRecord,
+  type TaskStatus,
+  type Usage,
+} from '../domain/schema';
+import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../domain/searchAttributes';
+import { slimResult } from '../domain/slim';
+import { mergeUsage } from '../domain/usage';
+import { onWorkspace, shared } from './activityProxies';
+import { ApprovalGate } from './approval';
+import { addGuidanceSignal, progressQuery } from './messages';
+
+/** What the commit left: set once a commit exists, so the workspace is never deleted on cancel. */
+export interface Committed {
+  commit: string;
+  pushed: boolean;
+  bundle?: ArtifactRef;
+}
+
+export class TaskRun {
+  readonly limits;
+  /** Providers with every model default resolved once, at start (kept in state). */
+  providers: (ResolvedProvider | ProviderSpec)[] = [];
+  tokenBudget = 0;
+  /** Env var names of the worker's provider keys (from its registry, at start): kept out of commands. */
+  keyEnvNames: string[];
+  /** The providers are resolved against the worker's registry at start (runs since `provider-registry`). */
+  readonly registry: boolean;
+  readonly workflowId = workflowInfo().workflowId;
+  readonly branch: string;
+  readonly depth: number;
+  readonly ledger: Ledger;
+  readonly cooldowns: CooldownState;
+  readonly warnings: string[] = [];
+  readonly attempts: AttemptRecord[] = [];
+  readonly artifacts: ArtifactRef[] = [];
+  readonly guidance: string[] = [];
+  readonly children: ChildSummary[] = [];
+  readonly childUsage: Usage[] = [];
+  phase: Phase = 'starting';
+  attempt = 0;
+  lastDecision?: Decision;
+  status?: TaskStatus;
+  ws?: WorkspaceHandle;
+  committed?: Committed;
+  /** The workspace was deleted (its work is pushed or bundled). */
+  released = false;
+  readonly gate: ApprovalGate;
+  /** The task's sandbox policy with its defaults, fixed at start (part of the durable record). */
+  readonly sandboxPolicy: SandboxPolicy;
+
+  /** `legacyKeys`: given for a run started before the provider registry (its providers are its input's). */
+  constructor(
+    readonly input: ParsedCodingTaskInput,
+    legacyKeys?: string[],
+  ) {
+    this.limits = resolveLimits(input);
+    this.sandboxPolicy = SandboxPolicySchema.parse(input.sandbox ?? {});
+    this.keyEnvNames = legacyKeys ?? [];
+    this.registry = !legacyKeys;
+    if (legacyKeys) {
+      // Pre-registry inputs always named their model.
+      const specs = input.providers as ProviderSpec[];
+      const resolved = specs.map(resolveProvider);
+      this.tokenBudget = promptBudget(resolved);
+      // Resolved defaults change budget reservations (a reasoning model's answer room): runs
+      // started before them keep reserving as they did, or their replay would diverge.
+      this.providers = patched('resolve-model-profiles') ? resolved : specs;
+    }
+    // A child's ID has '/' in it; git can't hold both weaver/X and weaver/X/1-a, hence '--'.
+    this.branch = input.branch ?? `weaver/${this.workflowId.replace(/\//g, '--')}`;
+    this.depth = input.depth ?? 0;
+    this.ledger = new Ledger({ maxCostUsd: this.limits.maxCostUsd, maxTokens: this.limits.maxTokens });
+    this.cooldowns = { ...(input.inherited?.cooldowns ?? {}) };
+    setHandler(progressQuery, () => ({
+      workflowId: this.workflowId,
+      phase: this.phase,
+      attempt: this.attempt,
+      maxAttempts: this.limits.maxAttempts,
+      usage: this.usage(),
+      lastDecision: this.lastDecision,
+      branch: this.branch,
+      status: this.status,
+      children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
+      sandbox: this.sandboxRecord(),
+    }));
+    setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
+    this.gate = new ApprovalGate(() => ({ required: !!this.input.requireApproval, pushes: !!this.pushRemote(), phase: this.phase, status: this.status }));
+  }
+
+  /** The whole tree's usage: this task's calls plus its finished children's. */
+  usage(): Usage {
+    return this.childUsage.length ? mergeUsage(this.ledger.usage, ...this.childUsage) : this.ledger.usage;
+  }
+
+  enter(next: Phase): void {
+    this.phase = next;
+    upsertSearchAttributes([
+      { key: WeaverPhase, value: next },
+      { key: WeaverAttempt, value: this.attempt },
+      { key: WeaverCostUsd, value: this.usage().costUsd },
+    ]);
+  }
+
+  /** The activities that run where the workspace is. */
+  acts(ws: WorkspaceHandle) {
+    return onWorkspace(ws, this.limits.testTimeoutSec);
+  }
+
+  /** A note for the result's warnings (each once). */
+  warn(text: string): void {
+    if (!this.warnings.includes(text)) this.warnings.push(text);
+  }
+
+  /** Env var names of the providers' keys: scrubbed from commands run in the workspace. */
+  secretEnvNames(): string[] {
+    return this.keyEnvNames;
+  }
+
+  pushRemote(): string | undefined {
+    const p = this.input.push;
+    return p === true ? 'origin' : p ? p.remote : undefined;
+  }
+
+  canDecompose(): boolean {
+    return this.input.decomposition !== 'never' && this.depth < this.limits.maxDepth;
+  }
+
+  /**
+   * The task's providers against the worker's registry, once (kept in state): endpoints, keys,
+   * allowed models and prices are the worker's; the model profiles are resolved from the merged
+   * spec. A provider the worker does not allow fails the task here, before anything is called.
+   */
+  async resolveProviders(): Promise<void> {
+    let r: ResolvedProviders;
+    try {
+      r = await shared.resolveProviders({ providers: this.input.providers });
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === 'ProviderNotAllowed') {
+        upsertSearchAttributes([{ key: WeaverStatus, value: 'failed' }]);
+        throw ApplicationFailure.nonRetryable(`provider not allowed by the worker's registry: ${cause.message}`, 'ProviderNotAllowed');
+      }
+      throw err;
+    }
+    const resolved = r.providers.map(resolveProvider);
+    this.providers = resolved;
+    this.tokenBudget = promptBudget(resolved);
+    this.keyEnvNames = r.secretEnvNames;
+    for (const note of r.notes) this.warn(note);
+  }
+
+  async prepare(): Promise<WorkspaceHandle> {
+    this.enter('preparing');
+    this.ws = await shared.prepareWorkspace({
+      workflowId: this.workflowId,
+      repo: this.input.repo,
+      baseBranch: this.input.baseBranch,
+      branch: this.branch,
+      setupCommand: this.input.setupCommand,
+      secretEnvNames: this.secretEnvNames(),
+      sandbox: this.sandboxPolicy,
+      pushRemote: this.pushRemote(),
+    });
+    log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue, sandbox: this.ws.sandbox });
+    if (this.ws.sandbox === 'none') {
+      this.warn(`commands ran without a sandbox on ${this.ws.taskQueue}: repository code could read and change anything the worker can (install bubblewrap and set WEAVER_SANDBOX=required)`);
+    }
+    return this.ws;
+  }
+
+  /** Back to the branch head; if the workspace's worker is gone, a fresh clone is the head. */
+  async rollback(ws: WorkspaceHandle): Promise<WorkspaceHandle> {
+    try {
+      await this.acts(ws).rollbackWorkspace(ws);
+      return ws;
+    } catch (err) {
+      if (!isWorkspaceLost(err)) throw err;
+      log.warn('workspace lost at rollback; rebuilding');
+      return this.prepare();
+    }
+  }
+
+  /** Which sandbox the task's commands ran in (the last workspace's worker), and its policy. */
+  sandboxRecord(): SandboxRecord | undefined {
+    if (!this.ws?.sandbox) return undefined;
+    return { kind: this.ws.sandbox, policy: this.sandboxPolicy, ...(this.ws.sandboxEnforcement ? { enforcement: this.ws.sandboxEnforcement } : {}) };
+  }
+
+  /** The result: recorded, reported (an artifact), and slimmed for a parent's history. */
+  async finish(s: TaskStatus, reason: string, extra: Partial<CodingTaskResult> = {}): Promise<CodingTaskResult> {
+    this.status = s;
+    if (this.ledger.events.length) {
+      this.artifacts.push(await shared.storeArtifact({ kind: 'events', content: this.ledger.events.map((e) => JSON.stringify(e)).join('\n') + '\n' }));
+    }
+    const result: CodingTaskResult = { workflowId: this.workflowId, status: s, reason, branch: this.branch, attempts: this.attempts, usage: this.usage(), artifacts: this.artifacts, ...extra };
+    if (this.warnings.length) result.warnings = this.warnings;
+    const sandbox = this.sandboxRecord();
+    if (sandbox) result.sandbox = sandbox;
+    if (this.gate.decision) result.approval = this.gate.decision;
+    if (this.gate.refused.length) result.refusedApprovals = this.gate.refused;
+    this.enter('done');
+    upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
+    this.artifacts.push(await shared.storeArtifact({ kind: 'report', content: renderReport(result, this.input.task.title) }));
+    if (workflowInfo().parent) {
+      // A child's result lands in its parent's history: send a slim one, keep the whole as an artifact.
+      this.artifacts.push(await shared.storeArtifact({ kind: 'result', content: JSON.stringify(result, null, 2) }));
+      return slimResult(result);
+    }
+    return result;
+  }
+}
+
+/** The worker holding the workspace is gone (or the workspace with it): rebuild elsewhere. */
+export function isWorkspaceLost(err: unknown): boolean {
+  if (!(err instanceof ActivityFailure)) return false;
+  const c = err.cause;
+  return (
+    (c instanceof ApplicationFailure && c.type === 'WorkspaceLost') ||
+    (c instanceof TimeoutFailure && c.timeoutType === 'SCHEDULE_TO_START')
+  );
+}
