@@ -5,7 +5,7 @@
 // git, and a real smart-HTTP git server (git http-backend) that demands Basic auth.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
-import { resolveCloneSource, resolvePushRemote } from '../src/activities/repoPolicy';
+import { checkGitCredentials, chooseGitCredential, gitAuth, GitCredentialsError, loadGitCredentialsFile, resolveCloneSource, resolvePushRemote } from '../src/activities/repoPolicy';
 import type { ActivityDeps, WorkspaceHandle } from '../src/activities/types';
 import { commitAndPush } from '../src/activities/workspace';
 import { startCodingTask } from '../src/client';
@@ -25,7 +25,8 @@ import { locateRepo, stripTaskCredentials, stripUrlCredentials } from '../src/do
 import type { CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
 import { WeaverRepo } from '../src/domain/searchAttributes';
 import { wholeFile } from './support/answers';
-import { closeTestConnections, temporalCliPath, testAddress } from './support/temporal';
+import { createWorkers } from '../src/worker';
+import { closeTestConnections, temporalCliPath, testAddress, testNativeConnection } from './support/temporal';
 import { startRig, type Rig } from './support/weaver';
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
@@ -33,6 +34,9 @@ const answer = () => ({ content: wholeFile('src/slugify.js', GOOD, 'edit slugify
 
 const GIT_USER = 'weaver-bot';
 const GIT_TOKEN = 'gt-s3cret-Token-9f4a7c21e';
+/** The tokens of scoped-a.git and scoped-b.git. */
+const TOKEN_A = 'gt-repo-A-token-5d1e88';
+const TOKEN_B = 'gt-repo-B-token-0a7f3c';
 
 // ---- a smart-HTTP git server with Basic auth -------------------------------------------------
 
@@ -41,6 +45,8 @@ interface SeenRequest {
   url: string;
   authorized: boolean;
   user?: string;
+  /** The password (token) the request carried, if any: which token reached which repository. */
+  password?: string;
 }
 
 interface GitHttpServer {
@@ -50,14 +56,18 @@ interface GitHttpServer {
   close(): Promise<void>;
 }
 
-/** `git http-backend` (CGI) behind node's http server: every request must carry user:token. */
-async function startGitHttp(root: string): Promise<GitHttpServer> {
+/**
+ * `git http-backend` (CGI) behind node's http server: every request must carry user:token —
+ * GIT_TOKEN, or the token `tokens` gives the repository (its first path segment).
+ */
+async function startGitHttp(root: string, tokens: Record<string, string> = {}): Promise<GitHttpServer> {
   const seen: SeenRequest[] = [];
-  const expected = `Basic ${Buffer.from(`${GIT_USER}:${GIT_TOKEN}`).toString('base64')}`;
+  const basic = (token: string) => `Basic ${Buffer.from(`${GIT_USER}:${token}`).toString('base64')}`;
   const server = http.createServer((req, res) => {
     const auth = req.headers.authorization;
-    const user = auth?.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString().split(':')[0] : undefined;
-    seen.push({ method: req.method ?? '', url: req.url ?? '', authorized: auth === expected, user });
+    const [user, password] = auth?.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString().split(':') : [];
+    const expected = basic(tokens[(req.url ?? '').split('/')[1]] ?? GIT_TOKEN);
+    seen.push({ method: req.method ?? '', url: req.url ?? '', authorized: auth === expected, user, password });
     if (auth !== expected) {
       req.resume();
       res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="weaver-test"', 'Content-Type': 'text/plain' });
@@ -177,7 +187,10 @@ beforeAll(async () => {
   await bareExample(path.join(GIT_ROOT, 'private.git'), OUTSIDE);
   await simpleGit().raw(['init', '-q', '--bare', path.join(GIT_ROOT, 'mirror.git')]);
   await simpleGit().raw(['init', '-q', '--bare', path.join(ALLOWED, 'mirror.git')]);
-  git = await startGitHttp(GIT_ROOT);
+  // Two repositories with tokens of their own, for the scoping tests.
+  await bareExample(path.join(GIT_ROOT, 'scoped-a.git'), OUTSIDE);
+  await bareExample(path.join(GIT_ROOT, 'scoped-b.git'), OUTSIDE);
+  git = await startGitHttp(GIT_ROOT, { 'scoped-a.git': TOKEN_A, 'scoped-b.git': TOKEN_B });
   rig = await startRig({
     deps: {
       // The rig's own env (its provider key) plus the worker's git credentials for the server.
@@ -186,6 +199,8 @@ beforeAll(async () => {
         TEST_API_KEY: 'sk-test-secret-key-123456789',
         [`WEAVER_GIT_TOKEN_127_0_0_1_${git.port}`]: GIT_TOKEN,
         [`WEAVER_GIT_USER_127_0_0_1_${git.port}`]: GIT_USER,
+        // Not in dev mode: the token is scoped to the two repositories the workflows use.
+        [`WEAVER_GIT_SCOPE_127_0_0_1_${git.port}`]: `${git.url}/private.git,${git.url}/mirror.git`,
       },
       pushRemotes: [ALLOWED, `${git.url}/`],
     },
@@ -450,5 +465,272 @@ describe('reading repo and remote names', () => {
     const env = { WEAVER_GIT_TOKEN_GITHUB_COM: 'tok-abcdef123', PATH: '/bin' };
     expect(secretsFromEnv(env)).toContain('tok-abcdef123');
     expect(scrubEnv(env)).toEqual({ PATH: '/bin' });
+  });
+});
+
+// ---- git tokens scoped per repository, not per host ------------------------------------------
+// scoped-a.git and scoped-b.git live on the same server (one host) and each accepts only its own
+// token. A token scoped to A must never reach B; B's clone and a push to B fail saying which
+// setting would give it one.
+
+describe('git tokens are scoped per repository', () => {
+  const hostKey = () => `127_0_0_1_${git.port}`;
+  const urlOf = (repo: string) => `${git.url}/${repo}`;
+  /** The requests to `repo` since `from`, with the token each carried. */
+  const sentTo = (repo: string, from: number) => git.seen.slice(from).filter((q) => q.url.startsWith(`/${repo}/`));
+
+  async function clone(base: string, env: Record<string, string | undefined>, repo: string, label: string): Promise<WorkspaceHandle> {
+    const deps = activityDeps(base, { env });
+    return (await mockEnv().run(createActivities(deps).prepareWorkspace, { workflowId: `wf-scope-${label}`, repo: urlOf(repo), baseBranch: 'main', branch: `weaver/${label}` })) as WorkspaceHandle;
+  }
+
+  async function cloneError(base: string, env: Record<string, string | undefined>, repo: string, label: string): Promise<ApplicationFailure> {
+    const err = await clone(base, env, repo, label).then(
+      () => new Error('cloned'),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    return err as ApplicationFailure;
+  }
+
+  test('WEAVER_GIT_SCOPE_<HOST>: the token is sent for repository A, never for B on the same host; B fails naming the setting', async () => {
+    const base = await mkdtemp(path.join(tmpdir(), 'weaver-scope-env-'));
+    const env = {
+      ...process.env,
+      [`WEAVER_GIT_TOKEN_${hostKey()}`]: TOKEN_A,
+      [`WEAVER_GIT_USER_${hostKey()}`]: GIT_USER,
+      [`WEAVER_GIT_SCOPE_${hostKey()}`]: urlOf('scoped-a.git'),
+    };
+    try {
+      expect(checkGitCredentials(env)).toBe(`${urlOf('scoped-a.git')} → WEAVER_GIT_TOKEN_${hostKey()}`);
+      const from = git.seen.length;
+      const ws = await clone(base, env, 'scoped-a.git', 'a');
+      expect((await simpleGit(ws.dir).raw(['rev-parse', 'HEAD'])).trim()).toBe(ws.baseCommit);
+      expect(sentTo('scoped-a.git', from).filter((q) => q.authorized).length).toBeGreaterThan(0);
+      expect(new Set(sentTo('scoped-a.git', from).map((q) => q.password))).toEqual(new Set([undefined, TOKEN_A]));
+
+      const fromB = git.seen.length;
+      const err = await cloneError(base, env, 'scoped-b.git', 'b');
+      expect(err).toMatchObject({ type: 'CloneFailed', nonRetryable: true });
+      expect(err.message).toMatch(new RegExp(`^cannot clone ${urlOf('scoped-b.git').replace(/[.]/g, '\\.')} \\(branch main\\): `));
+      // git's own last word is the failure to authenticate; the line before it says why and what to set.
+      expect(err.message).toMatch(/\nfatal: could not read Username for 'http:\/\/127\.0\.0\.1:\d+': terminal prompts disabled$/);
+      expect(err.message).toContain(
+        `\nweaver: no git credentials for ${urlOf('scoped-b.git')}: it is outside the scopes of this ` +
+          `worker's tokens for 127.0.0.1:${git.port} (WEAVER_GIT_SCOPE_${hostKey()}: ${urlOf('scoped-a.git')}); to give it one, add a prefix ` +
+          `covering it to WEAVER_GIT_SCOPE_${hostKey()} or to the WEAVER_GIT_CREDENTIALS file on the worker`,
+      );
+      expect(err.message).not.toContain(TOKEN_A);
+      // B was asked (and challenged) but never sent a token: not A's, not any.
+      const toB = sentTo('scoped-b.git', fromB);
+      expect(toB.length).toBeGreaterThan(0);
+      expect(toB.every((q) => q.password === undefined && !q.authorized)).toBe(true);
+
+      // Pushing from A's workspace to B (an allowed remote) fails the same way; B stays empty, A still takes a push.
+      const fromPush = git.seen.length;
+      const policy = { env, pushRemotes: [`${git.url}/`] };
+      const pushB = await commitAndPush({ workspace: ws, message: 'x\n\nWeaver-Workflow: wf-scope-a', workflowId: 'wf-scope-a', pushRemote: urlOf('scoped-b.git') }, [], policy);
+      expect(pushB.pushed).toBe(false);
+      expect(pushB.pushError).toContain(`no git credentials for ${urlOf('scoped-b.git')}: it is outside the scopes`);
+      expect(pushB.pushError).toContain(`WEAVER_GIT_SCOPE_${hostKey()}`);
+      expect(sentTo('scoped-b.git', fromPush).every((q) => q.password === undefined)).toBe(true);
+      expect((await simpleGit(path.join(GIT_ROOT, 'scoped-b.git')).raw(['for-each-ref', 'refs/heads/weaver'])).trim()).toBe('');
+      const pushA = await commitAndPush({ workspace: ws, message: 'x\n\nWeaver-Workflow: wf-scope-a', workflowId: 'wf-scope-a', pushRemote: 'origin' }, [], policy);
+      expect(pushA).toMatchObject({ pushed: true });
+      expect((await simpleGit(path.join(GIT_ROOT, 'scoped-a.git')).revparse(['weaver/a'])).trim()).toBe(pushA.commit);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  test('WEAVER_GIT_CREDENTIALS: the longest prefix wins — A gets its own token, the rest of the host the broader one', async () => {
+    const base = await mkdtemp(path.join(tmpdir(), 'weaver-scope-file-'));
+    const file = path.join(base, 'git-credentials.yaml');
+    await writeFile(
+      file,
+      [
+        '# URL prefix → the env var holding its token',
+        'credentials:',
+        `  ${git.url}/:`,
+        '    tokenEnv: HOST_WIDE_TOKEN',
+        `    username: ${GIT_USER}`,
+        `  ${git.url}/scoped-a.git:`,
+        '    tokenEnv: REPO_A_TOKEN',
+        `    username: ${GIT_USER}`,
+        '',
+      ].join('\n'),
+    );
+    const env = { ...process.env, WEAVER_GIT_CREDENTIALS: file, HOST_WIDE_TOKEN: TOKEN_B, REPO_A_TOKEN: TOKEN_A };
+    try {
+      expect(checkGitCredentials(env)).toBe(`${git.url}/ → HOST_WIDE_TOKEN, ${urlOf('scoped-a.git')} → REPO_A_TOKEN`);
+      const from = git.seen.length;
+      await clone(base, env, 'scoped-a.git', 'file-a');
+      await clone(base, env, 'scoped-b.git', 'file-b');
+      // Each repository saw only its own token (and the unauthenticated first request).
+      expect(new Set(sentTo('scoped-a.git', from).map((q) => q.password))).toEqual(new Set([undefined, TOKEN_A]));
+      expect(new Set(sentTo('scoped-b.git', from).map((q) => q.password))).toEqual(new Set([undefined, TOKEN_B]));
+      // The file is read once, at start: its scopes are what the banner showed.
+      expect(loadGitCredentialsFile(file).map((c) => [c.prefix, c.tokenEnv, c.username])).toEqual([
+        [`${git.url}/`, 'HOST_WIDE_TOKEN', GIT_USER],
+        [urlOf('scoped-a.git'), 'REPO_A_TOKEN', GIT_USER],
+      ]);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  test('a repository under no scope in the file gets no token, the message naming the file setting', async () => {
+    const base = await mkdtemp(path.join(tmpdir(), 'weaver-scope-none-'));
+    const file = path.join(base, 'git-credentials.json');
+    await writeFile(file, JSON.stringify({ credentials: { [urlOf('scoped-a.git')]: 'REPO_A_TOKEN' } }));
+    const env = { ...process.env, WEAVER_GIT_CREDENTIALS: file, REPO_A_TOKEN: TOKEN_A };
+    try {
+      const from = git.seen.length;
+      const err = await cloneError(base, env, 'scoped-b.git', 'json-b');
+      expect(err.message).toContain(`outside the scopes of this worker's tokens for 127.0.0.1:${git.port} (WEAVER_GIT_CREDENTIALS: ${urlOf('scoped-a.git')})`);
+      expect(sentTo('scoped-b.git', from).every((q) => q.password === undefined)).toBe(true);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('which token a URL gets (chooseGitCredential)', () => {
+  const env = {
+    WEAVER_GIT_TOKEN_GITHUB_COM: 'tok-acme-org-000001',
+    WEAVER_GIT_SCOPE_GITHUB_COM: 'https://github.com/acme/, https://github.com/solo/app.git',
+  };
+  const tokenFor = (url: string, e: Record<string, string | undefined> = env) => {
+    const c = chooseGitCredential(url, e);
+    return c.kind === 'token' ? c.password : undefined;
+  };
+
+  test('prefixes match at a "/" boundary, ".git" and a trailing "/" aside; host and scheme case-insensitive', () => {
+    for (const yes of ['https://github.com/acme/app.git', 'https://github.com/acme/app', 'https://GitHub.com/acme/x/y', 'HTTPS://github.com/acme/a', 'https://github.com/solo/app', 'https://github.com/solo/app.git/']) {
+      expect([yes, tokenFor(yes)]).toEqual([yes, 'tok-acme-org-000001']);
+    }
+    for (const no of ['https://github.com/acme-evil/app', 'https://github.com/solo/app-two', 'https://github.com/solo/other', 'https://github.com/other/acme/x', 'https://github.com.evil.net/acme/x', 'https://github.com:8443/acme/x']) {
+      expect([no, tokenFor(no)]).toEqual([no, undefined]);
+    }
+  });
+
+  test('"." / ".." segments or an encoded "/" get no token: a server could resolve them out of the prefix', () => {
+    for (const url of ['https://github.com/acme/../other/x', 'https://github.com/acme/%2e%2e/other/x', 'https://github.com/acme%2F..%2Fother/x', 'https://github.com/acme/./x']) {
+      const c = chooseGitCredential(url, env);
+      expect([url, c.kind]).toEqual([url, 'none']);
+    }
+  });
+
+  test('the longest prefix wins, across the file and the host scopes; its variable unset means no token (not a broader one)', async () => {
+    const base = await mkdtemp(path.join(tmpdir(), 'weaver-scope-unit-'));
+    try {
+      const file = path.join(base, 'creds.yaml');
+      await writeFile(file, 'credentials:\n  https://github.com/acme/app: APP_DEPLOY_TOKEN\n  https://github.com/acme/: ACME_FILE_TOKEN\n');
+      const e = { ...env, WEAVER_GIT_CREDENTIALS: file, APP_DEPLOY_TOKEN: 'tok-app-deploy-1', ACME_FILE_TOKEN: 'tok-acme-file-2' };
+      expect(tokenFor('https://github.com/acme/app.git', e)).toBe('tok-app-deploy-1');
+      // Same length as the host scope: the file's entry first.
+      expect(tokenFor('https://github.com/acme/lib', e)).toBe('tok-acme-file-2');
+      expect(tokenFor('https://github.com/solo/app', e)).toBe('tok-acme-org-000001');
+      const unset = chooseGitCredential('https://github.com/acme/app', { ...e, APP_DEPLOY_TOKEN: undefined });
+      expect(unset).toEqual({ kind: 'none', note: expect.stringContaining('https://github.com/acme/app is mapped to APP_DEPLOY_TOKEN (WEAVER_GIT_CREDENTIALS), which is not set on this worker') });
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  test('an unscoped host token: the whole host in dev mode only; otherwise none, naming WEAVER_GIT_SCOPE_<HOST>', () => {
+    const unscoped = { WEAVER_GIT_TOKEN_GIT_EXAMPLE_ORG: 'tok-unscoped-3' };
+    expect(tokenFor('https://git.example.org/any/repo', { ...unscoped, WEAVER_DEV: '1' })).toBe('tok-unscoped-3');
+    expect(tokenFor('https://git.example.org/any/repo', unscoped)).toBeUndefined();
+    expect(chooseGitCredential('https://git.example.org/any/repo', unscoped)).toMatchObject({
+      note: expect.stringMatching(/WEAVER_GIT_TOKEN_GIT_EXAMPLE_ORG has no scope: outside dev mode \(WEAVER_DEV=1\) a host token is sent only to the repositories under WEAVER_GIT_SCOPE_GIT_EXAMPLE_ORG/),
+    });
+    // A host without any token: the note says what to set.
+    expect(chooseGitCredential('https://gitlab.com/a/b', env)).toMatchObject({ note: expect.stringContaining('this worker has no token for gitlab.com; set WEAVER_GIT_TOKEN_GITLAB_COM with WEAVER_GIT_SCOPE_GITLAB_COM') });
+  });
+
+  test('gitAuth: a token only through the helper; without one, a note and no password; never over plain http', () => {
+    const yes = gitAuth('https://github.com/acme/app.git', env);
+    expect(yes?.env).toMatchObject({ WEAVER_GIT_CRED_HOST: 'github.com', WEAVER_GIT_CRED_PASSWORD: 'tok-acme-org-000001' });
+    expect(yes?.config[0]).toBe('credential.helper=');
+    const no = gitAuth('https://github.com/other/app.git', env);
+    expect(no?.env.WEAVER_GIT_CRED_PASSWORD).toBe('');
+    expect(no?.env.WEAVER_GIT_CRED_NOTE).toContain('outside the scopes');
+    expect(JSON.stringify(no)).not.toContain('tok-acme-org-000001');
+    expect(gitAuth('http://github.com/acme/app.git', env)?.env).toMatchObject({ WEAVER_GIT_CRED_PASSWORD: '', WEAVER_GIT_CRED_NOTE: expect.stringContaining('plain http') });
+    expect(gitAuth('git@github.com:acme/app.git', env)).toBeUndefined();
+  });
+});
+
+describe('git credential settings are checked at worker start', () => {
+  test('a bad WEAVER_GIT_CREDENTIALS file: every problem, each naming its field', async () => {
+    const base = await mkdtemp(path.join(tmpdir(), 'weaver-creds-bad-'));
+    try {
+      const file = path.join(base, 'git.yaml');
+      await writeFile(
+        file,
+        [
+          'credentials:',
+          '  https://u:p@github.com/acme/: ACME_TOKEN',
+          '  https://github.com/x/: MY_PAT',
+          '  ftp://example.org/r: X_TOKEN',
+          '  http://git.example.org/r: X_TOKEN',
+          '  https://github.com/y/:',
+          '    tokenEnv: Y_TOKEN',
+          '    user: bot',
+          'extra: 1',
+          '',
+        ].join('\n'),
+      );
+      let err: unknown;
+      try {
+        checkGitCredentials({ WEAVER_GIT_CREDENTIALS: file });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(GitCredentialsError);
+      const issues = (err as GitCredentialsError).issues;
+      expect((err as Error).message).toContain(`invalid git credentials (WEAVER_GIT_CREDENTIALS=${file}`);
+      expect(issues).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/^credentials\.https:\/\/github\.com\/x\/: must be a name the worker treats as a secret — ending in _TOKEN/),
+          expect.stringMatching(/^credentials\.https:\/\/github\.com\/y\/: Unrecognized key: "user"/),
+          expect.stringMatching(/^\(root\): Unrecognized key: "extra"|^extra: /),
+          'credentials.https://u:p@github.com/acme/: the prefix must not hold credentials (the token comes from the env var it names)',
+          expect.stringMatching(/^credentials\.ftp:\/\/example\.org\/r: the prefix must be an http\(s\) URL/),
+          expect.stringMatching(/^credentials\.http:\/\/git\.example\.org\/r: the prefix is plain http, allowed only to localhost/),
+        ]),
+      );
+      expect(() => checkGitCredentials({ WEAVER_GIT_CREDENTIALS: path.join(base, 'missing.yaml') })).toThrow(/cannot read the file/);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  test('a host token without a scope stops a production worker (naming WEAVER_GIT_SCOPE_<HOST>), not a dev one; a scope on another host is refused', async () => {
+    const unscoped = { WEAVER_GIT_TOKEN_GITHUB_COM: 'tok-unscoped-4' };
+    expect(() => checkGitCredentials(unscoped)).toThrow(/WEAVER_GIT_TOKEN_GITHUB_COM has no scope: .*WEAVER_GIT_SCOPE_GITHUB_COM/);
+    expect(checkGitCredentials({ ...unscoped, WEAVER_DEV: '1' })).toBe('its whole host (unscoped, dev mode only) → WEAVER_GIT_TOKEN_GITHUB_COM');
+    expect(checkGitCredentials({ ...unscoped, WEAVER_GIT_SCOPE_GITHUB_COM: 'https://github.com/' })).toBe('https://github.com/ → WEAVER_GIT_TOKEN_GITHUB_COM');
+    expect(() => checkGitCredentials({ ...unscoped, WEAVER_GIT_SCOPE_GITHUB_COM: 'https://gitlab.com/acme/' })).toThrow(
+      'WEAVER_GIT_SCOPE_GITHUB_COM: https://gitlab.com/acme/ is on gitlab.com, not on the host WEAVER_GIT_TOKEN_GITHUB_COM is for',
+    );
+    expect(checkGitCredentials({})).toMatch(/^none /);
+    // The value never appears in what the banner prints.
+    expect(checkGitCredentials({ ...unscoped, WEAVER_DEV: '1' })).not.toContain('tok-unscoped-4');
+
+    // createWorkers (what `npm run worker` and the rigs use) refuses before any worker polls.
+    const base = await mkdtemp(path.join(tmpdir(), 'weaver-creds-start-'));
+    try {
+      await expect(
+        createWorkers({
+          connection: await testNativeConnection(),
+          taskQueue: `creds-start-${Date.now()}`,
+          deps: { artifactDir: path.join(base, 'a'), workspaceRoot: path.join(base, 'w'), env: unscoped, sandbox: { mode: 'off', kind: 'none', hide: [], readOnly: [] } },
+        }),
+      ).rejects.toThrow(/WEAVER_GIT_TOKEN_GITHUB_COM has no scope/);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
   });
 });

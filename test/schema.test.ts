@@ -1,5 +1,6 @@
 import {
   ChangeSetSchema,
+  durationSeconds,
   ModelAnswerSchema,
   parseBatchInput,
   parseTaskInput,
@@ -236,5 +237,57 @@ describe('secrets and URLs in provider specs', () => {
     expect(parseTaskInput({ ...minimal, providers: [{ id: 'a', model: 'm', baseURL: 'http://localhost:11434/v1' }] }).providers[0].baseURL).toBe(
       'http://localhost:11434/v1',
     );
+  });
+});
+
+describe('approvalTimeout: a duration, parsed into approvalTimeoutSec', () => {
+  it.each([
+    [90, 90],
+    ['90', 90],
+    ['90s', 90],
+    ['30m', 1800],
+    ['2h', 7200],
+    ['1d', 86_400],
+    ['1w', 604_800],
+    ['1.5h', 5400],
+    ['1h30m', 5400],
+    [' 2 D ', 172_800],
+  ])('%j is %d seconds', (given, seconds) => {
+    expect(durationSeconds(given)).toBe(seconds);
+    const p = parseTaskInput({ ...minimal, requireApproval: true, push: true, approvalTimeout: given });
+    expect(p.approvalTimeoutSec).toBe(seconds);
+    // One field after parsing: the workflow reads approvalTimeoutSec only.
+    expect(p).not.toHaveProperty('approvalTimeout');
+  });
+
+  it.each([['soon'], ['30 minutes'], ['1e3'], ['-5s'], ['0s'], ['h'], [''], [0], [-1], [Infinity], [Number.NaN]])('refuses %j, naming the field', (given) => {
+    expect(durationSeconds(given)).toBeUndefined();
+    expect(issuesOf({ ...minimal, approvalTimeout: given })).toEqual([expect.stringMatching(/^approvalTimeout: must be a positive number of seconds or a duration like "90s", "30m", "2h", "1d"/)]);
+  });
+
+  it('both given: the same duration is fine, different ones are refused naming both fields', () => {
+    expect(parseTaskInput({ ...minimal, approvalTimeout: '2h', approvalTimeoutSec: 7200 }).approvalTimeoutSec).toBe(7200);
+    expect(issuesOf({ ...minimal, approvalTimeout: '2h', approvalTimeoutSec: 60 })).toEqual([
+      'approvalTimeout: conflicts with approvalTimeoutSec (both given, different values): give one of them',
+    ]);
+  });
+
+  it('approvalTimeoutSec alone is as before; neither leaves both out', () => {
+    expect(parseTaskInput({ ...minimal, approvalTimeoutSec: 45 }).approvalTimeoutSec).toBe(45);
+    const p = parseTaskInput(minimal);
+    expect(p.approvalTimeoutSec).toBeUndefined();
+    expect(p).not.toHaveProperty('approvalTimeout');
+  });
+
+  it('a batch normalises each task', () => {
+    const b = parseBatchInput({ tasks: [{ ...minimal, approvalTimeout: '1m' }, { ...minimal, approvalTimeoutSec: 5 }] });
+    expect(b.tasks.map((t) => t.approvalTimeoutSec)).toEqual([60, 5]);
+  });
+});
+
+describe('inherited.namedSecretFiles', () => {
+  it('is accepted as a list of paths and kept', () => {
+    expect(parseTaskInput({ ...minimal, inherited: { namedSecretFiles: ['.env', 'certs/a.pem'] } }).inherited?.namedSecretFiles).toEqual(['.env', 'certs/a.pem']);
+    expect(issuesOf({ ...minimal, inherited: { namedSecretFiles: '.env' } })[0]).toMatch(/^inherited\.namedSecretFiles: /);
   });
 });

@@ -10,12 +10,13 @@
 // rewritten whole (which would write the marker over the value). Secret files (`.env`, keys,
 // credentials — domain/redact.ts secretFileReason) are left out of the map and the files, and a
 // READ of one gets a note instead, unless the task names it: then it is sent as it is, with
-// only the worker's own secrets masked.
+// only the worker's own secrets masked. For a subtask (`namedSecretFiles` set) only the root
+// task's naming counts: a subtask's text is a model's answer, which must not unlock `.env`.
 import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { EDIT_FORMATS } from '../domain/editformats/types';
-import { REDACTED, redactCounted, secretFileReason } from '../domain/redact';
+import { isNamedSecretFile, REDACTED, redactCounted, secretFileReason } from '../domain/redact';
 import { editFormat } from '../domain/editformats';
 import { extractFailures } from '../domain/testFailures';
 import { validateChangePath } from './apply';
@@ -138,8 +139,11 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const mentions = extractMentions([taskText, failureMentions.text].join('\n'), tracked);
   // Secret files are sent only when the task (or a person's guidance) names them: in
   // relatedFiles or by path in its text — not when the model asks or a failure mentions them.
+  // A subtask's own task came from a model's answer: only what the root task named counts.
+  const rootNamed = req.namedSecretFiles;
   let taskNamed: Set<string> | undefined;
   const namedByTask = (rel: string) => {
+    if (rootNamed) return isNamedSecretFile(rel, rootNamed);
     taskNamed ??= new Set([...(t.relatedFiles ?? []).map(normalizeRel), ...extractMentions(taskText, tracked).paths]);
     return taskNamed.has(rel) || new RegExp(`(?<![\\w./-])${escapeRegExp(rel)}(?![\\w/-]|\\.\\w)`).test(taskText);
   };
@@ -147,6 +151,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     const why = secretFileReason(rel, text);
     return why && !namedByTask(rel) ? why : undefined;
   };
+  const secretRule = rootNamed ? 'a subtask is sent secret files only when the top-level task names them' : 'secret files are sent only when the task names them';
   // Ranked first (the named files' spans follow their ranked definitions), rendered after them.
   const map = await buildRepoMap({
     dir,
@@ -181,7 +186,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
       const why = withheldSecret(rel, text);
       if (why) {
         withheld.add(rel);
-        note(`withheld: ${why}; secret files are sent only when the task names them`);
+        note(`withheld: ${why}; ${secretRule}`);
       }
       return why;
     };

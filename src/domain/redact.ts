@@ -14,6 +14,11 @@ export const MIN_SECRET_LENGTH = 6;
 /** Env var names whose values are treated as secrets (WEAVER_GIT_TOKEN_<HOST>: the worker's git credentials). */
 const SECRET_ENV_NAME = /(?:_API_KEY|_TOKEN|_SECRET|_PASSWORD|_SECRET_ACCESS_KEY|_PRIVATE_KEY)$|^WEAVER_GIT_TOKEN_/i;
 
+/** Whether the worker treats the value of env var `name` as a secret (redacted, kept out of commands). */
+export function isSecretEnvName(name: string): boolean {
+  return SECRET_ENV_NAME.test(name);
+}
+
 /**
  * The values of env vars that hold secrets: names ending in `_API_KEY`, `_TOKEN`, `_SECRET`
  * (also `_PASSWORD`, `_SECRET_ACCESS_KEY`, `_PRIVATE_KEY`, and `WEAVER_GIT_TOKEN_*`), any case, plus the vars named in
@@ -255,6 +260,43 @@ export function secretFileReason(rel: string, text?: string): string | undefined
     if (TOKEN_CONFIGS.has(lower) && TOKEN_CONFIG_SECRET.test(text)) return 'a package-manager config with a token';
   }
   return undefined;
+}
+
+/** What a secret file may be, judged by its path alone: secret by name, or a config that holds a token only sometimes. */
+function maybeSecretFile(rel: string): boolean {
+  return secretFileReason(rel) !== undefined || TOKEN_CONFIGS.has(rel.slice(rel.lastIndexOf('/') + 1).toLowerCase());
+}
+
+/** Path-like words in free text (`config/.env.prod`, `id_rsa`, `.npmrc`); a sentence's final dot is not part of one. */
+const NAMED_PATH = /[\w@+~./-]+/g;
+/** At most this many names are carried: a task naming more secret files than that is not a real one. */
+const MAX_NAMED_SECRET_FILES = 100;
+
+/**
+ * The secret files a task names — in `relatedFiles`, or by path in its title, description,
+ * acceptance criteria or `extraText` (a person's guidance) — by path alone: files secret by name
+ * (`.env`, `*.pem`, `id_rsa`…) and the configs that hold a token only sometimes (`.npmrc`…).
+ * Sorted, `./` removed. A subtask's prompt unlocks only these (BuildPromptRequest.namedSecretFiles):
+ * a model proposing a subtask cannot name one in. Pure, so the workflow computes it for the root.
+ */
+export function secretFilesNamed(
+  task: { title?: string; description?: string; acceptanceCriteria?: readonly string[]; relatedFiles?: readonly string[] },
+  extraText: readonly string[] = [],
+): string[] {
+  const norm = (p: string) => p.trim().replace(/^(\.\/)+/, '');
+  const text = [task.title ?? '', task.description ?? '', ...(task.acceptanceCriteria ?? []), ...extraText].join('\n');
+  const words = [...text.matchAll(NAMED_PATH)].map((m) => m[0].replace(/\.+$/, ''));
+  const named = new Set([...(task.relatedFiles ?? []), ...words].map(norm).filter((p) => p && !p.startsWith('/') && maybeSecretFile(p)));
+  return [...named].sort().slice(0, MAX_NAMED_SECRET_FILES);
+}
+
+/**
+ * Whether `rel` is among `named` (secretFilesNamed): the same path, or a name that ends it at a
+ * `/` (`server.pem` names `certs/server.pem`, as a path in a task's text names the file).
+ */
+export function isNamedSecretFile(rel: string, named: readonly string[]): boolean {
+  const r = rel.replace(/^(\.\/)+/, '');
+  return named.some((n) => n === r || r.endsWith(`/${n}`));
 }
 
 export interface StreamRedactorOptions {
