@@ -8,6 +8,7 @@ import {
   approvePush,
   cancelTask,
   getProgress,
+  resultOf,
   startCodingTask,
   startTaskBatch,
   TaskInputError,
@@ -105,7 +106,8 @@ export async function main(argv: string[], out: (line: string) => void = console
         out(values.json ? JSON.stringify(batch, null, 2) : formatBatch(batch));
         return batch.aggregate.failureCount === 0 ? 0 : 1;
       }
-      const result = (await handle.result()) as CodingTaskResult;
+      // A failed task's workflow failed with its result as details: shown like any other.
+      const result = await resultOf(handle);
       out(values.json ? JSON.stringify(result, null, 2) : formatResult(result));
       return result.status === 'succeeded' ? 0 : 1;
     }
@@ -169,7 +171,8 @@ export async function follow<R = CodingTaskResult, P = Progress>(
 ): Promise<R> {
   let last = '';
   let done = false;
-  const resultP = handle.result().finally(() => (done = true)) as Promise<R>;
+  // resultOf: a task that did not deliver fails its workflow; its result is still the answer.
+  const resultP = resultOf<R>(handle).finally(() => (done = true));
   while (!done) {
     const p = await handle.query(query).catch(() => undefined);
     if (p) {

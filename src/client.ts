@@ -1,25 +1,30 @@
 // Typed SDK for services that start and watch Weaver tasks. Input is validated with the
 // same zod schema the workflow uses, before anything starts.
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { config } from './config';
+import { unpricedBudgetError } from './domain/pricing';
 import {
   parseBatchInput,
   parseTaskInput,
+  TaskInputError,
   type BatchResult,
   type CodingTaskInput,
   type CodingTaskResult,
   type Progress,
   type TaskBatchInput,
+  type ParsedCodingTaskInput,
 } from './domain/schema';
 import { strippedCredentialsNote, stripTaskCredentials } from './domain/repoUrl';
 import { WeaverRepo, WeaverStatus } from './domain/searchAttributes';
 import { slugify } from './domain/slug';
+import { resultFromFailure } from './domain/taskOutcome';
 
 export { slugify };
 import type { codingTask } from './workflows';
 import { addGuidanceSignal, approvePushUpdate, progressQuery, type PushDecision } from './workflows/messages';
 
 export * from './domain/schema';
+export { FAILURE_TYPES, resultFromFailure } from './domain/taskOutcome';
 
 export interface ClientOptions {
   /** An existing client; otherwise one is made from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE. */
@@ -39,6 +44,17 @@ function withoutCredentials<T extends Parameters<typeof stripTaskCredentials>[0]
   const { input: clean, stripped } = stripTaskCredentials(input);
   if (stripped.length) (opts.onWarning ?? ((m: string) => console.warn(`weaver: ${m}`)))(`${label}${strippedCredentialsNote(stripped)}`);
   return clean;
+}
+
+/**
+ * A budget over an inline endpoint without a known price is refused here, before anything
+ * starts (the workflow refuses it too). Registry providers are priced by the worker, which the
+ * client cannot see: the workflow checks those at start.
+ */
+function refuseUnpricedBudget(input: ParsedCodingTaskInput, label = ''): void {
+  const inline = input.providers.filter((p) => p.baseURL && p.model).map((p) => ({ id: p.id, model: p.model!, pricing: p.pricing }));
+  const problem = unpricedBudgetError(inline, { maxCostUsd: input.limits?.maxCostUsd, shadow: input.strategy?.shadow });
+  if (problem) throw new TaskInputError([`${label}limits.maxCostUsd: ${problem}`]);
 }
 
 let defaultClient: Promise<Client> | undefined;
@@ -67,16 +83,34 @@ export function makeWorkflowId(title: string): string {
 }
 
 /**
+ * A codingTask's result whatever its status. A task that did not deliver (`failed`,
+ * `budget_exceeded`, `rejected`) fails its workflow — Failed in the Web UI — with its whole
+ * result as the failure's details: that result is returned here like a completed one's. Throws
+ * (WorkflowFailedError) only when there is no result: input refused at the workflow, terminated,
+ * timed out. Works on any handle (`client.workflow.getHandle(id)` too).
+ */
+export async function resultOf<R = CodingTaskResult>(handle: Pick<WorkflowHandle, 'result'>): Promise<R> {
+  try {
+    return (await handle.result()) as R;
+  } catch (err) {
+    const result = err instanceof WorkflowFailedError ? resultFromFailure(err.cause) : undefined;
+    if (result) return result as R;
+    throw err;
+  }
+}
+
+/**
  * Validates (throws TaskInputError naming each bad field, e.g. an `apiKeyEnv`: keys and where they
  * go are the worker's registry's, WEAVER_PROVIDERS) and starts a codingTask.
  */
 export async function startCodingTask(input: CodingTaskInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle<typeof codingTask>> {
   // Credentials never start a workflow: they would be in its history, search attributes and memo.
   const parsed = withoutCredentials(parseTaskInput(input), opts);
+  refuseUnpricedBudget(parsed);
   const client = opts.client ?? (await weaverClient());
   const workflowId = opts.workflowId ?? makeWorkflowId(parsed.task.title);
   try {
-    return await client.workflow.start<typeof codingTask>('codingTask', {
+    const handle = await client.workflow.start<typeof codingTask>('codingTask', {
       taskQueue: opts.taskQueue ?? config().taskQueue,
       workflowId,
       args: [parsed],
@@ -93,6 +127,8 @@ export async function startCodingTask(input: CodingTaskInput | unknown, opts: Cl
         { key: WeaverStatus, value: 'running' },
       ],
     });
+    // result() gives the CodingTaskResult for a failed task too, as it did before they failed.
+    return { ...handle, result: () => resultOf(handle) };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new Error(`a Weaver task with id ${workflowId} is already running; pick another --id`);
@@ -103,6 +139,7 @@ export async function startCodingTask(input: CodingTaskInput | unknown, opts: Cl
 
 export async function startTaskBatch(input: TaskBatchInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle> {
   const batch = parseBatchInput(input);
+  batch.tasks.forEach((t, i) => refuseUnpricedBudget(t, `tasks[${i}].`));
   const parsed = { ...batch, tasks: batch.tasks.map((t, i) => withoutCredentials(t, opts, `tasks[${i}]: `)) };
   const client = opts.client ?? (await weaverClient());
   return client.workflow.start('taskBatch', {
@@ -117,9 +154,10 @@ export async function getProgress(workflowId: string, opts: Pick<ClientOptions, 
   return client.workflow.getHandle(workflowId).query(progressQuery);
 }
 
+/** The task's result, failed or not (see resultOf). */
 export async function getResult(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<CodingTaskResult> {
   const client = opts.client ?? (await weaverClient());
-  return client.workflow.getHandle(workflowId).result();
+  return resultOf(client.workflow.getHandle(workflowId));
 }
 
 export async function getBatchResult(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<BatchResult> {

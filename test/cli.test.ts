@@ -175,6 +175,27 @@ describe('weaver CLI (bin/weaver.mjs)', () => {
     expect(s.stdout).toContain(uiLink(id));
   });
 
+  test('run a task that fails: exit 1 with its result (the workflow is Failed); result and status show it', async () => {
+    const repo = await rig.newRepo();
+    rig.model.script('cli-fail', [answer('module.exports = { slugify: (t) => t };\n')]);
+    const file = await writeTask('fail-task', rig.task(repo, [rig.provider('cli-fail')], { limits: { maxAttempts: 1 }, decomposition: 'never' }));
+    const id = uniqueId('fail');
+
+    const r = await weaver('run', file, '--json', '--id', id);
+    expect({ code: r.code, why: explain(r) }).toMatchObject({ code: 1 });
+    const result = JSON.parse(r.stdout) as CodingTaskResult;
+    expect(result).toMatchObject({ workflowId: id, status: 'failed', reason: expect.stringMatching(/tests failed \(exit 1\); 1 attempt\(s\) exhausted/) });
+    expect(result.attempts.map((a) => a.outcome)).toEqual(['tests_failed']);
+    expect((await rig.client.workflow.getHandle(id).describe()).status.name).toBe('FAILED');
+
+    const res = await weaver('result', id);
+    expect({ code: res.code, why: explain(res) }).toMatchObject({ code: 1 });
+    expect(res.stdout.split('\n')).toContain('status: failed');
+    expect(res.stdout).toContain(`reason: ${result.reason}`);
+    const s = await weaver('status', id);
+    expect(s.stdout).toContain(`${id}: FAILED`);
+  });
+
   test('run with an invalid task: exit 2, every bad field named, nothing started', async () => {
     const repo = await rig.newRepo();
     const bad = { ...rig.task(repo, [rig.provider('cli-never')]), providers: [], task: { description: 'no title here' } };

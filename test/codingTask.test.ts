@@ -6,6 +6,7 @@ import path from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
 import { workspaceDirFor } from '../src/activities/workspace';
+import { resultOf } from '../src/client';
 import { demoModelStep } from '../src/devtools/demo';
 import type { Progress } from '../src/domain/schema';
 import { WeaverPhase, WeaverStatus } from '../src/domain/searchAttributes';
@@ -221,8 +222,9 @@ test('requireApproval: commits, waits for a person, pushes only when approved', 
   expect(await rejected.executeUpdate('approvePush', { args: [{ approved: false, by: 'bo', comment: 'not yet' }] })).toMatch(/^rejected/);
   // A second decision is refused, with the reason.
   await expect(rejected.executeUpdate('approvePush', { args: [{ approved: true }] })).rejects.toThrow(WorkflowUpdateFailedError);
-  const ok = await approved.result();
-  const no = await rejected.result();
+  const ok = await resultOf(approved);
+  // `rejected` fails its workflow (PushRejected); the result comes with the failure.
+  const no = await resultOf(rejected);
   expect(ok).toMatchObject({ status: 'succeeded', pushed: true });
   expect(await simpleGit(repo).revparse([ok.branch])).toBe(ok.commit);
   expect(ok.approval).toMatchObject({ approved: true, by: 'ana', via: 'update' });
@@ -232,7 +234,33 @@ test('requireApproval: commits, waits for a person, pushes only when approved', 
   expect(await branches()).not.toContain(no.branch);
 });
 
-test('a workspace that disappears mid-run is rebuilt and the attempt re-run, not counted', async () => {
+test('a workspace lost while its commit awaits approval: the branch is restored from its bundle and pushed, nothing redone', async () => {
+  const repo = await rig.newRepo();
+  const id = `test-restore-${Date.now()}`;
+  rig.model.script('m-restore', [answer(GOOD)]);
+  const h = await rig.start(rig.task(repo, [rig.provider('m-restore')], { push: true, requireApproval: true }), id);
+  await waitForPhase(h, 'awaiting_approval');
+  // The commit is safe off the worker before anyone is asked: bundled into the artifact store.
+  const { rm } = await import('node:fs/promises');
+  const home = workspaceDirFor(rig.workspaceRoot, id);
+  const [checkout] = (await readdir(home)).filter((d) => existsSync(path.join(home, d, '.git')));
+  const approvedCommit = (await simpleGit(path.join(home, checkout)).revparse(['HEAD'])).trim();
+  await rm(home, { recursive: true, force: true });
+  expect(await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] })).toBe('approved: pushing now');
+  const result = await resultOf(h);
+  expect(result).toMatchObject({ status: 'succeeded', pushed: true });
+  expect(rig.model.count('m-restore')).toBe(1);
+  expect(result.attempts).toHaveLength(1);
+  // The commit pushed is the very commit made before the approval (restored, not re-made).
+  const pushed = (await simpleGit(repo).revparse([result.branch])).trim();
+  expect(pushed).toBe(result.commit);
+  expect(pushed).toBe(approvedCommit);
+  const trailer = await simpleGit(repo).raw(['log', '-1', '--format=%(trailers:key=Weaver-Workflow,valueonly)', result.branch]);
+  expect(trailer.trim()).toBe(id);
+  expect(await simpleGit(repo).raw(['rev-list', '--count', `main..${result.branch}`])).toBe('1\n');
+});
+
+test('a workspace that disappears mid-run is rebuilt and the paid answer applied again, not bought again nor counted', async () => {
   const repo = await rig.newRepo();
   const id = `test-rebuild-${Date.now()}`;
   const { rm } = await import('node:fs/promises');
@@ -246,7 +274,10 @@ test('a workspace that disappears mid-run is rebuilt and the attempt re-run, not
   const result = await rig.run(rig.task(repo, [rig.provider('m-rebuild')], { push: true }), id);
   expect(result.status).toBe('succeeded');
   expect(result.attempts.map((a) => a.outcome)).toEqual(['tests_failed', 'tests_passed']);
-  expect(rig.model.count('m-rebuild')).toBe(3);
+  // Attempt 2's answer was paid before its workspace went: it is applied on the rebuilt one.
+  expect(rig.model.count('m-rebuild')).toBe(2);
+  expect(result.attempts[1].calls).toHaveLength(1);
+  expect(result.attempts[1].notes?.join('\n')).toMatch(/worker was lost during applying; the same answer was applied again on a rebuilt workspace/);
   expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
 });
 
@@ -307,7 +338,7 @@ test('the approval signal is a real gate: an early one and a malformed one are r
   await h.signal('approvePush', { approved: 'no' as unknown as boolean, by: 'stringly' });
   expect((await h.query<Progress>('progress')).phase).toBe('awaiting_approval');
   await h.signal('approvePush', { approved: false, by: 'carla', comment: 'needs a test' });
-  const r = await h.result();
+  const r = await resultOf(h);
   expect(r).toMatchObject({ status: 'rejected', pushed: false, approval: { approved: false, by: 'carla', via: 'signal' } });
   expect(r.refusedApprovals?.map((x) => [x.by, x.reason])).toEqual([
     ['too-early', expect.stringMatching(/^nothing to approve yet: the task is (starting|preparing|generating|applying|testing|deciding|committing)$/)],

@@ -1,78 +1,18 @@
 // Decomposition into child workflows and task batches, end to end: real dev server, real
 // git repositories (children's branches merged by the parent), the scripted model over HTTP.
 import { execSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { simpleGit } from 'simple-git';
-import { lastUserText, type StaticStep, type StepFn } from '../src/devtools/scriptedModelServer';
-import type { BatchResult, CodingTaskInput, TaskSpec } from '../src/domain/schema';
+import type { StaticStep } from '../src/devtools/scriptedModelServer';
+import type { BatchResult, CodingTaskInput } from '../src/domain/schema';
+import { resultOf } from '../src/client';
 import { useRig, type Rig } from './support/weaver';
-import { wholeFile } from './support/answers';
+import { byTitle, fix, multiRepo as multiRepoIn, parentTask as parentTaskOf, sub, withParentTests } from './support/modules';
 
 let rig: Rig;
 useRig((r) => (rig = r));
 
-/** A repo with one module per name; each test wants value() === '<name>-done'. */
-async function multiRepo(names: string[]): Promise<string> {
-  const dir = path.join(rig.tmp, `multi-${Math.random().toString(36).slice(2, 8)}`);
-  for (const n of names) {
-    await mkdir(path.join(dir, 'src'), { recursive: true });
-    await mkdir(path.join(dir, 'test'), { recursive: true });
-    await writeFile(path.join(dir, 'src', `${n}.js`), moduleFor(n, 'todo'));
-    await writeFile(
-      path.join(dir, 'test', `${n}.test.js`),
-      `const test = require('node:test');\nconst assert = require('node:assert');\ntest('${n}', () => assert.strictEqual(require('../src/${n}').value(), '${n}-done'));\n`,
-    );
-  }
-  const git = simpleGit(dir);
-  await git.init(['--initial-branch=main']);
-  await git.add('.');
-  await git.raw(['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-m', 'init']);
-  return dir;
-}
-
-const moduleFor = (n: string, v: string) => `// module ${n}\nfunction value() {\n  return '${v}';\n}\nmodule.exports = { value };\n`;
-const fix = (n: string, v = `${n}-done`, delayMs = 0): StaticStep => ({
-  content: wholeFile(`src/${n}.js`, moduleFor(n, v), `set ${n}`),
-  usage: { prompt_tokens: 100, completion_tokens: 100 },
-  delayMs,
-});
-const sub = (title: string, n: string): TaskSpec => ({
-  title,
-  description: `Make src/${n}.js return '${n}-done'.`,
-  relatedFiles: [`src/${n}.js`],
-  // Each child checks its own module; the parent runs the whole suite on the merge.
-  testCommand: ['node', '--test', `test/${n}.test.js`],
-});
-
-/** The subtask without its own test command: the child runs the parent's. */
-const withParentTests = ({ testCommand: _t, ...rest }: TaskSpec): TaskSpec => rest;
-
-/** Answers by the task title in the prompt; a list answers in turn per title. */
-function byTitle(answers: Record<string, StaticStep | StaticStep[]>): StepFn {
-  const seen: Record<string, number> = {};
-  return (req) => {
-    const title = /^# Task: (.+)$/m.exec(lastUserText(req))?.[1] ?? '';
-    const a = answers[title];
-    if (!a) return { status: 500, body: { error: { message: `no answer for task "${title}"` } } };
-    if (!Array.isArray(a)) return a;
-    const i = (seen[title] = (seen[title] ?? -1) + 1);
-    return a[Math.min(i, a.length - 1)];
-  };
-}
-
-function parentTask(repo: string, model: string, extra: Partial<CodingTaskInput>): CodingTaskInput {
-  return {
-    repo,
-    baseBranch: 'main',
-    task: { title: 'Finish every module', description: 'Make every module return its done value.' },
-    testCommand: ['node', '--test', 'test/'],
-    providers: [rig.provider(model)],
-    limits: { maxAttempts: 2, testTimeoutSec: 60, maxDepth: 1, childConcurrency: 2 },
-    push: true,
-    ...extra,
-  };
-}
+const multiRepo = (names: string[]) => multiRepoIn(rig, names);
+const parentTask = (repo: string, model: string, extra: Partial<CodingTaskInput>) => parentTaskOf(rig, repo, model, extra);
 
 /** Largest number of the given workflows running at the same moment (server start/close times). */
 async function maxOverlap(ids: string[]): Promise<number> {
@@ -136,6 +76,12 @@ test('a child that fails every attempt: siblings still succeed, parent reports 2
   expect(result.aggregate).toMatchObject({ total: 3, successCount: 2, failureCount: 1 });
   expect(result.children!.map((c) => c.status)).toEqual(['succeeded', 'succeeded', 'failed']);
   expect(result.reason).toContain(`${id}/3-fix-c: failed: tests failed (exit 1); 2 attempt(s) exhausted`);
+  // The failed child failed its workflow (Failed in the Web UI); its result came with the failure,
+  // and its two paid calls are in the parent's usage. The parent delivered merged work: Completed.
+  expect((await rig.client.workflow.getHandle(`${id}/3-fix-c`).describe()).status.name).toBe('FAILED');
+  expect((await rig.client.workflow.getHandle(id).describe()).status.name).toBe('COMPLETED');
+  expect(result.children![2].result!.attempts.map((a) => a.outcome)).toEqual(['tests_failed', 'tests_failed']);
+  expect(result.usage.calls).toBe(4);
   // Nothing is lost: the two good children are merged and pushed.
   expect(await simpleGit(repo).show([`${result.branch}:src/a.js`])).toContain('a-done');
   expect(await simpleGit(repo).show([`${result.branch}:src/b.js`])).toContain('b-done');
@@ -223,7 +169,7 @@ test('cancelling the parent cancels running children, waits for their cleanup, a
   expect(running()).toBe(2);
 
   await handle.cancel();
-  const result = await handle.result();
+  const result = await resultOf(handle);
   expect(result.status).toBe('cancelled');
   expect(result.children!.map((c) => c.status)).toEqual(['cancelled', 'cancelled', 'not_started']);
   expect(result.reason).toMatch(/children finished: none/);

@@ -27,6 +27,7 @@ import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
 import { Worker, type ReplayResult } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { temporalCliPath, testAddress, workflowBundle } from './support/temporal';
+import { resultOf } from '../src/client';
 import { useRig, type Rig } from './support/weaver';
 import { wholeFile } from './support/answers';
 
@@ -93,7 +94,8 @@ test('live runs (retry then success; 401 failure) replay without determinism vio
   rig.model.script('replay-401', [{ status: 401 }]);
   const auth = await rig.start(rig.task(authRepo, [rig.provider('replay-401')]));
 
-  const [retryResult, authResult] = await Promise.all([retry.result(), auth.result()]);
+  // The 401 run fails its workflow (TaskFailed) with its result as the failure's details.
+  const [retryResult, authResult] = await Promise.all([resultOf(retry), resultOf(auth)]);
   // The runs took the paths this test means to cover.
   expect(retryResult.status).toBe('succeeded');
   expect(retryResult.attempts.map((a) => a.decision.action)).toEqual(['retry', 'commit']);

@@ -32,6 +32,12 @@ export interface ActivityDeps {
   providers?: ProviderRegistry;
   /** WEAVER_ALLOW_INLINE_ENDPOINTS: a task may send a registry provider's calls to its own baseURL (never with the key). */
   allowInlineEndpoints?: boolean;
+  /** WEAVER_MAX_COMMANDS: setup and test commands this worker runs at once (default: the number of CPUs). */
+  maxCommands?: number;
+  /** Where running commands' process groups are recorded (this worker's slot, src/workerSlot.ts): its successor kills leftovers. */
+  commandRecordDir?: string;
+  /** WEAVER_QUEUE_CHECK_SEC: handed to workflows with each workspace (WorkspaceHandle.queueCheckSec). */
+  queueCheckSec?: number;
 }
 
 export interface WorkspaceHandle {
@@ -44,6 +50,13 @@ export interface WorkspaceHandle {
   /** The sandbox commands run in on that worker, e.g. `bubblewrap 0.8.0`, or `none`; and how its limits hold. */
   sandbox?: string;
   sandboxEnforcement?: string;
+  /** How long its activities may wait in `taskQueue` before the workflow checks the worker is alive (the worker's WEAVER_QUEUE_CHECK_SEC; absent: 25 s). */
+  queueCheckSec?: number;
+  /**
+   * What the worker changed in the task's sandbox policy, for the result's warnings: a limit
+   * lowered to the worker's cap, `sandbox.env` names it does not allow, network shared with the host.
+   */
+  sandboxNotes?: string[];
 }
 
 export interface PrepareWorkspaceRequest {
@@ -59,6 +72,10 @@ export interface PrepareWorkspaceRequest {
   sandbox?: SandboxPolicy;
   /** Where the task will push (`origin` or a URL): checked against the worker's policy before any work. */
   pushRemote?: string;
+  /** A rebuild: branch from the lost workspace's base commit (not the base branch's tip, which may have moved). */
+  baseCommit?: string;
+  /** A rebuild after a commit: the branch as the lost workspace bundled it (HEAD is set to it). */
+  restoreBundle?: ArtifactRef;
 }
 
 export interface BuildPromptRequest {
@@ -81,6 +98,12 @@ export interface BuildPromptRequest {
   planOnly?: boolean;
   /** Env var names holding provider keys: their values are masked in the prompt. */
   secretEnvNames?: string[];
+  /**
+   * A subtask's: the secret files the ROOT task named (domain/redact.ts secretFilesNamed). When
+   * set, only these are sent; the subtask's own relatedFiles and text (a model's proposal) unlock
+   * none. Absent: the task itself is a person's, and its own naming counts.
+   */
+  namedSecretFiles?: string[];
 }
 
 /**

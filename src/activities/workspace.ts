@@ -9,7 +9,7 @@ import { redact } from '../domain/redact';
 import { stripUrlCredentials } from '../domain/repoUrl';
 import type { ArtifactRef } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
-import { runCommand, type RunCommandResult } from './commands';
+import { killRecordedGroup, runCommand, type RunCommandResult } from './commands';
 import { configArgs, gitAuth, isPolicyRefusal, resolveCloneSource, resolvePushRemote, type GitAuth, type RepoPolicy } from './repoPolicy';
 import type { ActivityDeps, CommitRequest, CommitResult, PrepareWorkspaceRequest, WorkspaceHandle } from './types';
 
@@ -131,6 +131,8 @@ export function repoDirName(repo: string): string {
 export interface PrepareOptions {
   /** The activity's cancellation signal: aborting it kills the running git process. */
   signal?: AbortSignal;
+  /** A git bundle file holding the branch to restore (a rebuild after a commit). */
+  restore?: string;
 }
 
 /** A clone of `repo` on a fresh task branch. Idempotent: a retry starts from a clean clone. */
@@ -149,6 +151,8 @@ export async function prepareWorkspace(
   const home = workspaceDirFor(deps.workspaceRoot, req.workflowId);
   const dir = path.join(home, repoDirName(display));
   const dirExisted = existsSync(home);
+  // A command of an earlier try may still run there (its worker was given up on): it goes first.
+  await killRecordedGroup(commandLockFile(dir));
   await rm(home, { recursive: true, force: true });
   await mkdir(home, { recursive: true });
   const cancelled = async (detail: string): Promise<never> => {
@@ -172,6 +176,8 @@ export async function prepareWorkspace(
       signal,
       env: { ...gitEnv(), ...auth?.env },
       killGraceMs: 1000,
+      // git's transport helpers die with the worker too.
+      dieWithWorker: true,
     });
   } finally {
     await rm(logFile, { force: true }).catch(() => undefined);
@@ -197,13 +203,36 @@ export async function prepareWorkspace(
   }
   try {
     const git = gitFor(dir, signal);
-    await git.checkout(['-B', req.branch]);
+    // A rebuild starts from the lost workspace's base, so a re-applied change makes the same tree.
+    const pinned = req.baseCommit && (await hasCommit(git, req.baseCommit)) ? [req.baseCommit] : [];
+    await git.checkout(['-B', req.branch, ...pinned]);
     const baseCommit = (await git.revparse(['HEAD'])).trim();
+    if (opts.restore) {
+      // The commit the lost workspace made, from its bundle: nothing committed is redone.
+      await git.raw(['fetch', '--no-tags', opts.restore, `+refs/heads/${req.branch}:refs/weaver/restored`]);
+      await git.raw(['reset', '-q', '--hard', 'refs/weaver/restored']);
+    }
     return { id: path.basename(home), dir, taskQueue: deps.workspaceQueue, branch: req.branch, baseCommit, dirExisted };
   } catch (err) {
     if (signal?.aborted) return cancelled(`git killed (${(err as Error).message})`);
     throw err;
   }
+}
+
+/** Whether the clone has `sha` (a base commit force-pushed away upstream is not fetched by sha). */
+async function hasCommit(git: SimpleGit, sha: string): Promise<boolean> {
+  return git
+    .raw(['cat-file', '-e', `${sha}^{commit}`])
+    .then(() => true)
+    .catch(() => false);
+}
+
+/**
+ * The pid file of the command running in a workspace (tests, setup): beside the checkout, never
+ * in it, so no command can touch it and no commit picks it up. A rerun kills a live older run.
+ */
+export function commandLockFile(dir: string): string {
+  return path.join(path.dirname(dir), 'command.pid');
 }
 
 /** Throws WorkspaceLost when this worker no longer has the workspace: the workflow rebuilds it. */

@@ -1,7 +1,7 @@
 // The public contract: task input, change sets and results. Pure (zod only), so both
 // the workflow sandbox and the client import it.
 import { z } from 'zod';
-import { ERROR_FAMILIES } from './errors';
+import { DEFAULT_MAX_WAIT_SEC, ERROR_FAMILIES } from './errors';
 
 export const PricingSchema = z.object({
   inputPerMTok: z.number().nonnegative(),
@@ -70,12 +70,18 @@ export const StrategySchema = z.object({
   fallbackOn: z.array(z.enum(ERROR_FAMILIES)).optional(),
   /** Skip a provider for `seconds` after `failures` consecutive failed calls. */
   cooldown: z.object({ failures: z.number().int().positive(), seconds: z.number().positive() }).optional(),
-  /** Retries of one provider call on retryable failures (rate limit, server, timeout, network). */
+  /**
+   * Retries of one provider call on retryable failures (rate limit, server, timeout, network):
+   * `maxTries` in a row before moving on to another provider (when there is one), backing off
+   * from `initialIntervalMs` to `maxIntervalMs` (a Retry-After wins); with nothing to move on to,
+   * the provider is waited for (durable timers) until `maxWaitSec` after its first failure.
+   */
   retry: z
     .object({
       maxTries: z.number().int().positive().max(20).default(4),
       initialIntervalMs: z.number().int().nonnegative().default(1000),
       maxIntervalMs: z.number().int().positive().default(60_000),
+      maxWaitSec: z.number().nonnegative().default(DEFAULT_MAX_WAIT_SEC),
     })
     .optional(),
 });
@@ -98,6 +104,20 @@ const SandboxEnvName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be an environment variable name')
   .refine((n) => !/KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION/i.test(n), 'names a credential; secrets never enter the sandbox');
 
+/** A sandbox's resource limits, with a task's defaults and the least a task may ask for. */
+export const SandboxLimitsSchema = z
+  .object({
+    memoryMb: z.number().int().min(64).default(2048),
+    processes: z.number().int().min(8).default(512),
+    openFiles: z.number().int().min(64).default(4096),
+    fileSizeMb: z.number().int().min(1).default(1024),
+    cpuSec: z.number().int().min(1).default(3600),
+    /** How much the workspace may grow during one command, and the size of the private /tmp. */
+    diskMb: z.number().int().min(16).default(10240),
+  })
+  .strict();
+export type SandboxLimits = z.infer<typeof SandboxLimitsSchema>;
+
 /**
  * How commands that run repository code are confined (design rule 7). Resolved with its
  * defaults at workflow start and kept in the task's record, so a run keeps its policy.
@@ -108,16 +128,8 @@ export const SandboxPolicySchema = z
     network: z.enum(['none', 'setup', 'all']).default('setup'),
     /** Names of worker env vars passed in (besides PATH, LANG, HOME, TMPDIR, CI). */
     env: z.array(SandboxEnvName).max(50).default([]),
-    limits: z
-      .object({
-        memoryMb: z.number().int().min(64).default(2048),
-        processes: z.number().int().min(8).default(512),
-        openFiles: z.number().int().min(64).default(4096),
-        fileSizeMb: z.number().int().min(1).default(1024),
-        cpuSec: z.number().int().min(1).default(3600),
-      })
-      .strict()
-      .prefault({}),
+    /** Each at most what the worker allows (WEAVER_SANDBOX_MAX_LIMITS); a lowered one is reported. */
+    limits: SandboxLimitsSchema.prefault({}),
   })
   .strict();
 export type SandboxPolicy = z.infer<typeof SandboxPolicySchema>;
@@ -142,6 +154,8 @@ export const PushSchema = z.union([
   z.object({ remote: z.string().min(1).default('origin') }),
 ]);
 
+const DURATION_EXAMPLES = '"90s", "30m", "2h", "1d"';
+
 export const CodingTaskInputSchema = z.object({
   repo: z.string().min(1),
   baseBranch: z.string().min(1).optional(),
@@ -161,18 +175,56 @@ export const CodingTaskInputSchema = z.object({
   sandbox: SandboxPolicySchema.optional(),
   /** With requireApproval: stop waiting after this long; nothing is pushed, the commit is kept as a git bundle. */
   approvalTimeoutSec: z.number().positive().optional(),
+  /** approvalTimeoutSec as a duration: seconds, or "90s", "30m", "2h", "1d", "1h30m"; parsed into approvalTimeoutSec. */
+  approvalTimeout: z
+    .union([z.number(), z.string()], { error: `must be a positive number of seconds or a duration like ${DURATION_EXAMPLES}` })
+    .transform((v, ctx) => {
+      const sec = durationSeconds(v);
+      if (sec === undefined) ctx.addIssue({ code: 'custom', message: `must be a positive number of seconds or a duration like ${DURATION_EXAMPLES} (got ${JSON.stringify(v)})` });
+      return sec ?? 0;
+    })
+    .optional(),
   /** Set by a parent for its children; users leave it out. */
   depth: z.number().int().nonnegative().optional(),
   /** Set by a parent for its children: provider cooldowns carried down the tree. */
   inherited: z
-    .object({ cooldowns: z.record(z.string(), z.object({ consecutive: z.number(), until: z.number().optional() })).optional() })
+    .object({
+      cooldowns: z.record(z.string(), z.object({ consecutive: z.number(), until: z.number().optional() })).optional(),
+      /** The secret files the root task named (redact.ts secretFilesNamed): the only ones a subtask's prompt may hold. */
+      namedSecretFiles: z.array(z.string()).max(100).optional(),
+    })
     .optional(),
 }).refine((i) => !i.branch || i.branch !== i.baseBranch, {
   path: ['branch'],
   message: 'must differ from baseBranch: Weaver force-pushes its own branch',
-});
+}).refine((i) => i.approvalTimeout === undefined || i.approvalTimeoutSec === undefined || i.approvalTimeout === i.approvalTimeoutSec, {
+  path: ['approvalTimeout'],
+  message: 'conflicts with approvalTimeoutSec (both given, different values): give one of them',
+})
+  // One field holds the timeout once parsed: approvalTimeoutSec, what the workflow reads.
+  .transform(({ approvalTimeout, ...i }) => (approvalTimeout === undefined ? i : { ...i, approvalTimeoutSec: approvalTimeout }));
 export type CodingTaskInput = z.input<typeof CodingTaskInputSchema>;
 export type ParsedCodingTaskInput = z.output<typeof CodingTaskInputSchema>;
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+const DURATION = /^(?:\d+(?:\.\d+)?(?:s|m|h|d|w))+$/;
+
+/**
+ * Seconds in a duration: a number of seconds, a numeric string ("90"), or number-unit pairs with
+ * s, m, h, d, w ("90s", "30m", "1.5h", "1h30m", spaces and case ignored); undefined when it is
+ * none of these, not finite, or not positive.
+ */
+export function durationSeconds(v: number | string): number | undefined {
+  let sec: number;
+  if (typeof v === 'number') sec = v;
+  else {
+    const t = v.replace(/\s+/g, '').toLowerCase();
+    if (/^\d+(?:\.\d+)?$/.test(t)) sec = Number(t);
+    else if (DURATION.test(t)) sec = [...t.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g)].reduce((sum, [, n, u]) => sum + Number(n) * DURATION_UNITS[u], 0);
+    else return undefined;
+  }
+  return Number.isFinite(sec) && sec > 0 ? sec : undefined;
+}
 
 export const TaskBatchInputSchema = z.object({
   tasks: z.array(CodingTaskInputSchema).min(1),
@@ -281,6 +333,14 @@ export interface Usage {
 
 /** `rejected`: the work was done and committed, but a person (or the approval timeout) stopped the push. */
 export type TaskStatus = 'succeeded' | 'partial' | 'failed' | 'budget_exceeded' | 'cancelled' | 'rejected';
+
+/**
+ * The `WeaverStatus` search attribute: `running` from the start, the TaskStatus at the end, and
+ * `invalid` for a task refused before anything ran — input that fails validation at the workflow,
+ * or a provider the worker's registry does not allow. A refused task fails its workflow without
+ * a result (there is nothing to report), so `invalid` is never a result's status.
+ */
+export type WeaverStatusValue = TaskStatus | 'running' | 'invalid';
 
 export interface TestOutcome {
   passed: boolean;
@@ -453,4 +513,6 @@ export interface Progress {
   status?: TaskStatus;
   children?: { workflowId: string; status: string }[];
   sandbox?: SandboxRecord;
+  /** A durable wait for a provider in progress (rate limit, outage): who, why, until when, failing for how long. */
+  wait?: { provider: string; family: string; until: string; waitedMs: number };
 }

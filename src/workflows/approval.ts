@@ -82,7 +82,13 @@ export class ApprovalGate {
   /** Waits for the decision; undefined when `timeoutMs` passed first (a durable timer). */
   async wait(timeoutMs?: number): Promise<ApprovalRecord | undefined> {
     if (timeoutMs === undefined) await condition(() => this.decision !== undefined);
-    else await condition(() => this.decision !== undefined, timeoutMs);
+    // Labelled: the Web UI's timeline names the timer instead of showing a bare duration.
+    else await condition(() => this.decision !== undefined, timeoutMs, { summary: `waiting for approval to push (approvePush), up to ${formatWait(timeoutMs)}` });
     return this.decision;
   }
+}
+
+function formatWait(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 3600 ? `${+(s / 3600).toFixed(1)} h` : s >= 60 ? `${+(s / 60).toFixed(1)} min` : `${s} s`;
 }

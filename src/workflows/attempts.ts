@@ -20,6 +20,13 @@ interface Reflection {
   failure?: { testLog?: ArtifactRef; diff?: ArtifactRef };
 }
 
+/** An attempt's answer and the prompt it came from (what it showed whole may be rewritten whole). */
+interface Answered {
+  answer: StrategyOutcome;
+  shown: Shown;
+  record: AttemptRecord;
+}
+
 /** Where the attempts left the task: finished, or to be split into subtasks. */
 export type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; subtasks: TaskSpec[]; why: string };
 
@@ -44,6 +51,8 @@ export async function ask(t: TaskRun, ws: WorkspaceHandle, record: AttemptRecord
       allowSubtasks: planOnly || t.canDecompose(),
       planOnly,
       secretEnvNames: t.secretEnvNames(),
+      // A child's own naming never unlocks secret files (its task came from a model): only the root's.
+      namedSecretFiles: t.input.inherited?.namedSecretFiles,
     });
     // The answer comes from this round's prompt: only what it showed whole may be rewritten whole.
     shown = built.shown ?? {};
@@ -111,6 +120,8 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
   let ws = t.ws!;
   let rebuilds = 0;
   let reflection: Reflection = {};
+  /** An answer already paid for whose workspace was lost: re-applied on the rebuilt one, not bought again. */
+  let carried: Answered | undefined;
   const state = (): TaskState => ({
     attempt: t.attempt,
     maxAttempts: t.limits.maxAttempts,
@@ -119,63 +130,75 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
     decomposition: t.input.decomposition ?? 'auto',
   });
 
-  while (t.attempt < t.limits.maxAttempts) {
-    t.attempt += 1;
-    const record: AttemptRecord = { attempt: t.attempt, calls: [], outcome: 'pending', decision: { action: 'fail', why: '' }, artifacts: [] };
-    let outcome: Outcome;
-    let gen: GenerateChangeResult | undefined;
+  while (t.attempt < t.limits.maxAttempts || carried) {
+    if (!carried) t.attempt += 1;
+    const record: AttemptRecord = carried?.record ?? { attempt: t.attempt, calls: [], outcome: 'pending', decision: { action: 'fail', why: '' }, artifacts: [] };
+    let answered: Answered | undefined = carried;
+    carried = undefined;
     try {
-      t.enter('generating');
-      const { answer, shown } = await ask(t, ws, record, reflection);
-      gen = answer.kind === 'answer' ? answer.result : undefined;
-      outcome = await tryAnswer(t, ws, answer, record, shown);
+      if (!answered) {
+        t.enter('generating');
+        const { answer, shown } = await ask(t, ws, record, reflection);
+        answered = { answer, shown, record };
+      }
+      const { answer, shown } = answered;
+      const gen: GenerateChangeResult | undefined = answer.kind === 'answer' ? answer.result : undefined;
+      const outcome = await tryAnswer(t, ws, answer, record, shown);
+
+      t.enter('deciding');
+      const verdict = decide(state(), outcome);
+      t.lastDecision = { action: verdict.action, why: verdict.why };
+      record.outcome = outcome.kind;
+      record.detail = outcomeDetail(outcome);
+      record.decision = t.lastDecision;
+      if (!t.attempts.includes(record)) t.attempts.push(record);
+      log.info('decision', { attempt: t.attempt, outcome: outcome.kind, action: verdict.action, why: verdict.why });
+
+      switch (verdict.action) {
+        case 'commit': {
+          const { commit, pushed, bundle, rejected, workspace } = await commitWork(t, ws, record.summary, record.filesChanged ?? []);
+          return {
+            kind: 'done',
+            result: await t.finish(rejected ? 'rejected' : 'succeeded', rejected ? `${verdict.why}; ${rejected}` : verdict.why, {
+              commit,
+              pushed,
+              bundle,
+              workspace,
+            }),
+          };
+        }
+        case 'retry':
+          reflection = { feedback: verdict.feedback, failure: failureOf(record) };
+          ws = await t.rollback(ws);
+          continue;
+        case 'decompose':
+          ws = await t.rollback(ws);
+          if (verdict.plan) return plan(t, verdict.feedback, verdict.why);
+          return { kind: 'decompose', subtasks: gen?.subtasks ?? [], why: verdict.why };
+        default:
+          return {
+            kind: 'done',
+            result: await t.finish(verdict.action === 'budget_exceeded' ? 'budget_exceeded' : 'failed', verdict.why, { workspace: ws.dir }),
+          };
+      }
     } catch (err) {
-      if (isWorkspaceLost(err) && rebuilds < MAX_WORKSPACE_REBUILDS) {
-        // The worker holding the workspace is gone: rebuild elsewhere; this attempt doesn't count.
-        rebuilds += 1;
-        log.warn('workspace lost; rebuilding', { rebuilds });
+      if (!isWorkspaceLost(err) || rebuilds >= MAX_WORKSPACE_REBUILDS) throw err;
+      const atCommit = t.phase === 'committing' || t.phase === 'awaiting_approval';
+      // Runs started before the rebuild path covered commits failed here; they replay as they ran.
+      if (atCommit && !patched('rebuild-at-commit')) throw err;
+      // The worker holding the workspace is gone: rebuild elsewhere; this attempt doesn't count.
+      rebuilds += 1;
+      log.warn('workspace lost; rebuilding', { rebuilds, phase: t.phase });
+      // Paid for already: the rebuilt workspace gets the same answer, applied and tested again.
+      // (Versioned: runs started before asked the model again.)
+      if (answered && patched('reapply-after-rebuild')) {
+        carried = answered;
+        record.notes = [...(record.notes ?? []), `the workspace's worker was lost during ${t.phase}; the same answer was applied again on a rebuilt workspace`].slice(-20);
+      } else {
         t.attempt -= 1;
-        ws = await t.prepare();
-        continue;
       }
-      throw err;
-    }
-
-    t.enter('deciding');
-    const verdict = decide(state(), outcome);
-    t.lastDecision = { action: verdict.action, why: verdict.why };
-    record.outcome = outcome.kind;
-    record.detail = outcomeDetail(outcome);
-    record.decision = t.lastDecision;
-    t.attempts.push(record);
-    log.info('decision', { attempt: t.attempt, outcome: outcome.kind, action: verdict.action, why: verdict.why });
-
-    switch (verdict.action) {
-      case 'commit': {
-        const { commit, pushed, bundle, rejected } = await commitWork(t, ws, record.summary, record.filesChanged ?? []);
-        return {
-          kind: 'done',
-          result: await t.finish(rejected ? 'rejected' : 'succeeded', rejected ? `${verdict.why}; ${rejected}` : verdict.why, {
-            commit,
-            pushed,
-            bundle,
-            workspace: pushed || bundle ? undefined : ws.dir,
-          }),
-        };
-      }
-      case 'retry':
-        reflection = { feedback: verdict.feedback, failure: failureOf(record) };
-        ws = await t.rollback(ws);
-        continue;
-      case 'decompose':
-        ws = await t.rollback(ws);
-        if (verdict.plan) return plan(t, verdict.feedback, verdict.why);
-        return { kind: 'decompose', subtasks: gen?.subtasks ?? [], why: verdict.why };
-      default:
-        return {
-          kind: 'done',
-          result: await t.finish(verdict.action === 'budget_exceeded' ? 'budget_exceeded' : 'failed', verdict.why, { workspace: ws.dir }),
-        };
+      ws = await t.prepare({});
+      continue;
     }
   }
   return { kind: 'done', result: await t.finish('failed', `${t.limits.maxAttempts} attempt(s) exhausted`, { workspace: ws.dir }) };
@@ -196,14 +219,14 @@ async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcom
   if (answer.kind === 'no_consensus') return { kind: 'no_consensus', detail: answer.detail };
   const gen = answer.result;
   record.provider = gen.provider;
-  record.artifacts.push(gen.response);
+  addArtifact(record, gen.response);
   if (gen.outcome === 'schema_violation') return { kind: 'schema_violation', error: gen.error ?? 'invalid answer' };
   if (gen.outcome === 'subtasks') return { kind: 'subtasks_proposed', count: gen.subtasks?.length ?? 0 };
   if (gen.outcome === 'truncated') return { kind: 'truncated', detail: gen.error ?? 'the answer was cut off' };
   if (gen.outcome === 'needs_files') return { kind: 'files_request_limit', rounds: MAX_FILE_ROUNDS, files: gen.needFiles ?? [] };
   record.summary = gen.summary;
   record.filesChanged = gen.files?.map((f) => f.path);
-  record.artifacts.push(gen.change!);
+  addArtifact(record, gen.change!);
   t.enter('applying');
   const applied = await t.acts(ws).applyChange({ workspace: ws, change: gen.change!, shown, allowTestChanges: t.input.task.allowTestChanges });
   if (applied.diff) record.artifacts.push(applied.diff);
@@ -218,6 +241,11 @@ async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcom
   if (tests.log) record.artifacts.push(tests.log);
   if (tests.passed) return { kind: 'tests_passed' };
   return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: t.limits.testTimeoutSec };
+}
+
+/** Records an artifact once (an answer re-applied on a rebuilt workspace brings its own again). */
+function addArtifact(record: AttemptRecord, a: ArtifactRef): void {
+  if (!record.artifacts.some((x) => x.ref === a.ref && x.kind === a.kind)) record.artifacts.push(a);
 }
 
 function commandText(c: CodingTaskInput['testCommand']): string {

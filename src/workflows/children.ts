@@ -1,4 +1,9 @@
-// Running child workflows with bounded concurrency, in order, fail-independent.
+// Running child workflows with bounded concurrency, in order, fail-independent; and reading how
+// a child ended when it did not complete.
+import { ChildWorkflowFailure, isCancellation, patched } from '@temporalio/workflow';
+import type { CodingTaskResult, Usage } from '../domain/schema';
+import { resultFromFailure } from '../domain/taskOutcome';
+import { shared } from './activityProxies';
 
 /**
  * Runs `run(i)` for i = 0..count-1 with at most `concurrency` at once, starting them in
@@ -27,4 +32,32 @@ export async function runBounded<T>(count: number, concurrency: number, run: (i:
   const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (rejected) throw rejected.reason;
   return results;
+}
+
+/** How a child codingTask ended, read from what executeChild threw (never a cancellation). */
+export type ChildEnd =
+  /** It failed its workflow with its result (failed, budget_exceeded, rejected): the result. */
+  | { result: CodingTaskResult }
+  /** It ended without one (terminated, timed out, input refused): why, and its spend as found. */
+  | { reason: string; usage?: Usage; note?: string };
+
+/**
+ * A failed child's result is in its failure's details; a child that left none (terminated, timed
+ * out) is asked for its spend (activities/children.ts), so that a parent's usage and budget, and a
+ * batch's totals, count what every child spent. Versioned: runs that started before neither read
+ * details nor ask, and replay as they ran.
+ */
+export async function childEnd(err: unknown, workflowId: string): Promise<ChildEnd> {
+  const reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+  if (!patched('child-spend-counted')) return { reason };
+  const result = resultFromFailure(err);
+  if (result) return { result };
+  const runId = err instanceof ChildWorkflowFailure ? err.execution.runId ?? undefined : undefined;
+  try {
+    const found = await shared.childUsage({ workflowId, ...(runId ? { runId } : {}) });
+    return { reason, usage: found.usage };
+  } catch (e) {
+    if (isCancellation(e)) throw e;
+    return { reason, note: `the spend of ${workflowId} could not be read (${e instanceof Error ? ((e.cause as Error | undefined)?.message ?? e.message) : String(e)}): not counted` };
+  }
 }

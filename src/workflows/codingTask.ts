@@ -8,6 +8,7 @@ import { CodingTaskInputSchema, formatZodIssues, type CodingTaskInput, type Codi
 import { WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
 import { strippedCredentialsNote, stripTaskCredentials } from '../domain/repoUrl';
 import { slimChild } from '../domain/slim';
+import { REFUSED, taskFailure } from '../domain/taskOutcome';
 import { attemptLoop, plan, type Step } from './attempts';
 import { decompose } from './decomposition';
 import { TaskRun } from './task';
@@ -21,6 +22,8 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
   const registry = patched('provider-registry');
   const parsed = CodingTaskInputSchema.safeParse(registry ? rawInput : withoutLegacyKeyNames(rawInput));
   if (!parsed.success) {
+    // Refused before anything ran: WeaverStatus says so in the list (runs before replay as they ran).
+    if (patched('weaver-status-on-refusal')) upsertSearchAttributes([{ key: WeaverStatus, value: REFUSED }]);
     throw ApplicationFailure.nonRetryable(`invalid task input: ${formatZodIssues(parsed.error).join('; ')}`, 'InvalidTaskInput');
   }
   // Credentials in `repo` / `push.remote` (a task started around the client) are taken out before
@@ -30,7 +33,13 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
   const scrubbed = clean.stripped.length > 0 && patched('strip-url-credentials');
   const t = new TaskRun(scrubbed ? clean.input : parsed.data, registry ? undefined : legacyKeyNames(rawInput));
   if (scrubbed) t.warn(strippedCredentialsNote(clean.stripped));
-  return run(t);
+  const result = await run(t);
+  // A task that did not deliver fails its workflow (Failed at a glance in the Web UI), its whole
+  // result as the failure's details (domain/taskOutcome.ts). Runs started before completed
+  // with every result: they replay as they ran.
+  const failure = taskFailure(result);
+  if (failure && patched('fail-workflow-on-failed-task')) throw failure;
+  return result;
 }
 
 async function run(t: TaskRun): Promise<CodingTaskResult> {

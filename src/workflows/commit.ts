@@ -1,24 +1,38 @@
 // Commit, approval and push: the accepted change's paths are committed; under requireApproval
-// the push waits (durably) for a person; the work ends pushed, bundled, or kept in the workspace.
-import { CancellationScope, isCancellation, patched } from '@temporalio/workflow';
-import type { WorkspaceHandle } from '../activities/types';
-import type { TaskRun } from './task';
+// the push waits (durably) for a person; the work ends pushed or bundled into the artifact
+// store (safe off the worker) before the task reports it, and a lost worker after the commit
+// is answered by restoring the branch from that bundle, never by redoing the work.
+import { CancellationScope, isCancellation, log, patched } from '@temporalio/workflow';
+import type { CommitResult, WorkspaceHandle } from '../activities/types';
+import { isWorkspaceLost, type TaskRun } from './task';
+
+const MAX_PUSH_REBUILDS = 3;
+
+export interface CommitOutcome extends CommitResult {
+  /** Why nothing was pushed, when a person said no or never answered. */
+  rejected?: string;
+  /** Where the branch lives when it is neither pushed nor handed over (undefined: released). */
+  workspace?: string;
+}
 
 /** Commits `paths` (what the accepted change wrote), pushes, and hands the workspace back. */
-export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: string | undefined, paths: string[]) {
+export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: string | undefined, paths: string[]): Promise<CommitOutcome> {
   t.enter('committing');
   const message = `${t.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${t.workflowId}`.replace(/\n{3,}/g, '\n\n');
+  // Every commit is bundled into the shared artifact store unless pushed: a lost worker loses no
+  // commit. Runs started before bundled only a child's (or an unapproved) commit.
+  const bundleAlways = patched('bundle-every-commit');
   // Short and not to be interrupted: a cancel must not race a push (or the release after it).
   const commitAndPush = (req: { pushRemote?: string; bundle?: boolean }) =>
     CancellationScope.nonCancellable(() =>
-      t.acts(ws).commitAndPush({ workspace: ws, message, workflowId: t.workflowId, paths, secretEnvNames: t.secretEnvNames(), ...req }),
+      t.acts(ws).commitAndPush({ workspace: ws, message, workflowId: t.workflowId, paths, secretEnvNames: t.secretEnvNames(), ...req, bundle: req.bundle || bundleAlways }),
     );
   let pushRemote = t.pushRemote();
   let rejected: string | undefined;
   if (pushRemote && t.input.requireApproval) {
     // Commit now, push only once a person says so (a durable wait: days are fine).
     const first = await commitAndPush({});
-    t.committed = { commit: first.commit, pushed: false };
+    t.committed = { commit: first.commit, pushed: false, ...(first.bundle ? { bundle: first.bundle } : {}) };
     t.enter('awaiting_approval');
     const timeoutSec = t.input.approvalTimeoutSec;
     const a = await t.gate.wait(timeoutSec === undefined ? undefined : timeoutSec * 1000);
@@ -39,28 +53,43 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   // A child that does not push hands its branch over as a bundle in the shared artifact store;
   // so does a task whose approval never came.
   const timedOut = rejected !== undefined && !t.gate.decision;
-  const r = await commitAndPush({ pushRemote, bundle: t.depth > 0 || timedOut });
-  t.committed = { commit: r.commit, pushed: r.pushed, bundle: r.bundle };
+  const handOff = t.depth > 0 || timedOut;
+  let r: CommitResult;
+  for (let rebuilds = 0; ; rebuilds++) {
+    try {
+      r = await commitAndPush({ pushRemote, bundle: handOff });
+      break;
+    } catch (err) {
+      // Committed and bundled already (the approval wait): restore the branch elsewhere and push from there.
+      const saved = t.committed?.bundle;
+      if (!saved || !isWorkspaceLost(err) || rebuilds >= MAX_PUSH_REBUILDS) throw err;
+      log.warn('workspace lost after its commit; restoring the branch from its bundle', { rebuilds: rebuilds + 1 });
+      ws = await t.prepare({ restore: saved });
+      t.enter('committing');
+    }
+  }
+  t.committed = { commit: r.commit, pushed: r.pushed, ...(r.bundle ? { bundle: r.bundle } : {}) };
   if (r.refusedSecrets?.length) {
-    t.warnings.push(`not committed because they hold a secret of the worker: ${r.refusedSecrets.slice(0, 20).join(', ')}`);
+    t.warn(`not committed because they hold a secret of the worker: ${r.refusedSecrets.slice(0, 20).join(', ')}`);
   }
   if (r.leftBehind?.length) {
-    t.warnings.push(`not committed (the run wrote or changed them after the change applied): ${r.leftBehind.slice(0, 20).join(', ')}${r.leftBehind.length > 20 ? ', …' : ''}`);
+    t.warn(`not committed (the run wrote or changed them after the change applied): ${r.leftBehind.slice(0, 20).join(', ')}${r.leftBehind.length > 20 ? ', …' : ''}`);
   }
   if (r.pushError) {
-    t.warnings.push(`push failed: ${r.pushError}${r.bundle ? '; the branch is kept as a git bundle' : `; the commit stays in the workspace ${ws.dir}`}`);
+    t.warn(`push failed: ${r.pushError}${r.bundle ? '; the branch is kept as a git bundle' : `; the commit stays in the workspace ${ws.dir}`}`);
   }
-  // Pushed (or bundled by a child): the work is safe elsewhere, the clone can go. Otherwise the
-  // workspace is where the branch lives. Versioned: older histories without this step replay.
-  if ((r.pushed || r.bundle) && patched('release-workspace-after-push')) {
+  // Pushed (or handed over as a bundle): the work is safe elsewhere, the clone can go. Otherwise
+  // the workspace is where the branch is checked out. Versioned: older histories without this step replay.
+  const safeElsewhere = r.pushed || (!!r.bundle && (handOff || !bundleAlways));
+  if (safeElsewhere && patched('release-workspace-after-push')) {
     try {
       await t.acts(ws).releaseWorkspace(ws);
       t.released = true;
     } catch (err) {
       // Clean-up only: the work is safe, so a lost worker here is a warning, not a failure.
       if (isCancellation(err)) throw err;
-      t.warnings.push(`could not remove the workspace ${ws.dir}: ${(err as Error).message}`);
+      t.warn(`could not remove the workspace ${ws.dir}: ${(err as Error).message}`);
     }
   }
-  return { ...r, rejected };
+  return { ...r, rejected, workspace: t.released ? undefined : ws.dir };
 }

@@ -2,12 +2,13 @@
 // share of the remaining budget); the parent merges their branches, tests the whole and commits.
 import { CancellationScope, CancelledFailure, executeChild, isCancellation } from '@temporalio/workflow';
 import { allotment } from '../domain/ledger';
-import type { CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
+import type { ChildSummary, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
 import { slimChild, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
 import { mergeUsage } from '../domain/usage';
+import { secretFilesNamed } from '../domain/redact';
 import type { codingTask } from './codingTask';
-import { runBounded } from './children';
+import { childEnd, runBounded } from './children';
 import { commitWork } from './commit';
 import type { TaskRun } from './task';
 
@@ -53,23 +54,37 @@ export async function decompose(t: TaskRun, proposed: TaskSpec[], why: string): 
         memo: { title: subtasks[i].title, parent: t.workflowId },
         staticSummary: `subtask ${i + 1}/${subtasks.length}: ${subtasks[i].title}`,
       });
-      Object.assign(child, { status: result.status, reason: result.reason, branch: result.branch, commit: result.commit, result: slimResult(result) });
-      t.childUsage.push(result.usage);
+      settle(t, child, result);
     } catch (err) {
       if (isCancellation(err)) {
         child.status = 'cancelled';
         child.reason = 'cancelled before it finished';
         throw err;
       }
+      // A failed child's result (and spend) is in its failure; a terminated one's spend is asked
+      // for: either way its spend counts against the budget before the next sibling's share.
       child.status = 'failed';
-      child.reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+      const end = await childEnd(err, child.workflowId);
+      if ('result' in end) settle(t, child, end.result);
+      else {
+        child.reason = end.reason;
+        if (end.usage) t.childUsage.push(end.usage);
+        if (end.note) t.warn(end.note);
+      }
     } finally {
       held.delete(i);
       running -= 1;
+      t.showDetails();
     }
   });
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while children ran');
   return integrate(t, subtasks.length);
+}
+
+/** A child's result, completed or read from its failure: its summary and its spend. */
+function settle(t: TaskRun, child: ChildSummary, result: CodingTaskResult): void {
+  Object.assign(child, { status: result.status, reason: result.reason, branch: result.branch, commit: result.commit, result: slimResult(result) });
+  t.childUsage.push(result.usage);
 }
 
 function childInput(t: TaskRun, task: TaskSpec, maxCostUsd: number | undefined, maxTokens: number | undefined): CodingTaskInput {
@@ -88,7 +103,9 @@ function childInput(t: TaskRun, task: TaskSpec, maxCostUsd: number | undefined, 
     // Under requireApproval nothing reaches the remote before a person says so, children included.
     push: t.input.requireApproval ? false : t.input.push,
     depth: t.depth + 1,
-    inherited: { cooldowns: { ...t.cooldowns } },
+    // Always a list for a child (even empty): the secret files a person named at the root,
+    // forwarded unchanged to grandchildren, never recomputed from a model-written subtask.
+    inherited: { cooldowns: { ...t.cooldowns }, namedSecretFiles: rootNamedSecretFiles(t) },
   };
 }
 
@@ -148,16 +165,24 @@ async function integrate(t: TaskRun, total: number): Promise<CodingTaskResult> {
   });
   // The merged work is committed (and pushed) even when incomplete: nothing is lost.
   // The merges are commits already: nothing else of the tree goes in.
-  const { commit, pushed, bundle, rejected } = await commitWork(t, ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`, []);
+  const { commit, pushed, bundle, rejected, workspace } = await commitWork(t, ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`, []);
   const complete = merged === total && tests.passed;
   const testsNote = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
   const reason = [head, testsNote, ...problems, ...(rejected ? [rejected] : [])].join('; ');
   return t.finish(rejected ? 'rejected' : complete ? 'succeeded' : 'partial', reason, {
     commit,
     pushed,
-    workspace: pushed || bundle ? undefined : ws.dir,
+    workspace,
     bundle,
     children: t.children.map(slimChild),
     aggregate,
   });
+}
+
+/** Secret files the person who started the root task named (its task, guidance and explicit subtasks). */
+function rootNamedSecretFiles(t: TaskRun): string[] {
+  const inherited = t.input.inherited?.namedSecretFiles;
+  if (inherited) return inherited;
+  const named = [t.input.task, ...(t.input.subtasks ?? [])].flatMap((task) => secretFilesNamed(task, t.guidance));
+  return [...new Set(named)];
 }

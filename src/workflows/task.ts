@@ -1,7 +1,7 @@
 // One codingTask run's state and the steps every concern shares: the phase, the workspace
 // (prepare, roll back, rebuild), the providers resolved at start, and the result (finish).
 // The concerns — attempts.ts, commit.ts, decomposition.ts — are functions over a TaskRun.
-import { ActivityFailure, ApplicationFailure, log, patched, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, patched, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
 import { Ledger } from '../domain/ledger';
@@ -26,6 +26,7 @@ import {
 } from '../domain/schema';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../domain/searchAttributes';
 import { slimResult } from '../domain/slim';
+import { detailsLine, REFUSED } from '../domain/taskOutcome';
 import { mergeUsage } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
 import { ApprovalGate } from './approval';
@@ -121,6 +122,13 @@ export class TaskRun {
       { key: WeaverAttempt, value: this.attempt },
       { key: WeaverCostUsd, value: this.usage().costUsd },
     ]);
+    this.showDetails();
+  }
+
+  /** The Web UI's details panel: phase, attempt, spend, last decision (or the end and why). */
+  showDetails(reason?: string): void {
+    const { phase, attempt, status, lastDecision, children } = this;
+    setCurrentDetails(detailsLine({ phase, attempt, maxAttempts: this.limits.maxAttempts, usage: this.usage(), lastDecision, children, status, reason }));
   }
 
   /** The activities that run where the workspace is. */
@@ -159,7 +167,8 @@ export class TaskRun {
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : undefined;
       if (cause instanceof ApplicationFailure && cause.type === 'ProviderNotAllowed') {
-        upsertSearchAttributes([{ key: WeaverStatus, value: 'failed' }]);
+        // Refused before anything ran, like bad input (runs before `invalid` existed said failed).
+        upsertSearchAttributes([{ key: WeaverStatus, value: patched('weaver-status-on-refusal') ? REFUSED : 'failed' }]);
         throw ApplicationFailure.nonRetryable(`provider not allowed by the worker's registry: ${cause.message}`, 'ProviderNotAllowed');
       }
       throw err;
@@ -171,9 +180,16 @@ export class TaskRun {
     for (const note of r.notes) this.warn(note);
   }
 
-  async prepare(): Promise<WorkspaceHandle> {
+  /**
+   * A fresh workspace. `rebuild`: the last one's worker is gone — branch from the same base
+   * commit (and, after a commit, restore the branch from its bundle) so nothing done is redone.
+   */
+  async prepare(rebuild?: { restore?: ArtifactRef }): Promise<WorkspaceHandle> {
     this.enter('preparing');
+    const baseCommit = rebuild ? this.ws?.baseCommit : undefined;
     this.ws = await shared.prepareWorkspace({
+      ...(baseCommit ? { baseCommit } : {}),
+      ...(rebuild?.restore ? { restoreBundle: rebuild.restore } : {}),
       workflowId: this.workflowId,
       repo: this.input.repo,
       baseBranch: this.input.baseBranch,
@@ -198,7 +214,7 @@ export class TaskRun {
     } catch (err) {
       if (!isWorkspaceLost(err)) throw err;
       log.warn('workspace lost at rollback; rebuilding');
-      return this.prepare();
+      return this.prepare({});
     }
   }
 
@@ -221,6 +237,7 @@ export class TaskRun {
     if (this.gate.decision) result.approval = this.gate.decision;
     if (this.gate.refused.length) result.refusedApprovals = this.gate.refused;
     this.enter('done');
+    this.showDetails(reason);
     upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
     this.artifacts.push(await shared.storeArtifact({ kind: 'report', content: renderReport(result, this.input.task.title) }));
     if (workflowInfo().parent) {

@@ -6,7 +6,7 @@ import { emptyUsage, mergeUsage } from '../domain/usage';
 import { formatZodIssues, TaskBatchInputSchema, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
 import { resultRows, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
-import { runBounded } from './children';
+import { childEnd, runBounded } from './children';
 import { codingTask } from './codingTask';
 import { batchProgressQuery } from './messages';
 
@@ -40,9 +40,12 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
       return slimResult(result);
     } catch (err) {
       if (isCancellation(err)) throw err;
-      // One task's crash never cancels the others: it becomes a failed result in its slot.
-      const reason = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
-      return { workflowId: id, status: 'failed', reason, branch: tasks[i].branch ?? `weaver/${id.replace(/\//g, '--')}`, attempts: [], usage: emptyUsage(), artifacts: [] };
+      // One task's failure never cancels the others: its result (from the failure's details), or
+      // a failed one with the spend found for it, takes its slot and counts in the totals.
+      const end = await childEnd(err, id);
+      if ('result' in end) return slimResult(end.result);
+      const branch = tasks[i].branch ?? `weaver/${id.replace(/\//g, '--')}`;
+      return { workflowId: id, status: 'failed', reason: end.reason, branch, attempts: [], usage: end.usage ?? emptyUsage(), artifacts: [], ...(end.note ? { warnings: [end.note] } : {}) };
     } finally {
       running -= 1;
       finished += 1;

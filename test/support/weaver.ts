@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { startCodingTask } from '../../src/client';
+import { resultOf, startCodingTask } from '../../src/client';
 import { createExampleRepo, exampleTask } from '../../src/devtools/demo';
 import { ScriptedModelServer } from '../../src/devtools/scriptedModelServer';
 import type { ActivityDeps } from '../../src/activities/types';
@@ -34,6 +34,7 @@ export interface Rig {
   provider(model: string, extra?: Partial<ProviderSpec>): ProviderSpec;
   task(repo: string, providers: ProviderChoice[], extra?: Partial<CodingTaskInput>): CodingTaskInput;
   start(input: CodingTaskInput, workflowId?: string): Promise<WorkflowHandle<typeof codingTask>>;
+  /** Starts and awaits the result, whatever its status (a failed task's from its failure details). */
   run(input: CodingTaskInput, workflowId?: string): Promise<CodingTaskResult>;
   close(): Promise<void>;
 }
@@ -88,7 +89,8 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: S
       for (const p of input.providers) registrations.get(p)?.();
       return startCodingTask(input, { client, taskQueue, workflowId: workflowId ?? `test-${taskQueue}-${++seq}` });
     },
-    run: async (input, workflowId) => (await rig.start(input, workflowId)).result(),
+    // A task that did not deliver fails its workflow: its result comes from the failure's details.
+    run: async (input, workflowId) => resultOf(await rig.start(input, workflowId)),
     close: async () => {
       worker.shutdown();
       await running;
