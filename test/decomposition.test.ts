@@ -1,6 +1,8 @@
 // Decomposition into child workflows and task batches, end to end: real dev server, real
 // git repositories (children's branches merged by the parent), the scripted model over HTTP.
 import { execSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { workspaceDirFor } from '../src/activities/workspace';
 import { simpleGit } from 'simple-git';
 import type { StaticStep } from '../src/devtools/scriptedModelServer';
 import type { BatchResult, CodingTaskInput } from '../src/domain/schema';
@@ -64,6 +66,30 @@ test('without push, children hand their branches over as git bundles in the arti
   expect((await simpleGit(repo).branchLocal()).all).toEqual(['main']);
   const git = simpleGit(result.workspace!);
   for (const n of ['a', 'b']) expect(await git.show([`${result.branch}:src/${n}.js`])).toContain(`${n}-done`);
+});
+
+test('the parent workspace lost while children run: rebuilt from the same base, the children's pushed branches merged again', async () => {
+  const repo = await multiRepo(['a', 'b']);
+  const id = `dec-rebuild-${Date.now()}`;
+  const answers = byTitle({ 'fix a': fix('a'), 'fix b': fix('b') });
+  let wiped = false;
+  rig.model.setDefault('d-rebuild', async (req) => {
+    // While the children work, the parent's worker "loses" its clone (disk wiped, new machine).
+    if (!wiped) {
+      wiped = true;
+      await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true });
+    }
+    return answers(req);
+  });
+  const result = await rig.run(parentTask(repo, 'd-rebuild', { subtasks: [sub('fix a', 'a'), sub('fix b', 'b')], push: true }), id);
+  expect(wiped).toBe(true);
+  expect(result.status).toBe('succeeded');
+  expect(result.children!.every((c) => c.merged)).toBe(true);
+  // One integration record, not one per try; two model calls in all (the children's).
+  expect(result.attempts.filter((a) => a.detail === 'integration of the merged subtasks')).toHaveLength(1);
+  expect(result.usage.calls).toBe(2);
+  for (const n of ['a', 'b']) expect(await simpleGit(repo).show([`${result.branch}:src/${n}.js`])).toContain(`${n}-done`);
+  expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
 });
 
 test('a child that fails every attempt: siblings still succeed, parent reports 2/3 partial with the reason', async () => {

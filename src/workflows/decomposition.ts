@@ -1,6 +1,7 @@
 // Decomposition: each subtask runs as a child codingTask (bounded concurrency, each with its
 // share of the remaining budget); the parent merges their branches, tests the whole and commits.
-import { CancellationScope, CancelledFailure, executeChild, isCancellation } from '@temporalio/workflow';
+import { CancellationScope, CancelledFailure, executeChild, isCancellation, log, patched } from '@temporalio/workflow';
+import type { WorkspaceHandle } from '../activities/types';
 import { allotment } from '../domain/ledger';
 import type { ChildSummary, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
 import { slimChild, slimResult } from '../domain/slim';
@@ -10,7 +11,9 @@ import { secretFilesNamed } from '../domain/redact';
 import type { codingTask } from './codingTask';
 import { childEnd, runBounded } from './children';
 import { commitWork } from './commit';
-import type { TaskRun } from './task';
+import { isWorkspaceLost, type TaskRun } from './task';
+
+const MAX_INTEGRATION_REBUILDS = 3;
 
 /** Runs each subtask as a child codingTask, then merges their branches and tests the result. */
 export async function decompose(t: TaskRun, proposed: TaskSpec[], why: string): Promise<CodingTaskResult> {
@@ -111,7 +114,23 @@ function childInput(t: TaskRun, task: TaskSpec, maxCostUsd: number | undefined, 
 
 /** Merges the successful children in subtask order, tests the whole, commits and pushes. */
 async function integrate(t: TaskRun, total: number): Promise<CodingTaskResult> {
-  const ws = t.ws!;
+  let ws = t.ws!;
+  const recorded = t.attempts.length;
+  for (let rebuilds = 0; ; rebuilds++) {
+    try {
+      return await mergeTestCommit(t, ws, total);
+    } catch (err) {
+      // The children's branches are durable (pushed or bundled): a lost workspace is rebuilt
+      // from the same base and the merges redone. Runs started before failed here instead.
+      if (!isWorkspaceLost(err) || rebuilds >= MAX_INTEGRATION_REBUILDS || !patched('rebuild-at-integration')) throw err;
+      log.warn('workspace lost during integration; rebuilding and merging again', { rebuilds: rebuilds + 1, phase: t.phase });
+      t.attempts.length = recorded;
+      ws = await t.prepare({});
+    }
+  }
+}
+
+async function mergeTestCommit(t: TaskRun, ws: WorkspaceHandle, total: number): Promise<CodingTaskResult> {
   t.enter('integrating');
   const ok = t.children.filter((c) => c.status === 'succeeded' && c.result);
   const sources = ok.map((c) => ({
