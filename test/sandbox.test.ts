@@ -53,7 +53,8 @@ async function attempt(attack: string, extra: Partial<CodingTaskInput> = {}, fil
   const repo = await on.newRepo();
   const id = `m-escape-${++seq}`;
   const answer = Object.entries(files).reduce((text, [p, c]) => `${text}\n${wholeFile(p, c, 'extra')}`, wholeFile('src/slugify.js', GOOD, 'fix slugify'));
-  on.model.script(id, [{ content: answer }]);
+  // The same answer however often the workflow asks (a failed attempt may be reviewed).
+  on.model.setDefault(id, () => ({ content: answer }));
   const r = await on.run(on.task(repo, [on.provider(id)], { testCommand: ['sh', '-c', attack], limits: { maxAttempts: 1, testTimeoutSec: 60 }, ...extra }));
   return { r, repo };
 }
@@ -130,36 +131,71 @@ test('setsid nohup sleep outlives nothing', async () => {
   verdict('setsid nohup sleep &', !ps.includes(marker), 'the PID namespace dies with the command');
 });
 
+/** This machine's first non-loopback IPv4 address: where "the internet" is for the egress checks. */
+function externalIPv4(): string {
+  const found = Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal);
+  // Never a silent skip: without one, egress cannot be shown.
+  if (!found) throw new Error('this machine has no non-loopback IPv4 address: the sandbox\'s egress cannot be tested');
+  return found.address;
+}
+
 describe('network', () => {
   let listener: Server;
+  let outside: Server;
   let port = 0;
-  beforeAll(async () => {
-    listener = createServer((s) => {
+  let outsidePort = 0;
+  const external = externalIPv4();
+  const listen = async (host: string): Promise<[Server, number]> => {
+    const server = createServer((s) => {
       s.on('error', () => undefined); // probes hang up at once
       s.end('hello\n');
     });
-    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', () => r()));
-    port = (listener.address() as { port: number }).port;
+    await new Promise<void>((r) => server.listen(0, host, () => r()));
+    return [server, (server.address() as { port: number }).port];
+  };
+  beforeAll(async () => {
+    [listener, port] = await listen('127.0.0.1');
+    [outside, outsidePort] = await listen(external);
   });
-  afterAll(() => new Promise<void>((r) => listener.close(() => r())));
-  const connect = (p: number) => `node -e "require('net').connect(${p}, '127.0.0.1').on('connect', () => process.exit(0)).on('error', (e) => { console.error(e.code); process.exit(3) })"`;
+  afterAll(() => Promise.all([listener, outside].map((l) => new Promise<void>((r) => l.close(() => r())))));
+  const connect = (p: number, host = '127.0.0.1') => `node -e "require('net').connect(${p}, '${host}').on('connect', () => process.exit(0)).on('error', (e) => { console.error(e.code); process.exit(3) })"`;
+  const temporalPort = Number((process.env.WEAVER_TEST_TEMPORAL_ADDRESS ?? 'localhost:7233').split(':').pop());
+  const probe = (p: number, host = '127.0.0.1') => `node -e "require('net').connect(${p}, '${host}').on('connect', () => { console.log('CONNECTED-${host}:${p}'); process.exit(0) }).on('error', (e) => console.log('REFUSED-${host}:${p}', e.code))"`;
 
   test('the setup command has network by default (sandbox.network: setup), none with network: none', async () => {
-    const { r } = await attempt('node --test test/', { setupCommand: connect(port) });
+    const { r } = await attempt('node --test test/', { setupCommand: connect(outsidePort, external) });
     expect(r.status).toBe('succeeded');
-    const { r: none } = await attempt('node --test test/', { setupCommand: connect(port), sandbox: { network: 'none' } as CodingTaskInput['sandbox'] });
+    const { r: none } = await attempt('node --test test/', { setupCommand: connect(outsidePort, external), sandbox: { network: 'none' } as CodingTaskInput['sandbox'] });
     expect(none.status).toBe('failed');
-    expect(none.reason).toMatch(/setup command exited with 3[\s\S]*ECONNREFUSED/);
+    // Not even a route out: the failure names the missing network.
+    expect(none.reason).toMatch(/setup command no network in the sandbox[\s\S]*ENETUNREACH/);
+  });
+
+  test('the setup command reaches the outside but not the worker\'s 127.0.0.1: no Temporal, no local listener', async () => {
+    // The setup's findings, in a file the test command prints.
+    const setup = `{ ${probe(outsidePort, external)}; ${probe(port)}; ${probe(temporalPort)}; ${probe(port, '10.0.2.2')}; } > net.txt 2>&1`;
+    const { r } = await attempt('cat net.txt; node --test test/', { setupCommand: setup });
+    const log = await testLog(r);
+    expect(log).toContain(`CONNECTED-${external}:${outsidePort}`);
+    expect(log).toContain(`REFUSED-127.0.0.1:${port}`);
+    expect(log).toContain(`REFUSED-127.0.0.1:${temporalPort}`);
+    expect(log).toContain(`REFUSED-10.0.2.2:${port}`);
+    verdict(
+      'setup command: connect to Temporal and a 127.0.0.1 listener',
+      r.status === 'succeeded' && log.includes(`CONNECTED-${external}`) && !/CONNECTED-(127\.0\.0\.1|10\.0\.2\.2)/.test(log),
+      'its own network stack (slirp4netns --disable-host-loopback); egress works',
+    );
   });
 
   test('the Temporal frontend and a listener on 127.0.0.1 are unreachable from tests', async () => {
-    const temporalPort = Number((process.env.WEAVER_TEST_TEMPORAL_ADDRESS ?? 'localhost:7233').split(':').pop());
-    const probe = (p: number) => `node -e "require('net').connect(${p}, '127.0.0.1').on('connect', () => { console.log('CONNECTED-${p}'); process.exit(0) }).on('error', (e) => console.log('REFUSED-${p}', e.code))"`;
     // Even a task asking for network everywhere: the worker's cap (WEAVER_SANDBOX_NETWORK, default setup) holds.
-    const { r } = await attempt(`${probe(temporalPort)}; ${probe(port)}; node --test test/`, { sandbox: { network: 'all' } as CodingTaskInput['sandbox'] });
+    const { r } = await attempt(`${probe(temporalPort)}; ${probe(port)}; ${probe(outsidePort, external)}; node --test test/`, { sandbox: { network: 'all' } as CodingTaskInput['sandbox'] });
     const log = await testLog(r);
-    expect(log).toContain(`REFUSED-${port}`);
-    verdict('connect to Temporal and a 127.0.0.1 listener', !log.includes('CONNECTED-') && log.includes(`REFUSED-${temporalPort}`), 'no network namespace for tests (sandbox.network: setup)');
+    expect(log).toContain(`REFUSED-127.0.0.1:${port}`);
+    expect(log).toContain(`REFUSED-${external}:${outsidePort}`);
+    verdict('connect to Temporal and a 127.0.0.1 listener', !log.includes('CONNECTED-') && log.includes(`REFUSED-127.0.0.1:${temporalPort}`), 'no network at all for tests (sandbox.network: setup)');
   });
 });
 
@@ -192,6 +228,26 @@ test('a 10 GB file write is killed at the file size limit and reported', async (
   const { r } = await attempt('head -c 10000000000 /dev/zero > big.bin; node --test test/', { sandbox: { limits: { fileSizeMb: 64 } } as CodingTaskInput['sandbox'] });
   expect(r.attempts[0].tests?.limit).toBe('killed: file size limit 64 MiB');
   verdict('10 GB file write', r.status === 'succeeded', 'RLIMIT_FSIZE, reported');
+});
+
+test('many 1 MB files past the disk limit are killed and reported; /tmp is bounded too; the worker carries on', async () => {
+  // /tmp first (full at 64 MiB: ENOSPC), then the workspace, 1 MB at a time until killed.
+  const write = [
+    'head -c 100000000 /dev/zero > /tmp/big 2>&1 || echo TMP-FULL; df -m /tmp | tail -1; rm -f /tmp/big',
+    'i=0; while [ $i -lt 1000 ]; do head -c 1000000 /dev/zero > f$i.bin; i=$((i+1)); [ $((i % 50)) = 0 ] && echo wrote $i; sleep 0.01; done; echo WROTE-ALL',
+  ].join('; ');
+  const { r } = await attempt(write, { sandbox: { limits: { diskMb: 64 } } as CodingTaskInput['sandbox'] });
+  const log = await testLog(r);
+  expect(r.status).toBe('failed');
+  expect(r.attempts[0].tests?.limit).toMatch(/^killed: disk limit 64 MiB \(the workspace grew by \d+ MiB\)$/);
+  expect(r.attempts[0].tests?.tail).toMatch(/weaver: killed: disk limit 64 MiB/);
+  expect(log).toContain('TMP-FULL');
+  expect(log).toMatch(/tmpfs\s+64\s/);
+  const written = Math.max(0, ...[...log.matchAll(/wrote (\d+)/g)].map((m) => Number(m[1])));
+  process.stdout.write(`disk limit 64 MiB: killed after ${written}+ files of 1 MB (${r.attempts[0].tests?.limit})\n`);
+  // The next task on this worker runs normally.
+  const { r: next } = await attempt('node --test test/');
+  verdict('1 MB files past the disk limit', !log.includes('WROTE-ALL') && written < 500 && next.status === 'succeeded', 'workspace growth watched (du, ~1 s), sandbox killed; sized /tmp; reported');
 });
 
 test('rm -rf ~ / changes nothing outside the workspace', async () => {

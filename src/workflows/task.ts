@@ -200,6 +200,8 @@ export class TaskRun {
       pushRemote: this.pushRemote(),
     });
     log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue, sandbox: this.ws.sandbox });
+    // What the worker changed in the task's sandbox policy (a limit capped, an env name not allowed…).
+    for (const note of this.ws.sandboxNotes ?? []) this.warn(note);
     if (this.ws.sandbox === 'none') {
       this.warn(`commands ran without a sandbox on ${this.ws.taskQueue}: repository code could read and change anything the worker can (install bubblewrap and set WEAVER_SANDBOX=required)`);
     }
