@@ -68,7 +68,7 @@ test('without push, children hand their branches over as git bundles in the arti
   for (const n of ['a', 'b']) expect(await git.show([`${result.branch}:src/${n}.js`])).toContain(`${n}-done`);
 });
 
-test('the parent workspace lost while children run: rebuilt from the same base, the children's pushed branches merged again', async () => {
+test('the parent workspace lost while children run: rebuilt from the same base, the pushed branches of the children merged again', async () => {
   const repo = await multiRepo(['a', 'b']);
   const id = `dec-rebuild-${Date.now()}`;
   const answers = byTitle({ 'fix a': fix('a'), 'fix b': fix('b') });
