@@ -5,6 +5,7 @@
 // `npm run demo -- --serve` prepares the same task as .weaver/demo/task.json and keeps the
 // worker and the demo model running, for `temporal workflow start ... --input-file`.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -99,7 +100,32 @@ async function main() {
     await connection.close();
     await model?.close();
   }
+  const took = demoStartedAt();
+  console.log(`\nThe demo took ${((Date.now() - took.at) / 1000).toFixed(1)} s (${took.since}).`);
   process.exit(exitCode);
+}
+
+/**
+ * When `npm run demo` started — the Temporal CLI and bubblewrap provisioning before this script
+ * included — from the npm process's start time in /proc; else when this process started.
+ */
+function demoStartedAt(): { at: number; since: string } {
+  const self = { at: Date.now() - process.uptime() * 1000, since: 'this script only; provisioning before it not counted' };
+  try {
+    const bootMs = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]) * 1000;
+    let pid = process.ppid;
+    for (let hops = 0; hops < 6 && pid > 1; hops++) {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      // Field 22, in clock ticks since boot (USER_HZ, 100 on Linux).
+      if (/(^|[\s/])npm(-cli\.js)?\s+run\b/.test(cmdline) && bootMs) return { at: bootMs + Number(fields[19]) * 10, since: 'since `npm run demo` started, provisioning included' };
+      pid = Number(fields[1]);
+    }
+  } catch {
+    // Not Linux, or /proc hidden: this process's own start.
+  }
+  return self;
 }
 
 main().catch((err) => {

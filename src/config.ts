@@ -1,5 +1,9 @@
 // Environment settings shared by the worker, the client and the CLI (the public contract).
+// Numbers are checked here, once, at start: a bad value stops the process naming its variable.
+import os from 'node:os';
 import path from 'node:path';
+import { MIN_HEARTBEAT_TIMEOUT_MS, DEFAULT_QUEUE_CHECK_SEC } from './domain/liveness';
+import { SandboxLimitsSchema, type SandboxLimits } from './domain/schema';
 
 export interface WeaverConfig {
   address: string;
@@ -17,6 +21,12 @@ export interface WeaverConfig {
   /** WEAVER_SANDBOX_HIDE / WEAVER_SANDBOX_RO_PATHS (':'-separated): more paths hidden from commands (the Temporal data dir…); host paths kept visible read-only under a hidden one (a toolchain under a home). */
   sandboxHide: string[];
   sandboxReadOnly: string[];
+  /** WEAVER_SANDBOX_MAX_LIMITS (`memoryMb=4096,processes=1024`): the most a task's `sandbox.limits` get; the rest keep SANDBOX_LIMIT_CAPS. */
+  sandboxMaxLimits: SandboxLimits;
+  /** WEAVER_SANDBOX_UID_RANGE (`200000-299999`): a root worker runs each workspace's commands as its own uid from here. */
+  sandboxUids: { first: number; last: number };
+  /** WEAVER_SANDBOX_ENV (','-separated names or globs): what a task's `sandbox.env` may pass; none by default, `*` with WEAVER_DEV. */
+  sandboxEnv: string[];
   /** WEAVER_REPO_ROOTS (':'-separated): the only local paths a task's `repo` may name. */
   repoRoots?: string[];
   /** WEAVER_PUSH_REMOTES (','-separated URL prefixes): remotes a task may push to besides the repo's own origin. */
@@ -25,12 +35,33 @@ export interface WeaverConfig {
   providersFile?: string;
   /** WEAVER_ALLOW_INLINE_ENDPOINTS=1: a task may name its own baseURL for registry providers (never with a key of the worker's). */
   allowInlineEndpoints: boolean;
+  /** WEAVER_SHUTDOWN_GRACE (default 5m): on SIGTERM/SIGINT, how long in-flight activities may finish before they are cancelled. */
+  shutdownGraceMs: number;
+  /** WEAVER_SHUTDOWN_FORCE (default grace + 1m): when the worker gives up draining and exits anyway. */
+  shutdownForceMs: number;
+  /** WEAVER_HEARTBEAT_THROTTLE_MS: how often heartbeats may reach the server; unset: WEAVER_HEARTBEAT_MS for provider calls, the SDK's 0.8 × heartbeat timeout for workspace activities. */
+  heartbeatThrottleMs?: number;
+  /** WEAVER_MAX_ACTIVITIES (default 50): provider calls, clones and artifact writes this worker runs at once (shared queue). */
+  maxActivities: number;
+  /** WEAVER_MAX_WORKSPACE_ACTIVITIES (default max(8, 2 × commands)): git, apply and test activities at once (workspace queue). */
+  maxWorkspaceActivities: number;
+  /** WEAVER_MAX_COMMANDS (default: the number of CPUs): setup and test commands at once; more wait their turn, heartbeating. */
+  maxCommands: number;
+  /** WEAVER_QUEUE_CHECK_SEC (default 25): how long a workspace activity waits in this worker's queue before the workflow checks the worker is alive. */
+  queueCheckSec: number;
+  /** WEAVER_WORKSPACE_QUEUE: this worker's workspace queue; default `<taskQueue>@<host>/<slot>` (src/workerSlot.ts). */
+  workspaceQueue?: string;
+  /** WEAVER_WORKER_SLOT: claim exactly this slot (a service unit per slot); default: the lowest free one. */
+  workerSlot?: number;
+  /** WEAVER_DEPLOYMENT_NAME + WEAVER_BUILD_ID: Worker Versioning (workflows pinned to the build that started them). */
+  deployment?: { name: string; buildId: string };
 }
 
 export type SandboxMode = 'required' | 'auto' | 'off';
 const SANDBOX_MODES: readonly SandboxMode[] = ['required', 'auto', 'off'];
 
-const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
+/** An env flag's value read as on/off (`1`, `true`, `yes`, `on`). */
+export const truthy = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/i.test(v.trim());
 const list = (v: string | undefined, sep: string) =>
   (v ?? '')
     .split(sep)
@@ -46,18 +77,140 @@ export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
     taskQueue: env.WEAVER_TASK_QUEUE || 'weaver',
     artifactDir: path.resolve(env.WEAVER_ARTIFACT_DIR || '.weaver/artifacts'),
     workspaceRoot: path.resolve(env.WEAVER_WORKSPACE_ROOT || '.weaver/workspaces'),
-    retryDelayScale: Number(env.WEAVER_RETRY_DELAY_SCALE || 1),
-    heartbeatMs: Number(env.WEAVER_HEARTBEAT_MS || 1000),
+    retryDelayScale: num(env, 'WEAVER_RETRY_DELAY_SCALE', 1),
+    heartbeatMs: heartbeatMs(env),
     uiUrl: env.WEAVER_UI_URL || `http://${address.split(':')[0] === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:8233`,
     dev,
     sandbox: sandboxMode(env.WEAVER_SANDBOX, dev),
     sandboxHide: list(env.WEAVER_SANDBOX_HIDE, ':').map((p) => path.resolve(p)),
     sandboxReadOnly: list(env.WEAVER_SANDBOX_RO_PATHS, ':').map((p) => path.resolve(p)),
+    sandboxMaxLimits: sandboxMaxLimits(env),
+    sandboxUids: sandboxUids(env),
+    sandboxEnv: sandboxEnvAllowlist(env, dev),
     repoRoots: env.WEAVER_REPO_ROOTS ? list(env.WEAVER_REPO_ROOTS, ':').map((r) => path.resolve(r)) : undefined,
     pushRemotes: list(env.WEAVER_PUSH_REMOTES, ','),
     providersFile: env.WEAVER_PROVIDERS ? path.resolve(env.WEAVER_PROVIDERS) : undefined,
     allowInlineEndpoints: truthy(env.WEAVER_ALLOW_INLINE_ENDPOINTS),
+    ...operations(env),
   };
+}
+
+/** A number ≥ 0 (`integer`: a whole one ≥ 1), or the default when unset; anything else names the variable. */
+function num(env: NodeJS.ProcessEnv, name: string, fallback: number, integer = false): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0 || (integer && (!Number.isInteger(n) || n < 1))) {
+    throw new Error(`${name} must be ${integer ? 'a whole number ≥ 1' : 'a number ≥ 0'}, got "${raw}"`);
+  }
+  return n;
+}
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `300`, `300s`, `5m`, `1500ms`, `1h` → milliseconds (a bare number is seconds). */
+function duration(env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return fallbackMs;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i.exec(raw);
+  if (!m) throw new Error(`${name} must be a duration such as 300, 90s, 5m or 1h, got "${raw}"`);
+  return Math.round(Number(m[1]) * UNIT_MS[(m[2] ?? 's').toLowerCase()]);
+}
+
+/** The local heartbeat pace must fit twice into the smallest heartbeat timeout, or every long activity times out. */
+function heartbeatMs(env: NodeJS.ProcessEnv): number {
+  const ms = num(env, 'WEAVER_HEARTBEAT_MS', 1000);
+  if (ms <= 0 || ms * 2 >= MIN_HEARTBEAT_TIMEOUT_MS) {
+    throw new Error(
+      `WEAVER_HEARTBEAT_MS must be above 0 and below ${MIN_HEARTBEAT_TIMEOUT_MS / 2} (half the smallest activity heartbeat timeout, ${MIN_HEARTBEAT_TIMEOUT_MS / 1000} s), got "${env.WEAVER_HEARTBEAT_MS}"`,
+    );
+  }
+  return ms;
+}
+
+function workerSlot(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env.WEAVER_WORKER_SLOT?.trim();
+  if (!raw) return undefined;
+  if (!/^\d{1,4}$/.test(raw)) throw new Error(`WEAVER_WORKER_SLOT must be a whole number 0–9999, got "${raw}"`);
+  return Number(raw);
+}
+
+function operations(env: NodeJS.ProcessEnv) {
+  const shutdownGraceMs = duration(env, 'WEAVER_SHUTDOWN_GRACE', 5 * 60_000);
+  const shutdownForceMs = duration(env, 'WEAVER_SHUTDOWN_FORCE', shutdownGraceMs + 60_000);
+  if (shutdownForceMs <= shutdownGraceMs) {
+    throw new Error(`WEAVER_SHUTDOWN_FORCE (${shutdownForceMs} ms) must be longer than WEAVER_SHUTDOWN_GRACE (${shutdownGraceMs} ms): activities get the grace, then the worker exits`);
+  }
+  const throttle = env.WEAVER_HEARTBEAT_THROTTLE_MS?.trim() ? num(env, 'WEAVER_HEARTBEAT_THROTTLE_MS', 0) : undefined;
+  if (throttle === 0) throw new Error('WEAVER_HEARTBEAT_THROTTLE_MS must be above 0 (unset: the SDK default)');
+  const maxCommands = num(env, 'WEAVER_MAX_COMMANDS', Math.max(1, os.availableParallelism()), true);
+  const queueCheckSec = num(env, 'WEAVER_QUEUE_CHECK_SEC', DEFAULT_QUEUE_CHECK_SEC);
+  if (queueCheckSec < 1) throw new Error(`WEAVER_QUEUE_CHECK_SEC must be at least 1 (seconds), got "${env.WEAVER_QUEUE_CHECK_SEC}"`);
+  const name = env.WEAVER_DEPLOYMENT_NAME?.trim();
+  const buildId = env.WEAVER_BUILD_ID?.trim();
+  if (!!name !== !!buildId) throw new Error('WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID go together: set both for Worker Versioning, or neither');
+  return {
+    shutdownGraceMs,
+    shutdownForceMs,
+    heartbeatThrottleMs: throttle,
+    maxActivities: num(env, 'WEAVER_MAX_ACTIVITIES', 50, true),
+    maxWorkspaceActivities: num(env, 'WEAVER_MAX_WORKSPACE_ACTIVITIES', Math.max(8, 2 * maxCommands), true),
+    maxCommands,
+    queueCheckSec,
+    workspaceQueue: env.WEAVER_WORKSPACE_QUEUE?.trim() || undefined,
+    workerSlot: workerSlot(env),
+    deployment: name && buildId ? { name, buildId } : undefined,
+  };
+}
+
+/** The most a task's `sandbox.limits` get when WEAVER_SANDBOX_MAX_LIMITS does not say: a few times each task default. */
+export const SANDBOX_LIMIT_CAPS: SandboxLimits = { memoryMb: 8192, processes: 2048, openFiles: 65536, fileSizeMb: 16384, cpuSec: 14400, diskMb: 32768 };
+
+/** WEAVER_SANDBOX_MAX_LIMITS: `name=integer` pairs over SANDBOX_LIMIT_CAPS; a bad one throws, naming the variable. */
+export function sandboxMaxLimits(env: NodeJS.ProcessEnv = process.env): SandboxLimits {
+  const caps = { ...SANDBOX_LIMIT_CAPS };
+  const bad = (why: string) => new Error(`WEAVER_SANDBOX_MAX_LIMITS: ${why} (e.g. "memoryMb=4096,processes=1024"; names: ${Object.keys(caps).join(', ')})`);
+  for (const pair of list(env.WEAVER_SANDBOX_MAX_LIMITS, ',')) {
+    const m = /^([A-Za-z]+)\s*=\s*(\S+)$/.exec(pair);
+    if (!m) throw bad(`"${pair}" is not name=integer`);
+    const [, name, value] = m;
+    if (!Object.hasOwn(caps, name)) throw bad(`unknown limit "${name}"`);
+    const parsed = /^\d+$/.test(value) ? SandboxLimitsSchema.shape[name as keyof SandboxLimits].safeParse(Number(value)) : undefined;
+    // A cap below the least a task may ask for would make valid tasks unrunnable.
+    if (!parsed?.success) throw bad(`${name}=${value}: ${parsed ? parsed.error.issues[0].message : 'not a whole number'}`);
+    caps[name as keyof SandboxLimits] = parsed.data;
+  }
+  return caps;
+}
+
+/**
+ * WEAVER_SANDBOX_UID_RANGE (`first-last`, default 200000-299999); WEAVER_SANDBOX_UID pins one
+ * uid for every sandbox (the old setting: their process counts are then shared).
+ */
+export function sandboxUids(env: NodeJS.ProcessEnv = process.env): { first: number; last: number } {
+  if (env.WEAVER_SANDBOX_UID?.trim() && env.WEAVER_SANDBOX_UID_RANGE?.trim()) throw new Error('set WEAVER_SANDBOX_UID_RANGE or WEAVER_SANDBOX_UID, not both');
+  const one = env.WEAVER_SANDBOX_UID?.trim();
+  const raw = one ? `${one}-${one}` : env.WEAVER_SANDBOX_UID_RANGE?.trim() || '200000-299999';
+  const m = /^(\d+)\s*-\s*(\d+)$/.exec(raw);
+  const [first, last] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+  // Never root, and below the kernel's "no uid" (2^32 - 1).
+  if (!(first >= 1 && first <= last && last < 2 ** 32 - 1)) {
+    throw new Error(
+      one
+        ? `WEAVER_SANDBOX_UID must be a positive integer, got "${one}"`
+        : `WEAVER_SANDBOX_UID_RANGE must be "first-last", positive integers with first ≤ last (e.g. 200000-299999), got "${env.WEAVER_SANDBOX_UID_RANGE}"`,
+    );
+  }
+  return { first, last };
+}
+
+/** WEAVER_SANDBOX_ENV: names or globs (`*`, `?`); unset: none — or every name with WEAVER_DEV. */
+export function sandboxEnvAllowlist(env: NodeJS.ProcessEnv = process.env, dev = truthy(env.WEAVER_DEV)): string[] {
+  if (env.WEAVER_SANDBOX_ENV === undefined) return dev ? ['*'] : [];
+  const globs = list(env.WEAVER_SANDBOX_ENV, ',');
+  const bad = globs.find((g) => !/^[A-Za-z_*?][A-Za-z0-9_*?]*$/.test(g));
+  if (bad) throw new Error(`WEAVER_SANDBOX_ENV: "${bad}" is not an environment variable name or glob (letters, digits, _, * and ?; ','-separated)`);
+  return globs;
 }
 
 function sandboxMode(value: string | undefined, dev: boolean): SandboxMode {

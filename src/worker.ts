@@ -1,24 +1,35 @@
 // Worker entry: one worker on the shared queue (workflows, provider calls, workspace
-// preparation) and one on this worker's own workspace queue (git, apply, tests).
+// preparation), one on this process's own workspace queue (git, apply, tests), and a small one
+// that answers the workflow's liveness check for that queue (src/domain/liveness.ts).
+// Operations (README "Operating workers"): a slot per process on its host (src/workerSlot.ts),
+// slot limits, a graceful stop on SIGTERM/SIGINT, Worker Versioning when a build is named.
 import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import { weaverLogger } from './logging';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
-import { describeSandbox, detectSandbox, enforcementOf, type SandboxSetting } from './activities/sandbox';
+import { describeSandbox, detectSandbox, enforcementOf, sandboxDetails, type SandboxSetting } from './activities/sandbox';
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
+import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
 import type { ProviderRegistry } from './domain/registry';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
-import { config } from './config';
+import { aliveQueueOf } from './domain/liveness';
+import { config, type WeaverConfig } from './config';
+import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 
 export interface WeaverWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   taskQueue?: string;
-  /** Defaults to `<taskQueue>@<hostname>`: stable across restarts so a workspace stays reachable. */
+  /**
+   * Defaults to WEAVER_WORKSPACE_QUEUE, else `<taskQueue>@<hostname>/<slot>`: unique per process
+   * on a host, and the same again for a process restarted in its slot, so its workspaces stay reachable.
+   */
   workspaceQueue?: string;
+  /** Overrides of the operational settings read from the environment (tests). */
+  settings?: Partial<Pick<WeaverConfig, 'shutdownGraceMs' | 'shutdownForceMs' | 'heartbeatThrottleMs' | 'maxActivities' | 'maxWorkspaceActivities' | 'workerSlot' | 'deployment'>>;
   deps?: Partial<ActivityDeps>;
   /** The provider registry; otherwise loaded (and validated) from WEAVER_PROVIDERS, or the built-in one. */
   providers?: ProviderRegistry;
@@ -26,10 +37,31 @@ export interface WeaverWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-export async function createWorkers(opts: WeaverWorkerOptions): Promise<{ run(): Promise<void>; shutdown(): void; workspaceQueue: string; workers: Worker[] }> {
-  const c = config();
+export interface WeaverWorkers {
+  run(): Promise<void>;
+  /** Stops polling; in-flight activities get the shutdown grace. `run()` resolves once drained. */
+  shutdown(): void;
+  workspaceQueue: string;
+  slot: WorkerSlot;
+  workers: Worker[];
+}
+
+export async function createWorkers(opts: WeaverWorkerOptions): Promise<WeaverWorkers> {
+  const c = { ...config(), ...opts.settings };
   const taskQueue = opts.taskQueue ?? c.taskQueue;
-  const workspaceQueue = opts.workspaceQueue ?? process.env.WEAVER_WORKSPACE_QUEUE ?? `${taskQueue}@${os.hostname()}`;
+  const workspaceRoot = opts.deps?.workspaceRoot ?? c.workspaceRoot;
+  // This process's place on its host; a dead predecessor's leftover commands are killed here.
+  const slot = await claimWorkerSlot(workspaceRoot, c.workerSlot);
+  try {
+    return await startWorkers(opts, c, taskQueue, slot);
+  } catch (err) {
+    await slot.release();
+    throw err;
+  }
+}
+
+async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueue: string, slot: WorkerSlot): Promise<WeaverWorkers> {
+  const workspaceQueue = opts.workspaceQueue ?? c.workspaceQueue ?? `${taskQueue}@${os.hostname()}/${slot.label}`;
   const deps: ActivityDeps = {
     artifactDir: c.artifactDir,
     workspaceRoot: c.workspaceRoot,
@@ -41,32 +73,62 @@ export async function createWorkers(opts: WeaverWorkerOptions): Promise<{ run():
     dev: c.dev,
     repoRoots: c.repoRoots,
     pushRemotes: c.pushRemotes,
+    maxCommands: c.maxCommands,
+    queueCheckSec: c.queueCheckSec,
     ...opts.deps,
+    commandRecordDir: slot.commandsDir,
     // Provider keys and their endpoints come from here only (a bad file fails the start, naming the field).
     providers: opts.providers ?? opts.deps?.providers ?? loadProviderRegistry(c.providersFile),
     workspaceQueue,
   };
+  // Git tokens and the repositories each may go to: a bad WEAVER_GIT_CREDENTIALS file, or a host
+  // token without a scope outside dev mode, stops the start here, naming the setting.
+  checkGitCredentials(deps.env);
   // Which sandbox commands run in: found (and tried) once; `required` without bwrap stops the start here.
   deps.sandbox ??= await workerSandbox(deps);
   const activities = createActivities(deps);
-  const namespace = opts.namespace ?? c.namespace;
-  // Heartbeats reach the server at this pace, so a cancelled call notices within about one tick.
-  const throttle = { maxHeartbeatThrottleInterval: deps.heartbeatMs, defaultHeartbeatThrottleInterval: deps.heartbeatMs };
-  const main = await Worker.create({
+  const common = {
     connection: opts.connection,
-    namespace,
+    namespace: opts.namespace ?? c.namespace,
+    // On shutdown: stop polling, let in-flight activities finish for the grace (a provider call
+    // answered meanwhile is delivered and booked), then cancel the rest — retried elsewhere.
+    shutdownGraceTime: c.shutdownGraceMs,
+    shutdownForceTime: c.shutdownForceMs,
+  };
+  const throttle = (ms: number | undefined) => (ms ? { maxHeartbeatThrottleInterval: ms, defaultHeartbeatThrottleInterval: ms } : {});
+  const main = await Worker.create({
+    ...common,
+    // Provider calls report at WEAVER_HEARTBEAT_MS: a cancellation (a lost race, a quorum
+    // reached) reaches a call only with a heartbeat's reply, and every second the loser keeps
+    // generating is paid for. Calls last minutes at most, so these beats stay few.
+    ...throttle(c.heartbeatThrottleMs ?? deps.heartbeatMs),
     taskQueue,
-    ...throttle,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
     activities,
+    maxConcurrentActivityTaskExecutions: c.maxActivities,
+    // A named build pins each workflow to the build that started it: a deploy never replays old
+    // histories on new code. Workspace queues are this process's own and stay unversioned.
+    ...(c.deployment
+      ? { workerDeploymentOptions: { useWorkerVersioning: true, version: { deploymentName: c.deployment.name, buildId: c.deployment.buildId }, defaultVersioningBehavior: 'PINNED' as const } }
+      : {}),
   });
-  const local = await Worker.create({ connection: opts.connection, namespace, taskQueue: workspaceQueue, activities, ...throttle });
-  const workers = [main, local];
+  // Workspace activities (suites of half an hour) report at the SDK's pace, 0.8 × their heartbeat
+  // timeout, unless WEAVER_HEARTBEAT_THROTTLE_MS says otherwise: each beat is a billable action
+  // on Temporal Cloud, and a dead worker is still noticed within the timeout.
+  const local = await Worker.create({ ...common, ...throttle(c.heartbeatThrottleMs), taskQueue: workspaceQueue, activities, maxConcurrentActivityTaskExecutions: c.maxWorkspaceActivities });
+  // Never busy (its one activity returns at once): it answers "alive" while every workspace slot is taken.
+  const alive = await Worker.create({ ...common, taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
+  const workers = [main, local, alive];
   return {
     workers,
     workspaceQueue,
+    slot,
     run: async () => {
-      await Promise.all(workers.map((w) => w.run()));
+      try {
+        await Promise.all(workers.map((w) => w.run()));
+      } finally {
+        await slot.release();
+      }
     },
     shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
   };
@@ -92,10 +154,14 @@ export async function ensureSearchAttributes(connection: NativeConnection, names
 }
 
 async function main() {
-  Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'INFO') });
+  // Signals are handled below (stopOnSignals), not by the Runtime: it would let a second signal
+  // kill the process at once, and wrappers (npm, tsx) relay one Ctrl-C as two.
+  Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'INFO'), shutdownSignals: [] });
+  // Every setting checked before anything starts: a bad number stops the worker naming its variable.
   const c = config();
   // Before connecting: a bad registry file stops the worker here, naming the file and the field.
   const providers = loadProviderRegistry(c.providersFile);
+  const gitCredentials = checkGitCredentials(process.env);
   const sandbox = await workerSandbox(c);
   const connection = await NativeConnection.connect({ address: c.address });
   await ensureSearchAttributes(connection, c.namespace);
@@ -107,12 +173,53 @@ async function main() {
       `  workspaces in ${path.resolve(c.workspaceRoot)}, artifacts in ${path.resolve(c.artifactDir)}\n` +
       `  local repositories: ${c.repoRoots?.length ? `under ${c.repoRoots.join(':')} (WEAVER_REPO_ROOTS)` : c.dev ? 'anywhere (WEAVER_DEV=1)' : 'refused (set WEAVER_REPO_ROOTS)'}; ` +
       `push to: the task's own repository${c.pushRemotes.length ? ` and under ${c.pushRemotes.join(', ')}` : ''} (WEAVER_PUSH_REMOTES)\n` +
-      `  sandbox: ${sandbox.kind === 'none' ? `NONE — ${sandbox.warning}` : `${describeSandbox(sandbox)} (WEAVER_SANDBOX=${sandbox.mode}; limits by ${enforcementOf(sandbox)}${sandbox.runAs !== undefined ? `; commands run as uid ${sandbox.runAs}` : ''})`}\n` +
+      `  git tokens (repository prefix → variable; nothing is sent elsewhere): ${gitCredentials}\n` +
+      `  sandbox: ${sandbox.kind === 'none' ? `NONE — ${sandbox.warning}` : `${describeSandbox(sandbox)} (WEAVER_SANDBOX=${sandbox.mode}; limits by ${enforcementOf(sandbox)}${sandboxDetails(sandbox)})`}\n` +
       `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}${c.allowInlineEndpoints ? '; inline endpoints allowed, without keys' : ''}):\n` +
-      describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n'),
+      describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
+      `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
+      `at most ${c.maxActivities} shared + ${c.maxWorkspaceActivities} workspace activities, ${c.maxCommands} commands at once; ` +
+      `on SIGTERM/SIGINT in-flight work gets ${seconds(c.shutdownGraceMs)} (WEAVER_SHUTDOWN_GRACE); ` +
+      (c.deployment ? `Worker Versioning: deployment "${c.deployment.name}", build "${c.deployment.buildId}", workflows pinned` : 'unversioned (set WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID for Worker Versioning)'),
   );
-  await w.run();
+  stopOnSignals(w, c);
+  let code = 0;
+  try {
+    await w.run();
+    console.log('weaver worker: stopped');
+  } catch (err) {
+    // GracefulShutdownPeriodExpiredError: WEAVER_SHUTDOWN_FORCE passed with work still running.
+    console.error(`weaver worker: stopped without draining: ${(err as Error).message}`);
+    code = 1;
+  }
+  await connection.close().catch(() => undefined);
+  process.exit(code);
 }
+
+/**
+ * SIGTERM / SIGINT: stop polling and drain — in-flight activities have the shutdown grace to
+ * finish (an answered provider call is delivered and booked), then they are cancelled and retried
+ * elsewhere. The same signal again within 2 s is a wrapper relaying it (npm, tsx) and is ignored;
+ * later, it stops the process at once (commands still die with it: src/activities/commands.ts).
+ */
+function stopOnSignals(w: WeaverWorkers, c: WeaverConfig): void {
+  let first: number | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (first === undefined) {
+      first = Date.now();
+      console.log(`weaver worker: ${signal}: no new work taken; in-flight activities have up to ${seconds(c.shutdownGraceMs)} to finish (WEAVER_SHUTDOWN_GRACE). ${signal} again to stop at once.`);
+      w.shutdown();
+      return;
+    }
+    if (Date.now() - first < 2000) return;
+    console.log(`weaver worker: ${signal} again: stopping at once; unfinished activities are retried elsewhere`);
+    process.exit(130);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+const seconds = (ms: number) => (ms >= 60_000 && ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 100) / 10} s`);
 
 if (require.main === module) {
   main().catch((err) => {

@@ -57,7 +57,8 @@ test("temporal registers every Weaver search attribute with its type", () => {
 test('worker runs the project on node 20 against the temporal service', () => {
   const w = compose.services.worker;
   expect(readFileSync(path.join(__dirname, '..', dockerfile(w)), 'utf8')).toMatch(/^FROM node:20/m);
-  expect(argv(w.command).join(' ')).toMatch(/npm ci && npm run worker/);
+  // The worker as the container's main process (exec), so SIGTERM reaches it and it drains.
+  expect(argv(w.command).join(' ')).toMatch(/npm ci && exec node --import tsx src\/worker\.ts/);
   const e = env(w);
   expect(e.TEMPORAL_ADDRESS).toBe('temporal:7233');
   expect(e.WEAVER_ARTIFACT_DIR).toMatch(/^\//);

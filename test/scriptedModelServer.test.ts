@@ -3,6 +3,7 @@ import OpenAI, {
   APIError,
   APIUserAbortError,
   AuthenticationError,
+  BadRequestError,
   InternalServerError,
   RateLimitError,
 } from 'openai';
@@ -121,16 +122,16 @@ describe('ScriptedModelServer', () => {
     expect(server.count('model-b')).toBe(1);
     expect(server.requestsFor('model-b').map((r) => r.model)).toEqual(['model-b']);
 
-    // B's script is spent: a clear 500, while A's default keeps answering.
+    // B's script is spent: a clear 400 (a test's mistake, not retried), while A's default keeps answering.
     const err = await caught(() => ask('model-b', 'x'));
-    expect(err).toBeInstanceOf(InternalServerError);
+    expect(err).toBeInstanceOf(BadRequestError);
     expect((err as APIError).message).toMatch(/script for model 'model-b' ran out/);
     expect((err as APIError).code).toBe('script_exhausted');
   });
 
-  test('a never-scripted model gets a 500 that says so', async () => {
+  test('a never-scripted model gets a 400 that says so', async () => {
     const err = await caught(() => ask('nobody', 'x'));
-    expect(err).toBeInstanceOf(InternalServerError);
+    expect(err).toBeInstanceOf(BadRequestError);
     expect((err as APIError).message).toMatch(/no script for model 'nobody'/);
   });
 
@@ -146,7 +147,7 @@ describe('ScriptedModelServer', () => {
     server.reset();
     expect(server.count()).toBe(0);
     expect(server.maxInFlight).toBe(0);
-    await expect(ask('m', 'x')).rejects.toBeInstanceOf(InternalServerError);
+    await expect(ask('m', 'x')).rejects.toBeInstanceOf(BadRequestError);
   });
 
   test('429 with retry-after surfaces as RateLimitError with the header readable', async () => {
@@ -324,14 +325,14 @@ describe('ScriptedModelServer', () => {
     expect(seen).toHaveLength(2);
   });
 
-  test('a throwing step function yields a clear 500', async () => {
+  test('a throwing step function yields a clear 400 (a test mistake, not retried)', async () => {
     server.script('m', [
       () => {
         throw new Error('boom in script');
       },
     ]);
     const err = await caught(() => ask('m', 'x'));
-    expect(err).toBeInstanceOf(InternalServerError);
+    expect(err).toBeInstanceOf(BadRequestError);
     expect((err as APIError).message).toMatch(/step function for model 'm' threw: boom in script/);
   });
 

@@ -1,14 +1,19 @@
 // Runs a command (tests, setup) confined in time and in its own process group (design rule 7):
 // output is streamed, redacted (rule 6), into a log file and a bounded tail; on timeout or
-// cancel the whole group gets SIGTERM, then SIGKILL after a grace period. Plain async
-// functions; the activity wrappers live in ./index.ts.
+// cancel the whole group gets SIGTERM, then SIGKILL after a grace period. With `dieWithWorker`
+// the group also dies with the worker (a parent-death signal and a watchdog), and `lockFile` /
+// `recordDir` keep a rerun from overlapping an older run. Plain async functions; the activity
+// wrappers live in ./index.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { secretsFromEnv, StreamRedactor } from '../domain/redact';
 import type { Command } from '../domain/schema';
+import { hasPdeathsig, killGroup, killRecordedGroup, processGroupAlive, recordGroup, sleep, startWatchdog, unrecordGroup } from './processGroups';
+
+export { processGroupAlive };
 
 export interface RunCommandOptions {
   /** A string runs through `/bin/sh -c`; an array is argv, spawned directly (no shell). */
@@ -35,6 +40,19 @@ export interface RunCommandOptions {
   killGraceMs?: number;
   /** Period of `onTick` (default 1000 ms). */
   tickMs?: number;
+  /**
+   * The group dies with this process even on `kill -9`: the command gets a parent-death signal
+   * (`setpriv --pdeathsig KILL`, when util-linux has it) and a small watchdog outside the group
+   * kills the whole group when this process's end of its pipe closes. Linux.
+   */
+  dieWithWorker?: boolean;
+  /**
+   * A pid file naming the running group (outside the repository: the workspace's parent). A run
+   * that finds a live older run recorded there kills that group first: reruns never overlap.
+   */
+  lockFile?: string;
+  /** A directory where the group is recorded while it runs: a worker restarted on the same slot kills what its predecessor left (src/workerSlot.ts). */
+  recordDir?: string;
 }
 
 export interface RunCommandResult {
@@ -105,49 +123,6 @@ export function decodeTail(bytes: Buffer): string {
   return bytes.subarray(i).toString('utf8');
 }
 
-function killGroup(pgid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, sig);
-  } catch {
-    // ESRCH: nobody left in the group.
-  }
-}
-
-/**
- * Whether any live (non-zombie) process is in process group `pgid`. On Linux this reads /proc,
- * because orphans that nobody reaps would otherwise count as alive; elsewhere `kill(-pgid, 0)`.
- */
-export async function processGroupAlive(pgid: number): Promise<boolean> {
-  let entries: string[] | undefined;
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    entries = undefined;
-  }
-  if (entries && entries.includes('self')) {
-    for (const name of entries) {
-      if (!/^\d+$/.test(name)) continue;
-      let stat: string;
-      try {
-        stat = await readFile(`/proc/${name}/stat`, 'utf8');
-      } catch {
-        continue; // exited meanwhile
-      }
-      // pid (comm) state ppid pgrp …  — comm may contain spaces and parentheses.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
-    }
-    return false;
-  }
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
  * Runs `command` in a new process group, streaming redacted output to `logFile`. Resolves (never
@@ -228,8 +203,12 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
     return result({ cancelled: true });
   }
 
-  const [file, args]: [string, string[]] =
+  // A live older run in the same place (its worker was given up on, or died) goes first.
+  if (opts.lockFile && (await killRecordedGroup(opts.lockFile))) note('weaver: killed an older run of a command still running here\n');
+  let [file, args]: [string, string[]] =
     typeof opts.command === 'string' ? ['/bin/sh', ['-c', opts.command]] : [opts.command[0], opts.command.slice(1)];
+  // setpriv execs the command: the pid (and the group we kill) stays the command's own.
+  if (opts.dieWithWorker && (await hasPdeathsig())) [file, args] = ['setpriv', ['--pdeathsig', 'KILL', '--', file, ...args]];
   let child: ChildProcess;
   try {
     child = spawn(file, args, {
@@ -246,8 +225,12 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
     return result({ exitCode: 127, error: message });
   }
 
+  const pid = child.pid;
+  const watchdog = opts.dieWithWorker && pid !== undefined ? startWatchdog(pid) : undefined;
+  const records = pid === undefined ? [] : [opts.lockFile, opts.recordDir && path.join(opts.recordDir, `${pid}.pid`)].filter((f): f is string => !!f);
+  const recorded = Promise.all(records.map((f) => recordGroup(f, pid!).catch(() => undefined)));
+
   return new Promise<RunCommandResult>((resolve, reject) => {
-    const pid = child.pid;
     const stdout = child.stdout!;
     const stderr = child.stderr!;
     let timedOut = false;
@@ -340,6 +323,10 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
       if (settled) return;
       settled = true;
       cleanup();
+      // The group is gone: stand the watchdog down and drop the records.
+      watchdog?.stdin?.end('done\n');
+      await recorded;
+      await Promise.all(records.map((f) => unrecordGroup(f, pid!)));
       try {
         await finishLog();
         resolve(result({ pid, timedOut, cancelled, ...over }));

@@ -1,20 +1,25 @@
 // Activity factory in the samples' style: dependencies in, named activities out. The names
-// are what people read in `temporal workflow show` and the Web UI.
+// are what people read in `temporal workflow show` and the Web UI. Longer than most files
+// here: every activity, its heartbeats and its command slot in one place, each a few lines.
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { normaliseForComparison } from '../domain/matching';
 import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
-import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type ProviderChoice, type SandboxPolicy } from '../domain/schema';
+import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type SandboxPolicy } from '../domain/schema';
 import { applyChangeSet, previewChangeSet } from './apply';
 import { ArtifactStore } from './artifacts';
+import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
+import { CommandSlots } from './commandSlots';
 import { runCommand } from './commands';
+import type { WorkerLoad } from '../domain/liveness';
 import { restoreGit, snapshotGit } from './gitGuard';
-import { describeSandbox, enforcementOf, sandboxed, type SandboxSetting } from './sandbox';
+import { describeSandbox, enforcementOf, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
 import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
-import { registryOf, resolveProviders } from './providers';
+import { registryOf, resolveProviders, type ResolveProvidersRequest } from './providers';
 import type {
   ActivityDeps,
   ApplyChangeRequest,
@@ -43,6 +48,33 @@ export function createActivities(deps: ActivityDeps) {
   const store = new ArtifactStore(deps.artifactDir, secrets());
 
   const sandbox: SandboxSetting = deps.sandbox ?? { mode: 'off', kind: 'none', hide: [], readOnly: [] };
+  const commandSlots = new CommandSlots(deps.maxCommands ?? Math.max(1, os.availableParallelism()));
+
+  /**
+   * Runs `work` heartbeating every WEAVER_HEARTBEAT_MS (the SDK throttles what reaches the
+   * server): every workspace activity does, so a dead worker is noticed within the heartbeat
+   * timeout however long git, a repository map or a suite takes. What the beats say (e.g.
+   * "queued behind 2 commands", the activity's heartbeat details) is set with noteFor(ctx).
+   */
+  async function beating<T>(work: () => Promise<T>): Promise<T> {
+    const ctx = Context.current();
+    let details: string | undefined;
+    const beat = () => (details === undefined ? ctx.heartbeat() : ctx.heartbeat(details));
+    notes.set(ctx, (d) => {
+      details = d;
+      beat();
+    });
+    // No beat at the start: an activity done within one period sends none (each is a billable action).
+    const timer = setInterval(beat, deps.heartbeatMs ?? 1000);
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+      notes.delete(ctx);
+    }
+  }
+  const notes = new WeakMap<Context, (details?: string) => void>();
+  const noteFor = (ctx: Context) => notes.get(ctx) ?? (() => undefined);
 
   /**
    * Runs a command of the repository's (setup) or of the model's (tests) in a workspace, in the
@@ -52,7 +84,29 @@ export function createActivities(deps: ActivityDeps) {
    */
   async function runInWorkspace(kind: string, phase: 'setup' | 'test', command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy) {
     const ctx = Context.current();
+    const note = noteFor(ctx);
+    // Its turn first (WEAVER_MAX_COMMANDS): a suite waiting here still heartbeats, and says why.
+    let release: () => void;
+    try {
+      release = await commandSlots.acquire({
+        signal: ctx.cancellationSignal,
+        onWait: (ahead) => note(`queued behind ${ahead} command${ahead === 1 ? '' : 's'} (WEAVER_MAX_COMMANDS=${commandSlots.limit})`),
+      });
+    } catch {
+      throw new CancelledFailure(`${phase} command cancelled while waiting for its turn`);
+    }
+    try {
+      note(`running the ${phase} command`);
+      return await runBoxed(kind, phase, command, cwd, timeoutSec, secretEnvNames, policy);
+    } finally {
+      release();
+    }
+  }
+
+  async function runBoxed(kind: string, phase: 'setup' | 'test', command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy) {
+    const ctx = Context.current();
     const logFile = await store.scratchPath(`${kind}.log`);
+    const before = await snapshotGit(cwd);
     const box = await sandboxed({
       setting: sandbox,
       policy: policy ?? SandboxPolicySchema.parse({}),
@@ -64,17 +118,23 @@ export function createActivities(deps: ActivityDeps) {
       secretEnvNames: keyNames(secretEnvNames),
       scratchHome: path.join(path.dirname(cwd), 'home'),
     });
-    const before = await snapshotGit(cwd);
     const r = await runCommand({
       command: box.command,
       cwd,
       timeoutSec,
       logFile,
       signal: ctx.cancellationSignal,
-      onTick: () => ctx.heartbeat(),
-      tickMs: deps.heartbeatMs,
       secrets: secrets(secretEnvNames),
       env: box.env,
+      // Dies with this worker; one run at a time per workspace (the lock sits beside the checkout,
+      // not in it); recorded under the worker's slot for its successor to clean up.
+      dieWithWorker: true,
+      lockFile: ws.commandLockFile(cwd),
+      recordDir: deps.commandRecordDir,
+    }).catch(async (err: unknown) => {
+      // Never ran (or its log failed): the sandbox's cgroup, network and watches go anyway.
+      await box.dispose();
+      throw err;
     });
     const limit = await box.finish(r);
     const gitChanged = await restoreGit(cwd, before);
@@ -83,34 +143,40 @@ export function createActivities(deps: ActivityDeps) {
     return { r, log, limit, violation };
   }
 
-  return {
+  /** prepareWorkspace's work: clone, branch, then the setup command (in its turn, like tests). */
+  async function prepare(req: PrepareWorkspaceRequest): Promise<WorkspaceHandle> {
+    const ctx = Context.current();
+    const restore = req.restoreBundle ? store.pathOf(req.restoreBundle.ref) : undefined;
+    const { dirExisted: _d, ...handle } = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal, restore });
+    if (req.setupCommand) {
+      const { r, log, limit, violation } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, req.setupTimeoutSec ?? 600, req.secretEnvNames, req.sandbox);
+      if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
+      if (r.exitCode !== 0 || violation) {
+        const why = violation ?? limit ?? (r.timedOut ? 'timed out' : `exited with ${r.exitCode}`);
+        throw ApplicationFailure.create({
+          type: 'SetupFailed',
+          nonRetryable: !!violation,
+          message: `setup command ${why} (log ${log.ref}):\n${r.tail.slice(-1500)}`,
+        });
+      }
+    }
+    // The worker's own patience for its queue travels with the handle (the workflow cannot read env).
+    // What the worker changed in the task's policy (caps, env names, shared network), once per workspace.
+    const changed = sandboxNotes(sandbox, req.sandbox ?? SandboxPolicySchema.parse({}));
+    return { ...handle, sandbox: describeSandbox(sandbox), sandboxEnforcement: enforcementOf(sandbox), ...(changed.length ? { sandboxNotes: changed } : {}), ...(deps.queueCheckSec ? { queueCheckSec: deps.queueCheckSec } : {}) };
+  }
+
+  const activities = {
     /** Clone, branch, run the setup command. Runs on the shared queue; returns this worker's queue. */
     async prepareWorkspace(req: PrepareWorkspaceRequest): Promise<WorkspaceHandle> {
-      const ctx = Context.current();
       // A big clone takes longer than the heartbeat timeout: beat while git works, and let a
       // cancellation kill git (the clone's whole process group) instead of waiting for it.
-      ctx.heartbeat();
-      const beat = setInterval(() => ctx.heartbeat(), deps.heartbeatMs ?? 1000);
-      let handle: WorkspaceHandle;
-      try {
-        const { dirExisted: _d, ...h } = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal });
-        handle = h;
-      } finally {
-        clearInterval(beat);
-      }
-      if (req.setupCommand) {
-        const { r, log, limit, violation } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, req.setupTimeoutSec ?? 600, req.secretEnvNames, req.sandbox);
-        if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
-        if (r.exitCode !== 0 || violation) {
-          const why = violation ?? limit ?? (r.timedOut ? 'timed out' : `exited with ${r.exitCode}`);
-          throw ApplicationFailure.create({
-            type: 'SetupFailed',
-            nonRetryable: !!violation,
-            message: `setup command ${why} (log ${log.ref}):\n${r.tail.slice(-1500)}`,
-          });
-        }
-      }
-      return { ...handle, sandbox: describeSandbox(sandbox), sandboxEnforcement: enforcementOf(sandbox) };
+      return beating(() => prepare(req));
+    },
+
+    /** Answers the workflow's liveness check (src/domain/liveness.ts) from this worker's own never-busy queue. */
+    async workspaceAlive(): Promise<WorkerLoad> {
+      return { workspaceQueue: deps.workspaceQueue, pid: process.pid, commands: commandSlots.load() };
     },
 
     /** Task, ranked repository map, files, last failure → prompt artifact, within the token budget. */
@@ -124,7 +190,7 @@ export function createActivities(deps: ActivityDeps) {
      * start; an unknown id, a model not allowed or a keyed provider sent elsewhere is refused
      * (non-retryable `ProviderNotAllowed`).
      */
-    async resolveProviders(req: { providers: ProviderChoice[] }): Promise<ResolvedProviders> {
+    async resolveProviders(req: ResolveProvidersRequest): Promise<ResolvedProviders> {
       return resolveProviders(deps, req);
     },
 
@@ -214,12 +280,30 @@ export function createActivities(deps: ActivityDeps) {
       await ws.releaseWorkspace(workspace);
     },
 
+    /** A child that ended without a result (terminated, timed out): its spend, for its parent's usage and budget. */
+    async childUsage(req: ChildUsageRequest): Promise<ChildUsageResult> {
+      const ctx = Context.current();
+      return childUsage(ctx.client, req, { beat: () => ctx.heartbeat() });
+    },
+
     /** Stores a JSON document (report, events) and returns its reference. */
     async storeArtifact(req: { kind: string; content: string }): Promise<ArtifactRef> {
       return store.put(req.kind, redact(req.content, secrets()));
     },
   };
+  // Every workspace activity heartbeats, whatever it does (src/domain/liveness.ts).
+  for (const name of WORKSPACE_ACTIVITIES) {
+    const work = activities[name] as (...args: unknown[]) => Promise<unknown>;
+    (activities as Record<string, unknown>)[name] = (...args: unknown[]) => beating(() => work(...args));
+  }
+  return activities;
 }
+
+/**
+ * The activities the workflow sends to a workspace queue (workflows/activityProxies.ts
+ * onWorkspace): each one heartbeats, so a dead worker is noticed within its heartbeat timeout.
+ */
+export const WORKSPACE_ACTIVITIES = ['buildPrompt', 'applyChange', 'previewChanges', 'rollbackWorkspace', 'commitAndPush', 'releaseWorkspace', 'mergeBranches', 'runTests'] as const;
 
 export type Activities = ReturnType<typeof createActivities>;
 

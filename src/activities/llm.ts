@@ -1,15 +1,27 @@
 // The provider call: one OpenAI-compatible chat completion through the real `openai` SDK.
-// Temporal owns retries (maxRetries: 0); failures leave here as typed ApplicationFailures,
-// a bad answer leaves as an outcome (design rule 2).
+// The workflow owns retries (maxRetries: 0 here, one HTTP call per activity execution);
+// failures leave here as typed ApplicationFailures, a bad answer leaves as an outcome (design
+// rule 2). A failure after the provider may have billed says so (`sent`, or the usage itself),
+// so the workflow never books such a call at $0.
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
-import { classifyHttpError, failureType, RETRYABLE_FAMILIES, retryAfterMs, type ErrorFamily } from '../domain/errors';
+import {
+  ARTIFACT_STORE_FAILED,
+  classifyHttpError,
+  DEFAULT_PROVIDER_TIMEOUT_SEC,
+  failureType,
+  RETRYABLE_FAMILIES,
+  retryAfterMs,
+  WORKER_SHUTDOWN,
+  type ErrorFamily,
+  type ProviderFailureDetails,
+} from '../domain/errors';
 import { editFormat } from '../domain/editformats';
 import { resolveProvider } from '../domain/models';
 import { endpointFor, PROVIDER_NOT_ALLOWED, ProviderPolicyError, registryKeyEnvNames, type Endpoint } from '../domain/registry';
 import { MIN_SECRET_LENGTH, redact, secretsFromEnv } from '../domain/redact';
-import type { ChangeSet, ProviderSpec } from '../domain/schema';
+import type { ArtifactRef, ChangeSet, ProviderSpec } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
 import { registryOf } from './providers';
 import { countTokens } from './tokens';
@@ -39,9 +51,15 @@ export async function generateChange(
   const secrets = providerSecrets(deps);
   const ctx = Context.current();
   ctx.heartbeat({ provider: provider.id });
-  const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), deps.heartbeatMs ?? 1000);
+  // Well inside the heartbeat timeout whatever WEAVER_HEARTBEAT_MS says: a live call is never
+  // taken for a dead worker.
+  const timeoutMs = ctx.info.heartbeatTimeoutMs;
+  const beatMs = Math.max(10, Math.min(deps.heartbeatMs ?? 1000, timeoutMs ? Math.floor(timeoutMs / 3) : Infinity));
+  const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), beatMs);
   const started = Date.now();
   let completion: Completion;
+  // Whether the request went out: from then on the provider may bill it.
+  let sent = false;
   try {
     const body = {
       model: provider.model,
@@ -57,13 +75,26 @@ export async function generateChange(
       ...(plan ? { response_format: { type: 'json_object' as const } } : {}),
     };
     // Cancellation (a lost race, a cancelled task) aborts the HTTP request itself.
+    sent = !ctx.cancellationSignal.aborted;
     completion = provider.stream
       ? await streamed(client, body, ctx.cancellationSignal, () => ctx.heartbeat({ provider: provider.id }))
       : await whole(client, body, ctx.cancellationSignal);
   } catch (err) {
-    // Reported to Temporal as a cancellation (not a failure): the workflow stopped this call.
-    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('provider call cancelled; HTTP request aborted');
-    throw toApplicationFailure(deps, provider, err);
+    if (ctx.cancellationSignal.aborted) {
+      // The worker is stopping (deploy, Ctrl-C) past its grace time: infrastructure, not the
+      // provider's fault and not the workflow's wish. A retryable failure, so the workflow asks
+      // again at once (another worker picks it up) and books this one as estimated spend.
+      if (cancelledByShutdown(ctx)) {
+        throw ApplicationFailure.create({
+          type: WORKER_SHUTDOWN,
+          message: `provider ${provider.id} (${provider.model}): the worker shut down during the call${sent ? '; the request was aborted on the wire' : ''}`,
+          details: [{ provider: provider.id, sent } satisfies ProviderFailureDetails],
+        });
+      }
+      // Reported to Temporal as a cancellation (not a failure): the workflow stopped this call.
+      throw new CancelledFailure('provider call cancelled; HTTP request aborted');
+    }
+    throw toApplicationFailure(deps, provider, err, Date.now() - started);
   } finally {
     clearInterval(beat);
   }
@@ -71,13 +102,9 @@ export async function generateChange(
   const { content, finishReason } = completion;
   const tokensIn = completion.usage?.prompt_tokens ?? countTokens(system) + countTokens(user);
   const tokensOut = completion.usage?.completion_tokens ?? countTokens(content);
-  const response = await store.putJson('response', {
-    provider: provider.id,
-    model: provider.model,
-    editFormat: plan ? 'json-plan' : format.name,
-    finishReason,
-    content: redact(content, secrets),
-  });
+  // From here on the call is paid: a store that cannot keep the answer must not make it $0.
+  const keep = (kind: string, value: unknown) => storeAnswered(store, kind, value, { provider, tokensIn, tokensOut, latencyMs });
+  const response = await keep('response', responseRecord(provider, plan ? 'json-plan' : format.name, finishReason, redact(content, secrets)));
   const base = { provider: provider.id, model: provider.model, tokensIn, tokensOut, latencyMs, response };
 
   if (finishReason === 'length') {
@@ -108,7 +135,7 @@ export async function generateChange(
     };
   }
   const summary = redact(answer.summary, secrets);
-  const change = await store.putJson('change-set', { ...answer, summary });
+  const change = await keep('change-set', { ...answer, summary });
   return {
     ...base,
     outcome: 'ok',
@@ -117,6 +144,49 @@ export async function generateChange(
     summary: summary.slice(0, 500),
     files: answer.files.slice(0, 200).map((f) => ({ path: f.path, action: f.action })),
   };
+}
+
+/** The raw answer as the `response` artifact keeps it (content already redacted). */
+export function responseRecord(provider: Pick<ProviderSpec, 'id' | 'model'>, editFormatName: string, finishReason: string | undefined, content: string) {
+  return { provider: provider.id, model: provider.model, editFormat: editFormatName, finishReason, content };
+}
+
+/** Whether the activity was cancelled because its worker is shutting down (not by the workflow). */
+function cancelledByShutdown(ctx: Context): boolean {
+  const reason = ctx.cancellationSignal.reason as unknown;
+  return ctx.cancellationDetails?.workerShutdown === true || (reason instanceof Error && reason.message === 'WORKER_SHUTDOWN');
+}
+
+/** Tries of an artifact write after a paid call, and the pause before the first retry (doubling). */
+const STORE_TRIES = 3;
+const STORE_RETRY_MS = 200;
+
+/**
+ * Stores part of an answered call, retrying a failing store a few times (a full disk, a
+ * network file system hiccup). Failing that, a retryable `ArtifactStoreFailed` carrying the
+ * call's real usage: the workflow books the tokens the provider billed and asks again.
+ */
+async function storeAnswered(
+  store: ArtifactStore,
+  kind: string,
+  value: unknown,
+  call: { provider: ProviderSpec; tokensIn: number; tokensOut: number; latencyMs: number },
+): Promise<ArtifactRef> {
+  for (let i = 1; ; i++) {
+    try {
+      return await store.putJson(kind, value);
+    } catch (err) {
+      if (i >= STORE_TRIES) {
+        const { provider, tokensIn, tokensOut, latencyMs } = call;
+        throw ApplicationFailure.create({
+          type: ARTIFACT_STORE_FAILED,
+          message: `provider ${provider.id} (${provider.model}) answered, but its ${kind} could not be stored after ${STORE_TRIES} tries: ${(err as Error)?.message ?? String(err)}`,
+          details: [{ provider: provider.id, tokensIn, tokensOut, latencyMs } satisfies ProviderFailureDetails],
+        });
+      }
+      await new Promise((r) => setTimeout(r, STORE_RETRY_MS * 2 ** (i - 1)));
+    }
+  }
 }
 
 /** Whether a file change writes one of `secrets` (literal values of the worker's secret env vars). */
@@ -193,17 +263,30 @@ function openaiClient(deps: ActivityDeps, provider: ProviderSpec): OpenAI {
     // Keyless endpoints (Ollama, vLLM, the demo model) accept any key.
     apiKey: apiKey ?? 'not-needed',
     maxRetries: 0,
-    timeout: (provider.timeoutSec ?? 300) * 1000,
+    // The LLM activity's start-to-close derives from the same number (workflows/activityProxies.ts).
+    timeout: (provider.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC) * 1000,
   });
 }
 
-/** Provider error → typed ApplicationFailure; Retry-After becomes the next retry delay. */
-export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec, err: unknown): ApplicationFailure {
+/**
+ * Provider error → typed ApplicationFailure; Retry-After becomes the next retry delay.
+ * `elapsedMs`: how long the call ran, to tell the provider's deadline from a dropped connection.
+ */
+export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec, err: unknown, elapsedMs?: number): ApplicationFailure {
   let family: ErrorFamily;
   let status: number | undefined;
   let delayMs: number | undefined;
-  if (err instanceof OpenAI.APIConnectionTimeoutError) {
+  let sent: boolean | undefined;
+  const deadlineMs = (provider.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC) * 1000;
+  if (
+    err instanceof OpenAI.APIConnectionTimeoutError ||
+    // The SDK reports its own deadline as a plain connection error when it cannot recognise the
+    // abort (fetch implementations differ): the clock tells.
+    (err instanceof OpenAI.APIConnectionError && elapsedMs !== undefined && elapsedMs >= deadlineMs)
+  ) {
+    // The request went out and no answer came in time: the provider may still bill it.
     family = 'timeout';
+    sent = true;
   } else if (err instanceof OpenAI.APIConnectionError) {
     family = 'network';
   } else if (err instanceof OpenAI.APIError) {
@@ -226,7 +309,7 @@ export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec,
     nonRetryable: !RETRYABLE_FAMILIES.includes(family),
     nextRetryDelay: scaled,
     // The workflow sleeps `retryAfterMs` (scaled) as a durable timer before the next call.
-    details: [{ family, provider: provider.id, status, retryAfterMs: scaled, retryAfterHeaderMs: delayMs }],
+    details: [{ family, provider: provider.id, status, retryAfterMs: scaled, ...(sent ? { sent } : {}) } satisfies ProviderFailureDetails],
   });
 }
 

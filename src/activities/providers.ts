@@ -15,6 +15,7 @@ import {
   type ResolvedProviders,
 } from '../domain/registry';
 import type { ProviderChoice } from '../domain/schema';
+import { resolveSettings, type SettingsInput } from '../domain/settings';
 import type { ActivityDeps } from './types';
 
 /**
@@ -53,10 +54,18 @@ export function registryOf(deps: Pick<ActivityDeps, 'providers'>): ProviderRegis
   return deps.providers ?? defaultProviderRegistry();
 }
 
+export interface ResolveProvidersRequest {
+  providers: ProviderChoice[];
+  /** The task's limits, strategy and sandbox as given: resolved with the defaults this worker has. */
+  settings?: SettingsInput;
+}
+
 /** The `resolveProviders` activity: a refusal is a non-retryable `ProviderNotAllowed`. */
-export function resolveProviders(deps: ActivityDeps, req: { providers: ProviderChoice[] }): ResolvedProviders {
+export function resolveProviders(deps: ActivityDeps, req: ResolveProvidersRequest): ResolvedProviders {
   try {
-    return resolveTaskProviders(registryOf(deps), req.providers, { allowInlineEndpoints: deps.allowInlineEndpoints });
+    const r = resolveTaskProviders(registryOf(deps), req.providers, { allowInlineEndpoints: deps.allowInlineEndpoints });
+    // Every default the run decides by, fixed here (recorded in its history), not re-read on replay.
+    return req.settings ? { ...r, settings: resolveSettings(req.settings, r.providers) } : r;
   } catch (err) {
     if (err instanceof ProviderPolicyError) {
       throw ApplicationFailure.create({ type: PROVIDER_NOT_ALLOWED, nonRetryable: true, message: err.message });

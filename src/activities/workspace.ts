@@ -9,7 +9,8 @@ import { redact } from '../domain/redact';
 import { stripUrlCredentials } from '../domain/repoUrl';
 import type { ArtifactRef } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
-import { killRecordedGroup, runCommand, type RunCommandResult } from './commands';
+import { runCommand, type RunCommandResult } from './commands';
+import { killRecordedGroup } from './processGroups';
 import { configArgs, gitAuth, isPolicyRefusal, resolveCloneSource, resolvePushRemote, type GitAuth, type RepoPolicy } from './repoPolicy';
 import type { ActivityDeps, CommitRequest, CommitResult, PrepareWorkspaceRequest, WorkspaceHandle } from './types';
 

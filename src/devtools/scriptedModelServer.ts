@@ -12,6 +12,9 @@
  *   GET  /v1/models             the models that have a script or a default
  *   GET  /v1/models/:id
  *
+ * A scripting mistake (a script that ran out, no script, a step that throws or is invalid) is
+ * answered with a 400 naming it: a client that waits out 5xx outages must not wait on a test bug.
+ *
  * Usage:
  *   const server = await ScriptedModelServer.start();
  *   server.script('gpt-a', [{ content: 'hello' }, { status: 429, headers: { 'retry-after': '2' } }]);
@@ -477,7 +480,8 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
       const message = scripted
         ? `ScriptedModelServer: the script for model '${model}' ran out (request #${record.id}); script more steps or setDefault().`
         : `ScriptedModelServer: no script for model '${model}' (request #${record.id}); call script('${model}', …) or setDefault().`;
-      return this.answer(exchange, 500, { error: { message, type: 'scripted_model_server_error', code: 'script_exhausted' } });
+      // A scripting mistake, not an outage: a 400 fails the call at once (a 5xx would be waited out).
+      return this.answer(exchange, 400, { error: { message, type: 'scripted_model_server_error', code: 'script_exhausted' } });
     }
 
     let resolved: StaticStep;
@@ -486,7 +490,7 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
     } catch (err) {
       record.kind = 'step-error';
       const message = `ScriptedModelServer: step function for model '${model}' threw: ${err instanceof Error ? err.message : String(err)}`;
-      return this.answer(exchange, 500, { error: { message, type: 'scripted_model_server_error', code: 'step_threw' } });
+      return this.answer(exchange, 400, { error: { message, type: 'scripted_model_server_error', code: 'step_threw' } });
     }
     return this.play(exchange, record, resolved);
   }
@@ -545,7 +549,7 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
     }
 
     record.kind = 'step-error';
-    return this.answer(exchange, 500, {
+    return this.answer(exchange, 400, {
       error: { message: `ScriptedModelServer: invalid step for model '${record.model}': ${JSON.stringify(step)}`, type: 'scripted_model_server_error', code: 'invalid_step' },
     });
   }

@@ -1,4 +1,8 @@
-// Per-provider cooldown: after K consecutive failed calls a provider is skipped for T.
+// Per-provider cooldown: after K consecutive failed calls a provider is skipped for T — in
+// favour of another provider. It never cuts a wait short: with no other provider to ask (one
+// provider, or all failing or cooling), strategies keep retrying it on backoff or Retry-After
+// up to `strategy.retry.maxWaitSec` (workflows/strategies.ts). Infrastructure failures (a
+// worker stopped or lost mid-call, an answer the store could not keep) are not counted.
 // Plain data so a parent can hand its state down to its children.
 export interface CooldownSettings {
   failures: number;

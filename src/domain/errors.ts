@@ -1,5 +1,6 @@
 // One classification of provider failures, used by the activities (to throw typed
-// ApplicationFailures), by strategies (to decide fallback) and by usage reports.
+// ApplicationFailures), by strategies (to decide fallback) and by usage reports; and the
+// infrastructure failures of a provider call that are not the provider's fault.
 
 export const ERROR_FAMILIES = [
   'rate_limit',
@@ -29,6 +30,42 @@ export function familyOfFailureType(type: string | undefined | null): ErrorFamil
 }
 
 export const NON_RETRYABLE_FAILURE_TYPES = ERROR_FAMILIES.filter((f) => !RETRYABLE_FAMILIES.includes(f)).map(failureType);
+
+/**
+ * Infrastructure failures of the LLM activity (retryable, never the provider's fault, never a
+ * cooldown failure):
+ * - `WorkerShutdown`: the worker running the call stopped (deploy, Ctrl-C) and cancelled it.
+ *   Retried at once on another worker; not a try, not an attempt. Details: `{ provider, sent }`.
+ * - `ArtifactStoreFailed`: the provider answered (and billed) but its answer could not be
+ *   stored. Details carry the usage (`tokensIn`, `tokensOut`, `latencyMs`) so the workflow
+ *   books the real tokens, never $0.
+ */
+export const WORKER_SHUTDOWN = 'WorkerShutdown';
+export const ARTIFACT_STORE_FAILED = 'ArtifactStoreFailed';
+
+/** Details of a provider call failure, as the LLM activity attaches them (first detail). */
+export interface ProviderFailureDetails {
+  family?: string;
+  provider?: string;
+  status?: number;
+  /** Retry-After (scaled by the worker's retryDelayScale): the earliest the next call may go. */
+  retryAfterMs?: number;
+  /** The request reached the provider and no usage came back: it may be billed (estimated spend). */
+  sent?: boolean;
+  /** ArtifactStoreFailed: the answered call's real usage. */
+  tokensIn?: number;
+  tokensOut?: number;
+  latencyMs?: number;
+}
+
+/**
+ * How long a provider call may take (the openai SDK's per-request timeout), when neither the
+ * registry nor the task sets `timeoutSec`. The LLM activity's Temporal timeouts derive from it.
+ */
+export const DEFAULT_PROVIDER_TIMEOUT_SEC = 300;
+
+/** How long a provider failing retryably is waited for, from its first failure (`strategy.retry.maxWaitSec`). */
+export const DEFAULT_MAX_WAIT_SEC = 3600;
 
 /** Maps an HTTP status and OpenAI-style error code/message to a family. */
 export function classifyHttpError(status: number | undefined, code?: string | null, message?: string): ErrorFamily {

@@ -1,5 +1,6 @@
-// Prices in USD per million tokens. A spec's own `pricing` wins; unknown models cost 0
-// (reported as such) rather than failing a run.
+// Prices in USD per million tokens. A spec's own `pricing` (the worker's registry, or an inline
+// endpoint's) wins, then this table. A model priced by neither costs 0 — which a budget cannot
+// live with: a task with `maxCostUsd` and such a model is refused before it starts.
 import type { Pricing, ProviderSpec } from './schema';
 
 export const DEFAULT_PRICES: Record<string, Pricing> = {
@@ -16,13 +17,44 @@ export const DEFAULT_PRICES: Record<string, Pricing> = {
 };
 
 export function priceOf(spec: Pick<ProviderSpec, 'model' | 'pricing'>): Pricing {
+  return knownPrice(spec) ?? { inputPerMTok: 0, outputPerMTok: 0 };
+}
+
+/** The spec's own price, else the table's for its model; undefined when neither knows it. */
+export function knownPrice(spec: Pick<ProviderSpec, 'model' | 'pricing'>): Pricing | undefined {
   if (spec.pricing) return spec.pricing;
   // Match "openai/gpt-4o-mini" or "gpt-4o-mini-2024-07-18" to the table's base name.
   const bare = spec.model.split('/').pop() ?? spec.model;
   const key = Object.keys(DEFAULT_PRICES)
     .filter((k) => bare === k || bare.startsWith(`${k}-`))
     .sort((a, b) => b.length - a.length)[0];
-  return key ? DEFAULT_PRICES[key] : { inputPerMTok: 0, outputPerMTok: 0 };
+  return key ? DEFAULT_PRICES[key] : undefined;
+}
+
+/** Ids of the providers whose model has no known price (neither their own pricing nor the table's). */
+export function unpricedProviders(providers: Pick<ProviderSpec, 'id' | 'model' | 'pricing'>[]): string[] {
+  return providers.filter((p) => !knownPrice(p)).map((p) => p.id);
+}
+
+/**
+ * Why a budget cannot be enforced for these providers, or undefined when it can (no
+ * `maxCostUsd`, or every provider priced). Shadow providers are left out: they are never
+ * charged to the budget. Unpriced calls would cost $0 and the budget would never stop them.
+ */
+export function unpricedBudgetError(
+  providers: Pick<ProviderSpec, 'id' | 'model' | 'pricing'>[],
+  opts: { maxCostUsd?: number; shadow?: string[] },
+): string | undefined {
+  if (opts.maxCostUsd === undefined) return undefined;
+  const shadow = new Set(opts.shadow ?? []);
+  const unpriced = providers.filter((p) => !shadow.has(p.id) && !knownPrice(p));
+  if (!unpriced.length) return undefined;
+  const which = unpriced.map((p) => `${p.id} (model ${p.model})`).join(', ');
+  return (
+    `limits.maxCostUsd is $${opts.maxCostUsd} but no price is known for ${which}: its calls would count as $0 and the budget could not stop them. ` +
+    `Give the provider a price (pricing: { inputPerMTok, outputPerMTok } — in the worker's registry, WEAVER_PROVIDERS, or on an inline endpoint in the task), ` +
+    `use a model Weaver knows the price of, or drop maxCostUsd (maxTokens still bounds the run)`
+  );
 }
 
 /** Cost in USD, rounded to 1e-9 so sums stay exact enough to compare. */

@@ -4,6 +4,7 @@
 // sent. Pure (zod only): the schema and the resolution rules, shared by the activities (which
 // load the file and call providers) and the unit tests. Loading the file is the worker's
 // (src/activities/providers.ts).
+import type { TaskSettings } from './settings';
 import { z } from 'zod';
 import { formatZodIssues, PricingSchema, type Pricing, type ProviderChoice, type ProviderSpec } from './schema';
 
@@ -141,6 +142,8 @@ export interface ResolvedProviders {
   secretEnvNames: string[];
   /** Things the task said that the registry overrides (e.g. a price). */
   notes: string[];
+  /** Every default the run decides by, resolved by the worker at start (asked for by runs since `settings-from-history`). */
+  settings?: TaskSettings;
 }
 
 export interface ProviderPolicy {

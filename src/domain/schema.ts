@@ -1,6 +1,7 @@
 // The public contract: task input, change sets and results. Pure (zod only), so both
 // the workflow sandbox and the client import it.
 import { z } from 'zod';
+import type { TaskSettings } from './settings';
 import { DEFAULT_MAX_WAIT_SEC, ERROR_FAMILIES } from './errors';
 
 export const PricingSchema = z.object({
@@ -455,6 +456,8 @@ export interface CodingTaskResult {
   /** Things a person should know, e.g. a provider failing authentication. */
   warnings?: string[];
   /** Where the task's commands ran: the sandbox and the policy it enforced. */
+  /** Every default the run decided by, fixed at its start by the worker (runs since `settings-from-history`). */
+  settings?: TaskSettings;
   sandbox?: SandboxRecord;
   /** The push decision (requireApproval): approved or not, by whom, when, how it came. */
   approval?: { approved: boolean; by?: string; comment?: string; at: string; via: 'update' | 'signal' };

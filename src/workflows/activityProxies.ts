@@ -1,61 +1,132 @@
 // Activity proxies with explicit timeouts and retry policies, one place for all of them.
-import { ActivityCancellationType, proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  isCancellation,
+  log,
+  proxyActivities,
+  TimeoutFailure,
+  type ActivityFunction,
+  type ActivityFunctionWithOptions,
+  type ActivityOptions,
+  type RetryPolicy,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { WorkspaceHandle } from '../activities/types';
-import { NON_RETRYABLE_FAILURE_TYPES } from '../domain/errors';
+import { ALIVE_CHECK_SEC, aliveQueueOf, DEFAULT_QUEUE_CHECK_SEC, MAX_QUEUE_CHECKS, WORKSPACE_HEARTBEAT_TIMEOUT_SEC, type WorkerLoad } from '../domain/liveness';
+import { DEFAULT_PROVIDER_TIMEOUT_SEC, NON_RETRYABLE_FAILURE_TYPES } from '../domain/errors';
+import type { ProviderSpec } from '../domain/schema';
+
+/** Room beyond the provider's own deadline: reading the prompt, storing the answer (with its retries), parsing. */
+const LLM_MARGIN_SEC = 60;
+/** Silence after which the worker running a call is taken for dead (the call is booked as lost and asked again). */
+export const LLM_HEARTBEAT_TIMEOUT_SEC = 10;
 
 /**
- * Provider calls: one HTTP call per activity execution. The workflow itself retries typed
- * failures (strategies.ts), so every call becomes one event and one ledger entry, and a long
- * Retry-After becomes a durable timer instead of a blocked worker.
+ * The provider-call proxy for `spec`: one HTTP call per activity execution. The workflow itself
+ * retries typed failures (strategies.ts), so every call becomes one event and one ledger entry,
+ * and a long Retry-After becomes a durable timer instead of a blocked worker. Start-to-close
+ * fits the provider's own deadline (`timeoutSec`, the openai SDK's timeout inside the activity)
+ * plus room for storing the answer; a slow model is not cut by a fixed 10 minutes, nor does a
+ * fast one hold a dead call that long. The heartbeat timeout measures the worker, not the
+ * provider (the activity beats on a timer while it waits), so it stays short: a dead worker is
+ * noticed in seconds whatever the model's speed.
  */
-export const llm = proxyActivities<Pick<Activities, 'generateChange'>>({
-  startToCloseTimeout: '10 minutes',
-  // The call heartbeats every WEAVER_HEARTBEAT_MS (1 s): 10 s of silence means its worker died,
-  // and the call is booked as lost (estimated spend) and retried elsewhere.
-  heartbeatTimeout: '10 seconds',
-  retry: { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_FAILURE_TYPES },
-  // A cancelled call (a lost race) reports back before we move on: if it had already
-  // answered, that answer is delivered and booked instead of being dropped.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-});
+export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>) {
+  const timeoutSec = Math.ceil(spec.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC);
+  const startToCloseSec = timeoutSec + LLM_MARGIN_SEC;
+  return proxyActivities<Pick<Activities, 'generateChange'>>({
+    startToCloseTimeout: `${startToCloseSec} seconds`,
+    heartbeatTimeout: `${Math.min(LLM_HEARTBEAT_TIMEOUT_SEC, startToCloseSec)} seconds`,
+    retry: { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_FAILURE_TYPES },
+    // A cancelled call (a lost race) reports back before we move on: if it had already
+    // answered, that answer is delivered and booked instead of being dropped.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  });
+}
 
 /** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */
-export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders'>>({
+export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage'>>({
   startToCloseTimeout: '20 minutes',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed', 'SetupFailed', 'InvalidBranch', 'ProviderNotAllowed'] },
 });
 
 /**
- * Activities that must run where the workspace is (design rule 4). A short
- * schedule-to-start timeout notices a dead worker; the workflow then rebuilds elsewhere.
+ * Activities that must run where the workspace is (design rule 4).
+ * - A dead worker is noticed in seconds: every one heartbeats (WORKSPACE_HEARTBEAT_TIMEOUT_SEC),
+ *   and the retry goes to the same queue, where a worker restarted on its slot picks it up.
+ * - A busy worker is not a dead one: an activity still queued after `queueCheckSec` asks the
+ *   worker's liveness responder (its own worker, never busy) and, if it answers, is queued
+ *   again; only silence there means the workspace is lost and the workflow rebuilds it.
  */
 export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   const retry: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WorkspaceLost'] };
-  const common: ActivityOptions = { taskQueue: ws.taskQueue, scheduleToStartTimeout: '2 minutes', retry };
+  const common: ActivityOptions = {
+    taskQueue: ws.taskQueue,
+    scheduleToStartTimeout: `${ws.queueCheckSec ?? DEFAULT_QUEUE_CHECK_SEC} seconds`,
+    heartbeatTimeout: `${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} seconds`,
+    retry,
+  };
   const git = proxyActivities<Pick<Activities, 'buildPrompt' | 'applyChange' | 'previewChanges' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches'>>({
     ...common,
     startToCloseTimeout: '5 minutes',
   });
   const tests = proxyActivities<Pick<Activities, 'runTests'>>({
     ...common,
-    startToCloseTimeout: `${Math.ceil(testTimeoutSec) + 120} seconds`,
-    heartbeatTimeout: '30 seconds',
+    // Waiting for a command slot (WEAVER_MAX_COMMANDS) counts too: room for one suite ahead.
+    startToCloseTimeout: `${2 * Math.ceil(testTimeoutSec) + 120} seconds`,
     // On cancel, wait until the test process group is really killed before cleaning up.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // A test run that died with its worker is rerun once; a failing test is not an error.
     retry: { ...retry, maximumAttempts: 2 },
   });
+  const alive = proxyActivities<Pick<Activities, 'workspaceAlive'>>({
+    taskQueue: aliveQueueOf(ws.taskQueue),
+    scheduleToStartTimeout: `${ALIVE_CHECK_SEC} seconds`,
+    startToCloseTimeout: `${ALIVE_CHECK_SEC} seconds`,
+    retry: { maximumAttempts: 1 },
+  });
+  /** Schedules `call` again for as long as its worker answers the liveness check. */
+  const untilTaken = async <R>(name: string, call: () => Promise<R>): Promise<R> => {
+    for (let checks = 0; ; checks++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!queuedTooLong(err) || checks >= MAX_QUEUE_CHECKS) throw err;
+        let load: WorkerLoad;
+        try {
+          load = await alive.workspaceAlive();
+        } catch (pingErr) {
+          if (isCancellation(pingErr)) throw pingErr;
+          // Nobody answers for that queue: the original timeout stands, read as WorkspaceLost.
+          throw err;
+        }
+        const { running, queued, limit } = load.commands;
+        log.info(`${name} still queued on ${ws.taskQueue}: its worker is alive and busy (${running}/${limit} commands running, ${queued} waiting); queued again`);
+      }
+    }
+  };
+  /** The proxy function, `executeWithOptions` included, with that patience. */
+  const patient = <F extends ActivityFunction>(name: string, fn: ActivityFunctionWithOptions<F>): ActivityFunctionWithOptions<F> => {
+    const wrapped = ((...args: Parameters<F>) => untilTaken(name, () => fn(...args))) as ActivityFunctionWithOptions<F>;
+    wrapped.executeWithOptions = (options, args) => untilTaken(name, () => fn.executeWithOptions(options, args));
+    return wrapped;
+  };
   // Proxies have no enumerable keys: name each activity rather than spreading.
   return {
-    buildPrompt: git.buildPrompt,
-    applyChange: git.applyChange,
-    previewChanges: git.previewChanges,
-    rollbackWorkspace: git.rollbackWorkspace,
-    commitAndPush: git.commitAndPush,
-    releaseWorkspace: git.releaseWorkspace,
-    mergeBranches: git.mergeBranches,
-    runTests: tests.runTests,
+    buildPrompt: patient('buildPrompt', git.buildPrompt),
+    applyChange: patient('applyChange', git.applyChange),
+    previewChanges: patient('previewChanges', git.previewChanges),
+    rollbackWorkspace: patient('rollbackWorkspace', git.rollbackWorkspace),
+    commitAndPush: patient('commitAndPush', git.commitAndPush),
+    releaseWorkspace: patient('releaseWorkspace', git.releaseWorkspace),
+    mergeBranches: patient('mergeBranches', git.mergeBranches),
+    runTests: patient('runTests', tests.runTests),
   };
+}
+
+/** The activity waited out its schedule-to-start timeout: nobody took it from the queue. */
+function queuedTooLong(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
 }

@@ -68,8 +68,12 @@ export async function ask(t: TaskRun, ws: WorkspaceHandle, record: AttemptRecord
       promptRedactions: built.redactions || undefined,
       ledger: t.ledger,
       cooldowns: t.cooldowns,
-      cooldown: t.input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
-      retry: { ...DEFAULT_RETRY, ...t.input.strategy?.retry },
+      // Fixed at the run's start by the worker (settings); runs started before read them from code.
+      cooldown: t.settings?.cooldown ?? t.input.strategy?.cooldown ?? DEFAULT_COOLDOWN,
+      retry: t.settings?.retry ?? { ...DEFAULT_RETRY, ...t.input.strategy?.retry },
+      fallbackOn: t.settings?.fallbackOn,
+      // A durable wait for a provider shows in `progress` (and as a labelled timer in the Web UI).
+      onWait: (w) => void (t.providerWait = w),
       warnings: t.warnings,
       resultDigest: compareFiles
         ? async (r) =>

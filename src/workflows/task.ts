@@ -7,6 +7,8 @@ import { type CooldownState } from '../domain/cooldown';
 import { Ledger } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
 import type { ResolvedProviders } from '../domain/registry';
+import type { SettingsInput, TaskSettings } from '../domain/settings';
+import { unpricedBudgetError } from '../domain/pricing';
 import { renderReport } from '../domain/report';
 import {
   resolveLimits,
@@ -14,6 +16,7 @@ import {
   type ArtifactRef,
   type AttemptRecord,
   type ChildSummary,
+  type Limits,
   type CodingTaskResult,
   type Decision,
   type ParsedCodingTaskInput,
@@ -30,6 +33,7 @@ import { detailsLine, REFUSED } from '../domain/taskOutcome';
 import { mergeUsage } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
 import { ApprovalGate } from './approval';
+import { progressWait, type ProviderWait } from './strategies';
 import { addGuidanceSignal, progressQuery } from './messages';
 
 /** What the commit left: set once a commit exists, so the workspace is never deleted on cancel. */
@@ -40,7 +44,9 @@ export interface Committed {
 }
 
 export class TaskRun {
-  readonly limits;
+  limits: Limits;
+  /** Every default the run decides by, as the worker resolved them at start (runs since `settings-from-history`). */
+  settings?: TaskSettings;
   /** Providers with every model default resolved once, at start (kept in state). */
   providers: (ResolvedProvider | ProviderSpec)[] = [];
   tokenBudget = 0;
@@ -51,7 +57,7 @@ export class TaskRun {
   readonly workflowId = workflowInfo().workflowId;
   readonly branch: string;
   readonly depth: number;
-  readonly ledger: Ledger;
+  ledger: Ledger;
   readonly cooldowns: CooldownState;
   readonly warnings: string[] = [];
   readonly attempts: AttemptRecord[] = [];
@@ -65,16 +71,20 @@ export class TaskRun {
   status?: TaskStatus;
   ws?: WorkspaceHandle;
   committed?: Committed;
+  /** The provider wait under way (Retry-After, an outage), shown in `progress`. */
+  providerWait?: ProviderWait;
   /** The workspace was deleted (its work is pushed or bundled). */
   released = false;
   readonly gate: ApprovalGate;
   /** The task's sandbox policy with its defaults, fixed at start (part of the durable record). */
-  readonly sandboxPolicy: SandboxPolicy;
+  sandboxPolicy: SandboxPolicy;
 
   /** `legacyKeys`: given for a run started before the provider registry (its providers are its input's). */
   constructor(
     readonly input: ParsedCodingTaskInput,
     legacyKeys?: string[],
+    /** The task's limits, strategy and sandbox as given, for the worker to resolve with its defaults. */
+    private readonly given: SettingsInput = {},
   ) {
     this.limits = resolveLimits(input);
     this.sandboxPolicy = SandboxPolicySchema.parse(input.sandbox ?? {});
@@ -105,6 +115,7 @@ export class TaskRun {
       status: this.status,
       children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
       sandbox: this.sandboxRecord(),
+      wait: progressWait(this.providerWait),
     }));
     setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
     this.gate = new ApprovalGate(() => ({ required: !!this.input.requireApproval, pushes: !!this.pushRemote(), phase: this.phase, status: this.status }));
@@ -162,8 +173,11 @@ export class TaskRun {
    */
   async resolveProviders(): Promise<void> {
     let r: ResolvedProviders;
+    // Defaults and prices come back from the worker (recorded in history): a later deploy that
+    // changes them cannot change this run's decisions. Runs started before read them from code.
+    const fromHistory = patched('settings-from-history');
     try {
-      r = await shared.resolveProviders({ providers: this.input.providers });
+      r = await shared.resolveProviders({ providers: this.input.providers, ...(fromHistory ? { settings: this.given } : {}) });
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : undefined;
       if (cause instanceof ApplicationFailure && cause.type === 'ProviderNotAllowed') {
@@ -173,9 +187,18 @@ export class TaskRun {
       }
       throw err;
     }
-    const resolved = r.providers.map(resolveProvider);
-    this.providers = resolved;
-    this.tokenBudget = promptBudget(resolved);
+    if (fromHistory && r.settings) this.adopt(r.settings);
+    else {
+      const resolved = r.providers.map(resolveProvider);
+      this.providers = resolved;
+      this.tokenBudget = promptBudget(resolved);
+    }
+    // A budget needs prices: a model nobody prices would cost $0 and never be stopped.
+    const unpriced = unpricedBudgetError(this.providers, { maxCostUsd: this.limits.maxCostUsd, shadow: this.input.strategy?.shadow });
+    if (unpriced && patched('refuse-unpriced-budget')) {
+      upsertSearchAttributes([{ key: WeaverStatus, value: REFUSED }]);
+      throw ApplicationFailure.nonRetryable(unpriced, 'UnpricedBudget');
+    }
     this.keyEnvNames = r.secretEnvNames;
     for (const note of r.notes) this.warn(note);
   }
@@ -184,6 +207,16 @@ export class TaskRun {
    * A fresh workspace. `rebuild`: the last one's worker is gone — branch from the same base
    * commit (and, after a commit, restore the branch from its bundle) so nothing done is redone.
    */
+  /** The run's settings from the worker, before anything is decided by them. */
+  private adopt(settings: TaskSettings): void {
+    this.settings = settings;
+    this.limits = settings.limits;
+    this.ledger = new Ledger({ maxCostUsd: settings.limits.maxCostUsd, maxTokens: settings.limits.maxTokens });
+    this.sandboxPolicy = settings.sandbox;
+    this.providers = settings.providers;
+    this.tokenBudget = promptBudget(settings.providers);
+  }
+
   async prepare(rebuild?: { restore?: ArtifactRef }): Promise<WorkspaceHandle> {
     this.enter('preparing');
     const baseCommit = rebuild ? this.ws?.baseCommit : undefined;
@@ -236,6 +269,7 @@ export class TaskRun {
     if (this.warnings.length) result.warnings = this.warnings;
     const sandbox = this.sandboxRecord();
     if (sandbox) result.sandbox = sandbox;
+    if (this.settings) result.settings = this.settings;
     if (this.gate.decision) result.approval = this.gate.decision;
     if (this.gate.refused.length) result.refusedApprovals = this.gate.refused;
     this.enter('done');

@@ -1,0 +1,43 @@
+// How fast a dead worker is noticed and how a busy one is told apart from a gone one (design
+// rule 8). Pure: read by the workflow's activity options and by the worker's config checks.
+
+/**
+ * Heartbeat timeout of every workspace activity. The SDK sends heartbeats at 0.8 × this, so a
+ * worker that died is noticed within about this long (the retry then lands on the same queue:
+ * a worker restarted on its slot picks it up at once).
+ */
+export const WORKSPACE_HEARTBEAT_TIMEOUT_SEC = 10;
+
+/**
+ * The smallest heartbeat timeout any Weaver activity uses (workspace activities and provider
+ * calls both 10 s). A worker whose WEAVER_HEARTBEAT_MS is half of it or more is refused at start.
+ */
+export const MIN_HEARTBEAT_TIMEOUT_MS = 10_000;
+
+/**
+ * How long a workspace activity may wait in its worker's queue before the workflow asks whether
+ * that worker is still there (WorkspaceHandle.queueCheckSec overrides it, from the worker's
+ * WEAVER_QUEUE_CHECK_SEC). A lost host costs about this plus ALIVE_CHECK_SEC before the rebuild.
+ */
+export const DEFAULT_QUEUE_CHECK_SEC = 25;
+
+/** Schedule-to-start of the liveness ping: the answering worker is never busy, so seconds suffice. */
+export const ALIVE_CHECK_SEC = 3;
+
+/** After this many liveness checks answered "alive, but busy" (100 minutes at 25 s) the workspace counts as lost. */
+export const MAX_QUEUE_CHECKS = 240;
+
+/**
+ * The queue of a worker's liveness responder: a worker of its own with free slots, so it answers
+ * even while every workspace slot is taken by long test runs.
+ */
+export function aliveQueueOf(workspaceQueue: string): string {
+  return `${workspaceQueue}/alive`;
+}
+
+/** What the liveness ping answers: the worker's load, for the logs. */
+export interface WorkerLoad {
+  workspaceQueue: string;
+  pid: number;
+  commands: { running: number; queued: number; limit: number };
+}

@@ -1,0 +1,132 @@
+// The provider-call activity on its own (Temporal's activity context, no workflow): the real
+// openai SDK over HTTP to the scripted model server, a real artifact store on disk. What leaves
+// the activity when the call may have been paid for but could not complete normally.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ArtifactStore } from '../src/activities/artifacts';
+import { generateChange } from '../src/activities/llm';
+import type { ActivityDeps, GenerateChangeRequest } from '../src/activities/types';
+import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
+import type { ArtifactRef } from '../src/domain/schema';
+import { wholeFile } from './support/answers';
+
+const KEY_ENV = { TEST_API_KEY: 'sk-test-secret-key-123456789' };
+const ANSWER = { content: wholeFile('src/a.js', 'module.exports = 1;\n', 'set a'), usage: { prompt_tokens: 120, completion_tokens: 80 } };
+
+let tmp: string;
+let model: ScriptedModelServer;
+let deps: ActivityDeps;
+let prompt: ArtifactRef;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(tmpdir(), 'weaver-llm-'));
+  model = await ScriptedModelServer.start();
+  deps = {
+    artifactDir: path.join(tmp, 'artifacts'),
+    workspaceRoot: path.join(tmp, 'ws'),
+    workspaceQueue: 'unused',
+    env: KEY_ENV,
+    heartbeatMs: 20,
+    providers: { providers: {} },
+  };
+  prompt = await new ArtifactStore(deps.artifactDir).putJson('prompt', { system: 'You edit code.', user: 'Set a to 1.' });
+});
+
+afterAll(async () => {
+  await model.close();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** Registers `id` at the scripted server and returns the request for it. */
+function request(id: string, extra: { timeoutSec?: number } = {}): GenerateChangeRequest {
+  deps.providers!.providers[id] = { baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', models: [id], ...extra };
+  return { workflowId: 'wf', attempt: 1, provider: { id, model: id, maxTokens: 1000, ...extra }, prompt, role: 'primary' };
+}
+
+/** A store whose writes fail `failures` times, then work; counts the tries. */
+class FlakyStore extends ArtifactStore {
+  tries = 0;
+  constructor(private failures: number) {
+    super(deps.artifactDir);
+  }
+  override async putJson(kind: string, value: unknown): Promise<ArtifactRef> {
+    this.tries += 1;
+    if (this.failures-- > 0) throw new Error('ENOSPC: no space left on device (scripted)');
+    return super.putJson(kind, value);
+  }
+}
+
+const failureOf = (p: Promise<unknown>) => p.then(() => undefined, (e: unknown) => e);
+
+test('a store that fails twice after the answer came: retried in the activity, the answer kept, one HTTP request', async () => {
+  model.script('store-flaky', [ANSWER]);
+  const store = new FlakyStore(2);
+  const result = (await new MockActivityEnvironment().run(generateChange, deps, store, request('store-flaky'))) as Awaited<ReturnType<typeof generateChange>>;
+  expect(result.outcome).toBe('ok');
+  expect(result).toMatchObject({ tokensIn: 120, tokensOut: 80 });
+  expect(store.tries).toBeGreaterThanOrEqual(3); // 2 failed response writes + the one that worked (+ the change set)
+  expect(model.count('store-flaky')).toBe(1);
+});
+
+test('a store that keeps failing: a retryable ArtifactStoreFailed carrying the real usage, so the workflow books the tokens', async () => {
+  model.script('store-down', [ANSWER]);
+  const store = new FlakyStore(Infinity);
+  const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, store, request('store-down')));
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  const f = err as ApplicationFailure;
+  expect(f.type).toBe('ArtifactStoreFailed');
+  expect(f.nonRetryable).toBeFalsy();
+  expect(f.message).toMatch(/answered, but its response could not be stored after 3 tries: ENOSPC/);
+  expect(f.details?.[0]).toMatchObject({ provider: 'store-down', tokensIn: 120, tokensOut: 80 });
+  expect(store.tries).toBe(3);
+  expect(model.count('store-down')).toBe(1);
+});
+
+test('cancelled because its worker shuts down: a retryable WorkerShutdown saying the request was sent; a workflow cancel stays a cancellation', async () => {
+  model.script('stop-me', [{ ...ANSWER, delayMs: 5000 }, { ...ANSWER, delayMs: 5000 }]);
+  const stopping = new MockActivityEnvironment();
+  const running = failureOf(stopping.run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('stop-me')));
+  await model.waitFor((m) => m.inFlightFor('stop-me') === 1);
+  stopping.cancel('WORKER_SHUTDOWN');
+  const err = await running;
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  expect(err).toMatchObject({ type: 'WorkerShutdown', nonRetryable: false, details: [{ provider: 'stop-me', sent: true }] });
+  await model.waitFor((m) => m.abortedCount('stop-me') === 1);
+
+  const cancelled = new MockActivityEnvironment();
+  const second = failureOf(cancelled.run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('stop-me')));
+  await model.waitFor((m) => m.inFlightFor('stop-me') === 1);
+  cancelled.cancel('CANCELLED');
+  expect(await second).toBeInstanceOf(CancelledFailure);
+});
+
+test("past the provider's timeoutSec: a ProviderTimeout marked as sent (estimated spend), and the request closed", async () => {
+  model.script('too-slow', [{ ...ANSWER, delayMs: 5000 }]);
+  const started = Date.now();
+  const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('too-slow', { timeoutSec: 0.5 })));
+  expect(Date.now() - started).toBeLessThan(4000);
+  expect(err).toMatchObject({ type: 'ProviderTimeout', nonRetryable: false, details: [{ family: 'timeout', provider: 'too-slow', sent: true }] });
+  await model.waitFor((m) => m.abortedCount('too-slow') === 1);
+});
+
+test('a 503 is not marked as sent: the provider refused it, nothing to pay', async () => {
+  model.script('refuses', [{ status: 503 }]);
+  const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('refuses')));
+  expect(err).toMatchObject({ type: 'ProviderServer', nonRetryable: false });
+  expect((err as ApplicationFailure).details?.[0]).not.toHaveProperty('sent');
+});
+
+test('heartbeats stay well inside the heartbeat timeout even when WEAVER_HEARTBEAT_MS is longer', async () => {
+  model.script('beats', [{ ...ANSWER, delayMs: 700 }]);
+  const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 300 });
+  const beats: number[] = [];
+  env.on('heartbeat', () => beats.push(Date.now()));
+  await env.run(generateChange, { ...deps, heartbeatMs: 10_000 }, new ArtifactStore(deps.artifactDir), request('beats'));
+  // One at the start, then every ≤ 100 ms (a third of the timeout) while the answer is awaited.
+  expect(beats.length).toBeGreaterThanOrEqual(5);
+  const gaps = beats.slice(1).map((t, i) => t - beats[i]);
+  expect(Math.max(...gaps)).toBeLessThan(300);
+});

@@ -1,0 +1,117 @@
+// Real worker processes for operations tests: `node --import tsx src/worker.ts`, so the pid a test
+// signals or kills -9 is the worker itself (the `tsx` binary would put a wrapper process in between).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { CallEvent, CodingTaskResult } from '../../src/domain/schema';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  pid: number;
+  output: () => string;
+  /** Resolves with the exit code (or signal) once the process is gone. */
+  exited: Promise<number | string | null>;
+}
+
+const started: WorkerProcess[] = [];
+
+/** Starts a worker process with `env` on top of this one's; resolves once it printed its banner. */
+export async function startWorkerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  if (child.pid === undefined) throw new Error('could not spawn the worker');
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  const w: WorkerProcess = { child, pid: child.pid, output: () => out, exited };
+  started.push(w);
+  const deadline = Date.now() + timeoutMs;
+  while (!out.includes('\n  operations:')) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`worker exited early (${child.exitCode ?? child.signalCode}):\n${out}`);
+    if (Date.now() > deadline) throw new Error(`worker printed no banner within ${timeoutMs} ms:\n${out}`);
+    await sleep(50);
+  }
+  return w;
+}
+
+/** Kills (SIGKILL) every worker process a test started and not yet gone; use in afterAll. */
+export function killStartedWorkers(): void {
+  for (const w of started) {
+    try {
+      process.kill(w.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Live (non-zombie) processes whose command line contains `marker`, from /proc. */
+export function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (!cmdline.includes(marker)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+      if (state !== 'Z' && state !== 'X' && Number(pid) !== process.pid) found.push(Number(pid));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return found;
+}
+
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** The task's call events (one per provider request), from its events artifact. */
+export async function eventsOf(result: CodingTaskResult, artifactDir: string): Promise<CallEvent[]> {
+  const ref = result.artifacts.find((a) => a.kind === 'events');
+  if (!ref) return [];
+  const hex = ref.ref.slice('sha256:'.length);
+  const text = await readFile(path.join(artifactDir, 'sha256', hex.slice(0, 2), hex), 'utf8');
+  return text.trim().split('\n').map((l) => JSON.parse(l) as CallEvent);
+}
+
+export interface ActivityStart {
+  type: string;
+  /** Scheduled, and started (for a retried activity: its last attempt's start). */
+  scheduledAt: number;
+  startedAt?: number;
+  attempt?: number;
+  taskQueue?: string;
+}
+
+/** Every activity of a workflow run, from its history, in the order they were scheduled. */
+export async function activitiesOf(client: Client, workflowId: string): Promise<ActivityStart[]> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const byId = new Map<string, ActivityStart>();
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + Math.floor((t?.nanos ?? 0) / 1e6);
+  for (const e of history.events ?? []) {
+    const scheduled = e.activityTaskScheduledEventAttributes;
+    if (scheduled) byId.set(String(e.eventId), { type: scheduled.activityType?.name ?? '?', scheduledAt: ms(e.eventTime), taskQueue: scheduled.taskQueue?.name ?? undefined });
+    const startedEvent = e.activityTaskStartedEventAttributes;
+    if (startedEvent) {
+      const a = byId.get(String(startedEvent.scheduledEventId));
+      if (a) Object.assign(a, { startedAt: ms(e.eventTime), attempt: startedEvent.attempt ?? undefined });
+    }
+  }
+  return [...byId.values()];
+}
