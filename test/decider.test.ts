@@ -174,9 +174,8 @@ describe('decide: decomposition after failure (ADaPT)', () => {
     expect(v.feedback).toContain('exited with code 1');
   });
 
-  it('fails instead at maxDepth, or when a split was already asked for', () => {
+  it('fails instead at maxDepth', () => {
     expect(decide(state({ attempt: 3, decomposition: 'auto', depth: 2, maxDepth: 2 }), failedTests()).action).toBe('fail');
-    expect(decide(state({ attempt: 3, decomposition: 'auto', splitRequested: true }), failedTests()).action).toBe('fail');
   });
 
   it('never splits on provider failures or budget exhaustion', () => {

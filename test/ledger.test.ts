@@ -223,7 +223,7 @@ describe('Ledger.lost', () => {
   });
 });
 
-describe('Ledger.release and remaining()', () => {
+describe('Ledger.release', () => {
   it('release drops a reservation without spend; releasing twice or undefined is harmless', () => {
     const s = spec({ maxTokens: 1000 });
     const l = new Ledger({ maxCostUsd: 0.0025 });
@@ -237,28 +237,6 @@ describe('Ledger.release and remaining()', () => {
     expect(l.events).toHaveLength(0);
     expect(l.usage.calls).toBe(0);
     granted(l.reserve(s, 500));
-  });
-
-  it('remaining() is the limit minus spent and reserved, per limit, undefined when unlimited', () => {
-    const s = spec({ maxTokens: 1000 });
-    const l = new Ledger({ maxCostUsd: 0.01, maxTokens: 10_000 });
-    expect(l.remaining()).toEqual({ maxCostUsd: 0.01, maxTokens: 10_000 });
-    const r = granted(l.reserve(s, 500)); // $0.0025, 1500 tokens
-    expect(l.remaining()).toEqual({ maxCostUsd: 0.0075, maxTokens: 8500 });
-    l.settle(r, s, event({ tokensIn: 1000, tokensOut: 1000 })); // $0.003, 2000 tokens
-    expect(l.remaining()).toEqual({ maxCostUsd: 0.007, maxTokens: 8000 });
-    l.lost(granted(l.reserve(s, 500)), event({ outcome: 'lost' })); // $0.0025 estimated, 0 tokens
-    expect(l.remaining()).toEqual({ maxCostUsd: 0.0045, maxTokens: 8000 });
-    expect(new Ledger({}).remaining()).toEqual({ maxCostUsd: undefined, maxTokens: undefined });
-    expect(new Ledger({ maxTokens: 5 }).remaining()).toEqual({ maxCostUsd: undefined, maxTokens: 5 });
-  });
-
-  it('remaining() never goes negative when spend overshoots (real usage above the reservation)', () => {
-    const s = spec({ maxTokens: 10 });
-    const l = new Ledger({ maxCostUsd: 0.001, maxTokens: 100 });
-    l.settle(granted(l.reserve(s, 10)), s, event({ tokensIn: 5000, tokensOut: 5000 }));
-    expect(l.spentCostUsd()).toBe(0.015);
-    expect(l.remaining()).toEqual({ maxCostUsd: 0, maxTokens: 0 });
   });
 });
 

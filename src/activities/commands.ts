@@ -5,8 +5,8 @@
 // `recordDir` keep a rerun from overlapping an older run. Plain async functions; the activity
 // wrappers live in ./index.ts.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rename, stat, unlink } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { secretsFromEnv, StreamRedactor } from '../domain/redact';
@@ -372,37 +372,3 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
   });
 }
 
-/**
- * Rewrites `file` in place with `secrets` (and credential-looking text) redacted, streaming:
- * memory stays bounded whatever the size. Returns the new size in bytes.
- */
-export async function redactFile(file: string, secrets: string[]): Promise<number> {
-  const tmp = `${file}.${process.pid}.${Date.now()}.redacting`;
-  const redactor = new StreamRedactor(secrets);
-  const decoder = new StringDecoder('utf8');
-  const out: WriteStream = createWriteStream(tmp, { flags: 'wx' });
-  let bytes = 0;
-  const write = async (text: string) => {
-    if (!text) return;
-    const buf = Buffer.from(text, 'utf8');
-    bytes += buf.length;
-    if (!out.write(buf)) await new Promise<void>((r) => out.once('drain', () => r()));
-  };
-  try {
-    for await (const chunk of createReadStream(file)) {
-      await write(redactor.push(decoder.write(chunk as Buffer)));
-    }
-    await write(redactor.push(decoder.end()));
-    await write(redactor.flush());
-    await new Promise<void>((resolve, reject) => {
-      out.once('error', reject);
-      out.end(() => resolve());
-    });
-    await rename(tmp, file);
-    return bytes;
-  } catch (err) {
-    out.destroy();
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-}

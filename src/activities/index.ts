@@ -147,9 +147,9 @@ export function createActivities(deps: ActivityDeps) {
   async function prepare(req: PrepareWorkspaceRequest): Promise<WorkspaceHandle> {
     const ctx = Context.current();
     const restore = req.restoreBundle ? store.pathOf(req.restoreBundle.ref) : undefined;
-    const { dirExisted: _d, ...handle } = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal, restore });
+    const handle = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal, restore });
     if (req.setupCommand) {
-      const { r, log, limit, violation } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, req.setupTimeoutSec ?? 600, req.secretEnvNames, req.sandbox);
+      const { r, log, limit, violation } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
       if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
       if (r.exitCode !== 0 || violation) {
         const why = violation ?? limit ?? (r.timedOut ? 'timed out' : `exited with ${r.exitCode}`);
@@ -308,6 +308,8 @@ export const WORKSPACE_ACTIVITIES = ['buildPrompt', 'applyChange', 'previewChang
 export type Activities = ReturnType<typeof createActivities>;
 
 /** Apply errors (closest lines included) travel through history and into the next prompt. */
+/** The setup command's time limit (installs can be slow; tests have their own, `limits.testTimeoutSec`). */
+const SETUP_TIMEOUT_SEC = 600;
 const MAX_APPLY_ERRORS_CHARS = 12_000;
 const MAX_LINE_CHARS = 300;
 

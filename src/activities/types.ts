@@ -65,7 +65,6 @@ export interface PrepareWorkspaceRequest {
   baseBranch?: string;
   branch: string;
   setupCommand?: Command;
-  setupTimeoutSec?: number;
   /** Env var names holding provider keys: kept out of the setup command's env and redacted. */
   secretEnvNames?: string[];
   /** The task's sandbox policy, defaults resolved (absent for runs started before it existed). */

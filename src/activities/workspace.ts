@@ -141,7 +141,7 @@ export async function prepareWorkspace(
   deps: ActivityDeps,
   req: PrepareWorkspaceRequest,
   opts: PrepareOptions = {},
-): Promise<WorkspaceHandle & { dirExisted: boolean }> {
+): Promise<WorkspaceHandle> {
   const { signal } = opts;
   // The worker's policy first (nothing touched before): local paths only under WEAVER_REPO_ROOTS,
   // pushes only to the repository itself or WEAVER_PUSH_REMOTES — refused before any model is paid.
@@ -151,7 +151,6 @@ export async function prepareWorkspace(
   // <workspace root>/<unique id>/<repository name>: unique per task, named like the repository.
   const home = workspaceDirFor(deps.workspaceRoot, req.workflowId);
   const dir = path.join(home, repoDirName(display));
-  const dirExisted = existsSync(home);
   // A command of an earlier try may still run there (its worker was given up on): it goes first.
   await killRecordedGroup(commandLockFile(dir));
   await rm(home, { recursive: true, force: true });
@@ -213,7 +212,7 @@ export async function prepareWorkspace(
       await git.raw(['fetch', '--no-tags', opts.restore, `+refs/heads/${req.branch}:refs/weaver/restored`]);
       await git.raw(['reset', '-q', '--hard', 'refs/weaver/restored']);
     }
-    return { id: path.basename(home), dir, taskQueue: deps.workspaceQueue, branch: req.branch, baseCommit, dirExisted };
+    return { id: path.basename(home), dir, taskQueue: deps.workspaceQueue, branch: req.branch, baseCommit };
   } catch (err) {
     if (signal?.aborted) return cancelled(`git killed (${(err as Error).message})`);
     throw err;

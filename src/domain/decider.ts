@@ -9,7 +9,6 @@ export interface TaskState {
   maxDepth: number;
   decomposition: 'auto' | 'never' | 'always';
   /** Whether this task already asked for a split after failing (ADaPT is tried once). */
-  splitRequested?: boolean;
 }
 
 export type Outcome =
@@ -87,7 +86,7 @@ export function decide(state: TaskState, outcome: Outcome): Verdict {
     default: {
       const what = describe(outcome);
       if (left > 0) return { action: 'retry', why: `${what} on ${attemptsNote}; retrying with feedback`, feedback: feedbackFor(outcome) };
-      if (state.decomposition === 'auto' && state.depth < state.maxDepth && !state.splitRequested) {
+      if (state.decomposition === 'auto' && state.depth < state.maxDepth) {
         // As in ADaPT: decompose only once doing it whole has failed.
         return {
           action: 'decompose',

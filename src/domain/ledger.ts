@@ -43,15 +43,6 @@ export class Ledger {
     return roundUsd([...this.reserved.values()].reduce((s, r) => s + r.costUsd, 0));
   }
 
-  /** What is left for others (children): limits minus spent and reserved; undefined = unlimited. */
-  remaining(): BudgetLimits {
-    const reservedTokens = [...this.reserved.values()].reduce((s, r) => s + r.tokens, 0);
-    return {
-      maxCostUsd: this.limits.maxCostUsd === undefined ? undefined : Math.max(0, roundUsd(this.limits.maxCostUsd - this.spentCostUsd() - this.reservedCostUsd())),
-      maxTokens: this.limits.maxTokens === undefined ? undefined : Math.max(0, this.limits.maxTokens - this.spentTokens() - reservedTokens),
-    };
-  }
-
   /** Reserves the worst case of one call (prompt + maxTokens), or says which limit refuses it. */
   reserve(spec: ProviderSpec, estTokensIn: number): Reservation | { refused: string } {
     const tokens = estTokensIn + (spec.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS);
