@@ -6,13 +6,20 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** `unref`: the timer alone does not keep the process alive (a watch that ends with its command). */
+export const sleep = (ms: number, opts: { unref?: boolean } = {}) =>
+  new Promise<void>((r) => {
+    const t = setTimeout(r, ms);
+    if (opts.unref) t.unref();
+  });
 
-export function killGroup(pgid: number, sig: NodeJS.Signals): void {
+/** Signals process group `pgid`; false when nobody was left in it (ESRCH). */
+export function killGroup(pgid: number, sig: NodeJS.Signals): boolean {
   try {
     process.kill(-pgid, sig);
+    return true;
   } catch {
-    // ESRCH: nobody left in the group.
+    return false;
   }
 }
 

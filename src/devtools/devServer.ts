@@ -5,6 +5,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import type { SearchAttributeType } from '@temporalio/common';
+import { killGroup, sleep } from '../activities/processGroups';
 import { WEAVER_SEARCH_ATTRIBUTES } from '../domain/searchAttributes';
 
 // Same from src/devtools and dist/devtools.
@@ -26,7 +27,6 @@ export const DEV_SERVER_SEARCH_ATTRIBUTES: Record<string, string> = Object.fromE
   WEAVER_SEARCH_ATTRIBUTES.map((k) => [k.name, CLI_TYPE[k.type]]),
 );
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Absolute path of the `temporal` binary from scripts/temporal-cli.sh (may install it; progress on stderr). */
 export function temporalCliPath(): string {
@@ -71,14 +71,11 @@ function alive(pid: number): boolean {
 
 /** Signal a process group (falling back to the process alone); no-op if gone. */
 export function killProcessGroup(pid: number, signal: NodeJS.Signals): void {
+  if (killGroup(pid, signal)) return;
   try {
-    process.kill(-pid, signal);
+    process.kill(pid, signal);
   } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      /* already gone */
-    }
+    /* already gone */
   }
 }
 
