@@ -13,23 +13,24 @@
  *
  * which re-runs the retry task under the fixed workflow id below and rewrites the file with
  * `temporal workflow show --output json` (the format every Temporal tool reads).
+ *
+ * The fixtures of every other path (strategies, waits, decomposition, batch, approval,
+ * cancellation, rebuild, budget) are replayed by test/replayFixtures.test.ts; the same under
+ * changed prices and defaults by test/replayConstants.test.ts.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
-import { historyFromJSON, type History } from '@temporalio/common/lib/proto-utils';
-import * as proto from '@temporalio/proto';
-import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
 import { Worker, type ReplayResult } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { temporalCliPath, testAddress, workflowBundle } from './support/temporal';
 import { resultOf } from '../src/client';
 import { useRig, type Rig } from './support/weaver';
 import { wholeFile } from './support/answers';
+import { historyFromJSONCompat } from './support/histories';
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'histories', 'coding-task-retry.json');
 /** Histories carry no workflow id; the workflow reads it (branch name), so replay with the recorded one. */
@@ -56,30 +57,6 @@ const describeErrors = (results: ReplayResult[]) =>
 
 async function loadFixture(): Promise<unknown> {
   return JSON.parse(await readFile(FIXTURE, 'utf8')) as unknown;
-}
-
-/**
- * historyFromJSON, working around a dependency-layout problem: with @temporalio/* 1.24.0 npm
- * installs three copies of protobufjs 8 (root node_modules holds grpc's protobufjs 7), and the
- * SDK's historyFromJSON/historyToJSON (and Worker.runReplayHistory given JSON) pass a Type built
- * by @temporalio/proto's copy to @temporalio/common's copy of protojson, which rejects it with
- * "TypeError: type must be a Type". Using the protojson of @temporalio/proto's own protobufjs
- * gives the same result. Drop the fallback once the SDK call works here.
- */
-function historyFromJSONCompat(json: unknown): History {
-  try {
-    return historyFromJSON(json);
-  } catch (err) {
-    if (!(err instanceof TypeError && /must be a Type/.test(err.message))) throw err;
-  }
-  const requireFromProto = createRequire(require.resolve('@temporalio/proto'));
-  const protojson = requireFromProto('protobufjs/ext/protojson') as {
-    fromJson(type: unknown, json: unknown, options?: { ignoreUnknownFields?: boolean }): History | null;
-  };
-  const root = patchProtobufRoot(proto as unknown as Record<string, unknown>) as unknown as { lookupType(name: string): unknown };
-  const history = protojson.fromJson(root.lookupType('temporal.api.history.v1.History'), json, { ignoreUnknownFields: true });
-  if (!history) throw new TypeError('invalid history JSON');
-  return history;
 }
 
 test('live runs (retry then success; 401 failure) replay without determinism violations', async () => {

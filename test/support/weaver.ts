@@ -41,8 +41,11 @@ export interface Rig {
 
 let seq = 0;
 
-/** The worker clones local repositories only under the rig's temp dir (WEAVER_REPO_ROOTS), where newRepo makes them. */
-export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: SandboxMode } = {}): Promise<Rig> {
+/**
+ * The worker clones local repositories only under the rig's temp dir (WEAVER_REPO_ROOTS), where
+ * newRepo makes them. `workflowBundle`: other workflow code than globalSetup's (a variant bundle).
+ */
+export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: SandboxMode; workflowBundle?: { code: string } } = {}): Promise<Rig> {
   const tmp = await mkdtemp(path.join(tmpdir(), 'weaver-test-'));
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');
@@ -57,7 +60,7 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: S
     connection: await testNativeConnection(),
     taskQueue,
     workspaceQueue: `${taskQueue}-ws`,
-    workflowBundle: workflowBundle(),
+    workflowBundle: opts.workflowBundle ?? workflowBundle(),
     deps: { artifactDir, workspaceRoot, env: { ...process.env, TEST_API_KEY: 'sk-test-secret-key-123456789' }, retryDelayScale: 0.01, heartbeatMs: 50, providers, repoRoots: [tmp], sandbox, ...opts.deps },
   });
   const running = worker.run();

@@ -1,0 +1,278 @@
+// The runs recorded as replay fixtures (scripts/record-replay-fixtures.ts) and what their
+// histories must show (test/replayFixtures.test.ts): one real task per path the workflow code
+// can take — every strategy, durable provider waits, decomposition with merge, a batch,
+// approval both ways, cancellation, a workspace rebuild, a budget refusal. Answers are tiny.
+import { rm } from 'node:fs/promises';
+import type { WorkflowHandle } from '@temporalio/client';
+import { workspaceDirFor } from '../../src/activities/workspace';
+import { resultOf, startTaskBatch } from '../../src/client';
+import type { BatchResult, CodingTaskResult, Progress } from '../../src/domain/schema';
+import { wholeFile } from './answers';
+import type { HistoryShape } from './histories';
+import { byTitle, fix, multiRepo, parentTask, sub } from './modules';
+import type { Rig } from './weaver';
+
+export const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
+export const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
+const usage = { prompt_tokens: 100, completion_tokens: 100 };
+export const answer = (content: string, delayMs = 0) => ({ content: wholeFile('src/slugify.js', content, 's'), usage, delayMs });
+
+/** What a scenario's top history must show (counts are minimums unless said otherwise). */
+export interface ExpectedShape {
+  closed: HistoryShape['closed'];
+  workflowType?: string;
+  activities?: Record<string, number>;
+  activitiesCancelled?: number;
+  /** Timers whose summary matches. */
+  timers?: { count: number; summary: RegExp };
+  /** Exactly this many children. */
+  children?: number;
+  signals?: string[];
+  updates?: string[];
+  cancelRequested?: boolean;
+}
+
+export interface ReplayScenario {
+  name: string;
+  about: string;
+  expect: ExpectedShape;
+  /**
+   * Runs the scenario under workflow id `id` and returns the ids of the workflows to keep (the
+   * top one first, then its children). Throws unless the run took the path it is meant to.
+   */
+  run(rig: Rig, id: string): Promise<string[]>;
+}
+
+function check(ok: boolean, what: string, got: unknown): void {
+  if (!ok) throw new Error(`the run did not take its path: ${what} (got ${JSON.stringify(got)})`);
+}
+
+/** Polls the progress query until the run reaches `phase` (30 s at most). */
+async function waitForPhase(h: WorkflowHandle, phase: Progress['phase']): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const now = (await h.query<Progress>('progress')).phase;
+    if (now === phase) return;
+    if (Date.now() > deadline) throw new Error(`${h.workflowId} never reached ${phase} (at ${now})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const decisions = (r: CodingTaskResult) => r.attempts.map((a) => a.decision.action);
+
+export const REPLAY_SCENARIOS: ReplayScenario[] = [
+  {
+    name: 'sequential-retry',
+    about: 'sequential: a bad answer (tests fail), retried with feedback, a good one committed and pushed',
+    expect: { closed: 'COMPLETED', activities: { generateChange: 2, rollbackWorkspace: 1, commitAndPush: 1 } },
+    run: async (rig, id) => {
+      rig.model.script('rs-seq', [answer(BAD), answer(GOOD)]);
+      const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-seq')], { push: true }), id);
+      check(r.status === 'succeeded' && decisions(r).join() === 'retry,commit', 'retry then commit', decisions(r));
+      return [id];
+    },
+  },
+  {
+    name: 'sequential-fallback',
+    about: 'sequential: the first provider fails with 500s until its tries run out, the second answers',
+    expect: { closed: 'COMPLETED', activities: { generateChange: 3 }, timers: { count: 1, summary: /backoff/ } },
+    run: async (rig, id) => {
+      rig.model.script('rs-fb-down', [{ status: 500 }, { status: 500 }]);
+      rig.model.script('rs-fb-up', [answer(GOOD)]);
+      const providers = [rig.provider('rs-fb-down'), rig.provider('rs-fb-up')];
+      const r = await rig.run(rig.task(await rig.newRepo(), providers, { strategy: { mode: 'sequential', retry: { maxTries: 2, initialIntervalMs: 10, maxIntervalMs: 50 } } }), id);
+      check(r.status === 'succeeded' && r.attempts[0].provider === 'rs-fb-up', 'answered by the second provider', r.attempts[0]?.provider);
+      return [id];
+    },
+  },
+  {
+    name: 'parallel-any',
+    about: 'parallel-any: the fastest valid answer wins, the slower call is cancelled',
+    expect: { closed: 'COMPLETED', activities: { generateChange: 2 }, activitiesCancelled: 1 },
+    run: async (rig, id) => {
+      rig.model.script('rs-any-fast', [answer(GOOD, 50)]);
+      rig.model.script('rs-any-slow', [answer(GOOD, 5000)]);
+      const providers = [rig.provider('rs-any-slow'), rig.provider('rs-any-fast')];
+      const r = await rig.run(rig.task(await rig.newRepo(), providers, { strategy: { mode: 'parallel-any' } }), id);
+      check(r.status === 'succeeded' && r.attempts[0].selection?.chosen === 'rs-any-fast', 'the fast one chosen', r.attempts[0]?.selection);
+      check(rig.model.requestsFor('rs-any-slow')[0]?.aborted === true, 'the slow call aborted', rig.model.requestsFor('rs-any-slow').length);
+      return [id];
+    },
+  },
+  {
+    name: 'parallel-all',
+    about: 'parallel-all: three answers collected (one unparsable, one failing), the first valid in provider order used',
+    expect: { closed: 'COMPLETED', activities: { generateChange: 3 } },
+    run: async (rig, id) => {
+      rig.model.script('rs-all-a', [{ content: 'not an edit', usage, delayMs: 10 }]);
+      rig.model.script('rs-all-b', [answer(GOOD, 200)]);
+      rig.model.script('rs-all-c', [answer(BAD, 20)]);
+      const providers = ['rs-all-a', 'rs-all-b', 'rs-all-c'].map((m) => rig.provider(m));
+      const r = await rig.run(rig.task(await rig.newRepo(), providers, { strategy: { mode: 'parallel-all' } }), id);
+      check(r.status === 'succeeded' && r.attempts[0].selection?.chosen === 'rs-all-b', 'rs-all-b chosen', r.attempts[0]?.selection);
+      return [id];
+    },
+  },
+  {
+    name: 'consensus',
+    about: 'consensus: three voters, two agree (up to whitespace): their change wins with vote share 2/3',
+    expect: { closed: 'COMPLETED', activities: { generateChange: 3 } },
+    run: async (rig, id) => {
+      rig.model.script('rs-c-a', [answer(GOOD, 20)]);
+      rig.model.script('rs-c-b', [answer(BAD, 60)]);
+      rig.model.script('rs-c-c', [answer(`${GOOD}\n\n`, 120)]);
+      const providers = ['rs-c-a', 'rs-c-b', 'rs-c-c'].map((m) => rig.provider(m));
+      const r = await rig.run(rig.task(await rig.newRepo(), providers, { strategy: { mode: 'consensus' } }), id);
+      const sel = r.attempts[0]?.selection;
+      check(r.status === 'succeeded' && sel?.chosen === 'rs-c-a' && sel.voteShare === 2 / 3, 'rs-c-a with 2/3', sel);
+      return [id];
+    },
+  },
+  {
+    name: 'shadow',
+    about: 'sequential with a shadow provider: its answer recorded beside the primary, spend apart',
+    expect: { closed: 'COMPLETED', activities: { generateChange: 2 } },
+    run: async (rig, id) => {
+      rig.model.script('rs-sh-primary', [answer(GOOD)]);
+      rig.model.script('rs-sh-shadow', [answer(BAD)]);
+      const providers = [rig.provider('rs-sh-primary'), rig.provider('rs-sh-shadow')];
+      const r = await rig.run(rig.task(await rig.newRepo(), providers, { strategy: { mode: 'sequential', shadow: ['rs-sh-shadow'] } }), id);
+      check(r.status === 'succeeded' && r.usage.shadow?.calls === 1, 'one shadow call', r.usage.shadow);
+      return [id];
+    },
+  },
+  {
+    name: 'rate-limit-wait',
+    about: 'a 429 storm (5 × Retry-After, past the default 4 tries) waited out on durable timers, then an answer; no attempt consumed',
+    expect: { closed: 'COMPLETED', activities: { generateChange: 6 }, timers: { count: 5, summary: /rate_limit \(Retry-After\)/ } },
+    run: async (rig, id) => {
+      rig.model.script('rs-storm', [...Array.from({ length: 5 }, () => ({ status: 429, headers: { 'retry-after': '1' } })), answer(GOOD)]);
+      const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-storm')]), id);
+      check(r.status === 'succeeded' && r.attempts.length === 1 && rig.model.count('rs-storm') === 6, 'one attempt, six requests', [r.status, r.attempts.length]);
+      return [id];
+    },
+  },
+  {
+    name: 'decomposition-merge',
+    about: 'two explicit subtasks as child workflows; the parent merges their branches and runs the whole suite',
+    expect: { closed: 'COMPLETED', children: 2, activities: { mergeBranches: 1, runTests: 1, commitAndPush: 1 } },
+    run: async (rig, id) => {
+      const repo = await multiRepo(rig, ['a', 'b']);
+      rig.model.setDefault('rs-dec', byTitle({ 'fix a': fix('a'), 'fix b': fix('b') }));
+      const r = await rig.run(parentTask(rig, repo, 'rs-dec', { subtasks: [sub('fix a', 'a'), sub('fix b', 'b')] }), id);
+      check(r.status === 'succeeded' && r.children?.length === 2 && r.children.every((c) => c.merged), 'two children merged', r.children?.map((c) => [c.status, c.merged]));
+      return [id, ...r.children!.map((c) => c.workflowId)];
+    },
+  },
+  {
+    name: 'task-batch',
+    about: 'taskBatch: two independent tasks as children, one succeeds and one fails (fail-independent)',
+    expect: { closed: 'COMPLETED', workflowType: 'taskBatch', children: 2 },
+    run: async (rig, id) => {
+      const repo = await multiRepo(rig, ['a', 'b']);
+      rig.model.setDefault('rs-batch', byTitle({ 'fix a': fix('a'), 'fix b': fix('b', 'nope') }));
+      const tasks = ['a', 'b'].map((n) => ({
+        ...parentTask(rig, repo, 'rs-batch', {}),
+        task: sub(`fix ${n}`, n),
+        testCommand: ['node', '--test', `test/${n}.test.js`],
+        limits: { maxAttempts: 1, testTimeoutSec: 60 },
+        decomposition: 'never' as const,
+      }));
+      const h = await startTaskBatch({ tasks, concurrency: 2 }, { client: rig.client, taskQueue: rig.taskQueue, workflowId: id });
+      const batch = (await h.result()) as BatchResult;
+      check(batch.results.map((r) => r.status).join() === 'succeeded,failed', 'succeeded,failed', batch.results.map((r) => r.status));
+      return [id, ...batch.results.map((r) => r.workflowId)];
+    },
+  },
+  {
+    name: 'approval-update-approved',
+    about: 'requireApproval: committed, waits for a person, approved by the approvePush update, pushed',
+    expect: { closed: 'COMPLETED', updates: ['approvePush'], activities: { commitAndPush: 1 } },
+    run: async (rig, id) => {
+      rig.model.script('rs-approve', [answer(GOOD)]);
+      const h = await rig.start(rig.task(await rig.newRepo(), [rig.provider('rs-approve')], { push: true, requireApproval: true }), id);
+      await waitForPhase(h, 'awaiting_approval');
+      await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] });
+      const r = await resultOf(h);
+      check(r.status === 'succeeded' && r.pushed === true && r.approval?.via === 'update', 'approved by update and pushed', [r.status, r.approval]);
+      return [id];
+    },
+  },
+  {
+    name: 'approval-signal-rejected',
+    about: 'requireApproval: committed, then rejected by the approvePush signal: nothing pushed, the commit kept',
+    expect: { closed: 'FAILED', signals: ['approvePush'] },
+    run: async (rig, id) => {
+      rig.model.script('rs-reject', [answer(GOOD)]);
+      const h = await rig.start(rig.task(await rig.newRepo(), [rig.provider('rs-reject')], { push: true, requireApproval: true }), id);
+      await waitForPhase(h, 'awaiting_approval');
+      await h.signal('approvePush', { approved: false, by: 'bo', comment: 'not yet' });
+      const r = await resultOf(h);
+      check(r.status === 'rejected' && r.pushed === false && r.approval?.via === 'signal', 'rejected by signal', [r.status, r.approval]);
+      return [id];
+    },
+  },
+  {
+    name: 'cancellation',
+    about: 'cancelled while the provider call is in flight: the call aborted and booked as estimated, the workspace released',
+    expect: { closed: 'COMPLETED', cancelRequested: true, activitiesCancelled: 1, activities: { releaseWorkspace: 1 } },
+    run: async (rig, id) => {
+      rig.model.script('rs-cancel', [{ hang: true }]);
+      const h = await rig.start(rig.task(await rig.newRepo(), [rig.provider('rs-cancel')]), id);
+      await rig.model.waitFor((m) => m.inFlightFor('rs-cancel') === 1, 30_000);
+      await h.cancel();
+      const r = await resultOf(h);
+      check(r.status === 'cancelled' && r.usage.estimatedCostUsd > 0, 'cancelled with estimated spend', [r.status, r.usage.estimatedCostUsd]);
+      return [id];
+    },
+  },
+  {
+    name: 'workspace-rebuild',
+    about: 'the workspace disappears while attempt 2 is generated: rebuilt from the same base, the paid answer applied again',
+    expect: { closed: 'COMPLETED', activities: { prepareWorkspace: 2, generateChange: 2 } },
+    run: async (rig, id) => {
+      let calls = 0;
+      rig.model.setDefault('rs-rebuild', async () => {
+        calls += 1;
+        if (calls === 2) await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true });
+        return calls === 1 ? answer(BAD) : answer(GOOD);
+      });
+      const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-rebuild')], { push: true }), id);
+      const notes = r.attempts[1]?.notes?.join('\n') ?? '';
+      check(r.status === 'succeeded' && calls === 2 && /applied again on a rebuilt workspace/.test(notes), 'rebuilt, the answer re-applied', [r.status, calls, notes]);
+      return [id];
+    },
+  },
+  {
+    name: 'budget-refusal',
+    about: 'limits.maxCostUsd fits one call but not two: the second is refused, budget_exceeded',
+    expect: { closed: 'FAILED', activities: { generateChange: 1 } },
+    run: async (rig, id) => {
+      const big = { prompt_tokens: 1000, completion_tokens: 60_000 };
+      rig.model.script('rs-budget', [{ ...answer(BAD), usage: big }, { ...answer(GOOD), usage: big }]);
+      const provider = rig.provider('rs-budget', { pricing: { inputPerMTok: 10, outputPerMTok: 10 }, maxTokens: 60_000 });
+      const r = await rig.run(rig.task(await rig.newRepo(), [provider], { limits: { maxCostUsd: 1, maxAttempts: 3, testTimeoutSec: 60 } }), id);
+      check(r.status === 'budget_exceeded' && rig.model.count('rs-budget') === 1, 'budget_exceeded after one call', [r.status, r.reason]);
+      return [id];
+    },
+  },
+];
+
+/** What in `shape` falls short of `expected` (empty: it is the run the scenario describes). */
+export function shapeProblems(shape: HistoryShape, expected: ExpectedShape): string[] {
+  const problems: string[] = [];
+  const want = (ok: boolean, what: string, got: unknown) => void (ok || problems.push(`${what} (got ${JSON.stringify(got)})`));
+  want(shape.closed === expected.closed, `closed ${expected.closed}`, shape.closed);
+  want(shape.workflowType === (expected.workflowType ?? 'codingTask'), `type ${expected.workflowType ?? 'codingTask'}`, shape.workflowType);
+  for (const [type, n] of Object.entries(expected.activities ?? {})) want((shape.activities[type] ?? 0) >= n, `at least ${n} ${type}`, shape.activities[type] ?? 0);
+  if (expected.activitiesCancelled) want(shape.activitiesCancelled >= expected.activitiesCancelled, `at least ${expected.activitiesCancelled} activity cancelled`, shape.activitiesCancelled);
+  if (expected.timers) {
+    const matching = shape.timers.filter((s) => expected.timers!.summary.test(s)).length;
+    want(matching >= expected.timers.count, `at least ${expected.timers.count} timers ${expected.timers.summary}`, shape.timers);
+  }
+  want(shape.children.length === (expected.children ?? 0), `${expected.children ?? 0} children`, shape.children);
+  want(JSON.stringify(shape.signals) === JSON.stringify(expected.signals ?? []), `signals ${JSON.stringify(expected.signals ?? [])}`, shape.signals);
+  want(JSON.stringify(shape.updates) === JSON.stringify(expected.updates ?? []), `updates ${JSON.stringify(expected.updates ?? [])}`, shape.updates);
+  want(shape.cancelRequested === !!expected.cancelRequested, `cancel requested: ${!!expected.cancelRequested}`, shape.cancelRequested);
+  return problems;
+}
