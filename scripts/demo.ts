@@ -15,8 +15,8 @@ import { simpleGit } from 'simple-git';
 import { follow, formatResult } from '../src/cli';
 import { startCodingTask, webUiLink } from '../src/client';
 import { config } from '../src/config';
-import { createExampleRepo, DEMO_MODEL, demoModelStep, exampleTask } from '../src/devtools/demo';
-import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
+import { createExampleRepo, DEMO_MODEL, demoModelStep, exampleTask } from './demo/example';
+import { ScriptedModelServer } from './demo/scriptedModelServer';
 import type { ProviderSpec } from '../src/domain/schema';
 import { createWorkers, ensureSearchAttributes } from '../src/worker';
 

@@ -1,7 +1,7 @@
 // All spend counted (issue 9 item 6): a child that fails, is terminated or exhausts the budget
 // still adds what it spent to its parent's usage and budget. Real dev server, real git, the
 // scripted model over HTTP; the terminated child is terminated with the client, as a person would.
-import type { StaticStep } from '../src/devtools/scriptedModelServer';
+import type { StaticStep } from '../scripts/demo/scriptedModelServer';
 import { childUsage } from '../src/activities/children';
 import type { CodingTaskInput } from '../src/domain/schema';
 import { Worker } from '@temporalio/worker';

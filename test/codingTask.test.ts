@@ -7,10 +7,10 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import { simpleGit } from 'simple-git';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { resultOf } from '../src/client';
-import { demoModelStep } from '../src/devtools/demo';
+import { demoModelStep } from '../scripts/demo/example';
 import type { Progress } from '../src/domain/schema';
 import { WeaverPhase, WeaverStatus } from '../src/domain/searchAttributes';
-import { lastUserText } from '../src/devtools/scriptedModelServer';
+import { lastUserText } from '../scripts/demo/scriptedModelServer';
 import { historySizeBytes } from './support/temporal';
 import { useRig, type Rig } from './support/weaver';
 import { editText, wholeFile } from './support/answers';

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { countTokens } from '../src/activities/tokens';
-import { lastUserText, type RecordedRequest } from '../src/devtools/scriptedModelServer';
+import { lastUserText, type RecordedRequest } from '../scripts/demo/scriptedModelServer';
 import { editText, readRequest, searchReplace, wholeFile } from './support/answers';
 import { addFiles, makeRepo } from './support/repos';
 import { useRig, type Rig } from './support/weaver';

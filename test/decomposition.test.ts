@@ -4,7 +4,7 @@ import { execSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { simpleGit } from 'simple-git';
-import type { StaticStep } from '../src/devtools/scriptedModelServer';
+import type { StaticStep } from '../scripts/demo/scriptedModelServer';
 import type { BatchResult, CodingTaskInput } from '../src/domain/schema';
 import { resultOf } from '../src/client';
 import { useRig, type Rig } from './support/weaver';

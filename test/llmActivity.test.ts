@@ -9,7 +9,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { ArtifactStore } from '../src/activities/artifacts';
 import { generateChange } from '../src/activities/llm';
 import type { ActivityDeps, GenerateChangeRequest } from '../src/activities/types';
-import { ScriptedModelServer } from '../src/devtools/scriptedModelServer';
+import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import type { ArtifactRef } from '../src/domain/schema';
 import { wholeFile } from './support/answers';
 

@@ -11,7 +11,7 @@ import { createActivities } from '../src/activities';
 import { ArtifactStore } from '../src/activities/artifacts';
 import type { PromptMessages } from '../src/activities/llm';
 import type { BuildPromptRequest, BuiltPrompt, WorkspaceHandle } from '../src/activities/types';
-import { lastUserText, type RecordedRequest } from '../src/devtools/scriptedModelServer';
+import { lastUserText, type RecordedRequest } from '../scripts/demo/scriptedModelServer';
 import { isNamedSecretFile, REDACTED, secretFilesNamed } from '../src/domain/redact';
 import type { TaskSpec } from '../src/domain/schema';
 import type { CodingTaskResult } from '../src/domain/schema';

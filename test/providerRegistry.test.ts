@@ -10,7 +10,7 @@ import path from 'node:path';
 import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import { startCodingTask, TaskInputError } from '../src/client';
-import type { RecordedRequest } from '../src/devtools/scriptedModelServer';
+import type { RecordedRequest } from '../scripts/demo/scriptedModelServer';
 import { ProviderRegistryError } from '../src/domain/registry';
 import type { CodingTaskResult } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';

@@ -19,7 +19,7 @@ import { checkGitCredentials, chooseGitCredential, gitAuth, GitCredentialsError,
 import type { ActivityDeps, WorkspaceHandle } from '../src/activities/types';
 import { commitAndPush } from '../src/activities/workspace';
 import { startCodingTask } from '../src/client';
-import { createExampleRepo } from '../src/devtools/demo';
+import { createExampleRepo } from '../scripts/demo/example';
 import { scrubEnv, secretsFromEnv } from '../src/domain/redact';
 import { locateRepo, stripTaskCredentials, stripUrlCredentials } from '../src/domain/repoUrl';
 import type { CodingTaskInput, CodingTaskResult } from '../src/domain/schema';

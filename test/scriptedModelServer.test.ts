@@ -8,7 +8,7 @@ import OpenAI, {
   RateLimitError,
 } from 'openai';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
-import { ScriptedModelServer, lastUserText, type RecordedRequest } from '../src/devtools/scriptedModelServer';
+import { ScriptedModelServer, lastUserText, type RecordedRequest } from '../scripts/demo/scriptedModelServer';
 
 let server: ScriptedModelServer;
 let client: OpenAI;

@@ -13,7 +13,7 @@ import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
 import type { ActivityDeps, WorkspaceHandle } from '../src/activities/types';
 import { workspaceDirFor } from '../src/activities/workspace';
-import { createExampleRepo } from '../src/devtools/demo';
+import { createExampleRepo } from '../scripts/demo/example';
 
 let base: string;
 let deps: ActivityDeps;

@@ -3,7 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
-import { lastUserText, type StaticStep, type StepFn } from '../../src/devtools/scriptedModelServer';
+import { lastUserText, type StaticStep, type StepFn } from '../../scripts/demo/scriptedModelServer';
 import type { CodingTaskInput, TaskSpec } from '../../src/domain/schema';
 import { wholeFile } from './answers';
 import type { Rig } from './weaver';

@@ -3,8 +3,8 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
-import { editFormat } from '../domain/editformats';
-import type { CodingTaskInput, ProviderChoice } from '../domain/schema';
+import { editFormat } from '../../src/domain/editformats';
+import type { CodingTaskInput, ProviderChoice } from '../../src/domain/schema';
 import { lastUserText, type StaticStep } from './scriptedModelServer';
 
 export const DEMO_MODEL = 'weaver-demo-scripted';
