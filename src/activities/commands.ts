@@ -4,6 +4,8 @@
 // the group also dies with the worker (a parent-death signal and a watchdog), and `lockFile` /
 // `recordDir` keep a rerun from overlapping an older run. Plain async functions; the activity
 // wrappers live in ./index.ts.
+// Over 300 lines because runCommand is one process's life (spawn, stream, time out, cancel,
+// reap) over state its handlers share, and its options and result are documented field by field.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';

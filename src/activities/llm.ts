@@ -3,29 +3,20 @@
 // failures leave here as typed ApplicationFailures, a bad answer leaves as an outcome (design
 // rule 2). A failure after the provider may have billed says so (`sent`, or the usage itself),
 // so the workflow never books such a call at $0.
+// The OpenAI SDK side (client, streaming, error typing) is ./openaiClient.ts.
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import OpenAI from 'openai';
-import {
-  ARTIFACT_STORE_FAILED,
-  classifyHttpError,
-  DEFAULT_PROVIDER_TIMEOUT_SEC,
-  failureType,
-  RETRYABLE_FAMILIES,
-  retryAfterMs,
-  WORKER_SHUTDOWN,
-  type ErrorFamily,
-  type ProviderFailureDetails,
-} from '../domain/errors';
+import { ARTIFACT_STORE_FAILED, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
 import { editFormat } from '../domain/editformats';
 import { resolveProvider } from '../domain/models';
-import { endpointFor, PROVIDER_NOT_ALLOWED, ProviderPolicyError, registryKeyEnvNames, type Endpoint } from '../domain/registry';
-import { MIN_SECRET_LENGTH, redact, secretsFromEnv } from '../domain/redact';
+import { MIN_SECRET_LENGTH, redact } from '../domain/redact';
 import type { ArtifactRef, ChangeSet, ProviderSpec } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
-import { registryOf } from './providers';
+import { openaiClient, providerSecrets, streamed, toApplicationFailure, whole, type Completion } from './openaiClient';
 import { countTokens } from './tokens';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
+
+export { endpointOf, toApplicationFailure } from './openaiClient';
 
 export interface PromptMessages {
   system: string;
@@ -33,8 +24,6 @@ export interface PromptMessages {
   /** `change` (default): the provider's edit format is appended to the system prompt; `plan`: JSON subtasks only. */
   mode?: 'change' | 'plan';
 }
-
-type Completion = { content: string; finishReason?: string; usage?: { prompt_tokens?: number; completion_tokens?: number } };
 
 export async function generateChange(
   deps: ActivityDeps,
@@ -193,124 +182,6 @@ async function storeAnswered(
 function holdsSecret(f: ChangeSet['files'][number], secrets: readonly string[]): boolean {
   const text = f.action === 'edit' ? `${f.path}\0${f.replace}` : f.action === 'write' ? `${f.path}\0${f.content}` : f.path;
   return secrets.some((s) => s.length >= MIN_SECRET_LENGTH && text.includes(s));
-}
-
-type Body = OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
-
-async function whole(client: OpenAI, body: object, signal: AbortSignal): Promise<Completion> {
-  const c = await client.chat.completions.create(body as Body, { signal });
-  return { content: c.choices?.[0]?.message?.content ?? '', finishReason: c.choices?.[0]?.finish_reason ?? undefined, usage: c.usage ?? undefined };
-}
-
-/** Streams the answer (idle proxies do not cut a long one); the usage comes once, in the last chunk. */
-async function streamed(client: OpenAI, body: object, signal: AbortSignal, onChunk: () => void): Promise<Completion> {
-  const stream = await client.chat.completions.create(
-    { ...(body as Body), stream: true, stream_options: { include_usage: true } },
-    { signal },
-  );
-  const parts: string[] = [];
-  const out: Completion = { content: '' };
-  for await (const chunk of stream) {
-    onChunk();
-    const choice = chunk.choices?.[0];
-    if (choice?.delta?.content) parts.push(choice.delta.content);
-    if (choice?.finish_reason) out.finishReason = choice.finish_reason;
-    if (chunk.usage) out.usage = chunk.usage;
-  }
-  out.content = parts.join('');
-  // The SDK ends the iteration quietly on an abort or a connection closed mid-answer: neither
-  // is an answer. An abort becomes a cancellation (the caller checks the signal); a stream
-  // without a finish_reason is a network failure, retried like one.
-  if (signal.aborted) throw new Error('stream aborted');
-  if (!out.finishReason) throw new OpenAI.APIConnectionError({ message: 'the answer stream ended before the model finished (no finish_reason)' });
-  return out;
-}
-
-/**
- * Where this call goes and which of the worker's env vars holds its key: from the worker's
- * registry by provider id, never from the request. A spec's own `baseURL` (a keyless inline
- * endpoint) gets no key of the worker's; a registry provider's endpoint is the registry's.
- */
-export function endpointOf(deps: ActivityDeps, provider: ProviderSpec): Endpoint {
-  try {
-    return endpointFor(registryOf(deps), provider, { allowInlineEndpoints: deps.allowInlineEndpoints });
-  } catch (err) {
-    if (!(err instanceof ProviderPolicyError)) throw err;
-    throw ApplicationFailure.create({ type: PROVIDER_NOT_ALLOWED, nonRetryable: true, message: err.message, details: [{ provider: provider.id }] });
-  }
-}
-
-/** What to redact from anything a provider call leaves behind: every key the registry names, and the usual. */
-function providerSecrets(deps: ActivityDeps): string[] {
-  return secretsFromEnv(deps.env, registryKeyEnvNames(registryOf(deps)));
-}
-
-function openaiClient(deps: ActivityDeps, provider: ProviderSpec): OpenAI {
-  const endpoint = endpointOf(deps, provider);
-  const baseURL = endpoint.baseURL ?? deps.env.OPENAI_BASE_URL;
-  const keyEnv = endpoint.apiKeyEnv;
-  const apiKey = keyEnv ? deps.env[keyEnv] : undefined;
-  if (!apiKey && !baseURL) {
-    throw ApplicationFailure.create({
-      type: failureType('auth'),
-      nonRetryable: true,
-      message: `provider ${provider.id}: no API key — set ${keyEnv ?? 'its apiKeyEnv (WEAVER_PROVIDERS)'} in the worker's environment`,
-      details: [{ family: 'auth', provider: provider.id }],
-    });
-  }
-  return new OpenAI({
-    baseURL,
-    // Keyless endpoints (Ollama, vLLM, the demo model) accept any key.
-    apiKey: apiKey ?? 'not-needed',
-    maxRetries: 0,
-    // The LLM activity's start-to-close derives from the same number (workflows/activityProxies.ts).
-    timeout: (provider.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC) * 1000,
-  });
-}
-
-/**
- * Provider error → typed ApplicationFailure; Retry-After becomes the next retry delay.
- * `elapsedMs`: how long the call ran, to tell the provider's deadline from a dropped connection.
- */
-export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec, err: unknown, elapsedMs?: number): ApplicationFailure {
-  let family: ErrorFamily;
-  let status: number | undefined;
-  let delayMs: number | undefined;
-  let sent: boolean | undefined;
-  const deadlineMs = (provider.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC) * 1000;
-  if (
-    err instanceof OpenAI.APIConnectionTimeoutError ||
-    // The SDK reports its own deadline as a plain connection error when it cannot recognise the
-    // abort (fetch implementations differ): the clock tells.
-    (err instanceof OpenAI.APIConnectionError && elapsedMs !== undefined && elapsedMs >= deadlineMs)
-  ) {
-    // The request went out and no answer came in time: the provider may still bill it.
-    family = 'timeout';
-    sent = true;
-  } else if (err instanceof OpenAI.APIConnectionError) {
-    family = 'network';
-  } else if (err instanceof OpenAI.APIError) {
-    status = err.status;
-    const code = typeof err.code === 'string' ? err.code : undefined;
-    family = status === undefined ? 'server' : classifyHttpError(status, code, err.message);
-    delayMs = retryAfterMs(err.headers, Date.now());
-  } else {
-    // A 200 whose body is not JSON, or anything else the SDK could not read: the server's fault.
-    family = 'server';
-  }
-  const scaled = delayMs === undefined ? undefined : Math.round(delayMs * (deps.retryDelayScale ?? 1));
-  const message = redact(
-    `provider ${provider.id} (${provider.model}): ${family}${status ? ` (HTTP ${status})` : ''}: ${(err as Error)?.message ?? String(err)}`,
-    providerSecrets(deps),
-  );
-  return ApplicationFailure.create({
-    type: failureType(family),
-    message,
-    nonRetryable: !RETRYABLE_FAMILIES.includes(family),
-    nextRetryDelay: scaled,
-    // The workflow sleeps `retryAfterMs` (scaled) as a durable timer before the next call.
-    details: [{ family, provider: provider.id, status, retryAfterMs: scaled, ...(sent ? { sent } : {}) } satisfies ProviderFailureDetails],
-  });
 }
 
 /**

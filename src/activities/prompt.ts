@@ -12,20 +12,21 @@
 // READ of one gets a note instead, unless the task names it: then it is sent as it is, with
 // only the worker's own secrets masked. For a subtask (`namedSecretFiles` set) only the root
 // task's naming counts: a subtask's text is a model's answer, which must not unlock `.env`.
-import { constants } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
-import path from 'node:path';
 import { EDIT_FORMATS } from '../domain/editformats/types';
 import { isNamedSecretFile, REDACTED, redactCounted, secretFileReason } from '../domain/redact';
 import { editFormat } from '../domain/editformats';
 import { extractFailures } from '../domain/testFailures';
-import { validateChangePath } from './apply';
 import type { ArtifactStore } from './artifacts';
+import { readConfined } from './confinedPaths';
 import type { PromptMessages } from './llm';
-import { buildRepoMap, extractMentions, type RankedDef } from './repomap';
+import { anchorLines, cutToTokens, fence, langOf, maskedInSpans, renderSpans } from './promptSpans';
+import { buildRepoMap, extractMentions } from './repomap';
 import { countTokens } from './tokens';
 import { gitFor } from './workspace';
 import type { BuildPromptRequest, BuiltPrompt, Shown } from './types';
+
+export { readConfined } from './confinedPaths';
+export { fence } from './promptSpans';
 
 export const SYSTEM_PROMPT = `You are Weaver, a careful software engineer. You change a git repository so that its tests pass and the task's acceptance criteria hold.
 You see the task, a map of the repository (its most relevant definitions), the files that matter (whole, or the relevant parts of large ones, marked partial with line numbers), and — on a retry — what went wrong last time.
@@ -47,8 +48,6 @@ const GUIDANCE_SHARE = 0.1;
 const MAX_UNREADABLE_LISTED = 20;
 /** Larger files, or files with a NUL byte, are not shown (a READ of them says why). */
 const MAX_SHOWN_FILE_BYTES = 2 * 1024 * 1024;
-/** A span around one definition or failing line: at most this many lines. */
-const SPAN_LINES = 60;
 /** Files shown beyond the named ones: at most this many, from the top of the ranking. */
 const MAX_RANKED_FILES = 12;
 /** Up to this many tracked files, files without definitions are shown too while they fit. */
@@ -269,13 +268,6 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   };
 }
 
-export function fence(text: string, lang = ''): string {
-  // A fence longer than any backtick run in the text, so the text can never close it.
-  const longest = Math.max(2, ...[...text.matchAll(/`{3,}/g)].map((m) => m[0].length));
-  const f = '`'.repeat(longest + 1);
-  return `${f}${lang}\n${text}${text.endsWith('\n') || !text ? '' : '\n'}${f}`;
-}
-
 function normalizeRel(name: string): string {
   return name.replace(/^(\.\/)+/, '');
 }
@@ -284,146 +276,6 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/**
- * How many masked values a partial rendering shows: markers added per line, over the lines
- * shown (`all` when masking changed the line count, e.g. a secret spanning lines).
- */
-function maskedInSpans(original: string, masked: string, spans: [number, number][], all: number): number {
-  const before = original.split('\n');
-  const after = masked.split('\n');
-  if (before.length !== after.length) return all;
-  const markers = (line: string) => line.split(REDACTED).length - 1;
-  let n = 0;
-  for (const [a, b] of spans) for (let i = a - 1; i < b && i < after.length; i++) n += markers(after[i]) - markers(before[i]);
-  return n;
-}
-
-function langOf(rel: string): string {
-  const ext = path.extname(rel).slice(1).toLowerCase();
-  return /^[a-z0-9+#]{1,10}$/.test(ext) ? ext : '';
-}
-
-/** The longest prefix of `text` (whole lines) within `tokens`. */
-function cutToTokens(text: string, tokens: number): string {
-  if (countTokens(text) <= tokens) return text;
-  const lines = text.split('\n');
-  let lo = 0;
-  let hi = lines.length;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (countTokens(lines.slice(0, mid).join('\n')) <= tokens) lo = mid;
-    else hi = mid - 1;
-  }
-  return lines.slice(0, lo).join('\n') + '\n…';
-}
-
-/** `path:line` references in failure output, by path: the lines to show around. */
-function anchorLines(text: string): Map<string, Pick<RankedDef, 'line' | 'endLine'>[]> {
-  const out = new Map<string, Pick<RankedDef, 'line' | 'endLine'>[]>();
-  for (const m of text.matchAll(/([\w./-]+\.[A-Za-z0-9]+)(?:", line |:)(\d+)/g)) {
-    const rel = m[1].replace(/^\.\//, '');
-    const line = Number(m[2]);
-    out.set(rel, [...(out.get(rel) ?? []), { line, endLine: line }]);
-  }
-  return out;
-}
-
-/**
- * A large file as spans: its first lines, then a window around each anchor (a definition or a
- * failing line), merged, numbered and marked partial; as many as fit in `tokens`.
- */
-function renderSpans(
-  rel: string,
-  text: string,
-  anchors: Pick<RankedDef, 'line' | 'endLine'>[],
-  tokens: number,
-): { text: string; spans: [number, number][] } | undefined {
-  const lines = text.split('\n');
-  if (lines.length && lines[lines.length - 1] === '') lines.pop();
-  const n = lines.length;
-  const wanted: [number, number][] = [[1, Math.min(n, 8)]];
-  for (const a of anchors) {
-    const start = Math.max(1, a.line - (a.endLine > a.line ? 2 : 12));
-    const end = Math.min(n, a.endLine > a.line ? Math.min(a.endLine + 1, start + SPAN_LINES - 1) : a.line + 12);
-    wanted.push([start, end]);
-  }
-  const spans: [number, number][] = [];
-  const render = (list: [number, number][]) => {
-    const merged = mergeSpans(list);
-    const header = `### ${rel} (partial: ${n} lines; shown: ${merged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}; use SEARCH/REPLACE for it, or READ to see more)`;
-    const body = merged.map(([a, b]) => `@@ lines ${a}-${b} @@\n${lines.slice(a - 1, b).join('\n')}`).join('\n⋮\n');
-    return `${header}\n${fence(`${body}\n`, langOf(rel))}`;
-  };
-  for (const span of wanted) {
-    if (countTokens(render([...spans, span])) > tokens) continue;
-    spans.push(span);
-  }
-  return spans.length ? { text: render(spans), spans: mergeSpans(spans) } : undefined;
-}
-
-function mergeSpans(list: [number, number][]): [number, number][] {
-  const sorted = [...list].sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const [a, b] of sorted) {
-    const last = out[out.length - 1];
-    if (last && a <= last[1] + 2) last[1] = Math.max(last[1], b);
-    else out.push([a, b]);
-  }
-  return out;
-}
-
 async function trackedFiles(dir: string): Promise<string[]> {
   return (await gitFor(dir).raw(['ls-files'])).split('\n').filter(Boolean);
-}
-
-type ReadResult = { ok: true; text: string } | { ok: false; reason: string };
-
-/**
- * Reads workspace file `rel` if it stays in the workspace: `validateChangePath` (no absolute
- * path, `..`, `.git`, or ancestor symlink leaving the workspace). A symlink as the file itself
- * is followed only when its target, fully resolved, is a file inside the workspace and not
- * under `.git`. The file is opened without following a symlink that appeared meanwhile.
- */
-export async function readConfined(dir: string, rel: string, maxBytes = Infinity): Promise<ReadResult> {
-  // validateChangePath speaks of writing; the rule is the same for reading.
-  const why = (reason: string) => reason.replace(/^writing inside \.git is not allowed$/, 'inside .git');
-  const check = await validateChangePath(dir, rel);
-  let abs: string;
-  if (check.ok) {
-    if (!check.exists) return { ok: false, reason: 'does not exist yet' };
-    abs = check.abs;
-  } else if (check.reason === 'path is a symbolic link') {
-    const root = await realpath(dir);
-    let target: string;
-    try {
-      target = await realpath(path.join(root, rel));
-    } catch {
-      return { ok: false, reason: 'not readable: dangling symbolic link' };
-    }
-    const inside = path.relative(root, target);
-    if (!inside || inside.startsWith('..') || path.isAbsolute(inside)) {
-      return { ok: false, reason: 'not readable: symbolic link to outside the workspace' };
-    }
-    const again = await validateChangePath(dir, inside.split(path.sep).join('/'));
-    if (!again.ok) return { ok: false, reason: `not readable: symbolic link target: ${why(again.reason)}` };
-    if (!again.exists) return { ok: false, reason: 'not readable: symbolic link target is not a file' };
-    abs = again.abs;
-  } else {
-    return { ok: false, reason: `not readable: ${why(check.reason)}` };
-  }
-  try {
-    const handle = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      const st = await handle.stat();
-      if (!st.isFile()) return { ok: false, reason: 'not readable: not a regular file' };
-      if (st.size > maxBytes) return { ok: false, reason: `not shown: ${st.size} bytes` };
-      const bytes = await handle.readFile();
-      if (bytes.includes(0)) return { ok: false, reason: 'not shown: a binary file' };
-      return { ok: true, text: bytes.toString('utf8') };
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    return { ok: false, reason: `not readable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
-  }
 }

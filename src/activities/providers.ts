@@ -1,9 +1,7 @@
 // Loads the worker's provider registry (WEAVER_PROVIDERS, YAML or JSON) at worker start and
 // resolves a task's providers against it (the `resolveProviders` activity). The schema and the
 // rules are pure (src/domain/registry.ts); this is the file side.
-import { readFileSync } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/activity';
-import { parse as parseYaml } from 'yaml';
 import {
   defaultProviderRegistry,
   parseProviderRegistry,
@@ -16,6 +14,7 @@ import {
 } from '../domain/registry';
 import type { ProviderChoice } from '../domain/schema';
 import { resolveSettings, type SettingsInput } from '../domain/settings';
+import { readSettingsFile } from './configFile';
 import type { ActivityDeps } from './types';
 
 /**
@@ -25,19 +24,7 @@ import type { ActivityDeps } from './types';
 export function loadProviderRegistry(file: string | undefined): ProviderRegistry {
   if (!file) return defaultProviderRegistry();
   const source = `WEAVER_PROVIDERS=${file}`;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ProviderRegistryError(source, [`cannot read the file: ${(err as Error).message}`]);
-  }
-  let raw: unknown;
-  try {
-    // YAML is a superset of JSON: one parser reads both; .json files get JSON's stricter reading.
-    raw = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new ProviderRegistryError(source, [`not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message}`]);
-  }
+  const raw = readSettingsFile(file, (issue) => new ProviderRegistryError(source, [issue]));
   return parseProviderRegistry(raw, source);
 }
 

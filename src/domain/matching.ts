@@ -12,6 +12,8 @@
 // finds the closest lines of the file (for the model's feedback) and whether the replacement
 // is already there ("already applied").
 // Pure: no Node built-ins, no I/O (imported by workflow code).
+// Over 300 lines because the levels and the closest-lines feedback share one line model
+// (Prepared, keyed lines) and must agree on what matches; the consensus normalisation is its tail.
 
 export type MatchLevel = 'exact' | 'trailing-whitespace' | 'indentation' | 'normalised';
 

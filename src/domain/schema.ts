@@ -1,5 +1,7 @@
 // The public contract: task input, change sets and results. Pure (zod only), so both
 // the workflow sandbox and the client import it.
+// Over 300 lines because it is the public contract (the package's `./schema` export): input,
+// answers and results read together, in one place.
 import { z } from 'zod';
 import type { TaskSettings } from './settings';
 import { DEFAULT_MAX_WAIT_SEC, ERROR_FAMILIES } from './errors';

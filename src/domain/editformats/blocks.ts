@@ -28,6 +28,8 @@
 // content, verbatim — fences, backticks, markers of other lengths. The renderer picks L longer
 // than any run of `<`, `=` or `>` that starts a content line, so any content round-trips.
 // Pure: no Node built-ins (imported by workflow code).
+// Over 300 lines because the parser and the renderer of one grammar must agree line for line
+// (any content round-trips), and the whole-answer reading (JSON fallback, summary) sits on both.
 import {
   ChangeSetSchema,
   FilesRequestSchema,

@@ -1,0 +1,159 @@
+// A workspace's branch leaving it: committed (only what the change wrote, never a file holding
+// a key of the worker) and pushed under the worker's push policy, bundled into the artifact store
+// for a parent on another worker, and children's branches merged into a parent's.
+import type { SimpleGit } from 'simple-git';
+import { redact } from '../domain/redact';
+import { stripUrlCredentials } from '../domain/repoUrl';
+import type { ArtifactRef } from '../domain/schema';
+import type { ArtifactStore } from './artifacts';
+import { GIT_IDENTITY, gitFor, openWorkspace } from './git';
+import { gitAuth } from './gitCredentials';
+import { isPolicyRefusal, resolvePushRemote, type RepoPolicy } from './repoPolicy';
+import type { CommitRequest, CommitResult, WorkspaceHandle } from './types';
+
+/**
+ * `policy`: the worker's push policy (repoPolicy.ts): a remote that is neither the task's own
+ * repository nor under WEAVER_PUSH_REMOTES is not pushed to (reported as `pushError`), and git
+ * authenticates through the worker's credential helper.
+ */
+export async function commitAndPush(req: CommitRequest, secrets: string[] = [], policy: RepoPolicy = { env: process.env }): Promise<CommitResult> {
+  const git = openWorkspace(req.workspace);
+  // What the accepted change wrote, not whatever setup, tests and builds left in the tree: the
+  // index holds the tree as it was right after the change applied (diffWorkspace staged it,
+  // before any test ran, and .git is read-only to tests); only the change's paths stay staged,
+  // as they were then — a test that rewrote one afterwards does not get its version committed.
+  if (!req.paths) await git.add(['-A']);
+  else {
+    const keep = new Set(req.paths);
+    const stagedNow = (await git.raw(['diff', '--cached', '--name-only', '--no-renames', '-z'])).split('\0').filter(Boolean);
+    const drop = stagedNow.filter((p) => !keep.has(p));
+    if (drop.length) await git.raw(['reset', '-q', '--', ...drop.map((p) => `:(literal)${p}`)]);
+  }
+  // A file that holds a key of the worker never leaves it, whoever wrote it.
+  const refusedSecrets = await unstageSecrets(git, req.workspace.dir, secrets);
+  const leftBehind = req.paths ? (await uncommitted(git)).filter((p) => !refusedSecrets.includes(p)) : [];
+  const staged = (await git.diff(['--cached', '--name-only'])).trim();
+  const head = (await git.revparse(['HEAD'])).trim();
+  // Idempotent on retry: if a previous try already committed, don't commit again.
+  if (staged || head === req.workspace.baseCommit) {
+    await git.raw([...GIT_IDENTITY, 'commit', '--allow-empty', '-m', req.message]);
+  }
+  const commit = (await git.revparse(['HEAD'])).trim();
+  const extra = { ...(leftBehind.length ? { leftBehind } : {}), ...(refusedSecrets.length ? { refusedSecrets } : {}) };
+  if (!req.pushRemote) return { commit, pushed: false, ...extra };
+  const ref = `refs/heads/${req.workspace.branch}`;
+  let remote = stripUrlCredentials(req.pushRemote);
+  try {
+    const target = await resolvePushRemote(policy, req.pushRemote, (await git.raw(['remote', 'get-url', 'origin'])).trim());
+    remote = target.remote;
+    if (target.auth) secrets = [...secrets, target.auth.env.WEAVER_GIT_CRED_PASSWORD];
+    const net = gitFor(req.workspace.dir, undefined, target.auth);
+    // Never overwrite a branch this task did not make: the remote's tip must carry our trailer.
+    // The lease then pushes only over exactly that tip (or only onto nothing, for a new branch).
+    const owner = req.workflowId ?? /^Weaver-Workflow: (.+)$/m.exec(req.message)?.[1];
+    const tip = (await net.raw(['ls-remote', '--', remote, ref])).split(/\s/)[0] ?? '';
+    if (tip) {
+      await net.raw(['fetch', '--no-tags', '--', remote, `+${ref}:refs/weaver/remote-tip`]);
+      const made = (await git.raw(['log', '-1', '--format=%(trailers:key=Weaver-Workflow,valueonly)', 'refs/weaver/remote-tip'])).trim();
+      if (!owner || made.split('\n').every((m) => m.trim() !== owner)) {
+        return { commit, pushed: false, ...extra, pushError: `branch ${req.workspace.branch} already exists on ${remote} and was not made by this task; it was not overwritten` };
+      }
+    }
+    await net.push(remote, `${req.workspace.branch}:${ref}`, [`--force-with-lease=${ref}:${tip}`]);
+  } catch (err) {
+    // A refused remote or a rejected push is reported, not retried forever: the commit is safe in the workspace.
+    if (isPolicyRefusal(err)) return { commit, pushed: false, ...extra, pushError: err.message };
+    return { commit, pushed: false, ...extra, pushError: redact((err as Error).message.trim().split('\n').slice(-3).join(' '), secrets) };
+  }
+  return { commit, pushed: true, ...extra };
+}
+
+/** Unstages every staged file whose content holds one of `secrets`; returns their paths. */
+async function unstageSecrets(git: SimpleGit, dir: string, secrets: string[]): Promise<string[]> {
+  if (!secrets.length) return [];
+  const staged = (await git.raw(['diff', '--cached', '--name-only', '--diff-filter=AM', '-z'])).split('\0').filter(Boolean);
+  const refused: string[] = [];
+  for (const rel of staged) {
+    // The staged blob (what would be committed), never the worktree file: that may since have
+    // been rewritten, or replaced by a link to a FIFO or a device.
+    const text = await git.raw(['cat-file', 'blob', `:${rel}`]).catch(() => '');
+    if (secrets.some((s) => text.includes(Buffer.from(s, 'utf8').toString('latin1')))) refused.push(rel);
+  }
+  // Back to HEAD's version in the index (a new file leaves it): the commit neither adds nor deletes it.
+  if (refused.length) await git.raw(['reset', '-q', '--', ...refused.map((p) => `:(literal)${p}`)]);
+  return refused;
+}
+
+/** Changed or new files not staged for the commit (at most 50 named, then a count). */
+async function uncommitted(git: SimpleGit): Promise<string[]> {
+  const out = await git.raw(['status', '--porcelain=v1', '-z', '--untracked-files=all']);
+  const paths = out
+    .split('\0')
+    .filter((e) => e.length > 3 && e[1] !== ' ')
+    .map((e) => e.slice(3));
+  return paths.length > 50 ? [...paths.slice(0, 50), `… and ${paths.length - 50} more`] : paths;
+}
+
+/** The branch as a git bundle in the artifact store: how a child hands its work to a parent
+ *  on another worker without a push (the store is shared by the workers). */
+export async function bundleBranch(store: ArtifactStore, ws: WorkspaceHandle): Promise<ArtifactRef> {
+  const git = openWorkspace(ws);
+  const file = await store.scratchPath('branch.bundle');
+  await git.raw(['bundle', 'create', file, ws.branch]);
+  return store.adoptFile('git-bundle', file);
+}
+
+export interface MergeSource {
+  workflowId: string;
+  title: string;
+  /** Where to fetch the child's branch from: a remote name/URL, a bundle file or a workspace path. */
+  source: string;
+  branch: string;
+}
+
+export interface MergeResult {
+  workflowId: string;
+  merged: boolean;
+  /** Set when the merge conflicted (the merge was aborted; the branch is left as before it). */
+  conflict?: string;
+}
+
+/** Merges each source branch into the workspace branch in order; a conflict is reported, not fatal. */
+export async function mergeBranches(ws: WorkspaceHandle, sources: MergeSource[], env: Record<string, string | undefined> = process.env): Promise<MergeResult[]> {
+  const git = openWorkspace(ws);
+  const results: MergeResult[] = [];
+  for (const [i, s] of sources.entries()) {
+    const ref = `refs/weaver/merge-${i + 1}`;
+    // A pushed child's branch is on the remote: fetched with the worker's credentials for it.
+    const url = s.source === 'origin' ? (await git.raw(['remote', 'get-url', 'origin'])).trim() : s.source;
+    const auth = gitAuth(url, env);
+    const source = s.source === 'origin' ? 'origin' : stripUrlCredentials(s.source);
+    try {
+      await gitFor(ws.dir, undefined, auth).raw(['fetch', '--no-tags', source, `+${s.branch}:${ref}`]);
+    } catch (err) {
+      const why = redact((err as Error).message, auth ? [auth.env.WEAVER_GIT_CRED_PASSWORD] : []);
+      results.push({ workflowId: s.workflowId, merged: false, conflict: `could not fetch ${s.branch} from ${source}: ${why}` });
+      continue;
+    }
+    let error: string | undefined;
+    try {
+      await git.raw([...GIT_IDENTITY, 'merge', '--no-ff', '-m', `Merge subtask ${i + 1}: ${s.title}\n\nWeaver-Child: ${s.workflowId}`, ref]);
+    } catch (err) {
+      error = (err as Error).message.split('\n')[0];
+    }
+    // git reports a conflict on stdout with exit 1, which simple-git does not always throw on:
+    // the unmerged paths are the truth.
+    const unmerged = (await git.diff(['--name-only', '--diff-filter=U'])).trim().split('\n').filter(Boolean);
+    if (!unmerged.length && !error) {
+      results.push({ workflowId: s.workflowId, merged: true });
+      continue;
+    }
+    await git.raw(['merge', '--abort']).catch(() => undefined);
+    results.push({
+      workflowId: s.workflowId,
+      merged: false,
+      conflict: unmerged.length ? `merge conflict in ${unmerged.join(', ')}` : `merge failed: ${error}`,
+    });
+  }
+  return results;
+}

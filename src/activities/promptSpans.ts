@@ -1,0 +1,104 @@
+// How a prompt shows text: in a fence the text cannot close, cut to a token budget, and a large
+// file as numbered spans around its anchors (definitions, lines a failure names).
+import path from 'node:path';
+import { REDACTED } from '../domain/redact';
+import type { RankedDef } from './repomap';
+import { countTokens } from './tokens';
+
+/** A span around one definition or failing line: at most this many lines. */
+const SPAN_LINES = 60;
+
+export function fence(text: string, lang = ''): string {
+  // A fence longer than any backtick run in the text, so the text can never close it.
+  const longest = Math.max(2, ...[...text.matchAll(/`{3,}/g)].map((m) => m[0].length));
+  const f = '`'.repeat(longest + 1);
+  return `${f}${lang}\n${text}${text.endsWith('\n') || !text ? '' : '\n'}${f}`;
+}
+
+/**
+ * How many masked values a partial rendering shows: markers added per line, over the lines
+ * shown (`all` when masking changed the line count, e.g. a secret spanning lines).
+ */
+export function maskedInSpans(original: string, masked: string, spans: [number, number][], all: number): number {
+  const before = original.split('\n');
+  const after = masked.split('\n');
+  if (before.length !== after.length) return all;
+  const markers = (line: string) => line.split(REDACTED).length - 1;
+  let n = 0;
+  for (const [a, b] of spans) for (let i = a - 1; i < b && i < after.length; i++) n += markers(after[i]) - markers(before[i]);
+  return n;
+}
+
+export function langOf(rel: string): string {
+  const ext = path.extname(rel).slice(1).toLowerCase();
+  return /^[a-z0-9+#]{1,10}$/.test(ext) ? ext : '';
+}
+
+/** The longest prefix of `text` (whole lines) within `tokens`. */
+export function cutToTokens(text: string, tokens: number): string {
+  if (countTokens(text) <= tokens) return text;
+  const lines = text.split('\n');
+  let lo = 0;
+  let hi = lines.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (countTokens(lines.slice(0, mid).join('\n')) <= tokens) lo = mid;
+    else hi = mid - 1;
+  }
+  return lines.slice(0, lo).join('\n') + '\n…';
+}
+
+/** `path:line` references in failure output, by path: the lines to show around. */
+export function anchorLines(text: string): Map<string, Pick<RankedDef, 'line' | 'endLine'>[]> {
+  const out = new Map<string, Pick<RankedDef, 'line' | 'endLine'>[]>();
+  for (const m of text.matchAll(/([\w./-]+\.[A-Za-z0-9]+)(?:", line |:)(\d+)/g)) {
+    const rel = m[1].replace(/^\.\//, '');
+    const line = Number(m[2]);
+    out.set(rel, [...(out.get(rel) ?? []), { line, endLine: line }]);
+  }
+  return out;
+}
+
+/**
+ * A large file as spans: its first lines, then a window around each anchor (a definition or a
+ * failing line), merged, numbered and marked partial; as many as fit in `tokens`.
+ */
+export function renderSpans(
+  rel: string,
+  text: string,
+  anchors: Pick<RankedDef, 'line' | 'endLine'>[],
+  tokens: number,
+): { text: string; spans: [number, number][] } | undefined {
+  const lines = text.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const n = lines.length;
+  const wanted: [number, number][] = [[1, Math.min(n, 8)]];
+  for (const a of anchors) {
+    const start = Math.max(1, a.line - (a.endLine > a.line ? 2 : 12));
+    const end = Math.min(n, a.endLine > a.line ? Math.min(a.endLine + 1, start + SPAN_LINES - 1) : a.line + 12);
+    wanted.push([start, end]);
+  }
+  const spans: [number, number][] = [];
+  const render = (list: [number, number][]) => {
+    const merged = mergeSpans(list);
+    const header = `### ${rel} (partial: ${n} lines; shown: ${merged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}; use SEARCH/REPLACE for it, or READ to see more)`;
+    const body = merged.map(([a, b]) => `@@ lines ${a}-${b} @@\n${lines.slice(a - 1, b).join('\n')}`).join('\n⋮\n');
+    return `${header}\n${fence(`${body}\n`, langOf(rel))}`;
+  };
+  for (const span of wanted) {
+    if (countTokens(render([...spans, span])) > tokens) continue;
+    spans.push(span);
+  }
+  return spans.length ? { text: render(spans), spans: mergeSpans(spans) } : undefined;
+}
+
+function mergeSpans(list: [number, number][]): [number, number][] {
+  const sorted = [...list].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [a, b] of sorted) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1] + 2) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}

@@ -1,0 +1,134 @@
+// Finding the sandbox at worker start: a working bwrap (WEAVER_SANDBOX=required, auto or off),
+// the uids a root worker hands out, a cgroup it can make, and whether slirp4netns can give a
+// command its own network.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { sandboxEnvAllowlist, sandboxMaxLimits, sandboxUids, type SandboxMode } from '../../config';
+import type { SandboxPolicy } from '../../domain/schema';
+import { dropPrivileges, NAMESPACES } from './argv';
+import { detectCgroup } from './limits';
+import { attachNetwork, Control } from './network';
+import { NETWORK_ORDER } from './policy';
+import type { SandboxSetting } from './setting';
+import { makeTraversable } from './uids';
+
+const run = promisify(execFile);
+
+export interface DetectOptions {
+  mode: SandboxMode;
+  /** Worker paths to hide: workspace root, artifact store, the worker's own directory. */
+  hide: string[];
+  readOnly?: string[];
+  /**
+   * Env: WEAVER_BWRAP, WEAVER_SLIRP4NETNS, WEAVER_SANDBOX_NETWORK, WEAVER_SANDBOX_UID(_RANGE),
+   * WEAVER_SANDBOX_MAX_LIMITS, WEAVER_SANDBOX_ENV, WEAVER_DEV, WEAVER_CGROUP_PARENT, PATH.
+   */
+  env?: NodeJS.ProcessEnv;
+}
+
+export const INSTALL_HINT =
+  'install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora/RHEL: dnf install bubblewrap; Alpine: apk add bubblewrap)';
+export const SLIRP_INSTALL_HINT =
+  'install slirp4netns (Debian/Ubuntu: apt-get install slirp4netns; Fedora/RHEL: dnf install slirp4netns; Alpine: apk add slirp4netns)';
+
+/**
+ * Finds and tries bwrap. `required` without a working one throws, naming the fix; `auto` falls
+ * back to no sandbox with a warning; `off` never sandboxes.
+ */
+export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting> {
+  const env = opts.env ?? process.env;
+  const maxNetwork = (env.WEAVER_SANDBOX_NETWORK || 'setup') as SandboxPolicy['network'];
+  if (!NETWORK_ORDER.includes(maxNetwork)) throw new Error(`WEAVER_SANDBOX_NETWORK must be one of ${NETWORK_ORDER.join(', ')}, got "${maxNetwork}"`);
+  const base = {
+    maxNetwork,
+    mode: opts.mode,
+    hide: opts.hide.map((p) => path.resolve(p)),
+    readOnly: (opts.readOnly ?? []).map((p) => path.resolve(p)),
+    maxLimits: sandboxMaxLimits(env),
+    envAllow: sandboxEnvAllowlist(env),
+  };
+  const unconfined = (why: string): SandboxSetting => ({
+    ...base,
+    kind: 'none',
+    warning: `commands ran without a sandbox (${why}): repository code could read and change anything the worker can`,
+  });
+  if (opts.mode === 'off') return unconfined('WEAVER_SANDBOX=off');
+  const problem = (why: string): SandboxSetting => {
+    if (opts.mode === 'required') {
+      throw new Error(
+        `WEAVER_SANDBOX=required, but ${why}. Fix: ${INSTALL_HINT}; in a container, run the worker with user namespaces allowed ` +
+          `(see README "Sandbox"). On a development machine WEAVER_SANDBOX=auto runs unconfined instead.`,
+      );
+    }
+    return unconfined(why);
+  };
+  if (process.platform !== 'linux') return problem(`bubblewrap needs Linux (this is ${process.platform})`);
+  const bwrap = env.WEAVER_BWRAP || findOnPath('bwrap', env.PATH);
+  if (!bwrap || !existsSync(bwrap)) return problem(`bwrap is not installed${env.WEAVER_BWRAP ? ` (WEAVER_BWRAP=${env.WEAVER_BWRAP} does not exist)` : ''}`);
+  const uids = process.getuid?.() === 0 ? sandboxUids(env) : undefined;
+  const runAs = uids?.first;
+  let version: string;
+  try {
+    version = (await run(bwrap, ['--version'])).stdout.trim();
+    const probe = [...dropPrivileges(runAs), bwrap, ...NAMESPACES, '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', '/bin/true'];
+    await run(probe[0], probe.slice(1), { timeout: 10_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    return problem(`bwrap cannot make a sandbox here: ${(e.stderr || e.message).trim().split('\n').pop()}`);
+  }
+  // The sandbox's uid must reach the read-only toolchains it is promised (e.g. /root/.pyenv).
+  if (runAs !== undefined) for (const p of base.readOnly) if (existsSync(p)) await makeTraversable(p);
+  const setting: SandboxSetting = { ...base, kind: 'bubblewrap', bwrap, version, runAs, uids, cgroup: await detectCgroup(env) };
+  if (maxNetwork === 'none') return setting;
+  // Network without slirp4netns is the worker's own: 127.0.0.1 (Temporal) and all.
+  const slirp = env.WEAVER_SLIRP4NETNS || findOnPath('slirp4netns', env.PATH);
+  // A container's /dev lacks the tun device slirp4netns opens; Docker's default device rules allow making it.
+  if (slirp && runAs !== undefined && !existsSync('/dev/net/tun')) {
+    await run('sh', ['-c', 'mkdir -p /dev/net && mknod -m 600 /dev/net/tun c 10 200']).catch(() => undefined);
+  }
+  const installed = !!slirp && existsSync(slirp);
+  const why = !installed
+    ? `slirp4netns is not installed${env.WEAVER_SLIRP4NETNS ? ` (WEAVER_SLIRP4NETNS=${env.WEAVER_SLIRP4NETNS} does not exist)` : ''}`
+    : await probeNetwork(bwrap, runAs, slirp);
+  if (!why) return { ...setting, slirp4netns: slirp };
+  if (opts.mode === 'required') {
+    // Not root: bwrap's network namespace belongs to a user namespace no process stays in, so slirp4netns cannot join it.
+    const fix = !installed ? SLIRP_INSTALL_HINT : runAs === undefined ? 'run the worker as root (slirp4netns joins the sandbox\'s network namespace from outside)' : 'see README "The sandbox"';
+    throw new Error(
+      `WEAVER_SANDBOX=required, but ${why}: a command given network (WEAVER_SANDBOX_NETWORK=${maxNetwork}) would share the worker's, ` +
+        `127.0.0.1 included. Fix: ${fix}; or WEAVER_SANDBOX_NETWORK=none (no command gets network).`,
+    );
+  }
+  return { ...setting, networkWarning: `commands given network share the worker's own (${why}): they can reach services on its 127.0.0.1` };
+}
+
+/** Whether slirp4netns can give a bwrap sandbox its network here; the reason when not. */
+async function probeNetwork(bwrap: string, runAs: number | undefined, slirp: string): Promise<string | undefined> {
+  const ctl = await Control.create(os.tmpdir(), true);
+  const net = attachNetwork(ctl, slirp, () => ctl.killSandbox());
+  try {
+    // tap0 must be up inside, or the probe fails.
+    const argv = [...dropPrivileges(runAs), bwrap, ...NAMESPACES, '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', ...ctl.bwrapArgs, '--', '/bin/sh', '-c', 'grep -q tap0 /proc/net/dev'];
+    const failed = await run('/bin/sh', ['-c', `exec "$@" ${ctl.redirections}`, 'weaver-probe', ...argv], { timeout: 20_000 }).then(
+      () => undefined,
+      (err: { stderr?: string; message: string }) => (err.stderr || err.message).trim().split('\n').pop() || 'no tap0 in the sandbox',
+    );
+    // After the sandbox is done: it waited for slirp4netns, or was killed when that failed.
+    const error = await net.stop();
+    return error ? `slirp4netns does not work here: ${error}` : failed && `bwrap with slirp4netns failed: ${failed}`;
+  } finally {
+    await net.stop();
+    await ctl.close();
+  }
+}
+
+function findOnPath(name: string, PATH = ''): string | undefined {
+  for (const dir of PATH.split(':').filter(Boolean)) {
+    const p = path.join(dir, name);
+    if (existsSync(p)) return p;
+  }
+  return ['/usr/bin', '/usr/local/bin', '/bin'].map((d) => path.join(d, name)).find((p) => existsSync(p));
+}

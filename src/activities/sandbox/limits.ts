@@ -1,0 +1,226 @@
+// Limits beyond the rlimits: a cgroup per command (memory, processes; v1 as root, or a
+// delegated v2 parent) that also tells an OOM kill apart, the workspace's disk growth watched
+// with `du`, and which limit ended or hampered a command, in words.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { SandboxLimits, SandboxPolicy } from '../../domain/schema';
+import type { RunCommandResult } from '../commands';
+import { sleep } from '../processGroups';
+import type { CgroupSupport } from './setting';
+
+const run = promisify(execFile);
+
+export const MIB = 1024 * 1024;
+
+/** Our own cgroup in the v1 hierarchy of `controller` (`4:memory:/a/b` in /proc/self/cgroup). */
+function ownV1Path(controller: string): string | undefined {
+  try {
+    for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+      const [, controllers, p] = line.split(':');
+      if (controllers?.split(',').includes(controller)) return p;
+    }
+  } catch {
+    // not Linux, or no /proc
+  }
+  return undefined;
+}
+
+async function writable(dir: string): Promise<boolean> {
+  const probe = path.join(dir, `weaver-probe-${process.pid}-${randomUUID().slice(0, 8)}`);
+  try {
+    await mkdir(probe);
+    await rmdir(probe);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function detectCgroup(env: NodeJS.ProcessEnv): Promise<CgroupSupport | undefined> {
+  if (env.WEAVER_CGROUP_PARENT) {
+    const parent = path.resolve(env.WEAVER_CGROUP_PARENT);
+    const enabled = await readFile(path.join(parent, 'cgroup.subtree_control'), 'utf8').catch(() => '');
+    if (!/\bmemory\b/.test(enabled) || !/\bpids\b/.test(enabled) || !(await writable(parent))) {
+      throw new Error(`WEAVER_CGROUP_PARENT=${parent} must be a writable cgroup v2 directory with "memory pids" in its cgroup.subtree_control`);
+    }
+    return { version: 2, parent };
+  }
+  const v1: { version: 1; memory?: string; pids?: string } = { version: 1 };
+  for (const controller of ['memory', 'pids'] as const) {
+    const own = ownV1Path(controller);
+    const dir = own === undefined ? undefined : path.join('/sys/fs/cgroup', controller, own);
+    if (dir && existsSync(path.join(dir, 'cgroup.procs')) && (await writable(dir))) v1[controller] = dir;
+  }
+  return v1.memory || v1.pids ? v1 : undefined;
+}
+
+/**
+ * The workspace's growth during a command, measured with `du` about every second (less often
+ * when a walk is slow: at most a tenth of the time goes to it); over the limit, `kill`.
+ */
+export class DiskWatch {
+  /** Bytes the workspace had grown by when it was killed. */
+  killedAt?: number;
+  private stopped = false;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly base: number,
+    private readonly limit: number,
+    private readonly kill: () => Promise<void>,
+  ) {}
+
+  static async start(dir: string, limitMb: number, kill: () => Promise<void>): Promise<DiskWatch> {
+    const w = new DiskWatch(dir, (await diskUse(dir)).bytes, limitMb * MIB, kill);
+    void w.loop();
+    return w;
+  }
+
+  /** Bytes grown since the start. */
+  async measure(): Promise<number> {
+    return Math.max(0, (await diskUse(this.dir)).bytes - this.base);
+  }
+
+  private async loop(): Promise<void> {
+    let pause = 1000;
+    while (!this.stopped) {
+      await sleep(pause, { unref: true });
+      if (this.stopped) return;
+      const t = Date.now();
+      const grown = Math.max(0, (await diskUse(this.dir)).bytes - this.base);
+      pause = Math.max(1000, 10 * (Date.now() - t));
+      // Again at every tick: the sandbox may not have told its pid yet.
+      if (grown > this.limit || this.killedAt !== undefined) {
+        this.killedAt ??= grown;
+        await this.kill();
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+/** Allocated bytes under `dir` (sparse files count what they use), on its file system only. */
+async function diskUse(dir: string): Promise<{ bytes: number }> {
+  // du exits 1 when files vanish mid-walk; its total still stands.
+  const out = await run('du', ['-s', '-x', '-B1', dir], { maxBuffer: 1 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+  return { bytes: Number(/^(\d+)/.exec(out.stdout)?.[1] ?? 0) };
+}
+
+/** One command's cgroup(s): memory and process limits, and what was hit. */
+export class Cgroup {
+  private constructor(
+    private readonly dirs: { memory?: string; pids?: string },
+    private readonly v2: boolean,
+  ) {}
+
+  get limitsMemory(): boolean {
+    return !!this.dirs.memory;
+  }
+
+  get attachScript(): string {
+    return [...new Set(Object.values(this.dirs))].map((d) => `echo $$ > '${d}/cgroup.procs'`).join('; ');
+  }
+
+  static async create(support: CgroupSupport, limits: SandboxPolicy['limits']): Promise<Cgroup> {
+    const name = `weaver-${process.pid}-${randomUUID().slice(0, 8)}`;
+    const bytes = String(limits.memoryMb * 1024 * 1024);
+    if (support.version === 2) {
+      const dir = path.join(support.parent, name);
+      await mkdir(dir);
+      await writeFile(path.join(dir, 'memory.max'), bytes);
+      await writeFile(path.join(dir, 'memory.swap.max'), '0').catch(() => undefined);
+      await writeFile(path.join(dir, 'pids.max'), String(limits.processes));
+      return new Cgroup({ memory: dir, pids: dir }, true);
+    }
+    const dirs: { memory?: string; pids?: string } = {};
+    if (support.memory) {
+      dirs.memory = path.join(support.memory, name);
+      await mkdir(dirs.memory);
+      await writeFile(path.join(dirs.memory, 'memory.limit_in_bytes'), bytes);
+      await writeFile(path.join(dirs.memory, 'memory.memsw.limit_in_bytes'), bytes).catch(() => undefined);
+    }
+    if (support.pids) {
+      dirs.pids = path.join(support.pids, name);
+      await mkdir(dirs.pids);
+      await writeFile(path.join(dirs.pids, 'pids.max'), String(limits.processes));
+    }
+    return new Cgroup(dirs, false);
+  }
+
+  /** How many processes the kernel's OOM killer ended, and how many forks were refused. */
+  async counters(): Promise<{ oomKills: number; forksRefused: number }> {
+    const field = async (file: string | undefined, key: string) => {
+      if (!file) return 0;
+      const text = await readFile(file, 'utf8').catch(() => '');
+      return Number(new RegExp(`^${key} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    };
+    const { memory, pids } = this.dirs;
+    return {
+      oomKills: await field(memory && path.join(memory, this.v2 ? 'memory.events' : 'memory.oom_control'), 'oom_kill'),
+      forksRefused: await field(pids && path.join(pids, 'pids.events'), 'max'),
+    };
+  }
+
+  /** SIGKILL to every process in the cgroup(s). */
+  async killAll(): Promise<void> {
+    for (const dir of new Set(Object.values(this.dirs))) {
+      const procs = await readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const pid of procs.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
+  }
+
+  async remove(): Promise<void> {
+    for (const dir of new Set(Object.values(this.dirs))) {
+      // The PID namespace is gone with bwrap; its processes may take a moment to leave.
+      for (let i = 0; i < 50; i++) {
+        try {
+          await rmdir(dir);
+          break;
+        } catch {
+          await this.killAll();
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    }
+  }
+}
+
+const SIGXCPU = 24;
+const SIGXFSZ = 25;
+
+export function size(mb: number): string {
+  return mb >= 1024 && mb % 1024 === 0 ? `${mb / 1024} GiB` : `${mb} MiB`;
+}
+
+/** Which limit (if any) ended or hampered the command, in words for the result and the model. */
+export async function limitHit(r: RunCommandResult, limits: SandboxLimits, cgroup: Cgroup | undefined, network: boolean, scratchMb: number): Promise<string | undefined> {
+  const sig = r.signal ?? (r.exitCode !== null && r.exitCode > 128 ? r.exitCode - 128 : undefined);
+  const is = (n: number, name: string) => sig === n || sig === name;
+  const counters = cgroup ? await cgroup.counters() : { oomKills: 0, forksRefused: 0 };
+  if (counters.oomKills > 0) return `killed: memory limit ${size(limits.memoryMb)} (${counters.oomKills} process(es) ended by the OOM killer)`;
+  if (is(SIGXFSZ, 'SIGXFSZ') || /File size limit exceeded/.test(r.tail)) return `killed: file size limit ${size(limits.fileSizeMb)}`;
+  if (is(SIGXCPU, 'SIGXCPU') || /CPU time limit exceeded/.test(r.tail)) return `killed: CPU time limit ${limits.cpuSec} s`;
+  if (counters.forksRefused > 0 || /Cannot fork|fork: retry|fork: Resource temporarily unavailable/i.test(r.tail)) {
+    return `process limit ${limits.processes} reached: new processes were refused`;
+  }
+  if (/Too many open files|EMFILE/.test(r.tail)) return `open files limit ${limits.openFiles} reached`;
+  if (/No space left on device|ENOSPC/.test(r.tail)) return `disk limit reached: no space left (the sandbox's /tmp holds ${size(scratchMb)}: sandbox.limits.diskMb, at most memoryMb)`;
+  if (/MemoryError|Cannot allocate memory|std::bad_alloc|heap out of memory|ENOMEM/.test(r.tail)) return `memory limit ${size(limits.memoryMb)} reached: an allocation was refused`;
+  if (!network && /ENETUNREACH|Network is unreachable|EAI_AGAIN|ENOTFOUND|Temporary failure in name resolution/.test(r.tail)) {
+    return 'no network in the sandbox (sandbox.network allows it for the setup command by default; "all" for every command)';
+  }
+  return undefined;
+}

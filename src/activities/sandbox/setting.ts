@@ -1,0 +1,80 @@
+// The sandbox a worker found at start (SandboxSetting), what one command asks of it, and the
+// setting in words for the banner, results and the progress query.
+import { SANDBOX_LIMIT_CAPS, type SandboxMode } from '../../config';
+import type { Command, SandboxLimits, SandboxPolicy } from '../../domain/schema';
+import type { RunCommandResult } from '../commands';
+/** What the worker found at start: which sandbox every workspace command runs in. */
+export interface SandboxSetting {
+  mode: SandboxMode;
+  /** `bubblewrap`, or `none` (WEAVER_SANDBOX=off, or auto without a working bwrap). */
+  kind: 'bubblewrap' | 'none';
+  /** Absolute path of bwrap, and its version (`bubblewrap 0.8.0`). */
+  bwrap?: string;
+  version?: string;
+  /** A root worker runs commands as unprivileged uids: the first (the start-up probe's)… */
+  runAs?: number;
+  /** …and the range each workspace gets its own from (WEAVER_SANDBOX_UID_RANGE). */
+  uids?: { first: number; last: number };
+  /** The most each of a task's limits gets (WEAVER_SANDBOX_MAX_LIMITS); absent: SANDBOX_LIMIT_CAPS. */
+  maxLimits?: SandboxLimits;
+  /** Names or globs a task's `sandbox.env` may pass (WEAVER_SANDBOX_ENV); absent (no worker setting): all it lists. */
+  envAllow?: string[];
+  /** slirp4netns: a command with network gets its own stack, without the worker's loopback. */
+  slirp4netns?: string;
+  /** Why a command with network shares the worker's own (auto, without a usable slirp4netns). */
+  networkWarning?: string;
+  cgroup?: CgroupSupport;
+  /** Paths no command may see (besides the defaults of hiddenPaths). */
+  hide: string[];
+  /** Host paths kept visible read-only even under a hidden one (toolchains under a home). */
+  readOnly: string[];
+  /** Said in every result when commands are not confined. */
+  warning?: string;
+  /** The most network a task may ask for (WEAVER_SANDBOX_NETWORK, default `setup`). */
+  maxNetwork?: SandboxPolicy['network'];
+}
+
+export type CgroupSupport = { version: 1; memory?: string; pids?: string } | { version: 2; parent: string };
+
+export interface SandboxRunRequest {
+  setting: SandboxSetting;
+  policy: SandboxPolicy;
+  phase: 'setup' | 'test';
+  /** The workspace: the only writable place (its .git read-only). */
+  dir: string;
+  command: Command;
+  /** The worker's env: only PATH, LANG/LC_*, TZ and the names the policy lists are passed. */
+  env: NodeJS.ProcessEnv;
+  /** Env var names never passed, whatever the policy says (provider keys). */
+  secretEnvNames?: string[];
+  /** A private home for the sandbox=none case (created). */
+  scratchHome: string;
+}
+
+export interface SandboxedCommand {
+  command: string[];
+  env: Record<string, string>;
+  /** After the command: which limit it hit (if one); the cgroup, network and watches gone. */
+  finish(r: RunCommandResult): Promise<string | undefined>;
+  /** When the command never ran: the same clean-up, nothing to report. */
+  dispose(): Promise<void>;
+}
+
+/** The sandbox in words, for the worker's banner, results and the progress query. */
+export function describeSandbox(s: SandboxSetting): string {
+  return s.kind === 'none' ? 'none' : (s.version ?? 'bubblewrap');
+}
+
+export function enforcementOf(s: SandboxSetting): string {
+  if (s.kind === 'none') return 'none';
+  return s.cgroup ? `cgroup v${s.cgroup.version} + rlimit` : 'rlimit';
+}
+
+/** The rest of the banner's sandbox line: uids, network, caps and env allowlist. */
+export function sandboxDetails(s: SandboxSetting): string {
+  if (s.kind === 'none') return '';
+  const uids = !s.uids ? '' : s.uids.first === s.uids.last ? `; commands run as uid ${s.uids.first}` : `; commands run as a uid per workspace in ${s.uids.first}-${s.uids.last}`;
+  const net = s.maxNetwork === 'none' ? 'none' : s.slirp4netns ? `${s.maxNetwork}, through slirp4netns (no host loopback)` : `${s.maxNetwork} — ${s.networkWarning}`;
+  const caps = Object.entries(s.maxLimits ?? SANDBOX_LIMIT_CAPS).map(([k, v]) => `${k}=${v}`).join(',');
+  return `${uids}; network: ${net}; limits at most ${caps}; sandbox.env allowed: ${s.envAllow === undefined ? 'any' : s.envAllow.join(',') || 'none'}`;
+}
