@@ -15,7 +15,7 @@ import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
 import type { ProviderRegistry } from './domain/registry';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
-import { aliveQueueOf } from './domain/liveness';
+import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 
@@ -112,10 +112,11 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
       ? { workerDeploymentOptions: { useWorkerVersioning: true, version: { deploymentName: c.deployment.name, buildId: c.deployment.buildId }, defaultVersioningBehavior: 'PINNED' as const } }
       : {}),
   });
-  // Workspace activities (suites of half an hour) report at the SDK's pace, 0.8 × their heartbeat
-  // timeout, unless WEAVER_HEARTBEAT_THROTTLE_MS says otherwise: each beat is a billable action
-  // on Temporal Cloud, and a dead worker is still noticed within the timeout.
-  const local = await Worker.create({ ...common, ...throttle(c.heartbeatThrottleMs), taskQueue: workspaceQueue, activities, maxConcurrentActivityTaskExecutions: c.maxWorkspaceActivities });
+  // Workspace activities (suites of half an hour) report every 0.4 × their heartbeat timeout (4 s),
+  // unless WEAVER_HEARTBEAT_THROTTLE_MS says otherwise: each beat is a billable action on Temporal
+  // Cloud (450 for a 30-min suite, not 1,800), and the SDK's 0.8 × would leave a loaded machine
+  // 2 s before a live worker is taken for dead.
+  const local = await Worker.create({ ...common, ...throttle(c.heartbeatThrottleMs ?? WORKSPACE_HEARTBEAT_TIMEOUT_SEC * 400), taskQueue: workspaceQueue, activities, maxConcurrentActivityTaskExecutions: c.maxWorkspaceActivities });
   // Never busy (its one activity returns at once): it answers "alive" while every workspace slot is taken.
   const alive = await Worker.create({ ...common, taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
   const workers = [main, local, alive];

@@ -7,6 +7,7 @@ import { simpleGit } from 'simple-git';
 import type { StaticStep } from '../scripts/demo/scriptedModelServer';
 import type { BatchResult, CodingTaskInput } from '../src/domain/schema';
 import { resultOf } from '../src/client';
+import { WeaverStatus } from '../src/domain/searchAttributes';
 import { useRig, type Rig } from './support/weaver';
 import { byTitle, fix, multiRepo as multiRepoIn, parentTask as parentTaskOf, sub, withParentTests } from './support/modules';
 
@@ -228,4 +229,6 @@ test('taskBatch: 5 tasks, concurrency 2, one failing → 4/5, results in input o
   expect(batch.aggregate).toMatchObject({ total: 5, successCount: 4, failureCount: 1, successRate: 0.8 });
   expect(batch.aggregate.usage.calls).toBe(5);
   expect(await maxOverlap(batch.results.map((r) => r.workflowId))).toBeLessThanOrEqual(2);
+  // The batch itself reads right in a WeaverStatus filter: 4 of 5 is partial.
+  expect((await handle.describe()).typedSearchAttributes.get(WeaverStatus)).toBe('partial');
 });

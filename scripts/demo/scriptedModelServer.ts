@@ -1,4 +1,7 @@
 /**
+ * Over 300 lines because it is one fixture: the OpenAI wire format (chat, streaming, errors,
+ * Retry-After, usage) and the scripting every test leans on belong together.
+ *
  * ScriptedModelServer: a local OpenAI-compatible HTTP server whose answers are
  * scripted in-process. The tests and the offline demo point the real `openai`
  * SDK at it (`baseURL: server.url`), so everything between Weaver's provider

@@ -308,9 +308,9 @@ export const WORKSPACE_ACTIVITIES = ['buildPrompt', 'applyChange', 'previewChang
 
 export type Activities = ReturnType<typeof createActivities>;
 
-/** Apply errors (closest lines included) travel through history and into the next prompt. */
 /** The setup command's time limit (installs can be slow; tests have their own, `limits.testTimeoutSec`). */
 const SETUP_TIMEOUT_SEC = 600;
+/** Apply errors (closest lines included) travel through history and into the next prompt. */
 const MAX_APPLY_ERRORS_CHARS = 12_000;
 const MAX_LINE_CHARS = 300;
 

@@ -4,6 +4,7 @@ import {
   ActivityFailure,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   TimeoutFailure,
   type ActivityFunction,
@@ -93,7 +94,8 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
       try {
         return await call();
       } catch (err) {
-        if (!queuedTooLong(err) || checks >= MAX_QUEUE_CHECKS) throw err;
+        // Runs started before the check went straight to a rebuild: they replay as they ran.
+        if (!queuedTooLong(err) || checks >= MAX_QUEUE_CHECKS || !patched('workspace-liveness-check')) throw err;
         let load: WorkerLoad;
         try {
           load = await alive.workspaceAlive();

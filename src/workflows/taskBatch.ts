@@ -1,11 +1,13 @@
 // taskBatch: independent codingTasks as children, bounded concurrency, fail-independent.
-import { ApplicationFailure, executeChild, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, upsertSearchAttributes, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { batchWithoutLegacyKeyNames } from '../domain/registry';
 import { stripTaskCredentials } from '../domain/repoUrl';
 import { emptyUsage, mergeUsage } from '../domain/usage';
 import { formatZodIssues, TaskBatchInputSchema, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
 import { resultRows, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
+import { WeaverStatus } from '../domain/searchAttributes';
+import { REFUSED } from '../domain/taskOutcome';
 import { childEnd, runBounded } from './children';
 import { codingTask } from './codingTask';
 import { batchProgressQuery } from './messages';
@@ -17,7 +19,11 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
   // Batches started before the provider registry named key env vars (apiKeyEnv) in their tasks:
   // they replay as they ran, the names dropped (their children take keys from the registry).
   const parsed = TaskBatchInputSchema.safeParse(patched('provider-registry') ? raw : batchWithoutLegacyKeyNames(raw));
+  // A batch carries a WeaverStatus too (a `WeaverStatus` filter finds refused and unfinished
+  // batches). Versioned: batches started before replay as they ran.
+  const statuses = patched('batch-weaver-status');
   if (!parsed.success) {
+    if (statuses) upsertSearchAttributes([{ key: WeaverStatus, value: REFUSED }]);
     throw ApplicationFailure.nonRetryable(`invalid batch input: ${formatZodIssues(parsed.error).join('; ')}`, 'InvalidTaskInput');
   }
   const { concurrency } = parsed.data;
@@ -30,6 +36,7 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
   let finished = 0;
   let successCount = 0;
   setHandler(batchProgressQuery, () => ({ workflowId, total: tasks.length, running, finished, successCount }));
+  if (statuses) upsertSearchAttributes([{ key: WeaverStatus, value: 'running' }]);
 
   const results = await runBounded(tasks.length, concurrency, async (i): Promise<CodingTaskResult> => {
     const id = `${workflowId}/${i + 1}-${slugify(tasks[i].task.title, 30)}`;
@@ -58,6 +65,7 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
     successRate: results.length ? successCount / results.length : 0,
     usage: mergeUsage(...results.map((r) => r.usage)),
   };
+  if (statuses) upsertSearchAttributes([{ key: WeaverStatus, value: successCount === results.length ? 'succeeded' : successCount ? 'partial' : 'failed' }]);
   return { results: resultRows(results, MAX_INLINE_RESULTS_BYTES), aggregate };
 }
 
