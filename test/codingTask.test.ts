@@ -234,6 +234,27 @@ test('requireApproval: commits, waits for a person, pushes only when approved', 
   expect(await branches()).not.toContain(no.branch);
 });
 
+test('consensus: a workspace lost while the answers are compared is rebuilt in place; the three paid answers are kept', async () => {
+  const repo = await rig.newRepo();
+  const id = `test-vote-rebuild-${Date.now()}`;
+  const { rm } = await import('node:fs/promises');
+  let calls = 0;
+  const step = async () => {
+    calls += 1;
+    // The first vote is in: the clone goes before any answer's files are compared.
+    if (calls === 1) await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true });
+    return answer(GOOD);
+  };
+  for (const m of ['v-1', 'v-2', 'v-3']) rig.model.setDefault(m, step);
+  const result = await rig.run(rig.task(repo, ['v-1', 'v-2', 'v-3'].map((m) => rig.provider(m)), { strategy: { mode: 'consensus' }, push: true }), id);
+  expect(result.status).toBe('succeeded');
+  expect(calls).toBe(3);
+  expect(result.attempts).toHaveLength(1);
+  expect(result.attempts[0].calls).toHaveLength(3);
+  expect(result.attempts[0].selection?.voteShare).toBe(1);
+  expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
+});
+
 test('a workspace lost while its commit awaits approval: the branch is restored from its bundle and pushed, nothing redone', async () => {
   const repo = await rig.newRepo();
   const id = `test-restore-${Date.now()}`;

@@ -66,7 +66,7 @@ describe('parseTaskInput', () => {
     expect(p.strategy?.mode).toBe('sequential');
     expect(p.push).toEqual({ remote: 'origin' });
     const r = parseTaskInput({ ...minimal, strategy: { mode: 'consensus', quorum: 2, retry: {} } });
-    expect(r.strategy?.retry).toEqual({ maxTries: 4, initialIntervalMs: 1000, maxIntervalMs: 60_000 });
+    expect(r.strategy?.retry).toEqual({ maxTries: 4, initialIntervalMs: 1000, maxIntervalMs: 60_000, maxWaitSec: 3600 });
   });
 
   it('accepts a string or an argv testCommand', () => {

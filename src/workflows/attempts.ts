@@ -35,11 +35,13 @@ export type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompo
  * A model that asks to see files gets them in a new prompt, up to MAX_FILE_ROUNDS times,
  * without consuming the attempt.
  */
-export async function ask(t: TaskRun, ws: WorkspaceHandle, record: AttemptRecord, reflection: Reflection, planOnly = false): Promise<{ answer: StrategyOutcome; shown: Shown }> {
+export async function ask(t: TaskRun, record: AttemptRecord, reflection: Reflection, planOnly = false): Promise<{ answer: StrategyOutcome; shown: Shown }> {
   const requested: string[] = [];
   let shown: Shown = {};
   for (let round = 0; ; round++) {
-    const built = await t.acts(ws).buildPrompt({
+    // The workspace is still at the branch head here: a lost one is rebuilt and the prompt built
+    // again, keeping the rounds (and answers) already paid for.
+    const built = await t.onWorkspace((ws) => t.acts(ws).buildPrompt({
       workspace: ws,
       task: t.input.task,
       attempt: t.attempt,
@@ -53,7 +55,7 @@ export async function ask(t: TaskRun, ws: WorkspaceHandle, record: AttemptRecord
       secretEnvNames: t.secretEnvNames(),
       // A child's own naming never unlocks secret files (its task came from a model): only the root's.
       namedSecretFiles: t.input.inherited?.namedSecretFiles,
-    });
+    }));
     // The answer comes from this round's prompt: only what it showed whole may be rewritten whole.
     shown = built.shown ?? {};
     record.artifacts.push(built.prompt);
@@ -77,7 +79,7 @@ export async function ask(t: TaskRun, ws: WorkspaceHandle, record: AttemptRecord
       warnings: t.warnings,
       resultDigest: compareFiles
         ? async (r) =>
-            (await t.acts(ws).previewChanges({ workspace: ws, changes: [r.change!], shown, allowTestChanges: t.input.task.allowTestChanges }))[0] ??
+            (await t.onWorkspace((ws) => t.acts(ws).previewChanges({ workspace: ws, changes: [r.change!], shown, allowTestChanges: t.input.task.allowTestChanges })))[0] ??
             undefined
         : undefined,
     });
@@ -102,11 +104,10 @@ function comparesResultingFiles(t: TaskRun): boolean {
 
 /** Asks the model for subtasks only (decomposition "always", or after failures as in ADaPT). */
 export async function plan(t: TaskRun, feedback: string | undefined, why: string): Promise<Step> {
-  const ws = t.ws!;
   t.attempt += 1;
   t.enter('decomposing');
   const record: AttemptRecord = { attempt: t.attempt, calls: [], outcome: 'plan', decision: { action: 'fail', why: '' }, artifacts: [] };
-  const { answer } = await ask(t, ws, record, { feedback }, true);
+  const { answer } = await ask(t, record, { feedback }, true);
   t.attempts.push(record);
   if (answer.kind === 'answer' && answer.result.outcome === 'subtasks' && answer.result.subtasks?.length) {
     record.outcome = 'subtasks_proposed';
@@ -117,7 +118,7 @@ export async function plan(t: TaskRun, feedback: string | undefined, why: string
   const got =
     answer.kind === 'answer' ? `an answer of kind ${answer.result.outcome}` : answer.kind === 'failed' ? `${answer.family}: ${answer.message}` : answer.detail;
   record.decision = t.lastDecision = { action: answer.kind === 'budget' ? 'budget_exceeded' : 'fail', why: `${why}; asked for subtasks but got ${got}` };
-  return { kind: 'done', result: await t.finish(answer.kind === 'budget' ? 'budget_exceeded' : 'failed', record.decision.why, { workspace: ws.dir }) };
+  return { kind: 'done', result: await t.finish(answer.kind === 'budget' ? 'budget_exceeded' : 'failed', record.decision.why, { workspace: t.ws!.dir }) };
 }
 
 export async function attemptLoop(t: TaskRun): Promise<Step> {
@@ -142,7 +143,9 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
     try {
       if (!answered) {
         t.enter('generating');
-        const { answer, shown } = await ask(t, ws, record, reflection);
+        const { answer, shown } = await ask(t, record, reflection);
+        // A workspace lost while the prompt was built or answers compared was rebuilt in place.
+        ws = t.ws!;
         answered = { answer, shown, record };
       }
       const { answer, shown } = answered;

@@ -1,6 +1,8 @@
 // One codingTask run's state and the steps every concern shares: the phase, the workspace
 // (prepare, roll back, rebuild), the providers resolved at start, and the result (finish).
 // The concerns — attempts.ts, commit.ts, decomposition.ts — are functions over a TaskRun.
+// Over 300 lines because the state and every step that writes it are kept in one class: the
+// concern files only read it and call these steps.
 import { ActivityFailure, ApplicationFailure, log, patched, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
@@ -203,10 +205,6 @@ export class TaskRun {
     for (const note of r.notes) this.warn(note);
   }
 
-  /**
-   * A fresh workspace. `rebuild`: the last one's worker is gone — branch from the same base
-   * commit (and, after a commit, restore the branch from its bundle) so nothing done is redone.
-   */
   /** The run's settings from the worker, before anything is decided by them. */
   private adopt(settings: TaskSettings): void {
     this.settings = settings;
@@ -217,6 +215,10 @@ export class TaskRun {
     this.tokenBudget = promptBudget(settings.providers);
   }
 
+  /**
+   * A fresh workspace. `rebuild`: the last one's worker is gone — branch from the same base
+   * commit (and, after a commit, restore the branch from its bundle) so nothing done is redone.
+   */
   async prepare(rebuild?: { restore?: ArtifactRef }): Promise<WorkspaceHandle> {
     this.enter('preparing');
     const baseCommit = rebuild ? this.ws?.baseCommit : undefined;
@@ -240,6 +242,36 @@ export class TaskRun {
     }
     return this.ws;
   }
+
+  /**
+   * A step on the workspace at its branch head (nothing applied): if the workspace is lost, it is
+   * rebuilt from the same base and the step run again there — answers already paid for are kept.
+   */
+  async onWorkspace<R>(step: (ws: WorkspaceHandle) => Promise<R>): Promise<R> {
+    for (let rebuilds = 0; ; rebuilds++) {
+      // Never on a clone being rebuilt (the new one is made where the lost one was).
+      if (this.rebuilding) await this.rebuilding;
+      const used = this.ws!;
+      try {
+        return await step(used);
+      } catch (err) {
+        // Runs started before failed the attempt up to the attempt loop (and asked again).
+        if (!isWorkspaceLost(err) || rebuilds >= 3 || !patched('rebuild-in-ask')) throw err;
+        // Steps run side by side (each answer's files compared as it arrives): one rebuild for all.
+        if (this.ws === used && !this.rebuilding) {
+          log.warn('workspace lost before the change applied; rebuilding in place', { rebuilds: rebuilds + 1 });
+          const phase = this.phase;
+          this.rebuilding = this.prepare({}).then((ws) => {
+            this.enter(phase);
+            return ws;
+          });
+          this.rebuilding.finally(() => (this.rebuilding = undefined)).catch(() => undefined);
+        }
+        if (this.rebuilding) await this.rebuilding;
+      }
+    }
+  }
+  private rebuilding?: Promise<WorkspaceHandle>;
 
   /** Back to the branch head; if the workspace's worker is gone, a fresh clone is the head. */
   async rollback(ws: WorkspaceHandle): Promise<WorkspaceHandle> {
@@ -285,12 +317,19 @@ export class TaskRun {
   }
 }
 
-/** The worker holding the workspace is gone (or the workspace with it): rebuild elsewhere. */
+/**
+ * The worker holding the workspace is gone (or the workspace with it): rebuild elsewhere. That
+ * includes a workspace activity whose worker went silent on every try (heartbeat timeouts until
+ * its retries ran out: a worker killed twice during one test run) — rebuilt, bounded by each
+ * caller's rebuild limit, instead of failing a task whose answer is paid for. Versioned: runs
+ * that failed that way before replay as they ran.
+ */
 export function isWorkspaceLost(err: unknown): boolean {
   if (!(err instanceof ActivityFailure)) return false;
   const c = err.cause;
   return (
     (c instanceof ApplicationFailure && c.type === 'WorkspaceLost') ||
-    (c instanceof TimeoutFailure && c.timeoutType === 'SCHEDULE_TO_START')
+    (c instanceof TimeoutFailure && c.timeoutType === 'SCHEDULE_TO_START') ||
+    (c instanceof TimeoutFailure && c.timeoutType === 'HEARTBEAT' && patched('rebuild-after-dead-worker'))
   );
 }
