@@ -94,6 +94,9 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     // answered meanwhile is delivered and booked), then cancel the rest — retried elsewhere.
     shutdownGraceTime: c.shutdownGraceMs,
     shutdownForceTime: c.shutdownForceMs,
+    // A workflow cached on a worker that died waits this long before another worker takes its
+    // next task (SDK default 10 s); the cost is an occasional replay when a worker is only busy.
+    stickyQueueScheduleToStartTimeout: 3000,
   };
   const throttle = (ms: number | undefined) => (ms ? { maxHeartbeatThrottleInterval: ms, defaultHeartbeatThrottleInterval: ms } : {});
   const main = await Worker.create({

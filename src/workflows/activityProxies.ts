@@ -49,7 +49,9 @@ export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>) {
 /** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */
 export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage'>>({
   startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '1 minute',
+  // A dead worker is noticed in seconds here too (the clone beats on a timer; the rest take
+  // milliseconds), not after a minute: measured by test/faults.test.ts.
+  heartbeatTimeout: `${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} seconds`,
   retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed', 'SetupFailed', 'InvalidBranch', 'ProviderNotAllowed'] },
 });
 
