@@ -253,7 +253,11 @@ export class TaskRun {
       if (this.rebuilding) await this.rebuilding;
       const used = this.ws!;
       try {
-        return await step(used);
+        const r = await step(used);
+        // It ran across a rebuild (the new clone is made where the lost one was): it may have
+        // read half a clone, so it runs again on the new one. Steps here only read.
+        if (this.ws !== used || this.rebuilding) continue;
+        return r;
       } catch (err) {
         // Runs started before failed the attempt up to the attempt loop (and asked again).
         if (!isWorkspaceLost(err) || rebuilds >= 3 || !patched('rebuild-in-ask')) throw err;
