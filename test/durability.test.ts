@@ -4,17 +4,18 @@
 // (the reservation), never as known tokens (design rules 4 and 5).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
-import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
+import type { ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
 import { wholeFile } from './support/answers';
+import { eventsOf } from './support/calls';
 
 const ROOT = path.resolve(__dirname, '..');
 const MODEL = 'crash-model';
@@ -110,14 +111,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   await closeTestConnections();
 });
-
-async function eventsOf(result: CodingTaskResult, artifactDir: string): Promise<CallEvent[]> {
-  const ref = result.artifacts.find((a) => a.kind === 'events');
-  if (!ref) return [];
-  const hex = ref.ref.slice('sha256:'.length);
-  const text = await readFile(path.join(artifactDir, 'sha256', hex.slice(0, 2), hex), 'utf8');
-  return text.trim().split('\n').map((l) => JSON.parse(l) as CallEvent);
-}
 
 test('a worker SIGKILLed mid provider call: the run completes elsewhere and the lost call is estimated spend', async () => {
   const tmp = await mkdtemp(path.join(tmpdir(), 'weaver-durability-'));

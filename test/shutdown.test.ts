@@ -11,7 +11,8 @@ import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { wholeFile } from './support/answers';
-import { activitiesOf, eventsOf, killStartedWorkers, processesWith, sleep, startWorkerProcess, waitUntil } from './support/processes';
+import { eventsOf } from './support/calls';
+import { activitiesOf, killStartedWorkers, processesWith, sleep, startWorkerProcess, waitUntil } from './support/processes';
 import { closeTestConnections, testAddress, testClient, uniqueQueue, workflowBundle } from './support/temporal';
 
 const MODEL = 'ops-model';

@@ -2,10 +2,8 @@
 // signals or kills -9 is the worker itself (the `tsx` binary would put a wrapper process in between).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { CallEvent, CodingTaskResult } from '../../src/domain/schema';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -79,15 +77,6 @@ export async function waitUntil(what: string, check: () => boolean | Promise<boo
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
-}
-
-/** The task's call events (one per provider request), from its events artifact. */
-export async function eventsOf(result: CodingTaskResult, artifactDir: string): Promise<CallEvent[]> {
-  const ref = result.artifacts.find((a) => a.kind === 'events');
-  if (!ref) return [];
-  const hex = ref.ref.slice('sha256:'.length);
-  const text = await readFile(path.join(artifactDir, 'sha256', hex.slice(0, 2), hex), 'utf8');
-  return text.trim().split('\n').map((l) => JSON.parse(l) as CallEvent);
 }
 
 export interface ActivityStart {
