@@ -2,7 +2,6 @@
 // group) while a provider call is on the wire. A replacement worker on the same queues takes
 // over; the run completes, and the call whose answer was lost is booked as ESTIMATED spend
 // (the reservation), never as known tokens (design rules 4 and 5).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,8 +15,8 @@ import { createWorkers } from '../src/worker';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
 import { wholeFile } from './support/answers';
 import { eventsOf } from './support/calls';
+import { startWorkerProcess, type WorkerProcess } from './support/processes';
 
-const ROOT = path.resolve(__dirname, '..');
 const MODEL = 'crash-model';
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 const USAGE = { prompt_tokens: 100, completion_tokens: 200 };
@@ -61,53 +60,19 @@ function killGroup(pgid: number): void {
   }
 }
 
-interface SpawnedWorker {
-  child: ChildProcess;
-  pgid: number;
-  output: () => string;
-}
+const spawned: WorkerProcess[] = [];
 
-/** `tsx src/worker.ts` in its own process group; resolves once it printed its banner. */
-async function spawnWorker(env: Record<string, string>): Promise<SpawnedWorker> {
-  const child = spawn(path.join(ROOT, 'node_modules', '.bin', 'tsx'), ['src/worker.ts'], {
-    cwd: ROOT,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  if (child.pid === undefined) throw new Error('could not spawn the worker');
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const w: SpawnedWorker = { child, pgid: child.pid, output: () => out };
+/** A worker process in its own process group (pid = pgid), killed whole after the tests. */
+async function spawnWorker(env: Record<string, string>): Promise<WorkerProcess> {
+  const w = await startWorkerProcess(env);
   spawned.push(w);
-  let onExit: ((code: number | null, signal: string | null) => void) | undefined;
-  let onData: (() => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`spawned worker printed no banner within 30 s:\n${out}`)), 30_000);
-      onData = () => {
-        if (out.includes('weaver worker:')) resolve();
-      };
-      onExit = (code, signal) => reject(new Error(`spawned worker exited early (${code ?? signal}):\n${out}`));
-      child.stdout!.on('data', onData);
-      child.once('exit', onExit);
-    });
-  } finally {
-    clearTimeout(timer);
-    if (onData) child.stdout!.off('data', onData);
-    if (onExit) child.off('exit', onExit);
-  }
   return w;
 }
-
-const spawned: SpawnedWorker[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 
 afterAll(async () => {
   // Whatever happened in the test, no spawned worker outlives it.
-  for (const w of spawned) killGroup(w.pgid);
+  for (const w of spawned) killGroup(w.pid);
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   await closeTestConnections();
 });
@@ -156,11 +121,11 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
 
   // 3. Kill the worker's whole process group while the call is in flight.
   await model.waitFor((m) => m.count(MODEL) === 1 && m.inFlightFor(MODEL) === 1, 30_000);
-  killGroup(doomed.pgid);
+  killGroup(doomed.pid);
   const killedAt = Date.now();
   await model.waitFor((m) => m.abortedCount(MODEL) === 1, 10_000); // the socket died with the process
-  for (let i = 0; i < 50 && liveMembers(doomed.pgid).length; i++) await sleep(100);
-  expect(liveMembers(doomed.pgid)).toEqual([]);
+  for (let i = 0; i < 50 && liveMembers(doomed.pid).length; i++) await sleep(100);
+  expect(liveMembers(doomed.pid)).toEqual([]);
 
   // 4. A replacement worker on the same queues, workspace root and artifact store.
   const replacement = await createWorkers({
@@ -215,5 +180,5 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
   expect(result.usage.byProvider[MODEL].estimatedCostUsd).toBeCloseTo(lost[0].estimatedCostUsd!, 9);
 
   // Nothing of the killed worker is left.
-  expect(liveMembers(doomed.pgid)).toEqual([]);
+  expect(liveMembers(doomed.pid)).toEqual([]);
 }, 120_000);

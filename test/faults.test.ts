@@ -444,15 +444,7 @@ test(
       WEAVER_LOG_LEVEL: 'WARN',
     });
     const everyWorker: WorkerProcess[] = [];
-    cleanups.push(async () => {
-      for (const w of everyWorker) {
-        try {
-          process.kill(-w.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
-    });
+    cleanups.push(async () => killGroups(everyWorker));
     let hostSeq = 0;
     const startHost = async (name: string, root: string): Promise<Host> => {
       await mkdir(root, { recursive: true });
@@ -854,15 +846,7 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
     WEAVER_LOG_LEVEL: 'WARN',
   };
   const workers: WorkerProcess[] = [];
-  cleanups.push(async () => {
-    for (const w of workers) {
-      try {
-        process.kill(-w.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  });
+  cleanups.push(async () => killGroups(workers));
   workers.push(await startWorkerProcess(env));
   const marker = `4.${Date.now() % 1_000_000}`; // a unique `sleep` argument
   const handle = await startCodingTask(
@@ -894,3 +878,14 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
   expect(result.attempts[0].notes?.join('\n')).toMatch(/applied again on a rebuilt workspace/);
   expect((await eventsOf(result, artifactDir)).map((e) => e.outcome)).toEqual(['ok']);
 }, 150_000);
+
+/** SIGKILLs each worker's whole process group (spawned detached: pid = pgid); gone ones are skipped. */
+function killGroups(workers: WorkerProcess[]): void {
+  for (const w of workers) {
+    try {
+      process.kill(-w.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
