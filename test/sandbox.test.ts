@@ -209,7 +209,9 @@ test('another task\'s workspace and the artifact store are not visible', async (
 });
 
 test('a fork bomb is stopped at the process limit and reported; the worker carries on', async () => {
-  const { r } = await attempt(`bash -c ':(){ :|:& };:; wait'`, { sandbox: { limits: { processes: 128 } } as CodingTaskInput['sandbox'], limits: { maxAttempts: 1, testTimeoutSec: 4 } });
+  // `sleep`, not `wait`: the bomb's first pipeline returns at once, so `wait` could end the
+  // command (and its PID namespace) before the bomb reached the limit.
+  const { r } = await attempt(`bash -c ':(){ :|:& };:; sleep 2'`, { sandbox: { limits: { processes: 128 } } as CodingTaskInput['sandbox'], limits: { maxAttempts: 1, testTimeoutSec: 4 } });
   expect(r.attempts[0].tests?.limit).toBe('process limit 128 reached: new processes were refused');
   // The worker is fine: the next task on it runs normally.
   const { r: next } = await attempt('node --test test/');
