@@ -357,6 +357,32 @@ export interface TestOutcome {
   limit?: string;
   /** What the command did that is refused whatever its exit code, e.g. changing `.git/config`. */
   violation?: string;
+  /** What the command's whole process tree used (wall time, CPU, peak memory). */
+  resources?: ResourceUsage;
+}
+
+/** Wall time, CPU time (user+sys) and peak memory of one command's whole process tree. */
+export interface ResourceUsage {
+  wallMs: number;
+  cpuMs?: number;
+  peakMemoryMb?: number;
+  /** How it was measured: `cgroup v2`, `cgroup v1` or `/proc sampling`. */
+  measuredBy: string;
+}
+
+/** The kinds of playbook step; `custom` is any other named step. */
+export type StepKind = 'setup' | 'format' | 'lint' | 'typecheck' | 'test' | 'build' | 'custom';
+
+/** One playbook step of an attempt: run (with its command's outcome) or skipped by its `when`. */
+export interface StepOutcome extends Partial<TestOutcome> {
+  /** The step's name (unique in its playbook; defaults to its kind). */
+  name: string;
+  kind: StepKind;
+  status: 'passed' | 'failed' | 'skipped';
+  /** What a failure does: retry-with-feedback, fail, warn or ignore. */
+  onFailure?: 'retry-with-feedback' | 'fail' | 'warn' | 'ignore';
+  /** For a skipped step: the `when` condition that was false. */
+  skippedBecause?: string;
 }
 
 /** One provider call, as recorded: one per HTTP request Weaver made. */
@@ -420,6 +446,8 @@ export interface AttemptRecord {
   /** What the applier noted, e.g. blocks skipped as already applied. */
   notes?: string[];
   tests?: TestOutcome;
+  /** Every playbook step of the attempt, in order, with its outcome, duration and log. */
+  steps?: StepOutcome[];
   decision: Decision;
   artifacts: ArtifactRef[];
 }
