@@ -3,6 +3,7 @@
 import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { config } from './config';
 import { unpricedBudgetError } from './domain/pricing';
+import { checkPlaybookText } from './domain/playbookText';
 import {
   parseBatchInput,
   parseTaskInput,
@@ -106,6 +107,7 @@ export async function resultOf<R = CodingTaskResult>(handle: Pick<WorkflowHandle
 export async function startCodingTask(input: CodingTaskInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle<typeof codingTask>> {
   // Credentials never start a workflow: they would be in its history, search attributes and memo.
   const parsed = withoutCredentials(parseTaskInput(input), opts);
+  refuseBadPlaybook(parsed);
   refuseUnpricedBudget(parsed);
   const client = opts.client ?? (await weaverClient());
   const workflowId = opts.workflowId ?? makeWorkflowId(parsed.task.title);
@@ -120,7 +122,7 @@ export async function startCodingTask(input: CodingTaskInput | unknown, opts: Cl
       staticDetails: [
         `**repo** ${parsed.repo}${parsed.baseBranch ? ` (${parsed.baseBranch})` : ''}`,
         `**providers** ${parsed.providers.map((p) => `${p.id} (${p.model ?? 'default model'})`).join(', ')} · strategy ${parsed.strategy?.mode ?? 'sequential'}`,
-        `**tests** ${parsed.testCommand ? (Array.isArray(parsed.testCommand) ? parsed.testCommand.join(' ') : parsed.testCommand) : 'none'}`,
+        `**checks** ${parsed.playbook ? 'the task\'s playbook' : parsed.testCommand ? (Array.isArray(parsed.testCommand) ? parsed.testCommand.join(' ') : parsed.testCommand) : 'the repository\'s playbook, or detected from its stack'}`,
       ].join('\n\n'),
       typedSearchAttributes: [
         { key: WeaverRepo, value: parsed.repo.slice(0, 200) },
@@ -137,8 +139,15 @@ export async function startCodingTask(input: CodingTaskInput | unknown, opts: Cl
   }
 }
 
+/** A playbook given as text is read here, so a bad one is refused before anything starts (line and field named). */
+function refuseBadPlaybook(input: { playbook?: unknown }, prefix = ''): void {
+  const problems = checkPlaybookText(input, `${prefix}playbook`);
+  if (problems.length) throw new TaskInputError(problems);
+}
+
 export async function startTaskBatch(input: TaskBatchInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle> {
   const batch = parseBatchInput(input);
+  batch.tasks.forEach((t, i) => refuseBadPlaybook(t, `tasks[${i}].`));
   batch.tasks.forEach((t, i) => refuseUnpricedBudget(t, `tasks[${i}].`));
   const parsed = { ...batch, tasks: batch.tasks.map((t, i) => withoutCredentials(t, opts, `tasks[${i}]: `)) };
   const client = opts.client ?? (await weaverClient());

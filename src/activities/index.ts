@@ -4,13 +4,19 @@
 // each a few lines: the list to read against the workflow's history.
 import { createHash } from 'node:crypto';
 import os from 'node:os';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { normaliseForComparison } from '../domain/matching';
 import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
-import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type SandboxPolicy } from '../domain/schema';
+import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type SandboxPolicy, type StepOutcome } from '../domain/schema';
 import { applyChangeSet, previewChangeSet } from './apply';
+import { readConfined } from './confinedPaths';
+import { detectForChange, resolvePlaybook } from './playbooks';
+import { introducedErrors } from './syntaxGate';
+import { commandText, type PlaybookStep } from '../domain/playbook';
+import { evaluateCondition, parseCondition } from '../domain/conditions';
 import { ArtifactStore } from './artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { CommandSlots } from './commandSlots';
@@ -33,6 +39,7 @@ import type {
   GenerateChangeResult,
   PrepareWorkspaceRequest,
   PreviewChangesRequest,
+  RunCheckRequest,
   Shown,
   RunTestsRequest,
   RunTestsResult,
@@ -83,7 +90,7 @@ export function createActivities(deps: ActivityDeps) {
    * redacted output stored whole as an artifact. A limit it hit and a change it made to `.git`
    * (undone here) come back with the result.
    */
-  async function runInWorkspace(kind: string, phase: 'setup' | 'test', command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy) {
+  async function runInWorkspace(kind: string, phase: 'setup' | 'test', command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy, stepName?: string) {
     const ctx = Context.current();
     const note = noteFor(ctx);
     // Its turn first (WEAVER_MAX_COMMANDS): a suite waiting here still heartbeats, and says why.
@@ -97,7 +104,7 @@ export function createActivities(deps: ActivityDeps) {
       throw new CancelledFailure(`${phase} command cancelled while waiting for its turn`);
     }
     try {
-      note(`running the ${phase} command`);
+      note(stepName ? `running the ${stepName} step` : `running the ${phase} command`);
       return await runBoxed(kind, phase, command, cwd, timeoutSec, secretEnvNames, policy);
     } finally {
       release();
@@ -149,6 +156,7 @@ export function createActivities(deps: ActivityDeps) {
     const ctx = Context.current();
     const restore = req.restoreBundle ? store.pathOf(req.restoreBundle.ref) : undefined;
     const handle = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal, restore });
+    if (req.checks) return finishPrepare(req, { ...handle, ...(await setUp(req, handle.dir)) });
     if (req.setupCommand) {
       const { r, log, limit, violation } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
       if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
@@ -161,10 +169,67 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
     }
+    return finishPrepare(req, handle);
+  }
+
+  function finishPrepare(req: PrepareWorkspaceRequest, handle: WorkspaceHandle): WorkspaceHandle {
     // The worker's own patience for its queue travels with the handle (the workflow cannot read env).
     // What the worker changed in the task's policy (caps, env names, shared network), once per workspace.
     const changed = sandboxNotes(sandbox, req.sandbox ?? SandboxPolicySchema.parse({}));
     return { ...handle, sandbox: describeSandbox(sandbox), sandboxEnforcement: enforcementOf(sandbox), ...(changed.length ? { sandboxNotes: changed } : {}), ...(deps.queueCheckSec ? { queueCheckSec: deps.queueCheckSec } : {}) };
+  }
+
+  /**
+   * The workspace's playbook (the task's, the repository's, the shorthand, or detected) and its
+   * setup steps, run once here in order. A failed setup step fails the preparation (as the
+   * setup command did) unless the step says `warn` or `ignore`.
+   */
+  async function setUp(req: PrepareWorkspaceRequest, dir: string): Promise<Pick<WorkspaceHandle, 'playbook' | 'setupSteps'>> {
+    const playbook = resolvePlaybook(dir, req.checks!);
+    const setupSteps: StepOutcome[] = [];
+    for (const step of playbook.steps.filter((s) => s.kind === 'setup')) {
+      const ctx = { changed: [], attempt: 0, stack: playbook.stack ?? '', labels: req.checks!.labels ?? [], steps: {} };
+      if (step.when && !evaluateCondition(parseCondition(step.when), ctx)) {
+        setupSteps.push({ name: step.name, kind: step.kind, status: 'skipped', skippedBecause: `when: ${step.when}` });
+        continue;
+      }
+      const out = await runStep(step, dir, step.timeoutSec ?? SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
+      setupSteps.push(out);
+      if (out.status === 'failed' && (step.onFailure === 'retry-with-feedback' || step.onFailure === 'fail')) {
+        const why = out.violation ?? out.limit ?? (out.timedOut ? 'timed out' : `exited with ${out.exitCode}`);
+        throw ApplicationFailure.create({
+          type: 'SetupFailed',
+          nonRetryable: !!out.violation,
+          message: `setup step "${step.name}" (${commandText(step.run)}) ${why} (log ${out.log?.ref}):\n${(out.tail ?? '').slice(-1500)}`,
+        });
+      }
+    }
+    return { playbook, setupSteps };
+  }
+
+  /** One playbook step in the sandbox: its network, its limits, its folder; the outcome with its log. */
+  async function runStep(step: PlaybookStep, dir: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy): Promise<StepOutcome> {
+    const base = policy ?? SandboxPolicySchema.parse({});
+    const stepPolicy = step.limits ? { ...base, limits: { ...base.limits, ...step.limits } } : base;
+    const cwd = step.cwd ? await stepDir(dir, step.cwd) : dir;
+    const { r, log, limit, violation } = await runInWorkspace(`${step.kind}-log`, step.network ? 'setup' : 'test', step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
+    if (r.cancelled) throw new CancelledFailure(`${step.name} step cancelled; process group killed`);
+    const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`].filter(Boolean).join('\n');
+    const passed = r.exitCode === 0 && !r.timedOut && !violation && !limit;
+    return {
+      name: step.name,
+      kind: step.kind,
+      status: passed ? 'passed' : 'failed',
+      onFailure: step.onFailure,
+      passed,
+      exitCode: r.exitCode,
+      timedOut: r.timedOut,
+      durationMs: r.durationMs,
+      tail: redact(notes ? `${notes}\n${r.tail}` : r.tail, secrets(secretEnvNames)),
+      log,
+      ...(limit ? { limit } : {}),
+      ...(violation ? { violation } : {}),
+    };
   }
 
   const activities = {
@@ -204,6 +269,8 @@ export function createActivities(deps: ActivityDeps) {
     async applyChange(req: ApplyChangeRequest): Promise<ApplyChangeResult> {
       ws.openWorkspace(req.workspace);
       const { change, shown } = fromLegacy(await store.readJson<ChangeSet | LegacyChangeSet>(req.change), req.shown);
+      // The files as they were, for the syntax gate: an error that was there before is not the change's.
+      const before = req.checks ? await contentsOf(req.workspace.dir, change.files.map((f) => f.path)) : undefined;
       const r = await applyChangeSet(req.workspace.dir, change, { shown, allowTestChanges: req.allowTestChanges });
       // Feedback for the model and the history: bounded whatever the file's lines look like, and
       // masked as the prompt masks them (the closest lines quote the file).
@@ -211,7 +278,14 @@ export function createActivities(deps: ActivityDeps) {
       const masked = (lines: string[]) => lines.map((l) => redactCounted(l, values, { code: true }).text);
       const bounded = { ...r, errors: boundLines(masked(r.errors), MAX_APPLY_ERRORS_CHARS), notes: boundLines(masked(r.notes), 2_000) };
       if (!r.applied) return bounded;
-      return { ...bounded, diff: await ws.diffWorkspace(store, req.workspace) };
+      const diff = await ws.diffWorkspace(store, req.workspace);
+      if (!req.checks || !before) return { ...bounded, diff };
+      const after = await contentsOf(req.workspace.dir, r.files);
+      const syntaxErrors = await introducedErrors(
+        r.files.filter((f) => after.has(f)).map((f) => ({ path: f, before: before.get(f) ?? null, after: after.get(f) ?? null })),
+      );
+      const playbook = detectForChange(req.workspace.dir, req.checks.playbook, r.files);
+      return { ...bounded, diff, ...(syntaxErrors.length ? { syntaxErrors: syntaxErrors.slice(0, 10) } : {}), ...(playbook ? { playbook } : {}) };
     },
 
     /**
@@ -260,6 +334,12 @@ export function createActivities(deps: ActivityDeps) {
       };
     },
 
+    /** One playbook step (lint, typecheck, test, build, …) in the sandbox; its whole log becomes an artifact. */
+    async runCheck(req: RunCheckRequest): Promise<StepOutcome> {
+      ws.openWorkspace(req.workspace);
+      return runStep(req.step, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+    },
+
     async rollbackWorkspace(workspace: WorkspaceHandle): Promise<void> {
       await ws.rollbackWorkspace(workspace);
     },
@@ -304,7 +384,7 @@ export function createActivities(deps: ActivityDeps) {
  * The activities the workflow sends to a workspace queue (workflows/activityProxies.ts
  * onWorkspace): each one heartbeats, so a dead worker is noticed within its heartbeat timeout.
  */
-export const WORKSPACE_ACTIVITIES = ['buildPrompt', 'applyChange', 'previewChanges', 'rollbackWorkspace', 'commitAndPush', 'releaseWorkspace', 'mergeBranches', 'runTests'] as const;
+export const WORKSPACE_ACTIVITIES = ['buildPrompt', 'applyChange', 'previewChanges', 'rollbackWorkspace', 'commitAndPush', 'releaseWorkspace', 'mergeBranches', 'runTests', 'runCheck'] as const;
 
 export type Activities = ReturnType<typeof createActivities>;
 
@@ -345,4 +425,30 @@ function fromLegacy(change: ChangeSet | LegacyChangeSet, shown?: Shown): { chang
   if (!legacy) return { change: change as ChangeSet, shown };
   const files = (change as LegacyChangeSet).files.map((f) => (f.action === 'delete' ? f : { path: f.path, action: 'write' as const, content: f.content }));
   return { change: { summary: change.summary, files }, shown: Object.fromEntries(files.map((f) => [f.path, 'whole' as const])) };
+}
+
+/**
+ * Each path's text as it is now (absent from the map: not there, or not readable as text — not
+ * gated). Read confined to the workspace, like the applier.
+ */
+async function contentsOf(dir: string, paths: string[]): Promise<Map<string, string | null>> {
+  const out = new Map<string, string | null>();
+  for (const p of new Set(paths)) {
+    const r = await readConfined(dir, p, MAX_GATED_BYTES);
+    if (r.ok) out.set(p, r.text);
+    else if (r.reason === 'does not exist yet') out.set(p, null);
+  }
+  return out;
+}
+const MAX_GATED_BYTES = 1024 * 1024;
+
+/** A step's folder: inside the checkout, and there. */
+async function stepDir(dir: string, rel: string): Promise<string> {
+  const abs = path.resolve(dir, rel);
+  const real = await realpath(abs).catch(() => undefined);
+  const root = await realpath(dir);
+  if (!real || (real !== root && !real.startsWith(root + path.sep))) {
+    throw ApplicationFailure.create({ type: 'InvalidPlaybook', nonRetryable: true, message: `step folder ${rel} is not a folder inside the repository` });
+  }
+  return real;
 }

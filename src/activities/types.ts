@@ -1,7 +1,8 @@
 // Shapes exchanged between the workflow and its activities. Small by design: anything big
 // travels as an ArtifactRef (design rule 3).
 import type { SandboxSetting } from './sandbox';
-import type { ArtifactRef, Command, SandboxPolicy, ProviderSpec, TaskSpec, TestOutcome } from '../domain/schema';
+import type { ArtifactRef, Command, SandboxPolicy, ProviderSpec, StepOutcome, TaskSpec, TestOutcome } from '../domain/schema';
+import type { PlaybookInput, PlaybookStep, ResolvedPlaybook } from '../domain/playbook';
 import type { ProviderRegistry } from '../domain/registry';
 
 export interface ActivityDeps {
@@ -57,6 +58,19 @@ export interface WorkspaceHandle {
    * lowered to the worker's cap, `sandbox.env` names it does not allow, network shared with the host.
    */
   sandboxNotes?: string[];
+  /** The checks this workspace runs, as the worker resolved them (runs since `playbooks`). */
+  playbook?: ResolvedPlaybook;
+  /** The playbook's setup steps as they ran when the workspace was prepared. */
+  setupSteps?: StepOutcome[];
+}
+
+/** What the worker needs to choose a workspace's playbook (src/activities/playbooks.ts). */
+export interface PlaybookRequest {
+  playbook?: string | PlaybookInput;
+  testCommand?: Command;
+  setupCommand?: Command;
+  /** For the setup steps' `when`. */
+  labels?: string[];
 }
 
 export interface PrepareWorkspaceRequest {
@@ -75,6 +89,8 @@ export interface PrepareWorkspaceRequest {
   baseCommit?: string;
   /** A rebuild after a commit: the branch as the lost workspace bundled it (HEAD is set to it). */
   restoreBundle?: ArtifactRef;
+  /** Resolve the playbook and run its setup steps (runs since `playbooks`; `setupCommand` is then ignored). */
+  checks?: PlaybookRequest;
 }
 
 export interface BuildPromptRequest {
@@ -158,6 +174,19 @@ export interface ApplyChangeRequest {
   /** How the attempt's prompts showed each file. */
   shown?: Shown;
   allowTestChanges?: boolean;
+  /** Parse the changed files after applying (the syntax gate) and, for a detected playbook, detect the checks for the changed paths. */
+  checks?: { playbook: ResolvedPlaybook };
+}
+
+/** A parse error the change brought into a file that parsed cleanly before. */
+export interface SyntaxProblem {
+  path: string;
+  line: number;
+  column: number;
+  /** ERROR (unexpected text) or MISSING (something expected, e.g. a closing bracket). */
+  kind: 'ERROR' | 'MISSING';
+  /** The lines around it, numbered. */
+  excerpt: string;
 }
 
 export interface ApplyChangeResult {
@@ -168,6 +197,10 @@ export interface ApplyChangeResult {
   /** Blocks skipped as already applied, and the like. */
   notes?: string[];
   diff?: ArtifactRef;
+  /** The syntax gate: errors the change introduced (none: it parses, or no grammar for the file). */
+  syntaxErrors?: SyntaxProblem[];
+  /** The detected checks for the changed paths, where they differ from the workspace's (a monorepo package). */
+  playbook?: ResolvedPlaybook;
 }
 
 export interface PreviewChangesRequest {
@@ -187,6 +220,15 @@ export interface RunTestsRequest {
 }
 
 export type RunTestsResult = TestOutcome;
+
+export interface RunCheckRequest {
+  workspace: WorkspaceHandle;
+  step: PlaybookStep;
+  /** The step's time limit, its own or the task's testTimeoutSec. */
+  timeoutSec: number;
+  secretEnvNames?: string[];
+  sandbox?: SandboxPolicy;
+}
 
 export interface CommitRequest {
   workspace: WorkspaceHandle;

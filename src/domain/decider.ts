@@ -11,9 +11,25 @@ export interface TaskState {
   /** Whether this task already asked for a split after failing (ADaPT is tried once). */
 }
 
+/** Which playbook step an outcome is about, and how much of its output goes back to the model. */
+export interface StepRef {
+  name: string;
+  kind: string;
+  command: string;
+  feedback?: 'failures' | 'tail' | 'none' | number;
+  /** The step's onFailure is `fail`: no retry, the task fails. */
+  final?: boolean;
+  /** A limit it hit (e.g. `killed: memory limit 256 MiB`). */
+  limit?: string;
+}
+
 export type Outcome =
-  | { kind: 'tests_passed' }
-  | { kind: 'tests_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number }
+  | { kind: 'tests_passed'; steps?: string[] }
+  | { kind: 'checks_passed'; steps: string[] }
+  | { kind: 'tests_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number; step?: StepRef }
+  | { kind: 'check_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number; step: StepRef }
+  | { kind: 'no_checks'; detail: string; allowed: boolean }
+  | { kind: 'invalid_syntax'; errors: string[] }
   | { kind: 'apply_failed'; errors: string[] }
   | { kind: 'schema_violation'; error: string }
   | { kind: 'truncated'; detail: string }
@@ -36,14 +52,22 @@ const FEEDBACK_TAIL_CHARS = 1500;
 
 export function feedbackFor(outcome: Outcome): string {
   switch (outcome.kind) {
-    case 'tests_failed': {
-      const how = outcome.timedOut
-        ? `timed out${outcome.timeoutSec ? ` after ${outcome.timeoutSec}s` : ''} and was killed`
-        : outcome.exitCode === null
-          ? 'was killed by a signal'
-          : `exited with code ${outcome.exitCode}`;
-      return `The test command ${how}. End of its output:\n\`\`\`\n${outcome.tail.slice(-FEEDBACK_TAIL_CHARS)}\n\`\`\``;
+    case 'tests_failed':
+    case 'check_failed': {
+      const how = outcome.step?.limit
+        ? `was stopped by a limit (${outcome.step.limit})`
+        : outcome.timedOut
+          ? `timed out${outcome.timeoutSec ? ` after ${outcome.timeoutSec}s` : ''} and was killed`
+          : outcome.exitCode === null
+            ? 'was killed by a signal'
+            : `exited with code ${outcome.exitCode}`;
+      const what = outcome.step ? `The ${outcome.step.name} step (\`${outcome.step.command}\`)` : 'The test command';
+      const room = outcome.step?.feedback === 'none' ? 0 : typeof outcome.step?.feedback === 'number' ? outcome.step.feedback : FEEDBACK_TAIL_CHARS;
+      if (!room) return `${what} ${how}.`;
+      return `${what} ${how}. End of its output:\n\`\`\`\n${outcome.tail.slice(-room)}\n\`\`\``;
     }
+    case 'invalid_syntax':
+      return `Your change broke the syntax of the code, so nothing was run (no setup, no checks). Parse errors the change introduced:\n${outcome.errors.map((e) => `\`\`\`\n${e}\n\`\`\``).join('\n')}`;
     case 'apply_failed':
       return `Your change could not be applied, nothing was written:\n${outcome.errors.map((e) => `- ${e}`).join('\n')}`;
     case 'schema_violation':
@@ -66,7 +90,14 @@ export function decide(state: TaskState, outcome: Outcome): Verdict {
   const attemptsNote = `attempt ${state.attempt} of ${state.maxAttempts}`;
   switch (outcome.kind) {
     case 'tests_passed':
-      return { action: 'commit', why: `tests passed on ${attemptsNote}` };
+      return { action: 'commit', why: `${outcome.steps && outcome.steps.length > 1 ? `checks passed (${outcome.steps.join(', ')})` : 'tests passed'} on ${attemptsNote}` };
+    case 'checks_passed':
+      return { action: 'commit', why: `checks passed (${outcome.steps.join(', ')}) on ${attemptsNote}` };
+    case 'no_checks':
+      // Nothing checked is never a pass, unless the task said so.
+      return outcome.allowed
+        ? { action: 'commit', why: `nothing was checked (allowNoChecks): ${outcome.detail}` }
+        : { action: 'fail', why: `no_checks: nothing to check the change with — ${outcome.detail}; give a testCommand or a playbook, or set allowNoChecks` };
     case 'budget_exhausted':
       return { action: 'budget_exceeded', why: outcome.detail };
     case 'provider_failed':
@@ -85,6 +116,9 @@ export function decide(state: TaskState, outcome: Outcome): Verdict {
     }
     default: {
       const what = describe(outcome);
+      if ((outcome.kind === 'tests_failed' || outcome.kind === 'check_failed') && outcome.step?.final) {
+        return { action: 'fail', why: `${what} on ${attemptsNote}; the step's onFailure is "fail"` };
+      }
       if (left > 0) return { action: 'retry', why: `${what} on ${attemptsNote}; retrying with feedback`, feedback: feedbackFor(outcome) };
       if (state.decomposition === 'auto' && state.depth < state.maxDepth) {
         // As in ADaPT: decompose only once doing it whole has failed.
@@ -103,7 +137,13 @@ export function decide(state: TaskState, outcome: Outcome): Verdict {
 function describe(o: Outcome): string {
   switch (o.kind) {
     case 'tests_failed':
-      return o.timedOut ? 'tests timed out' : `tests failed (exit ${o.exitCode})`;
+    case 'check_failed': {
+      const name = o.step && !(o.kind === 'tests_failed' && o.step.name === 'test') ? `${o.step.name} step` : 'tests';
+      if (o.step?.limit) return `${name} stopped by a limit (${o.step.limit})`;
+      return o.timedOut ? `${name} timed out` : `${name} failed (exit ${o.exitCode})`;
+    }
+    case 'invalid_syntax':
+      return `the change broke the syntax (${o.errors[0]?.split('\n')[0] ?? 'parse error'}${o.errors.length > 1 ? `, +${o.errors.length - 1} more` : ''})`;
     case 'apply_failed':
       return `change rejected (${o.errors[0] ?? 'unknown'}${o.errors.length > 1 ? `, +${o.errors.length - 1} more` : ''})`;
     case 'schema_violation':

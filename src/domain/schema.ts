@@ -3,6 +3,7 @@
 // Over 300 lines because it is the public contract (the package's `./schema` export): input,
 // answers and results read together, in one place.
 import { z } from 'zod';
+import { CommandSchema, PlaybookFieldSchema } from './playbook';
 import type { TaskSettings } from './settings';
 import { DEFAULT_MAX_WAIT_SEC, ERROR_FAMILIES } from './errors';
 
@@ -137,7 +138,6 @@ export const SandboxPolicySchema = z
   .strict();
 export type SandboxPolicy = z.infer<typeof SandboxPolicySchema>;
 
-const CommandSchema = z.union([z.string().min(1), z.array(z.string()).min(1)]);
 export type Command = z.infer<typeof CommandSchema>;
 
 export const TaskSpecSchema = z.object({
@@ -149,6 +149,8 @@ export const TaskSpecSchema = z.object({
   allowTestChanges: z.boolean().optional(),
   /** For a subtask: a narrower test command for the child (the parent still runs the full one). */
   testCommand: CommandSchema.optional(),
+  /** Free labels a playbook condition can read (`label('docs')`). */
+  labels: z.array(z.string().min(1).max(50)).max(20).optional(),
 });
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 
@@ -164,8 +166,13 @@ export const CodingTaskInputSchema = z.object({
   baseBranch: z.string().min(1).optional(),
   branch: z.string().min(1).optional(),
   task: TaskSpecSchema,
+  /** Shorthand for a one-step playbook (`test`); with `setupCommand`, a `setup` step before it. */
   testCommand: CommandSchema.optional(),
   setupCommand: CommandSchema.optional(),
+  /** The checks around the change: steps, or their YAML/JSON text. Else `.weaver/playbook.yaml`, else detected. */
+  playbook: PlaybookFieldSchema.optional(),
+  /** With nothing to check (no playbook, nothing detected), commit anyway instead of failing with `no_checks`. */
+  allowNoChecks: z.boolean().optional(),
   providers: z.array(ProviderSpecSchema).min(1, 'at least one provider is needed'),
   strategy: StrategySchema.optional(),
   limits: LimitsSchema.partial().optional(),
@@ -489,6 +496,8 @@ export interface CodingTaskResult {
   /** Every default the run decided by, fixed at its start by the worker (runs since `settings-from-history`). */
   settings?: TaskSettings;
   sandbox?: SandboxRecord;
+  /** Which checks ran: the playbook's source (task, repository, testCommand, detected, none) and its steps. */
+  checks?: { source: string; description: string; stack?: string };
   /** The push decision (requireApproval): approved or not, by whom, when, how it came. */
   approval?: { approved: boolean; by?: string; comment?: string; at: string; via: 'update' | 'signal' };
   /** Decisions refused (too early, repeated, malformed), with why. */

@@ -56,6 +56,8 @@ export interface DetailsState {
   /** Set once the task has finished. */
   status?: TaskStatus;
   reason?: string;
+  /** The playbook step running (testing). */
+  step?: string;
 }
 
 const MAX_DETAILS_CHARS = 300;
@@ -71,7 +73,7 @@ export function detailsLine(s: DetailsState): string {
     : s.lastDecision
       ? ` · last decision: ${s.lastDecision.action} (${oneLine(s.lastDecision.why)})`
       : '';
-  const line = `**${s.status ?? s.phase}** · attempt ${s.attempt}/${s.maxAttempts} · ${spend}${kids}${tail}`;
+  const line = `**${s.status ?? s.phase}**${!s.status && s.step ? ` (${s.step} step)` : ''} · attempt ${s.attempt}/${s.maxAttempts} · ${spend}${kids}${tail}`;
   return line.length > MAX_DETAILS_CHARS ? `${line.slice(0, MAX_DETAILS_CHARS - 1)}…` : line;
 }
 

@@ -75,7 +75,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
     ...common,
     startToCloseTimeout: '5 minutes',
   });
-  const tests = proxyActivities<Pick<Activities, 'runTests'>>({
+  const tests = proxyActivities<Pick<Activities, 'runTests' | 'runCheck'>>({
     ...common,
     // Waiting for a command slot (WEAVER_MAX_COMMANDS) counts too: room for one suite ahead.
     startToCloseTimeout: `${2 * Math.ceil(testTimeoutSec) + 120} seconds`,
@@ -127,6 +127,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
     releaseWorkspace: patient('releaseWorkspace', git.releaseWorkspace),
     mergeBranches: patient('mergeBranches', git.mergeBranches),
     runTests: patient('runTests', tests.runTests),
+    runCheck: patient('runCheck', tests.runCheck),
   };
 }
 

@@ -2,10 +2,11 @@
 // Decider says commit, fail, stop or decompose. A lost workspace is rebuilt without consuming
 // the attempt. Also the planning call (ask for subtasks only).
 import { log, patched } from '@temporalio/workflow';
-import type { GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
+import type { GenerateChangeResult, Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
 import { DEFAULT_COOLDOWN } from '../domain/cooldown';
 import { decide, type Outcome, type TaskState } from '../domain/decider';
 import type { ArtifactRef, AttemptRecord, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
+import { runChecks } from './checks';
 import { commitWork } from './commit';
 import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 import { isWorkspaceLost, type TaskRun } from './task';
@@ -175,7 +176,7 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
           };
         }
         case 'retry':
-          reflection = { feedback: verdict.feedback, failure: failureOf(record) };
+          reflection = { feedback: verdict.feedback, failure: failureOf(record, outcome) };
           ws = await t.rollback(ws);
           continue;
         case 'decompose':
@@ -211,10 +212,21 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
   return { kind: 'done', result: await t.finish('failed', `${t.limits.maxAttempts} attempt(s) exhausted`, { workspace: ws.dir }) };
 }
 
-/** The failed attempt's test log and diff: the next prompt shows their failing part. */
-function failureOf(record: AttemptRecord): Reflection['failure'] {
+/**
+ * The failed attempt's test log and diff: the next prompt shows their failing part. A failed
+ * playbook step's log is read for failing tests only where its `feedback` is `failures`.
+ */
+function failureOf(record: AttemptRecord, outcome: Outcome): Reflection['failure'] {
   const find = (kind: string) => record.artifacts.find((a) => a.kind === kind);
-  const testLog = record.tests && !record.tests.passed ? record.tests.log : undefined;
+  const step = outcome.kind === 'tests_failed' || outcome.kind === 'check_failed' ? outcome.step : undefined;
+  const failedStep = step && record.steps?.find((s) => s.name === step.name);
+  const testLog = failedStep
+    ? step.feedback === 'failures'
+      ? failedStep.log
+      : undefined
+    : record.tests && !record.tests.passed
+      ? record.tests.log
+      : undefined;
   const diff = find('diff');
   return testLog || diff ? { testLog, diff } : undefined;
 }
@@ -235,11 +247,23 @@ async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcom
   record.filesChanged = gen.files?.map((f) => f.path);
   addArtifact(record, gen.change!);
   t.enter('applying');
-  const applied = await t.acts(ws).applyChange({ workspace: ws, change: gen.change!, shown, allowTestChanges: t.input.task.allowTestChanges });
+  const playbook = t.playbooks ? ws.playbook : undefined;
+  const applied = await t.acts(ws).applyChange({
+    workspace: ws,
+    change: gen.change!,
+    shown,
+    allowTestChanges: t.input.task.allowTestChanges,
+    ...(playbook ? { checks: { playbook } } : {}),
+  });
   if (applied.diff) record.artifacts.push(applied.diff);
   if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
   if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
   record.filesChanged = applied.files;
+  if (playbook) {
+    // Parsed before anything runs: a change that breaks the syntax costs no setup and no suite.
+    if (applied.syntaxErrors?.length) return { kind: 'invalid_syntax', errors: describeSyntax(applied.syntaxErrors) };
+    return runChecks(t, ws, applied.playbook ?? playbook, applied.files, record);
+  }
   t.enter('testing');
   const tests = await t.acts(ws).runTests.executeWithOptions({ summary: `attempt ${t.attempt}: ${commandText(t.input.testCommand)}` }, [
     { workspace: ws, command: t.input.testCommand, timeoutSec: t.limits.testTimeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
@@ -260,8 +284,19 @@ function commandText(c: CodingTaskInput['testCommand']): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
+/** The syntax gate's findings as the model and the record read them. */
+function describeSyntax(problems: SyntaxProblem[]): string[] {
+  return problems.map((p) => `${p.path}:${p.line}:${p.column}: ${p.kind === 'MISSING' ? 'missing token' : 'syntax error'}\n${p.excerpt}`);
+}
+
 function outcomeDetail(o: Outcome): string | undefined {
   switch (o.kind) {
+    case 'invalid_syntax':
+      return o.errors.map((e) => e.split('\n')[0]).join('; ').slice(0, 1000);
+    case 'no_checks':
+      return o.detail.slice(0, 1000);
+    case 'check_failed':
+      return `${o.step.name}: ${o.step.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`)}`;
     case 'apply_failed':
       return o.errors.join('; ').slice(0, 1000);
     case 'schema_violation':
@@ -269,7 +304,7 @@ function outcomeDetail(o: Outcome): string | undefined {
     case 'provider_failed':
       return `${o.family}: ${o.message}`.slice(0, 1000);
     case 'tests_failed':
-      return o.timedOut ? 'timed out' : `exit ${o.exitCode}`;
+      return o.step?.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`);
     case 'no_consensus':
       return o.detail.slice(0, 1000);
     case 'budget_exhausted':

@@ -3,12 +3,13 @@
 import { CancellationScope, CancelledFailure, executeChild, isCancellation, log, patched } from '@temporalio/workflow';
 import type { WorkspaceHandle } from '../activities/types';
 import { allotment } from '../domain/ledger';
-import type { ChildSummary, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
+import type { AttemptRecord, ChildSummary, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
 import { slimChild, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
 import { mergeUsage } from '../domain/usage';
 import { secretFilesNamed } from '../domain/redact';
 import type { codingTask } from './codingTask';
+import { runChecks } from './checks';
 import { childEnd, runBounded } from './children';
 import { commitWork } from './commit';
 import { isWorkspaceLost, type TaskRun } from './task';
@@ -97,6 +98,9 @@ function childInput(t: TaskRun, task: TaskSpec, maxCostUsd: number | undefined, 
     task,
     testCommand: task.testCommand ?? t.input.testCommand,
     setupCommand: t.input.setupCommand,
+    // A subtask's own testCommand narrows the checks; otherwise it runs its parent's playbook.
+    ...(t.input.playbook !== undefined && !task.testCommand ? { playbook: t.input.playbook } : {}),
+    ...(t.input.allowNoChecks ? { allowNoChecks: true } : {}),
     providers: t.input.providers,
     strategy: t.input.strategy,
     // Children run under their parent's sandbox policy, never a looser one.
@@ -165,29 +169,13 @@ async function mergeTestCommit(t: TaskRun, ws: WorkspaceHandle, total: number): 
       workspace: ws.dir,
     });
   }
-  t.enter('testing');
-  const tests = await t.acts(ws).runTests({
-    workspace: ws,
-    command: t.input.testCommand,
-    timeoutSec: t.limits.testTimeoutSec,
-    secretEnvNames: t.secretEnvNames(),
-    sandbox: t.sandboxPolicy,
-  });
-  t.attempts.push({
-    attempt: t.attempt + 1,
-    calls: [],
-    outcome: tests.passed ? 'tests_passed' : 'tests_failed',
-    detail: 'integration of the merged subtasks',
-    tests,
-    decision: { action: 'commit', why: `integrated ${merged} subtask branch(es)` },
-    artifacts: tests.log ? [tests.log] : [],
-  });
+  const { passed, note, record } = await integrationChecks(t, ws, merged);
+  t.attempts.push(record);
   // The merged work is committed (and pushed) even when incomplete: nothing is lost.
   // The merges are commits already: nothing else of the tree goes in.
   const { commit, pushed, bundle, rejected, workspace } = await commitWork(t, ws, `Integrates ${merged} subtask(s): ${ok.map((c) => c.title).join('; ')}`, []);
-  const complete = merged === total && tests.passed;
-  const testsNote = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
-  const reason = [head, testsNote, ...problems, ...(rejected ? [rejected] : [])].join('; ');
+  const complete = merged === total && passed;
+  const reason = [head, note, ...problems, ...(rejected ? [rejected] : [])].join('; ');
   return t.finish(rejected ? 'rejected' : complete ? 'succeeded' : 'partial', reason, {
     commit,
     pushed,
@@ -196,6 +184,45 @@ async function mergeTestCommit(t: TaskRun, ws: WorkspaceHandle, total: number): 
     children: t.children.map(slimChild),
     aggregate,
   });
+}
+
+/**
+ * The merged tree's checks: the playbook's (the children's changed files for `changed(...)`),
+ * or, for runs started before playbooks, the test command.
+ */
+async function integrationChecks(t: TaskRun, ws: WorkspaceHandle, merged: number): Promise<{ passed: boolean; note: string; record: AttemptRecord }> {
+  const record: AttemptRecord = {
+    attempt: t.attempt + 1,
+    calls: [],
+    outcome: 'pending',
+    detail: 'integration of the merged subtasks',
+    decision: { action: 'commit', why: `integrated ${merged} subtask branch(es)` },
+    artifacts: [],
+  };
+  if (t.playbooks && ws.playbook) {
+    const changed = [...new Set(t.children.flatMap((c) => c.result?.attempts?.at(-1)?.filesChanged ?? []))];
+    const outcome = await runChecks(t, ws, ws.playbook, changed, record);
+    record.outcome = outcome.kind;
+    const passed = outcome.kind === 'tests_passed' || outcome.kind === 'checks_passed' || (outcome.kind === 'no_checks' && outcome.allowed);
+    const note =
+      outcome.kind === 'no_checks'
+        ? `integration: nothing was checked (${outcome.detail})`
+        : passed
+          ? 'integrated checks passed'
+          : `integrated checks failed (${outcome.kind === 'tests_failed' || outcome.kind === 'check_failed' ? `${outcome.step?.name ?? 'test'}: ${outcome.timedOut ? 'timed out' : `exit ${outcome.exitCode}`}` : outcome.kind})`;
+    return { passed, note, record };
+  }
+  t.enter('testing');
+  const tests = await t.acts(ws).runTests({
+    workspace: ws,
+    command: t.input.testCommand,
+    timeoutSec: t.limits.testTimeoutSec,
+    secretEnvNames: t.secretEnvNames(),
+    sandbox: t.sandboxPolicy,
+  });
+  Object.assign(record, { outcome: tests.passed ? 'tests_passed' : 'tests_failed', tests, artifacts: tests.log ? [tests.log] : [] });
+  const note = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
+  return { passed: tests.passed, note, record };
 }
 
 /** Secret files the person who started the root task named (its task, guidance and explicit subtasks). */

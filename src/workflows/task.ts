@@ -68,7 +68,11 @@ export class TaskRun {
   readonly children: ChildSummary[] = [];
   readonly childUsage: Usage[] = [];
   phase: Phase = 'starting';
+  /** The playbook step running, while testing. */
+  step?: string;
   attempt = 0;
+  /** Runs since `playbooks`: checks from a playbook (task, repository, shorthand or detected), a syntax gate, `no_checks`. */
+  readonly playbooks: boolean;
   lastDecision?: Decision;
   status?: TaskStatus;
   ws?: WorkspaceHandle;
@@ -88,6 +92,8 @@ export class TaskRun {
     /** The task's limits, strategy and sandbox as given, for the worker to resolve with its defaults. */
     private readonly given: SettingsInput = {},
   ) {
+    // Asked once, first: every later step of the run follows the same answer.
+    this.playbooks = patched('playbooks');
     this.limits = resolveLimits(input);
     this.sandboxPolicy = SandboxPolicySchema.parse(input.sandbox ?? {});
     this.keyEnvNames = legacyKeys ?? [];
@@ -128,7 +134,11 @@ export class TaskRun {
     return this.childUsage.length ? mergeUsage(this.ledger.usage, ...this.childUsage) : this.ledger.usage;
   }
 
-  enter(next: Phase): void {
+  /** `step`: the playbook step now running, named in the Web UI's details (no new search-attribute upsert within a phase). */
+  enter(next: Phase, step?: string): void {
+    const same = next === this.phase;
+    this.step = step;
+    if (same && step) return this.showDetails();
     this.phase = next;
     upsertSearchAttributes([
       { key: WeaverPhase, value: next },
@@ -140,8 +150,8 @@ export class TaskRun {
 
   /** The Web UI's details panel: phase, attempt, spend, last decision (or the end and why). */
   showDetails(reason?: string): void {
-    const { phase, attempt, status, lastDecision, children } = this;
-    setCurrentDetails(detailsLine({ phase, attempt, maxAttempts: this.limits.maxAttempts, usage: this.usage(), lastDecision, children, status, reason }));
+    const { phase, attempt, status, lastDecision, children, step } = this;
+    setCurrentDetails(detailsLine({ phase, attempt, maxAttempts: this.limits.maxAttempts, usage: this.usage(), lastDecision, children, status, reason, step }));
   }
 
   /** The activities that run where the workspace is. */
@@ -230,6 +240,9 @@ export class TaskRun {
       baseBranch: this.input.baseBranch,
       branch: this.branch,
       setupCommand: this.input.setupCommand,
+      ...(this.playbooks
+        ? { checks: { playbook: this.input.playbook, testCommand: this.input.testCommand, setupCommand: this.input.setupCommand, labels: this.input.task.labels } }
+        : {}),
       secretEnvNames: this.secretEnvNames(),
       sandbox: this.sandboxPolicy,
       pushRemote: this.pushRemote(),
@@ -305,6 +318,8 @@ export class TaskRun {
     if (this.warnings.length) result.warnings = this.warnings;
     const sandbox = this.sandboxRecord();
     if (sandbox) result.sandbox = sandbox;
+    const playbook = this.playbooks ? this.ws?.playbook : undefined;
+    if (playbook) result.checks = { source: playbook.source, description: playbook.description, ...(playbook.stack ? { stack: playbook.stack } : {}) };
     if (this.settings) result.settings = this.settings;
     if (this.gate.decision) result.approval = this.gate.decision;
     if (this.gate.refused.length) result.refusedApprovals = this.gate.refused;
