@@ -11,12 +11,23 @@ export function renderReport(r: CodingTaskResult, title: string): string {
     `- usage: ${r.usage.calls} call(s), ${r.usage.tokensIn} in / ${r.usage.tokensOut} out tokens, $${r.usage.costUsd.toFixed(6)}` +
       (r.usage.estimatedCostUsd ? ` + $${r.usage.estimatedCostUsd.toFixed(6)} estimated (lost answers)` : '') +
       (r.usage.shadow ? `; shadow $${r.usage.shadow.costUsd.toFixed(6)}` : ''),
+    ...(r.checks ? [`- checks: ${r.checks.description}`] : []),
     ...(r.warnings ?? []).map((w) => `- warning: ${w}`),
     '',
     '| attempt | provider | outcome | decision |',
     '| --- | --- | --- | --- |',
     ...r.attempts.map((a) => `| ${a.attempt} | ${a.provider ?? '-'} | ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 80)})` : ''} | ${a.decision.action}: ${a.decision.why.slice(0, 160)} |`),
   ];
+  const steps = r.attempts.flatMap((a) => (a.steps ?? []).map((s) => ({ attempt: a.attempt, ...s })));
+  if (steps.length) {
+    lines.push('', '| attempt | step | outcome | time | CPU | peak memory |', '| --- | --- | --- | --- | --- | --- |');
+    for (const s of steps) {
+      const outcome = s.status === 'skipped' ? `skipped (${s.skippedBecause ?? ''})` : s.status === 'failed' ? `failed (${s.limit ?? (s.timedOut ? 'timed out' : `exit ${s.exitCode}`)})` : 'passed';
+      const res = s.resources;
+      const secs = (ms?: number) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+      lines.push(`| ${s.attempt} | ${s.name} | ${outcome} | ${secs(s.durationMs)} | ${secs(res?.cpuMs)} | ${res?.peakMemoryMb === undefined ? '-' : `${res.peakMemoryMb} MiB`} |`);
+    }
+  }
   if (r.children?.length) {
     lines.push('', '| child | status | merged | reason |', '| --- | --- | --- | --- |');
     for (const c of r.children) lines.push(`| ${c.workflowId} | ${c.status} | ${c.merged ?? '-'} | ${(c.conflict ?? c.reason).slice(0, 160)} |`);
