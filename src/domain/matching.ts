@@ -299,7 +299,7 @@ function align(a: string[], b: string[]): number[] {
 
 /**
  * Whether the replacement has a line of its own (not in the search, not blank, not bare
- * punctuation): only such a replacement can be recognised as "already applied" — a `}` or a
+ * punctuation): only such a replacement is reported as already in the file — a `}` or a
  * deletion is found anywhere and proves nothing.
  */
 function bringsNewLines(search: string, replace: string): boolean {
