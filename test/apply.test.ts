@@ -154,6 +154,40 @@ describe('applyChangeSet: plain-text answers end to end', () => {
     expect(read('README.md')).toBe('# hi\n\nSee docs/USAGE.md.\n');
   });
 
+  /** What the generate-then-apply path does with a model's text: parse it, and apply only what parsed. */
+  async function applyAnswer(text: string): Promise<{ parseError?: string; applied?: Awaited<ReturnType<typeof applyChangeSet>> }> {
+    const parsed = editblock.parse(text);
+    if (!parsed.ok) return { parseError: parsed.error };
+    return { applied: await applyChangeSet(ws, parsed.value as ChangeSet) };
+  }
+
+  const realFix = ['src/a.ts', '<<<<<<< SEARCH', 'export const a = 1;', '=======', 'export const a = 2;', '>>>>>>> REPLACE'];
+
+  it.each([
+    ['Add the helper (needs Node 18.x):', '18.x'],
+    ['See README.md for details.', 'README.md'],
+    ['And in the test file:', undefined],
+  ])('prose %j before a FILE block is no path: nothing is written, and the error names block 2 without a path', async (prose, lure) => {
+    const before = snapshot(base);
+    const text = ['Fix a.', '', ...realFix, '', prose, '<<<<<<< FILE', 'helper = 1', '>>>>>>> FILE', ''].join('\n');
+    const r = await applyAnswer(text);
+    expect(r.applied).toBeUndefined();
+    expect(r.parseError).toBe(
+      `block 2: the line before it (${JSON.stringify(prose)}) is not a path line: put the file's path alone on the line just before \`<<<<<<< FILE\` (only the path, in backticks if it has spaces; not a sentence, no trailing ':'; every block needs its own, even for the same file as the block before)`,
+    );
+    expect(snapshot(base)).toEqual(before);
+    if (lure) expect(existsSync(path.join(ws, lure))).toBe(lure === 'README.md');
+    expect(read('README.md')).toBe('# hi\n');
+  });
+
+  it('a block after prose is not given the previous block\'s path', async () => {
+    const before = snapshot(base);
+    const text = ['Fix a.', '', ...realFix, '', 'And in the test file:', '', '<<<<<<< SEARCH', 'export const a = 2;', '=======', 'export const a = 3;', '>>>>>>> REPLACE', ''].join('\n');
+    const r = await applyAnswer(text);
+    expect(r.parseError).toMatch(/^block 2: the line before it is blank, not its path line: put the file's path alone/);
+    expect(snapshot(base)).toEqual(before);
+  });
+
   it('a one-line fix in a 200 KB file leaves every other byte identical', async () => {
     const lines: string[] = [];
     for (let i = 0; lines.length < 6500; i++) {
@@ -218,22 +252,83 @@ describe('applyChangeSet: tolerant matching', () => {
     );
   });
 
-  it('skips an already-applied block (a note) while the others apply', async () => {
+  it('a block whose SEARCH does not match fails even when its REPLACE text is in the file, with Aider\'s hint', async () => {
+    // The reviewed case: the block is meant for g(); f() already has its replacement line.
+    const before = 'def f(x, y):\n    return compute(x, y)\n\n\ndef g(x, y):\n    return compute(y, x)  # TODO fix the order\n';
+    writeFileSync(path.join(ws, 'src', 'calc.py'), before);
+    const r = await applyChangeSet(
+      ws,
+      cs(edit('src/a.ts', 'export const a = 1;\n', 'export const a = 2;\n'), edit('src/calc.py', '    return compute(y, x)  # TODO: fix the order\n', '    return compute(x, y)\n')),
+    );
+    expect(r.applied).toBe(false);
+    expect(r.files).toEqual([]);
+    expect(r.notes).toEqual([]);
+    expect(r.errors).toEqual([
+      'block 2 (src/calc.py): SEARCH did not match. Its REPLACE lines are already in src/calc.py (lines 2-2): are you sure you need this block? If the change it makes is still needed elsewhere, give the lines of that place in SEARCH. ' +
+        'Closest lines in src/calc.py (6-6):\n    6 |     return compute(y, x)  # TODO fix the order\n' +
+        'SEARCH must copy the existing lines exactly (whitespace, comments and all), without line numbers.',
+      'Nothing was written (all or nothing): block 1 would have applied. Fix the failed blocks and send all the blocks again.',
+    ]);
+    expect(read('src/calc.py')).toBe(before);
+    expect(read('src/a.ts')).toBe('export const a = 1;\n');
+  });
+
+  it('an unmatched block whose REPLACE is in the file is a failure on its own too: nothing is "already applied"', async () => {
     writeFileSync(path.join(ws, 'src', 'done.py'), 'LIMIT = 10\n');
-    const r = await applyChangeSet(ws, cs(edit('src/done.py', 'LIMIT = 5\n', 'LIMIT = 10\n'), edit('src/a.ts', 'export const a = 1;\n', 'export const a = 2;\n')));
+    const r = await applyChangeSet(ws, cs(edit('src/done.py', 'LIMIT = 5\n', 'LIMIT = 10\n')));
+    expect(r.applied).toBe(false);
+    expect(blockErrors(r.errors)).toHaveLength(1);
+    expect(r.errors[0]).toMatch(/^block 1 \(src\/done\.py\): SEARCH did not match\. Its REPLACE lines are already in src\/done\.py \(lines 1-1\): are you sure you need this block\?/);
+    expect(r.errors.join('\n')).not.toMatch(/already applied/);
+  });
+
+  it('skips a block that changes nothing (SEARCH and REPLACE identical) with a note, while the others apply', async () => {
+    writeFileSync(path.join(ws, 'src', 'done.py'), 'LIMIT = 10\n');
+    const r = await applyChangeSet(ws, cs(edit('src/done.py', 'LIMIT = 10\n', 'LIMIT = 10\n'), edit('src/a.ts', 'export const a = 1;\n', 'export const a = 2;\n')));
     expect(r.applied).toBe(true);
     expect(r.errors).toEqual([]);
     expect(r.files).toEqual(['src/a.ts']);
-    expect(r.notes).toEqual(['block 1 (src/done.py): already applied: its replacement is already in the file; skipped']);
+    expect(r.notes).toEqual(['block 1 (src/done.py): changes nothing (its SEARCH and REPLACE are identical); skipped']);
     expect(read('src/a.ts')).toBe('export const a = 2;\n');
   });
 
-  it('a change set whose every block is already applied is not applied, and says so', async () => {
-    const r = await applyChangeSet(ws, cs(edit('src/a.ts', 'export const a = 0;\n', 'export const a = 1;\n')));
+  it('a change set whose every block changes nothing is not applied, and says so', async () => {
+    const r = await applyChangeSet(ws, cs(edit('src/a.ts', 'export const a = 1;\n', 'export const a = 1;\n')));
     expect(r.applied).toBe(false);
     expect(r.errors).toEqual([
-      'every block is already applied: the files already contain these changes, so nothing would change; look for what else makes the tests fail',
+      'no block changes anything (block 1: the files already have exactly this content), so nothing would change; look for what else makes the tests fail',
     ]);
+  });
+
+  it('a failed apply never counts a skipped block as applied: each failed block is named, the skipped one is said to change nothing', async () => {
+    writeFileSync(path.join(ws, 'src', 'x.py'), 'a = 1\nb = 2\n');
+    const r = await applyChangeSet(
+      ws,
+      cs(
+        edit('src/x.py', 'a = 1\n', 'a = 1\n'),
+        edit('src/x.py', 'c = 3\n', 'b = 2\n'),
+        edit('src/a.ts', 'export const a = 1;\n', 'export const a = 2;\n'),
+        edit('src/x.py', 'nothing like it at all\n', 'zzz\n'),
+      ),
+    );
+    expect(r.applied).toBe(false);
+    const failed = blockErrors(r.errors);
+    expect(failed).toHaveLength(2);
+    expect(failed[0]).toMatch(/^block 2 \(src\/x\.py\): SEARCH did not match\. Its REPLACE lines are already in src\/x\.py \(lines 2-2\)/);
+    expect(failed[1]).toMatch(/^block 4 \(src\/x\.py\): SEARCH did not match/);
+    expect(r.errors[r.errors.length - 1]).toBe(
+      'Nothing was written (all or nothing): block 3 would have applied; block 1 changes nothing. Fix the failed blocks and send all the blocks again.',
+    );
+    expect(read('src/x.py')).toBe('a = 1\nb = 2\n');
+  });
+
+  it('a tolerant match writes the replacement\'s blank and whitespace-only lines as given', async () => {
+    // Trailing spaces on line 1 make this a tolerant match; line 2 is four spaces, line 4 is empty.
+    writeFileSync(path.join(ws, 'src', 'w.py'), 'def f():  \n    \n    x = 1\n\n    return x\n');
+    const r = await applyChangeSet(ws, cs(edit('src/w.py', 'def f():\n\n    x = 1\n\n    return x\n', 'def f():\n\n    x = 2\n    \n    return x\n')));
+    expect(r.errors).toEqual([]);
+    expect(r.notes).toEqual(['block 1 (src/w.py): matched ignoring trailing whitespace at lines 1-5']);
+    expect(read('src/w.py')).toBe('def f():  \n\n    x = 2\n    \n    return x\n');
   });
 });
 

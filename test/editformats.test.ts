@@ -96,7 +96,7 @@ describe('parse: the grammar', () => {
       'Summary here.',
       '```',
       '',
-      '### **File: `src/x y.py`**:',
+      '### **File: `src/x y.py`**',
       '```python',
       '<<<<< SEARCH  \r',
       'a',
@@ -105,6 +105,8 @@ describe('parse: the grammar', () => {
       '>>>>> REPLACE \r',
       '```',
       '',
+      'src/x y.py is changed twice:',
+      '`src/x y.py`',
       '```python',
       '<<<<<<< SEARCH',
       'c',
@@ -112,7 +114,7 @@ describe('parse: the grammar', () => {
       'd',
       '>>>>>>> REPLACE',
       '```',
-      'Then update `lib/util.ts`:',
+      '**lib/util.ts**',
       '<<<<<<< SEARCH',
       'e',
       '=======',
@@ -122,7 +124,6 @@ describe('parse: the grammar', () => {
       summary: 'Summary here.',
       files: [
         { path: 'src/x y.py', action: 'edit', search: 'a\n', replace: 'b\n' },
-        // No path line after the previous block: the previous path.
         { path: 'src/x y.py', action: 'edit', search: 'c\n', replace: 'd\n' },
         { path: 'lib/util.ts', action: 'edit', search: 'e\n', replace: '' },
       ],
@@ -239,8 +240,11 @@ describe('parse: errors are actionable and name the block', () => {
   });
 
   it('no path', () => {
-    expect(err('<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n')).toMatch(/^block 1: no file path before it: put the file's path alone on the line just before/);
+    expect(err('<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n')).toMatch(/^block 1: there is no path line before it: put the file's path alone on the line just before `<<<<<<< SEARCH`/);
     expect(err('Here is my fix for the bug in the parser\n<<<<<<< FILE\na\n>>>>>>> FILE\n')).toMatch(/^block 1: the line before it \("Here is my fix/);
+    // The path line is the line right before the marker (or its fence), not one further up.
+    expect(err('a.py\n\n<<<<<<< FILE\na\n>>>>>>> FILE\n')).toMatch(/^block 1: the line before it is blank, not its path line/);
+    expect(err('a.py\n\n```\n<<<<<<< FILE\na\n>>>>>>> FILE\n```\n')).toMatch(/^block 1: the line before it is blank/);
   });
 
   it('two dividers', () => {
@@ -276,18 +280,34 @@ describe('paths', () => {
     ['**src/a.py**', 'src/a.py'],
     ['### src/a.py', 'src/a.py'],
     ['File: src/a.py', 'src/a.py'],
-    ['Path: `src/a b.py`:', 'src/a b.py'],
-    ['src/a.py:', 'src/a.py'],
+    ['Path: `src/a b.py`', 'src/a b.py'],
+    ['"docs/My File.md"', 'docs/My File.md'],
+    ['``a`b.md``', 'a`b.md'],
     ['- src/a.py', 'src/a.py'],
     ['Makefile', 'Makefile'],
     ['.gitignore', '.gitignore'],
-    ['Update `src/a.py`:', 'src/a.py'],
-    ['Now edit lib/b.ts', 'lib/b.ts'],
+    ['18.x', '18.x'],
+    ['README.md\r', 'README.md'],
   ])('%j → %j', (line, path) => {
     expect(pathFromLine(line)).toBe(path);
   });
 
-  it.each(['Then:', 'Here is the change', 'Change a.py and b.py', '...'])('%j is not a path', (line) => {
+  it.each([
+    'Then:',
+    'Here is the change',
+    'Change a.py and b.py',
+    '...',
+    'src/a.py:',
+    'Path: `src/a b.py`:',
+    'Update `src/a.py`:',
+    'Now edit lib/b.ts',
+    'Add the helper (needs Node 18.x):',
+    'See README.md for details.',
+    'And in the test file:',
+    'src/a b.py',
+    '``',
+    '`  `',
+  ])('%j is not a path line', (line) => {
     expect(pathFromLine(line)).toBeUndefined();
   });
 
@@ -295,6 +315,130 @@ describe('paths', () => {
     expect(markerLength([])).toBe(7);
     expect(markerLength(['=======', 'a <<<<<<<<<<<<'])).toBe(8);
     expect(markerLength(['>>>>>>>>>>>> x'])).toBe(13);
+  });
+});
+
+// ---- A block's path comes only from its own path line, never from prose (issue 14) ----
+
+/** An answer with a real fix (block 1) and a block after `lines` (block 2). */
+function afterLines(lines: string[], kind: 'FILE' | 'SEARCH' = 'FILE', fenced = false): string {
+  const body = kind === 'FILE' ? ['<<<<<<< FILE', 'helper = 1', '>>>>>>> FILE'] : ['<<<<<<< SEARCH', 'a = 1', '=======', 'a = 2', '>>>>>>> REPLACE'];
+  const block = fenced ? ['```python', ...body, '```'] : body;
+  return ['Fix g.', '', 'src/calc.py', '<<<<<<< SEARCH', 'x = 1', '=======', 'x = 2', '>>>>>>> REPLACE', '', ...lines, ...block, ''].join('\n');
+}
+
+describe('path lines: prose is never a path', () => {
+  it.each([
+    ['Add the helper (needs Node 18.x):'],
+    ['See README.md for details.'],
+    ['And in the test file:'],
+  ])('%j before a block: an error naming block 2 without a path, in every format, fenced or not', (prose) => {
+    for (const f of [editblock, whole]) {
+      for (const fenced of [false, true]) {
+        for (const kind of ['FILE', 'SEARCH'] as const) {
+          const r = f.parse(afterLines([prose], kind, fenced));
+          expect(r).toEqual({ ok: false, error: expect.stringMatching(/^block 2: the line before it \(/) });
+          if (!r.ok) {
+            expect(r.error).toContain(JSON.stringify(prose));
+            expect(r.error.split('\n')).toHaveLength(1);
+          }
+        }
+      }
+    }
+  });
+
+  it('a block after another block of the same file, without its own path line, is an error (the path is not carried over)', () => {
+    const text = ['src/calc.py', '<<<<<<< SEARCH', 'x = 1', '=======', 'x = 2', '>>>>>>> REPLACE', '<<<<<<< SEARCH', 'y = 1', '=======', 'y = 2', '>>>>>>> REPLACE', ''].join('\n');
+    expect(err(text)).toBe(
+      "block 2: there is no path line before it: put the file's path alone on the line just before `<<<<<<< SEARCH` (only the path, in backticks if it has spaces; not a sentence, no trailing ':'; every block needs its own, even for the same file as the block before)",
+    );
+    expect(err(text.replace('>>>>>>> REPLACE\n<<<', '>>>>>>> REPLACE\n```\n<<<'))).toMatch(/^block 2: there is no path line before it/);
+    expect(err(afterLines([], 'SEARCH'))).toMatch(/^block 2: the line before it is blank, not its path line/);
+  });
+
+  it('a path line with prose above it is the path; the prose stays prose', () => {
+    const v = ok(afterLines(['See README.md for details (needs Node 18.x):', 'src/helper.py'])) as ChangeSet;
+    expect(v.files.map((f) => f.path)).toEqual(['src/calc.py', 'src/helper.py']);
+    const fenced = ok(afterLines(['And in the test file:', 'tests/test_calc.py'], 'SEARCH', true)) as ChangeSet;
+    expect(fenced.files.map((f) => f.path)).toEqual(['src/calc.py', 'tests/test_calc.py']);
+  });
+
+  it('the instructions of every format describe the path line as the parser reads it', () => {
+    for (const f of [editblock, whole]) {
+      expect(f.instructions).toMatch(/line right before/);
+      expect(f.instructions).toMatch(/only the path/);
+      expect(f.instructions).toMatch(/in backticks if the path has spaces/);
+      expect(f.instructions).toMatch(/no trailing ":"/);
+    }
+    expect(editblock.instructions).toMatch(/Every block needs its own path line, even a block for the same file/);
+  });
+
+  // Prose: at least two words, the first a plain word (a sentence, not markup), with the tokens
+  // that fooled the old heuristics: versions, file names, paths, colons, parentheses, backticks.
+  const plain = fc.constantFrom('Add', 'See', 'And', 'Then', 'Update', 'the', 'helper', 'needs', 'Node', 'in', 'test', 'file', 'for', 'details', 'Now', 'edit', 'with', 'also', 'Python', 'Here');
+  const lure = fc.oneof(
+    fc.constantFrom('18.x', 'v2.3.1', '3.11', 'README.md', 'package.json', 'src/a.py', 'Makefile', '.env', 'lib/util.ts', 'e.g.', 'CHANGELOG'),
+    fc.stringMatching(/^[a-z]{1,6}\.(py|ts|md|x|json)$/),
+  );
+  const decorated = fc
+    .tuple(lure, fc.constantFrom('', '(', '`', '**'), fc.constantFrom('', ')', ':', '.', ',', '`', '**', '):'))
+    .map(([w, pre, post]) => pre + w + post);
+  const prose = fc
+    .tuple(
+      fc.constantFrom('', '- ', '### ', '1. ', '> '),
+      plain,
+      fc.array(fc.oneof(plain, decorated, decorated), { minLength: 1, maxLength: 7 }),
+      fc.constantFrom('', ':', '.', '!', ' (see below):', '...'),
+    )
+    .map(([lead, first, rest, end]) => `${lead}${[first, ...rest].join(' ')}${end}`);
+
+  it('property: a prose line right before a block never becomes its path, in any format', () => {
+    fc.assert(
+      fc.property(prose, fc.constantFrom('FILE' as const, 'SEARCH' as const), fc.boolean(), (line, kind, fenced) => {
+        expect(pathFromLine(line)).toBeUndefined();
+        for (const f of [editblock, whole]) {
+          const r = f.parse(afterLines(['Some context first.', line], kind, fenced));
+          expect(r.ok).toBe(false);
+          if (!r.ok) expect(r.error).toMatch(/^block 2: the line before it \(/);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  // A real path line: repository-relative, maybe with the names prose also uses, maybe decorated.
+  const pathSegment = fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/);
+  const realPath = fc.oneof(
+    fc.tuple(fc.array(pathSegment, { maxLength: 3 }), pathSegment, fc.constantFrom('.py', '.ts', '.md', '.x', '.json', '.test.js')).map(([dirs, name, ext]) => [...dirs, name + ext].join('/')),
+    fc.constantFrom('18.x', 'README.md', 'Makefile', '.env', 'docs/v2.3.1/notes.md'),
+  );
+  const spaced = fc.tuple(pathSegment, pathSegment).map(([a, b]) => `docs/${a} ${b}.md`);
+  const asLine = fc.constantFrom(
+    (p: string) => p,
+    (p: string) => `\`${p}\``,
+    (p: string) => `**${p}**`,
+    (p: string) => `### ${p}`,
+    (p: string) => `File: ${p}`,
+    (p: string) => `  ${p}  `,
+  );
+
+  it('property: a real path line always becomes the block\'s path, whatever prose stands above it', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.tuple(realPath, asLine), fc.tuple(spaced, fc.constant((x: string) => `\`${x}\``))),
+        prose,
+        fc.constantFrom('FILE' as const, 'SEARCH' as const),
+        fc.boolean(),
+        ([p, asPathLine], above, kind, fenced) => {
+          for (const f of [editblock, whole]) {
+            const r = f.parse(afterLines([above, asPathLine(p)], kind, fenced));
+            expect(r.ok).toBe(true);
+            if (r.ok) expect((r.value as ChangeSet).files.map((x) => x.path)).toEqual(['src/calc.py', p]);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 

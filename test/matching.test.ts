@@ -98,6 +98,37 @@ describe('applyEdit: levels', () => {
     expect(r.content).toBe('title = "Hello"\n');
   });
 
+  it('a tolerant match writes a blank replacement line blank, never the file\'s whitespace-only line', () => {
+    // Matched ignoring trailing whitespace (line 1); the file's line 2 holds four spaces.
+    const file = 'def f():  \n    \n    return 1\n';
+    const r = applied(applyEdit(file, 'def f():\n\n    return 1\n', 'def f():\n\n    return 2\n'));
+    expect(r.level).toBe('trailing-whitespace');
+    expect(r.content).toBe('def f():  \n\n    return 2\n');
+  });
+
+  it('…and a whitespace-only replacement line as given, never the file\'s blank line', () => {
+    const file = 'a  \n\nb\n';
+    const r = applied(applyEdit(file, 'a\n\nb\n', 'a\n  \nB\n'));
+    expect(r.level).toBe('trailing-whitespace');
+    expect(r.content).toBe('a  \n  \nB\n');
+  });
+
+  it('a tolerant match writes a line the model changed in whitespace only as the model wrote it (not "changes nothing")', () => {
+    // Line 1 matches only ignoring its trailing spaces; the model strips the spaces of line 2 on purpose.
+    const file = 'x = 1 \ny = 2   \n';
+    const r = applied(applyEdit(file, 'x = 1\ny = 2   \n', 'x = 1\ny = 2\n'));
+    expect(r.level).toBe('trailing-whitespace');
+    expect(r.content).toBe('x = 1 \ny = 2\n');
+    expect(r.content).not.toBe(file);
+  });
+
+  it('an indentation-shifted match re-indents new lines but writes blank lines blank', () => {
+    const file = 'class A:\n    def m(self):\n        a()\n        \n        b()\n';
+    const r = applied(applyEdit(file, 'def m(self):\n    a()\n\n    b()\n', 'def m(self):\n    a()\n\n    c()\n'));
+    expect(r.level).toBe('indentation');
+    expect(r.content).toBe('class A:\n    def m(self):\n        a()\n\n        c()\n');
+  });
+
   it('keeps a missing final newline missing when the match covers the last line', () => {
     expect(applied(applyEdit('a\nb', 'b\n', 'c\n')).content).toBe('a\nc');
     expect(applied(applyEdit('a\nb', 'b\n', '')).content).toBe('a');
@@ -139,22 +170,32 @@ describe('applyEdit: refusals', () => {
     const r = applyEdit(withFn, 'def compute_totals(items, tax):\n    return sum(items)\n', 'x\n');
     expect(r.ok).toBe(false);
     if (r.ok || r.reason !== 'no-match') throw new Error('expected no-match');
-    expect(r.alreadyApplied).toBe(false);
+    expect(r.replaceFound).toBeUndefined();
     expect(r.closest?.startLine).toBe(120);
     expect(r.closest?.numbered).toContain('  120 | def compute_total(items):');
     expect(r.closest?.numbered.split('\n')).toHaveLength(2);
   });
 
-  it('already applied: the replacement is present (at any level) though the search is not', () => {
+  it('a search that does not match is a miss even when the replacement is in the file: where it is comes back as a hint', () => {
     const file = 'def f():\n    return 2\n';
     const r = applyEdit(file, 'def f():\n    return 1\n', 'def f():  \n    return 2\n');
-    expect(r).toMatchObject({ ok: false, reason: 'no-match', alreadyApplied: true });
-    // An empty replacement (a deletion) is never "already applied".
-    expect(applyEdit(file, 'gone()\n', '')).toMatchObject({ ok: false, reason: 'no-match', alreadyApplied: false });
+    expect(r).toMatchObject({ ok: false, reason: 'no-match', replaceFound: { startLine: 1, endLine: 2 } });
+    // An empty replacement (a deletion) is never reported as found.
+    expect(applyEdit(file, 'gone()\n', '')).not.toHaveProperty('replaceFound');
     // Nor is one that only keeps lines of the search (here: a `}` found anywhere), or bare punctuation.
     const js = 'function a() {\n  b();\n}\n';
-    expect(applyEdit(js, '  c();\n}\n', '}\n')).toMatchObject({ ok: false, reason: 'no-match', alreadyApplied: false });
-    expect(applyEdit(js, '  c();\n', '}\n')).toMatchObject({ ok: false, reason: 'no-match', alreadyApplied: false });
+    expect(applyEdit(js, '  c();\n}\n', '}\n')).toMatchObject({ ok: false, reason: 'no-match' });
+    expect(applyEdit(js, '  c();\n}\n', '}\n')).not.toHaveProperty('replaceFound');
+    expect(applyEdit(js, '  c();\n', '}\n')).not.toHaveProperty('replaceFound');
+  });
+
+  it('the reviewed case: a block meant for g() whose replacement f() already has is a miss, not a pass', () => {
+    const file = 'def f(x, y):\n    return compute(x, y)\n\n\ndef g(x, y):\n    return compute(y, x)\n';
+    // The SEARCH is g() as the model misremembered it; the REPLACE is what f() already says.
+    const r = applyEdit(file, 'def g(x, y):\n    return compute(x, -y)\n', '    return compute(x, y)\n');
+    expect(r).toMatchObject({ ok: false, reason: 'no-match', replaceFound: { startLine: 2, endLine: 2 } });
+    if (r.ok || r.reason !== 'no-match') throw new Error('expected no-match');
+    expect(r.closest?.startLine).toBe(5);
   });
 
   it('closestLines returns nothing for an empty file', () => {
@@ -207,7 +248,8 @@ describe('applyEdit: large files', () => {
     const t0 = performance.now();
     const r = applyEdit(big, search, 'z = 1\n');
     const ms = performance.now() - t0;
-    expect(r).toMatchObject({ ok: false, reason: 'no-match', alreadyApplied: false });
+    expect(r).toMatchObject({ ok: false, reason: 'no-match' });
+    expect(r).not.toHaveProperty('replaceFound');
     expect(ms).toBeLessThan(100);
   });
 

@@ -24,7 +24,7 @@ export interface ApplyResult {
   files: string[];
   /** One line per failed block, naming it and saying what to do; non-empty ⇒ nothing written. */
   errors: string[];
-  /** Things worth knowing that did not stop the change: blocks already applied (skipped), tolerant matches. */
+  /** Things worth knowing that did not stop the change: blocks that change nothing (skipped), tolerant matches. */
   notes: string[];
 }
 

@@ -1,6 +1,8 @@
 // A change set applied in memory, block by block in answer order, against the workspace as it
 // is: what each file becomes, and one error per block that does not apply (feedback for the
-// model), or notes for blocks already applied and tolerant matches. Nothing is written here.
+// model), or notes for blocks that change nothing and tolerant matches. Nothing is written here.
+// A block that does not match always fails, even when its replacement is already in the file:
+// that is a hint for the model, not proof the block was meant for those lines.
 import { applyEdit, MATCH_LEVEL_DESCRIPTIONS, MAX_CANDIDATES } from '../domain/matching';
 import { REDACTED } from '../domain/redact';
 import type { FileChange } from '../domain/schema';
@@ -166,7 +168,7 @@ export async function planChangeSet(root: string, files: FileChange[], opts: App
           continue;
         }
         if (st.present && st.current === fc.content) {
-          skip(`already applied: ${rel} already has this content; skipped`);
+          skip(`changes nothing: ${rel} already has exactly this content; skipped`);
           continue;
         }
         const elided = st.current === null ? undefined : lazyElision(st.current, fc.content);
@@ -201,7 +203,7 @@ export async function planChangeSet(root: string, files: FileChange[], opts: App
     }
     if (fc.search === '') {
       if (fc.replace === st.current) {
-        skip(`already applied: ${rel} already has this content; skipped`);
+        skip(`changes nothing: ${rel} already has exactly this content; skipped`);
         continue;
       }
       fail(`the SEARCH part is empty, but ${rel} already exists: use a FILE block only for a new file; to change ${rel}, give the exact lines to replace in SEARCH`);
@@ -216,7 +218,8 @@ export async function planChangeSet(root: string, files: FileChange[], opts: App
     const after = st.touchedBy.length > 0 ? ` (as it is after ${listBlocks(st.touchedBy)})` : '';
     if (r.ok) {
       if (r.content === st.current) {
-        skip(`changes nothing (its replacement equals the lines it matched); skipped`);
+        const why = fc.search === fc.replace ? 'its SEARCH and REPLACE are identical' : 'its replacement equals the lines it matched';
+        skip(`changes nothing (${why}); skipped`);
         continue;
       }
       st.current = r.content;
@@ -234,18 +237,19 @@ export async function planChangeSet(root: string, files: FileChange[], opts: App
       fail(`SEARCH matches ${count} places in ${rel}${after}${how}, starting at lines ${lines}: add surrounding lines to make it unique`);
       continue;
     }
-    if (r.reason === 'no-match' && r.alreadyApplied) {
-      skip('already applied: its replacement is already in the file; skipped');
-      continue;
-    }
+    // Aider's hint: the REPLACE lines being somewhere in the file does not make this block done.
+    const found =
+      r.reason === 'no-match' && r.replaceFound
+        ? ` Its REPLACE lines are already in ${rel}${after} (lines ${r.replaceFound.startLine}-${r.replaceFound.endLine}): are you sure you need this block? If the change it makes is still needed elsewhere, give the lines of that place in SEARCH.`
+        : '';
     if (r.reason === 'no-match' && r.closest) {
       fail(
-        `SEARCH did not match. Closest lines in ${rel}${after} (${r.closest.startLine}-${r.closest.endLine}):\n${r.closest.numbered}\n` +
+        `SEARCH did not match.${found} Closest lines in ${rel}${after} (${r.closest.startLine}-${r.closest.endLine}):\n${r.closest.numbered}\n` +
           'SEARCH must copy the existing lines exactly (whitespace, comments and all), without line numbers.',
       );
       continue;
     }
-    fail(`SEARCH did not match: nothing in ${rel}${after} resembles it. Copy the existing lines exactly, or ask to see the file with READ.`);
+    fail(`SEARCH did not match: nothing in ${rel}${after} resembles it.${found} Copy the existing lines exactly, or ask to see the file with READ.`);
   }
 
   // One file of the set must not be a directory of another (`a` and `a/b`).
@@ -264,12 +268,12 @@ export async function planChangeSet(root: string, files: FileChange[], opts: App
   });
   if (errors.length > 0) {
     const would = good.length ? `${listBlocks(good)} would have applied` : 'no block would have applied';
-    const already = skipped.length ? `; ${listBlocks(skipped)} ${skipped.length === 1 ? 'was' : 'were'} already applied` : '';
-    errors.push(`Nothing was written (all or nothing): ${would}${already}. Fix the failed blocks and send all the blocks again.`);
+    const nothing = skipped.length ? `; ${listBlocks(skipped)} change${skipped.length === 1 ? 's' : ''} nothing` : '';
+    errors.push(`Nothing was written (all or nothing): ${would}${nothing}. Fix the failed blocks and send all the blocks again.`);
   } else if (changed.length === 0) {
     errors.push(
       skipped.length === files.length
-        ? 'every block is already applied: the files already contain these changes, so nothing would change; look for what else makes the tests fail'
+        ? `no block changes anything (${listBlocks(skipped)}: the files already have exactly this content), so nothing would change; look for what else makes the tests fail`
         : 'the change set changes nothing',
     );
   }

@@ -194,7 +194,7 @@ export interface ApplyChangeResult {
   files: string[];
   /** One line per failed block, for the model; non-empty means nothing was written. */
   errors: string[];
-  /** Blocks skipped as already applied, and the like. */
+  /** Blocks skipped because they change nothing, tolerant matches, and the like. */
   notes?: string[];
   diff?: ArtifactRef;
   /** The syntax gate: errors the change introduced (none: it parses, or no grammar for the file). */

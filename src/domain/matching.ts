@@ -7,10 +7,12 @@
 //      whitespace; the replacement is re-indented by the same delta);
 //   4. line endings (CRLF/LF) and Unicode look-alikes (curly quotes, dashes, NBSP) normalised,
 //      combined with 2 and 3.
-// The result keeps the file's line endings, keeps the original bytes of lines the replacement
-// leaves as they were, and keeps a missing final newline missing. When nothing matches, it
-// finds the closest lines of the file (for the model's feedback) and whether the replacement
-// is already there ("already applied").
+// The result keeps the file's line endings and a missing final newline missing; a line the
+// replacement copies unchanged from the search keeps the file's bytes, every other line is
+// written as the replacement has it (blank and whitespace-only lines always are: at a tolerant
+// level they match each other, so the file's would silently stand in for the model's). When
+// nothing matches, it finds the closest lines of the file and where the replacement's lines
+// already are, if they are (both for the model's feedback: a miss is never "already applied").
 // Pure: no Node built-ins, no I/O (imported by workflow code).
 // Over 300 lines because the levels and the closest-lines feedback share one line model
 // (Prepared, keyed lines) and must agree on what matches; the consensus normalisation is its tail.
@@ -57,8 +59,11 @@ export type EditOutcome =
   | {
       ok: false;
       reason: 'no-match';
-      /** The replacement (with lines of its own, not in the search) is already in the text. */
-      alreadyApplied: boolean;
+      /**
+       * Where the replacement (with lines of its own, not in the search) already is in the text,
+       * 1-based and inclusive (its first place if several): a hint for the model, never a pass.
+       */
+      replaceFound?: { startLine: number; endLine: number };
       closest?: ClosestLines;
     };
 
@@ -294,7 +299,7 @@ function align(a: string[], b: string[]): number[] {
 
 /**
  * Whether the replacement has a line of its own (not in the search, not blank, not bare
- * punctuation): only such a replacement can be recognised as "already applied" — a `}` or a
+ * punctuation): only such a replacement is reported as already in the file — a `}` or a
  * deletion is found anywhere and proves nothing.
  */
 function bringsNewLines(search: string, replace: string): boolean {
@@ -317,30 +322,32 @@ export function applyEdit(text: string, search: string, replace: string): EditOu
   const f = prepare(text);
   const found = locate(f, s);
   if (!found) {
-    const alreadyApplied = bringsNewLines(search, replace) && locate(f, prepare(replace)) !== null;
-    return { ok: false, reason: 'no-match', alreadyApplied, closest: closestWindow(f, s) };
+    const r = prepare(replace);
+    const there = bringsNewLines(search, replace) ? locate(f, r) : null;
+    const replaceFound = there ? { startLine: there.candidates[0].start + 1, endLine: there.candidates[0].start + r.lines.length } : undefined;
+    return { ok: false, reason: 'no-match', ...(replaceFound ? { replaceFound } : {}), closest: closestWindow(f, s) };
   }
   const { level, candidates } = found;
   if (candidates.length > 1) return { ok: false, reason: 'ambiguous', level, candidates: candidates.map((c) => c.start + 1) };
   const { start, delta } = candidates[0];
   const n = s.lines.length;
   const eol = dominantEol(f.lines);
-  // Replacement lines equal (at the matched level) to a line of the matched region keep that
-  // line's original bytes; the pairing is a longest common subsequence, so context stays put.
-  const keyStr = (text: string) => {
-    const k = keyed({ text, eol: '\n' }, level);
-    return k.blank ? '' : `${k.lead}\u0000${k.rest}`;
-  };
-  const rep = splitLines(replace).map((l) => reindent(l.text.replace(/\r+$/, ''), delta));
-  const pairs = align(rep.map(keyStr), f.lines.slice(start, start + n).map((l) => keyStr(l.text)));
+  // A replacement line the model copied unchanged from its search (paired by a longest common
+  // subsequence, so context stays put) keeps the bytes of the file line that search line
+  // matched: tolerance finds the place, it does not rewrite the context. A line the model
+  // changed, even in whitespace only, is written as given; so is any blank or whitespace-only
+  // line, which the tolerant levels cannot tell apart.
+  const own = (l: Line) => l.text.replace(/\r+$/, '');
+  const repText = splitLines(replace).map(own);
+  const pairs = align(repText, s.lines.map(own));
 
-  const region: Line[] = rep.map((text, i) => {
+  const region: Line[] = repText.map((text, i) => {
     const k = pairs[i];
-    if (k >= 0) {
-      const orig = f.lines[start + k];
-      return { text: orig.text, eol: orig.eol === '' ? eol : orig.eol };
-    }
-    return { text, eol };
+    const orig = k >= 0 ? f.lines[start + k] : undefined;
+    // Line endings stay the file's either way.
+    const lineEol = orig && orig.eol !== '' ? orig.eol : eol;
+    if (orig && text.trim() !== '' && orig.text.trim() !== '') return { text: orig.text, eol: lineEol };
+    return { text: reindent(text, delta), eol: lineEol };
   });
 
   const before = f.lines.slice(0, start).map((l) => ({ ...l }));

@@ -450,7 +450,7 @@ export interface AttemptRecord {
   promptTokens?: number;
   /** Files the model asked to see, per round (served without consuming the attempt). */
   fileRequests?: string[][];
-  /** What the applier noted, e.g. blocks skipped as already applied. */
+  /** What the applier noted, e.g. blocks skipped because they change nothing. */
   notes?: string[];
   tests?: TestOutcome;
   /** Every playbook step of the attempt, in order, with its outcome, duration and log. */

@@ -104,52 +104,58 @@ function pathLike(token: string): boolean {
   return /[/\\]/.test(token) || /[^.]\.[\w-]+$/.test(token) || /^\.[\w-]/.test(token) || BARE_NAMES.test(token);
 }
 
-/** Strips the decorations models put around a path line: `#`, list markers, `**`, `File:`, a trailing `:`. */
+/** A path line's markup that cannot be prose: a heading `#`, a list marker, `**…**`, a `File:` label. */
 function undecorate(line: string): string {
   let s = line.trim();
   for (;;) {
     const prev = s;
-    s = s.replace(/^#+\s*/, '');
+    s = s.replace(/^#+\s+/, '');
     s = s.replace(/^(?:[-*+]|\d+[.)])\s+/, '');
-    s = s.replace(/^\*\*/, '').replace(/\*\*$/, '').trim();
-    s = s.replace(/^(?:file(?:name)?|path)\s*:\s*(?:\*\*)?\s*/i, '');
-    s = s.replace(/:$/, '').trim();
+    const emphasis = /^(\*\*|__|\*|_)(.+)\1$/.exec(s);
+    if (emphasis) s = emphasis[2].trim();
+    s = s.replace(/^(?:file(?:name)?|path)\s*:\s*/i, '');
     if (s === prev) return s;
   }
 }
 
+/** `a b.py` in backticks (any run, as the renderer writes) or quotes: the path verbatim. */
+const QUOTED_RE = /^(?:(`+)([^`](?:[\s\S]*[^`])?)\1|"([^"]+)"|'([^']+)')$/;
+
 /**
- * The path a line names, if it names one: the whole line after stripping decorations (a path
- * in backticks is taken verbatim, spaces and all), or the one path-like token of a short
- * sentence ("Update `src/a.py`:"). Undefined for prose and for a line naming two paths.
+ * The path a block's path line names, or undefined when the line is not a path line. A path
+ * line holds only the path (markup aside): one token without spaces that looks like a file
+ * path, or any path in backticks or quotes. A sentence is never a path line, even one that
+ * mentions a file (`See README.md for details.`, `Add the helper (needs Node 18.x):`): taking
+ * a word of prose for a path writes files nobody asked for. Nor is a line ending in `:`.
  */
 export function pathFromLine(line: string): string | undefined {
-  const s = undecorate(line);
-  const quoted = /^`([^`]+)`$/.exec(s);
-  if (quoted) return quoted[1];
-  if (pathLike(s)) return s;
-  const ticked = [...s.matchAll(/`([^`\s]+)`/g)].map((m) => m[1]).filter(pathLike);
-  if (ticked.length === 1) return ticked[0];
-  if (ticked.length > 1) return undefined;
-  const words = s
-    .split(/\s+/)
-    .map((w) => w.replace(/^[*_("'[]+|[*_)"',;:.\]]+$/g, ''))
-    .filter(pathLike);
-  return words.length === 1 ? words[0] : undefined;
+  const raw = line.replace(/\r$/, '').trim();
+  if (raw.endsWith(':')) return undefined;
+  const s = undecorate(raw);
+  const quoted = QUOTED_RE.exec(s);
+  if (quoted) {
+    const p = quoted[2] ?? quoted[3] ?? quoted[4];
+    return isBlank(p) ? undefined : p;
+  }
+  if (s.endsWith(':') || !pathLike(s)) return undefined;
+  return s;
 }
 
 /** A path as its line in a rendered answer: bare when that reads back, else in backticks. */
 export function renderPath(p: string): string {
   if (pathFromLine(p) === p && !isFenceLine(p) && !OPEN_RE.test(p) && !isBlank(p)) return p;
-  return `\`${p}\``;
+  const longest = Math.max(0, ...(p.match(/`+/g) ?? []).map((run) => run.length));
+  const ticks = '`'.repeat(longest + 1);
+  return `${ticks}${p}${ticks}`;
 }
 
 /** A READ block's line: each non-blank line is one path, decorations stripped. */
 function readPath(line: string): string | undefined {
   if (isBlank(line) || isFenceLine(line)) return undefined;
   const s = undecorate(line);
-  const quoted = /^`([^`]+)`$/.exec(s);
-  return quoted ? quoted[1] : s || undefined;
+  const quoted = QUOTED_RE.exec(s);
+  if (quoted) return quoted[2] ?? quoted[3] ?? quoted[4];
+  return s.replace(/:$/, '').trim() || undefined;
 }
 
 // ---- Parsing ----------------------------------------------------------------------------------
@@ -186,7 +192,6 @@ export function parseBlocks(text: string): ParsedBlocks {
   /** Lines since the end of the previous block (or the start), with their indexes. */
   let between: number[] = [];
   let preamble: string | undefined;
-  let lastPath: string | undefined;
   let number = 0;
   let i = 0;
 
@@ -221,26 +226,33 @@ export function parseBlocks(text: string): ParsedBlocks {
       continue;
     }
 
-    // The path: the last line before the marker that is neither blank nor a fence.
+    // The path: only the block's own path line, right before the marker or before the fence
+    // that holds it. Never prose further up, never the previous block's path: a guess here
+    // writes a file nobody asked for, or edits the wrong one.
     let path: string | undefined;
     let pathLine: number | undefined;
     let label: string;
     if (kind !== 'READ') {
       number++;
-      const candidates = between.filter((k) => !isBlank(lines[k]) && !isFenceLine(lines[k]));
-      const last = candidates[candidates.length - 1];
-      if (last !== undefined) {
-        path = pathFromLine(lines[last].replace(/\r$/, ''));
-        if (path !== undefined) pathLine = last;
+      const first = between.length > 0 ? between[0] : i;
+      let at = i - 1;
+      if (at >= first && isFenceLine(lines[at])) at--;
+      const candidate = at >= first ? lines[at].replace(/\r$/, '') : undefined;
+      if (candidate !== undefined && !isBlank(candidate)) {
+        path = pathFromLine(candidate);
+        if (path !== undefined) pathLine = at;
       }
-      if (path === undefined) path = lastPath;
       label = describeBlock(number, path);
       if (path === undefined) {
         const why =
-          last === undefined
-            ? 'no file path before it'
-            : `the line before it (${JSON.stringify(lines[last].trim().slice(0, 80))}) is not a file path`;
-        errors.push(`${label}: ${why}: put the file's path alone on the line just before \`${lines[i].trim()}\``);
+          candidate === undefined
+            ? 'there is no path line before it'
+            : isBlank(candidate)
+              ? 'the line before it is blank, not its path line'
+              : `the line before it (${JSON.stringify(candidate.trim().slice(0, 80))}) is not a path line`;
+        errors.push(
+          `${label}: ${why}: put the file's path alone on the line just before \`${lines[i].trim()}\` (only the path, in backticks if it has spaces; not a sentence, no trailing ':'; every block needs its own, even for the same file as the block before)`,
+        );
       }
     } else {
       label = `the READ block at line ${line}`;
@@ -313,7 +325,6 @@ export function parseBlocks(text: string): ParsedBlocks {
       if (paths.length === 0) errors.push(`${label}: lists no files: write one path per line between \`${'<'.repeat(len)} READ\` and \`${expected}\``);
       else blocks.push({ kind, line, paths });
     }
-    if (kind !== 'READ' && path !== undefined) lastPath = path;
   }
   if (preamble === undefined) preamble = '';
   return { blocks, errors, preamble };
@@ -442,7 +453,7 @@ function matchingBrace(text: string, start: number): number {
 }
 
 const HOW_TO =
-  'write each change as the file\'s path alone on a line, then `<<<<<<< SEARCH`, the exact existing lines, `=======`, the new lines, `>>>>>>> REPLACE` (a new file: its path, then `<<<<<<< FILE`, the whole content, `>>>>>>> FILE`)';
+  'write each change as the file\'s path alone on the line right before its block (only the path, no sentence), then `<<<<<<< SEARCH`, the exact existing lines, `=======`, the new lines, `>>>>>>> REPLACE` (a new file: its path, then `<<<<<<< FILE`, the whole content, `>>>>>>> FILE`)';
 
 function parseJsonAnswer(text: string): ParsedAnswer {
   for (const v of jsonCandidates(text)) {

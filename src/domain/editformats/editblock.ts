@@ -18,6 +18,8 @@ exact lines from the file as it is now
 the lines that replace them
 >>>>>>> REPLACE
 
+The path line is the line right before \`<<<<<<< SEARCH\` (or right before the \`\`\` fence, if you put the block in one), and it holds only the path, relative to the repository root: no other words, no trailing ":", in backticks if the path has spaces. Every block needs its own path line, even a block for the same file as the block before it. A block without one is refused; a file name mentioned in a sentence is never taken as a block's path.
+
 Rules for SEARCH/REPLACE blocks:
 1. The SEARCH part must copy the existing lines EXACTLY, character for character, including whitespace, indentation, comments and docstrings. Copy them from the file as you were shown it (without the line numbers of a partial view).
 2. Keep blocks small: the lines that change plus a few lines of context, enough to be unique. Use several small blocks rather than one large one. Do not repeat unchanged code you do not need.

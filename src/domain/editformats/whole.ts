@@ -15,6 +15,8 @@ path/to/file.py
 the whole content of the file, every line, including the lines you do not change
 >>>>>>> FILE
 
+The path line is the line right before \`<<<<<<< FILE\` (or right before the \`\`\` fence, if you put the block in one), and it holds only the path, relative to the repository root: no other words, no trailing ":", in backticks if the path has spaces. Every block needs its own path line. A block without one is refused; a file name mentioned in a sentence is never taken as a block's path.
+
 Rules:
 1. Write the entire file: never elide code with "..." or comments like "rest unchanged" — whatever you leave out is deleted.
 2. Only rewrite files you were shown WHOLE (or new files). You cannot rewrite a file you were shown only in part (marked partial): ask to see it whole with a READ block.
