@@ -187,7 +187,7 @@ export async function follow<R = CodingTaskResult, P = Progress>(
 
 export function formatProgress(p: Progress): string {
   const d = p.lastDecision ? ` — last decision: ${p.lastDecision.action} (${p.lastDecision.why})` : '';
-  return `[${p.phase}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${d}`;
+  return `[${p.phase}${p.step ? `: ${p.step}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${d}`;
 }
 
 export function formatBatchProgress(p: BatchProgress): string {
@@ -220,10 +220,12 @@ export function formatResult(r: CodingTaskResult): string {
     `status: ${r.status}`,
     `reason: ${r.reason}`,
     `branch: ${r.branch}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}${r.pushed ? ' (pushed)' : r.workspace ? ` (in ${r.workspace})` : ''}`,
+    ...(r.checks ? [`checks: ${r.checks.description}`] : []),
     `attempts: ${r.attempts.length}`,
     ...r.attempts.map(
       (a) =>
-        `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}`,
+        `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}` +
+        (a.steps?.length ? ` [${a.steps.map((s) => `${s.name} ${s.status}`).join(', ')}]` : ''),
     ),
     `usage: ${formatUsage(r.usage)}`,
   ];

@@ -547,6 +547,8 @@ export interface SandboxRecord {
 export interface Progress {
   workflowId: string;
   phase: Phase;
+  /** The playbook step running (phase `testing`). */
+  step?: string;
   attempt: number;
   maxAttempts: number;
   usage: Usage;

@@ -115,6 +115,7 @@ export class TaskRun {
     setHandler(progressQuery, () => ({
       workflowId: this.workflowId,
       phase: this.phase,
+      ...(this.step ? { step: this.step } : {}),
       attempt: this.attempt,
       maxAttempts: this.limits.maxAttempts,
       usage: this.usage(),
