@@ -1,7 +1,7 @@
 // `weaver` CLI on top of the client SDK: run a task and follow it live, look at a run.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
 import { batchProgressQuery, progressQuery } from './workflows/messages';
 import {
   addGuidance,
@@ -294,6 +294,10 @@ export function runCli(argv: string[]): void {
     .catch((err: unknown) => {
       if (err instanceof Unavailable) {
         console.error(err.message);
+        process.exit(1);
+      }
+      if (err instanceof WorkflowNotFoundError) {
+        console.error(`no such workflow: ${err.workflowId ?? err.message}`);
         process.exit(1);
       }
       if (err instanceof TaskInputError || err instanceof UsageError || err instanceof InputError) {

@@ -330,6 +330,8 @@ describe('weaver CLI (bin/weaver.mjs)', () => {
     expect({ code: lost.code, stdout: lost.stdout }).toEqual({ code: 1, stdout: '' });
     expect(lost.stderr).toContain(`the artifact store is not reachable from here: ${away} does not exist; set WEAVER_ARTIFACT_DIR`);
     expect(lost.stderr).not.toMatch(/^\s+at /m);
+    const unknown = await weaver('diff', `${id}-nope`);
+    expect({ code: unknown.code, stderr: unknown.stderr.trim() }).toEqual({ code: 1, stderr: `no such workflow: ${id}-nope` });
 
     // `weaver logs`: the last attempt's steps (this run: its test command, as step `test`).
     const testLog = p.logs?.[0].steps[0].log;
