@@ -1,7 +1,7 @@
 // `weaver` CLI on top of the client SDK: run a task and follow it live, look at a run.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { WorkflowFailedError, WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
 import { batchProgressQuery, progressQuery } from './workflows/messages';
 import {
   addGuidance,
@@ -20,14 +20,17 @@ import {
   type Progress,
   type Usage,
 } from './client';
+import { formatDiffstat, readArtifact, Unavailable, viewRun } from './inspect';
 
 const USAGE = `usage:
   weaver run <task.json> [--json] [--id <workflowId>] [--detach]
   weaver batch <batch.json> [--json] [--id <workflowId>] [--detach]
   weaver status <workflowId> [--json]
   weaver result <workflowId> [--json]
+  weaver diff <workflowId> [--stat]
+  weaver logs <workflowId> [--attempt N] [--step NAME]
   weaver guide <workflowId> <text>
-  weaver approve <workflowId> [--reject] [comment]
+  weaver approve <workflowId> [--commit <sha>] [--reject] [comment]
   weaver cancel <workflowId>`;
 
 export async function main(argv: string[], out: (line: string) => void = console.log): Promise<number> {
@@ -39,6 +42,10 @@ export async function main(argv: string[], out: (line: string) => void = console
       id: { type: 'string' },
       detach: { type: 'boolean' },
       reject: { type: 'boolean' },
+      commit: { type: 'string' },
+      stat: { type: 'boolean' },
+      attempt: { type: 'string' },
+      step: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -95,7 +102,43 @@ export async function main(argv: string[], out: (line: string) => void = console
       }
       const progress = await getProgress(arg).catch(() => undefined);
       if (values.json) out(JSON.stringify({ status: desc.status.name, progress }, null, 2));
-      else out(`${arg}: ${desc.status.name}${progress ? `\n  ${formatProgress(progress)}` : ''}\n  ${webUiLink(arg)}`);
+      else out(`${arg}: ${desc.status.name}${progress ? `\n  ${formatProgress(progress)}${awaitingApproval(progress)}` : ''}\n  ${webUiLink(arg)}`);
+      return 0;
+    }
+    case 'diff': {
+      if (!arg) throw new UsageError('diff needs a workflow id');
+      const view = await viewRun((await weaverClient()).workflow.getHandle(arg));
+      if (values.stat) {
+        if (!view.diffstat) throw new Unavailable(`${arg}: no diffstat (${view.commit ? 'the run predates them' : `nothing committed yet; the task is ${view.phase}`})`);
+        out([`commit ${view.commit}`, ...formatDiffstat(view.diffstat)].join('\n'));
+        return 0;
+      }
+      if (!view.diff) throw new Unavailable(`${arg}: no diff yet (${view.running ? `nothing committed yet; the task is ${view.phase}` : 'the run changed nothing'})`);
+      // The diff as git wrote it (pipe it to a pager or `git apply`); where it comes from on stderr.
+      if (view.diffOf === 'attempt') console.error(`(no commit diff recorded: the last attempt's change)`);
+      out((await readArtifact(view.diff)).replace(/\n$/, ''));
+      return 0;
+    }
+    case 'logs': {
+      if (!arg) throw new UsageError('logs needs a workflow id');
+      const attempt = values.attempt === undefined ? undefined : Number(values.attempt);
+      if (attempt !== undefined && !(Number.isInteger(attempt) && attempt > 0)) throw new UsageError(`--attempt must be a whole number ≥ 1, got "${values.attempt}"`);
+      const { logs } = await viewRun((await weaverClient()).workflow.getHandle(arg));
+      const record = attempt === undefined ? logs[logs.length - 1] : logs.find((l) => l.attempt === attempt);
+      if (!record) {
+        throw new Unavailable(`${arg}: ${attempt === undefined ? 'no attempt has finished yet' : `no attempt ${attempt} (finished: ${logs.map((l) => l.attempt).join(', ') || 'none'})`}`);
+      }
+      const steps = values.step === undefined ? record.steps : record.steps.filter((st) => st.name === values.step);
+      if (!steps.length) {
+        const names = record.steps.map((st) => st.name).join(', ');
+        throw new Unavailable(`${arg}: attempt ${record.attempt} ${values.step === undefined ? 'ran no steps' : `has no step "${values.step}" (steps: ${names || 'none'})`}`);
+      }
+      for (const st of steps) {
+        // One step asked for: its log alone, as written (for grep and pagers); all: each under a header.
+        if (values.step === undefined) out(`=== attempt ${record.attempt}, step ${st.name} (${st.kind}): ${st.status} ===`);
+        if (st.log) out((await readArtifact(st.log)).replace(/\n$/, ''));
+        else out(st.status === 'skipped' ? `(skipped${st.skippedBecause ? `: ${st.skippedBecause}` : ''})` : '(no log)');
+      }
       return 0;
     }
     case 'result': {
@@ -119,7 +162,8 @@ export async function main(argv: string[], out: (line: string) => void = console
     }
     case 'approve': {
       if (!arg) throw new UsageError('approve needs a workflow id');
-      const answer = await approvePush(arg, { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined }).catch(
+      const decision = { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined, ...(values.commit ? { commit: values.commit } : {}) };
+      const answer = await approvePush(arg, decision).catch(
         (err: unknown) => {
           if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`${arg}: ${err.cause?.message ?? err.message}`);
           throw err;
@@ -140,6 +184,14 @@ export async function main(argv: string[], out: (line: string) => void = console
 }
 
 class UsageError extends Error {}
+
+/** While a push waits for a person: what they are approving, and how to see it and name it. */
+function awaitingApproval(p: Progress): string {
+  if (p.phase !== 'awaiting_approval' || !p.commit) return '';
+  const stat = p.diffstat ? formatDiffstat(p.diffstat).map((l) => `\n   ${l}`).join('') : '';
+  const id = p.workflowId;
+  return `\n  commit ${p.commit} awaits approval${stat}\n  see it: weaver diff ${id}; approve it: weaver approve ${id} --commit ${p.commit.slice(0, 12)}`;
+}
 
 /** What the client changed in the input (credentials taken out of a URL): on stderr, so --json output stays JSON. */
 const warn = (message: string) => console.error(`warning: ${message}`);
@@ -187,7 +239,9 @@ export async function follow<R = CodingTaskResult, P = Progress>(
 
 export function formatProgress(p: Progress): string {
   const d = p.lastDecision ? ` — last decision: ${p.lastDecision.action} (${p.lastDecision.why})` : '';
-  return `[${p.phase}${p.step ? `: ${p.step}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${d}`;
+  const s = p.diffstat ? `, ${p.diffstat.filesChanged} file(s) +${p.diffstat.added} -${p.diffstat.removed}` : '';
+  const awaiting = p.phase === 'awaiting_approval' && p.commit ? ` — commit ${p.commit.slice(0, 12)} awaits approval${s}` : '';
+  return `[${p.phase}${p.step ? `: ${p.step}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${awaiting}${d}`;
 }
 
 export function formatBatchProgress(p: BatchProgress): string {
@@ -240,6 +294,14 @@ export function runCli(argv: string[]): void {
   main(argv)
     .then((code) => process.exit(code))
     .catch((err: unknown) => {
+      if (err instanceof Unavailable) {
+        console.error(err.message);
+        process.exit(1);
+      }
+      if (err instanceof WorkflowNotFoundError) {
+        console.error(`no such workflow: ${err.workflowId ?? err.message}`);
+        process.exit(1);
+      }
       if (err instanceof TaskInputError || err instanceof UsageError || err instanceof InputError) {
         console.error(err.message);
         if (err instanceof UsageError) console.error(USAGE);

@@ -182,7 +182,10 @@ export async function addGuidance(workflowId: string, text: string, opts: Pick<C
 
 /**
  * Approves (or rejects) the push of a task started with `requireApproval`. Resolves with what
- * the task will do; throws (WorkflowUpdateFailedError) when the task is not waiting for one.
+ * the task will do; throws (WorkflowUpdateFailedError, with the reason) when the task is not
+ * waiting for one, or when `decision.commit` (full or abbreviated SHA, ≥ 7 hex digits) is not the
+ * commit awaiting approval — name the commit you reviewed (`getProgress(id).commit`, with its
+ * `diffstat` and `diff`), so the decision is about that commit and no other.
  */
 export async function approvePush(
   workflowId: string,

@@ -2,13 +2,16 @@
 // codingTask from a JSON file, and the project's own `weaver` CLI (bin/weaver.mjs → tsx →
 // src/cli.ts). The worker is the rig's (in this jest process); only the clients are children.
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
 import { demoModelStep } from '../scripts/demo/example';
 import type { StaticStep } from '../scripts/demo/scriptedModelServer';
-import type { BatchResult, CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
+import { workspaceDirFor } from '../src/activities/workspace';
+import { approvePush, getProgress, resultOf } from '../src/client';
+import type { ArtifactRef, BatchResult, CodingTaskInput, CodingTaskResult, Progress } from '../src/domain/schema';
 import { closeTestConnections, temporalCliPath, testAddress } from './support/temporal';
 import { startRig, type Rig } from './support/weaver';
 import { wholeFile } from './support/answers';
@@ -66,6 +69,21 @@ async function writeTask(name: string, input: unknown): Promise<string> {
 
 const uniqueId = (label: string) => `cli-${label}-${rig.taskQueue}-${++seq}`;
 
+/** Polls the progress query until the run reaches `phase` (60 s at most); returns that progress. */
+async function waitForPhase(h: WorkflowHandle, phase: Progress['phase']): Promise<Progress> {
+  const deadline = Date.now() + 60_000;
+  let p = await h.query<Progress>('progress');
+  while (p.phase !== phase && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    p = await h.query<Progress>('progress');
+  }
+  expect(p.phase).toBe(phase);
+  return p;
+}
+
+/** An artifact's text, straight from the rig's store. */
+const readArtifact = (a: ArtifactRef) => readFile(path.join(rig.artifactDir, 'sha256', a.ref.slice(7, 9), a.ref.slice(7)), 'utf8');
+
 describe('temporal CLI (official binary)', () => {
   const temporal = (...args: string[]) => run(temporalCliPath(), [...args, '--address', testAddress(), '--namespace', 'default']);
 
@@ -119,14 +137,17 @@ describe('temporal CLI (official binary)', () => {
 });
 
 describe('weaver CLI (bin/weaver.mjs)', () => {
-  const weaver = (...args: string[]) =>
-    run(process.execPath, [WEAVER_BIN, ...args], {
-      ...process.env,
-      TEMPORAL_ADDRESS: testAddress(),
-      TEMPORAL_NAMESPACE: 'default',
-      WEAVER_TASK_QUEUE: rig.taskQueue,
-      WEAVER_UI_URL: 'http://ui.weaver.test:8233',
-    });
+  const env = (extra: NodeJS.ProcessEnv = {}) => ({
+    ...process.env,
+    TEMPORAL_ADDRESS: testAddress(),
+    TEMPORAL_NAMESPACE: 'default',
+    WEAVER_TASK_QUEUE: rig.taskQueue,
+    WEAVER_UI_URL: 'http://ui.weaver.test:8233',
+    // The store the rig's worker writes to: the CLI reads diffs and logs from it.
+    WEAVER_ARTIFACT_DIR: rig.artifactDir,
+    ...extra,
+  });
+  const weaver = (...args: string[]) => run(process.execPath, [WEAVER_BIN, ...args], env());
   const uiLink = (id: string) => `http://ui.weaver.test:8233/namespaces/default/workflows/${encodeURIComponent(id)}`;
 
   test('run --json: follows the run to the end and prints the result as JSON (bad answer, then good)', async () => {
@@ -264,6 +285,101 @@ describe('weaver CLI (bin/weaver.mjs)', () => {
     expect({ code: j.code, why: explain(j) }).toMatchObject({ code: 1 });
     expect(JSON.parse(j.stdout)).toEqual(JSON.parse(JSON.stringify(batch)));
   });
+
+  test('approval by commit: status shows the commit and its diffstat, diff and logs print what it holds; another commit is refused, the named one is pushed', async () => {
+    const repo = await rig.newRepo();
+    rig.model.script('cli-approve', [answer(GOOD)]);
+    const id = uniqueId('approve');
+    const handle = await rig.start(rig.task(repo, [rig.provider('cli-approve')], { push: true, requireApproval: true }), id);
+    const p = await waitForPhase(handle, 'awaiting_approval');
+
+    // What awaits approval, checked against the workspace's git: its HEAD, diffed from the base.
+    const home = workspaceDirFor(rig.workspaceRoot, id);
+    const [checkout] = (await readdir(home)).filter((d) => existsSync(path.join(home, d, '.git')));
+    const ws = simpleGit(path.join(home, checkout));
+    const head = (await ws.revparse(['HEAD'])).trim();
+    const base = (await simpleGit(repo).revparse(['main'])).trim();
+    const [added, removed] = (await ws.raw(['diff', '--numstat', base, head])).trim().split('\t').map(Number);
+    expect(p.commit).toBe(head);
+    expect(p.diffstat).toEqual({ files: [{ path: 'src/slugify.js', added, removed }], filesChanged: 1, added, removed });
+    expect(p.diff).toMatchObject({ kind: 'diff', ref: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    const diffText = await ws.raw(['diff', '--no-renames', base, head]);
+    expect(await readArtifact(p.diff!)).toBe(diffText);
+    // The remote has no such branch yet.
+    expect((await simpleGit(repo).branchLocal()).all).not.toContain(p.branch);
+
+    const status = await weaver('status', id);
+    expect({ code: status.code, why: explain(status) }).toMatchObject({ code: 0 });
+    expect(status.stdout).toContain(`[awaiting_approval] attempt 1/3`);
+    expect(status.stdout).toContain(`commit ${head} awaits approval`);
+    expect(status.stdout).toMatch(new RegExp(`^ +src/slugify\\.js \\| \\+${added} -${removed}$`, 'm'));
+    expect(status.stdout).toContain(`weaver approve ${id} --commit ${head.slice(0, 12)}`);
+    const json = await weaver('status', id, '--json');
+    expect(JSON.parse(json.stdout).progress).toMatchObject({ phase: 'awaiting_approval', commit: head, diffstat: p.diffstat, diff: p.diff });
+
+    // `weaver diff`: the diff of the commit under approval, as git writes it.
+    const diff = await weaver('diff', id);
+    expect({ code: diff.code, why: explain(diff) }).toMatchObject({ code: 0 });
+    expect(diff.stdout).toBe(diffText);
+    expect(diff.stdout).toContain('+++ b/src/slugify.js');
+    const stat = await weaver('diff', id, '--stat');
+    expect(stat.stdout.split('\n')).toEqual([`commit ${head}`, ` src/slugify.js | +${added} -${removed}`, ` 1 file(s) changed, +${added} -${removed}`, '']);
+    // Without the workers' store: a clear error naming the setting, no stack trace.
+    const away = path.join(rig.tmp, 'no-store-here');
+    const lost = await run(process.execPath, [WEAVER_BIN, 'diff', id], env({ WEAVER_ARTIFACT_DIR: away }));
+    expect({ code: lost.code, stdout: lost.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(lost.stderr).toContain(`the artifact store is not reachable from here: ${away} does not exist; set WEAVER_ARTIFACT_DIR`);
+    expect(lost.stderr).not.toMatch(/^\s+at /m);
+    const unknown = await weaver('diff', `${id}-nope`);
+    expect({ code: unknown.code, stderr: unknown.stderr.trim() }).toEqual({ code: 1, stderr: `no such workflow: ${id}-nope` });
+
+    // `weaver logs`: the last attempt's steps (this run: its test command, as step `test`).
+    const testLog = p.logs?.[0].steps[0].log;
+    expect(p.logs).toEqual([{ attempt: 1, steps: [{ name: 'test', kind: 'test', status: 'passed', log: testLog }] }]);
+    const logText = await readArtifact(testLog!);
+    expect(logText).toMatch(/# pass 3/);
+    const logs = await weaver('logs', id);
+    expect({ code: logs.code, why: explain(logs) }).toMatchObject({ code: 0 });
+    expect(logs.stdout).toBe(`=== attempt 1, step test (test): passed ===\n${logText.replace(/\n$/, '')}\n`);
+    const one = await weaver('logs', id, '--attempt', '1', '--step', 'test');
+    expect(one.stdout).toBe(`${logText.replace(/\n$/, '')}\n`);
+    const noStep = await weaver('logs', id, '--step', 'lint');
+    expect({ code: noStep.code, stderr: noStep.stderr.trim() }).toEqual({ code: 1, stderr: `${id}: attempt 1 has no step "lint" (steps: test)` });
+    const noAttempt = await weaver('logs', id, '--attempt', '2');
+    expect({ code: noAttempt.code, stderr: noAttempt.stderr.trim() }).toEqual({ code: 1, stderr: `${id}: no attempt 2 (finished: 1)` });
+
+    // Decisions naming another commit are refused with the reason — the CLI's, the SDK's (both
+    // the update) and a signal's (recorded) — and the task still waits.
+    const other = base.slice(0, 7);
+    const wrong = await weaver('approve', id, '--commit', other);
+    expect({ code: wrong.code, stdout: wrong.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(wrong.stderr).toContain(`${id}: the decision names commit ${other}, but the commit awaiting approval is ${head}`);
+    const malformed = await weaver('approve', id, '--commit', 'HEAD~1');
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toContain('commit must be the SHA of the commit awaiting approval (7 to 40 hex digits)');
+    const sdk = await approvePush(id, { approved: false, by: 'sdk', commit: base }, { client: rig.client }).catch((e: unknown) => e);
+    expect(sdk).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(String((sdk as WorkflowUpdateFailedError).cause?.message)).toBe(`the decision names commit ${base}, but the commit awaiting approval is ${head}`);
+    await handle.signal('approvePush', { approved: true, by: 'mallory', commit: base });
+    expect((await getProgress(id, { client: rig.client })).phase).toBe('awaiting_approval');
+
+    // The commit looked at, named (abbreviated): approved, and that very commit is pushed.
+    const ok = await weaver('approve', id, '--commit', head.slice(0, 10), 'looks right');
+    expect({ code: ok.code, why: explain(ok) }).toMatchObject({ code: 0 });
+    expect(ok.stdout.trim()).toBe(`${id}: approved: pushing now`);
+    const result = await resultOf(handle);
+    expect(result).toMatchObject({ status: 'succeeded', pushed: true, commit: head, diffstat: p.diffstat, diff: p.diff });
+    expect(result.approval).toMatchObject({ approved: true, comment: 'looks right', via: 'update', commit: head });
+    expect(result.refusedApprovals).toEqual([
+      { at: expect.any(String), via: 'signal', by: 'mallory', reason: `the decision names commit ${base}, but the commit awaiting approval is ${head}` },
+    ]);
+    expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(head);
+
+    // Finished: `weaver diff` reads the final commit's diff from the result.
+    const after = await weaver('diff', id);
+    expect({ code: after.code, why: explain(after) }).toMatchObject({ code: 0 });
+    expect(after.stdout).toBe(diffText);
+  }, 300_000);
 
   test('run --detach --json prints the workflow id and returns while the run goes on', async () => {
     const repo = await rig.newRepo();

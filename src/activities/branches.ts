@@ -41,6 +41,10 @@ export async function commitAndPush(req: CommitRequest, secrets: string[] = [], 
   const commit = (await git.revparse(['HEAD'])).trim();
   const extra = { ...(leftBehind.length ? { leftBehind } : {}), ...(refusedSecrets.length ? { refusedSecrets } : {}) };
   if (!req.pushRemote) return { commit, pushed: false, ...extra };
+  // An approved push carries exactly the commit the person looked at, or nothing.
+  if (req.approvedCommit && commit !== req.approvedCommit) {
+    return { commit, pushed: false, ...extra, pushError: `the branch is at ${commit.slice(0, 12)}, not at the approved commit ${req.approvedCommit.slice(0, 12)}; nothing was pushed` };
+  }
   const ref = `refs/heads/${req.workspace.branch}`;
   let remote = stripUrlCredentials(req.pushRemote);
   try {

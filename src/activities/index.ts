@@ -20,6 +20,7 @@ import { evaluateCondition, parseCondition } from '../domain/conditions';
 import { ArtifactStore } from './artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { CommandSlots } from './commandSlots';
+import { describeCommit } from './commitDiff';
 import { runCommand } from './commands';
 import type { WorkerLoad } from '../domain/liveness';
 import { restoreGit, snapshotGit } from './gitGuard';
@@ -347,6 +348,13 @@ export function createActivities(deps: ActivityDeps) {
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
       const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
       if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
+      // What a person approves: the commit's diffstat and diff. Informational, so a failure to
+      // read them is logged and never fails a commit that is made (and maybe pushed) already.
+      try {
+        Object.assign(r, await describeCommit(store, req.workspace, r.commit));
+      } catch (err) {
+        Context.current().log.warn('could not describe the commit', { commit: r.commit, error: (err as Error).message });
+      }
       return r;
     },
 

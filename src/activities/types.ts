@@ -1,7 +1,7 @@
 // Shapes exchanged between the workflow and its activities. Small by design: anything big
 // travels as an ArtifactRef (design rule 3).
 import type { SandboxSetting } from './sandbox';
-import type { ArtifactRef, Command, SandboxPolicy, ProviderSpec, StepOutcome, TaskSpec, TestOutcome } from '../domain/schema';
+import type { ArtifactRef, Command, Diffstat, SandboxPolicy, ProviderSpec, StepOutcome, TaskSpec, TestOutcome } from '../domain/schema';
 import type { PlaybookInput, PlaybookStep, ResolvedPlaybook } from '../domain/playbook';
 import type { ProviderRegistry } from '../domain/registry';
 
@@ -243,6 +243,8 @@ export interface CommitRequest {
   paths?: string[];
   /** Env var names holding provider keys: a file holding one of their values is never committed. */
   secretEnvNames?: string[];
+  /** The commit a person approved: a branch whose head is another commit is not pushed (pushError). */
+  approvedCommit?: string;
 }
 
 export interface CommitResult {
@@ -256,4 +258,8 @@ export interface CommitResult {
   leftBehind?: string[];
   /** Files not committed because they hold a secret of the worker. */
   refusedSecrets?: string[];
+  /** What the commit changes against the base commit (absent: it could not be read; see the worker's log). */
+  diffstat?: Diffstat;
+  /** The commit's whole diff against the base commit, in the artifact store. */
+  diff?: ArtifactRef;
 }

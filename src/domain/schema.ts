@@ -459,6 +459,19 @@ export interface AttemptRecord {
   artifacts: ArtifactRef[];
 }
 
+/**
+ * What a commit changes against the task's base commit, per file and in total: what a person
+ * reads before approving a push. `files` is bounded; `moreFiles` counts the ones left out.
+ */
+export interface Diffstat {
+  /** Lines added and removed per file; a binary file has neither (`binary: true`). */
+  files: { path: string; added: number; removed: number; binary?: true }[];
+  filesChanged: number;
+  added: number;
+  removed: number;
+  moreFiles?: number;
+}
+
 export interface ChildSummary {
   workflowId: string;
   title: string;
@@ -498,8 +511,12 @@ export interface CodingTaskResult {
   sandbox?: SandboxRecord;
   /** Which checks ran: the playbook's source (task, repository, testCommand, detected, none) and its steps. */
   checks?: { source: string; description: string; stack?: string };
-  /** The push decision (requireApproval): approved or not, by whom, when, how it came. */
-  approval?: { approved: boolean; by?: string; comment?: string; at: string; via: 'update' | 'signal' };
+  /** What the commit changes against the base (files, lines added and removed): see `diff` for the whole. */
+  diffstat?: Diffstat;
+  /** The commit's whole diff against the base, in the artifact store (`weaver diff <id>`). */
+  diff?: ArtifactRef;
+  /** The push decision (requireApproval): approved or not, by whom, when, how it came, and the commit it was about. */
+  approval?: { approved: boolean; by?: string; comment?: string; at: string; via: 'update' | 'signal'; commit?: string };
   /** Decisions refused (too early, repeated, malformed), with why. */
   refusedApprovals?: { at: string; via: 'signal'; reason: string; by?: string }[];
   attempts: AttemptRecord[];
@@ -559,4 +576,27 @@ export interface Progress {
   sandbox?: SandboxRecord;
   /** A durable wait for a provider in progress (rate limit, outage): who, why, until when, failing for how long. */
   wait?: { provider: string; family: string; until: string; waitedMs: number };
+  /**
+   * Once the task has committed (e.g. while `awaiting_approval`): the commit, what it changes and
+   * its whole diff in the artifact store — what a person approves (`approvePush` may name it).
+   */
+  commit?: string;
+  diffstat?: Diffstat;
+  diff?: ArtifactRef;
+  /** The finished attempts' step logs, for `weaver logs` while the task runs (the result has the whole records). */
+  logs?: AttemptLogs[];
+}
+
+/** One attempt's step logs: its playbook steps, or (records without steps) its test run as step `test`. */
+export interface AttemptLogs {
+  attempt: number;
+  steps: StepLog[];
+}
+
+export interface StepLog {
+  name: string;
+  kind: StepKind;
+  status: StepOutcome['status'];
+  log?: ArtifactRef;
+  skippedBecause?: string;
 }

@@ -1,6 +1,7 @@
 // The approval gate before a push (requireApproval): one decision, checked the same way
-// whether it comes as an Update or as a Signal, recorded with who and when; decisions that
-// came too early, twice, or malformed are refused and recorded as such.
+// whether it comes as an Update or as a Signal, recorded with who, when and the commit it was
+// about; decisions that came too early, twice, malformed, or naming another commit than the
+// one awaiting approval are refused and recorded as such.
 import { condition, log, patched, setHandler } from '@temporalio/workflow';
 import type { Phase, TaskStatus } from '../domain/schema';
 import { approvePushSignal, approvePushUpdate, type PushDecision } from './messages';
@@ -24,6 +25,8 @@ export interface GateState {
   pushes: boolean;
   phase: Phase;
   status?: TaskStatus;
+  /** The commit awaiting approval (set once the task has committed). */
+  commit?: string;
 }
 
 const MAX_REFUSALS_KEPT = 20;
@@ -36,7 +39,7 @@ export class ApprovalGate {
     setHandler(approvePushUpdate, (d) => this.accept(d, 'update'), {
       // Rejected before it enters history: the caller gets the reason at once.
       validator: (d) => {
-        const why = this.check(d);
+        const why = this.check(d, true);
         if (why) throw new Error(why);
       },
     });
@@ -46,7 +49,8 @@ export class ApprovalGate {
         this.decision ??= { ...d, at: new Date().toISOString(), via: 'signal' };
         return;
       }
-      const why = this.check(d);
+      // Runs started before a decision could name its commit took one that did as if it did not.
+      const why = this.check(d, d?.commit !== undefined && patched('approval-names-commit'));
       if (!why) return void this.accept(d, 'signal');
       log.warn('approvePush signal refused', { reason: why });
       if (this.refused.length < MAX_REFUSALS_KEPT) {
@@ -55,8 +59,8 @@ export class ApprovalGate {
     });
   }
 
-  /** Why a decision cannot be taken now (undefined: it can). */
-  check(d: PushDecision | undefined): string | undefined {
+  /** Why a decision cannot be taken now (undefined: it can). `byCommit`: check the commit it names. */
+  check(d: PushDecision | undefined, byCommit: boolean): string | undefined {
     const s = this.state();
     if (!s.required) return 'this task does not require approval (requireApproval is not set)';
     if (!s.pushes) return 'this task does not push (push is not set)';
@@ -65,6 +69,10 @@ export class ApprovalGate {
     // Only a reviewed commit can be approved: not before the tests pass and it exists.
     if (s.phase !== 'awaiting_approval') return `nothing to approve yet: the task is ${s.phase}`;
     if (typeof d?.approved !== 'boolean') return 'approved must be true or false';
+    if (byCommit && d.commit !== undefined) {
+      if (typeof d.commit !== 'string' || !/^[0-9a-f]{7,40}$/i.test(d.commit)) return 'commit must be the SHA of the commit awaiting approval (7 to 40 hex digits)';
+      if (!s.commit?.startsWith(d.commit.toLowerCase())) return `the decision names commit ${d.commit}, but the commit awaiting approval is ${s.commit ?? '(none)'}`;
+    }
     return undefined;
   }
 
@@ -75,6 +83,8 @@ export class ApprovalGate {
       comment: typeof d.comment === 'string' ? d.comment.slice(0, 500) : undefined,
       at: new Date().toISOString(),
       via,
+      // The commit that was awaiting approval, whether or not the decision named it.
+      commit: this.state().commit,
     };
     return d.approved ? 'approved: pushing now' : 'rejected: the commit stays in the workspace, nothing is pushed';
   }

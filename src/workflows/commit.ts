@@ -23,7 +23,7 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   // commit. Runs started before bundled only a child's (or an unapproved) commit.
   const bundleAlways = patched('bundle-every-commit');
   // Short and not to be interrupted: a cancel must not race a push (or the release after it).
-  const commitAndPush = (req: { pushRemote?: string; bundle?: boolean }) =>
+  const commitAndPush = (req: { pushRemote?: string; bundle?: boolean; approvedCommit?: string }) =>
     CancellationScope.nonCancellable(() =>
       t.acts(ws).commitAndPush({ workspace: ws, message, workflowId: t.workflowId, paths, secretEnvNames: t.secretEnvNames(), ...req, bundle: req.bundle || bundleAlways }),
     );
@@ -32,7 +32,8 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   if (pushRemote && t.input.requireApproval) {
     // Commit now, push only once a person says so (a durable wait: days are fine).
     const first = await commitAndPush({});
-    t.committed = { commit: first.commit, pushed: false, ...(first.bundle ? { bundle: first.bundle } : {}) };
+    // What the person is shown (progress query) and approves: this commit, its diffstat and diff.
+    t.committed = { commit: first.commit, pushed: false, ...(first.bundle ? { bundle: first.bundle } : {}), ...described(first) };
     t.enter('awaiting_approval');
     const timeoutSec = t.input.approvalTimeoutSec;
     const a = await t.gate.wait(timeoutSec === undefined ? undefined : timeoutSec * 1000);
@@ -54,10 +55,12 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   // so does a task whose approval never came.
   const timedOut = rejected !== undefined && !t.gate.decision;
   const handOff = t.depth > 0 || timedOut;
+  // Only the approved commit is pushed (the activity refuses a branch that moved since).
+  const approvedCommit = pushRemote && t.gate.decision?.approved ? t.gate.decision.commit : undefined;
   let r: CommitResult;
   for (let rebuilds = 0; ; rebuilds++) {
     try {
-      r = await commitAndPush({ pushRemote, bundle: handOff });
+      r = await commitAndPush({ pushRemote, bundle: handOff, ...(approvedCommit ? { approvedCommit } : {}) });
       break;
     } catch (err) {
       // Committed and bundled already (the approval wait): restore the branch elsewhere and push from there.
@@ -68,7 +71,7 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
       t.enter('committing');
     }
   }
-  t.committed = { commit: r.commit, pushed: r.pushed, ...(r.bundle ? { bundle: r.bundle } : {}) };
+  t.committed = { commit: r.commit, pushed: r.pushed, ...(r.bundle ? { bundle: r.bundle } : {}), ...described(r) };
   if (r.refusedSecrets?.length) {
     t.warn(`not committed because they hold a secret of the worker: ${r.refusedSecrets.slice(0, 20).join(', ')}`);
   }
@@ -92,4 +95,9 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
     }
   }
   return { ...r, rejected, workspace: t.released ? undefined : ws.dir };
+}
+
+/** The commit's diffstat and diff reference, when the activity could read them (older workers did not). */
+function described(r: CommitResult): Pick<CommitResult, 'diffstat' | 'diff'> {
+  return { ...(r.diffstat ? { diffstat: r.diffstat } : {}), ...(r.diff ? { diff: r.diff } : {}) };
 }

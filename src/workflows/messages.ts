@@ -14,6 +14,11 @@ export interface PushDecision {
   approved: boolean;
   by?: string;
   comment?: string;
+  /**
+   * The commit this decision is about (full or abbreviated SHA, at least 7 hex digits): refused
+   * when it is not the commit awaiting approval, so nobody approves a commit they did not see.
+   */
+  commit?: string;
 }
 
 /** A person's decision on pushing, when the task has `requireApproval`; answers what happens next. */

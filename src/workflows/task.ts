@@ -21,6 +21,7 @@ import {
   type Limits,
   type CodingTaskResult,
   type Decision,
+  type Diffstat,
   type ParsedCodingTaskInput,
   type Phase,
   type ProviderSpec,
@@ -31,6 +32,7 @@ import {
 } from '../domain/schema';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../domain/searchAttributes';
 import { slimResult } from '../domain/slim';
+import { attemptLogs } from '../domain/stepLogs';
 import { detailsLine, REFUSED } from '../domain/taskOutcome';
 import { mergeUsage } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
@@ -43,6 +45,9 @@ export interface Committed {
   commit: string;
   pushed: boolean;
   bundle?: ArtifactRef;
+  /** What the commit changes against the base, and its whole diff (what an approver looks at). */
+  diffstat?: Diffstat;
+  diff?: ArtifactRef;
 }
 
 export class TaskRun {
@@ -125,9 +130,11 @@ export class TaskRun {
       children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
       sandbox: this.sandboxRecord(),
       wait: progressWait(this.providerWait),
+      ...(this.committed ? { commit: this.committed.commit, diffstat: this.committed.diffstat, diff: this.committed.diff } : {}),
+      logs: this.attempts.length ? attemptLogs(this.attempts) : undefined,
     }));
     setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
-    this.gate = new ApprovalGate(() => ({ required: !!this.input.requireApproval, pushes: !!this.pushRemote(), phase: this.phase, status: this.status }));
+    this.gate = new ApprovalGate(() => ({ required: !!this.input.requireApproval, pushes: !!this.pushRemote(), phase: this.phase, status: this.status, commit: this.committed?.commit }));
   }
 
   /** The whole tree's usage: this task's calls plus its finished children's. */
@@ -322,6 +329,8 @@ export class TaskRun {
     const playbook = this.playbooks ? this.ws?.playbook : undefined;
     if (playbook) result.checks = { source: playbook.source, description: playbook.description, ...(playbook.stack ? { stack: playbook.stack } : {}) };
     if (this.settings) result.settings = this.settings;
+    if (this.committed?.diffstat) result.diffstat = this.committed.diffstat;
+    if (this.committed?.diff) result.diff = this.committed.diff;
     if (this.gate.decision) result.approval = this.gate.decision;
     if (this.gate.refused.length) result.refusedApprovals = this.gate.refused;
     this.enter('done');
