@@ -128,7 +128,7 @@ describe('temporal CLI (official binary)', () => {
       'buildPrompt',
       'generateChange',
       'applyChange',
-      'runTests',
+      'runCheck', // the playbook's test step (the task's testCommand)
       'commitAndPush',
       'releaseWorkspace', // pushed: the clone is no longer needed
       'storeArtifact', // events and the report
@@ -181,8 +181,8 @@ describe('weaver CLI (bin/weaver.mjs)', () => {
     expect(lines[0]).toBe(`started ${id}`);
     expect(r.stdout).toContain(uiLink(id));
     expect(r.stdout).toMatch(/^ {2}\[generating\] attempt 1\/3/m);
-    expect(r.stdout).toMatch(/^ {2}\[testing\] attempt 1\/3/m);
-    expect(r.stdout).toMatch(/^ {2}\[testing\] attempt 2\/3, .* last decision: retry/m);
+    expect(r.stdout).toMatch(/^ {2}\[testing: test\] attempt 1\/3/m);
+    expect(r.stdout).toMatch(/^ {2}\[testing: test\] attempt 2\/3, .* last decision: retry/m);
     expect(lines).toContain('status: succeeded');
     expect(lines).toContain('attempts: 2');
     expect(r.stdout).toMatch(new RegExp(`^branch: weaver/${id} @ [0-9a-f]{12} \\(pushed\\)$`, 'm'));

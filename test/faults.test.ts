@@ -64,7 +64,7 @@ const LLM = 'generateChange';
 /** What a kill aims at, in turn: the activity kinds in flight on the victim. */
 const TARGETS: { name: string; types: string[] }[] = [
   { name: 'provider call', types: [LLM] },
-  { name: 'tests', types: ['runTests'] },
+  { name: 'tests', types: ['runCheck'] },
   { name: 'git', types: ['applyChange', 'commitAndPush', 'buildPrompt', 'rollbackWorkspace', 'releaseWorkspace'] },
 ];
 /** Same-queue / lost-host, interleaved so both kinds meet every target. */
@@ -811,7 +811,7 @@ test(
 );
 
 // A moment the random kills above can land on, forced here: a worker killed twice during the same
-// test run (back on its queue each time) used up runTests' two tries with heartbeat timeouts, and
+// test run (back on its queue each time) used up runCheck's two tries with heartbeat timeouts, and
 // the task ended `failed: testing failed: activity Heartbeat timeout`, its answer paid for. Now the
 // workspace counts as lost (src/workflows/task.ts isWorkspaceLost): rebuilt, the answer re-applied.
 test('a worker killed twice during one test run: the workspace is rebuilt and the paid answer re-applied, the task succeeds', async () => {
@@ -853,7 +853,7 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
     { ...exampleTask(remote, { id: PROVIDER, model: name }), testCommand: ['sh', '-c', `sleep ${marker}; node --test test/`], push: true },
     { client: await testClient(), taskQueue, workflowId: `faults-twice-${taskQueue}` },
   );
-  // Both tries of the same runTests activity die with their worker; the worker comes back on its queue each time.
+  // Both tries of the same runCheck activity die with their worker; the worker comes back on its queue each time.
   for (let i = 0; i < 2; i++) {
     await waitUntil(`test run ${i + 1}`, () => processesWith(`sleep ${marker}`).length > 0, 60_000);
     await sleep(500);
@@ -867,7 +867,7 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
   expect({ status: result.status, reason: result.reason }).toMatchObject({ status: 'succeeded' });
   expect((await simpleGit(remote).raw(['rev-parse', `refs/heads/${result.branch}`])).trim()).toBe(result.commit);
   const { activities } = await runHistory(await testClient(), handle.workflowId);
-  const tests = activities.filter((a) => a.type === 'runTests');
+  const tests = activities.filter((a) => a.type === 'runCheck');
   // The killed run: its last try timed out on heartbeats (history keeps the last try); then the rebuild's run passed.
   expect(tests.map((a) => `${a.close}${a.failure ? ` ${a.failure}` : ''}`)).toEqual(['timed out HEARTBEAT', 'completed']);
   expect(tests[0].attempt).toBe(2);

@@ -276,11 +276,11 @@ describe('a busy worker is not a dead one', () => {
   }, 120_000);
 });
 
-/** The heartbeat details of a running runTests, if it says it is queued. */
+/** The heartbeat details of a running runCheck, if it says it is queued. */
 async function queuedDetails(h: WorkflowHandle): Promise<string | undefined> {
   const d = await h.describe();
   for (const p of d.raw.pendingActivities ?? []) {
-    if (p.activityType?.name !== 'runTests') continue;
+    if (p.activityType?.name !== 'runCheck') continue;
     // A beat without details is an empty payload; ours are JSON strings.
     const data = Buffer.from(p.heartbeatDetails?.payloads?.[0]?.data ?? []).toString('utf8');
     const text = data.startsWith('"') ? (JSON.parse(data) as string) : '';

@@ -167,7 +167,7 @@ async function killDuringTests(label: string, sandbox: 'off' | 'auto'): Promise<
   expect(second.output()).toContain(`workspace queue "${first.output().match(/workspace queue "([^"]+)"/)![1]}"`);
   const acts = await activitiesOf(await testClient(), handle.workflowId);
   expect(acts.filter((a) => a.type === 'prepareWorkspace')).toHaveLength(1);
-  expect(next.type).toBe('runTests');
+  expect(next.type).toBe('runCheck');
   expect(next.ms).toBeLessThanOrEqual(15_000);
   expect(processesWith(`sleep ${marker}`)).toEqual([]);
   expect(w.model.count(MODEL)).toBe(1);
