@@ -213,7 +213,10 @@ export function createActivities(deps: ActivityDeps) {
     const base = policy ?? SandboxPolicySchema.parse({});
     const stepPolicy = step.limits ? { ...base, limits: { ...base.limits, ...step.limits } } : base;
     const cwd = step.cwd ? await stepDir(dir, step.cwd) : dir;
-    const { r, log, limit, violation } = await runInWorkspace(`${step.kind}-log`, step.network ? 'setup' : 'test', step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
+    // Only setup (before the change) may ask for network: a check runs the model's code, which
+    // gets network only where the task's policy is `all` (the worker's cap still applies).
+    const phase = step.kind === 'setup' && step.network ? 'setup' : 'test';
+    const { r, log, limit, violation } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
     if (r.cancelled) throw new CancelledFailure(`${step.name} step cancelled; process group killed`);
     const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`].filter(Boolean).join('\n');
     const passed = r.exitCode === 0 && !r.timedOut && !violation && !limit;

@@ -34,7 +34,7 @@ export const PlaybookStepSchema = z
     onFailure: z.enum(ON_FAILURE).optional(),
     /** What of a failure goes back to the model: the failing tests, the end of the output, N characters of it, or nothing. */
     feedback: z.union([z.enum(['failures', 'tail', 'none']), z.number().int().min(100).max(20_000)]).optional(),
-    /** Network inside the sandbox (setup steps have it by default; the worker's policy still caps it). */
+    /** Network for a setup step (on by default; `false` turns it off). Checks run the model's code: they get network only under `sandbox.network: all`. */
     network: z.boolean().optional(),
     /** Where the step runs, relative to the repository root. */
     cwd: z.string().min(1).optional(),
