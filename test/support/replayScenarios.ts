@@ -3,12 +3,14 @@
 // can take — every strategy, durable provider waits, decomposition with merge, a batch,
 // approval both ways, cancellation, a workspace rebuild, a budget refusal. Answers are tiny.
 import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { workspaceDirFor } from '../../src/activities/workspace';
 import { resultOf, startTaskBatch } from '../../src/client';
 import type { BatchResult, CodingTaskResult, Progress } from '../../src/domain/schema';
 import { wholeFile } from './answers';
 import type { HistoryShape } from './histories';
+import { makeRepo } from './repos';
 import { byTitle, fix, multiRepo, parentTask, sub } from './modules';
 import type { Rig } from './weaver';
 
@@ -253,6 +255,39 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
       const provider = rig.provider('rs-budget', { pricing: { inputPerMTok: 10, outputPerMTok: 10 }, maxTokens: 60_000 });
       const r = await rig.run(rig.task(await rig.newRepo(), [provider], { limits: { maxCostUsd: 1, maxAttempts: 3, testTimeoutSec: 60 } }), id);
       check(r.status === 'budget_exceeded' && rig.model.count('rs-budget') === 1, 'budget_exceeded after one call', [r.status, r.reason]);
+      return [id];
+    },
+  },
+  {
+    name: 'playbook',
+    about: "the task's playbook: an answer that breaks the syntax (invalid_syntax, no step runs), one that fails the lint step, one that passes lint and test; a docs step skipped by its when",
+    expect: { closed: 'COMPLETED', activities: { generateChange: 3, runCheck: 3, rollbackWorkspace: 2, commitAndPush: 1 } },
+    run: async (rig, id) => {
+      const repo = await makeRepo(path.join(rig.tmp, `playbook-${id}`), {
+        'src/add.js': 'module.exports = function add(a, b) {\n  throw new Error("todo");\n};\n',
+        'lint.js': "if (/\\bvar\\b/.test(require('fs').readFileSync('src/add.js', 'utf8'))) { console.error('no-var'); process.exit(1); }\n",
+        'test/add.test.js': "require('node:test')('add', () => require('node:assert').strictEqual(require('../src/add.js')(2, 3), 5));\n",
+      });
+      const file = (body: string) => ({ content: wholeFile('src/add.js', `module.exports = function add(a, b) {\n${body}\n};\n`, 's'), usage });
+      rig.model.script('rs-playbook', [file('  return (a + b;'), file('  var s = a + b;\n  return s;'), file('  return a + b;')]);
+      const playbook = 'steps:\n  - name: lint\n    run: node lint.js\n  - name: test\n    run: node --test test/\n  - name: docs\n    when: changed(\'docs/**\')\n    run: "true"\n';
+      const { testCommand: _t, ...task } = rig.task(repo, [rig.provider('rs-playbook')], { playbook, push: true, decomposition: 'never' });
+      const r = await rig.run({ ...task, task: { title: 'Implement add', description: 'Write add in src/add.js.', relatedFiles: ['src/add.js'] } }, id);
+      const outcomes = r.attempts.map((a) => a.outcome).join();
+      check(r.status === 'succeeded' && outcomes === 'invalid_syntax,check_failed,tests_passed', 'syntax, lint, then pass', outcomes);
+      return [id];
+    },
+  },
+  {
+    name: 'no-checks',
+    about: 'a repository with nothing to check and no testCommand: the attempt ends no_checks and the task fails with that reason',
+    expect: { closed: 'FAILED', activities: { generateChange: 1, applyChange: 1 } },
+    run: async (rig, id) => {
+      const repo = await makeRepo(path.join(rig.tmp, `notes-${id}`), { 'notes.md': '# Notes\n' });
+      rig.model.script('rs-nochecks', [{ content: wholeFile('notes.md', '# Notes\n\n- one\n', 's'), usage }]);
+      const { testCommand: _t, ...task } = rig.task(repo, [rig.provider('rs-nochecks')]);
+      const r = await rig.run({ ...task, task: { title: 'Add a note', description: 'Add a note.', relatedFiles: ['notes.md'] } }, id);
+      check(r.status === 'failed' && r.reason.startsWith('no_checks'), 'failed with no_checks', [r.status, r.reason]);
       return [id];
     },
   },
