@@ -13,7 +13,7 @@ export interface TaskState {
 
 export type Outcome =
   | { kind: 'tests_passed' }
-  | { kind: 'tests_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number }
+  | { kind: 'tests_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number; limit?: string }
   | { kind: 'apply_failed'; errors: string[] }
   | { kind: 'schema_violation'; error: string }
   | { kind: 'truncated'; detail: string }
@@ -42,7 +42,9 @@ export function feedbackFor(outcome: Outcome): string {
         : outcome.exitCode === null
           ? 'was killed by a signal'
           : `exited with code ${outcome.exitCode}`;
-      return `The test command ${how}. End of its output:\n\`\`\`\n${outcome.tail.slice(-FEEDBACK_TAIL_CHARS)}\n\`\`\``;
+      // Said before the tail: a long crash report would push it out of the cut.
+      const limit = outcome.limit ? ` It hit a sandbox limit: ${outcome.limit}.` : '';
+      return `The test command ${how}.${limit} End of its output:\n\`\`\`\n${outcome.tail.slice(-FEEDBACK_TAIL_CHARS)}\n\`\`\``;
     }
     case 'apply_failed':
       return `Your change could not be applied, nothing was written:\n${outcome.errors.map((e) => `- ${e}`).join('\n')}`;
@@ -103,7 +105,7 @@ export function decide(state: TaskState, outcome: Outcome): Verdict {
 function describe(o: Outcome): string {
   switch (o.kind) {
     case 'tests_failed':
-      return o.timedOut ? 'tests timed out' : `tests failed (exit ${o.exitCode})`;
+      return `${o.timedOut ? 'tests timed out' : `tests failed (exit ${o.exitCode})`}${o.limit ? `: ${o.limit}` : ''}`;
     case 'apply_failed':
       return `change rejected (${o.errors[0] ?? 'unknown'}${o.errors.length > 1 ? `, +${o.errors.length - 1} more` : ''})`;
     case 'schema_violation':
