@@ -1,7 +1,7 @@
 // CPU time and peak memory of a command's whole process tree by sampling /proc, for when no
 // cgroup counts them (no sandbox, or a sandbox without cgroups: see sandbox/limits.ts Cgroup.usage).
 //
-// Every `intervalMs` the tree under the command's pid is walked through
+// Every `intervalMs` (less often for a long command) the tree under the command's pid is walked through
 // /proc/<pid>/task/<tid>/children, and each process's /proc/<pid>/stat and status are read:
 // - CPU: the sum over the tree of utime+stime+cutime+cstime, the largest such sum seen. A child
 //   reaped by a process of the tree moves its time into that parent's cutime/cstime, so short-
@@ -76,6 +76,8 @@ async function childrenOf(pid: number, threads: number): Promise<number[]> {
   return out;
 }
 
+const MAX_INTERVAL_MS = 500;
+
 /** Samples the process tree under `pid` until `stop()`. */
 export class TreeSampler {
   private cpuTicks = 0;
@@ -96,12 +98,17 @@ export class TreeSampler {
 
   private async run(): Promise<void> {
     if (process.platform !== 'linux') return;
+    const started = Date.now();
     while (!this.stopped) {
       await this.sample();
       if (this.stopped) return;
+      // Every intervalMs at first, then less often as the command goes on (a twentieth of its
+      // time so far, at most MAX_INTERVAL_MS): a long suite is not walked ten times a second,
+      // and what the last interval misses stays a small part of the whole.
+      const pause = Math.min(Math.max(this.intervalMs, (Date.now() - started) / 20), Math.max(this.intervalMs, MAX_INTERVAL_MS));
       // Ended early by stop(): the command's end does not wait out an interval.
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.intervalMs);
+        const t = setTimeout(resolve, pause);
         t.unref();
         this.wake = () => {
           clearTimeout(t);
