@@ -1,11 +1,13 @@
 // What the sandbox costs per command: the same command run bare and in bubblewrap (with the
 // root worker's hand-over of the workspace), N times each. Prints medians and the ratio.
+// Then what measuring a command's resources costs (with vs without): the cgroup's (a cpuacct
+// cgroup made and read) and /proc sampling's, per command and in the worker's own CPU time.
 //   npx tsx scripts/bench-sandbox.ts [runs=20] [files=2000]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCommand } from '../src/activities/commands';
-import { detectSandbox, sandboxed } from '../src/activities/sandbox';
+import { detectSandbox, sandboxed, type SandboxSetting } from '../src/activities/sandbox';
 import { SandboxPolicySchema } from '../src/domain/schema';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -27,8 +29,8 @@ async function main() {
     for (let i = 0; i < runs; i++) {
       const t = performance.now();
       const box = await sandboxed({ setting: boxed ? setting : { ...setting, kind: 'none' }, policy, phase: 'test', dir, command, env: process.env, scratchHome: path.join(root, 'home') });
-      await runCommand({ command: box.command, env: box.env, cwd: dir, timeoutSec: 60, logFile: path.join(root, 'log') });
-      await box.finish({ exitCode: 0, signal: null, timedOut: false, cancelled: false, durationMs: 0, tail: '', outputBytes: 0 });
+      const r = await runCommand({ command: box.command, env: box.env, cwd: dir, timeoutSec: 60, logFile: path.join(root, 'log') });
+      await box.finish(r);
       out.push(performance.now() - t);
     }
     return median(out);
@@ -41,7 +43,51 @@ async function main() {
     const boxed = await time(true, command);
     console.log(`| \`${command}\` | ${bare.toFixed(1)} | ${boxed.toFixed(1)} | +${(boxed - bare).toFixed(1)} ms (×${(boxed / bare).toFixed(2)}) |`);
   }
+  await measuring(runs, root, dir, setting);
   await rm(root, { recursive: true, force: true });
+}
+
+/**
+ * Each case run with and without measuring, alternately (load drifts), N times: the median wall
+ * time per command, and the worker's own CPU time (this process's: where sampling /proc runs).
+ */
+async function measuring(runs: number, root: string, dir: string, setting: SandboxSetting) {
+  const policy = SandboxPolicySchema.parse({});
+  const noCgroup = { ...setting, cgroup: undefined };
+  // Without: the same cgroup minus cpuacct, and nothing sampled (memory limits only, nothing read but the OOM counter).
+  const withoutCpuacct = setting.cgroup?.version === 1 ? { ...setting, cgroup: { ...setting.cgroup, cpuacct: undefined } } : setting;
+  const cases: { name: string; command: string; without: [SandboxSetting, boolean]; with: [SandboxSetting, boolean] }[] = [];
+  for (const command of ['true', `sh -c 'sleep 1 & sleep 1 & node -e "setTimeout(() => 0, 1000)"; wait'`]) {
+    cases.push({ name: `no sandbox, /proc sampling: \`${command}\``, command, without: [{ ...setting, kind: 'none' }, false], with: [{ ...setting, kind: 'none' }, true] });
+    cases.push({ name: `bwrap rlimit-only, /proc sampling: \`${command}\``, command, without: [noCgroup, false], with: [noCgroup, true] });
+    if (setting.cgroup) cases.push({ name: `bwrap cgroup v${setting.cgroup.version}: \`${command}\``, command, without: [withoutCpuacct, false], with: [setting, true] });
+  }
+  const once = async ([s, measure]: [SandboxSetting, boolean], command: string) => {
+    const cpu0 = process.cpuUsage();
+    const t = performance.now();
+    const box = await sandboxed({ setting: s, policy, phase: 'test', dir, command, env: process.env, scratchHome: path.join(root, 'home') });
+    const r = await runCommand({ command: box.command, env: box.env, cwd: dir, timeoutSec: 60, logFile: path.join(root, 'log'), sampleUsageMs: measure ? box.sampleUsageMs : undefined });
+    const { resources } = await box.finish(r);
+    const cpu = process.cpuUsage(cpu0);
+    return { ms: performance.now() - t, workerCpuMs: (cpu.user + cpu.system) / 1000, resources };
+  };
+  console.log('\nmeasuring resources (with vs without), medians:');
+  console.log('| case | without: wall ms / worker CPU ms | with: wall ms / worker CPU ms | overhead | measured |');
+  console.log('|---|---|---|---|---|');
+  for (const c of cases) {
+    const w: { ms: number; workerCpuMs: number }[] = [];
+    const m: Awaited<ReturnType<typeof once>>[] = [];
+    for (let i = 0; i < runs; i++) {
+      w.push(await once(c.without, c.command));
+      m.push(await once(c.with, c.command));
+    }
+    const [wm, wc, mm, mc] = [median(w.map((x) => x.ms)), median(w.map((x) => x.workerCpuMs)), median(m.map((x) => x.ms)), median(m.map((x) => x.workerCpuMs))];
+    const last = m[m.length - 1].resources;
+    console.log(
+      `| ${c.name} | ${wm.toFixed(1)} / ${wc.toFixed(1)} | ${mm.toFixed(1)} / ${mc.toFixed(1)} | ${mm - wm >= 0 ? '+' : ''}${(mm - wm).toFixed(1)} ms wall, ` +
+        `${mc - wc >= 0 ? '+' : ''}${(mc - wc).toFixed(1)} ms worker CPU | ${last.cpuMs ?? '-'} ms CPU, ${last.peakMemoryMb ?? '-'} MiB (${last.measuredBy}) |`,
+    );
+  }
 }
 
 main().catch((err) => {

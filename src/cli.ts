@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
 import { batchProgressQuery, progressQuery } from './workflows/messages';
+import { formatResources } from './domain/report';
 import {
   addGuidance,
   approvePush,
@@ -279,7 +280,9 @@ export function formatResult(r: CodingTaskResult): string {
     ...r.attempts.map(
       (a) =>
         `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}` +
-        (a.steps?.length ? ` [${a.steps.map((s) => `${s.name} ${s.status}`).join(', ')}]` : ''),
+        (a.steps?.length ? ` [${a.steps.map((s) => `${s.name} ${s.status}`).join(', ')}]` : '') +
+        (a.tests?.limit ? `\n      stopped by a limit: ${a.tests.limit}` : '') +
+        (a.tests?.resources ? `\n      tests used ${formatResources(a.tests.resources)}` : ''),
     ),
     `usage: ${formatUsage(r.usage)}`,
   ];

@@ -242,6 +242,25 @@ describe('runCommand', () => {
     expect(s.exitCode).toBe(127);
   });
 
+  it('with sampleUsageMs, measures the whole tree from /proc: a forked hog and a reaped grandchild count, off by default', async () => {
+    const hog = `node -e "const b = Buffer.alloc(100 << 20, 1); setTimeout(() => b[0], 700)"`;
+    const burn = `node -e "let x = 0; for (let i = 0; i < 2e8; i++) x += i; if (!x) process.exit(1)"`;
+    // The burner is a grandchild (sh → sh → node), reaped before the command ends: only cutime has it.
+    const [mem, cpu, trivial, off] = await Promise.all([
+      run({ command: `${hog} & wait`, sampleUsageMs: 50 }),
+      run({ command: `sh -c '${burn}; true'; true`, sampleUsageMs: 50 }),
+      run({ command: 'true', sampleUsageMs: 50 }),
+      run({ command: 'true' }),
+    ]);
+    for (const r of [mem, cpu, trivial]) expect(r.exitCode).toBe(0);
+    expect(mem.usage!.peakMemoryMb).toBeGreaterThanOrEqual(90);
+    expect(trivial.usage!.peakMemoryMb).toBeLessThan(20);
+    expect(cpu.usage!.cpuMs).toBeGreaterThan(trivial.usage!.cpuMs + 500);
+    expect(cpu.usage!.cpuMs).toBeGreaterThan(mem.usage!.cpuMs + 300);
+    expect(cpu.usage!.samples).toBeGreaterThan(2);
+    expect(off.usage).toBeUndefined();
+  });
+
   it('throws when the working directory is missing', async () => {
     await expect(run({ command: 'true', cwd: path.join(dir, 'missing') })).rejects.toThrow(/cannot run command/);
   });

@@ -32,6 +32,18 @@ describe('decide: tests', () => {
     expect(v.feedback).not.toMatch(/timed out/);
   });
 
+  it('names a sandbox limit in the decision and the feedback, even when the tail is too long to keep its first line', () => {
+    const limit = 'killed: memory limit 128 MiB (1 process(es) ended by the OOM killer)';
+    const tail = `weaver: ${limit}\n${'stack frame\n'.repeat(500)}`;
+    const v = decide(state({ attempt: 1 }), failedTests({ exitCode: 137, tail, limit }));
+    expect(v.why).toBe(`tests failed (exit 137): ${limit} on attempt 1 of 3; retrying with feedback`);
+    expect(v.feedback).toContain(`It hit a sandbox limit: ${limit}.`);
+    const last = decide(state({ attempt: 3 }), failedTests({ exitCode: 137, tail, limit }));
+    expect(last).toMatchObject({ action: 'fail', why: `tests failed (exit 137): ${limit}; 3 attempt(s) exhausted` });
+    // Without a limit, nothing is said about one.
+    expect(decide(state(), failedTests()).feedback).not.toContain('sandbox limit');
+  });
+
   it('keeps the end of a huge tail and bounds the feedback', () => {
     const tail = 'x'.repeat(1024 * 1024 - 'THE-LAST-LINE'.length) + 'THE-LAST-LINE';
     expect(tail.length).toBe(1024 * 1024);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { secretsFromEnv, StreamRedactor } from '../domain/redact';
 import type { Command } from '../domain/schema';
+import { TreeSampler, type SampledUsage } from './processUsage';
 import { hasPdeathsig, killGroup, killRecordedGroup, processGroupAlive, recordGroup, sleep, startWatchdog, unrecordGroup } from './processGroups';
 
 export { processGroupAlive };
@@ -55,6 +56,12 @@ export interface RunCommandOptions {
   lockFile?: string;
   /** A directory where the group is recorded while it runs: a worker restarted on the same slot kills what its predecessor left (src/workerSlot.ts). */
   recordDir?: string;
+  /**
+   * Sample the CPU time and memory of the command's process tree from /proc every this many ms
+   * (see processUsage.ts), for a caller that has no cgroup counting them; the figures come back
+   * as `usage`. Off by default: sampling costs the worker a little CPU per command.
+   */
+  sampleUsageMs?: number;
 }
 
 export interface RunCommandResult {
@@ -73,6 +80,8 @@ export interface RunCommandResult {
   pid?: number;
   /** Why the command could not start (then exitCode is 127 or 126, as a shell would say). */
   error?: string;
+  /** With `sampleUsageMs`: what the process tree used, as far as the samples saw. */
+  usage?: SampledUsage;
 }
 
 const DEFAULT_TAIL_BYTES = 4096;
@@ -229,6 +238,7 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
 
   const pid = child.pid;
   const watchdog = opts.dieWithWorker && pid !== undefined ? startWatchdog(pid) : undefined;
+  const sampler = opts.sampleUsageMs && pid !== undefined ? new TreeSampler(pid, opts.sampleUsageMs) : undefined;
   const records = pid === undefined ? [] : [opts.lockFile, opts.recordDir && path.join(opts.recordDir, `${pid}.pid`)].filter((f): f is string => !!f);
   const recorded = Promise.all(records.map((f) => recordGroup(f, pid!).catch(() => undefined)));
 
@@ -329,9 +339,11 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
       watchdog?.stdin?.end('done\n');
       await recorded;
       await Promise.all(records.map((f) => unrecordGroup(f, pid!)));
+      // Stopped once the leftovers are gone too: their CPU and memory count.
+      const usage = await sampler?.stop();
       try {
         await finishLog();
-        resolve(result({ pid, timedOut, cancelled, ...over }));
+        resolve(result({ pid, timedOut, cancelled, ...(usage ? { usage } : {}), ...over }));
       } catch (err) {
         reject(err);
       }

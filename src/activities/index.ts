@@ -88,8 +88,8 @@ export function createActivities(deps: ActivityDeps) {
   /**
    * Runs a command of the repository's (setup) or of the model's (tests) in a workspace, in the
    * worker's sandbox: heartbeating, killed whole on cancel, without secrets in its env, its
-   * redacted output stored whole as an artifact. A limit it hit and a change it made to `.git`
-   * (undone here) come back with the result.
+   * redacted output stored whole as an artifact. A limit it hit, a change it made to `.git`
+   * (undone here) and what its process tree used (`resources`) come back with the result.
    */
   async function runInWorkspace(kind: string, phase: 'setup' | 'test', command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy, stepName?: string) {
     const ctx = Context.current();
@@ -140,16 +140,19 @@ export function createActivities(deps: ActivityDeps) {
       dieWithWorker: true,
       lockFile: ws.commandLockFile(cwd),
       recordDir: deps.commandRecordDir,
+      // Without a cgroup counting them, CPU time and memory come from sampling /proc.
+      sampleUsageMs: box.sampleUsageMs,
     }).catch(async (err: unknown) => {
       // Never ran (or its log failed): the sandbox's cgroup, network and watches go anyway.
       await box.dispose();
       throw err;
     });
-    const limit = await box.finish(r);
+    // Measured for every command here (setup, tests, any step): wall, CPU and peak memory of its whole tree.
+    const { limit, resources } = await box.finish(r);
     const gitChanged = await restoreGit(cwd, before);
     const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;
     const log: ArtifactRef = await store.adoptFile(kind, logFile);
-    return { r, log, limit, violation };
+    return { r, log, limit, violation, resources };
   }
 
   /** prepareWorkspace's work: clone, branch, then the setup command (in its turn, like tests). */
@@ -216,7 +219,7 @@ export function createActivities(deps: ActivityDeps) {
     // Only setup (before the change) may ask for network: a check runs the model's code, which
     // gets network only where the task's policy is `all` (the worker's cap still applies).
     const phase = step.kind === 'setup' && step.network ? 'setup' : 'test';
-    const { r, log, limit, violation } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
+    const { r, log, limit, violation, resources } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
     if (r.cancelled) throw new CancelledFailure(`${step.name} step cancelled; process group killed`);
     const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`].filter(Boolean).join('\n');
     const passed = r.exitCode === 0 && !r.timedOut && !violation && !limit;
@@ -233,6 +236,7 @@ export function createActivities(deps: ActivityDeps) {
       log,
       ...(limit ? { limit } : {}),
       ...(violation ? { violation } : {}),
+      resources,
     };
   }
 
@@ -321,7 +325,7 @@ export function createActivities(deps: ActivityDeps) {
       if (!req.command) {
         return { passed: true, exitCode: 0, timedOut: false, durationMs: 0, tail: '(no test command configured)' };
       }
-      const { r, log, limit, violation } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+      const { r, log, limit, violation, resources } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
       // Reported as a cancellation: the sandbox and everything in it are already dead.
       if (r.cancelled) throw new CancelledFailure('test run cancelled; process group killed');
       // What the model reads as feedback: the limit or the refusal comes first.
@@ -335,6 +339,7 @@ export function createActivities(deps: ActivityDeps) {
         log,
         ...(limit ? { limit } : {}),
         ...(violation ? { violation } : {}),
+        resources,
       };
     },
 

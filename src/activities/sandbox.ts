@@ -20,6 +20,9 @@
 //   (--disable-host-loopback), so it reaches the internet but not the worker's 127.0.0.1
 //   (Temporal). bwrap reports the sandbox's pid (--info-fd) and waits (--block-fd) until the
 //   tap device is up. The same pid lets the disk watch kill the sandbox.
+// - resources: `finish` says what the command's whole tree used (wall, CPU, peak memory): from
+//   the cgroup where it counts them (v1 cpuacct + memory, v2 cpu.stat + memory.peak), else from
+//   sampling /proc (../processUsage.ts; runCommand does it when `sampleUsageMs` is set).
 //
 // The entry point: `sandboxed` wraps one command. Its parts are in ./sandbox/: detect.ts (finding
 // bwrap, slirp4netns, cgroups at start), setting.ts (the setting and the request, in words),
@@ -32,6 +35,8 @@ import { HOME_IN_SANDBOX, sandboxCommand, type Prepared } from './sandbox/argv';
 import { Cgroup, DiskWatch, limitHit, MIB, size } from './sandbox/limits';
 import { attachNetwork, Control } from './sandbox/network';
 import { effectiveLimits, networkFor, sandboxEnv } from './sandbox/policy';
+import type { ResourceUsage } from '../domain/schema';
+import type { RunCommandResult } from './commands';
 import type { SandboxedCommand, SandboxRunRequest } from './sandbox/setting';
 import { handOver, uidFor } from './sandbox/uids';
 
@@ -48,8 +53,8 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   const boxed = setting.kind === 'bubblewrap';
   if (!boxed) await mkdir(req.scratchHome, { recursive: true });
   const env = sandboxEnv(req, boxed ? HOME_IN_SANDBOX : req.scratchHome);
-  // No sandbox, no limits: only the environment is kept clean.
-  if (!boxed) return { command: argv, env, finish: async () => undefined, dispose: async () => undefined };
+  // No sandbox, no limits: only the environment is kept clean (and the process tree sampled).
+  if (!boxed) return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish: async (r) => ({ resources: resourcesOf(r) }), dispose: async () => undefined };
 
   const uid = uidFor(setting, req.dir);
   if (uid !== undefined) await handOver(req.dir, uid);
@@ -90,6 +95,7 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
     command,
     env,
     dispose,
+    ...(cgroup?.measuresAll ? {} : { sampleUsageMs: SAMPLE_MS }),
     finish: async (r) => {
       disk.stop();
       const grown = disk.killedAt ?? (await disk.measure());
@@ -102,8 +108,27 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
             : netError
               ? `killed: the sandbox's network could not be set up (${netError})`
               : await limitHit(r, limits, cgroup, network, scratchMb);
+      // Before dispose: the cgroup's counters go with it.
+      const resources = resourcesOf(r, cgroup && { ...(await cgroup.usage()), by: cgroup.kind });
       await dispose();
-      return hit;
+      return { ...(hit ? { limit: hit } : {}), resources };
     },
+  };
+}
+
+/** How often a command's process tree is sampled from /proc when no cgroup counts for it. */
+const SAMPLE_MS = 100;
+
+/** The cgroup's figures where it has them, the /proc samples' for the rest; the wall time runCommand took. */
+function resourcesOf(r: RunCommandResult, counted?: { cpuMs?: number; peakMemoryMb?: number; by: string }): ResourceUsage {
+  const cpu = counted?.cpuMs !== undefined ? { cpuMs: counted.cpuMs, by: counted.by } : r.usage && { cpuMs: r.usage.cpuMs, by: '/proc sampling' };
+  const mem = counted?.peakMemoryMb !== undefined ? { peakMemoryMb: counted.peakMemoryMb, by: counted.by } : r.usage && { peakMemoryMb: r.usage.peakMemoryMb, by: '/proc sampling' };
+  const by = [...new Set([cpu?.by, mem?.by].filter(Boolean))];
+  return {
+    wallMs: r.durationMs,
+    ...(cpu ? { cpuMs: cpu.cpuMs } : {}),
+    ...(mem ? { peakMemoryMb: mem.peakMemoryMb } : {}),
+    // Mixed (a v1 cgroup without cpuacct): which figure came from where.
+    measuredBy: by.length === 2 ? `${cpu!.by} (CPU), ${mem!.by} (memory)` : (by[0] ?? 'wall clock only'),
   };
 }

@@ -26,8 +26,8 @@ export interface StepRef {
 export type Outcome =
   | { kind: 'tests_passed'; steps?: string[] }
   | { kind: 'checks_passed'; steps: string[] }
-  | { kind: 'tests_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number; step?: StepRef }
-  | { kind: 'check_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number; step: StepRef }
+  | { kind: 'tests_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number; step?: StepRef; limit?: string }
+  | { kind: 'check_failed'; exitCode: number | null; timedOut: boolean; tail: string; timeoutSec?: number; step: StepRef; limit?: string }
   | { kind: 'no_checks'; detail: string; allowed: boolean }
   | { kind: 'invalid_syntax'; errors: string[] }
   | { kind: 'apply_failed'; errors: string[] }
@@ -54,17 +54,18 @@ export function feedbackFor(outcome: Outcome): string {
   switch (outcome.kind) {
     case 'tests_failed':
     case 'check_failed': {
-      const how = outcome.step?.limit
-        ? `was stopped by a limit (${outcome.step.limit})`
-        : outcome.timedOut
-          ? `timed out${outcome.timeoutSec ? ` after ${outcome.timeoutSec}s` : ''} and was killed`
-          : outcome.exitCode === null
-            ? 'was killed by a signal'
-            : `exited with code ${outcome.exitCode}`;
+      const how = outcome.timedOut
+        ? `timed out${outcome.timeoutSec ? ` after ${outcome.timeoutSec}s` : ''} and was killed`
+        : outcome.exitCode === null
+          ? 'was killed by a signal'
+          : `exited with code ${outcome.exitCode}`;
+      // Said before the tail: a long crash report would push it out of the cut.
+      const hit = outcome.step?.limit ?? outcome.limit;
+      const limit = hit ? ` It hit a sandbox limit: ${hit}.` : '';
       const what = outcome.step ? `The ${outcome.step.name} step (\`${outcome.step.command}\`)` : 'The test command';
       const room = outcome.step?.feedback === 'none' ? 0 : typeof outcome.step?.feedback === 'number' ? outcome.step.feedback : FEEDBACK_TAIL_CHARS;
-      if (!room) return `${what} ${how}.`;
-      return `${what} ${how}. End of its output:\n\`\`\`\n${outcome.tail.slice(-room)}\n\`\`\``;
+      if (!room) return `${what} ${how}.${limit}`;
+      return `${what} ${how}.${limit} End of its output:\n\`\`\`\n${outcome.tail.slice(-room)}\n\`\`\``;
     }
     case 'invalid_syntax':
       return `Your change broke the syntax of the code, so nothing was run (no setup, no checks). Parse errors the change introduced:\n${outcome.errors.map((e) => `\`\`\`\n${e}\n\`\`\``).join('\n')}`;
@@ -139,8 +140,8 @@ function describe(o: Outcome): string {
     case 'tests_failed':
     case 'check_failed': {
       const name = o.step && !(o.kind === 'tests_failed' && o.step.name === 'test') ? `${o.step.name} step` : 'tests';
-      if (o.step?.limit) return `${name} stopped by a limit (${o.step.limit})`;
-      return o.timedOut ? `${name} timed out` : `${name} failed (exit ${o.exitCode})`;
+      const hit = o.step?.limit ?? o.limit;
+      return `${o.timedOut ? `${name} timed out` : `${name} failed (exit ${o.exitCode})`}${hit ? `: ${hit}` : ''}`;
     }
     case 'invalid_syntax':
       return `the change broke the syntax (${o.errors[0]?.split('\n')[0] ?? 'parse error'}${o.errors.length > 1 ? `, +${o.errors.length - 1} more` : ''})`;

@@ -1,6 +1,16 @@
 // A short human-readable report of a run, stored as an artifact. Pure: the workflow renders
 // it, so the (large) result is not sent through history a second time.
-import type { CodingTaskResult } from './schema';
+import type { CodingTaskResult, ResourceUsage } from './schema';
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+
+/** What a command used, in a few words: `3.10 s wall, 2.95 s CPU, 105 MiB peak (cgroup v1)`. */
+export function formatResources(u: ResourceUsage): string {
+  const parts = [`${seconds(u.wallMs)} wall`];
+  if (u.cpuMs !== undefined) parts.push(`${seconds(u.cpuMs)} CPU`);
+  if (u.peakMemoryMb !== undefined) parts.push(`${u.peakMemoryMb} MiB peak`);
+  return `${parts.join(', ')} (${u.measuredBy})`;
+}
 
 export function renderReport(r: CodingTaskResult, title: string): string {
   const lines = [
@@ -14,9 +24,13 @@ export function renderReport(r: CodingTaskResult, title: string): string {
     ...(r.checks ? [`- checks: ${r.checks.description}`] : []),
     ...(r.warnings ?? []).map((w) => `- warning: ${w}`),
     '',
-    '| attempt | provider | outcome | decision |',
-    '| --- | --- | --- | --- |',
-    ...r.attempts.map((a) => `| ${a.attempt} | ${a.provider ?? '-'} | ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 80)})` : ''} | ${a.decision.action}: ${a.decision.why.slice(0, 160)} |`),
+    '| attempt | provider | outcome | tests used | decision |',
+    '| --- | --- | --- | --- | --- |',
+    ...r.attempts.map(
+      (a) =>
+        `| ${a.attempt} | ${a.provider ?? '-'} | ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 80)})` : ''}${a.tests?.limit ? ` — ${a.tests.limit}` : ''} | ` +
+        `${a.tests?.resources ? formatResources(a.tests.resources) : '-'} | ${a.decision.action}: ${a.decision.why.slice(0, 160)} |`,
+    ),
   ];
   const steps = r.attempts.flatMap((a) => (a.steps ?? []).map((s) => ({ attempt: a.attempt, ...s })));
   if (steps.length) {

@@ -271,7 +271,7 @@ async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcom
   record.tests = tests;
   if (tests.log) record.artifacts.push(tests.log);
   if (tests.passed) return { kind: 'tests_passed' };
-  return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: t.limits.testTimeoutSec };
+  return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: t.limits.testTimeoutSec, limit: tests.limit };
 }
 
 /** Records an artifact once (an answer re-applied on a rebuilt workspace brings its own again). */

@@ -58,7 +58,9 @@ export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, netw
     `--nproc=${limits.processes}`,
     `--nofile=${limits.openFiles}`,
     `--fsize=${limits.fileSizeMb * MIB}`,
-    `--cpu=${limits.cpuSec}`,
+    // Soft below hard: at the limit SIGXCPU (which limitHit names), SIGKILL a second later only
+    // for a process that ignores it. Equal soft and hard would SIGKILL at once, named by nothing.
+    `--cpu=${limits.cpuSec}:${limits.cpuSec + 1}`,
     '--core=0',
     // Without a memory cgroup, private writable memory is capped (address space would break V8/JVM reservations).
     ...(cgroup?.limitsMemory ? [] : [`--data=${limits.memoryMb * MIB}`]),

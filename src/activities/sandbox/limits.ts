@@ -49,12 +49,13 @@ export async function detectCgroup(env: NodeJS.ProcessEnv): Promise<CgroupSuppor
     }
     return { version: 2, parent };
   }
-  const v1: { version: 1; memory?: string; pids?: string } = { version: 1 };
-  for (const controller of ['memory', 'pids'] as const) {
+  const v1: { version: 1; memory?: string; pids?: string; cpuacct?: string } = { version: 1 };
+  for (const controller of ['memory', 'pids', 'cpuacct'] as const) {
     const own = ownV1Path(controller);
     const dir = own === undefined ? undefined : path.join('/sys/fs/cgroup', controller, own);
     if (dir && existsSync(path.join(dir, 'cgroup.procs')) && (await writable(dir))) v1[controller] = dir;
   }
+  // cpuacct alone limits nothing: without memory or pids, the sandbox is rlimit-only (and sampled).
   return v1.memory || v1.pids ? v1 : undefined;
 }
 
@@ -113,15 +114,42 @@ async function diskUse(dir: string): Promise<{ bytes: number }> {
   return { bytes: Number(/^(\d+)/.exec(out.stdout)?.[1] ?? 0) };
 }
 
-/** One command's cgroup(s): memory and process limits, and what was hit. */
+/** One command's cgroup(s): memory and process limits, what was hit, and what was used. */
 export class Cgroup {
   private constructor(
-    private readonly dirs: { memory?: string; pids?: string },
+    private readonly dirs: { memory?: string; pids?: string; cpuacct?: string },
     private readonly v2: boolean,
   ) {}
 
   get limitsMemory(): boolean {
     return !!this.dirs.memory;
+  }
+
+  /** `cgroup v1` or `cgroup v2`: how `usage()` measured. */
+  get kind(): string {
+    return this.v2 ? 'cgroup v2' : 'cgroup v1';
+  }
+
+  /** Whether `usage()` has both figures; else the command's tree is sampled from /proc too. */
+  get measuresAll(): boolean {
+    return this.v2 ? existsSync(path.join(this.dirs.memory!, 'memory.peak')) : !!(this.dirs.memory && this.dirs.cpuacct);
+  }
+
+  /**
+   * CPU time (user+sys) and peak memory of everything that ran in the cgroup(s), children and
+   * reaped processes included; read before `remove()`. v1: cpuacct.usage and
+   * memory.max_usage_in_bytes; v2: cpu.stat usage_usec and memory.peak (Linux 5.19+). Memory is
+   * what the memory limit counts: page cache and tmpfs the command filled included.
+   */
+  async usage(): Promise<{ cpuMs?: number; peakMemoryMb?: number }> {
+    const read = (dir: string | undefined, file: string) => (dir ? readFile(path.join(dir, file), 'utf8').catch(() => undefined) : Promise.resolve(undefined));
+    const mb = (text: string | undefined) => (text === undefined || !/^\d+/.test(text) ? undefined : Math.round(Number.parseInt(text, 10) / MIB));
+    if (this.v2) {
+      const usec = /^usage_usec (\d+)/m.exec((await read(this.dirs.memory, 'cpu.stat')) ?? '')?.[1];
+      return { cpuMs: usec === undefined ? undefined : Math.round(Number(usec) / 1000), peakMemoryMb: mb(await read(this.dirs.memory, 'memory.peak')) };
+    }
+    const ns = await read(this.dirs.cpuacct, 'cpuacct.usage');
+    return { cpuMs: ns === undefined || !/^\d+/.test(ns) ? undefined : Math.round(Number.parseInt(ns, 10) / 1e6), peakMemoryMb: mb(await read(this.dirs.memory, 'memory.max_usage_in_bytes')) };
   }
 
   get attachScript(): string {
@@ -139,7 +167,7 @@ export class Cgroup {
       await writeFile(path.join(dir, 'pids.max'), String(limits.processes));
       return new Cgroup({ memory: dir, pids: dir }, true);
     }
-    const dirs: { memory?: string; pids?: string } = {};
+    const dirs: { memory?: string; pids?: string; cpuacct?: string } = {};
     if (support.memory) {
       dirs.memory = path.join(support.memory, name);
       await mkdir(dirs.memory);
@@ -150,6 +178,11 @@ export class Cgroup {
       dirs.pids = path.join(support.pids, name);
       await mkdir(dirs.pids);
       await writeFile(path.join(dirs.pids, 'pids.max'), String(limits.processes));
+    }
+    if (support.cpuacct) {
+      // Only measures: without it the CPU time is sampled, so a failure here is no reason to lose the limits.
+      const dir = path.join(support.cpuacct, name);
+      if (await mkdir(dir).then(() => true, () => false)) dirs.cpuacct = dir;
     }
     return new Cgroup(dirs, false);
   }

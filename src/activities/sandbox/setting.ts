@@ -1,7 +1,7 @@
 // The sandbox a worker found at start (SandboxSetting), what one command asks of it, and the
 // setting in words for the banner, results and the progress query.
 import { SANDBOX_LIMIT_CAPS, type SandboxMode } from '../../config';
-import type { Command, SandboxLimits, SandboxPolicy } from '../../domain/schema';
+import type { Command, ResourceUsage, SandboxLimits, SandboxPolicy } from '../../domain/schema';
 import type { RunCommandResult } from '../commands';
 /** What the worker found at start: which sandbox every workspace command runs in. */
 export interface SandboxSetting {
@@ -34,7 +34,8 @@ export interface SandboxSetting {
   maxNetwork?: SandboxPolicy['network'];
 }
 
-export type CgroupSupport = { version: 1; memory?: string; pids?: string } | { version: 2; parent: string };
+/** v1: the worker's own cgroup directory per controller (cpuacct: only to measure CPU time). */
+export type CgroupSupport = { version: 1; memory?: string; pids?: string; cpuacct?: string } | { version: 2; parent: string };
 
 export interface SandboxRunRequest {
   setting: SandboxSetting;
@@ -54,8 +55,16 @@ export interface SandboxRunRequest {
 export interface SandboxedCommand {
   command: string[];
   env: Record<string, string>;
-  /** After the command: which limit it hit (if one); the cgroup, network and watches gone. */
-  finish(r: RunCommandResult): Promise<string | undefined>;
+  /**
+   * Pass to runCommand as `sampleUsageMs` when set: no cgroup counts this command's CPU time or
+   * memory, so its process tree is sampled from /proc.
+   */
+  sampleUsageMs?: number;
+  /**
+   * After the command: which limit it hit (if one) and what its process tree used (from the
+   * cgroup, else from `r.usage`); the cgroup, network and watches gone.
+   */
+  finish(r: RunCommandResult): Promise<{ limit?: string; resources: ResourceUsage }>;
   /** When the command never ran: the same clean-up, nothing to report. */
   dispose(): Promise<void>;
 }
