@@ -32,7 +32,7 @@ export function renderReport(r: CodingTaskResult, title: string): string {
         `${a.tests?.resources ? formatResources(a.tests.resources) : '-'} | ${a.decision.action}: ${a.decision.why.slice(0, 160)} |`,
     ),
   ];
-  const steps = r.attempts.flatMap((a) => (a.steps ?? []).map((s) => ({ attempt: a.attempt, ...s })));
+  const steps = [...(r.checks?.setup ?? []).map((s) => ({ attempt: '-' as number | string, ...s })), ...r.attempts.flatMap((a) => (a.steps ?? []).map((s) => ({ attempt: a.attempt as number | string, ...s })))];
   if (steps.length) {
     lines.push('', '| attempt | step | outcome | time | CPU | peak memory |', '| --- | --- | --- | --- | --- | --- |');
     for (const s of steps) {

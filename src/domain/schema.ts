@@ -510,7 +510,7 @@ export interface CodingTaskResult {
   settings?: TaskSettings;
   sandbox?: SandboxRecord;
   /** Which checks ran: the playbook's source (task, repository, testCommand, detected, none) and its steps. */
-  checks?: { source: string; description: string; stack?: string };
+  checks?: { source: string; description: string; stack?: string; setup?: StepOutcome[] };
   /** What the commit changes against the base (files, lines added and removed): see `diff` for the whole. */
   diffstat?: Diffstat;
   /** The commit's whole diff against the base, in the artifact store (`weaver diff <id>`). */

@@ -327,7 +327,8 @@ export class TaskRun {
     const sandbox = this.sandboxRecord();
     if (sandbox) result.sandbox = sandbox;
     const playbook = this.playbooks ? this.ws?.playbook : undefined;
-    if (playbook) result.checks = { source: playbook.source, description: playbook.description, ...(playbook.stack ? { stack: playbook.stack } : {}) };
+    const setup = this.ws?.setupSteps;
+    if (playbook) result.checks = { source: playbook.source, description: playbook.description, ...(playbook.stack ? { stack: playbook.stack } : {}), ...(setup?.length ? { setup } : {}) };
     if (this.settings) result.settings = this.settings;
     if (this.committed?.diffstat) result.diffstat = this.committed.diffstat;
     if (this.committed?.diff) result.diff = this.committed.diff;
