@@ -1,13 +1,14 @@
 // Benchmark of a workspace rollback with a large setup output (a benchmark, not a test: prints figures).
 //
-//   npx tsx scripts/bench-rollback.ts [--files N] [--rounds R]
+//   npx tsx scripts/bench-rollback.ts [--files N] [--rounds R] [--legacy]
 //
 // Clones a small repository through prepareWorkspace, then plays a setup that leaves N (default
 // 5,000) files: half in an ignored `venv/`, half in an untracked, not ignored `gen/`. Each round
 // is an attempt (a changed tracked file, a new file, one setup file rewritten, an ignored file
 // and a `.gitignore` planted by "the tests") followed by rollbackWorkspace. Figures: the time
 // to record the state after setup (once per workspace), the median and worst rollback, and
-// whether the setup output was all there, as setup left it, after each rollback.
+// whether the setup output was all there, as setup left it, after each rollback. --legacy: no
+// state recorded, so the rollback is the old one (reset --hard, clean -f -d), for comparison.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
       mkdirSync(dir, { recursive: true });
       writeFileSync(path.join(dir, `m${i}.py`), `# setup output ${i}\nVALUE = ${i}\n`);
     }
-    const record = (ws as Record<string, unknown>).recordSetupState as ((h: typeof handle) => Promise<void>) | undefined;
+    const record = process.argv.includes('--legacy') ? undefined : ws.recordSetupState;
     let recordMs = 0;
     if (record) {
       const t0 = performance.now();
@@ -58,14 +59,14 @@ async function main(): Promise<void> {
       intact &&=
         existsSync(path.join(handle.dir, 'gen/pkg0/m0.py')) &&
         readFileSync(path.join(handle.dir, 'gen/pkg0/m0.py'), 'utf8') === '# setup output 0\nVALUE = 0\n' &&
-        existsSync(path.join(handle.dir, `venv/pkg1/m${files - 1}.py`)) &&
+        existsSync(path.join(handle.dir, `venv/pkg${(files - 1) % 50}/m${files - 1}.py`)) &&
         !existsSync(path.join(handle.dir, 'src/.gitignore')) &&
         !existsSync(path.join(handle.dir, 'venv/pkg1/__pycache__'));
     }
     times.sort((a, b) => a - b);
     const ms = (n: number) => `${n.toFixed(0)} ms`;
     console.log(`setup output: ${files} files (${files / 2} in ignored venv/, ${files / 2} in untracked gen/)`);
-    console.log(`state after setup recorded in: ${record ? ms(recordMs) : '(not recorded: this version has no record)'}`);
+    console.log(`state after setup recorded in: ${record ? ms(recordMs) : '(none recorded: --legacy)'}`);
     console.log(`rollback over ${rounds} rounds: median ${ms(times[Math.floor(times.length / 2)])}, worst ${ms(times[times.length - 1])}`);
     console.log(`setup output as setup left it and test debris gone after every rollback: ${intact ? 'yes' : 'NO'}`);
   } finally {

@@ -161,6 +161,8 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
     }
+    // What a rollback returns to: the workspace as setup left it (also after a rebuild elsewhere).
+    await ws.recordSetupState(handle);
     // The worker's own patience for its queue travels with the handle (the workflow cannot read env).
     // What the worker changed in the task's policy (caps, env names, shared network), once per workspace.
     const changed = sandboxNotes(sandbox, req.sandbox ?? SandboxPolicySchema.parse({}));
@@ -211,7 +213,7 @@ export function createActivities(deps: ActivityDeps) {
       const masked = (lines: string[]) => lines.map((l) => redactCounted(l, values, { code: true }).text);
       const bounded = { ...r, errors: boundLines(masked(r.errors), MAX_APPLY_ERRORS_CHARS), notes: boundLines(masked(r.notes), 2_000) };
       if (!r.applied) return bounded;
-      return { ...bounded, diff: await ws.diffWorkspace(store, req.workspace) };
+      return { ...bounded, diff: await ws.diffWorkspace(store, req.workspace, r.files) };
     },
 
     /**
