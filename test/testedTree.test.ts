@@ -141,3 +141,18 @@ test('committing a change set other than the one applied and tested fails clearl
   expect((err as Error).message).toMatch(/not the one applied and tested/);
   expect((await simpleGit(ws.dir).revparse(['HEAD'])).trim()).toBe(ws.baseCommit);
 });
+
+test('a workspace rebuilt on another worker (prepare and setup again) rolls back to its own state after setup', async () => {
+  const { repo } = await workspace('wf-rebuild');
+  // Another worker: its own workspace root; the same task, so the same branch and base.
+  const other = createActivities({ ...deps, workspaceRoot: path.join(base, 'other-worker'), workspaceQueue: 'q2' });
+  const ws = (await env().run(other.prepareWorkspace, { workflowId: 'wf-rebuild', repo, baseBranch: 'main', branch: 'weaver/wf-rebuild', setupCommand: SETUP })) as WorkspaceHandle;
+  expect(ws.taskQueue).toBe('q2');
+  const file = (rel: string) => path.join(ws.dir, rel);
+  writeFileSync(file('gen/x'), 'clobbered\n');
+  writeFileSync(file('venv/debris.pyc'), 'x');
+  await env().run(other.rollbackWorkspace, ws);
+  expect(readFileSync(file('gen/x'), 'utf8')).toBe('built\n');
+  expect(existsSync(file('venv/debris.pyc'))).toBe(false);
+  expect(readFileSync(file('venv/lib/pkg.py'), 'utf8')).toBe('pkg\n');
+});
