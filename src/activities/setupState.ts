@@ -82,13 +82,13 @@ export async function restoreSetupState(ws: Located): Promise<boolean> {
   if (!state) return false;
   const head = (await gitRun(ws.dir, ['rev-parse', 'HEAD'])).trim();
   if (head !== state.head) return false;
-  const run = (args: string[], input?: string) => gitRun(ws.dir, args, { indexFile: state.indexFile, input, okCodes: [1] });
+  const run = (args: string[], input?: string) => gitRun(ws.dir, args, { indexFile: state.indexFile, input });
   // Removal first: a directory planted where a setup file was must go before that file returns.
   // -ff: a nested repository a command made goes too.
   await run(['clean', '-ffdxq']);
   // Files only touched (same content, new stat data) are re-read, not rewritten; exit 1 only
   // says some differ.
-  await run(['update-index', '-q', '--refresh']);
+  await gitRun(ws.dir, ['update-index', '-q', '--refresh'], { indexFile: state.indexFile, okCodes: [1] });
   const changed = await run(['diff-files', '--name-only', '-z']);
   // -u: the index learns the rewritten files' stat data, so the next rollback stays a stat walk.
   if (changed) await run(['checkout-index', '-f', '-u', '-z', '--stdin'], changed);
