@@ -156,3 +156,17 @@ test('a workspace rebuilt on another worker (prepare and setup again) rolls back
   expect(existsSync(file('venv/debris.pyc'))).toBe(false);
   expect(readFileSync(file('venv/lib/pkg.py'), 'utf8')).toBe('pkg\n');
 });
+
+test('what git cannot snapshot (a nested repository without a commit) is spared by the rollback; nested empty directories come back', async () => {
+  const repo = await makeRepo(path.join(base, 'origin-nested'), { 'src/a.py': 'A = 1\n' });
+  const acts = createActivities(deps);
+  const setupCommand = 'git init -q tool && echo t > tool/f && mkdir -p out/empty/deeper';
+  const ws = (await env().run(acts.prepareWorkspace, { workflowId: 'wf-nested', repo, baseBranch: 'main', branch: 'weaver/wf-nested', setupCommand })) as WorkspaceHandle;
+  const file = (rel: string) => path.join(ws.dir, rel);
+  writeFileSync(file('debris.txt'), 'x');
+  rmSync(file('out'), { recursive: true });
+  await env().run(acts.rollbackWorkspace, ws);
+  expect(readFileSync(file('tool/f'), 'utf8')).toBe('t\n');
+  expect(existsSync(file('out/empty/deeper'))).toBe(true);
+  expect(existsSync(file('debris.txt'))).toBe(false);
+});

@@ -5,7 +5,7 @@
 // lstat calls per file, not a hash), the empty directories git cannot hold, and the commit that
 // keeps the snapshot's objects alive (refs/weaver/setup; pushed and bundled never: only the task
 // branch is).
-import { lstat, mkdir, readFile, rm, copyFile, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GIT_IDENTITY, gitRun } from './git';
 
@@ -16,6 +16,11 @@ export interface SetupState {
   tree: string;
   /** Directories setup left empty (git holds files only). */
   emptyDirs: string[];
+  /**
+   * What git could not snapshot (a nested repository without a commit, a file it could not
+   * read): spared by every rollback as it is — it cannot be restored.
+   */
+  spared?: string[];
 }
 
 interface Located {
@@ -46,17 +51,22 @@ export async function recordSetupState(ws: Located): Promise<void> {
   const indexFile = path.join(dir, 'setup.index');
   // Starting from the checkout's index reuses its stat data: tracked files are not hashed again.
   await copyFile(path.join(ws.dir, '.git', 'index'), indexFile).catch(() => undefined);
-  const run = (args: string[], input?: string) => gitRun(ws.dir, args, { indexFile, input });
-  // -f: ignored files too (a venv, node_modules) — they are what setup is for.
-  await run(['add', '-A', '-f']);
+  const run = (args: string[], okCodes?: number[]) => gitRun(ws.dir, args, { indexFile, okCodes });
+  // -f: ignored files too (a venv, node_modules) — they are what setup is for. What git cannot
+  // add (exit 1) is listed below, not a failed setup.
+  await run(['add', '-A', '-f', '--ignore-errors'], [1]).catch((err: Error) => {
+    throw new Error(`recording the workspace as setup left it: ${err.message}`);
+  });
   const tree = (await run(['write-tree'])).trim();
   const head = (await run(['rev-parse', 'HEAD'])).trim();
   const commit = (await run([...GIT_IDENTITY, 'commit-tree', tree, '-p', head, '-m', 'weaver: the workspace after setup'])).trim();
   await run(['update-ref', SETUP_REF, commit]);
-  // What the snapshot could not hold: with every file in it, only empty directories are left.
-  const others = (await run(['ls-files', '-o', '--directory', '-z'])).split('\0');
-  const emptyDirs = others.filter((p) => p.endsWith('/')).map((p) => p.slice(0, -1));
-  const state: SetupState = { head, tree, emptyDirs };
+  // What the snapshot does not hold: directories with no file in them, and what git could not add.
+  const others = (await run(['ls-files', '-o', '--directory', '-z'])).split('\0').filter(Boolean);
+  const spared = (await run(['ls-files', '-o', '--directory', '--no-empty-directory', '-z'])).split('\0').filter(Boolean);
+  const emptyDirs: string[] = [];
+  for (const p of others.filter((o) => !spared.includes(o))) emptyDirs.push(...(await leafDirs(ws.dir, p.replace(/\/$/, ''))));
+  const state: SetupState = { head, tree, emptyDirs, ...(spared.length ? { spared } : {}) };
   await writeFile(path.join(dir, 'setup.json'), JSON.stringify(state));
 }
 
@@ -85,7 +95,7 @@ export async function restoreSetupState(ws: Located): Promise<boolean> {
   const run = (args: string[], input?: string) => gitRun(ws.dir, args, { indexFile: state.indexFile, input });
   // Removal first: a directory planted where a setup file was must go before that file returns.
   // -ff: a nested repository a command made goes too.
-  await run(['clean', '-ffdxq']);
+  await run(['clean', '-ffdxq', ...(state.spared ?? []).flatMap((p) => ['-e', exactPattern(p)])]);
   // Files only touched (same content, new stat data) are re-read, not rewritten; exit 1 only
   // says some differ.
   await gitRun(ws.dir, ['update-index', '-q', '--refresh'], { indexFile: state.indexFile, okCodes: [1] });
@@ -117,4 +127,18 @@ async function mkdirInside(root: string, rel: string): Promise<void> {
     if (!st) await mkdir(at);
     else if (!st.isDirectory()) return;
   }
+}
+
+/** The deepest directories under `rel` (a tree of directories only). */
+async function leafDirs(root: string, rel: string): Promise<string[]> {
+  const subs = (await readdir(path.join(root, rel), { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory());
+  if (!subs.length) return [rel];
+  const out: string[] = [];
+  for (const d of subs) out.push(...(await leafDirs(root, `${rel}/${d.name}`)));
+  return out;
+}
+
+/** An ignore pattern matching exactly the path `rel` (`dir/` for a directory), from the top. */
+function exactPattern(rel: string): string {
+  return `/${rel.replace(/[\\*?[\]!# ]/g, '\\$&')}`;
 }
