@@ -1,14 +1,18 @@
-// A workspace's branch leaving it: committed (only what the change wrote, never a file holding
-// a key of the worker) and pushed under the worker's push policy, bundled into the artifact store
-// for a parent on another worker, and children's branches merged into a parent's.
+// A workspace's branch leaving it: committed (exactly the tree that was tested, checked once
+// made; never a file holding a key of the worker) and pushed under the worker's push policy,
+// bundled into the artifact store for a parent on another worker, and children's branches
+// merged into a parent's.
+import { ApplicationFailure } from '@temporalio/activity';
 import type { SimpleGit } from 'simple-git';
 import { redact } from '../domain/redact';
 import { stripUrlCredentials } from '../domain/repoUrl';
 import type { ArtifactRef } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
-import { GIT_IDENTITY, gitFor, openWorkspace } from './git';
+import { GIT_IDENTITY, gitFor, gitRun, openWorkspace } from './git';
 import { gitAuth } from './gitCredentials';
 import { isPolicyRefusal, resolvePushRemote, type RepoPolicy } from './repoPolicy';
+import { unchangedSinceSetup } from './setupState';
+import { readTestedChange, saveTestedChange, verifyCommit, type TestedChange } from './testedTree';
 import type { CommitRequest, CommitResult, WorkspaceHandle } from './types';
 
 /**
@@ -18,28 +22,39 @@ import type { CommitRequest, CommitResult, WorkspaceHandle } from './types';
  */
 export async function commitAndPush(req: CommitRequest, secrets: string[] = [], policy: RepoPolicy = { env: process.env }): Promise<CommitResult> {
   const git = openWorkspace(req.workspace);
+  const ws = req.workspace;
+  const head = (await git.revparse(['HEAD'])).trim();
   // What the accepted change wrote, not whatever setup, tests and builds left in the tree: the
-  // index holds the tree as it was right after the change applied (diffWorkspace staged it,
-  // before any test ran, and .git is read-only to tests); only the change's paths stay staged,
-  // as they were then — a test that rewrote one afterwards does not get its version committed.
+  // tree staged when the change applied, before any command ran (testedTree.ts).
+  const tested = req.paths ? await testedFor(ws, req.paths, head) : undefined;
+  const committedBefore = tested && tested.head !== head;
   if (!req.paths) await git.add(['-A']);
-  else {
+  else if (tested && !committedBefore) await gitRun(ws.dir, ['read-tree', '--reset', tested.tree]);
+  else if (!tested) {
+    // A workspace from before the tested tree was recorded: the index as staged then.
     const keep = new Set(req.paths);
     const stagedNow = (await git.raw(['diff', '--cached', '--name-only', '--no-renames', '-z'])).split('\0').filter(Boolean);
     const drop = stagedNow.filter((p) => !keep.has(p));
     if (drop.length) await git.raw(['reset', '-q', '--', ...drop.map((p) => `:(literal)${p}`)]);
   }
   // A file that holds a key of the worker never leaves it, whoever wrote it.
-  const refusedSecrets = await unstageSecrets(git, req.workspace.dir, secrets);
-  const leftBehind = req.paths ? (await uncommitted(git)).filter((p) => !refusedSecrets.includes(p)) : [];
+  const refusedSecrets = committedBefore ? (tested.refused ?? []) : await unstageSecrets(git, ws.dir, secrets);
+  const leftBehind = req.paths ? (await uncommitted(git, ws)).filter((p) => !refusedSecrets.includes(p)) : [];
   const staged = (await git.diff(['--cached', '--name-only'])).trim();
-  const head = (await git.revparse(['HEAD'])).trim();
   // Idempotent on retry: if a previous try already committed, don't commit again.
-  if (staged || head === req.workspace.baseCommit) {
+  if (!committedBefore && (staged || head === ws.baseCommit)) {
+    // Recorded first: a retry after this commit knows what it left out.
+    if (tested) await saveTestedChange(ws, { ...tested, refused: refusedSecrets });
     await git.raw([...GIT_IDENTITY, 'commit', '--allow-empty', '-m', req.message]);
   }
   const commit = (await git.revparse(['HEAD'])).trim();
-  const extra = { ...(leftBehind.length ? { leftBehind } : {}), ...(refusedSecrets.length ? { refusedSecrets } : {}) };
+  if (tested) await verifyOrUndo(ws.dir, commit, { ...tested, refused: refusedSecrets });
+  const ignored = (tested?.ignored ?? []).filter((i) => !refusedSecrets.includes(i.path)).map((i) => `${i.path} (${i.rule})`);
+  const extra = {
+    ...(leftBehind.length ? { leftBehind } : {}),
+    ...(refusedSecrets.length ? { refusedSecrets } : {}),
+    ...(ignored.length ? { ignored } : {}),
+  };
   if (!req.pushRemote) return { commit, pushed: false, ...extra };
   // An approved push carries exactly the commit the person looked at, or nothing.
   if (req.approvedCommit && commit !== req.approvedCommit) {
@@ -88,13 +103,52 @@ async function unstageSecrets(git: SimpleGit, dir: string, secrets: string[]): P
   return refused;
 }
 
-/** Changed or new files not staged for the commit (at most 50 named, then a count). */
-async function uncommitted(git: SimpleGit): Promise<string[]> {
+/**
+ * The tested change for a commit of `paths` on `head`: staged on it, or already committed on it
+ * by an earlier try (HEAD's parent is its head). A change set other than the one applied and
+ * tested is refused; none recorded (an older workspace, or a branch restored from its bundle):
+ * undefined.
+ */
+async function testedFor(ws: WorkspaceHandle, paths: string[], head: string): Promise<TestedChange | undefined> {
+  const tested = await readTestedChange(ws);
+  if (!tested) return undefined;
+  const parent = tested.head === head ? head : (await gitRun(ws.dir, ['rev-parse', '-q', '--verify', 'HEAD^1'], { okCodes: [1] })).trim();
+  if (parent !== tested.head) return undefined;
+  const want = new Set(paths);
+  if (want.size !== new Set(tested.paths).size || tested.paths.some((p) => !want.has(p))) {
+    throw ApplicationFailure.nonRetryable(
+      `the change set to commit (${paths.slice(0, 10).join(', ')}) is not the one applied and tested (${tested.paths.slice(0, 10).join(', ')})`,
+      'CommitMismatch',
+    );
+  }
+  return tested;
+}
+
+/** verifyCommit; a commit that fails it is taken off the branch (kept at refs/weaver/rejected) and never pushed. */
+async function verifyOrUndo(dir: string, commit: string, tested: TestedChange): Promise<void> {
+  try {
+    await verifyCommit(dir, commit, tested);
+  } catch (err) {
+    if (commit !== tested.head) {
+      await gitRun(dir, ['update-ref', 'refs/weaver/rejected', commit]);
+      await gitRun(dir, ['reset', '-q', '--soft', tested.head]);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Changed or new files not staged for the commit (at most 50 named, then a count); files as
+ * setup left them are not the run's (setupState.ts).
+ */
+async function uncommitted(git: SimpleGit, ws: WorkspaceHandle): Promise<string[]> {
   const out = await git.raw(['status', '--porcelain=v1', '-z', '--untracked-files=all']);
+  const setupLeft = await unchangedSinceSetup(ws);
   const paths = out
     .split('\0')
     .filter((e) => e.length > 3 && e[1] !== ' ')
-    .map((e) => e.slice(3));
+    .map((e) => e.slice(3))
+    .filter((p) => !setupLeft?.has(p));
   return paths.length > 50 ? [...paths.slice(0, 50), `… and ${paths.length - 50} more`] : paths;
 }
 

@@ -1,6 +1,7 @@
 // The git that Weaver runs on workspaces: a minimal environment, configuration no repository
 // can override (no hooks, no fsmonitor, no ext:: transport), no credential prompts, and a
 // workspace's repository opened (or WorkspaceLost when this worker no longer has it).
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
@@ -108,4 +109,30 @@ export function openWorkspace(ws: WorkspaceHandle): SimpleGit {
     throw ApplicationFailure.nonRetryable(`workspace ${ws.dir} is gone from this worker`, 'WorkspaceLost');
   }
   return gitFor(ws.dir);
+}
+
+export interface GitRunOptions {
+  /** Written to git's stdin (the `-z --stdin` forms: any path, no argv limit, no pathspec magic). */
+  input?: string;
+  /** Another index than `.git/index` (GIT_INDEX_FILE): the workspace's state after setup. */
+  indexFile?: string;
+  /** Exit codes that are answers, not errors (`check-ignore` says "none ignored" with 1). */
+  okCodes?: number[];
+}
+
+/**
+ * git in `dir` with `gitEnv()` (the same hardening as gitFor), for what simple-git cannot do:
+ * stdin, another index file, exit codes that are answers. Resolves with stdout.
+ */
+export function gitRun(dir: string, args: string[], opts: GitRunOptions = {}): Promise<string> {
+  const env = { ...gitEnv(), ...(opts.indexFile ? { GIT_INDEX_FILE: opts.indexFile } : {}) };
+  return new Promise((resolve, reject) => {
+    const child = execFile('git', args, { cwd: dir, env, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const code = err && typeof err.code === 'number' ? err.code : err ? -1 : 0;
+      if (code === 0 || opts.okCodes?.includes(code)) resolve(stdout);
+      else reject(new Error(`git ${args[0]} failed (${code}): ${stderr.trim().split('\n').slice(-3).join(' ') || (err as Error).message}`));
+    });
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(opts.input ?? '');
+  });
 }

@@ -176,7 +176,9 @@ export function createActivities(deps: ActivityDeps) {
     return finishPrepare(req, handle);
   }
 
-  function finishPrepare(req: PrepareWorkspaceRequest, handle: WorkspaceHandle): WorkspaceHandle {
+  async function finishPrepare(req: PrepareWorkspaceRequest, handle: WorkspaceHandle): Promise<WorkspaceHandle> {
+    // What a rollback returns to: the workspace as setup left it (also after a rebuild elsewhere).
+    await ws.recordSetupState(handle);
     // The worker's own patience for its queue travels with the handle (the workflow cannot read env).
     // What the worker changed in the task's policy (caps, env names, shared network), once per workspace.
     const changed = sandboxNotes(sandbox, req.sandbox ?? SandboxPolicySchema.parse({}));
@@ -286,7 +288,7 @@ export function createActivities(deps: ActivityDeps) {
       const masked = (lines: string[]) => lines.map((l) => redactCounted(l, values, { code: true }).text);
       const bounded = { ...r, errors: boundLines(masked(r.errors), MAX_APPLY_ERRORS_CHARS), notes: boundLines(masked(r.notes), 2_000) };
       if (!r.applied) return bounded;
-      const diff = await ws.diffWorkspace(store, req.workspace);
+      const diff = await ws.diffWorkspace(store, req.workspace, r.files);
       if (!req.checks || !before) return { ...bounded, diff };
       const after = await contentsOf(req.workspace.dir, r.files);
       const syntaxErrors = await introducedErrors(

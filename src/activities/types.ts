@@ -239,7 +239,10 @@ export interface CommitRequest {
   bundle?: boolean;
   /** The task's workflow ID: a remote branch is overwritten only if this task made it. */
   workflowId?: string;
-  /** Commit only these paths (what the accepted change wrote); absent: everything (older runs). */
+  /**
+   * Commit only these paths (what the accepted change wrote), as they were tested: they must be the
+   * change set last applied (else CommitMismatch); absent: everything (older runs).
+   */
   paths?: string[];
   /** Env var names holding provider keys: a file holding one of their values is never committed. */
   secretEnvNames?: string[];
@@ -262,4 +265,9 @@ export interface CommitResult {
   diffstat?: Diffstat;
   /** The commit's whole diff against the base commit, in the artifact store. */
   diff?: ArtifactRef;
+  /**
+   * Files of the change the repository's ignore rules cover, committed all the same (the tests
+   * ran with them), each with the rule: `generated/helpers.py (.gitignore:1:generated/)`.
+   */
+  ignored?: string[];
 }

@@ -13,10 +13,13 @@ import { gitEnv, gitFor, openWorkspace } from './git';
 import { configArgs } from './gitCredentials';
 import { killRecordedGroup } from './processGroups';
 import { resolveCloneSource, resolvePushRemote } from './repoPolicy';
+import { restoreSetupState } from './setupState';
+import { forgetTestedChange, stageChange } from './testedTree';
 import type { ActivityDeps, PrepareWorkspaceRequest, WorkspaceHandle } from './types';
 
 export { bundleBranch, commitAndPush, mergeBranches, type MergeResult, type MergeSource } from './branches';
 export { gitEnv, gitFor, openWorkspace } from './git';
+export { recordSetupState } from './setupState';
 
 /** Longest readable part of a workspace directory name (the hash keeps it unique). */
 const MAX_DIR_NAME = 100;
@@ -145,18 +148,26 @@ export function commandLockFile(dir: string): string {
   return path.join(path.dirname(dir), 'command.pid');
 }
 
-/** Back to the branch head before another attempt: drop the last attempt's edits. */
+/**
+ * Back to the workspace as setup left it before another attempt (setupState.ts): the last
+ * attempt's edits and everything its commands made go, setup's outputs stay. A workspace made
+ * before that state was recorded rolls back to the branch head the old way.
+ */
 export async function rollbackWorkspace(ws: WorkspaceHandle): Promise<void> {
   const git = openWorkspace(ws);
+  await forgetTestedChange(ws);
+  if (await restoreSetupState(ws)) return;
   await git.reset(['--hard', 'HEAD']);
   await git.clean('f', ['-d']);
 }
 
-/** The staged diff of the workspace, stored as an artifact for the record. */
-export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle) {
-  const git = openWorkspace(ws);
-  await git.add(['-A']);
-  const diff = await git.diff(['--cached', '--no-color']);
+/**
+ * Stages the applied change — exactly `files`, ignored ones included — and stores its diff (against
+ * the state after setup) as an artifact: for the record and for the next prompt if it fails.
+ */
+export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle, files: string[]) {
+  openWorkspace(ws);
+  const { diff } = await stageChange(ws, files);
   return diff ? store.put('diff', diff) : undefined;
 }
 

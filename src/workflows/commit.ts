@@ -75,6 +75,9 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   if (r.refusedSecrets?.length) {
     t.warn(`not committed because they hold a secret of the worker: ${r.refusedSecrets.slice(0, 20).join(', ')}`);
   }
+  if (r.ignored?.length) {
+    t.warn(`committed although the repository ignores them (the tests ran with them): ${r.ignored.slice(0, 20).join(', ')}${r.ignored.length > 20 ? ', …' : ''}`);
+  }
   if (r.leftBehind?.length) {
     t.warn(`not committed (the run wrote or changed them after the change applied): ${r.leftBehind.slice(0, 20).join(', ')}${r.leftBehind.length > 20 ? ', …' : ''}`);
   }

@@ -40,7 +40,12 @@ export function uidFor(setting: SandboxSetting, dir: string): number | undefined
 export async function handOver(dir: string, uid: number): Promise<void> {
   await makeTraversable(dir);
   await run('chown', ['-h', `${uid}:${uid}`, dir]);
-  await run('find', [dir, '-mindepth', '1', '-maxdepth', '1', '!', '-name', '.git', '-exec', 'chown', '-R', '-h', `${uid}:${uid}`, '{}', '+']);
+  // Only what is not the sandbox's yet: chown changes a file's ctime even to the same owner, and
+  // git would then re-read every file (the rollback to the state after setup, status) — a venv's
+  // thousands each time.
+  const git = `${path.resolve(dir).replace(/[*?[\]\\]/g, '\\$&')}/.git`;
+  const notYet = ['(', '!', '-uid', String(uid), '-o', '!', '-gid', String(uid), ')'];
+  await run('find', [path.resolve(dir), '-mindepth', '1', '(', '-path', git, '-prune', ')', '-o', ...notYet, '-exec', 'chown', '-h', `${uid}:${uid}`, '{}', '+']);
 }
 
 /**

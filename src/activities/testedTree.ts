@@ -1,0 +1,128 @@
+// The commit is the tree that was tested (design rule 9; issue 14). When a change applies, its
+// paths — and only its paths, ignored ones included — are staged onto the branch head before any
+// command runs, and that tree is recorded beside the checkout with the ignore rules the change
+// went against. The commit is made from that tree, and checked against it once made: a commit
+// that leaves out, adds or alters a path is refused (CommitMismatch), never reported as done.
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/activity';
+import { gitRun } from './git';
+import { readSetupState, stateDirOf } from './setupState';
+
+export interface IgnoredPath {
+  path: string;
+  /** The rule that ignores it, as `git check-ignore -v` names it: `.gitignore:1:generated/`. */
+  rule: string;
+}
+
+export interface TestedChange {
+  /** The branch head the change was staged onto. */
+  head: string;
+  /** That head plus the change's paths as they were written: the tree the tests ran on. */
+  tree: string;
+  paths: string[];
+  /** Paths of the change the repository's ignore rules cover: committed all the same. */
+  ignored: IgnoredPath[];
+  /** Set just before the commit: paths kept out of it because they hold a secret of the worker. */
+  refused?: string[];
+}
+
+interface Located {
+  dir: string;
+  id: string;
+}
+
+const fileOf = (ws: Located) => {
+  const dir = stateDirOf(ws);
+  return dir && path.join(dir, 'tested.json');
+};
+
+/**
+ * Stages exactly `paths` (written or deleted by the change) onto the branch head, records the
+ * tree, and returns the diff of those paths against the state after setup (against the head
+ * without one): what the attempt changed, never what setup built.
+ */
+export async function stageChange(ws: Located, paths: string[]): Promise<{ diff: string; tested?: TestedChange }> {
+  const dir = ws.dir;
+  await gitRun(dir, ['read-tree', '--reset', 'HEAD']);
+  if (!paths.length) return { diff: '' };
+  const list = paths.join('\0') + '\0';
+  // Asked before staging: a path in the index is never "ignored".
+  const ignored = parseCheckIgnore(await gitRun(dir, ['check-ignore', '-v', '-z', '--stdin'], { input: list, okCodes: [1] }));
+  // update-index adds what it is given, ignore rules or not; --remove stages a deletion.
+  await gitRun(dir, ['update-index', '--add', '--remove', '-z', '--stdin'], { input: list });
+  const tree = (await gitRun(dir, ['write-tree'])).trim();
+  const head = (await gitRun(dir, ['rev-parse', 'HEAD'])).trim();
+  const tested: TestedChange = { head, tree, paths, ignored };
+  const file = fileOf(ws);
+  if (file) await writeFile(file, JSON.stringify(tested));
+  const setup = await readSetupState(ws);
+  const against = setup && setup.head === head ? [setup.tree] : [];
+  const diff = await gitRun(dir, ['diff', '--cached', '--no-color', ...against, '--', ...paths.map(literal)]);
+  return { diff, tested };
+}
+
+export async function readTestedChange(ws: Located): Promise<TestedChange | undefined> {
+  const file = fileOf(ws);
+  if (!file) return undefined;
+  return readFile(file, 'utf8')
+    .then((t) => JSON.parse(t) as TestedChange)
+    .catch(() => undefined);
+}
+
+export async function saveTestedChange(ws: Located, tested: TestedChange): Promise<void> {
+  const file = fileOf(ws);
+  if (file) await writeFile(file, JSON.stringify(tested));
+}
+
+/** A rolled-back attempt's change is no longer what the workspace holds. */
+export async function forgetTestedChange(ws: Located): Promise<void> {
+  const file = fileOf(ws);
+  if (file) await rm(file, { force: true });
+}
+
+/**
+ * Checks that `commit` (made on `tested.head`) holds exactly the tested change: every path the
+ * change set changed, as tested (a refused path as it was on the head), and nothing else.
+ * Throws CommitMismatch naming each difference.
+ */
+export async function verifyCommit(dir: string, commit: string, tested: TestedChange): Promise<void> {
+  const refused = new Set(tested.refused ?? []);
+  const kept = tested.paths.filter((p) => !refused.has(p));
+  const problems: string[] = [];
+  // The change's paths against the tested tree: A = in the commit only, D = left out, M/T = altered.
+  if (kept.length) {
+    for (const [status, p] of await nameStatus(dir, tested.tree, commit, kept)) {
+      problems.push(status === 'D' ? `${p} left out` : status === 'A' ? `${p} committed though the change deleted it` : `${p} not as tested`);
+    }
+  }
+  // Everything else against the head: nothing else may change (a refused path neither).
+  const keptSet = new Set(kept);
+  for (const [, p] of await nameStatus(dir, tested.head, commit, [])) {
+    if (!keptSet.has(p)) problems.push(refused.has(p) ? `${p} committed though it holds a secret of the worker` : `${p} committed but not in the change set`);
+  }
+  if (!problems.length) return;
+  const shown = problems.slice(0, 20).join('; ') + (problems.length > 20 ? `; … and ${problems.length - 20} more` : '');
+  throw ApplicationFailure.nonRetryable(`the commit ${commit.slice(0, 12)} does not hold the tested change: ${shown}`, 'CommitMismatch');
+}
+
+async function nameStatus(dir: string, from: string, to: string, paths: string[]): Promise<[string, string][]> {
+  const out = await gitRun(dir, ['diff-tree', '-r', '--no-renames', '--name-status', '-z', from, to, '--', ...paths.map(literal)]);
+  const parts = out.split('\0');
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < parts.length; i += 2) pairs.push([parts[i][0], parts[i + 1]]);
+  return pairs;
+}
+
+/** `git check-ignore -v -z` output: source, line, pattern, path, each NUL-terminated. */
+function parseCheckIgnore(out: string): IgnoredPath[] {
+  const f = out.split('\0');
+  const found: IgnoredPath[] = [];
+  for (let i = 0; i + 3 < f.length; i += 4) {
+    // -v shows a negated pattern's match too: that path is not ignored.
+    if (f[i] && !f[i + 2].startsWith('!')) found.push({ path: f[i + 3], rule: `${f[i]}:${f[i + 1]}:${f[i + 2]}` });
+  }
+  return found;
+}
+
+const literal = (p: string) => `:(literal)${p}`;
