@@ -276,6 +276,29 @@ describe('a busy worker is not a dead one', () => {
   }, 120_000);
 });
 
+test('waiting for a command slot is not working: six suites behind WEAVER_MAX_COMMANDS=1 each get their whole testTimeoutSec', async () => {
+  const { start } = await workersWith('six', { maxWorkspaceActivities: 8 }, { maxCommands: 1 });
+  const testTimeoutSec = 2.5;
+  const suite: CodingTaskInput['testCommand'] = ['sh', '-c', 'sleep 1.5'];
+  const handles = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => start(n, { testCommand: suite, limits: { testTimeoutSec } })));
+  const results = await Promise.all(handles.map((h) => h.result()));
+  expect(results.map((r) => r.status)).toEqual(Array(6).fill('succeeded'));
+  // Each command ran alone, one after another: the last ones waited longer for their slot than
+  // their own time limit, and their suites still had all of it (the wait is not on that clock).
+  const spans: number[] = [];
+  for (const h of handles) {
+    const events = (await h.fetchHistory()).events ?? [];
+    const ms = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+    const started = events.find((e) => e.activityTaskStartedEventAttributes && events.find((s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes!.scheduledEventId?.toString())?.activityTaskScheduledEventAttributes?.activityType?.name === 'runCheck');
+    const done = events.find((e) => e.activityTaskCompletedEventAttributes?.startedEventId?.toString() === started?.eventId?.toString());
+    spans.push(ms(done!) - ms(started!));
+    // Its clock is a safety net far beyond the wait (not 2 × testTimeoutSec + 120 s).
+    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runCheck')!.activityTaskScheduledEventAttributes!;
+    expect(Number(scheduled.startToCloseTimeout?.seconds ?? 0)).toBeGreaterThanOrEqual(24 * 3600);
+  }
+  expect(Math.max(...spans)).toBeGreaterThan(testTimeoutSec * 1000);
+}, 180_000);
+
 /** The heartbeat details of a running runCheck, if it says it is queued. */
 async function queuedDetails(h: WorkflowHandle): Promise<string | undefined> {
   const d = await h.describe();

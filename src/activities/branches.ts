@@ -2,6 +2,8 @@
 // made; never a file holding a key of the worker) and pushed under the worker's push policy,
 // bundled into the artifact store for a parent on another worker, and children's branches
 // merged into a parent's.
+import { statSync } from 'node:fs';
+import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { SimpleGit } from 'simple-git';
 import { redact } from '../domain/redact';
@@ -157,8 +159,24 @@ async function uncommitted(git: SimpleGit, ws: WorkspaceHandle): Promise<string[
 export async function bundleBranch(store: ArtifactStore, ws: WorkspaceHandle): Promise<ArtifactRef> {
   const git = openWorkspace(ws);
   const file = await store.scratchPath('branch.bundle');
-  await git.raw(['bundle', 'create', file, ws.branch]);
+  // Thin: only the commits since the task's base (whoever restores or merges it has that base,
+  // or fetches it: withBundlePrerequisites). A branch still at its base has nothing to exclude.
+  const head = (await git.revparse([ws.branch])).trim();
+  const thin = ws.baseCommit && ws.baseCommit !== head ? [`^${ws.baseCommit}`] : [];
+  await git.raw(['bundle', 'create', file, ws.branch, ...thin]);
   return store.adoptFile('git-bundle', file);
+}
+
+/**
+ * A thin bundle needs its base commit in the repository that reads it: a clone made from a base
+ * branch that has moved on since may lack it, and then gets it from `origin` first.
+ */
+export async function withBundlePrerequisites(git: SimpleGit, bundle: string): Promise<void> {
+  const verified = await git.raw(['bundle', 'verify', '--quiet', bundle]).then(
+    () => true,
+    () => false,
+  );
+  if (!verified) await git.raw(['fetch', '--no-tags', '--quiet', 'origin']);
 }
 
 export interface MergeSource {
@@ -187,6 +205,7 @@ export async function mergeBranches(ws: WorkspaceHandle, sources: MergeSource[],
     const auth = gitAuth(url, env);
     const source = s.source === 'origin' ? 'origin' : stripUrlCredentials(s.source);
     try {
+      if (isFile(source)) await withBundlePrerequisites(gitFor(ws.dir, undefined, gitAuth((await git.raw(['remote', 'get-url', 'origin'])).trim(), env)), source);
       await gitFor(ws.dir, undefined, auth).raw(['fetch', '--no-tags', source, `+${s.branch}:${ref}`]);
     } catch (err) {
       const why = redact((err as Error).message, auth ? [auth.env.WEAVER_GIT_CRED_PASSWORD] : []);
@@ -214,4 +233,12 @@ export async function mergeBranches(ws: WorkspaceHandle, sources: MergeSource[],
     });
   }
   return results;
+}
+
+function isFile(p: string): boolean {
+  try {
+    return path.isAbsolute(p) && statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }

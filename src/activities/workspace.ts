@@ -15,6 +15,7 @@ import { killRecordedGroup } from './processGroups';
 import { resolveCloneSource, resolvePushRemote } from './repoPolicy';
 import { restoreSetupState } from './setupState';
 import { forgetTestedChange, stageChange } from './testedTree';
+import { withBundlePrerequisites } from './branches';
 import type { ActivityDeps, PrepareWorkspaceRequest, WorkspaceHandle } from './types';
 
 export { bundleBranch, commitAndPush, mergeBranches, type MergeResult, type MergeSource } from './branches';
@@ -122,6 +123,7 @@ export async function prepareWorkspace(
     const baseCommit = (await git.revparse(['HEAD'])).trim();
     if (opts.restore) {
       // The commit the lost workspace made, from its bundle: nothing committed is redone.
+      await withBundlePrerequisites(gitFor(dir, signal, auth), opts.restore);
       await git.raw(['fetch', '--no-tags', opts.restore, `+refs/heads/${req.branch}:refs/weaver/restored`]);
       await git.raw(['reset', '-q', '--hard', 'refs/weaver/restored']);
     }

@@ -63,6 +63,14 @@ export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'sto
  *   worker's liveness responder (its own worker, never busy) and, if it answers, is queued
  *   again; only silence there means the workspace is lost and the workflow rebuilds it.
  */
+/** The command activities' start-to-close: a safety net a wait for a command slot never reaches. */
+const SLOT_WAIT_SAFETY_NET_SEC = 24 * 3600;
+
+/** Start-to-close of a command activity whose command may run `timeoutSec`. */
+export function commandClockSec(timeoutSec: number): number {
+  return Math.max(SLOT_WAIT_SAFETY_NET_SEC, 2 * Math.ceil(timeoutSec) + 120);
+}
+
 export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   const retry: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WorkspaceLost'] };
   const common: ActivityOptions = {
@@ -77,8 +85,11 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   });
   const tests = proxyActivities<Pick<Activities, 'runTests' | 'runCheck'>>({
     ...common,
-    // Waiting for a command slot (WEAVER_MAX_COMMANDS) counts too: room for one suite ahead.
-    startToCloseTimeout: `${2 * Math.ceil(testTimeoutSec) + 120} seconds`,
+    // Waiting for a command slot (WEAVER_MAX_COMMANDS) is not working: the command's own time
+    // limit starts once it has its slot and is enforced by the activity, and a dead worker is
+    // noticed by heartbeats (the wait beats too). This clock is only a safety net, never the
+    // limit a queued suite runs into (a day, or more for a longer command).
+    startToCloseTimeout: `${commandClockSec(testTimeoutSec)} seconds`,
     // On cancel, wait until the test process group is really killed before cleaning up.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // A test run that died with its worker is rerun once; a failing test is not an error.

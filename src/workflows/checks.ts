@@ -6,6 +6,7 @@ import type { WorkspaceHandle } from '../activities/types';
 import type { Outcome, StepRef } from '../domain/decider';
 import { commandText, outcomesByName, stepApplies, type ResolvedPlaybook } from '../domain/playbook';
 import type { AttemptRecord, StepOutcome } from '../domain/schema';
+import { commandClockSec } from './activityProxies';
 import type { TaskRun } from './task';
 
 /** Runs the checks of `playbook` for a change that wrote `changed`; each step is recorded on `record`. */
@@ -21,8 +22,8 @@ export async function runChecks(t: TaskRun, ws: WorkspaceHandle, playbook: Resol
     }
     t.enter('testing', step.name);
     const timeoutSec = step.timeoutSec ?? t.limits.testTimeoutSec;
-    // A step may take longer than the task's testTimeoutSec (the proxy's own time limit).
-    const longer = timeoutSec > t.limits.testTimeoutSec ? { startToCloseTimeout: (2 * Math.ceil(timeoutSec) + 120) * 1000 } : {};
+    // A step may take longer than the task's testTimeoutSec: the proxy's safety net grows with it.
+    const longer = timeoutSec > t.limits.testTimeoutSec ? { startToCloseTimeout: commandClockSec(timeoutSec) * 1000 } : {};
     const out = await t.acts(ws).runCheck.executeWithOptions({ summary: `attempt ${t.attempt}: ${step.name} — ${commandText(step.run)}`, ...longer }, [
       { workspace: ws, step, timeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
     ]);
