@@ -19,6 +19,8 @@ interface Run {
 }
 
 /** Runs a command with stdout and stderr interleaved into one log, as a CI console shows it. */
+const RUNNER_GUARD_MS = 600_000;
+
 function run(cmd: string, args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -30,13 +32,16 @@ function run(cmd: string, args: string[], cwd: string, env: Record<string, strin
     const chunks: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
     child.stderr.on('data', (c: Buffer) => chunks.push(c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    // Only a guard against a hung runner: on a loaded machine a cold `go test`/`cargo test`
+    // compile takes minutes, and a run cut short would hand the assertions partial output.
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUNNER_GUARD_MS);
     child.on('error', (err) => {
       clearTimeout(timer);
       reject(err);
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
+      if (signal) return reject(new Error(`${cmd} ${args.join(' ')} was killed (${signal}) after ${RUNNER_GUARD_MS / 1000} s: the assertions need its whole output`));
       resolve({ output: Buffer.concat(chunks).toString('utf8'), code });
     });
   });
@@ -302,7 +307,7 @@ beforeAll(async () => {
   for (const name of names) {
     if (logs[name].code === 0) throw new Error(`${name} unexpectedly passed:\n${logs[name].output.slice(-2000)}`);
   }
-}, 120_000);
+}, RUNNER_GUARD_MS + 60_000);
 
 afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
