@@ -53,8 +53,8 @@ export async function streamed(client: OpenAI, body: object, signal: AbortSignal
 
 /**
  * Where this call goes and which of the worker's env vars holds its key: from the worker's
- * registry by provider id, never from the request. A spec's own `baseURL` (a keyless inline
- * endpoint) gets no key of the worker's; a registry provider's endpoint is the registry's.
+ * registry by provider id, never from the request. A spec's own `baseURL` (an inline endpoint
+ * WEAVER_INLINE_ENDPOINTS allows) gets no key of the worker's; a registry provider's endpoint is the registry's.
  */
 export function endpointOf(deps: ActivityDeps, provider: ProviderSpec): Endpoint {
   try {
