@@ -182,7 +182,7 @@ async function main() {
       `push to: the task's own repository${c.pushRemotes.length ? ` and under ${c.pushRemotes.join(', ')}` : ''} (WEAVER_PUSH_REMOTES)\n` +
       `  git tokens (repository prefix → variable; nothing is sent elsewhere): ${gitCredentials}\n` +
       `  sandbox: ${sandbox.kind === 'none' ? `NONE — ${sandbox.warning}` : `${describeSandbox(sandbox)} (WEAVER_SANDBOX=${sandbox.mode}; limits by ${enforcementOf(sandbox)}${sandboxDetails(sandbox)})`}\n` +
-      `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}}; endpoints a task may name itself: ${c.inlineEndpoints.length ? `${c.inlineEndpoints.join(', ')}, called without keys` : 'none'} (${INLINE_ENDPOINTS_ENV})):\n` +
+      `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}; endpoints a task may name itself: ${c.inlineEndpoints.length ? `${c.inlineEndpoints.join(', ')}, called without keys` : 'none'} (${INLINE_ENDPOINTS_ENV})):\n` +
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
       `at most ${c.maxActivities} shared + ${c.maxWorkspaceActivities} workspace activities, ${c.maxCommands} commands at once; ` +
