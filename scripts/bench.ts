@@ -124,7 +124,9 @@ async function main(): Promise<void> {
     const good = () => ({ content: editFormat('editblock').render({ summary: 'bench: implement slugify', files: [{ path: 'src/slugify.js', action: 'write', content: GOOD }] }), delayMs: MODEL_DELAY_MS });
     model.setDefault('bench-good', good);
     model.setDefault('bench-demo', (req) => ({ ...demoModelStep(req), delayMs: MODEL_DELAY_MS }));
-    const provider = (m: string): ProviderSpec => ({ id: m, model: m, baseURL: model!.url, pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } });
+    // The scripted models are the bench worker's registry providers (a task names no endpoint).
+    const providers = { providers: Object.fromEntries(['bench-good', 'bench-demo'].map((m) => [m, { baseURL: model!.url, models: [m], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } }])) };
+    const provider = (m: string): ProviderSpec => ({ id: m, model: m });
 
     nativeConn = await NativeConnection.connect({ address: server.address });
     clientConn = await Connection.connect({ address: server.address });
@@ -135,6 +137,7 @@ async function main(): Promise<void> {
       taskQueue,
       workspaceQueue: `${taskQueue}-ws`,
       workflowBundle: { code },
+      providers,
       deps: { artifactDir: path.join(tmp, 'artifacts'), workspaceRoot: path.join(tmp, 'workspaces'), repoRoots: [tmp] },
     });
     running = worker.run();

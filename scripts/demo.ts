@@ -19,6 +19,7 @@ import { createExampleRepo, DEMO_MODEL, demoModelStep, exampleTask } from './dem
 import { ScriptedModelServer } from './demo/scriptedModelServer';
 import type { ProviderSpec } from '../src/domain/schema';
 import { createWorkers, ensureSearchAttributes } from '../src/worker';
+import { loadProviderRegistry } from '../src/activities/providers';
 
 const ROOT = path.resolve(__dirname, '..');
 const DEMO_DIR = path.join(ROOT, '.weaver', 'demo');
@@ -46,6 +47,9 @@ async function main() {
 
   let model: ScriptedModelServer | undefined;
   let provider: ProviderSpec;
+  // The worker's registry (WEAVER_PROVIDERS, else the built-in `openai`); the scripted model
+  // joins it as `demo`: a task names providers from the registry, never an endpoint of its own.
+  const providers = loadProviderRegistry(c.providersFile);
   if (process.env.OPENAI_API_KEY || process.env.OPENAI_BASE_URL) {
     // `openai`: the worker's built-in registry entry (its OPENAI_API_KEY, OPENAI_BASE_URL), or WEAVER_PROVIDERS's.
     provider = { id: 'openai', model: process.env.WEAVER_DEMO_MODEL || 'gpt-4o-mini', maxTokens: 4000 };
@@ -53,7 +57,8 @@ async function main() {
   } else {
     model = await ScriptedModelServer.start({ port: serve ? SERVE_MODEL_PORT : 0 });
     model.setDefault(DEMO_MODEL, demoModelStep);
-    provider = { id: 'demo', model: DEMO_MODEL, baseURL: model.url, pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } };
+    providers.providers.demo = { baseURL: model.url, models: [DEMO_MODEL], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } };
+    provider = { id: 'demo', model: DEMO_MODEL };
     console.log(
       `Model: SCRIPTED OFFLINE DEMO MODEL at ${model.url} — not an LLM. It answers wrong first and right once it sees the test failure.\n` +
         '       Set OPENAI_API_KEY (or OPENAI_BASE_URL for Ollama, vLLM, OpenRouter, Azure) to use a real model.',
@@ -68,7 +73,7 @@ async function main() {
 
   const connection = await NativeConnection.connect({ address: c.address });
   await ensureSearchAttributes(connection, c.namespace);
-  const worker = await createWorkers({ connection });
+  const worker = await createWorkers({ connection, providers });
   const running = worker.run();
   console.log(`Worker polling "${c.taskQueue}" (workspace queue "${worker.workspaceQueue}")`);
 

@@ -2,6 +2,7 @@
 // Numbers are checked here, once, at start: a bad value stops the process naming its variable.
 import os from 'node:os';
 import path from 'node:path';
+import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV, splitPatterns } from './domain/endpoints';
 import { MIN_HEARTBEAT_TIMEOUT_MS, DEFAULT_QUEUE_CHECK_SEC } from './domain/liveness';
 import { SandboxLimitsSchema, type SandboxLimits } from './domain/schema';
 
@@ -33,8 +34,8 @@ export interface WeaverConfig {
   pushRemotes: string[];
   /** WEAVER_PROVIDERS: the worker's provider registry file (YAML or JSON). */
   providersFile?: string;
-  /** WEAVER_ALLOW_INLINE_ENDPOINTS=1: a task may name its own baseURL for registry providers (never with a key of the worker's). */
-  allowInlineEndpoints: boolean;
+  /** WEAVER_INLINE_ENDPOINTS: URL patterns a task's own provider `baseURL` may match (never called with a key of the worker's); empty by default. */
+  inlineEndpoints: string[];
   /** WEAVER_SHUTDOWN_GRACE (default 5m): on SIGTERM/SIGINT, how long in-flight activities may finish before they are cancelled. */
   shutdownGraceMs: number;
   /** WEAVER_SHUTDOWN_FORCE (default grace + 1m): when the worker gives up draining and exits anyway. */
@@ -90,9 +91,25 @@ export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
     repoRoots: env.WEAVER_REPO_ROOTS ? list(env.WEAVER_REPO_ROOTS, ':').map((r) => path.resolve(r)) : undefined,
     pushRemotes: list(env.WEAVER_PUSH_REMOTES, ','),
     providersFile: env.WEAVER_PROVIDERS ? path.resolve(env.WEAVER_PROVIDERS) : undefined,
-    allowInlineEndpoints: truthy(env.WEAVER_ALLOW_INLINE_ENDPOINTS),
+    inlineEndpoints: inlineEndpoints(env),
     ...operations(env),
   };
+}
+
+/**
+ * WEAVER_INLINE_ENDPOINTS, checked at start. The old WEAVER_ALLOW_INLINE_ENDPOINTS=1 allowed
+ * every URL; it is not mapped to a pattern (`*` would keep the hole open, none would silently
+ * break the tasks that relied on it): set, it stops the start naming its replacement. Set to
+ * an off value (`0`, `false`) it said what is now the default, and is ignored.
+ */
+function inlineEndpoints(env: NodeJS.ProcessEnv): string[] {
+  const old = env.WEAVER_ALLOW_INLINE_ENDPOINTS?.trim();
+  if (old && !/^(0|false|no|off)$/i.test(old)) {
+    throw new Error(
+      `WEAVER_ALLOW_INLINE_ENDPOINTS is no longer read (it let a task send its repository to any URL): unset it, and list the endpoints tasks may name in ${INLINE_ENDPOINTS_ENV} (URL patterns, e.g. "http://127.0.0.1:*,http://localhost:11434/*"), or give them registry entries in WEAVER_PROVIDERS`,
+    );
+  }
+  return checkInlineEndpoints(splitPatterns(env[INLINE_ENDPOINTS_ENV]));
 }
 
 /** A number ≥ 0 (`integer`: a whole one ≥ 1), or the default when unset; anything else names the variable. */

@@ -14,6 +14,7 @@ import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
 import type { ProviderRegistry } from './domain/registry';
+import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
 import { config, type WeaverConfig } from './config';
@@ -68,7 +69,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     env: process.env,
     retryDelayScale: c.retryDelayScale,
     heartbeatMs: c.heartbeatMs,
-    allowInlineEndpoints: c.allowInlineEndpoints,
+    inlineEndpoints: c.inlineEndpoints,
     // Which repositories it clones and where it pushes (WEAVER_DEV, WEAVER_REPO_ROOTS, WEAVER_PUSH_REMOTES).
     dev: c.dev,
     repoRoots: c.repoRoots,
@@ -84,6 +85,8 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   // Git tokens and the repositories each may go to: a bad WEAVER_GIT_CREDENTIALS file, or a host
   // token without a scope outside dev mode, stops the start here, naming the setting.
   checkGitCredentials(deps.env);
+  // Endpoints a task may name itself: a bad pattern (deps given in code skip config()) stops the start.
+  checkInlineEndpoints(deps.inlineEndpoints ?? [], `inlineEndpoints (${INLINE_ENDPOINTS_ENV})`);
   // Which sandbox commands run in: found (and tried) once; `required` without bwrap stops the start here.
   deps.sandbox ??= await workerSandbox(deps);
   const activities = createActivities(deps);
@@ -179,7 +182,7 @@ async function main() {
       `push to: the task's own repository${c.pushRemotes.length ? ` and under ${c.pushRemotes.join(', ')}` : ''} (WEAVER_PUSH_REMOTES)\n` +
       `  git tokens (repository prefix → variable; nothing is sent elsewhere): ${gitCredentials}\n` +
       `  sandbox: ${sandbox.kind === 'none' ? `NONE — ${sandbox.warning}` : `${describeSandbox(sandbox)} (WEAVER_SANDBOX=${sandbox.mode}; limits by ${enforcementOf(sandbox)}${sandboxDetails(sandbox)})`}\n` +
-      `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}${c.allowInlineEndpoints ? '; inline endpoints allowed, without keys' : ''}):\n` +
+      `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}; endpoints a task may name itself: ${c.inlineEndpoints.length ? `${c.inlineEndpoints.join(', ')}, called without keys` : 'none'} (${INLINE_ENDPOINTS_ENV})):\n` +
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
       `at most ${c.maxActivities} shared + ${c.maxWorkspaceActivities} workspace activities, ${c.maxCommands} commands at once; ` +

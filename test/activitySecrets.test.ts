@@ -137,12 +137,19 @@ describe('generateChange against the scripted model server', () => {
   }
   const change = (summary: string) => ({ content: wholeFile('a.txt', 'hi\n', summary) });
 
-  test('a keyless inline endpoint (a baseURL, no registry entry) gets no key of the worker (dummy key); max_tokens defaults to the reservation', async () => {
+  test('an inline endpoint (a baseURL, no registry entry) is refused unless WEAVER_INLINE_ENDPOINTS allows it; allowed, it gets no key of the worker (no Authorization at all); max_tokens defaults to the reservation', async () => {
+    const before = server.count();
+    const refused = await call({ id: 'local', model: 'local-model', baseURL: server.url }, { OPENAI_API_KEY: WORKER_OPENAI_KEY }).then(
+      () => new Error('resolved'),
+      (e: unknown) => e,
+    );
+    expect(refused).toMatchObject({ type: 'ProviderNotAllowed', nonRetryable: true });
+    expect(server.count()).toBe(before);
     server.script('local-model', [change('local answer')]);
-    const r = await call({ id: 'local', model: 'local-model', baseURL: server.url }, { OPENAI_API_KEY: WORKER_OPENAI_KEY });
+    const r = await call({ id: 'local', model: 'local-model', baseURL: server.url }, { OPENAI_API_KEY: WORKER_OPENAI_KEY }, { inlineEndpoints: ['http://127.0.0.1:*'] });
     expect(r.outcome).toBe('ok');
     const [req] = server.requestsFor('local-model');
-    expect(req.headers.authorization).toBe('Bearer not-needed');
+    expect(req.headers.authorization).toBeUndefined();
     expect(JSON.stringify(req.headers)).not.toContain(WORKER_OPENAI_KEY);
     expect(req.body.max_tokens).toBe(DEFAULT_RESERVED_OUTPUT_TOKENS);
     expect(DEFAULT_RESERVED_OUTPUT_TOKENS).toBe(4096);
@@ -181,16 +188,17 @@ describe('generateChange against the scripted model server', () => {
     expect(server.count()).toBe(before);
   });
 
-  test('with WEAVER_ALLOW_INLINE_ENDPOINTS a registry id may go to its own baseURL — without the key', async () => {
+  test('with WEAVER_INLINE_ENDPOINTS a registry id may go to an allowed baseURL of its own — without the key', async () => {
     server.script('keyed-model', [change('inline answer')]);
     const r = await call(
       { id: 'keyed', model: 'keyed-model', baseURL: server.url.replace('127.0.0.1', 'localhost') },
       { [CRED_NAME]: CRED },
-      { providers: keyedRegistry(), allowInlineEndpoints: true },
+      { providers: keyedRegistry(), inlineEndpoints: ['http://localhost:*'] },
     );
     expect(r.outcome).toBe('ok');
     const req = server.requestsFor('keyed-model').at(-1)!;
-    expect(req.headers.authorization).toBe('Bearer not-needed');
+    expect(req.headers.authorization).toBeUndefined();
+    expect(JSON.stringify(req.headers)).not.toContain(CRED);
   });
 
   test('an id that is not in the registry and names no endpoint is refused', async () => {

@@ -156,7 +156,7 @@ describe('refused at workflow entry by the worker registry (ProviderNotAllowed),
 
   test("a registry id that carries a key, sent to the task's own baseURL", async () => {
     const msg = await refusedRun([{ id: 'reg', model: 'reg-model', baseURL: rig.model.url.replace('127.0.0.1', 'localhost') }]);
-    expect(msg).toMatch(/the worker's registry sets the endpoint of "reg"/);
+    expect(msg).toMatch(/providers\.0\.baseURL \(reg\): http:\/\/localhost:\d+\/v1 is not allowed by the worker \(WEAVER_INLINE_ENDPOINTS\); leave baseURL out and name a provider id/);
   });
 });
 

@@ -1,4 +1,4 @@
-import { findRedactions, normalizeSecrets, redact, redactCounted, REDACTED, scrubEnv, secretFileReason, secretsFromEnv, StreamRedactor } from '../src/domain/redact';
+import { findRedactions, normalizeSecrets, redact, redactCounted, redactCut, REDACTED, scrubEnv, secretFileReason, secretsFromEnv, StreamRedactor } from '../src/domain/redact';
 
 describe('redact', () => {
   it('replaces every occurrence of each literal secret', () => {
@@ -248,5 +248,24 @@ describe('redaction of prompts (issue 8, item 7)', () => {
     expect(secretFileReason('.pypirc', '[pypi]\nusername = __token__\npassword = pypi-AgEIcHlwaS5vcmc\n')).toMatch(/token/);
     expect(secretFileReason('test/fixtures/key.js', `module.exports = ${JSON.stringify(PEM)};`)).toMatch(/private key/);
     expect(secretFileReason('id_rsa.pub', 'ssh-rsa AAAAB3Nza user@host')).toBeUndefined();
+  });
+});
+
+describe('redactCut (provider error text bound for history)', () => {
+  it('short text: redacted, not cut', () => {
+    expect(redactCut('denied for sk-abcdefghijklmnop0123', [])).toBe(`denied for ${REDACTED}`);
+  });
+
+  it('long text: redacted before the cut (a key across the cut is masked whole), cut with its full length named', () => {
+    const key = 'worker-key-0123456789';
+    const text = `${'a'.repeat(490)}${key}${'b'.repeat(20_000)}`;
+    const out = redactCut(text, [key], 500);
+    expect(out).toBe(`${'a'.repeat(490)}${REDACTED}… [cut: ${text.length} chars in all]`);
+    expect(out).not.toContain('worker-key');
+  });
+
+  it('never leaves half a surrogate pair', () => {
+    const out = redactCut(`${'a'.repeat(9)}😀${'b'.repeat(100)}`, [], 10);
+    expect(out).toBe(`${'a'.repeat(9)}… [cut: 111 chars in all]`);
   });
 });

@@ -17,6 +17,8 @@ import {
   type ProviderRegistry,
 } from '../src/domain/registry';
 import { parseTaskInput } from '../src/domain/schema';
+import { checkInlineEndpoints, inlineEndpointAllowed, InlineEndpointsError, splitPatterns } from '../src/domain/endpoints';
+import { config } from '../src/config';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -128,21 +130,46 @@ describe('resolving a task against the registry', () => {
     );
   });
 
-  test('a keyed registry id with its own baseURL is refused; with inline endpoints allowed it resolves to that URL (and no key)', () => {
-    const evil = { id: 'router', model: 'a/big', baseURL: 'https://evil.example/v1' };
-    expect(refusal(() => resolveTaskProviders(registry, [evil]))).toMatch(/sets the endpoint of "router"/);
-    const r = resolveTaskProviders(registry, [evil], { allowInlineEndpoints: true });
-    expect(r.providers[0].baseURL).toBe('https://evil.example/v1');
-    expect(endpointFor(registry, r.providers[0], { allowInlineEndpoints: true })).toEqual({ baseURL: 'https://evil.example/v1' });
+  test("a task's own baseURL is refused by default, for a registry id or not, naming the field, the setting and the fix", () => {
+    const msg = refusal(() =>
+      resolveTaskProviders(registry, [
+        { id: 'router' },
+        { id: 'router', model: 'a/big', baseURL: 'https://evil.example/v1' },
+        { id: 'local', model: 'qwen', baseURL: 'http://gpu-box:8000/v1' },
+        { id: 'ollama', model: 'llama3', baseURL: 'http://localhost:11434/v1' },
+      ]),
+    );
+    expect(msg).toContain(
+      "providers.1.baseURL (router): https://evil.example/v1 is not allowed by the worker (WEAVER_INLINE_ENDPOINTS); leave baseURL out and name a provider id from the worker's registry (WEAVER_PROVIDERS) (known: openai, router, local)",
+    );
+    // A keyless registry entry does not make any other URL acceptable, nor does a loopback address.
+    expect(msg).toContain('providers.2.baseURL (local): http://gpu-box:8000/v1 is not allowed by the worker');
+    expect(msg).toContain('providers.3.baseURL (ollama): http://localhost:11434/v1 is not allowed by the worker');
+    expect(msg).not.toContain('providers.0');
     // The same baseURL as the registry's (a trailing slash aside) is the registry's endpoint.
     expect(resolveTaskProviders(registry, [{ id: 'router', baseURL: 'https://router.example/v1/', model: 'a/big' }]).providers[0].baseURL).toBeUndefined();
   });
 
-  test('a keyless registry entry accepts an inline baseURL; unknown ids are keyless inline endpoints', () => {
-    expect(resolveTaskProviders(registry, [{ id: 'local', model: 'qwen', baseURL: 'http://gpu-box:8000/v1' }]).providers[0].baseURL).toBe('http://gpu-box:8000/v1');
-    const r = resolveTaskProviders(registry, [{ id: 'ollama', model: 'llama3', baseURL: 'http://localhost:11434/v1', pricing: { inputPerMTok: 0, outputPerMTok: 0 } }]);
+  test('with WEAVER_INLINE_ENDPOINTS a matching baseURL resolves to that URL, called without a key; others are still refused', () => {
+    const policy = { inlineEndpoints: ['http://localhost:11434/*', 'http://127.0.0.1:*'] };
+    const r = resolveTaskProviders(
+      registry,
+      [
+        { id: 'ollama', model: 'llama3', baseURL: 'http://localhost:11434/v1', pricing: { inputPerMTok: 0, outputPerMTok: 0 } },
+        { id: 'router', model: 'a/big', baseURL: 'http://127.0.0.1:9999/v1' },
+      ],
+      policy,
+    );
     expect(r.providers[0]).toEqual({ id: 'ollama', model: 'llama3', baseURL: 'http://localhost:11434/v1', pricing: { inputPerMTok: 0, outputPerMTok: 0 } });
-    expect(endpointFor(registry, r.providers[0])).toEqual({ baseURL: 'http://localhost:11434/v1' });
+    expect(r.providers[1]).toMatchObject({ id: 'router', model: 'a/big', baseURL: 'http://127.0.0.1:9999/v1' });
+    expect(endpointFor(registry, r.providers[0], policy)).toEqual({ baseURL: 'http://localhost:11434/v1', inline: true });
+    // A registry id sent elsewhere keeps nothing of the registry's key.
+    expect(endpointFor(registry, r.providers[1], policy)).toEqual({ baseURL: 'http://127.0.0.1:9999/v1', inline: true });
+    expect(refusal(() => resolveTaskProviders(registry, [{ id: 'router', model: 'a/big', baseURL: 'https://evil.example/v1' }], policy))).toMatch(
+      /^providers\.0\.baseURL \(router\): https:\/\/evil\.example\/v1 is not allowed by the worker \(WEAVER_INLINE_ENDPOINTS\)/,
+    );
+    // The call checks again: a spec resolved under a wider allowlist is refused under a narrower one.
+    expect(refusal(() => endpointFor(registry, r.providers[1], { inlineEndpoints: ['http://localhost:11434/*'] }))).toMatch(/is not allowed by the worker \(WEAVER_INLINE_ENDPOINTS\)/);
   });
 
   test('an apiKeyEnv that slipped past the schema is refused all the same', () => {
@@ -159,7 +186,8 @@ describe('resolving a task against the registry', () => {
   test("the endpoint and key of a call come from the registry by id: the request's baseURL never gets the key", () => {
     expect(endpointFor(registry, { id: 'router', model: 'a/big' })).toEqual({ baseURL: 'https://router.example/v1', apiKeyEnv: 'ROUTER_KEY' });
     expect(endpointFor(registry, { id: 'openai', model: 'gpt-4o' })).toEqual({ baseURL: undefined, apiKeyEnv: 'OPENAI_API_KEY' });
-    expect(refusal(() => endpointFor(registry, { id: 'router', model: 'a/big', baseURL: 'https://evil.example/v1' }))).toMatch(/may not send its calls elsewhere/);
+    expect(refusal(() => endpointFor(registry, { id: 'router', model: 'a/big', baseURL: 'https://evil.example/v1' }))).toMatch(/is not allowed by the worker \(WEAVER_INLINE_ENDPOINTS\)/);
+    expect(refusal(() => endpointFor(registry, { id: 'ghost', model: 'm', baseURL: 'http://localhost:11434/v1' }))).toMatch(/is not allowed by the worker/);
     expect(refusal(() => endpointFor(registry, { id: 'openai', model: 'gpt-5' }))).toMatch(/not allowed/);
     expect(refusal(() => endpointFor(registry, { id: 'ghost', model: 'm' }))).toMatch(/not in the worker's provider registry/);
     // Sample n of a provider (consensus `samples`) is that provider.
@@ -202,5 +230,76 @@ describe('loading WEAVER_PROVIDERS', () => {
       const task = parseTaskInput(JSON.parse(readFileSync(path.join(ROOT, 'examples', file), 'utf8')));
       expect(resolveTaskProviders(example, task.providers).providers).toHaveLength(task.providers.length);
     }
+  });
+});
+
+describe('WEAVER_INLINE_ENDPOINTS patterns (scheme and host exact, * in the port and the path)', () => {
+  const allowed = (patterns: string[], url: string) => inlineEndpointAllowed(patterns, url);
+
+  test('nothing is allowed without patterns', () => {
+    expect(allowed([], 'http://127.0.0.1:8080/v1')).toBe(false);
+    expect(inlineEndpointAllowed(undefined, 'http://127.0.0.1:8080/v1')).toBe(false);
+  });
+
+  test('a * port matches any port of that scheme and host, any path', () => {
+    const p = ['http://127.0.0.1:*'];
+    expect(allowed(p, 'http://127.0.0.1:8080/v1')).toBe(true);
+    expect(allowed(p, 'http://127.0.0.1/v1')).toBe(true);
+    expect(allowed(p, 'https://127.0.0.1:8080/v1')).toBe(false);
+    expect(allowed(p, 'http://127.0.0.2:8080/v1')).toBe(false);
+    expect(allowed(p, 'http://localhost:8080/v1')).toBe(false);
+    // The URL as the HTTP client reads it: other spellings of 127.0.0.1 are 127.0.0.1.
+    expect(allowed(p, 'http://0x7f.1:8080/v1')).toBe(true);
+  });
+
+  test('a fixed port, a path with *; the host is never a prefix or suffix match', () => {
+    const p = ['http://localhost:11434/*', 'https://models.internal/v1'];
+    expect(allowed(p, 'http://localhost:11434/v1')).toBe(true);
+    expect(allowed(p, 'http://localhost:11434')).toBe(true);
+    expect(allowed(p, 'http://localhost:11435/v1')).toBe(false);
+    expect(allowed(p, 'http://localhost.evil.example:11434/v1')).toBe(false);
+    expect(allowed(p, 'https://models.internal/v1/')).toBe(true);
+    expect(allowed(p, 'https://models.internal:443/v1')).toBe(true);
+    expect(allowed(p, 'https://models.internal/v2')).toBe(false);
+    expect(allowed(p, 'https://models.internal:8443/v1')).toBe(false);
+    expect(allowed(p, 'https://evil.models.internal/v1')).toBe(false);
+  });
+
+  test('a URL with a user, a password, a query or a fragment never matches (the host is what follows the @)', () => {
+    const p = ['http://127.0.0.1:*'];
+    expect(allowed(p, 'http://127.0.0.1:80@evil.example/v1')).toBe(false);
+    expect(allowed(p, 'http://user:pw@127.0.0.1:8080/v1')).toBe(false);
+    expect(allowed(p, 'http://127.0.0.1:8080/v1?x=1')).toBe(false);
+    expect(allowed(p, 'http://127.0.0.1:8080/v1#x')).toBe(false);
+    expect(allowed(p, 'not a url')).toBe(false);
+  });
+
+  test('bad patterns are named, with the variable', () => {
+    expect(splitPatterns(' http://a:*, http://b:1/v1\nhttp://c ')).toEqual(['http://a:*', 'http://b:1/v1', 'http://c']);
+    expect(checkInlineEndpoints(['http://127.0.0.1:*', 'https://[::1]:8000/v1/*'])).toHaveLength(2);
+    let err: unknown;
+    try {
+      checkInlineEndpoints(['http://*.example', 'ftp://x', 'http://u:p@x', 'http://x:99999', 'http://ok:1']);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InlineEndpointsError);
+    const issues = (err as InlineEndpointsError).issues;
+    expect(issues).toEqual([
+      '"http://*.example": the host must be exact (no *)',
+      '"ftp://x": must start with http:// or https://',
+      '"http://u:p@x": no user or password in a pattern',
+      '"http://x:99999": port 99999 is out of range',
+    ]);
+    expect((err as Error).message).toMatch(/^WEAVER_INLINE_ENDPOINTS: /);
+  });
+
+  test('config(): WEAVER_INLINE_ENDPOINTS is read and checked; the old boolean stops the start, naming its replacement', () => {
+    expect(config({ WEAVER_INLINE_ENDPOINTS: 'http://127.0.0.1:*,http://localhost:11434/*' }).inlineEndpoints).toEqual(['http://127.0.0.1:*', 'http://localhost:11434/*']);
+    expect(config({}).inlineEndpoints).toEqual([]);
+    expect(() => config({ WEAVER_INLINE_ENDPOINTS: 'localhost:11434' })).toThrow(/WEAVER_INLINE_ENDPOINTS: "localhost:11434": must start with http:\/\/ or https:\/\//);
+    expect(() => config({ WEAVER_ALLOW_INLINE_ENDPOINTS: '1' })).toThrow(/WEAVER_ALLOW_INLINE_ENDPOINTS is no longer read .* list the endpoints tasks may name in WEAVER_INLINE_ENDPOINTS/);
+    // Off was what it said by default: harmless, ignored.
+    expect(config({ WEAVER_ALLOW_INLINE_ENDPOINTS: '0' }).inlineEndpoints).toEqual([]);
   });
 });

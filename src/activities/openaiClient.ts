@@ -13,7 +13,7 @@ import {
   type ProviderFailureDetails,
 } from '../domain/errors';
 import { endpointFor, PROVIDER_NOT_ALLOWED, ProviderPolicyError, registryKeyEnvNames, type Endpoint } from '../domain/registry';
-import { redact, secretsFromEnv } from '../domain/redact';
+import { redactCut, secretsFromEnv } from '../domain/redact';
 import type { ProviderSpec } from '../domain/schema';
 import { registryOf } from './providers';
 import type { ActivityDeps } from './types';
@@ -53,12 +53,12 @@ export async function streamed(client: OpenAI, body: object, signal: AbortSignal
 
 /**
  * Where this call goes and which of the worker's env vars holds its key: from the worker's
- * registry by provider id, never from the request. A spec's own `baseURL` (a keyless inline
- * endpoint) gets no key of the worker's; a registry provider's endpoint is the registry's.
+ * registry by provider id, never from the request. A spec's own `baseURL` (an inline endpoint
+ * WEAVER_INLINE_ENDPOINTS allows) gets no key of the worker's; a registry provider's endpoint is the registry's.
  */
 export function endpointOf(deps: ActivityDeps, provider: ProviderSpec): Endpoint {
   try {
-    return endpointFor(registryOf(deps), provider, { allowInlineEndpoints: deps.allowInlineEndpoints });
+    return endpointFor(registryOf(deps), provider, { inlineEndpoints: deps.inlineEndpoints });
   } catch (err) {
     if (!(err instanceof ProviderPolicyError)) throw err;
     throw ApplicationFailure.create({ type: PROVIDER_NOT_ALLOWED, nonRetryable: true, message: err.message, details: [{ provider: provider.id }] });
@@ -85,12 +85,25 @@ export function openaiClient(deps: ActivityDeps, provider: ProviderSpec): OpenAI
   }
   return new OpenAI({
     baseURL,
-    // Keyless endpoints (Ollama, vLLM, the demo model) accept any key.
-    apiKey: apiKey ?? 'not-needed',
+    // The SDK insists on a key; a keyless endpoint (Ollama, vLLM, a task's own allowed endpoint)
+    // is sent none: the placeholder's header is removed, and with it whatever else of the
+    // worker's the SDK would add from its env (organization, project, OPENAI_CUSTOM_HEADERS).
+    apiKey: apiKey ?? 'keyless',
+    ...(apiKey ? {} : { adminAPIKey: null, organization: null, project: null, defaultHeaders: keylessHeaders() }),
     maxRetries: 0,
     // The LLM activity's start-to-close derives from the same number (workflows/activityProxies.ts).
     timeout: (provider.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC) * 1000,
   });
+}
+
+/** Headers removed from a keyless call: authorization, and any the SDK takes from the process env. */
+function keylessHeaders(): Record<string, null> {
+  const custom = (process.env.OPENAI_CUSTOM_HEADERS ?? '')
+    .split('\n')
+    .filter((line) => line.includes(':'))
+    .map((line) => line.slice(0, line.indexOf(':')).trim())
+    .filter(Boolean);
+  return Object.fromEntries(['Authorization', 'api-key', ...custom].map((h) => [h, null]));
 }
 
 /**
@@ -124,10 +137,10 @@ export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec,
     family = 'server';
   }
   const scaled = delayMs === undefined ? undefined : Math.round(delayMs * (deps.retryDelayScale ?? 1));
-  const message = redact(
-    `provider ${provider.id} (${provider.model}): ${family}${status ? ` (HTTP ${status})` : ''}: ${(err as Error)?.message ?? String(err)}`,
-    providerSecrets(deps),
-  );
+  // The SDK's message carries the provider's error body, whatever its size and content: it lands
+  // in history (this failure, call events, warnings), so it is redacted and cut here, once.
+  const detail = redactCut((err as Error)?.message ?? String(err), providerSecrets(deps));
+  const message = `provider ${provider.id} (${provider.model}): ${family}${status ? ` (HTTP ${status})` : ''}: ${detail}`;
   return ApplicationFailure.create({
     type: failureType(family),
     message,

@@ -50,7 +50,7 @@ export interface ResolveProvidersRequest {
 /** The `resolveProviders` activity: a refusal is a non-retryable `ProviderNotAllowed`. */
 export function resolveProviders(deps: ActivityDeps, req: ResolveProvidersRequest): ResolvedProviders {
   try {
-    const r = resolveTaskProviders(registryOf(deps), req.providers, { allowInlineEndpoints: deps.allowInlineEndpoints });
+    const r = resolveTaskProviders(registryOf(deps), req.providers, { inlineEndpoints: deps.inlineEndpoints });
     // Every default the run decides by, fixed here (recorded in its history), not re-read on replay.
     return req.settings ? { ...r, settings: resolveSettings(req.settings, r.providers) } : r;
   } catch (err) {

@@ -31,8 +31,11 @@ export interface ActivityDeps {
    * only source of provider keys and of the endpoints they are sent to. Absent: the built-in one.
    */
   providers?: ProviderRegistry;
-  /** WEAVER_ALLOW_INLINE_ENDPOINTS: a task may send a registry provider's calls to its own baseURL (never with the key). */
-  allowInlineEndpoints?: boolean;
+  /**
+   * WEAVER_INLINE_ENDPOINTS: URL patterns a task's own provider `baseURL` may match (src/domain/endpoints.ts);
+   * such calls carry no key of the worker's. Absent or empty: a task names registry providers only.
+   */
+  inlineEndpoints?: string[];
   /** WEAVER_MAX_COMMANDS: setup and test commands this worker runs at once (default: the number of CPUs). */
   maxCommands?: number;
   /** Where running commands' process groups are recorded (this worker's slot, src/workerSlot.ts): its successor kills leftovers. */

@@ -210,6 +210,24 @@ export function redact(text: string, secrets: readonly string[]): string {
   return applyRedactions(text, findRedactions(text, list));
 }
 
+/** How much of a provider's error text reaches history (failure messages, call events, warnings). */
+export const PROVIDER_TEXT_MAX = 500;
+
+/**
+ * Text from outside the worker (a provider's error body) as history may keep it: redacted, then
+ * cut to `max` characters with a marker saying how long it was. Redacted before the cut, so a
+ * credential across the cut is masked whole; only a head window is examined, so a huge body
+ * costs no more than a small one.
+ */
+export function redactCut(text: string, secrets: readonly string[], max = PROVIDER_TEXT_MAX): string {
+  const window = max + 4096;
+  const head = redact(text.length > window ? text.slice(0, window) : text, secrets);
+  if (text.length <= window && head.length <= max) return head;
+  // Never half a surrogate pair.
+  const end = isHighSurrogate(head.charCodeAt(max - 1)) ? max - 1 : max;
+  return `${head.slice(0, end)}… [cut: ${text.length} chars in all]`;
+}
+
 /** `redact` with options, also saying how many values it masked. */
 export function redactCounted(text: string, secrets: readonly string[], opts: RedactOptions = {}): { text: string; count: number } {
   if (!text) return { text, count: 0 };

@@ -6,6 +6,7 @@
 // (src/activities/providers.ts).
 import type { TaskSettings } from './settings';
 import { z } from 'zod';
+import { displayURL, INLINE_ENDPOINTS_ENV, inlineEndpointAllowed } from './endpoints';
 import { formatZodIssues, PricingSchema, type Pricing, type ProviderChoice, type ProviderSpec } from './schema';
 
 /** Env var names are short and mostly upper case; keys are long, mixed and prefixed. */
@@ -147,27 +148,40 @@ export interface ResolvedProviders {
 }
 
 export interface ProviderPolicy {
-  /** WEAVER_ALLOW_INLINE_ENDPOINTS: a task may send a registry provider's calls to its own baseURL (never with the worker's key). */
-  allowInlineEndpoints?: boolean;
+  /**
+   * WEAVER_INLINE_ENDPOINTS: URL patterns a task's own `baseURL` may match (src/domain/endpoints.ts).
+   * Empty (the default): a task names registry providers only. A match is called without any key of the worker's.
+   */
+  inlineEndpoints?: readonly string[];
 }
 
 const FIX = "name a provider id from the worker's registry (WEAVER_PROVIDERS)";
+
+const knownIds = (registry: ProviderRegistry) => {
+  const known = Object.keys(registry.providers);
+  return known.length ? known.join(', ') : 'none';
+};
+
+/** The refusal of a task's own endpoint: the field, the URL, the setting, the fix. */
+function inlineRefusal(field: string, url: string, registry: ProviderRegistry): string {
+  return `${field}: ${displayURL(url)} is not allowed by the worker (${INLINE_ENDPOINTS_ENV}); leave baseURL out and ${FIX} (known: ${knownIds(registry)}), or have the worker allow that endpoint in ${INLINE_ENDPOINTS_ENV}`;
+}
 
 /**
  * The task's providers against the registry, once at workflow start:
  * - a registry id: the registry's endpoint, key, pricing and settings; `model` from its allowed
  *   list (the first when left out); the task's `maxTokens`/`temperature` win, its other settings
  *   fill only what the registry leaves out; its pricing is ignored (the worker prices its providers);
- * - a registry id with its own `baseURL`: refused when the registry holds a key for it, unless the
- *   worker allows inline endpoints — and then the call goes there WITHOUT the key;
- * - an id not in the registry: only as a keyless inline endpoint (`baseURL` and `model`).
+ * - a `baseURL` of the task's own (for a registry id or not): only where the worker's
+ *   WEAVER_INLINE_ENDPOINTS allows it (none by default) — prompts carry the repository, so the
+ *   worker decides where they go — and then WITHOUT any key of the worker's;
+ * - an id not in the registry without an allowed `baseURL`: refused.
  * The resolved specs carry a `baseURL` only when it is the task's own (keyless) endpoint.
  */
 export function resolveTaskProviders(registry: ProviderRegistry, choices: ProviderChoice[], policy: ProviderPolicy = {}): ResolvedProviders {
   const problems: string[] = [];
   const notes: string[] = [];
   const providers: ProviderSpec[] = [];
-  const known = Object.keys(registry.providers);
   for (const [i, choice] of choices.entries()) {
     const where = `providers.${i} (${choice.id})`;
     const raw = choice as Record<string, unknown>;
@@ -177,21 +191,18 @@ export function resolveTaskProviders(registry: ProviderRegistry, choices: Provid
     }
     const { apiKeyEnv: _k, apiKey: _a, ...task } = raw as ProviderChoice & { apiKey?: unknown };
     const entry = registryEntry(registry, choice.id);
+    // The registry's own endpoint, spelled by the task, is the registry's (with its key).
+    const inline = choice.baseURL !== undefined && !(entry && sameURL(choice.baseURL, entry.baseURL));
+    if (inline && !inlineEndpointAllowed(policy.inlineEndpoints, choice.baseURL!)) {
+      problems.push(inlineRefusal(`providers.${i}.baseURL (${choice.id})`, choice.baseURL!, registry));
+      continue;
+    }
     if (!entry) {
-      if (!choice.baseURL || !choice.model) {
-        problems.push(
-          `${where}: not in the worker's provider registry (known: ${known.length ? known.join(', ') : 'none'}); ${FIX}, or give a keyless endpoint's baseURL and model`,
-        );
+      if (!inline || !choice.model) {
+        problems.push(`${where}: not in the worker's provider registry (known: ${knownIds(registry)}); ${FIX}`);
         continue;
       }
       providers.push(clean({ ...task, model: choice.model }));
-      continue;
-    }
-    const inline = choice.baseURL !== undefined && !sameURL(choice.baseURL, entry.baseURL);
-    if (inline && entry.apiKeyEnv && !policy.allowInlineEndpoints) {
-      problems.push(
-        `${where}: the worker's registry sets the endpoint of "${choice.id}" (it sends a key there); leave baseURL out, or use a keyless endpoint under an id of its own (a worker with WEAVER_ALLOW_INLINE_ENDPOINTS=1 accepts it, without the key)`,
-      );
       continue;
     }
     const model = choice.model ?? entry.models[0];
@@ -228,24 +239,22 @@ export interface Endpoint {
   /** Absent: OpenAI's API (or the worker's OPENAI_BASE_URL). */
   baseURL?: string;
   apiKeyEnv?: string;
+  /** The task's own endpoint (allowed by WEAVER_INLINE_ENDPOINTS): nothing of the worker's is sent there. */
+  inline?: boolean;
 }
 
 /**
  * The endpoint and key of one provider call, from the registry by provider id — never from the
- * request: a spec's own `baseURL` is called without any key of the worker's.
+ * request. A spec's own `baseURL` is checked against the worker's allowlist again here (the
+ * worker's setting may have changed since the task started) and called without any key.
  */
 export function endpointFor(registry: ProviderRegistry, spec: Pick<ProviderSpec, 'id' | 'model' | 'baseURL'>, policy: ProviderPolicy = {}): Endpoint {
   const entry = registryEntry(registry, spec.id);
-  if (!entry) {
-    if (spec.baseURL) return { baseURL: spec.baseURL };
-    throw new ProviderPolicyError([`provider "${spec.id}" is not in the worker's provider registry; ${FIX}, or give a keyless endpoint's baseURL`]);
+  if (spec.baseURL && !(entry && sameURL(spec.baseURL, entry.baseURL))) {
+    if (!inlineEndpointAllowed(policy.inlineEndpoints, spec.baseURL)) throw new ProviderPolicyError([inlineRefusal(`provider "${spec.id}" baseURL`, spec.baseURL, registry)]);
+    return { baseURL: spec.baseURL, inline: true };
   }
-  if (spec.baseURL && !sameURL(spec.baseURL, entry.baseURL)) {
-    if (entry.apiKeyEnv && !policy.allowInlineEndpoints) {
-      throw new ProviderPolicyError([`provider "${spec.id}": the worker's registry sets its endpoint; a task may not send its calls elsewhere`]);
-    }
-    return { baseURL: spec.baseURL };
-  }
+  if (!entry) throw new ProviderPolicyError([`provider "${spec.id}" is not in the worker's provider registry (known: ${knownIds(registry)}); ${FIX}`]);
   if (!modelAllowed(entry, spec.model)) {
     throw new ProviderPolicyError([`provider "${spec.id}": model "${spec.model}" is not allowed (allowed: ${entry.models.join(', ')})`]);
   }

@@ -20,7 +20,8 @@ const NO_KEYS_IN_TASKS =
 /**
  * A provider as a task names it: an id from the worker's provider registry (WEAVER_PROVIDERS,
  * src/domain/registry.ts), optionally a model from its allowed list, `maxTokens`, `temperature`
- * — or a keyless inline endpoint `{ id, model, baseURL }` (Ollama, vLLM, the demo model). Keys,
+ * — or, where the worker's WEAVER_INLINE_ENDPOINTS allows it (none by default), a keyless inline
+ * endpoint `{ id, model, baseURL }` (src/domain/endpoints.ts). Keys,
  * and the names of the env vars holding them, are the worker's: never in the input.
  */
 export const ProviderSpecSchema = z.object({
@@ -28,7 +29,7 @@ export const ProviderSpecSchema = z.object({
   id: z.string().min(1),
   /** From the provider's allowed list; left out: the registry's default. Required with an inline baseURL. */
   model: z.string().min(1).optional(),
-  /** A keyless OpenAI-compatible endpoint of the task's own (Ollama, vLLM…); registry providers have theirs. */
+  /** A keyless OpenAI-compatible endpoint of the task's own: refused at start unless WEAVER_INLINE_ENDPOINTS allows it; registry providers have theirs. */
   baseURL: z
     .string()
     .refine((u) => /^https?:\/\/[^\s/?#]+[^\s]*$/i.test(u), 'must be an http:// or https:// URL')

@@ -29,7 +29,8 @@ export interface Rig {
   /**
    * Registers `model` under provider id `extra.id ?? model` in the worker's registry (the scripted
    * server, key TEST_API_KEY, the given settings) and returns what a task names: `{ id, model }`
-   * (plus maxTokens/temperature). With `extra.baseURL`: a keyless inline endpoint, not registered.
+   * (plus maxTokens/temperature). With `extra.baseURL`: a keyless inline endpoint, not registered —
+   * refused at start unless the rig's worker allows it (`deps.inlineEndpoints`, WEAVER_INLINE_ENDPOINTS).
    */
   provider(model: string, extra?: Partial<ProviderSpec>): ProviderSpec;
   task(repo: string, providers: ProviderChoice[], extra?: Partial<CodingTaskInput>): CodingTaskInput;
