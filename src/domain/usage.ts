@@ -74,6 +74,7 @@ export function mergeUsage(...all: Usage[]): Usage {
       s.tokensIn += u.shadow.tokensIn;
       s.tokensOut += u.shadow.tokensOut;
       s.costUsd = roundUsd(s.costUsd + u.shadow.costUsd);
+      if (u.shadow.estimatedCostUsd) s.estimatedCostUsd = roundUsd((s.estimatedCostUsd ?? 0) + u.shadow.estimatedCostUsd);
     }
   }
   return out;

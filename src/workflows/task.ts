@@ -50,6 +50,12 @@ export interface Committed {
   diff?: ArtifactRef;
 }
 
+/** Marks runs whose shadow calls are reserved and whose shadow spend counts against the budget. */
+export const SHADOW_SPEND = 'reserve-shadows';
+
+/** Marks runs whose decomposition is bounded by the worker's default tree cost when the task sets no maxCostUsd. */
+export const TREE_COST = 'default-tree-cost';
+
 export class TaskRun {
   limits: Limits;
   /** Every default the run decides by, as the worker resolved them at start (runs since `settings-from-history`). */
@@ -65,6 +71,7 @@ export class TaskRun {
   readonly branch: string;
   readonly depth: number;
   ledger: Ledger;
+  private readonly shadowSpend: boolean;
   readonly cooldowns: CooldownState;
   readonly warnings: string[] = [];
   readonly attempts: AttemptRecord[] = [];
@@ -115,7 +122,9 @@ export class TaskRun {
     // A child's ID has '/' in it; git can't hold both weaver/X and weaver/X/1-a, hence '--'.
     this.branch = input.branch ?? `weaver/${this.workflowId.replace(/\//g, '--')}`;
     this.depth = input.depth ?? 0;
-    this.ledger = new Ledger({ maxCostUsd: this.limits.maxCostUsd, maxTokens: this.limits.maxTokens });
+    // Shadow calls reserved and counted against the budget (runs before left them out).
+    this.shadowSpend = patched(SHADOW_SPEND);
+    this.ledger = new Ledger({ maxCostUsd: this.limits.maxCostUsd, maxTokens: this.limits.maxTokens }, { shadowSpend: this.shadowSpend });
     this.cooldowns = { ...(input.inherited?.cooldowns ?? {}) };
     setHandler(progressQuery, () => ({
       workflowId: this.workflowId,
@@ -214,7 +223,8 @@ export class TaskRun {
       this.tokenBudget = promptBudget(resolved);
     }
     // A budget needs prices: a model nobody prices would cost $0 and never be stopped.
-    const unpriced = unpricedBudgetError(this.providers, { maxCostUsd: this.limits.maxCostUsd, shadow: this.input.strategy?.shadow });
+    // Shadows count against the budget where they are reserved: they need a price too.
+    const unpriced = unpricedBudgetError(this.providers, { maxCostUsd: this.limits.maxCostUsd, shadow: this.shadowSpend ? [] : this.input.strategy?.shadow });
     if (unpriced && patched('refuse-unpriced-budget')) {
       upsertSearchAttributes([{ key: WeaverStatus, value: REFUSED }]);
       throw ApplicationFailure.nonRetryable(unpriced, 'UnpricedBudget');
@@ -227,7 +237,7 @@ export class TaskRun {
   private adopt(settings: TaskSettings): void {
     this.settings = settings;
     this.limits = settings.limits;
-    this.ledger = new Ledger({ maxCostUsd: settings.limits.maxCostUsd, maxTokens: settings.limits.maxTokens });
+    this.ledger = new Ledger({ maxCostUsd: settings.limits.maxCostUsd, maxTokens: settings.limits.maxTokens }, { shadowSpend: this.shadowSpend });
     this.sandboxPolicy = settings.sandbox;
     this.providers = settings.providers;
     this.tokenBudget = promptBudget(settings.providers);
