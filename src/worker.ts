@@ -69,6 +69,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     retryDelayScale: c.retryDelayScale,
     heartbeatMs: c.heartbeatMs,
     allowInlineEndpoints: c.allowInlineEndpoints,
+    defaultTreeCostUsd: c.defaultTreeCostUsd,
     // Which repositories it clones and where it pushes (WEAVER_DEV, WEAVER_REPO_ROOTS, WEAVER_PUSH_REMOTES).
     dev: c.dev,
     repoRoots: c.repoRoots,

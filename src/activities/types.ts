@@ -31,6 +31,8 @@ export interface ActivityDeps {
    * only source of provider keys and of the endpoints they are sent to. Absent: the built-in one.
    */
   providers?: ProviderRegistry;
+  /** WEAVER_DEFAULT_TREE_COST_USD: the cost bound of a task's whole tree when it sets no maxCostUsd (0: none; unset: DEFAULT_TREE_COST_USD). */
+  defaultTreeCostUsd?: number;
   /** WEAVER_ALLOW_INLINE_ENDPOINTS: a task may send a registry provider's calls to its own baseURL (never with the key). */
   allowInlineEndpoints?: boolean;
   /** WEAVER_MAX_COMMANDS: setup and test commands this worker runs at once (default: the number of CPUs). */

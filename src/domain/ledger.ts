@@ -163,13 +163,14 @@ export interface TreeBound {
 
 /**
  * What one subtask needs before it can make a single call: the reservation of one call to the
- * cheapest of `providers` (prompt + maxTokens), the least a child's allotment must hold or its
+ * cheapest `primary` provider (prompt + maxTokens) and of each shadow, the least a child's allotment must hold or its
  * first call is refused. A floor, so a decomposition refused by it could never have run whole.
  */
-export function subtaskFloorUsd(providers: ProviderSpec[], estTokensIn: number): number {
-  const priced = providers.filter((p) => knownPrice(p));
-  if (!priced.length) return 0;
-  return Math.min(...priced.map((p) => costOf(p, estTokensIn, p.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS)));
+export function subtaskFloorUsd(primary: ProviderSpec[], shadows: ProviderSpec[], estTokensIn: number): number {
+  const one = (p: ProviderSpec) => costOf(p, estTokensIn, p.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS);
+  const priced = primary.filter((p) => knownPrice(p));
+  // Each attempt reserves its shadows too, before its primary call.
+  return roundUsd((priced.length ? Math.min(...priced.map(one)) : 0) + shadows.reduce((s, p) => s + one(p), 0));
 }
 
 /**

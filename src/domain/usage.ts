@@ -79,3 +79,9 @@ export function mergeUsage(...all: Usage[]): Usage {
   }
   return out;
 }
+
+/** What a ledger's usage spent, known and estimated; with `shadows`, its shadow calls' too. */
+export function spentUsd(u: Usage, shadows: boolean): number {
+  const s = shadows ? u.shadow : undefined;
+  return roundUsd(u.costUsd + u.estimatedCostUsd + (s ? s.costUsd + (s.estimatedCostUsd ?? 0) : 0));
+}

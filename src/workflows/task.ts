@@ -6,11 +6,11 @@
 import { ActivityFailure, ApplicationFailure, log, patched, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
-import { Ledger } from '../domain/ledger';
+import { Ledger, type TreeBound } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
 import type { ResolvedProviders } from '../domain/registry';
 import type { SettingsInput, TaskSettings } from '../domain/settings';
-import { unpricedBudgetError } from '../domain/pricing';
+import { roundUsd, unpricedBudgetError } from '../domain/pricing';
 import { renderReport } from '../domain/report';
 import {
   resolveLimits,
@@ -34,7 +34,7 @@ import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../doma
 import { slimResult } from '../domain/slim';
 import { attemptLogs } from '../domain/stepLogs';
 import { detailsLine, REFUSED } from '../domain/taskOutcome';
-import { mergeUsage } from '../domain/usage';
+import { mergeUsage, spentUsd } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
 import { ApprovalGate } from './approval';
 import { progressWait, type ProviderWait } from './strategies';
@@ -189,6 +189,21 @@ export class TaskRun {
   pushRemote(): string | undefined {
     const p = this.input.push;
     return p === true ? 'origin' : p ? p.remote : undefined;
+  }
+
+  /**
+   * The cost bound of this task's whole tree: its own maxCostUsd, else the worker's default
+   * (resolved at start into its settings; runs since TREE_COST), else none.
+   */
+  treeBound(): TreeBound | undefined {
+    if (this.limits.maxCostUsd !== undefined) return { usd: this.limits.maxCostUsd, source: 'limits.maxCostUsd' };
+    const usd = this.settings?.treeCostUsd;
+    return usd !== undefined && patched(TREE_COST) ? { usd, source: 'WEAVER_DEFAULT_TREE_COST_USD' } : undefined;
+  }
+
+  /** Spent by the whole tree so far: this task's calls and its finished children's (shadows too where they count). */
+  treeSpentUsd(): number {
+    return roundUsd(this.ledger.spentCostUsd() + this.childUsage.reduce((s, u) => s + spentUsd(u, this.shadowSpend), 0));
   }
 
   canDecompose(): boolean {
