@@ -51,6 +51,14 @@ export async function runStrategy(providers: ProviderSpec[], strategy: Strategy 
       }
       held.push(r);
     }
+    // ...along with the attempt's first primary call: a budget that cannot hold both refuses
+    // before either goes out (the shadow is not sent for an attempt that cannot run).
+    const probe = shadows.length && primary.length ? env.ledger.reserve(primary[0], env.estTokensIn) : undefined;
+    if (probe && 'refused' in probe) {
+      for (const h of held) env.ledger.release(h);
+      return { kind: 'budget', detail: probe.refused, selection: { strategy: mode, durationMs: 0 } };
+    }
+    env.ledger.release(probe);
   }
   // Settled, never rejected: a shadow cancelled with the task must not surface as an unhandled rejection.
   const shadowCalls = Promise.allSettled(shadows.map((s, i) => callOnce(s, run, mode, 'shadow', held[i])));
