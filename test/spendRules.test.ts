@@ -4,7 +4,9 @@ import { ActivityFailure, ApplicationFailure, RetryState, TimeoutFailure } from 
 import { startCodingTask } from '../src/client';
 import { knownPrice, unpricedBudgetError, unpricedProviders } from '../src/domain/pricing';
 import { TaskInputError, type CodingTaskInput } from '../src/domain/schema';
+import { config } from '../src/config';
 import { mayHaveBeenSent } from '../src/domain/errors';
+import { DEFAULT_TREE_COST_USD } from '../src/domain/settings';
 import { DEFAULT_RETRY } from '../src/domain/retry';
 import { describeFailure } from '../src/workflows/strategies';
 import type { Failed } from '../src/workflows/providerCall';
@@ -133,5 +135,15 @@ describe('afterFailure: how many times a paid failure is tried', () => {
     afterFailure(t, failed({ family: 'server' }), env);
     afterFailure(t, failed({ family: 'server' }), env);
     expect(afterFailure(t, failed({ cut: true }), env)).toBe('stop');
+  });
+});
+
+describe('WEAVER_DEFAULT_TREE_COST_USD (the worker setting)', () => {
+  it(`defaults to $${DEFAULT_TREE_COST_USD}, takes a number (0: none), and names itself when it is not one`, () => {
+    expect(config({}).defaultTreeCostUsd).toBe(DEFAULT_TREE_COST_USD);
+    expect(config({ WEAVER_DEFAULT_TREE_COST_USD: '0.5' }).defaultTreeCostUsd).toBe(0.5);
+    expect(config({ WEAVER_DEFAULT_TREE_COST_USD: '0' }).defaultTreeCostUsd).toBe(0);
+    expect(() => config({ WEAVER_DEFAULT_TREE_COST_USD: 'lots' })).toThrow(/WEAVER_DEFAULT_TREE_COST_USD must be a number/);
+    expect(() => config({ WEAVER_DEFAULT_TREE_COST_USD: '-1' })).toThrow(/WEAVER_DEFAULT_TREE_COST_USD/);
   });
 });
