@@ -5,6 +5,7 @@ import path from 'node:path';
 import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV, splitPatterns } from './domain/endpoints';
 import { MIN_HEARTBEAT_TIMEOUT_MS, DEFAULT_QUEUE_CHECK_SEC } from './domain/liveness';
 import { SandboxLimitsSchema, type SandboxLimits } from './domain/schema';
+import { DEFAULT_TREE_COST_USD } from './domain/settings';
 
 export interface WeaverConfig {
   address: string;
@@ -36,6 +37,8 @@ export interface WeaverConfig {
   providersFile?: string;
   /** WEAVER_INLINE_ENDPOINTS: URL patterns a task's own provider `baseURL` may match (never called with a key of the worker's); empty by default. */
   inlineEndpoints: string[];
+  /** WEAVER_DEFAULT_TREE_COST_USD (default $5, 0: none): the cost bound of a task's whole tree (itself and its subtasks) when it sets no limits.maxCostUsd. */
+  defaultTreeCostUsd: number;
   /** WEAVER_SHUTDOWN_GRACE (default 5m): on SIGTERM/SIGINT, how long in-flight activities may finish before they are cancelled. */
   shutdownGraceMs: number;
   /** WEAVER_SHUTDOWN_FORCE (default grace + 1m): when the worker gives up draining and exits anyway. */
@@ -92,6 +95,7 @@ export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
     pushRemotes: list(env.WEAVER_PUSH_REMOTES, ','),
     providersFile: env.WEAVER_PROVIDERS ? path.resolve(env.WEAVER_PROVIDERS) : undefined,
     inlineEndpoints: inlineEndpoints(env),
+    defaultTreeCostUsd: num(env, 'WEAVER_DEFAULT_TREE_COST_USD', DEFAULT_TREE_COST_USD),
     ...operations(env),
   };
 }

@@ -70,6 +70,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     retryDelayScale: c.retryDelayScale,
     heartbeatMs: c.heartbeatMs,
     inlineEndpoints: c.inlineEndpoints,
+    defaultTreeCostUsd: c.defaultTreeCostUsd,
     // Which repositories it clones and where it pushes (WEAVER_DEV, WEAVER_REPO_ROOTS, WEAVER_PUSH_REMOTES).
     dev: c.dev,
     repoRoots: c.repoRoots,

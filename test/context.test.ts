@@ -350,7 +350,7 @@ test('apply feedback stays bounded: thirty failing blocks against a file with a 
   expect(JSON.stringify(result).length).toBeLessThan(200_000);
 });
 
-test('a streamed answer cut off by the connection (no finish_reason) is not applied: the call fails as network and is retried', async () => {
+test('a streamed answer cut off by the connection (no finish_reason) is not applied: the call fails as network (booked as a cut) and is retried', async () => {
   const repo = await rig.newRepo();
   const answer = wholeFile('src/slugify.js', good, 'implement slugify');
   rig.model.script('ctx-cut', [{ content: answer, chunks: 8, endStreamAfter: 4 }, { content: answer }]);
@@ -358,7 +358,7 @@ test('a streamed answer cut off by the connection (no finish_reason) is not appl
   expect(result.status).toBe('succeeded');
   expect(result.attempts).toHaveLength(1);
   expect(result.attempts[0].calls.map((c) => [c.outcome, c.errorFamily])).toEqual([
-    ['error', 'network'],
+    ['cut', 'network'],
     ['ok', undefined],
   ]);
   expect(rig.model.requestsFor('ctx-cut').every((r) => r.body.stream === true)).toBe(true);

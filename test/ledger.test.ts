@@ -1,7 +1,10 @@
 // The task ledger (reserve → settle / lost / release, remaining, allotment) and provider
 // cooldowns: pure domain code, no Temporal.
 import { coolingUntil, DEFAULT_COOLDOWN, noteFailure, noteSuccess, type CooldownSettings, type CooldownState } from '../src/domain/cooldown';
-import { allotment, DEFAULT_RESERVED_OUTPUT_TOKENS, Ledger, type CallEventInput, type Reservation } from '../src/domain/ledger';
+import { allotment, decompositionRefusal, DEFAULT_RESERVED_OUTPUT_TOKENS, Ledger, subtaskFloorUsd, type CallEventInput, type Reservation } from '../src/domain/ledger';
+import { DEFAULT_TREE_COST_USD, resolveSettings, treeCostFor } from '../src/domain/settings';
+import { LimitsSchema } from '../src/domain/schema';
+import { mergeUsage, spentUsd } from '../src/domain/usage';
 import { roundUsd } from '../src/domain/pricing';
 import type { ProviderSpec } from '../src/domain/schema';
 
@@ -220,6 +223,114 @@ describe('Ledger.lost', () => {
     const e = l.lost(undefined, event({ outcome: 'lost' }));
     expect(e.estimatedCostUsd).toBe(0);
     expect(l.usage.estimatedCostUsd).toBe(0);
+  });
+});
+
+describe('Ledger.partial (a stream cut mid-answer)', () => {
+  it('books the tokens received so far, priced, as estimated spend; they count toward spend and tokens', () => {
+    const s = spec({ maxTokens: 1000 });
+    const l = new Ledger({ maxCostUsd: 0.004 });
+    const r = granted(l.reserve(s, 500));
+    const e = l.partial(r, s, event({ outcome: 'cut', errorFamily: 'network', tokensIn: 500, tokensOut: 250 }));
+    // 500 × $1/M + 250 × $2/M, not the reservation's 0.0025 and never claimed as known cost.
+    expect(e).toMatchObject({ costUsd: 0, estimatedCostUsd: 0.001, tokensIn: 500, tokensOut: 250, outcome: 'cut' });
+    expect(l.reservedCostUsd()).toBe(0);
+    expect(l.usage).toMatchObject({ costUsd: 0, estimatedCostUsd: 0.001, tokensIn: 500, tokensOut: 250, calls: 1 });
+    expect(l.usage.byProvider.p).toMatchObject({ estimatedCostUsd: 0.001, failures: { network: 1 } });
+    expect(l.spentCostUsd()).toBe(0.001);
+    expect(l.spentTokens()).toBe(750);
+    // 0.001 spent + 0.0025 reserved fits 0.004; a second reservation on top does not.
+    granted(l.reserve(s, 500));
+    expect(refusal(l.reserve(s, 500))).toContain('spent $0.001000');
+  });
+
+  it("a shadow's cut call goes to the shadow ledger, with its estimate", () => {
+    const s = spec({ id: 'sh' });
+    const l = new Ledger({}, { shadowSpend: true });
+    l.partial(undefined, s, event({ provider: 'sh', role: 'shadow', outcome: 'cut', tokensIn: 1000, tokensOut: 1000 }));
+    expect(l.usage.shadow).toEqual({ calls: 1, tokensIn: 1000, tokensOut: 1000, costUsd: 0, estimatedCostUsd: 0.003 });
+    expect(l.usage).toMatchObject({ calls: 0, costUsd: 0, estimatedCostUsd: 0 });
+    expect(l.spentCostUsd()).toBe(0.003);
+  });
+});
+
+describe('shadow spend (LedgerOptions.shadowSpend)', () => {
+  const sh = spec({ id: 'sh', maxTokens: 1000 });
+  it('counts what shadows spent against the budget only where shadows are reserved (runs before did not)', () => {
+    for (const shadowSpend of [true, false]) {
+      const l = new Ledger({ maxCostUsd: 0.003 }, { shadowSpend });
+      l.settle(undefined, sh, event({ provider: 'sh', role: 'shadow', tokensIn: 1000, tokensOut: 500 }));
+      expect(l.usage.costUsd).toBe(0); // the totals stay the primary calls' in both
+      expect(l.spentCostUsd()).toBe(shadowSpend ? 0.002 : 0);
+      expect(l.spentTokens()).toBe(shadowSpend ? 1500 : 0);
+      // A primary call reserving 0.0015 fits 0.003 only when the shadow's 0.002 is not counted.
+      const r = l.reserve(spec({ maxTokens: 500 }), 500);
+      expect('refused' in r).toBe(shadowSpend);
+    }
+  });
+
+  it('a shadow reservation is refused by name, and a lost shadow books its reservation as estimated shadow spend', () => {
+    const l = new Ledger({ maxCostUsd: 0.004 }, { shadowSpend: true });
+    const primary = granted(l.reserve(spec({ maxTokens: 1000 }), 500));
+    expect(refusal(l.reserve(sh, 1000, 'shadow'))).toMatch(/a call to sh \(shadow\) reserves \$0\.003000/);
+    l.release(primary);
+    const r = granted(l.reserve(sh, 500, 'shadow'));
+    l.lost(r, event({ provider: 'sh', role: 'shadow', outcome: 'lost', errorFamily: 'timeout' }));
+    expect(l.usage.shadow).toMatchObject({ calls: 1, estimatedCostUsd: 0.0025 });
+    expect(l.spentCostUsd()).toBe(0.0025);
+  });
+
+  it('spentUsd and mergeUsage carry shadow estimates (a child\'s spend as its parent counts it)', () => {
+    const l = new Ledger({}, { shadowSpend: true });
+    l.settle(undefined, sh, event({ provider: 'sh', role: 'shadow', tokensIn: 1000, tokensOut: 0 }));
+    l.partial(undefined, sh, event({ provider: 'sh', role: 'shadow', outcome: 'cut', tokensIn: 1000, tokensOut: 0 }));
+    const merged = mergeUsage(l.usage, l.usage);
+    expect(merged.shadow).toMatchObject({ calls: 4, costUsd: 0.002, estimatedCostUsd: 0.002 });
+    expect(spentUsd(merged, true)).toBe(0.004);
+    expect(spentUsd(merged, false)).toBe(0);
+  });
+});
+
+describe('the tree cost bound (decomposition)', () => {
+  const p = spec({ maxTokens: 4000 });
+  it('a subtask needs at least one call of the cheapest primary provider, plus each shadow', () => {
+    const cheap = spec({ id: 'cheap', maxTokens: 1000 });
+    // 1000 in × $1/M + 4000 out × $2/M = 0.009; the cheap one 0.001 + 0.002 = 0.003.
+    expect(subtaskFloorUsd([p], [], 1000)).toBe(0.009);
+    expect(subtaskFloorUsd([p, cheap], [], 1000)).toBe(0.003);
+    expect(subtaskFloorUsd([cheap], [p], 1000)).toBe(0.012);
+    // An unpriced primary does not make the floor zero when a priced one is there.
+    expect(subtaskFloorUsd([spec({ id: 'free', model: 'qwen2.5-coder:14b', pricing: undefined }), p], [], 1000)).toBe(0.009);
+  });
+
+  it('refuses a decomposition whose children cannot each make one call, naming every figure', () => {
+    const bound = { usd: 0.03, source: 'WEAVER_DEFAULT_TREE_COST_USD' as const };
+    const why = decompositionRefusal(bound, 0.004, 3, 0.009);
+    expect(why).toBe(
+      'decomposition into 3 subtask(s) refused: they need at least $0.027000 (3 × $0.009000, one call each), but $0.026000 is left of the tree\'s cost bound $0.03 from WEAVER_DEFAULT_TREE_COST_USD' +
+        " (the worker's default for a task without limits.maxCostUsd; set limits.maxCostUsd to choose your own, or decomposition: never) after $0.004000 spent",
+    );
+    // Exactly what is left is enough; one fewer child fits.
+    expect(decompositionRefusal(bound, 0.003, 3, 0.009)).toBeUndefined();
+    expect(decompositionRefusal(bound, 0.004, 2, 0.009)).toBeUndefined();
+    // Overspent already: nothing is left, shown as $0.
+    expect(decompositionRefusal(bound, 0.05, 1, 0.001)).toContain('but $0.000000 is left');
+  });
+
+  it(`applies the worker's default ($${DEFAULT_TREE_COST_USD} unless set) to a task that may decompose, has no maxCostUsd and only priced providers`, () => {
+    const limits = LimitsSchema.parse({});
+    expect(treeCostFor(undefined, limits, [p], 2)).toBe(2);
+    expect(treeCostFor('auto', limits, [p], 2)).toBe(2);
+    expect(treeCostFor('always', limits, [p], 2)).toBe(2);
+    expect(treeCostFor('never', limits, [p], 2)).toBeUndefined();
+    expect(treeCostFor('auto', LimitsSchema.parse({ maxCostUsd: 1 }), [p], 2)).toBeUndefined();
+    expect(treeCostFor('auto', LimitsSchema.parse({ maxDepth: 0 }), [p], 2)).toBeUndefined();
+    expect(treeCostFor('auto', limits, [p], 0)).toBeUndefined();
+    expect(treeCostFor('auto', limits, [p, { id: 'q', model: 'qwen2.5-coder:14b' }], 2)).toBeUndefined();
+    // Resolved once into the run's settings (what result.settings shows).
+    expect(resolveSettings({}, [p]).treeCostUsd).toBe(DEFAULT_TREE_COST_USD);
+    expect(resolveSettings({ decomposition: 'auto' }, [p], { defaultTreeCostUsd: 0.5 }).treeCostUsd).toBe(0.5);
+    expect('treeCostUsd' in resolveSettings({ limits: { maxCostUsd: 1 } }, [p])).toBe(false);
   });
 });
 

@@ -4,7 +4,13 @@ import { ActivityFailure, ApplicationFailure, RetryState, TimeoutFailure } from 
 import { startCodingTask } from '../src/client';
 import { knownPrice, unpricedBudgetError, unpricedProviders } from '../src/domain/pricing';
 import { TaskInputError, type CodingTaskInput } from '../src/domain/schema';
+import { config } from '../src/config';
+import { mayHaveBeenSent } from '../src/domain/errors';
+import { DEFAULT_TREE_COST_USD } from '../src/domain/settings';
+import { DEFAULT_RETRY } from '../src/domain/retry';
 import { describeFailure } from '../src/workflows/strategies';
+import type { Failed } from '../src/workflows/providerCall';
+import { afterFailure, track, withWaits } from '../src/workflows/providerWaits';
 
 describe('unpriced providers and budgets', () => {
   const priced = { id: 'a', model: 'local-model', pricing: { inputPerMTok: 0, outputPerMTok: 0 } };
@@ -79,8 +85,65 @@ describe('describeFailure: how a failed call is booked', () => {
     expect(before).toMatchObject({ sent: false });
   });
 
+  it('a dropped connection after the request went out: sent (estimated), like a timeout', () => {
+    const f = describeFailure(activityFailure(ApplicationFailure.create({ type: 'ProviderNetwork', message: 'n', details: [{ family: 'network', sent: true }] })));
+    expect(f).toEqual({ family: 'network', message: 'n', sent: true });
+    const refused = describeFailure(activityFailure(ApplicationFailure.create({ type: 'ProviderNetwork', message: 'n', details: [{ family: 'network' }] })));
+    expect(refused.sent).toBeUndefined();
+  });
+
+  it('a stream cut mid-answer: sent, partial, with the tokens counted so far (not infrastructure)', () => {
+    const f = describeFailure(
+      activityFailure(ApplicationFailure.create({ type: 'ProviderNetwork', message: 'cut', details: [{ family: 'network', sent: true, partial: true, tokensIn: 900, tokensOut: 42, latencyMs: 70 }] })),
+    );
+    expect(f).toEqual({ family: 'network', message: 'cut', sent: true, partial: true, usage: { tokensIn: 900, tokensOut: 42, latencyMs: 70 } });
+  });
+
   it('an answer the store could not keep: infrastructure, with the usage to book', () => {
     const f = describeFailure(activityFailure(ApplicationFailure.create({ type: 'ArtifactStoreFailed', message: 'a', details: [{ tokensIn: 120, tokensOut: 80, latencyMs: 900 }] })));
     expect(f).toMatchObject({ family: 'artifact_store', infra: 'artifact_store', usage: { tokensIn: 120, tokensOut: 80, latencyMs: 900 } });
+  });
+});
+
+describe('a connection error: sent or not', () => {
+  it('only a failure to connect at all proves the request never left; anything else may be billed', () => {
+    expect(mayHaveBeenSent(['ECONNREFUSED'])).toBe(false);
+    expect(mayHaveBeenSent(['ENOTFOUND'])).toBe(false);
+    expect(mayHaveBeenSent(['UND_ERR_CONNECT_TIMEOUT'])).toBe(false);
+    // The peer closed or reset the connection after the request was written.
+    expect(mayHaveBeenSent(['UND_ERR_SOCKET'])).toBe(true);
+    expect(mayHaveBeenSent(['ECONNRESET'])).toBe(true);
+    // Unknown: erring on the side of spend.
+    expect(mayHaveBeenSent([])).toBe(true);
+  });
+});
+
+describe('afterFailure: how many times a paid failure is tried', () => {
+  const spec = { id: 'p', model: 'm' };
+  const env = withWaits({ retry: { ...DEFAULT_RETRY, maxTries: 3 } } as Parameters<typeof withWaits>[0]);
+  const failed = (extra: Partial<Failed> = {}): Failed => ({ kind: 'failed', family: 'network', message: 'x', spec, ...extra });
+
+  it('a cut stream stops at retry.maxTries calls in a row; a plain network failure keeps being retried (waited out up to maxWaitSec)', () => {
+    const cut = track(spec);
+    expect([1, 2, 3].map(() => afterFailure(cut, failed({ cut: true }), env))).toEqual(['retry', 'retry', 'stop']);
+    const plain = track(spec);
+    expect([1, 2, 3, 4].map(() => afterFailure(plain, failed(), env))).toEqual(['retry', 'retry', 'retry', 'retry']);
+  });
+
+  it('the tries in a row count every failure: two 500s then a cut is the third try', () => {
+    const t = track(spec);
+    afterFailure(t, failed({ family: 'server' }), env);
+    afterFailure(t, failed({ family: 'server' }), env);
+    expect(afterFailure(t, failed({ cut: true }), env)).toBe('stop');
+  });
+});
+
+describe('WEAVER_DEFAULT_TREE_COST_USD (the worker setting)', () => {
+  it(`defaults to $${DEFAULT_TREE_COST_USD}, takes a number (0: none), and names itself when it is not one`, () => {
+    expect(config({}).defaultTreeCostUsd).toBe(DEFAULT_TREE_COST_USD);
+    expect(config({ WEAVER_DEFAULT_TREE_COST_USD: '0.5' }).defaultTreeCostUsd).toBe(0.5);
+    expect(config({ WEAVER_DEFAULT_TREE_COST_USD: '0' }).defaultTreeCostUsd).toBe(0);
+    expect(() => config({ WEAVER_DEFAULT_TREE_COST_USD: 'lots' })).toThrow(/WEAVER_DEFAULT_TREE_COST_USD must be a number/);
+    expect(() => config({ WEAVER_DEFAULT_TREE_COST_USD: '-1' })).toThrow(/WEAVER_DEFAULT_TREE_COST_USD/);
   });
 });

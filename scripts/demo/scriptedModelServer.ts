@@ -75,6 +75,8 @@ export interface AnswerStep {
   /** Streaming only: end the response after this many events, before the finish_reason and
    *  [DONE] — a proxy or server closing the connection mid-answer. */
   endStreamAfter?: number;
+  /** Streaming only: destroy the connection (no clean end) after this many events — a reset mid-answer. */
+  dropStreamAfter?: number;
 }
 
 /**
@@ -104,7 +106,16 @@ export interface HangStep {
   hang: true;
 }
 
-export type StaticStep = AnswerStep | StatusStep | MalformedStep | HangStep;
+/**
+ * Reads the whole request, then drops the connection without a byte of response (after
+ * `delayMs`): a request that reached the provider and whose answer never came back.
+ */
+export interface DropStep {
+  drop: true;
+  delayMs?: number;
+}
+
+export type StaticStep = AnswerStep | StatusStep | MalformedStep | HangStep | DropStep;
 
 /** Decides the answer from the request (e.g. the demo looks at the prompt). May be async. */
 export type StepFn = (req: RecordedRequest) => StaticStep | Promise<StaticStep>;
@@ -134,7 +145,7 @@ export interface RecordedRequest {
   /** The HTTP status written, or null while pending / when aborted (a stream's 200 is set once it completes). */
   status: number | null;
   /** Which kind of step answered it (for debugging test failures). */
-  kind?: 'answer' | 'status' | 'malformed' | 'hang' | 'exhausted' | 'invalid' | 'step-error';
+  kind?: 'answer' | 'status' | 'malformed' | 'hang' | 'drop' | 'exhausted' | 'invalid' | 'step-error';
 }
 
 export interface ScriptedModelServerEvents {
@@ -512,6 +523,13 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
       if (!completed) return; // aborted during the delay: write nothing
     }
 
+    if ('drop' in step) {
+      record.kind = 'drop';
+      // The close listener records it as aborted (nothing was answered).
+      exchange.res.destroy();
+      return;
+    }
+
     if ('malformed' in step) {
       record.kind = 'malformed';
       const body = step.body ?? '{"id":"chatcmpl-malformed","object":"chat.completion","choices":[{"index":0,"message":{"role":"assis';
@@ -605,11 +623,17 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
     events.push('data: [DONE]\n\n');
 
     const pause = Math.max(0, step.chunkDelayMs ?? 0);
-    const last = Math.min(events.length, step.endStreamAfter ?? events.length);
+    const last = Math.min(events.length, step.endStreamAfter ?? step.dropStreamAfter ?? events.length);
     for (let i = 0; i < last; i++) {
       if (i > 0 && pause > 0 && !(await sleep(pause, signal))) return; // client gone: recorded by the close listener
       if (signal.aborted || res.destroyed) return;
       res.write(events[i]);
+    }
+    if (step.dropStreamAfter !== undefined && step.endStreamAfter === undefined) {
+      // Let the written events reach the client, then reset: the close listener records the abort.
+      await new Promise<void>((resolve) => res.write('', () => resolve()));
+      res.destroy();
+      return;
     }
     exchange.answered = true;
     res.end();

@@ -19,6 +19,7 @@ import type { Client } from '@temporalio/client';
 import type { PayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { Ledger, DEFAULT_RESERVED_OUTPUT_TOKENS, type CallEventInput } from '../domain/ledger';
+import type { ProviderFailureDetails } from '../domain/errors';
 import { costOf } from '../domain/pricing';
 import type { Progress, ProviderSpec, Usage } from '../domain/schema';
 import { resultFromFailure } from '../domain/taskOutcome';
@@ -133,7 +134,8 @@ function walkHistory(events: Event[], pc: PayloadConverter, toError: (f: tempora
   /** As the ledger books a lost call: its reservation (prompt + maxTokens) as estimated spend. */
   const lose = (ledger: Ledger, s: { req: GenerateChangeRequest; estTokensIn: number }, outcome: string) => {
     const spec: ProviderSpec = s.req.provider;
-    const costUsd = s.req.role === 'primary' ? costOf(spec, s.estTokensIn, spec.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS) : 0;
+    // Shadow calls are paid too (counted apart, in usage.shadow).
+    const costUsd = costOf(spec, s.estTokensIn, spec.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS);
     ledger.lost({ id: 0, costUsd, tokens: 0 }, { ...base(s.req), latencyMs: 0, tokensIn: 0, tokensOut: 0, outcome });
   };
 
@@ -165,8 +167,10 @@ function walkHistory(events: Event[], pc: PayloadConverter, toError: (f: tempora
       if (s) {
         scheduled.delete(Number(failed.scheduledEventId));
         // A failure after the provider billed carries the billed tokens in its details.
-        const d = decode<{ tokensIn?: number; tokensOut?: number; sent?: boolean }>(failed.failure?.applicationFailureInfo?.details) ?? {};
-        if (d.sent && !d.tokensIn && !d.tokensOut) lose(calls, s, 'lost');
+        const d = decode<ProviderFailureDetails>(failed.failure?.applicationFailureInfo?.details) ?? {};
+        // A stream cut mid-answer: the tokens counted so far, as estimated spend (as the ledger books it).
+        if (d.partial) calls.partial(undefined, s.req.provider, { ...base(s.req), latencyMs: d.latencyMs ?? 0, tokensIn: d.tokensIn ?? 0, tokensOut: d.tokensOut ?? 0, outcome: 'cut' });
+        else if (d.sent && !d.tokensIn && !d.tokensOut) lose(calls, s, 'lost');
         else calls.settle(undefined, s.req.provider, { ...base(s.req), latencyMs: 0, tokensIn: d.tokensIn ?? 0, tokensOut: d.tokensOut ?? 0, outcome: 'error' });
       }
       continue;

@@ -6,13 +6,13 @@
 // The OpenAI SDK side (client, streaming, error typing) is ./openaiClient.ts.
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import { ARTIFACT_STORE_FAILED, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
+import { ARTIFACT_STORE_FAILED, failureType, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
 import { editFormat } from '../domain/editformats';
 import { resolveProvider } from '../domain/models';
 import { MIN_SECRET_LENGTH, redact } from '../domain/redact';
 import type { ArtifactRef, ChangeSet, ProviderSpec } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
-import { openaiClient, providerSecrets, streamed, toApplicationFailure, whole, type Completion } from './openaiClient';
+import { openaiClient, providerSecrets, StreamCut, streamed, toApplicationFailure, whole, type Completion } from './openaiClient';
 import { countTokens } from './tokens';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
 
@@ -83,6 +83,7 @@ export async function generateChange(
       // Reported to Temporal as a cancellation (not a failure): the workflow stopped this call.
       throw new CancelledFailure('provider call cancelled; HTTP request aborted');
     }
+    if (err instanceof StreamCut) throw streamCutFailure(provider, err, countTokens(system) + countTokens(user), Date.now() - started, secrets);
     throw toApplicationFailure(deps, provider, err, Date.now() - started);
   } finally {
     clearInterval(beat);
@@ -138,6 +139,20 @@ export async function generateChange(
 /** The raw answer as the `response` artifact keeps it (content already redacted). */
 export function responseRecord(provider: Pick<ProviderSpec, 'id' | 'model'>, editFormatName: string, finishReason: string | undefined, content: string) {
   return { provider: provider.id, model: provider.model, editFormat: editFormatName, finishReason, content };
+}
+
+/**
+ * A stream cut mid-answer: a retryable network failure that carries the tokens counted so far
+ * (the prompt sent, the text received), so the workflow books them as estimated spend and
+ * bounds its retries by `retry.maxTries` (each one is paid).
+ */
+function streamCutFailure(provider: ProviderSpec, cut: StreamCut, tokensIn: number, latencyMs: number, secrets: string[]): ApplicationFailure {
+  const tokensOut = countTokens(cut.received);
+  return ApplicationFailure.create({
+    type: failureType('network'),
+    message: redact(`provider ${provider.id} (${provider.model}): network: ${cut.message} after ${tokensOut} output token(s)`, secrets),
+    details: [{ family: 'network', provider: provider.id, sent: true, partial: true, tokensIn, tokensOut, latencyMs } satisfies ProviderFailureDetails],
+  });
 }
 
 /** Whether the activity was cancelled because its worker is shutting down (not by the workflow). */

@@ -7,6 +7,7 @@ import {
   classifyHttpError,
   DEFAULT_PROVIDER_TIMEOUT_SEC,
   failureType,
+  mayHaveBeenSent,
   RETRYABLE_FAMILIES,
   retryAfterMs,
   type ErrorFamily,
@@ -27,6 +28,21 @@ export async function whole(client: OpenAI, body: object, signal: AbortSignal): 
   return { content: c.choices?.[0]?.message?.content ?? '', finishReason: c.choices?.[0]?.finish_reason ?? undefined, usage: c.usage ?? undefined };
 }
 
+/**
+ * The answer stream ended or broke (after its 200) before the model finished: the request was
+ * sent and the provider may bill what it generated. `received` is the text that arrived, so the
+ * call can be booked at the tokens it got (llm.ts) rather than at $0.
+ */
+export class StreamCut extends Error {
+  constructor(
+    readonly received: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StreamCut';
+  }
+}
+
 /** Streams the answer (idle proxies do not cut a long one); the usage comes once, in the last chunk. */
 export async function streamed(client: OpenAI, body: object, signal: AbortSignal, onChunk: () => void): Promise<Completion> {
   const stream = await client.chat.completions.create(
@@ -35,20 +51,35 @@ export async function streamed(client: OpenAI, body: object, signal: AbortSignal
   );
   const parts: string[] = [];
   const out: Completion = { content: '' };
-  for await (const chunk of stream) {
-    onChunk();
-    const choice = chunk.choices?.[0];
-    if (choice?.delta?.content) parts.push(choice.delta.content);
-    if (choice?.finish_reason) out.finishReason = choice.finish_reason;
-    if (chunk.usage) out.usage = chunk.usage;
+  try {
+    for await (const chunk of stream) {
+      onChunk();
+      const choice = chunk.choices?.[0];
+      if (choice?.delta?.content) parts.push(choice.delta.content);
+      if (choice?.finish_reason) out.finishReason = choice.finish_reason;
+      if (chunk.usage) out.usage = chunk.usage;
+    }
+  } catch (err) {
+    // A connection reset mid-answer: a cut like the quiet one below, with what had arrived.
+    if (signal.aborted || out.finishReason) throw err;
+    throw new StreamCut(parts.join(''), `the answer stream broke before the model finished: ${(err as Error)?.message ?? String(err)}`);
   }
   out.content = parts.join('');
   // The SDK ends the iteration quietly on an abort or a connection closed mid-answer: neither
   // is an answer. An abort becomes a cancellation (the caller checks the signal); a stream
-  // without a finish_reason is a network failure, retried like one.
+  // without a finish_reason is a cut: retried like a network failure, its tokens booked.
   if (signal.aborted) throw new Error('stream aborted');
-  if (!out.finishReason) throw new OpenAI.APIConnectionError({ message: 'the answer stream ended before the model finished (no finish_reason)' });
+  if (!out.finishReason) throw new StreamCut(out.content, 'the answer stream ended before the model finished (no finish_reason)');
   return out;
+}
+
+/** The `code`s along an error's cause chain (undici puts the socket's code on `cause`). */
+function causeCodes(err: unknown): string[] {
+  const codes: string[] = [];
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, i = 0; e && typeof e === 'object' && i < 5; e = e.cause as typeof e, i++) {
+    if (typeof e.code === 'string') codes.push(e.code);
+  }
+  return codes;
 }
 
 /**
@@ -127,6 +158,8 @@ export function toApplicationFailure(deps: ActivityDeps, provider: ProviderSpec,
     sent = true;
   } else if (err instanceof OpenAI.APIConnectionError) {
     family = 'network';
+    // A connection dropped after the request went out may be billed: estimated spend, like a timeout.
+    if (mayHaveBeenSent(causeCodes(err))) sent = true;
   } else if (err instanceof OpenAI.APIError) {
     status = err.status;
     const code = typeof err.code === 'string' ? err.code : undefined;

@@ -52,7 +52,7 @@ export function resolveProviders(deps: ActivityDeps, req: ResolveProvidersReques
   try {
     const r = resolveTaskProviders(registryOf(deps), req.providers, { inlineEndpoints: deps.inlineEndpoints });
     // Every default the run decides by, fixed here (recorded in its history), not re-read on replay.
-    return req.settings ? { ...r, settings: resolveSettings(req.settings, r.providers) } : r;
+    return req.settings ? { ...r, settings: resolveSettings(req.settings, r.providers, { defaultTreeCostUsd: deps.defaultTreeCostUsd }) } : r;
   } catch (err) {
     if (err instanceof ProviderPolicyError) {
       throw ApplicationFailure.create({ type: PROVIDER_NOT_ALLOWED, nonRetryable: true, message: err.message });

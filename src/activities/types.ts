@@ -36,6 +36,8 @@ export interface ActivityDeps {
    * such calls carry no key of the worker's. Absent or empty: a task names registry providers only.
    */
   inlineEndpoints?: string[];
+  /** WEAVER_DEFAULT_TREE_COST_USD: the cost bound of a task's whole tree when it sets no maxCostUsd (0: none; unset: DEFAULT_TREE_COST_USD). */
+  defaultTreeCostUsd?: number;
   /** WEAVER_MAX_COMMANDS: setup and test commands this worker runs at once (default: the number of CPUs). */
   maxCommands?: number;
   /** Where running commands' process groups are recorded (this worker's slot, src/workerSlot.ts): its successor kills leftovers. */

@@ -52,10 +52,38 @@ export interface ProviderFailureDetails {
   retryAfterMs?: number;
   /** The request reached the provider and no usage came back: it may be billed (estimated spend). */
   sent?: boolean;
-  /** ArtifactStoreFailed: the answered call's real usage. */
+  /** ArtifactStoreFailed: the answered call's real usage. A cut stream (`partial`): the tokens counted so far. */
   tokensIn?: number;
   tokensOut?: number;
   latencyMs?: number;
+  /** The answer stream was cut mid-answer: `tokensIn`/`tokensOut` are what the worker counted (prompt, text received), booked as estimated spend. */
+  partial?: boolean;
+}
+
+/**
+ * Error codes (of a connection error's cause chain) that mean the request never left: no
+ * connection was made, so the provider cannot bill it. Any other connection failure may come
+ * after the request went out (a reset, the peer closing mid-answer) and is booked as
+ * estimated spend: unknown counts as sent, so the ledger errs on the side of spend.
+ */
+export const UNSENT_CONNECTION_CODES: readonly string[] = [
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+];
+
+/** Whether a connection error whose cause chain carries `codes` may have reached the provider. */
+export function mayHaveBeenSent(codes: readonly string[]): boolean {
+  return !codes.some((c) => UNSENT_CONNECTION_CODES.includes(c));
 }
 
 /**

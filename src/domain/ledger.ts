@@ -2,7 +2,7 @@
 // settled from the call's recorded result. Pure, so the workflow's accounting is replayable
 // and unit-testable; parallel branches each reserve, so concurrency cannot overspend.
 import { DEFAULT_OUTPUT_TOKENS } from './models';
-import { costOf, roundUsd } from './pricing';
+import { costOf, knownPrice, roundUsd } from './pricing';
 import type { CallEvent, ProviderSpec, Usage } from './schema';
 import { emptyUsage, recordCall, recordShadowCall } from './usage';
 
@@ -23,20 +23,34 @@ export interface Reservation {
 
 export type CallEventInput = Omit<CallEvent, 'costUsd'>;
 
+export interface LedgerOptions {
+  /**
+   * Shadow calls are paid calls too: they are reserved before they go, and what they spent
+   * counts against the budget (it stays reported apart, in `usage.shadow`). Off for runs
+   * recorded before (their budgets ignored shadows, and replay must decide as they did).
+   */
+  shadowSpend?: boolean;
+}
+
 export class Ledger {
   readonly usage: Usage = emptyUsage();
   readonly events: CallEvent[] = [];
   private reserved = new Map<number, Reservation>();
   private nextId = 1;
 
-  constructor(readonly limits: BudgetLimits) {}
+  constructor(
+    readonly limits: BudgetLimits,
+    readonly options: LedgerOptions = {},
+  ) {}
 
   spentCostUsd(): number {
-    return roundUsd(this.usage.costUsd + this.usage.estimatedCostUsd);
+    const s = this.options.shadowSpend ? this.usage.shadow : undefined;
+    return roundUsd(this.usage.costUsd + this.usage.estimatedCostUsd + (s ? s.costUsd + (s.estimatedCostUsd ?? 0) : 0));
   }
 
   spentTokens(): number {
-    return this.usage.tokensIn + this.usage.tokensOut;
+    const s = this.options.shadowSpend ? this.usage.shadow : undefined;
+    return this.usage.tokensIn + this.usage.tokensOut + (s ? s.tokensIn + s.tokensOut : 0);
   }
 
   reservedCostUsd(): number {
@@ -44,7 +58,7 @@ export class Ledger {
   }
 
   /** Reserves the worst case of one call (prompt + maxTokens), or says which limit refuses it. */
-  reserve(spec: ProviderSpec, estTokensIn: number): Reservation | { refused: string } {
+  reserve(spec: ProviderSpec, estTokensIn: number, role: 'primary' | 'shadow' = 'primary'): Reservation | { refused: string } {
     const tokens = estTokensIn + (spec.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS);
     const costUsd = costOf(spec, estTokensIn, spec.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS);
     const { maxCostUsd, maxTokens } = this.limits;
@@ -52,7 +66,7 @@ export class Ledger {
       const after = roundUsd(this.spentCostUsd() + this.reservedCostUsd() + costUsd);
       if (after > maxCostUsd) {
         return {
-          refused: `maxCostUsd $${maxCostUsd} would be exceeded: spent $${this.spentCostUsd().toFixed(6)}, in flight $${this.reservedCostUsd().toFixed(6)}, a call to ${spec.id} reserves $${costUsd.toFixed(6)}`,
+          refused: `maxCostUsd $${maxCostUsd} would be exceeded: spent $${this.spentCostUsd().toFixed(6)}, in flight $${this.reservedCostUsd().toFixed(6)}, a call to ${spec.id}${role === 'shadow' ? ' (shadow)' : ''} reserves $${costUsd.toFixed(6)}`,
         };
       }
     }
@@ -60,7 +74,7 @@ export class Ledger {
       const inFlight = [...this.reserved.values()].reduce((s, r) => s + r.tokens, 0);
       if (this.spentTokens() + inFlight + tokens > maxTokens) {
         return {
-          refused: `maxTokens ${maxTokens} would be exceeded: spent ${this.spentTokens()}, in flight ${inFlight}, a call to ${spec.id} reserves ${tokens}`,
+          refused: `maxTokens ${maxTokens} would be exceeded: spent ${this.spentTokens()}, in flight ${inFlight}, a call to ${spec.id}${role === 'shadow' ? ' (shadow)' : ''} reserves ${tokens}`,
         };
       }
     }
@@ -89,8 +103,33 @@ export class Ledger {
     const event: CallEvent = { ...e, costUsd: 0, estimatedCostUsd: estimate };
     this.events.push(event);
     if (e.role === 'shadow') {
-      // Shadow calls hold no reservation; a lost one is only counted in the shadow ledger.
+      // Counted in the shadow ledger only (never in the task's totals); its estimate counts
+      // against the budget where shadows are reserved (runs before held no reservation).
       recordShadowCall(this.usage, event);
+      if (estimate) this.usage.shadow!.estimatedCostUsd = roundUsd((this.usage.shadow!.estimatedCostUsd ?? 0) + estimate);
+      return event;
+    }
+    this.usage.estimatedCostUsd = roundUsd(this.usage.estimatedCostUsd + estimate);
+    recordCall(this.usage, { ...event, errorFamily: e.errorFamily });
+    const p = this.usage.byProvider[e.provider];
+    p.estimatedCostUsd = roundUsd((p.estimatedCostUsd ?? 0) + estimate);
+    return event;
+  }
+
+  /**
+   * A call cut off mid-answer (the stream ended before the model finished): the tokens it got
+   * that far (prompt and received text, counted by the worker's tokenizer: the provider never
+   * reported usage) are priced and booked as ESTIMATED spend — not known, since the provider
+   * may have generated (and billed) more past the cut than arrived. The tokens count too.
+   */
+  partial(r: Reservation | undefined, spec: ProviderSpec, e: CallEventInput): CallEvent {
+    if (r) this.reserved.delete(r.id);
+    const estimate = costOf(spec, e.tokensIn, e.tokensOut);
+    const event: CallEvent = { ...e, costUsd: 0, estimatedCostUsd: estimate };
+    this.events.push(event);
+    if (e.role === 'shadow') {
+      recordShadowCall(this.usage, event);
+      this.usage.shadow!.estimatedCostUsd = roundUsd((this.usage.shadow!.estimatedCostUsd ?? 0) + estimate);
       return event;
     }
     this.usage.estimatedCostUsd = roundUsd(this.usage.estimatedCostUsd + estimate);
@@ -114,4 +153,37 @@ export class Ledger {
 export function allotment(limit: number | undefined, used: number, held: number, lanes: number): number | undefined {
   if (limit === undefined) return undefined;
   return Math.max(0, roundUsd((limit - used - held) / Math.max(1, lanes)));
+}
+
+/** Where a task's tree cost bound comes from: its own `limits.maxCostUsd`, or the worker's default. */
+export interface TreeBound {
+  usd: number;
+  source: 'limits.maxCostUsd' | 'WEAVER_DEFAULT_TREE_COST_USD';
+}
+
+/**
+ * What one subtask needs before it can make a single call: the reservation of one call to the
+ * cheapest `primary` provider (prompt + maxTokens) and of each shadow, the least a child's allotment must hold or its
+ * first call is refused. A floor, so a decomposition refused by it could never have run whole.
+ */
+export function subtaskFloorUsd(primary: ProviderSpec[], shadows: ProviderSpec[], estTokensIn: number): number {
+  const one = (p: ProviderSpec) => costOf(p, estTokensIn, p.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS);
+  const priced = primary.filter((p) => knownPrice(p));
+  // Each attempt reserves its shadows too, before its primary call.
+  return roundUsd((priced.length ? Math.min(...priced.map(one)) : 0) + shadows.reduce((s, p) => s + one(p), 0));
+}
+
+/**
+ * Why a decomposition into `subtasks` children is refused under the tree's cost bound, with
+ * the figures, or undefined when the floor of every child (one call each) fits in what is left.
+ */
+export function decompositionRefusal(bound: TreeBound, spentUsd: number, subtasks: number, floorUsd: number): string | undefined {
+  const left = roundUsd(bound.usd - spentUsd);
+  const needed = roundUsd(subtasks * floorUsd);
+  if (needed <= left) return undefined;
+  const fix = bound.source === 'WEAVER_DEFAULT_TREE_COST_USD' ? ' (the worker\'s default for a task without limits.maxCostUsd; set limits.maxCostUsd to choose your own, or decomposition: never)' : '';
+  return (
+    `decomposition into ${subtasks} subtask(s) refused: they need at least $${needed.toFixed(6)} (${subtasks} × $${floorUsd.toFixed(6)}, one call each), ` +
+    `but $${Math.max(0, left).toFixed(6)} is left of the tree's cost bound $${bound.usd} from ${bound.source}${fix} after $${spentUsd.toFixed(6)} spent`
+  );
 }

@@ -339,7 +339,8 @@ export interface Usage {
   /** Spend of calls whose answer was lost (worker crash after the provider answered). */
   estimatedCostUsd: number;
   byProvider: Record<string, ProviderUsage>;
-  shadow?: { tokensIn: number; tokensOut: number; costUsd: number; calls: number };
+  /** Shadow calls, apart from the totals; `estimatedCostUsd`: their lost or cut-off calls. */
+  shadow?: { tokensIn: number; tokensOut: number; costUsd: number; calls: number; estimatedCostUsd?: number };
 }
 
 /** `rejected`: the work was done and committed, but a person (or the approval timeout) stopped the push. */
@@ -405,7 +406,7 @@ export interface CallEvent {
   tokensIn: number;
   tokensOut: number;
   costUsd: number;
-  /** ok | schema_violation | truncated | needs_files | subtasks | error | cancelled | lost */
+  /** ok | schema_violation | truncated | needs_files | subtasks | error | cancelled | lost | cut (a stream cut mid-answer: its received tokens as estimated spend) */
   outcome: string;
   errorFamily?: string;
   retryAfterMs?: number;

@@ -19,6 +19,23 @@ export interface TaskSettings {
   sandbox: SandboxPolicy;
   /** The task's providers with every model default and a price (when one is known) filled in. */
   providers: ResolvedProvider[];
+  /**
+   * The cost bound of the task's whole tree (itself and every descendant) when it may decompose
+   * and set no `limits.maxCostUsd`: the worker's WEAVER_DEFAULT_TREE_COST_USD. Children get
+   * shares of it as their maxCostUsd; a decomposition that cannot fit is refused. Absent when
+   * the task has its own budget, never decomposes, or has a provider without a price (its calls
+   * would count $0: a bound could not hold them, and a default must not refuse the task).
+   */
+  treeCostUsd?: number;
+}
+
+/** WEAVER_DEFAULT_TREE_COST_USD when unset; 0 turns the default bound off. */
+export const DEFAULT_TREE_COST_USD = 5;
+
+/** What the worker adds to a run's settings (its env, read at worker start). */
+export interface WorkerDefaults {
+  /** WEAVER_DEFAULT_TREE_COST_USD (0: none). */
+  defaultTreeCostUsd?: number;
 }
 
 /** What a task said about these settings, as it was given (defaults not yet applied). */
@@ -26,13 +43,17 @@ export interface SettingsInput {
   limits?: unknown;
   strategy?: unknown;
   sandbox?: unknown;
+  decomposition?: unknown;
 }
 
 /** The settings of a run from its input and its providers (already merged with the worker's registry). */
-export function resolveSettings(input: SettingsInput, providers: ProviderSpec[]): TaskSettings {
+export function resolveSettings(input: SettingsInput, providers: ProviderSpec[], worker: WorkerDefaults = {}): TaskSettings {
   const strategy = StrategySchema.optional().parse(input.strategy);
+  const limits = LimitsSchema.parse(input.limits ?? {});
+  const treeCostUsd = treeCostFor(input.decomposition, limits, providers, worker.defaultTreeCostUsd ?? DEFAULT_TREE_COST_USD);
   return {
-    limits: LimitsSchema.parse(input.limits ?? {}),
+    ...(treeCostUsd === undefined ? {} : { treeCostUsd }),
+    limits,
     retry: { ...DEFAULT_RETRY, ...strategy?.retry },
     fallbackOn: strategy?.fallbackOn ? [...strategy.fallbackOn, 'cooldown'] : [...DEFAULT_FALLBACK_ON],
     cooldown: strategy?.cooldown ?? DEFAULT_COOLDOWN,
@@ -42,4 +63,10 @@ export function resolveSettings(input: SettingsInput, providers: ProviderSpec[])
       return { ...resolveProvider(p), ...(price ? { pricing: price } : {}) };
     }),
   };
+}
+
+/** The default bound of a task's tree, or undefined when none applies (see TaskSettings.treeCostUsd). */
+export function treeCostFor(decomposition: unknown, limits: Limits, providers: ProviderSpec[], defaultUsd: number): number | undefined {
+  if (decomposition === 'never' || limits.maxCostUsd !== undefined || limits.maxDepth < 1 || !(defaultUsd > 0)) return undefined;
+  return providers.every((p) => knownPrice(p)) ? defaultUsd : undefined;
 }

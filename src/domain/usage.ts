@@ -74,7 +74,14 @@ export function mergeUsage(...all: Usage[]): Usage {
       s.tokensIn += u.shadow.tokensIn;
       s.tokensOut += u.shadow.tokensOut;
       s.costUsd = roundUsd(s.costUsd + u.shadow.costUsd);
+      if (u.shadow.estimatedCostUsd) s.estimatedCostUsd = roundUsd((s.estimatedCostUsd ?? 0) + u.shadow.estimatedCostUsd);
     }
   }
   return out;
+}
+
+/** What a ledger's usage spent, known and estimated; with `shadows`, its shadow calls' too. */
+export function spentUsd(u: Usage, shadows: boolean): number {
+  const s = shadows ? u.shadow : undefined;
+  return roundUsd(u.costUsd + u.estimatedCostUsd + (s ? s.costUsd + (s.estimatedCostUsd ?? 0) : 0));
 }

@@ -31,7 +31,7 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
   // The worker supplies git credentials itself. Versioned: runs started before replay as they ran.
   const clean = stripTaskCredentials(parsed.data);
   const scrubbed = clean.stripped.length > 0 && patched('strip-url-credentials');
-  const given = { limits: rawInput.limits, strategy: rawInput.strategy, sandbox: rawInput.sandbox };
+  const given = { limits: rawInput.limits, strategy: rawInput.strategy, sandbox: rawInput.sandbox, decomposition: rawInput.decomposition };
   const t = new TaskRun(scrubbed ? clean.input : parsed.data, registry ? undefined : legacyKeyNames(rawInput), given);
   if (scrubbed) t.warn(strippedCredentialsNote(clean.stripped));
   const result = await run(t);

@@ -2,7 +2,7 @@
 // share of the remaining budget); the parent merges their branches, tests the whole and commits.
 import { CancellationScope, CancelledFailure, executeChild, isCancellation, log, patched } from '@temporalio/workflow';
 import type { WorkspaceHandle } from '../activities/types';
-import { allotment } from '../domain/ledger';
+import { allotment, decompositionRefusal, subtaskFloorUsd } from '../domain/ledger';
 import type { AttemptRecord, ChildSummary, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
 import { slimChild, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
@@ -23,6 +23,18 @@ export async function decompose(t: TaskRun, proposed: TaskSpec[], why: string): 
   if (proposed.length > subtasks.length) {
     t.warnings.push(`${proposed.length} subtasks proposed; maxChildren is ${t.limits.maxChildren}, the rest were not run`);
   }
+  const bound = t.treeBound();
+  if (bound?.source === 'WEAVER_DEFAULT_TREE_COST_USD') {
+    // A default bound the task never chose: a fan-out that cannot give every child one call is
+    // refused whole, with the figures, rather than run until its later children find nothing left.
+    const shadowIds = new Set(t.input.strategy?.shadow ?? []);
+    const floor = subtaskFloorUsd(t.providers.filter((p) => !shadowIds.has(p.id)), t.providers.filter((p) => shadowIds.has(p.id)), t.attempts.at(-1)?.promptTokens ?? 0);
+    const refused = decompositionRefusal(bound, t.treeSpentUsd(), subtasks.length, floor);
+    if (refused) {
+      t.lastDecision = { action: 'budget_exceeded', why: refused };
+      return t.finish('budget_exceeded', refused, { workspace: t.ws?.dir });
+    }
+  }
   t.lastDecision = { action: 'decompose', why };
   for (const [i, spec] of subtasks.entries()) {
     t.children.push({ workflowId: `${t.workflowId}/${i + 1}-${slugify(spec.title, 30)}`, title: spec.title, status: 'not_started', reason: 'waiting' });
@@ -35,16 +47,17 @@ export async function decompose(t: TaskRun, proposed: TaskSpec[], why: string): 
     const child = t.children[i];
     // Cancelled: start nothing new (running children are being cancelled and awaited).
     if (CancellationScope.current().consideredCancelled) return;
-    const spentCost = t.ledger.spentCostUsd() + t.childUsage.reduce((s, u) => s + u.costUsd + u.estimatedCostUsd, 0);
+    const spentCost = t.treeSpentUsd();
     const spentTokens = t.ledger.spentTokens() + t.childUsage.reduce((s, u) => s + u.tokensIn + u.tokensOut, 0);
     const heldCost = [...held.values()].reduce((s, h) => s + (h.cost ?? 0), 0);
     const heldTokens = [...held.values()].reduce((s, h) => s + (h.tokens ?? 0), 0);
     const lanes = Math.min(concurrency - running, subtasks.length - i);
-    const cost = allotment(t.limits.maxCostUsd, spentCost, heldCost, lanes);
+    // Shares of the tree's bound (its maxCostUsd, or the worker's default): each child's maxCostUsd.
+    const cost = allotment(bound?.usd, spentCost, heldCost, lanes);
     const tokensAllot = allotment(t.limits.maxTokens, spentTokens, heldTokens, lanes);
     const tokens = tokensAllot === undefined ? undefined : Math.floor(tokensAllot);
     if (cost === 0 || tokens === 0) {
-      child.reason = `not started: the budget is spent (${cost === 0 ? `maxCostUsd ${t.limits.maxCostUsd}` : `maxTokens ${t.limits.maxTokens}`})`;
+      child.reason = `not started: the budget is spent (${cost === 0 ? `${bound?.source === 'WEAVER_DEFAULT_TREE_COST_USD' ? 'the default tree bound' : 'maxCostUsd'} ${bound?.usd}` : `maxTokens ${t.limits.maxTokens}`})`;
       return;
     }
     held.set(i, { cost, tokens });

@@ -7,7 +7,7 @@ import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation,
 import type { GenerateChangeResult } from '../activities/types';
 import { noteFailure, noteSuccess, type CooldownSettings, type CooldownState } from '../domain/cooldown';
 import { ARTIFACT_STORE_FAILED, familyOfFailureType, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
-import type { Ledger } from '../domain/ledger';
+import type { Ledger, Reservation } from '../domain/ledger';
 import type { RetrySettings } from '../domain/retry';
 import type { ArtifactRef, CallEvent, ProviderSpec } from '../domain/schema';
 import { llmFor } from './activityProxies';
@@ -16,6 +16,13 @@ import type { ProviderWait } from './providerWaits';
 /** Marks runs that wait out provider trouble durably (see the top of this file). */
 export const DURABLE_WAITS = 'durable-provider-waits';
 export const durable = () => patched(DURABLE_WAITS);
+
+/**
+ * Marks runs where a stream cut mid-answer is booked at the tokens it received (estimated) and
+ * retried at most `retry.maxTries` times in a row, each try being paid (runs before booked it
+ * at $0 and waited it out up to `retry.maxWaitSec`).
+ */
+export const CUT_STREAMS = 'book-cut-streams';
 
 
 export interface StrategyEnv {
@@ -41,15 +48,20 @@ export interface StrategyEnv {
 /** `infra`: not the provider's fault — a worker shut down or lost mid-call, or the answer could not be stored. */
 export type Infra = 'worker_shutdown' | 'worker_lost' | 'artifact_store';
 
-export type Failed = { kind: 'failed'; family: string; message: string; spec: ProviderSpec; retryAfterMs?: number; infra?: Infra };
+/** `cut`: the answer stream was cut mid-answer (paid: its retries are bounded by maxTries). */
+export type Failed = { kind: 'failed'; family: string; message: string; spec: ProviderSpec; retryAfterMs?: number; infra?: Infra; cut?: boolean };
 export type Call = { kind: 'answer'; result: GenerateChangeResult; spec: ProviderSpec; event: CallEvent } | Failed | { kind: 'refused'; spec: ProviderSpec; detail: string };
 
 export const isValid = (c: Call | undefined): c is Extract<Call, { kind: 'answer' }> =>
   c?.kind === 'answer' && (c.result.outcome === 'ok' || c.result.outcome === 'subtasks');
 
 
-export async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: string, role: 'primary' | 'shadow'): Promise<Call> {
-  const reservation = role === 'primary' ? env.ledger.reserve(spec, env.estTokensIn) : undefined;
+/**
+ * One call, booked once. A primary call reserves here; a shadow call brings the reservation its
+ * strategy made for it before anything was called (`held`; none in runs before shadows were reserved).
+ */
+export async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: string, role: 'primary' | 'shadow', held?: Reservation): Promise<Call> {
+  const reservation = role === 'primary' ? env.ledger.reserve(spec, env.estTokensIn) : held;
   if (reservation && 'refused' in reservation) return { kind: 'refused', spec, detail: reservation.refused };
   const startedAt = Date.now();
   const base = {
@@ -98,7 +110,11 @@ export async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: s
     // Booked as before in runs recorded before durable waits: budgets read the ledger, so a
     // replayed run must see the spend it saw.
     const current = !!(f.usage || f.sent || f.infra) && durable();
-    if (f.usage && current) {
+    const cut = !!f.partial && current && patched(CUT_STREAMS);
+    if (cut && f.usage) {
+      // Cut mid-answer: the tokens received so far (counted by the worker), as estimated spend.
+      env.ledger.partial(reservation, spec, { ...base, latencyMs: f.usage.latencyMs ?? latencyMs, tokensIn: f.usage.tokensIn, tokensOut: f.usage.tokensOut, outcome: 'cut', errorFamily: f.family });
+    } else if (f.usage && current) {
       // Answered and billed, but its answer was not stored: the real tokens, at their price.
       env.ledger.settle(reservation, spec, { ...base, latencyMs: f.usage.latencyMs ?? latencyMs, tokensIn: f.usage.tokensIn, tokensOut: f.usage.tokensOut, outcome: 'error', errorFamily: f.family });
     } else if (f.lost || (f.sent && current)) {
@@ -117,7 +133,7 @@ export async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: s
       if (!env.warnings.includes(w)) env.warnings.push(w);
       log.error(w);
     }
-    return { kind: 'failed', spec, family: f.family, message: f.message, retryAfterMs: f.retryAfterMs, ...(current && f.infra ? { infra: f.infra } : {}) };
+    return { kind: 'failed', spec, family: f.family, message: f.message, retryAfterMs: f.retryAfterMs, ...(current && f.infra ? { infra: f.infra } : {}), ...(cut ? { cut } : {}) };
   }
   // Booked above; comparing the resulting files is workspace work, not part of the call.
   const { result, event } = answered;
@@ -139,8 +155,10 @@ export interface FailureDescription {
   /** The request went out and no usage came back (the provider's deadline passed, or the worker stopped it): it may be billed. */
   sent?: boolean;
   infra?: Infra;
-  /** An answered call whose answer was lost to the artifact store: its real usage. */
+  /** An answered call whose answer was lost to the artifact store: its real usage. A cut stream: the tokens counted so far. */
   usage?: { tokensIn: number; tokensOut: number; latencyMs?: number };
+  /** The answer stream was cut mid-answer (sent, and `usage` holds what was counted). */
+  partial?: boolean;
 }
 
 export function describeFailure(err: unknown): FailureDescription {
@@ -154,7 +172,12 @@ export function describeFailure(err: unknown): FailureDescription {
       const usage = { tokensIn: d.tokensIn ?? 0, tokensOut: d.tokensOut ?? 0, latencyMs: d.latencyMs };
       return { family: 'artifact_store', message: cause.message, infra: 'artifact_store', usage };
     }
-    // `sent`: the provider's own deadline passed with the request out (the openai SDK's timeout).
+    if (d.partial) {
+      const usage = { tokensIn: d.tokensIn ?? 0, tokensOut: d.tokensOut ?? 0, latencyMs: d.latencyMs };
+      return { family: familyOfFailureType(cause.type) ?? 'network', message: cause.message, sent: true, partial: true, usage };
+    }
+    // `sent`: the request went out and no usage came back (the provider's deadline passed, or
+    // the connection dropped after sending).
     return { family: familyOfFailureType(cause.type) ?? cause.type ?? 'error', message: cause.message, retryAfterMs: d.retryAfterMs ?? undefined, ...(d.sent ? { sent: true } : {}) };
   }
   if (cause instanceof TimeoutFailure) {

@@ -138,8 +138,9 @@ export function afterFailure(t: Track, c: Failed, env: RunEnv): 'now' | 'retry' 
   const backoff = Math.min(env.retry.initialIntervalMs * 2 ** (t.tries - 1), env.retry.maxIntervalMs);
   // Retry-After (or a quota reset) becomes a durable timer, however long (within the horizon).
   t.readyAt = now + (c.retryAfterMs ?? backoff);
-  if (c.infra === 'artifact_store') {
-    // Each try is a paid call whose answer is lost: never more than maxTries of them.
+  if (c.infra === 'artifact_store' || c.cut) {
+    // Each try is a paid call whose answer is lost (or cut off): never more than maxTries of
+    // them in a row, however long the horizon (`cut` is set only in runs since CUT_STREAMS).
     return t.tries >= env.retry.maxTries ? 'stop' : 'retry';
   }
   if (!retryable(c.family)) return 'stop';

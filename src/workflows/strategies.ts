@@ -15,6 +15,7 @@ import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { coolingUntil } from '../domain/cooldown';
 import { DEFAULT_FALLBACK_ON } from '../domain/retry';
 import type { GenerateChangeResult } from '../activities/types';
+import type { Reservation } from '../domain/ledger';
 import type { ProviderSpec, Selection, Strategy } from '../domain/schema';
 import { callOnce, durable, isValid, type Call, type Failed, type StrategyEnv } from './providerCall';
 import { afterFailure, callWithRetries, gaveUp, maxWaitMs, track, waitUntil, why, withWaits, type RunEnv, type Track } from './providerWaits';
@@ -38,8 +39,29 @@ export async function runStrategy(providers: ProviderSpec[], strategy: Strategy 
   const shadows = providers.filter((p) => shadowIds.has(p.id));
   const started = Date.now();
   const run = withWaits(env);
+  // Shadows are paid calls: reserved before anything is called, so a budget they would pass
+  // stops the attempt before the call (runs before shadows counted held no reservation).
+  const held: Reservation[] = [];
+  if (env.ledger.options.shadowSpend) {
+    for (const s of shadows) {
+      const r = env.ledger.reserve(s, env.estTokensIn, 'shadow');
+      if ('refused' in r) {
+        for (const h of held) env.ledger.release(h);
+        return { kind: 'budget', detail: r.refused, selection: { strategy: mode, durationMs: 0 } };
+      }
+      held.push(r);
+    }
+    // ...along with the attempt's first primary call: a budget that cannot hold both refuses
+    // before either goes out (the shadow is not sent for an attempt that cannot run).
+    const probe = shadows.length && primary.length ? env.ledger.reserve(primary[0], env.estTokensIn) : undefined;
+    if (probe && 'refused' in probe) {
+      for (const h of held) env.ledger.release(h);
+      return { kind: 'budget', detail: probe.refused, selection: { strategy: mode, durationMs: 0 } };
+    }
+    env.ledger.release(probe);
+  }
   // Settled, never rejected: a shadow cancelled with the task must not surface as an unhandled rejection.
-  const shadowCalls = Promise.allSettled(shadows.map((s) => callOnce(s, run, mode, 'shadow')));
+  const shadowCalls = Promise.allSettled(shadows.map((s, i) => callOnce(s, run, mode, 'shadow', held[i])));
 
   let outcome: StrategyOutcome | undefined;
   try {

@@ -6,11 +6,11 @@
 import { ActivityFailure, ApplicationFailure, log, patched, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
-import { Ledger } from '../domain/ledger';
+import { Ledger, type TreeBound } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
 import type { ResolvedProviders } from '../domain/registry';
 import type { SettingsInput, TaskSettings } from '../domain/settings';
-import { unpricedBudgetError } from '../domain/pricing';
+import { roundUsd, unpricedBudgetError } from '../domain/pricing';
 import { renderReport } from '../domain/report';
 import {
   resolveLimits,
@@ -34,7 +34,7 @@ import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../doma
 import { slimResult } from '../domain/slim';
 import { attemptLogs } from '../domain/stepLogs';
 import { detailsLine, REFUSED } from '../domain/taskOutcome';
-import { mergeUsage } from '../domain/usage';
+import { mergeUsage, spentUsd } from '../domain/usage';
 import { onWorkspace, shared } from './activityProxies';
 import { ApprovalGate } from './approval';
 import { progressWait, type ProviderWait } from './strategies';
@@ -49,6 +49,12 @@ export interface Committed {
   diffstat?: Diffstat;
   diff?: ArtifactRef;
 }
+
+/** Marks runs whose shadow calls are reserved and whose shadow spend counts against the budget. */
+export const SHADOW_SPEND = 'reserve-shadows';
+
+/** Marks runs whose decomposition is bounded by the worker's default tree cost when the task sets no maxCostUsd. */
+export const TREE_COST = 'default-tree-cost';
 
 export class TaskRun {
   limits: Limits;
@@ -65,6 +71,7 @@ export class TaskRun {
   readonly branch: string;
   readonly depth: number;
   ledger: Ledger;
+  private readonly shadowSpend: boolean;
   readonly cooldowns: CooldownState;
   readonly warnings: string[] = [];
   readonly attempts: AttemptRecord[] = [];
@@ -115,7 +122,9 @@ export class TaskRun {
     // A child's ID has '/' in it; git can't hold both weaver/X and weaver/X/1-a, hence '--'.
     this.branch = input.branch ?? `weaver/${this.workflowId.replace(/\//g, '--')}`;
     this.depth = input.depth ?? 0;
-    this.ledger = new Ledger({ maxCostUsd: this.limits.maxCostUsd, maxTokens: this.limits.maxTokens });
+    // Shadow calls reserved and counted against the budget (runs before left them out).
+    this.shadowSpend = patched(SHADOW_SPEND);
+    this.ledger = new Ledger({ maxCostUsd: this.limits.maxCostUsd, maxTokens: this.limits.maxTokens }, { shadowSpend: this.shadowSpend });
     this.cooldowns = { ...(input.inherited?.cooldowns ?? {}) };
     setHandler(progressQuery, () => ({
       workflowId: this.workflowId,
@@ -182,6 +191,21 @@ export class TaskRun {
     return p === true ? 'origin' : p ? p.remote : undefined;
   }
 
+  /**
+   * The cost bound of this task's whole tree: its own maxCostUsd, else the worker's default
+   * (resolved at start into its settings; runs since TREE_COST), else none.
+   */
+  treeBound(): TreeBound | undefined {
+    if (this.limits.maxCostUsd !== undefined) return { usd: this.limits.maxCostUsd, source: 'limits.maxCostUsd' };
+    const usd = this.settings?.treeCostUsd;
+    return usd !== undefined && patched(TREE_COST) ? { usd, source: 'WEAVER_DEFAULT_TREE_COST_USD' } : undefined;
+  }
+
+  /** Spent by the whole tree so far: this task's calls and its finished children's (shadows too where they count). */
+  treeSpentUsd(): number {
+    return roundUsd(this.ledger.spentCostUsd() + this.childUsage.reduce((s, u) => s + spentUsd(u, this.shadowSpend), 0));
+  }
+
   canDecompose(): boolean {
     return this.input.decomposition !== 'never' && this.depth < this.limits.maxDepth;
   }
@@ -214,7 +238,8 @@ export class TaskRun {
       this.tokenBudget = promptBudget(resolved);
     }
     // A budget needs prices: a model nobody prices would cost $0 and never be stopped.
-    const unpriced = unpricedBudgetError(this.providers, { maxCostUsd: this.limits.maxCostUsd, shadow: this.input.strategy?.shadow });
+    // Shadows count against the budget where they are reserved: they need a price too.
+    const unpriced = unpricedBudgetError(this.providers, { maxCostUsd: this.limits.maxCostUsd, shadow: this.shadowSpend ? [] : this.input.strategy?.shadow });
     if (unpriced && patched('refuse-unpriced-budget')) {
       upsertSearchAttributes([{ key: WeaverStatus, value: REFUSED }]);
       throw ApplicationFailure.nonRetryable(unpriced, 'UnpricedBudget');
@@ -227,7 +252,7 @@ export class TaskRun {
   private adopt(settings: TaskSettings): void {
     this.settings = settings;
     this.limits = settings.limits;
-    this.ledger = new Ledger({ maxCostUsd: settings.limits.maxCostUsd, maxTokens: settings.limits.maxTokens });
+    this.ledger = new Ledger({ maxCostUsd: settings.limits.maxCostUsd, maxTokens: settings.limits.maxTokens }, { shadowSpend: this.shadowSpend });
     this.sandboxPolicy = settings.sandbox;
     this.providers = settings.providers;
     this.tokenBudget = promptBudget(settings.providers);
