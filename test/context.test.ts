@@ -115,7 +115,9 @@ test('tolerant matching end to end: drifted blocks apply; ambiguous, non-matchin
     { path: 'app/greet.py', action: 'edit', search: '    def shout(name):   \n        if name:\n            return "Hello, " + name\n', replace: '    def shout(name):\n        if name:\n            return "HELLO, " + name.upper()\n' },
     // straight quotes and a plain dash for the file's curly quote and em dash
     { path: 'app/quote.js', action: 'edit', search: "module.exports = { label, level: 1 };\n", replace: "module.exports = { label, level: 2 };\n" },
-    { path: 'app/quote.js', action: 'edit', search: "const label = 'It's fine - really';\n", replace: "const label = 'It's fine - really!';\n" },
+    // (its replacement is written as the model wrote it: double quotes, or the straight apostrophe
+    // would end the string — which the syntax gate would refuse as invalid_syntax)
+    { path: 'app/quote.js', action: 'edit', search: "const label = 'It's fine - really';\n", replace: "const label = \"It's fine - really!\";\n" },
     // LF lines for a CRLF file
     { path: 'app/win.txt', action: 'edit', search: 'line two\n', replace: 'line 2\n' },
   ]);
