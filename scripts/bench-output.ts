@@ -57,7 +57,7 @@ async function writeLog(file: string, mb: number): Promise<void> {
     if (i === Math.floor(target / 2 / 90)) write(failure('middle'));
     let batch = '';
     for (let k = 0; k < 1000; k++) batch += noiseLine(i++);
-    if (!write(batch)) await new Promise((r) => out.once('drain', r));
+    if (!write(batch)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   write(failure('last'));
   write('Tests:       3 failed, 120 passed, 123 total\n');
