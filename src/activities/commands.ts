@@ -97,6 +97,8 @@ const DEFAULT_TAIL_BYTES = 4096;
 export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 /** A cut moves to a line boundary when one is this close: the kept parts read as whole lines. */
 const LINE_SNAP_BYTES = 4096;
+/** Output handled between two turns given to the event loop (about 5 ms of redaction). */
+const YIELD_BYTES = 256 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Keeps the last `capacity` bytes written to it. */
@@ -346,8 +348,13 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
 
     // ---- output: decode per stream, redact, tee into ring + log, with backpressure ----
     let paused = false;
+    // libuv reads a pipe up to 32 times per turn of the event loop: a flood would run ~40 ms of
+    // redaction at a time. A pause every YIELD_BYTES lets timers and heartbeats in between.
+    let yielding = false;
+    let sinceYield = 0;
     const onDrain = () => {
       paused = false;
+      if (yielding) return;
       stdout.resume();
       stderr.resume();
     };
@@ -360,6 +367,19 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
           paused = true;
           stdout.pause();
           stderr.pause();
+        }
+        sinceYield += chunk.length;
+        if (sinceYield >= YIELD_BYTES && !yielding) {
+          yielding = true;
+          sinceYield = 0;
+          stdout.pause();
+          stderr.pause();
+          setImmediate(() => {
+            yielding = false;
+            if (paused) return;
+            stdout.resume();
+            stderr.resume();
+          });
         }
       });
       stream.on('end', () => {
