@@ -185,7 +185,7 @@ function operations(env: NodeJS.ProcessEnv) {
 }
 
 /** The most a task's `sandbox.limits` get when WEAVER_SANDBOX_MAX_LIMITS does not say: a few times each task default. */
-export const SANDBOX_LIMIT_CAPS: SandboxLimits = { memoryMb: 8192, processes: 2048, openFiles: 65536, fileSizeMb: 16384, cpuSec: 14400, diskMb: 32768 };
+export const SANDBOX_LIMIT_CAPS: SandboxLimits = { memoryMb: 8192, processes: 2048, openFiles: 65536, fileSizeMb: 16384, cpuSec: 14400, diskMb: 32768, maxOutputMb: 64 };
 
 /** WEAVER_SANDBOX_MAX_LIMITS: `name=integer` pairs over SANDBOX_LIMIT_CAPS; a bad one throws, naming the variable. */
 export function sandboxMaxLimits(env: NodeJS.ProcessEnv = process.env): SandboxLimits {

@@ -261,6 +261,56 @@ describe('runCommand', () => {
     expect(off.usage).toBeUndefined();
   });
 
+  describe('output bound (maxOutputBytes)', () => {
+    const MIB = 1024 * 1024;
+
+    it('past the bound keeps the head and the tail with a marker of what was dropped; the command runs to its end', async () => {
+      const logFile = logPath();
+      // 64 MiB of lines through a 1 MiB bound; the command's last words and exit status still count.
+      const r = await runCommand({ command: `echo FIRST-LINE; yes 'noise line' | head -c ${64 * MIB}; echo; echo LAST-LINE; exit 3`, cwd: dir, timeoutSec: 120, logFile, maxOutputBytes: MIB });
+      expect(r.exitCode).toBe(3);
+      expect(r.outputBytes).toBeGreaterThan(64 * MIB);
+      const log = readFileSync(logFile, 'utf8');
+      expect(statSync(logFile).size).toBeLessThanOrEqual(MIB + 200);
+      expect(log.startsWith('FIRST-LINE\nnoise line\n')).toBe(true);
+      expect(log).toMatch(/\nnoise line\nn[a-z ]*\nLAST-LINE\n$/);
+      const marker = /\n… ([\d.]+) MiB of output dropped \(output limit: the first and the last 512 KiB are kept\) …\n/.exec(log);
+      expect(marker).not.toBeNull();
+      // The marker says what is not there: what came in, less what was kept (cut on whole lines).
+      expect(r.droppedBytes).toBe(r.outputBytes - (statSync(logFile).size - Buffer.byteLength(marker![0])));
+      expect(Number(marker![1])).toBeCloseTo(r.droppedBytes / MIB, 0);
+      expect(log.slice(0, marker!.index)).toMatch(/\nnoise line\n$/);
+      expect(log.slice(marker!.index + marker![0].length)).toMatch(/^noise line\n/);
+      // The short tail for the result is as small as ever.
+      expect(r.tail.length).toBeLessThanOrEqual(4096);
+      expect(r.tail).toContain('LAST-LINE');
+    }, 120_000);
+
+    it('a line without end and multi-byte characters at the cuts: the log stays bounded and valid UTF-8', async () => {
+      const logFile = logPath();
+      // 8 MiB of 'é' (2 bytes each) with no newline: no line boundary to cut on.
+      const r = await runCommand({ command: `yes é | tr -d '\\n' | head -c ${8 * MIB}; echo; echo END`, cwd: dir, timeoutSec: 120, logFile, maxOutputBytes: 100_001 });
+      expect(r.exitCode).toBe(0);
+      const bytes = readFileSync(logFile);
+      expect(bytes.length).toBeLessThanOrEqual(100_001 + 200);
+      const log = bytes.toString('utf8');
+      expect(Buffer.from(log, 'utf8').equals(bytes)).toBe(true); // nothing lost to U+FFFD: every cut fell between characters
+      expect(log).toMatch(/^é+\n… [\d.]+ MiB of output dropped .* …\né+\nEND\n$/);
+      expect(r.droppedBytes).toBeGreaterThan(7 * MIB);
+    }, 120_000);
+
+    it('output within the bound is kept whole, with no marker; the default bound is 16 MiB', async () => {
+      const logFile = logPath();
+      const r = await runCommand({ command: `yes 'noise line' | head -c ${2 * MIB}; echo END`, cwd: dir, timeoutSec: 60, logFile });
+      expect(r.droppedBytes).toBe(0);
+      expect(statSync(logFile).size).toBe(2 * MIB + 4);
+      expect(readFileSync(logFile, 'utf8')).not.toContain('of output dropped');
+      const exact = await runCommand({ command: `head -c ${MIB} /dev/zero | tr '\\0' x`, cwd: dir, timeoutSec: 60, logFile, maxOutputBytes: MIB });
+      expect(exact.droppedBytes).toBe(0);
+      expect(statSync(logFile).size).toBe(MIB);
+    }, 60_000);
+  });
+
   it('throws when the working directory is missing', async () => {
     await expect(run({ command: 'true', cwd: path.join(dir, 'missing') })).rejects.toThrow(/cannot run command/);
   });

@@ -143,6 +143,22 @@ describe('worker configuration', () => {
     expect(effectiveLimits({ ...setting, maxLimits: SANDBOX_LIMIT_CAPS }, old).limits.diskMb).toBe(10240);
   });
 
+  test('maxOutputMb: 16 by default (a policy recorded before it existed too), at most the worker\'s cap, within 1..1024', () => {
+    const setting = { mode: 'required' as const, kind: 'bubblewrap' as const, hide: [], readOnly: [], maxLimits: sandboxMaxLimits({ WEAVER_SANDBOX_MAX_LIMITS: 'maxOutputMb=8' }) };
+    expect(setting.maxLimits.maxOutputMb).toBe(8);
+    expect(SANDBOX_LIMIT_CAPS.maxOutputMb).toBe(64);
+    const { maxOutputMb: _m, ...old } = SandboxPolicySchema.parse({}).limits;
+    expect(effectiveLimits({ ...setting, maxLimits: SANDBOX_LIMIT_CAPS }, old).limits.maxOutputMb).toBe(16);
+    expect(effectiveLimits(setting, SandboxPolicySchema.parse({ limits: { maxOutputMb: 4 } }).limits)).toEqual({ limits: expect.objectContaining({ maxOutputMb: 4 }), lowered: [] });
+    expect(effectiveLimits(setting, old)).toEqual({
+      limits: expect.objectContaining({ maxOutputMb: 8 }),
+      lowered: ['sandbox.limits.maxOutputMb 16 lowered to 8, the most this worker allows (WEAVER_SANDBOX_MAX_LIMITS)'],
+    });
+    expect(SandboxPolicySchema.safeParse({ limits: { maxOutputMb: 0 } }).success).toBe(false);
+    expect(SandboxPolicySchema.safeParse({ limits: { maxOutputMb: 2048 } }).success).toBe(false);
+    expect(() => sandboxMaxLimits({ WEAVER_SANDBOX_MAX_LIMITS: 'maxOutputMb=2048' })).toThrow(/^WEAVER_SANDBOX_MAX_LIMITS: maxOutputMb=2048: /);
+  });
+
   test('a bad cap stops the worker at start, naming WEAVER_SANDBOX_MAX_LIMITS', async () => {
     const out = await startWorker({ WEAVER_SANDBOX_MAX_LIMITS: 'memoryMb=lots' });
     expect(out.code).not.toBe(0);

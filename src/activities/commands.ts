@@ -1,5 +1,6 @@
 // Runs a command (tests, setup) confined in time and in its own process group (design rule 7):
-// output is streamed, redacted (rule 6), into a log file and a bounded tail; on timeout or
+// output is streamed, redacted (rule 6), into a log file of bounded size (the head and the tail
+// past `maxOutputBytes`, with a marker of what was dropped) and a short tail; on timeout or
 // cancel the whole group gets SIGTERM, then SIGKILL after a grace period. With `dieWithWorker`
 // the group also dies with the worker (a parent-death signal and a watchdog), and `lockFile` /
 // `recordDir` keep a rerun from overlapping an older run. Plain async functions; the activity
@@ -34,6 +35,12 @@ export interface RunCommandOptions {
   env?: NodeJS.ProcessEnv;
   /** Bytes of output kept for `tail` (default 4096). */
   tailBytes?: number;
+  /**
+   * Bytes of (redacted) output the log keeps (default 16 MiB): past it, the first half stays in
+   * the file, the last half is kept in memory, and a marker line says how much was dropped in
+   * between. The command keeps running: a chatty suite still gets its verdict.
+   */
+  maxOutputBytes?: number;
   /**
    * Literal values to redact from the log and the tail, on top of the secret-looking vars of
    * `process.env` and `env` (see secretsFromEnv) and the generic credential patterns.
@@ -76,6 +83,8 @@ export interface RunCommandResult {
   tail: string;
   /** Bytes the command wrote to stdout + stderr (before redaction). */
   outputBytes: number;
+  /** Bytes of (redacted) output dropped from the middle of the log (past `maxOutputBytes`); 0 when all of it is there. */
+  droppedBytes: number;
   /** Pid of the command, which is also its process group id. */
   pid?: number;
   /** Why the command could not start (then exitCode is 127 or 126, as a shell would say). */
@@ -85,6 +94,11 @@ export interface RunCommandResult {
 }
 
 const DEFAULT_TAIL_BYTES = 4096;
+export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+/** A cut moves to a line boundary when one is this close: the kept parts read as whole lines. */
+const LINE_SNAP_BYTES = 4096;
+/** Output handled between two turns given to the event loop (about 5 ms of redaction). */
+const YIELD_BYTES = 256 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Keeps the last `capacity` bytes written to it. */
@@ -127,6 +141,77 @@ class ByteRing {
   }
 }
 
+/** `1008 MiB`, `3.5 KiB`: sizes in the marker a person and the model read. */
+export function formatBytes(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} bytes` : `${v >= 100 || Number.isInteger(v) ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
+}
+
+/** The line that stands for the output dropped from the middle of a log. */
+export function droppedMarker(dropped: number, keptEach: number): string {
+  return `\n… ${formatBytes(dropped)} of output dropped (output limit: the first and the last ${formatBytes(keptEach)} are kept) …\n`;
+}
+
+/**
+ * The log's size bound: the first `headCap` bytes go to the file as they come, the rest through
+ * a ring of `tailCap` bytes (allocated only once the head is full) written after a marker at the
+ * end. Cuts fall on UTF-8 character boundaries, and on line boundaries when one is near.
+ */
+class BoundedLog {
+  private logged = 0;
+  private ring?: ByteRing;
+  private overflow = 0;
+  readonly headCap: number;
+  readonly tailCap: number;
+
+  constructor(bound: number) {
+    this.headCap = Math.ceil(bound / 2);
+    this.tailCap = Math.max(0, bound - this.headCap);
+  }
+
+  /** What of `bytes` goes to the file now (the rest is held for the end). */
+  take(bytes: Buffer): Buffer | undefined {
+    if (!this.ring) {
+      if (this.logged + bytes.length <= this.headCap) {
+        this.logged += bytes.length;
+        return bytes;
+      }
+      let cut = this.headCap - this.logged;
+      while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--;
+      const nl = cut > 0 ? bytes.lastIndexOf(0x0a, cut - 1) : -1;
+      if (nl >= 0 && cut - (nl + 1) < LINE_SNAP_BYTES) cut = nl + 1;
+      this.logged += cut;
+      this.ring = new ByteRing(this.tailCap);
+      this.ring.push(bytes.subarray(cut));
+      this.overflow = bytes.length - cut;
+      return cut > 0 ? bytes.subarray(0, cut) : undefined;
+    }
+    this.ring.push(bytes);
+    this.overflow += bytes.length;
+    return undefined;
+  }
+
+  /** The end of the log: the held tail, after a marker when some was dropped; and how much was. */
+  end(): { bytes: Buffer; dropped: number } {
+    if (!this.ring) return { bytes: Buffer.alloc(0), dropped: 0 };
+    const held = this.ring.toBuffer();
+    if (this.overflow <= this.tailCap) return { bytes: held, dropped: 0 };
+    let start = 0;
+    while (start < held.length && start < 3 && (held[start] & 0xc0) === 0x80) start++;
+    const nl = held.indexOf(0x0a, start);
+    if (nl >= 0 && nl - start < LINE_SNAP_BYTES) start = nl + 1;
+    const kept = held.subarray(start);
+    const dropped = this.overflow - kept.length;
+    return { bytes: Buffer.concat([Buffer.from(droppedMarker(dropped, this.headCap), 'utf8'), kept]), dropped };
+  }
+}
+
 /** Decodes a byte tail that may start inside a multi-byte character. */
 export function decodeTail(bytes: Buffer): string {
   let i = 0;
@@ -166,8 +251,10 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
   const secrets = [...secretsFromEnv(process.env), ...(opts.env ? secretsFromEnv(opts.env) : []), ...(opts.secrets ?? [])];
   const redactor = new StreamRedactor(secrets);
   const ring = new ByteRing(tailBytes);
+  const bounded = new BoundedLog(Math.max(2, Math.floor(opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES)));
   const started = Date.now();
   let outputBytes = 0;
+  let droppedBytes = 0;
   let logError: Error | undefined;
   log.on('error', (err) => {
     logError ??= err;
@@ -177,8 +264,9 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
     if (!text) return true;
     const bytes = Buffer.from(text, 'utf8');
     ring.push(bytes);
-    if (logError) return true;
-    return log.write(bytes);
+    const now = bounded.take(bytes);
+    if (logError || !now) return true;
+    return log.write(now);
   };
 
   /** Our own notes go through the redactor too, so they keep their place in the output. */
@@ -186,6 +274,9 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
 
   const finishLog = async (): Promise<void> => {
     emit(redactor.flush());
+    const end = bounded.end();
+    droppedBytes = end.dropped;
+    if (end.bytes.length && !logError) log.write(end.bytes);
     if (logError || log.destroyed) {
       log.destroy();
     } else {
@@ -205,6 +296,7 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
     durationMs: Date.now() - started,
     tail: decodeTail(ring.toBuffer()),
     outputBytes,
+    droppedBytes,
     ...over,
   });
 
@@ -256,8 +348,13 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
 
     // ---- output: decode per stream, redact, tee into ring + log, with backpressure ----
     let paused = false;
+    // libuv reads a pipe up to 32 times per turn of the event loop: a flood would run ~40 ms of
+    // redaction at a time. A pause every YIELD_BYTES lets timers and heartbeats in between.
+    let yielding = false;
+    let sinceYield = 0;
     const onDrain = () => {
       paused = false;
+      if (yielding) return;
       stdout.resume();
       stderr.resume();
     };
@@ -270,6 +367,19 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
           paused = true;
           stdout.pause();
           stderr.pause();
+        }
+        sinceYield += chunk.length;
+        if (sinceYield >= YIELD_BYTES && !yielding) {
+          yielding = true;
+          sinceYield = 0;
+          stdout.pause();
+          stderr.pause();
+          setImmediate(() => {
+            yielding = false;
+            if (paused) return;
+            stdout.resume();
+            stderr.resume();
+          });
         }
       });
       stream.on('end', () => {

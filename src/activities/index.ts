@@ -21,10 +21,10 @@ import { ArtifactStore } from './artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
-import { runCommand } from './commands';
+import { formatBytes, runCommand, type RunCommandResult } from './commands';
 import type { WorkerLoad } from '../domain/liveness';
 import { restoreGit, snapshotGit } from './gitGuard';
-import { describeSandbox, enforcementOf, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
+import { describeSandbox, effectiveLimits, enforcementOf, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
 import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
 import { registryOf, resolveProviders, type ResolveProvidersRequest } from './providers';
@@ -116,9 +116,12 @@ export function createActivities(deps: ActivityDeps) {
     const ctx = Context.current();
     const logFile = await store.scratchPath(`${kind}.log`);
     const before = await snapshotGit(cwd);
+    const boxPolicy = policy ?? SandboxPolicySchema.parse({});
+    // Bounded with or without a sandbox: the bound protects the worker and the store, not the host.
+    const maxOutputMb = effectiveLimits(sandbox, boxPolicy.limits).limits.maxOutputMb;
     const box = await sandboxed({
       setting: sandbox,
-      policy: policy ?? SandboxPolicySchema.parse({}),
+      policy: boxPolicy,
       phase,
       dir: cwd,
       command,
@@ -142,6 +145,7 @@ export function createActivities(deps: ActivityDeps) {
       recordDir: deps.commandRecordDir,
       // Without a cgroup counting them, CPU time and memory come from sampling /proc.
       sampleUsageMs: box.sampleUsageMs,
+      maxOutputBytes: maxOutputMb * MIB,
     }).catch(async (err: unknown) => {
       // Never ran (or its log failed): the sandbox's cgroup, network and watches go anyway.
       await box.dispose();
@@ -152,7 +156,7 @@ export function createActivities(deps: ActivityDeps) {
     const gitChanged = await restoreGit(cwd, before);
     const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;
     const log: ArtifactRef = await store.adoptFile(kind, logFile);
-    return { r, log, limit, violation, resources };
+    return { r, log, limit, violation, resources, dropped: droppedNote(r, maxOutputMb) };
   }
 
   /** prepareWorkspace's work: clone, branch, then the setup command (in its turn, like tests). */
@@ -221,9 +225,9 @@ export function createActivities(deps: ActivityDeps) {
     // Only setup (before the change) may ask for network: a check runs the model's code, which
     // gets network only where the task's policy is `all` (the worker's cap still applies).
     const phase = step.kind === 'setup' && step.network ? 'setup' : 'test';
-    const { r, log, limit, violation, resources } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
+    const { r, log, limit, violation, resources, dropped } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
     if (r.cancelled) throw new CancelledFailure(`${step.name} step cancelled; process group killed`);
-    const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`].filter(Boolean).join('\n');
+    const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`, dropped].filter(Boolean).join('\n');
     const passed = r.exitCode === 0 && !r.timedOut && !violation && !limit;
     return {
       name: step.name,
@@ -327,11 +331,11 @@ export function createActivities(deps: ActivityDeps) {
       if (!req.command) {
         return { passed: true, exitCode: 0, timedOut: false, durationMs: 0, tail: '(no test command configured)' };
       }
-      const { r, log, limit, violation, resources } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+      const { r, log, limit, violation, resources, dropped } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
       // Reported as a cancellation: the sandbox and everything in it are already dead.
       if (r.cancelled) throw new CancelledFailure('test run cancelled; process group killed');
       // What the model reads as feedback: the limit or the refusal comes first.
-      const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`].filter(Boolean).join('\n');
+      const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`, dropped].filter(Boolean).join('\n');
       return {
         passed: r.exitCode === 0 && !r.timedOut && !violation,
         exitCode: r.exitCode,
@@ -405,6 +409,14 @@ export function createActivities(deps: ActivityDeps) {
 export const WORKSPACE_ACTIVITIES = ['buildPrompt', 'applyChange', 'previewChanges', 'rollbackWorkspace', 'commitAndPush', 'releaseWorkspace', 'mergeBranches', 'runTests', 'runCheck'] as const;
 
 export type Activities = ReturnType<typeof createActivities>;
+
+const MIB = 1024 * 1024;
+
+/** Said with the tail when the log lost its middle: the model and a person know the log is cut. */
+function droppedNote(r: RunCommandResult, maxOutputMb: number): string | undefined {
+  if (!r.droppedBytes) return undefined;
+  return `weaver: the output passed sandbox.limits.maxOutputMb (${maxOutputMb} MiB): ${formatBytes(r.droppedBytes)} dropped from the middle of the log; its first and last ${formatBytes((maxOutputMb * MIB) / 2)} are kept`;
+}
 
 /** The setup command's time limit (installs can be slow; tests have their own, `limits.testTimeoutSec`). */
 const SETUP_TIMEOUT_SEC = 600;

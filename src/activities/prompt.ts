@@ -15,9 +15,9 @@
 import { EDIT_FORMATS } from '../domain/editformats/types';
 import { isNamedSecretFile, REDACTED, redactCounted, secretFileReason } from '../domain/redact';
 import { editFormat } from '../domain/editformats';
-import { extractFailures } from '../domain/testFailures';
 import type { ArtifactStore } from './artifacts';
 import { readConfined } from './confinedPaths';
+import { extractFailuresFromFile } from './failureLog';
 import type { PromptMessages } from './llm';
 import { anchorLines, cutToTokens, fence, langOf, maskedInSpans, renderSpans } from './promptSpans';
 import { buildRepoMap, extractMentions } from './repomap';
@@ -106,7 +106,8 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const failureMentions = { text: '' };
   if (req.feedback) {
     const f = req.failure?.testLog
-      ? extractFailures(await store.read(req.failure.testLog), { maxChars: Math.max(1500, Math.floor(budget * FAILURE_SHARE * 3)), root: dir })
+      ? // Streamed: a log of any size costs bounded memory and never holds up the worker's other activities.
+        await extractFailuresFromFile(store.pathOf(req.failure.testLog.ref), { maxChars: Math.max(1500, Math.floor(budget * FAILURE_SHARE * 3)), root: dir })
       : undefined;
     if (f?.failures) {
       // The failing tests say more than the end of the output: keep only the Decider's headline.

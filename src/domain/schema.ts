@@ -119,6 +119,12 @@ export const SandboxLimitsSchema = z
     cpuSec: z.number().int().min(1).default(3600),
     /** How much the workspace may grow during one command, and the size of the private /tmp. */
     diskMb: z.number().int().min(16).default(10240),
+    /**
+     * Output captured per command (stdout + stderr, into its log): past it the first and the last
+     * halves are kept with a marker of what was dropped between them, and the command runs on.
+     * At most 1 GiB: the log's tail half is held in the worker's memory while the command runs.
+     */
+    maxOutputMb: z.number().int().min(1).max(1024).default(16),
   })
   .strict();
 export type SandboxLimits = z.infer<typeof SandboxLimitsSchema>;
