@@ -43,6 +43,15 @@ describe('conditions', () => {
     expect(() => parseCondition('attempt > ; 1')).toThrow(/unexpected character ";" \(column 11\)/);
     expect(() => parseCondition('constructor.constructor("x")()')).toThrow(/unknown function|unknown field/);
   });
+
+  test('globs are plain: no brace or extglob expansion (a repository playbook cannot stall the workflow), bounded when read', () => {
+    // Braces and extglobs are literal characters here: matched as such, never expanded.
+    expect(holds("changed('{1..100000}')", ctx({ changed: ['{1..100000}'] }))).toBe(true);
+    expect(holds(`changed('${'{a,b}'.repeat(20)}')`, ctx({ changed: ['ab'] }))).toBe(false);
+    expect(holds(`changed('${'+(a|'.repeat(8)}x${')'.repeat(8)}')`, ctx({ changed: ['a'] }))).toBe(false);
+    expect(() => parseCondition(`changed('${'**/'.repeat(6)}a')`)).toThrow(/at most 4 "\*\*"/);
+    expect(() => parseCondition(`changed('${'a'.repeat(201)}')`)).toThrow(/at most 200 characters/);
+  });
 });
 
 describe('the playbook reader', () => {
@@ -71,6 +80,7 @@ describe('the playbook reader', () => {
     expect(() => parsePlaybookText("steps:\n  - name: lint\n    run: x\n    when: shell('id')\n", 'p')).toThrow(/line 4: steps\[0\]\.when: unknown function "shell"/);
     expect(() => parsePlaybookText('steps:\n  - name: test\n    run: [a\n', 'p')).toThrow(/line \d+/);
     expect(() => parsePlaybookText('- name: test\n  run: a\n- name: setup\n  run: b\n', 'p')).toThrow(/steps\[1\]\.kind: setup steps come first/);
+    expect(() => parsePlaybookText('- name: test\n  run: a\n  network: true\n', 'p')).toThrow(/line 3: steps\[0\]\.network: is for setup steps only/);
   });
 });
 
@@ -115,6 +125,25 @@ describe('detection by stack', () => {
     expect(resolvePlaybook(dir, {})).toMatchObject({ source: 'none', steps: [] });
   });
 
+  test('a package.json without checks hides no other stack; test files make only the root a Python project', async () => {
+    await put({ 'package.json': JSON.stringify({ scripts: { format: 'prettier -w .' } }), 'pyproject.toml': '[project]\nname = "x"\n', 'tests/test_a.py': 'def test_a(): pass\n' });
+    expect(resolvePlaybook(dir, {})).toMatchObject({ source: 'detected', stack: 'python', steps: [{ name: 'test' }] });
+    // A flat layout: a change to tests/test_a.py runs pytest at the root, not in tests/.
+    expect(detectForChange(dir, resolvePlaybook(dir, {}), ['tests/test_a.py'])).toBeUndefined();
+    await put({ 'requirements.txt': 'requests\n' });
+    expect(runs()).toEqual(['setup: sh -c python3 -m venv --system-site-packages .venv && .venv/bin/python -m pip install -q -r requirements.txt', 'test: .venv/bin/python -m pytest -q']);
+  });
+
+  test("a manifest the change wrote or edited never decides its checks (the tree before the change does)", async () => {
+    await put({ 'pyproject.toml': '[project]\nname = "x"\n', 'lib/core.py': 'x = 1\n', 'lib/package.json': JSON.stringify({ scripts: { test: 'true' } }) });
+    const base = resolvePlaybook(dir, {});
+    // lib/package.json is new in the change: ignored, the root's pytest stands.
+    expect(detectForChange(dir, base, ['lib/core.py', 'lib/package.json'], new Map([['lib/package.json', null]]))).toBeUndefined();
+    // An existing package's manifest the change edited: read as it was.
+    const before = JSON.stringify({ scripts: { test: 'node --test' } });
+    expect(detectForChange(dir, base, ['lib/core.py', 'lib/package.json'], new Map([['lib/package.json', before]]))?.steps.map((s) => s.name)).toEqual(['test@lib']);
+  });
+
   test('a monorepo: the nearest manifest above the changed files', async () => {
     await put({ 'package.json': JSON.stringify({ scripts: { test: 'node --test' } }), 'services/api/go.mod': 'module api\n', 'services/api/x/h.go': 'package x\n' });
     const base = resolvePlaybook(dir, {});
@@ -125,6 +154,10 @@ describe('detection by stack', () => {
       ['test@services/api', 'services/api'],
     ]);
     expect(detectForChange(dir, base, ['index.js'])).toBeUndefined();
+    // No changed file is dropped however many packages a change touches.
+    for (let i = 0; i < 6; i++) await put({ [`pkgs/p${i}/go.mod`]: `module p${i}\n` });
+    const six = detectForChange(dir, base, [0, 1, 2, 3, 4, 5].map((i) => `pkgs/p${i}/x.go`))!;
+    expect(six.steps.filter((s) => s.kind === 'test').map((s) => s.cwd)).toEqual([0, 1, 2, 3, 4, 5].map((i) => `pkgs/p${i}`));
   });
 
   test('the task\'s playbook, then the repository\'s, then the shorthand', async () => {
@@ -179,7 +212,9 @@ test('nothing detected is no_checks: failed, unless allowNoChecks', async () => 
   expect(failed.reason).toMatch(/^no_checks: nothing to check the change with/);
   expect(failed.commit).toBeUndefined();
   expect(failed.checks).toMatchObject({ source: 'none' });
-  expect(rig.model.count('m-notes')).toBe(1);
+  // Known when the workspace was prepared: no model was paid for a change nothing could check.
+  expect(rig.model.count('m-notes')).toBe(0);
+  expect(failed.attempts).toEqual([]);
 
   rig.model.script('m-notes-ok', [answer]);
   const allowed = await rig.run(task(await notes(), 'm-notes-ok', { allowNoChecks: true }));
@@ -287,4 +322,29 @@ test('an answer that breaks a Python file\'s syntax ends the attempt invalid_syn
   expect(second).toContain('broke the syntax');
   expect(second).toMatch(/calc\.py:\d+:\d+/);
   expect(second).toContain('return (a + b');
+});
+
+test('a passing step whose output mentions ENOTFOUND or ENOSPC passes; a check whose tool is missing fails the task once, naming it; steps that only failed under warn check nothing', async () => {
+  const repo = await makeRepo(path.join(rig.tmp, 'quirks'), { 'src/a.txt': 'a\n' });
+  const edit = { content: searchReplace('src/a.txt', 'a\n', 'a\nb\n') };
+  const run = async (model: string, playbook: string, extra = {}) => {
+    rig.model.script(model, [edit, edit, edit]);
+    const { testCommand: _t, ...rest } = rig.task(repo, [rig.provider(model)], { decomposition: 'never', playbook, ...extra });
+    return rig.run({ ...rest, task: { title: 'Edit', description: 'Edit src/a.txt.' } });
+  };
+  const noisy = await run('m-noisy', 'steps:\n  - name: test\n    run: [sh, -c, "echo getaddrinfo ENOTFOUND example.invalid handled; echo No space left on device, retried; exit 0"]\n');
+  expect(noisy.status).toBe('succeeded');
+  expect(noisy.attempts[0].steps).toMatchObject([{ name: 'test', status: 'passed' }]);
+  expect(noisy.attempts[0].steps![0].limit).toBeUndefined();
+
+  const missing = await run('m-missing', 'steps:\n  - name: lint\n    run: [weaver-no-such-linter, check]\n  - name: test\n    run: "true"\n');
+  expect(missing.status).toBe('failed');
+  expect(missing.reason).toMatch(/^checks_unavailable: the lint step cannot run on this worker \(`weaver-no-such-linter` not found/);
+  expect(missing.attempts).toHaveLength(1);
+  expect(rig.model.count('m-missing')).toBe(1);
+
+  const warned = await run('m-warned', 'steps:\n  - name: lint\n    run: [sh, -c, "exit 3"]\n    onFailure: warn\n');
+  expect(warned.status).toBe('failed');
+  expect(warned.reason).toMatch(/^no_checks: .*no check passed \(lint: failed, onFailure warn\)/);
+  expect(warned.warnings?.join('\n')).toMatch(/the lint step failed on attempt 1 \(onFailure: warn\): exit 3/);
 });

@@ -12,9 +12,9 @@ import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
 import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type SandboxPolicy, type StepOutcome } from '../domain/schema';
 import { applyChangeSet, previewChangeSet } from './apply';
-import { readConfined } from './confinedPaths';
+import { checkPathSyntax, readConfined } from './confinedPaths';
 import { detectForChange, resolvePlaybook } from './playbooks';
-import { introducedErrors } from './syntaxGate';
+import { introducedErrors, MAX_GATED_BYTES } from './syntaxGate';
 import { commandText, type PlaybookStep } from '../domain/playbook';
 import { evaluateCondition, parseCondition } from '../domain/conditions';
 import { ArtifactStore } from './artifacts';
@@ -164,6 +164,9 @@ export function createActivities(deps: ActivityDeps) {
     const ctx = Context.current();
     const restore = req.restoreBundle ? store.pathOf(req.restoreBundle.ref) : undefined;
     const handle = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal, restore });
+    // A branch restored from its bundle is only pushed: no setup, and no playbook read from the
+    // model's own commit (its .weaver/playbook.yaml could say anything).
+    if (restore) return finishPrepare(req, handle);
     if (req.checks) return finishPrepare(req, { ...handle, ...(await setUp(req, handle.dir)) });
     if (req.setupCommand) {
       const { r, log, limit, violation } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
@@ -227,8 +230,11 @@ export function createActivities(deps: ActivityDeps) {
     const phase = step.kind === 'setup' && step.network ? 'setup' : 'test';
     const { r, log, limit, violation, resources, dropped } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
     if (r.cancelled) throw new CancelledFailure(`${step.name} step cancelled; process group killed`);
-    const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`, dropped].filter(Boolean).join('\n');
-    const passed = r.exitCode === 0 && !r.timedOut && !violation && !limit;
+    // A limit is only ever the reason a step failed: a passing step whose output merely mentions
+    // ENOSPC or ENOTFOUND is a pass.
+    const passed = r.exitCode === 0 && !r.timedOut && !violation;
+    const hit = passed ? undefined : limit;
+    const notes = [violation && `weaver: ${violation}`, hit && `weaver: ${hit}`, dropped].filter(Boolean).join('\n');
     return {
       name: step.name,
       kind: step.kind,
@@ -240,7 +246,7 @@ export function createActivities(deps: ActivityDeps) {
       durationMs: r.durationMs,
       tail: redact(notes ? `${notes}\n${r.tail}` : r.tail, secrets(secretEnvNames)),
       log,
-      ...(limit ? { limit } : {}),
+      ...(hit ? { limit: hit } : {}),
       ...(violation ? { violation } : {}),
       resources,
     };
@@ -298,7 +304,7 @@ export function createActivities(deps: ActivityDeps) {
       const syntaxErrors = await introducedErrors(
         r.files.filter((f) => after.has(f)).map((f) => ({ path: f, before: before.get(f) ?? null, after: after.get(f) ?? null })),
       );
-      const playbook = detectForChange(req.workspace.dir, req.checks.playbook, r.files);
+      const playbook = detectForChange(req.workspace.dir, req.checks.playbook, r.files, before);
       return { ...bounded, diff, ...(syntaxErrors.length ? { syntaxErrors: syntaxErrors.slice(0, 10) } : {}), ...(playbook ? { playbook } : {}) };
     },
 
@@ -329,7 +335,8 @@ export function createActivities(deps: ActivityDeps) {
     async runTests(req: RunTestsRequest): Promise<RunTestsResult> {
       ws.openWorkspace(req.workspace);
       if (!req.command) {
-        return { passed: true, exitCode: 0, timedOut: false, durationMs: 0, tail: '(no test command configured)' };
+        // Runs started before playbooks passed here; a workflow never asks this now (no_checks).
+        return { passed: false, exitCode: null, timedOut: false, durationMs: 0, tail: 'no_checks: no test command configured' };
       }
       const { r, log, limit, violation, resources, dropped } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
       // Reported as a cancellation: the sandbox and everything in it are already dead.
@@ -464,13 +471,15 @@ function fromLegacy(change: ChangeSet | LegacyChangeSet, shown?: Shown): { chang
 async function contentsOf(dir: string, paths: string[]): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
   for (const p of new Set(paths)) {
-    const r = await readConfined(dir, p, MAX_GATED_BYTES);
-    if (r.ok) out.set(p, r.text);
-    else if (r.reason === 'does not exist yet') out.set(p, null);
+    // Keyed as the applier names what it wrote (`./a.ts`, `src\\a.ts` → `a.ts`, `src/a.ts`).
+    const syntax = checkPathSyntax(p);
+    if (!syntax.ok) continue;
+    const r = await readConfined(dir, syntax.rel, MAX_GATED_BYTES);
+    if (r.ok) out.set(syntax.rel, r.text);
+    else if (r.reason === 'does not exist yet') out.set(syntax.rel, null);
   }
   return out;
 }
-const MAX_GATED_BYTES = 1024 * 1024;
 
 /** A step's folder: inside the checkout, and there. */
 async function stepDir(dir: string, rel: string): Promise<string> {

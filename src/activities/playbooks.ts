@@ -28,7 +28,13 @@ export function resolvePlaybook(dir: string, req: PlaybookRequest): ResolvedPlay
   const found = detectAt(dir, '');
   if (!found) {
     const steps = shorthandSteps(req.setupCommand);
-    return { source: 'none', description: 'nothing detected: no playbook, no test command, no manifest with checks', steps };
+    const anywhere = manifestBelow(dir);
+    return {
+      source: 'none',
+      description: anywhere ? `nothing detected at the root (a manifest below it: ${anywhere})` : 'nothing detected: no playbook, no test command, no manifest with checks',
+      steps,
+      ...(anywhere ? {} : { nothingAnywhere: true }),
+    };
   }
   const steps = withSetup(found.steps, req.setupCommand);
   return { source: 'detected', stack: found.stack, description: `detected (${found.stack}: ${found.manifest}): ${names(steps)}`, steps };
@@ -38,19 +44,20 @@ export function resolvePlaybook(dir: string, req: PlaybookRequest): ResolvedPlay
  * The detected checks for a change: the nearest manifest above each changed path (a monorepo's
  * package), else the root's. Undefined where the workspace's playbook is not a detected one.
  */
-export function detectForChange(dir: string, base: ResolvedPlaybook, changed: string[]): ResolvedPlaybook | undefined {
+export function detectForChange(dir: string, base: ResolvedPlaybook, changed: string[], before: Map<string, string | null> = new Map()): ResolvedPlaybook | undefined {
   if (base.source !== 'detected' && base.source !== 'none') return undefined;
   const roots = new Map<string, Detected>();
+  // Every changed file counts (none is dropped past a number of packages): its nearest manifest.
   for (const file of changed) {
     for (let rel = parentOf(file); ; rel = parentOf(rel)) {
-      const found = detectAt(dir, rel);
+      if (roots.has(rel)) break;
+      const found = detectAt(dir, rel, before);
       if (found) {
         roots.set(rel, found);
         break;
       }
       if (!rel) break;
     }
-    if (roots.size >= MAX_PACKAGES) break;
   }
   if (!roots.size || (roots.size === 1 && roots.has(''))) return undefined;
   // The setup steps ran at the root already; each package's checks run where its manifest is.
@@ -62,7 +69,33 @@ export function detectForChange(dir: string, base: ResolvedPlaybook, changed: st
   return { source: 'detected', stack: [...roots.values()][0].stack, description: `detected for the changed files: ${where}: ${names(checks)}`, steps: [...setup, ...checks] };
 }
 
-const MAX_PACKAGES = 4;
+const MANIFESTS = new Set(['package.json', 'pyproject.toml', 'setup.cfg', 'pytest.ini', 'tox.ini', 'setup.py', 'go.mod', 'Cargo.toml', 'pom.xml', 'build.gradle', 'build.gradle.kts', 'CMakeLists.txt', 'Makefile']);
+const SCAN_ENTRIES = 20_000;
+
+/**
+ * The first manifest below the root (a monorepo's package, found for a change's files later),
+ * or undefined when a bounded walk finds none. A walk cut short by its bound says "unknown".
+ */
+function manifestBelow(dir: string): string | undefined {
+  const queue = [''];
+  let seen = 0;
+  while (queue.length) {
+    const rel = queue.shift()!;
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = readdirSync(path.join(dir, rel), { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (++seen > SCAN_ENTRIES) return `(more than ${SCAN_ENTRIES} entries: not scanned whole)`;
+      const child = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory() && e.name !== '.git' && e.name !== 'node_modules' && !e.name.startsWith('.')) queue.push(child);
+      else if (rel && e.isFile() && MANIFESTS.has(e.name)) return child;
+    }
+  }
+  return undefined;
+}
 
 interface Detected {
   stack: string;
@@ -70,18 +103,46 @@ interface Detected {
   steps: PlaybookStep[];
 }
 
-/** What a person would run in `rel` (relative to `dir`), by the manifests there. */
-export function detectAt(dir: string, rel: string): Detected | undefined {
+/**
+ * What a person would run in `rel` (relative to `dir`), by the manifests there. `before`: the
+ * change's files as they were before it (null: it did not exist) — a manifest the model wrote or
+ * edited never decides the checks its own change runs.
+ */
+export function detectAt(dir: string, rel: string, before: Map<string, string | null> = new Map()): Detected | undefined {
   const at = path.join(dir, rel);
-  const has = (f: string) => existsSync(path.join(at, f));
-  const text = (f: string) => (isFile(path.join(at, f)) ? readFileSync(path.join(at, f), 'utf8') : '');
+  const key = (f: string) => (rel ? `${rel}/${f}` : f);
+  const has = (f: string) => (before.has(key(f)) ? before.get(key(f)) !== null : existsSync(path.join(at, f)));
+  const text = (f: string) => (before.has(key(f)) ? (before.get(key(f)) ?? '') : isFile(path.join(at, f)) ? readFileSync(path.join(at, f), 'utf8') : '');
   const step = (name: string, run: string | string[], kind?: PlaybookStep['kind']) => normaliseStep({ name, run, ...(kind ? { kind } : {}) });
   const sh = (script: string) => ['sh', '-c', script];
 
-  if (has('package.json')) {
+  const node = has('package.json') ? detectNode(text('package.json'), has, step) : undefined;
+  // A package.json with nothing to check (a frontend's prettier next to a Python app) hides no other stack.
+  if (node) return node;
+  const pyManifest = ['pyproject.toml', 'setup.cfg', 'pytest.ini', 'tox.ini', 'setup.py'].find(has);
+  // Test files alone make only the repository root a Python project (a tests/ folder is no package).
+  if (pyManifest || (!rel && hasPythonTests(at))) {
+    const steps: PlaybookStep[] = [];
+    // With requirements, a virtualenv built in setup (network), seeing the system's packages (pytest).
+    const venv = has('requirements.txt');
+    if (venv) steps.push(step('setup', sh('python3 -m venv --system-site-packages .venv && .venv/bin/python -m pip install -q -r requirements.txt')));
+    const python = venv ? '.venv/bin/python' : 'python3';
+    const pyproject = text('pyproject.toml');
+    if (/^\[tool\.ruff/m.test(pyproject) || has('ruff.toml') || has('.ruff.toml')) steps.push(step('lint', ['ruff', 'check', '.']));
+    else if (has('.flake8') || /^\[flake8\]/m.test(text('setup.cfg') + text('tox.ini'))) steps.push(step('lint', ['flake8']));
+    steps.push(step('test', [python, '-m', 'pytest', '-q']));
+    return { stack: 'python', manifest: pyManifest ?? 'tests/', steps };
+  }
+  return detectCompiled(has, text, step, sh);
+}
+
+type Step = (name: string, run: string | string[], kind?: PlaybookStep['kind']) => PlaybookStep;
+
+function detectNode(json: string, has: (f: string) => boolean, step: Step): Detected | undefined {
+  {
     let pkg: { scripts?: Record<string, string>; dependencies?: object; devDependencies?: object };
     try {
-      pkg = JSON.parse(text('package.json')) as typeof pkg;
+      pkg = JSON.parse(json) as typeof pkg;
     } catch {
       return undefined;
     }
@@ -99,15 +160,9 @@ export function detectAt(dir: string, rel: string): Detected | undefined {
     if (scripts.test && !/no test specified/.test(scripts.test)) steps.push(step('test', ['npm', 'test']));
     return checksOnly(steps) ? { stack: 'node', manifest: 'package.json', steps } : undefined;
   }
-  const pyManifest = ['pyproject.toml', 'setup.cfg', 'pytest.ini', 'tox.ini', 'setup.py'].find(has);
-  if (pyManifest || hasPythonTests(at)) {
-    const steps: PlaybookStep[] = [];
-    const pyproject = text('pyproject.toml');
-    if (/^\[tool\.ruff/m.test(pyproject) || has('ruff.toml') || has('.ruff.toml')) steps.push(step('lint', ['ruff', 'check', '.']));
-    else if (has('.flake8') || /^\[flake8\]/m.test(text('setup.cfg') + text('tox.ini'))) steps.push(step('lint', ['flake8']));
-    steps.push(step('test', ['python3', '-m', 'pytest', '-q']));
-    return { stack: 'python', manifest: pyManifest ?? 'tests/', steps };
-  }
+}
+
+function detectCompiled(has: (f: string) => boolean, text: (f: string) => string, step: Step, sh: (script: string) => string[]): Detected | undefined {
   if (has('go.mod')) {
     return { stack: 'go', manifest: 'go.mod', steps: [step('vet', ['go', 'vet', './...'], 'lint'), step('test', ['go', 'test', './...'])] };
   }

@@ -10,8 +10,10 @@ import { langOf, LANGS, type LangId } from './repomap/languages';
 import { taggerOptions } from './repomap/tagger';
 import type { SyntaxProblem } from './types';
 
-/** Files larger than this are not gated (a generated file, a bundle). */
-const MAX_GATED_BYTES = 1024 * 1024;
+/** Files larger than this are not gated (a generated file, a bundle): the parse is synchronous. */
+export const MAX_GATED_BYTES = 256 * 1024;
+/** A parse that takes longer is given up (no gate for that file): it runs on the worker's event loop. */
+const PARSE_DEADLINE_MS = 300;
 const MAX_PROBLEMS_PER_FILE = 3;
 const CONTEXT_LINES = 2;
 
@@ -44,8 +46,20 @@ export async function parseErrors(relPath: string, source: string): Promise<Synt
   const lang = langOf(relPath);
   if (!lang || Buffer.byteLength(source) > MAX_GATED_BYTES) return [];
   const parser = await parserFor(lang);
-  const tree = parser?.parse(source);
-  if (!tree) return [];
+  if (!parser) return [];
+  let tree: ReturnType<Parser['parse']>;
+  try {
+    const deadline = Date.now() + PARSE_DEADLINE_MS;
+    tree = parser.parse(source, null, { progressCallback: () => Date.now() > deadline });
+  } catch {
+    // A trapped parser is dropped (the next file gets a fresh one); this file is not gated.
+    parsers.delete(lang);
+    return [];
+  }
+  if (!tree) {
+    parser.reset(); // a parse given up would otherwise resume on the next file
+    return [];
+  }
   try {
     if (!tree.rootNode.hasError) return [];
     const found: Node[] = [];

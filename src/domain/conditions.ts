@@ -7,7 +7,7 @@
 //
 // Anything it does not know — a function, a field, a step not defined before — is refused
 // when the playbook is read, with the column where it stands.
-import { minimatch } from 'minimatch';
+import { Minimatch, minimatch } from 'minimatch';
 
 /** What a condition can see. */
 export interface ConditionContext {
@@ -33,10 +33,35 @@ export type Node =
 type BinaryOp = '&&' | '||' | '==' | '!=' | '<' | '<=' | '>' | '>=';
 type FunctionName = keyof typeof FUNCTIONS;
 
+/**
+ * Globs as a person writes them (`**`, `*`, `?`, `[ab]`), without brace and extglob expansion:
+ * a `{1..100000}` or a nested `+(a|…)` from a repository's playbook would run for seconds or
+ * minutes inside the workflow (`changed('a', 'b')` says what braces would).
+ */
+const GLOB = { dot: true, nobrace: true, noext: true } as const;
+const MAX_GLOB_CHARS = 200;
+const MAX_GLOBSTARS = 4;
+
+function globOptions(g: string) {
+  return { ...GLOB, matchBase: !g.includes('/') };
+}
+
+/** Why a glob is refused (undefined: fine). */
+function globProblem(g: string): string | undefined {
+  if (g.length > MAX_GLOB_CHARS) return `a glob is at most ${MAX_GLOB_CHARS} characters`;
+  if ((g.match(/\*\*/g) ?? []).length > MAX_GLOBSTARS) return `a glob has at most ${MAX_GLOBSTARS} "**"`;
+  try {
+    new Minimatch(g, globOptions(g)).makeRe();
+  } catch (err) {
+    return `not a glob: ${(err as Error).message}`;
+  }
+  return undefined;
+}
+
 /** The functions a condition may call: each takes strings. */
 const FUNCTIONS = {
   /** Whether any changed path matches any of the globs. */
-  changed: (ctx: ConditionContext, globs: string[]) => ctx.changed.some((p) => globs.some((g) => minimatch(p, g, { dot: true, matchBase: !g.includes('/') }))),
+  changed: (ctx: ConditionContext, globs: string[]) => ctx.changed.some((p) => globs.some((g) => minimatch(p, g, globOptions(g)))),
   /** Whether the task carries any of these labels. */
   label: (ctx: ConditionContext, names: string[]) => names.some((n) => ctx.labels.includes(n)),
 };
@@ -63,6 +88,7 @@ interface Token {
 }
 
 const MAX_CONDITION_CHARS = 500;
+const MAX_ARGS = 20;
 
 function tokenize(src: string): Token[] {
   if (src.length > MAX_CONDITION_CHARS) throw new ConditionError(`a condition is at most ${MAX_CONDITION_CHARS} characters`, 1);
@@ -170,6 +196,9 @@ export function parseCondition(src: string, stepsBefore: string[] = []): Node {
       while (!isOp(')')) {
         const a = peek();
         if (a.kind !== 'str') throw new ConditionError(`${tok.text}() takes quoted strings, found ${describe(a)}`, a.col);
+        const bad = tok.text === 'changed' ? globProblem(String(a.value)) : undefined;
+        if (bad) throw new ConditionError(`${tok.text}(${a.text}): ${bad}`, a.col);
+        if (args.length >= MAX_ARGS) throw new ConditionError(`${tok.text}() takes at most ${MAX_ARGS} arguments`, a.col);
         args.push({ t: 'lit', v: next().value! });
         if (!isOp(')')) expect(',');
       }

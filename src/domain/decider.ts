@@ -21,6 +21,8 @@ export interface StepRef {
   final?: boolean;
   /** A limit it hit (e.g. `killed: memory limit 256 MiB`). */
   limit?: string;
+  /** The step's own program is missing on the worker (e.g. `ruff`): no retry can fix that. */
+  unavailable?: string;
 }
 
 export type Outcome =
@@ -86,6 +88,11 @@ export function feedbackFor(outcome: Outcome): string {
   }
 }
 
+/** Why a task with nothing to check fails (the result's reason starts with `no_checks`). */
+export function noChecksReason(detail: string): string {
+  return `no_checks: nothing to check the change with — ${detail}; give a testCommand or a playbook, or set allowNoChecks`;
+}
+
 export function decide(state: TaskState, outcome: Outcome): Verdict {
   const left = state.maxAttempts - state.attempt;
   const attemptsNote = `attempt ${state.attempt} of ${state.maxAttempts}`;
@@ -98,7 +105,7 @@ export function decide(state: TaskState, outcome: Outcome): Verdict {
       // Nothing checked is never a pass, unless the task said so.
       return outcome.allowed
         ? { action: 'commit', why: `nothing was checked (allowNoChecks): ${outcome.detail}` }
-        : { action: 'fail', why: `no_checks: nothing to check the change with — ${outcome.detail}; give a testCommand or a playbook, or set allowNoChecks` };
+        : { action: 'fail', why: noChecksReason(outcome.detail) };
     case 'budget_exhausted':
       return { action: 'budget_exceeded', why: outcome.detail };
     case 'provider_failed':
@@ -117,6 +124,10 @@ export function decide(state: TaskState, outcome: Outcome): Verdict {
     }
     default: {
       const what = describe(outcome);
+      if ((outcome.kind === 'tests_failed' || outcome.kind === 'check_failed') && outcome.step?.unavailable) {
+        const s = outcome.step;
+        return { action: 'fail', why: `checks_unavailable: the ${s.name} step cannot run on this worker (\`${s.unavailable}\` not found, \`${s.command}\`); install it on the worker, or give a testCommand or playbook` };
+      }
       if ((outcome.kind === 'tests_failed' || outcome.kind === 'check_failed') && outcome.step?.final) {
         return { action: 'fail', why: `${what} on ${attemptsNote}; the step's onFailure is "fail"` };
       }

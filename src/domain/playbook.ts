@@ -71,6 +71,7 @@ export const PlaybookSchema = z
       // Setup runs once when the workspace is prepared, before any change: it cannot follow a check.
       if (kind === 'setup' && checksStarted) ctx.addIssue({ code: 'custom', path: at('kind'), message: 'setup steps come first (they run once, before the change)' });
       if (kind !== 'setup') checksStarted = true;
+      if (kind !== 'setup' && s.network) ctx.addIssue({ code: 'custom', path: at('network'), message: "is for setup steps only: a check runs the model's code, which gets network only under sandbox.network \"all\"" });
       if (s.cwd && !isRelativeInside(s.cwd)) ctx.addIssue({ code: 'custom', path: at('cwd'), message: 'must be a relative path inside the repository' });
       if (s.when) {
         try {
@@ -123,6 +124,8 @@ export interface ResolvedPlaybook {
   description: string;
   /** The detected stack (`node`, `python`, `go`, `rust`, `java`, `cmake`, `make`), for `stack == …`. */
   stack?: string;
+  /** Source `none` and no manifest anywhere in the repository: no change could be checked (no_checks before any call). */
+  nothingAnywhere?: boolean;
   steps: PlaybookStep[];
 }
 

@@ -46,9 +46,14 @@ export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>) {
   });
 }
 
+/** The command activities' start-to-close: a safety net a wait for a command slot never reaches. */
+const SLOT_WAIT_SAFETY_NET_SEC = 24 * 3600;
+
 /** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */
 export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage'>>({
-  startToCloseTimeout: '20 minutes',
+  // A safety net, not a limit: preparing clones, waits for command slots and runs every setup
+  // step (each with its own timeoutSec); a dead worker is noticed by the heartbeat timeout.
+  startToCloseTimeout: `${SLOT_WAIT_SAFETY_NET_SEC} seconds`,
   // A dead worker is noticed in seconds here too (the clone beats on a timer; the rest take
   // milliseconds), not after a minute: measured by test/faults.test.ts.
   heartbeatTimeout: `${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} seconds`,
@@ -63,8 +68,6 @@ export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'sto
  *   worker's liveness responder (its own worker, never busy) and, if it answers, is queued
  *   again; only silence there means the workspace is lost and the workflow rebuilds it.
  */
-/** The command activities' start-to-close: a safety net a wait for a command slot never reaches. */
-const SLOT_WAIT_SAFETY_NET_SEC = 24 * 3600;
 
 /** Start-to-close of a command activity whose command may run `timeoutSec`. */
 export function commandClockSec(timeoutSec: number): number {

@@ -259,6 +259,8 @@ async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcom
   if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
   if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
   record.filesChanged = applied.files;
+  // A workspace prepared by a worker from before playbooks resolved none: nothing to check with.
+  if (t.playbooks && !playbook) return { kind: 'no_checks', detail: `the worker that prepared the workspace (${ws.taskQueue}) resolved no playbook`, allowed: !!t.input.allowNoChecks };
   if (playbook) {
     // Parsed before anything runs: a change that breaks the syntax costs no setup and no suite.
     if (applied.syntaxErrors?.length) return { kind: 'invalid_syntax', errors: describeSyntax(applied.syntaxErrors) };

@@ -27,13 +27,18 @@ export async function runChecks(t: TaskRun, ws: WorkspaceHandle, playbook: Resol
     const out = await t.acts(ws).runCheck.executeWithOptions({ summary: `attempt ${t.attempt}: ${step.name} — ${commandText(step.run)}`, ...longer }, [
       { workspace: ws, step, timeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
     ]);
-    steps.push(out);
     if (out.log) record.artifacts.push(out.log);
+    // pytest's "no tests collected": nothing was checked, which is not a failure of the change.
+    if (out.status === 'failed' && out.exitCode === 5 && /\bpytest\b/.test(commandText(step.run, 500))) {
+      steps.push({ ...out, status: 'skipped', skippedBecause: 'pytest collected no tests (exit 5)' });
+      continue;
+    }
+    steps.push(out);
     if (step.kind === 'test') record.tests = testOutcomeOf(out);
     if (out.status === 'passed') continue;
-    if (step.onFailure === 'ignore') continue;
-    if (step.onFailure === 'warn') {
-      t.warn(`the ${step.name} step failed on attempt ${t.attempt} (onFailure: warn): ${out.limit ?? (out.timedOut ? 'timed out' : `exit ${out.exitCode}`)}`);
+    const missing = missingTool(step.run, out);
+    if (!missing && (step.onFailure === 'ignore' || step.onFailure === 'warn')) {
+      t.warn(`the ${step.name} step failed on attempt ${t.attempt} (onFailure: ${step.onFailure}): ${out.limit ?? (out.timedOut ? 'timed out' : `exit ${out.exitCode}`)}`);
       continue;
     }
     const ref: StepRef = {
@@ -41,20 +46,45 @@ export async function runChecks(t: TaskRun, ws: WorkspaceHandle, playbook: Resol
       kind: step.kind,
       command: commandText(step.run),
       feedback: step.feedback,
-      ...(step.onFailure === 'fail' ? { final: true } : {}),
+      ...(step.onFailure === 'fail' || missing ? { final: true } : {}),
+      ...(missing ? { unavailable: missing } : {}),
       ...(out.limit ? { limit: out.limit } : {}),
     };
     const failed = { exitCode: out.exitCode ?? null, timedOut: !!out.timedOut, tail: out.tail ?? '', timeoutSec, step: ref };
     return step.kind === 'test' ? { kind: 'tests_failed', ...failed } : { kind: 'check_failed', ...failed };
   }
-  const ran = steps.filter((s) => s.status !== 'skipped').map((s) => s.name);
-  if (!ran.length) {
-    const detail = playbook.steps.some((s) => s.kind !== 'setup')
-      ? `every check was skipped by its condition (${steps.map((s) => `${s.name}: ${s.skippedBecause}`).join('; ')})`
-      : playbook.description;
+  // Only a step that passed checked anything: one that failed under warn/ignore did not.
+  const passed = steps.filter((s) => s.status === 'passed').map((s) => s.name);
+  if (!passed.length) {
+    const detail = !playbook.steps.some((s) => s.kind !== 'setup')
+      ? playbook.description
+      : `no check passed (${steps.map((s) => `${s.name}: ${s.status === 'skipped' ? `skipped, ${s.skippedBecause}` : `failed, onFailure ${s.onFailure}`}`).join('; ')})`;
     return { kind: 'no_checks', detail, allowed: !!t.input.allowNoChecks };
   }
-  return steps.some((s) => s.kind === 'test' && s.status === 'passed') ? { kind: 'tests_passed', steps: ran } : { kind: 'checks_passed', steps: ran };
+  return steps.some((s) => s.kind === 'test' && s.status === 'passed') ? { kind: 'tests_passed', steps: passed } : { kind: 'checks_passed', steps: passed };
+}
+
+/**
+ * The step's own program is missing on the worker (exit 127/126, and the output names it): the
+ * model cannot fix that, so the task fails naming the tool instead of retrying. A program the
+ * step's script calls later is the script's business (retried as usual).
+ */
+function missingTool(run: string | string[], out: StepOutcome): string | undefined {
+  const words = typeof run === 'string' ? run.trim().split(/\s+/) : run;
+  // `python3 -m pytest` without pytest installed.
+  const m = words.indexOf('-m');
+  const mod = m >= 0 ? words[m + 1] : undefined;
+  if (mod && /^[\w.]+$/.test(mod) && out.exitCode === 1 && new RegExp(`No module named '?${mod.replace(/\./g, '\\.')}'?\\s*$`, 'm').test(out.tail ?? '')) return mod;
+  // A shell's script is the script's business: only a program the step names itself counts.
+  const tool = words[0] === 'sh' || words[0] === 'bash' ? undefined : words[0];
+  if (!tool) return undefined;
+  const name = tool.split('/').pop()!;
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const tail = out.tail ?? '';
+  // bubblewrap could not exec it (bwrap exits 1), or the worker could not spawn it (no sandbox).
+  if (new RegExp(`^bwrap: execvp \\S*${escaped}: (No such file or directory|Permission denied)|cannot start command: spawn \\S*${escaped} E(NOENT|ACCES)`, 'm').test(tail)) return name;
+  if (out.exitCode !== 127 && out.exitCode !== 126) return undefined;
+  return new RegExp(`${escaped}: (command )?not found|${escaped}: No such file`).test(tail) ? name : undefined;
 }
 
 function testOutcomeOf(s: StepOutcome) {

@@ -9,6 +9,7 @@ import { WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
 import { strippedCredentialsNote, stripTaskCredentials } from '../domain/repoUrl';
 import { slimChild } from '../domain/slim';
 import { REFUSED, taskFailure } from '../domain/taskOutcome';
+import { noChecksReason } from '../domain/decider';
 import { attemptLoop, plan, type Step } from './attempts';
 import { decompose } from './decomposition';
 import { TaskRun } from './task';
@@ -51,6 +52,11 @@ async function run(t: TaskRun): Promise<CodingTaskResult> {
   if (t.registry) await t.resolveProviders();
   try {
     await t.prepare();
+    // Nothing in the repository could check a change: said before any model is paid.
+    const playbook = t.playbooks ? t.ws?.playbook : undefined;
+    if (playbook?.nothingAnywhere && !t.input.allowNoChecks && !t.input.subtasks?.length) {
+      return await t.finish('failed', noChecksReason(playbook.description));
+    }
     const step = await firstStep(t);
     if (step.kind === 'done') return step.result;
     return await decompose(t, step.subtasks, step.why);

@@ -280,14 +280,14 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
   },
   {
     name: 'no-checks',
-    about: 'a repository with nothing to check and no testCommand: the attempt ends no_checks and the task fails with that reason',
-    expect: { closed: 'FAILED', activities: { generateChange: 1, applyChange: 1 } },
+    about: 'a repository with nothing to check and no testCommand: the task fails no_checks once its workspace is prepared, before any model is called',
+    expect: { closed: 'FAILED', activities: { prepareWorkspace: 1 } },
     run: async (rig, id) => {
       const repo = await makeRepo(path.join(rig.tmp, `notes-${id}`), { 'notes.md': '# Notes\n' });
       rig.model.script('rs-nochecks', [{ content: wholeFile('notes.md', '# Notes\n\n- one\n', 's'), usage }]);
       const { testCommand: _t, ...task } = rig.task(repo, [rig.provider('rs-nochecks')]);
       const r = await rig.run({ ...task, task: { title: 'Add a note', description: 'Add a note.', relatedFiles: ['notes.md'] } }, id);
-      check(r.status === 'failed' && r.reason.startsWith('no_checks'), 'failed with no_checks', [r.status, r.reason]);
+      check(r.status === 'failed' && r.reason.startsWith('no_checks') && rig.model.count('rs-nochecks') === 0, 'failed with no_checks, no call', [r.status, r.reason]);
       return [id];
     },
   },
