@@ -4,7 +4,7 @@
 // cgroup made and read) and /proc sampling's, per command and in the worker's own CPU time.
 // Then what network costs a command: none, vs the egress proxy (its own namespace, the listener
 // put there by nsenter), vs sharing the worker's (what slirp4netns replaced cost ~40 ms more).
-//   npx tsx scripts/bench-sandbox.ts [runs=20] [files=2000]
+//   npx tsx scripts/bench-sandbox.ts [runs=20] [files=2000] [network: only the network cases]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os, { tmpdir } from 'node:os';
@@ -38,6 +38,11 @@ async function main() {
     }
     return median(out);
   };
+  if (process.argv[4] === 'network') {
+    await networked(runs, root, dir, setting);
+    await rm(root, { recursive: true, force: true });
+    return;
+  }
   console.log(`sandbox: ${setting.version}, limits by ${setting.cgroup ? `cgroup v${setting.cgroup.version} + rlimit` : 'rlimit'}${setting.runAs !== undefined ? `, root worker → uid ${setting.runAs} (workspace of ${files} files handed over each run)` : ''}`);
   console.log('| command | bare (median ms) | sandboxed (median ms) | overhead |');
   console.log('|---|---|---|---|');
