@@ -1,11 +1,10 @@
-# The Weaver worker's image: Node.js, git, bubblewrap for the command sandbox, and slirp4netns
-# for the network of a command that may have one (its own stack, without the container's
-# 127.0.0.1). The worker runs as root in the container; each workspace's commands run as its
+# The Weaver worker's image: Node.js, git, bubblewrap for the command sandbox, and nsenter
+# (util-linux), with which the worker puts its egress proxy in the network namespace of a command
+# that may have network (README "The sandbox"). The worker runs as root in the container; each workspace's commands run as its
 # own uid from 200000-299999 (WEAVER_SANDBOX_UID_RANGE). bwrap needs user namespaces and its
-# own /proc mount, hence the security_opt entries next to this image in docker-compose.yml;
-# slirp4netns needs /dev/net/tun (see the README's "The sandbox").
+# own /proc mount, hence the security_opt entries next to this image in docker-compose.yml.
 FROM node:20-bookworm
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bubblewrap slirp4netns git util-linux ca-certificates \
+ && apt-get install -y --no-install-recommends bubblewrap git util-linux ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

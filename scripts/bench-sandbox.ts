@@ -2,9 +2,12 @@
 // root worker's hand-over of the workspace), N times each. Prints medians and the ratio.
 // Then what measuring a command's resources costs (with vs without): the cgroup's (a cpuacct
 // cgroup made and read) and /proc sampling's, per command and in the worker's own CPU time.
-//   npx tsx scripts/bench-sandbox.ts [runs=20] [files=2000]
+// Then what network costs a command: none, vs the egress proxy (its own namespace, the listener
+// put there by nsenter), vs sharing the worker's (what slirp4netns replaced cost ~40 ms more).
+//   npx tsx scripts/bench-sandbox.ts [runs=20] [files=2000] [network: only the network cases]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import http from 'node:http';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCommand } from '../src/activities/commands';
 import { detectSandbox, sandboxed, type SandboxSetting } from '../src/activities/sandbox';
@@ -35,6 +38,11 @@ async function main() {
     }
     return median(out);
   };
+  if (process.argv[4] === 'network') {
+    await networked(runs, root, dir, setting);
+    await rm(root, { recursive: true, force: true });
+    return;
+  }
   console.log(`sandbox: ${setting.version}, limits by ${setting.cgroup ? `cgroup v${setting.cgroup.version} + rlimit` : 'rlimit'}${setting.runAs !== undefined ? `, root worker → uid ${setting.runAs} (workspace of ${files} files handed over each run)` : ''}`);
   console.log('| command | bare (median ms) | sandboxed (median ms) | overhead |');
   console.log('|---|---|---|---|');
@@ -44,6 +52,7 @@ async function main() {
     console.log(`| \`${command}\` | ${bare.toFixed(1)} | ${boxed.toFixed(1)} | +${(boxed - bare).toFixed(1)} ms (×${(boxed / bare).toFixed(2)}) |`);
   }
   await measuring(runs, root, dir, setting);
+  await networked(runs, root, dir, setting);
   await rm(root, { recursive: true, force: true });
 }
 
@@ -88,6 +97,48 @@ async function measuring(runs: number, root: string, dir: string, setting: Sandb
         `${mc - wc >= 0 ? '+' : ''}${(mc - wc).toFixed(1)} ms worker CPU | ${last.cpuMs ?? '-'} ms CPU, ${last.peakMemoryMb ?? '-'} MiB (${last.measuredBy}) |`,
     );
   }
+}
+
+/**
+ * A setup command (`true`, and one HTTP request to a local server) with no network, with the
+ * egress proxy, and sharing the worker's network (the unconfined fallback): medians, alternated.
+ */
+async function networked(runs: number, root: string, dir: string, setting: SandboxSetting) {
+  if (!setting.nsenter || !setting.egress) {
+    console.log(`\nnetwork: no egress proxy here (${setting.networkWarning ?? 'WEAVER_SANDBOX_NETWORK=none'})`);
+    return;
+  }
+  const server = http.createServer((_req, res) => res.end('ok'));
+  // This machine's own address, exempted as a dev address for the benchmark only.
+  const external = Object.values(os.networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address ?? '127.0.0.1';
+  await new Promise<void>((r) => server.listen(0, external, () => r()));
+  const port = (server.address() as { port: number }).port;
+  const proxied: SandboxSetting = { ...setting, egress: { ...setting.egress, allow: [`${external}:${port}`], devAddresses: [external] } };
+  const shared: SandboxSetting = { ...setting, nsenter: undefined };
+  const fetch = `node -e "require('http').get({ host: '127.0.0.1', port: 3128, path: 'http://${external}:${port}/' }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(2))"`;
+  const direct = `node -e "require('http').get('http://${external}:${port}/', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(2))"`;
+  const once = async (s: SandboxSetting, phase: 'setup' | 'test', command: string) => {
+    const t = performance.now();
+    const box = await sandboxed({ setting: s, policy: SandboxPolicySchema.parse({}), phase, dir, command, env: process.env, scratchHome: path.join(root, 'home') });
+    const r = await runCommand({ command: box.command, env: box.env, cwd: dir, timeoutSec: 60, logFile: path.join(root, 'log') });
+    await box.finish(r);
+    if (r.exitCode !== 0) throw new Error(`bench command failed (${r.exitCode}): ${command}\n${r.tail}`);
+    return performance.now() - t;
+  };
+  const cases: { name: string; run: () => Promise<number> }[] = [
+    { name: 'no network (test phase): `true`', run: () => once(setting, 'test', 'true') },
+    { name: 'egress proxy (setup phase): `true`', run: () => once(proxied, 'setup', 'true') },
+    { name: 'shared host network (setup phase, no nsenter): `true`', run: () => once(shared, 'setup', 'true') },
+    { name: 'egress proxy: one HTTP GET through it (node)', run: () => once(proxied, 'setup', fetch) },
+    { name: 'shared host network: one direct HTTP GET (node)', run: () => once(shared, 'setup', direct) },
+  ];
+  const times = cases.map(() => [] as number[]);
+  for (let i = 0; i < runs; i++) for (const [k, c] of cases.entries()) times[k].push(await c.run());
+  console.log('\nnetwork per command (medians, cases alternated):');
+  console.log('| case | median ms |');
+  console.log('|---|---|');
+  for (const [k, c] of cases.entries()) console.log(`| ${c.name} | ${median(times[k]).toFixed(1)} |`);
+  server.close();
 }
 
 main().catch((err) => {

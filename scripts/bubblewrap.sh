@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Makes sure bubblewrap (bwrap), the sandbox every setup and test command runs in, and
-# slirp4netns, which gives a command that may have network its own (without the worker's
-# 127.0.0.1), are on this machine: installs them with the system's package manager when we are
-# root, otherwise says how. Never fails the calling command: without bwrap, workers need
-# WEAVER_SANDBOX=auto or off; without slirp4netns, WEAVER_SANDBOX_NETWORK=none (or auto).
+# Makes sure bubblewrap (bwrap), the sandbox every setup and test command runs in, and nsenter
+# (util-linux), with which the worker puts its egress proxy in the network namespace of a command
+# that may have network, are on this machine: installs them with the system's package manager
+# when we are root, otherwise says how. Never fails the calling command: without bwrap, workers
+# need WEAVER_SANDBOX=auto or off; without nsenter, WEAVER_SANDBOX_NETWORK=none (or auto).
 set -u
 need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
-command -v slirp4netns >/dev/null 2>&1 || need+=(slirp4netns)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(uname -s)" != Linux ]; then
   echo "weaver: bubblewrap needs Linux; on this machine commands run unsandboxed (WEAVER_SANDBOX=auto)." >&2
@@ -24,9 +24,9 @@ elif command -v apk >/dev/null 2>&1; then
 fi
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
-command -v slirp4netns >/dev/null 2>&1 || missing+=(slirp4netns)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "weaver: $(bwrap --version) and $(slirp4netns --version | head -1) installed." >&2
+  echo "weaver: $(bwrap --version) and nsenter installed." >&2
   exit 0
 fi
 cat >&2 <<MSG
@@ -35,6 +35,6 @@ weaver: ${missing[*]} could not be installed here (needs root or sudo).
             sudo dnf install ${missing[*]}       (Fedora/RHEL)
             sudo apk add ${missing[*]}           (Alpine)
   Until then the escape-suite tests (test/sandbox.test.ts) fail, and a worker needs
-  WEAVER_SANDBOX=auto (or WEAVER_DEV=1) to start$( [ "${missing[*]}" = slirp4netns ] && printf ' (or WEAVER_SANDBOX_NETWORK=none: no command gets network)' ).
+  WEAVER_SANDBOX=auto (or WEAVER_DEV=1) to start$( [ "${missing[*]}" = util-linux ] && printf ' (or WEAVER_SANDBOX_NETWORK=none: no command gets network)' ).
 MSG
 exit 0

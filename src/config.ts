@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV, splitPatterns } from './domain/endpoints';
 import { MIN_HEARTBEAT_TIMEOUT_MS, DEFAULT_QUEUE_CHECK_SEC } from './domain/liveness';
+import { isIP } from 'node:net';
+import { DEFAULT_EGRESS_ALLOW, parseEgressList } from './domain/egress';
 import { SandboxLimitsSchema, type SandboxLimits } from './domain/schema';
 import { DEFAULT_TREE_COST_USD } from './domain/settings';
 
@@ -232,6 +234,30 @@ export function sandboxEnvAllowlist(env: NodeJS.ProcessEnv = process.env, dev = 
   const bad = globs.find((g) => !/^[A-Za-z_*?][A-Za-z0-9_*?]*$/.test(g));
   if (bad) throw new Error(`WEAVER_SANDBOX_ENV: "${bad}" is not an environment variable name or glob (letters, digits, _, * and ?; ','-separated)`);
   return globs;
+}
+
+/**
+ * What a command with network may reach (through the worker's egress proxy): WEAVER_EGRESS_ALLOW,
+ * ','-separated host patterns (`registry.npmjs.org`, `*.pypi.org`, `host:8080`, `host:*`), where
+ * `defaults` stands for DEFAULT_EGRESS_ALLOW and `none` for nothing; unset: the defaults.
+ * WEAVER_DEV_EGRESS_ADDRESSES (IPs or CIDRs) exempts addresses from the private/loopback refusal,
+ * for tests' local servers: only with WEAVER_DEV, so a production worker cannot have it by accident.
+ */
+export function egressSetting(env: NodeJS.ProcessEnv = process.env): { allow: string[]; temporal: string; devAddresses?: string[] } {
+  const raw = env.WEAVER_EGRESS_ALLOW === undefined ? ['defaults'] : list(env.WEAVER_EGRESS_ALLOW, ',');
+  const allow = [...new Set(raw.flatMap((e) => (e.toLowerCase() === 'defaults' ? DEFAULT_EGRESS_ALLOW : e.toLowerCase() === 'none' ? [] : [e])))];
+  parseEgressList(allow, 'WEAVER_EGRESS_ALLOW');
+  const dev = list(env.WEAVER_DEV_EGRESS_ADDRESSES, ',');
+  if (dev.length && !truthy(env.WEAVER_DEV)) {
+    throw new Error('WEAVER_DEV_EGRESS_ADDRESSES is a test setting (it lets commands reach private and loopback addresses): it needs WEAVER_DEV=1; unset it in production');
+  }
+  const bad = dev.find((d) => {
+    const [ip, bits, more] = d.split('/');
+    const family = isIP(ip);
+    return !family || more !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)));
+  });
+  if (bad) throw new Error(`WEAVER_DEV_EGRESS_ADDRESSES: "${bad}" is not an IP address or CIDR`);
+  return { allow, temporal: env.TEMPORAL_ADDRESS || 'localhost:7233', ...(dev.length ? { devAddresses: dev } : {}) };
 }
 
 function sandboxMode(value: string | undefined, dev: boolean): SandboxMode {

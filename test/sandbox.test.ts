@@ -5,9 +5,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { connect as connectTcp, createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Connection } from '@temporalio/client';
 import { simpleGit } from 'simple-git';
 import type { CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
 import { wholeFile } from './support/answers';
@@ -163,39 +165,200 @@ describe('network', () => {
   const connect = (p: number, host = '127.0.0.1') => `node -e "require('net').connect(${p}, '${host}').on('connect', () => process.exit(0)).on('error', (e) => { console.error(e.code); process.exit(3) })"`;
   const temporalPort = Number((process.env.WEAVER_TEST_TEMPORAL_ADDRESS ?? 'localhost:7233').split(':').pop());
   const probe = (p: number, host = '127.0.0.1') => `node -e "require('net').connect(${p}, '${host}').on('connect', () => { console.log('CONNECTED-${host}:${p}'); process.exit(0) }).on('error', (e) => console.log('REFUSED-${host}:${p}', e.code))"`;
+  /** A CONNECT through the sandbox's proxy (HTTPS_PROXY): prints the proxy's status for the target. */
+  const viaProxy = (target: string) =>
+    `node -e "const u = new URL(process.env.HTTPS_PROXY); require('http').request({ host: u.hostname, port: u.port, method: 'CONNECT', path: '${target}' }).on('connect', (res, s) => { console.log('PROXY-${target}', res.statusCode); s.destroy() }).on('error', (e) => console.log('PROXY-${target}', e.code)).end()"`;
 
-  test('the setup command has network by default (sandbox.network: setup), none with network: none', async () => {
-    const { r } = await attempt('node --test test/', { setupCommand: connect(outsidePort, external) });
+  test('the setup command has network by default (sandbox.network: setup) — the egress proxy, nothing else —, none with network: none', async () => {
+    // Its network is the proxy on its own loopback, named in HTTPS_PROXY; a direct connection has no route.
+    const { r } = await attempt('node --test test/', { setupCommand: `test "$HTTPS_PROXY" = http://127.0.0.1:3128 && ${connect(3128)}` });
     expect(r.status).toBe('succeeded');
-    const { r: none } = await attempt('node --test test/', { setupCommand: connect(outsidePort, external), sandbox: { network: 'none' } as CodingTaskInput['sandbox'] });
+    const { r: none } = await attempt('node --test test/', { setupCommand: `test -z "$HTTPS_PROXY" && ${connect(outsidePort, external)}`, sandbox: { network: 'none' } as CodingTaskInput['sandbox'] });
     expect(none.status).toBe('failed');
     // Not even a route out: the failure names the missing network.
-    expect(none.reason).toMatch(/setup command no network in the sandbox[\s\S]*ENETUNREACH/);
+    expect(none.reason).toMatch(/setup step "setup" .*\) no network in the sandbox[\s\S]*ENETUNREACH/);
   });
 
-  test('the setup command reaches the outside but not the worker\'s 127.0.0.1: no Temporal, no local listener', async () => {
-    // The setup's findings, in a file the test command prints.
-    const setup = `{ ${probe(outsidePort, external)}; ${probe(port)}; ${probe(temporalPort)}; ${probe(port, '10.0.2.2')}; } > net.txt 2>&1`;
-    const { r } = await attempt('cat net.txt; node --test test/', { setupCommand: setup });
-    const log = await testLog(r);
-    expect(log).toContain(`CONNECTED-${external}:${outsidePort}`);
+  test('the setup command reaches nothing directly — not the outside, not the worker\'s 127.0.0.1, not Temporal — and the proxy refuses what is not allowed', async () => {
+    // The setup's findings, in its step's log. The rig's worker has the default allowlist
+    // (package registries), none of them reached here: only refusals are asked for.
+    const setup = `${probe(outsidePort, external)}; ${probe(port)}; ${probe(temporalPort)}; ${probe(port, '10.0.2.2')}; ${viaProxy(`127.0.0.1:${temporalPort}`)}; ${viaProxy(`${external}:${outsidePort}`)}`;
+    const { r } = await attempt('node --test test/', { setupCommand: setup });
+    const log = await artifact(r.checks?.setup?.[0].log?.ref);
+    expect(r.status === 'succeeded' ? 'succeeded' : r.reason).toBe('succeeded');
+    expect(log).toContain(`REFUSED-${external}:${outsidePort} ENETUNREACH`);
     expect(log).toContain(`REFUSED-127.0.0.1:${port}`);
     expect(log).toContain(`REFUSED-127.0.0.1:${temporalPort}`);
-    expect(log).toContain(`REFUSED-10.0.2.2:${port}`);
+    expect(log).toContain(`REFUSED-10.0.2.2:${port} ENETUNREACH`);
+    expect(log).toContain(`PROXY-127.0.0.1:${temporalPort} 403`);
+    expect(log).toContain(`PROXY-${external}:${outsidePort} 403`);
+    // The refusals are on the setup step's outcome.
+    expect(r.checks?.setup?.[0].egressRefused).toEqual(
+      expect.arrayContaining([
+        { host: '127.0.0.1', port: temporalPort, why: expect.stringMatching(/not in the egress allowlist/), times: 1 },
+        { host: external, port: outsidePort, why: expect.stringMatching(/not in the egress allowlist/), times: 1 },
+      ]),
+    );
     verdict(
-      'setup command: connect to Temporal and a 127.0.0.1 listener',
-      r.status === 'succeeded' && log.includes(`CONNECTED-${external}`) && !/CONNECTED-(127\.0\.0\.1|10\.0\.2\.2)/.test(log),
-      'its own network stack (slirp4netns --disable-host-loopback); egress works',
+      'setup command: connect to Temporal, a 127.0.0.1 listener, the LAN',
+      r.status === 'succeeded' && !log.includes('CONNECTED-') && !/PROXY-\S+ 200/.test(log),
+      'a network namespace with only a loopback; out only through the egress proxy (allowlist)',
     );
   });
 
   test('the Temporal frontend and a listener on 127.0.0.1 are unreachable from tests', async () => {
     // Even a task asking for network everywhere: the worker's cap (WEAVER_SANDBOX_NETWORK, default setup) holds.
-    const { r } = await attempt(`${probe(temporalPort)}; ${probe(port)}; ${probe(outsidePort, external)}; node --test test/`, { sandbox: { network: 'all' } as CodingTaskInput['sandbox'] });
+    const { r } = await attempt(`echo "proxy=[$HTTPS_PROXY]"; ${probe(temporalPort)}; ${probe(port)}; ${probe(outsidePort, external)}; ${probe(3128)}; node --test test/`, { sandbox: { network: 'all' } as CodingTaskInput['sandbox'] });
     const log = await testLog(r);
+    expect(log).toContain('proxy=[]');
     expect(log).toContain(`REFUSED-127.0.0.1:${port}`);
     expect(log).toContain(`REFUSED-${external}:${outsidePort}`);
+    expect(log).toContain('REFUSED-127.0.0.1:3128');
     verdict('connect to Temporal and a 127.0.0.1 listener', !log.includes('CONNECTED-') && log.includes(`REFUSED-127.0.0.1:${temporalPort}`), 'no network at all for tests (sandbox.network: setup)');
+  });
+});
+
+/**
+ * Egress by allowlist, through a real task: a worker whose allowlist names a local HTTP server
+ * (on this machine's non-loopback address, exempted from the private-address refusal by the
+ * dev-only WEAVER_DEV_EGRESS_ADDRESSES) and 169.254.169.254, and whose Temporal frontend is
+ * reachable on that same address (a relay to the dev server).
+ */
+describe('egress allowlist', () => {
+  const external = externalIPv4();
+  let egress: Rig;
+  let web: HttpServer;
+  let webPort = 0;
+  const seen: string[] = [];
+  let relay: Server;
+  let relayPort = 0;
+  const temporal = process.env.WEAVER_TEST_TEMPORAL_ADDRESS ?? 'localhost:7233';
+  /** Prints how a target fares: directly, by GET through the proxy, by CONNECT through it. */
+  const PROBE = [
+    "const http = require('http'), net = require('net');",
+    "const proxy = new URL(process.env.HTTP_PROXY);",
+    'const [mode, target] = process.argv.slice(2);',
+    "const i = target.lastIndexOf(':'), host = target.slice(0, i), port = Number(target.slice(i + 1));",
+    "const out = (...a) => console.log(mode.toUpperCase(), target, ...a);",
+    "if (mode === 'direct') net.connect(port, host).on('connect', () => { out('OPEN'); process.exit(0) }).on('error', (e) => out(e.code));",
+    "if (mode === 'get') http.get({ host: proxy.hostname, port: proxy.port, path: `http://${target}/via-get`, agent: false }, (res) => { let b = ''; res.on('data', (d) => (b += d)); res.on('end', () => out(res.statusCode, b.trim())) }).on('error', (e) => out(e.code));",
+    "if (mode === 'connect') http.request({ host: proxy.hostname, port: proxy.port, method: 'CONNECT', path: target, agent: false }).on('connect', (res, s) => {",
+    '  if (res.statusCode !== 200) { out(res.statusCode); s.destroy(); return }',
+    "  let b = ''; s.on('data', (d) => (b += d)); s.on('end', () => out(200, b.split('\\r\\n\\r\\n').pop().trim()));",
+    "  s.write(`GET /via-connect HTTP/1.1\\r\\nHost: ${target}\\r\\nConnection: close\\r\\n\\r\\n`);",
+    "}).on('error', (e) => out(e.code)).end();",
+  ].join('\n');
+
+  beforeAll(async () => {
+    web = createHttpServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.end(`allowed-host-says-hi ${req.url}\n`);
+    });
+    await new Promise<void>((r) => web.listen(0, external, () => r()));
+    webPort = (web.address() as { port: number }).port;
+    // The frontend on a non-loopback interface: a TCP relay on this machine's address to the dev server.
+    const [th, tp] = [temporal.slice(0, temporal.lastIndexOf(':')), Number(temporal.slice(temporal.lastIndexOf(':') + 1))];
+    relay = createServer((c) => {
+      const up = connectTcp(tp, th);
+      c.on('error', () => up.destroy());
+      up.on('error', () => c.destroy());
+      c.pipe(up).pipe(c);
+    });
+    await new Promise<void>((r) => relay.listen(0, external, () => r()));
+    relayPort = (relay.address() as { port: number }).port;
+    const env = {
+      WEAVER_DEV: '1',
+      WEAVER_EGRESS_ALLOW: `defaults,${external}:*,169.254.169.254:*`,
+      WEAVER_DEV_EGRESS_ADDRESSES: external,
+      TEMPORAL_ADDRESS: `${external}:${relayPort}`,
+    };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    try {
+      egress = await startRig({ sandbox: 'required' });
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+  afterAll(async () => {
+    await egress?.close();
+    await Promise.all([web, relay].map((s) => new Promise<void>((r) => (s ? s.close(() => r()) : r()))));
+  });
+
+  /** A repository with probe.js committed, and a task whose setup runs `setup`; the setup step's log. */
+  async function egressTask(setup: string, extra: Partial<CodingTaskInput> = {}) {
+    const repo = await egress.newRepo();
+    await writeFile(path.join(repo, 'probe.js'), PROBE);
+    await simpleGit(repo).add('probe.js').commit('probe');
+    const id = `m-egress-${++seq}`;
+    egress.model.setDefault(id, () => ({ content: wholeFile('src/slugify.js', GOOD, 'fix slugify') }));
+    const r = await egress.run(egress.task(repo, [egress.provider(id)], { setupCommand: setup, testCommand: ['sh', '-c', 'node --test test/'], limits: { maxAttempts: 1, testTimeoutSec: 60 }, ...extra }));
+    return { r, log: await artifact(r.checks?.setup?.[0].log?.ref, egress) };
+  }
+
+  test('the relay really is the Temporal frontend, on a non-loopback address', async () => {
+    const conn = await Connection.connect({ address: `${external}:${relayPort}` });
+    try {
+      const info = await conn.workflowService.getSystemInfo({});
+      expect(info.serverVersion).toMatch(/\d+\.\d+/);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  test('a setup command reaches an allowed host through the proxy; a host not allowed, the Temporal frontend and 169.254.169.254 are refused and reported; direct connections fail', async () => {
+    const web = `${external}:${webPort}`;
+    const setup = [
+      `node probe.js get ${web}`,
+      `node probe.js connect ${web}`,
+      `node probe.js connect ${external}:${relayPort}`,
+      'node probe.js get 169.254.169.254:80',
+      'node probe.js connect not-allowed.invalid:443',
+      `node probe.js direct ${web}`,
+      `node probe.js direct ${external}:${relayPort}`,
+    ].join('; ');
+    const { r, log } = await egressTask(setup);
+    expect(r.status === 'succeeded' ? 'succeeded' : r.reason).toBe('succeeded');
+    // Reached, through the proxy (the server saw both requests).
+    expect(log).toContain(`GET ${web} 200 allowed-host-says-hi /via-get`);
+    expect(log).toContain(`CONNECT ${web} 200 allowed-host-says-hi /via-connect`);
+    expect(seen).toEqual(expect.arrayContaining(['/via-get', '/via-connect']));
+    // Refused whatever the allowlist says (the frontend's address and 169.254.0.0/16 are in it).
+    expect(log).toContain(`CONNECT ${external}:${relayPort} 403`);
+    expect(log).toContain('GET 169.254.169.254:80 403');
+    expect(log).toContain('CONNECT not-allowed.invalid:443 403');
+    // No route but the proxy.
+    expect(log).toContain(`DIRECT ${web} ENETUNREACH`);
+    expect(log).toContain(`DIRECT ${external}:${relayPort} ENETUNREACH`);
+    // Each refusal is on the setup step's outcome, with why.
+    const refused = r.checks?.setup?.[0].egressRefused ?? [];
+    expect(refused).toEqual([
+      { host: external, port: relayPort, why: expect.stringMatching(/^the Temporal frontend/), times: 1 },
+      { host: '169.254.169.254', port: 80, why: expect.stringMatching(/^link-local address \(cloud metadata\)/), times: 1 },
+      { host: 'not-allowed.invalid', port: 443, why: expect.stringMatching(/^not in the egress allowlist/), times: 1 },
+    ]);
+    verdict(
+      'setup command: the Temporal frontend on a LAN address, 169.254.169.254, a host not allowed',
+      refused.length === 3 && !log.includes('OPEN') && !/(CONNECT|GET) (\S+) 200/.test(log.replace(new RegExp(`(GET|CONNECT) ${web.replace(/\./g, '\\.')} 200`, 'g'), '')),
+      'egress proxy: allowlist, resolved address checked, private/link-local ranges and the frontend always refused',
+    );
+  });
+
+  test('a task narrows the allowlist and cannot widen it; a failed setup names what egress refused', async () => {
+    const web = `${external}:${webPort}`;
+    // Narrowed to the registries: the local server is no longer allowed; a wider entry is dropped, with a note.
+    const sandbox = { network: 'setup', egress: ['registry.npmjs.org', '*.invalid'] } as CodingTaskInput['sandbox'];
+    const { r, log } = await egressTask(`node probe.js get ${web}`, { sandbox });
+    expect(r.status === 'succeeded' ? 'succeeded' : r.reason).toBe('succeeded');
+    expect(log).toContain(`GET ${web} 403`);
+    expect(r.warnings).toContainEqual("sandbox.egress: *.invalid not allowed: this worker's egress allowlist does not cover it (WEAVER_EGRESS_ALLOW)");
+    expect(r.checks?.setup?.[0].egressRefused).toEqual([{ host: external, port: webPort, why: expect.stringMatching(/^not in the egress allowlist/), times: 1 }]);
+    const { r: failed } = await egressTask(`node probe.js get ${web}; node probe.js get ${web}; exit 1`, { sandbox });
+    expect(failed.status).toBe('failed');
+    expect(failed.reason).toMatch(new RegExp(`egress refused ${web.replace(/\./g, '\\.')} \\(not in the egress allowlist [^)]*\\), 2×\\)`));
   });
 });
 

@@ -1,6 +1,6 @@
 // The worker's side of the sandbox policy (issue 8): caps on a task's limits, a uid per
-// workspace, the `sandbox.env` allowlist, and what happens without slirp4netns. Real bwrap,
-// real slirp4netns, a real worker on the dev server; tasks see the worker's caps as notes on
+// workspace, the `sandbox.env` allowlist, and what happens without the egress proxy (nsenter). Real bwrap,
+// the real egress proxy, a real worker on the dev server; tasks see the worker's caps as notes on
 // the workspace handle (read back from the workflow's history).
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -179,7 +179,7 @@ async function startWorker(env: Record<string, string>): Promise<{ code: number 
   return { code, text };
 }
 
-describe('without slirp4netns', () => {
+describe('without the egress proxy (no nsenter)', () => {
   let listener: Server;
   let port = 0;
   beforeAll(async () => {
@@ -192,13 +192,19 @@ describe('without slirp4netns', () => {
   });
   afterAll(() => new Promise<void>((r) => listener.close(() => r())));
 
-  test('WEAVER_SANDBOX=required refuses to start, naming apt-get install slirp4netns; with WEAVER_SANDBOX_NETWORK=none it starts', async () => {
-    const out = await startWorker({ WEAVER_SLIRP4NETNS: '/nonexistent/slirp4netns' });
+  test('WEAVER_SANDBOX=required refuses to start, naming apt-get install util-linux; with WEAVER_SANDBOX_NETWORK=none it starts', async () => {
+    const out = await startWorker({ WEAVER_NSENTER: '/nonexistent/nsenter' });
     expect(out.code).not.toBe(0);
-    expect(out.text).toMatch(/WEAVER_SANDBOX=required, but slirp4netns is not installed[\s\S]*apt-get install slirp4netns[\s\S]*WEAVER_SANDBOX_NETWORK=none/);
-    const none = await detectSandbox({ mode: 'required', hide: [], env: { ...process.env, WEAVER_SLIRP4NETNS: '/nonexistent/slirp4netns', WEAVER_SANDBOX_NETWORK: 'none' } });
+    expect(out.text).toMatch(/WEAVER_SANDBOX=required, but nsenter is not installed[\s\S]*without the egress allowlist[\s\S]*apt-get install util-linux[\s\S]*WEAVER_SANDBOX_NETWORK=none/);
+    const none = await detectSandbox({ mode: 'required', hide: [], env: { ...process.env, WEAVER_NSENTER: '/nonexistent/nsenter', WEAVER_SANDBOX_NETWORK: 'none' } });
     expect(none).toMatchObject({ kind: 'bubblewrap', maxNetwork: 'none' });
-    expect(none.slirp4netns).toBeUndefined();
+    expect(none.nsenter).toBeUndefined();
+  });
+
+  test('WEAVER_DEV_EGRESS_ADDRESSES without WEAVER_DEV stops the start: a production worker never exempts private addresses by accident', async () => {
+    const out = await startWorker({ WEAVER_DEV_EGRESS_ADDRESSES: '192.0.2.2', WEAVER_DEV: '' });
+    expect(out.code).not.toBe(0);
+    expect(out.text).toMatch(/WEAVER_DEV_EGRESS_ADDRESSES is a test setting[\s\S]*needs WEAVER_DEV=1/);
   });
 
   test('auto shares the host network with a warning, said in the handle\'s notes', async () => {
@@ -206,8 +212,8 @@ describe('without slirp4netns', () => {
     try {
       const dir = path.join(root, 'ws', 'task', 'repo');
       await mkdir(dir, { recursive: true });
-      const setting = await detectSandbox({ mode: 'auto', hide: [path.join(root, 'ws')], env: { ...process.env, WEAVER_SANDBOX_MAX_LIMITS: '', WEAVER_SLIRP4NETNS: '/nonexistent/slirp4netns' } });
-      expect(setting).toMatchObject({ kind: 'bubblewrap', networkWarning: expect.stringMatching(/share the worker's own \(slirp4netns is not installed.*127\.0\.0\.1/) });
+      const setting = await detectSandbox({ mode: 'auto', hide: [path.join(root, 'ws')], env: { ...process.env, WEAVER_SANDBOX_MAX_LIMITS: '', WEAVER_NSENTER: '/nonexistent/nsenter' } });
+      expect(setting).toMatchObject({ kind: 'bubblewrap', networkWarning: expect.stringMatching(/share the worker's own \(nsenter is not installed.*127\.0\.0\.1/) });
       const p = SandboxPolicySchema.parse({});
       expect(sandboxNotes(setting, p)).toContain(setting.networkWarning);
       expect(sandboxNotes(setting, SandboxPolicySchema.parse({ network: 'none' }))).toEqual([]);

@@ -11,6 +11,7 @@ import { normaliseForComparison } from '../domain/matching';
 import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
 import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type SandboxPolicy, type StepOutcome } from '../domain/schema';
+import type { EgressRefusal } from '../domain/egress';
 import { applyChangeSet, previewChangeSet } from './apply';
 import { checkPathSyntax, readConfined } from './confinedPaths';
 import { detectForChange, resolvePlaybook } from './playbooks';
@@ -152,11 +153,11 @@ export function createActivities(deps: ActivityDeps) {
       throw err;
     });
     // Measured for every command here (setup, tests, any step): wall, CPU and peak memory of its whole tree.
-    const { limit, resources } = await box.finish(r);
+    const { limit, resources, egressRefused } = await box.finish(r);
     const gitChanged = await restoreGit(cwd, before);
     const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;
     const log: ArtifactRef = await store.adoptFile(kind, logFile);
-    return { r, log, limit, violation, resources, dropped: droppedNote(r, maxOutputMb) };
+    return { r, log, limit, violation, resources, egressRefused, dropped: droppedNote(r, maxOutputMb) };
   }
 
   /** prepareWorkspace's work: clone, branch, then the setup command (in its turn, like tests). */
@@ -169,14 +170,14 @@ export function createActivities(deps: ActivityDeps) {
     if (restore) return finishPrepare(req, handle);
     if (req.checks) return finishPrepare(req, { ...handle, ...(await setUp(req, handle.dir)) });
     if (req.setupCommand) {
-      const { r, log, limit, violation } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
+      const { r, log, limit, violation, egressRefused } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
       if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
       if (r.exitCode !== 0 || violation) {
         const why = violation ?? limit ?? (r.timedOut ? 'timed out' : `exited with ${r.exitCode}`);
         throw ApplicationFailure.create({
           type: 'SetupFailed',
           nonRetryable: !!violation,
-          message: `setup command ${why} (log ${log.ref}):\n${r.tail.slice(-1500)}`,
+          message: `setup command ${why}${refusedText(egressRefused, '; ')} (log ${log.ref}):\n${r.tail.slice(-1500)}`,
         });
       }
     }
@@ -213,7 +214,7 @@ export function createActivities(deps: ActivityDeps) {
         throw ApplicationFailure.create({
           type: 'SetupFailed',
           nonRetryable: !!out.violation,
-          message: `setup step "${step.name}" (${commandText(step.run)}) ${why} (log ${out.log?.ref}):\n${(out.tail ?? '').slice(-1500)}`,
+          message: `setup step "${step.name}" (${commandText(step.run)}) ${why}${refusedText(out.egressRefused, '; ')} (log ${out.log?.ref}):\n${(out.tail ?? '').slice(-1500)}`,
         });
       }
     }
@@ -228,13 +229,13 @@ export function createActivities(deps: ActivityDeps) {
     // Only setup (before the change) may ask for network: a check runs the model's code, which
     // gets network only where the task's policy is `all` (the worker's cap still applies).
     const phase = step.kind === 'setup' && step.network ? 'setup' : 'test';
-    const { r, log, limit, violation, resources, dropped } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
+    const { r, log, limit, violation, resources, dropped, egressRefused } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
     if (r.cancelled) throw new CancelledFailure(`${step.name} step cancelled; process group killed`);
     // A limit is only ever the reason a step failed: a passing step whose output merely mentions
     // ENOSPC or ENOTFOUND is a pass.
     const passed = r.exitCode === 0 && !r.timedOut && !violation;
     const hit = passed ? undefined : limit;
-    const notes = [violation && `weaver: ${violation}`, hit && `weaver: ${hit}`, dropped].filter(Boolean).join('\n');
+    const notes = [violation && `weaver: ${violation}`, hit && `weaver: ${hit}`, refusedText(egressRefused, 'weaver: '), dropped].filter(Boolean).join('\n');
     return {
       name: step.name,
       kind: step.kind,
@@ -249,6 +250,7 @@ export function createActivities(deps: ActivityDeps) {
       ...(hit ? { limit: hit } : {}),
       ...(violation ? { violation } : {}),
       resources,
+      ...(egressRefused ? { egressRefused } : {}),
     };
   }
 
@@ -338,11 +340,11 @@ export function createActivities(deps: ActivityDeps) {
         // Runs started before playbooks passed here; a workflow never asks this now (no_checks).
         return { passed: false, exitCode: null, timedOut: false, durationMs: 0, tail: 'no_checks: no test command configured' };
       }
-      const { r, log, limit, violation, resources, dropped } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+      const { r, log, limit, violation, resources, dropped, egressRefused } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
       // Reported as a cancellation: the sandbox and everything in it are already dead.
       if (r.cancelled) throw new CancelledFailure('test run cancelled; process group killed');
       // What the model reads as feedback: the limit or the refusal comes first.
-      const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`, dropped].filter(Boolean).join('\n');
+      const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`, refusedText(egressRefused, 'weaver: '), dropped].filter(Boolean).join('\n');
       return {
         passed: r.exitCode === 0 && !r.timedOut && !violation,
         exitCode: r.exitCode,
@@ -353,6 +355,7 @@ export function createActivities(deps: ActivityDeps) {
         ...(limit ? { limit } : {}),
         ...(violation ? { violation } : {}),
         resources,
+        ...(egressRefused ? { egressRefused } : {}),
       };
     },
 
@@ -430,6 +433,13 @@ const SETUP_TIMEOUT_SEC = 600;
 /** Apply errors (closest lines included) travel through history and into the next prompt. */
 const MAX_APPLY_ERRORS_CHARS = 12_000;
 const MAX_LINE_CHARS = 300;
+
+/** The egress proxy's refusals in one line (`prefix` first), for a tail or a failure message; '' when none. */
+function refusedText(refused: EgressRefusal[] | undefined, prefix: string): string {
+  if (!refused?.length) return '';
+  const items = refused.slice(0, 5).map((x) => `${x.host}:${x.port} (${x.why}${x.times > 1 ? `, ${x.times}×` : ''})`);
+  return `${prefix}egress refused ${items.join(', ')}${refused.length > 5 ? `, and ${refused.length - 5} more` : ''}`;
+}
 
 /** Long lines cut, then whole entries kept while they fit; the rest counted. */
 function boundLines(items: string[], maxChars: number): string[] {

@@ -16,31 +16,34 @@
 //   WEAVER_CGROUP_PARENT), which also tells an OOM kill apart. Disk: every writable tmpfs is
 //   sized, the other hiding ones read-only, and the workspace's growth is watched (`du`, about
 //   every second); over `diskMb`, the sandbox is killed.
-// - network for a command that may have it: its own stack through slirp4netns
-//   (--disable-host-loopback), so it reaches the internet but not the worker's 127.0.0.1
-//   (Temporal). bwrap reports the sandbox's pid (--info-fd) and waits (--block-fd) until the
-//   tap device is up. The same pid lets the disk watch kill the sandbox.
+// - network for a command that may have it: only through the worker's egress proxy. The
+//   command's network namespace has only a loopback; bwrap reports the sandbox's pid
+//   (--info-fd) and waits (--block-fd) until the worker has put its proxy's listener there
+//   (127.0.0.1:3128, HTTP(S)_PROXY). The proxy lets through the hosts of the allowlist, never a
+//   private, loopback or link-local address nor Temporal, and reports what it refused
+//   (sandbox/egress.ts). The same pid lets the disk watch kill the sandbox.
 // - resources: `finish` says what the command's whole tree used (wall, CPU, peak memory): from
 //   the cgroup where it counts them (v1 cpuacct + memory, v2 cpu.stat + memory.peak), else from
 //   sampling /proc (../processUsage.ts; runCommand does it when `sampleUsageMs` is set).
 //
 // The entry point: `sandboxed` wraps one command. Its parts are in ./sandbox/: detect.ts (finding
-// bwrap, slirp4netns, cgroups at start), setting.ts (the setting and the request, in words),
+// bwrap, nsenter, cgroups at start), setting.ts (the setting and the request, in words),
 // policy.ts (limits, network and env of a task's policy), argv.ts (the bwrap command line),
-// limits.ts (cgroups, the disk watch, which limit was hit), network.ts (slirp4netns and the
-// control files), uids.ts (a uid per workspace).
+// limits.ts (cgroups, the disk watch, which limit was hit), network.ts (the control files),
+// egress.ts (the egress proxy), uids.ts (a uid per workspace).
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { HOME_IN_SANDBOX, sandboxCommand, type Prepared } from './sandbox/argv';
 import { Cgroup, DiskWatch, limitHit, MIB, size } from './sandbox/limits';
-import { attachNetwork, Control } from './sandbox/network';
-import { effectiveLimits, networkFor, sandboxEnv } from './sandbox/policy';
+import { attachEgress, EgressProxy, proxyEnv } from './sandbox/egress';
+import { Control } from './sandbox/network';
+import { effectiveLimits, egressFor, networkFor, sandboxEnv } from './sandbox/policy';
 import type { ResourceUsage } from '../domain/schema';
 import type { RunCommandResult } from './commands';
 import type { SandboxedCommand, SandboxRunRequest } from './sandbox/setting';
 import { handOver, uidFor } from './sandbox/uids';
 
-export { detectSandbox, INSTALL_HINT, SLIRP_INSTALL_HINT, type DetectOptions } from './sandbox/detect';
+export { detectSandbox, INSTALL_HINT, NSENTER_INSTALL_HINT, type DetectOptions } from './sandbox/detect';
 export { effectiveLimits, sandboxNotes } from './sandbox/policy';
 export { describeSandbox, enforcementOf, sandboxDetails, type CgroupSupport, type SandboxedCommand, type SandboxRunRequest, type SandboxSetting } from './sandbox/setting';
 export { uidFor } from './sandbox/uids';
@@ -59,12 +62,14 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   const uid = uidFor(setting, req.dir);
   if (uid !== undefined) await handOver(req.dir, uid);
   const network = networkFor(setting, policy, req.phase);
-  const slirp = network ? setting.slirp4netns : undefined;
+  const egress = network && !!setting.nsenter && !!setting.egress;
+  // Whatever the task's sandbox.env said: its HTTP(S) goes to the proxy, and nothing bypasses it.
+  if (egress) Object.assign(env, proxyEnv());
   // Beside the workspace, so under the hidden workspace root: the sandbox never sees it.
-  const ctl = await Control.create(path.dirname(req.dir), !!slirp);
+  const ctl = await Control.create(path.dirname(req.dir), egress);
   const cgroup = setting.cgroup ? await Cgroup.create(setting.cgroup, limits).catch(() => undefined) : undefined;
   try {
-    return await start(req, { limits, uid, network, slirp, ctl, cgroup, argv, env });
+    return await start(req, { limits, uid, network, egress, ctl, cgroup, argv, env });
   } catch (err) {
     await ctl.close();
     await cgroup?.remove();
@@ -73,14 +78,15 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
 }
 
 async function start(req: SandboxRunRequest, prepared: Prepared): Promise<SandboxedCommand> {
-  const { limits, network, slirp, ctl, cgroup, env } = prepared;
+  const { limits, network, egress, ctl, cgroup, env } = prepared;
   const { command, scratchMb } = await sandboxCommand(req, prepared);
 
   const kill = async () => {
     await ctl.killSandbox();
     await cgroup?.killAll();
   };
-  const net = slirp ? attachNetwork(ctl, slirp, kill) : undefined;
+  const proxy = egress ? new EgressProxy(egressFor(req.setting, req.policy).allow, req.setting.egress!) : undefined;
+  const net = egress ? attachEgress(ctl, req.setting.nsenter!, proxy, kill) : undefined;
   const disk = await DiskWatch.start(req.dir, limits.diskMb, kill);
   let done = false;
   const dispose = async () => {
@@ -106,12 +112,13 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
           : grown > limits.diskMb * MIB
             ? `disk limit ${size(limits.diskMb)} exceeded: the workspace grew by ${size(Math.ceil(grown / MIB))}`
             : netError
-              ? `killed: the sandbox's network could not be set up (${netError})`
+              ? `killed: the sandbox's egress proxy could not be set up (${netError})`
               : await limitHit(r, limits, cgroup, network, scratchMb);
       // Before dispose: the cgroup's counters go with it.
       const resources = resourcesOf(r, cgroup && { ...(await cgroup.usage()), by: cgroup.kind });
       await dispose();
-      return { ...(hit ? { limit: hit } : {}), resources };
+      const refused = proxy?.refused() ?? [];
+      return { ...(hit ? { limit: hit } : {}), resources, ...(refused.length ? { egressRefused: refused } : {}) };
     },
   };
 }

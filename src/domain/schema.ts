@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { CommandSchema, PlaybookFieldSchema } from './playbook';
 import type { TaskSettings } from './settings';
 import { DEFAULT_MAX_WAIT_SEC, ERROR_FAMILIES } from './errors';
+import { parseEgressPattern, type EgressRefusal } from './egress';
 
 export const PricingSchema = z.object({
   inputPerMTok: z.number().nonnegative(),
@@ -141,6 +142,19 @@ export const SandboxPolicySchema = z
     env: z.array(SandboxEnvName).max(50).default([]),
     /** Each at most what the worker allows (WEAVER_SANDBOX_MAX_LIMITS); a lowered one is reported. */
     limits: SandboxLimitsSchema.prefault({}),
+    /**
+     * Hosts a command with network may reach through the worker's egress proxy: a narrowing of
+     * the worker's WEAVER_EGRESS_ALLOW (an entry outside it is dropped, with a note). Absent: the worker's list.
+     */
+    egress: z
+      .array(
+        z.string().max(260).superRefine((v, ctx) => {
+          const p = parseEgressPattern(v);
+          if (typeof p === 'string') ctx.addIssue({ code: 'custom', message: p });
+        }),
+      )
+      .max(100)
+      .optional(),
   })
   .strict();
 export type SandboxPolicy = z.infer<typeof SandboxPolicySchema>;
@@ -374,6 +388,8 @@ export interface TestOutcome {
   violation?: string;
   /** What the command's whole process tree used (wall time, CPU, peak memory). */
   resources?: ResourceUsage;
+  /** Connections the worker's egress proxy refused (host, port, why; at most 20 distinct, counted). */
+  egressRefused?: EgressRefusal[];
 }
 
 /** Wall time, CPU time (user+sys) and peak memory of one command's whole process tree. */

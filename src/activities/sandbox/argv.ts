@@ -1,14 +1,13 @@
 // The bwrap command line: namespaces, the mounts (a read-only host, worker paths hidden under
 // sized or read-only tmpfs, the workspace writable but its .git read-only, resolv.conf for a
-// command with network), rlimits through prlimit, the uid dropped, the cgroup joined first.
-import { existsSync, lstatSync, readFileSync, realpathSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+// command sharing the worker's network), rlimits through prlimit, the uid dropped, the cgroup joined first.
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { SandboxLimits } from '../../domain/schema';
 import { isInside } from '../paths';
 import { MIB, type Cgroup } from './limits';
-import { shq, type Control } from './network';
+import type { Control } from './network';
 import type { SandboxRunRequest, SandboxSetting } from './setting';
 
 export const NAMESPACES = ['--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent', '--new-session'];
@@ -34,17 +33,12 @@ function hiddenPaths(s: SandboxSetting): string[] {
 export const HOME_IN_SANDBOX = '/tmp/home';
 /** Writable tmpfs mounts of the sandbox, each sized; every other hiding tmpfs is remounted read-only. */
 const SCRATCH = new Set(['/tmp', '/var/tmp', '/dev/shm']);
-/** The host's resolv.conf with slirp4netns's DNS forwarder (10.0.2.3) as the server: it reaches the worker's resolver even on its loopback. */
-function slirpResolv(): string {
-  const host = existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : '';
-  return ['nameserver 10.0.2.3', ...host.split('\n').filter((l) => l.trim() && !/^\s*nameserver\b/.test(l))].join('\n') + '\n';
-}
-
 export interface Prepared {
   limits: SandboxLimits;
   uid?: number;
   network: boolean;
-  slirp?: string;
+  /** Network only through the worker's egress proxy (a namespace of its own, only a loopback). */
+  egress?: boolean;
   ctl: Control;
   cgroup?: Cgroup;
   argv: string[];
@@ -52,7 +46,7 @@ export interface Prepared {
 }
 
 /** The command line that runs `argv` in the sandbox, and the size of its writable tmpfs. */
-export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, network, slirp, ctl, cgroup, argv }: Prepared): Promise<{ command: string[]; scratchMb: number }> {
+export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, network, egress, ctl, cgroup, argv }: Prepared): Promise<{ command: string[]; scratchMb: number }> {
   const { setting } = req;
   const rlimits = [
     `--nproc=${limits.processes}`,
@@ -71,35 +65,20 @@ export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, netw
   const hidden = hiddenPaths(setting);
   for (const p of hidden) mounts.push(...(SCRATCH.has(p) ? ['--size', String(scratchMb * MIB)] : []), '--tmpfs', p);
   for (const p of setting.readOnly) if (existsSync(p) && hidden.some((h) => isInside(p, h))) mounts.push('--ro-bind', p, p);
-  let resolv = '';
-  if (slirp) {
-    await writeFile(path.join(ctl.dir, 'resolv.conf'), slirpResolv());
-    resolv = ` 5<${shq(path.join(ctl.dir, 'resolv.conf'))}`;
-    mounts.push('--ro-bind-data', '5', resolvTarget());
-  } else if (network) {
-    mounts.push(...resolvConf(hidden));
-  }
+  // Through the proxy, names are resolved by the worker: the sandbox needs no resolver.
+  if (network && !egress) mounts.push(...resolvConf(hidden));
   mounts.push('--dir', HOME_IN_SANDBOX, '--bind', req.dir, req.dir);
   const git = path.join(req.dir, '.git');
   if (existsSync(git)) mounts.push('--ro-bind', git, git);
   // Last, after the mount points inside them exist: hiding tmpfs and /dev take no writes.
   for (const p of hidden) if (!SCRATCH.has(p)) mounts.push('--remount-ro', p);
   mounts.push('--remount-ro', '/dev');
-  const bwrap = [setting.bwrap!, ...NAMESPACES, ...(network && !slirp ? ['--share-net'] : []), ...ctl.bwrapArgs, ...mounts, '--chdir', req.dir, '--', ...argv];
+  const bwrap = [setting.bwrap!, ...NAMESPACES, ...(network && !egress ? ['--share-net'] : []), ...ctl.bwrapArgs, ...mounts, '--chdir', req.dir, '--', ...argv];
   const inner = ['prlimit', ...rlimits, '--', ...dropPrivileges(uid), ...bwrap];
   // Joins the cgroup before anything runs, so nothing escapes its limits; the fds bwrap reports on and waits on.
-  const command = ['/bin/sh', '-c', `${cgroup ? `${cgroup.attachScript}; ` : ''}exec "$@" ${ctl.redirections}${resolv}`, 'weaver-sandbox', ...inner];
+  const command = ['/bin/sh', '-c', `${cgroup ? `${cgroup.attachScript}; ` : ''}exec "$@" ${ctl.redirections}`, 'weaver-sandbox', ...inner];
   return { command, scratchMb };
 }
-/** Where the sandbox's resolv.conf goes: the real file behind /etc/resolv.conf (often in /run, hidden). */
-function resolvTarget(): string {
-  try {
-    return realpathSync('/etc/resolv.conf');
-  } catch {
-    return '/etc/resolv.conf';
-  }
-}
-
 /** /etc/resolv.conf often links into /run, which is hidden: keep the target readable when there is network. */
 function resolvConf(hidden: string[]): string[] {
   try {

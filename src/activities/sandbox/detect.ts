@@ -1,16 +1,17 @@
 // Finding the sandbox at worker start: a working bwrap (WEAVER_SANDBOX=required, auto or off),
-// the uids a root worker hands out, a cgroup it can make, and whether slirp4netns can give a
-// command its own network.
+// the uids a root worker hands out, a cgroup it can make, and whether the worker can put its
+// egress proxy in a command's own network namespace (nsenter, as root).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { sandboxEnvAllowlist, sandboxMaxLimits, sandboxUids, type SandboxMode } from '../../config';
+import { egressSetting, sandboxEnvAllowlist, sandboxMaxLimits, sandboxUids, type SandboxMode } from '../../config';
 import type { SandboxPolicy } from '../../domain/schema';
 import { dropPrivileges, NAMESPACES } from './argv';
 import { detectCgroup } from './limits';
-import { attachNetwork, Control } from './network';
+import { attachEgress } from './egress';
+import { Control } from './network';
 import { NETWORK_ORDER } from './policy';
 import type { SandboxSetting } from './setting';
 import { makeTraversable } from './uids';
@@ -23,16 +24,17 @@ export interface DetectOptions {
   hide: string[];
   readOnly?: string[];
   /**
-   * Env: WEAVER_BWRAP, WEAVER_SLIRP4NETNS, WEAVER_SANDBOX_NETWORK, WEAVER_SANDBOX_UID(_RANGE),
-   * WEAVER_SANDBOX_MAX_LIMITS, WEAVER_SANDBOX_ENV, WEAVER_DEV, WEAVER_CGROUP_PARENT, PATH.
+   * Env: WEAVER_BWRAP, WEAVER_NSENTER, WEAVER_SANDBOX_NETWORK, WEAVER_SANDBOX_UID(_RANGE),
+   * WEAVER_SANDBOX_MAX_LIMITS, WEAVER_SANDBOX_ENV, WEAVER_EGRESS_ALLOW, WEAVER_DEV_EGRESS_ADDRESSES,
+   * TEMPORAL_ADDRESS, WEAVER_DEV, WEAVER_CGROUP_PARENT, PATH.
    */
   env?: NodeJS.ProcessEnv;
 }
 
 export const INSTALL_HINT =
   'install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora/RHEL: dnf install bubblewrap; Alpine: apk add bubblewrap)';
-export const SLIRP_INSTALL_HINT =
-  'install slirp4netns (Debian/Ubuntu: apt-get install slirp4netns; Fedora/RHEL: dnf install slirp4netns; Alpine: apk add slirp4netns)';
+export const NSENTER_INSTALL_HINT =
+  'install nsenter (util-linux; Debian/Ubuntu: apt-get install util-linux; Fedora/RHEL: dnf install util-linux; Alpine: apk add util-linux-misc)';
 
 /**
  * Finds and tries bwrap. `required` without a working one throws, naming the fix; `auto` falls
@@ -49,6 +51,8 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
     readOnly: (opts.readOnly ?? []).map((p) => path.resolve(p)),
     maxLimits: sandboxMaxLimits(env),
     envAllow: sandboxEnvAllowlist(env),
+    // Checked even when no command gets network: a bad value stops the start, naming it.
+    egress: egressSetting(env),
   };
   const unconfined = (why: string): SandboxSetting => ({
     ...base,
@@ -83,42 +87,39 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
   if (runAs !== undefined) for (const p of base.readOnly) if (existsSync(p)) await makeTraversable(p);
   const setting: SandboxSetting = { ...base, kind: 'bubblewrap', bwrap, version, runAs, uids, cgroup: await detectCgroup(env) };
   if (maxNetwork === 'none') return setting;
-  // Network without slirp4netns is the worker's own: 127.0.0.1 (Temporal) and all.
-  const slirp = env.WEAVER_SLIRP4NETNS || findOnPath('slirp4netns', env.PATH);
-  // A container's /dev lacks the tun device slirp4netns opens; Docker's default device rules allow making it.
-  if (slirp && runAs !== undefined && !existsSync('/dev/net/tun')) {
-    await run('sh', ['-c', 'mkdir -p /dev/net && mknod -m 600 /dev/net/tun c 10 200']).catch(() => undefined);
-  }
-  const installed = !!slirp && existsSync(slirp);
+  // Without the egress proxy, network is the worker's own: 127.0.0.1 (Temporal), the LAN and all.
+  const nsenter = env.WEAVER_NSENTER || findOnPath('nsenter', env.PATH);
+  const installed = !!nsenter && existsSync(nsenter);
   const why = !installed
-    ? `slirp4netns is not installed${env.WEAVER_SLIRP4NETNS ? ` (WEAVER_SLIRP4NETNS=${env.WEAVER_SLIRP4NETNS} does not exist)` : ''}`
-    : await probeNetwork(bwrap, runAs, slirp);
-  if (!why) return { ...setting, slirp4netns: slirp };
+    ? `nsenter is not installed${env.WEAVER_NSENTER ? ` (WEAVER_NSENTER=${env.WEAVER_NSENTER} does not exist)` : ''}`
+    : runAs === undefined
+      ? 'the worker is not root (it joins each sandbox\'s network namespace from outside to put its egress proxy there)'
+      : await probeEgress(bwrap, runAs, nsenter);
+  if (!why) return { ...setting, nsenter };
   if (opts.mode === 'required') {
-    // Not root: bwrap's network namespace belongs to a user namespace no process stays in, so slirp4netns cannot join it.
-    const fix = !installed ? SLIRP_INSTALL_HINT : runAs === undefined ? 'run the worker as root (slirp4netns joins the sandbox\'s network namespace from outside)' : 'see README "The sandbox"';
+    const fix = !installed ? NSENTER_INSTALL_HINT : runAs === undefined ? 'run the worker as root' : 'see README "The sandbox"';
     throw new Error(
       `WEAVER_SANDBOX=required, but ${why}: a command given network (WEAVER_SANDBOX_NETWORK=${maxNetwork}) would share the worker's, ` +
-        `127.0.0.1 included. Fix: ${fix}; or WEAVER_SANDBOX_NETWORK=none (no command gets network).`,
+        `127.0.0.1 included, without the egress allowlist. Fix: ${fix}; or WEAVER_SANDBOX_NETWORK=none (no command gets network).`,
     );
   }
-  return { ...setting, networkWarning: `commands given network share the worker's own (${why}): they can reach services on its 127.0.0.1` };
+  return { ...setting, networkWarning: `commands given network share the worker's own (${why}): they can reach services on its 127.0.0.1 and its network, with no egress allowlist` };
 }
 
-/** Whether slirp4netns can give a bwrap sandbox its network here; the reason when not. */
-async function probeNetwork(bwrap: string, runAs: number | undefined, slirp: string): Promise<string | undefined> {
+/** Whether the worker can put a listener in a bwrap sandbox's network namespace here; the reason when not. */
+async function probeEgress(bwrap: string, runAs: number | undefined, nsenter: string): Promise<string | undefined> {
   const ctl = await Control.create(os.tmpdir(), true);
-  const net = attachNetwork(ctl, slirp, () => ctl.killSandbox());
+  const net = attachEgress(ctl, nsenter, undefined, () => ctl.killSandbox());
   try {
-    // tap0 must be up inside, or the probe fails.
-    const argv = [...dropPrivileges(runAs), bwrap, ...NAMESPACES, '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', ...ctl.bwrapArgs, '--', '/bin/sh', '-c', 'grep -q tap0 /proc/net/dev'];
+    // The listener (127.0.0.1:3128, 0C38 in hex) must be there inside, or the probe fails.
+    const argv = [...dropPrivileges(runAs), bwrap, ...NAMESPACES, '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', ...ctl.bwrapArgs, '--', '/bin/sh', '-c', 'grep -q "0100007F:0C38 " /proc/net/tcp'];
     const failed = await run('/bin/sh', ['-c', `exec "$@" ${ctl.redirections}`, 'weaver-probe', ...argv], { timeout: 20_000 }).then(
       () => undefined,
-      (err: { stderr?: string; message: string }) => (err.stderr || err.message).trim().split('\n').pop() || 'no tap0 in the sandbox',
+      (err: { stderr?: string; message: string }) => (err.stderr || err.message).trim().split('\n').pop() || 'no egress listener in the sandbox',
     );
-    // After the sandbox is done: it waited for slirp4netns, or was killed when that failed.
+    // After the sandbox is done: it waited for the listener, or was killed when that failed.
     const error = await net.stop();
-    return error ? `slirp4netns does not work here: ${error}` : failed && `bwrap with slirp4netns failed: ${failed}`;
+    return error ? `the egress proxy cannot be attached here: ${error}` : failed && `bwrap with the egress listener failed: ${failed}`;
   } finally {
     await net.stop();
     await ctl.close();

@@ -2,6 +2,7 @@
 // the network a command of each phase gets, and the env it sees (WEAVER_SANDBOX_ENV allowlist,
 // never a secret); what was changed, said once per workspace.
 import { SANDBOX_LIMIT_CAPS } from '../../config';
+import { narrowEgress } from '../../domain/egress';
 import { SandboxLimitsSchema, type SandboxLimits, type SandboxPolicy } from '../../domain/schema';
 import type { SandboxRunRequest, SandboxSetting } from './setting';
 
@@ -29,6 +30,11 @@ export function networkFor(setting: SandboxSetting, policy: SandboxPolicy, phase
   return allowed === 'all' || (allowed === 'setup' && phase === 'setup');
 }
 
+/** The hosts a command of this task may reach: the worker's allowlist, narrowed by the task's `sandbox.egress` (never widened). */
+export function egressFor(setting: SandboxSetting, policy: SandboxPolicy): { allow: string[]; dropped: string[] } {
+  return narrowEgress(setting.egress?.allow ?? [], policy.egress);
+}
+
 /** `NODE_*` → /^NODE_.*$/ (names are letters, digits and `_`: nothing else to escape). */
 const globRe = (glob: string) => new RegExp(`^${glob.replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
 
@@ -41,13 +47,18 @@ export function envRefused(setting: SandboxSetting, policy: SandboxPolicy): stri
 
 /**
  * What the worker changes in a task's policy, said once per workspace (WorkspaceHandle.sandboxNotes):
- * limits lowered to its caps, `sandbox.env` names it does not allow, network shared with it.
+ * limits lowered to its caps, `sandbox.env` names it does not allow, `sandbox.egress` hosts
+ * outside its allowlist, network shared with it.
  */
 export function sandboxNotes(setting: SandboxSetting, policy: SandboxPolicy): string[] {
   const notes: string[] = [];
   if (setting.kind === 'bubblewrap') notes.push(...effectiveLimits(setting, policy.limits).lowered);
   const refused = envRefused(setting, policy);
   if (refused.length) notes.push(`sandbox.env: ${refused.join(', ')} not passed: this worker does not allow ${refused.length > 1 ? 'them' : 'it'} (WEAVER_SANDBOX_ENV)`);
+  const { dropped } = egressFor(setting, policy);
+  if (setting.kind === 'bubblewrap' && setting.egress && dropped.length) {
+    notes.push(`sandbox.egress: ${dropped.join(', ')} not allowed: this worker's egress allowlist does not cover ${dropped.length > 1 ? 'them' : 'it'} (WEAVER_EGRESS_ALLOW)`);
+  }
   if (setting.kind === 'bubblewrap' && setting.networkWarning && (networkFor(setting, policy, 'setup') || networkFor(setting, policy, 'test'))) {
     notes.push(setting.networkWarning);
   }

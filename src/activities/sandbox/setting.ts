@@ -2,7 +2,9 @@
 // setting in words for the banner, results and the progress query.
 import { SANDBOX_LIMIT_CAPS, type SandboxMode } from '../../config';
 import type { Command, ResourceUsage, SandboxLimits, SandboxPolicy } from '../../domain/schema';
+import type { EgressRefusal } from '../../domain/egress';
 import type { RunCommandResult } from '../commands';
+import type { EgressSetting } from './egress';
 /** What the worker found at start: which sandbox every workspace command runs in. */
 export interface SandboxSetting {
   mode: SandboxMode;
@@ -19,9 +21,14 @@ export interface SandboxSetting {
   maxLimits?: SandboxLimits;
   /** Names or globs a task's `sandbox.env` may pass (WEAVER_SANDBOX_ENV); absent (no worker setting): all it lists. */
   envAllow?: string[];
-  /** slirp4netns: a command with network gets its own stack, without the worker's loopback. */
-  slirp4netns?: string;
-  /** Why a command with network shares the worker's own (auto, without a usable slirp4netns). */
+  /**
+   * nsenter: a command with network gets a namespace with only a loopback, where the worker's
+   * egress proxy listens (./egress.ts); nothing else leaves it.
+   */
+  nsenter?: string;
+  /** What that proxy lets through (WEAVER_EGRESS_ALLOW), and what it always refuses. */
+  egress?: EgressSetting;
+  /** Why a command with network shares the worker's own (auto, without a usable egress proxy). */
   networkWarning?: string;
   cgroup?: CgroupSupport;
   /** Paths no command may see (besides the defaults of hiddenPaths). */
@@ -64,7 +71,7 @@ export interface SandboxedCommand {
    * After the command: which limit it hit (if one) and what its process tree used (from the
    * cgroup, else from `r.usage`); the cgroup, network and watches gone.
    */
-  finish(r: RunCommandResult): Promise<{ limit?: string; resources: ResourceUsage }>;
+  finish(r: RunCommandResult): Promise<{ limit?: string; resources: ResourceUsage; egressRefused?: EgressRefusal[] }>;
   /** When the command never ran: the same clean-up, nothing to report. */
   dispose(): Promise<void>;
 }
@@ -83,7 +90,12 @@ export function enforcementOf(s: SandboxSetting): string {
 export function sandboxDetails(s: SandboxSetting): string {
   if (s.kind === 'none') return '';
   const uids = !s.uids ? '' : s.uids.first === s.uids.last ? `; commands run as uid ${s.uids.first}` : `; commands run as a uid per workspace in ${s.uids.first}-${s.uids.last}`;
-  const net = s.maxNetwork === 'none' ? 'none' : s.slirp4netns ? `${s.maxNetwork}, through slirp4netns (no host loopback)` : `${s.maxNetwork} — ${s.networkWarning}`;
+  const net =
+    s.maxNetwork === 'none'
+      ? 'none'
+      : s.nsenter && s.egress
+        ? `${s.maxNetwork}, only through the egress proxy to ${s.egress.allow.length ? s.egress.allow.join(',') : 'nothing'} (WEAVER_EGRESS_ALLOW)${s.egress.devAddresses ? `; private addresses exempt for development: ${s.egress.devAddresses.join(',')}` : ''}`
+        : `${s.maxNetwork} — ${s.networkWarning}`;
   const caps = Object.entries(s.maxLimits ?? SANDBOX_LIMIT_CAPS).map(([k, v]) => `${k}=${v}`).join(',');
   return `${uids}; network: ${net}; limits at most ${caps}; sandbox.env allowed: ${s.envAllow === undefined ? 'any' : s.envAllow.join(',') || 'none'}`;
 }
