@@ -31,8 +31,8 @@
 // control files), uids.ts (a uid per workspace).
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { HOME_IN_SANDBOX, sandboxCommand, type Prepared } from './sandbox/argv';
-import { Cgroup, DiskWatch, limitHit, MIB, size } from './sandbox/limits';
+import { HOME_IN_SANDBOX, SCRATCH_DIRS, sandboxCommand, type Prepared } from './sandbox/argv';
+import { Cgroup, DiskWatch, fileAtLimit, limitHit, MIB, size } from './sandbox/limits';
 import { attachNetwork, Control } from './sandbox/network';
 import { effectiveLimits, networkFor, sandboxEnv } from './sandbox/policy';
 import type { ResourceUsage } from '../domain/schema';
@@ -57,7 +57,7 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   if (!boxed) return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish: async (r) => ({ resources: resourcesOf(r) }), dispose: async () => undefined };
 
   const uid = uidFor(setting, req.dir);
-  if (uid !== undefined) await handOver(req.dir, uid);
+  if (uid !== undefined) await handOver(req.dir, uid, setting.workspaceRoot);
   const network = networkFor(setting, policy, req.phase);
   const slirp = network ? setting.slirp4netns : undefined;
   // Beside the workspace, so under the hidden workspace root: the sandbox never sees it.
@@ -81,7 +81,9 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
     await cgroup?.killAll();
   };
   const net = slirp ? attachNetwork(ctl, slirp, kill) : undefined;
+  const startedAt = Date.now();
   const disk = await DiskWatch.start(req.dir, limits.diskMb, kill);
+  disk.watchScratch(async () => (await ctl.info())?.pid, SCRATCH_DIRS);
   let done = false;
   const dispose = async () => {
     if (done) return;
@@ -107,7 +109,7 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
             ? `disk limit ${size(limits.diskMb)} exceeded: the workspace grew by ${size(Math.ceil(grown / MIB))}`
             : netError
               ? `killed: the sandbox's network could not be set up (${netError})`
-              : await limitHit(r, limits, cgroup, network, scratchMb);
+              : await limitHit(r, limits, cgroup, network, scratchMb, { scratchFull: disk.scratchFull, fileAtLimit: await fileAtLimit(req.dir, limits.fileSizeMb * MIB, startedAt) });
       // Before dispose: the cgroup's counters go with it.
       const resources = resourcesOf(r, cgroup && { ...(await cgroup.usage()), by: cgroup.kind });
       await dispose();

@@ -13,18 +13,26 @@ import { detectCgroup } from './limits';
 import { attachNetwork, Control } from './network';
 import { NETWORK_ORDER } from './policy';
 import type { SandboxSetting } from './setting';
-import { makeTraversable } from './uids';
+import { isInside } from '../paths';
+import { defaultToolchains, toolchainEnv, traversableByOthers } from './root';
+import { uidLockDir } from './uids';
 
 const run = promisify(execFile);
 
 export interface DetectOptions {
   mode: SandboxMode;
-  /** Worker paths to hide: workspace root, artifact store, the worker's own directory. */
+  /** Worker paths to hide: workspace root, artifact store, the worker's own directory, its registry and credentials files. */
   hide: string[];
+  /** The toolchains lent read-only (WEAVER_SANDBOX_TOOLCHAINS); absent: found on PATH and in the usual places (./root.ts). */
+  toolchains?: string[];
+  /** More host paths lent read-only (WEAVER_SANDBOX_RO_PATHS). */
   readOnly?: string[];
+  /** Where workspaces are made: a root worker gives o+x only from a workspace up to here (./uids.ts). */
+  workspaceRoot?: string;
   /**
    * Env: WEAVER_BWRAP, WEAVER_SLIRP4NETNS, WEAVER_SANDBOX_NETWORK, WEAVER_SANDBOX_UID(_RANGE),
-   * WEAVER_SANDBOX_MAX_LIMITS, WEAVER_SANDBOX_ENV, WEAVER_DEV, WEAVER_CGROUP_PARENT, PATH.
+   * WEAVER_SANDBOX_UID_LOCKS, WEAVER_SANDBOX_MAX_LIMITS, WEAVER_SANDBOX_ENV, WEAVER_DEV,
+   * WEAVER_CGROUP_PARENT, PATH (and the toolchain homes, for the default toolchains).
    */
   env?: NodeJS.ProcessEnv;
 }
@@ -42,11 +50,16 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
   const env = opts.env ?? process.env;
   const maxNetwork = (env.WEAVER_SANDBOX_NETWORK || 'setup') as SandboxPolicy['network'];
   if (!NETWORK_ORDER.includes(maxNetwork)) throw new Error(`WEAVER_SANDBOX_NETWORK must be one of ${NETWORK_ORDER.join(', ')}, got "${maxNetwork}"`);
+  const hide = opts.hide.map((p) => path.resolve(p));
+  const lent = [...(opts.toolchains ?? defaultToolchains(env, hide)), ...(opts.readOnly ?? [])].map((p) => path.resolve(p));
+  const readOnly = [...new Set(lent)].filter((p) => existsSync(p) && !hide.some((h) => isInside(p, h)));
   const base = {
     maxNetwork,
     mode: opts.mode,
-    hide: opts.hide.map((p) => path.resolve(p)),
-    readOnly: (opts.readOnly ?? []).map((p) => path.resolve(p)),
+    hide,
+    readOnly,
+    toolchainEnv: toolchainEnv(env, readOnly),
+    ...(opts.workspaceRoot ? { workspaceRoot: path.resolve(opts.workspaceRoot) } : {}),
     maxLimits: sandboxMaxLimits(env),
     envAllow: sandboxEnvAllowlist(env),
   };
@@ -79,9 +92,21 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
     const e = err as { stderr?: string; message: string };
     return problem(`bwrap cannot make a sandbox here: ${(e.stderr || e.message).trim().split('\n').pop()}`);
   }
-  // The sandbox's uid must reach the read-only toolchains it is promised (e.g. /root/.pyenv).
-  if (runAs !== undefined) for (const p of base.readOnly) if (existsSync(p)) await makeTraversable(p);
-  const setting: SandboxSetting = { ...base, kind: 'bubblewrap', bwrap, version, runAs, uids, cgroup: await detectCgroup(env) };
+  // The sandbox's uid (its bwrap binds them) must reach the workspaces and the toolchains: no
+  // directory above them is opened up for it (./uids.ts opens only those under the workspace root).
+  let toolchainNote: string | undefined;
+  if (runAs !== undefined) {
+    if (base.workspaceRoot && !traversableByOthers(base.workspaceRoot)) {
+      return problem(`the workspace root ${base.workspaceRoot} is not reachable for the sandbox's uids: a directory above it lacks o+x (chmod o+x it, or set WEAVER_WORKSPACE_ROOT elsewhere)`);
+    }
+    const unreachable = base.readOnly.filter((p) => !traversableByOthers(p));
+    if (unreachable.length) {
+      base.readOnly = base.readOnly.filter((p) => !unreachable.includes(p));
+      base.toolchainEnv = toolchainEnv(env, base.readOnly);
+      toolchainNote = `toolchains not lent (a directory above them lacks o+x for the sandbox's uids): ${unreachable.join(', ')}`;
+    }
+  }
+  const setting: SandboxSetting = { ...base, ...(toolchainNote ? { toolchainNote } : {}), kind: 'bubblewrap', bwrap, version, runAs, uids, uidLocks: uids ? uidLockDir(env) : undefined, cgroup: await detectCgroup(env) };
   if (maxNetwork === 'none') return setting;
   // Network without slirp4netns is the worker's own: 127.0.0.1 (Temporal) and all.
   const slirp = env.WEAVER_SLIRP4NETNS || findOnPath('slirp4netns', env.PATH);

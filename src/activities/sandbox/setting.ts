@@ -26,8 +26,19 @@ export interface SandboxSetting {
   cgroup?: CgroupSupport;
   /** Paths no command may see (besides the defaults of hiddenPaths). */
   hide: string[];
-  /** Host paths kept visible read-only even under a hidden one (toolchains under a home). */
+  /**
+   * Host paths lent read-only besides the system directories: the toolchains
+   * (WEAVER_SANDBOX_TOOLCHAINS, else found on PATH; plus WEAVER_SANDBOX_RO_PATHS).
+   */
   readOnly: string[];
+  /** Env the lent toolchains need under the sandbox's own HOME (RUSTUP_HOME). */
+  toolchainEnv?: Record<string, string>;
+  /** Toolchains a root worker could not lend (not reachable for the sandbox's uids), for the banner. */
+  toolchainNote?: string;
+  /** Where workspaces are made: traversal (o+x) is given only below it. */
+  workspaceRoot?: string;
+  /** A root worker's lock file per uid (WEAVER_SANDBOX_UID_LOCKS): no two worker processes on a host hand out the same uid. */
+  uidLocks?: string;
   /** Said in every result when commands are not confined. */
   warning?: string;
   /** The most network a task may ask for (WEAVER_SANDBOX_NETWORK, default `setup`). */
@@ -85,5 +96,6 @@ export function sandboxDetails(s: SandboxSetting): string {
   const uids = !s.uids ? '' : s.uids.first === s.uids.last ? `; commands run as uid ${s.uids.first}` : `; commands run as a uid per workspace in ${s.uids.first}-${s.uids.last}`;
   const net = s.maxNetwork === 'none' ? 'none' : s.slirp4netns ? `${s.maxNetwork}, through slirp4netns (no host loopback)` : `${s.maxNetwork} — ${s.networkWarning}`;
   const caps = Object.entries(s.maxLimits ?? SANDBOX_LIMIT_CAPS).map(([k, v]) => `${k}=${v}`).join(',');
-  return `${uids}; network: ${net}; limits at most ${caps}; sandbox.env allowed: ${s.envAllow === undefined ? 'any' : s.envAllow.join(',') || 'none'}`;
+  const lent = s.readOnly.length ? `; toolchains lent read-only: ${s.readOnly.join(', ')}` : '';
+  return `${uids}${lent}${s.toolchainNote ? ` (${s.toolchainNote})` : ''}; network: ${net}; limits at most ${caps}; sandbox.env allowed: ${s.envAllow === undefined ? 'any' : s.envAllow.join(',') || 'none'}`;
 }
