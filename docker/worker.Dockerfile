@@ -2,7 +2,8 @@
 # for the network of a command that may have one (its own stack, without the container's
 # 127.0.0.1). The worker runs as root in the container; each workspace's commands run as its
 # own uid from 200000-299999 (WEAVER_SANDBOX_UID_RANGE). bwrap needs user namespaces and its
-# own /proc mount, hence the security_opt entries next to this image in docker-compose.yml;
+# own /proc mount, hence cap_add SYS_ADMIN (for Docker's default seccomp profile) and the two
+# security_opt entries next to this image in docker-compose.yml, each explained there;
 # slirp4netns needs /dev/net/tun (see the README's "The sandbox").
 FROM node:20-bookworm
 RUN apt-get update \

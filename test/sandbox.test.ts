@@ -229,7 +229,7 @@ describe('what the worker owns', () => {
       credentials: path.join(toolchain, 'git-credentials.yaml'),
       hiddenDir: path.join(toolchain, 'private'),
       hiddenFile: path.join(toolchain, 'note.txt'),
-      outside: path.join(rig.tmp, `outside-${CANARY}.yaml`),
+      outside: path.join(rig.tmp, 'outside-registry.yaml'),
     };
     await writeFile(files.registry, `providers:\n  ${CANARY}:\n    baseURL: http://127.0.0.1:9/${CANARY}\n    apiKeyEnv: CANARY_API_KEY\n    models: [m]\n`);
     await writeFile(files.credentials, `credentials:\n  "https://git.example.com/acme/":\n    tokenEnv: CANARY_GIT_TOKEN\n    username: ${CANARY}\n`);
@@ -276,7 +276,8 @@ describe('what the worker owns', () => {
     expect(log).toContain(`${files.outside}: No such file or directory`);
     const cmdline = /CMDLINE\[(.*)\]/.exec(log)?.[1] ?? '';
     expect(cmdline).toMatch(/bwrap --args \d+ -- /);
-    for (const leak of ['--ro-bind', '--tmpfs', owned.artifactDir, owned.workspaceRoot, files.hiddenDir]) expect(cmdline).not.toContain(leak);
+    // bwrap's mounts, and paths the command itself did not name (it names the files it reads).
+    for (const leak of ['--ro-bind', '--tmpfs', '--remount-ro', '--symlink', owned.artifactDir, owned.workspaceRoot, '/usr/lib', os.homedir() + '/.cargo']) expect(cmdline).not.toContain(leak);
     expect(log).not.toContain(CANARY);
     expect(JSON.stringify(r)).not.toContain(CANARY);
     expect(history).not.toContain(CANARY);

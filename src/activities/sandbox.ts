@@ -2,9 +2,10 @@
 //
 // Every setup and test command runs as
 //   [cgroup attach] prlimit <rlimits> [setpriv <uid>] bwrap <namespaces, mounts> -- <command>
-// - bwrap: a read-only view of the host, the workspace writable but its `.git` read-only, a
-//   private /tmp and $HOME, the worker's home, cwd, workspaces, artifact store, /run and /root
-//   hidden; new user, PID, IPC, UTS and (unless allowed) network namespaces; a fresh /proc;
+// - bwrap: a minimal read-only root (system directories, part of /etc, the toolchains the
+//   worker lends), the workspace writable but its `.git` read-only, a private /tmp and $HOME;
+//   what the worker owns (registry, credentials, checkout, store, other workspaces) hidden
+//   even inside a lent tree; new user, PID, IPC, UTS and (unless allowed) network namespaces; a fresh /proc;
 //   `--die-with-parent`, so killing bwrap (timeout, cancel, the worker dying) kills everything
 //   inside, whatever it did with setsid.
 // - a root worker runs each workspace's sandbox as its own unprivileged uid (WEAVER_SANDBOX_UID_RANGE):
@@ -27,8 +28,9 @@
 // The entry point: `sandboxed` wraps one command. Its parts are in ./sandbox/: detect.ts (finding
 // bwrap, slirp4netns, cgroups at start), setting.ts (the setting and the request, in words),
 // policy.ts (limits, network and env of a task's policy), argv.ts (the bwrap command line),
+// root.ts (the minimal root, the toolchains, what is hidden),
 // limits.ts (cgroups, the disk watch, which limit was hit), network.ts (slirp4netns and the
-// control files), uids.ts (a uid per workspace).
+// control files), uids.ts (a uid per workspace, a lock file per uid).
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { HOME_IN_SANDBOX, SCRATCH_DIRS, sandboxCommand, type Prepared } from './sandbox/argv';

@@ -17,6 +17,8 @@ export function dropPrivileges(uid: number | undefined): string[] {
 }
 
 export const HOME_IN_SANDBOX = '/tmp/home';
+/** bwrap's own two processes (outside and as the sandbox's init) and a little room, over the pids cgroup's limit. */
+const NPROC_MARGIN = 4;
 /** Writable tmpfs mounts of the sandbox, each sized; every hiding tmpfs is remounted read-only. */
 export const SCRATCH_DIRS = ['/tmp', '/var/tmp', '/dev/shm'];
 /**
@@ -45,7 +47,9 @@ export interface Prepared {
 export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, network, slirp, ctl, cgroup, argv }: Prepared): Promise<{ command: string[]; scratchMb: number }> {
   const { setting } = req;
   const rlimits = [
-    `--nproc=${limits.processes}`,
+    // With a pids cgroup, it refuses at the limit and counts the refusals (pids.events): the
+    // rlimit, which counts the uid's processes and only fails the fork, stays a few above it.
+    `--nproc=${cgroup?.countsForks ? limits.processes + NPROC_MARGIN : limits.processes}`,
     `--nofile=${limits.openFiles}`,
     `--fsize=${limits.fileSizeMb * MIB}`,
     // Soft below hard: at the limit SIGXCPU (which limitHit names), SIGKILL a second later only
