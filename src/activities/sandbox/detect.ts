@@ -14,7 +14,7 @@ import { attachNetwork, Control } from './network';
 import { NETWORK_ORDER } from './policy';
 import type { SandboxSetting } from './setting';
 import { isInside } from '../paths';
-import { defaultToolchains, toolchainEnv, traversableByOthers } from './root';
+import { defaultToolchains, toolchainEnv, untraversableAbove } from './root';
 import { uidLockDir } from './uids';
 
 const run = promisify(execFile);
@@ -69,12 +69,9 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
     warning: `commands ran without a sandbox (${why}): repository code could read and change anything the worker can`,
   });
   if (opts.mode === 'off') return unconfined('WEAVER_SANDBOX=off');
-  const problem = (why: string): SandboxSetting => {
+  const problem = (why: string, fix = `${INSTALL_HINT}; in a container, run the worker with user namespaces allowed (see README "Sandbox")`): SandboxSetting => {
     if (opts.mode === 'required') {
-      throw new Error(
-        `WEAVER_SANDBOX=required, but ${why}. Fix: ${INSTALL_HINT}; in a container, run the worker with user namespaces allowed ` +
-          `(see README "Sandbox"). On a development machine WEAVER_SANDBOX=auto runs unconfined instead.`,
-      );
+      throw new Error(`WEAVER_SANDBOX=required, but ${why}. Fix: ${fix}. On a development machine WEAVER_SANDBOX=auto runs unconfined instead.`);
     }
     return unconfined(why);
   };
@@ -96,10 +93,14 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
   // directory above them is opened up for it (./uids.ts opens only those under the workspace root).
   let toolchainNote: string | undefined;
   if (runAs !== undefined) {
-    if (base.workspaceRoot && !traversableByOthers(base.workspaceRoot)) {
-      return problem(`the workspace root ${base.workspaceRoot} is not reachable for the sandbox's uids: a directory above it lacks o+x (chmod o+x it, or set WEAVER_WORKSPACE_ROOT elsewhere)`);
+    const closed = base.workspaceRoot && untraversableAbove(base.workspaceRoot);
+    if (closed) {
+      return problem(
+        `the workspace root ${base.workspaceRoot} is out of reach of the sandbox's uids: ${closed} above it lacks o+x (search permission for others)`,
+        `chmod o+x ${closed} (never read: nobody can list it), or set WEAVER_WORKSPACE_ROOT under a directory others may pass through (e.g. /srv/weaver)`,
+      );
     }
-    const unreachable = base.readOnly.filter((p) => !traversableByOthers(p));
+    const unreachable = base.readOnly.filter((p) => untraversableAbove(p));
     if (unreachable.length) {
       base.readOnly = base.readOnly.filter((p) => !unreachable.includes(p));
       base.toolchainEnv = toolchainEnv(env, base.readOnly);

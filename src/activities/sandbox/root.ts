@@ -85,15 +85,21 @@ export function toolchainEnv(env: NodeJS.ProcessEnv, toolchains: string[]): Reco
   return toolchains.some((t) => isInside(rustup, t)) ? { RUSTUP_HOME: rustup } : {};
 }
 
-/** Whether every directory above `p` lets others through (o+x): a sandbox uid's bwrap must reach it. */
-export function traversableByOthers(p: string): boolean {
+/**
+ * The first directory above `p` that does not let others through (no o+x), if any: a sandbox
+ * uid's bwrap must reach `p`. One not made yet does not count (the worker makes it 0755).
+ */
+export function untraversableAbove(p: string): string | undefined {
   for (let d = path.dirname(path.resolve(p)); ; d = path.dirname(d)) {
-    try {
-      if (!(statSync(d).mode & 0o001)) return false;
-    } catch {
-      return false;
-    }
-    if (d === path.dirname(d)) return true;
+    const st = (() => {
+      try {
+        return statSync(d);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (st && !(st.mode & 0o001)) return d;
+    if (d === path.dirname(d)) return undefined;
   }
 }
 

@@ -105,6 +105,8 @@ export function uidFor(setting: SandboxSetting, dir: string): number | undefined
   if (!setting.uids) return setting.runAs;
   const key = path.resolve(dir);
   const { first, last } = setting.uids;
+  // One uid for all (WEAVER_SANDBOX_UID): shared on purpose, so nothing to lock.
+  if (first === last) return first;
   const known = uidOfDir.get(key);
   if (known !== undefined && known >= first && known <= last) return known;
   const locks = setting.uidLocks ?? uidLockDir({});
