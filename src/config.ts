@@ -25,6 +25,8 @@ export interface WeaverConfig {
   /** WEAVER_SANDBOX_HIDE / WEAVER_SANDBOX_RO_PATHS (':'-separated): more paths hidden from commands (the Temporal data dir…); host paths kept visible read-only under a hidden one (a toolchain under a home). */
   sandboxHide: string[];
   sandboxReadOnly: string[];
+  /** WEAVER_SANDBOX_TOOLCHAINS (':'-separated): the host directories lent read-only to commands besides the system ones; unset: found on PATH and in the usual places (src/activities/sandbox/root.ts). */
+  sandboxToolchains?: string[];
   /** WEAVER_SANDBOX_MAX_LIMITS (`memoryMb=4096,processes=1024`): the most a task's `sandbox.limits` get; the rest keep SANDBOX_LIMIT_CAPS. */
   sandboxMaxLimits: SandboxLimits;
   /** WEAVER_SANDBOX_UID_RANGE (`200000-299999`): a root worker runs each workspace's commands as its own uid from here. */
@@ -90,6 +92,7 @@ export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
     sandbox: sandboxMode(env.WEAVER_SANDBOX, dev),
     sandboxHide: list(env.WEAVER_SANDBOX_HIDE, ':').map((p) => path.resolve(p)),
     sandboxReadOnly: list(env.WEAVER_SANDBOX_RO_PATHS, ':').map((p) => path.resolve(p)),
+    sandboxToolchains: env.WEAVER_SANDBOX_TOOLCHAINS === undefined ? undefined : list(env.WEAVER_SANDBOX_TOOLCHAINS, ':').map((p) => path.resolve(p)),
     sandboxMaxLimits: sandboxMaxLimits(env),
     sandboxUids: sandboxUids(env),
     sandboxEnv: sandboxEnvAllowlist(env, dev),

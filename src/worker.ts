@@ -142,10 +142,25 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   };
 }
 
-/** The sandbox this worker's commands run in (WEAVER_SANDBOX; see src/activities/sandbox.ts). */
-export async function workerSandbox(paths: { workspaceRoot: string; artifactDir: string }, mode = config().sandbox): Promise<SandboxSetting> {
-  const c = config();
-  return detectSandbox({ mode, hide: [paths.workspaceRoot, paths.artifactDir, ...c.sandboxHide], readOnly: c.sandboxReadOnly });
+/** The worker's own code: its checkout (or installed package), above src/. */
+export const CHECKOUT = path.resolve(__dirname, '..');
+
+/**
+ * The sandbox this worker's commands run in (WEAVER_SANDBOX; see src/activities/sandbox.ts).
+ * What the worker owns is hidden from it: the workspace root (but the task's own workspace),
+ * the artifact store, its checkout, its provider registry and git credentials files.
+ */
+export async function workerSandbox(paths: { workspaceRoot: string; artifactDir: string }, mode = config().sandbox, env: NodeJS.ProcessEnv = process.env): Promise<SandboxSetting> {
+  const c = config(env);
+  const owned = [c.providersFile, env.WEAVER_GIT_CREDENTIALS && path.resolve(env.WEAVER_GIT_CREDENTIALS), CHECKOUT].filter((p): p is string => !!p);
+  return detectSandbox({
+    mode,
+    hide: [paths.workspaceRoot, paths.artifactDir, ...owned, ...c.sandboxHide],
+    toolchains: c.sandboxToolchains,
+    readOnly: c.sandboxReadOnly,
+    workspaceRoot: paths.workspaceRoot,
+    env,
+  });
 }
 
 /** Registers Weaver's search attributes if the namespace lacks them (plain `temporal server start-dev`). */

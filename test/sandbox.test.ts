@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect as connectTcp, createServer, type Server } from 'node:net';
 import os from 'node:os';
@@ -105,7 +105,7 @@ test('writing ~/.bashrc changes no home of the worker', async () => {
   const real = path.join(os.homedir(), '.bashrc');
   const before = sha(real);
   const { r } = await attempt(`echo 'echo pwned' >> ~/.bashrc; echo 'echo pwned' >> ${real}; node --test test/`);
-  verdict('write ~/.bashrc', sha(real) === before && r.status === 'succeeded', 'private HOME; the real one hidden and read-only');
+  verdict('write ~/.bashrc', sha(real) === before && r.status === 'succeeded', 'private HOME; the real one is not in the minimal root');
 });
 
 test('a planted git hook and core.fsmonitor never run when Weaver commits', async () => {
@@ -176,7 +176,7 @@ describe('network', () => {
     const { r: none } = await attempt('node --test test/', { setupCommand: `test -z "$HTTPS_PROXY" && ${connect(outsidePort, external)}`, sandbox: { network: 'none' } as CodingTaskInput['sandbox'] });
     expect(none.status).toBe('failed');
     // Not even a route out: the failure names the missing network.
-    expect(none.reason).toMatch(/setup step "setup" .*\) no network in the sandbox[\s\S]*ENETUNREACH/);
+    expect(none.reason).toMatch(/setup (command|step "setup" \(.*\)) no network in the sandbox[\s\S]*ENETUNREACH/);
   });
 
   test('the setup command reaches nothing directly — not the outside, not the worker\'s 127.0.0.1, not Temporal — and the proxy refuses what is not allowed', async () => {
@@ -368,7 +368,100 @@ test('another task\'s workspace and the artifact store are not visible', async (
   await writeFile(path.join(other, 'secret.txt'), 'OTHER-TASK-SECRET\n');
   const { r } = await attempt(`cat ${other}/secret.txt; ls -R ${rig.artifactDir} 2>&1 | head -20; ls ${rig.tmp}; node --test test/`);
   const log = await testLog(r);
-  verdict('read another workspace and the artifact store', !log.includes('OTHER-TASK-SECRET') && !/sha256/.test(log) && r.status === 'succeeded', 'workspace root and artifact dir are empty tmpfs');
+  verdict('read another workspace and the artifact store', !log.includes('OTHER-TASK-SECRET') && !/sha256/.test(log) && r.status === 'succeeded', 'minimal root: the workspace root and artifact store are not in it');
+});
+
+describe('what the worker owns', () => {
+  // Issue 15 item 7: its registry, git credentials, checkout and store are hidden, not just
+  // read-only — also where they lie inside a tree the sandbox is lent (a toolchain), and the
+  // sandbox's /proc/1/cmdline (bwrap) names none of them.
+  const CANARY = `weaver-canary-${process.pid}-${Date.now()}`;
+  let owned: Rig;
+  let toolchain: string;
+  let files: { registry: string; credentials: string; hiddenDir: string; hiddenFile: string; outside: string };
+  const checkoutFile = path.resolve(__dirname, '..', 'package.json');
+
+  beforeAll(async () => {
+    // A toolchain under the worker's home, lent read-only, that also holds the worker's files.
+    toolchain = await mkdtemp(path.join(os.homedir(), '.weaver-toolchain-'));
+    await chmod(toolchain, 0o755);
+    await mkdir(path.join(toolchain, 'bin'));
+    await writeFile(path.join(toolchain, 'bin', 'tool.txt'), 'TOOLCHAIN-VISIBLE\n');
+    files = {
+      registry: path.join(toolchain, 'providers.yaml'),
+      credentials: path.join(toolchain, 'git-credentials.yaml'),
+      hiddenDir: path.join(toolchain, 'private'),
+      hiddenFile: path.join(toolchain, 'note.txt'),
+      outside: path.join(rig.tmp, 'outside-registry.yaml'),
+    };
+    await writeFile(files.registry, `providers:\n  ${CANARY}:\n    baseURL: http://127.0.0.1:9/${CANARY}\n    apiKeyEnv: CANARY_API_KEY\n    models: [m]\n`);
+    await writeFile(files.credentials, `credentials:\n  "https://git.example.com/acme/":\n    tokenEnv: CANARY_GIT_TOKEN\n    username: ${CANARY}\n`);
+    await mkdir(files.hiddenDir);
+    await writeFile(path.join(files.hiddenDir, 'key.txt'), `${CANARY}\n`);
+    await writeFile(files.hiddenFile, `${CANARY}\n`);
+    await writeFile(files.outside, `${CANARY}\n`);
+    const env = {
+      WEAVER_PROVIDERS: files.registry,
+      WEAVER_GIT_CREDENTIALS: files.credentials,
+      WEAVER_SANDBOX_RO_PATHS: [process.env.WEAVER_SANDBOX_RO_PATHS, toolchain].filter(Boolean).join(':'),
+      WEAVER_SANDBOX_HIDE: `${files.hiddenDir}:${files.hiddenFile}`,
+    };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    try {
+      owned = await startRig({ sandbox: 'required' });
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+  afterAll(async () => {
+    await owned?.close();
+    await rm(toolchain, { recursive: true, force: true });
+  });
+
+  test('a test reading the registry, the credentials, the worker\'s checkout and /proc/1/cmdline finds none of them; the canary reaches no result, history or log', async () => {
+    const read = [files.registry, files.credentials, path.join(files.hiddenDir, 'key.txt'), files.hiddenFile, files.outside, checkoutFile].map((f) => `cat ${f} 2>&1`).join('; ');
+    const { r } = await attempt(
+      `${read}; ls -a ${files.hiddenDir}; cat ${toolchain}/bin/tool.txt; echo "CMDLINE[$(tr '\\0' ' ' < /proc/1/cmdline)]"; ` +
+        `grep -rl ${CANARY.slice(0, 14)} /etc /usr/local/etc ${toolchain} 2>/dev/null | head -3; node --test test/`,
+      {},
+      {},
+      owned,
+    );
+    const log = await testLog(r, owned);
+    const history = JSON.stringify(await owned.client.workflow.getHandle(r.workflowId).fetchHistory());
+    // The lent tree is there (so what hides the files is the hiding), and the command did run.
+    expect(log).toContain('TOOLCHAIN-VISIBLE');
+    expect(log).toContain(`${checkoutFile}: No such file or directory`);
+    expect(log).toContain(`${files.outside}: No such file or directory`);
+    const cmdline = /CMDLINE\[(.*)\]/.exec(log)?.[1] ?? '';
+    expect(cmdline).toMatch(/bwrap --args \d+ -- /);
+    // bwrap's mounts, and paths the command itself did not name (it names the files it reads).
+    for (const leak of ['--ro-bind', '--tmpfs', '--remount-ro', '--symlink', owned.artifactDir, owned.workspaceRoot, '/usr/lib', os.homedir() + '/.cargo']) expect(cmdline).not.toContain(leak);
+    expect(log).not.toContain(CANARY);
+    expect(JSON.stringify(r)).not.toContain(CANARY);
+    expect(history).not.toContain(CANARY);
+    verdict(
+      "read the worker's registry, credentials, checkout and bwrap's command line",
+      r.status === 'succeeded' && !log.includes(CANARY) && !history.includes(CANARY),
+      'minimal root; owned files under /dev/null, owned dirs under empty tmpfs; bwrap options via --args',
+    );
+  });
+});
+
+test('printing "No space left on device" and exiting 0 is no disk limit; a /tmp really filled (quietly) is one', async () => {
+  const lies = ['No space left on device', 'ENOSPC: no space left on device, write', 'File size limit exceeded', 'CPU time limit exceeded', 'fork: Resource temporarily unavailable', 'Too many open files', 'JavaScript heap out of memory'];
+  const { r } = await attempt(`${lies.map((l) => `echo '${l}'`).join('; ')}; node --test test/`);
+  expect(r.status).toBe('succeeded');
+  expect(r.attempts[0].tests?.limit).toBeUndefined();
+  expect(await testLog(r)).toContain('No space left on device');
+  // Filled without a word: the sandbox's /tmp is seen full, whatever the command printed.
+  const { r: full } = await attempt('head -c 100000000 /dev/zero > /tmp/big 2>/dev/null; sleep 5; exit 1', { sandbox: { limits: { diskMb: 64 } } as CodingTaskInput['sandbox'] });
+  expect(full.attempts[0].tests?.limit).toBe("disk limit reached: the sandbox's /tmp (64 MiB) was full (sandbox.limits.diskMb, at most memoryMb)");
+  verdict('print "No space left on device", exit 0', r.status === 'succeeded' && r.attempts[0].tests?.limit === undefined, 'limits from the sandbox\'s accounting, never from output');
 });
 
 test('a fork bomb is stopped at the process limit and reported; the worker carries on', async () => {
@@ -392,6 +485,7 @@ test('a 4 GB allocation is killed at the memory limit and reported', async () =>
 test('a 10 GB file write is killed at the file size limit and reported', async () => {
   const { r } = await attempt('head -c 10000000000 /dev/zero > big.bin; node --test test/', { sandbox: { limits: { fileSizeMb: 64 } } as CodingTaskInput['sandbox'] });
   expect(r.attempts[0].tests?.limit).toBe('killed: file size limit 64 MiB');
+  // The step passes on its exit status (the suite after the killed write passed); the limit is reported.
   verdict('10 GB file write', r.status === 'succeeded', 'RLIMIT_FSIZE, reported');
 });
 
@@ -426,7 +520,7 @@ test('rm -rf ~ / changes nothing outside the workspace', async () => {
   const { r, repo } = await attempt('rm -rf --no-preserve-root ~ / 2>/dev/null; rm -rf ~/ 2>/dev/null; exit 1');
   const intact = existsSync(canary) && existsSync(home) && existsSync(path.join(repo, '.git')) && existsSync(rig.artifactDir) && listing(rig.artifactDir).every((f) => listing(rig.artifactDir).includes(f)) && artifactsBefore.every((f) => existsSync(path.join(rig.artifactDir, f)));
   expect(r.status).toBe('failed');
-  verdict('rm -rf ~ /', intact, 'read-only host, hidden homes; only the workspace is writable');
+  verdict('rm -rf ~ /', intact, 'minimal read-only root; only the workspace is writable');
 });
 
 test('without a sandbox (WEAVER_SANDBOX=off) a key dumped into files is still never committed, and every result warns', async () => {

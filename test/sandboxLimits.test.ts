@@ -4,7 +4,7 @@
 // the workspace handle (read back from the workflow's history).
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -209,6 +209,8 @@ describe('without the egress proxy (no nsenter)', () => {
 
   test('auto shares the host network with a warning, said in the handle\'s notes', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'weaver-noslirp-'));
+    // A root worker's sandbox uid must get through to the workspace (the worker opens up only below it).
+    await chmod(root, 0o711);
     try {
       const dir = path.join(root, 'ws', 'task', 'repo');
       await mkdir(dir, { recursive: true });
@@ -309,3 +311,68 @@ test('control: with one uid for every sandbox (WEAVER_SANDBOX_UID), the same for
     await shared.close();
   }
 }, 240_000);
+
+describe('uids across worker processes', () => {
+  /**
+   * Two worker processes with their own state (this module's maps are per process) allocate
+   * uids for workspaces of their own from one small range at the same time, and keep them (a
+   * lock is held while its process lives). Hashing alone puts 8 workspaces on 8 uids with
+   * collisions nearly always (1 - 8!/8^8 ≈ 99.8%).
+   */
+  async function allocator(locks: string, dirs: string[], range: { first: number; last: number }) {
+    const script = path.join(locks, '..', `alloc-${Math.random().toString(36).slice(2)}.ts`);
+    await writeFile(
+      script,
+      `import { uidFor } from ${JSON.stringify(path.join(__dirname, '..', 'src', 'activities', 'sandbox', 'uids'))};\n` +
+        `const setting = { mode: 'required', kind: 'bubblewrap', hide: [], readOnly: [], uids: ${JSON.stringify(range)}, uidLocks: ${JSON.stringify(locks)} } as const;\n` +
+        `const out: Record<string, number | string> = {};\n` +
+        `for (const d of ${JSON.stringify(dirs)}) { try { out[d] = uidFor(setting as never, d)!; } catch (e) { out[d] = (e as Error).message; } }\n` +
+        `console.log(JSON.stringify(out));\n` +
+        // Held until the test is done: the locks of a live process.
+        `process.stdin.resume(); process.stdin.on('end', () => process.exit(0));\n`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: path.join(__dirname, '..'), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (err += d));
+    const result = new Promise<Record<string, number | string>>((resolve, reject) => {
+      child.stdout!.on('data', () => out.includes('\n') && resolve(JSON.parse(out.split('\n')[0])));
+      child.on('exit', (code) => reject(new Error(`allocator exited ${code}: ${err}`)));
+    });
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    return { result, end: () => child.stdin!.end(), exited };
+  }
+
+  test('two worker processes never hand out the same uid; a full range is refused, naming the setting', async () => {
+    const base = await mkdtemp(path.join(tmpdir(), 'weaver-uids-'));
+    const locks = path.join(base, 'locks');
+    const range = { first: 310000, last: 310007 };
+    const a = await allocator(locks, [0, 1, 2, 3].map((i) => path.join(base, 'host-a', `ws${i}`)), range);
+    const b = await allocator(locks, [0, 1, 2, 3, 4].map((i) => path.join(base, 'host-b', `ws${i}`)), range);
+    try {
+      const [ua, ub] = await Promise.all([a.result, b.result]);
+      const all = [...Object.values(ua), ...Object.values(ub)];
+      const uids = all.filter((u): u is number => typeof u === 'number');
+      // Nine workspaces, eight uids: eight distinct ones, the ninth refused.
+      expect(uids).toHaveLength(8);
+      expect(new Set(uids).size).toBe(8);
+      expect(uids.every((u) => u >= range.first && u <= range.last)).toBe(true);
+      expect(all.filter((u) => typeof u === 'string')).toEqual([expect.stringMatching(/every sandbox uid in 310000-310007 is held .*WEAVER_SANDBOX_UID_RANGE/)]);
+      // A lock file per uid, naming its holder's workspace.
+      expect(readdirSync(locks).filter((f) => /^\d+$/.test(f)).sort()).toEqual(uids.map(String).sort());
+      // Once a holder is gone its uids are free again: a third process gets one of A's.
+      a.end();
+      await a.exited;
+      const c = await allocator(locks, [path.join(base, 'host-c', 'ws0')], range);
+      const uc = Object.values(await c.result)[0];
+      c.end();
+      expect(Object.values(ua)).toContain(uc);
+    } finally {
+      a.end();
+      b.end();
+      await b.exited;
+      await rm(base, { recursive: true, force: true });
+    }
+  }, 120_000);
+});

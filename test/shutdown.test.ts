@@ -187,17 +187,20 @@ test('kill -9 during a test command in the bubblewrap sandbox: the same', async 
 
 test('a command whose watchdog died too is killed by the next holder of the worker slot', async () => {
   const w = await world('sweep');
-  const marker = `${7 + Math.floor(Math.random() * 9)}.${Date.now() % 1_000_000}`;
+  // Only a kill ends this sleep: however slow the machine, the orphan is still there for the
+  // next worker to find. The retried command (same task) skips it once `swept` exists.
+  const marker = `${600 + Math.floor(Math.random() * 99)}.${Date.now() % 1_000_000}`;
+  const swept = path.join(w.tmp, 'swept');
   const env = w.env();
-  const first = await startWorkerProcess(env);
+  const first = await startWorkerProcess(env, 150_000);
   w.model.script(MODEL, [{ content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE }]);
   const repo = await w.repo('repo');
-  const handle = await startCodingTask(w.task(repo, { testCommand: ['sh', '-c', `sleep ${marker}; node --test test/`] }), {
+  const handle = await startCodingTask(w.task(repo, { testCommand: ['sh', '-c', `[ -e ${swept} ] || sleep ${marker}; node --test test/`] }), {
     client: await testClient(),
     taskQueue: w.taskQueue,
     workflowId: `sweep-${w.taskQueue}`,
   });
-  await waitUntil('the test command to run', () => processesWith(`sleep ${marker}`).length > 0, 60_000);
+  await waitUntil('the test command to run', () => processesWith(`sleep ${marker}`).length > 0, 120_000);
   // The `sleep` itself (the shell around it carries the marker too, and dies by its parent-death signal).
   const orphan = processesWith(`sleep ${marker}`).find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep\0'));
   expect(orphan).toBeDefined();
@@ -207,12 +210,14 @@ test('a command whose watchdog died too is killed by the next holder of the work
   await first.exited;
   await sleep(1000);
   expect(processesWith(`sleep ${marker}`)).toContain(orphan);
+  await writeFile(swept, '');
 
-  const second = await startWorkerProcess(env);
+  const second = await startWorkerProcess(env, 150_000);
   expect(second.output()).toMatch(/killed 1 command group\(s\) its previous holder left running/);
-  expect(processesWith(`sleep ${marker}`)).not.toContain(orphan);
+  // SIGKILL was sent before the banner; the process is gone once the kernel has ended it.
+  await waitUntil('the orphan to be gone', () => !processesWith(`sleep ${marker}`).includes(orphan!), 60_000);
   await expectPushed(repo, await handle.result());
-}, 180_000);
+}, 400_000);
 
 test('a host that never comes back: the workspace is rebuilt on another worker (liveness check says gone)', async () => {
   const w = await world('lost');

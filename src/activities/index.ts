@@ -231,10 +231,10 @@ export function createActivities(deps: ActivityDeps) {
     const phase = step.kind === 'setup' && step.network ? 'setup' : 'test';
     const { r, log, limit, violation, resources, dropped, egressRefused } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
     if (r.cancelled) throw new CancelledFailure(`${step.name} step cancelled; process group killed`);
-    // A limit is only ever the reason a step failed: a passing step whose output merely mentions
-    // ENOSPC or ENOTFOUND is a pass.
+    // A step passes on its exit status: a limit the sandbox counted (a process of it killed, forks
+    // refused) is reported either way, and only explains a failure.
     const passed = r.exitCode === 0 && !r.timedOut && !violation;
-    const hit = passed ? undefined : limit;
+    const hit = limit;
     const notes = [violation && `weaver: ${violation}`, hit && `weaver: ${hit}`, refusedText(egressRefused, 'weaver: '), dropped].filter(Boolean).join('\n');
     return {
       name: step.name,

@@ -23,6 +23,8 @@ import { readdir, readFile } from 'node:fs/promises';
 export interface SampledUsage {
   cpuMs: number;
   peakMemoryMb: number;
+  /** The most processes one walk found in the tree (the process limit's own accounting, without a pids cgroup). */
+  peakProcesses?: number;
   /** How many walks of the tree were taken. */
   samples: number;
 }
@@ -82,6 +84,7 @@ const MAX_INTERVAL_MS = 500;
 export class TreeSampler {
   private cpuTicks = 0;
   private peakKb = 0;
+  private peakProcs = 0;
   private samples = 0;
   private stopped = false;
   private wake?: () => void;
@@ -124,6 +127,7 @@ export class TreeSampler {
     const visited = new Set<number>();
     let cpu = 0;
     let rss = 0;
+    let procs = 0;
     while (queue.length) {
       const pid = queue.pop()!;
       if (visited.has(pid)) continue;
@@ -135,6 +139,7 @@ export class TreeSampler {
         continue;
       }
       this.seen.set(pid, p.start);
+      procs++;
       cpu += p.cpu;
       rss += p.rssKb;
       queue.push(...(await childrenOf(pid, p.threads)));
@@ -142,6 +147,7 @@ export class TreeSampler {
     this.samples++;
     this.cpuTicks = Math.max(this.cpuTicks, cpu);
     this.peakKb = Math.max(this.peakKb, rss);
+    this.peakProcs = Math.max(this.peakProcs, procs);
   }
 
   /** Stops sampling; what the tree used, as far as the samples saw. */
@@ -150,6 +156,6 @@ export class TreeSampler {
     this.wake?.();
     await this.loop;
     if (!this.samples) return undefined;
-    return { cpuMs: Math.round((this.cpuTicks * 1000) / ticksPerSecond()), peakMemoryMb: Math.round(this.peakKb / 1024), samples: this.samples };
+    return { cpuMs: Math.round((this.cpuTicks * 1000) / ticksPerSecond()), peakMemoryMb: Math.round(this.peakKb / 1024), peakProcesses: this.peakProcs, samples: this.samples };
   }
 }

@@ -2,9 +2,10 @@
 //
 // Every setup and test command runs as
 //   [cgroup attach] prlimit <rlimits> [setpriv <uid>] bwrap <namespaces, mounts> -- <command>
-// - bwrap: a read-only view of the host, the workspace writable but its `.git` read-only, a
-//   private /tmp and $HOME, the worker's home, cwd, workspaces, artifact store, /run and /root
-//   hidden; new user, PID, IPC, UTS and (unless allowed) network namespaces; a fresh /proc;
+// - bwrap: a minimal read-only root (system directories, part of /etc, the toolchains the
+//   worker lends), the workspace writable but its `.git` read-only, a private /tmp and $HOME;
+//   what the worker owns (registry, credentials, checkout, store, other workspaces) hidden
+//   even inside a lent tree; new user, PID, IPC, UTS and (unless allowed) network namespaces; a fresh /proc;
 //   `--die-with-parent`, so killing bwrap (timeout, cancel, the worker dying) kills everything
 //   inside, whatever it did with setsid.
 // - a root worker runs each workspace's sandbox as its own unprivileged uid (WEAVER_SANDBOX_UID_RANGE):
@@ -29,12 +30,13 @@
 // The entry point: `sandboxed` wraps one command. Its parts are in ./sandbox/: detect.ts (finding
 // bwrap, nsenter, cgroups at start), setting.ts (the setting and the request, in words),
 // policy.ts (limits, network and env of a task's policy), argv.ts (the bwrap command line),
+// root.ts (the minimal root, the toolchains, what is hidden),
 // limits.ts (cgroups, the disk watch, which limit was hit), network.ts (the control files),
-// egress.ts (the egress proxy), uids.ts (a uid per workspace).
+// egress.ts (the egress proxy), uids.ts (a uid per workspace, a lock file per uid).
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { HOME_IN_SANDBOX, sandboxCommand, type Prepared } from './sandbox/argv';
-import { Cgroup, DiskWatch, limitHit, MIB, size } from './sandbox/limits';
+import { HOME_IN_SANDBOX, SCRATCH_DIRS, sandboxCommand, type Prepared } from './sandbox/argv';
+import { Cgroup, DiskWatch, fileAtLimit, limitHit, MIB, size } from './sandbox/limits';
 import { attachEgress, EgressProxy, proxyEnv } from './sandbox/egress';
 import { Control } from './sandbox/network';
 import { effectiveLimits, egressFor, networkFor, sandboxEnv } from './sandbox/policy';
@@ -60,7 +62,7 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   if (!boxed) return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish: async (r) => ({ resources: resourcesOf(r) }), dispose: async () => undefined };
 
   const uid = uidFor(setting, req.dir);
-  if (uid !== undefined) await handOver(req.dir, uid);
+  if (uid !== undefined) await handOver(req.dir, uid, setting.workspaceRoot);
   const network = networkFor(setting, policy, req.phase);
   const egress = network && !!setting.nsenter && !!setting.egress;
   // Whatever the task's sandbox.env said: its HTTP(S) goes to the proxy, and nothing bypasses it.
@@ -87,7 +89,9 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
   };
   const proxy = egress ? new EgressProxy(egressFor(req.setting, req.policy).allow, req.setting.egress!) : undefined;
   const net = egress ? attachEgress(ctl, req.setting.nsenter!, proxy, kill) : undefined;
+  const startedAt = Date.now();
   const disk = await DiskWatch.start(req.dir, limits.diskMb, kill);
+  disk.watchScratch(async () => (await ctl.info())?.pid, SCRATCH_DIRS);
   let done = false;
   const dispose = async () => {
     if (done) return;
@@ -113,7 +117,7 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
             ? `disk limit ${size(limits.diskMb)} exceeded: the workspace grew by ${size(Math.ceil(grown / MIB))}`
             : netError
               ? `killed: the sandbox's egress proxy could not be set up (${netError})`
-              : await limitHit(r, limits, cgroup, network, scratchMb);
+              : await limitHit(r, limits, cgroup, network, scratchMb, { scratchFull: disk.scratchFull, fileAtLimit: await fileAtLimit(req.dir, limits.fileSizeMb * MIB, startedAt) });
       // Before dispose: the cgroup's counters go with it.
       const resources = resourcesOf(r, cgroup && { ...(await cgroup.usage()), by: cgroup.kind });
       await dispose();

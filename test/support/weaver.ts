@@ -1,6 +1,6 @@
 // Test rig for workflow tests: a real worker (prebuilt bundle) on unique queues against the
 // one test dev server, real temp git repos, and the scripted model server over HTTP.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -48,6 +48,9 @@ let seq = 0;
  */
 export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: SandboxMode; workflowBundle?: { code: string } } = {}): Promise<Rig> {
   const tmp = await mkdtemp(path.join(tmpdir(), 'weaver-test-'));
+  // The workspace root's parents must let a root worker's sandbox uids through (o+x, never read):
+  // the worker opens up only what is below the root, as on a host where it lives under /srv.
+  await chmod(tmp, 0o711);
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');
   const client = await testClient();

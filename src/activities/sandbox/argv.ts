@@ -1,14 +1,15 @@
-// The bwrap command line: namespaces, the mounts (a read-only host, worker paths hidden under
-// sized or read-only tmpfs, the workspace writable but its .git read-only, resolv.conf for a
-// command sharing the worker's network), rlimits through prlimit, the uid dropped, the cgroup joined first.
-import { existsSync, lstatSync, realpathSync } from 'node:fs';
-import os from 'node:os';
+// The bwrap command line: namespaces, the mounts (a minimal root from ./root.ts, the workspace
+// writable but its .git read-only), rlimits through prlimit, the uid dropped, the cgroup joined
+// first. bwrap's options travel in a file (--args). Network, where a command has it, goes
+// through the worker's egress proxy (./egress.ts): no resolver is needed inside.
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { SandboxLimits } from '../../domain/schema';
-import { isInside } from '../paths';
 import { MIB, type Cgroup } from './limits';
-import type { Control } from './network';
-import type { SandboxRunRequest, SandboxSetting } from './setting';
+import { shq, type Control } from './network';
+import { rootMounts } from './root';
+import type { SandboxRunRequest } from './setting';
 
 export const NAMESPACES = ['--unshare-all', '--unshare-user', '--disable-userns', '--die-with-parent', '--new-session'];
 
@@ -16,23 +17,16 @@ export function dropPrivileges(uid: number | undefined): string[] {
   return uid === undefined ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=-all', '--'];
 }
 
-/** Worker-side paths no command may see, on top of the setting's own. */
-function hiddenPaths(s: SandboxSetting): string[] {
-  const all = ['/tmp', '/var/tmp', '/run', '/root', '/home', '/mnt', '/media', '/srv', '/dev/shm', os.homedir(), process.cwd(), ...s.hide];
-  const unique = [...new Set(all.map((p) => path.resolve(p)))].filter((p) => {
-    try {
-      return lstatSync(p).isDirectory(); // symlinks (/var/run → /run) are covered by their target
-    } catch {
-      return false;
-    }
-  });
-  // Shallow first: a tmpfs over a parent would cover one mounted over its child.
-  return unique.sort((a, b) => a.split('/').length - b.split('/').length);
-}
-
 export const HOME_IN_SANDBOX = '/tmp/home';
-/** Writable tmpfs mounts of the sandbox, each sized; every other hiding tmpfs is remounted read-only. */
-const SCRATCH = new Set(['/tmp', '/var/tmp', '/dev/shm']);
+/** bwrap's own two processes (outside and as the sandbox's init) and a little room, over the pids cgroup's limit. */
+const NPROC_MARGIN = 4;
+/** Writable tmpfs mounts of the sandbox, each sized; every hiding tmpfs is remounted read-only. */
+export const SCRATCH_DIRS = ['/tmp', '/var/tmp', '/dev/shm'];
+/**
+ * bwrap reads its options from this fd (--args), so they are not its command line: the sandbox's
+ * /proc/1/cmdline (bwrap's init) shows `bwrap --args 9 -- <command>`, not the paths it hides.
+ */
+const ARGS_FD = 9;
 export interface Prepared {
   limits: SandboxLimits;
   uid?: number;
@@ -49,7 +43,9 @@ export interface Prepared {
 export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, network, egress, ctl, cgroup, argv }: Prepared): Promise<{ command: string[]; scratchMb: number }> {
   const { setting } = req;
   const rlimits = [
-    `--nproc=${limits.processes}`,
+    // With a pids cgroup, it refuses at the limit and counts the refusals (pids.events): the
+    // rlimit, which counts the uid's processes and only fails the fork, stays a few above it.
+    `--nproc=${cgroup?.countsForks ? limits.processes + NPROC_MARGIN : limits.processes}`,
     `--nofile=${limits.openFiles}`,
     `--fsize=${limits.fileSizeMb * MIB}`,
     // Soft below hard: at the limit SIGXCPU (which limitHit names), SIGKILL a second later only
@@ -61,30 +57,20 @@ export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, netw
   ];
   // tmpfs is memory: no bigger than the memory limit either.
   const scratchMb = Math.min(limits.diskMb, limits.memoryMb);
-  const mounts: string[] = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
-  const hidden = hiddenPaths(setting);
-  for (const p of hidden) mounts.push(...(SCRATCH.has(p) ? ['--size', String(scratchMb * MIB)] : []), '--tmpfs', p);
-  for (const p of setting.readOnly) if (existsSync(p) && hidden.some((h) => isInside(p, h))) mounts.push('--ro-bind', p, p);
-  // Through the proxy, names are resolved by the worker: the sandbox needs no resolver.
-  if (network && !egress) mounts.push(...resolvConf(hidden));
+  const root = rootMounts({ hide: setting.hide, toolchains: setting.readOnly, scratch: Object.fromEntries(SCRATCH_DIRS.map((d) => [d, scratchMb * MIB])) });
+  const mounts = root.mounts;
   mounts.push('--dir', HOME_IN_SANDBOX, '--bind', req.dir, req.dir);
   const git = path.join(req.dir, '.git');
   if (existsSync(git)) mounts.push('--ro-bind', git, git);
-  // Last, after the mount points inside them exist: hiding tmpfs and /dev take no writes.
-  for (const p of hidden) if (!SCRATCH.has(p)) mounts.push('--remount-ro', p);
-  mounts.push('--remount-ro', '/dev');
-  const bwrap = [setting.bwrap!, ...NAMESPACES, ...(network && !egress ? ['--share-net'] : []), ...ctl.bwrapArgs, ...mounts, '--chdir', req.dir, '--', ...argv];
+  // Last, after the mount points inside them exist: hiding tmpfs, /dev and the root take no writes.
+  for (const p of root.remountRo) mounts.push('--remount-ro', p);
+  mounts.push('--remount-ro', '/dev', '--remount-ro', '/');
+  const options = [...NAMESPACES, ...(network && !egress ? ['--share-net'] : []), ...ctl.bwrapArgs, ...mounts, '--chdir', req.dir];
+  const argsFile = path.join(ctl.dir, 'bwrap-args');
+  await writeFile(argsFile, options.map((a) => `${a}\0`).join(''));
+  const bwrap = [setting.bwrap!, '--args', String(ARGS_FD), '--', ...argv];
   const inner = ['prlimit', ...rlimits, '--', ...dropPrivileges(uid), ...bwrap];
   // Joins the cgroup before anything runs, so nothing escapes its limits; the fds bwrap reports on and waits on.
-  const command = ['/bin/sh', '-c', `${cgroup ? `${cgroup.attachScript}; ` : ''}exec "$@" ${ctl.redirections}`, 'weaver-sandbox', ...inner];
+  const command = ['/bin/sh', '-c', `${cgroup ? `${cgroup.attachScript}; ` : ''}exec "$@" ${ctl.redirections} ${ARGS_FD}<${shq(argsFile)}`, 'weaver-sandbox', ...inner];
   return { command, scratchMb };
-}
-/** /etc/resolv.conf often links into /run, which is hidden: keep the target readable when there is network. */
-function resolvConf(hidden: string[]): string[] {
-  try {
-    const target = realpathSync('/etc/resolv.conf');
-    return hidden.some((h) => isInside(target, h)) ? ['--ro-bind', target, target] : [];
-  } catch {
-    return [];
-  }
 }

@@ -14,19 +14,27 @@ import { attachEgress } from './egress';
 import { Control } from './network';
 import { NETWORK_ORDER } from './policy';
 import type { SandboxSetting } from './setting';
-import { makeTraversable } from './uids';
+import { isInside } from '../paths';
+import { defaultToolchains, toolchainEnv, untraversableAbove } from './root';
+import { uidLockDir } from './uids';
 
 const run = promisify(execFile);
 
 export interface DetectOptions {
   mode: SandboxMode;
-  /** Worker paths to hide: workspace root, artifact store, the worker's own directory. */
+  /** Worker paths to hide: workspace root, artifact store, the worker's own directory, its registry and credentials files. */
   hide: string[];
+  /** The toolchains lent read-only (WEAVER_SANDBOX_TOOLCHAINS); absent: found on PATH and in the usual places (./root.ts). */
+  toolchains?: string[];
+  /** More host paths lent read-only (WEAVER_SANDBOX_RO_PATHS). */
   readOnly?: string[];
+  /** Where workspaces are made: a root worker gives o+x only from a workspace up to here (./uids.ts). */
+  workspaceRoot?: string;
   /**
    * Env: WEAVER_BWRAP, WEAVER_NSENTER, WEAVER_SANDBOX_NETWORK, WEAVER_SANDBOX_UID(_RANGE),
-   * WEAVER_SANDBOX_MAX_LIMITS, WEAVER_SANDBOX_ENV, WEAVER_EGRESS_ALLOW, WEAVER_DEV_EGRESS_ADDRESSES,
-   * TEMPORAL_ADDRESS, WEAVER_DEV, WEAVER_CGROUP_PARENT, PATH.
+   * WEAVER_SANDBOX_UID_LOCKS, WEAVER_SANDBOX_MAX_LIMITS, WEAVER_SANDBOX_ENV, WEAVER_EGRESS_ALLOW,
+   * WEAVER_DEV_EGRESS_ADDRESSES, TEMPORAL_ADDRESS, WEAVER_DEV, WEAVER_CGROUP_PARENT, PATH (and the
+   * toolchain homes, for the default toolchains).
    */
   env?: NodeJS.ProcessEnv;
 }
@@ -44,11 +52,16 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
   const env = opts.env ?? process.env;
   const maxNetwork = (env.WEAVER_SANDBOX_NETWORK || 'setup') as SandboxPolicy['network'];
   if (!NETWORK_ORDER.includes(maxNetwork)) throw new Error(`WEAVER_SANDBOX_NETWORK must be one of ${NETWORK_ORDER.join(', ')}, got "${maxNetwork}"`);
+  const hide = opts.hide.map((p) => path.resolve(p));
+  const lent = [...(opts.toolchains ?? defaultToolchains(env, hide)), ...(opts.readOnly ?? [])].map((p) => path.resolve(p));
+  const readOnly = [...new Set(lent)].filter((p) => existsSync(p) && !hide.some((h) => isInside(p, h)));
   const base = {
     maxNetwork,
     mode: opts.mode,
-    hide: opts.hide.map((p) => path.resolve(p)),
-    readOnly: (opts.readOnly ?? []).map((p) => path.resolve(p)),
+    hide,
+    readOnly,
+    toolchainEnv: toolchainEnv(env, readOnly),
+    ...(opts.workspaceRoot ? { workspaceRoot: path.resolve(opts.workspaceRoot) } : {}),
     maxLimits: sandboxMaxLimits(env),
     envAllow: sandboxEnvAllowlist(env),
     // Checked even when no command gets network: a bad value stops the start, naming it.
@@ -60,12 +73,9 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
     warning: `commands ran without a sandbox (${why}): repository code could read and change anything the worker can`,
   });
   if (opts.mode === 'off') return unconfined('WEAVER_SANDBOX=off');
-  const problem = (why: string): SandboxSetting => {
+  const problem = (why: string, fix = `${INSTALL_HINT}; in a container, run the worker with user namespaces allowed (see README "Sandbox")`): SandboxSetting => {
     if (opts.mode === 'required') {
-      throw new Error(
-        `WEAVER_SANDBOX=required, but ${why}. Fix: ${INSTALL_HINT}; in a container, run the worker with user namespaces allowed ` +
-          `(see README "Sandbox"). On a development machine WEAVER_SANDBOX=auto runs unconfined instead.`,
-      );
+      throw new Error(`WEAVER_SANDBOX=required, but ${why}. Fix: ${fix}. On a development machine WEAVER_SANDBOX=auto runs unconfined instead.`);
     }
     return unconfined(why);
   };
@@ -83,9 +93,25 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
     const e = err as { stderr?: string; message: string };
     return problem(`bwrap cannot make a sandbox here: ${(e.stderr || e.message).trim().split('\n').pop()}`);
   }
-  // The sandbox's uid must reach the read-only toolchains it is promised (e.g. /root/.pyenv).
-  if (runAs !== undefined) for (const p of base.readOnly) if (existsSync(p)) await makeTraversable(p);
-  const setting: SandboxSetting = { ...base, kind: 'bubblewrap', bwrap, version, runAs, uids, cgroup: await detectCgroup(env) };
+  // The sandbox's uid (its bwrap binds them) must reach the workspaces and the toolchains: no
+  // directory above them is opened up for it (./uids.ts opens only those under the workspace root).
+  let toolchainNote: string | undefined;
+  if (runAs !== undefined) {
+    const closed = base.workspaceRoot && untraversableAbove(base.workspaceRoot);
+    if (closed) {
+      return problem(
+        `the workspace root ${base.workspaceRoot} is out of reach of the sandbox's uids: ${closed} above it lacks o+x (search permission for others)`,
+        `chmod o+x ${closed} (never read: nobody can list it), or set WEAVER_WORKSPACE_ROOT under a directory others may pass through (e.g. /srv/weaver)`,
+      );
+    }
+    const unreachable = base.readOnly.filter((p) => untraversableAbove(p));
+    if (unreachable.length) {
+      base.readOnly = base.readOnly.filter((p) => !unreachable.includes(p));
+      base.toolchainEnv = toolchainEnv(env, base.readOnly);
+      toolchainNote = `toolchains not lent (a directory above them lacks o+x for the sandbox's uids): ${unreachable.join(', ')}`;
+    }
+  }
+  const setting: SandboxSetting = { ...base, ...(toolchainNote ? { toolchainNote } : {}), kind: 'bubblewrap', bwrap, version, runAs, uids, uidLocks: uids ? uidLockDir(env) : undefined, cgroup: await detectCgroup(env) };
   if (maxNetwork === 'none') return setting;
   // Without the egress proxy, network is the worker's own: 127.0.0.1 (Temporal), the LAN and all.
   const nsenter = env.WEAVER_NSENTER || findOnPath('nsenter', env.PATH);

@@ -1,10 +1,12 @@
 // Limits beyond the rlimits: a cgroup per command (memory, processes; v1 as root, or a
 // delegated v2 parent) that also tells an OOM kill apart, the workspace's disk growth watched
-// with `du`, and which limit ended or hampered a command, in words.
+// with `du`, the sandbox's scratch tmpfs watched for being full, and which limit ended or
+// hampered a command, in words — from this accounting and the exit status, never from what the
+// command printed (a test that prints "No space left on device" has hit nothing).
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rmdir, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { SandboxLimits, SandboxPolicy } from '../../domain/schema';
@@ -66,6 +68,8 @@ export async function detectCgroup(env: NodeJS.ProcessEnv): Promise<CgroupSuppor
 export class DiskWatch {
   /** Bytes the workspace had grown by when it was killed. */
   killedAt?: number;
+  /** A scratch tmpfs of the sandbox (`/tmp`) seen full: its size bounded the command. */
+  scratchFull?: string;
   private stopped = false;
 
   private constructor(
@@ -102,9 +106,34 @@ export class DiskWatch {
     }
   }
 
+  /**
+   * Watches the sandbox's sized tmpfs (`dirs`, through /proc/<its pid>/root) every quarter
+   * second: one with less than 1% or 64 KiB free was full — writes there were refused.
+   */
+  watchScratch(pidOf: () => Promise<number | undefined>, dirs: string[]): void {
+    void (async () => {
+      while (!this.stopped && !this.scratchFull) {
+        const pid = await pidOf();
+        for (const dir of pid ? dirs : []) {
+          const fs = await statfs(`/proc/${pid}/root${dir}`).catch(() => undefined);
+          if (this.stopped || !fs || fs.blocks === 0) continue;
+          if (fs.bfree < Math.max(fs.blocks / 100, (64 * 1024) / fs.bsize)) this.scratchFull = dir;
+        }
+        await sleep(250, { unref: true });
+      }
+    })();
+  }
+
   stop(): void {
     this.stopped = true;
   }
+}
+
+/** A regular file in `dir` (not .git) changed since `sinceMs` whose size is exactly `bytes`: one that RLIMIT_FSIZE stopped. */
+export async function fileAtLimit(dir: string, bytes: number, sinceMs: number): Promise<string | undefined> {
+  const args = [dir, '-xdev', '-path', `${dir}/.git`, '-prune', '-o', '-type', 'f', '-size', `${bytes}c`, '-newermt', `@${Math.floor(sinceMs / 1000) - 1}`, '-print', '-quit'];
+  const out = await run('find', args, { maxBuffer: 1 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+  return out.stdout.split('\n')[0] || undefined;
 }
 
 /** Allocated bytes under `dir` (sparse files count what they use), on its file system only. */
@@ -123,6 +152,11 @@ export class Cgroup {
 
   get limitsMemory(): boolean {
     return !!this.dirs.memory;
+  }
+
+  /** Whether refused forks are counted (pids.events). */
+  get countsForks(): boolean {
+    return !!this.dirs.pids;
   }
 
   /** `cgroup v1` or `cgroup v2`: how `usage()` measured. */
@@ -238,21 +272,35 @@ export function size(mb: number): string {
   return mb >= 1024 && mb % 1024 === 0 ? `${mb / 1024} GiB` : `${mb} MiB`;
 }
 
-/** Which limit (if any) ended or hampered the command, in words for the result and the model. */
-export async function limitHit(r: RunCommandResult, limits: SandboxLimits, cgroup: Cgroup | undefined, network: boolean, scratchMb: number): Promise<string | undefined> {
+/** What the sandbox's own accounting saw of a command, besides its cgroup and exit status. */
+export interface Observed {
+  /** A scratch tmpfs seen full (DiskWatch.scratchFull). */
+  scratchFull?: string;
+  /** A file the command left at exactly the file size limit (fileAtLimit). */
+  fileAtLimit?: string;
+}
+
+/**
+ * Which limit (if any) ended or hampered the command, in words for the result and the model:
+ * from the cgroup's counters, the exit status, the tmpfs and file sizes the sandbox measured
+ * and the process tree's samples — never from the output, which the command controls.
+ */
+export async function limitHit(r: RunCommandResult, limits: SandboxLimits, cgroup: Cgroup | undefined, network: boolean, scratchMb: number, seen: Observed = {}): Promise<string | undefined> {
   const sig = r.signal ?? (r.exitCode !== null && r.exitCode > 128 ? r.exitCode - 128 : undefined);
   const is = (n: number, name: string) => sig === n || sig === name;
   const counters = cgroup ? await cgroup.counters() : { oomKills: 0, forksRefused: 0 };
   if (counters.oomKills > 0) return `killed: memory limit ${size(limits.memoryMb)} (${counters.oomKills} process(es) ended by the OOM killer)`;
-  if (is(SIGXFSZ, 'SIGXFSZ') || /File size limit exceeded/.test(r.tail)) return `killed: file size limit ${size(limits.fileSizeMb)}`;
-  if (is(SIGXCPU, 'SIGXCPU') || /CPU time limit exceeded/.test(r.tail)) return `killed: CPU time limit ${limits.cpuSec} s`;
-  if (counters.forksRefused > 0 || /Cannot fork|fork: retry|fork: Resource temporarily unavailable/i.test(r.tail)) {
-    return `process limit ${limits.processes} reached: new processes were refused`;
-  }
-  if (/Too many open files|EMFILE/.test(r.tail)) return `open files limit ${limits.openFiles} reached`;
-  if (/No space left on device|ENOSPC/.test(r.tail)) return `disk limit reached: no space left (the sandbox's /tmp holds ${size(scratchMb)}: sandbox.limits.diskMb, at most memoryMb)`;
-  if (/MemoryError|Cannot allocate memory|std::bad_alloc|heap out of memory|ENOMEM/.test(r.tail)) return `memory limit ${size(limits.memoryMb)} reached: an allocation was refused`;
-  if (!network && /ENETUNREACH|Network is unreachable|EAI_AGAIN|ENOTFOUND|Temporary failure in name resolution/.test(r.tail)) {
+  // A writer past RLIMIT_FSIZE gets SIGXFSZ (or EFBIG): its file stays at exactly the limit.
+  if (is(SIGXFSZ, 'SIGXFSZ') || seen.fileAtLimit) return `killed: file size limit ${size(limits.fileSizeMb)}`;
+  if (is(SIGXCPU, 'SIGXCPU')) return `killed: CPU time limit ${limits.cpuSec} s`;
+  // Without a pids cgroup: the most processes the samples saw, near RLIMIT_NPROC (which counts threads too).
+  const sampledProcs = cgroup?.countsForks ? 0 : (r.usage?.peakProcesses ?? 0);
+  if (counters.forksRefused > 0 || sampledProcs >= 0.9 * limits.processes) return `process limit ${limits.processes} reached: new processes were refused`;
+  if (seen.scratchFull) return `disk limit reached: the sandbox's ${seen.scratchFull} (${size(scratchMb)}) was full (sandbox.limits.diskMb, at most memoryMb)`;
+  // Without a memory cgroup (RLIMIT_DATA): the tree's sampled peak near the limit.
+  if (!cgroup?.limitsMemory && r.usage && r.usage.peakMemoryMb >= 0.9 * limits.memoryMb) return `memory limit ${size(limits.memoryMb)} reached: an allocation was refused`;
+  // Not a limit hit but the policy, said only to explain a failure that looks like it.
+  if (!network && r.exitCode !== 0 && /ENETUNREACH|Network is unreachable|EAI_AGAIN|ENOTFOUND|Temporary failure in name resolution/.test(r.tail)) {
     return 'no network in the sandbox (sandbox.network allows it for the setup command by default; "all" for every command)';
   }
   return undefined;

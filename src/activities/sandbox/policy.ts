@@ -73,6 +73,8 @@ export function sandboxEnv(req: SandboxRunRequest, home: string): Record<string,
     if (value === undefined || never.has(name)) continue;
     if (/^(PATH|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TERM)$/.test(name) || req.policy.env.includes(name)) out[name] = value;
   }
+  // Only where the worker's env does not already say (and only what a lent toolchain needs).
+  for (const [name, value] of Object.entries(req.setting.toolchainEnv ?? {})) out[name] ??= value;
   out.HOME = home;
   out.TMPDIR = req.setting.kind === 'bubblewrap' ? '/tmp' : home;
   out.CI = 'true';

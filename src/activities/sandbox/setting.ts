@@ -33,8 +33,19 @@ export interface SandboxSetting {
   cgroup?: CgroupSupport;
   /** Paths no command may see (besides the defaults of hiddenPaths). */
   hide: string[];
-  /** Host paths kept visible read-only even under a hidden one (toolchains under a home). */
+  /**
+   * Host paths lent read-only besides the system directories: the toolchains
+   * (WEAVER_SANDBOX_TOOLCHAINS, else found on PATH; plus WEAVER_SANDBOX_RO_PATHS).
+   */
   readOnly: string[];
+  /** Env the lent toolchains need under the sandbox's own HOME (RUSTUP_HOME). */
+  toolchainEnv?: Record<string, string>;
+  /** Toolchains a root worker could not lend (not reachable for the sandbox's uids), for the banner. */
+  toolchainNote?: string;
+  /** Where workspaces are made: traversal (o+x) is given only below it. */
+  workspaceRoot?: string;
+  /** A root worker's lock file per uid (WEAVER_SANDBOX_UID_LOCKS): no two worker processes on a host hand out the same uid. */
+  uidLocks?: string;
   /** Said in every result when commands are not confined. */
   warning?: string;
   /** The most network a task may ask for (WEAVER_SANDBOX_NETWORK, default `setup`). */
@@ -97,5 +108,6 @@ export function sandboxDetails(s: SandboxSetting): string {
         ? `${s.maxNetwork}, only through the egress proxy to ${s.egress.allow.length ? s.egress.allow.join(',') : 'nothing'} (WEAVER_EGRESS_ALLOW)${s.egress.devAddresses ? `; private addresses exempt for development: ${s.egress.devAddresses.join(',')}` : ''}`
         : `${s.maxNetwork} — ${s.networkWarning}`;
   const caps = Object.entries(s.maxLimits ?? SANDBOX_LIMIT_CAPS).map(([k, v]) => `${k}=${v}`).join(',');
-  return `${uids}; network: ${net}; limits at most ${caps}; sandbox.env allowed: ${s.envAllow === undefined ? 'any' : s.envAllow.join(',') || 'none'}`;
+  const lent = s.readOnly.length ? `; toolchains lent read-only: ${s.readOnly.join(', ')}` : '';
+  return `${uids}${lent}${s.toolchainNote ? ` (${s.toolchainNote})` : ''}; network: ${net}; limits at most ${caps}; sandbox.env allowed: ${s.envAllow === undefined ? 'any' : s.envAllow.join(',') || 'none'}`;
 }

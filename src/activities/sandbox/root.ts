@@ -1,0 +1,175 @@
+// The sandbox's file system: a minimal root — the system directories, the few files of /etc a
+// program needs, and the toolchains the worker names — instead of the whole host read-only; and
+// what the worker owns (its registry and credentials files, its checkout, the artifact store,
+// the workspace root) hidden even where one of those trees contains it: a file under /dev/null,
+// a directory under an empty read-only tmpfs.
+import { existsSync, lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { isInside } from '../paths';
+
+/** Top-level system directories (or their merged-/usr symlinks), as the host has them. */
+export const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
+
+/**
+ * What of /etc a command sees: name service, certificates, the dynamic linker, time, MIME and
+ * the alternatives and toolchain configs that /usr links into (Debian's JDK and Maven read
+ * theirs from /etc). Not the rest: /etc also holds the host's secrets and settings (shadow,
+ * ssh keys, gitconfig's credential helpers, npmrc and pip.conf tokens, a worker's own files).
+ */
+export const ETC_ENTRIES = [
+  'alternatives', 'ssl', 'ca-certificates', 'ca-certificates.conf', 'pki', 'crypto-policies',
+  'hosts', 'resolv.conf', 'nsswitch.conf', 'host.conf', 'gai.conf', 'passwd', 'group',
+  'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'localtime', 'timezone', 'mime.types', 'protocols',
+  'services', 'os-release', 'debian_version', 'lsb-release', 'shells', 'terminfo', 'inputrc',
+  'magic', 'magic.mime', 'locale.alias', 'java-*', 'maven', 'python3*', 'perl',
+];
+
+/** Where toolchains live when the worker names none (WEAVER_SANDBOX_TOOLCHAINS unset), under its home. */
+const HOME_TOOLCHAINS = ['.cargo', '.rustup', '.pyenv', '.nvm', '.volta', '.sdkman', '.local/share/fnm', '.deno', '.bun'];
+
+const glob = (pattern: string) => new RegExp(`^${pattern.replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`);
+
+function lstatOrUndefined(p: string) {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The host's /etc entries a command sees (names matching ETC_ENTRIES that exist). */
+function etcEntries(): string[] {
+  let names: string[];
+  try {
+    names = readdirSync('/etc');
+  } catch {
+    return [];
+  }
+  const res = ETC_ENTRIES.map(glob);
+  return names.filter((n) => res.some((re) => re.test(n))).map((n) => path.join('/etc', n));
+}
+
+/**
+ * The toolchains a worker lends its sandbox when it names none: its PATH's directories outside
+ * the system ones (each as its toolchain's root: the first directory under the home, or the
+ * parent of a `bin`), the usual places under its home, and rustup's home when cargo is one
+ * of rustup's proxies. None inside what the worker hides.
+ */
+export function defaultToolchains(env: NodeJS.ProcessEnv, hide: string[]): string[] {
+  const home = os.homedir();
+  const found = new Set<string>();
+  const add = (p: string | undefined) => {
+    if (!p || !path.isAbsolute(p) || !existsSync(p)) return;
+    const real = realpathSync(p);
+    if (SYSTEM_DIRS.some((d) => isInside(real, d)) || real === '/' || real === home) return;
+    found.add(path.resolve(p));
+  };
+  for (const dir of (env.PATH ?? '').split(':').filter((d) => path.isAbsolute(d))) {
+    if (isInside(dir, home) && dir !== home) add(path.join(home, path.relative(home, dir).split(path.sep)[0]));
+    else add(path.basename(dir) === 'bin' ? path.dirname(dir) : dir);
+  }
+  for (const rel of HOME_TOOLCHAINS) add(path.join(home, rel));
+  for (const v of ['RUSTUP_HOME', 'PYENV_ROOT', 'JAVA_HOME', 'GOROOT', 'NVM_DIR', 'SDKMAN_DIR', 'VOLTA_HOME']) add(env[v]);
+  // A toolchain inside what the worker hides (its checkout's node_modules/.bin) is never lent;
+  // a hidden path inside a toolchain is covered when the sandbox is built.
+  return [...found].filter((t) => !hide.some((h) => isInside(t, h)));
+}
+
+/**
+ * Env a toolchain needs once HOME is the sandbox's own: rustup's proxies (cargo, rustc) find
+ * their toolchains through RUSTUP_HOME, which defaults to ~/.rustup.
+ */
+export function toolchainEnv(env: NodeJS.ProcessEnv, toolchains: string[]): Record<string, string> {
+  const rustup = env.RUSTUP_HOME ?? path.join(os.homedir(), '.rustup');
+  return toolchains.some((t) => isInside(rustup, t)) ? { RUSTUP_HOME: rustup } : {};
+}
+
+/**
+ * The first directory above `p` that does not let others through (no o+x), if any: a sandbox
+ * uid's bwrap must reach `p`. One not made yet does not count (the worker makes it 0755).
+ */
+export function untraversableAbove(p: string): string | undefined {
+  for (let d = path.dirname(path.resolve(p)); ; d = path.dirname(d)) {
+    const st = (() => {
+      try {
+        return statSync(d);
+      } catch {
+        return undefined;
+      }
+    })();
+    if (st && !(st.mode & 0o001)) return d;
+    if (d === path.dirname(d)) return undefined;
+  }
+}
+
+/** Each path, and where it really is when a symlink leads there: both get hidden. */
+function withRealPaths(paths: string[]): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    out.add(path.resolve(p));
+    try {
+      out.add(realpathSync(p));
+    } catch {
+      // gone: nothing to hide
+    }
+  }
+  return [...out];
+}
+
+const depth = (p: string) => p.split('/').length;
+
+/**
+ * The mounts of the sandbox's root, before the workspace's: /dev, a fresh /proc (its own PID
+ * namespace: no host process, so no host command line), the system directories, /etc's
+ * entries, sized scratch tmpfs (`scratch`), the toolchains read-only, then whatever the worker
+ * hides that lies inside one of those. `remountRo`: the hiding tmpfs, made read-only last.
+ */
+export function rootMounts(opts: { hide: string[]; toolchains: string[]; scratch: Record<string, number> }): { mounts: string[]; remountRo: string[] } {
+  const mounts = ['--dev', '/dev', '--proc', '/proc'];
+  const sources: string[] = [];
+  /** A host path at the same place: a symlink stays one (its target bound too when it points outside what is bound). */
+  const lend = (p: string) => {
+    const st = lstatOrUndefined(p);
+    if (!st) return;
+    if (st.isSymbolicLink()) {
+      const target = readlinkSync(p);
+      mounts.push('--symlink', target, p);
+      const real = (() => {
+        try {
+          return realpathSync(p);
+        } catch {
+          return undefined;
+        }
+      })();
+      // /etc/resolv.conf → /run/…: the file it names, at its own path.
+      if (real && !sources.some((s) => isInside(real, s))) lend(real);
+      return;
+    }
+    mounts.push('--ro-bind', p, p);
+    sources.push(p);
+  };
+  for (const d of SYSTEM_DIRS) lend(d);
+  for (const e of etcEntries()) lend(e);
+  for (const [dir, bytes] of Object.entries(opts.scratch)) mounts.push('--size', String(bytes), '--tmpfs', dir);
+  const scratchDirs = Object.keys(opts.scratch);
+  for (const t of [...opts.toolchains].sort((a, b) => depth(a) - depth(b))) {
+    // Already lent (under /usr), or under a scratch tmpfs, where nothing of the host is.
+    if (!sources.some((s) => isInside(t, s)) && !scratchDirs.some((s) => isInside(t, s))) lend(t);
+  }
+  const remountRo: string[] = [];
+  const hidden = withRealPaths(opts.hide).sort((a, b) => depth(a) - depth(b));
+  for (const h of hidden) {
+    // Only what a lent tree holds is there to hide; the rest of the host is not in the sandbox.
+    if (!sources.some((s) => isInside(h, s)) || hidden.some((o) => o !== h && isInside(h, o) && sources.some((s) => isInside(o, s)))) continue;
+    const st = lstatOrUndefined(h);
+    if (!st || st.isSymbolicLink()) continue; // its real path is in the list
+    if (st.isDirectory()) {
+      mounts.push('--tmpfs', h);
+      remountRo.push(h);
+    } else {
+      mounts.push('--ro-bind', '/dev/null', h);
+    }
+  }
+  return { mounts, remountRo };
+}
