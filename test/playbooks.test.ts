@@ -10,6 +10,7 @@ import { evaluateCondition, parseCondition, type ConditionContext } from '../src
 import { parsePlaybookText, PlaybookError } from '../src/domain/playbookText';
 import { detectAt, detectForChange, resolvePlaybook } from '../src/activities/playbooks';
 import { lastUserText } from '../scripts/demo/scriptedModelServer';
+import { simpleGit } from 'simple-git';
 import { makeRepo } from './support/repos';
 import { searchReplace, wholeFile } from './support/answers';
 import { useRig, type Rig } from './support/weaver';
@@ -347,4 +348,22 @@ test('a passing step whose output mentions ENOTFOUND or ENOSPC passes; a check w
   expect(warned.status).toBe('failed');
   expect(warned.reason).toMatch(/^no_checks: .*no check passed \(lint: failed, onFailure warn\)/);
   expect(warned.warnings?.join('\n')).toMatch(/the lint step failed on attempt 1 \(onFailure: warn\): exit 3/);
+});
+
+test('a step that rewrites the change is undone before the next step: what is committed is what the checks saw', async () => {
+  const repo = await makeRepo(path.join(rig.tmp, 'rewrites'), { 'src/a.txt': 'a\n' });
+  const playbook = [
+    'steps:',
+    '  - name: format',
+    '    run: [sh, -c, "echo formatted >> src/a.txt"]',
+    '  - name: test',
+    '    run: [sh, -c, "grep -qx b src/a.txt && ! grep -q formatted src/a.txt"]',
+  ].join('\n');
+  rig.model.script('m-rewrite', [{ content: searchReplace('src/a.txt', 'a\n', 'a\nb\n') }]);
+  const { testCommand: _t, ...rest } = rig.task(repo, [rig.provider('m-rewrite')], { decomposition: 'never', playbook, push: true });
+  const r = await rig.run({ ...rest, task: { title: 'Edit', description: 'Edit src/a.txt.' } });
+  expect(r.status).toBe('succeeded');
+  expect(r.attempts[0].steps).toMatchObject([{ name: 'format', status: 'passed', altered: ['src/a.txt'] }, { name: 'test', status: 'passed' }]);
+  expect(r.warnings?.join('\n')).toMatch(/the format step rewrote src\/a\.txt on attempt 1: put back as the change wrote them/);
+  expect(await simpleGit(repo).show([`${r.branch}:src/a.txt`])).toBe('a\nb\n');
 });

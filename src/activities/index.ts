@@ -16,6 +16,7 @@ import { applyChangeSet, previewChangeSet } from './apply';
 import { checkPathSyntax, readConfined } from './confinedPaths';
 import { detectForChange, resolvePlaybook } from './playbooks';
 import { introducedErrors, MAX_GATED_BYTES } from './syntaxGate';
+import { restoreTestedPaths } from './testedTree';
 import { commandText, type PlaybookStep } from '../domain/playbook';
 import { evaluateCondition, parseCondition } from '../domain/conditions';
 import { ArtifactStore } from './artifacts';
@@ -362,7 +363,11 @@ export function createActivities(deps: ActivityDeps) {
     /** One playbook step (lint, typecheck, test, build, …) in the sandbox; its whole log becomes an artifact. */
     async runCheck(req: RunCheckRequest): Promise<StepOutcome> {
       ws.openWorkspace(req.workspace);
-      return runStep(req.step, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+      const out = await runStep(req.step, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+      // Steps check, they do not write: what a step rewrote of the change is put back, so the
+      // next step and the commit see the content that was checked.
+      const altered = await restoreTestedPaths(req.workspace);
+      return altered.length ? { ...out, altered: altered.slice(0, 50) } : out;
     },
 
     async rollbackWorkspace(workspace: WorkspaceHandle): Promise<void> {

@@ -62,6 +62,22 @@ export async function stageChange(ws: Located, paths: string[]): Promise<{ diff:
   return { diff, tested };
 }
 
+/**
+ * After a command: the change's paths it rewrote or removed, put back as the change wrote them
+ * (the tested tree), so every later step checks — and the commit holds — the same content.
+ * Returns those paths (empty: none, or no tested change recorded).
+ */
+export async function restoreTestedPaths(ws: Located): Promise<string[]> {
+  const tested = await readTestedChange(ws);
+  if (!tested?.paths.length) return [];
+  const present = (await gitRun(ws.dir, ['ls-tree', '-r', '--name-only', '-z', tested.tree, '--', ...tested.paths.map(literal)])).split('\0').filter(Boolean);
+  if (!present.length) return [];
+  // The worktree against the tested tree, for the change's paths that tree holds.
+  const altered = (await gitRun(ws.dir, ['diff', '--name-only', '--no-renames', '-z', tested.tree, '--', ...present.map(literal)])).split('\0').filter(Boolean);
+  if (altered.length) await gitRun(ws.dir, ['checkout', tested.tree, '--', ...altered.map(literal)]);
+  return altered;
+}
+
 export async function readTestedChange(ws: Located): Promise<TestedChange | undefined> {
   const file = fileOf(ws);
   if (!file) return undefined;

@@ -414,6 +414,8 @@ export interface StepOutcome extends Partial<TestOutcome> {
   onFailure?: 'retry-with-feedback' | 'fail' | 'warn' | 'ignore';
   /** For a skipped step: the `when` condition that was false. */
   skippedBecause?: string;
+  /** Files of the change the step rewrote: put back as the change wrote them before anything else ran. */
+  altered?: string[];
 }
 
 /** One provider call, as recorded: one per HTTP request Weaver made. */

@@ -28,6 +28,9 @@ export async function runChecks(t: TaskRun, ws: WorkspaceHandle, playbook: Resol
       { workspace: ws, step, timeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
     ]);
     if (out.log) record.artifacts.push(out.log);
+    if (out.altered?.length) {
+      t.warn(`the ${step.name} step rewrote ${out.altered.slice(0, 10).join(', ')}${out.altered.length > 10 ? ', …' : ''} on attempt ${t.attempt}: put back as the change wrote them (steps check, they do not write; what is committed is what the checks saw)`);
+    }
     // pytest's "no tests collected": nothing was checked, which is not a failure of the change.
     if (out.status === 'failed' && out.exitCode === 5 && /\bpytest\b/.test(commandText(step.run, 500))) {
       steps.push({ ...out, status: 'skipped', skippedBecause: 'pytest collected no tests (exit 5)' });
