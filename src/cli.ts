@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
 import { batchProgressQuery, progressQuery } from './workflows/messages';
-import { formatResources } from './domain/report';
 import {
   addGuidance,
   approvePush,
@@ -19,9 +18,11 @@ import {
   type BatchResult,
   type CodingTaskResult,
   type Progress,
-  type Usage,
 } from './client';
+import { awaitingApproval, formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
 import { formatDiffstat, readArtifact, Unavailable, viewRun } from './inspect';
+
+export { formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
 
 const USAGE = `usage:
   weaver run <task.json> [--json] [--id <workflowId>] [--detach]
@@ -123,9 +124,11 @@ export async function main(argv: string[], out: (line: string) => void = console
     case 'logs': {
       if (!arg) throw new UsageError('logs needs a workflow id');
       const attempt = values.attempt === undefined ? undefined : Number(values.attempt);
-      if (attempt !== undefined && !(Number.isInteger(attempt) && attempt > 0)) throw new UsageError(`--attempt must be a whole number ≥ 1, got "${values.attempt}"`);
+      if (attempt !== undefined && !(Number.isInteger(attempt) && attempt >= 0)) throw new UsageError(`--attempt must be a whole number (0: the setup steps), got "${values.attempt}"`);
       const { logs } = await viewRun((await weaverClient()).workflow.getHandle(arg));
-      const record = attempt === undefined ? logs[logs.length - 1] : logs.find((l) => l.attempt === attempt);
+      // A step asked for by name without an attempt: the last attempt that has it (setup: attempt 0).
+      const named = values.step === undefined ? undefined : [...logs].reverse().find((l) => l.steps.some((st) => st.name === values.step));
+      const record = attempt === undefined ? (named ?? logs[logs.length - 1]) : logs.find((l) => l.attempt === attempt);
       if (!record) {
         throw new Unavailable(`${arg}: ${attempt === undefined ? 'no attempt has finished yet' : `no attempt ${attempt} (finished: ${logs.map((l) => l.attempt).join(', ') || 'none'})`}`);
       }
@@ -163,7 +166,11 @@ export async function main(argv: string[], out: (line: string) => void = console
     }
     case 'approve': {
       if (!arg) throw new UsageError('approve needs a workflow id');
-      const decision = { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined, ...(values.commit ? { commit: values.commit } : {}) };
+      // Without --commit, the decision still names a commit: the one `progress` shows awaiting approval now.
+      const shown = values.commit ? undefined : await (await weaverClient()).workflow.getHandle(arg).query(progressQuery).catch(() => undefined);
+      const commit = values.commit ?? (shown?.phase === 'awaiting_approval' ? shown.commit : undefined);
+      if (commit && !values.commit) out(`${values.reject ? 'rejecting' : 'approving'} commit ${commit} (the one awaiting approval; name it with --commit to be sure)`);
+      const decision = { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined, ...(commit ? { commit } : {}) };
       const answer = await approvePush(arg, decision).catch(
         (err: unknown) => {
           if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`${arg}: ${err.cause?.message ?? err.message}`);
@@ -185,14 +192,6 @@ export async function main(argv: string[], out: (line: string) => void = console
 }
 
 class UsageError extends Error {}
-
-/** While a push waits for a person: what they are approving, and how to see it and name it. */
-function awaitingApproval(p: Progress): string {
-  if (p.phase !== 'awaiting_approval' || !p.commit) return '';
-  const stat = p.diffstat ? formatDiffstat(p.diffstat).map((l) => `\n   ${l}`).join('') : '';
-  const id = p.workflowId;
-  return `\n  commit ${p.commit} awaits approval${stat}\n  see it: weaver diff ${id}; approve it: weaver approve ${id} --commit ${p.commit.slice(0, 12)}`;
-}
 
 /** What the client changed in the input (credentials taken out of a URL): on stderr, so --json output stays JSON. */
 const warn = (message: string) => console.error(`warning: ${message}`);
@@ -236,60 +235,6 @@ export async function follow<R = CodingTaskResult, P = Progress>(
     await Promise.race([resultP.catch(() => undefined), new Promise((r) => setTimeout(r, intervalMs))]);
   }
   return resultP;
-}
-
-export function formatProgress(p: Progress): string {
-  const d = p.lastDecision ? ` — last decision: ${p.lastDecision.action} (${p.lastDecision.why})` : '';
-  const s = p.diffstat ? `, ${p.diffstat.filesChanged} file(s) +${p.diffstat.added} -${p.diffstat.removed}` : '';
-  const awaiting = p.phase === 'awaiting_approval' && p.commit ? ` — commit ${p.commit.slice(0, 12)} awaits approval${s}` : '';
-  return `[${p.phase}${p.step ? `: ${p.step}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${awaiting}${d}`;
-}
-
-export function formatBatchProgress(p: BatchProgress): string {
-  return `${p.finished}/${p.total} finished, ${p.running} running, ${p.successCount} succeeded`;
-}
-
-function formatUsage(u: Usage): string {
-  return `${u.calls} call(s), ${u.tokensIn} in / ${u.tokensOut} out tokens, $${u.costUsd.toFixed(6)}`;
-}
-
-/** Per-task status and the aggregate of a taskBatch result. */
-export function formatBatch(b: BatchResult): string {
-  const a = b.aggregate;
-  const lines = [
-    `batch: ${a.successCount}/${a.total} succeeded, ${a.failureCount} failed`,
-    ...b.results.map(
-      (r) =>
-        `  ${r.workflowId}: ${r.status}${r.status === 'succeeded' ? '' : ` (${r.reason.split('\n')[0].slice(0, 160)})`}` +
-        ` — ${r.branch}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}${r.pushed ? ' (pushed)' : ''}`,
-    ),
-    `usage: ${formatUsage(a.usage)}`,
-  ];
-  const providers = Object.entries(a.usage.byProvider ?? {});
-  for (const [id, u] of providers) lines.push(`  ${id}: ${u.calls} call(s), $${u.costUsd.toFixed(6)}`);
-  return lines.join('\n');
-}
-
-export function formatResult(r: CodingTaskResult): string {
-  const lines = [
-    `status: ${r.status}`,
-    `reason: ${r.reason}`,
-    `branch: ${r.branch}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}${r.pushed ? ' (pushed)' : r.workspace ? ` (in ${r.workspace})` : ''}`,
-    ...(r.checks ? [`checks: ${r.checks.description}`] : []),
-    `attempts: ${r.attempts.length}`,
-    ...r.attempts.map(
-      (a) =>
-        `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}` +
-        (a.steps?.length ? ` [${a.steps.map((s) => `${s.name} ${s.status}`).join(', ')}]` : '') +
-        (a.tests?.limit ? `\n      stopped by a limit: ${a.tests.limit}` : '') +
-        (a.tests?.resources ? `\n      tests used ${formatResources(a.tests.resources)}` : ''),
-    ),
-    `usage: ${formatUsage(r.usage)}`,
-  ];
-  if (r.aggregate) lines.push(`children: ${r.aggregate.successCount}/${r.aggregate.total} succeeded`);
-  const report = r.artifacts.find((a) => a.kind === 'report');
-  if (report) lines.push(`report: ${report.ref}`);
-  return lines.join('\n');
 }
 
 /** Runs the CLI and exits: 0 succeeded, 1 did not, 2 bad input or usage. */

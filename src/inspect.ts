@@ -6,7 +6,7 @@ import { ArtifactStore } from './activities/artifacts';
 import { resultOf } from './client';
 import { config } from './config';
 import type { ArtifactRef, AttemptLogs, CodingTaskResult, Diffstat, Progress } from './domain/schema';
-import { attemptLogs } from './domain/stepLogs';
+import { attemptLogs, stepLogs } from './domain/stepLogs';
 import { progressQuery } from './workflows/messages';
 import type { WorkflowHandle } from '@temporalio/client';
 
@@ -52,7 +52,8 @@ function fromResult(r: CodingTaskResult): RunView {
     diffstat: r.diffstat,
     diff,
     diffOf: r.diff ? 'commit' : diff ? 'attempt' : undefined,
-    logs: attemptLogs(r.attempts),
+    // The setup steps ran once, when the workspace was prepared: "attempt 0" (`--attempt 0`, or `--step setup`).
+    logs: [...(r.checks?.setup?.length ? [{ attempt: 0, steps: stepLogs({ steps: r.checks.setup }) }] : []), ...attemptLogs(r.attempts)],
   };
 }
 

@@ -209,7 +209,8 @@ export function createActivities(deps: ActivityDeps) {
         continue;
       }
       const out = await runStep(step, dir, step.timeoutSec ?? SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
-      setupSteps.push(out);
+      // The handle travels with every workspace activity: a short tail (the log has it all).
+      setupSteps.push({ ...out, tail: (out.tail ?? '').slice(-SETUP_TAIL_CHARS) });
       if (out.status === 'failed' && (step.onFailure === 'retry-with-feedback' || step.onFailure === 'fail')) {
         const why = out.violation ?? out.limit ?? (out.timedOut ? 'timed out' : `exited with ${out.exitCode}`);
         throw ApplicationFailure.create({
@@ -433,6 +434,8 @@ function droppedNote(r: RunCommandResult, maxOutputMb: number): string | undefin
   return `weaver: the output passed sandbox.limits.maxOutputMb (${maxOutputMb} MiB): ${formatBytes(r.droppedBytes)} dropped from the middle of the log; its first and last ${formatBytes((maxOutputMb * MIB) / 2)} are kept`;
 }
 
+/** What a setup step's outcome keeps of its output in the workspace handle. */
+const SETUP_TAIL_CHARS = 500;
 /** The setup command's time limit (installs can be slow; tests have their own, `limits.testTimeoutSec`). */
 const SETUP_TIMEOUT_SEC = 600;
 /** Apply errors (closest lines included) travel through history and into the next prompt. */

@@ -170,3 +170,29 @@ function describe(o: Outcome): string {
       return o.kind;
   }
 }
+
+/** The outcome in one line for the attempt's record (`detail`): bounded, for history and the Web UI. */
+export function outcomeDetail(o: Outcome): string | undefined {
+  switch (o.kind) {
+    case 'invalid_syntax':
+      return o.errors.map((e) => e.split('\n')[0]).join('; ').slice(0, 1000);
+    case 'no_checks':
+      return o.detail.slice(0, 1000);
+    case 'check_failed':
+      return `${o.step.name}: ${o.step.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`)}`;
+    case 'apply_failed':
+      return o.errors.join('; ').slice(0, 1000);
+    case 'schema_violation':
+      return o.error.slice(0, 1000);
+    case 'provider_failed':
+      return `${o.family}: ${o.message}`.slice(0, 1000);
+    case 'tests_failed':
+      return o.step?.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`);
+    case 'no_consensus':
+      return o.detail.slice(0, 1000);
+    case 'budget_exhausted':
+      return o.detail.slice(0, 1000);
+    default:
+      return undefined;
+  }
+}

@@ -4,7 +4,7 @@
 import { log, patched } from '@temporalio/workflow';
 import type { GenerateChangeResult, Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
 import { DEFAULT_COOLDOWN } from '../domain/cooldown';
-import { decide, type Outcome, type TaskState } from '../domain/decider';
+import { decide, outcomeDetail, type Outcome, type TaskState } from '../domain/decider';
 import type { ArtifactRef, AttemptRecord, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
 import { runChecks } from './checks';
 import { commitWork } from './commit';
@@ -289,29 +289,4 @@ function commandText(c: CodingTaskInput['testCommand']): string {
 /** The syntax gate's findings as the model and the record read them. */
 function describeSyntax(problems: SyntaxProblem[]): string[] {
   return problems.map((p) => `${p.path}:${p.line}:${p.column}: ${p.kind === 'MISSING' ? 'missing token' : 'syntax error'}\n${p.excerpt}`);
-}
-
-function outcomeDetail(o: Outcome): string | undefined {
-  switch (o.kind) {
-    case 'invalid_syntax':
-      return o.errors.map((e) => e.split('\n')[0]).join('; ').slice(0, 1000);
-    case 'no_checks':
-      return o.detail.slice(0, 1000);
-    case 'check_failed':
-      return `${o.step.name}: ${o.step.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`)}`;
-    case 'apply_failed':
-      return o.errors.join('; ').slice(0, 1000);
-    case 'schema_violation':
-      return o.error.slice(0, 1000);
-    case 'provider_failed':
-      return `${o.family}: ${o.message}`.slice(0, 1000);
-    case 'tests_failed':
-      return o.step?.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`);
-    case 'no_consensus':
-      return o.detail.slice(0, 1000);
-    case 'budget_exhausted':
-      return o.detail.slice(0, 1000);
-    default:
-      return undefined;
-  }
 }

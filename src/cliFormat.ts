@@ -1,0 +1,67 @@
+// How the `weaver` CLI prints progress, results and batches (src/cli.ts runs the commands).
+import { formatResources } from './domain/report';
+import type { BatchProgress, BatchResult, CodingTaskResult, Progress, Usage } from './domain/schema';
+import { formatDiffstat } from './inspect';
+
+export function formatProgress(p: Progress): string {
+  const d = p.lastDecision ? ` — last decision: ${p.lastDecision.action} (${p.lastDecision.why})` : '';
+  const s = p.diffstat ? `, ${p.diffstat.filesChanged} file(s) +${p.diffstat.added} -${p.diffstat.removed}` : '';
+  const awaiting = p.phase === 'awaiting_approval' && p.commit ? ` — commit ${p.commit.slice(0, 12)} awaits approval${s}` : '';
+  return `[${p.phase}${p.step ? `: ${p.step}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${awaiting}${d}`;
+}
+
+export function formatBatchProgress(p: BatchProgress): string {
+  return `${p.finished}/${p.total} finished, ${p.running} running, ${p.successCount} succeeded`;
+}
+
+function formatUsage(u: Usage): string {
+  return `${u.calls} call(s), ${u.tokensIn} in / ${u.tokensOut} out tokens, $${u.costUsd.toFixed(6)}`;
+}
+
+/** Per-task status and the aggregate of a taskBatch result. */
+export function formatBatch(b: BatchResult): string {
+  const a = b.aggregate;
+  const lines = [
+    `batch: ${a.successCount}/${a.total} succeeded, ${a.failureCount} failed`,
+    ...b.results.map(
+      (r) =>
+        `  ${r.workflowId}: ${r.status}${r.status === 'succeeded' ? '' : ` (${r.reason.split('\n')[0].slice(0, 160)})`}` +
+        ` — ${r.branch}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}${r.pushed ? ' (pushed)' : ''}`,
+    ),
+    `usage: ${formatUsage(a.usage)}`,
+  ];
+  const providers = Object.entries(a.usage.byProvider ?? {});
+  for (const [id, u] of providers) lines.push(`  ${id}: ${u.calls} call(s), $${u.costUsd.toFixed(6)}`);
+  return lines.join('\n');
+}
+
+export function formatResult(r: CodingTaskResult): string {
+  const lines = [
+    `status: ${r.status}`,
+    `reason: ${r.reason}`,
+    `branch: ${r.branch}${r.commit ? ` @ ${r.commit.slice(0, 12)}` : ''}${r.pushed ? ' (pushed)' : r.workspace ? ` (in ${r.workspace})` : ''}`,
+    ...(r.checks ? [`checks: ${r.checks.description}`] : []),
+    `attempts: ${r.attempts.length}`,
+    ...r.attempts.map(
+      (a) =>
+        `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}` +
+        (a.steps?.length ? ` [${a.steps.map((s) => `${s.name} ${s.status}`).join(', ')}]` : '') +
+        (a.tests?.limit ? `\n      stopped by a limit: ${a.tests.limit}` : '') +
+        (a.tests?.resources ? `\n      tests used ${formatResources(a.tests.resources)}` : ''),
+    ),
+    `usage: ${formatUsage(r.usage)}`,
+  ];
+  if (r.aggregate) lines.push(`children: ${r.aggregate.successCount}/${r.aggregate.total} succeeded`);
+  const report = r.artifacts.find((a) => a.kind === 'report');
+  if (report) lines.push(`report: ${report.ref}`);
+  return lines.join('\n');
+}
+
+/** While a push waits for a person: what they are approving, and how to see it and name it. */
+export function awaitingApproval(p: Progress): string {
+  if (p.phase !== 'awaiting_approval' || !p.commit) return '';
+  const stat = p.diffstat ? formatDiffstat(p.diffstat).map((l) => `\n   ${l}`).join('') : '';
+  const id = p.workflowId;
+  return `\n  commit ${p.commit} awaits approval${stat}\n  see it: weaver diff ${id}; approve it: weaver approve ${id} --commit ${p.commit.slice(0, 12)}`;
+}
+
