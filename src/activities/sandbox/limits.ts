@@ -297,8 +297,14 @@ export async function limitHit(r: RunCommandResult, limits: SandboxLimits, cgrou
   const sampledProcs = cgroup?.countsForks ? 0 : (r.usage?.peakProcesses ?? 0);
   if (counters.forksRefused > 0 || sampledProcs >= 0.9 * limits.processes) return `process limit ${limits.processes} reached: new processes were refused`;
   if (seen.scratchFull) return `disk limit reached: the sandbox's ${seen.scratchFull} (${size(scratchMb)}) was full (sandbox.limits.diskMb, at most memoryMb)`;
-  // Without a memory cgroup (RLIMIT_DATA): the tree's sampled peak near the limit.
+  // Without a memory cgroup (RLIMIT_DATA) nothing counts a refused allocation: the tree's sampled
+  // peak near the limit, or — only to explain a command that failed — its own out-of-memory words
+  // (a sampler misses a process that dies within one interval).
   if (!cgroup?.limitsMemory && r.usage && r.usage.peakMemoryMb >= 0.9 * limits.memoryMb) return `memory limit ${size(limits.memoryMb)} reached: an allocation was refused`;
+  const failed = r.exitCode !== 0 && !r.timedOut;
+  if (!cgroup?.limitsMemory && failed && /out of memory|Cannot allocate memory|MemoryError|std::bad_alloc|allocation failed|\bENOMEM\b/i.test(r.tail)) {
+    return `memory limit ${size(limits.memoryMb)} reached: an allocation was refused (RLIMIT_DATA; the command failed saying so)`;
+  }
   // Not a limit hit but the policy, said only to explain a failure that looks like it.
   if (!network && r.exitCode !== 0 && /ENETUNREACH|Network is unreachable|EAI_AGAIN|ENOTFOUND|Temporary failure in name resolution/.test(r.tail)) {
     return 'no network in the sandbox (sandbox.network allows it for the setup command by default; "all" for every command)';
