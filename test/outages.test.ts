@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { responseRecord } from '../src/activities/llm';
 import type { CodingTaskResult, Progress } from '../src/domain/schema';
-import { activityTimeouts, eventsOf, timerSummaries } from './support/calls';
+import { activityTimeouts, eventsOf, timerDurationsMs, timerSummaries } from './support/calls';
 import { wholeFile } from './support/answers';
 import { useRig, type Rig } from './support/weaver';
 
@@ -101,21 +101,27 @@ test('a provider down (503) for 20 s, scaled ×0.25, then up: waited out on dura
 
 test('an outage longer than strategy.retry.maxWaitSec: the provider counts as failed once the next wait would pass it', async () => {
   rig.model.setDefault('down-for-good', { status: 503 });
-  const started = Date.now();
-  const result = await rig.run(
+  const handle = await rig.start(
     rig.task(await rig.newRepo(), [rig.provider('down-for-good')], { strategy: { retry: { maxTries: 2, initialIntervalMs: 200, maxIntervalMs: 800, maxWaitSec: 3 } } }),
   );
+  const result = await handle.result();
   expect(result.status).toBe('failed');
   expect(result.reason).toMatch(/no provider could answer: server: .*gave up after \d+ tries over \d+s: the next one would pass strategy\.retry\.maxWaitSec \(3s\)/);
   expect(result.attempts).toHaveLength(1);
   const reqs = rig.model.requestsFor('down-for-good');
   // Past maxTries (nothing else to fall back on), until the next wait (≤ 800 ms) would pass
-  // 3 s from the first failure; the last wait's timer may fire late (slack 1.5 s).
+  // 3 s from the first failure, on the workflow's own clock: not before (it says it failed for
+  // 3000 - 800 ms or more, rounded), and no wait set past it (timers fire no earlier than set,
+  // so the waits it set add up to at most 3 s). Neither depends on how late a busy machine
+  // fires them or answers; the span the server saw is printed, not asserted.
   expect(reqs.length).toBeGreaterThan(2);
   const span = reqs.at(-1)!.receivedAt - reqs[0].receivedAt;
-  expect(span).toBeGreaterThanOrEqual(3000 - 800 - 300);
-  expect(span).toBeLessThanOrEqual(3000 + 1500);
-  expect(Date.now() - started).toBeLessThan(30_000);
+  const waits = await timerDurationsMs(handle);
+  process.stderr.write(`[outages] maxWaitSec 3: ${reqs.length} requests over ${span} ms, waits set ${waits.join(' + ')} ms\n`);
+  expect(Number(result.reason!.match(/over (\d+)s/)![1])).toBeGreaterThanOrEqual(Math.round((3000 - 800) / 1000));
+  expect(waits).toHaveLength(reqs.length - 1);
+  for (const w of waits) expect(w).toBeLessThanOrEqual(800);
+  expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(3000);
   await expectOneEventPerRequest(result, ['down-for-good']);
 });
 
@@ -123,15 +129,18 @@ test('fallback stays prompt: a long Retry-After moves to the next provider at on
   // 120 s × 0.01 = 1.2 s, longer than this task's longest backoff (maxIntervalMs 500).
   rig.model.script('ra-long', [{ status: 429, headers: { 'retry-after': '120' } }]);
   rig.model.script('ra-next', [answer()]);
-  const result = await rig.run(
+  const handle = await rig.start(
     rig.task(await rig.newRepo(), [rig.provider('ra-long'), rig.provider('ra-next')], { strategy: { retry: { initialIntervalMs: 100, maxIntervalMs: 500 } } }),
   );
+  const result = await handle.result();
   expect(result.status).toBe('succeeded');
   expect(result.attempts[0].provider).toBe('ra-next');
   expect(rig.model.count('ra-long')).toBe(1);
   const [limited] = rig.model.requestsFor('ra-long');
   const [next] = rig.model.requestsFor('ra-next');
-  expect(next.receivedAt - limited.receivedAt).toBeLessThan(1200);
+  // At once: no timer at all between the 429 and the next provider (the gap is printed, not asserted).
+  process.stderr.write(`[outages] Retry-After 1.2 s → next provider asked ${next.receivedAt - limited.receivedAt} ms later\n`);
+  expect(await timerSummaries(handle)).toEqual([]);
   await expectOneEventPerRequest(result, ['ra-long', 'ra-next']);
 });
 

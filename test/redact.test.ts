@@ -1,3 +1,4 @@
+import { growthRatio, GROWTH_FACTOR, MAX_LINEAR_GROWTH } from './support/growth';
 import { findRedactions, normalizeSecrets, redact, redactCounted, redactCut, REDACTED, scrubEnv, secretFileReason, secretsFromEnv, StreamRedactor } from '../src/domain/redact';
 
 describe('redact', () => {
@@ -59,10 +60,12 @@ describe('redact', () => {
   });
 
   it('is linear on long runs (no catastrophic backtracking)', () => {
-    const big = 'a.'.repeat(200_000) + 'x'.repeat(400_000) + ' api_key'.repeat(20_000);
-    const t0 = Date.now();
+    // Long runs that near-match the patterns; scale 1 is the 1 MB input this test always used.
+    const input = (scale: number) => 'a.'.repeat(200_000 * scale) + 'x'.repeat(400_000 * scale) + ' api_key'.repeat(20_000 * scale);
+    const big = input(GROWTH_FACTOR);
     expect(redact(big, ['not-in-there'])).toBe(big);
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // Growth, not a time: 8× the input costs about 8× (quadratic would be 64×), on any machine.
+    expect(growthRatio('redact, long runs', input, (s) => redact(s, ['not-in-there']))).toBeLessThan(MAX_LINEAR_GROWTH);
   });
 });
 
@@ -211,10 +214,15 @@ describe('redaction of prompts (issue 8, item 7)', () => {
   });
 
   it('stays linear with the new patterns', () => {
-    const big = '-----BEGIN RSA PRIVATE KEY-----'.repeat(5000) + '\nAAAA'.repeat(100_000) + ' aws_secret_access_key'.repeat(20_000);
-    const t0 = Date.now();
-    redactCounted(big, [], { code: true });
-    expect(Date.now() - t0).toBeLessThan(2000);
+    // Scale 1 is the input this test always used.
+    const headers = (scale: number) => '-----BEGIN RSA PRIVATE KEY-----'.repeat(5000 * scale);
+    const names = (scale: number) => ' aws_secret_access_key'.repeat(20_000 * scale);
+    const input = (scale: number) => headers(scale) + '\nAAAA'.repeat(100_000 * scale) + names(scale);
+    // It still gets through the big input: the headers before and the bare names after are kept as they were.
+    const { text } = redactCounted(input(GROWTH_FACTOR), [], { code: true });
+    expect(text.startsWith(headers(GROWTH_FACTOR))).toBe(true);
+    expect(text.endsWith(names(GROWTH_FACTOR))).toBe(true);
+    expect(growthRatio('redactCounted code, new patterns', input, (s) => redactCounted(s, [], { code: true }))).toBeLessThan(MAX_LINEAR_GROWTH);
   });
 
   it('knows secret files by name, and by content where the name is not enough', () => {

@@ -1,7 +1,7 @@
 // Real worker PROCESSES under the operations a worker meets: a graceful stop (SIGTERM) during a
 // provider call, and `kill -9` during a test command — with and without the sandbox — then a
 // restart on the same slot (the same workspace queue), and a host that never comes back.
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,17 @@ const MODEL = 'ops-model';
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 const USAGE = { prompt_tokens: 100, completion_tokens: 200 };
 const API_KEY_ENV = { TEST_API_KEY: 'sk-test-secret-key-123456789' };
+/** A file in a checkout's .git that tells a test command its long first run is over. */
+const RERUN_FLAG = 'weaver-test-rerun';
+
+/** Git checkouts (directories holding a .git) under `root`, a few levels down. */
+function checkoutsUnder(root: string, depth = 4): string[] {
+  if (existsSync(path.join(root, '.git'))) return [root];
+  if (depth === 0 || !existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .flatMap((d) => checkoutsUnder(path.join(root, d.name), depth - 1));
+}
 
 interface World {
   tmp: string;
@@ -82,11 +93,11 @@ async function world(name: string): Promise<World> {
 }
 
 /** What a restart measures: kill → the task's next activity starting (the server's clock, from history). */
-async function recoveryMs(workflowId: string, killedAt: number): Promise<{ ms: number; type: string; taskQueue?: string }> {
+async function recoveryMs(workflowId: string, killedAt: number): Promise<{ ms: number; type: string; taskQueue?: string; attempt?: number; lastFailure?: string }> {
   const acts = await activitiesOf(await testClient(), workflowId);
   const next = acts.filter((a) => a.startedAt !== undefined && a.startedAt > killedAt).sort((a, b) => a.startedAt! - b.startedAt!)[0];
   if (!next) throw new Error(`no activity started after the kill: ${JSON.stringify(acts)}`);
-  return { ms: next.startedAt! - killedAt, type: next.type, taskQueue: next.taskQueue };
+  return { ms: next.startedAt! - killedAt, type: next.type, taskQueue: next.taskQueue, attempt: next.attempt, lastFailure: next.lastFailure };
 }
 
 async function expectPushed(repo: string, result: CodingTaskResult): Promise<void> {
@@ -141,12 +152,17 @@ test('SIGTERM during a 5 s provider call: the call completes within the grace, i
  */
 async function killDuringTests(label: string, sandbox: 'off' | 'auto'): Promise<number> {
   const w = await world(`kill-${label}`);
-  const marker = `${3 + Math.floor(Math.random() * 9)}.${Date.now() % 1_000_000}`; // a unique `sleep` argument
-  const env = w.env({ WEAVER_SANDBOX: sandbox });
+  // A unique `sleep` argument, and a sleep only a kill ends before the test is over (10+ min):
+  // its processes gone is the kill, however slow the machine. The rerun skips it once the
+  // flag exists (in the checkout's .git, which the sandbox sees read-only).
+  const marker = `${600 + Math.floor(Math.random() * 99)}.${Date.now() % 1_000_000}`;
+  // The retried run waits on its queue for the restarted worker however long that takes to start
+  // (no queue check within 10 min, so no liveness ping and no rebuild on a slow machine).
+  const env = w.env({ WEAVER_SANDBOX: sandbox, WEAVER_QUEUE_CHECK_SEC: '600' });
   const first = await startWorkerProcess(env);
   w.model.script(MODEL, [{ content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE }]);
   const repo = await w.repo('repo');
-  const input = w.task(repo, { testCommand: ['sh', '-c', `sleep ${marker}; node --test test/`] });
+  const input = w.task(repo, { testCommand: ['sh', '-c', `[ -e .git/${RERUN_FLAG} ] || sleep ${marker}; node --test test/`] });
   const handle = await startCodingTask(input, { client: await testClient(), taskQueue: w.taskQueue, workflowId: `kill-${label}-${w.taskQueue}` });
 
   await waitUntil('the test command to run', () => processesWith(`sleep ${marker}`).length > 0, 60_000);
@@ -155,8 +171,11 @@ async function killDuringTests(label: string, sandbox: 'off' | 'auto'): Promise<
   const killedAt = Date.now();
   await first.exited;
   // Nothing of the command outlives its worker (the marker is in the `sleep`'s own argv).
-  await waitUntil(`no process with "sleep ${marker}" left`, () => processesWith(`sleep ${marker}`).length === 0, 3000, 50);
+  await waitUntil(`no process with "sleep ${marker}" left`, () => processesWith(`sleep ${marker}`).length === 0, 60_000, 50);
   const goneMs = Date.now() - killedAt;
+  const checkouts = checkoutsUnder(path.join(w.tmp, 'workspaces'));
+  expect(checkouts).toHaveLength(1);
+  for (const checkout of checkouts) await writeFile(path.join(checkout, '.git', RERUN_FLAG), '');
 
   const second = await startWorkerProcess(env);
   const result = await handle.result();
@@ -167,8 +186,12 @@ async function killDuringTests(label: string, sandbox: 'off' | 'auto'): Promise<
   expect(second.output()).toContain(`workspace queue "${first.output().match(/workspace queue "([^"]+)"/)![1]}"`);
   const acts = await activitiesOf(await testClient(), handle.workflowId);
   expect(acts.filter((a) => a.type === 'prepareWorkspace')).toHaveLength(1);
+  // The same runCheck, retried on its own queue once the dead worker's heartbeats timed out
+  // (not a queue check, not a rebuild): how soon that was is printed above, not asserted.
   expect(next.type).toBe('runCheck');
-  expect(next.ms).toBeLessThanOrEqual(15_000);
+  expect(next.taskQueue).toBe(first.output().match(/workspace queue "([^"]+)"/)![1]);
+  expect({ attempt: next.attempt, lastFailure: next.lastFailure }).toEqual({ attempt: 2, lastFailure: 'timeout HEARTBEAT' });
+  expect(acts.filter((a) => a.type === 'workspaceAlive')).toEqual([]);
   expect(processesWith(`sleep ${marker}`)).toEqual([]);
   expect(w.model.count(MODEL)).toBe(1);
   return next.ms;
@@ -176,7 +199,7 @@ async function killDuringTests(label: string, sandbox: 'off' | 'auto'): Promise<
 
 const recoveries: number[] = [];
 
-test('kill -9 during a test command without a sandbox: the command dies with the worker, the restarted worker reruns it within 15 s', async () => {
+test('kill -9 during a test command without a sandbox: the command dies with the worker, the restarted worker reruns it once its heartbeats time out', async () => {
   recoveries.push(await killDuringTests('nobox', 'off'));
 }, 180_000);
 
@@ -244,7 +267,13 @@ test('a host that never comes back: the workspace is rebuilt on another worker (
   // Lost, then rebuilt: the liveness check ran (and found nobody), then a second clone.
   expect(acts.filter((a) => a.type === 'workspaceAlive').length).toBeGreaterThanOrEqual(1);
   expect(acts.filter((a) => a.type === 'prepareWorkspace')).toHaveLength(2);
-  expect(next.ms).toBeLessThanOrEqual(50_000);
+  // Noticed by the timeouts meant for it, not by a day-long safety net: the run on the lost
+  // queue found no worker there (schedule-to-start), nor did its liveness ping; the rebuild is
+  // the next thing that ran. How long that took is printed above, not asserted.
+  const lostQueue = first.output().match(/workspace queue "([^"]+)"/)![1];
+  expect(acts.filter((a) => a.type === 'runCheck' && a.taskQueue === lostQueue).map((a) => a.closed)).toEqual(['timed out SCHEDULE_TO_START']);
+  expect(acts.filter((a) => a.type === 'workspaceAlive').map((a) => a.closed)).toEqual(['timed out SCHEDULE_TO_START']);
+  expect(next.type).toBe('prepareWorkspace');
   // The answer was re-applied, not bought again, if the rebuild path does that (issue 9 item 4); either way the task succeeded.
   expect(w.model.count(MODEL)).toBeGreaterThanOrEqual(1);
 }, 240_000);

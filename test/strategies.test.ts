@@ -63,9 +63,11 @@ test('sequential: an auth failure falls back too, and is reported loudly', async
 });
 
 test('parallel-any: the fastest valid answer wins and the slower calls are aborted on the wire', async () => {
-  rig.model.script('any-fast', [answer(GOOD, 50)]);
-  rig.model.script('any-mid', [answer(GOOD, 300)]);
-  rig.model.script('any-slow', [answer(GOOD, 900)]);
+  // Far apart, so that which one wins and which are cut off does not depend on the machine's
+  // speed: all three are on the wire before the first answers, the others long after.
+  rig.model.script('any-fast', [answer(GOOD, 2000)]);
+  rig.model.script('any-mid', [answer(GOOD, 30_000)]);
+  rig.model.script('any-slow', [answer(GOOD, 60_000)]);
   const result = await rig.run(rig.task(await rig.newRepo(), providers('any-slow', 'any-mid', 'any-fast'), { strategy: { mode: 'parallel-any' } }));
 
   expect(result.status).toBe('succeeded');
@@ -76,8 +78,10 @@ test('parallel-any: the fastest valid answer wins and the slower calls are abort
     expect(req.status).toBeNull();
   }
   expect(rig.model.maxInFlight).toBeGreaterThanOrEqual(3);
-  // Wall time of the strategy ≈ the fast provider's (plus cancellation), not the sum (1250 ms).
-  expect(result.attempts[0].selection!.durationMs).toBeLessThan(900);
+  // Wall time of the strategy ≈ the fast provider's (plus cancellation), not the slower ones':
+  // a relation to the next answer's own time, not a bound on the machine (the figure is printed).
+  process.stderr.write(`[strategies] parallel-any took ${result.attempts[0].selection!.durationMs} ms (fastest answer 2 s, next 30 s)\n`);
+  expect(result.attempts[0].selection!.durationMs).toBeLessThan(30_000);
   const events = await expectExactAccounting(result, ['any-fast', 'any-mid', 'any-slow']);
   expect(events.filter((e) => e.outcome === 'cancelled').map((e) => e.provider).sort()).toEqual(['any-mid', 'any-slow']);
   expect(result.usage.tokensIn).toBe(100);

@@ -10,7 +10,7 @@ import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import type { ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
-import { eventsOf } from './support/calls';
+import { eventsOf, timerSummaries } from './support/calls';
 import { wholeFile } from './support/answers';
 import { NativeConnection } from '@temporalio/worker';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
@@ -58,9 +58,9 @@ test('a worker shut down mid provider call (short grace): the call is asked agai
     await firstRun;
   });
 
-  // The first answer takes 5 s: the worker is stopped while it is on the wire.
+  // The first answer would take 60 s: the worker is stopped while it is on the wire.
   model.script(MODEL, [
-    { content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE, delayMs: 5000 },
+    { content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE, delayMs: 60_000 },
     { content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE },
   ]);
   const provider: ProviderSpec = { id: MODEL, model: MODEL, maxTokens: 10_000 };
@@ -83,10 +83,12 @@ test('a worker shut down mid provider call (short grace): the call is asked agai
   const [aborted, answered] = model.requestsFor(MODEL);
   expect(result.status).toBe('succeeded');
   expect(result.attempts).toHaveLength(1);
-  // The first request was cut on the wire by the shutdown; the second came at once (no backoff).
+  // The first request was cut on the wire by the shutdown, well before its answer was due; the
+  // second came at once: no backoff timer in the history (the gaps are printed, not asserted).
+  process.stderr.write(`[workerShutdown] first request cut ${aborted.finishedAt! - aborted.receivedAt} ms after it came; the next ${answered.receivedAt - stoppedAt} ms after the stop\n`);
   expect(aborted.aborted).toBe(true);
-  expect(aborted.finishedAt! - aborted.receivedAt).toBeLessThan(4000);
-  expect(answered.receivedAt - stoppedAt).toBeLessThan(4000);
+  expect(aborted.finishedAt! - aborted.receivedAt).toBeLessThan(30_000);
+  expect(await timerSummaries(handle)).toEqual([]);
 
   const events = await eventsOf(result, artifactDir);
   expect(events).toHaveLength(model.count(MODEL));

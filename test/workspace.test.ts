@@ -111,17 +111,19 @@ describe('prepareWorkspace (activity)', () => {
       running.catch(() => undefined);
       await waitUntil(() => sockets.size > 0, 10_000, 'git to connect');
       // Several heartbeats while git is stuck (heartbeatMs 20): the heartbeat timeout never fires.
+      // This clone never ends by itself, so the waits below are only hang guards, generous for a
+      // loaded machine: ending at all after the cancel is the cancellation at work.
       const seen = beats;
-      await waitUntil(() => beats >= seen + 5, 3_000, 'heartbeats during the clone');
+      await waitUntil(() => beats >= seen + 5, 20_000, 'heartbeats during the clone');
 
       env.cancel();
-      const err = await within(running, 5_000, 'prepareWorkspace after cancel').then(
+      const err = await within(running, 20_000, 'prepareWorkspace after cancel').then(
         () => new Error('resolved'),
         (e: unknown) => e,
       );
       expect(err).toBeInstanceOf(CancelledFailure);
       // git is gone: it closed its connection to the server.
-      await waitUntil(() => closed.size === sockets.size, 5_000, 'git to close its connection');
+      await waitUntil(() => closed.size === sockets.size, 20_000, 'git to close its connection');
       expect(existsSync(workspaceDirFor(deps.workspaceRoot, 'wf-hang'))).toBe(false);
     } finally {
       for (const s of sockets) s.destroy();
@@ -146,10 +148,11 @@ describe('prepareWorkspace (activity)', () => {
     setEnv('SSH_ASKPASS', askpass);
     setEnv('GIT_TERMINAL_PROMPT', undefined);
     try {
-      const started = Date.now();
+      // A prompt would wait forever: failing at all (with git's own "terminal prompts disabled",
+      // the helper never run) is the answer; the wait is a hang guard, not a speed bound.
       const err = await within(
         mockEnv().run(createActivities(deps).prepareWorkspace, { workflowId: 'wf-auth', repo: `http://127.0.0.1:${port}/private.git`, branch: 'weaver/wf-auth' }),
-        15_000,
+        60_000,
         'clone of a repo needing credentials',
       ).then(
         () => new Error('resolved'),
@@ -159,7 +162,6 @@ describe('prepareWorkspace (activity)', () => {
       expect(err).toMatchObject({ type: 'CloneFailed', nonRetryable: true });
       expect((err as Error).message).toMatch(/terminal prompts disabled/);
       expect(existsSync(marker)).toBe(false);
-      expect(Date.now() - started).toBeLessThan(10_000);
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }

@@ -22,6 +22,15 @@ export async function timerSummaries(handle: Pick<WorkflowHandle, 'fetchHistory'
     .map((e) => (e.userMetadata?.summary ? String(defaultPayloadConverter.fromPayload(e.userMetadata.summary)) : ''));
 }
 
+/** The duration (ms) each timer the workflow started was set for, in order: what it planned to wait, however late it fired. */
+export async function timerDurationsMs(handle: Pick<WorkflowHandle, 'fetchHistory'>): Promise<number[]> {
+  const history = await handle.fetchHistory();
+  return (history.events ?? [])
+    .map((e) => e.timerStartedEventAttributes?.startToFireTimeout)
+    .filter((d) => d !== undefined)
+    .map((d) => Number(d?.seconds ?? 0) * 1000 + Math.floor((d?.nanos ?? 0) / 1e6));
+}
+
 /** startToClose and heartbeat timeouts (seconds) of each scheduled activity of `type`. */
 export async function activityTimeouts(handle: Pick<WorkflowHandle, 'fetchHistory'>, type: string): Promise<{ startToCloseSec: number; heartbeatSec: number }[]> {
   const history = await handle.fetchHistory();

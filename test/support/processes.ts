@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -86,12 +87,20 @@ export interface ActivityStart {
   startedAt?: number;
   attempt?: number;
   taskQueue?: string;
+  /** For a retried activity: why its previous attempt ended, e.g. "timeout HEARTBEAT" (history keeps the last one). */
+  lastFailure?: string;
+  /** How it ended, if it did: "completed", "failed <message>", "timed out <TYPE>" (its last attempt). */
+  closed?: string;
 }
 
 /** Every activity of a workflow run, from its history, in the order they were scheduled. */
 export async function activitiesOf(client: Client, workflowId: string): Promise<ActivityStart[]> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const byId = new Map<string, ActivityStart>();
+  const timeoutName = (f: temporal.api.failure.v1.IFailure | null | undefined) => {
+    const t = f?.timeoutFailureInfo?.timeoutType ?? f?.cause?.timeoutFailureInfo?.timeoutType;
+    return t ? temporal.api.enums.v1.TimeoutType[t].replace('TIMEOUT_TYPE_', '') : undefined;
+  };
   const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + Math.floor((t?.nanos ?? 0) / 1e6);
   for (const e of history.events ?? []) {
     const scheduled = e.activityTaskScheduledEventAttributes;
@@ -99,7 +108,20 @@ export async function activitiesOf(client: Client, workflowId: string): Promise<
     const startedEvent = e.activityTaskStartedEventAttributes;
     if (startedEvent) {
       const a = byId.get(String(startedEvent.scheduledEventId));
-      if (a) Object.assign(a, { startedAt: ms(e.eventTime), attempt: startedEvent.attempt ?? undefined });
+      const last = startedEvent.lastFailure;
+      const timeout = timeoutName(last);
+      const lastFailure = timeout ? `timeout ${timeout}` : (last?.message ?? undefined);
+      if (a) Object.assign(a, { startedAt: ms(e.eventTime), attempt: startedEvent.attempt ?? undefined, lastFailure });
+    }
+    const ends: [{ scheduledEventId?: unknown; failure?: temporal.api.failure.v1.IFailure | null } | null | undefined, string][] = [
+      [e.activityTaskCompletedEventAttributes, 'completed'],
+      [e.activityTaskFailedEventAttributes, 'failed'],
+      [e.activityTaskTimedOutEventAttributes, 'timed out'],
+      [e.activityTaskCanceledEventAttributes, 'cancelled'],
+    ];
+    for (const [end, how] of ends) {
+      const a = end && byId.get(String(end.scheduledEventId));
+      if (a) a.closed = how === 'timed out' ? `${how} ${timeoutName(end.failure) ?? '?'}` : how === 'failed' ? `${how} ${end.failure?.message ?? ''}`.trim() : how;
     }
   }
   return [...byId.values()];
