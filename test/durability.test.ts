@@ -3,8 +3,7 @@
 // over; the run completes, and the call whose answer was lost is booked as ESTIMATED spend
 // (the reservation), never as known tokens (design rules 4 and 5).
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { startCodingTask } from '../src/client';
@@ -12,6 +11,7 @@ import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import type { ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
+import { sandboxableTempDir } from './support/tmp';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
 import { wholeFile } from './support/answers';
 import { eventsOf } from './support/calls';
@@ -78,7 +78,7 @@ afterAll(async () => {
 });
 
 test('a worker SIGKILLed mid provider call: the run completes elsewhere and the lost call is estimated spend', async () => {
-  const tmp = await mkdtemp(path.join(tmpdir(), 'weaver-durability-'));
+  const tmp = await sandboxableTempDir('weaver-durability-');
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');

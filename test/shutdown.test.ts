@@ -2,8 +2,7 @@
 // provider call, and `kill -9` during a test command — with and without the sandbox — then a
 // restart on the same slot (the same workspace queue), and a host that never comes back.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { startCodingTask } from '../src/client';
@@ -13,6 +12,7 @@ import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/dom
 import { wholeFile } from './support/answers';
 import { eventsOf } from './support/calls';
 import { activitiesOf, killStartedWorkers, processesWith, sleep, startWorkerProcess, waitUntil } from './support/processes';
+import { sandboxableTempDir } from './support/tmp';
 import { closeTestConnections, testAddress, testClient, uniqueQueue, workflowBundle } from './support/temporal';
 
 const MODEL = 'ops-model';
@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 async function world(name: string): Promise<World> {
-  const tmp = await mkdtemp(path.join(tmpdir(), `weaver-${name}-`));
+  const tmp = await sandboxableTempDir(`weaver-${name}-`);
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const model = await ScriptedModelServer.start();
   cleanups.push(() => model.close());

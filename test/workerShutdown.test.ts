@@ -2,8 +2,7 @@
 // grace: the call is cancelled with WORKER_SHUTDOWN. That is infrastructure, not the provider's
 // fault: another worker on the same queues asks again at once, the aborted request is booked as
 // estimated spend (the provider may bill it), and no attempt, try or cooldown failure is used.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, exampleTask } from '../scripts/demo/example';
@@ -13,6 +12,7 @@ import { createWorkers } from '../src/worker';
 import { eventsOf, timerSummaries } from './support/calls';
 import { wholeFile } from './support/answers';
 import { NativeConnection } from '@temporalio/worker';
+import { sandboxableTempDir } from './support/tmp';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
 
 const MODEL = 'shutdown-model';
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 test('a worker shut down mid provider call (short grace): the call is asked again on another worker at once, booked as estimated, attempt 1', async () => {
-  const tmp = await mkdtemp(path.join(tmpdir(), 'weaver-shutdown-'));
+  const tmp = await sandboxableTempDir('weaver-shutdown-');
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const model = await ScriptedModelServer.start();
   cleanups.push(() => model.close());

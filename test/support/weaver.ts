@@ -1,7 +1,6 @@
 // Test rig for workflow tests: a real worker (prebuilt bundle) on unique queues against the
 // one test dev server, real temp git repos, and the scripted model server over HTTP.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { resultOf, startCodingTask } from '../../src/client';
@@ -13,6 +12,7 @@ import type { CodingTaskInput, CodingTaskResult, ProviderChoice, ProviderSpec } 
 import type { SandboxMode } from '../../src/config';
 import { createWorkers, workerSandbox } from '../../src/worker';
 import type { codingTask } from '../../src/workflows';
+import { sandboxableTempDir } from './tmp';
 import { closeTestConnections, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './temporal';
 
 export interface Rig {
@@ -47,10 +47,7 @@ let seq = 0;
  * newRepo makes them. `workflowBundle`: other workflow code than globalSetup's (a variant bundle).
  */
 export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: SandboxMode; workflowBundle?: { code: string } } = {}): Promise<Rig> {
-  const tmp = await mkdtemp(path.join(tmpdir(), 'weaver-test-'));
-  // The workspace root's parents must let a root worker's sandbox uids through (o+x, never read):
-  // the worker opens up only what is below the root, as on a host where it lives under /srv.
-  await chmod(tmp, 0o711);
+  const tmp = await sandboxableTempDir('weaver-test-');
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');
   const client = await testClient();
