@@ -5,6 +5,7 @@
 // is called without any key. A provider's error body reaches history cut and redacted.
 // (Part of the escape suite; kept out of test/sandbox.test.ts because it needs no sandbox.)
 import { readdir, readFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { CodingTaskResult, ProviderChoice } from '../src/domain/schema';
@@ -92,6 +93,31 @@ describe('a worker with WEAVER_INLINE_ENDPOINTS=http://127.0.0.1:*', () => {
     for (const req of requests) {
       expect(req.headers.authorization).toBeUndefined();
       expect(JSON.stringify(req.headers)).not.toContain(KEY);
+    }
+  });
+
+  test('a redirect from an allowed endpoint is never followed: the prompt does not reach the host it points at', async () => {
+    let hits = 0;
+    const target = http.createServer((req, res) => {
+      hits += 1;
+      req.resume();
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (target.address() as { port: number }).port;
+      rig.model.setDefault('redirecting', () => ({ status: 307, headers: { location: `http://127.0.0.1:${port}/v1/chat/completions` }, body: '' }));
+      const result = await rig.run({
+        ...rig.task(await rig.newRepo(), [{ id: 'inline-redirect', model: 'redirecting', baseURL: rig.model.url }]),
+        strategy: { mode: 'sequential', retry: { maxTries: 1, maxWaitSec: 1 } },
+        limits: { maxAttempts: 1 },
+        decomposition: 'never',
+      });
+      expect(result.status).not.toBe('succeeded');
+      expect(rig.model.requestsFor('redirecting').length).toBeGreaterThan(0);
+      expect(hits).toBe(0);
+    } finally {
+      await new Promise((resolve) => target.close(resolve));
     }
   });
 

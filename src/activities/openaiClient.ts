@@ -122,6 +122,8 @@ export function openaiClient(deps: ActivityDeps, provider: ProviderSpec): OpenAI
     apiKey: apiKey ?? 'keyless',
     ...(apiKey ? {} : { adminAPIKey: null, organization: null, project: null, defaultHeaders: keylessHeaders() }),
     maxRetries: 0,
+    // A redirect would carry the prompt (repository code) to a host nobody allowed: an error instead.
+    fetchOptions: { redirect: 'error' },
     // The LLM activity's start-to-close derives from the same number (workflows/activityProxies.ts).
     timeout: (provider.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC) * 1000,
   });
