@@ -110,6 +110,31 @@ describe('the proxy (served on a loopback listener of the test)', () => {
     expect(refused[20]).toEqual({ host: '(others)', port: 0, why: 'more refusals than are listed', times: 10 });
   });
 
+  test('an upstream answering a status Node cannot write (099) gets the command a 502, and the worker lives on', async () => {
+    const bad = net.createServer((c) => c.once('data', () => c.end('HTTP/1.1 099 Weird\r\nContent-Length: 0\r\n\r\n')));
+    await new Promise<void>((r) => bad.listen(0, '127.0.0.1', () => r()));
+    try {
+      const badPort = (bad.address() as net.AddressInfo).port;
+      await start([`127.0.0.1:*`], ['127.0.0.1']);
+      const r = await get(`http://127.0.0.1:${badPort}/`).catch((err: Error) => ({ status: 0, body: err.message }));
+      // Either a 502 or a closed connection: never an exception out of the proxy (that would end this process).
+      expect([0, 502]).toContain(r.status);
+      expect(await get(`http://127.0.0.1:${targetPort}/still`)).toEqual({ status: 200, body: 'target /still' });
+    } finally {
+      bad.close();
+    }
+  });
+
+  test('a command holds at most 128 connections through its proxy at once', async () => {
+    await start([`127.0.0.1:*`], ['127.0.0.1']);
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < 200; i++) sockets.push(net.connect(proxyPort, '127.0.0.1').on('error', () => undefined));
+    await new Promise((r) => setTimeout(r, 500));
+    const open = await new Promise<number>((resolve) => listener.getConnections((_e, n) => resolve(n)));
+    expect(open).toBeLessThanOrEqual(128);
+    for (const so of sockets) so.destroy();
+  });
+
   test('the Temporal frontend is refused even when allowed and exempt', async () => {
     proxy = new EgressProxy([`127.0.0.1:*`], { temporal: `127.0.0.1:${targetPort}`, devAddresses: ['127.0.0.1'] });
     listener = net.createServer();

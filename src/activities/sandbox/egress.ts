@@ -100,6 +100,13 @@ function splitHostPort(address: string, defaultPort: number): { host: string; po
   return { host: m[1].toLowerCase(), port: m[2] ? Number(m[2]) : defaultPort };
 }
 
+/** Connections one command may hold through its proxy at once (each costs the worker descriptors). */
+const MAX_CONNECTIONS = 128;
+/** A connection with nothing sent either way for this long is closed. */
+const IDLE_MS = 60_000;
+/** Distinct names one command may have looked up. */
+const MAX_NAMES = 256;
+
 /** This host's own interface addresses (a service on 0.0.0.0 answers on each). */
 function ownAddresses(): Set<string> {
   return new Set(
@@ -130,13 +137,21 @@ export class EgressProxy {
     this.allow = parseEgressList(allow, 'egress allowlist');
     this.dev = devList(setting.devAddresses);
     this.server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000 });
-    this.server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => void this.tunnel(req, socket, head));
-    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => void this.forward(req, res));
+    // Nothing a command or an upstream sends may throw out of a handler: that would end the
+    // worker and every task on it. A failure ends that one connection.
+    this.server.on('connect', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      this.tunnel(req, socket, head).catch(() => socket.destroy());
+    });
+    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.forward(req, res).catch(() => res.destroy());
+    });
     this.server.on('clientError', (_err, socket: Socket) => socket.destroy());
   }
 
   /** Serves the connections a listener (the one made in the sandbox's namespace) accepts. */
   serve(listener: Server): void {
+    // Each connection costs the worker a descriptor or two: a command gets a bounded number.
+    listener.maxConnections = MAX_CONNECTIONS;
     listener.on('connection', (s: Socket) => {
       this.track(s);
       this.server.emit('connection', s);
@@ -160,6 +175,8 @@ export class EgressProxy {
     this.sockets.add(s);
     s.on('close', () => this.sockets.delete(s));
     s.on('error', () => undefined);
+    // An idle connection (client or upstream) is closed: held ones would pin the worker's descriptors.
+    s.setTimeout(IDLE_MS, () => s.destroy());
     return s;
   }
 
@@ -199,6 +216,23 @@ export class EgressProxy {
     return undefined;
   }
 
+  /**
+   * A name's addresses, looked up once per command (lookups run on libuv's small thread pool,
+   * shared with the worker's file I/O: a command asking for the same name in a loop must not
+   * fill it).
+   */
+  private resolve(host: string): Promise<string[]> {
+    let r = this.lookups.get(host);
+    if (!r) {
+      if (this.lookups.size >= MAX_NAMES) return Promise.reject(Object.assign(new Error('too many names looked up'), { code: 'ETOOMANYNAMES' }));
+      r = lookup(host, { all: true }).then((list) => list.map((a) => a.address));
+      r.catch(() => this.lookups.delete(host));
+      this.lookups.set(host, r);
+    }
+    return r;
+  }
+  private readonly lookups = new Map<string, Promise<string[]>>();
+
   /** The address to connect to for `host:port`, or the refusal (recorded) / failure. */
   private async decide(rawHost: string, port: number): Promise<{ address: string } | { status: number; text: string }> {
     const host = rawHost.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
@@ -206,7 +240,7 @@ export class EgressProxy {
     if (!egressAllows(this.allow, host, port)) return { status: 403, text: this.refuse(host, port, 'not in the egress allowlist (WEAVER_EGRESS_ALLOW, sandbox.egress)') };
     let addresses: string[];
     try {
-      addresses = net.isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+      addresses = net.isIP(host) ? [host] : await this.resolve(host);
     } catch (err) {
       return { status: 502, text: `weaver egress: ${host} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})\n` };
     }
@@ -267,7 +301,15 @@ export class EgressProxy {
     const upstream = http.request({ host: d.address, port, method: req.method, path: `${url.pathname}${url.search}`, headers, setHost: false, agent: false });
     upstream.on('socket', (s: Socket) => this.track(s));
     upstream.on('response', (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
+      // A status Node will not write (an upstream's 099, 700) is the upstream's fault: a 502.
+      const status = r.statusCode && r.statusCode >= 100 && r.statusCode <= 599 ? r.statusCode : 502;
+      try {
+        res.writeHead(status, r.headers);
+      } catch {
+        res.destroy();
+        r.destroy();
+        return;
+      }
       r.pipe(res);
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
