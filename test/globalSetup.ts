@@ -12,7 +12,7 @@
  * WEAVER_TEST_WORKFLOWS_PATH overrides the workflows module to bundle.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { killProcessGroup, startDevServer, temporalCliPath } from '../src/devtools/devServer';
 
@@ -68,20 +68,11 @@ async function buildBundle(dir: string): Promise<void> {
 }
 
 /**
- * The sandbox hides home directories; toolchains this machine keeps under one (pyenv, cargo,
- * go in /root) stay visible read-only, as an operator would list them in WEAVER_SANDBOX_RO_PATHS.
- * And a root worker hands workspaces to the sandbox's uid: the tests' own git inspecting them
- * needs safe.directory, as Weaver's git has.
+ * A root worker hands workspaces to the sandbox's uid: the tests' own git inspecting them needs
+ * safe.directory, as Weaver's git has. (Toolchains under the home — pyenv, cargo, go — are lent
+ * by the worker itself, its PATH directories and no more: src/activities/sandbox/root.ts.)
  */
 function sandboxFriendlyEnv(): void {
-  const home = homedir();
-  if (!process.env.WEAVER_SANDBOX_RO_PATHS) {
-    const under = (process.env.PATH ?? '')
-      .split(':')
-      .filter((d) => d.startsWith(`${home}/`))
-      .map((d) => path.join(home, d.slice(home.length + 1).split('/')[0]));
-    process.env.WEAVER_SANDBOX_RO_PATHS = [...new Set(under)].join(':');
-  }
   process.env.GIT_CONFIG_COUNT = '1';
   process.env.GIT_CONFIG_KEY_0 = 'safe.directory';
   process.env.GIT_CONFIG_VALUE_0 = '*';

@@ -400,6 +400,10 @@ describe('what the worker owns', () => {
     await writeFile(path.join(files.hiddenDir, 'key.txt'), `${CANARY}\n`);
     await writeFile(files.hiddenFile, `${CANARY}\n`);
     await writeFile(files.outside, `${CANARY}\n`);
+    // Token-holding configs a toolchain tree may carry (npm's prefix etc/npmrc, cargo's credentials): hidden wherever lent.
+    await mkdir(path.join(toolchain, 'etc'));
+    await writeFile(path.join(toolchain, 'etc', 'npmrc'), `//registry.npmjs.org/:_authToken=${CANARY}\n`);
+    await writeFile(path.join(toolchain, 'credentials.toml'), `[registry]\ntoken = "${CANARY}"\n`);
     const env = {
       WEAVER_PROVIDERS: files.registry,
       WEAVER_GIT_CREDENTIALS: files.credentials,
@@ -423,9 +427,11 @@ describe('what the worker owns', () => {
   });
 
   test('a test reading the registry, the credentials, the worker\'s checkout and /proc/1/cmdline finds none of them; the canary reaches no result, history or log', async () => {
-    const read = [files.registry, files.credentials, path.join(files.hiddenDir, 'key.txt'), files.hiddenFile, files.outside, checkoutFile].map((f) => `cat ${f} 2>&1`).join('; ');
+    const tokens = [path.join(toolchain, 'etc', 'npmrc'), path.join(toolchain, 'credentials.toml')];
+    const read = [files.registry, files.credentials, path.join(files.hiddenDir, 'key.txt'), files.hiddenFile, files.outside, checkoutFile, ...tokens].map((f) => `cat ${f} 2>&1`).join('; ');
     const { r } = await attempt(
       `${read}; ls -a ${files.hiddenDir}; cat ${toolchain}/bin/tool.txt; echo "CMDLINE[$(tr '\\0' ' ' < /proc/1/cmdline)]"; ` +
+        `echo "USRLOCALETC[$(ls -A /usr/local/etc 2>/dev/null | tr '\\n' ' ')]"; echo "CARGO[$(ls -A ${os.homedir()}/.cargo 2>/dev/null | tr '\\n' ' ')]"; ` +
         `grep -rl ${CANARY.slice(0, 14)} /etc /usr/local/etc ${toolchain} 2>/dev/null | head -3; node --test test/`,
       {},
       {},
@@ -441,6 +447,9 @@ describe('what the worker owns', () => {
     expect(cmdline).toMatch(/bwrap --args \d+ -- /);
     // bwrap's mounts, and paths the command itself did not name (it names the files it reads).
     for (const leak of ['--ro-bind', '--tmpfs', '--remount-ro', '--symlink', owned.artifactDir, owned.workspaceRoot, '/usr/lib', os.homedir() + '/.cargo']) expect(cmdline).not.toContain(leak);
+    // npm's global config under /usr/local/etc is hidden; of ~/.cargo only bin/ is lent (no credentials, no config).
+    expect(log).toContain('USRLOCALETC[]');
+    expect(/CARGO\[(.*)\]/.exec(log)?.[1].trim() ?? '').toMatch(/^(bin)?$/);
     expect(log).not.toContain(CANARY);
     expect(JSON.stringify(r)).not.toContain(CANARY);
     expect(history).not.toContain(CANARY);

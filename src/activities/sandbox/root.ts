@@ -26,7 +26,37 @@ export const ETC_ENTRIES = [
 ];
 
 /** Where toolchains live when the worker names none (WEAVER_SANDBOX_TOOLCHAINS unset), under its home. */
-const HOME_TOOLCHAINS = ['.cargo', '.rustup', '.pyenv', '.nvm', '.volta', '.sdkman', '.local/share/fnm', '.deno', '.bun'];
+const HOME_TOOLCHAINS = ['.cargo/bin', '.rustup', '.pyenv', '.nvm', '.volta', '.sdkman', '.local/share/fnm', '.deno', '.bun'];
+
+/**
+ * Configuration that holds tokens, hidden wherever a lent tree has it: npm's global config
+ * (`<prefix>/etc/npmrc`: /usr/local/etc, a node version's etc/), git's system config, cargo's
+ * credentials, pip's and gem's. (~/.cargo is lent as its bin/ only, for the same reason.)
+ */
+const TOKEN_FILES = ['etc/npmrc', 'etc/gitconfig', 'credentials', 'credentials.toml', 'pip.conf', '.npmrc', '.gemrc', '.pypirc'];
+const TOKEN_DIRS = ['/usr/local/etc'];
+
+/** The token-holding files inside `tree` (its top, and one or three levels down: nvm's versions/node/vX/etc/npmrc). */
+export function tokenFilesIn(tree: string): string[] {
+  const out: string[] = [];
+  const look = (dir: string, level: number) => {
+    for (const f of TOKEN_FILES) if (lstatOrUndefined(path.join(dir, f))?.isFile()) out.push(path.join(dir, f));
+    if (level >= 3) return;
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    // Only the trees toolchain managers make: versions/<lang>/<version>/…, not a whole home.
+    for (const n of names) if (n === 'versions' || level > 0) {
+      const child = path.join(dir, n);
+      if (lstatOrUndefined(child)?.isDirectory() && names.length < 200) look(child, level + 1);
+    }
+  };
+  look(tree, 0);
+  return out;
+}
 
 const glob = (pattern: string) => new RegExp(`^${pattern.replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`);
 
@@ -66,7 +96,9 @@ export function defaultToolchains(env: NodeJS.ProcessEnv, hide: string[]): strin
     found.add(path.resolve(p));
   };
   for (const dir of (env.PATH ?? '').split(':').filter((d) => path.isAbsolute(d))) {
-    if (isInside(dir, home) && dir !== home) add(path.join(home, path.relative(home, dir).split(path.sep)[0]));
+    // Under the home, the PATH directory itself (~/.local/bin, ~/.cargo/bin), never its parent
+    // (~/.local or ~/.cargo hold configs and tokens); elsewhere the toolchain's root above bin/.
+    if (isInside(dir, home) && dir !== home) add(dir);
     else add(path.basename(dir) === 'bin' ? path.dirname(dir) : dir);
   }
   for (const rel of HOME_TOOLCHAINS) add(path.join(home, rel));
@@ -158,7 +190,8 @@ export function rootMounts(opts: { hide: string[]; toolchains: string[]; scratch
     if (!sources.some((s) => isInside(t, s)) && !scratchDirs.some((s) => isInside(t, s))) lend(t);
   }
   const remountRo: string[] = [];
-  const hidden = withRealPaths(opts.hide).sort((a, b) => depth(a) - depth(b));
+  const tokens = [...TOKEN_DIRS, ...sources.filter((src) => !SYSTEM_DIRS.includes(src) && !src.startsWith('/etc/')).flatMap(tokenFilesIn)];
+  const hidden = withRealPaths([...opts.hide, ...tokens]).sort((a, b) => depth(a) - depth(b));
   for (const h of hidden) {
     // Only what a lent tree holds is there to hide; the rest of the host is not in the sandbox.
     if (!sources.some((s) => isInside(h, s)) || hidden.some((o) => o !== h && isInside(h, o) && sources.some((s) => isInside(o, s)))) continue;
