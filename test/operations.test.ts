@@ -283,8 +283,9 @@ describe('a busy worker is not a dead one', () => {
 
 test('waiting for a command slot is not working: six suites behind WEAVER_MAX_COMMANDS=1 each get their whole testTimeoutSec', async () => {
   const { start } = await workersWith('six', { maxWorkspaceActivities: 8 }, { maxCommands: 1 });
-  const testTimeoutSec = 2.5;
-  const suite: CodingTaskInput['testCommand'] = ['sh', '-c', 'sleep 1.5'];
+  // Two seconds of room per suite on a loaded machine; six of them queue well past one's limit.
+  const testTimeoutSec = 3;
+  const suite: CodingTaskInput['testCommand'] = ['sh', '-c', 'sleep 1'];
   const handles = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => start(n, { testCommand: suite, limits: { testTimeoutSec } })));
   const results = await Promise.all(handles.map((h) => h.result()));
   expect(results.map((r) => r.status)).toEqual(Array(6).fill('succeeded'));

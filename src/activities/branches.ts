@@ -162,7 +162,10 @@ export async function bundleBranch(store: ArtifactStore, ws: WorkspaceHandle): P
   // Thin: only the commits since the task's base (whoever restores or merges it has that base,
   // or fetches it: withBundlePrerequisites). A branch still at its base has nothing to exclude.
   const head = (await git.revparse([ws.branch])).trim();
-  const thin = ws.baseCommit && ws.baseCommit !== head ? [`^${ws.baseCommit}`] : [];
+  // Only when origin has the base on a branch (what a reader fetches): a base no branch of
+  // origin holds (a force-push since the clone) goes into the bundle too.
+  const onOrigin = ws.baseCommit ? (await git.raw(['for-each-ref', '--count=1', '--contains', ws.baseCommit, 'refs/remotes/origin']).catch(() => '')).trim() !== '' : false;
+  const thin = ws.baseCommit && ws.baseCommit !== head && onOrigin ? [`^${ws.baseCommit}`] : [];
   await git.raw(['bundle', 'create', file, ws.branch, ...thin]);
   return store.adoptFile('git-bundle', file);
 }
