@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { runCommand } from '../src/activities/commands';
-import { detectSandbox, effectiveLimits, sandboxed, sandboxNotes } from '../src/activities/sandbox';
+import { detectSandbox, effectiveLimits, releaseUid, sandboxed, sandboxNotes, uidFor, type SandboxSetting } from '../src/activities/sandbox';
 import type { WorkspaceHandle } from '../src/activities/types';
 import { SANDBOX_LIMIT_CAPS, sandboxEnvAllowlist, sandboxMaxLimits, sandboxUids } from '../src/config';
 import { SandboxPolicySchema, type CodingTaskInput, type CodingTaskResult } from '../src/domain/schema';
@@ -343,6 +343,22 @@ describe('uids across worker processes', () => {
     const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
     return { result, end: () => child.stdin!.end(), exited };
   }
+
+  test('a released workspace gives its uid back: a long-lived worker does not keep one per workspace it ever made', async () => {
+    const base = await mkdtemp(path.join(tmpdir(), 'weaver-uids-release-'));
+    try {
+      const setting = { mode: 'required', kind: 'bubblewrap', hide: [], readOnly: [], uids: { first: 320000, last: 320001 }, uidLocks: path.join(base, 'locks') } as unknown as SandboxSetting;
+      const a = uidFor(setting, path.join(base, 'ws-a'))!;
+      const b = uidFor(setting, path.join(base, 'ws-b'))!;
+      expect(new Set([a, b]).size).toBe(2);
+      expect(() => uidFor(setting, path.join(base, 'ws-c'))).toThrow(/every sandbox uid in 320000-320001 is held/);
+      releaseUid(setting, path.join(base, 'ws-a'));
+      expect(readdirSync(path.join(base, 'locks')).filter((f) => /^\d+$/.test(f))).toEqual([String(b)]);
+      expect(uidFor(setting, path.join(base, 'ws-c'))).toBe(a);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
 
   test('two worker processes never hand out the same uid; a full range is refused, naming the setting', async () => {
     const base = await mkdtemp(path.join(tmpdir(), 'weaver-uids-'));

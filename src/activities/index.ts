@@ -26,7 +26,7 @@ import { describeCommit } from './commitDiff';
 import { formatBytes, runCommand, type RunCommandResult } from './commands';
 import type { WorkerLoad } from '../domain/liveness';
 import { restoreGit, snapshotGit } from './gitGuard';
-import { describeSandbox, effectiveLimits, enforcementOf, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
+import { describeSandbox, effectiveLimits, enforcementOf, releaseUid, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
 import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
 import { registryOf, resolveProviders, type ResolveProvidersRequest } from './providers';
@@ -397,6 +397,8 @@ export function createActivities(deps: ActivityDeps) {
 
     async releaseWorkspace(workspace: WorkspaceHandle): Promise<void> {
       await ws.releaseWorkspace(workspace);
+      // Its sandbox uid goes back to the host's pool (a long-lived worker would otherwise hold one per workspace it ever made).
+      releaseUid(sandbox, workspace.dir);
     },
 
     /** A child that ended without a result (terminated, timed out): its spend, for its parent's usage and budget. */

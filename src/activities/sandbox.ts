@@ -48,7 +48,7 @@ import { handOver, uidFor } from './sandbox/uids';
 export { detectSandbox, INSTALL_HINT, NSENTER_INSTALL_HINT, type DetectOptions } from './sandbox/detect';
 export { effectiveLimits, sandboxNotes } from './sandbox/policy';
 export { describeSandbox, enforcementOf, sandboxDetails, type CgroupSupport, type SandboxedCommand, type SandboxRunRequest, type SandboxSetting } from './sandbox/setting';
-export { uidFor } from './sandbox/uids';
+export { releaseUid, uidFor } from './sandbox/uids';
 
 /** The command wrapped in the sandbox the worker has, with its env and its limits. */
 export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedCommand> {

@@ -4,7 +4,7 @@
 // it, and its parents below the workspace root made traversable for it — nothing above.
 import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,7 +55,8 @@ function readLock(file: string): { holder: string; dir: string; alive: boolean }
 
 /**
  * Host-wide mutual exclusion for the few milliseconds of a choice (mkdir is atomic); a mutex
- * left by a process that died mid-choice is broken after 10 s.
+ * left by a process that died mid-choice is broken after 2 s (the wait blocks this process's
+ * event loop, so it stays well inside every heartbeat timeout).
  */
 function withMutex<T>(locks: string, fn: () => T): T {
   const mutex = path.join(locks, '.choosing');
@@ -66,7 +67,7 @@ function withMutex<T>(locks: string, fn: () => T): T {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       try {
-        if (Date.now() - statSync(mutex).mtimeMs > 10_000) rmdirSync(mutex);
+        if (Date.now() - statSync(mutex).mtimeMs > 2_000) rmdirSync(mutex);
       } catch {
         // released meanwhile
       }
@@ -122,6 +123,20 @@ export function uidFor(setting: SandboxSetting, dir: string): number | undefined
   });
   uidOfDir.set(key, uid);
   return uid;
+}
+
+/** A released workspace gives its uid back (its lock file, if this process holds it for that workspace). */
+export function releaseUid(setting: SandboxSetting, dir: string): void {
+  const key = path.resolve(dir);
+  const uid = uidOfDir.get(key);
+  uidOfDir.delete(key);
+  if (uid === undefined || !setting.uids || setting.uids.first === setting.uids.last) return;
+  const locks = setting.uidLocks ?? uidLockDir({});
+  withMutex(locks, () => {
+    const file = path.join(locks, String(uid));
+    const held = readLock(file);
+    if (held?.holder === SELF && held.dir === key) rmSync(file, { force: true });
+  });
 }
 
 /**
