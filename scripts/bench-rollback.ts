@@ -12,9 +12,9 @@
 // state recorded, so the rollback is the old one (reset --hard, clean -f -d), for comparison.
 // --sandbox-uid (as root): each "command" is preceded by the hand-over of the workspace to a
 // sandbox uid that a root worker does (src/activities/sandbox/uids.ts), as it would be.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { makeRepo } from '../test/support/repos';
 import { handOver } from '../src/activities/sandbox/uids';
 import * as ws from '../src/activities/workspace';
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const files = arg('--files', 5000);
   const rounds = arg('--rounds', 10);
   const filler = '#'.repeat(arg('--kb', 8) * 1024);
-  const base = mkdtempSync(path.join(tmpdir(), 'weaver-bench-rollback-'));
+  const base = sandboxableTempDir('weaver-bench-rollback-');
   try {
     const repo = await makeRepo(path.join(base, 'origin'), { '.gitignore': 'venv/\n', 'src/a.py': 'A = 1\n', 'README.md': '# bench\n' });
     const deps = { artifactDir: path.join(base, 'artifacts'), workspaceRoot: path.join(base, 'ws'), workspaceQueue: 'q', env: process.env, repoRoots: [base] };

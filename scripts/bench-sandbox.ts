@@ -5,10 +5,11 @@
 // Then what network costs a command: none, vs the egress proxy (its own namespace, the listener
 // put there by nsenter), vs sharing the worker's (what slirp4netns replaced cost ~40 ms more).
 //   npx tsx scripts/bench-sandbox.ts [runs=20] [files=2000] [network: only the network cases]
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import os, { tmpdir } from 'node:os';
+import os from 'node:os';
 import path from 'node:path';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { runCommand } from '../src/activities/commands';
 import { detectSandbox, sandboxed, type SandboxSetting } from '../src/activities/sandbox';
 import { SandboxPolicySchema } from '../src/domain/schema';
@@ -18,7 +19,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function main() {
   const runs = Number(process.argv[2] ?? 20);
   const files = Number(process.argv[3] ?? 2000);
-  const root = await mkdtemp(path.join(tmpdir(), 'weaver-bench-sandbox-'));
+  const root = sandboxableTempDir('weaver-bench-sandbox-');
   const dir = path.join(root, 'ws', 'repo');
   await mkdir(path.join(dir, '.git'), { recursive: true });
   for (let i = 0; i < files; i++) {

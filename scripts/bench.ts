@@ -14,8 +14,7 @@
 //   c) workflow history size (bytes, events) per attempt, and with a 10 MB test output vs a 64 KB
 //      and a tiny one (only a capped tail of the output is kept in history);
 //   d) process RSS / heap before and after the runs.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -25,6 +24,7 @@ import { weaverLogger } from '../src/logging';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, demoModelStep, exampleTask } from './demo/example';
 import { killProcessGroup, startDevServer, stopProcessGroup, temporalCliPath } from '../src/devtools/devServer';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { ScriptedModelServer } from './demo/scriptedModelServer';
 import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
@@ -87,7 +87,7 @@ interface Run {
 
 async function main(): Promise<void> {
   const mem0 = process.memoryUsage();
-  const tmp = mkdtempSync(path.join(tmpdir(), 'weaver-bench-'));
+  const tmp = sandboxableTempDir('weaver-bench-');
   let server: { pid: number; address: string } | undefined;
   let model: ScriptedModelServer | undefined;
   let worker: Awaited<ReturnType<typeof createWorkers>> | undefined;

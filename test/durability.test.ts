@@ -11,7 +11,7 @@ import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import type { ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
-import { sandboxableTempDir } from './support/tmp';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
 import { wholeFile } from './support/answers';
 import { eventsOf } from './support/calls';
@@ -78,7 +78,7 @@ afterAll(async () => {
 });
 
 test('a worker SIGKILLed mid provider call: the run completes elsewhere and the lost call is estimated spend', async () => {
-  const tmp = await sandboxableTempDir('weaver-durability-');
+  const tmp = sandboxableTempDir('weaver-durability-');
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');

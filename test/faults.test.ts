@@ -42,7 +42,7 @@ import { searchReplace } from './support/answers';
 import { eventsOf } from './support/calls';
 import { processesWith, sleep, startWorkerProcess, waitUntil, type WorkerProcess } from './support/processes';
 import { closeTestConnections, temporalCliPath, testAddress, testClient, uniqueQueue, workflowBundle } from './support/temporal';
-import { sandboxableTempDir } from './support/tmp';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
 
 const TASKS = 14;
 const KILLS = 12; // half same-queue restarts, half lost hosts
@@ -382,7 +382,7 @@ test(
   `${TASKS} tasks on 2 worker processes under ${KILLS} kill -9s of workers (same queue and lost hosts) and a Temporal server kill -9: all succeed, nothing bought twice, nothing left running`,
   async () => {
     const t0 = Date.now();
-    const tmp = await sandboxableTempDir('weaver-faults-');
+    const tmp = sandboxableTempDir('weaver-faults-');
     const bundle = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
     if (!bundle) workflowBundle(); // throws why there is none
 
@@ -815,7 +815,7 @@ test(
 // the task ended `failed: testing failed: activity Heartbeat timeout`, its answer paid for. Now the
 // workspace counts as lost (src/workflows/task.ts isWorkspaceLost): rebuilt, the answer re-applied.
 test('a worker killed twice during one test run: the workspace is rebuilt and the paid answer re-applied, the task succeeds', async () => {
-  const tmp = await sandboxableTempDir('weaver-faults-twice-');
+  const tmp = sandboxableTempDir('weaver-faults-twice-');
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const bundle = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
   if (!bundle) workflowBundle(); // throws why there is none

@@ -12,7 +12,7 @@ import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/dom
 import { wholeFile } from './support/answers';
 import { eventsOf } from './support/calls';
 import { activitiesOf, killStartedWorkers, processesWith, sleep, startWorkerProcess, waitUntil } from './support/processes';
-import { sandboxableTempDir } from './support/tmp';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { closeTestConnections, testAddress, testClient, uniqueQueue, workflowBundle } from './support/temporal';
 
 const MODEL = 'ops-model';
@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 async function world(name: string): Promise<World> {
-  const tmp = await sandboxableTempDir(`weaver-${name}-`);
+  const tmp = sandboxableTempDir(`weaver-${name}-`);
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const model = await ScriptedModelServer.start();
   cleanups.push(() => model.close());

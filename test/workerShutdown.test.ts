@@ -12,7 +12,7 @@ import { createWorkers } from '../src/worker';
 import { eventsOf, timerSummaries } from './support/calls';
 import { wholeFile } from './support/answers';
 import { NativeConnection } from '@temporalio/worker';
-import { sandboxableTempDir } from './support/tmp';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
 
 const MODEL = 'shutdown-model';
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 test('a worker shut down mid provider call (short grace): the call is asked again on another worker at once, booked as estimated, attempt 1', async () => {
-  const tmp = await sandboxableTempDir('weaver-shutdown-');
+  const tmp = sandboxableTempDir('weaver-shutdown-');
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const model = await ScriptedModelServer.start();
   cleanups.push(() => model.close());

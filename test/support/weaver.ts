@@ -12,7 +12,7 @@ import type { CodingTaskInput, CodingTaskResult, ProviderChoice, ProviderSpec } 
 import type { SandboxMode } from '../../src/config';
 import { createWorkers, workerSandbox } from '../../src/worker';
 import type { codingTask } from '../../src/workflows';
-import { sandboxableTempDir } from './tmp';
+import { sandboxableTempDir } from '../../src/devtools/tempDir';
 import { closeTestConnections, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './temporal';
 
 export interface Rig {
@@ -47,7 +47,7 @@ let seq = 0;
  * newRepo makes them. `workflowBundle`: other workflow code than globalSetup's (a variant bundle).
  */
 export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: SandboxMode; workflowBundle?: { code: string } } = {}): Promise<Rig> {
-  const tmp = await sandboxableTempDir('weaver-test-');
+  const tmp = sandboxableTempDir('weaver-test-');
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');
   const client = await testClient();
