@@ -1,24 +1,20 @@
 // Activity factory in the samples' style: dependencies in, named activities out. The names
 // are what people read in `temporal workflow show` and the Web UI.
-// Over 300 lines because every activity, its heartbeats and its command slot are in one place,
+// Over 300 lines because every activity, its heartbeats and its command slot are in one place
 // each a few lines: the list to read against the workflow's history.
 import { createHash } from 'node:crypto';
 import os from 'node:os';
-import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { normaliseForComparison } from '../domain/matching';
 import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
 import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type SandboxPolicy, type StepOutcome } from '../domain/schema';
-import type { EgressRefusal } from '../domain/egress';
 import { applyChangeSet, previewChangeSet } from './apply';
-import { checkPathSyntax, readConfined } from './confinedPaths';
-import { detectForChange, resolvePlaybook } from './playbooks';
-import { introducedErrors, MAX_GATED_BYTES } from './syntaxGate';
+import { detectForChange } from './playbooks';
+import { introducedErrors } from './syntaxGate';
 import { restoreTestedPaths } from './testedTree';
-import { commandText, type PlaybookStep } from '../domain/playbook';
-import { evaluateCondition, parseCondition } from '../domain/conditions';
+import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './steps';
 import { ArtifactStore } from './artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { CommandSlots } from './commandSlots';
@@ -169,7 +165,7 @@ export function createActivities(deps: ActivityDeps) {
     // A branch restored from its bundle is only pushed: no setup, and no playbook read from the
     // model's own commit (its .weaver/playbook.yaml could say anything).
     if (restore) return finishPrepare(req, handle);
-    if (req.checks) return finishPrepare(req, { ...handle, ...(await setUp(req, handle.dir)) });
+    if (req.checks) return finishPrepare(req, { ...handle, ...(await steps.setUp(req, handle.dir)) });
     if (req.setupCommand) {
       const { r, log, limit, violation, egressRefused } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
       if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
@@ -194,67 +190,7 @@ export function createActivities(deps: ActivityDeps) {
     return { ...handle, sandbox: describeSandbox(sandbox), sandboxEnforcement: enforcementOf(sandbox), ...(changed.length ? { sandboxNotes: changed } : {}), ...(deps.queueCheckSec ? { queueCheckSec: deps.queueCheckSec } : {}) };
   }
 
-  /**
-   * The workspace's playbook (the task's, the repository's, the shorthand, or detected) and its
-   * setup steps, run once here in order. A failed setup step fails the preparation (as the
-   * setup command did) unless the step says `warn` or `ignore`.
-   */
-  async function setUp(req: PrepareWorkspaceRequest, dir: string): Promise<Pick<WorkspaceHandle, 'playbook' | 'setupSteps'>> {
-    const playbook = resolvePlaybook(dir, req.checks!);
-    const setupSteps: StepOutcome[] = [];
-    for (const step of playbook.steps.filter((s) => s.kind === 'setup')) {
-      const ctx = { changed: [], attempt: 0, stack: playbook.stack ?? '', labels: req.checks!.labels ?? [], steps: {} };
-      if (step.when && !evaluateCondition(parseCondition(step.when), ctx)) {
-        setupSteps.push({ name: step.name, kind: step.kind, status: 'skipped', skippedBecause: `when: ${step.when}` });
-        continue;
-      }
-      const out = await runStep(step, dir, step.timeoutSec ?? SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
-      // The handle travels with every workspace activity: a short tail (the log has it all).
-      setupSteps.push({ ...out, tail: (out.tail ?? '').slice(-SETUP_TAIL_CHARS) });
-      if (out.status === 'failed' && (step.onFailure === 'retry-with-feedback' || step.onFailure === 'fail')) {
-        const why = out.violation ?? out.limit ?? (out.timedOut ? 'timed out' : `exited with ${out.exitCode}`);
-        throw ApplicationFailure.create({
-          type: 'SetupFailed',
-          nonRetryable: !!out.violation,
-          message: `setup step "${step.name}" (${commandText(step.run)}) ${why}${refusedText(out.egressRefused, '; ')} (log ${out.log?.ref}):\n${(out.tail ?? '').slice(-1500)}`,
-        });
-      }
-    }
-    return { playbook, setupSteps };
-  }
-
-  /** One playbook step in the sandbox: its network, its limits, its folder; the outcome with its log. */
-  async function runStep(step: PlaybookStep, dir: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy): Promise<StepOutcome> {
-    const base = policy ?? SandboxPolicySchema.parse({});
-    const stepPolicy = step.limits ? { ...base, limits: { ...base.limits, ...step.limits } } : base;
-    const cwd = step.cwd ? await stepDir(dir, step.cwd) : dir;
-    // Only setup (before the change) may ask for network: a check runs the model's code, which
-    // gets network only where the task's policy is `all` (the worker's cap still applies).
-    const phase = step.kind === 'setup' && step.network ? 'setup' : 'test';
-    const { r, log, limit, violation, resources, dropped, egressRefused } = await runInWorkspace(`${step.kind}-log`, phase, step.run, cwd, timeoutSec, secretEnvNames, stepPolicy, step.name);
-    if (r.cancelled) throw new CancelledFailure(`${step.name} step cancelled; process group killed`);
-    // A step passes on its exit status: a limit the sandbox counted (a process of it killed, forks
-    // refused) is reported either way, and only explains a failure.
-    const passed = r.exitCode === 0 && !r.timedOut && !violation;
-    const hit = limit;
-    const notes = [violation && `weaver: ${violation}`, hit && `weaver: ${hit}`, refusedText(egressRefused, 'weaver: '), dropped].filter(Boolean).join('\n');
-    return {
-      name: step.name,
-      kind: step.kind,
-      status: passed ? 'passed' : 'failed',
-      onFailure: step.onFailure,
-      passed,
-      exitCode: r.exitCode,
-      timedOut: r.timedOut,
-      durationMs: r.durationMs,
-      tail: redact(notes ? `${notes}\n${r.tail}` : r.tail, secrets(secretEnvNames)),
-      log,
-      ...(hit ? { limit: hit } : {}),
-      ...(violation ? { violation } : {}),
-      resources,
-      ...(egressRefused ? { egressRefused } : {}),
-    };
-  }
+  const steps = createStepRunner({ runInWorkspace, secrets });
 
   const activities = {
     /** Clone, branch, run the setup command. Runs on the shared queue; returns this worker's queue. */
@@ -364,7 +300,7 @@ export function createActivities(deps: ActivityDeps) {
     /** One playbook step (lint, typecheck, test, build, …) in the sandbox; its whole log becomes an artifact. */
     async runCheck(req: RunCheckRequest): Promise<StepOutcome> {
       ws.openWorkspace(req.workspace);
-      const out = await runStep(req.step, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+      const out = await steps.runStep(req.step, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
       // Steps check, they do not write: what a step rewrote of the change is put back, so the
       // next step and the commit see the content that was checked.
       const altered = await restoreTestedPaths(req.workspace);
@@ -436,20 +372,9 @@ function droppedNote(r: RunCommandResult, maxOutputMb: number): string | undefin
   return `weaver: the output passed sandbox.limits.maxOutputMb (${maxOutputMb} MiB): ${formatBytes(r.droppedBytes)} dropped from the middle of the log; its first and last ${formatBytes((maxOutputMb * MIB) / 2)} are kept`;
 }
 
-/** What a setup step's outcome keeps of its output in the workspace handle. */
-const SETUP_TAIL_CHARS = 500;
-/** The setup command's time limit (installs can be slow; tests have their own, `limits.testTimeoutSec`). */
-const SETUP_TIMEOUT_SEC = 600;
 /** Apply errors (closest lines included) travel through history and into the next prompt. */
 const MAX_APPLY_ERRORS_CHARS = 12_000;
 const MAX_LINE_CHARS = 300;
-
-/** The egress proxy's refusals in one line (`prefix` first), for a tail or a failure message; '' when none. */
-function refusedText(refused: EgressRefusal[] | undefined, prefix: string): string {
-  if (!refused?.length) return '';
-  const items = refused.slice(0, 5).map((x) => `${x.host}:${x.port} (${x.why}${x.times > 1 ? `, ${x.times}×` : ''})`);
-  return `${prefix}egress refused ${items.join(', ')}${refused.length > 5 ? `, and ${refused.length - 5} more` : ''}`;
-}
 
 /** Long lines cut, then whole entries kept while they fit; the rest counted. */
 function boundLines(items: string[], maxChars: number): string[] {
@@ -482,32 +407,4 @@ function fromLegacy(change: ChangeSet | LegacyChangeSet, shown?: Shown): { chang
   if (!legacy) return { change: change as ChangeSet, shown };
   const files = (change as LegacyChangeSet).files.map((f) => (f.action === 'delete' ? f : { path: f.path, action: 'write' as const, content: f.content }));
   return { change: { summary: change.summary, files }, shown: Object.fromEntries(files.map((f) => [f.path, 'whole' as const])) };
-}
-
-/**
- * Each path's text as it is now (absent from the map: not there, or not readable as text — not
- * gated). Read confined to the workspace, like the applier.
- */
-async function contentsOf(dir: string, paths: string[]): Promise<Map<string, string | null>> {
-  const out = new Map<string, string | null>();
-  for (const p of new Set(paths)) {
-    // Keyed as the applier names what it wrote (`./a.ts`, `src\\a.ts` → `a.ts`, `src/a.ts`).
-    const syntax = checkPathSyntax(p);
-    if (!syntax.ok) continue;
-    const r = await readConfined(dir, syntax.rel, MAX_GATED_BYTES);
-    if (r.ok) out.set(syntax.rel, r.text);
-    else if (r.reason === 'does not exist yet') out.set(syntax.rel, null);
-  }
-  return out;
-}
-
-/** A step's folder: inside the checkout, and there. */
-async function stepDir(dir: string, rel: string): Promise<string> {
-  const abs = path.resolve(dir, rel);
-  const real = await realpath(abs).catch(() => undefined);
-  const root = await realpath(dir);
-  if (!real || (real !== root && !real.startsWith(root + path.sep))) {
-    throw ApplicationFailure.create({ type: 'InvalidPlaybook', nonRetryable: true, message: `step folder ${rel} is not a folder inside the repository` });
-  }
-  return real;
 }
