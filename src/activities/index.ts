@@ -1,6 +1,6 @@
 // Activity factory in the samples' style: dependencies in, named activities out. The names
 // are what people read in `temporal workflow show` and the Web UI.
-// Over 300 lines because every activity, its heartbeats and its command slot are in one place
+// Over 300 lines because every activity, its heartbeats and its command slot are in one place,
 // each a few lines: the list to read against the workflow's history.
 import { createHash } from 'node:crypto';
 import os from 'node:os';
