@@ -103,7 +103,9 @@ const PATTERNS: Pattern[] = [
   // Credentials in URLs: scheme://user:password@host
   { re: /\b[a-z][a-z0-9+.-]{0,20}:\/\/[^\s:@/]{1,256}:([^\s@/]{1,256})@/gi, groups: [1], literal: [1] },
   // The body of a PEM private key (lines of base64 after the header; `\n` escapes in a string too).
-  { re: /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----((?:[ \t]*(?:\\r)?(?:\\n|\r?\n)[ \t]*[A-Za-z0-9+/=]{1,200})+)/g, groups: [1], literal: [1] },
+  // The body's lines bounded (a 4096-bit key has about 50): an unbounded `+` over megabytes of
+  // base64-looking lines overflows the regexp engine's backtracking stack (RangeError).
+  { re: /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----((?:[ \t]*(?:\\r)?(?:\\n|\r?\n)[ \t]*[A-Za-z0-9+/=]{1,200}){1,400})/g, groups: [1], literal: [1] },
 ];
 
 /** How much of the redaction to apply (prompts use `code`; logs and artifacts the default). */
