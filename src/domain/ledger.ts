@@ -99,21 +99,7 @@ export class Ledger {
    */
   lost(r: Reservation | undefined, e: CallEventInput): CallEvent {
     if (r) this.reserved.delete(r.id);
-    const estimate = r?.costUsd ?? 0;
-    const event: CallEvent = { ...e, costUsd: 0, estimatedCostUsd: estimate };
-    this.events.push(event);
-    if (e.role === 'shadow') {
-      // Counted in the shadow ledger only (never in the task's totals); its estimate counts
-      // against the budget where shadows are reserved (runs before held no reservation).
-      recordShadowCall(this.usage, event);
-      if (estimate) this.usage.shadow!.estimatedCostUsd = roundUsd((this.usage.shadow!.estimatedCostUsd ?? 0) + estimate);
-      return event;
-    }
-    this.usage.estimatedCostUsd = roundUsd(this.usage.estimatedCostUsd + estimate);
-    recordCall(this.usage, { ...event, errorFamily: e.errorFamily });
-    const p = this.usage.byProvider[e.provider];
-    p.estimatedCostUsd = roundUsd((p.estimatedCostUsd ?? 0) + estimate);
-    return event;
+    return this.bookEstimated(e, r?.costUsd ?? 0);
   }
 
   /**
@@ -124,12 +110,20 @@ export class Ledger {
    */
   partial(r: Reservation | undefined, spec: ProviderSpec, e: CallEventInput): CallEvent {
     if (r) this.reserved.delete(r.id);
-    const estimate = costOf(spec, e.tokensIn, e.tokensOut);
+    return this.bookEstimated(e, costOf(spec, e.tokensIn, e.tokensOut));
+  }
+
+  /**
+   * A call booked as estimated spend (lost or cut): in the task's totals and its provider's, or
+   * in the shadow ledger only (never the task's totals), where its estimate counts against the
+   * budget that reserves shadows (runs before held no reservation).
+   */
+  private bookEstimated(e: CallEventInput, estimate: number): CallEvent {
     const event: CallEvent = { ...e, costUsd: 0, estimatedCostUsd: estimate };
     this.events.push(event);
     if (e.role === 'shadow') {
       recordShadowCall(this.usage, event);
-      this.usage.shadow!.estimatedCostUsd = roundUsd((this.usage.shadow!.estimatedCostUsd ?? 0) + estimate);
+      if (estimate) this.usage.shadow!.estimatedCostUsd = roundUsd((this.usage.shadow!.estimatedCostUsd ?? 0) + estimate);
       return event;
     }
     this.usage.estimatedCostUsd = roundUsd(this.usage.estimatedCostUsd + estimate);
