@@ -88,6 +88,11 @@ export function feedbackFor(outcome: Outcome): string {
   }
 }
 
+/** How a command ended, in a few words: the limit that stopped it, a timeout, or its exit code. */
+export function howItEnded(o: { limit?: string; timedOut?: boolean; exitCode?: number | null }): string {
+  return o.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`);
+}
+
 /** Why a task with nothing to check fails (the result's reason starts with `no_checks`). */
 export function noChecksReason(detail: string): string {
   return `no_checks: nothing to check the change with — ${detail}; give a testCommand or a playbook, or set allowNoChecks`;
@@ -179,7 +184,7 @@ export function outcomeDetail(o: Outcome): string | undefined {
     case 'no_checks':
       return o.detail.slice(0, 1000);
     case 'check_failed':
-      return `${o.step.name}: ${o.step.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`)}`;
+      return `${o.step.name}: ${howItEnded({ ...o, limit: o.step.limit })}`;
     case 'apply_failed':
       return o.errors.join('; ').slice(0, 1000);
     case 'schema_violation':
@@ -187,7 +192,7 @@ export function outcomeDetail(o: Outcome): string | undefined {
     case 'provider_failed':
       return `${o.family}: ${o.message}`.slice(0, 1000);
     case 'tests_failed':
-      return o.step?.limit ?? (o.timedOut ? 'timed out' : `exit ${o.exitCode}`);
+      return howItEnded({ ...o, limit: o.step?.limit });
     case 'no_consensus':
       return o.detail.slice(0, 1000);
     case 'budget_exhausted':

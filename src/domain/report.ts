@@ -1,5 +1,6 @@
 // A short human-readable report of a run, stored as an artifact. Pure: the workflow renders
 // it, so the (large) result is not sent through history a second time.
+import { howItEnded } from './decider';
 import type { CodingTaskResult, ResourceUsage } from './schema';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
@@ -36,7 +37,7 @@ export function renderReport(r: CodingTaskResult, title: string): string {
   if (steps.length) {
     lines.push('', '| attempt | step | outcome | time | CPU | peak memory |', '| --- | --- | --- | --- | --- | --- |');
     for (const s of steps) {
-      const outcome = s.status === 'skipped' ? `skipped (${s.skippedBecause ?? ''})` : s.status === 'failed' ? `failed (${s.limit ?? (s.timedOut ? 'timed out' : `exit ${s.exitCode}`)})` : 'passed';
+      const outcome = s.status === 'skipped' ? `skipped (${s.skippedBecause ?? ''})` : s.status === 'failed' ? `failed (${howItEnded(s)})` : 'passed';
       const res = s.resources;
       const secs = (ms?: number) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
       lines.push(`| ${s.attempt} | ${s.name} | ${outcome} | ${secs(s.durationMs)} | ${secs(res?.cpuMs)} | ${res?.peakMemoryMb === undefined ? '-' : `${res.peakMemoryMb} MiB`} |`);

@@ -3,7 +3,7 @@
 // fails the task) ends the run of steps, and its outcome goes to the Decider. Steps that
 // `warn` or `ignore` let the others run. Nothing run at all is `no_checks`, never a pass.
 import type { WorkspaceHandle } from '../activities/types';
-import type { Outcome, StepRef } from '../domain/decider';
+import { howItEnded, type Outcome, type StepRef } from '../domain/decider';
 import { commandText, outcomesByName, stepApplies, type ResolvedPlaybook } from '../domain/playbook';
 import type { AttemptRecord, StepOutcome } from '../domain/schema';
 import { commandClockSec } from './activityProxies';
@@ -41,7 +41,7 @@ export async function runChecks(t: TaskRun, ws: WorkspaceHandle, playbook: Resol
     if (out.status === 'passed') continue;
     const missing = missingTool(step.run, out);
     if (!missing && (step.onFailure === 'ignore' || step.onFailure === 'warn')) {
-      t.warn(`the ${step.name} step failed on attempt ${t.attempt} (onFailure: ${step.onFailure}): ${out.limit ?? (out.timedOut ? 'timed out' : `exit ${out.exitCode}`)}`);
+      t.warn(`the ${step.name} step failed on attempt ${t.attempt} (onFailure: ${step.onFailure}): ${howItEnded(out)}`);
       continue;
     }
     const ref: StepRef = {

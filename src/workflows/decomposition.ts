@@ -9,6 +9,7 @@ import { slugify } from '../domain/slug';
 import { mergeUsage } from '../domain/usage';
 import { secretFilesNamed } from '../domain/redact';
 import type { codingTask } from './codingTask';
+import { howItEnded } from '../domain/decider';
 import { runChecks } from './checks';
 import { childEnd, runBounded } from './children';
 import { commitWork } from './commit';
@@ -224,7 +225,7 @@ async function integrationChecks(t: TaskRun, ws: WorkspaceHandle, merged: number
         ? `integration: nothing was checked (${outcome.detail})`
         : passed
           ? 'integrated checks passed'
-          : `integrated checks failed (${outcome.kind === 'tests_failed' || outcome.kind === 'check_failed' ? `${outcome.step?.name ?? 'test'}: ${outcome.timedOut ? 'timed out' : `exit ${outcome.exitCode}`}` : outcome.kind})`;
+          : `integrated checks failed (${outcome.kind === 'tests_failed' || outcome.kind === 'check_failed' ? `${outcome.step?.name ?? 'test'}: ${howItEnded({ ...outcome, limit: outcome.step?.limit })}` : outcome.kind})`;
     return { passed, note, record };
   }
   t.enter('testing');
@@ -236,7 +237,7 @@ async function integrationChecks(t: TaskRun, ws: WorkspaceHandle, merged: number
     sandbox: t.sandboxPolicy,
   });
   Object.assign(record, { outcome: tests.passed ? 'tests_passed' : 'tests_failed', tests, artifacts: tests.log ? [tests.log] : [] });
-  const note = tests.passed ? 'integrated tests passed' : `integrated tests failed (${tests.timedOut ? 'timed out' : `exit ${tests.exitCode}`})`;
+  const note = tests.passed ? 'integrated tests passed' : `integrated tests failed (${howItEnded({ timedOut: tests.timedOut, exitCode: tests.exitCode })})`;
   return { passed: tests.passed, note, record };
 }
 
