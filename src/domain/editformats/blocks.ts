@@ -156,6 +156,8 @@ function readPath(line: string): string | undefined {
   const s = undecorate(line);
   const quoted = QUOTED_RE.exec(s);
   if (quoted) return quoted[2] ?? quoted[3] ?? quoted[4];
+  // `grep:` alone is a search without a pattern (refused as such), not a path `grep`.
+  if (/^grep:/i.test(s)) return s;
   return s.replace(/:$/, '').trim() || undefined;
 }
 

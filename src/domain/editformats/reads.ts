@@ -15,9 +15,10 @@ export const MAX_GREP_PATTERN = 200;
 /** A range is capped here (its lines are cut to the prompt's budget as well). */
 export const MAX_RANGE_LINES = 2000;
 
+const MAX_LINE = 1000;
 const RANGE_RE = /^(.+?):L?(\d+)(?:\s*(?:-|–|\.\.)\s*L?(\d+))?$/;
 const SYMBOL_RE = /^(.+?)#([A-Za-z_$][\w$]*(?:(?:\.|::)[A-Za-z_$][\w$]*)*)$/;
-const GREP_RE = /^grep:\s*(.*?)(?:\s+in\s+(\S+))?$/i;
+const GREP_RE = /^grep:(.*?)(?:\s+in\s+(\S+))?$/i;
 
 /**
  * One READ line → its request, or why it is malformed (`error`, for the model). Lines that are
@@ -25,6 +26,8 @@ const GREP_RE = /^grep:\s*(.*?)(?:\s+in\s+(\S+))?$/i;
  */
 export function parseReadRequest(line: string): ReadRequest | { error: string } {
   const s = line.trim();
+  // Longer lines are not matched against the forms below (each a linear scan on short input).
+  if (s.length > MAX_LINE) return /^grep:/i.test(s) ? { error: `\`grep:\` pattern longer than ${MAX_GREP_PATTERN} characters: search for a shorter one` } : { kind: 'file', path: s };
   const grep = GREP_RE.exec(s);
   if (grep) {
     let pattern = grep[1].trim();
