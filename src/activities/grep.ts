@@ -110,7 +110,7 @@ export async function grepFiles(
       break;
     }
     const file = await readConfined(dir, rel, MAX_FILE_BYTES);
-    if (!file.ok || skip(rel, file.text)) continue;
+    if (!file.ok || file.text.includes('\0') || skip(rel, file.text)) continue;
     bytes += file.text.length;
     searched++;
     const text = file.text.split('\n');
