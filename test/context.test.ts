@@ -164,6 +164,49 @@ test('a model that asks for files gets them in the next request, without consumi
   expect(user(second)).toContain('### docs/NOTES.md\n```md\nSlugs must be ASCII: NOTES-MARKER-5521');
 });
 
+test('READ by range, symbol and search: served in the next request, without consuming an attempt', async () => {
+  const repo = await rig.newRepo();
+  const filler: Record<string, string> = {};
+  for (let i = 0; i < 45; i++) filler[`lib/part${i}.js`] = `function part${i}() {\n  return ${i};\n}\nmodule.exports = { part${i} };\n`;
+  const big = Array.from({ length: 400 }, (_, i) => `row-${i + 1}-end`).join('\n') + '\n';
+  const shapes =
+    `"""Shapes."""\n\n\nclass Square:\n    def __init__(self, s):\n        self.s = s\n\n    def area(self):\n        return self.s * self.s  # SQUARE-AREA-BODY\n\n\n` +
+    `class Circle:\n    def __init__(self, r):\n        self.r = r\n\n    # The disc's area.\n    def area(self):\n        return 3.14159 * self.r * self.r  # CIRCLE-AREA-BODY\n\n    def perimeter(self):\n        return 2 * 3.14159 * self.r  # CIRCLE-PERIMETER-BODY\n`;
+  await addFiles(repo, {
+    ...filler,
+    'data/big.txt': big,
+    'geo/shapes.py': shapes,
+    'docs/a.md': 'Intro\nsee GREP-MARKER-77 here\n',
+    'docs/b.txt': 'GREP-MARKER-88 (not in the glob)\n',
+    '.env': 'GREP-MARKER-99=hunter2\n',
+  });
+  const asked = ['data/big.txt:120-130', 'geo/shapes.py#Circle.area', 'geo/shapes.py#Hexagon', 'grep: GREP-MARKER-\\d+ in docs/*.md', 'grep: GREP-MARKER-99'];
+  rig.model.script('ctx-read-parts', [{ content: readRequest(asked, 'Let me look around.') }, { content: wholeFile('src/slugify.js', good, 'implement slugify') }]);
+  const result = await rig.run(rig.task(repo, [rig.provider('ctx-read-parts')]));
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts).toHaveLength(1);
+  expect(result.attempts[0].fileRequests).toEqual([asked]);
+  expect(result.attempts[0].calls.map((c) => c.outcome)).toEqual(['needs_files', 'ok']);
+  const [first, second] = rig.model.requestsFor('ctx-read-parts');
+  expect(user(first)).not.toContain('row-120-end');
+  expect(user(first)).not.toContain('docs/a.md:2:');
+  const text = user(second);
+  // The range: those lines, numbered, and no others.
+  expect(text).toContain('### data/big.txt (partial, as asked: lines 120-130: 400 lines; shown: 120-130;');
+  expect(text).toContain(`@@ lines 120-130 @@\n${Array.from({ length: 11 }, (_, i) => `row-${120 + i}-end`).join('\n')}\n`);
+  expect(text).not.toContain('row-119-end');
+  expect(text).not.toContain('row-131-end');
+  // The symbol: Circle's area (with its comment), not Square's.
+  expect(text).toMatch(/### geo\/shapes\.py \(partial, as asked: Circle\.area at lines 17-18/);
+  expect(text).toContain("    # The disc's area.\n    def area(self):\n        return 3.14159 * self.r * self.r  # CIRCLE-AREA-BODY\n");
+  expect(text).toMatch(/### geo\/shapes\.py#Hexagon \(symbol not found in geo\/shapes\.py \(definitions there: [^)]*Circle/);
+  // The search: matches with paths and line numbers, in the glob only; a secret file is not searched.
+  expect(text).toContain('docs/a.md:2: see GREP-MARKER-77 here');
+  expect(text).not.toContain('GREP-MARKER-88');
+  expect(text).not.toContain('hunter2');
+  expect(text).toMatch(/### grep: GREP-MARKER-99 \(0 matches/);
+});
+
 test('an answer cut off at the output limit is a truncated outcome, retried with feedback', async () => {
   const repo = await rig.newRepo();
   const whole = wholeFile('src/slugify.js', good, 'implement slugify');

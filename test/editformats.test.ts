@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { EDIT_FORMATS, editFormat, editblock, markerLength, parseBlocks, pathFromLine, whole } from '../src/domain/editformats';
 import type { ChangeSet, FileChange, FilesRequest, ModelAnswer } from '../src/domain/schema';
+import { unsafeRegex } from '../src/activities/grep';
+import { readRequest } from './support/answers';
 
 const parse = (text: string) => editblock.parse(text);
 
@@ -202,6 +204,46 @@ describe('parse: the grammar', () => {
     expect(ok('<<<<<<< READ\nx.py\n>>>>>>> READ\n')).toEqual({ needFiles: ['x.py'] });
     const mixed = ok('Do it.\n\n<<<<<<< READ\nx.py\n>>>>>>> READ\n\na.py\n<<<<<<< DELETE\n>>>>>>> DELETE\n');
     expect(mixed).toEqual({ summary: 'Do it.', files: [{ path: 'a.py', action: 'delete' }] });
+  });
+
+  it('READ lines may ask for a line range, a definition or a search (canonical forms in needFiles)', () => {
+    const read = (...lines: string[]) => (ok(`<<<<<<< READ\n${lines.join('\n')}\n>>>>>>> READ\n`) as FilesRequest).needFiles;
+    expect(read('src/a.py:120-220', 'src/a.py:L5-L9', 'src/a.py:7', 'src/b.py:3 - 4', 'src/b.py:10..12', 'src/b.py:1–2')).toEqual([
+      'src/a.py:120-220',
+      'src/a.py:5-9',
+      'src/a.py:7-7',
+      'src/b.py:3-4',
+      'src/b.py:10-12',
+      'src/b.py:1-2',
+    ]);
+    expect(read('src/a.py#Foo', '- `src/a.py#Foo.bar`', 'src/lib.rs#Parser::parse', 'docs/c#.md')).toEqual(['src/a.py#Foo', 'src/a.py#Foo.bar', 'src/lib.rs#Parser.parse', 'docs/c#.md']);
+    expect(read('grep: def parse in src/**/*.py', '`grep: foo\\(x\\)`', 'GREP:   /a b/  ', "grep: 'x y' in *.ts", 'grep: a in b c')).toEqual([
+      'grep: def parse in src/**/*.py',
+      'grep: foo\\(x\\)',
+      'grep: a b',
+      'grep: x y in *.ts',
+      'grep: a in b c',
+    ]);
+    // Round trip through the rendered READ block.
+    const asked = ['src/a.py:1-2', 'src/a.py#A.b', 'grep: x+ in lib/*.js', 'docs/a b.md'];
+    expect((ok(readRequest(asked)) as FilesRequest).needFiles).toEqual(asked);
+  });
+
+  it('malformed READ lines are refused with how to write them', () => {
+    expect(err('<<<<<<< READ\nsrc/a.py:0-5\n>>>>>>> READ\n')).toMatch(/^the READ block at line 1: `src\/a.py:0-5`: a line range is `path:FIRST-LAST` with 1 ≤ FIRST ≤ LAST/);
+    expect(err('<<<<<<< READ\nsrc/a.py:30-10\n>>>>>>> READ\n')).toMatch(/a line range is `path:FIRST-LAST`/);
+    expect(err('<<<<<<< READ\nsrc/a.py:1-99999\n>>>>>>> READ\n')).toMatch(/at most 2000 lines per range/);
+    expect(err('<<<<<<< READ\nsrc/a.py#\n>>>>>>> READ\n')).toMatch(/no symbol after `#`/);
+    expect(err('<<<<<<< READ\ngrep:\n>>>>>>> READ\n')).toMatch(/no pattern: write `grep: <regex>`/);
+    expect(err('<<<<<<< READ\ngrep:    in src\n>>>>>>> READ\n')).toMatch(/no pattern/);
+    expect(err(`<<<<<<< READ\ngrep: ${'a'.repeat(201)}\n>>>>>>> READ\n`)).toMatch(/pattern longer than 200 characters/);
+    // A good line beside a bad one: still refused, so the model fixes it.
+    expect(err('<<<<<<< READ\nsrc/a.py\nsrc/a.py:9-1\n>>>>>>> READ\n')).toMatch(/^the READ block at line 1: `src\/a.py:9-1`/);
+  });
+
+  it('grep patterns that could backtrack badly, or are not regexes, are searched for literally', () => {
+    for (const p of ['(a+)+$', '(a|aa)*b', '(x*y){2,}', '(\\w+\\s?)*$', '(a)\\1', '(?=a)b', '[', 'a.*b.*c.*d.*e']) expect(unsafeRegex(p)).toBeDefined();
+    for (const p of ['def parse', 'GREP-MARKER-\\d+', 'foo(bar|baz)', '(\\w+)\\s*=', '[(+*]+x', 'a.*b', 'x{2,3}']) expect(unsafeRegex(p)).toBeUndefined();
   });
 
   it('no blocks: a JSON subtask proposal, bare or fenced, with prose around it', () => {

@@ -65,6 +65,23 @@ function expectNothingFromOutside(user: string): void {
   expect(user).not.toContain('repositoryformatversion');
 }
 
+test('READ ranges, symbols and searches stay in the workspace too', async () => {
+  const built = await buildPrompt(store, {
+    workspace: ws,
+    task: { title: 'T', description: 'D' },
+    attempt: 1,
+    tokenBudget: 16_000,
+    requestedFiles: ['leak/secret.txt:1-2', '.git/config:1-5', '../x:1-1', 'notes.txt#main', 'gitlink/config:1-3', 'grep: SECRET', 'grep: formatversion', 'grep: INSIDE-CONTENT'],
+    allowSubtasks: false,
+  }, { cacheDir: path.join(base, 'cache') });
+  const user = (await store.readJson<PromptMessages>(built.prompt)).user;
+  expectNothingFromOutside(user);
+  expect(user).toMatch(/^### \.git\/config:1-5 \(.+\)$/m);
+  expect(user).toMatch(/^### \.\.\/x:1-1 \(.+\)$/m);
+  expect(user).toMatch(/^### grep: SECRET \(0 matches/m);
+  expect(user).toContain('src/a.js:1: module.exports = 1; // INSIDE-CONTENT');
+});
+
 test('relatedFiles escaping the workspace are listed as not readable, never read', async () => {
   const user = await promptFor([
     'leak/secret.txt',
@@ -215,6 +232,19 @@ describe('secrets in the prompt', () => {
     expect(user).not.toContain(PEM_BODY);
     expect(built.shown['.env']).toBeUndefined();
     expect(built.shown['app/config.py']).toBe('masked');
+  });
+
+  test('READ ranges, symbols and searches withhold secret files and mask what they show', async () => {
+    const { built, user } = await build({}, { requestedFiles: ['.env:1-2', 'deploy/server.pem:1-3', 'grep: DB_PASSWORD', 'grep: BEGIN PRIVATE', 'app/config.py:1-3', 'app/main.py#main'] });
+    expect(user).toMatch(/^### \.env:1-2 \(withheld: a dotenv file; secret files are sent only when the task names them\)$/m);
+    expect(user).toMatch(/^### deploy\/server\.pem:1-3 \(withheld: .+\)$/m);
+    for (const secret of [WORKER_KEY, AWS_ID, AWS_SECRET, ENV_ONLY, PEM_BODY]) expect(user).not.toContain(secret);
+    expect(user).toMatch(/^### grep: BEGIN PRIVATE \(0 matches/m);
+    expect(user).toMatch(/^### grep: DB_PASSWORD \(1 match in \d+ files searched/m);
+    expect(user).toContain('.env.example:1: DB_PASSWORD=');
+    expect(user).toContain('def main():\n    return bucket_name("prod")');
+    expect(built.redactions).toBe(markers(user));
+    expect(built.shown['.env']).toBeUndefined();
   });
 
   test('a secret file the task names is sent as it is, but for the worker\'s own secrets', async () => {

@@ -14,13 +14,14 @@
 // task's naming counts: a subtask's text is a model's answer, which must not unlock `.env`.
 import { EDIT_FORMATS } from '../domain/editformats/types';
 import { isNamedSecretFile, REDACTED, redactCounted, secretFileReason } from '../domain/redact';
-import { editFormat } from '../domain/editformats';
+import { editFormat, parseReadRequest, type ReadRequest } from '../domain/editformats';
 import type { ArtifactStore } from './artifacts';
 import { readConfined } from './confinedPaths';
 import { extractFailuresFromFile } from './failureLog';
+import { grepFiles } from './grep';
 import type { PromptMessages } from './llm';
-import { anchorLines, cutToTokens, fence, langOf, maskedInSpans, renderSpans } from './promptSpans';
-import { buildRepoMap, extractMentions } from './repomap';
+import { anchorLines, cutToTokens, fence, langOf, maskedInSpans, renderRanges, renderSpans } from './promptSpans';
+import { buildRepoMap, extractMentions, type RankedDef } from './repomap';
 import { countTokens } from './tokens';
 import { gitFor } from './workspace';
 import type { BuildPromptRequest, BuiltPrompt, Shown } from './types';
@@ -134,7 +135,13 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
 
   // 3. What the task and the failures name: paths and identifiers, for the map and the files.
   const tracked = await trackedFiles(dir);
-  const named = [...(t.relatedFiles ?? []), ...(req.requestedFiles ?? [])];
+  // What the model asked for with READ: whole files (named like the task's), and parts of files
+  // (`path:120-220`, `path#Symbol`) or searches (`grep: …`), served after the named files.
+  const reads = (req.requestedFiles ?? []).map((raw) => ({ raw, r: parseReadRequest(raw) }));
+  const wholeReads = reads.flatMap(({ r }) => ('kind' in r && r.kind === 'file' ? [r.path] : []));
+  const partReads = reads.filter(({ r }) => !('kind' in r) || r.kind !== 'file');
+  const partPaths = partReads.flatMap(({ r }) => ('path' in r ? [normalizeRel(r.path)] : []));
+  const named = [...(t.relatedFiles ?? []), ...wholeReads];
   const taskText = [t.title, t.description, ...(t.acceptanceCriteria ?? []), ...(req.guidance ?? [])].join('\n');
   const mentions = extractMentions([taskText, failureMentions.text].join('\n'), tracked);
   // Secret files are sent only when the task (or a person's guidance) names them: in
@@ -156,7 +163,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const map = await buildRepoMap({
     dir,
     cacheDir: opts.cacheDir,
-    mentionedFiles: [...new Set([...named, ...mentions.paths])],
+    mentionedFiles: [...new Set([...named, ...partPaths, ...mentions.paths])],
     mentionedIdents: mentions.idents,
     tokenBudget: 0,
   });
@@ -220,6 +227,74 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     left -= countTokens(partial.text);
   };
   for (const rel of named) await show(rel, 0.6, true);
+  /** A note for a READ that cannot be served as asked (listed like unreadable named files). */
+  const readNote = (what: string, reason: string) => {
+    if (unreadable++ >= MAX_UNREADABLE_LISTED) return;
+    // eslint-disable-next-line no-control-regex
+    const line = `### ${what.slice(0, 300).replace(/[\x00-\x1f\x7f]/g, '?')} (${reason})`;
+    files.push(line);
+    take(line);
+  };
+  /** Lines of a file a READ asked for (a range, a definition's body), numbered. */
+  const showPart = async (raw: string, rel: string, spans: [number, number][], what: string) => {
+    if (left <= 200) return;
+    if (shown[rel] === 'whole' || shown[rel] === 'masked') return readNote(raw, `${rel} is shown whole above`);
+    const secretWhy = (text?: string) => {
+      const why = withheldSecret(rel, text);
+      if (why) {
+        withheld.add(rel);
+        readNote(raw, `withheld: ${why}; ${secretRule}`);
+      }
+      return why;
+    };
+    if (secretWhy()) return;
+    const file = await readConfined(dir, rel, MAX_SHOWN_FILE_BYTES);
+    if (!file.ok) return readNote(raw, file.reason);
+    if (secretWhy(file.text)) return;
+    const masked = redactCounted(file.text, secrets, secretFileReason(rel, file.text) ? { literalOnly: true } : { code: true });
+    const part = renderRanges(rel, masked.text, spans, Math.floor(left * 0.5), what);
+    if (!part) {
+      const n = masked.text.split('\n').length - (masked.text.endsWith('\n') ? 1 : 0);
+      return readNote(raw, `nothing to show: ${rel} has ${n} lines`);
+    }
+    shown[rel] ??= 'partial';
+    redactions += masked.count ? maskedInSpans(file.text, masked.text, part.spans, masked.count) : 0;
+    files.push(part.text);
+    left -= countTokens(part.text);
+  };
+  const serveRead = async (raw: string, r: ReadRequest | { error: string }) => {
+    if (left <= 200) return;
+    if ('error' in r) return readNote(raw, r.error);
+    if (r.kind === 'range') return showPart(raw, normalizeRel(r.path), [[r.start, r.end]], `, as asked: lines ${r.start}-${r.end}`);
+    if (r.kind === 'symbol') {
+      const rel = normalizeRel(r.path);
+      const defs = defsByFile.get(rel) ?? [];
+      const found = findSymbol(defs, r.symbol);
+      if (!found.length) {
+        const names = [...new Set(defs.map((d) => d.name))];
+        const listed = names.length ? `${names.slice(0, 40).join(', ')}${names.length > 40 ? ', …' : ''}` : 'none found';
+        return readNote(raw, `symbol not found in ${rel} (definitions there: ${listed})`);
+      }
+      const text = await readConfined(dir, rel, MAX_SHOWN_FILE_BYTES);
+      const lines = text.ok ? text.text.split('\n') : [];
+      const spans = found.map((d): [number, number] => [leadingComments(lines, d.line), Math.max(d.line, d.endLine)]);
+      return showPart(raw, rel, spans, `, as asked: ${r.symbol} at ${found.map((d) => `lines ${d.line}-${d.endLine}`).join(', ')}`);
+    }
+    if (r.kind === 'grep') {
+      const result = await grepFiles(dir, tracked, r.pattern, r.glob, (rel, text) => withheldSecret(rel, text));
+      const notes = [
+        `${result.matches} match${result.matches === 1 ? '' : 'es'} in ${result.files} file${result.files === 1 ? '' : 's'} searched`,
+        result.literal ? `searched for literally: ${result.literal}` : '',
+        result.stopped ?? '',
+        'secret files are not searched',
+      ].filter(Boolean);
+      const body = result.lines.length ? maskCut(result.lines.join('\n'), Math.floor(left * 0.4)) : '';
+      const section = `### ${raw.slice(0, 300)} (${notes.join('; ')})${body ? `\n${fence(body)}` : ''}`;
+      files.push(section);
+      take(section);
+    }
+  };
+  for (const { raw, r } of partReads) await serveRead(raw, r);
   // 5. The repository map (1-4k tokens, scaled to the budget), leaving out what is shown whole.
   // Files shown whole (masked or not) are not outlined again, nor are secret files.
   const leftOut = [...Object.keys(shown).filter((f) => shown[f] !== 'partial'), ...map.ranked.map((r) => r.path).filter((f) => withheldSecret(f))];
@@ -267,6 +342,27 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     redactions,
     stats: { mapTokens: outline.tokens, mappedFiles: map.stats.files, mapMs: map.stats.ms, filesShown: Object.keys(shown).length, secretFilesWithheld: withheld.size },
   };
+}
+
+/** The definitions a READ's `#Symbol` names: `bar`, or `Foo.bar` (a `bar` inside a `Foo`); at most 3. */
+function findSymbol(defs: RankedDef[], symbol: string): RankedDef[] {
+  const parts = symbol.split('.');
+  const last = parts[parts.length - 1];
+  let found = defs.filter((d) => d.name === last);
+  if (parts.length > 1) {
+    const outer = defs.filter((d) => d.name === parts[parts.length - 2]);
+    const inside = found.filter((d) => outer.some((o) => o !== d && o.line <= d.line && d.endLine <= o.endLine));
+    // Go and Rust methods sit outside their type: the name alone, then.
+    if (inside.length) found = inside;
+  }
+  return [...found].sort((a, b) => a.line - b.line).slice(0, 3);
+}
+
+/** A definition's first line, taking in the decorators and comments right above it (up to 15 lines). */
+function leadingComments(lines: string[], line: number): number {
+  let start = line;
+  while (start > 1 && line - start < 15 && /^\s*(@|#(?!include|define|if|endif|else)|\/\/|\/\*|\*|"{3}|'{3})/.test(lines[start - 2] ?? '')) start--;
+  return start;
 }
 
 function normalizeRel(name: string): string {

@@ -79,17 +79,64 @@ export function renderSpans(
     wanted.push([start, end]);
   }
   const spans: [number, number][] = [];
-  const render = (list: [number, number][]) => {
-    const merged = mergeSpans(list);
-    const header = `### ${rel} (partial: ${n} lines; shown: ${merged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}; use SEARCH/REPLACE for it, or READ to see more)`;
-    const body = merged.map(([a, b]) => `@@ lines ${a}-${b} @@\n${lines.slice(a - 1, b).join('\n')}`).join('\n⋮\n');
-    return `${header}\n${fence(`${body}\n`, langOf(rel))}`;
-  };
+  const render = (list: [number, number][]) => renderMerged(rel, lines, mergeSpans(list));
   for (const span of wanted) {
     if (countTokens(render([...spans, span])) > tokens) continue;
     spans.push(span);
   }
   return spans.length ? { text: render(spans), spans: mergeSpans(spans) } : undefined;
+}
+
+/** Spans of a file's lines (merged, 1-based), numbered and marked partial; `what` says what was asked. */
+function renderMerged(rel: string, lines: string[], merged: [number, number][], what = ''): string {
+  const header = `### ${rel} (partial${what}: ${lines.length} lines; shown: ${merged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}; use SEARCH/REPLACE for it, or READ to see more)`;
+  const body = merged.map(([a, b]) => `@@ lines ${a}-${b} @@\n${lines.slice(a - 1, b).join('\n')}`).join('\n⋮\n');
+  return `${header}\n${fence(`${body}\n`, langOf(rel))}`;
+}
+
+/**
+ * The lines a READ asked for (`path:120-220`, a definition's body): those spans, numbered, as
+ * many of their lines as fit in `tokens` (a span too long is cut short, and says so in its
+ * header); undefined when the file has none of them or nothing fits.
+ */
+export function renderRanges(
+  rel: string,
+  text: string,
+  wanted: [number, number][],
+  tokens: number,
+  what: string,
+): { text: string; spans: [number, number][]; cut: boolean } | undefined {
+  const lines = text.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const n = lines.length;
+  const clipped = mergeSpans(wanted.map(([a, b]): [number, number] => [Math.max(1, a), Math.min(n, b)]).filter(([a, b]) => a <= b));
+  if (!clipped.length) return undefined;
+  const render = (list: [number, number][]) => renderMerged(rel, lines, list, what);
+  const full = render(clipped);
+  if (countTokens(full) <= tokens) return { text: full, spans: clipped, cut: false };
+  // Too long: keep the first spans whole and cut the last one kept, by binary search on its end.
+  const total = clipped.reduce((k, [a, b]) => k + b - a + 1, 0);
+  const upTo = (count: number): [number, number][] => {
+    const out: [number, number][] = [];
+    let left = count;
+    for (const [a, b] of clipped) {
+      if (left <= 0) break;
+      const take = Math.min(left, b - a + 1);
+      out.push([a, a + take - 1]);
+      left -= take;
+    }
+    return out;
+  };
+  let lo = 0;
+  let hi = total;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (countTokens(render(upTo(mid))) <= tokens) lo = mid;
+    else hi = mid - 1;
+  }
+  if (lo === 0) return undefined;
+  const spans = upTo(lo);
+  return { text: render(spans), spans, cut: true };
 }
 
 function mergeSpans(list: [number, number][]): [number, number][] {

@@ -42,6 +42,7 @@ import {
   type SubtaskProposal,
 } from '../schema';
 import type { ParsedAnswer } from './types';
+import { parseReadRequest, renderReadRequest } from './reads';
 
 export type BlockKind = 'SEARCH' | 'FILE' | 'DELETE' | 'READ';
 
@@ -155,6 +156,8 @@ function readPath(line: string): string | undefined {
   const s = undecorate(line);
   const quoted = QUOTED_RE.exec(s);
   if (quoted) return quoted[2] ?? quoted[3] ?? quoted[4];
+  // `grep:` alone is a search without a pattern (refused as such), not a path `grep`.
+  if (/^grep:/i.test(s)) return s;
   return s.replace(/:$/, '').trim() || undefined;
 }
 
@@ -321,9 +324,18 @@ export function parseBlocks(text: string): ParsedBlocks {
     } else if (kind === 'DELETE') {
       if (path !== undefined) blocks.push({ kind, number, line, path });
     } else {
-      const paths = body.map(readPath).filter((p): p is string => p !== undefined);
-      if (paths.length === 0) errors.push(`${label}: lists no files: write one path per line between \`${'<'.repeat(len)} READ\` and \`${expected}\``);
-      else blocks.push({ kind, line, paths });
+      const paths: string[] = [];
+      let bad = false;
+      for (const p of body.map(readPath)) {
+        if (p === undefined) continue;
+        const r = parseReadRequest(p);
+        if ('error' in r) {
+          errors.push(`${label}: ${r.error}`);
+          bad = true;
+        } else paths.push(renderReadRequest(r));
+      }
+      if (paths.length === 0 && !bad) errors.push(`${label}: lists no files: write one path per line between \`${'<'.repeat(len)} READ\` and \`${expected}\``);
+      else if (!bad) blocks.push({ kind, line, paths });
     }
   }
   if (preamble === undefined) preamble = '';

@@ -50,6 +50,11 @@ path/to/needed_file.py
 path/to/other_file.py
 >>>>>>> READ
 
+A READ line may also ask for part of a file or search the repository:
+- \`path/to/file.py:120-220\` — those lines, numbered (to see more of a file you were shown only in part);
+- \`path/to/file.py#Name\` or \`path/to/file.py#Class.method\` — that definition and its body;
+- \`grep: <regex>\` or \`grep: <regex> in <glob>\` (e.g. \`grep: def parse in src/**/*.py\`) — matching lines of the tracked files with their paths and line numbers (at most 50).
+
 Paths are relative to the repository root. Never edit anything under .git/. Between a block's markers put only the file's own lines, verbatim: no line numbers, no "..." for elided code, no Markdown fence around them (a fence around the whole block is fine; a fence that is a line of the file is copied like any other line). Markers are 7 characters long; if a line of the file itself starts with 7 or more '<', '=' or '>', make that block's three markers longer than it (e.g. 9: <<<<<<<<< SEARCH, =========, >>>>>>>>> REPLACE).
 
 If the task is clearly too large for one change and the prompt allows it, you may instead answer with the JSON subtask proposal it describes.
@@ -77,7 +82,7 @@ def farewell(name):
 `;
 
 export const EDITBLOCK_REMINDER =
-  'Answer with a short summary, then SEARCH/REPLACE blocks (path line, <<<<<<< SEARCH, exact existing lines, =======, new lines, >>>>>>> REPLACE); FILE blocks only for new files; a READ block if you need to see a file first.';
+  'Answer with a short summary, then SEARCH/REPLACE blocks (path line, <<<<<<< SEARCH, exact existing lines, =======, new lines, >>>>>>> REPLACE); FILE blocks only for new files; a READ block (paths, path:FIRST-LAST, path#Symbol or grep: regex) if you need to see code first.';
 
 export const editblock: EditFormat = {
   name: 'editblock',

@@ -9,6 +9,7 @@ export { editblock } from './editblock';
 export { whole } from './whole';
 export { parseBlockAnswer, parseBlocks, renderBlockAnswer, renderChange, renderRead, pathFromLine, markerLength } from './blocks';
 export type { Block, BlockKind, ParsedBlocks } from './blocks';
+export { parseReadRequest, renderReadRequest, MAX_GREP_PATTERN, MAX_RANGE_LINES, type ReadRequest } from './reads';
 
 export const DEFAULT_EDIT_FORMAT: EditFormatName = 'editblock';
 

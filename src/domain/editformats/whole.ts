@@ -36,6 +36,11 @@ If you need to see a file you were not shown, ask for it instead of guessing, an
 path/to/needed_file.py
 >>>>>>> READ
 
+A READ line may also ask for part of a file or search the repository:
+- \`path/to/file.py:120-220\` — those lines, numbered (to see more of a file you were shown only in part);
+- \`path/to/file.py#Name\` or \`path/to/file.py#Class.method\` — that definition and its body;
+- \`grep: <regex>\` or \`grep: <regex> in <glob>\` (e.g. \`grep: def parse in src/**/*.py\`) — matching lines of the tracked files with their paths and line numbers (at most 50).
+
 Paths are relative to the repository root. Never edit anything under .git/.
 
 If the task is clearly too large for one change and the prompt allows it, you may instead answer with the JSON subtask proposal it describes.
@@ -54,7 +59,7 @@ def greet(name):
 `;
 
 export const WHOLE_REMINDER =
-  'Answer with a short summary, then for each changed file its path and its COMPLETE new content in a FILE block (<<<<<<< FILE … >>>>>>> FILE); a READ block if you need to see a file first.';
+  'Answer with a short summary, then for each changed file its path and its COMPLETE new content in a FILE block (<<<<<<< FILE … >>>>>>> FILE); a READ block (paths, path:FIRST-LAST, path#Symbol or grep: regex) if you need to see code first.';
 
 export const whole: EditFormat = {
   name: 'whole',
