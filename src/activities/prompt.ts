@@ -21,7 +21,8 @@ import { extractFailuresFromFile } from './failureLog';
 import { grepFiles } from './grep';
 import type { PromptMessages } from './llm';
 import { anchorLines, cutToTokens, fence, langOf, maskedInSpans, renderRanges, renderSpans } from './promptSpans';
-import { buildRepoMap, extractMentions, type RankedDef } from './repomap';
+import { buildRepoMap, extractMentions, skippedLine, type RankedDef } from './repomap';
+import { isVendoredOrGenerated } from './repomap/files';
 import { countTokens } from './tokens';
 import { gitFor } from './workspace';
 import type { BuildPromptRequest, BuiltPrompt, Shown } from './types';
@@ -160,10 +161,11 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   };
   const secretRule = rootNamed ? 'a subtask is sent secret files only when the top-level task names them' : 'secret files are sent only when the task names them';
   // Ranked first (the named files' spans follow their ranked definitions), rendered after them.
+  const mapMentioned = [...new Set([...named, ...partPaths, ...mentions.paths].map(normalizeRel))];
   const map = await buildRepoMap({
     dir,
     cacheDir: opts.cacheDir,
-    mentionedFiles: [...new Set([...named, ...partPaths, ...mentions.paths])],
+    mentionedFiles: mapMentioned,
     mentionedIdents: mentions.idents,
     tokenBudget: 0,
   });
@@ -301,6 +303,9 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const rendered = await map.render(Math.max(0, Math.min(4096, Math.floor(budget / 8), Math.floor(left / 3))), leftOut);
   const outline = { text: maskCut(rendered.text, Infinity), tokens: rendered.tokens };
   take(outline.text);
+  // What the map left out as vendored, generated or duplicate code (the task named none of it).
+  const skippedNote = maskCut(skippedLine(map.skipped), Infinity);
+  take(skippedNote);
   // 6. Then more files: those defining what the task names, then the top of the ranking.
   const definers = new Map<string, string[]>();
   for (const r of map.ranked) {
@@ -311,11 +316,16 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   }
   for (const r of map.ranked.slice(0, MAX_RANKED_FILES)) await show(r.path, 0.4, false);
   // A small repository is shown whole where it fits, definitions or not (configs, data, docs).
-  if (tracked.length <= SMALL_REPO_FILES) for (const rel of tracked) await show(rel, 0.3, false);
+  // Not the vendored, generated or duplicate files the map left out.
+  if (tracked.length <= SMALL_REPO_FILES) {
+    const noise = new Set(map.skipped.files);
+    const mentioned = new Set(mapMentioned);
+    for (const rel of tracked) if (!noise.has(rel) && (mentioned.has(rel) || !isVendoredOrGenerated(rel))) await show(rel, 0.3, false);
+  }
 
   const sections: Section[] = [
     { title: '', body: head },
-    { title: 'Repository map (the most relevant definitions; ⋮ marks elided code)', body: outline.text },
+    { title: 'Repository map (the most relevant definitions; ⋮ marks elided code)', body: [outline.text, skippedNote].filter(Boolean).join('\n\n') },
     { title: 'Files', body: files.join('\n\n') },
     { title: 'Guidance from a person', body: guidance },
     { title: `Your previous attempt (attempt ${req.attempt - 1}) failed`, body: feedbackText },

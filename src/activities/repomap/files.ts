@@ -15,9 +15,27 @@ export interface MapFile {
   lang: LangId;
 }
 
-/** Directories never mapped (vendored or generated code), at any depth. */
-const SKIP_DIRS = new Set(['node_modules', 'vendor', 'dist', 'build', 'bower_components', '.git']);
+/** Directories not mapped unless named (vendored or generated code), at any depth. */
+const SKIP_DIRS = new Set(['node_modules', 'vendor', 'third_party', 'dist', 'build', 'bower_components', '.git']);
 const MINIFIED = /[.-]min\.[cm]?js$/i;
+
+/** Why a path is vendored or generated ('vendor/', 'minified', …), or undefined. */
+export function noiseByPath(rel: string): string | undefined {
+  const parts = rel.split('/');
+  for (let i = 0; i < parts.length - 1; i++) if (SKIP_DIRS.has(parts[i])) return `${parts[i]}/`;
+  if (MINIFIED.test(rel)) return 'minified';
+  return undefined;
+}
+
+/** A path named directly, or under a named directory (`vendor/`, `third_party/x`). */
+export function namedPath(named: ReadonlySet<string>, rel: string): boolean {
+  if (named.has(rel)) return true;
+  for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) {
+    const d = rel.slice(0, i);
+    if (named.has(d) || named.has(`${d}/`)) return true;
+  }
+  return false;
+}
 
 function git(dir: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -36,10 +54,7 @@ export function blobSha(content: Buffer): string {
 }
 
 export function isVendoredOrGenerated(rel: string): boolean {
-  if (MINIFIED.test(rel)) return true;
-  const parts = rel.split('/');
-  for (let i = 0; i < parts.length - 1; i++) if (SKIP_DIRS.has(parts[i])) return true;
-  return false;
+  return noiseByPath(rel) !== undefined;
 }
 
 async function weaverIgnore(dir: string): Promise<((rel: string) => boolean) | undefined> {
@@ -59,8 +74,12 @@ async function weaverIgnore(dir: string): Promise<((rel: string) => boolean) | u
   };
 }
 
-/** Tracked source files of the checkout at `dir`, sorted by path. */
-export async function listMapFiles(dir: string): Promise<MapFile[]> {
+/**
+ * Tracked source files of the checkout at `dir`, sorted by path. Vendored and minified paths are
+ * left out unless `named` holds them (or a directory above them); those left out are added to
+ * `skipped` with the reason (`vendor/`, `minified`, …). `.git/` is never mapped.
+ */
+export async function listMapFiles(dir: string, named?: ReadonlySet<string>, skipped?: { path: string; why: string }[]): Promise<MapFile[]> {
   const [staged, changed, ignored] = await Promise.all([
     git(dir, ['ls-files', '-s', '-z']),
     // Work-tree changes against the index (may list unchanged files whose stat info is stale:
@@ -80,8 +99,12 @@ export async function listMapFiles(dir: string): Promise<MapFile[]> {
     if (!mode.startsWith('100')) continue; // symlinks (120000), submodules (160000)
     if (stage !== '0' && byPath.has(rel)) continue;
     const lang = langOf(rel);
-    if (!lang || isVendoredOrGenerated(rel)) continue;
-    if (ignored?.(rel)) continue;
+    if (!lang || ignored?.(rel)) continue;
+    const noise = noiseByPath(rel);
+    if (noise && (noise === '.git/' || !named || !namedPath(named, rel))) {
+      if (noise !== '.git/') skipped?.push({ path: rel, why: noise });
+      continue;
+    }
     byPath.set(rel, { path: rel, sha, lang });
   }
   const files = [...byPath.values()];

@@ -2,7 +2,8 @@
 // files, a file graph ranked by PageRank personalised by what the task names, rendered as an
 // elided outline within a token budget. Tags are cached by git blob SHA under `cacheDir`.
 //
-//   files.ts    which files (git ls-files -s, .weaverignore, vendored/generated/minified out)
+//   files.ts    which files (git ls-files -s, .weaverignore, vendored/minified paths out unless named)
+//   noise.ts    generated, minified, stub and legacy-copy files out unless named
 //   languages.ts extensions, grammars and tag queries
 //   extract.ts  parsing + queries (in-process, or worker threads for big cold builds)
 //   cache.ts    the content-addressed tag cache
@@ -15,6 +16,7 @@ import { countTokens } from '../tokens';
 import { TagCache } from './cache';
 import { tagFiles, type FileTags } from './extract';
 import { listMapFiles, type MapFile } from './files';
+import { findNoise } from './noise';
 import { rankFiles } from './rank';
 import { Outliner, type Pick } from './render';
 
@@ -63,6 +65,21 @@ export interface RepoMap {
    * references of all mapped files; ms: wall time of the build.
    */
   stats: { files: number; parsed: number; fromCache: number; ms: number; tags: number };
+  /**
+   * Files left out as vendored, generated, minified, stubs or legacy copies (the task named none
+   * of them): their paths, and the reasons with how many files each ('vendor/', 'v1/', …),
+   * most files first.
+   */
+  skipped: { files: string[]; reasons: { why: string; files: number }[] };
+}
+
+/** One line for the prompt: "map: skipped N vendored/generated/duplicate files (vendor/, v1/, …)" ('' if none). */
+export function skippedLine(skipped: RepoMap['skipped'], maxReasons = 6): string {
+  const n = skipped.files.length;
+  if (!n) return '';
+  const reasons = skipped.reasons.map((r) => r.why);
+  const listed = reasons.slice(0, maxReasons).join(', ') + (reasons.length > maxReasons ? ', …' : '');
+  return `map: skipped ${n} vendored/generated/duplicate file${n === 1 ? '' : 's'} (${listed})`;
 }
 
 const cacheKey = (f: MapFile) => `${f.lang}:${f.sha}`;
@@ -85,7 +102,10 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
     tLap = now;
   };
   const dir = path.resolve(req.dir);
-  const [files, cache] = await Promise.all([listMapFiles(dir), TagCache.open(req.cacheDir)]);
+  const mentionedFiles = new Set(req.mentionedFiles.map((p) => normalise(dir, p)));
+  const mentionedIdents = new Set(req.mentionedIdents.filter((s) => s.length > 0));
+  const skippedPaths: { path: string; why: string }[] = [];
+  const [files, cache] = await Promise.all([listMapFiles(dir, mentionedFiles, skippedPaths), TagCache.open(req.cacheDir)]);
   lap('list+cache');
 
   // Tags: from the cache, else parsed (and cached).
@@ -113,18 +133,27 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
   }
   lap(`parse(${todo.length})`);
 
-  const mapped: { path: string; tags: FileTags }[] = [];
-  let tagCount = 0;
+  const tagged: { path: string; tags: FileTags }[] = [];
   files.forEach((f, i) => {
     const t = tags[i];
-    if (!t) return;
-    mapped.push({ path: f.path, tags: t });
-    tagCount += t.d.length;
-    for (const r of t.r) tagCount += r[1];
+    if (t) tagged.push({ path: f.path, tags: t });
   });
-
-  const mentionedFiles = new Set(req.mentionedFiles.map((p) => normalise(dir, p)));
-  const mentionedIdents = new Set(req.mentionedIdents.filter((s) => s.length > 0));
+  // Generated, minified, stubs and legacy copies: out of the map unless named.
+  const noise = findNoise(tagged, mentionedFiles, mentionedIdents);
+  const mapped: { path: string; tags: FileTags }[] = [];
+  let tagCount = 0;
+  tagged.forEach((f, i) => {
+    const why = noise.get(i);
+    if (why) {
+      skippedPaths.push({ path: f.path, why });
+      return;
+    }
+    mapped.push(f);
+    tagCount += f.tags.d.length;
+    for (const r of f.tags.r) tagCount += r[1];
+  });
+  const skipped = summariseSkipped(skippedPaths);
+  lap('noise');
   const { fileRank, defRank } = rankFiles({ files: mapped, mentionedFiles, mentionedIdents });
   lap('rank');
 
@@ -172,5 +201,18 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
     ranked,
     render,
     stats: { files: files.length, parsed, fromCache, ms: Math.round(performance.now() - t0), tags: tagCount },
+    skipped,
   };
+}
+
+function summariseSkipped(list: { path: string; why: string }[]): RepoMap['skipped'] {
+  const paths = new Set<string>();
+  const counts = new Map<string, number>();
+  for (const { path: p, why } of list) {
+    if (paths.has(p)) continue;
+    paths.add(p);
+    counts.set(why, (counts.get(why) ?? 0) + 1);
+  }
+  const reasons = [...counts].map(([why, files]) => ({ why, files })).sort((a, b) => b.files - a.files || byPath(a.why, b.why));
+  return { files: [...paths].sort(byPath), reasons };
 }

@@ -251,7 +251,7 @@ export function langOf(relPath: string): LangId | undefined {
 }
 
 /** Bumped when the tag format or the extraction logic changes (the queries are hashed in). */
-const EXTRACTOR_VERSION = 1;
+const EXTRACTOR_VERSION = 2;
 
 /** Identifies the tag format + queries: part of the cache location, so a change re-parses. */
 export const TAGS_VERSION = createHash('sha1')
