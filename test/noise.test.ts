@@ -1,7 +1,8 @@
 // A map without noise (issue 16, item 4): vendored, generated, minified, stub and legacy-copy
 // files are left out of the repository map and of the files the prompt shows by ranking, unless
 // the task names them (relatedFiles, a path in its text, or an identifier only they define);
-// the prompt says what was skipped. On real git repositories in temp dirs.
+// the prompt says what was skipped. On real git repositories in temp dirs; the last test end to
+// end (a worker, the scripted model server).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,10 @@ import type { PromptMessages } from '../src/activities/llm';
 import { buildPrompt } from '../src/activities/prompt';
 import { buildRepoMap, type RepoMapRequest } from '../src/activities/repomap';
 import type { WorkspaceHandle } from '../src/activities/types';
+import { lastUserText } from '../scripts/demo/scriptedModelServer';
+import { searchReplace } from './support/answers';
+import { makeRepo as makeRepoAt } from './support/repos';
+import { useRig, type Rig } from './support/weaver';
 
 let base: string;
 
@@ -180,5 +185,40 @@ describe('the prompt', () => {
     expect(text).toContain('legacy_only_helper');
     expect(text).not.toContain('thirdPartyThing');
     expect(text).toMatch(/^map: skipped 5 vendored\/generated\/duplicate files \(/m);
+  });
+});
+
+describe('end to end: a worker, the scripted model server, a real repository', () => {
+  let rig: Rig;
+  useRig((r) => (rig = r));
+
+  test('the model is not shown the noise files unless the task names them; named, it is', async () => {
+    const repo = await makeRepoAt(path.join(rig.tmp, 'noisy'), FILES);
+    const fix = searchReplace('pkg/core.py', "    return dict(line.split('=', 1) for line in text.splitlines() if '=' in line)\n", "    return dict(line.split('=', 1) for line in text.splitlines() if '=' in line and not line.startswith('#'))\n", 'skip comments');
+    const check = ['python3', '-c', "from pkg.core import parse_config as p; assert p('#a=1\\nb=2') == {'b': '2'}"];
+    rig.model.script('noise-plain', [{ content: fix }]);
+    const plain = await rig.run({
+      ...rig.task(repo, [rig.provider('noise-plain', { contextWindow: 16_000, maxTokens: 1024 })]),
+      task: { title: 'Config comments', description: 'Make `parse_config` skip comment lines (those starting with #).' },
+      testCommand: check,
+    });
+    expect(plain.status).toBe('succeeded');
+    const [first] = rig.model.requestsFor('noise-plain');
+    const seen = lastUserText(first);
+    expect(seen).toContain('def parse_config(text):');
+    for (const mark of Object.values(MARK)) expect(seen).not.toContain(mark);
+    expect(seen).toMatch(/^map: skipped 7 vendored\/generated\/duplicate files \(.*vendor\/.*\)$/m);
+
+    rig.model.script('noise-named', [{ content: fix }]);
+    const named = await rig.run({
+      ...rig.task(repo, [rig.provider('noise-named', { contextWindow: 16_000, maxTokens: 1024 })]),
+      task: { title: 'Config comments', description: 'Make `parse_config` skip comment lines, as pkg/v1/core.py will.', relatedFiles: ['vendor/lib.py'] },
+      testCommand: check,
+    });
+    expect(named.status).toBe('succeeded');
+    const [second] = rig.model.requestsFor('noise-named');
+    expect(lastUserText(second)).toContain('vendored_helper');
+    expect(lastUserText(second)).toContain('legacy_only_helper');
+    expect(lastUserText(second)).not.toContain('thirdPartyThing');
   });
 });
