@@ -185,6 +185,12 @@ describe('the prompt', () => {
     expect(text).toContain('legacy_only_helper');
     expect(text).not.toContain('thirdPartyThing');
     expect(text).toMatch(/^map: skipped 5 vendored\/generated\/duplicate files \(/m);
+    // A directory named in the text: what is under it.
+    const dirs = await promptFor(dir, { title: 'Vendored code', description: 'Everything in third_party/ and gen/ needs a licence header.' });
+    expect(dirs).toContain('thirdPartyThing');
+    expect(dirs).toContain('GeneratedModel');
+    expect(dirs).not.toContain('vendored_helper');
+    expect(dirs).toMatch(/^map: skipped 5 vendored\/generated\/duplicate files \(/m);
   });
 });
 

@@ -161,7 +161,10 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   };
   const secretRule = rootNamed ? 'a subtask is sent secret files only when the top-level task names them' : 'secret files are sent only when the task names them';
   // Ranked first (the named files' spans follow their ranked definitions), rendered after them.
-  const mapMentioned = [...new Set([...named, ...partPaths, ...mentions.paths].map(normalizeRel))];
+  // Directories the task names (`vendor/`, `pkg/v1/`) bring back the noise files under them.
+  const trackedDirs = new Set(tracked.flatMap((f) => f.split('/').slice(0, -1).map((_, k, parts) => parts.slice(0, k + 1).join('/'))));
+  const namedDirs = [...taskText.matchAll(/(?<![\w./-])(?:\.\/)?([\w.-]+(?:\/[\w.-]+)*)\/(?![\w.-])/g)].map((m) => m[1]).filter((d) => trackedDirs.has(d));
+  const mapMentioned = [...new Set([...named, ...partPaths, ...mentions.paths].map(normalizeRel).concat(namedDirs.map((d) => `${d}/`)))];
   const map = await buildRepoMap({
     dir,
     cacheDir: opts.cacheDir,
