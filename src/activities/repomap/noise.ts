@@ -52,22 +52,37 @@ export function findNoise(
     const parts = p.split('/');
     for (let k = 0; k < parts.length - 1; k++) if (LEGACY_DIR.test(parts[k])) legacyDirs.add(parts.slice(0, k + 1).join('/'));
   }
-  const namesUnder = (pred: (p: string) => boolean) => {
-    const out = new Set<string>();
-    for (const f of files) if (pred(f.path)) for (const d of f.tags.d) out.add(d[0]);
-    return out;
+  // Files by path, to visit only a directory's (a binary search for its first file).
+  const sorted = files.map((_, i) => i).sort((a, b) => (files[a].path < files[b].path ? -1 : files[a].path > files[b].path ? 1 : 0));
+  const firstUnder = (d: string) => {
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (files[sorted[mid]].path < d) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   };
   const under = (p: string, d: string) => (d === '' ? true : p.startsWith(`${d}/`));
+  const inDir = function* (d: string) {
+    for (let k = d === '' ? 0 : firstUnder(`${d}/`); k < sorted.length && under(files[sorted[k]].path, d); k++) yield sorted[k];
+  };
+  const namesUnder = (d: string, pred: (p: string) => boolean) => {
+    const out = new Set<string>();
+    for (const i of inDir(d)) if (pred(files[i].path)) for (const t of files[i].tags.d) out.add(t[0]);
+    return out;
+  };
   const version = (name: string) => (/^v\d+$/i.test(name) ? Number(name.slice(1)) : undefined);
   for (const d of [...legacyDirs].sort()) {
     const slash = d.lastIndexOf('/');
     const parent = slash < 0 ? '' : d.slice(0, slash);
     const base = d.slice(slash + 1);
     const v = version(base);
-    const own = namesUnder((p) => under(p, d));
+    const own = namesUnder(d, () => true);
     if (own.size === 0) continue;
-    const rest = namesUnder((p) => {
-      if (!under(p, parent) || under(p, d)) return false;
+    const rest = namesUnder(parent, (p) => {
+      if (under(p, d)) return false;
       if (v === undefined) return true;
       // Leave out older versions: `pkg/v1/` is a copy, `pkg/v2/` beside it is not.
       const first = p.slice(parent ? parent.length + 1 : 0).split('/')[0];
@@ -77,9 +92,7 @@ export function findNoise(
     let shared = 0;
     for (const n of own) if (rest.has(n)) shared++;
     if (shared / own.size < LEGACY_OVERLAP) continue;
-    files.forEach((f, i) => {
-      if (under(f.path, d) && !noise.has(i)) noise.set(i, `${base}/`);
-    });
+    for (const i of inDir(d)) if (!noise.has(i)) noise.set(i, `${base}/`);
   }
 
   // Named: kept.
