@@ -103,7 +103,14 @@ describe('consensus', () => {
   test('two of three agree: the agreeing change set wins with vote share 2/3', async () => {
     rig.model.script('c1-a', [answer(GOOD, 20)]);
     rig.model.script('c1-b', [answer(BAD, 60)]);
-    rig.model.script('c1-c', [answer(`${GOOD}\n\n`, 120)]); // same change up to whitespace
+    // Same change up to whitespace, answered only once b's dissent is in (on a loaded machine the
+    // calls start in any order): the vote that reaches quorum then counts all three answers.
+    rig.model.script('c1-c', [
+      async () => {
+        await rig.model.waitFor((m) => m.requestsFor('c1-b').some((r) => r.status === 200), 60_000);
+        return answer(`${GOOD}\n\n`, 300);
+      },
+    ]);
     const result = await rig.run(rig.task(await rig.newRepo(), providers('c1-a', 'c1-b', 'c1-c'), { strategy: { mode: 'consensus' } }));
     expect(result.status).toBe('succeeded');
     const sel = result.attempts[0].selection!;
