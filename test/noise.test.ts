@@ -4,7 +4,7 @@
 // the prompt says what was skipped. On real git repositories in temp dirs; the last test end to
 // end (a worker, the scripted model server).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ArtifactStore } from '../src/activities/artifacts';
@@ -80,17 +80,8 @@ const MARK: Record<string, string> = {
   'web/widget.d.ts': 'WidgetStubOptions',
 };
 
-function makeRepo(): string {
-  const dir = path.join(base, 'repo');
-  for (const [rel, content] of Object.entries(FILES)) {
-    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    writeFileSync(path.join(dir, rel), content);
-  }
-  git(dir, 'init', '-q', '-b', 'main');
-  git(dir, 'add', '-A');
-  git(dir, 'commit', '-q', '-m', 'init');
-  return dir;
-}
+/** The noisy repository, committed (test/support/repos.ts: one helper for real repos). */
+const makeRepo = () => makeRepoAt(path.join(base, 'repo'), FILES);
 
 function req(dir: string, extra: Partial<RepoMapRequest> = {}): RepoMapRequest {
   return { dir, cacheDir: path.join(base, 'cache'), mentionedFiles: [], mentionedIdents: [], tokenBudget: 2048, ...extra };
@@ -98,7 +89,7 @@ function req(dir: string, extra: Partial<RepoMapRequest> = {}): RepoMapRequest {
 
 describe('the map', () => {
   test('leaves out vendored, generated, minified, stub and legacy-copy files, and says which', async () => {
-    const dir = makeRepo();
+    const dir = await makeRepo();
     const map = await buildRepoMap(req(dir, { mentionedIdents: ['parse_config', 'load_data'] }));
     const ranked = map.ranked.map((r) => r.path);
     for (const rel of Object.keys(NOISE)) expect(ranked).not.toContain(rel);
@@ -117,7 +108,7 @@ describe('the map', () => {
   });
 
   test('named by path (a file or its directory), each is mapped again', async () => {
-    const dir = makeRepo();
+    const dir = await makeRepo();
     const map = await buildRepoMap(req(dir, { mentionedFiles: [...Object.keys(NOISE).filter((f) => f !== 'vendor/lib.py'), 'vendor/'] }));
     const ranked = map.ranked.map((r) => r.path);
     for (const rel of Object.keys(NOISE)) expect(ranked).toContain(rel);
@@ -125,7 +116,7 @@ describe('the map', () => {
   });
 
   test('an identifier only a noise file defines brings it back; one the source defines too does not', async () => {
-    const dir = makeRepo();
+    const dir = await makeRepo();
     const map = await buildRepoMap(req(dir, { mentionedIdents: ['GeneratedModel', 'legacy_only_helper', 'widgetRender', 'parse_config'] }));
     const ranked = map.ranked.map((r) => r.path);
     expect(ranked).toContain('gen/models_pb2.py');
@@ -143,13 +134,7 @@ describe('the map', () => {
       'api/v2/handlers.py': 'def get_user():\n    pass\n\n\ndef list_users():\n    pass\n\n\ndef delete_user():\n    pass\n',
       'compat/shims.py': 'def shim_one():\n    pass\n\n\ndef shim_two():\n    pass\n\n\ndef get_user():\n    pass\n',
     };
-    for (const [rel, content] of Object.entries(files)) {
-      mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-      writeFileSync(path.join(dir, rel), content);
-    }
-    git(dir, 'init', '-q', '-b', 'main');
-    git(dir, 'add', '-A');
-    git(dir, 'commit', '-q', '-m', 'init');
+    await makeRepoAt(dir, files);
     const map = await buildRepoMap(req(dir));
     expect(map.ranked.map((r) => r.path).sort()).toEqual(['api/v2/handlers.py', 'compat/shims.py']);
     expect(map.skipped.reasons).toEqual([{ why: 'v1/', files: 1 }]);
@@ -166,7 +151,7 @@ describe('the prompt', () => {
   }
 
   test('shows none of the noise files unless the task names them, and says what the map skipped', async () => {
-    const dir = makeRepo();
+    const dir = await makeRepo();
     const user = await promptFor(dir, { title: 'Config parsing', description: 'Make `parse_config` skip comment lines.' });
     for (const mark of Object.values(MARK)) expect(user).not.toContain(mark);
     for (const rel of Object.keys(NOISE)) expect(user).not.toContain(`### ${rel}`);
@@ -177,7 +162,7 @@ describe('the prompt', () => {
   });
 
   test('named in relatedFiles or by path in the text, they are shown', async () => {
-    const dir = makeRepo();
+    const dir = await makeRepo();
     const related = await promptFor(dir, { title: 'Update deps', description: 'Update the copies.', relatedFiles: Object.keys(NOISE) });
     for (const mark of Object.values(MARK)) expect(related).toContain(mark);
     const text = await promptFor(dir, { title: 'Vendored helper', description: 'vendor/lib.py and pkg/v1/core.py need a docstring.' });
