@@ -1,3 +1,4 @@
+import { bestCandidate } from '../src/domain/candidates';
 import { decide, feedbackFor, type Outcome, type TaskState } from '../src/domain/decider';
 
 function state(over: Partial<TaskState> = {}): TaskState {
@@ -212,5 +213,23 @@ describe('decide: cut-off answers and endless file requests', () => {
     expect(v.feedback).toContain('2 times');
     expect(v.feedback).toContain('a.py, b.py');
     expect(decide(state({ attempt: 3, maxAttempts: 3, decomposition: 'never' }), { kind: 'truncated', detail: 'x' }).action).toBe('fail');
+  });
+});
+
+describe('parallel-all: the answer used is the best by its checks, then cost, then provider order', () => {
+  const c = (outcome: string, costUsd = 1) => ({ outcome, costUsd });
+  test('a pass beats an earlier, cheaper failure', () => {
+    expect(bestCandidate([c('tests_failed', 0.1), c('invalid_syntax', 0.1), c('tests_passed', 5)])).toBe(2);
+  });
+  test('between passes the cheaper wins, and equal costs keep provider order', () => {
+    expect(bestCandidate([c('tests_passed', 2), c('checks_passed', 1), c('tests_passed', 1)])).toBe(1);
+  });
+  test('with no pass: an answer whose check could not run beats a known failure, a failure beats broken syntax and a change that did not apply', () => {
+    expect(bestCandidate([c('apply_failed'), c('invalid_syntax'), c('tests_failed'), c('workspace_lost')])).toBe(3);
+    expect(bestCandidate([c('apply_failed'), c('invalid_syntax'), c('check_failed')])).toBe(2);
+  });
+  test('answers never checked are not candidates', () => {
+    expect(bestCandidate([c('invalid_answer', 0), c('provider_failed', 0), c('apply_failed', 3)])).toBe(2);
+    expect(bestCandidate([c('invalid_answer'), c('not_called')])).toBe(-1);
   });
 });

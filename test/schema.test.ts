@@ -291,3 +291,14 @@ describe('inherited.namedSecretFiles', () => {
     expect(issuesOf({ ...minimal, inherited: { namedSecretFiles: '.env' } })[0]).toMatch(/^inherited\.namedSecretFiles: /);
   });
 });
+
+describe('strategy.candidateChecks: parallel-all answers checked at once', () => {
+  it('is optional, a whole number from 1 to 10, and says why when it is not', () => {
+    expect(parseTaskInput({ ...minimal, strategy: { mode: 'parallel-all' } }).strategy?.candidateChecks).toBeUndefined();
+    expect(parseTaskInput({ ...minimal, strategy: { mode: 'parallel-all', candidateChecks: 2 } }).strategy?.candidateChecks).toBe(2);
+    expect(issuesOf({ ...minimal, strategy: { mode: 'parallel-all', candidateChecks: 0 } })[0]).toMatch(/^strategy\.candidateChecks: .*at least 1/);
+    expect(issuesOf({ ...minimal, strategy: { mode: 'parallel-all', candidateChecks: 11 } })[0]).toMatch(/^strategy\.candidateChecks: .*at most 10/);
+    expect(issuesOf({ ...minimal, strategy: { mode: 'parallel-all', candidateChecks: 1.5 } })[0]).toMatch(/^strategy\.candidateChecks: .*whole number/);
+    expect(issuesOf({ ...minimal, strategy: { mode: 'parallel-all', candidateChecks: 'three' } })[0]).toMatch(/^strategy\.candidateChecks: .*whole number/);
+  });
+});

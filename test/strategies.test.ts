@@ -1,7 +1,8 @@
 // Provider strategies end to end: real dev server and worker, the real openai SDK over HTTP
 // to the scripted model server (latency, errors, aborts, counters), real git and tests.
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { simpleGit } from 'simple-git';
 import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { useRig, type Rig } from './support/weaver';
 import { wholeFile } from './support/answers';
@@ -87,7 +88,7 @@ test('parallel-any: the fastest valid answer wins and the slower calls are abort
   expect(result.usage.tokensIn).toBe(100);
 });
 
-test('parallel-all: every answer is collected and the first valid in provider order is used', async () => {
+test('parallel-all: every answer is collected and the valid one whose tests pass is used', async () => {
   rig.model.script('all-a', [{ content: 'not json', usage, delayMs: 10 }]);
   rig.model.script('all-b', [answer(GOOD, 200)]);
   rig.model.script('all-c', [answer(BAD, 20)]);
@@ -97,6 +98,68 @@ test('parallel-all: every answer is collected and the first valid in provider or
   const events = await expectExactAccounting(result, ['all-a', 'all-b', 'all-c']);
   expect(events.map((e) => e.outcome).sort()).toEqual(['ok', 'ok', 'schema_violation']);
   expect(result.usage.calls).toBe(3);
+  expect(result.attempts[0].candidates?.map((c) => `${c.provider}:${c.outcome}`)).toEqual(['all-a:invalid_answer', 'all-b:tests_passed', 'all-c:tests_failed']);
+});
+
+describe('parallel-all picks by the checks, not by provider order', () => {
+  /** Workspace directories left under the worker's root by candidates (each is removed once checked). */
+  const candidateDirs = async () => (await readdir(rig.workspaceRoot)).filter((d) => d.includes('candidate'));
+
+  test('the first two answers fail the tests, the third passes: the third is committed on attempt 1, every outcome recorded, each call paid once', async () => {
+    rig.model.script('pc-a', [answer(BAD, 10)]);
+    rig.model.script('pc-b', [answer(OTHER_BAD, 20)]);
+    rig.model.script('pc-c', [answer(GOOD, 30)]);
+    const repo = await rig.newRepo();
+    const result = await rig.run(rig.task(repo, providers('pc-a', 'pc-b', 'pc-c'), { strategy: { mode: 'parallel-all' }, push: true }));
+
+    expect(result.status).toBe('succeeded');
+    expect(result.attempts).toHaveLength(1);
+    const [attempt] = result.attempts;
+    expect(attempt.provider).toBe('pc-c');
+    expect(attempt.selection).toMatchObject({ strategy: 'parallel-all', chosen: 'pc-c' });
+    expect(attempt.selection?.alternatives?.map((a) => a.provider)).toEqual(['pc-a', 'pc-b']);
+    // Each answer checked in a workspace of its own: the two failures with their test logs.
+    expect(attempt.candidates?.map((c) => `${c.provider}:${c.outcome}`)).toEqual(['pc-a:tests_failed', 'pc-b:tests_failed', 'pc-c:tests_passed']);
+    for (const c of attempt.candidates!.slice(0, 2)) expect(c.log?.kind).toBe('test-log');
+    // The winner checked again where it is committed: the committed tree is the one the tests passed on.
+    expect(attempt.tests?.passed).toBe(true);
+    expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
+    expect(await simpleGit(repo).show([`${result.branch}:src/slugify.js`])).toBe(GOOD);
+    // Checking answers calls no provider: three calls, three events, each booked once.
+    expect(rig.model.count('pc-a') + rig.model.count('pc-b') + rig.model.count('pc-c')).toBe(3);
+    await expectExactAccounting(result, ['pc-a', 'pc-b', 'pc-c']);
+    // 100 tokens in at $1/MTok and 100 out at $2/MTok, three times.
+    expect(result.usage).toMatchObject({ calls: 3, tokensIn: 300, tokensOut: 300 });
+    expect(result.usage.costUsd).toBeCloseTo(0.0009, 9);
+    expect(attempt.candidates!.reduce((s, c) => s + c.costUsd, 0)).toBeCloseTo(result.usage.costUsd, 9);
+    expect(await candidateDirs()).toEqual([]);
+  });
+
+  test('two pass: the cheaper is used over an earlier dearer one, and of two at one price the earlier', async () => {
+    rig.model.script('pc2-dear', [answer(GOOD, 10)]);
+    rig.model.script('pc2-bad', [answer(BAD, 10)]);
+    rig.model.script('pc2-cheap', [answer(GOOD, 10)]);
+    rig.model.script('pc2-cheap-too', [answer(`${GOOD}\n`, 10)]);
+    const dear = rig.provider('pc2-dear', { pricing: { inputPerMTok: 10, outputPerMTok: 10 } });
+    // Four answers, two checked at a time.
+    const result = await rig.run(
+      rig.task(await rig.newRepo(), [dear, ...providers('pc2-bad', 'pc2-cheap', 'pc2-cheap-too')], { strategy: { mode: 'parallel-all', candidateChecks: 2 } }),
+    );
+
+    expect(result.status).toBe('succeeded');
+    expect(result.attempts).toHaveLength(1);
+    const [attempt] = result.attempts;
+    expect(attempt.provider).toBe('pc2-cheap');
+    expect(attempt.candidates?.map((c) => `${c.provider}:${c.outcome}:${c.costUsd}`)).toEqual([
+      'pc2-dear:tests_passed:0.002',
+      'pc2-bad:tests_failed:0.0003',
+      'pc2-cheap:tests_passed:0.0003',
+      'pc2-cheap-too:tests_passed:0.0003',
+    ]);
+    await expectExactAccounting(result, ['pc2-dear', 'pc2-bad', 'pc2-cheap', 'pc2-cheap-too']);
+    expect(result.usage.costUsd).toBeCloseTo(0.0029, 9);
+    expect(await candidateDirs()).toEqual([]);
+  });
 });
 
 describe('consensus', () => {

@@ -72,6 +72,16 @@ export const StrategySchema = z.object({
   shadow: z.array(z.string()).optional(),
   /** consensus with one provider: how many samples to draw from it. */
   samples: z.number().int().min(2).max(10).optional(),
+  /**
+   * parallel-all: how many answers are checked at once, each applied in a workspace of its own
+   * (a clone with its setup; the checks themselves also wait for the worker's command slots).
+   */
+  candidateChecks: z
+    .number({ error: 'strategy.candidateChecks must be a whole number from 1 to 10 (answers checked at once)' })
+    .int('strategy.candidateChecks must be a whole number from 1 to 10 (answers checked at once)')
+    .min(1, 'strategy.candidateChecks must be at least 1 (answers checked at once)')
+    .max(10, 'strategy.candidateChecks must be at most 10: each is a clone of the repository with its setup')
+    .optional(),
   /** sequential: error families that move on to the next provider. */
   fallbackOn: z.array(z.enum(ERROR_FAMILIES)).optional(),
   /** Skip a provider for `seconds` after `failures` consecutive failed calls. */
@@ -463,8 +473,28 @@ export interface Decision {
   why: string;
 }
 
+/**
+ * parallel-all: one answer as its own workspace's checks judged it. `outcome`: tests_passed,
+ * checks_passed, no_checks, tests_failed, check_failed, invalid_syntax, apply_failed,
+ * invalid_answer (not checked: unreadable, truncated…), provider_failed, not_called (budget),
+ * workspace_lost or check_error (the check could not run: ranked last, never fails the task).
+ */
+export interface CandidateRecord {
+  provider: string;
+  outcome: string;
+  /** The call's cost, booked once with the call (checking costs no provider call). */
+  costUsd: number;
+  changeDigest?: string;
+  /** The failing step, the first syntax or apply error, or why the check could not run. */
+  detail?: string;
+  /** The log of the failing (or last) check step. */
+  log?: ArtifactRef;
+}
+
 export interface AttemptRecord {
   attempt: number;
+  /** parallel-all: every answer and how its checks went, in provider order; `provider` is the one used. */
+  candidates?: CandidateRecord[];
   provider?: string;
   calls: CallEvent[];
   selection?: Selection;

@@ -16,6 +16,8 @@ export interface TaskSettings {
   /** Failure families that move a sequential strategy on to the next provider. */
   fallbackOn: string[];
   cooldown: CooldownSettings;
+  /** parallel-all: answers checked at once, each in a workspace of its own (absent in runs resolved before). */
+  candidateChecks?: number;
   sandbox: SandboxPolicy;
   /** The task's providers with every model default and a price (when one is known) filled in. */
   providers: ResolvedProvider[];
@@ -28,6 +30,9 @@ export interface TaskSettings {
    */
   treeCostUsd?: number;
 }
+
+/** parallel-all: answers checked at once when the task's strategy does not say (each is a clone with its setup). */
+export const DEFAULT_CANDIDATE_CHECKS = 3;
 
 /** WEAVER_DEFAULT_TREE_COST_USD when unset; 0 turns the default bound off. */
 export const DEFAULT_TREE_COST_USD = 5;
@@ -57,6 +62,7 @@ export function resolveSettings(input: SettingsInput, providers: ProviderSpec[],
     retry: { ...DEFAULT_RETRY, ...strategy?.retry },
     fallbackOn: strategy?.fallbackOn ? [...strategy.fallbackOn, 'cooldown'] : [...DEFAULT_FALLBACK_ON],
     cooldown: strategy?.cooldown ?? DEFAULT_COOLDOWN,
+    candidateChecks: strategy?.candidateChecks ?? DEFAULT_CANDIDATE_CHECKS,
     sandbox: SandboxPolicySchema.parse(input.sandbox ?? {}),
     providers: providers.map((p) => {
       const price = knownPrice(p);

@@ -2,11 +2,12 @@
 // Decider says commit, fail, stop or decompose. A lost workspace is rebuilt without consuming
 // the attempt. Also the planning call (ask for subtasks only).
 import { log, patched } from '@temporalio/workflow';
-import type { GenerateChangeResult, Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
+import type { GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
 import { DEFAULT_COOLDOWN } from '../domain/cooldown';
 import { decide, outcomeDetail, type Outcome, type TaskState } from '../domain/decider';
-import type { ArtifactRef, AttemptRecord, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';
-import { runChecks } from './checks';
+import type { ArtifactRef, AttemptRecord, CodingTaskResult, TaskSpec } from '../domain/schema';
+import { pickByChecks } from './candidates';
+import { applyAndCheck } from './checks';
 import { commitWork } from './commit';
 import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 import { isWorkspaceLost, type TaskRun } from './task';
@@ -144,10 +145,12 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
     try {
       if (!answered) {
         t.enter('generating');
-        const { answer, shown } = await ask(t, record, reflection);
+        const asked = await ask(t, record, reflection);
         // A workspace lost while the prompt was built or answers compared was rebuilt in place.
         ws = t.ws!;
-        answered = { answer, shown, record };
+        // parallel-all: the answer whose own checks went best, not the first in provider order.
+        const answer = await pickByChecks(t, asked.answer, asked.shown, record);
+        answered = { answer, shown: asked.shown, record };
       }
       const { answer, shown } = answered;
       const gen: GenerateChangeResult | undefined = answer.kind === 'answer' ? answer.result : undefined;
@@ -246,47 +249,10 @@ async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcom
   record.summary = gen.summary;
   record.filesChanged = gen.files?.map((f) => f.path);
   addArtifact(record, gen.change!);
-  t.enter('applying');
-  const playbook = t.playbooks ? ws.playbook : undefined;
-  const applied = await t.acts(ws).applyChange({
-    workspace: ws,
-    change: gen.change!,
-    shown,
-    allowTestChanges: t.input.task.allowTestChanges,
-    ...(playbook ? { checks: { playbook } } : {}),
-  });
-  if (applied.diff) record.artifacts.push(applied.diff);
-  if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
-  if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
-  record.filesChanged = applied.files;
-  // A workspace prepared by a worker from before playbooks resolved none: nothing to check with.
-  if (t.playbooks && !playbook) return { kind: 'no_checks', detail: `the worker that prepared the workspace (${ws.taskQueue}) resolved no playbook`, allowed: !!t.input.allowNoChecks };
-  if (playbook) {
-    // Parsed before anything runs: a change that breaks the syntax costs no setup and no suite.
-    if (applied.syntaxErrors?.length) return { kind: 'invalid_syntax', errors: describeSyntax(applied.syntaxErrors) };
-    return runChecks(t, ws, applied.playbook ?? playbook, applied.files, record);
-  }
-  t.enter('testing');
-  const tests = await t.acts(ws).runTests.executeWithOptions({ summary: `attempt ${t.attempt}: ${commandText(t.input.testCommand)}` }, [
-    { workspace: ws, command: t.input.testCommand, timeoutSec: t.limits.testTimeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
-  ]);
-  record.tests = tests;
-  if (tests.log) record.artifacts.push(tests.log);
-  if (tests.passed) return { kind: 'tests_passed' };
-  return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: t.limits.testTimeoutSec, limit: tests.limit };
+  return applyAndCheck(t, ws, gen.change!, shown, record);
 }
 
 /** Records an artifact once (an answer re-applied on a rebuilt workspace brings its own again). */
 function addArtifact(record: AttemptRecord, a: ArtifactRef): void {
   if (!record.artifacts.some((x) => x.ref === a.ref && x.kind === a.kind)) record.artifacts.push(a);
-}
-
-function commandText(c: CodingTaskInput['testCommand']): string {
-  const text = c === undefined ? 'no test command' : Array.isArray(c) ? c.join(' ') : c;
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-/** The syntax gate's findings as the model and the record read them. */
-function describeSyntax(problems: SyntaxProblem[]): string[] {
-  return problems.map((p) => `${p.path}:${p.line}:${p.column}: ${p.kind === 'MISSING' ? 'missing token' : 'syntax error'}\n${p.excerpt}`);
 }

@@ -2,12 +2,53 @@
 // activity on the workspace's worker, in order; the first failure that asks for a retry (or
 // fails the task) ends the run of steps, and its outcome goes to the Decider. Steps that
 // `warn` or `ignore` let the others run. Nothing run at all is `no_checks`, never a pass.
-import type { WorkspaceHandle } from '../activities/types';
+import type { Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
 import { howItEnded, type Outcome, type StepRef } from '../domain/decider';
 import { commandText, outcomesByName, stepApplies, type ResolvedPlaybook } from '../domain/playbook';
-import type { AttemptRecord, StepOutcome } from '../domain/schema';
+import type { ArtifactRef, AttemptRecord, StepOutcome } from '../domain/schema';
 import { commandClockSec } from './activityProxies';
 import type { TaskRun } from './task';
+
+/**
+ * Applies `change` on `ws` and checks it (the syntax gate, then the workspace's playbook; the
+ * test command alone for runs from before playbooks), recorded on `record`: the outcome for
+ * the Decider, or for the ranking of parallel-all's candidates (candidates.ts).
+ */
+export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: ArtifactRef, shown: Shown, record: AttemptRecord): Promise<Outcome> {
+  t.enter('applying');
+  const playbook = t.playbooks ? ws.playbook : undefined;
+  const applied = await t.acts(ws).applyChange({
+    workspace: ws,
+    change,
+    shown,
+    allowTestChanges: t.input.task.allowTestChanges,
+    ...(playbook ? { checks: { playbook } } : {}),
+  });
+  if (applied.diff) record.artifacts.push(applied.diff);
+  if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
+  if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };
+  record.filesChanged = applied.files;
+  // A workspace prepared by a worker from before playbooks resolved none: nothing to check with.
+  if (t.playbooks && !playbook) return { kind: 'no_checks', detail: `the worker that prepared the workspace (${ws.taskQueue}) resolved no playbook`, allowed: !!t.input.allowNoChecks };
+  if (playbook) {
+    // Parsed before anything runs: a change that breaks the syntax costs no setup and no suite.
+    if (applied.syntaxErrors?.length) return { kind: 'invalid_syntax', errors: describeSyntax(applied.syntaxErrors) };
+    return runChecks(t, ws, applied.playbook ?? playbook, applied.files, record);
+  }
+  t.enter('testing');
+  const tests = await t.acts(ws).runTests.executeWithOptions({ summary: `attempt ${t.attempt}: ${commandText(t.input.testCommand ?? 'no test command', 80)}` }, [
+    { workspace: ws, command: t.input.testCommand, timeoutSec: t.limits.testTimeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
+  ]);
+  record.tests = tests;
+  if (tests.log) record.artifacts.push(tests.log);
+  if (tests.passed) return { kind: 'tests_passed' };
+  return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: t.limits.testTimeoutSec, limit: tests.limit };
+}
+
+/** The syntax gate's findings as the model and the record read them. */
+function describeSyntax(problems: SyntaxProblem[]): string[] {
+  return problems.map((p) => `${p.path}:${p.line}:${p.column}: ${p.kind === 'MISSING' ? 'missing token' : 'syntax error'}\n${p.excerpt}`);
+}
 
 /** Runs the checks of `playbook` for a change that wrote `changed`; each step is recorded on `record`. */
 export async function runChecks(t: TaskRun, ws: WorkspaceHandle, playbook: ResolvedPlaybook, changed: string[], record: AttemptRecord): Promise<Outcome> {

@@ -26,7 +26,8 @@ export { describeFailure, type StrategyEnv } from './providerCall';
 export { progressWait, type ProviderWait } from './providerWaits';
 
 export type StrategyOutcome =
-  | { kind: 'answer'; result: GenerateChangeResult; spec: ProviderSpec; selection: Selection }
+  // parallel-all: every call's result in provider order, for the attempt to check (candidates.ts).
+  | { kind: 'answer'; result: GenerateChangeResult; spec: ProviderSpec; selection: Selection; all?: (Call | undefined)[] }
   | { kind: 'failed'; family: string; message: string; selection: Selection }
   | { kind: 'no_consensus'; detail: string; selection: Selection }
   | { kind: 'budget'; detail: string; selection: Selection };
@@ -174,7 +175,7 @@ async function waitOut(tracks: Track[], env: RunEnv, fallbackOn: Set<string>, se
   }
 }
 
-/** parallel-any: first valid answer wins, the rest are cancelled. parallel-all: wait for all, pick in provider order. */
+/** parallel-any: first valid answer wins, the rest are cancelled. parallel-all: all, first valid in order (then checked: candidates.ts). */
 async function parallel(primary: ProviderSpec[], env: RunEnv, mode: 'parallel-any' | 'parallel-all'): Promise<StrategyOutcome> {
   let winner: number | undefined;
   const results = await fanOut(primary, env, mode, isValid, (rs, i) => {
@@ -189,7 +190,7 @@ async function parallel(primary: ProviderSpec[], env: RunEnv, mode: 'parallel-an
     selection.alternatives = results
       .filter((r, i): r is Extract<Call, { kind: 'answer' }> => i !== winner && isValid(r))
       .map((r) => ({ provider: r.spec.id, changeDigest: r.result.changeDigest, summary: r.result.summary }));
-    return { kind: 'answer', result: w.result, spec: w.spec, selection };
+    return { kind: 'answer', result: w.result, spec: w.spec, selection, ...(mode === 'parallel-all' ? { all: results } : {}) };
   }
   return noValidAnswer(results, selection);
 }

@@ -4,7 +4,7 @@
 // Over 300 lines because the state and every step that writes it are kept in one class: the
 // concern files only read it and call these steps.
 import { ActivityFailure, ApplicationFailure, log, patched, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import type { WorkspaceHandle } from '../activities/types';
+import type { PrepareWorkspaceRequest, WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
 import { Ledger, type TreeBound } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
@@ -268,16 +268,7 @@ export class TaskRun {
     this.ws = await shared.prepareWorkspace({
       ...(baseCommit ? { baseCommit } : {}),
       ...(rebuild?.restore ? { restoreBundle: rebuild.restore } : {}),
-      workflowId: this.workflowId,
-      repo: this.input.repo,
-      baseBranch: this.input.baseBranch,
-      branch: this.branch,
-      setupCommand: this.input.setupCommand,
-      ...(this.playbooks
-        ? { checks: { playbook: this.input.playbook, testCommand: this.input.testCommand, setupCommand: this.input.setupCommand, labels: this.input.task.labels } }
-        : {}),
-      secretEnvNames: this.secretEnvNames(),
-      sandbox: this.sandboxPolicy,
+      ...this.workspaceRequest(),
       pushRemote: this.pushRemote(),
     });
     log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue, sandbox: this.ws.sandbox });
@@ -287,6 +278,22 @@ export class TaskRun {
       this.warn(`commands ran without a sandbox on ${this.ws.taskQueue}: repository code could read and change anything the worker can (install bubblewrap and set WEAVER_SANDBOX=required)`);
     }
     return this.ws;
+  }
+
+  /** A clone of the task's repository on its branch, set up for its checks (`workflowId` names its directory). */
+  workspaceRequest(workflowId = this.workflowId): PrepareWorkspaceRequest {
+    return {
+      workflowId,
+      repo: this.input.repo,
+      baseBranch: this.input.baseBranch,
+      branch: this.branch,
+      setupCommand: this.input.setupCommand,
+      ...(this.playbooks
+        ? { checks: { playbook: this.input.playbook, testCommand: this.input.testCommand, setupCommand: this.input.setupCommand, labels: this.input.task.labels } }
+        : {}),
+      secretEnvNames: this.secretEnvNames(),
+      sandbox: this.sandboxPolicy,
+    };
   }
 
   /**
