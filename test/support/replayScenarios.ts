@@ -116,6 +116,22 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     },
   },
   {
+    name: 'parallel-all-checks',
+    about: 'parallel-all picking by the checks: three answers, the first two fail the tests, each checked in a workspace of its own; the third is used',
+    // The task's workspace and one per answer; each answer's checks, then the winner's again.
+    expect: { closed: 'COMPLETED', activities: { generateChange: 3, prepareWorkspace: 4, releaseWorkspace: 3, runCheck: 4 } },
+    run: async (rig, id) => {
+      rig.model.script('rs-pc-a', [answer(BAD, 10)]);
+      rig.model.script('rs-pc-b', [answer(`${BAD}\n`, 20)]);
+      rig.model.script('rs-pc-c', [answer(GOOD, 30)]);
+      const providers = ['rs-pc-a', 'rs-pc-b', 'rs-pc-c'].map((m) => rig.provider(m));
+      const r = await rig.run(rig.task(await rig.newRepo(), providers, { strategy: { mode: 'parallel-all' } }), id);
+      const outcomes = r.attempts[0]?.candidates?.map((c) => c.outcome).join(',');
+      check(r.status === 'succeeded' && r.attempts[0].provider === 'rs-pc-c' && outcomes === 'tests_failed,tests_failed,tests_passed', 'rs-pc-c chosen by its checks', r.attempts[0]?.candidates);
+      return [id];
+    },
+  },
+  {
     name: 'consensus',
     about: 'consensus: three voters, two agree (up to whitespace): their change wins with vote share 2/3',
     expect: { closed: 'COMPLETED', activities: { generateChange: 3 } },
