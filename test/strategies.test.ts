@@ -1,8 +1,10 @@
 // Provider strategies end to end: real dev server and worker, the real openai SDK over HTTP
 // to the scripted model server (latency, errors, aborts, counters), real git and tests.
-import { readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
+import { workspaceDirFor } from '../src/activities/workspace';
 import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { useRig, type Rig } from './support/weaver';
 import { wholeFile } from './support/answers';
@@ -158,6 +160,45 @@ describe('parallel-all picks by the checks, not by provider order', () => {
     ]);
     await expectExactAccounting(result, ['pc2-dear', 'pc2-bad', 'pc2-cheap', 'pc2-cheap-too']);
     expect(result.usage.costUsd).toBeCloseTo(0.0029, 9);
+    expect(await candidateDirs()).toEqual([]);
+  });
+
+  test('a candidate whose workspace is lost: an outcome of that answer, not of the task; the next passing answer is used', async () => {
+    rig.model.script('pc3-lost', [answer(GOOD, 10)]);
+    rig.model.script('pc3-bad', [answer(BAD, 10)]);
+    rig.model.script('pc3-ok', [answer(GOOD, 10)]);
+    const id = `test-pick-lost-${Date.now()}`;
+    // The first answer's clone is wiped whenever it holds a checkout (its setup step sleeps, so
+    // the clone is gone before its setup ends, and again on each retry), until the task ends.
+    const home = workspaceDirFor(rig.workspaceRoot, `${id}/candidate-1-1`);
+    let wiped = 0;
+    let running = true;
+    const wiper = (async () => {
+      while (running) {
+        const dirs = existsSync(home) ? await readdir(home).catch(() => []) : [];
+        if (dirs.some((d) => existsSync(path.join(home, d, 'src', 'slugify.js')))) {
+          await rm(home, { recursive: true, force: true });
+          wiped += 1;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    let result: CodingTaskResult;
+    try {
+      result = await rig.run(rig.task(await rig.newRepo(), providers('pc3-lost', 'pc3-bad', 'pc3-ok'), { strategy: { mode: 'parallel-all' }, setupCommand: ['sleep', '1'] }), id);
+    } finally {
+      running = false;
+      await wiper;
+    }
+    expect(wiped).toBeGreaterThan(0);
+    expect(result.status).toBe('succeeded');
+    expect(result.attempts).toHaveLength(1);
+    expect(result.attempts[0].provider).toBe('pc3-ok');
+    const [lost, bad, ok] = result.attempts[0].candidates!;
+    expect(['workspace_lost', 'check_error']).toContain(lost.outcome);
+    expect(lost.detail).toBeTruthy();
+    expect([bad.outcome, ok.outcome]).toEqual(['tests_failed', 'tests_passed']);
+    await expectExactAccounting(result, ['pc3-lost', 'pc3-bad', 'pc3-ok']);
     expect(await candidateDirs()).toEqual([]);
   });
 });
