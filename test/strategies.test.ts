@@ -19,13 +19,18 @@ const fastRetry = { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 50 };
 let rig: Rig;
 useRig((r) => (rig = r));
 
+/** The text of a result's artifact of `kind` (the last one stored), or '' when there is none. */
+async function artifactText(result: CodingTaskResult, kind: string): Promise<string> {
+  const ref = result.artifacts.filter((a) => a.kind === kind).pop();
+  if (!ref) return '';
+  const hex = ref.ref.slice('sha256:'.length);
+  return readFile(path.join(rig.artifactDir, 'sha256', hex.slice(0, 2), hex), 'utf8');
+}
+
 /** Reads the events JSONL artifact of a result. */
 async function eventsOf(result: CodingTaskResult): Promise<CallEvent[]> {
-  const ref = result.artifacts.find((a) => a.kind === 'events');
-  if (!ref) return [];
-  const hex = ref.ref.slice('sha256:'.length);
-  const text = await readFile(path.join(rig.artifactDir, 'sha256', hex.slice(0, 2), hex), 'utf8');
-  return text.trim().split('\n').map((l) => JSON.parse(l) as CallEvent);
+  const text = await artifactText(result, 'events');
+  return text ? text.trim().split('\n').map((l) => JSON.parse(l) as CallEvent) : [];
 }
 
 /** Nothing called twice, nothing lost: one event per HTTP request, costs add up. */
@@ -135,6 +140,10 @@ describe('parallel-all picks by the checks, not by provider order', () => {
     expect(result.usage.costUsd).toBeCloseTo(0.0009, 9);
     expect(attempt.candidates!.reduce((s, c) => s + c.costUsd, 0)).toBeCloseTo(result.usage.costUsd, 9);
     expect(await candidateDirs()).toEqual([]);
+    // The report shows each answer's checks and the one used.
+    const report = await artifactText(result, 'report');
+    expect(report).toMatch(/\| 1 \| pc-a \| tests_failed \(.*\) \| \$0\.000300 \| - \|/);
+    expect(report).toMatch(/\| 1 \| pc-c \| tests_passed \| \$0\.000300 \| yes \|/);
   });
 
   test('two pass: the cheaper is used over an earlier dearer one, and of two at one price the earlier', async () => {

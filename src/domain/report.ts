@@ -33,6 +33,12 @@ export function renderReport(r: CodingTaskResult, title: string): string {
         `${a.tests?.resources ? formatResources(a.tests.resources) : '-'} | ${a.decision.action}: ${a.decision.why.slice(0, 160)} |`,
     ),
   ];
+  // parallel-all: every answer as its own workspace's checks judged it, and the one used.
+  const candidates = r.attempts.flatMap((a) => (a.candidates ?? []).map((c) => ({ attempt: a.attempt, used: a.provider === c.provider, ...c })));
+  if (candidates.length) {
+    lines.push('', '| attempt | answer from | its checks | cost | used |', '| --- | --- | --- | --- | --- |');
+    for (const c of candidates) lines.push(`| ${c.attempt} | ${c.provider} | ${c.outcome}${c.detail ? ` (${c.detail.slice(0, 80)})` : ''} | $${c.costUsd.toFixed(6)} | ${c.used ? 'yes' : '-'} |`);
+  }
   const steps = [...(r.checks?.setup ?? []).map((s) => ({ attempt: '-' as number | string, ...s })), ...r.attempts.flatMap((a) => (a.steps ?? []).map((s) => ({ attempt: a.attempt as number | string, ...s })))];
   if (steps.length) {
     lines.push('', '| attempt | step | outcome | time | CPU | peak memory |', '| --- | --- | --- | --- | --- | --- |');
