@@ -1,10 +1,11 @@
 // Provider strategies end to end: real dev server and worker, the real openai SDK over HTTP
 // to the scripted model server (latency, errors, aborts, counters), real git and tests.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { workspaceDirFor } from '../src/activities/workspace';
+import { resultOf } from '../src/client';
 import type { CallEvent, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { useRig, type Rig } from './support/weaver';
 import { wholeFile } from './support/answers';
@@ -18,6 +19,12 @@ const fastRetry = { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 50 };
 
 let rig: Rig;
 useRig((r) => (rig = r));
+
+/** Polls `done` every 50 ms until it holds or `ms` pass (the caller asserts what it waited for). */
+async function waitUntil(done: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
 
 /** The text of a result's artifact of `kind` (the last one stored), or '' when there is none. */
 async function artifactText(result: CodingTaskResult, kind: string): Promise<string> {
@@ -170,6 +177,27 @@ describe('parallel-all picks by the checks, not by provider order', () => {
     await expectExactAccounting(result, ['pc2-dear', 'pc2-bad', 'pc2-cheap', 'pc2-cheap-too']);
     expect(result.usage.costUsd).toBeCloseTo(0.0029, 9);
     expect(await candidateDirs()).toEqual([]);
+  });
+
+  test('cancelled while the answers are checked: the task ends cancelled and no candidate workspace is left', async () => {
+    rig.model.script('pc4-a', [answer(GOOD, 10)]);
+    rig.model.script('pc4-b', [answer(BAD, 10)]);
+    const id = `test-pick-cancel-${Date.now()}`;
+    // Every workspace's setup takes a while: the cancel lands while the candidates are set up.
+    const handle = await rig.start(rig.task(await rig.newRepo(), providers('pc4-a', 'pc4-b'), { strategy: { mode: 'parallel-all' }, setupCommand: ['sleep', '5'] }), id);
+    const homes = [1, 2].map((n) => workspaceDirFor(rig.workspaceRoot, `${id}/candidate-1-${n}`));
+    // Cloned (a checkout in each): the cancel lands in their setup step.
+    const cloned = (h: string) => existsSync(h) && readdirSync(h).some((d) => existsSync(path.join(h, d, 'src', 'slugify.js')));
+    await waitUntil(() => homes.every(cloned), 60_000);
+    expect(homes.every(cloned)).toBe(true);
+    await handle.cancel();
+    const result = await resultOf(handle);
+    expect(result.status).toBe('cancelled');
+    expect(result.reason).toMatch(/cancelled during (preparing|applying|testing) \(attempt 1\)/);
+    // The preparations are cancelled too and remove their clones (the workflow does not wait for that).
+    await waitUntil(() => homes.every((h) => !existsSync(h)), 30_000);
+    expect(homes.filter((h) => existsSync(h))).toEqual([]);
+    expect(existsSync(workspaceDirFor(rig.workspaceRoot, id))).toBe(false);
   });
 
   test('a candidate whose workspace is lost: an outcome of that answer, not of the task; the next passing answer is used', async () => {

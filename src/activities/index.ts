@@ -165,7 +165,16 @@ export function createActivities(deps: ActivityDeps) {
     // A branch restored from its bundle is only pushed: no setup, and no playbook read from the
     // model's own commit (its .weaver/playbook.yaml could say anything).
     if (restore) return finishPrepare(req, handle);
-    if (req.checks) return finishPrepare(req, { ...handle, ...(await steps.setUp(req, handle.dir)) });
+    if (req.checks) {
+      try {
+        return await finishPrepare(req, { ...handle, ...(await steps.setUp(req, handle.dir)) });
+      } catch (err) {
+        // Cancelled in a setup step (the task, or a parallel-all candidate being checked): the
+        // clone goes, as it does when the clone itself is cancelled; no one else would remove it.
+        if (ctx.cancellationSignal.aborted) await ws.releaseWorkspace(handle).catch(() => undefined);
+        throw err;
+      }
+    }
     if (req.setupCommand) {
       const { r, log, limit, violation, egressRefused } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
       if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');

@@ -42,6 +42,7 @@ export async function pickByChecks(t: TaskRun, answer: StrategyOutcome, shown: S
   const candidates = all.map((c) => recordOf(c));
   const toCheck = all.flatMap((c, i) => (checkable(c) ? [i] : []));
   const bound = t.settings?.candidateChecks ?? t.input.strategy?.candidateChecks ?? DEFAULT_CANDIDATE_CHECKS;
+  t.enter('testing', `${toCheck.length} answers, each in a workspace of its own`);
   log.info('parallel-all: checking each answer in a workspace of its own', { attempt: t.attempt, answers: toCheck.length, atOnce: bound });
   await runBounded(toCheck.length, bound, async (k) => {
     const i = toCheck[k];
