@@ -20,7 +20,7 @@ import type { AttemptRecord, CandidateRecord } from '../domain/schema';
 import { shared } from './activityProxies';
 import { applyAndCheck } from './checks';
 import { runBounded } from './children';
-import type { Call } from './providerCall';
+import { alternativeOf, isValid, type Call } from './providerCall';
 import type { StrategyOutcome } from './strategies';
 import { isWorkspaceLost, type TaskRun } from './task';
 
@@ -52,8 +52,8 @@ export async function pickByChecks(t: TaskRun, answer: StrategyOutcome, shown: S
   const best = bestCandidate(candidates);
   const w = all[best] as Answered;
   const alternatives = all
-    .filter((r, i): r is Answered => i !== best && r?.kind === 'answer' && (r.result.outcome === 'ok' || r.result.outcome === 'subtasks'))
-    .map((r) => ({ provider: r.spec.id, changeDigest: r.result.changeDigest, summary: r.result.summary }));
+    .filter((r, i): r is Answered => i !== best && isValid(r))
+    .map(alternativeOf);
   log.info('parallel-all: answer chosen by its checks', { attempt: t.attempt, chosen: w.spec.id, outcome: candidates[best].outcome });
   record.selection = { ...answer.selection, chosen: w.spec.id, alternatives };
   return { kind: 'answer', result: w.result, spec: w.spec, selection: record.selection } satisfies Answer;

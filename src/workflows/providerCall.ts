@@ -55,6 +55,9 @@ export type Call = { kind: 'answer'; result: GenerateChangeResult; spec: Provide
 export const isValid = (c: Call | undefined): c is Extract<Call, { kind: 'answer' }> =>
   c?.kind === 'answer' && (c.result.outcome === 'ok' || c.result.outcome === 'subtasks');
 
+/** An answer not used, as the attempt's selection lists it. */
+export const alternativeOf = (r: Extract<Call, { kind: 'answer' }>) => ({ provider: r.spec.id, changeDigest: r.result.changeDigest, summary: r.result.summary });
+
 
 /**
  * One call, booked once. A primary call reserves here; a shadow call brings the reservation its

@@ -17,7 +17,7 @@ import { DEFAULT_FALLBACK_ON } from '../domain/retry';
 import type { GenerateChangeResult } from '../activities/types';
 import type { Reservation } from '../domain/ledger';
 import type { ProviderSpec, Selection, Strategy } from '../domain/schema';
-import { callOnce, durable, isValid, type Call, type Failed, type StrategyEnv } from './providerCall';
+import { alternativeOf, callOnce, durable, isValid, type Call, type Failed, type StrategyEnv } from './providerCall';
 import { afterFailure, callWithRetries, gaveUp, maxWaitMs, track, waitUntil, why, withWaits, type RunEnv, type Track } from './providerWaits';
 
 // The defaults live in the domain: the worker resolves them once at a run's start (settings.ts).
@@ -189,7 +189,7 @@ async function parallel(primary: ProviderSpec[], env: RunEnv, mode: 'parallel-an
     selection.chosen = w.spec.id;
     selection.alternatives = results
       .filter((r, i): r is Extract<Call, { kind: 'answer' }> => i !== winner && isValid(r))
-      .map((r) => ({ provider: r.spec.id, changeDigest: r.result.changeDigest, summary: r.result.summary }));
+      .map(alternativeOf);
     return { kind: 'answer', result: w.result, spec: w.spec, selection, ...(mode === 'parallel-all' ? { all: results } : {}) };
   }
   return noValidAnswer(results, selection);
@@ -207,7 +207,7 @@ async function consensus(voters: ProviderSpec[], strategy: Strategy | undefined,
   selection.confidence = group.size / valid.length;
   selection.alternatives = valid
     .filter((r) => r.result.changeDigest !== group.digest)
-    .map((r) => ({ provider: r.spec.id, changeDigest: r.result.changeDigest, summary: r.result.summary }));
+    .map(alternativeOf);
   if (group.size < quorum) {
     return {
       kind: 'no_consensus',
