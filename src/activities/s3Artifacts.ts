@@ -60,7 +60,8 @@ export class S3ArtifactStore extends ContentAddressedStore {
   }
 
   private async upload(hex: string, body: Buffer | Readable, bytes: number): Promise<void> {
-    if (await this.has(hex)) {
+    // Asking first costs a round trip: worth it only when it may spare a large upload.
+    if (bytes >= ASK_FIRST_BYTES && (await this.has(hex))) {
       if (body instanceof Readable) body.destroy();
       return;
     }
@@ -125,6 +126,9 @@ export class S3ArtifactStore extends ContentAddressedStore {
     }
   }
 }
+
+/** From this size on, an upload asks whether the content is there already (a bundle, a log) instead of writing it again. */
+const ASK_FIRST_BYTES = 256 * 1024;
 
 function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
