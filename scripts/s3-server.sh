@@ -8,12 +8,11 @@
 set -euo pipefail
 
 SPEC="${WEAVER_S3_SERVER_SPEC:-moto[server]==5.2.5}"
-SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
-ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
-TOOLS="$ROOT/.tools"
-VENV="$TOOLS/moto"
+# Everything lives in the project's .tools/moto (a virtualenv), stamped with the spec it holds.
+VENV="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)/.tools/moto"
 TARGET="$VENV/bin/moto_server"
 STAMP="$VENV/weaver.spec"
+TOOLS="$(dirname -- "$VENV")"
 
 log() { printf 's3-server: %s\n' "$*" >&2; }
 works() { [ -x "$1" ] && "$1" --help >/dev/null 2>&1; }

@@ -2,8 +2,8 @@
 // (WEAVER_ARTIFACTS=s3://bucket/prefix; endpoint and credentials from the standard AWS_* vars).
 // Keys are content addresses (`<prefix>sha256/<2>/<hex>`): a write of content already there is
 // skipped, two writers of the same content write the same bytes, and every upload carries its
-// SHA-256 so the server refuses bytes that do not match their key. Reads go through the local
-// directory, a cache: a download is verified against its key before it is used.
+// SHA-256 (a server that checks it, as AWS S3 does, refuses bytes that do not match their key).
+// Reads go through the local directory, a cache: a download is verified against its key first.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rename, unlink } from 'node:fs/promises';
