@@ -1,15 +1,21 @@
 // Two hosts sharing only Temporal and an S3 bucket (issue 17 item 1): a decomposition whose
 // parent works on host A and whose children run on host B, each with its own workspace root and
 // its own local artifact directory, integrates the children's branches through the object store.
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { simpleGit } from 'simple-git';
 import type { StaticStep } from '../scripts/demo/scriptedModelServer';
 import type { ActivityDeps } from '../src/activities/types';
+import { resultOf } from '../src/client';
+import type { Progress } from '../src/domain/schema';
 import { createWorkers, workerSandbox, type WeaverWorkers } from '../src/worker';
 import { byTitle, fix, multiRepo, parentTask, sub, titleOf } from './support/modules';
+import { wholeFile } from './support/answers';
 import { activitiesOf, waitUntil } from './support/processes';
+import { GOOD } from './support/replayScenarios';
 import { useS3Server, type S3Server } from './support/s3';
 import { testNativeConnection, workflowBundle } from './support/temporal';
 import { useRig, type Rig } from './support/weaver';
@@ -25,19 +31,30 @@ useS3Server((s) => {
 let rig: Rig;
 useRig((r) => (rig = r), { deps });
 
-/** Host B: the same task queue, its own workspace queue, workspace root and artifact cache; only the bucket in common. */
-async function startHostB(): Promise<{ host: WeaverWorkers; running: Promise<void>; root: string }> {
-  const root = path.join(rig.tmp, 'host-b');
+/**
+ * Another host: the rig's task queue, its own workspace queue, workspace root and artifact cache;
+ * only Temporal and the bucket in common. (One process polls a queue once: the rig's own main
+ * worker must have stopped first.)
+ */
+async function startHost(name: string, extra: Partial<ActivityDeps> = {}): Promise<{ host: WeaverWorkers; running: Promise<void>; root: string }> {
+  const root = path.join(rig.tmp, `host-${name}`);
   const own = { workspaceRoot: path.join(root, 'workspaces'), artifactDir: path.join(root, 'artifacts') };
   const host = await createWorkers({
     connection: await testNativeConnection(),
     taskQueue: rig.taskQueue,
-    workspaceQueue: `${rig.taskQueue}-ws-b`,
+    workspaceQueue: `${rig.taskQueue}-ws-${name}`,
     workflowBundle: workflowBundle(),
     providers: rig.providers,
-    deps: { ...deps, ...own, retryDelayScale: 0.01, heartbeatMs: 50, repoRoots: [rig.tmp], sandbox: await workerSandbox(own, 'auto') },
+    deps: { ...deps, ...own, retryDelayScale: 0.01, heartbeatMs: 50, repoRoots: [rig.tmp], sandbox: await workerSandbox(own, 'auto'), ...extra },
   });
   return { host, running: host.run(), root };
+}
+
+/** The rig's own main worker stopped polling the shared queue (its workspace queue keeps running). */
+async function stopRigMain(): Promise<void> {
+  const main = rig.worker.workers[0];
+  if (main.getState() === 'RUNNING') main.shutdown();
+  await waitUntil('host A to stop polling the shared queue', () => main.getState() === 'STOPPED', 120_000);
 }
 
 const bundleKey = (ref: string) => `fleet/sha256/${ref.slice(7, 9)}/${ref.slice(7)}`;
@@ -45,18 +62,14 @@ const cached = (dir: string, ref: string) => existsSync(path.join(dir, 'sha256',
 
 test('children on a second host hand their branches over through S3; the parent merges them on its own host', async () => {
   const repo = await multiRepo(rig, ['a', 'b']);
-  let b: Promise<Awaited<ReturnType<typeof startHostB>>> | undefined;
+  let b: ReturnType<typeof startHost> | undefined;
   const split: StaticStep = { content: { summary: 'split', subtasks: [sub('fix a', 'a'), sub('fix b', 'b')] } };
   const answers = byTitle({ 'Finish every module': split, 'fix a': fix('a'), 'fix b': fix('b') });
   rig.model.setDefault('s3-fleet', (req) => {
     // The parent's plan, asked on host A: A stops taking new work from the shared queue (its
     // workspace queue stays: the parent's workspace is there) and, once it has (one process
     // polls a queue once), host B comes up. The children can only start, clone and commit on B.
-    if (titleOf(req) === 'Finish every module' && !b) {
-      const main = rig.worker.workers[0];
-      main.shutdown();
-      b = waitUntil('host A to stop polling the shared queue', () => main.getState() === 'STOPPED', 120_000).then(startHostB);
-    }
+    if (titleOf(req) === 'Finish every module' && !b) b = stopRigMain().then(() => startHost('b'));
     return answers(req);
   });
   try {
@@ -94,5 +107,48 @@ test('children on a second host hand their branches over through S3; the parent 
     const started = await b?.catch(() => undefined);
     started?.host.shutdown();
     await started?.running;
+  }
+}, 240_000);
+
+test('a commit awaiting approval on a host that is then lost (worker gone, disk wiped) is restored from S3 on another host and pushed', async () => {
+  await stopRigMain();
+  const repo = await rig.newRepo();
+  rig.model.script('s3-restore', [{ content: wholeFile('src/slugify.js', GOOD, 'slugify') }]);
+  // Host C notices a lost queue within 2 s (WEAVER_QUEUE_CHECK_SEC), so the test waits little.
+  const c = await startHost('c', { queueCheckSec: 2 });
+  let d: Awaited<ReturnType<typeof startHost>> | undefined;
+  try {
+    const h = await rig.start(rig.task(repo, [rig.provider('s3-restore')], { push: true, requireApproval: true }), `s3-restore-${Date.now()}`);
+    await waitUntil('the commit awaiting approval', async () => (await h.query<Progress>('progress')).phase === 'awaiting_approval', 120_000, 200);
+    const saved = (await h.query<Progress>('progress')).commit;
+    // Host C is lost: its worker stops and its disk (workspaces and artifact cache) is gone.
+    c.host.shutdown();
+    await c.running;
+    await rm(c.root, { recursive: true, force: true });
+    d = await startHost('d', { queueCheckSec: 2 });
+    await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] });
+    const result = await resultOf(h);
+    expect(result).toMatchObject({ status: 'succeeded', pushed: true });
+    expect(rig.model.count('s3-restore')).toBe(1);
+    // The very commit made on C, pushed from D: restored from the bundle D downloaded from S3.
+    expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
+    expect(saved).toBe(result.commit);
+    // Prepared twice: on C, then on D from the bundle, which D's own cache now holds (from S3: C's disk is gone).
+    expect((await activitiesOf(rig.client, h.workflowId)).filter((a) => a.type === 'prepareWorkspace')).toHaveLength(2);
+    const cache = path.join(d.root, 'artifacts', 'sha256');
+    const files = (await readdir(cache, { recursive: true })).map(String).filter((f) => /[0-9a-f]{64}$/.test(f));
+    const heads = files.map((f) => {
+      try {
+        return execFileSync('git', ['bundle', 'list-heads', path.join(cache, f)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      } catch {
+        return '';
+      }
+    });
+    expect(heads.some((x) => x.includes(result.commit!))).toBe(true);
+  } finally {
+    c.host.shutdown();
+    await c.running;
+    d?.host.shutdown();
+    await d?.running;
   }
 }, 240_000);
