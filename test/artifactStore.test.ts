@@ -10,6 +10,9 @@ import { HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCo
 import { LocalArtifactStore, type ArtifactStore } from '../src/activities/artifacts';
 import { openArtifactStore, S3ArtifactStore } from '../src/activities/s3Artifacts';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
+import { readArtifact, Unavailable } from '../src/inspect';
+import { config } from '../src/config';
+import { parseS3Url } from '../src/domain/artifactsUrl';
 import { useS3Server, type S3Server } from './support/s3';
 
 let s3: S3Server;
@@ -162,4 +165,23 @@ describe('s3 only', () => {
     const store = openArtifactStore({ artifacts: 's3://made-by-check', dir: path.join(tmp, 'bad'), env: { ...s3.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:9' } });
     await expect(store.check()).rejects.toThrow(/not reachable/);
   });
+});
+
+test('weaver diff / logs read an artifact from the workers\' bucket (WEAVER_ARTIFACTS), and say which setting when it is not there', async () => {
+  const config = { artifacts: 's3://cli-reads/p', artifactDir: path.join(tmp, 'cli-cache') };
+  const worker = openArtifactStore({ artifacts: config.artifacts, dir: path.join(tmp, 'cli-worker'), env: s3.env });
+  await worker.check();
+  const ref = await worker.put('diff', 'diff --git a/x b/x\n');
+  expect(await readArtifact(ref, config, s3.env)).toBe('diff --git a/x b/x\n');
+  const missing = { ...ref, ref: sha256('not there') };
+  await expect(readArtifact(missing, config, s3.env)).rejects.toThrow(Unavailable);
+  await expect(readArtifact(missing, config, s3.env)).rejects.toThrow(/s3:\/\/cli-reads\/p\/.*WEAVER_ARTIFACTS/);
+});
+
+test('WEAVER_ARTIFACTS: s3://bucket[/prefix] or nothing; anything else stops the start naming the variable', () => {
+  expect(parseS3Url('s3://team-bucket/a/b/')).toEqual({ bucket: 'team-bucket', prefix: 'a/b/' });
+  expect(parseS3Url('s3://team-bucket')).toEqual({ bucket: 'team-bucket', prefix: '' });
+  expect(config({ WEAVER_ARTIFACTS: 's3://team-bucket/x' }).artifacts).toBe('s3://team-bucket/x');
+  expect(config({}).artifacts).toBeUndefined();
+  for (const bad of ['/shared/artifacts', 'http://store:8333/b', 's3://', 's3://Upper_Case']) expect(() => config({ WEAVER_ARTIFACTS: bad })).toThrow(/WEAVER_ARTIFACTS must be s3:\/\/bucket/);
 });
