@@ -5,7 +5,8 @@
 // Local directory against S3 (moto's server, started here: src/devtools/s3Server.ts). Figures:
 // N (default 200) puts of a 4 KiB prompt-like text, one at a time (median and worst); a
 // streamed M MiB (default 40) file adopted (a git bundle, a test log); its first read on
-// "another host" (an empty cache: a verified download) and a second read (from the cache).
+// "another host" (an empty cache: a verified download) and a second read (from the cache);
+// the worker's peak memory growth while adopting (streamed: far below M).
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -36,10 +37,15 @@ async function bench(name: string, one: ArtifactStore, two: ArtifactStore, small
   const chunk = randomBytes(1 << 20);
   await pipeline((function* () { for (let i = 0; i < mb; i++) yield Buffer.concat([chunk, Buffer.from(String(i))]); })(), createWriteStream(file));
   let ref!: Awaited<ReturnType<ArtifactStore['adoptFile']>>;
+  // Peak resident memory above the start while the file goes in: streamed, it stays far below its size.
+  const base = process.memoryUsage().rss;
+  let peak = base;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
   const adopt = await timed(async () => (ref = await one.adoptFile('git-bundle', file)));
+  clearInterval(sampler);
   const cold = await timed(() => two.localPath(ref));
   const warm = await timed(() => two.localPath(ref));
-  console.log(`${name.padEnd(6)} put 4 KiB: median ${ms(puts[puts.length >> 1])}, worst ${ms(puts[puts.length - 1])} | adopt ${mb} MiB: ${ms(adopt)} | first read elsewhere: ${ms(cold)} | cached: ${ms(warm)}`);
+  console.log(`${name.padEnd(6)} put 4 KiB: median ${ms(puts[puts.length >> 1])}, worst ${ms(puts[puts.length - 1])} | adopt ${mb} MiB: ${ms(adopt)} (memory +${((peak - base) / 2 ** 20).toFixed(0)} MiB) | first read elsewhere: ${ms(cold)} | cached: ${ms(warm)}`);
 }
 
 async function main(): Promise<void> {
