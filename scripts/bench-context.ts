@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import type { PromptMessages } from '../src/activities/llm';
 import { buildPrompt } from '../src/activities/prompt';
 import { buildRepoMap } from '../src/activities/repomap';
@@ -142,7 +142,7 @@ const pct = (n: number, d: number) => `${d ? ((100 * n) / d).toFixed(0) : '-'}%`
 
 async function main() {
   const work = mkdtempSync(path.join(tmpdir(), 'weaver-bench-context-'));
-  const store = new ArtifactStore(path.join(work, 'artifacts'));
+  const store = new LocalArtifactStore(path.join(work, 'artifacts'));
   const rows: string[] = [];
   const ratios: number[] = [];
   const promptTokens: Record<number, number[]> = { 8000: [], 32000: [] };

@@ -8,12 +8,15 @@ import { isIP } from 'node:net';
 import { DEFAULT_EGRESS_ALLOW, parseEgressList } from './domain/egress';
 import { SandboxLimitsSchema, type SandboxLimits } from './domain/schema';
 import { DEFAULT_TREE_COST_USD } from './domain/settings';
+import { parseS3Url } from './domain/artifactsUrl';
 
 export interface WeaverConfig {
   address: string;
   namespace: string;
   taskQueue: string;
   artifactDir: string;
+  /** WEAVER_ARTIFACTS: `s3://bucket/prefix` for a shared object store (artifactDir is then its local cache); unset: artifactDir is the store. */
+  artifacts?: string;
   workspaceRoot: string;
   retryDelayScale: number;
   heartbeatMs: number;
@@ -84,6 +87,7 @@ export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
     namespace: env.TEMPORAL_NAMESPACE || 'default',
     taskQueue: env.WEAVER_TASK_QUEUE || 'weaver',
     artifactDir: path.resolve(env.WEAVER_ARTIFACT_DIR || '.weaver/artifacts'),
+    artifacts: artifactsUrl(env.WEAVER_ARTIFACTS),
     workspaceRoot: path.resolve(env.WEAVER_WORKSPACE_ROOT || '.weaver/workspaces'),
     retryDelayScale: num(env, 'WEAVER_RETRY_DELAY_SCALE', 1),
     heartbeatMs: heartbeatMs(env),
@@ -268,4 +272,11 @@ function sandboxMode(value: string | undefined, dev: boolean): SandboxMode {
   const mode = value.trim().toLowerCase() as SandboxMode;
   if (!SANDBOX_MODES.includes(mode)) throw new Error(`WEAVER_SANDBOX must be one of ${SANDBOX_MODES.join(', ')}, got "${value}"`);
   return mode;
+}
+
+/** WEAVER_ARTIFACTS, checked at start (a bad URL stops the process naming the variable). */
+function artifactsUrl(v: string | undefined): string | undefined {
+  if (!v?.trim()) return undefined;
+  parseS3Url(v);
+  return v.trim();
 }

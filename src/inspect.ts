@@ -2,9 +2,9 @@
 // its step logs — found through the workflow (the `progress` query while it runs, the result
 // once it has finished) and read from the artifact store the workers write to.
 import { existsSync } from 'node:fs';
-import { ArtifactStore } from './activities/artifacts';
+import { openArtifactStore } from './activities/s3Artifacts';
 import { resultOf } from './client';
-import { config } from './config';
+import { config, type WeaverConfig } from './config';
 import type { ArtifactRef, AttemptLogs, CodingTaskResult, Diffstat, Progress } from './domain/schema';
 import { attemptLogs, stepLogs } from './domain/stepLogs';
 import { progressQuery } from './workflows/messages';
@@ -58,19 +58,21 @@ function fromResult(r: CodingTaskResult): RunView {
 }
 
 /**
- * An artifact's text from the local store (WEAVER_ARTIFACT_DIR, else the default directory
- * relative to the current one — the workers' default is relative to theirs). The store must be
- * the workers': on their machine, or a directory they share.
+ * An artifact's text from the workers' store: WEAVER_ARTIFACTS (an S3 bucket, with the AWS_*
+ * variables) when set, else the directory WEAVER_ARTIFACT_DIR (default relative to the current
+ * one — the workers' default is relative to theirs), on their machine or one they share.
  */
-export async function readArtifact(ref: ArtifactRef, dir = config().artifactDir): Promise<string> {
-  const hint = 'set WEAVER_ARTIFACT_DIR to the workers\' artifact store (the same directory, on their machine or shared with it)';
-  if (!existsSync(dir)) throw new Unavailable(`the artifact store is not reachable from here: ${dir} does not exist; ${hint}`);
-  const store = new ArtifactStore(dir);
+export async function readArtifact(ref: ArtifactRef, c: Pick<WeaverConfig, 'artifactDir' | 'artifacts'> = config(), env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const hint = c.artifacts
+    ? 'set WEAVER_ARTIFACTS and the AWS_* variables as the workers have them'
+    : "set WEAVER_ARTIFACT_DIR to the workers' artifact store (the same directory, on their machine or shared with it), or WEAVER_ARTIFACTS to their object store";
+  if (!c.artifacts && !existsSync(c.artifactDir)) throw new Unavailable(`the artifact store is not reachable from here: ${c.artifactDir} does not exist; ${hint}`);
+  const store = openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env });
   try {
     return await store.read(ref);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    throw new Unavailable(`${ref.kind} ${ref.ref} is not in the artifact store at ${dir}; ${hint}`);
+    throw new Unavailable(`${ref.kind} ${ref.ref} is not in the artifact store at ${store.where}; ${hint}`);
   }
 }
 

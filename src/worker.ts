@@ -9,6 +9,7 @@ import { NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } 
 import { weaverLogger } from './logging';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
+import { openArtifactStore } from './activities/s3Artifacts';
 import { describeSandbox, detectSandbox, enforcementOf, sandboxDetails, type SandboxSetting } from './activities/sandbox';
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
@@ -65,6 +66,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   const workspaceQueue = opts.workspaceQueue ?? c.workspaceQueue ?? `${taskQueue}@${os.hostname()}/${slot.label}`;
   const deps: ActivityDeps = {
     artifactDir: c.artifactDir,
+    artifacts: c.artifacts,
     workspaceRoot: c.workspaceRoot,
     env: process.env,
     retryDelayScale: c.retryDelayScale,
@@ -90,6 +92,8 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   checkInlineEndpoints(deps.inlineEndpoints ?? [], `inlineEndpoints (${INLINE_ENDPOINTS_ENV})`);
   // Which sandbox commands run in: found (and tried) once; `required` without bwrap stops the start here.
   deps.sandbox ??= await workerSandbox(deps);
+  // The artifact store reachable (an S3 bucket with these credentials; created when missing), or no start.
+  await openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }).check();
   const activities = createActivities(deps);
   const common = {
     connection: opts.connection,
@@ -193,7 +197,7 @@ async function main() {
   const w = await createWorkers({ connection, providers, deps: { sandbox }, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined });
   console.log(
     `weaver worker: queue "${c.taskQueue}", workspace queue "${w.workspaceQueue}", temporal ${c.address}/${c.namespace}\n` +
-      `  workspaces in ${path.resolve(c.workspaceRoot)}, artifacts in ${path.resolve(c.artifactDir)}\n` +
+      `  workspaces in ${path.resolve(c.workspaceRoot)}, artifacts in ${c.artifacts ? `${c.artifacts} (cache ${path.resolve(c.artifactDir)})` : path.resolve(c.artifactDir)}\n` +
       `  local repositories: ${c.repoRoots?.length ? `under ${c.repoRoots.join(':')} (WEAVER_REPO_ROOTS)` : c.dev ? 'anywhere (WEAVER_DEV=1)' : 'refused (set WEAVER_REPO_ROOTS)'}; ` +
       `push to: the task's own repository${c.pushRemotes.length ? ` and under ${c.pushRemotes.join(', ')}` : ''} (WEAVER_PUSH_REMOTES)\n` +
       `  git tokens (repository prefix → variable; nothing is sent elsewhere): ${gitCredentials}\n` +

@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult, RunTestsResult, WorkspaceHandle } from '../src/activities/types';
 import { createExampleRepo } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
@@ -83,7 +83,7 @@ describe('commands get no provider key named in secretEnvNames, and their output
     expect(r.tail).toContain('scrubbed=[]');
     expect(r.tail).toContain(`echoed=[${REDACTED}]`);
     expect(r.tail).not.toContain(CRED);
-    const log = await new ArtifactStore(deps.artifactDir).read(r.log!);
+    const log = await new LocalArtifactStore(deps.artifactDir).read(r.log!);
     expect(log).toContain('scrubbed=[]');
     expect(log).toContain(`echoed=[${REDACTED}]`);
     expect(allArtifacts(deps.artifactDir)).not.toContain(CRED);
@@ -131,7 +131,7 @@ describe('generateChange against the scripted model server', () => {
 
   async function call(provider: ProviderSpec, workerEnv: Record<string, string | undefined>, more: Partial<ActivityDeps> = {}): Promise<GenerateChangeResult> {
     const d = { ...deps, env: workerEnv, ...more };
-    const prompt = await new ArtifactStore(d.artifactDir).putJson('prompt', { system: 'sys', user: 'do the thing' });
+    const prompt = await new LocalArtifactStore(d.artifactDir).putJson('prompt', { system: 'sys', user: 'do the thing' });
     const req: GenerateChangeRequest = { workflowId: 'wf-llm', attempt: 1, provider, prompt, role: 'primary' };
     return (await mockEnv().run(createActivities(d).generateChange, req)) as GenerateChangeResult;
   }

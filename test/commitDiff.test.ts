@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import { describeCommit, parseNumstat } from '../src/activities/commitDiff';
 import type { WorkspaceHandle } from '../src/activities/types';
 import type { AttemptRecord } from '../src/domain/schema';
@@ -29,7 +29,7 @@ test('describeCommit: per-file +/− and totals against the base commit (over ev
   await addFiles(dir, { 'new dir/b.txt': 'b\n' }, 'second');
   const head = (await git.revparse(['HEAD'])).trim();
   const ws: WorkspaceHandle = { id: 'w', dir, taskQueue: 'q', branch: 'main', baseCommit: base };
-  const store = new ArtifactStore(path.join(tmp, 'artifacts'));
+  const store = new LocalArtifactStore(path.join(tmp, 'artifacts'));
 
   const d = await describeCommit(store, ws, head);
   expect(d.diffstat).toEqual({

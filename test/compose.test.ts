@@ -15,7 +15,8 @@ interface Service {
   healthcheck?: { test?: string[] | string };
 }
 
-const compose = parse(readFileSync(path.join(__dirname, '..', 'docker-compose.yml'), 'utf8')) as {
+// Merge keys: the two workers share one definition (`<<: *worker`), as docker compose reads it.
+const compose = parse(readFileSync(path.join(__dirname, '..', 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
   volumes?: Record<string, unknown>;
 };
@@ -31,8 +32,10 @@ function argv(cmd: string | string[] | undefined): string[] {
   return Array.isArray(cmd) ? cmd.map(String) : cmd.split(/\s+/).filter(Boolean);
 }
 
-test('has a temporal dev server and a worker', () => {
-  expect(Object.keys(compose.services).sort()).toEqual(['temporal', 'worker']);
+const WORKERS = ['worker-a', 'worker-b'];
+
+test('has a temporal dev server, an object store and two workers', () => {
+  expect(Object.keys(compose.services).sort()).toEqual(['store', 'temporal', ...WORKERS]);
 });
 
 test('temporal runs start-dev on all interfaces with the Web UI and a persistent db', () => {
@@ -54,8 +57,8 @@ test("temporal registers every Weaver search attribute with its type", () => {
   expect(registered.sort()).toEqual(expected.sort());
 });
 
-test('worker runs the project on node 20 against the temporal service', () => {
-  const w = compose.services.worker;
+test.each(WORKERS)('%s runs the project on node 20 against the temporal service', (name) => {
+  const w = compose.services[name];
   expect(readFileSync(path.join(__dirname, '..', dockerfile(w)), 'utf8')).toMatch(/^FROM node:20/m);
   // The worker as the container's main process (exec), so SIGTERM reaches it and it drains.
   expect(argv(w.command).join(' ')).toMatch(/npm ci && exec node --import tsx src\/worker\.ts/);
@@ -76,8 +79,8 @@ function dockerfile(w: Service): string {
   return path.join(build?.context ?? '.', build!.dockerfile!);
 }
 
-test('the worker image has bubblewrap, the worker requires the sandbox, and the container allows what bwrap needs, no more', () => {
-  const w = compose.services.worker as Service & { security_opt?: string[]; cap_add?: string[] };
+test.each(WORKERS)('the %s image has bubblewrap, the worker requires the sandbox, and the container allows what bwrap needs, no more', (name) => {
+  const w = compose.services[name] as Service & { security_opt?: string[]; cap_add?: string[] };
   const file = readFileSync(path.join(__dirname, '..', dockerfile(w)), 'utf8');
   expect(file).toMatch(/apt-get install[^\n]*\bbubblewrap\b/);
   expect(env(w).WEAVER_SANDBOX).toBe('required');
@@ -93,12 +96,37 @@ test('the worker image has bubblewrap, the worker requires the sandbox, and the 
   expect(yaml).toMatch(/mount_too_revealing/);
 });
 
-test('artifacts and workspaces live on a named volume that survives container restarts', () => {
-  const w = compose.services.worker;
+test.each(WORKERS)('%s: its artifact cache and workspaces live on a named volume that survives container restarts', (name) => {
+  const w = compose.services[name];
   const e = env(w);
   const mounts = (w.volumes ?? []).map((v) => v.split(':'));
   for (const dir of [e.WEAVER_ARTIFACT_DIR, e.WEAVER_WORKSPACE_ROOT]) {
     const mount = mounts.find(([src, dst]) => dst && dir?.startsWith(dst) && Object.keys(compose.volumes ?? {}).includes(src));
     expect({ dir, mount }).toEqual({ dir, mount: expect.any(Array) });
   }
+});
+
+const namedVolumes = (s: Service) => (s.volumes ?? []).map((v) => v.split(':')[0]).filter((src) => Object.keys(compose.volumes ?? {}).includes(src));
+
+test('the two workers share only Temporal and the object store: no volume in common, artifacts in the store', () => {
+  const [a, b] = WORKERS.map((n) => compose.services[n]);
+  expect(namedVolumes(a).filter((v) => namedVolumes(b).includes(v))).toEqual([]);
+  for (const w of [a, b]) {
+    const e = env(w);
+    expect(e.WEAVER_ARTIFACTS).toMatch(/^s3:\/\/[a-z0-9.-]+(\/|$)/);
+    expect(e.AWS_ENDPOINT_URL).toMatch(/^http:\/\/store:\d+$/);
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) expect(Object.keys(e)).toContain(k);
+    const deps = w.depends_on as Record<string, { condition?: string }>;
+    expect(deps.store?.condition).toBe('service_healthy');
+    expect(deps.temporal?.condition).toBe('service_healthy');
+  }
+});
+
+test('the object store is a pinned S3-compatible server with its data on a named volume and a health check', () => {
+  const store = compose.services.store;
+  expect(store.image).toMatch(/^[\w./-]+:\d[\w.-]*$/);
+  expect(namedVolumes(store)).toHaveLength(1);
+  const port = /:(\d+)$/.exec(env(compose.services[WORKERS[0]]).AWS_ENDPOINT_URL ?? '')?.[1];
+  expect(argv(store.command).join(' ')).toContain(`-s3.port=${port}`);
+  expect(argv(store.healthcheck?.test).join(' ')).toContain(`:${port}/`);
 });

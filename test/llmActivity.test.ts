@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import { generateChange } from '../src/activities/llm';
 import type { ActivityDeps, GenerateChangeRequest } from '../src/activities/types';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
@@ -32,7 +32,7 @@ beforeAll(async () => {
     heartbeatMs: 20,
     providers: { providers: {} },
   };
-  prompt = await new ArtifactStore(deps.artifactDir).putJson('prompt', { system: 'You edit code.', user: 'Set a to 1.' });
+  prompt = await new LocalArtifactStore(deps.artifactDir).putJson('prompt', { system: 'You edit code.', user: 'Set a to 1.' });
 });
 
 afterAll(async () => {
@@ -47,7 +47,7 @@ function request(id: string, extra: { timeoutSec?: number } = {}): GenerateChang
 }
 
 /** A store whose writes fail `failures` times, then work; counts the tries. */
-class FlakyStore extends ArtifactStore {
+class FlakyStore extends LocalArtifactStore {
   tries = 0;
   constructor(private failures: number) {
     super(deps.artifactDir);
@@ -88,7 +88,7 @@ test('a store that keeps failing: a retryable ArtifactStoreFailed carrying the r
 test('cancelled because its worker shuts down: a retryable WorkerShutdown saying the request was sent; a workflow cancel stays a cancellation', async () => {
   model.script('stop-me', [{ ...ANSWER, delayMs: 5000 }, { ...ANSWER, delayMs: 5000 }]);
   const stopping = new MockActivityEnvironment();
-  const running = failureOf(stopping.run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('stop-me')));
+  const running = failureOf(stopping.run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('stop-me')));
   await model.waitFor((m) => m.inFlightFor('stop-me') === 1);
   stopping.cancel('WORKER_SHUTDOWN');
   const err = await running;
@@ -97,7 +97,7 @@ test('cancelled because its worker shuts down: a retryable WorkerShutdown saying
   await model.waitFor((m) => m.abortedCount('stop-me') === 1);
 
   const cancelled = new MockActivityEnvironment();
-  const second = failureOf(cancelled.run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('stop-me')));
+  const second = failureOf(cancelled.run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('stop-me')));
   await model.waitFor((m) => m.inFlightFor('stop-me') === 1);
   cancelled.cancel('CANCELLED');
   expect(await second).toBeInstanceOf(CancelledFailure);
@@ -108,7 +108,7 @@ test("past the provider's timeoutSec: a ProviderTimeout marked as sent (estimate
   // deadline at work; the only time asserted is a relation to that natural end.
   model.script('too-slow', [{ ...ANSWER, delayMs: 60_000 }]);
   const started = Date.now();
-  const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('too-slow', { timeoutSec: 0.5 })));
+  const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('too-slow', { timeoutSec: 0.5 })));
   expect(Date.now() - started).toBeLessThan(30_000);
   expect(err).toMatchObject({ type: 'ProviderTimeout', nonRetryable: false, details: [{ family: 'timeout', provider: 'too-slow', sent: true }] });
   await model.waitFor((m) => m.abortedCount('too-slow') === 1);
@@ -116,7 +116,7 @@ test("past the provider's timeoutSec: a ProviderTimeout marked as sent (estimate
 
 test('a 503 is not marked as sent: the provider refused it, nothing to pay', async () => {
   model.script('refuses', [{ status: 503 }]);
-  const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('refuses')));
+  const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('refuses')));
   expect(err).toMatchObject({ type: 'ProviderServer', nonRetryable: false });
   expect((err as ApplicationFailure).details?.[0]).not.toHaveProperty('sent');
 });
@@ -131,7 +131,7 @@ test('heartbeats stay well inside the heartbeat timeout even when WEAVER_HEARTBE
   const intervals = jest.spyOn(global, 'setInterval');
   let periods: (number | undefined)[];
   try {
-    await env.run(generateChange, { ...deps, heartbeatMs: 10_000 }, new ArtifactStore(deps.artifactDir), request('beats'));
+    await env.run(generateChange, { ...deps, heartbeatMs: 10_000 }, new LocalArtifactStore(deps.artifactDir), request('beats'));
   } finally {
     periods = intervals.mock.calls.map(([, ms]) => ms);
     intervals.mockRestore();

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import type { PromptMessages } from '../src/activities/llm';
 import { buildPrompt } from '../src/activities/prompt';
 import { buildRepoMap, type RepoMapRequest } from '../src/activities/repomap';
@@ -145,7 +145,7 @@ describe('the prompt', () => {
   async function promptFor(dir: string, task: { title: string; description: string; relatedFiles?: string[] }): Promise<string> {
     const g = (...args: string[]) => git(dir, ...args).trim();
     const ws: WorkspaceHandle = { id: 'ws', dir, taskQueue: 'q', branch: 'main', baseCommit: g('rev-parse', 'HEAD') };
-    const store = new ArtifactStore(path.join(base, 'artifacts'));
+    const store = new LocalArtifactStore(path.join(base, 'artifacts'));
     const built = await buildPrompt(store, { workspace: ws, task, attempt: 1, tokenBudget: 16_000, allowSubtasks: false }, { cacheDir: path.join(base, 'cache') });
     return (await store.readJson<PromptMessages>(built.prompt)).user;
   }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { simpleGit } from 'simple-git';
 import { applyChangeSet } from '../src/activities/apply';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import type { PromptMessages } from '../src/activities/llm';
 import { buildPrompt } from '../src/activities/prompt';
 import type { WorkspaceHandle } from '../src/activities/types';
@@ -19,7 +19,7 @@ const GIT_CONFIG_MARK = 'weaver-test-remote-token-c0ffee';
 
 let base: string;
 let ws: WorkspaceHandle;
-let store: ArtifactStore;
+let store: LocalArtifactStore;
 
 beforeEach(async () => {
   base = mkdtempSync(path.join(tmpdir(), 'weaver-prompt-'));
@@ -40,7 +40,7 @@ beforeEach(async () => {
   await git.add('.');
   await git.raw(['-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-m', 'init']);
   ws = { id: 'ws', dir, taskQueue: 'q', branch: 'main', baseCommit: (await git.revparse(['HEAD'])).trim() };
-  store = new ArtifactStore(path.join(base, 'artifacts'));
+  store = new LocalArtifactStore(path.join(base, 'artifacts'));
 });
 
 afterEach(() => {

@@ -8,7 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import type { PromptMessages } from '../src/activities/llm';
 import type { BuildPromptRequest, BuiltPrompt, WorkspaceHandle } from '../src/activities/types';
 import { lastUserText, type RecordedRequest } from '../scripts/demo/scriptedModelServer';
@@ -49,7 +49,7 @@ function task(repo: string, model: string, relatedFiles?: string[]) {
 const sent = (r: RecordedRequest) => JSON.stringify(r.body);
 
 async function artifactTexts(result: CodingTaskResult, kind: string): Promise<string[]> {
-  const store = new ArtifactStore(rig.artifactDir);
+  const store = new LocalArtifactStore(rig.artifactDir);
   const refs = [...result.artifacts, ...result.attempts.flatMap((a) => a.artifacts)].filter((a) => a.kind === kind);
   return Promise.all(refs.map((a) => store.read(a)));
 }
@@ -127,7 +127,7 @@ test('a .env the task names is sent, the worker\'s key in it masked; an answer t
 describe('a subtask is sent only the secret files the root task named', () => {
   const KEY_BODY = 'MIIEowIBAAKCAQEAsubtask-only-key-material';
   let ws: WorkspaceHandle;
-  let store: ArtifactStore;
+  let store: LocalArtifactStore;
   let activities: ReturnType<typeof createActivities>;
   const mockEnv = () => new MockActivityEnvironment({ activityType: 'buildPrompt' }, { logger: new DefaultLogger('ERROR') });
 
@@ -142,7 +142,7 @@ describe('a subtask is sent only the secret files the root task named', () => {
     ws = { id: 'subtask-secrets', dir, taskQueue: 'q', branch: 'main', baseCommit: (await git.revparse(['HEAD'])).trim() };
     const deps = { artifactDir: rig.artifactDir, workspaceRoot: rig.workspaceRoot, workspaceQueue: 'q', env: { TEST_API_KEY: WORKER_KEY } };
     activities = createActivities(deps);
-    store = new ArtifactStore(rig.artifactDir);
+    store = new LocalArtifactStore(rig.artifactDir);
   });
 
   /** What a hostile model proposed as a subtask: it names `.env` every way a task can. */

@@ -10,7 +10,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import { readTestedChange, verifyCommit } from '../src/activities/testedTree';
 import type { ActivityDeps, ApplyChangeResult, CommitRequest, CommitResult, WorkspaceHandle } from '../src/activities/types';
 import type { ChangeSet } from '../src/domain/schema';
@@ -33,7 +33,7 @@ async function workspace(id: string) {
   const repo = await makeRepo(path.join(base, `origin-${id}`), { '.gitignore': 'generated/\nvenv/\n', 'src/a.py': 'A = 1\n' });
   const acts = createActivities(deps);
   const ws = (await env().run(acts.prepareWorkspace, { workflowId: id, repo, baseBranch: 'main', branch: `weaver/${id}`, setupCommand: SETUP })) as WorkspaceHandle;
-  const store = new ArtifactStore(deps.artifactDir);
+  const store = new LocalArtifactStore(deps.artifactDir);
   const apply = async (files: ChangeSet['files']): Promise<ApplyChangeResult> =>
     env().run(acts.applyChange, { workspace: ws, change: await store.putJson('change-set', { summary: 's', files }), shown: Object.fromEntries(files.map((f) => [f.path, 'whole' as const])) });
   const commit = (req: Omit<CommitRequest, 'workspace' | 'message'>): Promise<CommitResult> => env().run(acts.commitAndPush, { workspace: ws, message: 'm', ...req });

@@ -1,5 +1,9 @@
-// Content-addressed artifact store: prompts, raw answers, diffs and test logs live here so
-// workflow history carries only references (design rule 3). Same content → same file.
+// Content-addressed artifact store: prompts, raw answers, diffs, test logs, reports and git
+// bundles live here so workflow history carries only references (design rule 3). Same content →
+// same key, so a write is idempotent and concurrent writers of one content agree.
+// Two backends (WEAVER_ARTIFACTS): the local directory (default) and an S3-compatible object
+// store (s3Artifacts.ts), which workers on several hosts share; each keeps a local directory
+// (WEAVER_ARTIFACT_DIR) for scratch files and, with S3, as a cache of what it read or wrote.
 // Text stored here never holds a secret of the worker (design rule 6): `put` masks the worker's
 // secret values (the literal values only, so code and change sets keep their bytes otherwise;
 // a change set that would hold one is refused before it gets here — llm.ts). Files adopted
@@ -12,29 +16,62 @@ import { pipeline } from 'node:stream/promises';
 import { redactCounted } from '../domain/redact';
 import type { ArtifactRef } from '../domain/schema';
 
-export class ArtifactStore {
+export interface ArtifactStore {
+  /** Where the artifacts are, for people (the worker's start line, errors). */
+  readonly where: string;
+  put(kind: string, content: string | Buffer): Promise<ArtifactRef>;
+  putJson(kind: string, value: unknown): Promise<ArtifactRef>;
+  /** Moves a file written elsewhere (e.g. a streamed test log) into the store; the file is gone after. */
+  adoptFile(kind: string, file: string): Promise<ArtifactRef>;
+  /** A scratch path on the local cache's file system, for streaming writes before adoptFile. */
+  scratchPath(name: string): Promise<string>;
+  /** A local file holding the artifact (git and streamed readers need a path): the store's own, or a verified download. */
+  localPath(ref: string | ArtifactRef): Promise<string>;
+  read(ref: string | ArtifactRef): Promise<string>;
+  readJson<T>(ref: string | ArtifactRef): Promise<T>;
+  /** Fails, saying why, when the store cannot be reached (checked at worker start). */
+  check(): Promise<void>;
+}
+
+/** The hex digest in `sha256:<hex>`; anything else is refused. */
+export function hexOf(ref: string | ArtifactRef): string {
+  const s = typeof ref === 'string' ? ref : ref.ref;
+  const m = /^sha256:([0-9a-f]{64})$/.exec(s);
+  if (!m) throw new Error(`not an artifact reference: ${s}`);
+  return m[1];
+}
+
+/** A missing artifact reads as a missing file (ENOENT) whichever backend holds it. */
+export function notFound(ref: string, where: string): Error {
+  return Object.assign(new Error(`artifact ${ref} is not in the artifact store (${where})`), { code: 'ENOENT' });
+}
+
+/** What both backends share: masking, hashing, and the local directory laid out as `sha256/<2>/<hex>`. */
+export abstract class ContentAddressedStore implements ArtifactStore {
+  abstract readonly where: string;
   /** `secrets`: the worker's secret values (domain/redact.ts secretsFromEnv), masked in every text put here. */
   constructor(
     readonly root: string,
     private readonly secrets: readonly string[] = [],
   ) {}
 
-  pathOf(ref: string): string {
-    const m = /^sha256:([0-9a-f]{64})$/.exec(ref);
-    if (!m) throw new Error(`not an artifact reference: ${ref}`);
-    return path.join(this.root, 'sha256', m[1].slice(0, 2), m[1]);
+  /** Stores `content` under `hex` (the backend may already hold it). */
+  protected abstract saveBytes(hex: string, content: Buffer): Promise<void>;
+  /** Stores the file under `hex` and takes it away (moved into the local directory, or removed). */
+  protected abstract saveFile(hex: string, file: string, bytes: number): Promise<void>;
+  abstract localPath(ref: string | ArtifactRef): Promise<string>;
+  abstract check(): Promise<void>;
+
+  protected fileOf(hex: string): string {
+    return path.join(this.root, 'sha256', hex.slice(0, 2), hex);
   }
 
   async put(kind: string, content: string | Buffer): Promise<ArtifactRef> {
     if (typeof content === 'string' && this.secrets.length) content = this.mask(content);
-    const hex = createHash('sha256').update(content).digest('hex');
-    const ref = `sha256:${hex}`;
-    const file = this.pathOf(ref);
-    await mkdir(path.dirname(file), { recursive: true });
-    const tmp = `${file}.${randomUUID()}.tmp`;
-    await writeFile(tmp, content);
-    await rename(tmp, file);
-    return { ref, bytes: Buffer.byteLength(content), kind };
+    const bytes = Buffer.from(content);
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    await this.saveBytes(hex, bytes);
+    return { ref: `sha256:${hex}`, bytes: bytes.length, kind };
   }
 
   async putJson(kind: string, value: unknown): Promise<ArtifactRef> {
@@ -47,23 +84,15 @@ export class ArtifactStore {
     return redactCounted(text, [...this.secrets, ...escaped], { literalOnly: true }).text;
   }
 
-  /** Moves a file written elsewhere (e.g. a streamed test log) into the store. */
   async adoptFile(kind: string, file: string): Promise<ArtifactRef> {
     const hash = createHash('sha256');
     await pipeline(createReadStream(file), hash);
-    const ref = `sha256:${hash.digest('hex')}`;
-    const target = this.pathOf(ref);
-    await mkdir(path.dirname(target), { recursive: true });
+    const hex = hash.digest('hex');
     const { size } = await stat(file);
-    await rename(file, target).catch(async () => {
-      // Across file systems: copy, then drop the original.
-      await pipeline(createReadStream(file), createWriteStream(target));
-      await unlink(file);
-    });
-    return { ref, bytes: size, kind };
+    await this.saveFile(hex, file, size);
+    return { ref: `sha256:${hex}`, bytes: size, kind };
   }
 
-  /** A scratch path on the same file system, for streaming writes before adoptFile. */
   async scratchPath(name: string): Promise<string> {
     const dir = path.join(this.root, 'tmp');
     await mkdir(dir, { recursive: true });
@@ -71,10 +100,58 @@ export class ArtifactStore {
   }
 
   async read(ref: string | ArtifactRef): Promise<string> {
-    return readFile(this.pathOf(typeof ref === 'string' ? ref : ref.ref), 'utf8');
+    return readFile(await this.localPath(ref), 'utf8');
   }
 
   async readJson<T>(ref: string | ArtifactRef): Promise<T> {
     return JSON.parse(await this.read(ref)) as T;
+  }
+
+  /** Writes `content` at the local file of `hex`, whole or not at all (a reader never sees half). */
+  protected async writeLocal(hex: string, content: Buffer): Promise<void> {
+    const file = this.fileOf(hex);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${randomUUID()}.tmp`;
+    await writeFile(tmp, content);
+    await rename(tmp, file);
+  }
+
+  /** Moves `file` to the local file of `hex` (copied across file systems). */
+  protected async moveLocal(hex: string, file: string): Promise<void> {
+    const target = this.fileOf(hex);
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(file, target).catch(async () => {
+      const tmp = `${target}.${randomUUID()}.tmp`;
+      await pipeline(createReadStream(file), createWriteStream(tmp));
+      await rename(tmp, target);
+      await unlink(file);
+    });
+  }
+}
+
+/** The local directory: the store of a single host, or of hosts sharing a file system. */
+export class LocalArtifactStore extends ContentAddressedStore {
+  get where(): string {
+    return this.root;
+  }
+
+  pathOf(ref: string | ArtifactRef): string {
+    return this.fileOf(hexOf(ref));
+  }
+
+  protected saveBytes(hex: string, content: Buffer): Promise<void> {
+    return this.writeLocal(hex, content);
+  }
+
+  protected saveFile(hex: string, file: string): Promise<void> {
+    return this.moveLocal(hex, file);
+  }
+
+  async localPath(ref: string | ArtifactRef): Promise<string> {
+    return this.pathOf(ref);
+  }
+
+  async check(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
   }
 }

@@ -15,7 +15,7 @@ import { detectForChange } from './playbooks';
 import { introducedErrors } from './syntaxGate';
 import { restoreTestedPaths } from './testedTree';
 import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './steps';
-import { ArtifactStore } from './artifacts';
+import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
@@ -52,7 +52,7 @@ export function createActivities(deps: ActivityDeps) {
   /** Values to redact: secret-looking vars of the worker's env, plus the provider keys. */
   const secrets = (names: string[] = []) => secretsFromEnv(deps.env, keyNames(names));
   // Every text artifact (prompts, answers, diffs, reports) is stored with the worker's secrets masked.
-  const store = new ArtifactStore(deps.artifactDir, secrets());
+  const store = openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }, secrets());
 
   const sandbox: SandboxSetting = deps.sandbox ?? { mode: 'off', kind: 'none', hide: [], readOnly: [] };
   const commandSlots = new CommandSlots(deps.maxCommands ?? Math.max(1, os.availableParallelism()));
@@ -160,7 +160,8 @@ export function createActivities(deps: ActivityDeps) {
   /** prepareWorkspace's work: clone, branch, then the setup command (in its turn, like tests). */
   async function prepare(req: PrepareWorkspaceRequest): Promise<WorkspaceHandle> {
     const ctx = Context.current();
-    const restore = req.restoreBundle ? store.pathOf(req.restoreBundle.ref) : undefined;
+    // From the shared store: downloaded here when the bundle was made on another host.
+    const restore = req.restoreBundle ? await store.localPath(req.restoreBundle) : undefined;
     const handle = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal, restore });
     // A branch restored from its bundle is only pushed: no setup, and no playbook read from the
     // model's own commit (its .weaver/playbook.yaml could say anything).
@@ -336,7 +337,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Merges the children's branches into the parent's, in subtask order; conflicts are outcomes. */
     async mergeBranches(req: { workspace: WorkspaceHandle; sources: ws.MergeSource[] }): Promise<ws.MergeResult[]> {
       // A source given as an artifact reference is a git bundle in the shared store.
-      const sources = req.sources.map((s) => (s.source.startsWith('sha256:') ? { ...s, source: store.pathOf(s.source) } : s));
+      const sources = await Promise.all(req.sources.map(async (s) => (s.source.startsWith('sha256:') ? { ...s, source: await store.localPath(s.source) } : s)));
       return ws.mergeBranches(req.workspace, sources, deps.env);
     },
 

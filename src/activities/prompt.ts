@@ -109,7 +109,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   if (req.feedback) {
     const f = req.failure?.testLog
       ? // Streamed: a log of any size costs bounded memory and never holds up the worker's other activities.
-        await extractFailuresFromFile(store.pathOf(req.failure.testLog.ref), { maxChars: Math.max(1500, Math.floor(budget * FAILURE_SHARE * 3)), root: dir })
+        await extractFailuresFromFile(await store.localPath(req.failure.testLog), { maxChars: Math.max(1500, Math.floor(budget * FAILURE_SHARE * 3)), root: dir })
       : undefined;
     if (f?.failures) {
       // The failing tests say more than the end of the output: keep only the Decider's headline.

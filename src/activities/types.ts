@@ -6,8 +6,10 @@ import type { PlaybookInput, PlaybookStep, ResolvedPlaybook } from '../domain/pl
 import type { ProviderRegistry } from '../domain/registry';
 
 export interface ActivityDeps {
-  /** Where content-addressed artifacts live (shared by all workers). */
+  /** Where content-addressed artifacts live: the store itself, or with `artifacts` set its local cache. */
   artifactDir: string;
+  /** WEAVER_ARTIFACTS: `s3://bucket/prefix`, the object store all workers share (unset: artifactDir, shared only if mounted everywhere). */
+  artifacts?: string;
   /** Where this worker clones workspaces. */
   workspaceRoot: string;
   /** This worker's own queue: workspace activities for workspaces it holds run there. */

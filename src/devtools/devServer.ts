@@ -39,7 +39,7 @@ export function temporalCliPath(): string {
   return cli;
 }
 
-function freePort(host: string): Promise<number> {
+export function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();

@@ -10,7 +10,7 @@ import type { ActivityDeps } from '../../src/activities/types';
 import { registryEntry, type ProviderRegistry } from '../../src/domain/registry';
 import type { CodingTaskInput, CodingTaskResult, ProviderChoice, ProviderSpec } from '../../src/domain/schema';
 import type { SandboxMode } from '../../src/config';
-import { createWorkers, workerSandbox } from '../../src/worker';
+import { createWorkers, workerSandbox, type WeaverWorkers } from '../../src/worker';
 import type { codingTask } from '../../src/workflows';
 import { sandboxableTempDir } from '../../src/devtools/tempDir';
 import { closeTestConnections, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './temporal';
@@ -37,6 +37,8 @@ export interface Rig {
   start(input: CodingTaskInput, workflowId?: string): Promise<WorkflowHandle<typeof codingTask>>;
   /** Starts and awaits the result, whatever its status (a failed task's from its failure details). */
   run(input: CodingTaskInput, workflowId?: string): Promise<CodingTaskResult>;
+  /** The rig's worker (its workers: main, workspace queue, liveness queue). */
+  worker: WeaverWorkers;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: S
     },
     // A task that did not deliver fails its workflow: its result comes from the failure's details.
     run: async (input, workflowId) => resultOf(await rig.start(input, workflowId)),
+    worker,
     close: async () => {
       worker.shutdown();
       await running;
