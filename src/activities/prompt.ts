@@ -170,6 +170,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     cacheDir: opts.cacheDir,
     mentionedFiles: mapMentioned,
     mentionedIdents: mentions.idents,
+    queryText: taskText,
     tokenBudget: 0,
   });
 

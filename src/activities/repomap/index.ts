@@ -8,6 +8,7 @@
 //   extract.ts  parsing + queries (in-process, or worker threads for big cold builds)
 //   cache.ts    the content-addressed tag cache
 //   rank.ts     the graph and personalised PageRank
+//   lexical.ts  BM25 of the task's words over definition-level chunks; stubs.ts: stub bodies
 //   render.ts   the outline and the token-budget fit
 //   mentions.ts paths and identifiers named in free text
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { countTokens } from '../tokens';
 import { TagCache } from './cache';
 import { tagFiles, type FileTags } from './extract';
 import { listMapFiles, type MapFile } from './files';
+import { lexicalBoosts, lexicalScores, queryTerms, type LexicalScores } from './lexical';
 import { findNoise } from './noise';
 import { rankFiles } from './rank';
 import { Outliner, type Pick } from './render';
@@ -32,23 +34,31 @@ export interface RepoMapRequest {
   mentionedFiles: string[];
   /** Identifiers named by the task, criteria or failing tests. */
   mentionedIdents: string[];
+  /**
+   * The task's own words (title, description, criteria): files and definitions they match (BM25)
+   * and stubs among them rank higher. Absent: the map ranks by names only (and reads no text).
+   */
+  queryText?: string;
   /** Files already shown in full elsewhere in the prompt: ranked, but left out of the map text. */
   shownFiles?: string[];
   /** Token budget of the rendered map. */
   tokenBudget: number;
 }
-/** 1-based lines. */
+/** 1-based lines. lexical: BM25 of the definition's chunk against the task's words (if > 0); stub: its body is a placeholder. */
 export interface RankedDef {
   name: string;
   kind: string;
   line: number;
   endLine: number;
+  lexical?: number;
+  stub?: true;
 }
-/** defs: this file's definitions, most relevant first. */
+/** defs: this file's definitions, most relevant first. lexical: the file's BM25 score (if > 0). */
 export interface RankedFile {
   path: string;
   rank: number;
   defs: RankedDef[];
+  lexical?: number;
 }
 export interface RepoMap {
   /** The rendered outline ('' if nothing fits). */
@@ -154,7 +164,14 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
   });
   const skipped = summariseSkipped(skippedPaths);
   lap('noise');
-  const { fileRank, defRank } = rankFiles({ files: mapped, mentionedFiles, mentionedIdents });
+  // The task's words: read only when it has some (cold or warm, the text is read again: cheaper
+  // than caching every chunk's terms, see README).
+  const terms = req.queryText ? queryTerms(req.queryText) : [];
+  let lex: LexicalScores | undefined;
+  if (terms.length) lex = await lexicalScores(dir, mapped, terms);
+  lap(`lexical(${lex?.chunks ?? 0})`);
+  const lexical = lex && lexicalBoosts(lex, mentionedIdents);
+  const { fileRank, defRank } = rankFiles({ files: mapped, mentionedFiles, mentionedIdents, lexical });
   lap('rank');
 
   // Files with definitions, highest rank first; each file's definitions most relevant first.
@@ -167,7 +184,16 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
     const d = mapped[i].tags.d;
     const r = d.map((t) => dr.get(t[0]) ?? 0);
     const idx = d.map((_, k) => k).sort((a, b) => r[b] - r[a] || d[a][2] - d[b][2] || byPath(d[a][0], d[b][0]));
-    return { path: mapped[i].path, rank: fileRank[i], defs: idx.map((k) => ({ name: d[k][0], kind: d[k][1], line: d[k][2], endLine: d[k][3] })) };
+    const defs = idx.map((k): RankedDef => {
+      const def: RankedDef = { name: d[k][0], kind: d[k][1], line: d[k][2], endLine: d[k][3] };
+      const score = lex?.defs[i].get(def.name);
+      if (score) def.lexical = score;
+      if (lex?.stubs[i].has(def.name)) def.stub = true;
+      return def;
+    });
+    const file: RankedFile = { path: mapped[i].path, rank: fileRank[i], defs };
+    if (lex?.file[i]) file.lexical = lex.file[i];
+    return file;
   });
 
   // The outline: every definition of the files not shown elsewhere, by definition rank, then

@@ -2,8 +2,8 @@
 // references an identifier to each file that defines it, weighted by what the identifier says
 // (named by the task ×10, a long snake/kebab/camel name ×10, a _private name ×0.1, defined in
 // more than five files ×0.1) and by who references it (a file the task names ×50), √count;
-// then PageRank personalised by what the task names; a file's rank is then spread over the
-// definitions its in-edges point at.
+// then PageRank personalised by what the task names and the files its words match (lexical.ts);
+// a file's rank is then spread over the definitions its in-edges point at.
 import type { FileTags } from './extract';
 
 export interface RankInput {
@@ -11,6 +11,8 @@ export interface RankInput {
   files: { path: string; tags: FileTags }[];
   mentionedFiles: ReadonlySet<string>;
   mentionedIdents: ReadonlySet<string>;
+  /** What the task's words add (lexical.ts lexicalBoosts): personalisation, definitions' shares. */
+  lexical?: { file: ArrayLike<number>; defs: Map<string, number>[] };
 }
 
 export interface RankOutput {
@@ -132,6 +134,10 @@ const UNREFERENCED = 0.1;
 const MAX_DEFINERS = 25;
 /** Share of the teleport going to what the task names (the rest: uniform, so all files rank). */
 const PERSONAL_SHARE = 0.9;
+/** The words' weight beside named files and identifiers (which say more than prose). */
+const LEXICAL_WHEN_NAMED = 0.3;
+/** Rank added to a file for what the task says of it (its personalisation share), beside its PageRank. */
+const EVIDENCE = 0.5;
 
 function pathParts(rel: string): string[] {
   const parts = rel.split('/');
@@ -253,6 +259,13 @@ export function rankFiles(input: RankInput): RankOutput {
   }
   let boosted = 0;
   for (let i = 0; i < n; i++) boosted += boost[i];
+  if (input.lexical) {
+    const w = boosted > 0 ? LEXICAL_WHEN_NAMED : 1;
+    for (let i = 0; i < n; i++) {
+      boost[i] += w * input.lexical.file[i];
+      boosted += w * input.lexical.file[i];
+    }
+  }
   let personal: Float64Array | undefined;
   if (boosted > 0) {
     personal = new Float64Array(n);
@@ -260,6 +273,13 @@ export function rankFiles(input: RankInput): RankOutput {
   }
 
   const fileRank = personalizedPageRank(graph, personal);
+  // The evidence counts for the file itself too: a personalised file hands most of its rank on
+  // to what it references (a helper every file imports would otherwise outrank it).
+  if (input.lexical && personal) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += fileRank[i] += (EVIDENCE * PERSONAL_SHARE * boost[i]) / boosted;
+    for (let i = 0; i < n; i++) fileRank[i] /= sum;
+  }
 
   // Spread each file's rank over its out-edges, onto (definer, identifier) slots; a named
   // identifier's definitions rank at least as high as their file.
@@ -281,7 +301,8 @@ export function rankFiles(input: RankInput): RankOutput {
     const defs = definersOf[id];
     const base = slotBase[id];
     for (let k = 0; k < defs.length; k++) {
-      const r = slots[base + k] + (mentioned[id] ? fileRank[defs[k]] : 0);
+      const share = (mentioned[id] ? 1 : 0) + (input.lexical?.defs[defs[k]].get(names[id]) ?? 0);
+      const r = slots[base + k] + share * fileRank[defs[k]];
       if (r > 0) defRank[defs[k]].set(names[id], r);
     }
   }
