@@ -125,6 +125,32 @@ async function main(): Promise<void> {
       const pos = named.ranked.findIndex((r) => r.path === picked.path);
       line('cached, naming one function', named, `  | ${def.name} (${picked.path}): file ranks #${pos + 1} (was #${disk.ranked.indexOf(picked) + 1}), definition line in text: ${named.text.includes(`${String(def.line).padStart(4)}│`) && named.text.includes(`${picked.path}:`)}`);
     }
+    // The task's words (issue 16, item 3): the lexical index costs a read and a scan of every
+    // mapped file, cold or cached. The words: the doc comment above a definition in the middle
+    // of the ranking, behind the preamble of a task that describes a stub.
+    let target = disk.ranked[0];
+    let comment = '';
+    for (const r of middle.slice(0, 500)) {
+      const lines = readFileSync(path.join(dir, r.path), 'utf8').split('\n');
+      for (const d of r.defs) {
+        let k = d.line - 2;
+        while (k >= 0 && d.line - 2 - k < 6 && /^\s*(?:\/\/|\/?\*)/.test(lines[k])) k--;
+        const above = lines.slice(k + 1, d.line - 1).join(' ').replace(/[/*]+/g, ' ');
+        if (above.split(/\s+/).filter((w) => /^[a-z]{4,}$/i.test(w)).length >= 6) [target, comment] = [r, above];
+        if (comment) break;
+      }
+      if (comment) break;
+    }
+    const words = `A function in this project is not implemented yet (its body is a stub). ${comment}`;
+    const withWords = { ...req, queryText: words };
+    cpuMs();
+    const worded = await buildRepoMap(withWords);
+    line('cached, with the task words', worded, `  | ${target.path}: file ranks #${worded.ranked.findIndex((r) => r.path === target.path) + 1} (was #${disk.ranked.indexOf(target) + 1})`);
+    const coldCache = mkdtempSync(path.join(tmpdir(), 'weaver-bench-repomap-cache-'));
+    clearTagCacheMemory();
+    cpuMs();
+    line('cold, with the task words', await buildRepoMap({ ...withWords, cacheDir: coldCache }));
+    rmSync(coldCache, { recursive: true, force: true });
     const same = JSON.stringify([warm.text, warm.ranked]) === JSON.stringify([disk.text, disk.ranked]);
     console.log(`identical output cached vs from disk: ${same}`);
     console.log(`tags: ${cold.stats.tags}, files with definitions: ${cold.ranked.length}`);

@@ -41,8 +41,10 @@ describe('a task that describes a stubbed function without naming it', () => {
     expect(map.ranked[0].path).toBe(NEEDLE.path);
     expect(map.ranked[0].defs[0]).toMatchObject({ name: NEEDLE.name, stub: true });
     expect(map.ranked[0].defs[0].lexical).toBeGreaterThan(0);
-    // The implemented near-twin (same words, no stub) comes after it.
-    expect(position(map, 'shop/inventory/barcodes.py')).toBeGreaterThan(0);
+    // The implemented near-twin (the same words, no stub) comes after it, far behind: the stub decides.
+    const twin = position(map, 'shop/inventory/barcodes.py');
+    expect(twin).toBeGreaterThan(0);
+    expect(map.ranked[0].rank).toBeGreaterThan(2 * map.ranked[twin].rank);
     expect(map.text).toContain(`def ${NEEDLE.name}(`);
 
     // Without the words, names alone leave the file far down (the import hub leads).

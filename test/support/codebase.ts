@@ -22,16 +22,10 @@ the label printed on a parcel, with the carrier's name | the rate limit of the c
   .split('|')
   .map((s) => s.replace(/\s+/g, ' ').trim());
 
-/** Deterministic pseudo-random numbers (mulberry32). */
+/** Deterministic pseudo-random numbers in [0, 1) (a 31-bit linear congruential generator). */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  let a = seed % 0x80000000;
+  return () => (a = (Math.imul(a, 1103515245) + 12345) & 0x7fffffff) / 0x80000000;
 }
 
 export const NEEDLE = {

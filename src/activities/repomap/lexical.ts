@@ -8,7 +8,7 @@
 // before the index is built, so a chunk needs only its length and the counts of the query's
 // terms — one pass over each file's text, no index of every term of every chunk (a 10k-file
 // repository has ~10⁵ chunks and ~10⁶ distinct postings).
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import stem from 'wink-porter2-stemmer';
 import { langOf } from './languages';
@@ -25,7 +25,8 @@ export const STUB_MULTIPLIER = 2;
 /** Leading comment lines looked at above a definition. */
 const MAX_LEADING = 30;
 const MAX_BYTES = 1024 * 1024;
-const READ_CONCURRENCY = 16;
+/** Files read and scanned between two turns of the event loop (reads are synchronous: cheaper). */
+const YIELD_EVERY = 32;
 
 // English function words, and the words every task or program says about code ("a function in
 // this project is not implemented yet (its body is a stub)"): never query terms.
@@ -81,6 +82,8 @@ export interface LexicalScores {
   chunks: number;
 }
 
+const isLetter = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
+
 const LEADING = /^\s*(?:\/\/|\/\*|\*|#|@)/;
 
 interface Matched {
@@ -127,10 +130,20 @@ function scanFile(
       if (qi !== undefined && tf[c * Q + qi] < 65535) tf[c * Q + qi]++;
     }
   };
+  // Words by hand (a regex's match objects cost more than the scan): [A-Za-z][A-Za-z0-9]*.
   let line = 1;
-  for (const m of text.matchAll(WORD)) {
-    while (line < starts.length && starts[line] <= m.index) line++;
-    count(owner[line], termsOfWord(m[0], memo));
+  const end = text.length;
+  for (let i = 0; i < end; ) {
+    const c = text.charCodeAt(i);
+    if (!isLetter(c)) {
+      if (c === 10) line++;
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    for (let k = text.charCodeAt(j); j < end && (isLetter(k) || (k >= 48 && k <= 57)); k = text.charCodeAt(++j));
+    if (j - i > 1) count(owner[line], termsOfWord(text.slice(i, j), memo)); // one letter: no term
+    i = j;
   }
   const pathTerms = termsOf(file.path.replace(/\.[^./]+$/, ''), memo);
   let chunks = 0;
@@ -156,26 +169,23 @@ export async function lexicalScores(dir: string, files: { path: string; tags: Fi
   const memo = new Map<string, string[]>();
   const matched: Matched[] = [];
   let totalLen = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < n) {
-      const i = next++;
-      const f = files[i];
-      if (f.tags.d.length === 0 || f.tags.skip) continue;
-      let text: string;
-      try {
-        const buf = await readFile(path.join(dir, f.path));
-        if (buf.length > MAX_BYTES) continue;
-        text = buf.toString('utf8');
-      } catch {
-        continue; // gone since it was listed: no lexical evidence
-      }
-      const s = scanFile(text, f, i, q, memo, matched, out.stubs[i]);
-      out.chunks += s.chunks;
-      totalLen += s.len;
+  for (let i = 0; i < n; i++) {
+    // Scanning is synchronous: let the event loop breathe (activity heartbeats, timers).
+    if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    const f = files[i];
+    if (f.tags.d.length === 0 || f.tags.skip) continue;
+    let text: string;
+    try {
+      const buf = readFileSync(path.join(dir, f.path));
+      if (buf.length > MAX_BYTES) continue;
+      text = buf.toString('utf8');
+    } catch {
+      continue; // gone since it was listed: no lexical evidence
     }
-  };
-  await Promise.all(Array.from({ length: READ_CONCURRENCY }, worker));
+    const s = scanFile(text, f, i, q, memo, matched, out.stubs[i]);
+    out.chunks += s.chunks;
+    totalLen += s.len;
+  }
   if (!matched.length) return out;
 
   const Q = q.size;
