@@ -64,6 +64,12 @@ describe('a task that describes a stubbed function without naming it', () => {
     expect(position(map, NEEDLE.path)).toBeGreaterThan(0);
     expect(position(map, NEEDLE.path)).toBeLessThan(5);
   });
+
+  test('a stub a failing test names (test_<name>) leads a task that says nothing else', async () => {
+    const map = await mapFor('Make the failing test pass.', { mentionedIdents: [`test_${NEEDLE.name}`] });
+    expect(map.ranked[0].path).toBe(NEEDLE.path);
+    expect(map.ranked[0].defs[0]).toMatchObject({ name: NEEDLE.name, stub: true });
+  });
 });
 
 describe('stubs, language by language', () => {

@@ -170,7 +170,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     cacheDir: opts.cacheDir,
     mentionedFiles: mapMentioned,
     mentionedIdents: mentions.idents,
-    queryText: taskText,
+    queryText: [taskText, failureMentions.text].join('\n'),
     tokenBudget: 0,
   });
 

@@ -164,11 +164,10 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
   });
   const skipped = summariseSkipped(skippedPaths);
   lap('noise');
-  // The task's words: read only when it has some (cold or warm, the text is read again: cheaper
-  // than caching every chunk's terms, see README).
-  const terms = req.queryText ? queryTerms(req.queryText) : [];
+  // The task's words, and stubs: the files are read again, cold or cached (cheaper than caching
+  // every chunk's terms; see README), and only when the task's text is given.
   let lex: LexicalScores | undefined;
-  if (terms.length) lex = await lexicalScores(dir, mapped, terms);
+  if (req.queryText !== undefined) lex = await lexicalScores(dir, mapped, queryTerms(req.queryText));
   lap(`lexical(${lex?.chunks ?? 0})`);
   const lexical = lex && lexicalBoosts(lex, mentionedIdents);
   const { fileRank, defRank } = rankFiles({ files: mapped, mentionedFiles, mentionedIdents, lexical });

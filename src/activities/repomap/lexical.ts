@@ -42,6 +42,10 @@ true false null none nil undefined str int string number bool boolean object typ
 export default`.split(/\s+/);
 const STOP = new Set(STOP_WORDS.map((w) => stem(w)));
 
+/** Words' terms, kept across builds (a repository's words recur; stemming is most of a miss). */
+const MEMO = new Map<string, string[]>();
+const MAX_MEMO = 200_000;
+
 const WORD = /[A-Za-z][A-Za-z0-9]*/g;
 // camelCase / PascalCase / ACRONYMWord parts (snake_case is split by WORD already).
 const PART = /[A-Z]+(?![a-z])|[A-Z]?[a-z]+/g;
@@ -165,8 +169,8 @@ export async function lexicalScores(dir: string, files: { path: string; tags: Fi
   const n = files.length;
   const out: LexicalScores = { file: new Float64Array(n), defs: files.map(() => new Map()), stubs: files.map(() => new Set()), chunks: 0 };
   const q = new Map(terms.map((t, k) => [t, k]));
-  if (!q.size) return out;
-  const memo = new Map<string, string[]>();
+  if (MEMO.size > MAX_MEMO) MEMO.clear();
+  const memo = MEMO;
   const matched: Matched[] = [];
   let totalLen = 0;
   for (let i = 0; i < n; i++) {
@@ -176,9 +180,9 @@ export async function lexicalScores(dir: string, files: { path: string; tags: Fi
     if (f.tags.d.length === 0 || f.tags.skip) continue;
     let text: string;
     try {
-      const buf = readFileSync(path.join(dir, f.path));
-      if (buf.length > MAX_BYTES) continue;
-      text = buf.toString('utf8');
+      // latin1: one byte a character, no decoding (words are ASCII; other bytes only separate them).
+      text = readFileSync(path.join(dir, f.path), 'latin1');
+      if (text.length > MAX_BYTES) continue;
     } catch {
       continue; // gone since it was listed: no lexical evidence
     }
@@ -218,17 +222,20 @@ export async function lexicalScores(dir: string, files: { path: string; tags: Fi
 
 /** Files below this share of the best file's score get no lexical boost (BM25's long tail). */
 const MIN_SHARE = 0.25;
+/** The personalisation weight of a stub a failing test names, as of a named file (the words' best file: 1). */
+const NAMED_STUB = 3;
 /** The most files boosted by the description's words. */
 const MAX_BOOSTED = 10;
 
 /**
  * What the words add to the ranking: per file, a personalisation weight ((score/best)² for the
- * best few files, a failing test's stub 1); per file, definition name → a share of the file's
+ * best few files) and one as named (a stub a failing test names: NAMED_STUB); per file, definition name → a share of the file's
  * rank added to the definition's (a matching stub ≥ 0.5, first; others by their match, < 0.5).
  */
-export function lexicalBoosts(lex: LexicalScores, mentionedIdents: ReadonlySet<string>): { file: Float64Array; defs: Map<string, number>[] } {
+export function lexicalBoosts(lex: LexicalScores, mentionedIdents: ReadonlySet<string>): { file: Float64Array; named: Float64Array; defs: Map<string, number>[] } {
   const n = lex.file.length;
   const file = new Float64Array(n);
+  const named = new Float64Array(n);
   const defs = lex.defs.map(() => new Map<string, number>());
   let top = 0;
   for (let i = 0; i < n; i++) top = Math.max(top, lex.file[i]);
@@ -243,13 +250,18 @@ export function lexicalBoosts(lex: LexicalScores, mentionedIdents: ReadonlySet<s
     for (const [name, s] of lex.defs[i]) defs[i].set(name, lex.stubs[i].has(name) ? 0.5 + 0.45 * (s / best) : 0.45 * (s / best));
     for (const name of lex.stubs[i]) if (!defs[i].has(name)) defs[i].set(name, 0.5);
   }
-  // A stub a failing test or the task names: strong evidence, whatever the words say.
+  // A stub a failing test or the task names (`f`, or its test `test_f`, `testF`, `TestF`):
+  // strong evidence, whatever the words say.
+  const isNamed = (f: string) => {
+    const cap = f.charAt(0).toUpperCase() + f.slice(1);
+    return mentionedIdents.has(f) || mentionedIdents.has(`test_${f}`) || mentionedIdents.has(`test${cap}`) || mentionedIdents.has(`Test${cap}`);
+  };
   for (let i = 0; i < n; i++) {
     for (const name of lex.stubs[i]) {
-      if (!mentionedIdents.has(name)) continue;
-      file[i] += 1;
+      if (!isNamed(name)) continue;
+      named[i] += NAMED_STUB;
       defs[i].set(name, 0.95);
     }
   }
-  return { file, defs };
+  return { file, named, defs };
 }
