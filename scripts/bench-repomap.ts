@@ -146,6 +146,8 @@ async function main(): Promise<void> {
     cpuMs();
     const worded = await buildRepoMap(withWords);
     line('cached, with the task words', worded, `  | ${target.path}: file ranks #${worded.ranked.findIndex((r) => r.path === target.path) + 1} (was #${disk.ranked.indexOf(target) + 1})`);
+    cpuMs();
+    line('again (words memoised)', await buildRepoMap({ ...withWords, queryText: `${words} (again)` }));
     const coldCache = mkdtempSync(path.join(tmpdir(), 'weaver-bench-repomap-cache-'));
     clearTagCacheMemory();
     cpuMs();

@@ -21,7 +21,7 @@ const B = 0.75;
 /** The most query terms used (a long description's first distinct words). */
 const MAX_QUERY_TERMS = 64;
 /** A stub definition's chunk score is multiplied by this (when the chunk matches at all). */
-export const STUB_MULTIPLIER = 2;
+const STUB_MULTIPLIER = 2;
 /** Leading comment lines looked at above a definition. */
 const MAX_LEADING = 30;
 const MAX_BYTES = 1024 * 1024;
@@ -44,6 +44,8 @@ const STOP = new Set(STOP_WORDS.map((w) => stem(w)));
 
 /** Words' terms, kept across builds (a repository's words recur; stemming is most of a miss). */
 const MEMO = new Map<string, string[]>();
+/** Stems of identifier parts (far fewer than identifiers: `parseUrl`, `urlParse`, `url_of`). */
+const STEMS = new Map<string, string>();
 const MAX_MEMO = 200_000;
 
 const WORD = /[A-Za-z][A-Za-z0-9]*/g;
@@ -57,7 +59,9 @@ function termsOfWord(word: string, memo: Map<string, string[]>): string[] {
   terms = [];
   for (const part of word.match(PART) ?? []) {
     if (part.length < 2) continue;
-    const t = stem(part.toLowerCase());
+    const lower = part.toLowerCase();
+    let t = STEMS.get(lower);
+    if (t === undefined) STEMS.set(lower, (t = stem(lower)));
     if (t.length >= 2 && !STOP.has(t)) terms.push(t);
   }
   memo.set(word, terms);
@@ -170,6 +174,7 @@ export async function lexicalScores(dir: string, files: { path: string; tags: Fi
   const out: LexicalScores = { file: new Float64Array(n), defs: files.map(() => new Map()), stubs: files.map(() => new Set()), chunks: 0 };
   const q = new Map(terms.map((t, k) => [t, k]));
   if (MEMO.size > MAX_MEMO) MEMO.clear();
+  if (STEMS.size > MAX_MEMO) STEMS.clear();
   const memo = MEMO;
   const matched: Matched[] = [];
   let totalLen = 0;
