@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildRepoMap, extractMentions, type RepoMap, type RepoMapRequest } from '../src/activities/repomap';
+import { queryTerms } from '../src/activities/repomap/lexical';
 import { lastUserText } from '../scripts/demo/scriptedModelServer';
 import { searchReplace } from './support/answers';
 import { largeCodebase, NEEDLE } from './support/codebase';
@@ -36,6 +37,9 @@ describe('a task that describes a stubbed function without naming it', () => {
     const named = extractMentions(NEEDLE.description, Object.keys(FILES));
     expect(named.idents).not.toContain(NEEDLE.name);
     expect(named.paths).toEqual([]);
+    // The preamble every such task has says nothing about the code; its behaviour is in stems.
+    expect(queryTerms('A function in this project is not implemented yet (its body is a stub). It returns the value.')).toEqual([]);
+    expect(queryTerms(NEEDLE.description)).toEqual(expect.arrayContaining(['check', 'digit', 'parcel', 'track', 'weight']));
 
     const map = await mapFor(NEEDLE.description);
     expect(map.ranked[0].path).toBe(NEEDLE.path);
