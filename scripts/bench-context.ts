@@ -29,6 +29,7 @@ import { ArtifactStore } from '../src/activities/artifacts';
 import type { PromptMessages } from '../src/activities/llm';
 import { buildPrompt } from '../src/activities/prompt';
 import { countTokens } from '../src/activities/tokens';
+import { editFormat } from '../src/domain/editformats';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { Bm25, gitGrepPrompt, holds } from './bench-context/baselines';
 import { materialize, REPOS } from './bench-context/repos';
@@ -83,6 +84,7 @@ async function main() {
   const overall = new Tally();
   const reports: string[] = [];
   const started = Date.now();
+  const srRatios: number[] = [];
   try {
     for (const spec of REPOS.filter((r) => !only || only.includes(r.name))) {
       const dir = path.join(work, spec.name);
@@ -143,6 +145,7 @@ async function main() {
           writeFileSync(path.join(dir, f.file), original);
         }
         tally.tasks++;
+        if (original.length > 10_000) srRatios.push(editRatio(f.file, stub.join('\n'), lines.slice(from, f.end + 1).join('\n'), original));
         process.stderr.write('.');
       }
       const warm = mapMs.slice(1);
@@ -159,7 +162,17 @@ async function main() {
   console.log('context recall: the stubbed function F and the 20 lines either side of it, in the prompt, by budget\n');
   console.log(reports.join('\n\n'));
   console.log(`\n### all: ${overall.tasks} tasks\n\n${overall.table()}`);
+  const sorted = [...srRatios].sort((a, b) => a - b);
+  console.log(`\noutput tokens of a SEARCH/REPLACE answer over a whole-file answer, for the fixes in files over 10 KB: median ${(sorted[Math.floor(sorted.length / 2)] ?? NaN).toFixed(3)} over ${sorted.length}`);
   console.log(`\n(${((Date.now() - started) / 60000).toFixed(1)} min)`);
+}
+
+/** Output tokens of the fix as SEARCH/REPLACE over the same fix as the whole file. */
+function editRatio(file: string, search: string, replace: string, whole: string): number {
+  const fmt = editFormat('editblock');
+  const summary = 'Implement the function.';
+  const sr = countTokens(fmt.render({ summary, files: [{ path: file, action: 'edit', search, replace }] }));
+  return sr / countTokens(fmt.render({ summary, files: [{ path: file, action: 'write', content: whole }] }));
 }
 
 main().catch((err) => {
