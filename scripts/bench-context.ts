@@ -20,7 +20,8 @@
 //       <the doc's first sentence(s), F's name replaced by "it", its file's basename removed>";
 //   no relatedFiles in either.
 // Recall: the prompt holds the stub and the 20 lines either side of it, contiguous (line
-// content, fences and span headers ignored), at each budget, for Weaver's buildPrompt and for
+// content, fences and span headers ignored), at each budget; "stub only": the stub without its
+// surroundings (the function located, maybe shown too narrowly). For Weaver's buildPrompt and
 // the git grep and BM25 baselines (scripts/bench-context/baselines.ts), which get the same room
 // as Weaver's user message (the budget less the system prompt and the edit format's share).
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -66,12 +67,15 @@ class Tally {
   }
   table(): string {
     const k = (b: number) => `${b / 1000}k`;
-    const rows = [`| task | method | ${budgets.map((b) => `@${k(b)}`).join(' | ')} | mean tokens ${budgets.map(k).join('/')} |`, `|---|---|${budgets.map(() => '---|').join('')}---|`];
+    const head = `| task | method | ${budgets.map((b) => `@${k(b)}`).join(' | ')} | stub only ${budgets.map(k).join('/')} | mean tokens ${budgets.map(k).join('/')} |`;
+    const rows = [head, `|---|---|${budgets.map(() => '---|').join('')}---|---|`];
+    const pct = (key: string) => `${this.tasks ? Math.round((100 * (this.hits.get(key) ?? 0)) / this.tasks) : 0}%`;
     for (const v of ['a', 'b'])
       for (const m of METHODS) {
-        const cells = budgets.map((b) => `${this.tasks ? Math.round((100 * (this.hits.get(`${v}|${m}|${b}`) ?? 0)) / this.tasks) : 0}%`);
+        const cells = budgets.map((b) => pct(`${v}|${m}|${b}`));
+        const located = budgets.map((b) => pct(`${v}|${m}|${b}|stub`));
         const toks = budgets.map((b) => Math.round(mean(this.tokens.get(`${v}|${m}|${b}`) ?? [])));
-        rows.push(`| ${v === 'a' ? '(a) names F' : '(b) describes F'} | ${m} | ${cells.join(' | ')} | ${toks.join('/')} |`);
+        rows.push(`| ${v === 'a' ? '(a) names F' : '(b) describes F'} | ${m} | ${cells.join(' | ')} | ${located.join('/')} | ${toks.join('/')} |`);
       }
     return rows.join('\n');
   }
@@ -133,6 +137,8 @@ async function main() {
               for (const m of METHODS) {
                 const hit = holds(prompts[m], { window });
                 tally.add(`${v.id}|${m}|${budget}`, hit, m === 'weaver' ? built.estTokens : countTokens(prompts[m]) + built.estTokens - countTokens(user));
+                // Located: the stub itself shown, with or without its surroundings.
+                tally.add(`${v.id}|${m}|${budget}|stub`, holds(prompts[m], { window: stub }), 0);
                 if (dump && !hit) {
                   mkdirSync(dump, { recursive: true });
                   const name = `${spec.name}-${f.name}-${v.id}-${m.replace(' ', '')}-${budget}.md`;

@@ -194,9 +194,8 @@ export interface Target {
 }
 
 /** Recall: the window's lines, in order and contiguous, somewhere in the prompt. */
-export function holds(prompt: string, target: Target, cache = new Map<string, string[]>()): boolean {
-  let p = cache.get(prompt);
-  if (!p) cache.set(prompt, (p = norm(prompt)));
+export function holds(prompt: string, target: Target): boolean {
+  const p = norm(prompt);
   const w = norm(target.window.join('\n'));
   if (!w.length) return false;
   for (let i = p.indexOf(w[0]); i !== -1 && i + w.length <= p.length; i = p.indexOf(w[0], i + 1)) {
