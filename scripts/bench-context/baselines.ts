@@ -10,6 +10,7 @@
 // the query. The top chunks, each widened by 20 lines either side and merged per file, go into
 // the budget in score order until the next one does not fit.
 import { execFileSync } from 'node:child_process';
+import { cutToTokens } from '../../src/activities/promptSpans';
 import { countTokens } from '../../src/activities/tokens';
 
 const STOP = new Set(
@@ -22,18 +23,6 @@ export const queryWords = (text: string) => [...new Set((text.toLowerCase().matc
 
 function section(rel: string, text: string, what = ''): string {
   return `### ${rel}${what}\n\`\`\`\n${text}${text.endsWith('\n') ? '' : '\n'}\`\`\``;
-}
-
-function cutLines(text: string, tokens: number): string {
-  const lines = text.split('\n');
-  let lo = 0;
-  let hi = lines.length;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (countTokens(lines.slice(0, mid).join('\n')) <= tokens) lo = mid;
-    else hi = mid - 1;
-  }
-  return lines.slice(0, lo).join('\n');
 }
 
 export function gitGrepPrompt(dir: string, head: string, read: (rel: string) => string, tokens: number): string {
@@ -66,7 +55,7 @@ export function gitGrepPrompt(dir: string, head: string, read: (rel: string) => 
       left -= n;
       continue;
     }
-    parts.push(section(rel, cutLines(read(rel), left - 30), ' (cut)'));
+    parts.push(section(rel, cutToTokens(read(rel), left - 30), ' (cut)'));
     break;
   }
   return parts.join('\n\n');

@@ -1,6 +1,7 @@
 // The benchmark's tasks: documented functions (Python def, Go func, JS/TS function or method)
 // with a body of 4-80 lines, the body replaced by a stub, sampled with a seed across the repo.
 // The doc comment / docstring stays in the file (as it would above a real stub).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -134,20 +135,6 @@ export function maskDoc(sentence: string, name: string, file: string): string {
     .trim();
 }
 
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const hash = (s: string) => [...s].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619), 2166136261);
-
 /** N tasks, shuffled by `seed`, at most one per file while there are enough files. */
 export function sampleTasks(dir: string, files: string[], n: number, seed: string): Fn[] {
   const all: Fn[] = [];
@@ -160,11 +147,10 @@ export function sampleTasks(dir: string, files: string[], n: number, seed: strin
     // The masked description must still say something: 5 words or more.
     for (const f of extract(rel, lines)) if (maskDoc(firstSentences(f.doc), f.name, f.file).split(' ').length >= 5) all.push(f);
   }
-  const random = rng(hash(seed));
-  for (let i = all.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [all[i], all[j]] = [all[j], all[i]];
-  }
+  // Shuffled by a hash of the seed and the function's place: the same seed, the same tasks.
+  const key = (f: Fn) => createHash('sha1').update(`${seed}\0${f.file}\0${f.start}`).digest('hex');
+  const keys = new Map(all.map((f) => [f, key(f)]));
+  all.sort((x, y) => (keys.get(x)! < keys.get(y)! ? -1 : 1));
   const picked: Fn[] = [];
   const files_ = new Set<string>();
   for (const f of all) {
