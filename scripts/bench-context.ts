@@ -4,11 +4,11 @@
 //                                    [--budgets 4000,8000,16000] [--seed bench] [--dump dir]
 //                                    [--drop-doc]
 //
-// About 15 minutes for the six default repositories on the 2-core VM (the first run also
-// downloads django and sympy from PyPI with `pip download` and prometheus and terraform from
-// the Go proxy with `go mod download`, into .bench-cache/, gitignored; later runs are offline;
-// the Go module cache is read-only: remove it with `chmod -R u+w .bench-cache`). A repository
-// whose download or copy fails is reported and skipped.
+// 11-16 minutes for the six default repositories on the shared 2-core VM. The first run also
+// downloads django and sympy from PyPI (`pip download`) and prometheus and terraform from the
+// Go proxy (`go mod download`) into .bench-cache/ (gitignored), about a minute; later runs are
+// offline. Go makes its module cache read-only: `chmod -R u+w .bench-cache` before deleting
+// it. A repository whose download or copy fails is reported and skipped.
 //
 // Repositories (scripts/bench-context/repos.ts): JS/TS sources in node_modules (webpack,
 // ESLint with typescript-eslint), Python (django's and sympy's packages), Go (prometheus,
