@@ -1,228 +1,184 @@
 // Benchmark (not a test): does the prompt show the model the code a task is about?
 //
-//   npx tsx scripts/bench-context.ts [--per-repo 25]
+//   npx tsx scripts/bench-context.ts [--repos webpack,django,...] [--per-repo 20]
+//                                    [--budgets 4000,8000,16000] [--seed bench] [--dump dir]
+//                                    [--drop-doc]
 //
-// Repositories: real JavaScript/TypeScript sources already in node_modules (webpack's lib,
-// ESLint with typescript-eslint, the openai SDK's src), each copied into a temp git repo.
-// Tasks: "implement function F" — F's body removed (it throws), its name and JSDoc in the
-// description, its file not named. For each task it reports whether the file defining F is
-// shown (with F's definition) in the prompt, for the old selection (first 400 paths + the 12
-// smallest files, 24 KB cut) and the new one (ranked map + files by priority), at 8k and 32k
-// prompt tokens; the mean prompt tokens; the map's build time (cold, cached); and the output
-// tokens of a SEARCH/REPLACE answer against a whole-file answer for the same fix.
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// 11-16 minutes for the six default repositories on the shared 2-core VM. The first run also
+// downloads django and sympy from PyPI (`pip download`) and prometheus and terraform from the
+// Go proxy (`go mod download`) into .bench-cache/ (gitignored), about a minute; later runs are
+// offline. Go makes its module cache read-only: `chmod -R u+w .bench-cache` before deleting
+// it. A repository whose download or copy fails is reported and skipped.
+//
+// Repositories (scripts/bench-context/repos.ts): JS/TS sources in node_modules (webpack,
+// ESLint with typescript-eslint), Python (django's and sympy's packages), Go (prometheus,
+// terraform's internal/), each copied into a temp git repo.
+// Tasks (scripts/bench-context/tasks.ts): documented functions with 4-80 body lines, sampled
+// with a seed; F's body becomes a stub (its doc comment stays); two tasks per function:
+//   (a) names F: "Implement F", F's name and its doc's first sentence; the file not named;
+//   (b) describes F: "A function in this project is not implemented yet (its body is a stub).
+//       <the doc's first sentence(s), F's name replaced by "it", its file's basename removed>";
+//   no relatedFiles in either.
+// Recall: the prompt holds the stub and the 20 lines either side of it, contiguous (line
+// content, fences and span headers ignored), at each budget; "stub only": the stub without its
+// surroundings (the function located, maybe shown too narrowly). For Weaver's buildPrompt and
+// the git grep and BM25 baselines (scripts/bench-context/baselines.ts), which get the same room
+// as Weaver's user message (the budget less the system prompt and the edit format's share).
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LocalArtifactStore } from '../src/activities/artifacts';
 import type { PromptMessages } from '../src/activities/llm';
 import { buildPrompt } from '../src/activities/prompt';
-import { buildRepoMap } from '../src/activities/repomap';
 import { countTokens } from '../src/activities/tokens';
 import { editFormat } from '../src/domain/editformats';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
+import { Bm25, gitGrepPrompt, holds } from './bench-context/baselines';
+import { materialize, REPOS } from './bench-context/repos';
+import { sampleTasks, variants } from './bench-context/tasks';
 
-const ROOT = path.resolve(__dirname, '..');
-const NM = path.join(ROOT, 'node_modules');
-const perRepo = Number(process.argv[process.argv.indexOf('--per-repo') + 1]) || 25;
-
-interface RepoSpec {
-  name: string;
-  sources: string[];
-}
-const REPOS: RepoSpec[] = [
-  { name: 'webpack', sources: ['webpack/lib', 'webpack/hot', 'webpack/schemas'] },
-  { name: 'eslint+typescript-eslint', sources: ['eslint/lib', '@typescript-eslint/eslint-plugin/dist', '@typescript-eslint/typescript-estree/dist'] },
-  { name: 'openai-sdk', sources: ['openai/src'] },
-];
-
-interface Task {
-  file: string;
-  name: string;
-  signature: string;
-  original: string;
-  stubbed: string;
-  fnOriginal: string;
-  fnStub: string;
-  doc: string;
-}
-
-const git = (dir: string, ...args: string[]) => execFileSync('git', ['-c', 'user.name=b', '-c', 'user.email=b@b', ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-
-function makeRepo(spec: RepoSpec, into: string): string[] {
-  mkdirSync(into, { recursive: true });
-  for (const src of spec.sources) cpSync(path.join(NM, src), path.join(into, src.replace(/\//g, '_')), { recursive: true, filter: (s) => !/\.(map|d\.ts)$/.test(s) });
-  git(into, 'init', '-q', '--initial-branch=main');
-  git(into, 'add', '-A');
-  git(into, 'commit', '-q', '-m', 'sources');
-  return git(into, 'ls-files').split('\n').filter(Boolean);
-}
-
-/** Top-level documented functions with unique names: "implement F" tasks. */
-function findTasks(dir: string, files: string[]): Task[] {
-  const defs = new Map<string, number>();
-  const candidates: Task[] = [];
-  const startRe = /^(?:export\s+)?(?:async\s+)?function\s*\*?\s*([A-Za-z_$][\w$]*)\s*[(<]|^(?:export\s+)?const\s+([A-Za-z_$][\w$]*)\s*=\s*(?:async\s*)?\([^)]*\)\s*(?::[^=]+)?=>\s*\{\s*$/;
-  for (const rel of files.filter((f) => /\.(js|ts)$/.test(f))) {
-    const text = readFileSync(path.join(dir, rel), 'utf8');
-    const lines = text.split('\n');
-    lines.forEach((line, i) => {
-      const m = startRe.exec(line);
-      if (!m) return;
-      const name = m[1] ?? m[2];
-      defs.set(name, (defs.get(name) ?? 0) + 1);
-      if (!lines[i - 1]?.trim().endsWith('*/') || !line.trimEnd().endsWith('{')) return;
-      let end = i + 1;
-      while (end < lines.length && !/^\}[;]?\s*$/.test(lines[end])) end++;
-      if (end >= lines.length || end - i < 4 || end - i > 80) return;
-      let docStart = i - 1;
-      while (docStart > 0 && !lines[docStart].trim().startsWith('/**')) docStart--;
-      const doc = lines.slice(docStart, i).join('\n');
-      const fnOriginal = lines.slice(i, end + 1).join('\n') + '\n';
-      const fnStub = `${line}\n\tthrow new Error("TODO: implement ${name}");\n${lines[end]}\n`;
-      const stubbed = [...lines.slice(0, i), ...fnStub.slice(0, -1).split('\n'), ...lines.slice(end + 1)].join('\n');
-      candidates.push({ file: rel, name, signature: line, original: text, stubbed, fnOriginal, fnStub, doc });
-    });
-  }
-  const unique = candidates.filter((c) => defs.get(c.name) === 1 && c.name.length >= 6);
-  const step = Math.max(1, Math.floor(unique.length / perRepo));
-  return unique.filter((_, i) => i % step === 0).slice(0, perRepo);
-}
-
-/** The selection before the repository map (kept here to compare against). */
-function oldPrompt(dir: string, tracked: string[], t: { title: string; description: string }): string {
-  const tree = tracked.slice(0, 400).join('\n') + (tracked.length > 400 ? `\n… and ${tracked.length - 400} more` : '');
-  const sized = tracked
-    .filter((f) => /\.(c|cc|cpp|cs|css|go|h|html|java|js|jsx|json|kt|md|mjs|cjs|py|rb|rs|sh|toml|ts|tsx|txt|yaml|yml)$/.test(f))
-    .slice(0, 2000)
-    .map((f) => ({ f, size: statSync(path.join(dir, f)).size }))
-    .filter((s) => s.size <= 24_000)
-    .sort((a, b) => a.size - b.size || a.f.localeCompare(b.f))
-    .slice(0, 12)
-    .map((s) => s.f)
-    .sort();
-  let budget = 80_000;
-  const files: string[] = [];
-  for (const rel of sized) {
-    const text = readFileSync(path.join(dir, rel), 'utf8');
-    const shown = text.slice(0, Math.min(24_000, budget));
-    budget -= shown.length;
-    files.push(`--- ${rel}\n${shown}`);
-  }
-  return [`# Task: ${t.title}`, t.description, `## Repository files\n${tree}`, `## File contents\n${files.join('\n\n')}`].join('\n\n');
-}
-
-/** The first `tokens` tokens of a prompt (what a model with that budget could be sent). */
-function cut(text: string, tokens: number): string {
-  if (countTokens(text) <= tokens) return text;
-  let lo = 0;
-  let hi = text.length;
-  while (hi - lo > 200) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (countTokens(text.slice(0, mid)) <= tokens) lo = mid;
-    else hi = mid;
-  }
-  return text.slice(0, lo);
-}
-
-/** Shown = a section of the defining file that holds F's definition line. */
-function shows(prompt: string, task: Task, header: (rel: string) => string): boolean {
-  const at = prompt.indexOf(header(task.file));
-  if (at < 0) return false;
-  const next = prompt.indexOf('\n### ', at + 1);
-  const nextOld = prompt.indexOf('\n--- ', at + 1);
-  const end = Math.min(next < 0 ? Infinity : next, nextOld < 0 ? Infinity : nextOld);
-  return prompt.slice(at, end).includes(task.signature.trim());
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+const flag = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
 };
-const pct = (n: number, d: number) => `${d ? ((100 * n) / d).toFixed(0) : '-'}%`;
+const perRepo = Number(flag('per-repo') ?? 20);
+const budgets = (flag('budgets') ?? '4000,8000,16000').split(',').map(Number);
+const seed = flag('seed') ?? 'bench';
+const only = flag('repos')?.split(',');
+/** Where to write the prompts that missed (to see why), if anywhere. */
+const dump = flag('dump');
+/** Remove the doc comment / docstring with the body: the description's words are then nowhere verbatim. */
+const dropDoc = process.argv.includes('--drop-doc');
+const METHODS = ['weaver', 'git grep', 'bm25'] as const;
+type Method = (typeof METHODS)[number];
+
+/** Hits and prompt tokens by variant, method and budget. */
+class Tally {
+  tasks = 0;
+  hits = new Map<string, number>();
+  tokens = new Map<string, number[]>();
+  add(key: string, hit: boolean, tokens: number) {
+    this.hits.set(key, (this.hits.get(key) ?? 0) + (hit ? 1 : 0));
+    this.tokens.set(key, [...(this.tokens.get(key) ?? []), tokens]);
+  }
+  merge(o: Tally) {
+    this.tasks += o.tasks;
+    for (const [k, v] of o.hits) this.hits.set(k, (this.hits.get(k) ?? 0) + v);
+    for (const [k, v] of o.tokens) this.tokens.set(k, [...(this.tokens.get(k) ?? []), ...v]);
+  }
+  table(): string {
+    const k = (b: number) => `${b / 1000}k`;
+    const head = `| task | method | ${budgets.map((b) => `@${k(b)}`).join(' | ')} | stub only ${budgets.map(k).join('/')} | mean tokens ${budgets.map(k).join('/')} |`;
+    const rows = [head, `|---|---|${budgets.map(() => '---|').join('')}---|---|`];
+    const pct = (key: string) => `${this.tasks ? Math.round((100 * (this.hits.get(key) ?? 0)) / this.tasks) : 0}%`;
+    for (const v of ['a', 'b'])
+      for (const m of METHODS) {
+        const cells = budgets.map((b) => pct(`${v}|${m}|${b}`));
+        const located = budgets.map((b) => pct(`${v}|${m}|${b}|stub`));
+        const toks = budgets.map((b) => Math.round(mean(this.tokens.get(`${v}|${m}|${b}`) ?? [])));
+        rows.push(`| ${v === 'a' ? '(a) names F' : '(b) describes F'} | ${m} | ${cells.join(' | ')} | ${located.join('/')} | ${toks.join('/')} |`);
+      }
+    return rows.join('\n');
+  }
+}
+const mean = (xs: number[]) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : 0);
 
 async function main() {
-  const work = mkdtempSync(path.join(tmpdir(), 'weaver-bench-context-'));
+  const work = sandboxableTempDir('weaver-bench-context-');
   const store = new LocalArtifactStore(path.join(work, 'artifacts'));
-  const rows: string[] = [];
-  const ratios: number[] = [];
-  const promptTokens: Record<number, number[]> = { 8000: [], 32000: [] };
-  const totals = { tasks: 0, old8: 0, old32: 0, new8: 0, new32: 0, big: { tasks: 0, new8: 0 } };
-  let mapFigures = '';
-  let largest = { files: 0, dir: '' };
+  const overall = new Tally();
+  const reports: string[] = [];
+  const started = Date.now();
+  const srRatios: number[] = [];
   try {
-    for (const spec of REPOS) {
+    for (const spec of REPOS.filter((r) => !only || only.includes(r.name))) {
       const dir = path.join(work, spec.name);
-      const tracked = makeRepo(spec, dir);
-      if (tracked.length > largest.files) largest = { files: tracked.length, dir };
-      const tasks = findTasks(dir, tracked);
-      const cacheDir = path.join(work, 'cache');
-      const hits = { old8: 0, old32: 0, new8: 0, new32: 0 };
-      for (const task of tasks) {
-        writeFileSync(path.join(dir, task.file), task.stubbed);
-        git(dir, 'commit', '-q', '-am', `stub ${task.name}`);
-        const t = {
-          title: `Implement ${task.name}`,
-          description: `\`${task.name}\` currently throws "TODO": its body was removed. Implement it as documented:\n\n${task.doc}`,
-        };
-        const old = oldPrompt(dir, tracked, t);
-        if (shows(cut(old, 8000), task, (rel) => `--- ${rel}\n`)) hits.old8++;
-        if (shows(cut(old, 32000), task, (rel) => `--- ${rel}\n`)) hits.old32++;
-        for (const budget of [8000, 32000]) {
-          const built = await buildPrompt(
-            store,
-            { workspace: { id: 'b', dir, taskQueue: 'q', branch: 'main', baseCommit: 'HEAD' }, task: t, attempt: 1, tokenBudget: budget, allowSubtasks: false },
-            { cacheDir },
-          );
-          const user = (await store.readJson<PromptMessages>(built.prompt)).user;
-          promptTokens[budget].push(built.estTokens);
-          if (shows(user, task, (rel) => `### ${rel}`)) hits[budget === 8000 ? 'new8' : 'new32']++;
-        }
-        git(dir, 'reset', '-q', '--hard', 'HEAD~1');
-        if (task.original.length > 10_000) {
-          const fmt = editFormat('editblock');
-          const sr = countTokens(fmt.render({ summary: `Implement ${task.name}.`, files: [{ path: task.file, action: 'edit', search: task.fnStub, replace: task.fnOriginal }] }));
-          const whole = countTokens(fmt.render({ summary: `Implement ${task.name}.`, files: [{ path: task.file, action: 'write', content: task.original }] }));
-          ratios.push(sr / whole);
-        }
+      let tracked: string[];
+      const t0 = Date.now();
+      try {
+        tracked = await materialize(spec, dir);
+      } catch (err) {
+        reports.push(`### ${spec.name}: skipped (${String((err as Error).message ?? err).split('\n')[0]})`);
+        console.error(reports[reports.length - 1]);
+        continue;
       }
-      totals.tasks += tasks.length;
-      totals.old8 += hits.old8;
-      totals.old32 += hits.old32;
-      totals.new8 += hits.new8;
-      totals.new32 += hits.new32;
-      if (tracked.length >= 500) {
-        totals.big.tasks += tasks.length;
-        totals.big.new8 += hits.new8;
+      const copyMs = Date.now() - t0;
+      const read = (rel: string) => readFileSync(path.join(dir, rel), 'utf8');
+      const tasks = sampleTasks(dir, tracked, perRepo, `${seed}:${spec.name}`);
+      const sources = new Map(tracked.filter((f) => /\.(py|go|[cm]?js|tsx?)$/.test(f)).map((f) => [f, read(f)]));
+      const bm25 = new Bm25(sources);
+      const cacheDir = path.join(work, `cache-${spec.name}`);
+      const tally = new Tally();
+      const mapMs: number[] = [];
+      for (const f of tasks) {
+        const original = read(f.file);
+        const lines = original.split('\n');
+        const [from, stub] = dropDoc ? [f.docStart, f.bare] : [f.start, f.stub];
+        const stubbed = [...lines.slice(0, from), ...stub, ...lines.slice(f.end + 1)];
+        writeFileSync(path.join(dir, f.file), stubbed.join('\n'));
+        const window = stubbed.slice(Math.max(0, from - 20), from + stub.length + 20);
+        try {
+          for (const v of variants(f)) {
+            for (const budget of budgets) {
+              const built = await buildPrompt(
+                store,
+                { workspace: { id: 'b', dir, taskQueue: 'q', branch: 'main', baseCommit: 'HEAD' }, task: { title: v.title, description: v.description }, attempt: 1, tokenBudget: budget, allowSubtasks: false },
+                { cacheDir },
+              );
+              mapMs.push(built.stats.mapMs);
+              const user = (await store.readJson<PromptMessages>(built.prompt)).user;
+              // The baselines get the room Weaver's user message had: the budget less its fixed parts.
+              const room = budget - (built.estTokens - countTokens(user));
+              const head = `# Task: ${v.title}\n\n${v.description}`;
+              const prompts: Record<Method, string> = {
+                weaver: user,
+                'git grep': gitGrepPrompt(dir, head, read, room),
+                bm25: bm25.prompt(head, room, read, { rel: f.file, text: stubbed.join('\n') }),
+              };
+              for (const m of METHODS) {
+                const hit = holds(prompts[m], { window });
+                tally.add(`${v.id}|${m}|${budget}`, hit, m === 'weaver' ? built.estTokens : countTokens(prompts[m]) + built.estTokens - countTokens(user));
+                // Located: the stub itself shown, with or without its surroundings.
+                tally.add(`${v.id}|${m}|${budget}|stub`, holds(prompts[m], { window: stub }), 0);
+                if (dump && !hit) {
+                  mkdirSync(dump, { recursive: true });
+                  const name = `${spec.name}-${f.name}-${v.id}-${m.replace(' ', '')}-${budget}.md`;
+                  writeFileSync(path.join(dump, name), `<!-- ${f.file}:${f.start + 1} -->\n${window.join('\n')}\n<!-- prompt -->\n${prompts[m]}`);
+                }
+              }
+            }
+          }
+        } finally {
+          writeFileSync(path.join(dir, f.file), original);
+        }
+        tally.tasks++;
+        if (original.length > 10_000) srRatios.push(editRatio(f.file, stub.join('\n'), lines.slice(from, f.end + 1).join('\n'), original));
+        process.stderr.write('.');
       }
-      rows.push(
-        `| ${spec.name} | ${tracked.length} | ${tasks.length} | ${pct(hits.old8, tasks.length)} | ${pct(hits.old32, tasks.length)} | ${pct(hits.new8, tasks.length)} | ${pct(hits.new32, tasks.length)} |`,
+      const warm = mapMs.slice(1);
+      reports.push(
+        `### ${spec.name}: ${tracked.length} files, ${tasks.length} tasks; copy ${(copyMs / 1000).toFixed(1)} s, map cold ${((mapMs[0] ?? 0) / 1000).toFixed(1)} s, warm ${(mean(warm) / 1000).toFixed(2)} s (mean)\n\n${tally.table()}`,
       );
+      console.error(`\n${reports[reports.length - 1]}\n`);
+      overall.merge(tally);
+      rmSync(dir, { recursive: true, force: true });
     }
-    // Map build time on the largest repository: a cold cache, then the cached one.
-    const cold = path.join(work, 'cold-cache');
-    const req = { dir: largest.dir, cacheDir: cold, mentionedFiles: [], mentionedIdents: ['compile'], tokenBudget: 2048 };
-    let t0 = Date.now();
-    const first = await buildRepoMap(req);
-    const coldMs = Date.now() - t0;
-    t0 = Date.now();
-    await buildRepoMap(req);
-    const cachedMs = Date.now() - t0;
-    mapFigures = `repository map of the largest repository (${first.stats.files} files mapped): cold ${coldMs} ms, cached ${cachedMs} ms`;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  const mean = (xs: number[]) => Math.round(xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length));
-  console.log('context recall: the file defining F shown with its definition, in the first N prompt tokens\n');
-  console.log('| repository | files | tasks | old @8k | old @32k | new @8k | new @32k |');
-  console.log('|---|---|---|---|---|---|---|');
-  for (const r of rows) console.log(r);
-  console.log(`| all | | ${totals.tasks} | ${pct(totals.old8, totals.tasks)} | ${pct(totals.old32, totals.tasks)} | ${pct(totals.new8, totals.tasks)} | ${pct(totals.new32, totals.tasks)} |`);
-  console.log(`\nrecall at 8k on repositories of >= 500 files: ${pct(totals.big.new8, totals.big.tasks)} of ${totals.big.tasks} tasks`);
-  console.log(`mean prompt tokens (new): ${mean(promptTokens[8000])} at the 8k budget, ${mean(promptTokens[32000])} at the 32k budget`);
-  console.log(mapFigures);
-  console.log(
-    `output tokens, SEARCH/REPLACE vs whole file, single-function fixes in files over 10 KB: median ratio ${median(ratios).toFixed(3)} over ${ratios.length} fixes`,
-  );
+  console.log('context recall: the stubbed function F and the 20 lines either side of it, in the prompt, by budget\n');
+  console.log(reports.join('\n\n'));
+  console.log(`\n### all: ${overall.tasks} tasks\n\n${overall.table()}`);
+  const sorted = [...srRatios].sort((a, b) => a - b);
+  console.log(`\noutput tokens of a SEARCH/REPLACE answer over a whole-file answer, for the fixes in files over 10 KB: median ${(sorted[Math.floor(sorted.length / 2)] ?? NaN).toFixed(3)} over ${sorted.length}`);
+  console.log(`\n(${((Date.now() - started) / 60000).toFixed(1)} min)`);
+}
+
+/** Output tokens of the fix as SEARCH/REPLACE over the same fix as the whole file. */
+function editRatio(file: string, search: string, replace: string, whole: string): number {
+  const fmt = editFormat('editblock');
+  const summary = 'Implement the function.';
+  const sr = countTokens(fmt.render({ summary, files: [{ path: file, action: 'edit', search, replace }] }));
+  return sr / countTokens(fmt.render({ summary, files: [{ path: file, action: 'write', content: whole }] }));
 }
 
 main().catch((err) => {
