@@ -19,6 +19,7 @@ import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
+import { connectWithRetry } from './connect';
 
 export interface WeaverWorkerOptions {
   connection: NativeConnection;
@@ -186,7 +187,8 @@ async function main() {
   const providers = loadProviderRegistry(c.providersFile);
   const gitCredentials = checkGitCredentials(process.env);
   const sandbox = await workerSandbox(c);
-  const connection = await NativeConnection.connect({ address: c.address });
+  // The server may still be starting (compose, a fleet's restart): waited for, saying so.
+  const connection = await connectWithRetry({ address: c.address, waitMs: c.connectWaitMs });
   await ensureSearchAttributes(connection, c.namespace);
   // WEAVER_WORKFLOW_BUNDLE: a prebuilt bundle (bundleWorkflowCode output) to skip bundling at start.
   const bundlePath = process.env.WEAVER_WORKFLOW_BUNDLE;

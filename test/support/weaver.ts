@@ -10,6 +10,7 @@ import type { ActivityDeps } from '../../src/activities/types';
 import { registryEntry, type ProviderRegistry } from '../../src/domain/registry';
 import type { CodingTaskInput, CodingTaskResult, ProviderChoice, ProviderSpec } from '../../src/domain/schema';
 import type { SandboxMode } from '../../src/config';
+import type { SandboxSetting } from '../../src/activities/sandbox';
 import { createWorkers, workerSandbox } from '../../src/worker';
 import type { codingTask } from '../../src/workflows';
 import { sandboxableTempDir } from '../../src/devtools/tempDir';
@@ -22,6 +23,8 @@ export interface Rig {
   tmp: string;
   artifactDir: string;
   workspaceRoot: string;
+  /** The worker's sandbox setting (the same object its activities use: a test may inject faults in it). */
+  sandbox: SandboxSetting;
   /** A fresh copy of the example repo (failing slugify tests) on branch main. */
   newRepo(name?: string): Promise<string>;
   /** The worker's provider registry (mutable): `provider()` registers into it. */
@@ -72,6 +75,7 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: S
     tmp,
     artifactDir,
     workspaceRoot,
+    sandbox,
     newRepo: async (name = `repo-${++seq}`) => createExampleRepo(path.join(tmp, name)),
     providers,
     provider: (m, extra = {}) => {
