@@ -20,6 +20,7 @@ import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 import { connectWithRetry } from './connect';
+import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
 
 export interface WeaverWorkerOptions {
   connection: NativeConnection;
@@ -46,6 +47,8 @@ export interface WeaverWorkers {
   workspaceQueue: string;
   slot: WorkerSlot;
   workers: Worker[];
+  /** The sweep of closed runs' workspaces started with the workers (src/workspaceSweep.ts); undefined if it could not run. */
+  swept: Promise<SweepOutcome | undefined>;
 }
 
 export async function createWorkers(opts: WeaverWorkerOptions): Promise<WeaverWorkers> {
@@ -128,14 +131,22 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   // Never busy (its one activity returns at once): it answers "alive" while every workspace slot is taken.
   const alive = await Worker.create({ ...common, taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
   const workers = [main, local, alive];
+  // Beside the start, not before it: a root of many folders is many questions to Temporal.
+  const namespace = opts.namespace ?? c.namespace;
+  const swept = sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace }).catch((err: Error) => {
+    console.warn(`weaver worker: workspace sweep failed: ${err.message}`);
+    return undefined;
+  });
   return {
     workers,
+    swept,
     workspaceQueue,
     slot,
     run: async () => {
       try {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
+        await swept;
         await slot.release();
       }
     },
