@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, startDevServer, stopProcessGroup } from '../src/devtools/devServer';
-import { connectBackoffMs } from '../src/connect';
+import { connectBackoffMs, connectWithRetry } from '../src/connect';
 import { bannerOf, killStartedWorkers, spawnWorkerProcess, waitUntil } from './support/processes';
 import { temporalCliPath, uniqueQueue, workflowBundle } from './support/temporal';
 
@@ -22,6 +22,16 @@ afterAll(async () => {
 
 test('backoff: 1 s, doubling, at most 15 s', () => {
   expect([1, 2, 3, 4, 5, 6, 20].map(connectBackoffMs)).toEqual([1000, 2000, 4000, 8000, 15_000, 15_000, 15_000]);
+});
+
+test('WEAVER_CONNECT_WAIT bounds the wait: past it, the start fails naming the address and the setting', async () => {
+  const address = `127.0.0.1:${await freePort('127.0.0.1')}`;
+  const lines: string[] = [];
+  const err = await connectWithRetry({ address, waitMs: 2500, log: (l) => lines.push(l) }).then(() => undefined, (e: Error) => e);
+  expect(err?.message).toMatch(new RegExp(`^Temporal at ${address} not reachable after \\d+ attempts .*\\(WEAVER_CONNECT_WAIT\\)`));
+  // Every attempt but the last said it waits (how many fit in 2.5 s depends on the machine).
+  const attempts = Number(/after (\d+) attempts/.exec(err!.message)![1]);
+  expect(lines).toEqual(Array.from({ length: attempts - 1 }, (_, i) => expect.stringContaining(`waiting for Temporal at ${address} (attempt ${i + 1}`)));
 });
 
 test('a worker started while the server is down waits, saying so, and starts when it comes up', async () => {
