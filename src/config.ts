@@ -58,6 +58,8 @@ export interface WeaverConfig {
   maxWorkspaceActivities: number;
   /** WEAVER_MAX_COMMANDS (default: the number of CPUs): setup and test commands at once; more wait their turn, heartbeating. */
   maxCommands: number;
+  /** WEAVER_CONNECT_WAIT (a duration; default 0: forever): how long a starting worker waits for the Temporal server, retrying with backoff. */
+  connectWaitMs: number;
   /** WEAVER_QUEUE_CHECK_SEC (default 25): how long a workspace activity waits in this worker's queue before the workflow checks the worker is alive. */
   queueCheckSec: number;
   /** WEAVER_WORKSPACE_QUEUE: this worker's workspace queue; default `<taskQueue>@<host>/<slot>` (src/workerSlot.ts). */
@@ -182,6 +184,7 @@ function operations(env: NodeJS.ProcessEnv) {
   return {
     shutdownGraceMs,
     shutdownForceMs,
+    connectWaitMs: duration(env, 'WEAVER_CONNECT_WAIT', 0),
     heartbeatThrottleMs: throttle,
     maxActivities: num(env, 'WEAVER_MAX_ACTIVITIES', 50, true),
     maxWorkspaceActivities: num(env, 'WEAVER_MAX_WORKSPACE_ACTIVITIES', Math.max(8, 2 * maxCommands), true),

@@ -20,6 +20,8 @@ import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
+import { connectWithRetry } from './connect';
+import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
 
 export interface WeaverWorkerOptions {
   connection: NativeConnection;
@@ -46,6 +48,8 @@ export interface WeaverWorkers {
   workspaceQueue: string;
   slot: WorkerSlot;
   workers: Worker[];
+  /** The sweep of closed runs' workspaces started with the workers (src/workspaceSweep.ts); undefined if it could not run. */
+  swept: Promise<SweepOutcome | undefined>;
 }
 
 export async function createWorkers(opts: WeaverWorkerOptions): Promise<WeaverWorkers> {
@@ -131,14 +135,22 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   // Never busy (its one activity returns at once): it answers "alive" while every workspace slot is taken.
   const alive = await Worker.create({ ...common, taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
   const workers = [main, local, alive];
+  // Beside the start, not before it: a root of many folders is many questions to Temporal.
+  const namespace = opts.namespace ?? c.namespace;
+  const swept = sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace }).catch((err: Error) => {
+    console.warn(`weaver worker: workspace sweep failed: ${err.message}`);
+    return undefined;
+  });
   return {
     workers,
+    swept,
     workspaceQueue,
     slot,
     run: async () => {
       try {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
+        await swept;
         await slot.release();
       }
     },
@@ -190,7 +202,8 @@ async function main() {
   const providers = loadProviderRegistry(c.providersFile);
   const gitCredentials = checkGitCredentials(process.env);
   const sandbox = await workerSandbox(c);
-  const connection = await NativeConnection.connect({ address: c.address });
+  // The server may still be starting (compose, a fleet's restart): waited for, saying so.
+  const connection = await connectWithRetry({ address: c.address, waitMs: c.connectWaitMs });
   await ensureSearchAttributes(connection, c.namespace);
   // WEAVER_WORKFLOW_BUNDLE: a prebuilt bundle (bundleWorkflowCode output) to skip bundling at start.
   const bundlePath = process.env.WEAVER_WORKFLOW_BUNDLE;

@@ -14,6 +14,7 @@ import { applyChangeSet, previewChangeSet } from './apply';
 import { detectForChange } from './playbooks';
 import { introducedErrors } from './syntaxGate';
 import { restoreTestedPaths } from './testedTree';
+import { withSandboxRetries } from './sandboxRetry';
 import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './steps';
 import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
@@ -104,7 +105,7 @@ export function createActivities(deps: ActivityDeps) {
     }
     try {
       note(stepName ? `running the ${stepName} step` : `running the ${phase} command`);
-      return await runBoxed(kind, phase, command, cwd, timeoutSec, secretEnvNames, policy);
+      return await withSandboxRetries(() => runBoxed(kind, phase, command, cwd, timeoutSec, secretEnvNames, policy), note);
     } finally {
       release();
     }
@@ -150,11 +151,11 @@ export function createActivities(deps: ActivityDeps) {
       throw err;
     });
     // Measured for every command here (setup, tests, any step): wall, CPU and peak memory of its whole tree.
-    const { limit, resources, egressRefused } = await box.finish(r);
+    const { limit, resources, egressRefused, sandboxFailed } = await box.finish(r);
     const gitChanged = await restoreGit(cwd, before);
     const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;
     const log: ArtifactRef = await store.adoptFile(kind, logFile);
-    return { r, log, limit, violation, resources, egressRefused, dropped: droppedNote(r, maxOutputMb) };
+    return { r, log, limit, violation, resources, egressRefused, sandboxFailed, dropped: droppedNote(r, maxOutputMb) };
   }
 
   /** prepareWorkspace's work: clone, branch, then the setup command (in its turn, like tests). */

@@ -118,13 +118,26 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
             : netError
               ? `killed: the sandbox's egress proxy could not be set up (${netError})`
               : await limitHit(r, limits, cgroup, network, scratchMb, { scratchFull: disk.scratchFull, fileAtLimit: await fileAtLimit(req.dir, limits.fileSizeMb * MIB, startedAt) });
+      // bwrap, its network or its cgroup failed before the command ran: the sandbox's failure
+      // (an infrastructure error, retried), never the command's outcome. A timeout or a cancel
+      // kills bwrap itself; the disk watch kills only a command that ran.
+      // A limit the command's tree hit (the OOM killer ending bwrap too) stays the command's.
+      const sandboxFailed = !r.timedOut && !r.cancelled && disk.killedAt === undefined && (!!netError || !hit) && !(await ctl.commandRan()) ? setupFailure(r, netError) : undefined;
       // Before dispose: the cgroup's counters go with it.
       const resources = resourcesOf(r, cgroup && { ...(await cgroup.usage()), by: cgroup.kind });
       await dispose();
       const refused = proxy?.refused() ?? [];
+      if (sandboxFailed) return { sandboxFailed, resources };
       return { ...(hit ? { limit: hit } : {}), resources, ...(refused.length ? { egressRefused: refused } : {}) };
     },
   };
+}
+
+/** What failed before the command: the egress set-up's error, else bwrap's (or prlimit's, setpriv's) last words. */
+function setupFailure(r: RunCommandResult, netError: string | undefined): string {
+  if (netError) return `the egress proxy could not be set up (${netError})`;
+  const said = r.tail.trim().split('\n').filter((l) => /^(bwrap|prlimit|setpriv|\/bin\/sh):/.test(l)).pop() ?? r.tail.trim().split('\n').pop() ?? '';
+  return `the sandbox failed before the command started (exit ${r.exitCode ?? r.signal}${said ? `: ${said.slice(0, 300)}` : ''})`;
 }
 
 /** How often a command's process tree is sampled from /proc when no cgroup counts for it. */

@@ -2,7 +2,7 @@
 // This file: where a workspace lives, its clone (prepareWorkspace), rollback, diff and release.
 // The git it runs is set up in ./git.ts; commit, push, bundle and merge are in ./branches.ts.
 import { createHash } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import type { SimpleGit } from 'simple-git';
@@ -24,6 +24,18 @@ export { recordSetupState } from './setupState';
 
 /** Longest readable part of a workspace directory name (the hash keeps it unique). */
 const MAX_DIR_NAME = 100;
+
+/** In a workspace's folder: the workflow id it belongs to (its name keeps only a readable part and a hash), for the sweep at worker start. */
+export const RUN_MARKER = '.weaver-run.json';
+
+/** The workflow id a workspace folder under `root` belongs to: its marker's, else its name's when that is the whole id; undefined when unknown. */
+export async function workflowIdOfWorkspace(root: string, name: string): Promise<string | undefined> {
+  const marked = await readFile(path.join(root, name, RUN_MARKER), 'utf8').then((t) => (JSON.parse(t) as { workflowId?: unknown }).workflowId, () => undefined);
+  if (typeof marked === 'string') return marked;
+  // Made before the marker: an id of only [A-Za-z0-9._-] is its own readable part.
+  const readable = name.replace(/-[0-9a-f]{8}$/, '');
+  return workspaceDirFor(root, readable) === path.join(root, name) ? readable : undefined;
+}
 
 export function workspaceDirFor(root: string, workflowId: string): string {
   // Workflow IDs may contain '/', ':' etc.: a readable part, plus a short hash of the exact ID
@@ -69,6 +81,7 @@ export async function prepareWorkspace(
   await killRecordedGroup(commandLockFile(dir));
   await rm(home, { recursive: true, force: true });
   await mkdir(home, { recursive: true });
+  await writeFile(path.join(home, RUN_MARKER), JSON.stringify({ workflowId: req.workflowId }));
   const cancelled = async (detail: string): Promise<never> => {
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
     throw new CancelledFailure(`workspace preparation cancelled; ${detail}`);

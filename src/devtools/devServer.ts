@@ -92,6 +92,8 @@ export interface StartDevServerOptions {
   /** Server output is appended here. */
   logFile: string;
   dynamicConfig?: Record<string, unknown>;
+  /** This port (tried once) instead of a free one: a server started where a worker already waits. */
+  port?: number;
 }
 
 /**
@@ -102,8 +104,8 @@ export interface StartDevServerOptions {
 export async function startDevServer(opts: StartDevServerOptions): Promise<{ pid: number; address: string }> {
   const { cli, logFile, dynamicConfig = {} } = opts;
   const host = '127.0.0.1';
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const port = await freePort(host);
+  for (let attempt = 1; attempt <= (opts.port ? 1 : 3); attempt++) {
+    const port = opts.port ?? (await freePort(host));
     const address = `${host}:${port}`;
     const args = ['server', 'start-dev', '--headless', '--ip', host, '--port', String(port), '--log-level', 'warn'];
     for (const [name, type] of Object.entries(DEV_SERVER_SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);

@@ -20,6 +20,13 @@ const started: WorkerProcess[] = [];
 
 /** Starts a worker process with `env` on top of this one's; resolves once it printed its banner. */
 export async function startWorkerProcess(env: Record<string, string>, timeoutMs = 60_000): Promise<WorkerProcess> {
+  const w = spawnWorkerProcess(env);
+  await bannerOf(w, timeoutMs);
+  return w;
+}
+
+/** Starts a worker process with `env` on top of this one's, without waiting for anything. */
+export function spawnWorkerProcess(env: Record<string, string>): WorkerProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
     cwd: ROOT,
     detached: true,
@@ -33,13 +40,17 @@ export async function startWorkerProcess(env: Record<string, string>, timeoutMs 
   const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   const w: WorkerProcess = { child, pid: child.pid, output: () => out, exited };
   started.push(w);
+  return w;
+}
+
+/** Resolves once the worker printed its banner (it is polling); throws if it exits first or `timeoutMs` passes. */
+export async function bannerOf(w: WorkerProcess, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!out.includes('\n  operations:')) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`worker exited early (${child.exitCode ?? child.signalCode}):\n${out}`);
-    if (Date.now() > deadline) throw new Error(`worker printed no banner within ${timeoutMs} ms:\n${out}`);
+  while (!w.output().includes('\n  operations:')) {
+    if (w.child.exitCode !== null || w.child.signalCode !== null) throw new Error(`worker exited early (${w.child.exitCode ?? w.child.signalCode}):\n${w.output()}`);
+    if (Date.now() > deadline) throw new Error(`worker printed no banner within ${timeoutMs} ms:\n${w.output()}`);
     await sleep(50);
   }
-  return w;
 }
 
 /** Kills (SIGKILL) every worker process a test started and not yet gone; use in afterAll. */

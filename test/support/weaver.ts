@@ -6,6 +6,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { resultOf, startCodingTask } from '../../src/client';
 import { createExampleRepo, exampleTask } from '../../scripts/demo/example';
 import { ScriptedModelServer } from '../../scripts/demo/scriptedModelServer';
+import type { SandboxSetting } from '../../src/activities/sandbox';
 import type { ActivityDeps } from '../../src/activities/types';
 import { registryEntry, type ProviderRegistry } from '../../src/domain/registry';
 import type { CodingTaskInput, CodingTaskResult, ProviderChoice, ProviderSpec } from '../../src/domain/schema';
@@ -22,6 +23,8 @@ export interface Rig {
   tmp: string;
   artifactDir: string;
   workspaceRoot: string;
+  /** The worker's sandbox setting (the same object its activities use: a test may inject faults in it). */
+  sandbox: SandboxSetting;
   /** A fresh copy of the example repo (failing slugify tests) on branch main. */
   newRepo(name?: string): Promise<string>;
   /** The worker's provider registry (mutable): `provider()` registers into it. */
@@ -74,6 +77,7 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: S
     tmp,
     artifactDir,
     workspaceRoot,
+    sandbox,
     newRepo: async (name = `repo-${++seq}`) => createExampleRepo(path.join(tmp, name)),
     providers,
     provider: (m, extra = {}) => {

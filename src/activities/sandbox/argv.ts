@@ -39,6 +39,16 @@ export interface Prepared {
   env: Record<string, string>;
 }
 
+/** Where an injected set-up fault sends bwrap: a folder that is not there, so it dies before the command. */
+export const INJECTED_FAULT_DIR = '/weaver-injected-sandbox-fault';
+
+/** Whether this sandbox is one WEAVER_SANDBOX_FAIL_SETUPS makes fail (counted down). */
+function injectedFault(setting: SandboxRunRequest['setting']): boolean {
+  if (!setting.failSetups) return false;
+  setting.failSetups--;
+  return true;
+}
+
 /** The command line that runs `argv` in the sandbox, and the size of its writable tmpfs. */
 export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, network, egress, ctl, cgroup, argv }: Prepared): Promise<{ command: string[]; scratchMb: number }> {
   const { setting } = req;
@@ -65,7 +75,7 @@ export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, netw
   // Last, after the mount points inside them exist: hiding tmpfs, /dev and the root take no writes.
   for (const p of root.remountRo) mounts.push('--remount-ro', p);
   mounts.push('--remount-ro', '/dev', '--remount-ro', '/');
-  const options = [...NAMESPACES, ...(network && !egress ? ['--share-net'] : []), ...ctl.bwrapArgs, ...mounts, '--chdir', req.dir];
+  const options = [...NAMESPACES, ...(network && !egress ? ['--share-net'] : []), ...ctl.bwrapArgs, ...mounts, '--chdir', injectedFault(setting) ? INJECTED_FAULT_DIR : req.dir];
   const argsFile = path.join(ctl.dir, 'bwrap-args');
   await writeFile(argsFile, options.map((a) => `${a}\0`).join(''));
   const bwrap = [setting.bwrap!, '--args', String(ARGS_FD), '--', ...argv];

@@ -17,6 +17,7 @@ import type { SandboxSetting } from './setting';
 import { isInside } from '../paths';
 import { defaultToolchains, toolchainEnv, untraversableAbove } from './root';
 import { uidLockDir } from './uids';
+import { sleep } from '../processGroups';
 
 const run = promisify(execFile);
 
@@ -66,6 +67,7 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
     envAllow: sandboxEnvAllowlist(env),
     // Checked even when no command gets network: a bad value stops the start, naming it.
     egress: egressSetting(env),
+    ...failSetups(env),
   };
   const unconfined = (why: string): SandboxSetting => ({
     ...base,
@@ -88,7 +90,7 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
   try {
     version = (await run(bwrap, ['--version'])).stdout.trim();
     const probe = [...dropPrivileges(runAs), bwrap, ...NAMESPACES, '--ro-bind', '/', '/', '--proc', '/proc', '--dev', '/dev', '--', '/bin/true'];
-    await run(probe[0], probe.slice(1), { timeout: 10_000 });
+    await probeTries(() => run(probe[0], probe.slice(1), { timeout: 10_000 }));
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     return problem(`bwrap cannot make a sandbox here: ${(e.stderr || e.message).trim().split('\n').pop()}`);
@@ -120,7 +122,13 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
     ? `nsenter is not installed${env.WEAVER_NSENTER ? ` (WEAVER_NSENTER=${env.WEAVER_NSENTER} does not exist)` : ''}`
     : runAs === undefined
       ? 'the worker is not root (it joins each sandbox\'s network namespace from outside to put its egress proxy there)'
-      : await probeEgress(bwrap, runAs, nsenter);
+      : await probeTries(async () => {
+          const failed = await probeEgress(bwrap, runAs, nsenter);
+          if (failed) throw new Error(failed);
+        }).then(
+          () => undefined,
+          (err: Error) => err.message,
+        );
   if (!why) return { ...setting, nsenter };
   if (opts.mode === 'required') {
     const fix = !installed ? NSENTER_INSTALL_HINT : runAs === undefined ? 'run the worker as root' : 'see README "The sandbox"';
@@ -149,6 +157,31 @@ async function probeEgress(bwrap: string, runAs: number | undefined, nsenter: st
   } finally {
     await net.stop();
     await ctl.close();
+  }
+}
+
+/** WEAVER_SANDBOX_FAIL_SETUPS: a whole number of sandboxes to fail in set-up (fault injection). */
+function failSetups(env: NodeJS.ProcessEnv): { failSetups?: number } {
+  const raw = env.WEAVER_SANDBOX_FAIL_SETUPS?.trim();
+  if (!raw) return {};
+  if (!/^\d+$/.test(raw)) throw new Error(`WEAVER_SANDBOX_FAIL_SETUPS must be a whole number (sandboxes to fail in set-up, for fault tests), got "${raw}"`);
+  return { failSetups: Number(raw) };
+}
+
+/** Probes tried before a start is refused: one failed sandbox start (a loaded host) is no reason to stop a worker. */
+export const PROBE_TRIES = 3;
+
+/** `probe`, tried up to PROBE_TRIES times a second apart; the last failure if none passed. */
+async function probeTries<T>(probe: () => Promise<T>): Promise<T> {
+  for (let n = 1; ; n++) {
+    try {
+      return await probe();
+    } catch (err) {
+      if (n >= PROBE_TRIES) throw err;
+      const e = err as { stderr?: string; message: string };
+      console.warn(`weaver worker: sandbox probe ${n}/${PROBE_TRIES} failed (${(e.stderr || e.message).trim().split('\n').pop()}); trying again`);
+      await sleep(1000);
+    }
   }
 }
 

@@ -323,10 +323,19 @@ export class EgressProxy {
 /**
  * The helper that makes the listener inside the sandbox's network namespace and hands it over.
  * It waits for the worker to have it before exiting, so no connection lands in the helper.
+ * It first waits for bwrap's own network set-up to be done — the loopback up with 127.0.0.1,
+ * the last thing bwrap does to the namespace (loopback_setup) — so nothing of the worker's
+ * touches the namespace while bwrap configures it (with slirp4netns attached meanwhile, bwrap
+ * failed "loopback: Failed RTM_NEWADDR" under load). os.networkInterfaces() lists an
+ * interface only once it is up and running.
  */
-const HELPER = `const s = require('net').createServer();
-s.on('error', (e) => process.send({ error: e.code || e.message }, () => process.exit(1)));
-s.listen(${EGRESS_PORT}, '127.0.0.1', () => process.send({ ok: true }, s, () => process.exit(0)));`;
+const HELPER = `const up = () => (require('os').networkInterfaces().lo || []).some((a) => a.address === '127.0.0.1');
+const listen = () => {
+  const s = require('net').createServer();
+  s.on('error', (e) => process.send({ error: e.code || e.message }, () => process.exit(1)));
+  s.listen(${EGRESS_PORT}, '127.0.0.1', () => process.send({ ok: true }, s, () => process.exit(0)));
+};
+(function wait() { if (up()) listen(); else setTimeout(wait, 2); })();`;
 
 /**
  * Puts `proxy` in the sandbox's network once bwrap says its pid, then lets the command go.
@@ -360,8 +369,9 @@ export function attachEgress(ctl: Control, nsenter: string, proxy: EgressProxy |
           resolve(`the egress listener failed: ${m.error}`);
         }
       });
-      // Released only once the helper is gone: from then on the worker alone accepts.
-      helper!.once('exit', (code, sig) => (clearTimeout(timer), resolve(got && code === 0 ? undefined : `nsenter exited (${sig ?? code}): ${stderr.trim().split('\n').slice(-2).join('; ')}`)));
+      // Released only once the helper is gone: from then on the worker alone accepts. On 'close',
+      // not 'exit': that can come before the message with the listener (seen under load).
+      helper!.once('close', (code, sig) => (clearTimeout(timer), resolve(got && code === 0 ? undefined : `nsenter exited (${sig ?? code}): ${stderr.trim().split('\n').slice(-2).join('; ')}`)));
       helper!.once('error', (err) => (clearTimeout(timer), resolve(`nsenter: ${err.message}`)));
     });
     if (error) await kill?.();

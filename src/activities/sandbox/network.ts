@@ -1,6 +1,7 @@
 // A command's control files: bwrap reports the sandbox's pid (--info-fd), and waits (--block-fd)
 // until the worker has put its egress listener in the sandbox's network namespace (./egress.ts).
-// The same pid lets the worker kill the sandbox (the disk watch does).
+// The same pid lets the worker kill the sandbox (the disk watch does). bwrap's status
+// (--json-status-fd) tells a command that ran from a sandbox that failed before it could.
 import { execFile } from 'node:child_process';
 import { mkdtemp, open, readFile, readlink, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,12 +31,22 @@ export class Control {
   }
 
   get bwrapArgs(): string[] {
-    return ['--info-fd', '3', ...(this.block ? ['--block-fd', '4'] : [])];
+    return ['--info-fd', '3', '--json-status-fd', '5', ...(this.block ? ['--block-fd', '4'] : [])];
   }
 
   /** For `exec "$@" …` in the wrapping shell. */
   get redirections(): string {
-    return `3>${shq(path.join(this.dir, 'info'))}${this.block ? ` 4<${shq(path.join(this.dir, 'block'))}` : ''}`;
+    return `3>${shq(path.join(this.dir, 'info'))} 5>${shq(path.join(this.dir, 'status'))}${this.block ? ` 4<${shq(path.join(this.dir, 'block'))}` : ''}`;
+  }
+
+  /**
+   * Whether the command itself ran: bwrap writes `{"exit-code": n}` to its status only when its
+   * own set-up finished and the command was exec'd (bubblewrap's report_child_exit_status). Read
+   * once bwrap is gone; absent, the sandbox failed before the command (or bwrap was killed).
+   */
+  async commandRan(): Promise<boolean> {
+    const text = await readFile(path.join(this.dir, 'status'), 'utf8').catch(() => '');
+    return /"exit-code"\s*:/.test(text);
   }
 
   /** The sandbox's first process (host pid) and its PID namespace, once bwrap has said. */

@@ -26,6 +26,11 @@ export interface SandboxSetting {
    * egress proxy listens (./egress.ts); nothing else leaves it.
    */
   nsenter?: string;
+  /**
+   * Fault injection (WEAVER_SANDBOX_FAIL_SETUPS, for tests and drills): this many of the next
+   * sandboxes fail in bwrap's own set-up, before their command; counted down as they start.
+   */
+  failSetups?: number;
   /** What that proxy lets through (WEAVER_EGRESS_ALLOW), and what it always refuses. */
   egress?: EgressSetting;
   /** Why a command with network shares the worker's own (auto, without a usable egress proxy). */
@@ -82,7 +87,7 @@ export interface SandboxedCommand {
    * After the command: which limit it hit (if one) and what its process tree used (from the
    * cgroup, else from `r.usage`); the cgroup, network and watches gone.
    */
-  finish(r: RunCommandResult): Promise<{ limit?: string; resources: ResourceUsage; egressRefused?: EgressRefusal[] }>;
+  finish(r: RunCommandResult): Promise<{ limit?: string; resources: ResourceUsage; egressRefused?: EgressRefusal[]; sandboxFailed?: string }>;
   /** When the command never ran: the same clean-up, nothing to report. */
   dispose(): Promise<void>;
 }
