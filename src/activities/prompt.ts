@@ -20,7 +20,8 @@ import { readConfined } from './confinedPaths';
 import { extractFailuresFromFile } from './failureLog';
 import { grepFiles } from './grep';
 import type { PromptMessages } from './llm';
-import { anchorLines, cutToTokens, fence, langOf, maskedInSpans, renderRanges, renderSpans } from './promptSpans';
+import { fileView, leadingComments, rankShare } from './fileViews';
+import { anchorLines, cutToTokens, fence, langOf, maskedInSpans, renderRanges } from './promptSpans';
 import { buildRepoMap, extractMentions, skippedLine, type RankedDef } from './repomap';
 import { isVendoredOrGenerated } from './repomap/files';
 import { countTokens } from './tokens';
@@ -183,7 +184,20 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const files: string[] = [];
   let unreadable = 0;
   const withheld = new Set<string>();
-  const show = async (name: string, share: number, explicit: boolean) => {
+  /** Partly shown files: the room each was given and the tokens its view took. */
+  const views: Record<string, { room: number; tokens: number }> = {};
+  const rankOf = new Map(map.ranked.map((r) => [r.path, r.rank]));
+  /** `floor`, or more for a file ranked far above those that may still follow (fileViews.ts rankShare). */
+  const shareOf = (rel: string, floor: number) =>
+    rankShare(
+      rankOf.get(rel) ?? 0,
+      map.ranked
+        .slice(0, MAX_RANKED_FILES)
+        .filter((r) => r.path !== rel && !(r.path in shown))
+        .map((r) => r.rank),
+      floor,
+    );
+  const show = async (name: string, floor: number, explicit: boolean) => {
     // `./src/a.py` and `src/a.py` are one file.
     const rel = normalizeRel(name);
     if (rel in shown || withheld.has(rel) || left <= 200) return;
@@ -210,7 +224,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     // A secret file the task named is sent as it is, but for the worker's own secrets.
     const masked = redactCounted(file.text, secrets, secretFileReason(rel, file.text) ? { literalOnly: true } : { code: true });
     const text = masked.text;
-    const room = Math.floor(left * share);
+    const room = Math.floor(left * shareOf(rel, floor));
     const whole = `### ${rel}\n${fence(text, langOf(rel))}`;
     // A token is at least a character or so: far too long a file is not even counted whole.
     const wholeTokens = whole.length > room * 8 ? Infinity : countTokens(whole);
@@ -222,15 +236,14 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
       left -= wholeTokens;
       return;
     }
-    const defs = defsByFile.get(rel) ?? [];
-    const relevant = defs.filter((d) => identSet.has(d.name));
-    const anchors = [...(anchorsFrom.get(rel) ?? []), ...(relevant.length ? relevant : defs.slice(0, 3))];
-    const partial = renderSpans(rel, text, anchors, room);
+    const partial = fileView(rel, text, defsByFile.get(rel) ?? [], identSet, anchorsFrom.get(rel) ?? [], room);
     if (!partial) return;
     shown[rel] = 'partial';
     redactions += masked.count ? maskedInSpans(file.text, text, partial.spans, masked.count) : 0;
     files.push(partial.text);
-    left -= countTokens(partial.text);
+    const tokens = countTokens(partial.text);
+    views[rel] = { room, tokens };
+    left -= tokens;
   };
   for (const rel of named) await show(rel, 0.6, true);
   /** A note for a READ that cannot be served as asked (listed like unreadable named files). */
@@ -354,7 +367,14 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     estTokens,
     shown,
     redactions,
-    stats: { mapTokens: outline.tokens, mappedFiles: map.stats.files, mapMs: map.stats.ms, filesShown: Object.keys(shown).length, secretFilesWithheld: withheld.size },
+    stats: {
+      mapTokens: outline.tokens,
+      mappedFiles: map.stats.files,
+      mapMs: map.stats.ms,
+      filesShown: Object.keys(shown).length,
+      secretFilesWithheld: withheld.size,
+      partialViews: views,
+    },
   };
 }
 
@@ -370,13 +390,6 @@ function findSymbol(defs: RankedDef[], symbol: string): RankedDef[] {
     if (inside.length) found = inside;
   }
   return [...found].sort((a, b) => a.line - b.line).slice(0, 3);
-}
-
-/** A definition's first line, taking in the decorators and comments right above it (up to 15 lines). */
-function leadingComments(lines: string[], line: number): number {
-  let start = line;
-  while (start > 1 && line - start < 15 && /^\s*(@|#(?!include|define|if|endif|else)|\/\/|\/\*|\*|"{3}|'{3})/.test(lines[start - 2] ?? '')) start--;
-  return start;
 }
 
 function normalizeRel(name: string): string {

@@ -1,12 +1,9 @@
-// How a prompt shows text: in a fence the text cannot close, cut to a token budget, and a large
-// file as numbered spans around its anchors (definitions, lines a failure names).
+// How a prompt shows text: in a fence the text cannot close, cut to a token budget, and parts
+// of a large file as numbered spans (fileViews.ts chooses them for a file shown unasked).
 import path from 'node:path';
 import { REDACTED } from '../domain/redact';
 import type { RankedDef } from './repomap';
 import { countTokens } from './tokens';
-
-/** A span around one definition or failing line: at most this many lines. */
-const SPAN_LINES = 60;
 
 export function fence(text: string, lang = ''): string {
   // A fence longer than any backtick run in the text, so the text can never close it.
@@ -60,36 +57,12 @@ export function anchorLines(text: string): Map<string, Pick<RankedDef, 'line' | 
 }
 
 /**
- * A large file as spans: its first lines, then a window around each anchor (a definition or a
- * failing line), merged, numbered and marked partial; as many as fit in `tokens`.
+ * Spans of a file's lines (merged, 1-based), numbered and marked partial; `what` says what was
+ * asked, `leftOut` what the view left out.
  */
-export function renderSpans(
-  rel: string,
-  text: string,
-  anchors: Pick<RankedDef, 'line' | 'endLine'>[],
-  tokens: number,
-): { text: string; spans: [number, number][] } | undefined {
-  const lines = text.split('\n');
-  if (lines.length && lines[lines.length - 1] === '') lines.pop();
-  const n = lines.length;
-  const wanted: [number, number][] = [[1, Math.min(n, 8)]];
-  for (const a of anchors) {
-    const start = Math.max(1, a.line - (a.endLine > a.line ? 2 : 12));
-    const end = Math.min(n, a.endLine > a.line ? Math.min(a.endLine + 1, start + SPAN_LINES - 1) : a.line + 12);
-    wanted.push([start, end]);
-  }
-  const spans: [number, number][] = [];
-  const render = (list: [number, number][]) => renderMerged(rel, lines, mergeSpans(list));
-  for (const span of wanted) {
-    if (countTokens(render([...spans, span])) > tokens) continue;
-    spans.push(span);
-  }
-  return spans.length ? { text: render(spans), spans: mergeSpans(spans) } : undefined;
-}
-
-/** Spans of a file's lines (merged, 1-based), numbered and marked partial; `what` says what was asked. */
-function renderMerged(rel: string, lines: string[], merged: [number, number][], what = ''): string {
-  const header = `### ${rel} (partial${what}: ${lines.length} lines; shown: ${merged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}; use SEARCH/REPLACE for it, or READ to see more)`;
+export function renderMerged(rel: string, lines: string[], merged: [number, number][], what = '', leftOut = ''): string {
+  const more = leftOut ? `${leftOut}; use SEARCH/REPLACE for it, or READ ${rel}:START-END or ${rel}#Name to see more` : 'use SEARCH/REPLACE for it, or READ to see more';
+  const header = `### ${rel} (partial${what}: ${lines.length} lines; shown: ${merged.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')}; ${more})`;
   const body = merged.map(([a, b]) => `@@ lines ${a}-${b} @@\n${lines.slice(a - 1, b).join('\n')}`).join('\n⋮\n');
   return `${header}\n${fence(`${body}\n`, langOf(rel))}`;
 }
@@ -139,7 +112,7 @@ export function renderRanges(
   return { text: render(spans), spans, cut: true };
 }
 
-function mergeSpans(list: [number, number][]): [number, number][] {
+export function mergeSpans(list: [number, number][]): [number, number][] {
   const sorted = [...list].sort((a, b) => a[0] - b[0]);
   const out: [number, number][] = [];
   for (const [a, b] of sorted) {

@@ -141,7 +141,15 @@ export interface BuiltPrompt {
   shown: Shown;
   /** Values masked as [REDACTED] in the prompt (the worker's secrets, credential-looking literals). */
   redactions?: number;
-  stats: { mapTokens: number; mappedFiles: number; mapMs: number; filesShown: number; secretFilesWithheld?: number };
+  stats: {
+    mapTokens: number;
+    mappedFiles: number;
+    mapMs: number;
+    filesShown: number;
+    secretFilesWithheld?: number;
+    /** Files shown in part (fileViews.ts): the tokens of the prompt each was given, and what its view took. */
+    partialViews?: Record<string, { room: number; tokens: number }>;
+  };
 }
 
 export interface GenerateChangeRequest {

@@ -1,0 +1,233 @@
+// A file too large to show whole, as a view built around its targets (the definitions the task
+// names, stubs, lines a failure names): each target whole; the imports and the enclosing class's
+// header; the lines that call it and the definitions it calls; its neighbours of the same kind
+// (the template a person would copy) — then more definitions by rank, until the view's token
+// share is used. Pure: the prompt builder (prompt.ts) reads the file and gives the share.
+import type { RankedDef } from './repomap';
+import { mergeSpans, renderMerged } from './promptSpans';
+import { countTokens } from './tokens';
+
+type Def = Pick<RankedDef, 'name' | 'kind' | 'line' | 'endLine'>;
+type Span = [number, number];
+/** A part of the view, most important first; `short` is tried when `span` does not fit. */
+export interface Candidate {
+  span: Span;
+  short?: Span;
+}
+
+/** A definition longer than this many lines is offered by its head first when it does not fit whole. */
+const LONG_DEF = 80;
+const HEAD_LINES = 20;
+/** The module header (docstring, imports) up to this many lines. */
+const MAX_HEADER_LINES = 40;
+/** A class header: its line and up to this many lines after it (docstring, fields). */
+const CLASS_HEADER_LINES = 12;
+/** At most this many lines that call a target are offered. */
+const MAX_CALL_SITES = 30;
+/** Stubs are targets too, at most this many (a file of abstract methods is not all targets). */
+const MAX_STUB_TARGETS = 3;
+const CONSTRUCTOR = /^(__init__|constructor|initialize|new)$/;
+/** Rendering overhead per span: its `@@ lines a-b @@` line, the `⋮` between, its range in the header. */
+const SPAN_TOKENS = 15;
+
+/** A definition's first line, taking in the decorators and comments right above it (up to 15 lines). */
+export function leadingComments(lines: string[], line: number): number {
+  let start = line;
+  while (start > 1 && line - start < 15 && /^\s*(@|#(?!include|define|if|endif|else)|\/\/|\/\*|\*|"{3}|'{3})/.test(lines[start - 2] ?? '')) start--;
+  return start;
+}
+
+const STUB_BODY =
+  /^(?:pass|\.\.\.|raise NotImplementedError(?:\(.*\))?|throw new Error\(\s*(['"`])(?:not implemented|todo)[^]*\)\s*;?|(?:todo|unimplemented)!\(.*\)\s*;?|panic\(\s*"(?:TODO|not implemented)[^]*\)\s*;?)?$/i;
+
+/** A function or method whose body is empty or only says it is not written yet. */
+export function isStub(lines: string[], d: Def, python: boolean): boolean {
+  if (!/function|method/.test(d.kind)) return false;
+  const text = lines.slice(d.line - 1, d.endLine).join('\n');
+  // Python: the body starts after the signature's closing `:`; braces: after the first `{`.
+  const open = python ? /\)\s*(?:->[^:\n]*)?:[ \t]*(?:#[^\n]*)?(?:\n|$)/.exec(text) : /\{/.exec(text);
+  if (!open) return false;
+  const body = text
+    .slice(open.index + open[0].length)
+    .replace(/("""|''')[^]*?\1/g, '')
+    .replace(/\/\*[^]*?\*\//g, '')
+    .replace(/(^|\s)(#|\/\/)[^\n]*/g, '$1')
+    .replace(/[{}]/g, '')
+    .trim();
+  return STUB_BODY.test(body);
+}
+
+/** Words of an identifier (snake_case, camelCase), lower case. */
+const words = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase().split(/[_\W]+/).filter((w) => w.length > 2);
+
+const contains = (outer: Def, inner: Def) => outer !== inner && outer.line <= inner.line && inner.endLine <= outer.endLine && outer.endLine - outer.line > inner.endLine - inner.line;
+
+/**
+ * The parts of the view in the order they are worth showing. `defs` most relevant first (the
+ * repository map's order); `names`: identifiers the task or the failures name; `anchors`:
+ * lines the failures name.
+ */
+export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<string>, anchors: Pick<Def, 'line' | 'endLine'>[], python: boolean): Candidate[] {
+  const n = lines.length;
+  const start = (d: Def) => leadingComments(lines, d.line);
+  const whole = (d: Def): Candidate => {
+    const span: Span = [start(d), Math.min(n, Math.max(d.line, d.endLine))];
+    return span[1] - span[0] >= LONG_DEF ? { span, short: [span[0], Math.min(span[1], d.line + HEAD_LINES)] } : { span };
+  };
+  const parentOf = (d: Def) => defs.filter((e) => contains(e, d)).sort((a, b) => a.endLine - a.line - (b.endLine - b.line))[0];
+  const innermost = (line: number) => defs.filter((e) => e.line <= line && line <= e.endLine).sort((a, b) => a.endLine - a.line - (b.endLine - b.line))[0];
+
+  // The targets: named definitions, then what failures point at, then stubs.
+  const targets: Def[] = defs.filter((d) => names.has(d.name));
+  const out: Candidate[] = [];
+  for (const a of anchors) {
+    const d = innermost(a.line);
+    if (d && d.endLine - d.line < LONG_DEF && !defs.some((e) => contains(d, e))) targets.push(d);
+    else out.push({ span: [Math.max(1, a.line - 12), Math.min(n, a.endLine + 12)] });
+  }
+  targets.push(...defs.filter((d) => isStub(lines, d, python)).slice(0, MAX_STUB_TARGETS));
+  if (!targets.length && !out.length) targets.push(...defs.filter((d) => !defs.some((e) => contains(d, e))).slice(0, 3));
+  const unique = [...new Set(targets)];
+  out.unshift(...unique.map(whole));
+
+  // The module's header (docstring, imports) and each target's enclosing definitions' headers.
+  const firstDef = Math.min(n + 1, ...defs.map(start));
+  out.push({ span: [1, Math.max(Math.min(n, 8), Math.min(firstDef - 1, MAX_HEADER_LINES))] });
+  const containers = new Set<Def>();
+  for (const t of unique) for (let p = parentOf(t); p; p = parentOf(p)) containers.add(p);
+  for (const c of containers) {
+    const firstChild = Math.min(c.endLine + 1, ...defs.filter((d) => contains(c, d)).map(start));
+    out.push({ span: [start(c), Math.max(c.line, Math.min(firstChild - 1, c.line + CLASS_HEADER_LINES))] });
+  }
+  // Its constructor says what the instance holds (the attributes a method body uses).
+  const ctors = defs.filter((d) => CONSTRUCTOR.test(d.name) && [...containers].some((c) => parentOf(d) === c) && !unique.includes(d));
+  out.push(...ctors.map(whole));
+
+  // The lines that call a target, with their definition's signature.
+  const inTarget = (line: number) => unique.some((t) => t.line <= line && line <= t.endLine);
+  const callers: Def[] = [];
+  const targetNames = [...new Set(unique.map((t) => t.name))].filter((name) => /^\w+$/.test(name));
+  if (targetNames.length) {
+    const call = new RegExp(`(?<![\\w$])(?:${targetNames.join('|')})(?![\\w$])`);
+    let sites = 0;
+    for (let i = 1; i <= n && sites < MAX_CALL_SITES; i++) {
+      if (inTarget(i) || !call.test(lines[i - 1])) continue;
+      sites++;
+      const caller = innermost(i);
+      if (caller && !containers.has(caller)) {
+        out.push({ span: [caller.line, caller.line] });
+        callers.push(caller);
+      }
+      out.push({ span: [Math.max(1, i - 1), Math.min(n, i + 1)] });
+    }
+  }
+
+  // The definitions a target calls (a name of this file in its body).
+  const taken = new Set<Def>([...unique, ...containers, ...ctors]);
+  const body = unique.map((t) => lines.slice(t.line, t.endLine).join('\n')).join('\n');
+  for (const d of defs) {
+    if (taken.has(d) || !/^\w+$/.test(d.name) || defs.some((e) => contains(d, e))) continue;
+    if (new RegExp(`(?<![\\w$])${d.name}(?![\\w$])`).test(body)) {
+      out.push(whole(d));
+      taken.add(d);
+    }
+  }
+
+  // Neighbours of the same kind under the same parent: the template a person would copy —
+  // those sharing a word with the target's name first, then the nearest; not other stubs.
+  const siblings: Def[] = [];
+  for (const t of unique) {
+    const parent = parentOf(t);
+    const mine = words(t.name);
+    const overlap = (d: Def) => mine.filter((w) => d.name.toLowerCase().includes(w)).length;
+    siblings.push(
+      ...defs
+        .filter((d) => !taken.has(d) && d.kind === t.kind && parentOf(d) === parent && !isStub(lines, d, python))
+        .sort((a, b) => overlap(b) - overlap(a) || Math.abs(a.line - t.line) - Math.abs(b.line - t.line)),
+    );
+  }
+  const near = [...new Set(siblings)];
+  out.push(...near.slice(0, 2).map(whole));
+  out.push(...callers.filter((c) => !taken.has(c)).map(whole));
+  out.push(...near.slice(2).map(whole));
+  // Then the rest, by rank (leaf definitions: a class whole would crowd out everything else).
+  out.push(...defs.filter((d) => !taken.has(d) && !defs.some((e) => contains(d, e))).map(whole));
+  return out;
+}
+
+/**
+ * The view: candidates taken in order while the estimate fits `tokens` (one that does not fit
+ * is tried short, then skipped), rendered with line numbers; the header says what was left out.
+ * Undefined when nothing fits.
+ */
+export function renderView(rel: string, text: string, defs: Def[], candidates: Candidate[], tokens: number): { text: string; spans: Span[] } | undefined {
+  const lines = text.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const n = lines.length;
+  const cost = lines.map((l) => countTokens(l) + 1);
+  const chosen: Span[] = [];
+  const estimate = (list: Span[]) => {
+    const merged = mergeSpans(list);
+    let total = 0;
+    for (const [a, b] of merged) for (let i = a; i <= b; i++) total += cost[i - 1];
+    return total + SPAN_TOKENS * merged.length;
+  };
+  const clip = ([a, b]: Span): Span => [Math.max(1, a), Math.min(n, b)];
+  // The header (path, counts, what was left out) is a few dozen tokens: room kept for it.
+  const room = tokens - 80;
+  for (const c of candidates) {
+    for (const span of [c.span, c.short]) {
+      if (!span || span[0] > n) continue;
+      if (estimate([...chosen, clip(span)]) <= room) {
+        chosen.push(clip(span));
+        break;
+      }
+    }
+  }
+  // The estimate counts line by line: drop the last parts while the real count is over.
+  while (chosen.length) {
+    const view = render(rel, lines, defs, mergeSpans(chosen));
+    if (countTokens(view) <= tokens) return { text: view, spans: mergeSpans(chosen) };
+    chosen.pop();
+  }
+  return undefined;
+}
+
+function render(rel: string, lines: string[], defs: Def[], merged: Span[]): string {
+  const shownLines = merged.reduce((k, [a, b]) => k + b - a + 1, 0);
+  const unseen = defs.filter((d) => !merged.some(([a, b]) => a <= d.line && d.line <= b));
+  const listed = unseen.slice(0, 6).map((d) => `${d.name} at ${d.line}-${d.endLine}`);
+  const leftOut = `left out: ${lines.length - shownLines} lines${unseen.length ? `, ${unseen.length} definitions such as ${listed.join(', ')}${unseen.length > listed.length ? ', …' : ''}` : ''}`;
+  return renderMerged(rel, lines, merged, '', leftOut);
+}
+
+/**
+ * A large file's view within `tokens`: built around the definitions `names` names, the lines
+ * failures name (`anchors`) and its stubs; undefined when nothing fits.
+ */
+export function fileView(
+  rel: string,
+  text: string,
+  defs: Def[],
+  names: ReadonlySet<string>,
+  anchors: Pick<Def, 'line' | 'endLine'>[],
+  tokens: number,
+): { text: string; spans: Span[] } | undefined {
+  const lines = text.split('\n');
+  return renderView(rel, text, defs, viewCandidates(lines, defs, names, anchors, /\.pyi?$/.test(rel)), tokens);
+}
+
+/** The most of what is left one file may take, so the map and the other files keep some room. */
+const MAX_SHARE = 0.8;
+
+/**
+ * A file's share of the prompt's room left, by relevance: its rank over its own and the ranks of
+ * the files that may still follow it (the top of the ranking not shown yet), never less than
+ * `floor` (what its place in the prompt gives it: 0.6 named, 0.5 defining a named identifier,
+ * 0.4 ranked) nor more than MAX_SHARE. A file ranked far above the rest (the one defining what
+ * the task names) takes most of the room; files ranked alike keep their floor.
+ */
+export function rankShare(rank: number, following: number[], floor: number): number {
+  const total = rank + following.reduce((s, r) => s + r, 0);
+  return Math.min(MAX_SHARE, Math.max(floor, total > 0 ? rank / total : 0));
+}

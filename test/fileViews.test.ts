@@ -1,0 +1,154 @@
+// A file too large to show whole is shown around its target (issue 16, item 1): the target
+// whole, its class header, its callers' lines, a sibling to copy from, more until the file's
+// share is used; the share follows the file's rank. Pure parts on their own, then through
+// buildPrompt, then a whole task run asserting on what the scripted model server received.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { simpleGit } from 'simple-git';
+import { ArtifactStore } from '../src/activities/artifacts';
+import { isStub, rankShare, renderView, viewCandidates } from '../src/activities/fileViews';
+import type { PromptMessages } from '../src/activities/llm';
+import { buildPrompt } from '../src/activities/prompt';
+import { countTokens } from '../src/activities/tokens';
+import { lastUserText } from '../scripts/demo/scriptedModelServer';
+import { searchReplace } from './support/answers';
+import { bigClass } from './support/bigClass';
+import { makeRepo } from './support/repos';
+import { useRig, type Rig } from './support/weaver';
+
+/** The `### path …` section of a prompt, up to the next file. */
+const sectionOf = (user: string, rel: string) => user.split(/\n(?=### )/).find((s) => s.startsWith(`### ${rel} `)) ?? '';
+const TASK = { title: 'Implement process_response', description: 'Application.process_response raises NotImplementedError: implement it as its docstring says.' };
+
+describe('the pure parts', () => {
+  const def = (name: string, kind: string, line: number, endLine: number) => ({ name, kind, line, endLine });
+
+  test('stubs in several languages are found; a function with a body is not', () => {
+    const cases: [string, boolean, boolean][] = [
+      ['def f(a,\n      b):\n    """Doc."""\n    pass', true, true],
+      ['def f(self) -> int:\n    raise NotImplementedError("later")', true, true],
+      ['def f(self):\n    return 1', true, false],
+      ["function f(a: string): void {\n  throw new Error('Not implemented');\n}", false, true],
+      ['function f() {\n  // TODO\n}', false, true],
+      ['fn f() -> u32 {\n    todo!()\n}', false, true],
+      ['func F() {\n\tpanic("TODO: write it")\n}', false, true],
+      ['func F() int {\n\treturn 1\n}', false, false],
+    ];
+    for (const [text, python, stub] of cases) {
+      const lines = text.split('\n');
+      expect([text, isStub(lines, def('f', 'function', 1, lines.length), python)]).toEqual([text, stub]);
+    }
+    expect(isStub(['class A:', '    pass'], def('A', 'class', 1, 2), true)).toBe(false);
+  });
+
+  test('a TypeScript class: the stub found without being named, its class header, a caller, the sibling; the header says what was left out', () => {
+    const lines = [
+      "import { Thing } from './thing';",
+      '',
+      'export class Store {',
+      '  private items: Thing[] = [];',
+      '',
+      '  addItem(t: Thing): void {',
+      '    this.items.push(t);',
+      '  }',
+      '',
+      '  removeItem(t: Thing): void {',
+      "    throw new Error('not implemented');",
+      '  }',
+      '',
+      ...Array.from({ length: 200 }, (_, i) => [`  pad${i}(): number {`, `    return ${i};`, '  }', '']).flat(),
+      '  clear(): void {',
+      '    for (const t of [...this.items]) this.removeItem(t);',
+      '  }',
+      '}',
+    ];
+    const n = lines.length;
+    const defs = [
+      def('Store', 'class', 3, n),
+      def('addItem', 'method', 6, 8),
+      def('removeItem', 'method', 10, 12),
+      ...Array.from({ length: 200 }, (_, i) => def(`pad${i}`, 'method', 14 + 4 * i, 16 + 4 * i)),
+      def('clear', 'method', n - 3, n - 1),
+    ];
+    const candidates = viewCandidates(lines, defs, new Set(), [], false);
+    // The stub first, whole; the caller's line soon after.
+    expect(candidates[0].span).toEqual([10, 12]);
+    const view = renderView('src/store.ts', lines.join('\n'), defs, candidates, 300);
+    expect(view).toBeDefined();
+    const text = view!.text;
+    expect(countTokens(text)).toBeLessThanOrEqual(300);
+    for (const line of [1, 3, 4, 6, 7, 10, 11, n - 3, n - 2]) expect(text).toContain(`${lines[line - 1]}\n`);
+    expect(text).toMatch(new RegExp(`^### src/store\\.ts \\(partial: ${n} lines; shown: 1-\\d+, [^)]*; left out: \\d+ lines, \\d+ definitions such as pad\\d+ at \\d+-\\d+`));
+    expect(text).toContain('@@ lines 1-');
+  });
+
+  test('the share follows the rank: far above the rest, most of what is left; alike, the floor; never past 0.8', () => {
+    expect(rankShare(0.4, [0.1, 0.1, 0.05], 0.5)).toBeCloseTo(0.4 / 0.65);
+    expect(rankShare(0.2, [0.2, 0.2], 0.4)).toBe(0.4);
+    expect(rankShare(0.99, [0.001], 0.5)).toBe(0.8);
+    expect(rankShare(0, [], 0.6)).toBe(0.6);
+  });
+});
+
+describe('a 3,000-line module at an 8k budget', () => {
+  const big = bigClass(3000);
+  let base: string;
+  beforeAll(() => (base = mkdtempSync(path.join(tmpdir(), 'weaver-views-'))));
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+  test('buildPrompt: the stub whole, its class header, the template beside it, the callers; the view takes ≥ 60% of its share, and the share most of the room', async () => {
+    expect(big.lines).toBeGreaterThanOrEqual(2900);
+    const dir = await makeRepo(path.join(base, 'ws'), big.files);
+    const store = new ArtifactStore(path.join(base, 'artifacts'));
+    const ws = { id: 'ws', dir, taskQueue: 'q', branch: 'main', baseCommit: (await simpleGit(dir).revparse(['HEAD'])).trim() };
+    const built = await buildPrompt(store, { workspace: ws, task: TASK, attempt: 1, tokenBudget: 8192, allowSubtasks: false }, { cacheDir: path.join(base, 'cache') });
+    const user = (await store.readJson<PromptMessages>(built.prompt)).user;
+    const view = sectionOf(user, big.path);
+    expect(built.shown[big.path]).toBe('partial');
+    for (const part of [big.stub.trimEnd(), big.classHeader, big.templateBody.trimEnd(), ...big.callerLines]) expect(view).toContain(part);
+    expect(view).toMatch(/^### webapp\/app\.py \(partial: \d+ lines; shown: 1-\d+, [^)]*; left out: \d+ lines, \d+ definitions such as /);
+    // The share: the tokens the file was given (what was left of the budget when it came up,
+    // times its rank share); the view fills at least 60% of it — and the share is more than the
+    // old fixed half of what was left (the file defines what the task names, the rest rank low).
+    const share = built.stats.partialViews?.[big.path];
+    expect(share).toBeDefined();
+    // (the section as cut from the prompt: a token or two of joins either way)
+    expect(Math.abs(share!.tokens - countTokens(view))).toBeLessThanOrEqual(2);
+    expect(share!.tokens).toBeGreaterThanOrEqual(0.6 * share!.room);
+    expect(share!.tokens).toBeLessThanOrEqual(share!.room);
+    expect(share!.room).toBeGreaterThan(0.5 * (8192 - built.estTokens + share!.tokens));
+    expect(built.estTokens).toBeLessThanOrEqual(8192);
+  });
+
+  describe('a whole task run, through the scripted model server', () => {
+    let rig: Rig;
+    useRig((r) => (rig = r));
+
+    test('the request the model received holds the stub, its class, the template, the callers, and the view is most of the prompt', async () => {
+      const repo = await makeRepo(path.join(rig.tmp, 'bigclass'), big.files);
+      const fix = searchReplace(
+        big.path,
+        '        raise NotImplementedError\n',
+        '        for func in reversed(self.after_request_funcs):\n            response = func(response)\n        return response\n',
+        'run the after-request functions',
+      );
+      rig.model.script('views-8k', [{ content: fix }]);
+      // promptBudget: (10127 - 1024) × 0.9 = 8192 prompt tokens.
+      const result = await rig.run({
+        ...rig.task(repo, [rig.provider('views-8k', { contextWindow: 10_127, maxTokens: 1024 })]),
+        task: TASK,
+        testCommand: ['python3', '-c', 'from webapp.app import Application as A; a = A(); a.after_request_funcs = [lambda r: r + 1, lambda r: r * 2]; assert a.process_response(1) == 3'],
+      });
+      expect(result.status).toBe('succeeded');
+      const [req] = rig.model.requestsFor('views-8k');
+      const user = lastUserText(req);
+      const view = sectionOf(user, big.path);
+      for (const part of [big.stub.trimEnd(), big.classHeader, big.templateBody.trimEnd(), ...big.callerLines]) expect(view).toContain(part);
+      expect(view).toMatch(/; left out: \d+ lines, \d+ definitions such as /);
+      // Before: lines 1-8 and the stub, 139 tokens of a ~6.5k-token prompt.
+      expect(countTokens(view)).toBeGreaterThan(0.5 * countTokens(user));
+      expect(result.attempts[0].promptTokens).toBeLessThanOrEqual(8192);
+    });
+  });
+});
