@@ -74,7 +74,10 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
     const span: Span = [start(d), Math.min(n, Math.max(d.line, d.endLine))];
     return span[1] - span[0] >= LONG_DEF ? { span, short: [span[0], Math.min(span[1], d.line + HEAD_LINES)] } : { span };
   };
-  const parentOf = (d: Def) => defs.filter((e) => contains(e, d)).sort((a, b) => a.endLine - a.line - (b.endLine - b.line))[0];
+  const parents = parentsOf(defs);
+  const parentOf = (d: Def) => parents.get(d);
+  const leaf = (d: Def) => !parents.hasChildren.has(d);
+  const stubs = new Set(defs.filter((d) => isStub(lines, d, python)));
   const innermost = (line: number) => defs.filter((e) => e.line <= line && line <= e.endLine).sort((a, b) => a.endLine - a.line - (b.endLine - b.line))[0];
 
   // The targets: named definitions, then what failures point at, then stubs.
@@ -82,11 +85,11 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   const out: Candidate[] = [];
   for (const a of anchors) {
     const d = innermost(a.line);
-    if (d && d.endLine - d.line < LONG_DEF && !defs.some((e) => contains(d, e))) targets.push(d);
+    if (d && d.endLine - d.line < LONG_DEF && leaf(d)) targets.push(d);
     else out.push({ span: [Math.max(1, a.line - 12), Math.min(n, a.endLine + 12)] });
   }
-  targets.push(...defs.filter((d) => isStub(lines, d, python)).slice(0, MAX_STUB_TARGETS));
-  if (!targets.length && !out.length) targets.push(...defs.filter((d) => !defs.some((e) => contains(d, e))).slice(0, 3));
+  targets.push(...[...stubs].slice(0, MAX_STUB_TARGETS));
+  if (!targets.length && !out.length) targets.push(...defs.filter(leaf).slice(0, 3));
   const unique = [...new Set(targets)];
   out.unshift(...unique.map(whole));
 
@@ -126,7 +129,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   const taken = new Set<Def>([...unique, ...containers, ...ctors]);
   const body = unique.map((t) => lines.slice(t.line, t.endLine).join('\n')).join('\n');
   for (const d of defs) {
-    if (taken.has(d) || !/^\w+$/.test(d.name) || defs.some((e) => contains(d, e))) continue;
+    if (taken.has(d) || !/^\w+$/.test(d.name) || !leaf(d)) continue;
     if (new RegExp(`(?<![\\w$])${d.name}(?![\\w$])`).test(body)) {
       out.push(whole(d));
       taken.add(d);
@@ -142,7 +145,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
     const overlap = (d: Def) => mine.filter((w) => d.name.toLowerCase().includes(w)).length;
     siblings.push(
       ...defs
-        .filter((d) => !taken.has(d) && d.kind === t.kind && parentOf(d) === parent && !isStub(lines, d, python))
+        .filter((d) => !taken.has(d) && d.kind === t.kind && parentOf(d) === parent && !stubs.has(d))
         .sort((a, b) => overlap(b) - overlap(a) || Math.abs(a.line - t.line) - Math.abs(b.line - t.line)),
     );
   }
@@ -151,7 +154,22 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   out.push(...callers.filter((c) => !taken.has(c)).map(whole));
   out.push(...near.slice(2).map(whole));
   // Then the rest, by rank (leaf definitions: a class whole would crowd out everything else).
-  out.push(...defs.filter((d) => !taken.has(d) && !defs.some((e) => contains(d, e))).map(whole));
+  out.push(...defs.filter((d) => !taken.has(d) && leaf(d)).map(whole));
+  return out;
+}
+
+/** Each definition's innermost enclosing one (definitions nest: a sweep with a stack). */
+function parentsOf(defs: Def[]): Map<Def, Def | undefined> & { hasChildren: Set<Def> } {
+  const sorted = [...defs].sort((a, b) => a.line - b.line || b.endLine - a.endLine);
+  const out = Object.assign(new Map<Def, Def | undefined>(), { hasChildren: new Set<Def>() });
+  const stack: Def[] = [];
+  for (const d of sorted) {
+    while (stack.length && !contains(stack[stack.length - 1], d)) stack.pop();
+    const p = stack[stack.length - 1];
+    out.set(d, p);
+    if (p) out.hasChildren.add(p);
+    stack.push(d);
+  }
   return out;
 }
 
@@ -164,22 +182,29 @@ export function renderView(rel: string, text: string, defs: Def[], candidates: C
   const lines = text.split('\n');
   if (lines.length && lines[lines.length - 1] === '') lines.pop();
   const n = lines.length;
-  const cost = lines.map((l) => countTokens(l) + 1);
+  // Lines are counted when first needed: a view shows a few hundred of a file's many thousands.
+  const cost = new Int32Array(n).fill(-1);
+  const lineCost = (i: number) => (cost[i - 1] < 0 ? (cost[i - 1] = countTokens(lines[i - 1]) + 1) : cost[i - 1]);
   const chosen: Span[] = [];
   const estimate = (list: Span[]) => {
     const merged = mergeSpans(list);
-    let total = 0;
-    for (const [a, b] of merged) for (let i = a; i <= b; i++) total += cost[i - 1];
-    return total + SPAN_TOKENS * merged.length;
+    let total = SPAN_TOKENS * merged.length;
+    for (const [a, b] of merged) for (let i = a; i <= b && total <= tokens; i++) total += lineCost(i);
+    return total;
   };
   const clip = ([a, b]: Span): Span => [Math.max(1, a), Math.min(n, b)];
   // The header (path, counts, what was left out) is a few dozen tokens: room kept for it.
   const room = tokens - 80;
+  let used = 0;
   for (const c of candidates) {
+    // Full: not even a one-line span would fit.
+    if (used > room - SPAN_TOKENS - 2) break;
     for (const span of [c.span, c.short]) {
       if (!span || span[0] > n) continue;
-      if (estimate([...chosen, clip(span)]) <= room) {
+      const total = estimate([...chosen, clip(span)]);
+      if (total <= room) {
         chosen.push(clip(span));
+        used = total;
         break;
       }
     }
