@@ -84,7 +84,9 @@ describe('the pure parts', () => {
   });
 
   test('the share follows the rank: far above the rest, most of what is left; alike, the floor; never past 0.8', () => {
-    expect(rankShare(0.4, [0.1, 0.1, 0.05], 0.5)).toBeCloseTo(0.4 / 0.65);
+    // Twice the next file, four times each of the tail: 0.04 / (0.04 + 0.01 + 6 × 0.0025), not the
+    // linear 0.2 / 0.6 (PageRank's long tail would keep the file at its floor).
+    expect(rankShare(0.2, [0.1, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05], 0.5)).toBeCloseTo(0.04 / 0.065);
     expect(rankShare(0.2, [0.2, 0.2], 0.4)).toBe(0.4);
     expect(rankShare(0.99, [0.001], 0.5)).toBe(0.8);
     expect(rankShare(0, [], 0.6)).toBe(0.6);

@@ -117,7 +117,8 @@ export function mergeSpans(list: [number, number][]): [number, number][] {
   const out: [number, number][] = [];
   for (const [a, b] of sorted) {
     const last = out[out.length - 1];
-    if (last && a <= last[1] + 2) last[1] = Math.max(last[1], b);
+    // A gap of a line or two (blank lines between definitions) costs less shown than marked.
+    if (last && a <= last[1] + 3) last[1] = Math.max(last[1], b);
     else out.push([a, b]);
   }
   return out;
