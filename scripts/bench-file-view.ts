@@ -3,13 +3,14 @@
 //
 //   npx tsx scripts/bench-file-view.ts [--budget 8192] [--per-repo 6]
 //
-// Repositories: real sources (webpack's lib, ESLint's lib, the openai SDK's src from
-// node_modules; the Python standard library's top-level modules), each copied into a temp git
-// repo. In each, the largest files of 1,500-9,000 lines; in each file the function or method
-// (6-60 lines, named in snake_case or camelCase, defined in no other file) nearest its middle
-// has its body replaced by a stub, and the task names it ("Implement F"). Reported per repository: the tokens of the file's view, the share it was
-// given (when the prompt builder reports it), whether F's definition is shown whole, and whether
-// F with 20 lines either side is shown (the issue's recall measure).
+// Repositories: real sources (webpack's lib, ESLint's lib, zod's src, the Temporal TypeScript
+// SDK's packages from node_modules; the Python standard library's top-level modules), each
+// copied into a temp git repo. In each, the largest files of 1,500-9,000 lines; in each file
+// the function or method (6-60 lines, named in snake_case or camelCase, defined in no other
+// file) nearest its middle has its body replaced by a stub, and the task names it ("Implement
+// F"). Reported per repository: the tokens of the file's view (0 when the file is not shown),
+// the share it was given (when the prompt builder reports it), whether F's definition is shown
+// whole, and whether F with 20 lines either side is shown (the issue's recall measure).
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +36,15 @@ function pythonStdlib(): string | undefined {
 const REPOS: { name: string; copy: (into: string) => void }[] = [
   { name: 'webpack (JS)', copy: (into) => cpSync(path.join(NM, 'webpack/lib'), path.join(into, 'lib'), { recursive: true }) },
   { name: 'eslint (JS)', copy: (into) => cpSync(path.join(NM, 'eslint/lib'), path.join(into, 'lib'), { recursive: true }) },
-  { name: 'openai (TS)', copy: (into) => cpSync(path.join(NM, 'openai/src'), path.join(into, 'src'), { recursive: true, filter: (s) => !s.endsWith('.d.ts') }) },
+  { name: 'zod (TS)', copy: (into) => cpSync(path.join(NM, 'zod/src'), path.join(into, 'src'), { recursive: true, filter: (s) => !s.endsWith('.d.ts') }) },
+  {
+    name: 'temporalio (TS)',
+    copy: (into) => {
+      for (const pkg of ['client', 'worker', 'common', 'workflow', 'activity', 'testing']) {
+        cpSync(path.join(NM, '@temporalio', pkg, 'src'), path.join(into, pkg), { recursive: true, filter: (s) => !s.endsWith('.d.ts') });
+      }
+    },
+  },
   {
     name: 'python stdlib (Python)',
     copy: (into) => {
@@ -85,7 +94,7 @@ function shownLines(section: string, total: number): Set<number> {
 async function main(): Promise<void> {
   const base = mkdtempSync(path.join(tmpdir(), 'bench-file-view-'));
   const rows: string[] = [];
-  const all = { n: 0, tokens: 0, whole: 0, near: 0 };
+  const all = { n: 0, tokens: 0, room: 0, whole: 0, near: 0 };
   for (const repo of REPOS) {
     const dir = path.join(base, repo.name.replace(/\W+/g, '-'));
     mkdirSync(dir, { recursive: true });
@@ -150,13 +159,15 @@ async function main(): Promise<void> {
     );
     all.n += r.n;
     all.tokens += r.tokens;
+    all.room += r.room;
     all.whole += r.whole;
     all.near += r.near;
   }
   rmSync(base, { recursive: true, force: true });
   console.log(`prompt budget ${BUDGET} tokens; per file: the target file's view in the prompt`);
   for (const row of rows) console.log(row);
-  console.log(`all: ${all.n} files, view ${Math.round(all.tokens / Math.max(1, all.n))} tokens on average, F whole ${all.whole}/${all.n}, F ±20 lines ${all.near}/${all.n}`);
+  const share = all.room ? ` of ${Math.round(all.room / all.n)} (share)` : '';
+  console.log(`all: ${all.n} files, view ${Math.round(all.tokens / Math.max(1, all.n))} tokens${share} on average, F whole ${all.whole}/${all.n}, F ±20 lines ${all.near}/${all.n}`);
 }
 
 void main();
