@@ -74,6 +74,10 @@ describe('the pure parts', () => {
     const candidates = viewCandidates(lines, defs, new Set(), [], false);
     // The stub first, whole; the caller's line soon after.
     expect(candidates[0].span).toEqual([10, 12]);
+    // A line a failure names makes its function the target (and the stub is not one then).
+    const failing = viewCandidates(lines, defs, new Set(), [{ line: 7, endLine: 7 }], false);
+    expect(failing[0].span).toEqual([6, 8]);
+    expect(failing.findIndex((c) => c.span[0] === 10 && c.span[1] === 12)).toBeGreaterThan(failing.findIndex((c) => c.span[0] === n - 3));
     const view = renderView('src/store.ts', lines.join('\n'), defs, candidates, 300);
     expect(view).toBeDefined();
     const text = view!.text;

@@ -82,7 +82,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   const stubs = new Set(defs.filter((d) => isStub(lines, d, python)));
   const innermost = (line: number) => defs.filter((e) => e.line <= line && line <= e.endLine).sort((a, b) => a.endLine - a.line - (b.endLine - b.line))[0];
 
-  // The targets: named definitions, then what failures point at, then stubs.
+  // The targets: named definitions and what failures point at; else stubs; else the top-ranked.
   const targets: Def[] = defs.filter((d) => names.has(d.name));
   const out: Candidate[] = [];
   for (const a of anchors) {
@@ -157,7 +157,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   }
   const near = [...new Set(siblings)];
   out.push(...near.slice(0, 2).map(whole));
-  out.push(...callers.filter((c) => !taken.has(c)).map(whole));
+  out.push(...[...new Set(callers)].filter((c) => !taken.has(c)).map(whole));
   out.push(...near.slice(2).map(whole));
   // Then the rest, by rank (leaf definitions: a class whole would crowd out everything else).
   out.push(...defs.filter((d) => !taken.has(d) && leaf(d)).map(whole));
