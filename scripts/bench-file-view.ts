@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import type { PromptMessages } from '../src/activities/llm';
 import { buildPrompt } from '../src/activities/prompt';
 import { localTagger } from '../src/activities/repomap/extract';
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
       .filter((f) => f.lines >= 1500 && f.lines <= 9000)
       .sort((a, b) => b.lines - a.lines)
       .slice(0, PER_REPO);
-    const store = new ArtifactStore(path.join(base, 'artifacts'));
+    const store = new LocalArtifactStore(path.join(base, 'artifacts'));
     const r = { n: 0, tokens: 0, room: 0, whole: 0, near: 0 };
     for (const { rel } of big) {
       const original = readFileSync(path.join(dir, rel), 'utf8');

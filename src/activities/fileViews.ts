@@ -7,7 +7,8 @@ import type { RankedDef } from './repomap';
 import { mergeSpans, renderMerged } from './promptSpans';
 import { countTokens } from './tokens';
 
-type Def = Pick<RankedDef, 'name' | 'kind' | 'line' | 'endLine'>;
+/** `stub`: the repository map found its body a placeholder (repomap/stubs.ts). */
+type Def = Pick<RankedDef, 'name' | 'kind' | 'line' | 'endLine' | 'stub'>;
 type Span = [number, number];
 /** A part of the view, most important first; `short` is tried when `span` does not fit. */
 export interface Candidate {
@@ -39,26 +40,6 @@ export function leadingComments(lines: string[], line: number): number {
   return start;
 }
 
-const STUB_BODY =
-  /^(?:pass|\.\.\.|raise NotImplementedError(?:\(.*\))?|throw new Error\(\s*(['"`])(?:not implemented|todo)[^]*\)\s*;?|(?:todo|unimplemented)!\(.*\)\s*;?|panic\(\s*"(?:TODO|not implemented)[^]*\)\s*;?)?$/i;
-
-/** A function or method whose body is empty or only says it is not written yet. */
-export function isStub(lines: string[], d: Def, python: boolean): boolean {
-  if (!/function|method/.test(d.kind)) return false;
-  const text = lines.slice(d.line - 1, d.endLine).join('\n');
-  // Python: the body starts after the signature's closing `:`; braces: after the first `{`.
-  const open = python ? /\)\s*(?:->[^:\n]*)?:[ \t]*(?:#[^\n]*)?(?:\n|$)/.exec(text) : /\{/.exec(text);
-  if (!open) return false;
-  const body = text
-    .slice(open.index + open[0].length)
-    .replace(/("""|''')[^]*?\1/g, '')
-    .replace(/\/\*[^]*?\*\//g, '')
-    .replace(/(^|\s)(#|\/\/)[^\n]*/g, '$1')
-    .replace(/[{}]/g, '')
-    .trim();
-  return STUB_BODY.test(body);
-}
-
 /** Words of an identifier (snake_case, camelCase), lower case. */
 const words = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase().split(/[_\W]+/).filter((w) => w.length > 2);
 
@@ -69,7 +50,7 @@ const contains = (outer: Def, inner: Def) => outer !== inner && outer.line <= in
  * repository map's order); `names`: identifiers the task or the failures name; `anchors`:
  * lines the failures name.
  */
-export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<string>, anchors: Pick<Def, 'line' | 'endLine'>[], python: boolean): Candidate[] {
+export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<string>, anchors: Pick<Def, 'line' | 'endLine'>[]): Candidate[] {
   const n = lines.length;
   const start = (d: Def) => leadingComments(lines, d.line);
   const whole = (d: Def): Candidate => {
@@ -79,7 +60,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   const parents = parentsOf(defs);
   const parentOf = (d: Def) => parents.get(d);
   const leaf = (d: Def) => !parents.hasChildren.has(d);
-  const stubs = new Set(defs.filter((d) => isStub(lines, d, python)));
+  const stubs = new Set(defs.filter((d) => d.stub));
   const innermost = (line: number) => defs.filter((e) => e.line <= line && line <= e.endLine).sort((a, b) => a.endLine - a.line - (b.endLine - b.line))[0];
 
   // The targets: named definitions and what failures point at; else stubs; else the top-ranked.
@@ -245,7 +226,7 @@ export function fileView(
   tokens: number,
 ): { text: string; spans: Span[] } | undefined {
   const lines = text.split('\n');
-  return renderView(rel, text, defs, viewCandidates(lines, defs, names, anchors, /\.pyi?$/.test(rel)), tokens);
+  return renderView(rel, text, defs, viewCandidates(lines, defs, names, anchors), tokens);
 }
 
 /** The most of what is left one file may take, so the map and the other files keep some room. */
