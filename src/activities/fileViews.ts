@@ -16,22 +16,25 @@ export interface Candidate {
   short?: Span;
 }
 
-/** A definition longer than this many lines is offered by its head first when it does not fit whole. */
-const LONG_DEF = 80;
-const HEAD_LINES = 20;
-/** The module header (docstring, imports) up to this many lines. */
-const MAX_HEADER_LINES = 40;
-/** A class header: its line and up to this many lines after it (docstring, fields). */
-const CLASS_HEADER_LINES = 12;
-/** At most this many lines that call a target are offered. */
-const MAX_CALL_SITES = 30;
-/** Without a named target, stubs are the targets: at most this many (a file of abstract methods is not all targets). */
-const MAX_STUB_TARGETS = 3;
-/** Lines either side of a target shown once its callers and callees are in. */
-const CONTEXT_LINES = 20;
+/** What a view offers of a file, in lines (but the last). */
+const LIMIT = {
+  /** A definition longer than this is offered by its head (`headLines`) first when it does not fit whole. */
+  longDef: 80,
+  headLines: 20,
+  /** The module header (docstring, imports). */
+  moduleHeader: 40,
+  /** A class header: its line and up to this many after it (docstring, fields). */
+  classHeader: 12,
+  /** Lines that call a target, at most. */
+  callSites: 30,
+  /** Without a named target, stubs are the targets: at most this many (a file of abstract methods is not all targets). */
+  stubTargets: 3,
+  /** Either side of a target, shown once its callers and callees are in. */
+  context: 20,
+  /** Tokens of rendering overhead per span: its `@@ lines a-b @@` line, the `⋮` between, its range in the header. */
+  spanTokens: 15,
+};
 const CONSTRUCTOR = /^(__init__|constructor|initialize|new)$/;
-/** Rendering overhead per span: its `@@ lines a-b @@` line, the `⋮` between, its range in the header. */
-const SPAN_TOKENS = 15;
 
 /** A definition's first line, taking in the decorators and comments right above it (up to 15 lines). */
 export function leadingComments(lines: string[], line: number): number {
@@ -55,7 +58,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   const start = (d: Def) => leadingComments(lines, d.line);
   const whole = (d: Def): Candidate => {
     const span: Span = [start(d), Math.min(n, Math.max(d.line, d.endLine))];
-    return span[1] - span[0] >= LONG_DEF ? { span, short: [span[0], Math.min(span[1], d.line + HEAD_LINES)] } : { span };
+    return span[1] - span[0] >= LIMIT.longDef ? { span, short: [span[0], Math.min(span[1], d.line + LIMIT.headLines)] } : { span };
   };
   const parents = parentsOf(defs);
   const parentOf = (d: Def) => parents.get(d);
@@ -68,23 +71,23 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   const out: Candidate[] = [];
   for (const a of anchors) {
     const d = innermost(a.line);
-    if (d && d.endLine - d.line < LONG_DEF && leaf(d)) targets.push(d);
+    if (d && d.endLine - d.line < LIMIT.longDef && leaf(d)) targets.push(d);
     else out.push({ span: [Math.max(1, a.line - 12), Math.min(n, a.endLine + 12)] });
   }
   // Stubs when nothing is named (beside a named target they are mostly abstract methods).
-  if (!targets.length && !out.length) targets.push(...[...stubs].slice(0, MAX_STUB_TARGETS));
+  if (!targets.length && !out.length) targets.push(...[...stubs].slice(0, LIMIT.stubTargets));
   if (!targets.length && !out.length) targets.push(...defs.filter(leaf).slice(0, 3));
   const unique = [...new Set(targets)];
   out.unshift(...unique.map(whole));
 
   // The module's header (docstring, imports) and each target's enclosing definitions' headers.
   const firstDef = Math.min(n + 1, ...defs.map(start));
-  out.push({ span: [1, Math.max(Math.min(n, 8), Math.min(firstDef - 1, MAX_HEADER_LINES))] });
+  out.push({ span: [1, Math.max(Math.min(n, 8), Math.min(firstDef - 1, LIMIT.moduleHeader))] });
   const containers = new Set<Def>();
   for (const t of unique) for (let p = parentOf(t); p; p = parentOf(p)) containers.add(p);
   for (const c of containers) {
     const firstChild = Math.min(c.endLine + 1, ...defs.filter((d) => contains(c, d)).map(start));
-    out.push({ span: [start(c), Math.max(c.line, Math.min(firstChild - 1, c.line + CLASS_HEADER_LINES))] });
+    out.push({ span: [start(c), Math.max(c.line, Math.min(firstChild - 1, c.line + LIMIT.classHeader))] });
   }
   // Its constructor says what the instance holds (the attributes a method body uses).
   const ctors = defs.filter((d) => CONSTRUCTOR.test(d.name) && [...containers].some((c) => parentOf(d) === c) && !unique.includes(d));
@@ -97,7 +100,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   if (targetNames.length) {
     const call = new RegExp(`(?<![\\w$])(?:${targetNames.join('|')})(?![\\w$])`);
     let sites = 0;
-    for (let i = 1; i <= n && sites < MAX_CALL_SITES; i++) {
+    for (let i = 1; i <= n && sites < LIMIT.callSites; i++) {
       if (inTarget(i) || !call.test(lines[i - 1])) continue;
       sites++;
       const caller = innermost(i);
@@ -121,7 +124,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   }
 
   // The code right around each target.
-  for (const t of unique) out.push({ span: [start(t) - CONTEXT_LINES, t.endLine + CONTEXT_LINES], short: [start(t) - 8, t.endLine + 8] });
+  for (const t of unique) out.push({ span: [start(t) - LIMIT.context, t.endLine + LIMIT.context], short: [start(t) - 8, t.endLine + 8] });
 
   // Neighbours of the same kind under the same parent: the template a person would copy —
   // those sharing a word with the target's name first, then the nearest; not other stubs.
@@ -175,7 +178,7 @@ export function renderView(rel: string, text: string, defs: Def[], candidates: C
   const chosen: Span[] = [];
   const estimate = (list: Span[]) => {
     const merged = mergeSpans(list);
-    let total = SPAN_TOKENS * merged.length;
+    let total = LIMIT.spanTokens * merged.length;
     for (const [a, b] of merged) for (let i = a; i <= b && total <= tokens; i++) total += lineCost(i);
     return total;
   };
@@ -185,7 +188,7 @@ export function renderView(rel: string, text: string, defs: Def[], candidates: C
   let used = 0;
   for (const c of candidates) {
     // Full: not even a one-line span would fit.
-    if (used > room - SPAN_TOKENS - 2) break;
+    if (used > room - LIMIT.spanTokens - 2) break;
     for (const span of [c.span, c.short]) {
       if (!span || span[0] > n) continue;
       const total = estimate([...chosen, clip(span)]);
