@@ -69,7 +69,8 @@ async function stubMiddle(text: string, rel: string, unique: (name: string) => b
     // Names a task would be written with (snake_case, camelCase) and found by (defined in one file):
     // this measures the view of the file, not the lookup of the name.
     .filter(([name, kind, line, end]) => /function|method/.test(kind) && /^_?[a-z]+(_[a-z0-9]+|[A-Z][a-z0-9]+)+$/.test(name) && end - line >= 5 && end - line <= 60)
-    .filter(([, , line, end]) => (py ? /\):\s*$/.test(lines[line - 1]) : /\{\s*$/.test(lines[line - 1]) && /^\s*\}/.test(lines[end - 1])))
+    // One-line signatures only (the stub keeps the first line): `f(a) {`, `f(a): T {`, `def f(a) -> T:`.
+    .filter(([, , line, end]) => (py ? /\)(\s*->[^:]+)?:\s*$/.test(lines[line - 1]) : /\)(\s*:[^{]+)?\s*\{\s*$/.test(lines[line - 1]) && /^\s*\}/.test(lines[end - 1])))
     .sort((a, b) => Math.abs(a[2] - middle) - Math.abs(b[2] - middle));
   const found = fit.find(([name]) => unique(name));
   if (!found) return undefined;
