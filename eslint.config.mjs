@@ -8,7 +8,7 @@ const NODE_BUILTINS = ['fs', 'path', 'child_process', 'crypto', 'os', 'http', 'h
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'node_modules/**', '.tools/**', '.weaver/**', 'coverage/**', '**/*.d.ts'],
+    ignores: ['dist/**', 'node_modules/**', '.tools/**', '.weaver/**', '.bench-cache/**', 'coverage/**', '**/*.d.ts'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
