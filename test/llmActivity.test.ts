@@ -175,6 +175,12 @@ test('the answer is kept and its reference heartbeated as it arrives; a retry af
 test('a retry after a worker lost before it kept an answer: WorkerLost (sent, so estimated spend), no new request', async () => {
   const err = await failureOf(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { provider: 'lost-early' } }).run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('lost-early')));
   expect(err).toMatchObject({ type: 'WorkerLost', nonRetryable: true, details: [{ provider: 'lost-early', sent: true }] });
+  expect((err as ApplicationFailure).details?.[0]).not.toHaveProperty('ranOut');
+  // A first execution that ran its whole start-to-close (a live worker, a provider too slow) says so.
+  const now = Date.now();
+  const late = { attempt: 2, heartbeatDetails: { provider: 'lost-early' }, scheduledTimestampMs: now - 62_000, currentAttemptScheduledTimestampMs: now, startToCloseTimeoutMs: 61_000 };
+  const ranOut = await failureOf(new MockActivityEnvironment(late).run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('lost-early')));
+  expect(ranOut).toMatchObject({ type: 'WorkerLost', details: [{ provider: 'lost-early', sent: true, ranOut: true }] });
   expect(model.count('lost-early')).toBe(0);
 });
 

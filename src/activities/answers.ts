@@ -123,7 +123,12 @@ export async function keptAnswerOf(ctx: Context, store: ArtifactStore, provider:
   const lost = (why: string, type: string, details: ProviderFailureDetails) =>
     ApplicationFailure.create({ type, nonRetryable: true, message: `provider ${provider.id} (${provider.model}): ${why}`, details: [details] });
   if (!beat?.answer) {
-    throw lost('the worker running this call was lost before its answer was kept; the request may have been billed', WORKER_LOST, { provider: provider.id, sent: true });
+    // The first execution ran out its start-to-close (a provider too slow for its deadline, with
+    // the worker alive) rather than going silent: the provider's failure, not the infrastructure's.
+    const { scheduledTimestampMs, currentAttemptScheduledTimestampMs, startToCloseTimeoutMs } = ctx.info;
+    const ranOut = currentAttemptScheduledTimestampMs - scheduledTimestampMs >= startToCloseTimeoutMs;
+    const why = ranOut ? 'the call ran out its start-to-close timeout' : 'the worker running this call was lost before its answer was kept';
+    throw lost(`${why}; the request may have been billed`, WORKER_LOST, { provider: provider.id, sent: true, ...(ranOut ? { ranOut } : {}) });
   }
   // Beaten again: a retry lost in its turn leaves the reference to the next.
   ctx.heartbeat(beat);

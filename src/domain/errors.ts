@@ -62,6 +62,8 @@ export interface ProviderFailureDetails {
   latencyMs?: number;
   /** The answer stream was cut mid-answer: `tokensIn`/`tokensOut` are what the worker counted (prompt, text received), booked as estimated spend. */
   partial?: boolean;
+  /** WorkerLost: the lost execution ran out its start-to-close timeout (the provider's slowness, not a dead worker). */
+  ranOut?: boolean;
 }
 
 /**

@@ -176,8 +176,9 @@ export function describeFailure(err: unknown): FailureDescription {
       return { family: 'worker_shutdown', message: cause.message, infra: 'worker_shutdown', sent: d.sent !== false };
     }
     if (cause.type === WORKER_LOST) {
-      // The retry of a call whose worker died before keeping an answer: as the timeout was.
-      return { family: 'timeout', message: cause.message, lost: true, infra: 'worker_lost' };
+      // The retry of a call whose first execution ended before keeping an answer: as that
+      // timeout was — a missed heartbeat is infrastructure, a start-to-close is not.
+      return { family: 'timeout', message: cause.message, lost: true, ...(d.ranOut ? {} : { infra: 'worker_lost' as const }) };
     }
     if (cause.type === ARTIFACT_STORE_FAILED) {
       const usage = { tokensIn: d.tokensIn ?? 0, tokensOut: d.tokensOut ?? 0, latencyMs: d.latencyMs };
