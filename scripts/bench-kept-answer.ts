@@ -16,7 +16,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import type { CallBeat } from '../src/activities/answers';
 import { ArtifactStore } from '../src/activities/artifacts';
 import { generateChange } from '../src/activities/llm';
-import type { ActivityDeps } from '../src/activities/types';
+import type { ActivityDeps, GenerateChangeResult } from '../src/activities/types';
 import { editFormat } from '../src/domain/editformats';
 import { ScriptedModelServer } from './demo/scriptedModelServer';
 
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
         env.on('heartbeat', (d: unknown) => {
           if ((d as CallBeat).answer) beat = performance.now();
         });
-        const r = await env.run(generateChange, deps, store, { workflowId: 'bench', attempt: 1, provider: { id: 'bench', model: 'bench', maxTokens: 100_000 }, prompt, role: 'primary' });
+        const r: GenerateChangeResult = await env.run(generateChange, deps, store, { workflowId: 'bench', attempt: 1, provider: { id: 'bench', model: 'bench', maxTokens: 100_000 }, prompt, role: 'primary' as const });
         const end = performance.now();
         if (r.outcome !== 'ok') throw new Error(`the scripted answer was not applied as an edit: ${r.outcome} ${r.error ?? ''}`);
         kept.push(beat - sent);

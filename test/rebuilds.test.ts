@@ -78,4 +78,8 @@ test('a workspace lost again and again before the answer could be applied: faile
   expect(result.usage.costUsd).toBeCloseTo(attempt.calls[0].costUsd, 9);
   // Its workspaces are on the lost host: none is named as live.
   expect(result.workspace).toBeUndefined();
+  // The first workspace and two rebuilds, each lost before the answer could be applied on it.
+  const activities = await activitiesOf(rig.client, result.workflowId);
+  expect(activities.filter((a) => a.type === 'prepareWorkspace')).toHaveLength(MAX_LOSSES_WITHOUT_PROGRESS);
+  expect(activities.filter((a) => a.type === 'applyChange').map((a) => a.closed)).toEqual(Array(MAX_LOSSES_WITHOUT_PROGRESS).fill('timed out SCHEDULE_TO_START'));
 }, 300_000);
