@@ -14,7 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { CallBeat } from '../src/activities/answers';
-import { ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore } from '../src/activities/artifacts';
 import { generateChange } from '../src/activities/llm';
 import type { ActivityDeps, GenerateChangeResult } from '../src/activities/types';
 import { editFormat } from '../src/domain/editformats';
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     heartbeatMs: 1000,
     providers: { providers: { bench: { baseURL: model.url, apiKeyEnv: 'BENCH_KEY', models: ['bench'] } } },
   };
-  const store = new ArtifactStore(deps.artifactDir);
+  const store = new LocalArtifactStore(deps.artifactDir);
   const prompt = await store.putJson('prompt', { system: 'You edit code.', user: 'Change a.' });
   try {
     for (const [label, bytes] of [

@@ -179,7 +179,7 @@ test('a retry after a worker lost before it kept an answer: WorkerLost (sent, so
   // A first execution that ran its whole start-to-close (a live worker, a provider too slow) says so.
   const now = Date.now();
   const late = { attempt: 2, heartbeatDetails: { provider: 'lost-early' }, scheduledTimestampMs: now - 62_000, currentAttemptScheduledTimestampMs: now, startToCloseTimeoutMs: 61_000 };
-  const ranOut = await failureOf(new MockActivityEnvironment(late).run(generateChange, deps, new ArtifactStore(deps.artifactDir), request('lost-early')));
+  const ranOut = await failureOf(new MockActivityEnvironment(late).run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('lost-early')));
   expect(ranOut).toMatchObject({ type: 'WorkerLost', details: [{ provider: 'lost-early', sent: true, ranOut: true }] });
   expect(model.count('lost-early')).toBe(0);
 });
