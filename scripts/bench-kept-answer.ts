@@ -70,12 +70,14 @@ async function main(): Promise<void> {
       console.log(`${label} (${calls} calls)\n  sent → kept (stored + heartbeated): ${stat(kept)}\n  sent → done (activity returns):     ${stat(done)}`);
     }
   } finally {
-    await model.close();
-    await rm(tmp, { recursive: true, force: true });
+    await Promise.all([model.close(), rm(tmp, { recursive: true, force: true })]);
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
