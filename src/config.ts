@@ -68,6 +68,8 @@ export interface WeaverConfig {
   workerSlot?: number;
   /** WEAVER_DEPLOYMENT_NAME + WEAVER_BUILD_ID: Worker Versioning (workflows pinned to the build that started them). */
   deployment?: { name: string; buildId: string };
+  /** WEAVER_FAULT_HOLD_AFTER_ANSWER_MS (crash tests only, unset in production): a provider call waits this long between keeping its answer and completing. */
+  holdAfterAnswerMs?: number;
 }
 
 export type SandboxMode = 'required' | 'auto' | 'off';
@@ -193,6 +195,7 @@ function operations(env: NodeJS.ProcessEnv) {
     workspaceQueue: env.WEAVER_WORKSPACE_QUEUE?.trim() || undefined,
     workerSlot: workerSlot(env),
     deployment: name && buildId ? { name, buildId } : undefined,
+    holdAfterAnswerMs: env.WEAVER_FAULT_HOLD_AFTER_ANSWER_MS ? num(env, 'WEAVER_FAULT_HOLD_AFTER_ANSWER_MS', 0) : undefined,
   };
 }
 

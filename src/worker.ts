@@ -83,6 +83,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     pushRemotes: c.pushRemotes,
     maxCommands: c.maxCommands,
     queueCheckSec: c.queueCheckSec,
+    holdAfterAnswerMs: c.holdAfterAnswerMs,
     ...opts.deps,
     commandRecordDir: slot.commandsDir,
     // Provider keys and their endpoints come from here only (a bad file fails the start, naming the field).

@@ -1,11 +1,15 @@
 // Durability against a REAL worker crash: a worker process is SIGKILLed (its whole process
 // group) while a provider call is on the wire. A replacement worker on the same queues takes
 // over; the run completes, and the call whose answer was lost is booked as ESTIMATED spend
-// (the reservation), never as known tokens (design rules 4 and 5).
+// (the reservation), never as known tokens (design rules 4 and 5). And a worker killed right
+// after the answer arrived: the answer it kept is delivered, never bought again (issue 17).
 import { readdirSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { simpleGit } from 'simple-git';
+import type { CallBeat } from '../src/activities/answers';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
@@ -15,7 +19,7 @@ import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { closeTestConnections, testAddress, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './support/temporal';
 import { wholeFile } from './support/answers';
 import { eventsOf } from './support/calls';
-import { startWorkerProcess, type WorkerProcess } from './support/processes';
+import { activitiesOf, startWorkerProcess, type WorkerProcess } from './support/processes';
 
 const MODEL = 'crash-model';
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
@@ -77,23 +81,23 @@ afterAll(async () => {
   await closeTestConnections();
 });
 
-test('a worker SIGKILLed mid provider call: the run completes elsewhere and the lost call is estimated spend', async () => {
-  const tmp = sandboxableTempDir('weaver-durability-');
+/** A temp dir, the scripted model server, a provider registry file and a worker process's env on fresh queues. */
+async function crashRig(name: string, extraEnv: Record<string, string> = {}) {
+  const tmp = sandboxableTempDir(`weaver-${name}-`);
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');
   const model = await ScriptedModelServer.start();
   cleanups.push(() => model.close());
-  const taskQueue = uniqueQueue('durability');
+  const taskQueue = uniqueQueue(name);
   const workspaceQueue = `${taskQueue}-ws`;
   const bundleFile = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
   if (!bundleFile) workflowBundle(); // throws the reason there is no bundle
-
-  // 1. A real worker process, its provider registry in a file (WEAVER_PROVIDERS): the key is the worker's.
+  // The worker's provider registry in a file (WEAVER_PROVIDERS): the key is the worker's.
   const registry = { providers: { [MODEL]: { baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', models: [MODEL], pricing: PRICING } } };
   const registryFile = path.join(tmp, 'providers.json');
   await writeFile(registryFile, JSON.stringify(registry));
-  const doomed = await spawnWorker({
+  const env = {
     ...API_KEY_ENV,
     WEAVER_PROVIDERS: registryFile,
     TEMPORAL_ADDRESS: testAddress(),
@@ -106,7 +110,39 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
     WEAVER_HEARTBEAT_MS: '50',
     WEAVER_RETRY_DELAY_SCALE: '0.01',
     WEAVER_WORKFLOW_BUNDLE: bundleFile!,
-  });
+    ...extraEnv,
+  };
+  /** A replacement worker in this process on the same queues, workspace root and artifact store. */
+  const replace = async () => {
+    const replacement = await createWorkers({
+      connection: await testNativeConnection(),
+      taskQueue,
+      workspaceQueue,
+      workflowBundle: workflowBundle(),
+      providers: registry,
+      deps: { artifactDir, workspaceRoot, env: { ...process.env, ...API_KEY_ENV }, heartbeatMs: 50, retryDelayScale: 0.01, repoRoots: [tmp] },
+    });
+    const running = replacement.run();
+    cleanups.push(async () => {
+      replacement.shutdown();
+      await running;
+    });
+  };
+  return { tmp, artifactDir, model, taskQueue, env, replace };
+}
+
+/** SIGKILLs a worker's whole process group and waits until nothing of it is left. */
+async function killWorker(w: WorkerProcess): Promise<void> {
+  killGroup(w.pid);
+  // A hang guard, not a speed bound: nothing of a SIGKILLed group ends by itself, so only the kill empties it.
+  for (let i = 0; i < 300 && liveMembers(w.pid).length; i++) await sleep(100);
+  expect(liveMembers(w.pid)).toEqual([]);
+}
+
+test('a worker SIGKILLed mid provider call: the run completes elsewhere and the lost call is estimated spend', async () => {
+  const { tmp, artifactDir, model, taskQueue, env, replace } = await crashRig('durability');
+  // 1. A real worker process.
+  const doomed = await spawnWorker(env);
 
   // 2. The first call never answers (it is on the wire when the worker dies); the next one does.
   model.script(MODEL, [{ hang: true }, { content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE }]);
@@ -121,27 +157,12 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
 
   // 3. Kill the worker's whole process group while the call is in flight.
   await model.waitFor((m) => m.count(MODEL) === 1 && m.inFlightFor(MODEL) === 1, 30_000);
-  killGroup(doomed.pid);
   const killedAt = Date.now();
+  await killWorker(doomed);
   await model.waitFor((m) => m.abortedCount(MODEL) === 1, 10_000); // the socket died with the process
-  // A hang guard, not a speed bound: nothing of a SIGKILLed group ends by itself, so only the kill empties it.
-  for (let i = 0; i < 300 && liveMembers(doomed.pid).length; i++) await sleep(100);
-  expect(liveMembers(doomed.pid)).toEqual([]);
 
   // 4. A replacement worker on the same queues, workspace root and artifact store.
-  const replacement = await createWorkers({
-    connection: await testNativeConnection(),
-    taskQueue,
-    workspaceQueue,
-    workflowBundle: workflowBundle(),
-    providers: registry,
-    deps: { artifactDir, workspaceRoot, env: { ...process.env, ...API_KEY_ENV }, heartbeatMs: 50, retryDelayScale: 0.01, repoRoots: [tmp] },
-  });
-  const running = replacement.run();
-  cleanups.push(async () => {
-    replacement.shutdown();
-    await running;
-  });
+  await replace();
 
   await model.waitFor((m) => m.count(MODEL) === 2, 90_000);
   const detectedMs = model.requestsFor(MODEL)[1].receivedAt - killedAt;
@@ -183,3 +204,52 @@ test('a worker SIGKILLed mid provider call: the run completes elsewhere and the 
   // Nothing of the killed worker is left.
   expect(liveMembers(doomed.pid)).toEqual([]);
 }, 120_000);
+
+/** The generateChange heartbeat details Temporal holds for a run's pending call (the last beat that reached the server). */
+async function pendingCallBeat(handle: WorkflowHandle): Promise<CallBeat | undefined> {
+  const { raw } = await handle.describe();
+  const pending = (raw.pendingActivities ?? []).find((a) => a.activityType?.name === 'generateChange');
+  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  return payload ? (defaultPayloadConverter.fromPayload(payload) as CallBeat) : undefined;
+}
+
+test('a worker SIGKILLed right after the answer arrived: the kept answer is delivered by the retry, not asked again, booked once as a real call', async () => {
+  // The worker holds (fault injection) between keeping the answer and completing: where it is killed.
+  const { tmp, artifactDir, model, taskQueue, env, replace } = await crashRig('kept-answer', { WEAVER_FAULT_HOLD_AFTER_ANSWER_MS: '600000' });
+  const doomed = await spawnWorker(env);
+  // One answer scripted: a second request would get the server's "script ran out" 400.
+  model.script(MODEL, [{ content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE }]);
+  const repo = await createExampleRepo(path.join(tmp, 'repo'));
+  const input = { ...exampleTask(repo, { id: MODEL, model: MODEL, maxTokens: 10_000 }), push: true };
+  // The server signals the answer went out; then the heartbeat naming the kept answer reaches Temporal.
+  let sentAt = 0;
+  model.once('response', () => (sentAt = Date.now()));
+  const handle = await startCodingTask(input, { client: await testClient(), taskQueue, workflowId: `kept-answer-${taskQueue}` });
+  await model.waitFor((m) => m.requestsFor(MODEL)[0]?.status === 200, 60_000);
+  let beat: CallBeat | undefined;
+  for (let i = 0; i < 600 && !beat?.answer; i++) {
+    beat = await pendingCallBeat(handle);
+    if (!beat?.answer) await sleep(50);
+  }
+  const beatSeenMs = Date.now() - sentAt;
+  expect(beat).toMatchObject({ provider: MODEL, tokensIn: USAGE.prompt_tokens, tokensOut: USAGE.completion_tokens, answer: { kind: 'answer' } });
+  const killedAt = Date.now();
+  await killWorker(doomed);
+  await replace();
+  const result = await handle.result();
+  process.stderr.write(`[durability] answer sent → its reference seen in Temporal's heartbeat details: ${beatSeenMs} ms (polled every 50 ms); run finished ${Date.now() - killedAt} ms after the kill\n`);
+
+  expect(result.status).toBe('succeeded');
+  expect(await simpleGit(repo).show([`${result.branch}:src/slugify.js`])).toBe(GOOD);
+  // Asked once: one request at the server, one call booked at the tokens the provider reported.
+  expect(model.count(MODEL)).toBe(1);
+  const events = await eventsOf(result, artifactDir);
+  expect(events.map((e) => e.outcome)).toEqual(['ok']);
+  expect(events[0]).toMatchObject({ tokensIn: USAGE.prompt_tokens, tokensOut: USAGE.completion_tokens });
+  expect(events[0].estimatedCostUsd ?? 0).toBe(0);
+  expect(result.usage).toMatchObject({ calls: 1, tokensIn: USAGE.prompt_tokens, tokensOut: USAGE.completion_tokens });
+  expect(result.usage.estimatedCostUsd ?? 0).toBe(0);
+  // The same call, its second execution (Temporal's retry after the heartbeat timeout) delivered it.
+  const calls = (await activitiesOf(await testClient(), handle.workflowId)).filter((a) => a.type === 'generateChange');
+  expect(calls.map((c) => ({ attempt: c.attempt, closed: c.closed, lastFailure: c.lastFailure }))).toEqual([{ attempt: 2, closed: 'completed', lastFailure: 'timeout HEARTBEAT' }]);
+}, 150_000);

@@ -292,6 +292,14 @@ interface ActivityRun {
   failure?: string;
 }
 
+/**
+ * A call that ended with its worker: timed out (runs before kept answers, or its retries ran
+ * out), or its retry found no kept answer (WorkerLost) — never an answer delivered.
+ */
+function diedWithWorker(c: ActivityRun): boolean {
+  return c.close === 'timed out' || (c.close === 'failed' && /^WorkerLost\b/.test(c.failure ?? ''));
+}
+
 /** A workflow task: where it was queued (a worker's sticky queue, or the task queue) and how it ended. */
 interface WorkflowTaskRun {
   scheduledAt: number;
@@ -629,6 +637,7 @@ test(
     const rows: string[] = [];
     let reapplied = 0;
     const deliveredButLost: string[] = [];
+    let keptDelivered = 0;
     let totalRequests = 0;
     let totalAnswers = 0;
     for (const [i, id] of ids.entries()) {
@@ -656,13 +665,16 @@ test(
         const e = events[k];
         if (!e) return;
         if (c.close === 'completed' && ['lost', 'cancelled', 'error'].includes(e.outcome)) say(`call ${k + 1} completed but was booked ${e.outcome}`);
-        if (c.close === 'timed out' && e.outcome !== 'lost') say(`call ${k + 1} timed out (its worker died) but was booked ${e.outcome}, not lost`);
-        if (c.close === 'failed' || c.close === 'cancelled' || c.close === 'open') say(`call ${k + 1} ${c.close}`);
+        if (diedWithWorker(c) && e.outcome !== 'lost') say(`call ${k + 1} ended with its worker (${c.close}) but was booked ${e.outcome}, not lost`);
+        if ((c.close === 'failed' && !diedWithWorker(c)) || c.close === 'cancelled' || c.close === 'open') say(`call ${k + 1} ${c.close}`);
+        // Its worker died after keeping the answer: Temporal's retry delivered it (not bought again).
+        if (c.close === 'completed' && (c.attempt ?? 1) > 1) keptDelivered += 1;
       });
-      // Each request the server saw belongs to the call that started last before it: one per call at most.
+      // Each request the server saw belongs to the call scheduled last before it: one per call at
+      // most (by schedule, not start: history keeps only a retried call's last start).
       const byCall = new Map<ActivityRun, RecordedRequest[]>();
       for (const r of requests) {
-        const c = calls.filter((x) => x.startedAt !== undefined && x.startedAt <= r.receivedAt + 50).pop();
+        const c = calls.filter((x) => x.startedAt !== undefined && x.scheduledAt <= r.receivedAt + 50).pop();
         if (!c || (c.closedAt !== undefined && r.receivedAt > c.closedAt + 50)) {
           say(`request #${r.id} at +${secs(r.receivedAt - runStart)} belongs to no recorded call`);
           continue;
@@ -673,7 +685,7 @@ test(
         const rs = byCall.get(c) ?? [];
         if (rs.length > 1) say(`call ${k + 1} sent ${rs.length} requests`);
         if (c.close === 'completed' && !(rs.length === 1 && complete(rs[0]))) say(`call ${k + 1} completed without exactly one completed answer at the server (${rs.map((r) => r.kind).join(', ')})`);
-        if (c.close === 'timed out' && rs.length === 1 && complete(rs[0])) {
+        if (diedWithWorker(c) && rs.length === 1 && complete(rs[0])) {
           // Answered in the instant its worker died (the server wrote the answer before it saw the
           // connection close): the answer never reached the workflow, which booked the call as
           // lost (estimated). Legitimate only if that worker was killed with the request on the
@@ -692,7 +704,7 @@ test(
           }
         }
       });
-      const lostDelivered = calls.filter((c) => c.close === 'timed out' && (byCall.get(c) ?? []).some(complete)).length;
+      const lostDelivered = calls.filter((c) => diedWithWorker(c) && (byCall.get(c) ?? []).some(complete)).length;
       if (answersAtServer !== answeredEvents.length + lostDelivered) {
         say(`the server completed ${answersAtServer} answers, the events record ${answeredEvents.length} answered (+${lostDelivered} delivered as its worker died)`);
       }
@@ -765,7 +777,7 @@ test(
         `run ${secs(finishedAt - runStart)} (kills done at +${secs(killsDoneAt - runStart)}); whole test so far ${secs(Date.now() - t0)}`,
         `kills:\n${table.join('\n')}`,
         `tasks:\n${rows.map((r) => `  ${r}`).join('\n')}`,
-        `provider requests ${totalRequests}, completed answers ${totalAnswers}, answers delivered as their worker died ${deliveredButLost.length}${deliveredButLost.length ? ` (${deliveredButLost.join('; ')})` : ''}, answers re-applied on a rebuilt workspace ${reapplied}`,
+        `provider requests ${totalRequests}, completed answers ${totalAnswers}, answers delivered as their worker died ${deliveredButLost.length}${deliveredButLost.length ? ` (${deliveredButLost.join('; ')})` : ''} (bought again), answers kept by a killed worker and delivered by the retry ${keptDelivered}, answers re-applied on a rebuilt workspace ${reapplied}`,
         `recovery (kill → next activity): all ${stat(figures())}`,
         `  same-queue ${stat(figures('same-queue'))}`,
         `  lost host  ${stat(figures('lost host'))}`,

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import type { CallBeat, KeptAnswer } from '../src/activities/answers';
 import { LocalArtifactStore } from '../src/activities/artifacts';
 import { generateChange } from '../src/activities/llm';
 import type { ActivityDeps, GenerateChangeRequest } from '../src/activities/types';
@@ -67,25 +68,26 @@ test('a store that fails twice after the answer came: retried in the activity, t
   const result = (await new MockActivityEnvironment().run(generateChange, deps, store, request('store-flaky'))) as Awaited<ReturnType<typeof generateChange>>;
   expect(result.outcome).toBe('ok');
   expect(result).toMatchObject({ tokensIn: 120, tokensOut: 80 });
-  expect(store.tries).toBeGreaterThanOrEqual(3); // 2 failed response writes + the one that worked (+ the change set)
+  expect(store.tries).toBeGreaterThanOrEqual(3); // 2 failed writes of the answer + the one that worked (+ response, change set)
   expect(model.count('store-flaky')).toBe(1);
 });
 
-test('a store that keeps failing: a retryable ArtifactStoreFailed carrying the real usage, so the workflow books the tokens', async () => {
+test('a store that keeps failing: an ArtifactStoreFailed carrying the real usage, so the workflow books the tokens (and asks again itself)', async () => {
   model.script('store-down', [ANSWER]);
   const store = new FlakyStore(Infinity);
   const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, store, request('store-down')));
   expect(err).toBeInstanceOf(ApplicationFailure);
   const f = err as ApplicationFailure;
   expect(f.type).toBe('ArtifactStoreFailed');
-  expect(f.nonRetryable).toBeFalsy();
-  expect(f.message).toMatch(/answered, but its response could not be stored after 3 tries: ENOSPC/);
+  // Final for the activity: Temporal retries a call only after a lost worker; the workflow asks again.
+  expect(f.nonRetryable).toBe(true);
+  expect(f.message).toMatch(/answered, but its answer could not be stored after 3 tries: ENOSPC/);
   expect(f.details?.[0]).toMatchObject({ provider: 'store-down', tokensIn: 120, tokensOut: 80 });
   expect(store.tries).toBe(3);
   expect(model.count('store-down')).toBe(1);
 });
 
-test('cancelled because its worker shuts down: a retryable WorkerShutdown saying the request was sent; a workflow cancel stays a cancellation', async () => {
+test('cancelled because its worker shuts down: a WorkerShutdown saying the request was sent; a workflow cancel stays a cancellation', async () => {
   model.script('stop-me', [{ ...ANSWER, delayMs: 5000 }, { ...ANSWER, delayMs: 5000 }]);
   const stopping = new MockActivityEnvironment();
   const running = failureOf(stopping.run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('stop-me')));
@@ -93,7 +95,7 @@ test('cancelled because its worker shuts down: a retryable WorkerShutdown saying
   stopping.cancel('WORKER_SHUTDOWN');
   const err = await running;
   expect(err).toBeInstanceOf(ApplicationFailure);
-  expect(err).toMatchObject({ type: 'WorkerShutdown', nonRetryable: false, details: [{ provider: 'stop-me', sent: true }] });
+  expect(err).toMatchObject({ type: 'WorkerShutdown', nonRetryable: true, details: [{ provider: 'stop-me', sent: true }] });
   await model.waitFor((m) => m.abortedCount('stop-me') === 1);
 
   const cancelled = new MockActivityEnvironment();
@@ -110,14 +112,14 @@ test("past the provider's timeoutSec: a ProviderTimeout marked as sent (estimate
   const started = Date.now();
   const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('too-slow', { timeoutSec: 0.5 })));
   expect(Date.now() - started).toBeLessThan(30_000);
-  expect(err).toMatchObject({ type: 'ProviderTimeout', nonRetryable: false, details: [{ family: 'timeout', provider: 'too-slow', sent: true }] });
+  expect(err).toMatchObject({ type: 'ProviderTimeout', nonRetryable: true, details: [{ family: 'timeout', provider: 'too-slow', sent: true }] });
   await model.waitFor((m) => m.abortedCount('too-slow') === 1);
 });
 
 test('a 503 is not marked as sent: the provider refused it, nothing to pay', async () => {
   model.script('refuses', [{ status: 503 }]);
   const err = await failureOf(new MockActivityEnvironment().run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('refuses')));
-  expect(err).toMatchObject({ type: 'ProviderServer', nonRetryable: false });
+  expect(err).toMatchObject({ type: 'ProviderServer', nonRetryable: true });
   expect((err as ApplicationFailure).details?.[0]).not.toHaveProperty('sent');
 });
 
@@ -142,4 +144,55 @@ test('heartbeats stay well inside the heartbeat timeout even when WEAVER_HEARTBE
   expect(beats.length).toBeGreaterThanOrEqual(5);
   const gaps = beats.slice(1).map((t, i) => t - beats[i]);
   process.stderr.write(`[llmActivity] ${beats.length} heartbeats, largest gap ${Math.max(...gaps)} ms (timeout 300 ms)\n`);
+});
+
+test('the answer is kept and its reference heartbeated as it arrives; a retry after a lost worker delivers it without a second request', async () => {
+  model.script('kept', [ANSWER]);
+  const store = new LocalArtifactStore(deps.artifactDir);
+  const req = request('kept');
+  const beats: CallBeat[] = [];
+  const first = new MockActivityEnvironment();
+  first.on('heartbeat', (d: unknown) => beats.push(d as CallBeat));
+  const answered = await first.run(generateChange, deps, store, req);
+  const kept = beats.filter((b) => b.answer);
+  expect(kept).toHaveLength(1);
+  expect(kept[0]).toMatchObject({ provider: 'kept', tokensIn: 120, tokensOut: 80, answer: { kind: 'answer' } });
+  // What the store holds under that reference is the whole answer: its verdict and raw response.
+  const record = await store.readJson<KeptAnswer>(kept[0].answer!);
+  expect(record).toMatchObject({ provider: 'kept', tokensIn: 120, tokensOut: 80, verdict: { outcome: 'ok' } });
+
+  // Temporal's retry of that execution (attempt 2) carries the last heartbeat's details.
+  const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: kept[0] });
+  const again: CallBeat[] = [];
+  retry.on('heartbeat', (d: unknown) => again.push(d as CallBeat));
+  const delivered = await retry.run(generateChange, deps, store, req);
+  expect(delivered).toEqual(answered);
+  expect(model.count('kept')).toBe(1);
+  // Beaten again, so a retry lost in its turn leaves the reference to the next one.
+  expect(again).toEqual([kept[0]]);
+});
+
+test('a retry after a worker lost before it kept an answer: WorkerLost (sent, so estimated spend), no new request', async () => {
+  const err = await failureOf(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: { provider: 'lost-early' } }).run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('lost-early')));
+  expect(err).toMatchObject({ type: 'WorkerLost', nonRetryable: true, details: [{ provider: 'lost-early', sent: true }] });
+  expect((err as ApplicationFailure).details?.[0]).not.toHaveProperty('ranOut');
+  // A first execution that ran its whole start-to-close (a live worker, a provider too slow) says so.
+  const now = Date.now();
+  const late = { attempt: 2, heartbeatDetails: { provider: 'lost-early' }, scheduledTimestampMs: now - 62_000, currentAttemptScheduledTimestampMs: now, startToCloseTimeoutMs: 61_000 };
+  const ranOut = await failureOf(new MockActivityEnvironment(late).run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('lost-early')));
+  expect(ranOut).toMatchObject({ type: 'WorkerLost', details: [{ provider: 'lost-early', sent: true, ranOut: true }] });
+  expect(model.count('lost-early')).toBe(0);
+});
+
+test('a retry that cannot read the kept answer (a store local to the lost host): ArtifactStoreFailed with its real usage, no new request', async () => {
+  model.script('kept-elsewhere', [ANSWER]);
+  const beats: CallBeat[] = [];
+  const first = new MockActivityEnvironment();
+  first.on('heartbeat', (d: unknown) => beats.push(d as CallBeat));
+  await first.run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('kept-elsewhere'));
+  const beat = beats.find((b) => b.answer)!;
+  const otherHost = new LocalArtifactStore(path.join(tmp, 'other-host-artifacts'));
+  const err = await failureOf(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: beat }).run(generateChange, deps, otherHost, request('kept-elsewhere')));
+  expect(err).toMatchObject({ type: 'ArtifactStoreFailed', nonRetryable: true, details: [{ provider: 'kept-elsewhere', tokensIn: 120, tokensOut: 80 }] });
+  expect(model.count('kept-elsewhere')).toBe(1);
 });

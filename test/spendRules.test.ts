@@ -78,6 +78,13 @@ describe('describeFailure: how a failed call is booked', () => {
     expect(s2c.infra).toBeUndefined();
   });
 
+  it('a retry of a call whose worker was lost before it kept the answer (WorkerLost): lost (estimated), infrastructure unless it ran out its start-to-close', () => {
+    const lost = describeFailure(activityFailure(ApplicationFailure.create({ type: 'WorkerLost', message: 'l', details: [{ provider: 'p', sent: true }] })));
+    expect(lost).toEqual({ family: 'timeout', message: 'l', lost: true, infra: 'worker_lost' });
+    const ranOut = describeFailure(activityFailure(ApplicationFailure.create({ type: 'WorkerLost', message: 'r', details: [{ provider: 'p', sent: true, ranOut: true }] })));
+    expect(ranOut).toEqual({ family: 'timeout', message: 'r', lost: true });
+  });
+
   it('a worker shutdown: infrastructure, estimated only if the request went out', () => {
     const sent = describeFailure(activityFailure(ApplicationFailure.create({ type: 'WorkerShutdown', message: 's', details: [{ provider: 'p', sent: true }] })));
     expect(sent).toMatchObject({ family: 'worker_shutdown', infra: 'worker_shutdown', sent: true });

@@ -3,6 +3,7 @@
 // Over 300 lines because every activity, its heartbeats and its command slot are in one place,
 // each a few lines: the list to read against the workflow's history.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
@@ -152,7 +153,8 @@ export function createActivities(deps: ActivityDeps) {
     });
     // Measured for every command here (setup, tests, any step): wall, CPU and peak memory of its whole tree.
     const { limit, resources, egressRefused, sandboxFailed } = await box.finish(r);
-    const gitChanged = await restoreGit(cwd, before);
+    // A workspace gone while the command ran (its disk wiped) stays gone: nothing to put back.
+    const gitChanged = existsSync(path.join(cwd, '.git')) ? await restoreGit(cwd, before) : [];
     const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;
     const log: ArtifactRef = await store.adoptFile(kind, logFile);
     return { r, log, limit, violation, resources, egressRefused, sandboxFailed, dropped: droppedNote(r, maxOutputMb) };
@@ -292,6 +294,8 @@ export function createActivities(deps: ActivityDeps) {
       const { r, log, limit, violation, resources, dropped, egressRefused } = await runInWorkspace('test-log', 'test', req.command, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
       // Reported as a cancellation: the sandbox and everything in it are already dead.
       if (r.cancelled) throw new CancelledFailure('test run cancelled; process group killed');
+      // Gone while the tests ran (its disk wiped, its host going): the outcome says nothing of the change.
+      ws.openWorkspace(req.workspace);
       // What the model reads as feedback: the limit or the refusal comes first.
       const notes = [violation && `weaver: ${violation}`, limit && `weaver: ${limit}`, refusedText(egressRefused, 'weaver: '), dropped].filter(Boolean).join('\n');
       return {
@@ -312,6 +316,8 @@ export function createActivities(deps: ActivityDeps) {
     async runCheck(req: RunCheckRequest): Promise<StepOutcome> {
       ws.openWorkspace(req.workspace);
       const out = await steps.runStep(req.step, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+      // Gone while the step ran (its disk wiped, its host going): the outcome says nothing of the change.
+      ws.openWorkspace(req.workspace);
       // Steps check, they do not write: what a step rewrote of the change is put back, so the
       // next step and the commit see the content that was checked.
       const altered = await restoreTestedPaths(req.workspace);

@@ -4,19 +4,20 @@
 // rule 2). A failure after the provider may have billed says so (`sent`, or the usage itself),
 // so the workflow never books such a call at $0.
 // The OpenAI SDK side (client, streaming, error typing) is ./openaiClient.ts.
-import { createHash } from 'node:crypto';
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import { ARTIFACT_STORE_FAILED, failureType, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
 import { editFormat } from '../domain/editformats';
 import { resolveProvider } from '../domain/models';
-import { MIN_SECRET_LENGTH, redact } from '../domain/redact';
-import type { ArtifactRef, ChangeSet, ProviderSpec } from '../domain/schema';
+import { redact } from '../domain/redact';
+import type { ArtifactRef, ProviderSpec } from '../domain/schema';
+import { judge, keepAnswer, keptAnswerOf, resultOf, type Keep } from './answers';
 import type { ArtifactStore } from './artifacts';
 import { openaiClient, providerSecrets, StreamCut, streamed, toApplicationFailure, whole, type Completion } from './openaiClient';
 import { countTokens } from './tokens';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
 
 export { endpointOf, toApplicationFailure } from './openaiClient';
+export { digestChangeSet, responseRecord } from './answers';
 
 export interface PromptMessages {
   system: string;
@@ -30,7 +31,26 @@ export async function generateChange(
   store: ArtifactStore,
   req: GenerateChangeRequest,
 ): Promise<GenerateChangeResult> {
+  try {
+    return await callOrResume(deps, store, req);
+  } catch (err) {
+    // Every failure is final for this activity: the workflow retries calls itself (one request
+    // per execution, one ledger entry each). Temporal retries it only after its worker was lost
+    // (a timeout), and that retry delivers the kept answer or says the call was lost.
+    if (err instanceof CancelledFailure) throw err;
+    throw ApplicationFailure.fromError(err, { nonRetryable: true });
+  }
+}
+
+async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: GenerateChangeRequest): Promise<GenerateChangeResult> {
   const provider = resolveProvider(req.provider);
+  const ctx = Context.current();
+  const keeper = (call: { tokensIn: number; tokensOut: number; latencyMs: number }): Keep => (kind, value) => storeAnswered(store, kind, value, { provider, ...call });
+  if (ctx.info.attempt > 1) {
+    const kept = await keptAnswerOf(ctx, store, provider);
+    log.info('answer delivered from the store: kept by a worker lost before it completed', { provider: provider.id });
+    return resultOf(kept, keeper(kept));
+  }
   const prompt = await store.readJson<PromptMessages>(req.prompt);
   const format = editFormat(provider.editFormat);
   const plan = prompt.mode === 'plan';
@@ -38,7 +58,6 @@ export async function generateChange(
   const user = plan ? prompt.user : `${prompt.user}\n\n${format.reminder}`;
   const client = openaiClient(deps, provider);
   const secrets = providerSecrets(deps);
-  const ctx = Context.current();
   ctx.heartbeat({ provider: provider.id });
   // Well inside the heartbeat timeout whatever WEAVER_HEARTBEAT_MS says: a live call is never
   // taken for a dead worker.
@@ -71,8 +90,8 @@ export async function generateChange(
   } catch (err) {
     if (ctx.cancellationSignal.aborted) {
       // The worker is stopping (deploy, Ctrl-C) past its grace time: infrastructure, not the
-      // provider's fault and not the workflow's wish. A retryable failure, so the workflow asks
-      // again at once (another worker picks it up) and books this one as estimated spend.
+      // provider's fault and not the workflow's wish. The workflow asks again at once (another
+      // worker picks it up) and books this one as estimated spend.
       if (cancelledByShutdown(ctx)) {
         throw ApplicationFailure.create({
           type: WORKER_SHUTDOWN,
@@ -88,57 +107,19 @@ export async function generateChange(
   } finally {
     clearInterval(beat);
   }
-  const latencyMs = Date.now() - started;
-  const { content, finishReason } = completion;
-  const tokensIn = completion.usage?.prompt_tokens ?? countTokens(system) + countTokens(user);
-  const tokensOut = completion.usage?.completion_tokens ?? countTokens(content);
-  // From here on the call is paid: a store that cannot keep the answer must not make it $0.
-  const keep = (kind: string, value: unknown) => storeAnswered(store, kind, value, { provider, tokensIn, tokensOut, latencyMs });
-  const response = await keep('response', responseRecord(provider, plan ? 'json-plan' : format.name, finishReason, redact(content, secrets)));
-  const base = { provider: provider.id, model: provider.model, tokensIn, tokensOut, latencyMs, response };
-
-  if (finishReason === 'length') {
-    // A cut-off answer is never applied: its last block may be half a file.
-    return { ...base, outcome: 'truncated', error: `the answer was cut off at the output limit (${provider.maxTokens} tokens)` };
-  }
-  const parsed = format.parse(content);
-  if (!parsed.ok) {
-    // Parser errors may quote the text they choked on: redacted before it enters history.
-    return { ...base, outcome: 'schema_violation', error: redact(parsed.error, secrets).slice(0, 2000) };
-  }
-  const answer = parsed.value;
-  const shortSummary = (s: string | undefined) => (s === undefined ? undefined : redact(s.slice(0, 500), secrets));
-  if ('needFiles' in answer) {
-    return { ...base, outcome: 'needs_files', needFiles: answer.needFiles.slice(0, 50).map((f) => redact(f.slice(0, 300), secrets)), summary: shortSummary(answer.summary) };
-  }
-  if ('subtasks' in answer) {
-    return { ...base, outcome: 'subtasks', subtasks: answer.subtasks, summary: shortSummary(answer.summary) };
-  }
-  // The summary is prose (history, report, commit message): redacted. File contents are code to
-  // apply, kept as written (the raw response artifact above is redacted) — unless they hold a
-  // secret of the worker: masking it would change what is applied, so the answer is refused.
-  if (answer.files.some((f) => holdsSecret(f, secrets))) {
-    return {
-      ...base,
-      outcome: 'schema_violation',
-      error: 'it was refused: its edits write a value that is one of the worker\'s secrets (never put credentials in files; read them from the environment)',
-    };
-  }
-  const summary = redact(answer.summary, secrets);
-  const change = await keep('change-set', { ...answer, summary });
-  return {
-    ...base,
-    outcome: 'ok',
-    change,
-    changeDigest: digestChangeSet(answer),
-    summary: summary.slice(0, 500),
-    files: answer.files.slice(0, 200).map((f) => ({ path: f.path, action: f.action })),
-  };
-}
-
-/** The raw answer as the `response` artifact keeps it (content already redacted). */
-export function responseRecord(provider: Pick<ProviderSpec, 'id' | 'model'>, editFormatName: string, finishReason: string | undefined, content: string) {
-  return { provider: provider.id, model: provider.model, editFormat: editFormatName, finishReason, content };
+  const answeredAt = performance.now();
+  const call = { tokensIn: completion.usage?.prompt_tokens ?? countTokens(system) + countTokens(user), tokensOut: completion.usage?.completion_tokens ?? countTokens(completion.content), latencyMs: Date.now() - started };
+  // From here on the call is paid: kept whole at once, so a retry after this worker is lost
+  // delivers it instead of buying it again; a store that cannot keep it must not make it $0.
+  const keep = keeper(call);
+  const kept = judge(provider, format, plan, completion, call, secrets);
+  await keepAnswer(ctx, kept, keep);
+  // The window in which a crash still loses the answer (printed by scripts/bench-kept-answer.ts).
+  log.debug('answer kept', { provider: provider.id, keptMs: Math.round((performance.now() - answeredAt) * 100) / 100 });
+  // Fault injection for crash tests (WEAVER_FAULT_HOLD_AFTER_ANSWER_MS): the worker waits between
+  // keeping the answer and completing, where the test kills it.
+  if (deps.holdAfterAnswerMs) await new Promise((r) => setTimeout(r, deps.holdAfterAnswerMs));
+  return resultOf(kept, keep);
 }
 
 /**
@@ -191,21 +172,4 @@ async function storeAnswered(
       await new Promise((r) => setTimeout(r, STORE_RETRY_MS * 2 ** (i - 1)));
     }
   }
-}
-
-/** Whether a file change writes one of `secrets` (literal values of the worker's secret env vars). */
-function holdsSecret(f: ChangeSet['files'][number], secrets: readonly string[]): boolean {
-  const text = f.action === 'edit' ? `${f.path}\0${f.replace}` : f.action === 'write' ? `${f.path}\0${f.content}` : f.path;
-  return secrets.some((s) => s.length >= MIN_SECRET_LENGTH && text.includes(s));
-}
-
-/**
- * Same edits up to whitespace → same digest. A first comparison only: consensus compares the
- * files the edits produce (the workflow's `previewChange` on the workspace).
- */
-export function digestChangeSet(change: ChangeSet): string {
-  const text = (f: ChangeSet['files'][number]) =>
-    f.action === 'edit' ? `${f.search}\0${f.replace}` : f.action === 'write' ? f.content : '';
-  const norm = change.files.map((f) => `${f.action} ${f.path.replace(/^\.\//, '')}\n${text(f).replace(/[ \t]+/g, ' ').trim()}`).sort();
-  return createHash('sha256').update(norm.join('\n\0')).digest('hex').slice(0, 16);
 }

@@ -46,6 +46,8 @@ export interface ActivityDeps {
   commandRecordDir?: string;
   /** WEAVER_QUEUE_CHECK_SEC: handed to workflows with each workspace (WorkspaceHandle.queueCheckSec). */
   queueCheckSec?: number;
+  /** WEAVER_FAULT_HOLD_AFTER_ANSWER_MS (crash tests only): how long a provider call waits between keeping its answer and completing. */
+  holdAfterAnswerMs?: number;
 }
 
 export interface WorkspaceHandle {

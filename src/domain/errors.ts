@@ -39,8 +39,12 @@ export const NON_RETRYABLE_FAILURE_TYPES = ERROR_FAMILIES.filter((f) => !RETRYAB
  * - `ArtifactStoreFailed`: the provider answered (and billed) but its answer could not be
  *   stored. Details carry the usage (`tokensIn`, `tokensOut`, `latencyMs`) so the workflow
  *   books the real tokens, never $0.
+ * - `WorkerLost`: a retry of a call whose worker was lost (heartbeat or start-to-close timeout)
+ *   before it kept the answer: booked as lost (estimated spend) and asked again, as the timeout
+ *   itself was before retries delivered kept answers. Details: `{ provider, sent }`.
  */
 export const WORKER_SHUTDOWN = 'WorkerShutdown';
+export const WORKER_LOST = 'WorkerLost';
 export const ARTIFACT_STORE_FAILED = 'ArtifactStoreFailed';
 
 /** Details of a provider call failure, as the LLM activity attaches them (first detail). */
@@ -58,6 +62,8 @@ export interface ProviderFailureDetails {
   latencyMs?: number;
   /** The answer stream was cut mid-answer: `tokensIn`/`tokensOut` are what the worker counted (prompt, text received), booked as estimated spend. */
   partial?: boolean;
+  /** WorkerLost: the lost execution ran out its start-to-close timeout (the provider's slowness, not a dead worker). */
+  ranOut?: boolean;
 }
 
 /**

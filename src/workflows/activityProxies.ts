@@ -20,6 +20,8 @@ import type { ProviderSpec } from '../domain/schema';
 
 /** Room beyond the provider's own deadline: reading the prompt, storing the answer (with its retries), parsing. */
 const LLM_MARGIN_SEC = 60;
+/** Executions of one provider call: the first, then retries after lost workers that only deliver its kept answer. */
+const KEPT_ANSWER_TRIES = 3;
 /** Silence after which the worker running a call is taken for dead (the call is booked as lost and asked again). */
 export const LLM_HEARTBEAT_TIMEOUT_SEC = 10;
 
@@ -33,13 +35,18 @@ export const LLM_HEARTBEAT_TIMEOUT_SEC = 10;
  * provider (the activity beats on a timer while it waits), so it stays short: a dead worker is
  * noticed in seconds whatever the model's speed.
  */
-export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>) {
+export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>, keptAnswers = false) {
   const timeoutSec = Math.ceil(spec.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC);
   const startToCloseSec = timeoutSec + LLM_MARGIN_SEC;
   return proxyActivities<Pick<Activities, 'generateChange'>>({
     startToCloseTimeout: `${startToCloseSec} seconds`,
     heartbeatTimeout: `${Math.min(LLM_HEARTBEAT_TIMEOUT_SEC, startToCloseSec)} seconds`,
-    retry: { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_FAILURE_TYPES },
+    // `keptAnswers` (runs since KEPT_ANSWERS): Temporal retries the call after its worker was lost
+    // (the activity's own failures are all non-retryable), and the retry delivers the answer the
+    // lost worker kept in the store, or fails WorkerLost without calling (src/activities/answers.ts).
+    retry: keptAnswers
+      ? { maximumAttempts: KEPT_ANSWER_TRIES, initialInterval: '500 milliseconds', nonRetryableErrorTypes: NON_RETRYABLE_FAILURE_TYPES }
+      : { maximumAttempts: 1, nonRetryableErrorTypes: NON_RETRYABLE_FAILURE_TYPES },
     // A cancelled call (a lost race) reports back before we move on: if it had already
     // answered, that answer is delivered and booked instead of being dropped.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

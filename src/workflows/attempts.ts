@@ -1,10 +1,11 @@
 // The attempt loop: prompt → strategy (provider calls) → apply → test → decide, until the
 // Decider says commit, fail, stop or decompose. A lost workspace is rebuilt without consuming
 // the attempt. Also the planning call (ask for subtasks only).
-import { log, patched } from '@temporalio/workflow';
+import { isCancellation, log, patched } from '@temporalio/workflow';
 import type { GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
 import { DEFAULT_COOLDOWN } from '../domain/cooldown';
 import { decide, outcomeDetail, type Outcome, type TaskState } from '../domain/decider';
+import { countLoss, givenUp, type Losses } from '../domain/rebuilds';
 import type { ArtifactRef, AttemptRecord, CodingTaskResult, TaskSpec } from '../domain/schema';
 import { pickByChecks } from './candidates';
 import { applyAndCheck } from './checks';
@@ -12,7 +13,10 @@ import { commitWork } from './commit';
 import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 import { isWorkspaceLost, type TaskRun } from './task';
 
+/** Runs before REBUILD_WHILE_PROGRESSING: a fixed cap on rebuilds per attempt loop. */
 const MAX_WORKSPACE_REBUILDS = 3;
+/** Marks runs whose rebuilds are bounded only by losses without progress (src/domain/rebuilds.ts). */
+const REBUILD_WHILE_PROGRESSING = 'rebuild-while-progressing';
 /** Rounds of "show me these files" per attempt, served without consuming the attempt. */
 const MAX_FILE_ROUNDS = 2;
 
@@ -126,6 +130,9 @@ export async function plan(t: TaskRun, feedback: string | undefined, why: string
 export async function attemptLoop(t: TaskRun): Promise<Step> {
   let ws = t.ws!;
   let rebuilds = 0;
+  let losses: Losses = { total: 0, withoutProgress: 0 };
+  /** The answer was applied on the current workspace (a loss after that made progress). */
+  let applied = false;
   let reflection: Reflection = {};
   /** An answer already paid for whose workspace was lost: re-applied on the rebuilt one, not bought again. */
   let carried: Answered | undefined;
@@ -154,7 +161,7 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
       }
       const { answer, shown } = answered;
       const gen: GenerateChangeResult | undefined = answer.kind === 'answer' ? answer.result : undefined;
-      const outcome = await tryAnswer(t, ws, answer, record, shown);
+      const outcome = await tryAnswer(t, ws, answer, record, shown, () => (applied = true));
 
       t.enter('deciding');
       const verdict = decide(state(), outcome);
@@ -193,13 +200,24 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
           };
       }
     } catch (err) {
-      if (!isWorkspaceLost(err) || rebuilds >= MAX_WORKSPACE_REBUILDS) throw err;
+      const lost = isWorkspaceLost(err);
+      // Runs started before REBUILD_WHILE_PROGRESSING gave up at the fourth loss, whatever happened between.
+      if (!lost || (rebuilds >= MAX_WORKSPACE_REBUILDS && !patched(REBUILD_WHILE_PROGRESSING))) throw listed(t, record, err);
       const atCommit = t.phase === 'committing' || t.phase === 'awaiting_approval';
       // Runs started before the rebuild path covered commits failed here; they replay as they ran.
-      if (atCommit && !patched('rebuild-at-commit')) throw err;
+      if (atCommit && !patched('rebuild-at-commit')) throw listed(t, record, err);
       // The worker holding the workspace is gone: rebuild elsewhere; this attempt doesn't count.
       rebuilds += 1;
-      log.warn('workspace lost; rebuilding', { rebuilds, phase: t.phase });
+      losses = countLoss(losses, applied);
+      applied = false;
+      const why = givenUp(losses, failureMessage(err), t.attempt);
+      if (why && patched(REBUILD_WHILE_PROGRESSING)) {
+        listed(t, record, err, why);
+        t.lastDecision = record.decision;
+        // The workspace is gone with its host: not named in the result.
+        return { kind: 'done', result: await t.finish('failed', why) };
+      }
+      log.warn('workspace lost; rebuilding', { rebuilds, withoutProgress: losses.withoutProgress, phase: t.phase });
       // Paid for already: the rebuilt workspace gets the same answer, applied and tested again.
       // (Versioned: runs started before asked the model again.)
       if (answered && patched('reapply-after-rebuild')) {
@@ -234,8 +252,29 @@ function failureOf(record: AttemptRecord, outcome: Outcome): Reflection['failure
   return testLog || diff ? { testLog, diff } : undefined;
 }
 
+/**
+ * The attempt a failure (or a cancellation) ended the loop in, listed in the result with its
+ * calls (and their spend) like every decided attempt — unless nothing at all happened in it.
+ */
+function listed(t: TaskRun, record: AttemptRecord, err: unknown, why?: string): unknown {
+  if (t.attempts.includes(record)) return err;
+  record.calls = t.ledger.events.filter((e) => e.attempt === record.attempt);
+  if (!record.calls.length && !record.artifacts.length) return err;
+  record.outcome = isCancellation(err) ? 'cancelled' : why ? 'workspace_lost' : 'error';
+  record.detail = failureMessage(err).slice(0, 500);
+  record.decision = { action: 'fail', why: why ?? `${t.phase} failed: ${record.detail}` };
+  t.attempts.push(record);
+  return err;
+}
+
+/** An activity failure's own message (its cause's), as the result's reason quotes it. */
+function failureMessage(err: unknown): string {
+  const e = err as { cause?: Error; message?: string };
+  return e?.cause?.message ?? e?.message ?? String(err);
+}
+
 /** Turns the strategy's answer into an outcome: apply the change and run the tests. */
-async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcome, record: AttemptRecord, shown: Shown): Promise<Outcome> {
+async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcome, record: AttemptRecord, shown: Shown, onApplied: () => void): Promise<Outcome> {
   if (answer.kind === 'failed') return { kind: 'provider_failed', family: answer.family, message: answer.message };
   if (answer.kind === 'budget') return { kind: 'budget_exhausted', detail: answer.detail };
   if (answer.kind === 'no_consensus') return { kind: 'no_consensus', detail: answer.detail };
@@ -249,7 +288,7 @@ async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcom
   record.summary = gen.summary;
   record.filesChanged = gen.files?.map((f) => f.path);
   addArtifact(record, gen.change!);
-  return applyAndCheck(t, ws, gen.change!, shown, record);
+  return applyAndCheck(t, ws, gen.change!, shown, record, onApplied);
 }
 
 /** Records an artifact once (an answer re-applied on a rebuilt workspace brings its own again). */

@@ -12,9 +12,10 @@ import type { TaskRun } from './task';
 /**
  * Applies `change` on `ws` and checks it (the syntax gate, then the workspace's playbook; the
  * test command alone for runs from before playbooks), recorded on `record`: the outcome for
- * the Decider, or for the ranking of parallel-all's candidates (candidates.ts).
+ * the Decider, or for the ranking of parallel-all's candidates (candidates.ts). `onApplied`:
+ * told once the change is applied (a workspace lost after that was rebuilt with progress).
  */
-export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: ArtifactRef, shown: Shown, record: AttemptRecord): Promise<Outcome> {
+export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: ArtifactRef, shown: Shown, record: AttemptRecord, onApplied?: () => void): Promise<Outcome> {
   t.enter('applying');
   const playbook = t.playbooks ? ws.playbook : undefined;
   const applied = await t.acts(ws).applyChange({
@@ -24,6 +25,7 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
     allowTestChanges: t.input.task.allowTestChanges,
     ...(playbook ? { checks: { playbook } } : {}),
   });
+  onApplied?.();
   if (applied.diff) record.artifacts.push(applied.diff);
   if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
   if (!applied.applied) return { kind: 'apply_failed', errors: applied.errors };

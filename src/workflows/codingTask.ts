@@ -12,7 +12,7 @@ import { REFUSED, taskFailure } from '../domain/taskOutcome';
 import { noChecksReason } from '../domain/decider';
 import { attemptLoop, plan, type Step } from './attempts';
 import { decompose } from './decomposition';
-import { TaskRun } from './task';
+import { isWorkspaceLost, TaskRun } from './task';
 
 export { progressQuery, addGuidanceSignal, approvePushSignal, approvePushUpdate, type PushDecision } from './messages';
 
@@ -65,7 +65,8 @@ async function run(t: TaskRun): Promise<CodingTaskResult> {
       ...(t.children.length ? { children: t.children.map(slimChild) } : {}),
       // Work already committed is reported whatever happens next: nothing is lost.
       ...(t.committed ?? {}),
-      workspace: t.ws && !t.released ? t.ws.dir : undefined,
+      // Not a workspace lost with its host: a result never names one as live.
+      workspace: t.ws && !t.released && !t.wsLost && !isWorkspaceLost(err) ? t.ws.dir : undefined,
     };
     if (isCancellation(err) || CancellationScope.current().consideredCancelled) {
       // Cancelled: clean up without being cancelled ourselves and report what had finished.

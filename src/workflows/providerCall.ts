@@ -6,7 +6,7 @@
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, log, patched, TimeoutFailure } from '@temporalio/workflow';
 import type { GenerateChangeResult } from '../activities/types';
 import { noteFailure, noteSuccess, type CooldownSettings, type CooldownState } from '../domain/cooldown';
-import { ARTIFACT_STORE_FAILED, familyOfFailureType, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
+import { ARTIFACT_STORE_FAILED, familyOfFailureType, WORKER_LOST, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
 import type { Ledger, Reservation } from '../domain/ledger';
 import type { RetrySettings } from '../domain/retry';
 import type { ArtifactRef, CallEvent, ProviderSpec } from '../domain/schema';
@@ -23,6 +23,9 @@ export const durable = () => patched(DURABLE_WAITS);
  * at $0 and waited it out up to `retry.maxWaitSec`).
  */
 export const CUT_STREAMS = 'book-cut-streams';
+
+/** Marks runs whose provider calls are retried after a lost worker, delivering the answer it kept (never calling again). */
+export const KEPT_ANSWERS = 'kept-answers';
 
 
 export interface StrategyEnv {
@@ -79,7 +82,8 @@ export async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: s
   let answered: Extract<Call, { kind: 'answer' }>;
   try {
     // The summary is what the Web UI shows for this call in the timeline.
-    const result = await llmFor(spec).generateChange.executeWithOptions(
+    // A lost worker's kept answer is delivered by a retry (runs before asked again and paid twice).
+    const result = await llmFor(spec, patched(KEPT_ANSWERS)).generateChange.executeWithOptions(
       { summary: `${spec.id} (${spec.model}) · attempt ${env.attempt} · ${strategy}${role === 'shadow' ? ' · shadow' : ''}` },
       [{ workflowId: env.workflowId, attempt: env.attempt, provider: spec, prompt: env.prompt, role }],
     );
@@ -170,6 +174,11 @@ export function describeFailure(err: unknown): FailureDescription {
     const d = (cause.details?.[0] ?? {}) as ProviderFailureDetails;
     if (cause.type === WORKER_SHUTDOWN) {
       return { family: 'worker_shutdown', message: cause.message, infra: 'worker_shutdown', sent: d.sent !== false };
+    }
+    if (cause.type === WORKER_LOST) {
+      // The retry of a call whose first execution ended before keeping an answer: as that
+      // timeout was — a missed heartbeat is infrastructure, a start-to-close is not.
+      return { family: 'timeout', message: cause.message, lost: true, ...(d.ranOut ? {} : { infra: 'worker_lost' as const }) };
     }
     if (cause.type === ARTIFACT_STORE_FAILED) {
       const usage = { tokensIn: d.tokensIn ?? 0, tokensOut: d.tokensOut ?? 0, latencyMs: d.latencyMs };

@@ -88,6 +88,8 @@ export class TaskRun {
   lastDecision?: Decision;
   status?: TaskStatus;
   ws?: WorkspaceHandle;
+  /** `ws` was lost with its worker and no rebuilt one is ready yet. */
+  wsLost = false;
   committed?: Committed;
   /** The provider wait under way (Retry-After, an outage), shown in `progress`. */
   providerWait?: ProviderWait;
@@ -264,6 +266,8 @@ export class TaskRun {
    */
   async prepare(rebuild?: { restore?: ArtifactRef }): Promise<WorkspaceHandle> {
     this.enter('preparing');
+    // The last workspace is gone with its worker until a new one is ready: never named as live.
+    if (rebuild) this.wsLost = true;
     const baseCommit = rebuild ? this.ws?.baseCommit : undefined;
     this.ws = await shared.prepareWorkspace({
       ...(baseCommit ? { baseCommit } : {}),
@@ -271,6 +275,7 @@ export class TaskRun {
       ...this.workspaceRequest(),
       pushRemote: this.pushRemote(),
     });
+    this.wsLost = false;
     log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue, sandbox: this.ws.sandbox });
     // What the worker changed in the task's sandbox policy (a limit capped, an env name not allowed…).
     for (const note of this.ws.sandboxNotes ?? []) this.warn(note);

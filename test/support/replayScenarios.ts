@@ -1,7 +1,8 @@
 // The runs recorded as replay fixtures (scripts/record-replay-fixtures.ts) and what their
 // histories must show (test/replayFixtures.test.ts): one real task per path the workflow code
 // can take — every strategy, durable provider waits, decomposition with merge, a batch,
-// approval both ways, cancellation, a workspace rebuild, a budget refusal. Answers are tiny.
+// approval both ways, cancellation, a workspace rebuild, a budget refusal, a lost host's
+// workspace given up on. Answers are tiny.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -304,6 +305,23 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
       const { testCommand: _t, ...task } = rig.task(repo, [rig.provider('rs-nochecks')]);
       const r = await rig.run({ ...task, task: { title: 'Add a note', description: 'Add a note.', relatedFiles: ['notes.md'] } }, id);
       check(r.status === 'failed' && r.reason.startsWith('no_checks') && rig.model.count('rs-nochecks') === 0, 'failed with no_checks, no call', [r.status, r.reason]);
+      return [id];
+    },
+  },
+  {
+    // Last: it stops the rig's workspace workers (a lost host), which no later scenario could use.
+    name: 'rebuilds-without-progress',
+    about: "the answer is paid, then the host's workspace queue goes silent and every rebuild lands there: failed after 3 losses in a row without progress, the attempt listed",
+    expect: { closed: 'FAILED', activities: { prepareWorkspace: 3, generateChange: 1 } },
+    run: async (rig, id) => {
+      const [, workspaceWorker, livenessWorker] = rig.workers.workers;
+      rig.model.setDefault('rs-lost-host', () => {
+        workspaceWorker.shutdown();
+        livenessWorker.shutdown();
+        return answer(GOOD);
+      });
+      const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-lost-host')], { push: true }), id);
+      check(r.status === 'failed' && /lost 3 times in a row/.test(r.reason) && r.attempts.length === 1, 'failed after 3 losses without progress', [r.status, r.reason]);
       return [id];
     },
   },

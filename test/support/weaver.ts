@@ -27,6 +27,8 @@ export interface Rig {
   sandbox: SandboxSetting;
   /** A fresh copy of the example repo (failing slugify tests) on branch main. */
   newRepo(name?: string): Promise<string>;
+  /** The rig's workers (shared, workspace and liveness queues): a test may stop some of them, as a lost host would. */
+  workers: WeaverWorkers;
   /** The worker's provider registry (mutable): `provider()` registers into it. */
   providers: ProviderRegistry;
   /**
@@ -78,6 +80,7 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: S
     artifactDir,
     workspaceRoot,
     sandbox,
+    workers: worker,
     newRepo: async (name = `repo-${++seq}`) => createExampleRepo(path.join(tmp, name)),
     providers,
     provider: (m, extra = {}) => {
