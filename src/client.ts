@@ -19,6 +19,7 @@ import { strippedCredentialsNote, stripTaskCredentials } from './domain/repoUrl'
 import { WeaverRepo, WeaverStatus } from './domain/searchAttributes';
 import { slugify } from './domain/slug';
 import { resultFromFailure } from './domain/taskOutcome';
+import { WORKFLOW_TASK_TIMEOUT } from './domain/liveness';
 
 export { slugify };
 import type { codingTask } from './workflows';
@@ -117,6 +118,8 @@ export async function startCodingTask(input: CodingTaskInput | unknown, opts: Cl
       workflowId,
       args: [parsed],
       memo: { title: parsed.task.title },
+      // Workflow tasks replaying a long history on a loaded host outlast the default 10 s (src/domain/liveness.ts).
+      workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
       // Shown at the top of the run in the Web UI.
       staticSummary: `Weaver: ${parsed.task.title}`,
       staticDetails: [
@@ -155,6 +158,7 @@ export async function startTaskBatch(input: TaskBatchInput | unknown, opts: Clie
     taskQueue: opts.taskQueue ?? config().taskQueue,
     workflowId: opts.workflowId ?? `weaver-batch-${Math.random().toString(36).slice(2, 8)}`,
     args: [parsed],
+    workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
   });
 }
 

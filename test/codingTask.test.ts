@@ -302,7 +302,7 @@ test('a workspace that disappears mid-run is rebuilt and the paid answer applied
   // Attempt 2's answer was paid before its workspace went: it is applied on the rebuilt one.
   expect(rig.model.count('m-rebuild')).toBe(2);
   expect(result.attempts[1].calls).toHaveLength(1);
-  expect(result.attempts[1].notes?.join('\n')).toMatch(/worker was lost during applying; the same answer was applied again on a rebuilt workspace/);
+  expect(result.attempts[1].notes?.join('\n')).toMatch(/worker was lost during applying \(.+\); the same answer was applied again on a rebuilt workspace/);
   expect((await simpleGit(repo).revparse([result.branch])).trim()).toBe(result.commit);
 });
 

@@ -25,7 +25,7 @@
 // with the history of each slow one. A second test forces one moment the kills can land on: the
 // same test run killed twice.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -34,6 +34,7 @@ import { temporal } from '@temporalio/proto';
 import { simpleGit } from 'simple-git';
 import { stringify } from 'yaml';
 import { resultOf, startCodingTask } from '../src/client';
+import { workspaceDirFor } from '../src/activities/workspace';
 import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../src/devtools/devServer';
 import { lastUserText, ScriptedModelServer, type RecordedRequest, type StaticStep } from '../scripts/demo/scriptedModelServer';
@@ -822,43 +823,53 @@ test(
   TEST_TIMEOUT_MS,
 );
 
-// A moment the random kills above can land on, forced here: a worker killed twice during the same
-// test run (back on its queue each time) used up runCheck's two tries with heartbeat timeouts, and
-// the task ended `failed: testing failed: activity Heartbeat timeout`, its answer paid for. Now the
-// workspace counts as lost (src/workflows/task.ts isWorkspaceLost): rebuilt, the answer re-applied.
-test('a worker killed twice during one test run: the workspace is rebuilt and the paid answer re-applied, the task succeeds', async () => {
-  const tmp = sandboxableTempDir('weaver-faults-twice-');
+/**
+ * What a small fault test needs (not the campaign's): the scripted model answering `name` once
+ * with the fix, a bare remote, a registry, a unique task queue and the workers' environment
+ * (defaults but the test's paths; `root`: the host's workspace root, its own per "host").
+ */
+async function smallFaultSetup(prefix: string, name: string) {
+  const tmp = sandboxableTempDir(`weaver-faults-${prefix}-`);
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
   const bundle = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
   if (!bundle) workflowBundle(); // throws why there is none
   const model = await ScriptedModelServer.start();
   cleanups.push(() => model.close());
-  const name = 'twice-model';
   model.script(name, [{ content: searchReplace('src/slugify.js', STUB, FIXED, 'Normalise, strip accents, dash the rest.'), usage: USAGE }]);
   const registryFile = path.join(tmp, 'providers.yaml');
   await writeFile(registryFile, stringify({ providers: { [PROVIDER]: { baseURL: model.url, apiKeyEnv: 'FAULT_TEST_API_KEY', models: [name], pricing: { inputPerMTok: 1, outputPerMTok: 4 } } } }));
   const seed = await createExampleRepo(path.join(tmp, 'seed'));
   const remote = path.join(tmp, 'remote.git');
   await simpleGit().clone(seed, remote, ['--bare']);
-  const taskQueue = uniqueQueue('faults-twice');
+  const taskQueue = uniqueQueue(`faults-${prefix}`);
   const artifactDir = path.join(tmp, 'artifacts');
-  const env = {
+  const env = (root: string): Record<string, string> => ({
     ...API_KEY_ENV,
     TEMPORAL_ADDRESS: testAddress(),
     WEAVER_TASK_QUEUE: taskQueue,
-    WEAVER_WORKSPACE_ROOT: path.join(tmp, 'host'),
+    WEAVER_WORKSPACE_ROOT: path.join(tmp, root),
     WEAVER_WORKER_SLOT: '0',
     WEAVER_ARTIFACT_DIR: artifactDir,
     WEAVER_PROVIDERS: registryFile,
     WEAVER_REPO_ROOTS: tmp,
     WEAVER_DEV: '1',
     WEAVER_SANDBOX: 'auto',
-    WEAVER_QUEUE_CHECK_SEC: '5',
     WEAVER_WORKFLOW_BUNDLE: bundle!,
     WEAVER_LOG_LEVEL: 'WARN',
-  };
+  });
   const workers: WorkerProcess[] = [];
   cleanups.push(async () => killGroups(workers));
+  return { tmp, model, remote, taskQueue, artifactDir, env, workers };
+}
+
+// A moment the random kills above can land on, forced here: a worker killed twice during the same
+// test run (back on its queue each time) used up runCheck's two tries with heartbeat timeouts, and
+// the task ended `failed: testing failed: activity Heartbeat timeout`, its answer paid for. Now the
+// workspace counts as lost (src/workflows/task.ts isWorkspaceLost): rebuilt, the answer re-applied.
+test('a worker killed twice during one test run: the workspace is rebuilt and the paid answer re-applied, the task succeeds', async () => {
+  const name = 'twice-model';
+  const { model, remote, taskQueue, artifactDir, env: envOf, workers } = await smallFaultSetup('twice', name);
+  const env = { ...envOf('host'), WEAVER_QUEUE_CHECK_SEC: '5' };
   workers.push(await startWorkerProcess(env));
   const marker = `4.${Date.now() % 1_000_000}`; // a unique `sleep` argument
   const handle = await startCodingTask(
@@ -890,6 +901,51 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
   expect(result.attempts[0].notes?.join('\n')).toMatch(/applied again on a rebuilt workspace/);
   expect((await eventsOf(result, artifactDir)).map((e) => e.outcome)).toEqual(['ok']);
 }, 150_000);
+
+// A lost host mid-check, with default settings: its worker SIGKILLed while the check runs and its
+// workspace root deleted, never to come back. The workflow finds the workspace's worker gone — the
+// check's retry untaken on its queue after FIRST_QUEUE_CHECK_SEC and nobody polling the worker's
+// liveness queue — says so in the attempt's notes, and rebuilds on the other host with the paid
+// answer. How long that took (kill → the rebuild scheduled, server clock) is printed, not asserted.
+test('a lost host mid-check is found gone by its silent queues and the task resumes on the other host with its one paid answer', async () => {
+  const name = 'lost-host-model';
+  const { model, remote, taskQueue, artifactDir, env, workers, tmp } = await smallFaultSetup('lost', name);
+  const hosts = ['host-a', 'host-b'];
+  for (const h of hosts) workers.push(await startWorkerProcess(env(h)));
+  const marker = `5.${Date.now() % 1_000_000}`; // a unique `sleep` argument
+  const workflowId = `faults-lost-${taskQueue}`;
+  const handle = await startCodingTask(
+    { ...exampleTask(remote, { id: PROVIDER, model: name }), testCommand: ['sh', '-c', `sleep ${marker}; node --test test/`], push: true },
+    { client: await testClient(), taskQueue, workflowId },
+  );
+  await waitUntil('the check to run', () => processesWith(`sleep ${marker}`).length > 0, 120_000);
+  // The host whose root holds the workspace is lost: its worker killed, its disk gone.
+  const lost = hosts.findIndex((h) => existsSync(workspaceDirFor(path.join(tmp, h), workflowId)));
+  expect(lost).toBeGreaterThanOrEqual(0);
+  const killedAt = Date.now();
+  process.kill(-workers[lost].pid, 'SIGKILL');
+  await workers[lost].exited;
+  await rm(path.join(tmp, hosts[lost]), { recursive: true, force: true });
+  const result = await resultOf(handle);
+  expect({ status: result.status, reason: result.reason }).toMatchObject({ status: 'succeeded' });
+  expect((await simpleGit(remote).raw(['rev-parse', `refs/heads/${result.branch}`])).trim()).toBe(result.commit);
+  // How it was found: the check's retry sat untaken on the lost queue and its liveness queue was silent.
+  const notes = result.attempts[0].notes?.join('\n') ?? '';
+  expect(notes).toMatch(/worker was lost during \w+ \(no worker on \S+: runCheck waited \d+ s in its queue untaken and nobody polled \S+\/alive within \d+ s \(checked at [^)]+\)\); the same answer was applied again/);
+  // Rebuilt once, on the surviving host; one answer, bought once.
+  const { activities } = await runHistory(await testClient(), workflowId);
+  const prepares = activities.filter((a) => a.type === 'prepareWorkspace');
+  expect(prepares).toHaveLength(2);
+  expect(existsSync(workspaceDirFor(path.join(tmp, hosts[1 - lost]), workflowId))).toBe(true);
+  expect(model.count(name)).toBe(1);
+  expect(result.attempts).toHaveLength(1);
+  expect((await eventsOf(result, artifactDir)).map((e) => e.outcome)).toEqual(['ok']);
+  const checks = activities.filter((a) => a.type === 'runCheck').map((a) => `${a.close}${a.failure ? ` ${a.failure}` : ''}`);
+  console.log(
+    `lost host mid-check: found gone and the rebuild scheduled ${secs(prepares[1].scheduledAt - killedAt)} after the kill -9 ` +
+      `(the rebuilt workspace's first activity started at +${secs(prepares[1].startedAt! - killedAt)}); runCheck runs: ${checks.join(', ')}`,
+  );
+}, 180_000);
 
 /** SIGKILLs each worker's whole process group (spawned detached: pid = pgid); gone ones are skipped. */
 function killGroups(workers: WorkerProcess[]): void {

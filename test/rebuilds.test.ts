@@ -21,9 +21,9 @@ afterAll(async () => {
   await closeTestConnections();
 });
 
-async function newRig(): Promise<Rig> {
+async function newRig(opts: Parameters<typeof startRig>[0] = { deps: { queueCheckSec: 1 } }): Promise<Rig> {
   // A workspace queue nobody takes from is found lost after 1 s + the 3 s liveness ping.
-  const rig = await startRig({ deps: { queueCheckSec: 1 } });
+  const rig = await startRig(opts);
   rigs.push(rig);
   return rig;
 }
@@ -82,4 +82,29 @@ test('a workspace lost again and again before the answer could be applied: faile
   const activities = await activitiesOf(rig.client, result.workflowId);
   expect(activities.filter((a) => a.type === 'prepareWorkspace')).toHaveLength(MAX_LOSSES_WITHOUT_PROGRESS);
   expect(activities.filter((a) => a.type === 'applyChange').map((a) => a.closed)).toEqual(Array(MAX_LOSSES_WITHOUT_PROGRESS).fill('timed out SCHEDULE_TO_START'));
+}, 300_000);
+
+test('a busy worker is not taken for a dead one: a step queued behind a long check finds its worker alive and waits; no rebuild', async () => {
+  // Default queue checks; one workspace activity at a time, so while task A's check runs this
+  // worker takes nothing from its workspace queue (it does not even poll it) and B's steps queue.
+  const rig = await newRig({ settings: { maxWorkspaceActivities: 1 } });
+  rig.model.script('m-busy-a', [{ content: wholeFile('src/slugify.js', GOOD, 'slugify'), usage: USAGE }]);
+  rig.model.script('m-busy-b', [{ content: wholeFile('src/slugify.js', GOOD, 'slugify'), usage: USAGE }]);
+  const marker = `12.${Date.now() % 1_000_000}`; // a unique `sleep` argument, longer than B's wait for a first check
+  const [idA, idB] = [`busy-a-${Date.now()}`, `busy-b-${Date.now()}`];
+  const a = await rig.start(rig.task(await rig.newRepo(), [rig.provider('m-busy-a')], { testCommand: ['sh', '-c', `sleep ${marker}; node --test test/`] }), idA);
+  await waitUntil("A's long check", () => processesWith(`sleep ${marker}`).length > 0, 120_000, 50);
+  const b = await rig.start(rig.task(await rig.newRepo(), [rig.provider('m-busy-b')]), idB);
+  const results = await Promise.all([resultOf(a), resultOf(b)]);
+  expect(results.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
+  for (const r of results) expect(r.attempts.flatMap((x) => x.notes ?? []).filter((n) => /lost/.test(n))).toEqual([]);
+  const [actsA, actsB] = await Promise.all([activitiesOf(rig.client, idA), activitiesOf(rig.client, idB)]);
+  // Never rebuilt: one workspace each.
+  expect(actsA.filter((x) => x.type === 'prepareWorkspace')).toHaveLength(1);
+  expect(actsB.filter((x) => x.type === 'prepareWorkspace')).toHaveLength(1);
+  // B's step did wait out its first queue check, and the liveness ping answered every time.
+  expect(actsB.filter((x) => x.closed === 'timed out SCHEDULE_TO_START').length).toBeGreaterThan(0);
+  const pings = actsB.filter((x) => x.type === 'workspaceAlive');
+  expect(pings.length).toBeGreaterThan(0);
+  expect(pings.map((p) => p.closed)).toEqual(pings.map(() => 'completed'));
 }, 300_000);

@@ -21,6 +21,19 @@ export const MIN_HEARTBEAT_TIMEOUT_MS = 10_000;
  */
 export const DEFAULT_QUEUE_CHECK_SEC = 25;
 
+/**
+ * The first wait of a workspace activity in its queue before the liveness ping (runs since
+ * QUICK_QUEUE_CHECK; later waits are WorkspaceHandle.queueCheckSec). A live worker with a free
+ * slot always has polls waiting at the server, which hands it the task in milliseconds whatever
+ * the worker's CPU load; only a busy or dead one leaves the task queued, and the ping tells which.
+ * So a lost host is found in this plus ALIVE_CHECK_SEC (plus the heartbeat timeout and one retry
+ * interval when it died mid-activity: ~16 s), and a busy worker costs one ping per activity.
+ */
+export const FIRST_QUEUE_CHECK_SEC = 2;
+
+/** Marks runs whose workspace activities are first checked after FIRST_QUEUE_CHECK_SEC, not queueCheckSec. */
+export const QUICK_QUEUE_CHECK = 'quick-queue-check';
+
 /** Schedule-to-start of the liveness ping: the answering worker is never busy, so seconds suffice. */
 export const ALIVE_CHECK_SEC = 3;
 
@@ -41,3 +54,13 @@ export interface WorkerLoad {
   pid: number;
   commands: { running: number; queued: number; limit: number };
 }
+
+/**
+ * Workflow-task timeout of every Weaver workflow (the SDK's default is 10 s). A workflow task
+ * takes milliseconds on a quiet machine, but one replaying a long history on a worker that just
+ * started (the bundle loaded, the history fetched) was measured at up to 14 s under heavy load:
+ * past 10 s it timed out and was replayed again elsewhere, adding load where there was too much.
+ * 30 s is twice that worst case; what it costs is the wait after a worker dies in the middle of
+ * a workflow task (rare: tasks are that short) — at most 30 s, inside the 60 s resume target.
+ */
+export const WORKFLOW_TASK_TIMEOUT = '30 seconds' as const;

@@ -2,6 +2,7 @@
 import {
   ActivityCancellationType,
   ActivityFailure,
+  ApplicationFailure,
   isCancellation,
   log,
   patched,
@@ -14,7 +15,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { WorkspaceHandle } from '../activities/types';
-import { ALIVE_CHECK_SEC, aliveQueueOf, DEFAULT_QUEUE_CHECK_SEC, MAX_QUEUE_CHECKS, WORKSPACE_HEARTBEAT_TIMEOUT_SEC, type WorkerLoad } from '../domain/liveness';
+import { ALIVE_CHECK_SEC, aliveQueueOf, DEFAULT_QUEUE_CHECK_SEC, FIRST_QUEUE_CHECK_SEC, MAX_QUEUE_CHECKS, QUICK_QUEUE_CHECK, WORKSPACE_HEARTBEAT_TIMEOUT_SEC, type WorkerLoad } from '../domain/liveness';
 import { DEFAULT_PROVIDER_TIMEOUT_SEC, NON_RETRYABLE_FAILURE_TYPES } from '../domain/errors';
 import type { ProviderSpec } from '../domain/schema';
 
@@ -81,11 +82,12 @@ export function commandClockSec(timeoutSec: number): number {
   return Math.max(SLOT_WAIT_SAFETY_NET_SEC, 2 * Math.ceil(timeoutSec) + 120);
 }
 
-export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
+/** The workspace activities on `ws`'s queue, first checked after `queueCheckSec` in their queue. */
+function workspaceProxies(ws: WorkspaceHandle, testTimeoutSec: number, queueCheckSec: number) {
   const retry: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WorkspaceLost'] };
   const common: ActivityOptions = {
     taskQueue: ws.taskQueue,
-    scheduleToStartTimeout: `${ws.queueCheckSec ?? DEFAULT_QUEUE_CHECK_SEC} seconds`,
+    scheduleToStartTimeout: `${queueCheckSec} seconds`,
     heartbeatTimeout: `${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} seconds`,
     retry,
   };
@@ -105,6 +107,16 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
     // A test run that died with its worker is rerun once; a failing test is not an error.
     retry: { ...retry, maximumAttempts: 2 },
   });
+  return { git, tests };
+}
+
+type WorkspaceActivity = 'buildPrompt' | 'applyChange' | 'previewChanges' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches' | 'runTests' | 'runCheck';
+
+export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
+  const queueCheckSec = ws.queueCheckSec ?? DEFAULT_QUEUE_CHECK_SEC;
+  const firstCheckSec = Math.min(FIRST_QUEUE_CHECK_SEC, queueCheckSec);
+  const first = workspaceProxies(ws, testTimeoutSec, firstCheckSec);
+  const later = workspaceProxies(ws, testTimeoutSec, queueCheckSec);
   const alive = proxyActivities<Pick<Activities, 'workspaceAlive'>>({
     taskQueue: aliveQueueOf(ws.taskQueue),
     scheduleToStartTimeout: `${ALIVE_CHECK_SEC} seconds`,
@@ -112,10 +124,13 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
     retry: { maximumAttempts: 1 },
   });
   /** Schedules `call` again for as long as its worker answers the liveness check. */
-  const untilTaken = async <R>(name: string, call: () => Promise<R>): Promise<R> => {
+  const untilTaken = async <R>(name: WorkspaceActivity, call: (acts: ReturnType<typeof workspaceProxies>) => Promise<R>): Promise<R> => {
+    // Runs started before QUICK_QUEUE_CHECK waited queueCheckSec from the first try: they replay so.
+    const quick = patched(QUICK_QUEUE_CHECK);
     for (let checks = 0; ; checks++) {
+      const waitedSec = quick && checks === 0 ? firstCheckSec : queueCheckSec;
       try {
-        return await call();
+        return await call(quick && checks === 0 ? first : later);
       } catch (err) {
         // Runs started before the check went straight to a rebuild: they replay as they ran.
         if (!queuedTooLong(err) || checks >= MAX_QUEUE_CHECKS || !patched('workspace-liveness-check')) throw err;
@@ -124,32 +139,46 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
           load = await alive.workspaceAlive();
         } catch (pingErr) {
           if (isCancellation(pingErr)) throw pingErr;
-          // Nobody answers for that queue: the original timeout stands, read as WorkspaceLost.
-          throw err;
+          // Nobody answers for that queue: the workspace is lost, saying how that was found
+          // (runs before QUICK_QUEUE_CHECK rethrew the timeout itself; both read as lost).
+          throw quick ? workerGone(err as ActivityFailure, ws.taskQueue, waitedSec) : err;
         }
         const { running, queued, limit } = load.commands;
         log.info(`${name} still queued on ${ws.taskQueue}: its worker is alive and busy (${running}/${limit} commands running, ${queued} waiting); queued again`);
       }
     }
   };
-  /** The proxy function, `executeWithOptions` included, with that patience. */
-  const patient = <F extends ActivityFunction>(name: string, fn: ActivityFunctionWithOptions<F>): ActivityFunctionWithOptions<F> => {
-    const wrapped = ((...args: Parameters<F>) => untilTaken(name, () => fn(...args))) as ActivityFunctionWithOptions<F>;
-    wrapped.executeWithOptions = (options, args) => untilTaken(name, () => fn.executeWithOptions(options, args));
+  /** The proxy function, `executeWithOptions` included, with that patience: `pick` names it in both sets of proxies. */
+  const patient = <F extends ActivityFunction>(name: WorkspaceActivity, pick: (acts: ReturnType<typeof workspaceProxies>) => ActivityFunctionWithOptions<F>): ActivityFunctionWithOptions<F> => {
+    const wrapped = ((...args: Parameters<F>) => untilTaken(name, (acts) => pick(acts)(...args))) as ActivityFunctionWithOptions<F>;
+    wrapped.executeWithOptions = (options, args) => untilTaken(name, (acts) => pick(acts).executeWithOptions(options, args));
     return wrapped;
   };
   // Proxies have no enumerable keys: name each activity rather than spreading.
   return {
-    buildPrompt: patient('buildPrompt', git.buildPrompt),
-    applyChange: patient('applyChange', git.applyChange),
-    previewChanges: patient('previewChanges', git.previewChanges),
-    rollbackWorkspace: patient('rollbackWorkspace', git.rollbackWorkspace),
-    commitAndPush: patient('commitAndPush', git.commitAndPush),
-    releaseWorkspace: patient('releaseWorkspace', git.releaseWorkspace),
-    mergeBranches: patient('mergeBranches', git.mergeBranches),
-    runTests: patient('runTests', tests.runTests),
-    runCheck: patient('runCheck', tests.runCheck),
+    buildPrompt: patient('buildPrompt', (a) => a.git.buildPrompt),
+    applyChange: patient('applyChange', (a) => a.git.applyChange),
+    previewChanges: patient('previewChanges', (a) => a.git.previewChanges),
+    rollbackWorkspace: patient('rollbackWorkspace', (a) => a.git.rollbackWorkspace),
+    commitAndPush: patient('commitAndPush', (a) => a.git.commitAndPush),
+    releaseWorkspace: patient('releaseWorkspace', (a) => a.git.releaseWorkspace),
+    mergeBranches: patient('mergeBranches', (a) => a.git.mergeBranches),
+    runTests: patient('runTests', (a) => a.tests.runTests),
+    runCheck: patient('runCheck', (a) => a.tests.runCheck),
   };
+}
+
+/**
+ * The workspace's worker is gone: `queued` waited out its schedule-to-start and the worker's
+ * liveness responder did not answer either. A WorkspaceLost failure of the same activity, whose
+ * message (quoted in the attempt's notes and in the result) says how that was found and when.
+ */
+function workerGone(queued: ActivityFailure, taskQueue: string, waitedSec: number): ActivityFailure {
+  const at = new Date(Date.now()).toISOString();
+  const why =
+    `no worker on ${taskQueue}: ${queued.activityType} waited ${waitedSec} s in its queue untaken and nobody polled ` +
+    `${aliveQueueOf(taskQueue)} within ${ALIVE_CHECK_SEC} s (checked at ${at})`;
+  return new ActivityFailure(why, queued.activityType, queued.activityId, queued.retryState, queued.identity, ApplicationFailure.create({ type: 'WorkspaceLost', message: why, nonRetryable: true }));
 }
 
 /** The activity waited out its schedule-to-start timeout: nobody took it from the queue. */

@@ -217,12 +217,13 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
         // The workspace is gone with its host: not named in the result.
         return { kind: 'done', result: await t.finish('failed', why) };
       }
-      log.warn('workspace lost; rebuilding', { rebuilds, withoutProgress: losses.withoutProgress, phase: t.phase });
+      const lostHow = failureMessage(err).slice(0, 300);
+      log.warn('workspace lost; rebuilding', { rebuilds, withoutProgress: losses.withoutProgress, phase: t.phase, how: lostHow });
       // Paid for already: the rebuilt workspace gets the same answer, applied and tested again.
       // (Versioned: runs started before asked the model again.)
       if (answered && patched('reapply-after-rebuild')) {
         carried = answered;
-        record.notes = [...(record.notes ?? []), `the workspace's worker was lost during ${t.phase}; the same answer was applied again on a rebuilt workspace`].slice(-20);
+        record.notes = [...(record.notes ?? []), `the workspace's worker was lost during ${t.phase} (${lostHow}); the same answer was applied again on a rebuilt workspace`].slice(-20);
       } else {
         t.attempt -= 1;
       }

@@ -4,6 +4,12 @@ import { ChildWorkflowFailure, isCancellation, patched } from '@temporalio/workf
 import type { CodingTaskResult, Usage } from '../domain/schema';
 import { resultFromFailure } from '../domain/taskOutcome';
 import { shared } from './activityProxies';
+import { WORKFLOW_TASK_TIMEOUT } from '../domain/liveness';
+
+/** A child's workflow-task timeout, the same as its parent's (runs since `child-task-timeout`; before, the SDK's 10 s). */
+export function childTaskTimeout(): { workflowTaskTimeout?: typeof WORKFLOW_TASK_TIMEOUT } {
+  return patched('child-task-timeout') ? { workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT } : {};
+}
 
 /**
  * Runs `run(i)` for i = 0..count-1 with at most `concurrency` at once, starting them in

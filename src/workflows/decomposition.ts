@@ -11,7 +11,7 @@ import { secretFilesNamed } from '../domain/redact';
 import type { codingTask } from './codingTask';
 import { howItEnded } from '../domain/decider';
 import { runChecks } from './checks';
-import { childEnd, runBounded } from './children';
+import { childEnd, childTaskTimeout, runBounded } from './children';
 import { commitWork } from './commit';
 import { isWorkspaceLost, type TaskRun } from './task';
 
@@ -71,6 +71,7 @@ export async function decompose(t: TaskRun, proposed: TaskSpec[], why: string): 
         args: [childInput(t, subtasks[i], cost, tokens)],
         memo: { title: subtasks[i].title, parent: t.workflowId },
         staticSummary: `subtask ${i + 1}/${subtasks.length}: ${subtasks[i].title}`,
+        ...childTaskTimeout(),
       });
       settle(t, child, result);
     } catch (err) {

@@ -321,7 +321,7 @@ export class TaskRun {
         if (!isWorkspaceLost(err) || rebuilds >= 3 || !patched('rebuild-in-ask')) throw err;
         // Steps run side by side (each answer's files compared as it arrives): one rebuild for all.
         if (this.ws === used && !this.rebuilding) {
-          log.warn('workspace lost before the change applied; rebuilding in place', { rebuilds: rebuilds + 1 });
+          log.warn('workspace lost before the change applied; rebuilding in place', { rebuilds: rebuilds + 1, how: (err as ActivityFailure).cause?.message });
           const phase = this.phase;
           this.rebuilding = this.prepare({}).then((ws) => {
             this.enter(phase);

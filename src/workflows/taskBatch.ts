@@ -8,7 +8,7 @@ import { resultRows, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
 import { WeaverStatus } from '../domain/searchAttributes';
 import { REFUSED } from '../domain/taskOutcome';
-import { childEnd, runBounded } from './children';
+import { childEnd, childTaskTimeout, runBounded } from './children';
 import { codingTask } from './codingTask';
 import { batchProgressQuery } from './messages';
 
@@ -42,7 +42,7 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
     const id = `${workflowId}/${i + 1}-${slugify(tasks[i].task.title, 30)}`;
     running += 1;
     try {
-      const result = await executeChild(codingTask, { workflowId: id, args: [tasks[i]], memo: { title: tasks[i].task.title, batch: workflowId } });
+      const result = await executeChild(codingTask, { workflowId: id, args: [tasks[i]], memo: { title: tasks[i].task.title, batch: workflowId }, ...childTaskTimeout() });
       if (result.status === 'succeeded') successCount += 1;
       return slimResult(result);
     } catch (err) {

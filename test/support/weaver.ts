@@ -11,7 +11,7 @@ import type { ActivityDeps } from '../../src/activities/types';
 import { registryEntry, type ProviderRegistry } from '../../src/domain/registry';
 import type { CodingTaskInput, CodingTaskResult, ProviderChoice, ProviderSpec } from '../../src/domain/schema';
 import type { SandboxMode } from '../../src/config';
-import { createWorkers, workerSandbox, type WeaverWorkers } from '../../src/worker';
+import { createWorkers, workerSandbox, type WeaverWorkerOptions, type WeaverWorkers } from '../../src/worker';
 import type { codingTask } from '../../src/workflows';
 import { sandboxableTempDir } from '../../src/devtools/tempDir';
 import { closeTestConnections, testClient, testNativeConnection, uniqueQueue, workflowBundle } from './temporal';
@@ -53,7 +53,9 @@ let seq = 0;
  * The worker clones local repositories only under the rig's temp dir (WEAVER_REPO_ROOTS), where
  * newRepo makes them. `workflowBundle`: other workflow code than globalSetup's (a variant bundle).
  */
-export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: SandboxMode; workflowBundle?: { code: string } } = {}): Promise<Rig> {
+export async function startRig(
+  opts: { deps?: Partial<ActivityDeps>; sandbox?: SandboxMode; workflowBundle?: { code: string }; settings?: WeaverWorkerOptions['settings'] } = {},
+): Promise<Rig> {
   const tmp = sandboxableTempDir('weaver-test-');
   const artifactDir = path.join(tmp, 'artifacts');
   const workspaceRoot = path.join(tmp, 'workspaces');
@@ -69,6 +71,7 @@ export async function startRig(opts: { deps?: Partial<ActivityDeps>; sandbox?: S
     taskQueue,
     workspaceQueue: `${taskQueue}-ws`,
     workflowBundle: opts.workflowBundle ?? workflowBundle(),
+    settings: opts.settings,
     deps: { artifactDir, workspaceRoot, env: { ...process.env, TEST_API_KEY: 'sk-test-secret-key-123456789' }, retryDelayScale: 0.01, heartbeatMs: 50, providers, repoRoots: [tmp], sandbox, ...opts.deps },
   });
   const running = worker.run();
