@@ -928,6 +928,8 @@ test('a lost host mid-check is found gone by its silent queues and the task resu
   const result = await resultOf(handle);
   expect({ status: result.status, reason: result.reason }).toMatchObject({ status: 'succeeded' });
   expect((await simpleGit(remote).raw(['rev-parse', `refs/heads/${result.branch}`])).trim()).toBe(result.commit);
+  // Started with the explicit workflow-task timeout (src/domain/liveness.ts), not the SDK's 10 s.
+  expect(Number((await handle.describe()).raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds)).toBe(30);
   // How it was found: the check's retry sat untaken on the lost queue and its liveness queue was silent.
   const notes = result.attempts[0].notes?.join('\n') ?? '';
   expect(notes).toMatch(/worker was lost during \w+ \(no worker on \S+: runCheck waited \d+ s in its queue untaken and nobody polled \S+\/alive within \d+ s \(checked at [^)]+\)\); the same answer was applied again/);
