@@ -60,7 +60,7 @@ export interface WeaverConfig {
   maxCommands: number;
   /** WEAVER_CONNECT_WAIT (a duration; default 0: forever): how long a starting worker waits for the Temporal server, retrying with backoff. */
   connectWaitMs: number;
-  /** WEAVER_QUEUE_CHECK_SEC (default 25): how long a workspace activity waits in this worker's queue before the workflow checks the worker is alive. */
+  /** WEAVER_QUEUE_CHECK_SEC (default 25): how long a workspace activity found busy waits again in this worker's queue before the workflow checks the worker is alive (the first check is after 2 s). */
   queueCheckSec: number;
   /** WEAVER_WORKSPACE_QUEUE: this worker's workspace queue; default `<taskQueue>@<host>/<slot>` (src/workerSlot.ts). */
   workspaceQueue?: string;

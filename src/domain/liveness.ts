@@ -15,9 +15,10 @@ export const WORKSPACE_HEARTBEAT_TIMEOUT_SEC = 10;
 export const MIN_HEARTBEAT_TIMEOUT_MS = 10_000;
 
 /**
- * How long a workspace activity may wait in its worker's queue before the workflow asks whether
- * that worker is still there (WorkspaceHandle.queueCheckSec overrides it, from the worker's
- * WEAVER_QUEUE_CHECK_SEC). A lost host costs about this plus ALIVE_CHECK_SEC before the rebuild.
+ * How long a workspace activity found busy may wait again in its worker's queue before the
+ * workflow asks whether that worker is still there (WorkspaceHandle.queueCheckSec overrides it,
+ * from the worker's WEAVER_QUEUE_CHECK_SEC). The first wait is FIRST_QUEUE_CHECK_SEC (runs before
+ * QUICK_QUEUE_CHECK waited this long from the start: a lost host cost this plus ALIVE_CHECK_SEC).
  */
 export const DEFAULT_QUEUE_CHECK_SEC = 25;
 

@@ -72,9 +72,10 @@ export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'sto
  * Activities that must run where the workspace is (design rule 4).
  * - A dead worker is noticed in seconds: every one heartbeats (WORKSPACE_HEARTBEAT_TIMEOUT_SEC),
  *   and the retry goes to the same queue, where a worker restarted on its slot picks it up.
- * - A busy worker is not a dead one: an activity still queued after `queueCheckSec` asks the
- *   worker's liveness responder (its own worker, never busy) and, if it answers, is queued
- *   again; only silence there means the workspace is lost and the workflow rebuilds it.
+ * - A busy worker is not a dead one: an activity still queued after FIRST_QUEUE_CHECK_SEC (then
+ *   `queueCheckSec` each time) asks the worker's liveness responder (its own worker, never busy)
+ *   and, if it answers, is queued again; only silence there means the workspace is lost and the
+ *   workflow rebuilds it, saying how that was found (workerGone).
  */
 
 /** Start-to-close of a command activity whose command may run `timeoutSec`. */
