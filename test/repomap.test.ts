@@ -442,6 +442,19 @@ describe('ranking on a generated repository of 500+ files', () => {
     expect(map.text).toMatch(/^app\/m\d{3}\.py:$/m);
   });
 
+  test('two builds of one repository at once parse each file once (the second waits for the first one’s parses)', async () => {
+    const dir = generatedRepo('gen');
+    const [a, b] = await Promise.all([buildRepoMap(req(dir, { cacheDir: path.join(base, 'cache-1') })), buildRepoMap(req(dir, { cacheDir: path.join(base, 'cache-2') }))]);
+    expect(a.stats.parsed + b.stats.parsed).toBe(a.stats.files);
+    expect(a.stats.parsed + a.stats.fromCache).toBe(a.stats.files);
+    expect(b.stats.parsed + b.stats.fromCache).toBe(b.stats.files);
+    expect(b.text).toBe(a.text);
+    expect(b.ranked).toEqual(a.ranked);
+    // Each cache directory got every file's tags.
+    clearTagCacheMemory();
+    for (const cacheDir of ['cache-1', 'cache-2']) expect((await buildRepoMap(req(dir, { cacheDir: path.join(base, cacheDir) }))).stats.fromCache).toBe(a.stats.files);
+  });
+
   test('worker threads and the main thread give the same map (a cold build of 500+ files uses workers, kept for the next build)', async () => {
     const dir = generatedRepo('gen');
     process.env.WEAVER_REPOMAP_WORKERS = '0';

@@ -108,30 +108,8 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
   const [files, cache] = await Promise.all([listMapFiles(dir, mentionedFiles, skippedPaths), TagCache.open(req.cacheDir)]);
   lap('list+cache');
 
-  // Tags: from the cache, else parsed (and cached).
-  const tags: (FileTags | undefined)[] = new Array(files.length);
-  const todo: number[] = [];
-  let fromCache = 0;
-  files.forEach((f, i) => {
-    const hit = cache.get(cacheKey(f));
-    if (hit) {
-      tags[i] = hit;
-      fromCache++;
-    } else todo.push(i);
-  });
-  let parsed = 0;
-  if (todo.length) {
-    const results = await tagFiles(todo.map((i) => ({ abs: path.join(dir, files[i].path), lang: files[i].lang })));
-    results.forEach((r, k) => {
-      if (!r || !('tags' in r)) return; // failed to parse: left out of this map, tried again next time
-      const i = todo[k];
-      tags[i] = r.tags;
-      cache.put(cacheKey(files[i]), r.tags);
-      parsed++;
-    });
-    await cache.flush();
-  }
-  lap(`parse(${todo.length})`);
+  const { tags, parsed, fromCache, todo } = await tagsOf(dir, files, cache);
+  lap(`parse(${todo})`);
 
   const tagged: { path: string; tags: FileTags }[] = [];
   files.forEach((f, i) => {
@@ -203,6 +181,65 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
     stats: { files: files.length, parsed, fromCache, ms: Math.round(performance.now() - t0), tags: tagCount },
     skipped,
   };
+}
+
+/**
+ * Parses under way in this process, by cache key: a build that needs a file another build is
+ * parsing (two tasks on one repository at once) waits for that parse instead of repeating it.
+ */
+const parsing = new Map<string, Promise<FileTags | undefined>>();
+
+/** Each file's tags: from the cache, from a parse under way, else parsed here (and cached). undefined: failed to parse. */
+async function tagsOf(dir: string, files: MapFile[], cache: TagCache): Promise<{ tags: (FileTags | undefined)[]; parsed: number; fromCache: number; todo: number }> {
+  const tags: (FileTags | undefined)[] = new Array(files.length);
+  const todo: number[] = [];
+  const borrowed: Promise<void>[] = [];
+  let fromCache = 0;
+  files.forEach((f, i) => {
+    const key = cacheKey(f);
+    const hit = cache.get(key);
+    const elsewhere = hit ? undefined : parsing.get(key);
+    if (hit) {
+      tags[i] = hit;
+      fromCache++;
+    } else if (elsewhere) {
+      borrowed.push(
+        elsewhere.then((t) => {
+          if (!t) return; // failed there: left out here too
+          tags[i] = t;
+          fromCache++;
+          if (!cache.get(key)) cache.put(key, t); // another cache directory
+        }),
+      );
+    } else todo.push(i);
+  });
+  const settle = new Map<string, (t: FileTags | undefined) => void>();
+  for (const i of todo) {
+    const key = cacheKey(files[i]);
+    parsing.set(key, new Promise((resolve) => settle.set(key, resolve)));
+  }
+  let parsed = 0;
+  try {
+    if (todo.length) {
+      const results = await tagFiles(todo.map((i) => ({ abs: path.join(dir, files[i].path), lang: files[i].lang })));
+      results.forEach((r, k) => {
+        if (!r || !('tags' in r)) return; // failed to parse: left out of this map, tried again next time
+        const i = todo[k];
+        tags[i] = r.tags;
+        cache.put(cacheKey(files[i]), r.tags);
+        parsed++;
+      });
+    }
+  } finally {
+    todo.forEach((i) => {
+      const key = cacheKey(files[i]);
+      settle.get(key)?.(tags[i]);
+      parsing.delete(key);
+    });
+  }
+  await Promise.all(borrowed);
+  await cache.flush();
+  return { tags, parsed, fromCache, todo: todo.length };
 }
 
 function summariseSkipped(list: { path: string; why: string }[]): RepoMap['skipped'] {
