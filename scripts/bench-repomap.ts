@@ -123,9 +123,9 @@ const emptyDir = () => mkdtempSync(path.join(tmpdir(), 'weaver-bench-repomap-cac
 const request = (dir: string, cacheDir: string) => ({ dir, cacheDir, mentionedFiles: [], mentionedIdents: [], tokenBudget: 2048 });
 
 /** One build in a new process (as a freshly started worker does): its build time and output digest. */
-function buildInChild(dir: string, cacheDir: string): { ms: number; parsed: number; digest: string } {
+function buildInChild(dir: string, cacheDir: string): { ms: number; cpu: number; parsed: number; digest: string } {
   const out = execFileSync(process.execPath, [...process.execArgv, __filename, '--child', dir, cacheDir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return JSON.parse(out.trim().split('\n').pop()!) as { ms: number; parsed: number; digest: string };
+  return JSON.parse(out.trim().split('\n').pop()!) as { ms: number; cpu: number; parsed: number; digest: string };
 }
 
 /**
@@ -134,9 +134,12 @@ function buildInChild(dir: string, cacheDir: string): { ms: number; parsed: numb
  * new process, cached in the same process.
  */
 async function figures(dir: string, runs: number, load: number): Promise<void> {
-  const busy = Array.from({ length: load }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+  // Busy loops that end with this process even if it is killed (they check their parent).
+  const loop = `const p = ${process.pid}; for (let i = 0; ; i++) if (i % 1e7 === 0) try { process.kill(p, 0); } catch { process.exit(); }`;
+  const busy = Array.from({ length: load }, () => spawn(process.execPath, ['-e', loop], { stdio: 'ignore' }));
   const dirs: string[] = [];
   const rows: Record<string, number[]> = { 'cold, new process': [], 'cold, warm process': [], 'cached, new process': [], 'cached, same process': [] };
+  const cpu: Record<string, number[]> = { 'cold, new process': [], 'cold, warm process': [] };
   const digests = new Set<string>();
   try {
     if (load) await new Promise((r) => setTimeout(r, 1000));
@@ -146,13 +149,16 @@ async function figures(dir: string, runs: number, load: number): Promise<void> {
       dirs.push(c1);
       const child = buildInChild(dir, c1);
       rows['cold, new process'].push(child.ms);
+      cpu['cold, new process'].push(child.cpu);
       digests.add(child.digest);
       rows['cached, new process'].push(buildInChild(dir, c1).ms);
       const c2 = emptyDir();
       dirs.push(c2);
       clearTagCacheMemory();
+      cpuMs();
       const cold = await buildRepoMap(request(dir, c2));
       rows['cold, warm process'].push(cold.stats.ms);
+      cpu['cold, warm process'].push(cpuMs());
       digests.add(digest(cold));
       const warm = await buildRepoMap(request(dir, c2));
       rows['cached, same process'].push(warm.stats.ms);
@@ -162,15 +168,19 @@ async function figures(dir: string, runs: number, load: number): Promise<void> {
     for (const b of busy) b.kill();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
-  for (const [label, ms] of Object.entries(rows)) console.log(`${label.padEnd(24)} median ${String(median(ms)).padStart(6)} ms   (${ms.join(', ')})`);
+  for (const [label, ms] of Object.entries(rows)) {
+    const c = cpu[label] ? `   cpu median ${median(cpu[label])} ms (${cpu[label].join(', ')})` : '';
+    console.log(`${label.padEnd(24)} median ${String(median(ms)).padStart(6)} ms wall (${ms.join(', ')})${c}`);
+  }
   console.log(`identical output in every build: ${digests.size === 1}`);
 }
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args[0] === '--child') {
+    cpuMs();
     const m = await buildRepoMap(request(args[1], args[2]));
-    console.log(JSON.stringify({ ms: m.stats.ms, parsed: m.stats.parsed, digest: digest(m) }));
+    console.log(JSON.stringify({ ms: m.stats.ms, cpu: cpuMs(), parsed: m.stats.parsed, digest: digest(m) }));
     process.exit(0);
   }
   const flag = (name: string) => (args.includes(name) ? (args.splice(args.indexOf(name), 1), true) : false);
