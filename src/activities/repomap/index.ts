@@ -1,11 +1,13 @@
 // The repository map (issue 7, item 4): tree-sitter definitions and references of the tracked
 // files, a file graph ranked by PageRank personalised by what the task names, rendered as an
-// elided outline within a token budget. Tags are cached by git blob SHA under `cacheDir`.
+// elided outline within a token budget. Tags are cached by git blob SHA under `cacheDir`
+// (WEAVER_CACHE_DIR: one for every worker process on the host).
 //
 //   files.ts    which files (git ls-files -s, .weaverignore, vendored/minified paths out unless named)
 //   noise.ts    generated, minified, stub and legacy-copy files out unless named
 //   languages.ts extensions, grammars and tag queries
-//   extract.ts  parsing + queries (in-process, or worker threads for big cold builds)
+//   extract.ts  parsing + queries (in-process, or on the tagging threads for big cold builds)
+//   pool.ts     the tagging threads, kept between builds
 //   cache.ts    the content-addressed tag cache
 //   rank.ts     the graph and personalised PageRank
 //   render.ts   the outline and the token-budget fit
@@ -26,7 +28,7 @@ export { clearTagCacheMemory } from './cache';
 export interface RepoMapRequest {
   /** A git checkout. */
   dir: string;
-  /** Tag cache root, shared by all workspaces of this worker (content-addressed by git blob SHA). */
+  /** Tag cache root, shared by every workspace and worker process on the host (content-addressed by git blob SHA). */
   cacheDir: string;
   /** Paths the task, the model or failing tests named (boost + personalisation). */
   mentionedFiles: string[];
