@@ -221,7 +221,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Task, ranked repository map, files, last failure → prompt artifact, within the token budget. */
     async buildPrompt(req: BuildPromptRequest): Promise<BuiltPrompt> {
       ws.openWorkspace(req.workspace);
-      return buildPrompt(store, req, { cacheDir: path.join(deps.workspaceRoot, '.cache', 'repomap'), secrets: secrets(req.secretEnvNames) });
+      return buildPrompt(store, req, { cacheDir: path.join(deps.cacheDir ?? path.join(deps.workspaceRoot, '.cache'), 'repomap'), secrets: secrets(req.secretEnvNames) });
     },
 
     /**

@@ -1,5 +1,5 @@
-// Tag cache, content-addressed by git blob SHA (+ language), shared by every clone and attempt
-// that uses the same cache directory.
+// Tag cache, content-addressed by git blob SHA (+ language), shared by every clone, attempt and
+// worker process that uses the same cache directory (WEAVER_CACHE_DIR: one per host).
 //
 // Layout: <cacheDir>/tags-<TAGS_VERSION>/seg-*.json, each segment one JSON object
 // {"v": version, "e": {"<lang>:<sha>": tags}}. A build appends one new segment (written to a
