@@ -21,7 +21,7 @@ export async function readInputFile(file: string, what = 'task file'): Promise<u
   } catch (err) {
     const at = positionOf(err, text);
     const why = (err as Error).message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-    throw new InputError(`${what} ${file}${at ? `:${at.line}:${at.col}` : ''} is not valid ${isYaml(file) ? 'YAML' : 'JSON'}: ${why}${at ? ` (line ${at.line}, column ${at.col})` : ''}`);
+    throw new InputError(`${what} ${file} is not valid ${isYaml(file) ? 'YAML' : 'JSON'}: ${why}${at ? ` (line ${at.line}, column ${at.col})` : ''}`);
   }
 }
 
