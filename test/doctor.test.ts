@@ -7,7 +7,7 @@ import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import type { Check } from '../src/doctor';
 import { explain, run, WEAVER_BIN } from './support/processes';
-import { testAddress } from './support/temporal';
+import { testAddress, testClient } from './support/temporal';
 
 const KEY_VALUE = 'sk-doctor-secret-value-0123456789';
 let model: ScriptedModelServer;
@@ -90,6 +90,30 @@ describe('weaver doctor', () => {
     expect(lines).toContain(`✗ search attributes: not checked: no server at ${wrong} — fix: fix the temporal check first`);
     // The checks that need no server still ran.
     expect(lines).toContainEqual(expect.stringMatching(/^✓ git: git version /));
+  });
+
+  test('a namespace that does not exist fails the Temporal check naming it; a fresh one lacks the search attributes, each named', async () => {
+    const file = await registry('good3', { scripted: { baseURL: model.url, models: ['doctor-model'] } });
+    const absent = `doctor-absent-${process.pid}-${Date.now().toString(36)}`;
+    const a = await weaver(['doctor'], { TEMPORAL_NAMESPACE: absent, WEAVER_PROVIDERS: file });
+    expect({ code: a.code, why: explain(a) }).toMatchObject({ code: 1 });
+    expect(a.stdout).toMatch(new RegExp(`^✗ temporal: ${testAddress()} answers, but namespace "${absent}" is not there .* — fix: temporal operator namespace create --namespace ${absent}`, 'm'));
+
+    // A namespace of its own (the dev server registers Weaver's attributes in "default" only).
+    const fresh = `doctor-fresh-${process.pid}-${Date.now().toString(36)}`;
+    const client = await testClient();
+    await client.workflowService.registerNamespace({ namespace: fresh, workflowExecutionRetentionPeriod: { seconds: 86_400 } });
+    let f = await weaver(['doctor'], { TEMPORAL_NAMESPACE: fresh, WEAVER_PROVIDERS: file });
+    // A new namespace takes a moment to be served by the frontend (its cache refreshes).
+    for (let i = 0; i < 10 && f.stdout.includes('is not there'); i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      f = await weaver(['doctor'], { TEMPORAL_NAMESPACE: fresh, WEAVER_PROVIDERS: file });
+    }
+    expect({ code: f.code, why: explain(f) }).toMatchObject({ code: 1 });
+    expect(f.stdout).toContain(`✓ temporal: ${testAddress()}, namespace "${fresh}"`);
+    expect(f.stdout).toContain(
+      `✗ search attributes: missing: WeaverStatus, WeaverPhase, WeaverRepo, WeaverCostUsd, WeaverAttempt — fix: start a worker (it registers them) or run temporal operator search-attribute create --namespace ${fresh} --name WeaverStatus --type Keyword`,
+    );
   });
 });
 
