@@ -19,7 +19,7 @@ import {
 } from './client';
 import { awaitingApproval, formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
 import { formatDiffstat, readArtifact, Unavailable, viewRun } from './inspect';
-import { readInputFile } from './cliInput';
+import { InputError, readInputFile } from './cliInput';
 import { reportCliError, UsageError } from './cliErrors';
 
 export { formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
@@ -177,7 +177,7 @@ export async function main(argv: string[], out: (line: string) => void = console
       const decision = { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined, ...(commit ? { commit } : {}) };
       const answer = await approvePush(arg, decision).catch(
         (err: unknown) => {
-          if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`${arg}: ${err.cause?.message ?? err.message}`);
+          if (err instanceof WorkflowUpdateFailedError) throw new InputError(`${arg}: ${err.cause?.message ?? err.message}`);
           throw err;
         },
       );

@@ -13,6 +13,7 @@ import type { ActivityDeps } from './activities/types';
 import { connectTemporal } from './client';
 import { config, type WeaverConfig } from './config';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from './devtools/devServer';
+import { ProviderRegistryError } from './domain/registry';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { workerSandbox } from './worker';
 
@@ -90,7 +91,8 @@ async function providerChecks(c: WeaverConfig, env: NodeJS.ProcessEnv): Promise<
   try {
     providers = loadProviderRegistry(c.providersFile);
   } catch (err) {
-    return [fail('providers', why(err), 'correct the registry file (WEAVER_PROVIDERS)')];
+    const detail = err instanceof ProviderRegistryError ? `invalid registry ${err.source}: ${err.issues.join('; ')}` : why(err);
+    return [fail('providers', detail, 'correct the registry file (WEAVER_PROVIDERS)')];
   }
   const deps = { providers, env, inlineEndpoints: [] } as unknown as ActivityDeps;
   return Promise.all(
@@ -126,7 +128,7 @@ async function gitCheck(): Promise<Check> {
 async function sandboxCheck(c: WeaverConfig, env: NodeJS.ProcessEnv): Promise<Check> {
   try {
     const s = await workerSandbox({ workspaceRoot: c.workspaceRoot, artifactDir: c.artifactDir }, c.sandbox, env);
-    if (s.kind === 'none') return pass('sandbox', `none (WEAVER_SANDBOX=${c.sandbox}): ${s.warning}`);
+    if (s.kind === 'none') return pass('sandbox', `none — ${s.warning}`);
     return pass('sandbox', `${s.version} at ${s.bwrap}, user namespaces work${s.networkWarning ? `; ${s.networkWarning}` : ''}`);
   } catch (err) {
     const [problem, fix] = (err as Error).message.split(' Fix: ');

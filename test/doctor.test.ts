@@ -3,10 +3,12 @@
 // temp directories; no worker is needed.
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { msToTs } from '@temporalio/common/lib/time';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import type { Check } from '../src/doctor';
 import { explain, run, WEAVER_BIN } from './support/processes';
+import { useS3Server, type S3Server } from './support/s3';
 import { testAddress, testClient } from './support/temporal';
 
 const KEY_VALUE = 'sk-doctor-secret-value-0123456789';
@@ -102,7 +104,7 @@ describe('weaver doctor', () => {
     // A namespace of its own (the dev server registers Weaver's attributes in "default" only).
     const fresh = `doctor-fresh-${process.pid}-${Date.now().toString(36)}`;
     const client = await testClient();
-    await client.workflowService.registerNamespace({ namespace: fresh, workflowExecutionRetentionPeriod: { seconds: 86_400 } });
+    await client.workflowService.registerNamespace({ namespace: fresh, workflowExecutionRetentionPeriod: msToTs('1 day') });
     let f = await weaver(['doctor'], { TEMPORAL_NAMESPACE: fresh, WEAVER_PROVIDERS: file });
     // A new namespace takes a moment to be served by the frontend (its cache refreshes).
     for (let i = 0; i < 10 && f.stdout.includes('is not there'); i++) {
@@ -114,6 +116,23 @@ describe('weaver doctor', () => {
     expect(f.stdout).toContain(
       `✗ search attributes: missing: WeaverStatus, WeaverPhase, WeaverRepo, WeaverCostUsd, WeaverAttempt — fix: start a worker (it registers them) or run temporal operator search-attribute create --namespace ${fresh} --name WeaverStatus --type Keyword`,
     );
+  });
+});
+
+describe('weaver doctor with an S3 artifact store (WEAVER_ARTIFACTS)', () => {
+  let s3: S3Server;
+  useS3Server((s) => (s3 = s));
+
+  test("the store's own check(): a reachable bucket passes, an endpoint nobody answers fails naming the settings", async () => {
+    const file = await registry('s3', { scripted: { baseURL: model.url, models: ['doctor-model'] } });
+    const store = 's3://doctor-artifacts/weaver';
+    const ok = await weaver(['doctor'], { ...s3.env, WEAVER_ARTIFACTS: store, WEAVER_PROVIDERS: file });
+    expect({ code: ok.code, why: explain(ok) }).toMatchObject({ code: 0 });
+    expect(ok.stdout).toMatch(new RegExp(`^✓ artifact store: .*doctor-artifacts.* reachable; cache ${path.join(tmp, 'artifacts')} writable$`, 'm'));
+
+    const down = await weaver(['doctor'], { ...s3.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:1', WEAVER_ARTIFACTS: store, WEAVER_PROVIDERS: file });
+    expect({ code: down.code, why: explain(down) }).toMatchObject({ code: 1 });
+    expect(down.stdout).toMatch(/^✗ artifact store: .* — fix: check WEAVER_ARTIFACTS and the AWS_\* variables/m);
   });
 });
 
