@@ -62,6 +62,8 @@ export interface WeaverConfig {
   maxCommands: number;
   /** WEAVER_CONNECT_WAIT (a duration; default 0: forever): how long a starting worker waits for the Temporal server, retrying with backoff. */
   connectWaitMs: number;
+  /** WEAVER_CONNECT_TIMEOUT (a duration; default 5s): how long a client (the CLI, `weaverClient()`) waits for the Temporal server before saying it is not reachable. */
+  connectTimeoutMs: number;
   /** WEAVER_QUEUE_CHECK_SEC (default 25): how long a workspace activity waits in this worker's queue before the workflow checks the worker is alive. */
   queueCheckSec: number;
   /** WEAVER_WORKSPACE_QUEUE: this worker's workspace queue; default `<taskQueue>@<host>/<slot>` (src/workerSlot.ts). */
@@ -198,6 +200,7 @@ function operations(env: NodeJS.ProcessEnv) {
     shutdownGraceMs,
     shutdownForceMs,
     connectWaitMs: duration(env, 'WEAVER_CONNECT_WAIT', 0),
+    connectTimeoutMs: duration(env, 'WEAVER_CONNECT_TIMEOUT', 5000),
     heartbeatThrottleMs: throttle,
     maxActivities: num(env, 'WEAVER_MAX_ACTIVITIES', 50, true),
     maxWorkspaceActivities: num(env, 'WEAVER_MAX_WORKSPACE_ACTIVITIES', Math.max(8, 2 * maxCommands), true),
