@@ -49,6 +49,7 @@ export { detectSandbox, INSTALL_HINT, NSENTER_INSTALL_HINT, type DetectOptions }
 export { effectiveLimits, sandboxNotes } from './sandbox/policy';
 export { describeSandbox, enforcementOf, sandboxDetails, type CgroupSupport, type SandboxedCommand, type SandboxRunRequest, type SandboxSetting } from './sandbox/setting';
 export { releaseUid, uidFor } from './sandbox/uids';
+export { describeToolchains, repoCacheDir } from './sandbox/toolchains';
 
 /** The command wrapped in the sandbox the worker has, with its env and its limits. */
 export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedCommand> {
@@ -57,12 +58,15 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   const argv = typeof req.command === 'string' ? ['/bin/sh', '-c', req.command] : req.command;
   const boxed = setting.kind === 'bubblewrap';
   if (!boxed) await mkdir(req.scratchHome, { recursive: true });
+  if (req.cacheDir) await mkdir(req.cacheDir, { recursive: true });
   const env = sandboxEnv(req, boxed ? HOME_IN_SANDBOX : req.scratchHome);
   // No sandbox, no limits: only the environment is kept clean (and the process tree sampled).
   if (!boxed) return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish: async (r) => ({ resources: resourcesOf(r) }), dispose: async () => undefined };
 
   const uid = uidFor(setting, req.dir);
   if (uid !== undefined) await handOver(req.dir, uid, setting.workspaceRoot);
+  // The repository's caches go to this workspace's uid too (only what another task's uid left).
+  if (uid !== undefined && req.cacheDir) await handOver(req.cacheDir, uid, setting.workspaceRoot);
   const network = networkFor(setting, policy, req.phase);
   const egress = network && !!setting.nsenter && !!setting.egress;
   // Whatever the task's sandbox.env said: its HTTP(S) goes to the proxy, and nothing bypasses it.
