@@ -105,7 +105,11 @@ export function defaultToolchains(env: NodeJS.ProcessEnv, hide: string[]): strin
   for (const rel of HOME_TOOLCHAINS) add(path.join(home, rel));
   // Where the worker's own python3, go, cargo, … really are (a pyenv version, a JDK an
   // alternatives link leads to): their installations, wherever PATH's directory was.
-  for (const t of resolveToolchains(env)) add(installRoot(t.real));
+  for (const t of resolveToolchains(env)) {
+    const root = installRoot(t.real);
+    // Never a folder right under the home (~/.cargo, ~/.local hold configs and tokens): its bin/ only.
+    add(path.dirname(root) === home ? path.dirname(t.real) : root);
+  }
   for (const v of ['RUSTUP_HOME', 'PYENV_ROOT', 'JAVA_HOME', 'GOROOT', 'NVM_DIR', 'SDKMAN_DIR', 'VOLTA_HOME']) add(env[v]);
   // A toolchain inside what the worker hides (its checkout's node_modules/.bin) is never lent;
   // a hidden path inside a toolchain is covered when the sandbox is built.
