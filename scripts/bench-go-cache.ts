@@ -3,7 +3,7 @@
 // repository's cache, in the same checkout and in a new task's checkout), and outside the
 // sandbox (the worker's own env and Go caches, same and new checkout). Medians over the runs.
 //   npx tsx scripts/bench-go-cache.ts [runs=5] [coldRuns=2]
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { runCommand } from '../src/activities/commands';
