@@ -2,6 +2,7 @@
 // build cache its first one filled; the worker's own Python, under a pyenv home, runs tests in
 // the sandbox with no operator setting; one repository's caches are out of another's sight.
 // Real bubblewrap, real dev server, real git repositories, the scripted model server.
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { detectSandbox, describeToolchains, releaseUid, repoCacheDir, sandboxed, uidFor, type SandboxSetting } from '../src/activities/sandbox';
@@ -53,8 +54,7 @@ describe('sandbox commands with no toolchain setting', () => {
   });
 
   let seq = 0;
-  async function boxed(command: string, files: Record<string, string>, cacheDir?: string) {
-    const dir = path.join(root, 'ws', `t${++seq}`, 'repo');
+  async function boxed(command: string, files: Record<string, string>, cacheDir?: string, dir = path.join(root, 'ws', `t${++seq}`, 'repo')) {
     await mkdir(dir, { recursive: true });
     for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
     const box = await sandboxed({ setting, policy: SandboxPolicySchema.parse({}), phase: 'test', dir, command, env: process.env, scratchHome: path.join(dir, '..', 'home'), cacheDir });
@@ -89,5 +89,22 @@ describe('sandbox commands with no toolchain setting', () => {
     expect(other.exitCode).toBe(0);
     expect(other.tail).not.toContain('SEEN');
     expect(other.tail.trim().split('\n')).toEqual(['.', '..', path.basename(b), path.join(b, 'pip')]);
+  }, 300_000);
+
+  test("a root worker's command finding its repository's cache in use by another uid's gets its workspace's own, and the first keeps writing", async () => {
+    if (!setting.uids || setting.uids.first === setting.uids.last) return; // one uid for all: nothing to take over
+    const cache = repoCacheDir(path.join(root, 'ws'), 'https://example.com/busy.git');
+    const first = path.join(root, 'ws', 'busy-1', 'repo');
+    // The first command holds the cache until the test lets it go (a file in its workspace), then writes into it.
+    const running = boxed('mkdir -p "$PIP_CACHE_DIR/d" && touch started && while [ ! -e go ]; do sleep 0.05; done; touch "$PIP_CACHE_DIR/d/after" && echo wrote', {}, cache, first);
+    while (!existsSync(path.join(first, 'started'))) await new Promise((r) => setTimeout(r, 50));
+    const second = await boxed('echo "$PIP_CACHE_DIR"', {}, cache);
+    await writeFile(path.join(first, 'go'), '');
+    const held = await running;
+    expect(second.tail.trim()).toBe(path.join(root, 'ws', `t${seq}`, '.toolchain-cache', 'pip'));
+    expect({ exit: held.exitCode, tail: held.tail.trim() }).toEqual({ exit: 0, tail: 'wrote' });
+    // Free again: the next command of another uid gets the repository's cache.
+    const third = await boxed('echo "$PIP_CACHE_DIR"', {}, cache);
+    expect(third.tail.trim()).toBe(path.join(cache, 'pip'));
   }, 300_000);
 });

@@ -44,6 +44,7 @@ import type { ResourceUsage } from '../domain/schema';
 import type { RunCommandResult } from './commands';
 import type { SandboxedCommand, SandboxRunRequest } from './sandbox/setting';
 import { handOver, uidFor } from './sandbox/uids';
+import { leaseCache } from './sandbox/cacheLease';
 
 export { detectSandbox, INSTALL_HINT, NSENTER_INSTALL_HINT, type DetectOptions } from './sandbox/detect';
 export { effectiveLimits, sandboxNotes } from './sandbox/policy';
@@ -58,25 +59,37 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   const argv = typeof req.command === 'string' ? ['/bin/sh', '-c', req.command] : req.command;
   const boxed = setting.kind === 'bubblewrap';
   if (!boxed) await mkdir(req.scratchHome, { recursive: true });
+  const uid = boxed ? uidFor(setting, req.dir) : undefined;
+  // A root worker's uid takes the repository's cache only when no other uid's command is using it.
+  const release = uid !== undefined && req.cacheDir ? leaseCache(req.cacheDir, uid) : undefined;
+  if (uid !== undefined && req.cacheDir && !release) req = { ...req, cacheDir: path.join(path.dirname(req.dir), '.toolchain-cache') };
   if (req.cacheDir) await mkdir(req.cacheDir, { recursive: true });
   const env = sandboxEnv(req, boxed ? HOME_IN_SANDBOX : req.scratchHome);
   // No sandbox, no limits: only the environment is kept clean (and the process tree sampled).
   if (!boxed) return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish: async (r) => ({ resources: resourcesOf(r) }), dispose: async () => undefined };
 
-  const uid = uidFor(setting, req.dir);
-  if (uid !== undefined) await handOver(req.dir, uid, setting.workspaceRoot);
-  // The repository's caches go to this workspace's uid too (only what another task's uid left).
-  if (uid !== undefined && req.cacheDir) await handOver(req.cacheDir, uid, setting.workspaceRoot);
+  try {
+    if (uid !== undefined) await handOver(req.dir, uid, setting.workspaceRoot);
+    // The cache goes to this workspace's uid too (only what another task's uid left).
+    if (uid !== undefined && req.cacheDir) await handOver(req.cacheDir, uid, setting.workspaceRoot);
+  } catch (err) {
+    release?.();
+    throw err;
+  }
   const network = networkFor(setting, policy, req.phase);
   const egress = network && !!setting.nsenter && !!setting.egress;
   // Whatever the task's sandbox.env said: its HTTP(S) goes to the proxy, and nothing bypasses it.
   if (egress) Object.assign(env, proxyEnv());
   // Beside the workspace, so under the hidden workspace root: the sandbox never sees it.
-  const ctl = await Control.create(path.dirname(req.dir), egress);
+  const ctl = await Control.create(path.dirname(req.dir), egress).catch((err: unknown) => {
+    release?.();
+    throw err;
+  });
   const cgroup = setting.cgroup ? await Cgroup.create(setting.cgroup, limits).catch(() => undefined) : undefined;
   try {
-    return await start(req, { limits, uid, network, egress, ctl, cgroup, argv, env });
+    return await start(req, { limits, uid, network, egress, ctl, cgroup, argv, env, releaseCache: release });
   } catch (err) {
+    release?.();
     await ctl.close();
     await cgroup?.remove();
     throw err;
@@ -101,6 +114,7 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
     if (done) return;
     done = true;
     disk.stop();
+    prepared.releaseCache?.();
     await net?.stop();
     await ctl.close();
     await cgroup?.remove();

@@ -37,6 +37,8 @@ export interface Prepared {
   cgroup?: Cgroup;
   argv: string[];
   env: Record<string, string>;
+  /** Gives the repository's cache back (./cacheLease.ts) when the command is done. */
+  releaseCache?: () => void;
 }
 
 /** Where an injected set-up fault sends bwrap: a folder that is not there, so it dies before the command. */
