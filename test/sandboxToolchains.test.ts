@@ -54,14 +54,13 @@ describe('sandbox commands with no toolchain setting', () => {
   });
 
   let seq = 0;
-  async function boxed(command: string, files: Record<string, string>, cacheDir?: string, dir = path.join(root, 'ws', `t${++seq}`, 'repo')) {
+  async function boxed(command: string, files: Record<string, string>, cacheDir?: string, dir = path.join(root, 'ws', `t${++seq}`, 'repo'), limits = {}) {
     await mkdir(dir, { recursive: true });
     for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
-    const box = await sandboxed({ setting, policy: SandboxPolicySchema.parse({}), phase: 'test', dir, command, env: process.env, scratchHome: path.join(dir, '..', 'home'), cacheDir });
+    const box = await sandboxed({ setting, policy: SandboxPolicySchema.parse({ limits }), phase: 'test', dir, command, env: process.env, scratchHome: path.join(dir, '..', 'home'), cacheDir });
     try {
       const r = await runCommand({ command: box.command, env: box.env, cwd: dir, timeoutSec: 300, logFile: path.join(dir, '..', 'log') });
-      await box.finish(r);
-      return r;
+      return { ...r, ...(await box.finish(r)) };
     } finally {
       if (uidFor(setting, dir) !== undefined) releaseUid(setting, dir);
     }
@@ -106,5 +105,13 @@ describe('sandbox commands with no toolchain setting', () => {
     // Free again: the next command of another uid gets the repository's cache.
     const third = await boxed('echo "$PIP_CACHE_DIR"', {}, cache);
     expect(third.tail.trim()).toBe(path.join(cache, 'pip'));
+  }, 300_000);
+
+  test("what a command writes into its repository's cache counts against its disk limit", async () => {
+    const cache = repoCacheDir(path.join(root, 'ws'), 'https://example.com/filler.git');
+    const fill = 'mkdir -p "$PIP_CACHE_DIR"; i=0; while [ $i -lt 1000 ]; do head -c 1000000 /dev/zero > "$PIP_CACHE_DIR/f$i"; i=$((i+1)); sleep 0.01; done; echo WROTE-ALL';
+    const r = await boxed(fill, {}, cache, undefined, { diskMb: 32 });
+    expect(r.limit).toMatch(/^killed: disk limit 32 MiB/);
+    expect(r.tail).not.toContain('WROTE-ALL');
   }, 300_000);
 });

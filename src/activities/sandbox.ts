@@ -107,7 +107,8 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
   const proxy = egress ? new EgressProxy(egressFor(req.setting, req.policy).allow, req.setting.egress!) : undefined;
   const net = egress ? attachEgress(ctl, req.setting.nsenter!, proxy, kill) : undefined;
   const startedAt = Date.now();
-  const disk = await DiskWatch.start(req.dir, limits.diskMb, kill);
+  // The repository's cache is written by the command too: its growth counts against the same limit.
+  const disk = await DiskWatch.start([req.dir, ...(req.cacheDir ? [req.cacheDir] : [])], limits.diskMb, kill);
   disk.watchScratch(async () => (await ctl.info())?.pid, SCRATCH_DIRS);
   let done = false;
   const dispose = async () => {
