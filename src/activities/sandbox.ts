@@ -32,7 +32,9 @@
 // policy.ts (limits, network and env of a task's policy), argv.ts (the bwrap command line),
 // root.ts (the minimal root, the toolchains, what is hidden),
 // limits.ts (cgroups, the disk watch, which limit was hit), network.ts (the control files),
-// egress.ts (the egress proxy), uids.ts (a uid per workspace, a lock file per uid).
+// egress.ts (the egress proxy), uids.ts (a uid per workspace, a lock file per uid),
+// toolchains.ts (the worker's own toolchains, per-repository caches), cacheLease.ts (one uid at a
+// time in a repository's cache).
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { HOME_IN_SANDBOX, SCRATCH_DIRS, sandboxCommand, type Prepared } from './sandbox/argv';
