@@ -10,7 +10,7 @@ import { weaverLogger } from './logging';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
 import { openArtifactStore } from './activities/s3Artifacts';
-import { describeSandbox, detectSandbox, enforcementOf, sandboxDetails, type SandboxSetting } from './activities/sandbox';
+import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sandboxDetails, type SandboxSetting } from './activities/sandbox';
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
@@ -219,6 +219,8 @@ async function main() {
       `push to: the task's own repository${c.pushRemotes.length ? ` and under ${c.pushRemotes.join(', ')}` : ''} (WEAVER_PUSH_REMOTES)\n` +
       `  git tokens (repository prefix → variable; nothing is sent elsewhere): ${gitCredentials}\n` +
       `  sandbox: ${sandbox.kind === 'none' ? `NONE — ${sandbox.warning}` : `${describeSandbox(sandbox)} (WEAVER_SANDBOX=${sandbox.mode}; limits by ${enforcementOf(sandbox)}${sandboxDetails(sandbox)})`}\n` +
+      `  toolchains: ${describeToolchains(sandbox.toolchains ?? [])}${sandbox.toolchainEnv && Object.keys(sandbox.toolchainEnv).length ? ` (${Object.entries(sandbox.toolchainEnv).map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}; ` +
+      `caches (Go, cargo, Maven, Gradle, npm, pnpm, yarn, pip) per repository in ${path.join(path.resolve(c.workspaceRoot), '.cache', 'toolchains')}\n` +
       `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}; endpoints a task may name itself: ${c.inlineEndpoints.length ? `${c.inlineEndpoints.join(', ')}, called without keys` : 'none'} (${INLINE_ENDPOINTS_ENV})):\n` +
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
