@@ -19,7 +19,11 @@ import {
   type CodingTaskResult,
   type Progress,
 } from './client';
-import { awaitingApproval, formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
+import { awaitingApproval, formatBatch, formatBatchProgress, formatGc, formatProgress, formatResult } from './cliFormat';
+import { openArtifactStore } from './activities/s3Artifacts';
+import { config } from './config';
+import { durationSeconds } from './domain/schema';
+import { runGc } from './gc';
 import { formatDiffstat, readArtifact, Unavailable, viewRun } from './inspect';
 
 export { formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
@@ -33,7 +37,8 @@ const USAGE = `usage:
   weaver logs <workflowId> [--attempt N] [--step NAME]
   weaver guide <workflowId> <text>
   weaver approve <workflowId> [--commit <sha>] [--reject] [comment]
-  weaver cancel <workflowId>`;
+  weaver cancel <workflowId>
+  weaver gc [--dry-run] [--older-than 7d] [--json]`;
 
 export async function main(argv: string[], out: (line: string) => void = console.log): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -48,6 +53,8 @@ export async function main(argv: string[], out: (line: string) => void = console
       stat: { type: 'boolean' },
       attempt: { type: 'string' },
       step: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'older-than': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -184,6 +191,18 @@ export async function main(argv: string[], out: (line: string) => void = console
       if (!arg) throw new UsageError('cancel needs a workflow id');
       await cancelTask(arg);
       out(`cancellation requested for ${arg}`);
+      return 0;
+    }
+    case 'gc': {
+      // This host's workspaces and caches, and the store they share (settings as the worker's).
+      const c = config();
+      const olderThan = values['older-than'];
+      const seconds = olderThan === undefined ? undefined : durationSeconds(olderThan);
+      if (olderThan !== undefined && seconds === undefined) throw new UsageError(`--older-than must be a duration such as 12h, 7d or 2w, got "${olderThan}"`);
+      const client = await weaverClient();
+      const store = openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env: process.env });
+      const report = await runGc({ connection: client.connection, namespace: c.namespace, workspaceRoot: c.workspaceRoot, store, retentionMs: seconds === undefined ? c.retentionMs : seconds * 1000, dryRun: values['dry-run'] });
+      out(values.json ? JSON.stringify(report, null, 2) : formatGc(report));
       return 0;
     }
     default:

@@ -137,7 +137,7 @@ export async function fileAtLimit(dir: string, bytes: number, sinceMs: number): 
 }
 
 /** Allocated bytes under `dir` (sparse files count what they use), on its file system only. */
-async function diskUse(dir: string): Promise<{ bytes: number }> {
+export async function diskUse(dir: string): Promise<{ bytes: number }> {
   // du exits 1 when files vanish mid-walk; its total still stands.
   const out = await run('du', ['-s', '-x', '-B1', dir], { maxBuffer: 1 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
   return { bytes: Number(/^(\d+)/.exec(out.stdout)?.[1] ?? 0) };
