@@ -71,7 +71,7 @@ export function awaitingApproval(p: Progress): string {
 /** What `weaver gc` removed (or, dry, would remove) and kept, with sizes and reasons. */
 export function formatGc(r: GcReport): string {
   const verb = r.dryRun ? 'would remove' : 'removed';
-  const days = (ms: number) => `${(ms / 86_400_000).toFixed(1)}d`;
+  const days = (ms: number) => (ms >= 86_400_000 ? `${(ms / 86_400_000).toFixed(1)}d` : ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)}h` : `${Math.round(ms / 1000)}s`);
   const { workspaces: ws, artifacts: a, tagCache: t } = r;
   const lines = [`retention ${days(r.retentionMs)}${r.dryRun ? ' (dry run: nothing removed)' : ''}; ${r.openRuns} open run(s) asked for their references`];
   lines.push(`workspaces: ${verb} ${ws.removed.length} (${totalBytes(ws.removed)}), kept ${ws.kept.length}`);
