@@ -3,11 +3,11 @@
 // with its own local directory: for S3 nothing is shared but the bucket.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { LocalArtifactStore, type ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore, type ArtifactStore, type StoredArtifact } from '../src/activities/artifacts';
 import { openArtifactStore, S3ArtifactStore } from '../src/activities/s3Artifacts';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { readArtifact, Unavailable } from '../src/inspect';
@@ -115,6 +115,35 @@ describe.each(backends)('%s', (name, make) => {
     const back = createHash('sha256');
     await pipeline(createReadStream(local), back);
     expect(`sha256:${back.digest('hex')}`).toBe(expected);
+  });
+
+  /** The listed entry of `ref` (its size and last write), if the store lists it. */
+  async function listed(store: ArtifactStore, ref: { ref: string }): Promise<StoredArtifact | undefined> {
+    for await (const e of store.list()) if (e.hex === ref.ref.slice(7)) return e;
+    return undefined;
+  }
+
+  test('list shows an artifact with its size; remove takes it from the store (no host reads it after)', async () => {
+    const ref = await h.one.put('note', `listed ${name} ${Date.now()}`);
+    const entry = await listed(h.two, ref);
+    expect(entry).toMatchObject({ hex: ref.ref.slice(7), bytes: ref.bytes });
+    await h.one.remove(entry!);
+    expect(await listed(h.one, ref)).toBeUndefined();
+    await expect(h.one.read(ref)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(h.two.read(ref)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  test('content written again is young again (retention prunes by last write), even when its upload is skipped', async () => {
+    const big = randomBytes(300 << 10); // past the size from which S3 asks first and skips the upload
+    const ref = await h.one.put('git-bundle', big);
+    const before = (await listed(h.one, ref))!.modifiedMs;
+    if (h.one instanceof LocalArtifactStore) {
+      const old = new Date(before - 8 * 86_400_000);
+      await utimes(h.one.pathOf(ref), old, old);
+    } else await new Promise((r) => setTimeout(r, 1100)); // S3 dates objects to the second
+    const aged = (await listed(h.one, ref))!.modifiedMs;
+    await h.two.put('git-bundle', big);
+    expect((await listed(h.one, ref))!.modifiedMs).toBeGreaterThan(aged);
   });
 
   test('concurrent writers of the same content agree on one reference and one stored copy', async () => {

@@ -61,7 +61,10 @@ export async function runGc(opts: GcOptions): Promise<GcReport> {
       const what = e.hex ? `sha256:${e.hex}` : e.file;
       const ageMs = now - e.modifiedMs;
       if (e.modifiedMs >= cutoff) {
-        if (from === 'store') (artifacts.young.count++, (artifacts.young.bytes += e.bytes));
+        if (from === 'store') {
+          artifacts.young.count++;
+          artifacts.young.bytes += e.bytes;
+        }
         continue;
       }
       const why = keep.get(what);
