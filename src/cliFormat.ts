@@ -68,6 +68,8 @@ export function awaitingApproval(p: Progress): string {
 }
 
 
+const GC_LISTED = 50;
+
 /** What `weaver gc` removed (or, dry, would remove) and kept, with sizes and reasons. */
 export function formatGc(r: GcReport): string {
   const verb = r.dryRun ? 'would remove' : 'removed';
@@ -78,8 +80,13 @@ export function formatGc(r: GcReport): string {
   for (const w of ws.removed) lines.push(`  - ${w.name} (${formatBytes(w.bytes ?? 0)}): run ${w.workflowId} ${w.status.toLowerCase()}`);
   for (const k of ws.kept) lines.push(`  = ${k.name}: ${k.why}`);
   lines.push(`artifacts: ${verb} ${a.removed.length} (${totalBytes(a.removed)}), kept ${a.kept.length} old ones still referenced (${totalBytes(a.kept)}) and ${a.young.count} younger than the retention (${formatBytes(a.young.bytes)})`);
-  for (const x of a.removed) lines.push(`  - ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old${x.from === 'cache' ? ', local cache copy' : ''})`);
-  for (const x of a.kept) lines.push(`  = ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old): ${x.why}`);
+  // Thousands of artifacts can go at once: the first ones here, all of them with --json.
+  const some = <T>(xs: T[], line: (x: T) => string) => {
+    lines.push(...xs.slice(0, GC_LISTED).map(line));
+    if (xs.length > GC_LISTED) lines.push(`  … and ${xs.length - GC_LISTED} more (--json lists all)`);
+  };
+  some(a.removed, (x) => `  - ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old${x.from === 'cache' ? ', local cache copy' : ''})`);
+  some(a.kept, (x) => `  = ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old): ${x.why}`);
   lines.push(`tag cache: ${verb} ${t.entriesRemoved} entries not used within the retention (${t.segmentsRemoved} segment(s) rewritten or removed, ${formatBytes(t.bytesFreed)}), kept ${t.entriesKept}`);
   return lines.join('\n');
 }

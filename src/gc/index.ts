@@ -12,7 +12,7 @@ import { formatBytes } from '../activities/commands';
 import { pruneTagCache, type TagCachePrune } from '../activities/repomap/cachePrune';
 import { S3ArtifactStore } from '../activities/s3Artifacts';
 import { sweepWorkspaces, type SweepOutcome } from '../workspaceSweep';
-import { liveReferences } from './references';
+import { liveReferences, type Keep } from './references';
 
 export interface GcOptions {
   connection: ConnectionLike;
@@ -55,6 +55,13 @@ export async function runGc(opts: GcOptions): Promise<GcReport> {
   const client = new Client({ connection: opts.connection, namespace: opts.namespace });
   const { keep, openRuns } = await liveReferences(client);
   const workspaces = await sweepWorkspaces({ root: opts.workspaceRoot, connection: opts.connection, namespace: opts.namespace, retentionMs: opts.retentionMs, now, dryRun: opts.dryRun, log: () => undefined });
+  const artifacts = await pruneArtifacts(opts.store, keep, cutoff, now, opts.dryRun);
+  const tagCache = await pruneTagCache(tagCacheOf(opts.workspaceRoot), cutoff, opts.dryRun);
+  return { dryRun: !!opts.dryRun, retentionMs: opts.retentionMs, openRuns, workspaces, artifacts, tagCache };
+}
+
+/** The artifacts (and, with S3, this host's cached copies) last written before `cutoff` and not in `keep`: removed unless `dryRun`. */
+export async function pruneArtifacts(store: ArtifactStore, keep: Keep, cutoff: number, now = Date.now(), dryRun = false): Promise<GcReport['artifacts']> {
   const artifacts: GcReport['artifacts'] = { removed: [], kept: [], young: { count: 0, bytes: 0 } };
   const prune = async (entries: AsyncIterable<StoredArtifact>, from: PrunedArtifact['from'], remove: (e: StoredArtifact) => Promise<void>) => {
     for await (const e of entries) {
@@ -72,14 +79,12 @@ export async function runGc(opts: GcOptions): Promise<GcReport> {
         if (from === 'store') artifacts.kept.push({ what, bytes: e.bytes, ageMs, why });
         continue;
       }
-      if (!opts.dryRun) await remove(e);
+      if (!dryRun) await remove(e);
       artifacts.removed.push({ what, bytes: e.bytes, ageMs, from });
     }
   };
-  const { store } = opts;
   await prune(store.list(), 'store', (e) => store.remove(e));
   // With S3, this host's cache too: what the store dropped is gone with it; old copies of the rest go as well.
   if (store instanceof S3ArtifactStore) await prune(store.localEntries(), 'cache', (e) => store.removeLocal(e.hex ?? e.file));
-  const tagCache = await pruneTagCache(tagCacheOf(opts.workspaceRoot), cutoff, opts.dryRun);
-  return { dryRun: !!opts.dryRun, retentionMs: opts.retentionMs, openRuns, workspaces, artifacts, tagCache };
+  return artifacts;
 }
