@@ -17,6 +17,9 @@ import { pruneTagCache } from '../src/activities/repomap/cachePrune';
 import type { FileTags } from '../src/activities/repomap/extract';
 import { TAGS_VERSION } from '../src/activities/repomap/languages';
 import type { Progress } from '../src/domain/schema';
+import { config } from '../src/config';
+import { runGc } from '../src/gc';
+import { periodicGc } from '../src/gc/periodic';
 import { collectRefs, type Keep } from '../src/gc/references';
 import { wholeFile } from './support/answers';
 import { waitUntil } from './support/processes';
@@ -166,4 +169,25 @@ test('the tag cache prune drops entries unused within the retention and keeps re
   clearTagCacheMemory();
   const after = await TagCache.open(cacheDir);
   expect(['js:used', 'js:new', 'js:fresh', 'js:unused', 'js:stale'].map((k) => after.get(k) !== undefined)).toEqual([true, true, true, false, false]);
+});
+
+test('a worker\'s periodic gc (WEAVER_GC_INTERVAL, daily by default, 0 off) runs the real gc and logs what it removed', async () => {
+  expect(config({}).gcIntervalMs).toBe(DAY);
+  expect(config({ WEAVER_GC_INTERVAL: '0', WEAVER_RETENTION: '2w' })).toMatchObject({ gcIntervalMs: 0, retentionMs: 14 * DAY });
+  expect(() => config({ WEAVER_RETENTION: 'a week' })).toThrow(/WEAVER_RETENTION must be a duration/);
+
+  const store = new LocalArtifactStore(path.join(rig.tmp, 'periodic-artifacts'));
+  const ref = await store.put('log', 'an old log nobody refers to');
+  const old = new Date(Date.now() - 8 * DAY);
+  await utimes(store.pathOf(ref), old, old);
+  const lines: string[] = [];
+  const stop = periodicGc(50, () => runGc({ connection: rig.client.connection, namespace: TEST_NAMESPACE, workspaceRoot: path.join(rig.tmp, 'periodic-ws'), store, retentionMs: 7 * DAY }), (l) => lines.push(l));
+  try {
+    await waitUntil('a periodic gc ran', () => lines.length > 0, 60_000);
+  } finally {
+    stop();
+  }
+  expect(lines[0]).toMatch(/^weaver worker: gc removed 0 workspace\(s\) \(0 bytes\), 1 artifact\(s\) \(27 bytes\), 0 tag-cache entries/);
+  expect(existsSync(store.pathOf(ref))).toBe(false);
+  expect(periodicGc(0, () => Promise.reject(new Error('never called')))).toBeInstanceOf(Function);
 });
