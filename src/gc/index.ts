@@ -5,10 +5,10 @@
 // Never pruned, whatever their age: the artifacts an open run refers to and the bundles holding
 // closed runs' unpushed commits (references.ts). The references are read before anything is
 // deleted: when Temporal cannot be asked, no artifact goes.
-import path from 'node:path';
 import { Client, type ConnectionLike } from '@temporalio/client';
 import type { ArtifactStore, StoredArtifact } from '../activities/artifacts';
 import { formatBytes } from '../activities/commands';
+import { repomapCacheDirOf } from '../activities/repomap/cache';
 import { pruneTagCache, type TagCachePrune } from '../activities/repomap/cachePrune';
 import { S3ArtifactStore } from '../activities/s3Artifacts';
 import { sweepWorkspaces, type SweepOutcome } from '../workspaceSweep';
@@ -46,8 +46,6 @@ export interface GcReport {
 /** The bytes of what a list holds, for people (`3.5 MiB`). */
 export const totalBytes = (xs: readonly { bytes?: number }[]) => formatBytes(xs.reduce((n, x) => n + (x.bytes ?? 0), 0));
 
-/** The tag cache's directory under a worker's workspace root (src/activities/index.ts). */
-export const tagCacheOf = (workspaceRoot: string) => path.join(workspaceRoot, '.cache', 'repomap');
 
 export async function runGc(opts: GcOptions): Promise<GcReport> {
   const now = opts.now ?? Date.now();
@@ -56,7 +54,7 @@ export async function runGc(opts: GcOptions): Promise<GcReport> {
   const { keep, openRuns } = await liveReferences(client);
   const workspaces = await sweepWorkspaces({ root: opts.workspaceRoot, connection: opts.connection, namespace: opts.namespace, retentionMs: opts.retentionMs, now, dryRun: opts.dryRun, log: () => undefined });
   const artifacts = await pruneArtifacts(opts.store, keep, cutoff, now, opts.dryRun);
-  const tagCache = await pruneTagCache(tagCacheOf(opts.workspaceRoot), cutoff, opts.dryRun);
+  const tagCache = await pruneTagCache(repomapCacheDirOf(opts.workspaceRoot), cutoff, opts.dryRun);
   return { dryRun: !!opts.dryRun, retentionMs: opts.retentionMs, openRuns, workspaces, artifacts, tagCache };
 }
 

@@ -34,6 +34,11 @@ export interface Segment {
   t?: Record<string, number>;
 }
 
+/** A worker's repository-map cache directory: under its workspace root, beside the workspaces. */
+export function repomapCacheDirOf(workspaceRoot: string): string {
+  return path.join(workspaceRoot, '.cache', 'repomap');
+}
+
 /** The tag cache's folder under a cache directory. */
 export function tagCacheDir(cacheDir: string): string {
   return path.join(path.resolve(cacheDir), `tags-${TAGS_VERSION}`);
