@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { LocalArtifactStore, type ArtifactStore, type StoredArtifact } from '../src/activities/artifacts';
 import { openArtifactStore, S3ArtifactStore } from '../src/activities/s3Artifacts';
+import { pruneArtifacts } from '../src/gc';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { readArtifact, Unavailable } from '../src/inspect';
 import { config } from '../src/config';
@@ -205,6 +206,23 @@ test('weaver diff / logs read an artifact from the workers\' bucket (WEAVER_ARTI
   const missing = { ...ref, ref: sha256('not there') };
   await expect(readArtifact(missing, config, s3.env)).rejects.toThrow(Unavailable);
   await expect(readArtifact(missing, config, s3.env)).rejects.toThrow(/s3:\/\/cli-reads\/p\/.*WEAVER_ARTIFACTS/);
+});
+
+test('retention on S3: an unreferenced artifact goes from the bucket and this host\'s cache; a referenced one stays in both; old scratch goes', async () => {
+  const store = openArtifactStore({ artifacts: 's3://gc-prune/p', dir: path.join(tmp, 'gc-cache'), env: s3.env }) as S3ArtifactStore;
+  await store.check();
+  const [kept, dropped] = await Promise.all([store.put('git-bundle', 'a bundle an open run holds'), store.put('log', 'a log nobody refers to')]);
+  const scratch = await store.scratchPath('crashed.log');
+  await writeFile(scratch, 'left by a writer that died\n');
+  // S3 dates objects itself: a cutoff ahead of now makes everything old, instead of waiting.
+  const report = await pruneArtifacts(store, new Map([[kept.ref, 'open run x']]), Date.now() + 60_000);
+  expect(report.removed.map((r) => [r.what, r.from]).sort()).toEqual([[dropped.ref, 'store'], [scratch, 'cache']].sort());
+  expect(report.kept.map((k) => k.what)).toEqual([kept.ref]);
+  const other = openArtifactStore({ artifacts: 's3://gc-prune/p', dir: path.join(tmp, 'gc-other'), env: s3.env });
+  await expect(other.read(dropped)).rejects.toMatchObject({ code: 'ENOENT' });
+  expect(await other.read(kept)).toBe('a bundle an open run holds');
+  const cached = (r: { ref: string }) => existsSync(path.join(tmp, 'gc-cache', 'sha256', r.ref.slice(7, 9), r.ref.slice(7)));
+  expect([cached(kept), cached(dropped), existsSync(scratch)]).toEqual([true, false, false]);
 });
 
 test('WEAVER_ARTIFACTS: s3://bucket[/prefix] or nothing; anything else stops the start naming the variable', () => {
