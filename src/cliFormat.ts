@@ -2,8 +2,8 @@
 import { formatResources } from './domain/report';
 import type { BatchProgress, BatchResult, CodingTaskResult, Progress, Usage } from './domain/schema';
 import { formatDiffstat } from './inspect';
-import { formatBytes } from './activities/commands';
-import { totalBytes, type GcReport } from './gc';
+import { formatBytes, totalBytes } from './activities/commands';
+import type { GcReport } from './gc';
 
 export function formatProgress(p: Progress): string {
   const d = p.lastDecision ? ` — last decision: ${p.lastDecision.action} (${p.lastDecision.why})` : '';

@@ -18,6 +18,8 @@ export interface WeaverConfig {
   /** WEAVER_ARTIFACTS: `s3://bucket/prefix` for a shared object store (artifactDir is then its local cache); unset: artifactDir is the store. */
   artifacts?: string;
   workspaceRoot: string;
+  /** WEAVER_CACHE_DIR: caches shared by every worker process on the host (the repository map's tags); default `$XDG_CACHE_HOME/weaver`, else `~/.cache/weaver`. */
+  cacheDir: string;
   retryDelayScale: number;
   heartbeatMs: number;
   uiUrl: string;
@@ -64,6 +66,8 @@ export interface WeaverConfig {
   maxCommands: number;
   /** WEAVER_CONNECT_WAIT (a duration; default 0: forever): how long a starting worker waits for the Temporal server, retrying with backoff. */
   connectWaitMs: number;
+  /** WEAVER_CONNECT_TIMEOUT (a duration; default 5s): how long a client (the CLI, `weaverClient()`) waits for the Temporal server before saying it is not reachable. */
+  connectTimeoutMs: number;
   /** WEAVER_QUEUE_CHECK_SEC (default 25): how long a workspace activity waits in this worker's queue before the workflow checks the worker is alive. */
   queueCheckSec: number;
   /** WEAVER_WORKSPACE_QUEUE: this worker's workspace queue; default `<taskQueue>@<host>/<slot>` (src/workerSlot.ts). */
@@ -87,6 +91,14 @@ const list = (v: string | undefined, sep: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+/** WEAVER_CACHE_DIR, else the XDG cache home's `weaver` (an XDG_CACHE_HOME that is not absolute is ignored, as the spec says). */
+function hostCacheDir(env: NodeJS.ProcessEnv): string {
+  const set = env.WEAVER_CACHE_DIR?.trim();
+  if (set) return path.resolve(set);
+  const xdg = env.XDG_CACHE_HOME?.trim();
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME?.trim() || os.homedir(), '.cache'), 'weaver');
+}
+
 export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
   const address = env.TEMPORAL_ADDRESS || 'localhost:7233';
   const dev = truthy(env.WEAVER_DEV);
@@ -97,6 +109,7 @@ export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
     artifactDir: path.resolve(env.WEAVER_ARTIFACT_DIR || '.weaver/artifacts'),
     artifacts: artifactsUrl(env.WEAVER_ARTIFACTS),
     workspaceRoot: path.resolve(env.WEAVER_WORKSPACE_ROOT || '.weaver/workspaces'),
+    cacheDir: hostCacheDir(env),
     retryDelayScale: num(env, 'WEAVER_RETRY_DELAY_SCALE', 1),
     heartbeatMs: heartbeatMs(env),
     uiUrl: env.WEAVER_UI_URL || `http://${address.split(':')[0] === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:8233`,
@@ -193,6 +206,7 @@ function operations(env: NodeJS.ProcessEnv) {
     gcIntervalMs: duration(env, 'WEAVER_GC_INTERVAL', 86_400_000),
     shutdownForceMs,
     connectWaitMs: duration(env, 'WEAVER_CONNECT_WAIT', 0),
+    connectTimeoutMs: duration(env, 'WEAVER_CONNECT_TIMEOUT', 5000),
     heartbeatThrottleMs: throttle,
     maxActivities: num(env, 'WEAVER_MAX_ACTIVITIES', 50, true),
     maxWorkspaceActivities: num(env, 'WEAVER_MAX_WORKSPACE_ACTIVITIES', Math.max(8, 2 * maxCommands), true),

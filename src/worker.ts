@@ -18,6 +18,7 @@ import type { ProviderRegistry } from './domain/registry';
 import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
+import { usableCacheDir } from './cacheDir';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 import { connectWithRetry } from './connect';
@@ -74,6 +75,8 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     artifactDir: c.artifactDir,
     artifacts: c.artifacts,
     workspaceRoot: c.workspaceRoot,
+    // One tag cache for every worker process on the host (falls back to the workspace root's).
+    cacheDir: opts.deps?.cacheDir ?? (await usableCacheDir(c.cacheDir, opts.deps?.workspaceRoot ?? c.workspaceRoot)),
     env: process.env,
     retryDelayScale: c.retryDelayScale,
     heartbeatMs: c.heartbeatMs,
@@ -145,7 +148,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     return undefined;
   });
   const stopGc = periodicGc(c.gcIntervalMs, () =>
-    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, store: openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }), retentionMs: c.retentionMs }),
+    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store: openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }), retentionMs: c.retentionMs }),
   );
   return {
     workers,
@@ -173,12 +176,12 @@ export const CHECKOUT = path.resolve(__dirname, '..');
  * What the worker owns is hidden from it: the workspace root (but the task's own workspace),
  * the artifact store, its checkout, its provider registry and git credentials files.
  */
-export async function workerSandbox(paths: { workspaceRoot: string; artifactDir: string }, mode = config().sandbox, env: NodeJS.ProcessEnv = process.env): Promise<SandboxSetting> {
+export async function workerSandbox(paths: { workspaceRoot: string; artifactDir: string; cacheDir?: string }, mode = config().sandbox, env: NodeJS.ProcessEnv = process.env): Promise<SandboxSetting> {
   const c = config(env);
   const owned = [c.providersFile, env.WEAVER_GIT_CREDENTIALS && path.resolve(env.WEAVER_GIT_CREDENTIALS), CHECKOUT].filter((p): p is string => !!p);
   return detectSandbox({
     mode,
-    hide: [paths.workspaceRoot, paths.artifactDir, ...owned, ...c.sandboxHide],
+    hide: [paths.workspaceRoot, paths.artifactDir, ...(paths.cacheDir ? [paths.cacheDir] : []), ...owned, ...c.sandboxHide],
     toolchains: c.sandboxToolchains,
     readOnly: c.sandboxReadOnly,
     workspaceRoot: paths.workspaceRoot,

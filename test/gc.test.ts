@@ -36,7 +36,7 @@ useRig((r) => (rig = r));
 
 /** `weaver gc …` as a process, with the worker's settings. */
 async function gc(...args: string[]): Promise<string> {
-  const env = { ...process.env, TEMPORAL_ADDRESS: testAddress(), TEMPORAL_NAMESPACE: TEST_NAMESPACE, WEAVER_WORKSPACE_ROOT: rig.workspaceRoot, WEAVER_ARTIFACT_DIR: rig.artifactDir };
+  const env = { ...process.env, TEMPORAL_ADDRESS: testAddress(), TEMPORAL_NAMESPACE: TEST_NAMESPACE, WEAVER_WORKSPACE_ROOT: rig.workspaceRoot, WEAVER_ARTIFACT_DIR: rig.artifactDir, WEAVER_CACHE_DIR: path.join(rig.tmp, 'cache') };
   const { stdout } = await promisify(execFile)(path.join(ROOT, 'bin', 'weaver.mjs'), ['gc', ...args], { cwd: ROOT, env, maxBuffer: 16 << 20 });
   return stdout;
 }
@@ -120,6 +120,8 @@ test('weaver gc removes a finished run\'s workspace and old artifacts; keeps an 
   expect(existsSync(openWs)).toBe(true);
   for (const r of openRefs.keys()) expect(after.has(r.slice(7))).toBe(true);
   expect(out).toContain(`: open run ${open.workflowId}`);
+  // The worker's tag cache (WEAVER_CACHE_DIR), filled by the runs' repository maps a few seconds ago.
+  expect(out).toMatch(/tag cache: removed [1-9]\d* entries not used within the retention/);
   // Younger than the cutoff: kept though nothing refers to it.
   expect(after.has(young.ref.slice(7))).toBe(true);
   // Unpushed commits survive: a finished run's in its bundle (its workspace may go), a

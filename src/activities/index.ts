@@ -222,7 +222,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Task, ranked repository map, files, last failure → prompt artifact, within the token budget. */
     async buildPrompt(req: BuildPromptRequest): Promise<BuiltPrompt> {
       ws.openWorkspace(req.workspace);
-      return buildPrompt(store, req, { cacheDir: repomapCacheDirOf(deps.workspaceRoot), secrets: secrets(req.secretEnvNames) });
+      return buildPrompt(store, req, { cacheDir: repomapCacheDirOf(deps), secrets: secrets(req.secretEnvNames) });
     },
 
     /**

@@ -7,7 +7,6 @@
 // deleted: when Temporal cannot be asked, no artifact goes.
 import { Client, type ConnectionLike } from '@temporalio/client';
 import type { ArtifactStore, StoredArtifact } from '../activities/artifacts';
-import { formatBytes } from '../activities/commands';
 import { repomapCacheDirOf } from '../activities/repomap/cache';
 import { pruneTagCache, type TagCachePrune } from '../activities/repomap/cachePrune';
 import { S3ArtifactStore } from '../activities/s3Artifacts';
@@ -18,6 +17,8 @@ export interface GcOptions {
   connection: ConnectionLike;
   namespace: string;
   workspaceRoot: string;
+  /** The host's cache directory (WEAVER_CACHE_DIR; unset: `<workspaceRoot>/.cache`): its tag cache is pruned. */
+  cacheDir?: string;
   store: ArtifactStore;
   retentionMs: number;
   dryRun?: boolean;
@@ -43,9 +44,6 @@ export interface GcReport {
   tagCache: TagCachePrune;
 }
 
-/** The bytes of what a list holds, for people (`3.5 MiB`). */
-export const totalBytes = (xs: readonly { bytes?: number }[]) => formatBytes(xs.reduce((n, x) => n + (x.bytes ?? 0), 0));
-
 
 export async function runGc(opts: GcOptions): Promise<GcReport> {
   const now = opts.now ?? Date.now();
@@ -54,7 +52,7 @@ export async function runGc(opts: GcOptions): Promise<GcReport> {
   const { keep, openRuns } = await liveReferences(client);
   const workspaces = await sweepWorkspaces({ root: opts.workspaceRoot, connection: opts.connection, namespace: opts.namespace, retentionMs: opts.retentionMs, now, dryRun: opts.dryRun, log: () => undefined });
   const artifacts = await pruneArtifacts(opts.store, keep, cutoff, now, opts.dryRun);
-  const tagCache = await pruneTagCache(repomapCacheDirOf(opts.workspaceRoot), cutoff, opts.dryRun);
+  const tagCache = await pruneTagCache(repomapCacheDirOf(opts), cutoff, opts.dryRun);
   return { dryRun: !!opts.dryRun, retentionMs: opts.retentionMs, openRuns, workspaces, artifacts, tagCache };
 }
 

@@ -3,7 +3,8 @@
 // only a process on that host can prune it; the shared store's prune is idempotent, so several
 // workers running it cost a visibility list and the open runs' histories each, once a day.
 // The first run waits one interval: the start already swept closed runs' workspaces.
-import { totalBytes, type GcReport } from '.';
+import { totalBytes } from '../activities/commands';
+import type { GcReport } from '.';
 
 /** Runs `gc` every `intervalMs` (never two at once) until the returned stop is called. */
 export function periodicGc(intervalMs: number, gc: () => Promise<GcReport>, log: (line: string) => void = (l) => console.log(l)): () => void {

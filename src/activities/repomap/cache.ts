@@ -1,5 +1,5 @@
-// Tag cache, content-addressed by git blob SHA (+ language), shared by every clone and attempt
-// that uses the same cache directory.
+// Tag cache, content-addressed by git blob SHA (+ language), shared by every clone, attempt and
+// worker process that uses the same cache directory (WEAVER_CACHE_DIR: one per host).
 //
 // Layout: <cacheDir>/tags-<TAGS_VERSION>/seg-*.json, each segment one JSON object
 // {"v": version, "e": {"<lang>:<sha>": tags}}. A build appends one new segment (written to a
@@ -34,9 +34,9 @@ export interface Segment {
   t?: Record<string, number>;
 }
 
-/** A worker's repository-map cache directory: under its workspace root, beside the workspaces. */
-export function repomapCacheDirOf(workspaceRoot: string): string {
-  return path.join(workspaceRoot, '.cache', 'repomap');
+/** The repository map's cache: under the host's cache directory (WEAVER_CACHE_DIR), else the worker's `<workspaceRoot>/.cache`. */
+export function repomapCacheDirOf(dirs: { cacheDir?: string; workspaceRoot: string }): string {
+  return path.join(dirs.cacheDir ?? path.join(dirs.workspaceRoot, '.cache'), 'repomap');
 }
 
 /** The tag cache's folder under a cache directory. */
