@@ -147,6 +147,17 @@ describe.each(backends)('%s', (name, make) => {
     expect((await listed(h.one, ref))!.modifiedMs).toBeGreaterThan(aged);
   });
 
+  test('remove deletes nothing when the artifact was written again since it was listed (a new user)', async () => {
+    const content = `renewed ${name} ${Date.now()}`;
+    const ref = await h.one.put('note', content);
+    const entry = (await listed(h.one, ref))!;
+    if (!(h.one instanceof LocalArtifactStore)) await new Promise((r) => setTimeout(r, 1100)); // S3 dates objects to the second
+    await h.two.put('note', content);
+    expect(await h.one.remove(entry)).toBe(false);
+    expect(await h.two.read(ref)).toBe(content);
+    expect(await h.one.remove((await listed(h.one, ref))!)).toBe(true);
+  });
+
   test('concurrent writers of the same content agree on one reference and one stored copy', async () => {
     const content = `same content ${name} ${Date.now()}`;
     const files = await Promise.all([h.one, h.two].map(async (s, i) => {

@@ -33,8 +33,11 @@ export interface ArtifactStore {
   check(): Promise<void>;
   /** Every artifact the store holds, with its size and last write (what `weaver gc` prunes by). */
   list(): AsyncIterable<StoredArtifact>;
-  /** Deletes a listed artifact (or scratch file) from the store and the local directory (retention: src/gc). */
-  remove(entry: StoredArtifact): Promise<void>;
+  /**
+   * Deletes a listed artifact (or scratch file) from the store and the local directory (retention:
+   * src/gc); false, deleting nothing, when it was written again since it was listed (a new user).
+   */
+  remove(entry: StoredArtifact): Promise<boolean>;
 }
 
 /** A stored artifact: `hex` undefined for a scratch or partial file (`file` says which). */
@@ -142,7 +145,7 @@ export abstract class ContentAddressedStore implements ArtifactStore {
   }
 
   abstract list(): AsyncIterable<StoredArtifact>;
-  abstract remove(entry: StoredArtifact): Promise<void>;
+  abstract remove(entry: StoredArtifact): Promise<boolean>;
 
   /** Writes `content` at the local file of `hex`, whole or not at all (a reader never sees half). */
   protected async writeLocal(hex: string, content: Buffer): Promise<void> {
@@ -196,7 +199,10 @@ export class LocalArtifactStore extends ContentAddressedStore {
     return this.localEntries();
   }
 
-  remove(entry: StoredArtifact): Promise<void> {
-    return this.removeLocal(entry.hex ?? entry.file);
+  async remove(entry: StoredArtifact): Promise<boolean> {
+    const now = await stat(entry.file).catch(() => undefined);
+    if (now && now.mtimeMs !== entry.modifiedMs) return false;
+    await this.removeLocal(entry.hex ?? entry.file);
+    return true;
   }
 }

@@ -136,10 +136,18 @@ export class S3ArtifactStore extends ContentAddressedStore {
     }
   }
 
-  async remove(entry: StoredArtifact): Promise<void> {
-    if (!entry.hex) return this.removeLocal(entry.file);
+  async remove(entry: StoredArtifact): Promise<boolean> {
+    if (!entry.hex) return (await this.removeLocal(entry.file), true);
+    // Asked again just before: a listing of a large bucket takes a while, and a writer may have renewed it meanwhile.
+    const head = await this.client.send(new HeadObjectCommand({ Bucket: this.at.bucket, Key: this.keyOf(entry.hex) })).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    // To the second: a listing may give milliseconds, a HEAD's Last-Modified header never does.
+    if (head?.LastModified && Math.floor(head.LastModified.getTime() / 1000) !== Math.floor(entry.modifiedMs / 1000)) return false;
     await this.client.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.keyOf(entry.hex) }));
     await this.removeLocal(entry.hex);
+    return true;
   }
 
   /** The bucket reachable with these credentials; created when missing (a fresh compose setup). */

@@ -59,28 +59,29 @@ export async function runGc(opts: GcOptions): Promise<GcReport> {
 /** The artifacts (and, with S3, this host's cached copies) last written before `cutoff` and not in `keep`: removed unless `dryRun`. */
 export async function pruneArtifacts(store: ArtifactStore, keep: Keep, cutoff: number, now = Date.now(), dryRun = false): Promise<GcReport['artifacts']> {
   const artifacts: GcReport['artifacts'] = { removed: [], kept: [], young: { count: 0, bytes: 0 } };
-  const prune = async (entries: AsyncIterable<StoredArtifact>, from: PrunedArtifact['from'], remove: (e: StoredArtifact) => Promise<void>) => {
+  const prune = async (entries: AsyncIterable<StoredArtifact>, from: PrunedArtifact['from'], remove: (e: StoredArtifact) => Promise<boolean>) => {
     for await (const e of entries) {
       const what = e.hex ? `sha256:${e.hex}` : e.file;
       const ageMs = now - e.modifiedMs;
-      if (e.modifiedMs >= cutoff) {
+      const young = e.modifiedMs >= cutoff;
+      const why = young ? undefined : keep.get(what);
+      // Removed only when still as listed: one written again meanwhile counts as young.
+      if (young || (!why && !dryRun && !(await remove(e)))) {
         if (from === 'store') {
           artifacts.young.count++;
           artifacts.young.bytes += e.bytes;
         }
         continue;
       }
-      const why = keep.get(what);
       if (why) {
         if (from === 'store') artifacts.kept.push({ what, bytes: e.bytes, ageMs, why });
         continue;
       }
-      if (!dryRun) await remove(e);
       artifacts.removed.push({ what, bytes: e.bytes, ageMs, from });
     }
   };
   await prune(store.list(), 'store', (e) => store.remove(e));
   // With S3, this host's cache too: what the store dropped is gone with it; old copies of the rest go as well.
-  if (store instanceof S3ArtifactStore) await prune(store.localEntries(), 'cache', (e) => store.removeLocal(e.hex ?? e.file));
+  if (store instanceof S3ArtifactStore) await prune(store.localEntries(), 'cache', async (e) => (await store.removeLocal(e.hex ?? e.file), true));
   return artifacts;
 }
