@@ -17,7 +17,10 @@ import {
   type CodingTaskResult,
   type Progress,
 } from './client';
-import { awaitingApproval, formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
+import { awaitingApproval, formatBatch, formatBatchProgress, formatGc, formatProgress, formatResult } from './cliFormat';
+import { openArtifactStore } from './activities/s3Artifacts';
+import { config } from './config';
+import { durationSeconds } from './domain/schema';
 import { formatDiffstat, readArtifact, Unavailable, viewRun } from './inspect';
 import { InputError, readInputFile } from './cliInput';
 import { reportCliError, UsageError } from './cliErrors';
@@ -35,6 +38,7 @@ const USAGE = `usage:
   weaver approve <workflowId> [--commit <sha>] [--reject] [comment]
   weaver cancel <workflowId>
   weaver doctor [--json]
+  weaver gc [--dry-run] [--older-than 7d] [--json]
 
 any command: --debug shows the stack of an error`;
 
@@ -51,6 +55,8 @@ export async function main(argv: string[], out: (line: string) => void = console
       stat: { type: 'boolean' },
       attempt: { type: 'string' },
       step: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'older-than': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       debug: { type: 'boolean' },
     },
@@ -197,6 +203,21 @@ export async function main(argv: string[], out: (line: string) => void = console
       const checks = await runDoctor();
       out(values.json ? JSON.stringify(checks, null, 2) : formatChecks(checks));
       return checks.every((c) => c.ok) ? 0 : 1;
+    }
+    case 'gc': {
+      // This host's workspaces and caches, and the store they share (settings as the worker's).
+      const c = config();
+      const olderThan = values['older-than'];
+      const seconds = olderThan === undefined ? undefined : durationSeconds(olderThan);
+      if (olderThan !== undefined && seconds === undefined) throw new UsageError(`--older-than must be a duration such as 12h, 7d or 2w, got "${olderThan}"`);
+      const client = await weaverClient();
+      // Loaded here alone, like the doctor: the sweep and the tag cache would slow every other command's start.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { runGc } = require('./gc') as typeof import('./gc');
+      const store = openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env: process.env });
+      const report = await runGc({ connection: client.connection, namespace: c.namespace, workspaceRoot: c.workspaceRoot, cacheDir: c.cacheDir, store, retentionMs: seconds === undefined ? c.retentionMs : seconds * 1000, dryRun: values['dry-run'] });
+      out(values.json ? JSON.stringify(report, null, 2) : formatGc(report));
+      return 0;
     }
     default:
       throw new UsageError(`unknown command "${cmd}"`);

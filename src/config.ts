@@ -50,6 +50,10 @@ export interface WeaverConfig {
   defaultTreeCostUsd: number;
   /** WEAVER_SHUTDOWN_GRACE (default 5m): on SIGTERM/SIGINT, how long in-flight activities may finish before they are cancelled. */
   shutdownGraceMs: number;
+  /** WEAVER_RETENTION (default 7d): how long finished runs' workspaces, unreferenced artifacts and unused tag-cache entries are kept (src/gc). */
+  retentionMs: number;
+  /** WEAVER_GC_INTERVAL (default 1d; 0: off): how often a worker runs `weaver gc` on its host. */
+  gcIntervalMs: number;
   /** WEAVER_SHUTDOWN_FORCE (default grace + 1m): when the worker gives up draining and exits anyway. */
   shutdownForceMs: number;
   /** WEAVER_HEARTBEAT_THROTTLE_MS: how often heartbeats may reach the server; unset: WEAVER_HEARTBEAT_MS for provider calls, the SDK's 0.8 × heartbeat timeout for workspace activities. */
@@ -153,14 +157,14 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number, integer = f
   return n;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-/** `300`, `300s`, `5m`, `1500ms`, `1h` → milliseconds (a bare number is seconds). */
+/** `300`, `300s`, `5m`, `1500ms`, `1h`, `7d`, `1w` → milliseconds (a bare number is seconds). */
 function duration(env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
   const raw = env[name]?.trim();
   if (!raw) return fallbackMs;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i.exec(raw);
-  if (!m) throw new Error(`${name} must be a duration such as 300, 90s, 5m or 1h, got "${raw}"`);
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/i.exec(raw);
+  if (!m) throw new Error(`${name} must be a duration such as 300, 90s, 5m, 1h or 7d, got "${raw}"`);
   return Math.round(Number(m[1]) * UNIT_MS[(m[2] ?? 's').toLowerCase()]);
 }
 
@@ -198,6 +202,8 @@ function operations(env: NodeJS.ProcessEnv) {
   if (!!name !== !!buildId) throw new Error('WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID go together: set both for Worker Versioning, or neither');
   return {
     shutdownGraceMs,
+    retentionMs: duration(env, 'WEAVER_RETENTION', 7 * 86_400_000),
+    gcIntervalMs: duration(env, 'WEAVER_GC_INTERVAL', 86_400_000),
     shutdownForceMs,
     connectWaitMs: duration(env, 'WEAVER_CONNECT_WAIT', 0),
     connectTimeoutMs: duration(env, 'WEAVER_CONNECT_TIMEOUT', 5000),

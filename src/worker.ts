@@ -23,6 +23,8 @@ import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 import { connectWithRetry } from './connect';
 import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
+import { runGc } from './gc';
+import { periodicGc } from './gc/periodic';
 
 export interface WeaverWorkerOptions {
   connection: NativeConnection;
@@ -145,6 +147,9 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     console.warn(`weaver worker: workspace sweep failed: ${err.message}`);
     return undefined;
   });
+  const stopGc = periodicGc(c.gcIntervalMs, () =>
+    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store: openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }), retentionMs: c.retentionMs }),
+  );
   return {
     workers,
     swept,
@@ -154,6 +159,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
       try {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
+        stopGc();
         await swept;
         await slot.release();
       }

@@ -27,6 +27,7 @@ import { restoreGit, snapshotGit } from './gitGuard';
 import { describeSandbox, effectiveLimits, enforcementOf, releaseUid, repoCacheDir, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
 import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
+import { repomapCacheDirOf } from './repomap/cache';
 import { registryOf, resolveProviders, type ResolveProvidersRequest } from './providers';
 import type {
   ActivityDeps,
@@ -228,7 +229,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Task, ranked repository map, files, last failure → prompt artifact, within the token budget. */
     async buildPrompt(req: BuildPromptRequest): Promise<BuiltPrompt> {
       ws.openWorkspace(req.workspace);
-      return buildPrompt(store, req, { cacheDir: path.join(deps.cacheDir ?? path.join(deps.workspaceRoot, '.cache'), 'repomap'), secrets: secrets(req.secretEnvNames) });
+      return buildPrompt(store, req, { cacheDir: repomapCacheDirOf(deps), secrets: secrets(req.secretEnvNames) });
     },
 
     /**

@@ -138,7 +138,7 @@ export async function fileAtLimit(dir: string, bytes: number, sinceMs: number): 
 }
 
 /** Allocated bytes under `dir` (sparse files count what they use), on its file system only. */
-async function diskUse(dirs: string[]): Promise<{ bytes: number }> {
+export async function diskUse(dirs: string[]): Promise<{ bytes: number }> {
   // du exits 1 when files vanish mid-walk; its total (-c, the last line) still stands.
   const out = await run('du', ['-s', '-x', '-c', '-B1', ...dirs], { maxBuffer: 1 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
   return { bytes: Number(/^(\d+)\ttotal$/m.exec(out.stdout)?.[1] ?? 0) };
