@@ -135,7 +135,7 @@ describe('a 3,000-line module at an 8k budget', () => {
   beforeAll(() => (base = mkdtempSync(path.join(tmpdir(), 'weaver-views-'))));
   afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-  test('buildPrompt: the stub whole, its class header, the template beside it, the callers; the view takes ≥ 60% of its share, and the share most of the room', async () => {
+  test('buildPrompt: the stub whole, its class header, the template 140 lines above it, the callers; the view takes ≥ 60% of its share, and the share most of the room', async () => {
     expect(big.lines).toBeGreaterThanOrEqual(2900);
     const dir = await makeRepo(path.join(base, 'ws'), big.files);
     const store = new LocalArtifactStore(path.join(base, 'artifacts'));

@@ -40,8 +40,8 @@ const LIMIT = {
   spanTokens: 15,
 };
 const CONSTRUCTOR = /^(__init__|constructor|initialize|new)$/;
-/** A line that is only a comment (or a docstring's or block comment's line). */
-const COMMENT = /^\s*(#|\/\/|\/\*|\*)/;
+/** A comment's line (or a block comment's, or one opening a docstring): a name there is no call. */
+const COMMENT = /^\s*(#|\/\/|\/\*|\*|"{3}|'{3})/;
 
 /** A definition's first line, taking in the decorators and comments right above it (up to 15 lines). */
 export function leadingComments(lines: string[], line: number): number {
