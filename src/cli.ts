@@ -1,7 +1,6 @@
 // `weaver` CLI on top of the client SDK: run a task and follow it live, look at a run.
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type QueryDefinition, type WorkflowHandle } from '@temporalio/client';
 import { batchProgressQuery, progressQuery } from './workflows/messages';
 import {
   addGuidance,
@@ -11,7 +10,6 @@ import {
   resultOf,
   startCodingTask,
   startTaskBatch,
-  TaskInputError,
   webUiLink,
   weaverClient,
   type BatchProgress,
@@ -19,8 +17,13 @@ import {
   type CodingTaskResult,
   type Progress,
 } from './client';
-import { awaitingApproval, formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
+import { awaitingApproval, formatBatch, formatBatchProgress, formatGc, formatProgress, formatResult } from './cliFormat';
+import { openArtifactStore } from './activities/s3Artifacts';
+import { config } from './config';
+import { durationSeconds } from './domain/schema';
 import { formatDiffstat, readArtifact, Unavailable, viewRun } from './inspect';
+import { InputError, readInputFile } from './cliInput';
+import { reportCliError, UsageError } from './cliErrors';
 
 export { formatBatch, formatBatchProgress, formatProgress, formatResult } from './cliFormat';
 
@@ -33,7 +36,11 @@ const USAGE = `usage:
   weaver logs <workflowId> [--attempt N] [--step NAME]
   weaver guide <workflowId> <text>
   weaver approve <workflowId> [--commit <sha>] [--reject] [comment]
-  weaver cancel <workflowId>`;
+  weaver cancel <workflowId>
+  weaver doctor [--json]
+  weaver gc [--dry-run] [--older-than 7d] [--json]
+
+any command: --debug shows the stack of an error`;
 
 export async function main(argv: string[], out: (line: string) => void = console.log): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -48,7 +55,10 @@ export async function main(argv: string[], out: (line: string) => void = console
       stat: { type: 'boolean' },
       attempt: { type: 'string' },
       step: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'older-than': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      debug: { type: 'boolean' },
     },
   });
   const [cmd, arg, ...rest] = positionals;
@@ -60,7 +70,7 @@ export async function main(argv: string[], out: (line: string) => void = console
   switch (cmd) {
     case 'run': {
       if (!arg) throw new UsageError('run needs a task file');
-      const input = await readTaskFile(arg);
+      const input = await readInputFile(arg);
       const handle = await startCodingTask(input, { workflowId: values.id, onWarning: warn });
       if (!values.json) out(`started ${handle.workflowId}\n  ${webUiLink(handle.workflowId)}`);
       if (values.detach) {
@@ -73,7 +83,7 @@ export async function main(argv: string[], out: (line: string) => void = console
     }
     case 'batch': {
       if (!arg) throw new UsageError('batch needs a batch file ({ "tasks": [...], "concurrency": N })');
-      const input = await readTaskFile(arg);
+      const input = await readInputFile(arg, 'batch file');
       const handle = await startTaskBatch(input, { workflowId: values.id, onWarning: warn });
       if (!values.json) out(`started batch ${handle.workflowId}\n  ${webUiLink(handle.workflowId)}`);
       if (values.detach) {
@@ -173,7 +183,7 @@ export async function main(argv: string[], out: (line: string) => void = console
       const decision = { approved: !values.reject, by: process.env.USER, comment: rest.join(' ') || undefined, ...(commit ? { commit } : {}) };
       const answer = await approvePush(arg, decision).catch(
         (err: unknown) => {
-          if (err instanceof WorkflowUpdateFailedError) throw new UsageError(`${arg}: ${err.cause?.message ?? err.message}`);
+          if (err instanceof WorkflowUpdateFailedError) throw new InputError(`${arg}: ${err.cause?.message ?? err.message}`);
           throw err;
         },
       );
@@ -186,32 +196,36 @@ export async function main(argv: string[], out: (line: string) => void = console
       out(`cancellation requested for ${arg}`);
       return 0;
     }
+    case 'doctor': {
+      // Loaded here alone: the doctor pulls in the worker (its sandbox probe), which would double every other command's start.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { formatChecks, runDoctor } = require('./doctor') as typeof import('./doctor');
+      const checks = await runDoctor();
+      out(values.json ? JSON.stringify(checks, null, 2) : formatChecks(checks));
+      return checks.every((c) => c.ok) ? 0 : 1;
+    }
+    case 'gc': {
+      // This host's workspaces and caches, and the store they share (settings as the worker's).
+      const c = config();
+      const olderThan = values['older-than'];
+      const seconds = olderThan === undefined ? undefined : durationSeconds(olderThan);
+      if (olderThan !== undefined && seconds === undefined) throw new UsageError(`--older-than must be a duration such as 12h, 7d or 2w, got "${olderThan}"`);
+      const client = await weaverClient();
+      // Loaded here alone, like the doctor: the sweep and the tag cache would slow every other command's start.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { runGc } = require('./gc') as typeof import('./gc');
+      const store = openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env: process.env });
+      const report = await runGc({ connection: client.connection, namespace: c.namespace, workspaceRoot: c.workspaceRoot, cacheDir: c.cacheDir, store, retentionMs: seconds === undefined ? c.retentionMs : seconds * 1000, dryRun: values['dry-run'] });
+      out(values.json ? JSON.stringify(report, null, 2) : formatGc(report));
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command "${cmd}"`);
   }
 }
 
-class UsageError extends Error {}
-
 /** What the client changed in the input (credentials taken out of a URL): on stderr, so --json output stays JSON. */
 const warn = (message: string) => console.error(`warning: ${message}`);
-
-/** Bad input that is not a usage mistake (e.g. a task file that is not JSON): exit 2, no usage text. */
-class InputError extends Error {}
-
-async function readTaskFile(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new InputError(`cannot read task file ${file}: ${(err as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new InputError(`task file ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-}
 
 /** Polls the progress query and prints each change of phase, attempt or decision. */
 export async function follow<R = CodingTaskResult, P = Progress>(
@@ -237,31 +251,11 @@ export async function follow<R = CodingTaskResult, P = Progress>(
   return resultP;
 }
 
-/** Runs the CLI and exits: 0 succeeded, 1 did not, 2 bad input or usage. */
+/** Runs the CLI and exits: 0 succeeded, 1 did not, 2 bad input or usage; an error is one line (describeCliError). */
 export function runCli(argv: string[]): void {
   main(argv)
     .then((code) => process.exit(code))
-    .catch((err: unknown) => {
-      if (err instanceof Unavailable) {
-        console.error(err.message);
-        process.exit(1);
-      }
-      if (err instanceof WorkflowNotFoundError) {
-        console.error(`no such workflow: ${err.workflowId ?? err.message}`);
-        process.exit(1);
-      }
-      if (err instanceof TaskInputError || err instanceof UsageError || err instanceof InputError) {
-        console.error(err.message);
-        if (err instanceof UsageError) console.error(USAGE);
-        process.exit(2);
-      }
-      if (err instanceof WorkflowFailedError) {
-        console.error(`task failed: ${err.cause?.message ?? err.message}`);
-        process.exit(1);
-      }
-      console.error(err);
-      process.exit(1);
-    });
+    .catch((err: unknown) => process.exit(reportCliError(err, argv.includes('--debug'), USAGE)));
 }
 
 if (require.main === module) runCli(process.argv.slice(2));

@@ -2,6 +2,8 @@
 import { formatResources } from './domain/report';
 import type { BatchProgress, BatchResult, CodingTaskResult, Progress, Usage } from './domain/schema';
 import { formatDiffstat } from './inspect';
+import { formatBytes, totalBytes } from './activities/commands';
+import type { GcReport } from './gc';
 
 export function formatProgress(p: Progress): string {
   const d = p.lastDecision ? ` — last decision: ${p.lastDecision.action} (${p.lastDecision.why})` : '';
@@ -65,3 +67,26 @@ export function awaitingApproval(p: Progress): string {
   return `\n  commit ${p.commit} awaits approval${stat}\n  see it: weaver diff ${id}; approve it: weaver approve ${id} --commit ${p.commit.slice(0, 12)}`;
 }
 
+
+const GC_LISTED = 50;
+
+/** What `weaver gc` removed (or, dry, would remove) and kept, with sizes and reasons. */
+export function formatGc(r: GcReport): string {
+  const verb = r.dryRun ? 'would remove' : 'removed';
+  const days = (ms: number) => (ms >= 86_400_000 ? `${(ms / 86_400_000).toFixed(1)}d` : ms >= 3_600_000 ? `${(ms / 3_600_000).toFixed(1)}h` : `${Math.round(ms / 1000)}s`);
+  const { workspaces: ws, artifacts: a, tagCache: t } = r;
+  const lines = [`retention ${days(r.retentionMs)}${r.dryRun ? ' (dry run: nothing removed)' : ''}; ${r.openRuns} open run(s) asked for their references`];
+  lines.push(`workspaces: ${verb} ${ws.removed.length} (${totalBytes(ws.removed)}), kept ${ws.kept.length}`);
+  for (const w of ws.removed) lines.push(`  - ${w.name} (${formatBytes(w.bytes ?? 0)}): run ${w.workflowId} ${w.status.toLowerCase()}`);
+  for (const k of ws.kept) lines.push(`  = ${k.name}: ${k.why}`);
+  lines.push(`artifacts: ${verb} ${a.removed.length} (${totalBytes(a.removed)}), kept ${a.kept.length} old ones still referenced (${totalBytes(a.kept)}) and ${a.young.count} younger than the retention (${formatBytes(a.young.bytes)})`);
+  // Thousands of artifacts can go at once: the first ones here, all of them with --json.
+  const some = <T>(xs: T[], line: (x: T) => string) => {
+    lines.push(...xs.slice(0, GC_LISTED).map(line));
+    if (xs.length > GC_LISTED) lines.push(`  … and ${xs.length - GC_LISTED} more (--json lists all)`);
+  };
+  some(a.removed, (x) => `  - ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old${x.from === 'cache' ? ', local cache copy' : ''})`);
+  some(a.kept, (x) => `  = ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old): ${x.why}`);
+  lines.push(`tag cache: ${verb} ${t.entriesRemoved} entries not used within the retention (${t.segmentsRemoved} segment(s) rewritten or removed, ${formatBytes(t.bytesFreed)}), kept ${t.entriesKept}`);
+  return lines.join('\n');
+}

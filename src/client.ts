@@ -61,6 +61,26 @@ function refuseUnpricedBudget(input: ParsedCodingTaskInput, label = ''): void {
 
 let defaultClient: Promise<Client> | undefined;
 
+/** No Temporal server answered at `address` within the connect deadline (WEAVER_CONNECT_TIMEOUT). */
+export class TemporalUnreachableError extends Error {
+  constructor(
+    readonly address: string,
+    cause: unknown,
+  ) {
+    super(`Temporal is not reachable at ${address}: ${(cause as Error)?.message?.split('\n')[0] ?? String(cause)}`, { cause });
+    this.name = 'TemporalUnreachableError';
+  }
+}
+
+/** Connection.connect with a short deadline; a failure names the address tried. */
+export async function connectTemporal(address: string, timeoutMs = config().connectTimeoutMs): Promise<Connection> {
+  try {
+    return await Connection.connect({ address, connectTimeout: timeoutMs });
+  } catch (err) {
+    throw new TemporalUnreachableError(address, err);
+  }
+}
+
 /**
  * The shared client from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (read at the first call that
  * connects). A failed connection is not cached: the next call tries again.
@@ -69,7 +89,7 @@ export async function weaverClient(): Promise<Client> {
   if (!defaultClient) {
     const attempt = (async () => {
       const c = config();
-      const connection = await Connection.connect({ address: c.address });
+      const connection = await connectTemporal(c.address, c.connectTimeoutMs);
       return new Client({ connection, namespace: c.namespace });
     })();
     defaultClient = attempt;

@@ -18,6 +18,8 @@ export interface WeaverConfig {
   /** WEAVER_ARTIFACTS: `s3://bucket/prefix` for a shared object store (artifactDir is then its local cache); unset: artifactDir is the store. */
   artifacts?: string;
   workspaceRoot: string;
+  /** WEAVER_CACHE_DIR: caches shared by every worker process on the host (the repository map's tags); default `$XDG_CACHE_HOME/weaver`, else `~/.cache/weaver`. */
+  cacheDir: string;
   retryDelayScale: number;
   heartbeatMs: number;
   uiUrl: string;
@@ -48,6 +50,10 @@ export interface WeaverConfig {
   defaultTreeCostUsd: number;
   /** WEAVER_SHUTDOWN_GRACE (default 5m): on SIGTERM/SIGINT, how long in-flight activities may finish before they are cancelled. */
   shutdownGraceMs: number;
+  /** WEAVER_RETENTION (default 7d): how long finished runs' workspaces, unreferenced artifacts and unused tag-cache entries are kept (src/gc). */
+  retentionMs: number;
+  /** WEAVER_GC_INTERVAL (default 1d; 0: off): how often a worker runs `weaver gc` on its host. */
+  gcIntervalMs: number;
   /** WEAVER_SHUTDOWN_FORCE (default grace + 1m): when the worker gives up draining and exits anyway. */
   shutdownForceMs: number;
   /** WEAVER_HEARTBEAT_THROTTLE_MS: how often heartbeats may reach the server; unset: WEAVER_HEARTBEAT_MS for provider calls, the SDK's 0.8 × heartbeat timeout for workspace activities. */
@@ -60,6 +66,8 @@ export interface WeaverConfig {
   maxCommands: number;
   /** WEAVER_CONNECT_WAIT (a duration; default 0: forever): how long a starting worker waits for the Temporal server, retrying with backoff. */
   connectWaitMs: number;
+  /** WEAVER_CONNECT_TIMEOUT (a duration; default 5s): how long a client (the CLI, `weaverClient()`) waits for the Temporal server before saying it is not reachable. */
+  connectTimeoutMs: number;
   /** WEAVER_QUEUE_CHECK_SEC (default 25): how long a workspace activity found busy waits again in this worker's queue before the workflow checks the worker is alive (the first check is after 2 s). */
   queueCheckSec: number;
   /** WEAVER_WORKSPACE_QUEUE: this worker's workspace queue; default `<taskQueue>@<host>/<slot>` (src/workerSlot.ts). */
@@ -83,6 +91,14 @@ const list = (v: string | undefined, sep: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
+/** WEAVER_CACHE_DIR, else the XDG cache home's `weaver` (an XDG_CACHE_HOME that is not absolute is ignored, as the spec says). */
+function hostCacheDir(env: NodeJS.ProcessEnv): string {
+  const set = env.WEAVER_CACHE_DIR?.trim();
+  if (set) return path.resolve(set);
+  const xdg = env.XDG_CACHE_HOME?.trim();
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME?.trim() || os.homedir(), '.cache'), 'weaver');
+}
+
 export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
   const address = env.TEMPORAL_ADDRESS || 'localhost:7233';
   const dev = truthy(env.WEAVER_DEV);
@@ -93,6 +109,7 @@ export function config(env: NodeJS.ProcessEnv = process.env): WeaverConfig {
     artifactDir: path.resolve(env.WEAVER_ARTIFACT_DIR || '.weaver/artifacts'),
     artifacts: artifactsUrl(env.WEAVER_ARTIFACTS),
     workspaceRoot: path.resolve(env.WEAVER_WORKSPACE_ROOT || '.weaver/workspaces'),
+    cacheDir: hostCacheDir(env),
     retryDelayScale: num(env, 'WEAVER_RETRY_DELAY_SCALE', 1),
     heartbeatMs: heartbeatMs(env),
     uiUrl: env.WEAVER_UI_URL || `http://${address.split(':')[0] === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:8233`,
@@ -140,14 +157,14 @@ function num(env: NodeJS.ProcessEnv, name: string, fallback: number, integer = f
   return n;
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-/** `300`, `300s`, `5m`, `1500ms`, `1h` → milliseconds (a bare number is seconds). */
+/** `300`, `300s`, `5m`, `1500ms`, `1h`, `7d`, `1w` → milliseconds (a bare number is seconds). */
 function duration(env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {
   const raw = env[name]?.trim();
   if (!raw) return fallbackMs;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/i.exec(raw);
-  if (!m) throw new Error(`${name} must be a duration such as 300, 90s, 5m or 1h, got "${raw}"`);
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?$/i.exec(raw);
+  if (!m) throw new Error(`${name} must be a duration such as 300, 90s, 5m, 1h or 7d, got "${raw}"`);
   return Math.round(Number(m[1]) * UNIT_MS[(m[2] ?? 's').toLowerCase()]);
 }
 
@@ -185,8 +202,11 @@ function operations(env: NodeJS.ProcessEnv) {
   if (!!name !== !!buildId) throw new Error('WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID go together: set both for Worker Versioning, or neither');
   return {
     shutdownGraceMs,
+    retentionMs: duration(env, 'WEAVER_RETENTION', 7 * 86_400_000),
+    gcIntervalMs: duration(env, 'WEAVER_GC_INTERVAL', 86_400_000),
     shutdownForceMs,
     connectWaitMs: duration(env, 'WEAVER_CONNECT_WAIT', 0),
+    connectTimeoutMs: duration(env, 'WEAVER_CONNECT_TIMEOUT', 5000),
     heartbeatThrottleMs: throttle,
     maxActivities: num(env, 'WEAVER_MAX_ACTIVITIES', 50, true),
     maxWorkspaceActivities: num(env, 'WEAVER_MAX_WORKSPACE_ACTIVITIES', Math.max(8, 2 * maxCommands), true),

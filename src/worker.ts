@@ -10,7 +10,7 @@ import { weaverLogger } from './logging';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
 import { openArtifactStore } from './activities/s3Artifacts';
-import { describeSandbox, detectSandbox, enforcementOf, sandboxDetails, type SandboxSetting } from './activities/sandbox';
+import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sandboxDetails, type SandboxSetting } from './activities/sandbox';
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
@@ -18,10 +18,13 @@ import type { ProviderRegistry } from './domain/registry';
 import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
+import { usableCacheDir } from './cacheDir';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 import { connectWithRetry } from './connect';
 import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
+import { runGc } from './gc';
+import { periodicGc } from './gc/periodic';
 
 export interface WeaverWorkerOptions {
   connection: NativeConnection;
@@ -72,6 +75,8 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     artifactDir: c.artifactDir,
     artifacts: c.artifacts,
     workspaceRoot: c.workspaceRoot,
+    // One tag cache for every worker process on the host (falls back to the workspace root's).
+    cacheDir: opts.deps?.cacheDir ?? (await usableCacheDir(c.cacheDir, opts.deps?.workspaceRoot ?? c.workspaceRoot)),
     env: process.env,
     retryDelayScale: c.retryDelayScale,
     heartbeatMs: c.heartbeatMs,
@@ -142,6 +147,9 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     console.warn(`weaver worker: workspace sweep failed: ${err.message}`);
     return undefined;
   });
+  const stopGc = periodicGc(c.gcIntervalMs, () =>
+    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store: openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }), retentionMs: c.retentionMs }),
+  );
   return {
     workers,
     swept,
@@ -151,6 +159,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
       try {
         await Promise.all(workers.map((w) => w.run()));
       } finally {
+        stopGc();
         await swept;
         await slot.release();
       }
@@ -167,12 +176,12 @@ export const CHECKOUT = path.resolve(__dirname, '..');
  * What the worker owns is hidden from it: the workspace root (but the task's own workspace),
  * the artifact store, its checkout, its provider registry and git credentials files.
  */
-export async function workerSandbox(paths: { workspaceRoot: string; artifactDir: string }, mode = config().sandbox, env: NodeJS.ProcessEnv = process.env): Promise<SandboxSetting> {
+export async function workerSandbox(paths: { workspaceRoot: string; artifactDir: string; cacheDir?: string }, mode = config().sandbox, env: NodeJS.ProcessEnv = process.env): Promise<SandboxSetting> {
   const c = config(env);
   const owned = [c.providersFile, env.WEAVER_GIT_CREDENTIALS && path.resolve(env.WEAVER_GIT_CREDENTIALS), CHECKOUT].filter((p): p is string => !!p);
   return detectSandbox({
     mode,
-    hide: [paths.workspaceRoot, paths.artifactDir, ...owned, ...c.sandboxHide],
+    hide: [paths.workspaceRoot, paths.artifactDir, ...(paths.cacheDir ? [paths.cacheDir] : []), ...owned, ...c.sandboxHide],
     toolchains: c.sandboxToolchains,
     readOnly: c.sandboxReadOnly,
     workspaceRoot: paths.workspaceRoot,
@@ -216,6 +225,8 @@ async function main() {
       `push to: the task's own repository${c.pushRemotes.length ? ` and under ${c.pushRemotes.join(', ')}` : ''} (WEAVER_PUSH_REMOTES)\n` +
       `  git tokens (repository prefix → variable; nothing is sent elsewhere): ${gitCredentials}\n` +
       `  sandbox: ${sandbox.kind === 'none' ? `NONE — ${sandbox.warning}` : `${describeSandbox(sandbox)} (WEAVER_SANDBOX=${sandbox.mode}; limits by ${enforcementOf(sandbox)}${sandboxDetails(sandbox)})`}\n` +
+      `  toolchains: ${describeToolchains(sandbox.toolchains ?? [])}${sandbox.toolchainEnv && Object.keys(sandbox.toolchainEnv).length ? ` (${Object.entries(sandbox.toolchainEnv).map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}; ` +
+      `caches (Go, cargo, Maven, Gradle, npm, pnpm, yarn, pip) per repository in ${path.join(path.resolve(c.workspaceRoot), '.cache', 'toolchains')}\n` +
       `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}; endpoints a task may name itself: ${c.inlineEndpoints.length ? `${c.inlineEndpoints.join(', ')}, called without keys` : 'none'} (${INLINE_ENDPOINTS_ENV})):\n` +
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +

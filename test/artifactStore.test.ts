@@ -3,12 +3,13 @@
 // with its own local directory: for S3 nothing is shared but the bucket.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { LocalArtifactStore, type ArtifactStore } from '../src/activities/artifacts';
+import { LocalArtifactStore, type ArtifactStore, type StoredArtifact } from '../src/activities/artifacts';
 import { openArtifactStore, S3ArtifactStore } from '../src/activities/s3Artifacts';
+import { pruneArtifacts } from '../src/gc';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { readArtifact, Unavailable } from '../src/inspect';
 import { config } from '../src/config';
@@ -117,6 +118,46 @@ describe.each(backends)('%s', (name, make) => {
     expect(`sha256:${back.digest('hex')}`).toBe(expected);
   });
 
+  /** The listed entry of `ref` (its size and last write), if the store lists it. */
+  async function listed(store: ArtifactStore, ref: { ref: string }): Promise<StoredArtifact | undefined> {
+    for await (const e of store.list()) if (e.hex === ref.ref.slice(7)) return e;
+    return undefined;
+  }
+
+  test('list shows an artifact with its size; remove takes it from the store (no host reads it after)', async () => {
+    const ref = await h.one.put('note', `listed ${name} ${Date.now()}`);
+    const entry = await listed(h.two, ref);
+    expect(entry).toMatchObject({ hex: ref.ref.slice(7), bytes: ref.bytes });
+    await h.one.remove(entry!);
+    expect(await listed(h.one, ref)).toBeUndefined();
+    await expect(h.one.read(ref)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(h.two.read(ref)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  test('content written again is young again (retention prunes by last write), even when its upload is skipped', async () => {
+    const big = randomBytes(300 << 10); // past the size from which S3 asks first and skips the upload
+    const ref = await h.one.put('git-bundle', big);
+    const before = (await listed(h.one, ref))!.modifiedMs;
+    if (h.one instanceof LocalArtifactStore) {
+      const old = new Date(before - 8 * 86_400_000);
+      await utimes(h.one.pathOf(ref), old, old);
+    } else await new Promise((r) => setTimeout(r, 1100)); // S3 dates objects to the second
+    const aged = (await listed(h.one, ref))!.modifiedMs;
+    await h.two.put('git-bundle', big);
+    expect((await listed(h.one, ref))!.modifiedMs).toBeGreaterThan(aged);
+  });
+
+  test('remove deletes nothing when the artifact was written again since it was listed (a new user)', async () => {
+    const content = `renewed ${name} ${Date.now()}`;
+    const ref = await h.one.put('note', content);
+    const entry = (await listed(h.one, ref))!;
+    if (!(h.one instanceof LocalArtifactStore)) await new Promise((r) => setTimeout(r, 1100)); // S3 dates objects to the second
+    await h.two.put('note', content);
+    expect(await h.one.remove(entry)).toBe(false);
+    expect(await h.two.read(ref)).toBe(content);
+    expect(await h.one.remove((await listed(h.one, ref))!)).toBe(true);
+  });
+
   test('concurrent writers of the same content agree on one reference and one stored copy', async () => {
     const content = `same content ${name} ${Date.now()}`;
     const files = await Promise.all([h.one, h.two].map(async (s, i) => {
@@ -176,6 +217,23 @@ test('weaver diff / logs read an artifact from the workers\' bucket (WEAVER_ARTI
   const missing = { ...ref, ref: sha256('not there') };
   await expect(readArtifact(missing, config, s3.env)).rejects.toThrow(Unavailable);
   await expect(readArtifact(missing, config, s3.env)).rejects.toThrow(/s3:\/\/cli-reads\/p\/.*WEAVER_ARTIFACTS/);
+});
+
+test('retention on S3: an unreferenced artifact goes from the bucket and this host\'s cache; a referenced one stays in both; old scratch goes', async () => {
+  const store = openArtifactStore({ artifacts: 's3://gc-prune/p', dir: path.join(tmp, 'gc-cache'), env: s3.env }) as S3ArtifactStore;
+  await store.check();
+  const [kept, dropped] = await Promise.all([store.put('git-bundle', 'a bundle an open run holds'), store.put('log', 'a log nobody refers to')]);
+  const scratch = await store.scratchPath('crashed.log');
+  await writeFile(scratch, 'left by a writer that died\n');
+  // S3 dates objects itself: a cutoff ahead of now makes everything old, instead of waiting.
+  const report = await pruneArtifacts(store, new Map([[kept.ref, 'open run x']]), Date.now() + 60_000);
+  expect(report.removed.map((r) => [r.what, r.from]).sort()).toEqual([[dropped.ref, 'store'], [scratch, 'cache']].sort());
+  expect(report.kept.map((k) => k.what)).toEqual([kept.ref]);
+  const other = openArtifactStore({ artifacts: 's3://gc-prune/p', dir: path.join(tmp, 'gc-other'), env: s3.env });
+  await expect(other.read(dropped)).rejects.toMatchObject({ code: 'ENOENT' });
+  expect(await other.read(kept)).toBe('a bundle an open run holds');
+  const cached = (r: { ref: string }) => existsSync(path.join(tmp, 'gc-cache', 'sha256', r.ref.slice(7, 9), r.ref.slice(7)));
+  expect([cached(kept), cached(dropped), existsSync(scratch)]).toEqual([true, false, false]);
 });
 
 test('WEAVER_ARTIFACTS: s3://bucket[/prefix] or nothing; anything else stops the start naming the variable', () => {

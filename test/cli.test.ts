@@ -1,7 +1,6 @@
 // The public entry points driven as real processes: the official `temporal` CLI starting a
 // codingTask from a JSON file, and the project's own `weaver` CLI (bin/weaver.mjs → tsx →
 // src/cli.ts). The worker is the rig's (in this jest process); only the clients are children.
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -14,41 +13,11 @@ import { approvePush, getProgress, resultOf } from '../src/client';
 import type { ArtifactRef, BatchResult, CodingTaskInput, CodingTaskResult, Progress } from '../src/domain/schema';
 import { closeTestConnections, temporalCliPath, testAddress } from './support/temporal';
 import { startRig, type Rig } from './support/weaver';
+import { explain, run, WEAVER_BIN } from './support/processes';
 import { wholeFile } from './support/answers';
-
-const ROOT = path.resolve(__dirname, '..');
-const WEAVER_BIN = path.join(ROOT, 'bin', 'weaver.mjs');
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 const answer = (content: string) => ({ content: wholeFile('src/slugify.js', content, 'edit slugify') });
-
-interface Exit {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** Runs a process to completion; never rejects on a non-zero exit (the test looks at `code`). */
-function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 90_000): Promise<Exit> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const ms = Date.now() - started;
-      if (err && typeof err.code !== 'number') {
-        // Spawn failure or killed by the timeout: nothing sensible to assert on.
-        reject(new Error(`${path.basename(file)} ${args.join(' ')}: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
-        return;
-      }
-      resolve({ code: err ? (err.code as number) : 0, stdout, stderr, ms });
-    });
-  });
-}
-
-/** Shows a failed child's output in the jest failure message. */
-function explain(r: Exit): string {
-  return `exit ${r.code} after ${r.ms} ms\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
-}
 
 let rig: Rig;
 let seq = 0;
@@ -227,7 +196,8 @@ describe('weaver CLI (bin/weaver.mjs)', () => {
     const r = await weaver('run', file, '--id', id);
     expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 2 });
     expect(r.stderr).toContain('task.title');
-    expect(r.stderr).toMatch(/^\s*- providers: /m);
+    // One line: every refused field, `; `-separated.
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^task refused: .*providers: /)]);
     expect(r.stdout).not.toContain('started');
     // Nothing reached the model, and no workflow with that id exists.
     expect(rig.model.count()).toBe(before);

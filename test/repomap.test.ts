@@ -11,7 +11,7 @@ import pagerank from 'graphology-metrics/centrality/pagerank';
 import { Language, Parser, Query } from 'web-tree-sitter';
 import { buildRepoMap, clearTagCacheMemory, extractMentions, type RepoMap, type RepoMapRequest } from '../src/activities/repomap';
 import { TagCache } from '../src/activities/repomap/cache';
-import { createTagger, tagCounters, taggerOptions } from '../src/activities/repomap/extract';
+import { closeTagPool, createTagger, tagCounters, taggerOptions } from '../src/activities/repomap/extract';
 import { LANGS, langOf } from '../src/activities/repomap/languages';
 import { personalizedPageRank, toCsr } from '../src/activities/repomap/rank';
 import { countTokens } from '../src/activities/tokens';
@@ -442,11 +442,25 @@ describe('ranking on a generated repository of 500+ files', () => {
     expect(map.text).toMatch(/^app\/m\d{3}\.py:$/m);
   });
 
-  test('worker threads and the main thread give the same map (a cold build of 500+ files uses workers)', async () => {
+  test('two builds of one repository at once parse each file once (the second waits for the first one’s parses)', async () => {
+    const dir = generatedRepo('gen');
+    const [a, b] = await Promise.all([buildRepoMap(req(dir, { cacheDir: path.join(base, 'cache-1') })), buildRepoMap(req(dir, { cacheDir: path.join(base, 'cache-2') }))]);
+    expect(a.stats.parsed + b.stats.parsed).toBe(a.stats.files);
+    expect(a.stats.parsed + a.stats.fromCache).toBe(a.stats.files);
+    expect(b.stats.parsed + b.stats.fromCache).toBe(b.stats.files);
+    expect(b.text).toBe(a.text);
+    expect(b.ranked).toEqual(a.ranked);
+    // Each cache directory got every file's tags.
+    clearTagCacheMemory();
+    for (const cacheDir of ['cache-1', 'cache-2']) expect((await buildRepoMap(req(dir, { cacheDir: path.join(base, cacheDir) }))).stats.fromCache).toBe(a.stats.files);
+  });
+
+  test('worker threads and the main thread give the same map (a cold build of 500+ files uses workers, kept for the next build)', async () => {
     const dir = generatedRepo('gen');
     process.env.WEAVER_REPOMAP_WORKERS = '0';
     const inProcess = await buildRepoMap(req(dir, { cacheDir: path.join(base, 'cache-a'), mentionedIdents: ['compute_invoice_total'] }));
     process.env.WEAVER_REPOMAP_WORKERS = '2';
+    await closeTagPool(); // threads an earlier test started
     const before = { ...tagCounters };
     const threaded = await buildRepoMap(req(dir, { cacheDir: path.join(base, 'cache-b'), mentionedIdents: ['compute_invoice_total'] }));
     expect(threaded.stats.parsed).toBe(threaded.stats.files);
@@ -457,6 +471,12 @@ describe('ranking on a generated repository of 500+ files', () => {
     expect(tagCounters.workerFailures - before.workerFailures).toBe(0);
     expect(threaded.text).toBe(inProcess.text);
     expect(threaded.ranked).toEqual(inProcess.ranked);
+    // Another cold build (an empty cache) runs on the same threads: none started.
+    const again = await buildRepoMap(req(dir, { cacheDir: path.join(base, 'cache-c'), mentionedIdents: ['compute_invoice_total'] }));
+    expect(again.stats.parsed).toBe(again.stats.files);
+    expect(tagCounters.workersStarted - before.workersStarted).toBe(2);
+    expect(tagCounters.inWorkers - before.inWorkers).toBe(2 * again.stats.files);
+    expect(again.text).toBe(inProcess.text);
   });
 });
 

@@ -56,7 +56,8 @@ test('a closed run\'s workspace is removed; an open run\'s and one holding an un
   const lines: string[] = [];
   const out = await sweepWorkspaces({ root: deps.workspaceRoot, connection: client.connection, namespace: TEST_NAMESPACE, log: (l) => lines.push(l) });
 
-  expect(out.removed).toEqual([{ name: path.basename(path.dirname(closedWs.dir)), workflowId: closed, status: 'TERMINATED' }]);
+  expect(out.removed).toEqual([{ name: path.basename(path.dirname(closedWs.dir)), workflowId: closed, status: 'TERMINATED', bytes: expect.any(Number) }]);
+  expect(out.removed[0].bytes).toBeGreaterThan(0); // what removing it freed (a checkout: git objects and files)
   expect(existsSync(closedWs.dir)).toBe(false);
   expect(existsSync(openWs.dir)).toBe(true);
   expect(existsSync(unpushedWs.dir)).toBe(true);

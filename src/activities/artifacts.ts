@@ -10,7 +10,7 @@
 // whole (test logs, git bundles) are redacted, or not text, where they are written.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { redactCounted } from '../domain/redact';
@@ -31,6 +31,21 @@ export interface ArtifactStore {
   readJson<T>(ref: string | ArtifactRef): Promise<T>;
   /** Fails, saying why, when the store cannot be reached (checked at worker start). */
   check(): Promise<void>;
+  /** Every artifact the store holds, with its size and last write (what `weaver gc` prunes by). */
+  list(): AsyncIterable<StoredArtifact>;
+  /**
+   * Deletes a listed artifact (or scratch file) from the store and the local directory (retention:
+   * src/gc); false, deleting nothing, when it was written again since it was listed (a new user).
+   */
+  remove(entry: StoredArtifact): Promise<boolean>;
+}
+
+/** A stored artifact: `hex` undefined for a scratch or partial file (`file` says which). */
+export interface StoredArtifact {
+  hex?: string;
+  file: string;
+  bytes: number;
+  modifiedMs: number;
 }
 
 /** The hex digest in `sha256:<hex>`; anything else is refused. */
@@ -107,6 +122,31 @@ export abstract class ContentAddressedStore implements ArtifactStore {
     return JSON.parse(await this.read(ref)) as T;
   }
 
+  /**
+   * What the local directory holds: the artifacts under sha256/, and scratch files (tmp/) and
+   * partial writes (`*.tmp`) left by writers that crashed, with no hex.
+   */
+  async *localEntries(): AsyncGenerator<StoredArtifact> {
+    const dirs = [path.join(this.root, 'tmp')];
+    for (const two of await readdir(path.join(this.root, 'sha256')).catch(() => [] as string[])) dirs.push(path.join(this.root, 'sha256', two));
+    for (const dir of dirs) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const file = path.join(dir, name);
+        const st = await stat(file).catch(() => undefined);
+        if (!st) continue; // gone meanwhile
+        yield { hex: /^[0-9a-f]{64}$/.test(name) ? name : undefined, file, bytes: st.size, modifiedMs: st.mtimeMs };
+      }
+    }
+  }
+
+  /** Removes the local copy of `hex` (or a scratch file by its path). */
+  async removeLocal(hexOrFile: string): Promise<void> {
+    await rm(/^[0-9a-f]{64}$/.test(hexOrFile) ? this.fileOf(hexOrFile) : hexOrFile, { force: true, recursive: true });
+  }
+
+  abstract list(): AsyncIterable<StoredArtifact>;
+  abstract remove(entry: StoredArtifact): Promise<boolean>;
+
   /** Writes `content` at the local file of `hex`, whole or not at all (a reader never sees half). */
   protected async writeLocal(hex: string, content: Buffer): Promise<void> {
     const file = this.fileOf(hex);
@@ -153,5 +193,16 @@ export class LocalArtifactStore extends ContentAddressedStore {
 
   async check(): Promise<void> {
     await mkdir(this.root, { recursive: true });
+  }
+
+  list(): AsyncIterable<StoredArtifact> {
+    return this.localEntries();
+  }
+
+  async remove(entry: StoredArtifact): Promise<boolean> {
+    const now = await stat(entry.file).catch(() => undefined);
+    if (now && now.mtimeMs !== entry.modifiedMs) return false;
+    await this.removeLocal(entry.hex ?? entry.file);
+    return true;
   }
 }

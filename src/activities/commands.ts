@@ -141,6 +141,9 @@ class ByteRing {
   }
 }
 
+/** The bytes of what a list holds, for people (`3.5 MiB`): what `weaver gc` freed. */
+export const totalBytes = (xs: readonly { bytes?: number }[]) => formatBytes(xs.reduce((n, x) => n + (x.bytes ?? 0), 0));
+
 /** `1008 MiB`, `3.5 KiB`: sizes in the marker a person and the model read. */
 export function formatBytes(n: number): string {
   const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];

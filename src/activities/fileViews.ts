@@ -10,10 +10,14 @@ import { countTokens } from './tokens';
 /** `stub`: the repository map found its body a placeholder (repomap/stubs.ts). */
 type Def = Pick<RankedDef, 'name' | 'kind' | 'line' | 'endLine' | 'stub'>;
 type Span = [number, number];
-/** A part of the view, most important first; `short` is tried when `span` does not fit. */
+/**
+ * A part of the view, most important first; `short` is tried when `span` does not fit; `cut`:
+ * when neither fits, as many of its first lines as do.
+ */
 export interface Candidate {
   span: Span;
   short?: Span;
+  cut?: boolean;
 }
 
 /** What a view offers of a file, in lines (but the last). */
@@ -25,8 +29,9 @@ const LIMIT = {
   moduleHeader: 40,
   /** A class header: its line and up to this many after it (docstring, fields). */
   classHeader: 12,
-  /** Lines that call a target, at most. */
+  /** Lines that call a target, at most; the first `firstCallSites` before the code around it and its siblings. */
   callSites: 30,
+  firstCallSites: 8,
   /** Without a named target, stubs are the targets: at most this many (a file of abstract methods is not all targets). */
   stubTargets: 3,
   /** Either side of a target, shown once its callers and callees are in. */
@@ -35,6 +40,8 @@ const LIMIT = {
   spanTokens: 15,
 };
 const CONSTRUCTOR = /^(__init__|constructor|initialize|new)$/;
+/** A comment's line (or a block comment's, or one opening a docstring): a name there is no call. */
+const COMMENT = /^\s*(#|\/\/|\/\*|\*|"{3}|'{3})/;
 
 /** A definition's first line, taking in the decorators and comments right above it (up to 15 lines). */
 export function leadingComments(lines: string[], line: number): number {
@@ -55,6 +62,8 @@ const contains = (outer: Def, inner: Def) => outer !== inner && outer.line <= in
  */
 export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<string>, anchors: Pick<Def, 'line' | 'endLine'>[]): Candidate[] {
   const n = lines.length;
+  // Nothing to build around (data, a language without a tagger): its first lines, as many as fit.
+  if (!defs.length) return [{ span: [1, n], cut: true }];
   const start = (d: Def) => leadingComments(lines, d.line);
   const whole = (d: Def): Candidate => {
     const span: Span = [start(d), Math.min(n, Math.max(d.line, d.endLine))];
@@ -77,7 +86,9 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   // Stubs when nothing is named (beside a named target they are mostly abstract methods).
   if (!targets.length && !out.length) targets.push(...[...stubs].slice(0, LIMIT.stubTargets));
   if (!targets.length && !out.length) targets.push(...defs.filter(leaf).slice(0, 3));
-  const unique = [...new Set(targets)];
+  // A named class around a named method is the method's context (its header, its constructor),
+  // not a target: whole, all its lines would count as the target's and all its methods as called.
+  const unique = [...new Set(targets)].filter((t) => !targets.some((u) => contains(t, u)));
   out.unshift(...unique.map(whole));
 
   // The module's header (docstring, imports) and each target's enclosing definitions' headers.
@@ -93,22 +104,27 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   const ctors = defs.filter((d) => CONSTRUCTOR.test(d.name) && [...containers].some((c) => parentOf(d) === c) && !unique.includes(d));
   out.push(...ctors.map(whole));
 
-  // The lines that call a target, with their definition's signature.
+  // The lines that call a target, with their definition's signature: a call's shape (`name(`),
+  // not in a comment nor a definition's own line (a same-named method elsewhere); the first few
+  // now, the rest after the code around the target (a common name is called all over a file).
   const inTarget = (line: number) => unique.some((t) => t.line <= line && line <= t.endLine);
   const callers: Def[] = [];
+  const laterSites: Candidate[] = [];
   const targetNames = [...new Set(unique.map((t) => t.name))].filter((name) => /^\w+$/.test(name));
   if (targetNames.length) {
-    const call = new RegExp(`(?<![\\w$])(?:${targetNames.join('|')})(?![\\w$])`);
+    const call = new RegExp(`(?<![\\w$])(?:${targetNames.join('|')})\\s*\\(`);
+    const defLines = new Set(defs.filter((d) => targetNames.includes(d.name)).map((d) => d.line));
     let sites = 0;
     for (let i = 1; i <= n && sites < LIMIT.callSites; i++) {
-      if (inTarget(i) || !call.test(lines[i - 1])) continue;
-      sites++;
+      const text = lines[i - 1];
+      if (inTarget(i) || defLines.has(i) || COMMENT.test(text) || !call.test(text)) continue;
+      const into = sites++ < LIMIT.firstCallSites ? out : laterSites;
       const caller = innermost(i);
       if (caller && !containers.has(caller)) {
-        out.push({ span: [caller.line, caller.line] });
+        into.push({ span: [caller.line, caller.line] });
         callers.push(caller);
       }
-      out.push({ span: [Math.max(1, i - 1), Math.min(n, i + 1)] });
+      into.push({ span: [Math.max(1, i - 1), Math.min(n, i + 1)] });
     }
   }
 
@@ -141,6 +157,7 @@ export function viewCandidates(lines: string[], defs: Def[], names: ReadonlySet<
   }
   const near = [...new Set(siblings)];
   out.push(...near.slice(0, 2).map(whole));
+  out.push(...laterSites);
   out.push(...[...new Set(callers)].filter((c) => !taken.has(c)).map(whole));
   out.push(...near.slice(2).map(whole));
   // Then the rest, by rank (leaf definitions: a class whole would crowd out everything else).
@@ -165,10 +182,18 @@ function parentsOf(defs: Def[]): Map<Def, Def | undefined> & { hasChildren: Set<
 
 /**
  * The view: candidates taken in order while the estimate fits `tokens` (one that does not fit
- * is tried short, then skipped), rendered with line numbers; the header says what was left out.
+ * is tried short, or cut, then skipped), rendered with line numbers; the header says what was
+ * left out. Lines in `shownElsewhere` (a READ's part of the file) are not shown again.
  * Undefined when nothing fits.
  */
-export function renderView(rel: string, text: string, defs: Def[], candidates: Candidate[], tokens: number): { text: string; spans: Span[] } | undefined {
+export function renderView(
+  rel: string,
+  text: string,
+  defs: Def[],
+  candidates: Candidate[],
+  tokens: number,
+  shownElsewhere: Span[] = [],
+): { text: string; spans: Span[] } | undefined {
   const lines = text.split('\n');
   if (lines.length && lines[lines.length - 1] === '') lines.pop();
   const n = lines.length;
@@ -182,35 +207,52 @@ export function renderView(rel: string, text: string, defs: Def[], candidates: C
     for (const [a, b] of merged) for (let i = a; i <= b && total <= tokens; i++) total += lineCost(i);
     return total;
   };
-  const clip = ([a, b]: Span): Span => [Math.max(1, a), Math.min(n, b)];
+  const elsewhere = mergeSpans(shownElsewhere);
+  /** In the file, and not the lines shown elsewhere: none, one or more pieces. */
+  const clip = ([a, b]: Span): Span[] => {
+    let pieces: Span[] = [[Math.max(1, a), Math.min(n, b)]];
+    for (const [x, y] of elsewhere) pieces = pieces.flatMap(([p, q]): Span[] => (y < p || q < x ? [[p, q]] : [...(p < x ? [[p, x - 1] as Span] : []), ...(y < q ? [[y + 1, q] as Span] : [])]));
+    return pieces.filter(([p, q]) => p <= q);
+  };
+  const fits = (span: Span) => {
+    const total = estimate([...chosen, ...clip(span)]);
+    return total <= room ? total : undefined;
+  };
   // The header (path, counts, what was left out) is a few dozen tokens: room kept for it.
   const room = tokens - 80;
   let used = 0;
   for (const c of candidates) {
     // Full: not even a one-line span would fit.
     if (used > room - LIMIT.spanTokens - 2) break;
-    for (const span of [c.span, c.short]) {
-      if (!span || span[0] > n) continue;
-      const total = estimate([...chosen, clip(span)]);
-      if (total <= room) {
-        chosen.push(clip(span));
-        used = total;
-        break;
+    let take = [c.span, c.short].find((span) => span && span[0] <= n && fits(span) !== undefined);
+    if (!take && c.cut) {
+      // The longest head of the span that fits: a binary search on its end.
+      let [lo, hi] = [c.span[0] - 1, Math.min(n, c.span[1])];
+      while (lo < hi) {
+        const mid = Math.ceil((lo + hi) / 2);
+        if (fits([c.span[0], mid]) !== undefined) lo = mid;
+        else hi = mid - 1;
       }
+      if (lo >= c.span[0]) take = [c.span[0], lo];
+    }
+    if (take) {
+      used = fits(take)!;
+      chosen.push(...clip(take));
     }
   }
   // The estimate counts line by line: drop the last parts while the real count is over.
   while (chosen.length) {
-    const view = render(rel, lines, defs, mergeSpans(chosen));
+    const view = render(rel, lines, defs, mergeSpans(chosen), elsewhere);
     if (countTokens(view) <= tokens) return { text: view, spans: mergeSpans(chosen) };
     chosen.pop();
   }
   return undefined;
 }
 
-function render(rel: string, lines: string[], defs: Def[], merged: Span[]): string {
-  const shownLines = merged.reduce((k, [a, b]) => k + b - a + 1, 0);
-  const unseen = defs.filter((d) => !merged.some(([a, b]) => a <= d.line && d.line <= b));
+function render(rel: string, lines: string[], defs: Def[], merged: Span[], elsewhere: Span[]): string {
+  const all = mergeSpans([...merged, ...elsewhere].map(([a, b]): Span => [a, b]));
+  const shownLines = all.reduce((k, [a, b]) => k + b - a + 1, 0);
+  const unseen = defs.filter((d) => !all.some(([a, b]) => a <= d.line && d.line <= b));
   const listed = unseen.slice(0, 6).map((d) => `${d.name} at ${d.line}-${d.endLine}`);
   const leftOut = `left out: ${lines.length - shownLines} lines${unseen.length ? `, ${unseen.length} definitions such as ${listed.join(', ')}${unseen.length > listed.length ? ', …' : ''}` : ''}`;
   return renderMerged(rel, lines, merged, '', leftOut);
@@ -227,9 +269,10 @@ export function fileView(
   names: ReadonlySet<string>,
   anchors: Pick<Def, 'line' | 'endLine'>[],
   tokens: number,
+  shownElsewhere: Span[] = [],
 ): { text: string; spans: Span[] } | undefined {
   const lines = text.split('\n');
-  return renderView(rel, text, defs, viewCandidates(lines, defs, names, anchors), tokens);
+  return renderView(rel, text, defs, viewCandidates(lines, defs, names, anchors), tokens, shownElsewhere);
 }
 
 /** The most of what is left one file may take, so the map and the other files keep some room. */

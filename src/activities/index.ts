@@ -24,9 +24,10 @@ import { describeCommit } from './commitDiff';
 import { formatBytes, runCommand, type RunCommandResult } from './commands';
 import type { WorkerLoad } from '../domain/liveness';
 import { restoreGit, snapshotGit } from './gitGuard';
-import { describeSandbox, effectiveLimits, enforcementOf, releaseUid, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
+import { describeSandbox, effectiveLimits, enforcementOf, releaseUid, repoCacheDir, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
 import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
+import { repomapCacheDirOf } from './repomap/cache';
 import { registryOf, resolveProviders, type ResolveProvidersRequest } from './providers';
 import type {
   ActivityDeps,
@@ -112,6 +113,12 @@ export function createActivities(deps: ActivityDeps) {
     }
   }
 
+  /** The toolchain caches a workspace's commands share with its repository's other tasks on this host. */
+  async function toolchainCacheOf(cwd: string): Promise<string | undefined> {
+    const repo = await ws.repoOfWorkspace(cwd);
+    return repo && repoCacheDir(deps.workspaceRoot, repo);
+  }
+
   async function runBoxed(kind: string, phase: 'setup' | 'test', command: Command, cwd: string, timeoutSec: number, secretEnvNames?: string[], policy?: SandboxPolicy) {
     const ctx = Context.current();
     const logFile = await store.scratchPath(`${kind}.log`);
@@ -129,6 +136,7 @@ export function createActivities(deps: ActivityDeps) {
       // The registry's key names too, whatever a task lists in `sandbox.env`.
       secretEnvNames: keyNames(secretEnvNames),
       scratchHome: path.join(path.dirname(cwd), 'home'),
+      cacheDir: await toolchainCacheOf(cwd),
     });
     const r = await runCommand({
       command: box.command,
@@ -221,7 +229,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Task, ranked repository map, files, last failure → prompt artifact, within the token budget. */
     async buildPrompt(req: BuildPromptRequest): Promise<BuiltPrompt> {
       ws.openWorkspace(req.workspace);
-      return buildPrompt(store, req, { cacheDir: path.join(deps.workspaceRoot, '.cache', 'repomap'), secrets: secrets(req.secretEnvNames) });
+      return buildPrompt(store, req, { cacheDir: repomapCacheDirOf(deps), secrets: secrets(req.secretEnvNames) });
     },
 
     /**

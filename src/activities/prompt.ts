@@ -186,6 +186,8 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const withheld = new Set<string>();
   /** Partly shown files: the room each was given and the tokens its view took. */
   const views: Record<string, { room: number; tokens: number }> = {};
+  /** Files shown so far only by a READ's parts, and those parts' lines: their view is still to come. */
+  const readParts = new Map<string, [number, number][]>();
   const rankOf = new Map(map.ranked.map((r) => [r.path, r.rank]));
   /** `floor`, or more for a file ranked far above those that may still follow (fileViews.ts rankShare). */
   const shareOf = (rel: string, floor: number) =>
@@ -200,7 +202,9 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   const show = async (name: string, floor: number, explicit: boolean) => {
     // `./src/a.py` and `src/a.py` are one file.
     const rel = normalizeRel(name);
-    if (rel in shown || withheld.has(rel) || left <= 200) return;
+    if ((rel in shown && !readParts.has(rel)) || withheld.has(rel) || left <= 200) return;
+    const elsewhere = readParts.get(rel) ?? [];
+    readParts.delete(rel);
     const note = (reason: string) => {
       if (explicit && unreadable++ < MAX_UNREADABLE_LISTED) {
         // eslint-disable-next-line no-control-regex
@@ -236,7 +240,8 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
       left -= wholeTokens;
       return;
     }
-    const partial = fileView(rel, text, defsByFile.get(rel) ?? [], identSet, anchorsFrom.get(rel) ?? [], room);
+    // Around a READ's part: the view leaves out the lines the part shows.
+    const partial = fileView(rel, text, defsByFile.get(rel) ?? [], identSet, anchorsFrom.get(rel) ?? [], room, elsewhere);
     if (!partial) return;
     shown[rel] = 'partial';
     redactions += masked.count ? maskedInSpans(file.text, text, partial.spans, masked.count) : 0;
@@ -276,6 +281,9 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
       const n = masked.text.split('\n').length - (masked.text.endsWith('\n') ? 1 : 0);
       return readNote(raw, `nothing to show: ${rel} has ${n} lines`);
     }
+    // Only parts: the file's own view may still follow (without these lines), and it stays
+    // partial (a whole-file rewrite is refused) unless it is then shown whole.
+    if (!(rel in shown) || readParts.has(rel)) readParts.set(rel, [...(readParts.get(rel) ?? []), ...part.spans]);
     shown[rel] ??= 'partial';
     redactions += masked.count ? maskedInSpans(file.text, masked.text, part.spans, masked.count) : 0;
     files.push(part.text);

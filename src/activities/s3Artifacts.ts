@@ -10,10 +10,20 @@ import { mkdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { parseS3Url, type S3Location } from '../domain/artifactsUrl';
 import type { ArtifactRef } from '../domain/schema';
-import { ContentAddressedStore, hexOf, LocalArtifactStore, notFound, type ArtifactStore } from './artifacts';
+import { ContentAddressedStore, hexOf, LocalArtifactStore, notFound, type ArtifactStore, type StoredArtifact } from './artifacts';
 
 /** A client from the worker's environment: AWS_ENDPOINT_URL(_S3), AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY. */
 export function s3ClientFromEnv(env: Record<string, string | undefined>): S3Client {
@@ -63,6 +73,8 @@ export class S3ArtifactStore extends ContentAddressedStore {
     // Asking first costs a round trip: worth it only when it may spare a large upload.
     if (bytes >= ASK_FIRST_BYTES && (await this.has(hex))) {
       if (body instanceof Readable) body.destroy();
+      // Written again, so young again: retention prunes by last write, and this content has a new user.
+      await this.client.send(new CopyObjectCommand({ Bucket: this.at.bucket, Key: this.keyOf(hex), CopySource: `${this.at.bucket}/${this.keyOf(hex)}`, MetadataDirective: 'REPLACE' }));
       return;
     }
     await this.client.send(
@@ -112,6 +124,30 @@ export class S3ArtifactStore extends ContentAddressedStore {
       throw err;
     }
     return file;
+  }
+
+  async *list(): AsyncGenerator<StoredArtifact> {
+    const prefix = `${this.at.prefix}sha256/`;
+    for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.at.bucket, Prefix: prefix })) {
+      for (const o of page.Contents ?? []) {
+        const hex = o.Key!.slice(prefix.length + 3);
+        if (/^[0-9a-f]{64}$/.test(hex)) yield { hex, file: `${this.where}sha256/${hex.slice(0, 2)}/${hex}`, bytes: o.Size ?? 0, modifiedMs: o.LastModified?.getTime() ?? 0 };
+      }
+    }
+  }
+
+  async remove(entry: StoredArtifact): Promise<boolean> {
+    if (!entry.hex) return (await this.removeLocal(entry.file), true);
+    // Asked again just before: a listing of a large bucket takes a while, and a writer may have renewed it meanwhile.
+    const head = await this.client.send(new HeadObjectCommand({ Bucket: this.at.bucket, Key: this.keyOf(entry.hex) })).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    });
+    // To the second: a listing may give milliseconds, a HEAD's Last-Modified header never does.
+    if (head?.LastModified && Math.floor(head.LastModified.getTime() / 1000) !== Math.floor(entry.modifiedMs / 1000)) return false;
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.keyOf(entry.hex) }));
+    await this.removeLocal(entry.hex);
+    return true;
   }
 
   /** The bucket reachable with these credentials; created when missing (a fresh compose setup). */

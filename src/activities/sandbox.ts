@@ -32,7 +32,9 @@
 // policy.ts (limits, network and env of a task's policy), argv.ts (the bwrap command line),
 // root.ts (the minimal root, the toolchains, what is hidden),
 // limits.ts (cgroups, the disk watch, which limit was hit), network.ts (the control files),
-// egress.ts (the egress proxy), uids.ts (a uid per workspace, a lock file per uid).
+// egress.ts (the egress proxy), uids.ts (a uid per workspace, a lock file per uid),
+// toolchains.ts (the worker's own toolchains, per-repository caches), cacheLease.ts (one uid at a
+// time in a repository's cache).
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { HOME_IN_SANDBOX, SCRATCH_DIRS, sandboxCommand, type Prepared } from './sandbox/argv';
@@ -44,11 +46,13 @@ import type { ResourceUsage } from '../domain/schema';
 import type { RunCommandResult } from './commands';
 import type { SandboxedCommand, SandboxRunRequest } from './sandbox/setting';
 import { handOver, uidFor } from './sandbox/uids';
+import { leaseCache } from './sandbox/cacheLease';
 
 export { detectSandbox, INSTALL_HINT, NSENTER_INSTALL_HINT, type DetectOptions } from './sandbox/detect';
 export { effectiveLimits, sandboxNotes } from './sandbox/policy';
 export { describeSandbox, enforcementOf, sandboxDetails, type CgroupSupport, type SandboxedCommand, type SandboxRunRequest, type SandboxSetting } from './sandbox/setting';
 export { releaseUid, uidFor } from './sandbox/uids';
+export { describeToolchains, repoCacheDir } from './sandbox/toolchains';
 
 /** The command wrapped in the sandbox the worker has, with its env and its limits. */
 export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedCommand> {
@@ -57,22 +61,37 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   const argv = typeof req.command === 'string' ? ['/bin/sh', '-c', req.command] : req.command;
   const boxed = setting.kind === 'bubblewrap';
   if (!boxed) await mkdir(req.scratchHome, { recursive: true });
+  const uid = boxed ? uidFor(setting, req.dir) : undefined;
+  // A root worker's uid takes the repository's cache only when no other uid's command is using it.
+  const release = uid !== undefined && req.cacheDir ? leaseCache(req.cacheDir, uid) : undefined;
+  if (uid !== undefined && req.cacheDir && !release) req = { ...req, cacheDir: path.join(path.dirname(req.dir), '.toolchain-cache') };
+  if (req.cacheDir) await mkdir(req.cacheDir, { recursive: true });
   const env = sandboxEnv(req, boxed ? HOME_IN_SANDBOX : req.scratchHome);
   // No sandbox, no limits: only the environment is kept clean (and the process tree sampled).
   if (!boxed) return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish: async (r) => ({ resources: resourcesOf(r) }), dispose: async () => undefined };
 
-  const uid = uidFor(setting, req.dir);
-  if (uid !== undefined) await handOver(req.dir, uid, setting.workspaceRoot);
+  try {
+    if (uid !== undefined) await handOver(req.dir, uid, setting.workspaceRoot);
+    // The cache goes to this workspace's uid too (only what another task's uid left).
+    if (uid !== undefined && req.cacheDir) await handOver(req.cacheDir, uid, setting.workspaceRoot);
+  } catch (err) {
+    release?.();
+    throw err;
+  }
   const network = networkFor(setting, policy, req.phase);
   const egress = network && !!setting.nsenter && !!setting.egress;
   // Whatever the task's sandbox.env said: its HTTP(S) goes to the proxy, and nothing bypasses it.
   if (egress) Object.assign(env, proxyEnv());
   // Beside the workspace, so under the hidden workspace root: the sandbox never sees it.
-  const ctl = await Control.create(path.dirname(req.dir), egress);
+  const ctl = await Control.create(path.dirname(req.dir), egress).catch((err: unknown) => {
+    release?.();
+    throw err;
+  });
   const cgroup = setting.cgroup ? await Cgroup.create(setting.cgroup, limits).catch(() => undefined) : undefined;
   try {
-    return await start(req, { limits, uid, network, egress, ctl, cgroup, argv, env });
+    return await start(req, { limits, uid, network, egress, ctl, cgroup, argv, env, releaseCache: release });
   } catch (err) {
+    release?.();
     await ctl.close();
     await cgroup?.remove();
     throw err;
@@ -90,13 +109,15 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
   const proxy = egress ? new EgressProxy(egressFor(req.setting, req.policy).allow, req.setting.egress!) : undefined;
   const net = egress ? attachEgress(ctl, req.setting.nsenter!, proxy, kill) : undefined;
   const startedAt = Date.now();
-  const disk = await DiskWatch.start(req.dir, limits.diskMb, kill);
+  // The repository's cache is written by the command too: its growth counts against the same limit.
+  const disk = await DiskWatch.start([req.dir, ...(req.cacheDir ? [req.cacheDir] : [])], limits.diskMb, kill);
   disk.watchScratch(async () => (await ctl.info())?.pid, SCRATCH_DIRS);
   let done = false;
   const dispose = async () => {
     if (done) return;
     done = true;
     disk.stop();
+    prepared.releaseCache?.();
     await net?.stop();
     await ctl.close();
     await cgroup?.remove();

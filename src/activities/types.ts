@@ -12,6 +12,8 @@ export interface ActivityDeps {
   artifacts?: string;
   /** Where this worker clones workspaces. */
   workspaceRoot: string;
+  /** Caches shared by every worker on the host (WEAVER_CACHE_DIR, checked at start); unset: `<workspaceRoot>/.cache`. */
+  cacheDir?: string;
   /** This worker's own queue: workspace activities for workspaces it holds run there. */
   workspaceQueue: string;
   /** Where API keys are read from (process.env in production). */

@@ -37,6 +37,12 @@ export async function workflowIdOfWorkspace(root: string, name: string): Promise
   return workspaceDirFor(root, readable) === path.join(root, name) ? readable : undefined;
 }
 
+/** The repository a workspace's checkout was cloned from, as its marker says (beside the checkout, out of the sandbox's reach); undefined for one made before. */
+export async function repoOfWorkspace(dir: string): Promise<string | undefined> {
+  const repo = await readFile(path.join(path.dirname(dir), RUN_MARKER), 'utf8').then((t) => (JSON.parse(t) as { repo?: unknown }).repo, () => undefined);
+  return typeof repo === 'string' && repo ? repo : undefined;
+}
+
 export function workspaceDirFor(root: string, workflowId: string): string {
   // Workflow IDs may contain '/', ':' etc.: a readable part, plus a short hash of the exact ID
   // so that IDs differing only in such characters (`a/b`, `a_b`, `a:b`) never share a directory.
@@ -81,7 +87,8 @@ export async function prepareWorkspace(
   await killRecordedGroup(commandLockFile(dir));
   await rm(home, { recursive: true, force: true });
   await mkdir(home, { recursive: true });
-  await writeFile(path.join(home, RUN_MARKER), JSON.stringify({ workflowId: req.workflowId }));
+  // The repository too (without credentials): its commands share its toolchain caches (repoOfWorkspace).
+  await writeFile(path.join(home, RUN_MARKER), JSON.stringify({ workflowId: req.workflowId, repo: display }));
   const cancelled = async (detail: string): Promise<never> => {
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
     throw new CancelledFailure(`workspace preparation cancelled; ${detail}`);

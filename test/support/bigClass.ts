@@ -1,6 +1,7 @@
 // A large Python module for file-view tests and benchmarks: a class of many methods, one of
-// them a stub in the middle (`process_response`), its natural template beside it
-// (`preprocess_request`), and callers of the stub near the top and the bottom of the file.
+// them a stub in the middle (`process_response`), its natural template (`preprocess_request`)
+// ten methods (140 lines) above it — out of reach of the lines around the stub, so a view holds
+// it only by picking the sibling — and callers of the stub near the top and the bottom of the file.
 
 export interface BigClass {
   /** Files of the repository: the big module and a few small ones that use it. */
@@ -32,6 +33,9 @@ function method(i: number): string {
     '',
   ].join('\n');
 }
+
+/** Methods between the template and the stub. */
+const TEMPLATE_ABOVE = 10;
 
 /** About `lines` lines (≥ 1,000); the stub sits in the middle. */
 export function bigClass(lines = 3000): BigClass {
@@ -106,7 +110,8 @@ export function bigClass(lines = 3000): BigClass {
   const body: string[] = [head];
   for (let i = 0; i < count; i++) {
     if (i === 3) body.push(early);
-    if (i === middle) body.push(template, stub);
+    if (i === middle - TEMPLATE_ABOVE) body.push(template);
+    if (i === middle) body.push(stub);
     if (i === count - 3) body.push(late);
     body.push(method(i));
   }

@@ -1,12 +1,43 @@
 // Real worker processes for operations tests: `node --import tsx src/worker.ts`, so the pid a test
 // signals or kills -9 is the worker itself (the `tsx` binary would put a wrapper process in between).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+/** The `weaver` CLI as users run it (bin/weaver.mjs → tsx → src/cli.ts). */
+export const WEAVER_BIN = path.join(ROOT, 'bin', 'weaver.mjs');
+
+export interface Exit {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a process to completion; never rejects on a non-zero exit (the test looks at `code`). */
+export function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 90_000): Promise<Exit> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const ms = Date.now() - started;
+      if (err && typeof err.code !== 'number') {
+        // Spawn failure or killed by the timeout: nothing sensible to assert on.
+        reject(new Error(`${path.basename(file)} ${args.join(' ')}: ${err.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
+        return;
+      }
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr, ms });
+    });
+  });
+}
+
+/** Shows a failed child's output in the jest failure message. */
+export function explain(r: Exit): string {
+  return `exit ${r.code} after ${r.ms} ms\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
 
 export interface WorkerProcess {
   child: ChildProcess;

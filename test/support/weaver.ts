@@ -72,7 +72,8 @@ export async function startRig(
     workspaceQueue: `${taskQueue}-ws`,
     workflowBundle: opts.workflowBundle ?? workflowBundle(),
     settings: opts.settings,
-    deps: { artifactDir, workspaceRoot, env: { ...process.env, TEST_API_KEY: 'sk-test-secret-key-123456789' }, retryDelayScale: 0.01, heartbeatMs: 50, providers, repoRoots: [tmp], sandbox, ...opts.deps },
+    // The tag cache in the rig's temp dir, not the host's (WEAVER_CACHE_DIR's default is under the home).
+    deps: { artifactDir, workspaceRoot, cacheDir: path.join(tmp, 'cache'), env: { ...process.env, TEST_API_KEY: 'sk-test-secret-key-123456789' }, retryDelayScale: 0.01, heartbeatMs: 50, providers, repoRoots: [tmp], sandbox, ...opts.deps },
   });
   const running = worker.run();
   const rig: Rig = {

@@ -1,8 +1,8 @@
-// Tag extraction: tree-sitter parse + tag query per file, in-process or in worker threads.
-// The tagger itself is in ./tagger.ts; this is the pool that runs it on many files.
+// Tag extraction: tree-sitter parse + tag query per file, in-process or on the tagging threads.
+// The tagger itself is in ./tagger.ts, the threads in ./pool.ts.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import type { LangId } from './languages';
+import { TagPool, type PoolJob } from './pool';
 import { createTagger, taggerOptions, workerMain, type Tagger, type TagResult } from './tagger';
 
 export { createTagger, taggerOptions, workerMain, type DefTag, type FileTags, type Tagger, type TaggerOptions, type TagResult } from './tagger';
@@ -64,13 +64,22 @@ const WORKER_SOURCE = (): string =>
     `(${workerMain.toString()})(createTagger);`,
   ].join('\n');
 
+const pool = new TagPool(WORKER_SOURCE, taggerOptions, warnOnce, tagCounters);
+
+/** Ends the tagging threads (they end by themselves after 10 idle minutes and never hold the process). */
+export function closeTagPool(): Promise<void> {
+  return pool.close();
+}
+
 /**
- * Tags every job: in worker threads when there are many (a 10k-file cold build uses every
- * core), else in-process. A worker that fails hands its unfinished files to the main thread.
+ * Tags every job: on the process's tagging threads when there are many (a 10k-file cold build
+ * uses every core) or when the threads are already up, else in-process. Files of a thread that
+ * fails are tagged by the main thread.
  */
 export async function tagFiles(jobs: Job[]): Promise<TagResult[]> {
   const out: TagResult[] = new Array(jobs.length);
-  const n = workerCount(jobs.length);
+  const explicit = process.env.WEAVER_REPOMAP_WORKERS;
+  const n = explicit !== undefined && explicit !== '' ? workerCount(jobs.length) : Math.max(workerCount(jobs.length), Math.min(pool.size, jobs.length));
   if (n === 0) {
     await tagInProcess(
       jobs,
@@ -80,63 +89,20 @@ export async function tagFiles(jobs: Job[]): Promise<TagResult[]> {
     return out;
   }
   // Biggest languages first would balance better, but file order keeps batches language-local
-  // (fewer grammars per worker); batches are small enough to balance.
+  // (fewer grammars per thread); batches are small enough to balance.
   const BATCH = 24;
-  const batches: number[][] = [];
-  for (let i = 0; i < jobs.length; i += BATCH) batches.push(jobs.slice(i, i + BATCH).map((_, k) => i + k));
-  let next = 0;
+  const batches: PoolJob[][] = [];
+  for (let i = 0; i < jobs.length; i += BATCH) batches.push(jobs.slice(i, i + BATCH).map((j, k) => ({ i: i + k, abs: j.abs, lang: j.lang })));
+  const answers = await pool.run(batches, n);
   const leftover: number[] = [];
-  const source = WORKER_SOURCE();
-  const opts = taggerOptions();
-
-  const runWorker = () =>
-    new Promise<void>((resolve) => {
-      let worker: Worker;
-      try {
-        worker = new Worker(source, { eval: true, workerData: opts });
-        tagCounters.workersStarted++;
-      } catch {
-        tagCounters.workerFailures++;
-        while (next < batches.length) leftover.push(...batches[next++]);
-        resolve();
-        return;
-      }
-      const inFlight = new Map<number, number[]>();
-      let done = false;
-      const finish = (err?: unknown) => {
-        if (done) return;
-        done = true;
-        if (err instanceof Error) {
-          tagCounters.workerFailures++;
-          warnOnce([`repomap: a tagging worker failed, its files are tagged in-process: ${err.message}`]);
-        }
-        for (const b of inFlight.values()) leftover.push(...b);
-        inFlight.clear();
-        void worker.terminate();
-        resolve();
-      };
-      const feed = () => {
-        while (inFlight.size < 2 && next < batches.length) {
-          const id = next++;
-          const b = batches[id];
-          inFlight.set(id, b);
-          worker.postMessage({ id, jobs: b.map((i) => ({ i, abs: jobs[i].abs, lang: jobs[i].lang })) });
-        }
-        if (inFlight.size === 0) finish();
-      };
-      worker.on('message', (msg: { id: number; out: { i: number; r: TagResult }[]; warnings: string[] }) => {
-        for (const { i, r } of msg.out) out[i] = r;
-        tagCounters.inWorkers += msg.out.length;
-        inFlight.delete(msg.id);
-        warnOnce(msg.warnings);
-        feed();
-      });
-      worker.on('error', finish);
-      worker.on('exit', () => finish());
-      feed();
-    });
-
-  await Promise.all(Array.from({ length: n }, runWorker));
+  answers.forEach((answer, k) => {
+    if (!answer) {
+      leftover.push(...batches[k].map((j) => j.i));
+      return;
+    }
+    for (const { i, r } of answer) out[i] = r;
+    tagCounters.inWorkers += answer.length;
+  });
   if (leftover.length) await tagInProcess(jobs, leftover, out);
   return out;
 }

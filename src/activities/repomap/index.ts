@@ -1,11 +1,13 @@
 // The repository map (issue 7, item 4): tree-sitter definitions and references of the tracked
 // files, a file graph ranked by PageRank personalised by what the task names, rendered as an
-// elided outline within a token budget. Tags are cached by git blob SHA under `cacheDir`.
+// elided outline within a token budget. Tags are cached by git blob SHA under `cacheDir`
+// (WEAVER_CACHE_DIR: one for every worker process on the host).
 //
 //   files.ts    which files (git ls-files -s, .weaverignore, vendored/minified paths out unless named)
 //   noise.ts    generated, minified, stub and legacy-copy files out unless named
 //   languages.ts extensions, grammars and tag queries
-//   extract.ts  parsing + queries (in-process, or worker threads for big cold builds)
+//   extract.ts  parsing + queries (in-process, or on the tagging threads for big cold builds)
+//   pool.ts     the tagging threads, kept between builds
 //   cache.ts    the content-addressed tag cache
 //   rank.ts     the graph and personalised PageRank
 //   lexical.ts  BM25 of the task's words over definition-level chunks; stubs.ts: stub bodies
@@ -28,7 +30,7 @@ export { clearTagCacheMemory } from './cache';
 export interface RepoMapRequest {
   /** A git checkout. */
   dir: string;
-  /** Tag cache root, shared by all workspaces of this worker (content-addressed by git blob SHA). */
+  /** Tag cache root, shared by every workspace and worker process on the host (content-addressed by git blob SHA). */
   cacheDir: string;
   /** Paths the task, the model or failing tests named (boost + personalisation). */
   mentionedFiles: string[];
@@ -118,30 +120,8 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
   const [files, cache] = await Promise.all([listMapFiles(dir, mentionedFiles, skippedPaths), TagCache.open(req.cacheDir)]);
   lap('list+cache');
 
-  // Tags: from the cache, else parsed (and cached).
-  const tags: (FileTags | undefined)[] = new Array(files.length);
-  const todo: number[] = [];
-  let fromCache = 0;
-  files.forEach((f, i) => {
-    const hit = cache.get(cacheKey(f));
-    if (hit) {
-      tags[i] = hit;
-      fromCache++;
-    } else todo.push(i);
-  });
-  let parsed = 0;
-  if (todo.length) {
-    const results = await tagFiles(todo.map((i) => ({ abs: path.join(dir, files[i].path), lang: files[i].lang })));
-    results.forEach((r, k) => {
-      if (!r || !('tags' in r)) return; // failed to parse: left out of this map, tried again next time
-      const i = todo[k];
-      tags[i] = r.tags;
-      cache.put(cacheKey(files[i]), r.tags);
-      parsed++;
-    });
-    await cache.flush();
-  }
-  lap(`parse(${todo.length})`);
+  const { tags, parsed, fromCache, todo } = await tagsOf(dir, files, cache);
+  lap(`parse(${todo})`);
 
   const tagged: { path: string; tags: FileTags }[] = [];
   files.forEach((f, i) => {
@@ -228,6 +208,65 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
     stats: { files: files.length, parsed, fromCache, ms: Math.round(performance.now() - t0), tags: tagCount },
     skipped,
   };
+}
+
+/**
+ * Parses under way in this process, by cache key: a build that needs a file another build is
+ * parsing (two tasks on one repository at once) waits for that parse instead of repeating it.
+ */
+const parsing = new Map<string, Promise<FileTags | undefined>>();
+
+/** Each file's tags: from the cache, from a parse under way, else parsed here (and cached). undefined: failed to parse. */
+async function tagsOf(dir: string, files: MapFile[], cache: TagCache): Promise<{ tags: (FileTags | undefined)[]; parsed: number; fromCache: number; todo: number }> {
+  const tags: (FileTags | undefined)[] = new Array(files.length);
+  const todo: number[] = [];
+  const borrowed: Promise<void>[] = [];
+  let fromCache = 0;
+  files.forEach((f, i) => {
+    const key = cacheKey(f);
+    const hit = cache.get(key);
+    const elsewhere = hit ? undefined : parsing.get(key);
+    if (hit) {
+      tags[i] = hit;
+      fromCache++;
+    } else if (elsewhere) {
+      borrowed.push(
+        elsewhere.then((t) => {
+          if (!t) return; // failed there: left out here too
+          tags[i] = t;
+          fromCache++;
+          if (!cache.get(key)) cache.put(key, t); // another cache directory
+        }),
+      );
+    } else todo.push(i);
+  });
+  const settle = new Map<string, (t: FileTags | undefined) => void>();
+  for (const i of todo) {
+    const key = cacheKey(files[i]);
+    parsing.set(key, new Promise((resolve) => settle.set(key, resolve)));
+  }
+  let parsed = 0;
+  try {
+    if (todo.length) {
+      const results = await tagFiles(todo.map((i) => ({ abs: path.join(dir, files[i].path), lang: files[i].lang })));
+      results.forEach((r, k) => {
+        if (!r || !('tags' in r)) return; // failed to parse: left out of this map, tried again next time
+        const i = todo[k];
+        tags[i] = r.tags;
+        cache.put(cacheKey(files[i]), r.tags);
+        parsed++;
+      });
+    }
+  } finally {
+    todo.forEach((i) => {
+      const key = cacheKey(files[i]);
+      settle.get(key)?.(tags[i]);
+      parsing.delete(key);
+    });
+  }
+  await Promise.all(borrowed);
+  await cache.flush();
+  return { tags, parsed, fromCache, todo: todo.length };
 }
 
 function summariseSkipped(list: { path: string; why: string }[]): RepoMap['skipped'] {

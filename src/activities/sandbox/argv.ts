@@ -37,6 +37,8 @@ export interface Prepared {
   cgroup?: Cgroup;
   argv: string[];
   env: Record<string, string>;
+  /** Gives the repository's cache back (./cacheLease.ts) when the command is done. */
+  releaseCache?: () => void;
 }
 
 /** Where an injected set-up fault sends bwrap: a folder that is not there, so it dies before the command. */
@@ -70,6 +72,8 @@ export async function sandboxCommand(req: SandboxRunRequest, { limits, uid, netw
   const root = rootMounts({ hide: setting.hide, toolchains: setting.readOnly, scratch: Object.fromEntries(SCRATCH_DIRS.map((d) => [d, scratchMb * MIB])) });
   const mounts = root.mounts;
   mounts.push('--dir', HOME_IN_SANDBOX, '--bind', req.dir, req.dir);
+  // The repository's own caches, at their host path (the rest of the workspace root stays out of sight).
+  if (req.cacheDir) mounts.push('--bind', req.cacheDir, req.cacheDir);
   const git = path.join(req.dir, '.git');
   if (existsSync(git)) mounts.push('--ro-bind', git, git);
   // Last, after the mount points inside them exist: hiding tmpfs, /dev and the root take no writes.

@@ -16,6 +16,7 @@ import { NETWORK_ORDER } from './policy';
 import type { SandboxSetting } from './setting';
 import { isInside } from '../paths';
 import { defaultToolchains, toolchainEnv, untraversableAbove } from './root';
+import { findOnPath, resolveToolchains } from './toolchains';
 import { uidLockDir } from './uids';
 import { sleep } from '../processGroups';
 
@@ -62,6 +63,7 @@ export async function detectSandbox(opts: DetectOptions): Promise<SandboxSetting
     hide,
     readOnly,
     toolchainEnv: toolchainEnv(env, readOnly),
+    toolchains: resolveToolchains(env),
     ...(opts.workspaceRoot ? { workspaceRoot: path.resolve(opts.workspaceRoot) } : {}),
     maxLimits: sandboxMaxLimits(env),
     envAllow: sandboxEnvAllowlist(env),
@@ -183,12 +185,4 @@ async function probeTries<T>(probe: () => Promise<T>): Promise<T> {
       await sleep(1000);
     }
   }
-}
-
-function findOnPath(name: string, PATH = ''): string | undefined {
-  for (const dir of PATH.split(':').filter(Boolean)) {
-    const p = path.join(dir, name);
-    if (existsSync(p)) return p;
-  }
-  return ['/usr/bin', '/usr/local/bin', '/bin'].map((d) => path.join(d, name)).find((p) => existsSync(p));
 }

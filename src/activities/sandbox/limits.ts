@@ -73,21 +73,22 @@ export class DiskWatch {
   private stopped = false;
 
   private constructor(
-    private readonly dir: string,
+    private readonly dirs: string[],
     private readonly base: number,
     private readonly limit: number,
     private readonly kill: () => Promise<void>,
   ) {}
 
-  static async start(dir: string, limitMb: number, kill: () => Promise<void>): Promise<DiskWatch> {
-    const w = new DiskWatch(dir, (await diskUse(dir)).bytes, limitMb * MIB, kill);
+  /** `dirs`: the workspace, and the repository's cache when the command has one (its growth counts too). */
+  static async start(dirs: string[], limitMb: number, kill: () => Promise<void>): Promise<DiskWatch> {
+    const w = new DiskWatch(dirs, (await diskUse(dirs)).bytes, limitMb * MIB, kill);
     void w.loop();
     return w;
   }
 
   /** Bytes grown since the start. */
   async measure(): Promise<number> {
-    return Math.max(0, (await diskUse(this.dir)).bytes - this.base);
+    return Math.max(0, (await diskUse(this.dirs)).bytes - this.base);
   }
 
   private async loop(): Promise<void> {
@@ -96,7 +97,7 @@ export class DiskWatch {
       await sleep(pause, { unref: true });
       if (this.stopped) return;
       const t = Date.now();
-      const grown = Math.max(0, (await diskUse(this.dir)).bytes - this.base);
+      const grown = Math.max(0, (await diskUse(this.dirs)).bytes - this.base);
       pause = Math.max(1000, 10 * (Date.now() - t));
       // Again at every tick: the sandbox may not have told its pid yet.
       if (grown > this.limit || this.killedAt !== undefined) {
@@ -137,10 +138,10 @@ export async function fileAtLimit(dir: string, bytes: number, sinceMs: number): 
 }
 
 /** Allocated bytes under `dir` (sparse files count what they use), on its file system only. */
-async function diskUse(dir: string): Promise<{ bytes: number }> {
-  // du exits 1 when files vanish mid-walk; its total still stands.
-  const out = await run('du', ['-s', '-x', '-B1', dir], { maxBuffer: 1 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
-  return { bytes: Number(/^(\d+)/.exec(out.stdout)?.[1] ?? 0) };
+export async function diskUse(dirs: string[]): Promise<{ bytes: number }> {
+  // du exits 1 when files vanish mid-walk; its total (-c, the last line) still stands.
+  const out = await run('du', ['-s', '-x', '-c', '-B1', ...dirs], { maxBuffer: 1 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
+  return { bytes: Number(/^(\d+)\ttotal$/m.exec(out.stdout)?.[1] ?? 0) };
 }
 
 /** One command's cgroup(s): memory and process limits, what was hit, and what was used. */

@@ -5,6 +5,7 @@ import { SANDBOX_LIMIT_CAPS } from '../../config';
 import { narrowEgress } from '../../domain/egress';
 import { SandboxLimitsSchema, type SandboxLimits, type SandboxPolicy } from '../../domain/schema';
 import type { SandboxRunRequest, SandboxSetting } from './setting';
+import { cacheEnv } from './toolchains';
 
 export const NETWORK_ORDER: SandboxPolicy['network'][] = ['none', 'setup', 'all'];
 
@@ -75,6 +76,8 @@ export function sandboxEnv(req: SandboxRunRequest, home: string): Record<string,
   }
   // Only where the worker's env does not already say (and only what a lent toolchain needs).
   for (const [name, value] of Object.entries(req.setting.toolchainEnv ?? {})) out[name] ??= value;
+  // The repository's caches, unless the task set a variable itself (GOCACHE=off, its own MAVEN_OPTS).
+  if (req.cacheDir) for (const [name, value] of Object.entries(cacheEnv(req.cacheDir))) out[name] ??= value;
   out.HOME = home;
   out.TMPDIR = req.setting.kind === 'bubblewrap' ? '/tmp' : home;
   out.CI = 'true';

@@ -7,6 +7,7 @@ import { existsSync, lstatSync, readdirSync, readlinkSync, realpathSync, statSyn
 import os from 'node:os';
 import path from 'node:path';
 import { isInside } from '../paths';
+import { installRoot, pyenvRoot, resolveToolchains } from './toolchains';
 
 /** Top-level system directories (or their merged-/usr symlinks), as the host has them. */
 export const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
@@ -102,6 +103,13 @@ export function defaultToolchains(env: NodeJS.ProcessEnv, hide: string[]): strin
     else add(path.basename(dir) === 'bin' ? path.dirname(dir) : dir);
   }
   for (const rel of HOME_TOOLCHAINS) add(path.join(home, rel));
+  // Where the worker's own python3, go, cargo, … really are (a pyenv version, a JDK an
+  // alternatives link leads to): their installations, wherever PATH's directory was.
+  for (const t of resolveToolchains(env)) {
+    const root = installRoot(t.real);
+    // Never a folder right under the home (~/.cargo, ~/.local hold configs and tokens): its bin/ only.
+    add(path.dirname(root) === home ? path.dirname(t.real) : root);
+  }
   for (const v of ['RUSTUP_HOME', 'PYENV_ROOT', 'JAVA_HOME', 'GOROOT', 'NVM_DIR', 'SDKMAN_DIR', 'VOLTA_HOME']) add(env[v]);
   // A toolchain inside what the worker hides (its checkout's node_modules/.bin) is never lent;
   // a hidden path inside a toolchain is covered when the sandbox is built.
@@ -110,11 +118,14 @@ export function defaultToolchains(env: NodeJS.ProcessEnv, hide: string[]): strin
 
 /**
  * Env a toolchain needs once HOME is the sandbox's own: rustup's proxies (cargo, rustc) find
- * their toolchains through RUSTUP_HOME, which defaults to ~/.rustup.
+ * their toolchains through RUSTUP_HOME, pyenv's shims their versions through PYENV_ROOT; both
+ * default to a place under HOME.
  */
 export function toolchainEnv(env: NodeJS.ProcessEnv, toolchains: string[]): Record<string, string> {
-  const rustup = env.RUSTUP_HOME ?? path.join(os.homedir(), '.rustup');
-  return toolchains.some((t) => isInside(rustup, t)) ? { RUSTUP_HOME: rustup } : {};
+  const out: Record<string, string> = {};
+  const homes = { RUSTUP_HOME: env.RUSTUP_HOME ?? path.join(os.homedir(), '.rustup'), PYENV_ROOT: pyenvRoot(env) };
+  for (const [name, dir] of Object.entries(homes)) if (toolchains.some((t) => isInside(dir, t))) out[name] = dir;
+  return out;
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Command, ResourceUsage, SandboxLimits, SandboxPolicy } from '../..
 import type { EgressRefusal } from '../../domain/egress';
 import type { RunCommandResult } from '../commands';
 import type { EgressSetting } from './egress';
+import type { ResolvedToolchain } from './toolchains';
 /** What the worker found at start: which sandbox every workspace command runs in. */
 export interface SandboxSetting {
   mode: SandboxMode;
@@ -45,6 +46,8 @@ export interface SandboxSetting {
   readOnly: string[];
   /** Env the lent toolchains need under the sandbox's own HOME (RUSTUP_HOME). */
   toolchainEnv?: Record<string, string>;
+  /** The worker's own python3, go, cargo, node, java, mvn as its PATH resolves them (the start-up log names them). */
+  toolchains?: ResolvedToolchain[];
   /** Toolchains a root worker could not lend (not reachable for the sandbox's uids), for the banner. */
   toolchainNote?: string;
   /** Where workspaces are made: traversal (o+x) is given only below it. */
@@ -71,6 +74,11 @@ export interface SandboxRunRequest {
   env: NodeJS.ProcessEnv;
   /** Env var names never passed, whatever the policy says (provider keys). */
   secretEnvNames?: string[];
+  /**
+   * The repository's own cache directory (./toolchains.ts repoCacheDir): writable, shared by its
+   * tasks on this host, the tools' caches pointed at it. Absent: every command starts cold.
+   */
+  cacheDir?: string;
   /** A private home for the sandbox=none case (created). */
   scratchHome: string;
 }

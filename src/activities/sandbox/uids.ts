@@ -38,10 +38,10 @@ function startTimeOf(pid: number): string | undefined {
   }
 }
 
-const SELF = `${process.pid} ${startTimeOf(process.pid) ?? '?'}`;
+export const SELF = `${process.pid} ${startTimeOf(process.pid) ?? '?'}`;
 
 /** A lock's holder: `<pid> <start time>\n<workspace>`; held while that process lives. */
-function readLock(file: string): { holder: string; dir: string; alive: boolean } | undefined {
+export function readLock(file: string): { holder: string; dir: string; alive: boolean } | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -58,7 +58,7 @@ function readLock(file: string): { holder: string; dir: string; alive: boolean }
  * left by a process that died mid-choice is broken after 2 s (the wait blocks this process's
  * event loop, so it stays well inside every heartbeat timeout).
  */
-function withMutex<T>(locks: string, fn: () => T): T {
+export function withMutex<T>(locks: string, fn: () => T): T {
   const mutex = path.join(locks, '.choosing');
   for (;;) {
     try {

@@ -1,0 +1,176 @@
+// `weaver doctor`: what a worker needs, checked before starting one — each check passes or
+// fails with the fix. It reuses the worker's own probes (registry, sandbox, artifact store) so
+// it says what the worker would find.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdir, statfs, unlink, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import type { Connection } from '@temporalio/client';
+import { loadProviderRegistry } from './activities/providers';
+import { openaiClient } from './activities/openaiClient';
+import { openArtifactStore } from './activities/s3Artifacts';
+import type { ActivityDeps } from './activities/types';
+import { connectTemporal } from './client';
+import { config, type WeaverConfig } from './config';
+import { DEV_SERVER_SEARCH_ATTRIBUTES } from './devtools/devServer';
+import { ProviderRegistryError } from './domain/registry';
+import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
+import { workerSandbox } from './worker';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+/** git ≥ 2.36: the worker's hardening sets safe.directory=* (2.36) through GIT_CONFIG_COUNT (2.31). */
+export const MIN_GIT = [2, 36] as const;
+/** Below this much free space where workspaces and artifacts go, clones and test logs start failing. */
+export const MIN_FREE_BYTES = 1024 ** 3;
+/** A provider's `GET /models` gets this long. */
+const PROVIDER_TIMEOUT_SEC = 10;
+
+const pass = (name: string, detail: string): Check => ({ name, ok: true, detail });
+const fail = (name: string, detail: string, fix: string): Check => ({ name, ok: false, detail, fix });
+const why = (err: unknown) => ((err as Error)?.message ?? String(err)).split('\n')[0];
+
+export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
+  const c = config(env);
+  const temporal = await temporalChecks(c);
+  const rest = await Promise.all([providerChecks(c, env), gitCheck(), sandboxCheck(c, env), writableCheck('workspace root', c.workspaceRoot), artifactCheck(c, env)]);
+  // After the writable checks, which make the directories.
+  return [...temporal, ...rest.flat(), await diskCheck(c)];
+}
+
+/** One line per check: ✓/✗, name, detail; a failure's fix after it. */
+export function formatChecks(checks: Check[]): string {
+  const lines = checks.map((k) => `${k.ok ? '✓' : '✗'} ${k.name}: ${k.detail}${k.fix ? ` — fix: ${k.fix}` : ''}`);
+  const failed = checks.filter((k) => !k.ok).length;
+  lines.push(failed ? `${failed} of ${checks.length} checks failed` : `all ${checks.length} checks passed`);
+  return lines.join('\n');
+}
+
+async function temporalChecks(c: WeaverConfig): Promise<Check[]> {
+  const name = 'temporal';
+  const attrs = 'search attributes';
+  let connection: Connection;
+  try {
+    connection = await connectTemporal(c.address, c.connectTimeoutMs);
+  } catch (err) {
+    return [
+      fail(name, `not reachable at ${c.address} (${why((err as Error).cause ?? err)})`, 'start the server (e.g. `temporal server start-dev`) or set TEMPORAL_ADDRESS to where it listens'),
+      fail(attrs, `not checked: no server at ${c.address}`, 'fix the temporal check first'),
+    ];
+  }
+  try {
+    try {
+      await connection.workflowService.describeNamespace({ namespace: c.namespace });
+    } catch (err) {
+      return [
+        fail(name, `${c.address} answers, but namespace "${c.namespace}" is not there (${why(err)})`, `temporal operator namespace create --namespace ${c.namespace}, or set TEMPORAL_NAMESPACE`),
+        fail(attrs, 'not checked: no namespace', 'fix the temporal check first'),
+      ];
+    }
+    const ok = pass(name, `${c.address}, namespace "${c.namespace}"`);
+    const have = await connection.operatorService.listSearchAttributes({ namespace: c.namespace });
+    const missing = WEAVER_SEARCH_ATTRIBUTES.filter((k) => !have.customAttributes?.[k.name]).map((k) => k.name);
+    if (!missing.length) return [ok, pass(attrs, WEAVER_SEARCH_ATTRIBUTES.map((k) => k.name).join(', '))];
+    const create = missing.map((n) => `--name ${n} --type ${DEV_SERVER_SEARCH_ATTRIBUTES[n]}`).join(' ');
+    return [ok, fail(attrs, `missing: ${missing.join(', ')}`, `start a worker (it registers them) or run temporal operator search-attribute create --namespace ${c.namespace} ${create}`)];
+  } catch (err) {
+    return [pass(name, `${c.address}, namespace "${c.namespace}"`), fail(attrs, `cannot list them: ${why(err)}`, 'check the server allows operator calls from here')];
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
+/** Each registry provider: its key present (the NAME is said, never the value) and `GET /models` answering. */
+async function providerChecks(c: WeaverConfig, env: NodeJS.ProcessEnv): Promise<Check[]> {
+  let providers;
+  try {
+    providers = loadProviderRegistry(c.providersFile);
+  } catch (err) {
+    const detail = err instanceof ProviderRegistryError ? `invalid registry ${err.source}: ${err.issues.join('; ')}` : why(err);
+    return [fail('providers', detail, 'correct the registry file (WEAVER_PROVIDERS)')];
+  }
+  const deps = { providers, env, inlineEndpoints: [] } as unknown as ActivityDeps;
+  return Promise.all(
+    Object.entries(providers.providers).map(async ([id, entry]): Promise<Check> => {
+      const name = `provider ${id}`;
+      const where = entry.baseURL ?? env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1';
+      if (entry.apiKeyEnv && !env[entry.apiKeyEnv]) return fail(name, `${where}: key ${entry.apiKeyEnv} is not set`, `set ${entry.apiKeyEnv} in the worker's environment`);
+      try {
+        const models = [];
+        for await (const m of openaiClient(deps, { id, model: entry.models[0], timeoutSec: PROVIDER_TIMEOUT_SEC }).models.list()) models.push(m.id);
+        const key = entry.apiKeyEnv ? `key ${entry.apiKeyEnv} set` : 'keyless';
+        return pass(name, `${where} answers GET /models (${models.length} model(s)), ${key}`);
+      } catch (err) {
+        return fail(name, `${where}: GET /models failed: ${why(err)}`, `check the endpoint is up and reachable from here${entry.apiKeyEnv ? ` and that ${entry.apiKeyEnv} holds a valid key` : ''}`);
+      }
+    }),
+  );
+}
+
+async function gitCheck(): Promise<Check> {
+  const need = MIN_GIT.join('.');
+  try {
+    const out = (await promisify(execFile)('git', ['--version'])).stdout.trim();
+    const [major, minor] = (/(\d+)\.(\d+)/.exec(out) ?? []).slice(1).map(Number);
+    if (major > MIN_GIT[0] || (major === MIN_GIT[0] && minor >= MIN_GIT[1])) return pass('git', `${out} (≥ ${need})`);
+    return fail('git', `${out} is older than ${need}`, `install git ${need} or later`);
+  } catch (err) {
+    return fail('git', `not runnable: ${why(err)}`, `install git ${need} or later and put it on PATH`);
+  }
+}
+
+/** The worker's own sandbox detection (WEAVER_SANDBOX): what it would run commands in. */
+async function sandboxCheck(c: WeaverConfig, env: NodeJS.ProcessEnv): Promise<Check> {
+  try {
+    const s = await workerSandbox({ workspaceRoot: c.workspaceRoot, artifactDir: c.artifactDir }, c.sandbox, env);
+    if (s.kind === 'none') return pass('sandbox', `none — ${s.warning}`);
+    return pass('sandbox', `${s.version} at ${s.bwrap}, user namespaces work${s.networkWarning ? `; ${s.networkWarning}` : ''}`);
+  } catch (err) {
+    const [problem, fix] = (err as Error).message.split(' Fix: ');
+    return fail('sandbox', problem, fix ?? 'see README "The sandbox"');
+  }
+}
+
+async function writableCheck(name: string, dir: string): Promise<Check> {
+  const probe = `${dir}/.weaver-doctor-${randomUUID()}`;
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(probe, 'ok');
+    await unlink(probe);
+    return pass(name, `${dir} is writable`);
+  } catch (err) {
+    return fail(name, `${dir} is not writable: ${why(err)}`, `make it writable by this user, or point the setting elsewhere (${name === 'workspace root' ? 'WEAVER_WORKSPACE_ROOT' : 'WEAVER_ARTIFACT_DIR'})`);
+  }
+}
+
+/** The local directory always (scratch files, the S3 cache); the object store through its own check(). */
+async function artifactCheck(c: WeaverConfig, env: NodeJS.ProcessEnv): Promise<Check> {
+  const local = await writableCheck('artifact store', c.artifactDir);
+  if (!local.ok || !c.artifacts) return local;
+  const store = openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env });
+  try {
+    await store.check();
+    return pass('artifact store', `${store.where} reachable; cache ${c.artifactDir} writable`);
+  } catch (err) {
+    return fail('artifact store', why(err), 'check WEAVER_ARTIFACTS and the AWS_* variables (endpoint, region, credentials)');
+  }
+}
+
+async function diskCheck(c: WeaverConfig): Promise<Check> {
+  const dirs = [...new Set([c.workspaceRoot, c.artifactDir])];
+  try {
+    const free = await Promise.all(dirs.map(async (d) => ({ d, bytes: await statfs(d).then((s) => s.bavail * s.bsize) })));
+    const gib = (b: number) => `${(b / 1024 ** 3).toFixed(1)} GiB`;
+    const detail = free.map((f) => `${gib(f.bytes)} free at ${f.d}`).join(', ');
+    const low = free.filter((f) => f.bytes < MIN_FREE_BYTES);
+    if (!low.length) return pass('disk', detail);
+    return fail('disk', detail, `free space on ${low.map((f) => f.d).join(', ')} (at least ${gib(MIN_FREE_BYTES)})`);
+  } catch (err) {
+    return fail('disk', `cannot read free space: ${why(err)}`, 'fix the workspace root and artifact store checks first');
+  }
+}
