@@ -143,7 +143,11 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
       // (an infrastructure error, retried), never the command's outcome. A timeout or a cancel
       // kills bwrap itself; the disk watch kills only a command that ran.
       // A limit the command's tree hit (the OOM killer ending bwrap too) stays the command's.
-      const sandboxFailed = !r.timedOut && !r.cancelled && disk.killedAt === undefined && (!!netError || !hit) && !(await ctl.commandRan()) ? setupFailure(r, netError) : undefined;
+      // bwrap's own "execvp <program>: …" is the command's program missing or not runnable: the
+      // sandbox was set up, so that is the command's outcome (a check's missing tool), not ours.
+      const execFailed = !netError && /^bwrap: execvp /m.test(r.tail);
+      const sandboxFailed =
+        !r.timedOut && !r.cancelled && disk.killedAt === undefined && !execFailed && (!!netError || !hit) && !(await ctl.commandRan()) ? setupFailure(r, netError) : undefined;
       // Before dispose: the cgroup's counters go with it.
       const resources = resourcesOf(r, cgroup && { ...(await cgroup.usage()), by: cgroup.kind });
       await dispose();
