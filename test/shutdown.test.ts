@@ -260,7 +260,7 @@ test('a host that never comes back: the workspace is rebuilt on another worker (
   const other = await startWorkerProcess(w.env({ WEAVER_WORKSPACE_ROOT: path.join(w.tmp, 'other-host') }));
   const result = await handle.result();
   const next = await recoveryMs(handle.workflowId, killedAt);
-  process.stderr.write(`[shutdown] lost host: ${next.type} started on the other worker ${next.ms} ms after the kill (default 25 s queue check)\n`);
+  process.stderr.write(`[shutdown] lost host: ${next.type} started on the other worker ${next.ms} ms after the kill (default queue checks: 2 s, then 25 s)\n`);
   // Its own slot and workspace queue, not the dead host's (which its workflow log may name, as
   // the queue nobody polled).
   const deadQueue = first.output().match(/workspace queue "([^"]+)"/)![1];
