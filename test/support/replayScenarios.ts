@@ -3,7 +3,8 @@
 // can take — every strategy, durable provider waits, decomposition with merge, a batch,
 // approval both ways, cancellation, a workspace rebuild, a budget refusal, a lost host's
 // workspace given up on. Answers are tiny.
-import { rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { workspaceDirFor } from '../../src/activities/workspace';
@@ -13,7 +14,7 @@ import { wholeFile } from './answers';
 import type { HistoryShape } from './histories';
 import { makeRepo } from './repos';
 import { byTitle, fix, multiRepo, parentTask, sub } from './modules';
-import type { Rig } from './weaver';
+import { startRig, type Rig } from './weaver';
 
 export const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 export const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
@@ -33,6 +34,8 @@ export interface ExpectedShape {
   signals?: string[];
   updates?: string[];
   cancelRequested?: boolean;
+  /** Patch markers the run must have recorded (the versioned command sequences it pins). */
+  patches?: string[];
 }
 
 export interface ReplayScenario {
@@ -62,6 +65,22 @@ async function waitForPhase(h: WorkflowHandle, phase: Progress['phase']): Promis
 }
 
 const decisions = (r: CodingTaskResult) => r.attempts.map((a) => a.decision.action);
+
+/** Two explicit subtasks as children; the parent merges their branches (two scenarios: before and since `child-task-timeout`). */
+const decompositionMerge: ReplayScenario['run'] = async (rig, id) => {
+  const repo = await multiRepo(rig, ['a', 'b']);
+  rig.model.setDefault('rs-dec', byTitle({ 'fix a': fix('a'), 'fix b': fix('b') }));
+  const r = await rig.run(parentTask(rig, repo, 'rs-dec', { subtasks: [sub('fix a', 'a'), sub('fix b', 'b')] }), id);
+  check(r.status === 'succeeded' && r.children?.length === 2 && r.children.every((c) => c.merged), 'two children merged', r.children?.map((c) => [c.status, c.merged]));
+  return [id, ...r.children!.map((c) => c.workflowId)];
+};
+
+/** Whether some checkout in the run's workspace folder has the file `name` (a test command's mark that it started). */
+async function markedIn(root: string, workflowId: string, name: string): Promise<boolean> {
+  const home = workspaceDirFor(root, workflowId);
+  const entries = await readdir(home, { withFileTypes: true }).catch(() => []);
+  return entries.some((e) => e.isDirectory() && existsSync(path.join(home, e.name, name)));
+}
 
 export const REPLAY_SCENARIOS: ReplayScenario[] = [
   {
@@ -175,13 +194,7 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     name: 'decomposition-merge',
     about: 'two explicit subtasks as child workflows; the parent merges their branches and runs the whole suite',
     expect: { closed: 'COMPLETED', children: 2, activities: { mergeBranches: 1, runTests: 1, commitAndPush: 1 } },
-    run: async (rig, id) => {
-      const repo = await multiRepo(rig, ['a', 'b']);
-      rig.model.setDefault('rs-dec', byTitle({ 'fix a': fix('a'), 'fix b': fix('b') }));
-      const r = await rig.run(parentTask(rig, repo, 'rs-dec', { subtasks: [sub('fix a', 'a'), sub('fix b', 'b')] }), id);
-      check(r.status === 'succeeded' && r.children?.length === 2 && r.children.every((c) => c.merged), 'two children merged', r.children?.map((c) => [c.status, c.merged]));
-      return [id, ...r.children!.map((c) => c.workflowId)];
-    },
+    run: decompositionMerge,
   },
   {
     name: 'task-batch',
@@ -309,6 +322,40 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     },
   },
   {
+    name: 'decomposition-child-timeout',
+    about: 'decomposition-merge since child-task-timeout: the children started with the parent\'s workflow-task timeout',
+    expect: { closed: 'COMPLETED', children: 2, activities: { mergeBranches: 1, runTests: 1, commitAndPush: 1 }, patches: ['child-task-timeout', 'quick-queue-check'] },
+    run: decompositionMerge,
+  },
+  {
+    name: 'busy-workspace-worker',
+    about: "the workspace worker's one slot is taken by another task's 8 s test run: the change waits 2 s in the queue, the liveness ping answers busy, it is queued again and applied",
+    expect: { closed: 'COMPLETED', activities: { applyChange: 2, workspaceAlive: 1, commitAndPush: 1 }, patches: ['quick-queue-check', 'workspace-liveness-check'] },
+    run: async (_shared, id) => {
+      // A worker of its own: one workspace slot, nobody else's tasks.
+      const rig = await startRig({ settings: { maxWorkspaceActivities: 1 } });
+      try {
+        const blocker = `${id}-blocker`;
+        rig.model.script('rs-busy-blocker', [answer(BAD)]);
+        rig.model.setDefault('rs-busy', async () => {
+          // Answered once the other task's test run holds the slot this task's change needs next.
+          const slow = ['node', '-e', "require('fs').writeFileSync('.started', ''); setTimeout(() => process.exit(1), 8000)"];
+          await rig.start(rig.task(await rig.newRepo(), [rig.provider('rs-busy-blocker')], { testCommand: slow, limits: { maxAttempts: 1, testTimeoutSec: 60 } }), blocker);
+          for (const deadline = Date.now() + 60_000; !(await markedIn(rig.workspaceRoot, blocker, '.started')); ) {
+            if (Date.now() > deadline) throw new Error('the blocker never started its tests');
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          return answer(GOOD);
+        });
+        const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-busy')], { push: true }), id);
+        check(r.status === 'succeeded', 'succeeded after waiting for the busy worker', [r.status, r.reason]);
+        return [id];
+      } finally {
+        await rig.close();
+      }
+    },
+  },
+  {
     // Last: it stops the rig's workspace workers (a lost host), which no later scenario could use.
     name: 'rebuilds-without-progress',
     about: "the answer is paid, then the host's workspace queue goes silent and every rebuild lands there: failed after 3 losses in a row without progress, the attempt listed",
@@ -343,5 +390,6 @@ export function shapeProblems(shape: HistoryShape, expected: ExpectedShape): str
   want(JSON.stringify(shape.signals) === JSON.stringify(expected.signals ?? []), `signals ${JSON.stringify(expected.signals ?? [])}`, shape.signals);
   want(JSON.stringify(shape.updates) === JSON.stringify(expected.updates ?? []), `updates ${JSON.stringify(expected.updates ?? [])}`, shape.updates);
   want(shape.cancelRequested === !!expected.cancelRequested, `cancel requested: ${!!expected.cancelRequested}`, shape.cancelRequested);
+  for (const p of expected.patches ?? []) want(shape.patches.includes(p), `patch ${p} recorded`, shape.patches);
   return problems;
 }
