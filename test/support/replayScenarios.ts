@@ -337,10 +337,13 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
       try {
         const blocker = `${id}-blocker`;
         rig.model.script('rs-busy-blocker', [answer(BAD)]);
+        const slow = ['node', '-e', "require('fs').writeFileSync('.started', ''); setTimeout(() => process.exit(1), 8000)"];
+        let started: Promise<unknown> | undefined;
         rig.model.setDefault('rs-busy', async () => {
-          // Answered once the other task's test run holds the slot this task's change needs next.
-          const slow = ['node', '-e', "require('fs').writeFileSync('.started', ''); setTimeout(() => process.exit(1), 8000)"];
-          await rig.start(rig.task(await rig.newRepo(), [rig.provider('rs-busy-blocker')], { testCommand: slow, limits: { maxAttempts: 1, testTimeoutSec: 60 } }), blocker);
+          // Answered once the other task's test run holds the slot this task's change needs next
+          // (started once, should the call be retried).
+          started ??= rig.newRepo().then((repo) => rig.start(rig.task(repo, [rig.provider('rs-busy-blocker')], { testCommand: slow, limits: { maxAttempts: 1, testTimeoutSec: 60 } }), blocker));
+          await started;
           for (const deadline = Date.now() + 60_000; !(await markedIn(rig.workspaceRoot, blocker, '.started')); ) {
             if (Date.now() > deadline) throw new Error('the blocker never started its tests');
             await new Promise((r) => setTimeout(r, 50));
