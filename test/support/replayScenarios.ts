@@ -324,7 +324,7 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
   {
     name: 'decomposition-child-timeout',
     about: 'decomposition-merge since child-task-timeout: the children started with the parent\'s workflow-task timeout',
-    expect: { closed: 'COMPLETED', children: 2, activities: { mergeBranches: 1, runTests: 1, commitAndPush: 1 }, patches: ['child-task-timeout', 'quick-queue-check'] },
+    expect: { closed: 'COMPLETED', children: 2, activities: { mergeBranches: 1, runCheck: 1, commitAndPush: 1 }, patches: ['child-task-timeout', 'quick-queue-check'] },
     run: decompositionMerge,
   },
   {
