@@ -39,6 +39,8 @@ export async function sweepWorkspaces(opts: {
   now?: number;
   /** Say what would go, remove nothing. */
   dryRun?: boolean;
+  /** How long an open run's progress query may take (default PROGRESS_QUERY_MS). */
+  queryMs?: number;
 }): Promise<SweepOutcome> {
   const { root } = opts;
   const client = new Client({ connection: opts.connection, namespace: opts.namespace });
@@ -67,8 +69,8 @@ export async function sweepWorkspaces(opts: {
       status = 'NOT_FOUND'; // past the namespace's retention: over long ago
     }
     const result = status === 'COMPLETED' || status === 'FAILED' ? await resultOf(handle as WorkflowHandle).catch(() => undefined) : undefined;
-    const now = status === 'RUNNING' ? await workspaceOfOpenRun(client, handle) : result?.workspace ? { dir: result.workspace } : undefined;
-    const elsewhere = !!now && !isIn(now, folder, opts.workspaceQueue);
+    const current = status === 'RUNNING' ? await workspaceOfOpenRun(client, handle, opts.queryMs ?? PROGRESS_QUERY_MS) : result?.workspace ? { dir: result.workspace } : undefined;
+    const elsewhere = !!current && !isIn(current, folder, opts.workspaceQueue);
     if (status === 'RUNNING' && !elsewhere) {
       out.kept.push({ name, why: `run ${workflowId} is open` });
       continue;
@@ -94,8 +96,8 @@ export async function sweepWorkspaces(opts: {
 }
 
 /** Where an open run's workspace is now (its progress query); undefined when it does not say (an old run, a batch, no worker answering). */
-async function workspaceOfOpenRun(client: Client, handle: WorkflowHandle): Promise<{ dir: string; taskQueue?: string } | undefined> {
-  const progress = await client.withDeadline(Date.now() + PROGRESS_QUERY_MS, () => handle.query<Progress>('progress')).catch(() => undefined);
+async function workspaceOfOpenRun(client: Client, handle: WorkflowHandle, queryMs: number): Promise<{ dir: string; taskQueue?: string } | undefined> {
+  const progress = await client.withDeadline(Date.now() + queryMs, () => handle.query<Progress>('progress')).catch(() => undefined);
   return progress?.workspace;
 }
 
