@@ -2,11 +2,10 @@
 // runs on the real dev server; a closed run's goes, an open run's stays, and so does a closed
 // run's that holds a commit found nowhere else. The worker's own dot-folders are never touched.
 // A run whose workspace was rebuilt elsewhere (real tasks on a real worker: its progress, or its
-// result, names the rig's folder and queue) has its leftover on this host removed at once, open
-// or closed, retention or not; the run's own folder is kept.
+// result, names the rig's folder and queue) has its leftover on this host removed at once by that
+// host's worker start, open or closed, retention or not; the run's own folder is kept.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -14,17 +13,20 @@ import { DefaultLogger } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import type { ActivityDeps, WorkspaceHandle } from '../src/activities/types';
 import { RUN_MARKER, workspaceDirFor } from '../src/activities/workspace';
+import { config } from '../src/config';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
+import { createWorkers } from '../src/worker';
 import { sweepWorkspaces } from '../src/workspaceSweep';
 import { addFiles, makeRepo } from './support/repos';
 import { answer, BAD } from './support/replayScenarios';
 import { startRig } from './support/weaver';
-import { closeTestConnections, testClient, TEST_NAMESPACE, uniqueQueue } from './support/temporal';
+import { closeTestConnections, testClient, testNativeConnection, TEST_NAMESPACE, uniqueQueue, workflowBundle } from './support/temporal';
 
 let base: string;
 let deps: ActivityDeps;
 let client: Client;
 beforeAll(async () => {
-  base = await mkdtemp(path.join(tmpdir(), 'weaver-sweep-'));
+  base = sandboxableTempDir('weaver-sweep-');
   deps = { artifactDir: path.join(base, 'artifacts'), workspaceRoot: path.join(base, 'workspaces'), workspaceQueue: 'ws-queue', env: process.env, heartbeatMs: 20, repoRoots: [base] };
   client = await testClient();
 });
@@ -87,6 +89,7 @@ test('a closed run\'s workspace is removed; an open run\'s and one holding an un
 test('a run\'s folder left on a lost host goes at once when its workspace was rebuilt elsewhere (open or closed, within retention); its own folder and a leftover with an unpushed commit stay', async () => {
   const rig = await startRig();
   const week = 7 * 86_400_000;
+  expect(config().retentionMs).toBe(week);
   const stamp = Date.now();
   try {
     // Two open runs whose workspace is on the rig's worker (each waiting for its model), one closed
@@ -105,8 +108,12 @@ test('a run\'s folder left on a lost host goes at once when its workspace was re
     const [movedWs, commitWs, failedWs] = [await prepare(moved.workflowId, repo), await prepare(movedWithCommit.workflowId, repo), await prepare(failed.workflowId, repo)];
     await addFiles(commitWs.dir, { 'b.txt': 'b\n' }, 'made before the host was lost');
 
-    const lines: string[] = [];
-    const here = await sweepWorkspaces({ root: deps.workspaceRoot, workspaceQueue: deps.workspaceQueue, retentionMs: week, connection: client.connection, namespace: TEST_NAMESPACE, log: (l) => lines.push(l) });
+    // This host's worker starts (its queue the test's, WEAVER_RETENTION's default 7 days) and sweeps its root.
+    const host = await createWorkers({ connection: await testNativeConnection(), taskQueue: uniqueQueue('sweep-host'), workspaceQueue: deps.workspaceQueue, workflowBundle: workflowBundle(), deps: { ...deps, cacheDir: path.join(base, 'cache') } });
+    const running = host.run();
+    const here = (await host.swept)!;
+    host.shutdown();
+    await running;
     expect(here.removed.filter((r) => r.elsewhere).map((r) => [r.workflowId, r.status]).sort()).toEqual(
       [
         [moved.workflowId, 'RUNNING'],
@@ -117,7 +124,6 @@ test('a run\'s folder left on a lost host goes at once when its workspace was re
     expect(existsSync(failedWs.dir)).toBe(false);
     expect(existsSync(commitWs.dir)).toBe(true);
     expect(here.kept).toContainEqual({ name: path.basename(path.dirname(commitWs.dir)), why: expect.stringMatching(/running and its workspace was rebuilt elsewhere, but a commit of it lives only here/) });
-    expect(lines.join('\n')).toContain(`${moved.workflowId} (running, rebuilt elsewhere)`);
 
     // On the rig's host those folders are the runs' own: the open runs' stay, the failed run's is within the retention.
     const rigQueue = `${rig.taskQueue}-ws`;
