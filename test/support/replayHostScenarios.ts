@@ -39,7 +39,8 @@ export const HOST_SCENARIOS: ReplayScenario[] = [
           return answer(GOOD);
         });
         const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-busy')], { push: true }), id);
-        check(r.status === 'succeeded', 'succeeded after waiting for the busy worker', [r.status, r.reason]);
+        const pings = (await rig.client.workflow.getHandle(id).fetchHistory()).events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'workspaceAlive').length;
+        check(r.status === 'succeeded' && pings === 1, 'succeeded after one liveness ping answered busy', [r.status, r.reason, pings]);
         return [id];
       } finally {
         await rig.close();
