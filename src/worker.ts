@@ -51,7 +51,7 @@ export interface WeaverWorkers {
   workspaceQueue: string;
   slot: WorkerSlot;
   workers: Worker[];
-  /** The sweep of closed runs' workspaces started with the workers (src/workspaceSweep.ts); undefined if it could not run. */
+  /** The sweep started with the workers (src/workspaceSweep.ts): closed runs' folders past retention, lost hosts' leftovers at once; undefined if it could not run. */
   swept: Promise<SweepOutcome | undefined>;
 }
 
