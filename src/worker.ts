@@ -51,7 +51,7 @@ export interface WeaverWorkers {
   workspaceQueue: string;
   slot: WorkerSlot;
   workers: Worker[];
-  /** The sweep of closed runs' workspaces started with the workers (src/workspaceSweep.ts); undefined if it could not run. */
+  /** The sweep started with the workers (src/workspaceSweep.ts): closed runs' folders past retention, lost hosts' leftovers at once; undefined if it could not run. */
   swept: Promise<SweepOutcome | undefined>;
 }
 
@@ -143,7 +143,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   const workers = [main, local, alive];
   // Beside the start, not before it: a root of many folders is many questions to Temporal.
   const namespace = opts.namespace ?? c.namespace;
-  const swept = sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace }).catch((err: Error) => {
+  const swept = sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace, workspaceQueue, retentionMs: c.retentionMs }).catch((err: Error) => {
     console.warn(`weaver worker: workspace sweep failed: ${err.message}`);
     return undefined;
   });

@@ -1,35 +1,46 @@
-// At worker start: the workspaces of runs that are over go. Runs die with lost hosts and killed
-// workers, and a rebuilt workspace leaves its old folder behind (70–82 per crash campaign run),
-// so the worker asks Temporal about each folder under its root: a closed run's is removed, unless
-// a commit lives only there (not pushed, no bundle of it); an open run's, or one whose run cannot
-// be told (Temporal unreachable, no marker), stays. `weaver gc` (src/gc.ts) runs the same sweep
-// with a retention period: a finished run's folder stays that long after its close (a person may
-// look at it), and a dry run says what would go.
+// At worker start: the workspaces of runs that are over, or that moved, go. Runs die with lost
+// hosts and killed workers, and a rebuilt workspace leaves its old folder behind (70–82 per crash
+// campaign run), so the worker asks Temporal about each folder under its root. A run's folder
+// whose workspace was rebuilt elsewhere (an open run's progress, or a closed run's result, names
+// another folder or another worker's queue) is a lost host's leftover: removed at once. A closed
+// run's own folder stays for the retention period (a person may look at it), then goes. Never
+// one holding a commit found nowhere else (not pushed, no bundle of it); an open run's own, or one
+// whose run cannot be told (Temporal unreachable, no marker, an old run that does not say where
+// its workspace is), stays. `weaver gc` (src/gc) runs the same sweep; a dry run says what would go.
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Client, type ConnectionLike } from '@temporalio/client';
+import { Client, type ConnectionLike, type WorkflowHandle } from '@temporalio/client';
 import { resultOf } from './client';
 import { diskUse } from './activities/sandbox/limits';
 import { gitFor, workflowIdOfWorkspace } from './activities/workspace';
+import type { CodingTaskResult, Progress } from './domain/schema';
+
+/** How long an open run's progress query may take: it needs a worker with the workflow in its cache or replaying it. */
+const PROGRESS_QUERY_MS = 10_000;
 
 export interface SweepOutcome {
-  removed: { name: string; workflowId: string; status: string; bytes?: number }[];
+  /** `elsewhere`: the run's workspace was rebuilt on another host or folder (a lost host's leftover). */
+  removed: { name: string; workflowId: string; status: string; bytes?: number; elsewhere?: boolean }[];
   kept: { name: string; why: string }[];
 }
 
-/** Removes the folders under `root` whose run is closed and holds no commit found nowhere else; says what it did through `log`. */
+/** Removes the folders under `root` of runs that are over or moved elsewhere, unless a commit lives only there; says what it did through `log`. */
 export async function sweepWorkspaces(opts: {
   root: string;
   connection: ConnectionLike;
   namespace: string;
+  /** This worker's workspace queue: a run whose workspace is on another queue moved elsewhere (absent: judged by folder only). */
+  workspaceQueue?: string;
   log?: (line: string) => void;
-  /** Keep a closed run's folder until it has been closed this long (default 0: at once). */
+  /** Keep a closed run's own folder until it has been closed this long (default 0: at once); leftovers of rebuilt workspaces go at once. */
   retentionMs?: number;
   /** The clock retention is judged by (default: now). */
   now?: number;
   /** Say what would go, remove nothing. */
   dryRun?: boolean;
+  /** How long an open run's progress query may take (default PROGRESS_QUERY_MS). */
+  queryMs?: number;
 }): Promise<SweepOutcome> {
   const { root } = opts;
   const client = new Client({ connection: opts.connection, namespace: opts.namespace });
@@ -37,6 +48,7 @@ export async function sweepWorkspaces(opts: {
   // Dot-folders are the worker's own (.slots, .cache); a workspace's name never starts with one.
   const names = (await readdir(root, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
   for (const name of names) {
+    const folder = path.join(root, name);
     const workflowId = await workflowIdOfWorkspace(root, name);
     if (!workflowId) {
       out.kept.push({ name, why: 'its run is not known (no marker)' });
@@ -56,35 +68,50 @@ export async function sweepWorkspaces(opts: {
       }
       status = 'NOT_FOUND'; // past the namespace's retention: over long ago
     }
-    if (status === 'RUNNING') {
+    const result = status === 'COMPLETED' || status === 'FAILED' ? await resultOf(handle as WorkflowHandle).catch(() => undefined) : undefined;
+    const current = status === 'RUNNING' ? await workspaceOfOpenRun(client, handle, opts.queryMs ?? PROGRESS_QUERY_MS) : result?.workspace ? { dir: result.workspace } : undefined;
+    const elsewhere = !!current && !isIn(current, folder, opts.workspaceQueue);
+    if (status === 'RUNNING' && !elsewhere) {
       out.kept.push({ name, why: `run ${workflowId} is open` });
       continue;
     }
     const age = (opts.now ?? Date.now()) - (closedMs ?? 0);
-    if (opts.retentionMs && age < opts.retentionMs) {
+    if (!elsewhere && opts.retentionMs && age < opts.retentionMs) {
       out.kept.push({ name, why: `run ${workflowId} is ${status.toLowerCase()}, closed ${Math.round(age / 3_600_000)}h ago: within the retention period` });
       continue;
     }
-    if (await commitOnlyHere(path.join(root, name), status === 'COMPLETED' || status === 'FAILED' ? handle : undefined)) {
-      out.kept.push({ name, why: `run ${workflowId} is ${status.toLowerCase()}, but a commit of it lives only here (not pushed, no bundle)` });
+    if (await commitOnlyHere(folder, result)) {
+      out.kept.push({ name, why: `run ${workflowId} is ${status.toLowerCase()}${elsewhere ? ' and its workspace was rebuilt elsewhere' : ''}, but a commit of it lives only here (not pushed, no bundle)` });
       continue;
     }
-    const { bytes } = await diskUse([path.join(root, name)]);
-    if (!opts.dryRun) await rm(path.join(root, name), { recursive: true, force: true });
-    out.removed.push({ name, workflowId, status, bytes });
+    const { bytes } = await diskUse([folder]);
+    if (!opts.dryRun) await rm(folder, { recursive: true, force: true });
+    out.removed.push({ name, workflowId, status, bytes, ...(elsewhere ? { elsewhere } : {}) });
   }
   const log = opts.log ?? ((l: string) => console.log(l));
-  if (out.removed.length && !opts.dryRun) log(`weaver worker: swept ${out.removed.length} workspace(s) of closed runs from ${root}: ${out.removed.map((r) => `${r.workflowId} (${r.status.toLowerCase()})`).join(', ')}`);
+  const said = (r: SweepOutcome['removed'][number]) => `${r.workflowId} (${r.status.toLowerCase()}${r.elsewhere ? ', rebuilt elsewhere' : ''})`;
+  if (out.removed.length && !opts.dryRun) log(`weaver worker: swept ${out.removed.length} workspace(s) of closed runs and lost hosts from ${root}: ${out.removed.map(said).join(', ')}`);
   for (const k of out.kept.filter((x) => !/ is open$/.test(x.why))) log(`weaver worker: kept workspace ${k.name}: ${k.why}`);
   return out;
 }
 
+/** Where an open run's workspace is now (its progress query); undefined when it does not say (an old run, a batch, no worker answering). */
+async function workspaceOfOpenRun(client: Client, handle: WorkflowHandle, queryMs: number): Promise<{ dir: string; taskQueue?: string } | undefined> {
+  const progress = await client.withDeadline(Date.now() + queryMs, () => handle.query<Progress>('progress')).catch(() => undefined);
+  return progress?.workspace;
+}
+
+/** Whether the workspace `ws` is this folder on this worker (a queue not named counts as this one's). */
+function isIn(ws: { dir: string; taskQueue?: string }, folder: string, workspaceQueue?: string): boolean {
+  const inFolder = ws.dir === folder || ws.dir.startsWith(folder + path.sep);
+  return inFolder && (!workspaceQueue || !ws.taskQueue || ws.taskQueue === workspaceQueue);
+}
+
 /**
- * Whether a closed run's folder holds a commit found nowhere else: its result says it pushed or
- * bundled the branch (then no), else a checkout there has commits no remote branch has.
+ * Whether a run's folder holds a commit found nowhere else: its result says it pushed or bundled
+ * the branch (then no), else a checkout there has commits no remote branch has.
  */
-async function commitOnlyHere(home: string, handle?: { result(): Promise<unknown> }): Promise<boolean> {
-  const result = handle ? ((await resultOf(handle).catch(() => undefined)) as { pushed?: boolean; bundle?: unknown } | undefined) : undefined;
+async function commitOnlyHere(home: string, result?: Pick<CodingTaskResult, 'pushed' | 'bundle'>): Promise<boolean> {
   if (result?.pushed || result?.bundle) return false;
   for (const e of await readdir(home, { withFileTypes: true }).catch(() => [])) {
     // Its own .git only: git would otherwise answer for a repository above (the worker's checkout).

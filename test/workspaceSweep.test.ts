@@ -1,9 +1,11 @@
 // The sweep at worker start (issue 17 item 3): workspaces made by the real prepareWorkspace for
 // runs on the real dev server; a closed run's goes, an open run's stays, and so does a closed
 // run's that holds a commit found nowhere else. The worker's own dot-folders are never touched.
+// A run whose workspace was rebuilt elsewhere (real tasks on a real worker: its progress, or its
+// result, names the rig's folder and queue) has its leftover on this host removed at once by that
+// host's worker start, open or closed, retention or not; the run's own folder is kept.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -11,15 +13,20 @@ import { DefaultLogger } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import type { ActivityDeps, WorkspaceHandle } from '../src/activities/types';
 import { RUN_MARKER, workspaceDirFor } from '../src/activities/workspace';
+import { config } from '../src/config';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
+import { createWorkers } from '../src/worker';
 import { sweepWorkspaces } from '../src/workspaceSweep';
 import { addFiles, makeRepo } from './support/repos';
-import { closeTestConnections, testClient, TEST_NAMESPACE, uniqueQueue } from './support/temporal';
+import { answer, BAD } from './support/replayScenarios';
+import { startRig } from './support/weaver';
+import { closeTestConnections, testClient, testNativeConnection, TEST_NAMESPACE, uniqueQueue, workflowBundle } from './support/temporal';
 
 let base: string;
 let deps: ActivityDeps;
 let client: Client;
 beforeAll(async () => {
-  base = await mkdtemp(path.join(tmpdir(), 'weaver-sweep-'));
+  base = sandboxableTempDir('weaver-sweep-');
   deps = { artifactDir: path.join(base, 'artifacts'), workspaceRoot: path.join(base, 'workspaces'), workspaceQueue: 'ws-queue', env: process.env, heartbeatMs: 20, repoRoots: [base] };
   client = await testClient();
 });
@@ -54,7 +61,8 @@ test('a closed run\'s workspace is removed; an open run\'s and one holding an un
   await mkdir(cache, { recursive: true });
 
   const lines: string[] = [];
-  const out = await sweepWorkspaces({ root: deps.workspaceRoot, connection: client.connection, namespace: TEST_NAMESPACE, log: (l) => lines.push(l) });
+  // No worker runs these runs: the open one's progress query is not answered (its folder stays).
+  const out = await sweepWorkspaces({ root: deps.workspaceRoot, connection: client.connection, namespace: TEST_NAMESPACE, queryMs: 1000, log: (l) => lines.push(l) });
 
   expect(out.removed).toEqual([{ name: path.basename(path.dirname(closedWs.dir)), workflowId: closed, status: 'TERMINATED', bytes: expect.any(Number) }]);
   expect(out.removed[0].bytes).toBeGreaterThan(0); // what removing it freed (a checkout: git objects and files)
@@ -69,7 +77,7 @@ test('a closed run\'s workspace is removed; an open run\'s and one holding an un
     ]),
   );
   // What was swept is said.
-  expect(lines.join('\n')).toContain(`swept 1 workspace(s) of closed runs from ${deps.workspaceRoot}: ${closed} (terminated)`);
+  expect(lines.join('\n')).toContain(`swept 1 workspace(s) of closed runs and lost hosts from ${deps.workspaceRoot}: ${closed} (terminated)`);
 
   // Once the open run is over too, its (clean) workspace goes at the next start.
   await client.workflow.getHandle(open).terminate('test: done');
@@ -77,3 +85,57 @@ test('a closed run\'s workspace is removed; an open run\'s and one holding an un
   expect(again.removed.map((r) => r.workflowId)).toEqual([open]);
   expect(existsSync(unpushedWs.dir)).toBe(true);
 }, 120_000);
+
+test('a run\'s folder left on a lost host goes at once when its workspace was rebuilt elsewhere (open or closed, within retention); its own folder and a leftover with an unpushed commit stay', async () => {
+  const rig = await startRig();
+  const week = 7 * 86_400_000;
+  expect(config().retentionMs).toBe(week);
+  const stamp = Date.now();
+  try {
+    // Two open runs whose workspace is on the rig's worker (each waiting for its model), one closed
+    // (failed: its result names the rig's folder, its unpushed commit kept there).
+    rig.model.script('sweep-hang', [{ hang: true }, { hang: true }]);
+    rig.model.script('sweep-bad', [answer(BAD)]);
+    const moved = await rig.start(rig.task(await rig.newRepo(), [rig.provider('sweep-hang')]), `sweep-moved-${stamp}`);
+    const movedWithCommit = await rig.start(rig.task(await rig.newRepo(), [rig.provider('sweep-hang')]), `sweep-moved-commit-${stamp}`);
+    const failed = await rig.run(rig.task(await rig.newRepo(), [rig.provider('sweep-bad')], { limits: { maxAttempts: 1, testTimeoutSec: 60 }, decomposition: 'never' }), `sweep-failed-${stamp}`);
+    expect(failed.status).toBe('failed');
+    expect(failed.workspace?.startsWith(rig.workspaceRoot)).toBe(true);
+    await rig.model.waitFor((m) => m.inFlightFor('sweep-hang') === 2, 60_000);
+
+    // This host (the test's root and queue) holds the folders those runs had before their host was lost.
+    const repo = await makeRepo(path.join(base, 'origin-moved'), { 'a.txt': 'a\n' });
+    const [movedWs, commitWs, failedWs] = [await prepare(moved.workflowId, repo), await prepare(movedWithCommit.workflowId, repo), await prepare(failed.workflowId, repo)];
+    await addFiles(commitWs.dir, { 'b.txt': 'b\n' }, 'made before the host was lost');
+
+    // This host's worker starts (its queue the test's, WEAVER_RETENTION's default 7 days) and sweeps its root.
+    const host = await createWorkers({ connection: await testNativeConnection(), taskQueue: uniqueQueue('sweep-host'), workspaceQueue: deps.workspaceQueue, workflowBundle: workflowBundle(), deps: { ...deps, cacheDir: path.join(base, 'cache') } });
+    const running = host.run();
+    const here = (await host.swept)!;
+    host.shutdown();
+    await running;
+    expect(here.removed.filter((r) => r.elsewhere).map((r) => [r.workflowId, r.status]).sort()).toEqual(
+      [
+        [moved.workflowId, 'RUNNING'],
+        [failed.workflowId, 'FAILED'],
+      ].sort(),
+    );
+    expect(existsSync(movedWs.dir)).toBe(false);
+    expect(existsSync(failedWs.dir)).toBe(false);
+    expect(existsSync(commitWs.dir)).toBe(true);
+    expect(here.kept).toContainEqual({ name: path.basename(path.dirname(commitWs.dir)), why: expect.stringMatching(/running and its workspace was rebuilt elsewhere, but a commit of it lives only here/) });
+
+    // On the rig's host those folders are the runs' own: the open runs' stay, the failed run's is within the retention.
+    const rigQueue = `${rig.taskQueue}-ws`;
+    const own = await sweepWorkspaces({ root: rig.workspaceRoot, workspaceQueue: rigQueue, retentionMs: week, connection: client.connection, namespace: TEST_NAMESPACE, log: () => undefined });
+    expect(own.removed).toEqual([]);
+    expect(own.kept).toEqual(expect.arrayContaining([{ name: expect.any(String), why: `run ${moved.workflowId} is open` }, { name: expect.any(String), why: expect.stringMatching(new RegExp(`run ${failed.workflowId} is failed, closed 0h ago: within the retention period`)) }]));
+    expect(existsSync(failed.workspace!)).toBe(true);
+    // The same folders judged as another queue's (the rig's host restarted under a new slot): the open runs' moved.
+    const asOther = await sweepWorkspaces({ root: rig.workspaceRoot, workspaceQueue: 'another-slot-ws', retentionMs: week, connection: client.connection, namespace: TEST_NAMESPACE, dryRun: true, log: () => undefined });
+    expect(asOther.removed.map((r) => r.workflowId).sort()).toEqual([moved.workflowId, movedWithCommit.workflowId].sort());
+  } finally {
+    for (const id of [`sweep-moved-${stamp}`, `sweep-moved-commit-${stamp}`]) await client.workflow.getHandle(id).terminate('test: done').catch(() => undefined);
+    await rig.close();
+  }
+}, 180_000);

@@ -641,6 +641,8 @@ export interface Progress {
   diff?: ArtifactRef;
   /** The finished attempts' step logs, for `weaver logs` while the task runs (the result has the whole records). */
   logs?: AttemptLogs[];
+  /** The task's workspace (the last prepared): a worker's start sweep removes its older folders left on other hosts. */
+  workspace?: { dir: string; taskQueue: string };
 }
 
 /** One attempt's step logs: its playbook steps, or (records without steps) its test run as step `test`. */

@@ -143,6 +143,7 @@ export class TaskRun {
       wait: progressWait(this.providerWait),
       ...(this.committed ? { commit: this.committed.commit, diffstat: this.committed.diffstat, diff: this.committed.diff } : {}),
       logs: this.attempts.length ? attemptLogs(this.attempts) : undefined,
+      workspace: this.ws ? { dir: this.ws.dir, taskQueue: this.ws.taskQueue } : undefined,
     }));
     setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
     this.gate = new ApprovalGate(() => ({ required: !!this.input.requireApproval, pushes: !!this.pushRemote(), phase: this.phase, status: this.status, commit: this.committed?.commit }));

@@ -1,8 +1,9 @@
 // The runs recorded as replay fixtures (scripts/record-replay-fixtures.ts) and what their
 // histories must show (test/replayFixtures.test.ts): one real task per path the workflow code
 // can take — every strategy, durable provider waits, decomposition with merge, a batch,
-// approval both ways, cancellation, a workspace rebuild, a budget refusal, a lost host's
-// workspace given up on. Answers are tiny.
+// approval both ways, cancellation, a workspace rebuild, a budget refusal, and last the hosts'
+// scenarios (replayHostScenarios.ts: a busy workspace worker, a lost host's workspace given up
+// on). What a scenario is and its expected shape: replayShapes.ts. Answers are tiny.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -10,45 +11,12 @@ import { workspaceDirFor } from '../../src/activities/workspace';
 import { resultOf, startTaskBatch } from '../../src/client';
 import type { BatchResult, CodingTaskResult, Progress } from '../../src/domain/schema';
 import { wholeFile } from './answers';
-import type { HistoryShape } from './histories';
 import { makeRepo } from './repos';
 import { byTitle, fix, multiRepo, parentTask, sub } from './modules';
-import type { Rig } from './weaver';
+import { HOST_SCENARIOS } from './replayHostScenarios';
+import { answer, BAD, check, GOOD, usage, type ReplayScenario } from './replayShapes';
 
-export const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
-export const BAD = `function slugify(t) {\n  return String(t).toLowerCase();\n}\nmodule.exports = { slugify };\n`;
-const usage = { prompt_tokens: 100, completion_tokens: 100 };
-export const answer = (content: string, delayMs = 0) => ({ content: wholeFile('src/slugify.js', content, 's'), usage, delayMs });
-
-/** What a scenario's top history must show (counts are minimums unless said otherwise). */
-export interface ExpectedShape {
-  closed: HistoryShape['closed'];
-  workflowType?: string;
-  activities?: Record<string, number>;
-  activitiesCancelled?: number;
-  /** Timers whose summary matches. */
-  timers?: { count: number; summary: RegExp };
-  /** Exactly this many children. */
-  children?: number;
-  signals?: string[];
-  updates?: string[];
-  cancelRequested?: boolean;
-}
-
-export interface ReplayScenario {
-  name: string;
-  about: string;
-  expect: ExpectedShape;
-  /**
-   * Runs the scenario under workflow id `id` and returns the ids of the workflows to keep (the
-   * top one first, then its children). Throws unless the run took the path it is meant to.
-   */
-  run(rig: Rig, id: string): Promise<string[]>;
-}
-
-function check(ok: boolean, what: string, got: unknown): void {
-  if (!ok) throw new Error(`the run did not take its path: ${what} (got ${JSON.stringify(got)})`);
-}
+export { answer, BAD, GOOD, shapeProblems, type ExpectedShape, type ReplayScenario } from './replayShapes';
 
 /** Polls the progress query until the run reaches `phase` (30 s at most). */
 async function waitForPhase(h: WorkflowHandle, phase: Progress['phase']): Promise<void> {
@@ -62,6 +30,15 @@ async function waitForPhase(h: WorkflowHandle, phase: Progress['phase']): Promis
 }
 
 const decisions = (r: CodingTaskResult) => r.attempts.map((a) => a.decision.action);
+
+/** Two explicit subtasks as children; the parent merges their branches (two scenarios: before and since `child-task-timeout`). */
+const decompositionMerge: ReplayScenario['run'] = async (rig, id) => {
+  const repo = await multiRepo(rig, ['a', 'b']);
+  rig.model.setDefault('rs-dec', byTitle({ 'fix a': fix('a'), 'fix b': fix('b') }));
+  const r = await rig.run(parentTask(rig, repo, 'rs-dec', { subtasks: [sub('fix a', 'a'), sub('fix b', 'b')] }), id);
+  check(r.status === 'succeeded' && r.children?.length === 2 && r.children.every((c) => c.merged), 'two children merged', r.children?.map((c) => [c.status, c.merged]));
+  return [id, ...r.children!.map((c) => c.workflowId)];
+};
 
 export const REPLAY_SCENARIOS: ReplayScenario[] = [
   {
@@ -175,13 +152,7 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     name: 'decomposition-merge',
     about: 'two explicit subtasks as child workflows; the parent merges their branches and runs the whole suite',
     expect: { closed: 'COMPLETED', children: 2, activities: { mergeBranches: 1, runTests: 1, commitAndPush: 1 } },
-    run: async (rig, id) => {
-      const repo = await multiRepo(rig, ['a', 'b']);
-      rig.model.setDefault('rs-dec', byTitle({ 'fix a': fix('a'), 'fix b': fix('b') }));
-      const r = await rig.run(parentTask(rig, repo, 'rs-dec', { subtasks: [sub('fix a', 'a'), sub('fix b', 'b')] }), id);
-      check(r.status === 'succeeded' && r.children?.length === 2 && r.children.every((c) => c.merged), 'two children merged', r.children?.map((c) => [c.status, c.merged]));
-      return [id, ...r.children!.map((c) => c.workflowId)];
-    },
+    run: decompositionMerge,
   },
   {
     name: 'task-batch',
@@ -309,39 +280,10 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     },
   },
   {
-    // Last: it stops the rig's workspace workers (a lost host), which no later scenario could use.
-    name: 'rebuilds-without-progress',
-    about: "the answer is paid, then the host's workspace queue goes silent and every rebuild lands there: failed after 3 losses in a row without progress, the attempt listed",
-    expect: { closed: 'FAILED', activities: { prepareWorkspace: 3, generateChange: 1 } },
-    run: async (rig, id) => {
-      const [, workspaceWorker, livenessWorker] = rig.workers.workers;
-      rig.model.setDefault('rs-lost-host', () => {
-        workspaceWorker.shutdown();
-        livenessWorker.shutdown();
-        return answer(GOOD);
-      });
-      const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-lost-host')], { push: true }), id);
-      check(r.status === 'failed' && /lost 3 times in a row/.test(r.reason) && r.attempts.length === 1, 'failed after 3 losses without progress', [r.status, r.reason]);
-      return [id];
-    },
+    name: 'decomposition-child-timeout',
+    about: 'decomposition-merge since child-task-timeout: the children started with the parent\'s workflow-task timeout',
+    expect: { closed: 'COMPLETED', children: 2, activities: { mergeBranches: 1, runCheck: 1, commitAndPush: 1 }, patches: ['child-task-timeout', 'quick-queue-check'] },
+    run: decompositionMerge,
   },
+  ...HOST_SCENARIOS,
 ];
-
-/** What in `shape` falls short of `expected` (empty: it is the run the scenario describes). */
-export function shapeProblems(shape: HistoryShape, expected: ExpectedShape): string[] {
-  const problems: string[] = [];
-  const want = (ok: boolean, what: string, got: unknown) => void (ok || problems.push(`${what} (got ${JSON.stringify(got)})`));
-  want(shape.closed === expected.closed, `closed ${expected.closed}`, shape.closed);
-  want(shape.workflowType === (expected.workflowType ?? 'codingTask'), `type ${expected.workflowType ?? 'codingTask'}`, shape.workflowType);
-  for (const [type, n] of Object.entries(expected.activities ?? {})) want((shape.activities[type] ?? 0) >= n, `at least ${n} ${type}`, shape.activities[type] ?? 0);
-  if (expected.activitiesCancelled) want(shape.activitiesCancelled >= expected.activitiesCancelled, `at least ${expected.activitiesCancelled} activity cancelled`, shape.activitiesCancelled);
-  if (expected.timers) {
-    const matching = shape.timers.filter((s) => expected.timers!.summary.test(s)).length;
-    want(matching >= expected.timers.count, `at least ${expected.timers.count} timers ${expected.timers.summary}`, shape.timers);
-  }
-  want(shape.children.length === (expected.children ?? 0), `${expected.children ?? 0} children`, shape.children);
-  want(JSON.stringify(shape.signals) === JSON.stringify(expected.signals ?? []), `signals ${JSON.stringify(expected.signals ?? [])}`, shape.signals);
-  want(JSON.stringify(shape.updates) === JSON.stringify(expected.updates ?? []), `updates ${JSON.stringify(expected.updates ?? [])}`, shape.updates);
-  want(shape.cancelRequested === !!expected.cancelRequested, `cancel requested: ${!!expected.cancelRequested}`, shape.cancelRequested);
-  return problems;
-}
