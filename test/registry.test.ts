@@ -82,7 +82,7 @@ describe('registry schema', () => {
     ['providers.x.maxTokens', { providers: { x: { models: ['m'], maxTokens: 9000, contextWindow: 8192 } } }],
     ['providers.x.editFormat', { providers: { x: { models: ['m'], editFormat: 'diff' } } }],
     ['providers.x.promptBudgetTokens', { providers: { x: { models: ['m'], promptBudgetTokens: 100 } } }],
-    ['providers.x.pricing', { providers: { x: { models: ['m'], pricing: { inputPerMTok: 1, outputPerMTok: 2, cachedInputPerMTok: -1 } } } }],
+    ['providers.x.pricing.cachedInputPerMTok', { providers: { x: { models: ['m'], pricing: { inputPerMTok: 1, outputPerMTok: 2, cachedInputPerMTok: -1 } } } }],
     ['providers.x', { providers: { x: { models: ['m'], apiKey: 'sk-oops' } } }],
     ['providers', {}],
     ['(root)', { providers: {}, extra: true }],
