@@ -62,7 +62,9 @@ test("a registry entry's promptBudgetTokens caps the prompt; cached prompt token
   // 952 uncached at $2, 2048 cached at $0.5, 100 out at $8 (per million): $0.003736, not $0.0068.
   const expected = (952 * 2 + 2048 * 0.5 + 100 * 8) / 1e6;
   expect(result.usage.costUsd).toBeCloseTo(expected, 9);
+  expect(result.usage.byProvider['pb-entry']).toMatchObject({ tokensIn: 3000, tokensCached: 2048 });
   expect(result.usage.byProvider['pb-entry'].costUsd).toBeCloseTo(expected, 9);
+  expect(result.usage.tokensCached).toBe(2048);
   const [event] = (await eventsOf(result, rig.artifactDir)).filter((e) => e.provider === 'pb-entry');
   expect(event).toMatchObject({ tokensIn: 3000, tokensCached: 2048, tokensOut: 100 });
 });

@@ -368,6 +368,8 @@ export interface ProviderUsage {
   failures: Record<string, number>;
   tokensIn: number;
   tokensOut: number;
+  /** Of tokensIn, served from the provider's prompt cache (absent: none reported). */
+  tokensCached?: number;
   costUsd: number;
   meanLatencyMs: number;
   /** Sum behind meanLatencyMs (kept so the mean does not drift with rounding). */
@@ -379,6 +381,8 @@ export interface ProviderUsage {
 export interface Usage {
   tokensIn: number;
   tokensOut: number;
+  /** Of tokensIn, served from the providers' prompt caches (absent: none reported). */
+  tokensCached?: number;
   costUsd: number;
   calls: number;
   /** Spend of calls whose answer was lost (worker crash after the provider answered). */
