@@ -10,7 +10,7 @@ import type { CallBeat, KeptAnswer } from '../src/activities/answers';
 import { LocalArtifactStore } from '../src/activities/artifacts';
 import { generateChange } from '../src/activities/llm';
 import type { ActivityDeps, GenerateChangeRequest } from '../src/activities/types';
-import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
+import { messageText, ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import type { ArtifactRef } from '../src/domain/schema';
 import { wholeFile } from './support/answers';
 
@@ -195,4 +195,38 @@ test('a retry that cannot read the kept answer (a store local to the lost host):
   const err = await failureOf(new MockActivityEnvironment({ attempt: 2, heartbeatDetails: beat }).run(generateChange, deps, otherHost, request('kept-elsewhere')));
   expect(err).toMatchObject({ type: 'ArtifactStoreFailed', nonRetryable: true, details: [{ provider: 'kept-elsewhere', tokensIn: 120, tokensOut: 80 }] });
   expect(model.count('kept-elsewhere')).toBe(1);
+});
+
+test('an o1-family registry entry: no `system` message (the instructions lead the user message), and no temperature even when one is set', async () => {
+  model.script('o1-mini-quirks', [ANSWER]);
+  const req = request('o1-mini-quirks');
+  const result = (await new MockActivityEnvironment().run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), { ...req, provider: { ...req.provider, temperature: 0.2 } })) as Awaited<ReturnType<typeof generateChange>>;
+  expect(result.outcome).toBe('ok');
+  const [sent] = model.requestsFor('o1-mini-quirks');
+  expect(sent.messages.map((m) => m.role)).toEqual(['user']);
+  expect(messageText(sent.messages[0])).toMatch(/^You edit code\.[\s\S]*Set a to 1\./);
+  expect(sent.body).not.toHaveProperty('temperature');
+  // A model that takes both still gets them.
+  model.script('gpt-4o-plain', [ANSWER]);
+  const plain = request('gpt-4o-plain');
+  await new MockActivityEnvironment().run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), { ...plain, provider: { ...plain.provider, temperature: 0.2 } });
+  const [both] = model.requestsFor('gpt-4o-plain');
+  expect(both.messages.map((m) => m.role)).toEqual(['system', 'user']);
+  expect(both.body.temperature).toBe(0.2);
+});
+
+test('an endpoint that takes cache_control: the instructions and the stable part of the user message are marked cacheable, the attempt\'s feedback is not', async () => {
+  const store = new LocalArtifactStore(deps.artifactDir);
+  const stable = '# Task: set a\n\n## Files\n### src/a.js';
+  const cached = await store.putJson('prompt', { system: 'You edit code.', user: `${stable}\n\n## Your previous attempt (attempt 1) failed\nboom`, stableChars: stable.length });
+  model.script('cache-marks', [{ ...ANSWER, usage: { ...ANSWER.usage, prompt_tokens_details: { cached_tokens: 64 } } }]);
+  deps.providers!.providers['cache-marks'] = { baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', models: ['cache-marks'], cacheControl: true };
+  const result = await new MockActivityEnvironment().run(generateChange, deps, store, { ...request('cache-marks'), prompt: cached, provider: { id: 'cache-marks', model: 'cache-marks', maxTokens: 1000, cacheControl: true } });
+  expect(result).toMatchObject({ tokensIn: 120, tokensCached: 64 });
+  const [sent] = model.requestsFor('cache-marks');
+  const [system, user] = sent.messages.map((m) => m.content as { text: string; cache_control?: unknown }[]);
+  expect(system).toEqual([expect.objectContaining({ cache_control: { type: 'ephemeral' } })]);
+  expect(user[0]).toEqual({ type: 'text', text: stable, cache_control: { type: 'ephemeral' } });
+  expect(user[1].text).toContain('failed\nboom');
+  expect(user[1]).not.toHaveProperty('cache_control');
 });

@@ -292,3 +292,24 @@ describe('secrets in the prompt', () => {
     expect(user.match(/^API_KEY = /gm)).toHaveLength(1);
   });
 });
+
+test('a retry keeps the first attempt\'s prompt as its prefix (task, map, files) and adds its feedback after it: the part a provider can serve from its cache', async () => {
+  const build = async (attempt: number, feedback?: string) => {
+    const built = await buildPrompt(store, {
+      workspace: ws,
+      task: { title: 'T', description: 'D', relatedFiles: ['src/a.js'] },
+      attempt,
+      tokenBudget: 16_000,
+      allowSubtasks: false,
+      ...(feedback ? { feedback } : {}),
+    }, { cacheDir: path.join(base, 'cache') });
+    return store.readJson<PromptMessages>(built.prompt);
+  };
+  const first = await build(1);
+  const retry = await build(2, 'Tests failed: expected 2, got 1');
+  expect(first.user).toContain('INSIDE-CONTENT');
+  expect(retry.stableChars).toBe(first.stableChars);
+  expect(retry.user.slice(0, retry.stableChars)).toBe(first.user.slice(0, first.stableChars));
+  expect(retry.user.slice(0, retry.stableChars)).toContain('INSIDE-CONTENT');
+  expect(retry.user.indexOf('expected 2, got 1')).toBeGreaterThan(retry.stableChars!);
+});

@@ -19,6 +19,9 @@ import {
 import { parseTaskInput } from '../src/domain/schema';
 import { checkInlineEndpoints, inlineEndpointAllowed, InlineEndpointsError, splitPatterns } from '../src/domain/endpoints';
 import { config } from '../src/config';
+import { DEFAULT_PROMPT_BUDGET, promptBudget, quirksOf, resolveProvider } from '../src/domain/models';
+import { costOf } from '../src/domain/pricing';
+import type { ProviderSpec } from '../src/domain/schema';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -78,6 +81,8 @@ describe('registry schema', () => {
     ['providers.x.pricing', { providers: { x: { models: ['m'], pricing: { inputPerMTok: 1 } } } }],
     ['providers.x.maxTokens', { providers: { x: { models: ['m'], maxTokens: 9000, contextWindow: 8192 } } }],
     ['providers.x.editFormat', { providers: { x: { models: ['m'], editFormat: 'diff' } } }],
+    ['providers.x.promptBudgetTokens', { providers: { x: { models: ['m'], promptBudgetTokens: 100 } } }],
+    ['providers.x.pricing.cachedInputPerMTok', { providers: { x: { models: ['m'], pricing: { inputPerMTok: 1, outputPerMTok: 2, cachedInputPerMTok: -1 } } } }],
     ['providers.x', { providers: { x: { models: ['m'], apiKey: 'sk-oops' } } }],
     ['providers', {}],
     ['(root)', { providers: {}, extra: true }],
@@ -301,5 +306,40 @@ describe('WEAVER_INLINE_ENDPOINTS patterns (scheme and host exact, * in the port
     expect(() => config({ WEAVER_ALLOW_INLINE_ENDPOINTS: '1' })).toThrow(/WEAVER_ALLOW_INLINE_ENDPOINTS is no longer read .* list the endpoints tasks may name in WEAVER_INLINE_ENDPOINTS/);
     // Off was what it said by default: harmless, ignored.
     expect(config({ WEAVER_ALLOW_INLINE_ENDPOINTS: '0' }).inlineEndpoints).toEqual([]);
+  });
+});
+
+describe('prompt budgets and model quirks (issue 19, item 1)', () => {
+  const resolved = (extra: Partial<ProviderSpec>) => resolveProvider({ id: 'p', model: 'gpt-4.1', maxTokens: 4096, ...extra });
+
+  test('16k by default whatever the window; a task or provider budget below the window wins; never above the window less the answer', () => {
+    expect(promptBudget([resolved({})], {})).toBe(DEFAULT_PROMPT_BUDGET);
+    expect(promptBudget([resolved({})], { task: 6000 })).toBe(6000);
+    expect(promptBudget([resolved({ promptBudgetTokens: 3000 }), resolved({})], { task: 6000 })).toBe(3000);
+    expect(promptBudget([resolved({ contextWindow: 8192, maxTokens: 1024 })], { task: 100_000 })).toBe(Math.floor((8192 - 1024) * 0.9));
+    // Runs before budgets: the window alone.
+    expect(promptBudget([resolved({})])).toBe(Math.floor((1_047_576 - 4096) * 0.9));
+  });
+
+  test("the registry entry's budget and the task's: the smaller; quirks and cacheControl are the registry's", () => {
+    const reg = parseProviderRegistry({ providers: { o: { models: ['o1-mini'], promptBudgetTokens: 8000, cacheControl: true } } }, 'test');
+    const [spec] = resolveTaskProviders(reg, [{ id: 'o', promptBudgetTokens: 12_000 }]).providers;
+    expect(spec).toMatchObject({ promptBudgetTokens: 8000, cacheControl: true });
+    expect(resolveTaskProviders(reg, [{ id: 'o', promptBudgetTokens: 2000 }]).providers[0].promptBudgetTokens).toBe(2000);
+    expect(quirksOf(spec)).toEqual({ systemRole: false, temperature: false });
+    expect(quirksOf({ model: 'gpt-4o-mini' })).toEqual({ systemRole: true, temperature: true });
+    expect(quirksOf({ model: 'o4-mini' })).toEqual({ systemRole: true, temperature: false });
+    expect(quirksOf({ model: 'my-o1-proxy', systemRole: false }).systemRole).toBe(false);
+  });
+
+  test('a task budget below 1024 tokens is refused naming the field', () => {
+    expect(() => parseTaskInput({ repo: '/r', task: { title: 't', description: 'd' }, providers: [{ id: 'openai' }], promptBudgetTokens: 10 })).toThrow(/promptBudgetTokens/);
+  });
+
+  test('cached input at its price: the table\'s for known models, the input price where none is known', () => {
+    // gpt-4o: $2.5 input, $1.25 cached, $10 output per million.
+    expect(costOf({ model: 'gpt-4o' }, 10_000, 1000, 8000)).toBeCloseTo((2000 * 2.5 + 8000 * 1.25 + 1000 * 10) / 1e6, 9);
+    expect(costOf({ model: 'x', pricing: { inputPerMTok: 1, outputPerMTok: 2 } }, 10_000, 0, 8000)).toBeCloseTo(10_000 / 1e6, 9);
+    expect(costOf({ model: 'gpt-4o' }, 10_000, 0)).toBeCloseTo(0.025, 9);
   });
 });

@@ -50,6 +50,8 @@ export interface ChatMessage {
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
+  /** Sent as given: e.g. `{ cached_tokens }`, the part of the prompt a provider served from its cache. */
+  prompt_tokens_details?: { cached_tokens?: number };
 }
 
 /**
@@ -548,7 +550,8 @@ export class ScriptedModelServer extends EventEmitter<ScriptedModelServerEvents>
       const promptChars = record.messages.reduce((n, m) => n + messageText(m).length, 0);
       const prompt_tokens = step.usage?.prompt_tokens ?? estimateTokens(promptChars);
       const completion_tokens = step.usage?.completion_tokens ?? estimateTokens(content.length);
-      const usage = { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens };
+      const details = step.usage?.prompt_tokens_details;
+      const usage = { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens, ...(details ? { prompt_tokens_details: details } : {}) };
       if (record.body.stream === true) return this.stream(exchange, record, step, content, usage);
       const completion = {
         id: `chatcmpl-scripted-${record.id}`,

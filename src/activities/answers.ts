@@ -27,6 +27,7 @@ export interface KeptAnswer {
   model: string;
   tokensIn: number;
   tokensOut: number;
+  tokensCached?: number;
   latencyMs: number;
   response: ReturnType<typeof responseRecord>;
   verdict: Verdict;
@@ -52,7 +53,7 @@ export function judge(
   format: EditFormat,
   plan: boolean,
   completion: Completion,
-  call: { tokensIn: number; tokensOut: number; latencyMs: number },
+  call: { tokensIn: number; tokensOut: number; tokensCached?: number; latencyMs: number },
   secrets: string[],
 ): KeptAnswer {
   const { content, finishReason } = completion;
@@ -87,7 +88,7 @@ export type Keep = (kind: string, value: unknown) => Promise<ArtifactRef>;
 /** The activity's result from a kept answer: its response and change-set artifacts written (idempotent: content-addressed). */
 export async function resultOf(kept: KeptAnswer, keep: Keep): Promise<GenerateChangeResult> {
   const { verdict: v } = kept;
-  const base = { provider: kept.provider, model: kept.model, tokensIn: kept.tokensIn, tokensOut: kept.tokensOut, latencyMs: kept.latencyMs, response: await keep('response', kept.response) };
+  const base = { provider: kept.provider, model: kept.model, tokensIn: kept.tokensIn, tokensOut: kept.tokensOut, ...(kept.tokensCached ? { tokensCached: kept.tokensCached } : {}), latencyMs: kept.latencyMs, response: await keep('response', kept.response) };
   if (v.outcome !== 'ok') return { ...base, ...v };
   return {
     ...base,

@@ -13,6 +13,7 @@ import type { ArtifactRef, ProviderSpec } from '../domain/schema';
 import { judge, keepAnswer, keptAnswerOf, resultOf, type Keep } from './answers';
 import type { ArtifactStore } from './artifacts';
 import { openaiClient, providerSecrets, StreamCut, streamed, toApplicationFailure, whole, type Completion } from './openaiClient';
+import { chatMessages, samplingOf } from './chatRequest';
 import { countTokens } from './tokens';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
 
@@ -24,6 +25,8 @@ export interface PromptMessages {
   user: string;
   /** `change` (default): the provider's edit format is appended to the system prompt; `plan`: JSON subtasks only. */
   mode?: 'change' | 'plan';
+  /** How much of `user` stays the same across attempts (task, map, files): the prefix a provider can cache. */
+  stableChars?: number;
 }
 
 export async function generateChange(
@@ -71,14 +74,11 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   try {
     const body = {
       model: provider.model,
-      messages: [
-        { role: 'system' as const, content: system },
-        { role: 'user' as const, content: user },
-      ],
+      messages: chatMessages(provider, system, user, prompt.stableChars),
       // Always bounded: the budget reserved this many output tokens before the call. Reasoning
       // models refuse `max_tokens` and want `max_completion_tokens`.
       [provider.tokenParam]: provider.maxTokens,
-      temperature: provider.temperature,
+      ...samplingOf(provider),
       // Only where it helps: a plan is one JSON object; edits are plain text.
       ...(plan ? { response_format: { type: 'json_object' as const } } : {}),
     };
@@ -108,7 +108,13 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
     clearInterval(beat);
   }
   const answeredAt = performance.now();
-  const call = { tokensIn: completion.usage?.prompt_tokens ?? countTokens(system) + countTokens(user), tokensOut: completion.usage?.completion_tokens ?? countTokens(completion.content), latencyMs: Date.now() - started };
+  const cached = completion.usage?.prompt_tokens_details?.cached_tokens;
+  const call = {
+    tokensIn: completion.usage?.prompt_tokens ?? countTokens(system) + countTokens(user),
+    tokensOut: completion.usage?.completion_tokens ?? countTokens(completion.content),
+    ...(cached ? { tokensCached: cached } : {}),
+    latencyMs: Date.now() - started,
+  };
   // From here on the call is paid: kept whole at once, so a retry after this worker is lost
   // delivers it instead of buying it again; a store that cannot keep it must not make it $0.
   const keep = keeper(call);

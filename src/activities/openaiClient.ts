@@ -19,7 +19,11 @@ import type { ProviderSpec } from '../domain/schema';
 import { registryOf } from './providers';
 import type { ActivityDeps } from './types';
 
-export type Completion = { content: string; finishReason?: string; usage?: { prompt_tokens?: number; completion_tokens?: number } };
+export type Completion = {
+  content: string;
+  finishReason?: string;
+  usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } };
+};
 
 type Body = OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
 

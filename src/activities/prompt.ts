@@ -348,26 +348,26 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     for (const rel of tracked) if (!noise.has(rel) && (mentioned.has(rel) || !isVendoredOrGenerated(rel))) await show(rel, 0.3, false);
   }
 
-  const sections: Section[] = [
+  // The stable part first (task, map, files), the attempt's own last: providers cache a
+  // prompt's repeated prefix (activities/chatRequest.ts), so a retry pays full price only for its feedback.
+  const stable: Section[] = [
     { title: '', body: head },
     { title: 'Repository map (the most relevant definitions; ⋮ marks elided code)', body: [outline.text, skippedNote].filter(Boolean).join('\n\n') },
     { title: 'Files', body: files.join('\n\n') },
+  ];
+  const attempt: Section[] = [
     { title: 'Guidance from a person', body: guidance },
     { title: `Your previous attempt (attempt ${req.attempt - 1}) failed`, body: feedbackText },
     { title: '', body: hint },
   ];
   // Last, the worker's own secrets wherever they still are (a file name, a reason): never sent.
-  const final = redactCounted(
-    sections
-      .filter((s) => s.body)
-      .map((s) => (s.title ? `## ${s.title}\n${s.body}` : s.body))
-      .join('\n\n'),
-    secrets,
-    { literalOnly: true },
-  );
-  redactions += final.count;
-  const user = final.text;
-  const messages: PromptMessages = { system: SYSTEM_PROMPT, user, mode: req.planOnly ? 'plan' : 'change' };
+  const [fixed, varying] = [stable, attempt].map((part) => {
+    const r = redactCounted(joinSections(part), secrets, { literalOnly: true });
+    redactions += r.count;
+    return r.text;
+  });
+  const user = [fixed, varying].filter(Boolean).join('\n\n');
+  const messages: PromptMessages = { system: SYSTEM_PROMPT, user, mode: req.planOnly ? 'plan' : 'change', stableChars: fixed.length };
   const prompt = await store.putJson('prompt', messages);
   const estTokens = countTokens(SYSTEM_PROMPT) + countTokens(user) + (req.planOnly ? 0 : FORMAT_TOKENS);
   return {
@@ -384,6 +384,13 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
       partialViews: views,
     },
   };
+}
+
+function joinSections(sections: Section[]): string {
+  return sections
+    .filter((s) => s.body)
+    .map((s) => (s.title ? `## ${s.title}\n${s.body}` : s.body))
+    .join('\n\n');
 }
 
 /** The definitions a READ's `#Symbol` names: `bar`, or `Foo.bar` (a `bar` inside a `Foo`); at most 3. */

@@ -172,6 +172,8 @@ export interface GenerateChangeResult {
   model: string;
   tokensIn: number;
   tokensOut: number;
+  /** Of tokensIn, those served from the provider's prompt cache (usage.prompt_tokens_details.cached_tokens). */
+  tokensCached?: number;
   latencyMs: number;
   /** The validated change set (outcome ok) — applyChange reads it from here. */
   change?: ArtifactRef;

@@ -86,7 +86,7 @@ export class Ledger {
   /** A call finished (answer or typed failure): its real usage replaces the reservation. */
   settle(r: Reservation | undefined, spec: ProviderSpec, e: CallEventInput): CallEvent {
     if (r) this.reserved.delete(r.id);
-    const event: CallEvent = { ...e, costUsd: costOf(spec, e.tokensIn, e.tokensOut) };
+    const event: CallEvent = { ...e, costUsd: costOf(spec, e.tokensIn, e.tokensOut, e.tokensCached) };
     this.events.push(event);
     if (e.role === 'shadow') recordShadowCall(this.usage, { ...event, provider: e.provider });
     else recordCall(this.usage, { ...event, errorFamily: e.errorFamily });

@@ -8,7 +8,13 @@ export interface ModelProfile {
   contextWindow: number;
   /** Reasoning models (o-series, gpt-5) take `max_completion_tokens` and spend some of it thinking. */
   reasoning: boolean;
+  /** false: the model refuses the `system` role (o1-family). */
+  systemRole?: false;
+  /** false: the model refuses `temperature` (reasoning models take only the default). */
+  temperature?: false;
 }
+
+const REASONING = { reasoning: true, temperature: false } as const;
 
 /** Longest prefix wins; matched against the model name without a `vendor/` prefix. */
 const KNOWN: [prefix: string, profile: ModelProfile][] = [
@@ -17,10 +23,11 @@ const KNOWN: [prefix: string, profile: ModelProfile][] = [
   ['gpt-4-turbo', { contextWindow: 128_000, reasoning: false }],
   ['gpt-4', { contextWindow: 8_192, reasoning: false }],
   ['gpt-3.5-turbo', { contextWindow: 16_385, reasoning: false }],
-  ['gpt-5', { contextWindow: 400_000, reasoning: true }],
-  ['o1', { contextWindow: 200_000, reasoning: true }],
-  ['o3', { contextWindow: 200_000, reasoning: true }],
-  ['o4', { contextWindow: 200_000, reasoning: true }],
+  ['gpt-5', { contextWindow: 400_000, ...REASONING }],
+  ['o1', { contextWindow: 200_000, ...REASONING, systemRole: false }],
+  ['o1-mini', { contextWindow: 128_000, ...REASONING, systemRole: false }],
+  ['o3', { contextWindow: 200_000, ...REASONING }],
+  ['o4', { contextWindow: 200_000, ...REASONING }],
   ['claude', { contextWindow: 200_000, reasoning: false }],
   ['gemini', { contextWindow: 1_000_000, reasoning: false }],
   ['deepseek-reasoner', { contextWindow: 64_000, reasoning: false }],
@@ -64,11 +71,29 @@ export function resolveProvider(spec: ProviderSpec): ResolvedProvider {
 }
 
 /**
+ * A prompt's default size: well below today's windows. A bigger prompt costs more on every call
+ * and, past the files the task is about, rarely helps (issue 19: 45,850 tokens for a one-function task).
+ */
+export const DEFAULT_PROMPT_BUDGET = 16_000;
+
+/**
  * Prompt tokens that every provider of the task can take: the smallest window minus the
  * answer's room, less a margin because the tokenizer Weaver counts with (o200k) is not every
- * model's own.
+ * model's own. With `budgets` (runs since prompt budgets), also at most each provider's
+ * `promptBudgetTokens` and the task's (DEFAULT_PROMPT_BUDGET when neither is set).
  */
-export function promptBudget(providers: ResolvedProvider[]): number {
-  const fits = providers.map((p) => p.contextWindow - p.maxTokens);
-  return Math.max(256, Math.floor(Math.min(...fits) * 0.9));
+export function promptBudget(providers: ResolvedProvider[], budgets?: { task?: number }): number {
+  const fits = providers.map((p) => {
+    const fit = Math.floor((p.contextWindow - p.maxTokens) * 0.9);
+    if (!budgets) return fit;
+    const asked = [p.promptBudgetTokens, budgets.task].filter((n): n is number => n !== undefined);
+    return Math.min(fit, asked.length ? Math.min(...asked) : DEFAULT_PROMPT_BUDGET);
+  });
+  return Math.max(256, Math.min(...fits));
+}
+
+/** The model's quirks, the spec's word first: whether it takes a `system` message and a `temperature`. */
+export function quirksOf(spec: Pick<ProviderSpec, 'model' | 'systemRole'>): { systemRole: boolean; temperature: boolean } {
+  const profile = modelProfile(spec.model);
+  return { systemRole: spec.systemRole ?? profile.systemRole !== false, temperature: profile.temperature !== false };
 }

@@ -3,17 +3,19 @@
 // live with: a task with `maxCostUsd` and such a model is refused before it starts.
 import type { Pricing, ProviderSpec } from './schema';
 
+// cachedInputPerMTok: the providers' published prompt-cache prices (OpenAI: 50% of input for
+// gpt-4o, 25% for gpt-4.1 and o4-mini, 10% for gpt-5; Anthropic: a cache read is 10% of input).
 export const DEFAULT_PRICES: Record<string, Pricing> = {
-  'gpt-4o': { inputPerMTok: 2.5, outputPerMTok: 10 },
-  'gpt-4o-mini': { inputPerMTok: 0.15, outputPerMTok: 0.6 },
-  'gpt-4.1': { inputPerMTok: 2, outputPerMTok: 8 },
-  'gpt-4.1-mini': { inputPerMTok: 0.4, outputPerMTok: 1.6 },
-  'gpt-4.1-nano': { inputPerMTok: 0.1, outputPerMTok: 0.4 },
-  'gpt-5': { inputPerMTok: 1.25, outputPerMTok: 10 },
-  'gpt-5-mini': { inputPerMTok: 0.25, outputPerMTok: 2 },
-  'o4-mini': { inputPerMTok: 1.1, outputPerMTok: 4.4 },
-  'claude-sonnet-4': { inputPerMTok: 3, outputPerMTok: 15 },
-  'claude-haiku-4': { inputPerMTok: 1, outputPerMTok: 5 },
+  'gpt-4o': { inputPerMTok: 2.5, outputPerMTok: 10, cachedInputPerMTok: 1.25 },
+  'gpt-4o-mini': { inputPerMTok: 0.15, outputPerMTok: 0.6, cachedInputPerMTok: 0.075 },
+  'gpt-4.1': { inputPerMTok: 2, outputPerMTok: 8, cachedInputPerMTok: 0.5 },
+  'gpt-4.1-mini': { inputPerMTok: 0.4, outputPerMTok: 1.6, cachedInputPerMTok: 0.1 },
+  'gpt-4.1-nano': { inputPerMTok: 0.1, outputPerMTok: 0.4, cachedInputPerMTok: 0.025 },
+  'gpt-5': { inputPerMTok: 1.25, outputPerMTok: 10, cachedInputPerMTok: 0.125 },
+  'gpt-5-mini': { inputPerMTok: 0.25, outputPerMTok: 2, cachedInputPerMTok: 0.025 },
+  'o4-mini': { inputPerMTok: 1.1, outputPerMTok: 4.4, cachedInputPerMTok: 0.275 },
+  'claude-sonnet-4': { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3 },
+  'claude-haiku-4': { inputPerMTok: 1, outputPerMTok: 5, cachedInputPerMTok: 0.1 },
 };
 
 export function priceOf(spec: Pick<ProviderSpec, 'model' | 'pricing'>): Pricing {
@@ -57,10 +59,15 @@ export function unpricedBudgetError(
   );
 }
 
-/** Cost in USD, rounded to 1e-9 so sums stay exact enough to compare. */
-export function costOf(spec: Pick<ProviderSpec, 'model' | 'pricing'>, tokensIn: number, tokensOut: number): number {
+/**
+ * Cost in USD, rounded to 1e-9 so sums stay exact enough to compare. `tokensCached` (part of
+ * `tokensIn`) at the cached-input price where one is known, else at the input price.
+ */
+export function costOf(spec: Pick<ProviderSpec, 'model' | 'pricing'>, tokensIn: number, tokensOut: number, tokensCached = 0): number {
   const p = priceOf(spec);
-  return roundUsd((tokensIn * p.inputPerMTok + tokensOut * p.outputPerMTok) / 1e6);
+  const cached = Math.min(Math.max(0, tokensCached), tokensIn);
+  const input = (tokensIn - cached) * p.inputPerMTok + cached * (p.cachedInputPerMTok ?? p.inputPerMTok);
+  return roundUsd((input + tokensOut * p.outputPerMTok) / 1e6);
 }
 
 export function roundUsd(x: number): number {

@@ -7,7 +7,7 @@
 import type { TaskSettings } from './settings';
 import { z } from 'zod';
 import { displayURL, INLINE_ENDPOINTS_ENV, inlineEndpointAllowed } from './endpoints';
-import { formatZodIssues, PricingSchema, type Pricing, type ProviderChoice, type ProviderSpec } from './schema';
+import { formatZodIssues, PricingSchema, PromptShape, type Pricing, type ProviderChoice, type ProviderSpec } from './schema';
 
 /** Env var names are short and mostly upper case; keys are long, mixed and prefixed. */
 export function looksLikeSecret(v: string): boolean {
@@ -51,6 +51,7 @@ export const RegistryEntrySchema = z
     /** Default output bound; a task may set its own `maxTokens`. */
     maxTokens: z.number().int().positive().optional(),
     temperature: z.number().min(0).max(2).optional(),
+    ...PromptShape,
   })
   .refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
     path: ['maxTokens'],
@@ -223,6 +224,10 @@ export function resolveTaskProviders(registry: ProviderRegistry, choices: Provid
       timeoutSec: entry.timeoutSec ?? task.timeoutSec,
       maxTokens: task.maxTokens ?? entry.maxTokens,
       temperature: task.temperature ?? entry.temperature,
+      // The smaller of the two budgets: a task may spend less than the operator allows, not more.
+      promptBudgetTokens: smaller(task.promptBudgetTokens, entry.promptBudgetTokens),
+      systemRole: entry.systemRole ?? task.systemRole,
+      cacheControl: entry.cacheControl ?? task.cacheControl,
     });
     if (spec.maxTokens !== undefined && spec.contextWindow !== undefined && spec.maxTokens >= spec.contextWindow) {
       problems.push(`${where}: maxTokens ${spec.maxTokens} must be less than the provider's contextWindow ${spec.contextWindow}`);
@@ -290,4 +295,8 @@ export function legacyKeyNames(raw: unknown): string[] {
   const providers = (raw as { providers?: { apiKeyEnv?: unknown }[] } | null)?.providers;
   if (!Array.isArray(providers)) return ['OPENAI_API_KEY'];
   return [...new Set(providers.map((p) => (typeof p?.apiKeyEnv === 'string' ? p.apiKeyEnv : 'OPENAI_API_KEY')))];
+}
+
+function smaller(a?: number, b?: number): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }

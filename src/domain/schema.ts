@@ -11,12 +11,24 @@ import { parseEgressPattern, type EgressRefusal } from './egress';
 export const PricingSchema = z.object({
   inputPerMTok: z.number().nonnegative(),
   outputPerMTok: z.number().nonnegative(),
+  /** Input tokens the provider served from its prompt cache (usage.prompt_tokens_details.cached_tokens); left out: the input price. */
+  cachedInputPerMTok: z.number().nonnegative().optional(),
 });
 export type Pricing = z.infer<typeof PricingSchema>;
 
 /** What a task is told when it names a key: the worker's registry decides which key goes where. */
 const NO_KEYS_IN_TASKS =
   "not accepted in a task input: name a provider id from the worker's registry (WEAVER_PROVIDERS) instead; the worker decides which key is sent where";
+
+/** The prompt's size and shape for one provider (the registry's entry or the task's own). */
+export const PromptShape = {
+  /** Prompt tokens at most (default 16k, never above the window less the answer's room): src/domain/models.ts promptBudget. */
+  promptBudgetTokens: z.number({ error: 'promptBudgetTokens must be a whole number of tokens, at least 1024' }).int().min(1024).optional(),
+  /** false: the model refuses the `system` role (o1-family by default); the instructions go first in the user message. */
+  systemRole: z.boolean().optional(),
+  /** The endpoint takes Anthropic-style `cache_control` marks: the prompt's stable part is marked cacheable. */
+  cacheControl: z.boolean().optional(),
+};
 
 /**
  * A provider as a task names it: an id from the worker's provider registry (WEAVER_PROVIDERS,
@@ -53,6 +65,7 @@ export const ProviderSpecSchema = z.object({
   tokenParam: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
   /** Stream the answer (usage still booked once, from the final chunk): long answers are not cut by idle proxies. */
   stream: z.boolean().optional(),
+  ...PromptShape,
 }).refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
   path: ['maxTokens'],
   message: 'must be less than contextWindow (the prompt needs room too)',
@@ -205,6 +218,8 @@ export const CodingTaskInputSchema = z.object({
   /** With nothing to check (no playbook, nothing detected), commit anyway instead of failing with `no_checks`. */
   allowNoChecks: z.boolean().optional(),
   providers: z.array(ProviderSpecSchema).min(1, 'at least one provider is needed'),
+  /** Prompt tokens at most for every call of this task (the providers' own budgets still cap it). */
+  promptBudgetTokens: PromptShape.promptBudgetTokens,
   strategy: StrategySchema.optional(),
   limits: LimitsSchema.partial().optional(),
   decomposition: z.enum(['auto', 'never', 'always']).optional(),
@@ -353,6 +368,8 @@ export interface ProviderUsage {
   failures: Record<string, number>;
   tokensIn: number;
   tokensOut: number;
+  /** Of tokensIn, served from the provider's prompt cache (absent: none reported). */
+  tokensCached?: number;
   costUsd: number;
   meanLatencyMs: number;
   /** Sum behind meanLatencyMs (kept so the mean does not drift with rounding). */
@@ -364,6 +381,8 @@ export interface ProviderUsage {
 export interface Usage {
   tokensIn: number;
   tokensOut: number;
+  /** Of tokensIn, served from the providers' prompt caches (absent: none reported). */
+  tokensCached?: number;
   costUsd: number;
   calls: number;
   /** Spend of calls whose answer was lost (worker crash after the provider answered). */
@@ -439,6 +458,8 @@ export interface CallEvent {
   latencyMs: number;
   tokensIn: number;
   tokensOut: number;
+  /** Of tokensIn, those the provider served from its prompt cache (booked at the cached-input price). */
+  tokensCached?: number;
   costUsd: number;
   /** ok | schema_violation | truncated | needs_files | subtasks | error | cancelled | lost | cut (a stream cut mid-answer: its received tokens as estimated spend) */
   outcome: string;

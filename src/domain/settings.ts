@@ -1,11 +1,11 @@
 // Every default a run's decisions depend on — limits, retry and fallback, cooldown, the sandbox
-// policy, each provider's model profile and price — resolved ONCE, by the worker, in the
+// policy, each provider's model profile, price and prompt budget — resolved ONCE, by the worker, in the
 // activity a run starts with (resolveProviders): the values are recorded in the run's history
 // and kept in workflow state. A deploy that changes a default or the price table then cannot
 // change what a running workflow decides on replay (which would be non-determinism), and the
 // result shows the values the run used.
 import { DEFAULT_COOLDOWN, type CooldownSettings } from './cooldown';
-import { resolveProvider, type ResolvedProvider } from './models';
+import { DEFAULT_PROMPT_BUDGET, resolveProvider, type ResolvedProvider } from './models';
 import { knownPrice } from './pricing';
 import { DEFAULT_FALLBACK_ON, DEFAULT_RETRY, type RetrySettings } from './retry';
 import { LimitsSchema, SandboxPolicySchema, StrategySchema, type Limits, type ProviderSpec, type SandboxPolicy } from './schema';
@@ -66,7 +66,8 @@ export function resolveSettings(input: SettingsInput, providers: ProviderSpec[],
     sandbox: SandboxPolicySchema.parse(input.sandbox ?? {}),
     providers: providers.map((p) => {
       const price = knownPrice(p);
-      return { ...resolveProvider(p), ...(price ? { pricing: price } : {}) };
+      // The default budget kept in history too: a later deploy's default cannot change a running task's prompts.
+      return { ...resolveProvider(p), promptBudgetTokens: p.promptBudgetTokens ?? DEFAULT_PROMPT_BUDGET, ...(price ? { pricing: price } : {}) };
     }),
   };
 }

@@ -11,6 +11,7 @@ export interface CallUsage {
   provider: string;
   tokensIn: number;
   tokensOut: number;
+  tokensCached?: number;
   costUsd: number;
   latencyMs: number;
   /** Error family when the call failed (no tokens then). */
@@ -34,10 +35,17 @@ export function recordCall(usage: Usage, call: CallUsage): void {
   p.tokensOut += call.tokensOut;
   p.costUsd = roundUsd(p.costUsd + call.costUsd);
   if (call.errorFamily) p.failures[call.errorFamily] = (p.failures[call.errorFamily] ?? 0) + 1;
+  addCached(p, call.tokensCached);
+  addCached(usage, call.tokensCached);
   usage.calls += 1;
   usage.tokensIn += call.tokensIn;
   usage.tokensOut += call.tokensOut;
   usage.costUsd = roundUsd(usage.costUsd + call.costUsd);
+}
+
+/** Cached tokens are counted only where some were reported: ledgers without any stay as they were. */
+function addCached(to: { tokensCached?: number }, n: number | undefined): void {
+  if (n) to.tokensCached = (to.tokensCached ?? 0) + n;
 }
 
 export function recordShadowCall(usage: Usage, call: CallUsage): void {
@@ -56,6 +64,7 @@ export function mergeUsage(...all: Usage[]): Usage {
     out.tokensOut += u.tokensOut;
     out.costUsd = roundUsd(out.costUsd + u.costUsd);
     out.calls += u.calls;
+    addCached(out, u.tokensCached);
     out.estimatedCostUsd = roundUsd(out.estimatedCostUsd + u.estimatedCostUsd);
     for (const [id, p] of Object.entries(u.byProvider)) {
       const q = (out.byProvider[id] ??= { calls: 0, failures: {}, tokensIn: 0, tokensOut: 0, costUsd: 0, meanLatencyMs: 0, latencyMsSum: 0 });
@@ -65,6 +74,7 @@ export function mergeUsage(...all: Usage[]): Usage {
       q.tokensIn += p.tokensIn;
       q.tokensOut += p.tokensOut;
       q.costUsd = roundUsd(q.costUsd + p.costUsd);
+      addCached(q, p.tokensCached);
       for (const [f, n] of Object.entries(p.failures)) q.failures[f] = (q.failures[f] ?? 0) + n;
       if (p.estimatedCostUsd) q.estimatedCostUsd = roundUsd((q.estimatedCostUsd ?? 0) + p.estimatedCostUsd);
     }

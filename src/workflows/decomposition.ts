@@ -117,6 +117,7 @@ function childInput(t: TaskRun, task: TaskSpec, maxCostUsd: number | undefined, 
     ...(t.input.playbook !== undefined && !task.testCommand ? { playbook: t.input.playbook } : {}),
     ...(t.input.allowNoChecks ? { allowNoChecks: true } : {}),
     providers: t.input.providers,
+    ...(t.input.promptBudgetTokens !== undefined ? { promptBudgetTokens: t.input.promptBudgetTokens } : {}),
     strategy: t.input.strategy,
     // Children run under their parent's sandbox policy, never a looser one.
     sandbox: t.sandboxPolicy,

@@ -92,6 +92,8 @@ export async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: s
       latencyMs: result.latencyMs,
       tokensIn: result.tokensIn,
       tokensOut: result.tokensOut,
+      // Absent before prompt-cache booking: a replayed run books its calls as it did.
+      ...(result.tokensCached ? { tokensCached: result.tokensCached } : {}),
       outcome: result.outcome,
       changeDigest: result.changeDigest,
     });

@@ -55,6 +55,8 @@ export const SHADOW_SPEND = 'reserve-shadows';
 
 /** Marks runs whose decomposition is bounded by the worker's default tree cost when the task sets no maxCostUsd. */
 export const TREE_COST = 'default-tree-cost';
+/** Marks runs whose prompts are capped by `promptBudgetTokens` (16k by default), not only by the windows. */
+export const PROMPT_BUDGETS = 'prompt-budgets';
 
 export class TaskRun {
   limits: Limits;
@@ -63,6 +65,8 @@ export class TaskRun {
   /** Providers with every model default resolved once, at start (kept in state). */
   providers: (ResolvedProvider | ProviderSpec)[] = [];
   tokenBudget = 0;
+  /** Whether the prompt budgets apply (runs since `prompt-budgets`). */
+  readonly budgets: boolean;
   /** Env var names of the worker's provider keys (from its registry, at start): kept out of commands. */
   keyEnvNames: string[];
   /** The providers are resolved against the worker's registry at start (runs since `provider-registry`). */
@@ -108,6 +112,8 @@ export class TaskRun {
   ) {
     // Asked once, first: every later step of the run follows the same answer.
     this.playbooks = patched('playbooks');
+    // Prompt budgets (16k by default) change every prompt, hence every reservation: runs before keep theirs.
+    this.budgets = patched(PROMPT_BUDGETS);
     this.limits = resolveLimits(input);
     this.sandboxPolicy = SandboxPolicySchema.parse(input.sandbox ?? {});
     this.keyEnvNames = legacyKeys ?? [];
@@ -116,7 +122,7 @@ export class TaskRun {
       // Pre-registry inputs always named their model.
       const specs = input.providers as ProviderSpec[];
       const resolved = specs.map(resolveProvider);
-      this.tokenBudget = promptBudget(resolved);
+      this.tokenBudget = this.budgetFor(resolved);
       // Resolved defaults change budget reservations (a reasoning model's answer room): runs
       // started before them keep reserving as they did, or their replay would diverge.
       this.providers = patched('resolve-model-profiles') ? resolved : specs;
@@ -238,7 +244,7 @@ export class TaskRun {
     else {
       const resolved = r.providers.map(resolveProvider);
       this.providers = resolved;
-      this.tokenBudget = promptBudget(resolved);
+      this.tokenBudget = this.budgetFor(resolved);
     }
     // A budget needs prices: a model nobody prices would cost $0 and never be stopped.
     // Shadows count against the budget where they are reserved: they need a price too.
@@ -251,6 +257,11 @@ export class TaskRun {
     for (const note of r.notes) this.warn(note);
   }
 
+  /** Prompt tokens for this run's calls (domain/models.ts promptBudget). */
+  private budgetFor(providers: ResolvedProvider[]): number {
+    return promptBudget(providers, this.budgets ? { task: this.input.promptBudgetTokens } : undefined);
+  }
+
   /** The run's settings from the worker, before anything is decided by them. */
   private adopt(settings: TaskSettings): void {
     this.settings = settings;
@@ -258,7 +269,7 @@ export class TaskRun {
     this.ledger = new Ledger({ maxCostUsd: settings.limits.maxCostUsd, maxTokens: settings.limits.maxTokens }, { shadowSpend: this.shadowSpend });
     this.sandboxPolicy = settings.sandbox;
     this.providers = settings.providers;
-    this.tokenBudget = promptBudget(settings.providers);
+    this.tokenBudget = this.budgetFor(settings.providers);
   }
 
   /**
