@@ -22,13 +22,7 @@ export type Verdict =
   | { outcome: 'ok'; change: ChangeSet; changeDigest: string };
 
 /** The `answer` record: everything the activity's result is made of. */
-export interface KeptAnswer {
-  provider: string;
-  model: string;
-  tokensIn: number;
-  tokensOut: number;
-  tokensCached?: number;
-  latencyMs: number;
+export interface KeptAnswer extends Pick<GenerateChangeResult, 'provider' | 'model' | 'tokensIn' | 'tokensOut' | 'tokensCached' | 'latencyMs'> {
   response: ReturnType<typeof responseRecord>;
   verdict: Verdict;
 }
