@@ -19,7 +19,7 @@ describe('unpriced providers and budgets', () => {
 
   it('a provider is priced by its own pricing (even $0) or by the table; otherwise it is unpriced', () => {
     expect(knownPrice(priced)).toEqual({ inputPerMTok: 0, outputPerMTok: 0 });
-    expect(knownPrice(tabled)).toEqual({ inputPerMTok: 0.15, outputPerMTok: 0.6 });
+    expect(knownPrice(tabled)).toEqual({ inputPerMTok: 0.15, outputPerMTok: 0.6, cachedInputPerMTok: 0.075 });
     expect(knownPrice(unknown)).toBeUndefined();
     expect(unpricedProviders([priced, tabled, unknown])).toEqual(['c']);
   });
