@@ -97,6 +97,10 @@ test('weaver gc removes a finished run\'s workspace and old artifacts; keeps an 
   expect(failedOnly.length).toBeGreaterThan(0);
   for (const r of openRefs.keys()) expect(before.has(r.slice(7))).toBe(true);
 
+  // The runs below are judged by `--older-than 1s` from their close: let the failed one be
+  // closed for longer than that (on a fast machine the gc could otherwise start within it).
+  const closedAt = (await failed.describe()).closeTime?.getTime() ?? Date.now();
+  await waitUntil('the failed run to be closed for over 1 s', async () => Date.now() - closedAt > 1500, 30_000);
   // A dry run: says what would go, removes nothing.
   const dry = await gc('--dry-run', '--older-than', '1s');
   expect(dry).toContain('(dry run: nothing removed)');
