@@ -14,7 +14,6 @@ import { judge, keepAnswer, keptAnswerOf, resultOf, type Keep } from './answers'
 import type { ArtifactStore } from './artifacts';
 import { openaiClient, providerSecrets, StreamCut, streamed, toApplicationFailure, whole, type Completion } from './openaiClient';
 import { chatMessages, samplingOf } from './chatRequest';
-import { sleep } from './processGroups';
 import { countTokens } from './tokens';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
 
@@ -125,7 +124,7 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   log.debug('answer kept', { provider: provider.id, keptMs: Math.round((performance.now() - answeredAt) * 100) / 100 });
   // Fault injection for crash tests (WEAVER_FAULT_HOLD_AFTER_ANSWER_MS): the worker waits between
   // keeping the answer and completing, where the test kills it.
-  if (deps.holdAfterAnswerMs) await sleep(deps.holdAfterAnswerMs);
+  if (deps.holdAfterAnswerMs) await new Promise((r) => setTimeout(r, deps.holdAfterAnswerMs));
   return resultOf(kept, keep);
 }
 
@@ -176,7 +175,7 @@ async function storeAnswered(
           details: [{ provider: provider.id, tokensIn, tokensOut, latencyMs } satisfies ProviderFailureDetails],
         });
       }
-      await sleep(STORE_RETRY_MS * 2 ** (i - 1));
+      await new Promise((r) => setTimeout(r, STORE_RETRY_MS * 2 ** (i - 1)));
     }
   }
 }
