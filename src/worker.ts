@@ -19,6 +19,7 @@ import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
 import { usableCacheDir } from './cacheDir';
+import { WORKFLOW_BUNDLER_OPTIONS } from './workflowBundle';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 import { connectWithRetry } from './connect';
@@ -124,7 +125,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     // generating is paid for. Calls last minutes at most, so these beats stay few.
     ...throttle(c.heartbeatThrottleMs ?? deps.heartbeatMs),
     taskQueue,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('./workflows'), bundlerOptions: WORKFLOW_BUNDLER_OPTIONS }),
     activities,
     maxConcurrentActivityTaskExecutions: c.maxActivities,
     // A named build pins each workflow to the build that started it: a deploy never replays old
@@ -215,7 +216,7 @@ async function main() {
   // The server may still be starting (compose, a fleet's restart): waited for, saying so.
   const connection = await connectWithRetry({ address: c.address, waitMs: c.connectWaitMs });
   await ensureSearchAttributes(connection, c.namespace);
-  // WEAVER_WORKFLOW_BUNDLE: a prebuilt bundle (bundleWorkflowCode output) to skip bundling at start.
+  // WEAVER_WORKFLOW_BUNDLE: a prebuilt bundle (src/workflowBundle.ts bundleWeaverWorkflows output) to skip bundling at start.
   const bundlePath = process.env.WEAVER_WORKFLOW_BUNDLE;
   const w = await createWorkers({ connection, providers, deps: { sandbox }, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined });
   console.log(
