@@ -60,6 +60,12 @@ export function createActivities(deps: ActivityDeps) {
   const sandbox: SandboxSetting = deps.sandbox ?? { mode: 'off', kind: 'none', hide: [], readOnly: [] };
   const commandSlots = new CommandSlots(deps.maxCommands ?? Math.max(1, os.availableParallelism()));
 
+  /** Removes a workspace; its sandbox uid goes back to the host's pool (a long-lived worker would otherwise hold one per workspace it ever made). */
+  async function release(workspace: WorkspaceHandle): Promise<void> {
+    await ws.releaseWorkspace(workspace);
+    releaseUid(sandbox, workspace.dir);
+  }
+
   /**
    * Runs `work` heartbeating every WEAVER_HEARTBEAT_MS (the SDK throttles what reaches the
    * server): every workspace activity does, so a dead worker is noticed within the heartbeat
@@ -346,6 +352,14 @@ export function createActivities(deps: ActivityDeps) {
       } catch (err) {
         Context.current().log.warn('could not describe the commit', { commit: r.commit, error: (err as Error).message });
       }
+      if (req.release && (r.pushed || (req.release === 'bundled' && r.bundle))) {
+        try {
+          await release(req.workspace);
+          r.released = true;
+        } catch (err) {
+          r.releaseError = (err as Error).message;
+        }
+      }
       return r;
     },
 
@@ -357,9 +371,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async releaseWorkspace(workspace: WorkspaceHandle): Promise<void> {
-      await ws.releaseWorkspace(workspace);
-      // Its sandbox uid goes back to the host's pool (a long-lived worker would otherwise hold one per workspace it ever made).
-      releaseUid(sandbox, workspace.dir);
+      await release(workspace);
     },
 
     /** A child that ended without a result (terminated, timed out): its spend, for its parent's usage and budget. */
