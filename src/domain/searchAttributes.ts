@@ -1,6 +1,6 @@
 // Search attributes Weaver sets on its workflows, for filtering in the Web UI and
 // `temporal workflow list --query 'WeaverStatus="failed"'`. The worker registers them.
-import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributeUpdatePair } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributeUpdatePair, type TypedSearchAttributes } from '@temporalio/common';
 
 export const WeaverStatus = defineSearchAttributeKey('WeaverStatus', SearchAttributeType.KEYWORD);
 export const WeaverPhase = defineSearchAttributeKey('WeaverPhase', SearchAttributeType.KEYWORD);
@@ -22,4 +22,9 @@ export function statusAttributes(s: { status: string; phase: string; attempt: nu
     { key: WeaverAttempt, value: s.attempt },
     { key: WeaverCostUsd, value: s.costUsd },
   ];
+}
+
+/** The pairs whose value differs from the run's current attributes (the client sets some at start). */
+export function changedAttributes(current: TypedSearchAttributes, pairs: SearchAttributeUpdatePair[]): SearchAttributeUpdatePair[] {
+  return pairs.filter((p) => current.get(p.key) !== p.value);
 }

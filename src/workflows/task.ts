@@ -242,7 +242,8 @@ export class TaskRun {
     try {
       r = await (this.lean ? bookkeeping : shared).resolveProviders({ providers: this.input.providers, ...(fromHistory ? { settings: this.given } : {}) });
     } catch (err) {
-      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      // The local activity (runs since LEAN_ROUND_TRIPS) fails with its own failure, unwrapped.
+      const cause = err instanceof ActivityFailure ? err.cause : this.lean ? err : undefined;
       if (cause instanceof ApplicationFailure && cause.type === 'ProviderNotAllowed') {
         // Refused before anything ran, like bad input (runs before `invalid` existed said failed).
         upsertSearchAttributes([{ key: WeaverStatus, value: patched('weaver-status-on-refusal') ? REFUSED : 'failed' }]);
