@@ -3,99 +3,68 @@
 //   npx tsx scripts/bench-round-trips.ts                 (BENCH_N tasks, default 5)
 //   BENCH_WORKFLOWS=/path/to/other/src/workflows npx tsx scripts/bench-round-trips.ts
 //
-// Self-contained like scripts/bench.ts: its own Temporal dev server, the scripted model server
-// (answers at once) and an in-process worker; one-attempt codingTasks on the example repository,
-// pushed. BENCH_WORKFLOWS bundles other workflow code (e.g. a checkout of an earlier commit, with
-// node_modules linked) to compare before and after with the same activities. Prints per task:
-// workflow tasks, activities scheduled, local activities, events, history bytes, search-attribute
-// upserts (Weaver's, and the SDK's TemporalChangeVersion ones for patches), end to end.
-import { rmSync } from 'node:fs';
-import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+// It starts what the tests start (test/globalSetup.ts: a throwaway dev server and the workflow
+// bundle — of BENCH_WORKFLOWS if given, e.g. a checkout of an earlier commit with node_modules
+// linked, to compare before and after with the same activities; test/support/weaver.ts: a real
+// worker, real repositories, the scripted model server) and runs one-attempt pushed codingTasks.
+// Prints medians per task: workflow tasks, activities scheduled, local activities, events,
+// history bytes, search-attribute upserts (Weaver's, and all with the SDK's TemporalChangeVersion
+// ones for patches). Timings are scripts/bench.ts's.
 import { temporal } from '@temporalio/proto';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { weaverLogger } from '../src/logging';
-import { startCodingTask } from '../src/client';
-import { startDevServer, stopProcessGroup, temporalCliPath } from '../src/devtools/devServer';
-import { sandboxableTempDir } from '../src/devtools/tempDir';
-import { editFormat } from '../src/domain/editformats';
-import { createWorkers } from '../src/worker';
-import { bundleWeaverWorkflows } from '../src/workflowBundle';
+import globalSetup from '../test/globalSetup';
+import globalTeardown from '../test/globalTeardown';
 import { historyShape } from '../test/support/histories';
-import { GOOD } from '../test/support/replayShapes';
-import { createExampleRepo, exampleTask } from './demo/example';
-import { ScriptedModelServer } from './demo/scriptedModelServer';
+import { answer, GOOD } from '../test/support/replayShapes';
+import { closeTestConnections, startRig } from '../test/support/weaver';
 
 const N = Math.max(1, Number(process.env.BENCH_N || 5));
+process.env.WEAVER_TEST_LOG_LEVEL ??= 'ERROR';
+if (process.env.BENCH_WORKFLOWS) process.env.WEAVER_TEST_WORKFLOWS_PATH = process.env.BENCH_WORKFLOWS;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
+const sum = (r: Record<string, number>) => Object.values(r).reduce((s, n) => s + n, 0);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+async function measure(): Promise<Record<string, number[]>> {
+  const rig = await startRig();
+  const rows: Record<string, number[]> = {};
+  try {
+    for (let i = 0; i < N; i++) {
+      rig.model.script('trips', [answer(GOOD)]);
+      const result = await rig.run(rig.task(await rig.newRepo(), [rig.provider('trips')], { push: true }));
+      if (result.status !== 'succeeded' || result.attempts.length !== 1) throw new Error(`${result.workflowId}: ${result.status} in ${result.attempts.length} attempts: ${result.reason}`);
+      const history = await rig.client.workflow.getHandle(result.workflowId).fetchHistory();
+      const shape = historyShape(history);
+      const figures: Record<string, number> = {
+        'workflow tasks': shape.workflowTasks,
+        'activities scheduled': sum(shape.activities),
+        'local activities': sum(shape.localActivities),
+        events: history.events?.length ?? 0,
+        'history bytes': temporal.api.history.v1.History.encode(history).finish().length,
+        "upserts of Weaver's search attributes": shape.upserts.length,
+        "upserts in all (with patches' TemporalChangeVersion)": (history.events ?? []).filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length,
+      };
+      for (const [k, v] of Object.entries(figures)) (rows[k] ??= []).push(v);
+    }
+  } finally {
+    await rig.close().catch(() => undefined);
+    await closeTestConnections();
+  }
+  return rows;
+}
 
 async function main(): Promise<void> {
-  const tmp = sandboxableTempDir('weaver-bench-trips-');
-  Runtime.install({ logger: weaverLogger('WARN') });
-  const server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'temporal-server.log') });
-  const model = await ScriptedModelServer.start();
-  let worker: Awaited<ReturnType<typeof createWorkers>> | undefined;
-  let running: Promise<void> | undefined;
+  await globalSetup();
   try {
-    const workflowsPath = process.env.BENCH_WORKFLOWS ? path.resolve(process.env.BENCH_WORKFLOWS) : undefined;
-    const { code } = await bundleWeaverWorkflows({ logger: new DefaultLogger('WARN'), ...(workflowsPath ? { workflowsPath } : {}) });
-    model.setDefault('trips', () => ({ content: editFormat('editblock').render({ summary: 'slugify', files: [{ path: 'src/slugify.js', action: 'write', content: GOOD }] }) }));
-    const providers = { providers: { trips: { baseURL: model.url, models: ['trips'], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } } } };
-    const connection = await NativeConnection.connect({ address: server.address });
-    const clientConn = await Connection.connect({ address: server.address });
-    const client = new Client({ connection: clientConn, namespace: 'default' });
-    const taskQueue = `weaver-trips-${process.pid}`;
-    worker = await createWorkers({
-      connection,
-      taskQueue,
-      workspaceQueue: `${taskQueue}-ws`,
-      workflowBundle: { code },
-      providers,
-      deps: { artifactDir: path.join(tmp, 'artifacts'), workspaceRoot: path.join(tmp, 'workspaces'), repoRoots: [tmp] },
-    });
-    running = worker.run();
-    const rows: Record<string, number[]> = {};
-    const add = (k: string, v: number) => (rows[k] ??= []).push(v);
-    // The first task warms the worker up: not counted.
-    for (let i = 0; i <= N; i++) {
-      const repo = await createExampleRepo(path.join(tmp, 'repos', `r${i}`));
-      const started = Date.now();
-      const handle = await startCodingTask({ ...exampleTask(repo, { id: 'trips', model: 'trips' }), push: true }, { client, taskQueue, workflowId: `trips-${process.pid}-${i}` });
-      const result = await handle.result();
-      const ms = Date.now() - started;
-      if (result.status !== 'succeeded' || result.attempts.length !== 1) throw new Error(`${handle.workflowId}: ${result.status} in ${result.attempts.length} attempts: ${result.reason}`);
-      if (i === 0) continue;
-      const history = await handle.fetchHistory();
-      const shape = historyShape(history);
-      const count = (r: Record<string, number>) => Object.values(r).reduce((s, n) => s + n, 0);
-      add('workflow tasks', shape.workflowTasks);
-      add('activities scheduled', count(shape.activities));
-      add('local activities', count(shape.localActivities));
-      add('events', history.events?.length ?? 0);
-      add('history bytes', temporal.api.history.v1.History.encode(history).finish().length);
-      add("upserts of Weaver's search attributes", shape.upserts.length);
-      add('upserts in all (with patches\' TemporalChangeVersion)', (history.events ?? []).filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length);
-      add('end to end (ms)', ms);
-    }
-    console.log(`per one-attempt pushed task, median of ${N} (${workflowsPath ? `workflows from ${workflowsPath}` : 'this checkout'}):`);
+    const rows = await measure();
+    console.log(`per one-attempt pushed task, median of ${N} (workflows from ${process.env.BENCH_WORKFLOWS ?? 'this checkout'}):`);
     for (const [k, xs] of Object.entries(rows)) console.log(`  ${k.padEnd(56)} ${String(median(xs)).padStart(7)}   (min ${Math.min(...xs)}, max ${Math.max(...xs)})`);
-    await clientConn.close();
   } finally {
-    worker?.shutdown();
-    await running?.catch(() => undefined);
-    await model.close().catch(() => undefined);
-    await stopProcessGroup(server.pid);
-    rmSync(tmp, { recursive: true, force: true });
+    await globalTeardown();
   }
 }
 
-main().then(
-  () => process.exit(0),
+void main().then(
+  () => process.exit(),
   (err: unknown) => {
     console.error(err);
     process.exit(1);
