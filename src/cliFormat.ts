@@ -47,6 +47,7 @@ export function formatResult(r: CodingTaskResult): string {
     ...r.attempts.map(
       (a) =>
         `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}` +
+        (a.routing?.tried.length ? ` (called: ${a.routing.tried.map((t) => `${t.provider}, ${t.reason.slice(0, 80)}`).join('; ')})` : '') +
         (a.steps?.length ? ` [${a.steps.map((s) => `${s.name} ${s.status}`).join(', ')}]` : '') +
         (a.tests?.limit ? `\n      stopped by a limit: ${a.tests.limit}` : '') +
         (a.tests?.resources ? `\n      tests used ${formatResources(a.tests.resources)}` : ''),
