@@ -1,6 +1,7 @@
 // Cost routing and escalation decisions (src/domain/routing.ts), the task fields that ask for
 // them, and the per-model usage they are judged by — pure, without Temporal.
 import { Ledger } from '../src/domain/ledger';
+import { renderReport } from '../src/domain/report';
 import { resolveTaskProviders } from '../src/domain/registry';
 import {
   costOrder,
@@ -171,4 +172,34 @@ describe('usage by provider and model', () => {
     expect(merged.byProvider.p.byModel!.m2).toEqual({ calls: 2, tokensIn: 110, tokensOut: 55, costUsd: 0.5002, failures: {}, succeeded: 2, successRate: 1 });
     expect(merged.byProvider.p.byModel!.m1.estimatedCostUsd).toBe(0.0012);
   });
+});
+
+test('the report lists each provider called with why, and the per-model table', () => {
+  const usage = emptyUsage();
+  recordCall(usage, { provider: 'cheap', model: 'small', tokensIn: 1000, tokensOut: 200, costUsd: 0.00018, latencyMs: 5 });
+  recordSucceeded(usage, 'cheap', 'small');
+  const report = renderReport(
+    {
+      workflowId: 'w',
+      status: 'succeeded',
+      reason: 'tests passed',
+      branch: 'b',
+      usage,
+      artifacts: [],
+      attempts: [
+        {
+          attempt: 1,
+          provider: 'cheap',
+          calls: [],
+          outcome: 'tests_passed',
+          decision: { action: 'commit', why: 'tests passed' },
+          artifacts: [],
+          routing: { mode: 'cost', promptTokens: 1000, order: [{ provider: 'cheap', model: 'small', estCostUsd: 0.0003 }], tried: [{ provider: 'cheap', model: 'small', reason: 'cheapest' }] },
+        },
+      ],
+    },
+    'title',
+  );
+  expect(report).toContain('| 1 | cheap | small | cheapest |');
+  expect(report).toContain('| cheap | small | 1 | 1000/200 (0) | $0.000180 | 1/1 (100%) |');
 });

@@ -1,5 +1,6 @@
-// Provider strategies as deterministic workflow code: sequential fallback, parallel-any,
-// parallel-all, consensus, and shadow calls. One activity execution is one HTTP call, and
+// Provider strategies as deterministic workflow code: sequential fallback (and `cost`, the same
+// over providers ordered by price: routing.ts), parallel-any, parallel-all and consensus
+// (parallelStrategies.ts), and shadow calls. One activity execution is one HTTP call, and
 // each is booked once in the Ledger from its recorded result or its loss (providerCall.ts);
 // waits and retries are in providerWaits.ts.
 //
