@@ -78,6 +78,7 @@ test('escalate: after 2 attempts whose answers fail the checks, the next stronge
   ]);
   expect(result.attempts[2].routing).toMatchObject({ escalation: { failedAttempts: 2, rung: 1 }, order: [{ provider: 'esc-strong' }, { provider: 'esc-cheap' }] });
   expect(progress.route).toMatchObject({ attempt: 3, provider: 'esc-strong', reason: 'escalated after 2 failed attempts' });
+  process.stderr.write(`[costRouting] attempt 3 routing: ${JSON.stringify(result.attempts[2].routing)}\n[costRouting] usage.byProvider: ${JSON.stringify(result.usage.byProvider)}\n`);
 
   // The aggregate by provider and model, against what the server saw: every answer reports
   // 100 prompt and 100 completion tokens; the price is the registry's.
