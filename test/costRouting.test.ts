@@ -1,8 +1,8 @@
 // Cost routing and escalation end to end (issue 19 item 2): real dev server and worker, the real
 // openai SDK over HTTP to the scripted model server, where providers of different prices are
 // registered; the order of the requests the server received is the order Weaver called them in.
-import { resultOf } from '../src/client';
-import type { CodingTaskResult, Progress, ProviderSpec } from '../src/domain/schema';
+import { resultOf, startTaskBatch } from '../src/client';
+import type { BatchResult, CodingTaskResult, Progress, ProviderSpec } from '../src/domain/schema';
 import { eventsOf } from './support/calls';
 import { answer, BAD, GOOD } from './support/replayShapes';
 import { useRig, type Rig } from './support/weaver';
@@ -94,4 +94,24 @@ test('escalate: after 2 attempts whose answers fail the checks, the next stronge
   const events = await eventsOf(result, rig.artifactDir);
   expect(events.length).toBe(rig.model.count('esc-cheap') + rig.model.count('esc-strong'));
   expect(events.reduce((s, e) => s + e.costUsd, 0)).toBeCloseTo(result.usage.costUsd, 9);
+});
+
+test('a batch aggregates its tasks by provider and model: calls, tokens, cost and success rate as the server saw them', async () => {
+  const strong = rig.provider('bt-strong', price(5, 20));
+  const cheap = rig.provider('bt-cheap', price(0.1, 0.2));
+  // One task at a time: the first is done by the cheap provider; the second's cheap answer fails
+  // the tests and its next attempt escalates.
+  rig.model.script('bt-cheap', [answer(GOOD), answer(BAD)]);
+  rig.model.script('bt-strong', [answer(GOOD)]);
+  const task = async () => rig.task(await rig.newRepo(), [strong, cheap], { strategy: { mode: 'cost', escalate: { after: 1 } }, limits: { maxAttempts: 2 }, decomposition: 'never' });
+  const handle = await startTaskBatch({ tasks: [await task(), await task()], concurrency: 1 }, { client: rig.client, taskQueue: rig.taskQueue, workflowId: `cost-batch-${Date.now()}` });
+  const batch = (await handle.result()) as BatchResult;
+
+  expect(batch.results.map((r) => `${r.status}:${r.attempts.map((a) => a.provider).join(',')}`)).toEqual(['succeeded:bt-cheap', 'succeeded:bt-cheap,bt-strong']);
+  expect(rig.model.count('bt-cheap')).toBe(2);
+  expect(rig.model.count('bt-strong')).toBe(1);
+  const { byProvider } = batch.aggregate.usage;
+  expect(byProvider['bt-cheap'].byModel).toEqual({ 'bt-cheap': { calls: 2, tokensIn: 200, tokensOut: 200, costUsd: expect.closeTo((2 * (100 * 0.1 + 100 * 0.2)) / 1e6, 9), failures: {}, succeeded: 1, successRate: 0.5 } });
+  expect(byProvider['bt-strong'].byModel).toEqual({ 'bt-strong': { calls: 1, tokensIn: 100, tokensOut: 100, costUsd: expect.closeTo((100 * 5 + 100 * 20) / 1e6, 9), failures: {}, succeeded: 1, successRate: 1 } });
+  expect(byProvider['bt-cheap']).toMatchObject({ calls: 2, succeeded: 1, successRate: 0.5 });
 });
