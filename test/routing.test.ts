@@ -1,5 +1,6 @@
 // Cost routing and escalation decisions (src/domain/routing.ts), the task fields that ask for
 // them, and the per-model usage they are judged by — pure, without Temporal.
+import { formatProgress, formatResult } from '../src/cliFormat';
 import { Ledger } from '../src/domain/ledger';
 import { renderReport } from '../src/domain/report';
 import { resolveTaskProviders } from '../src/domain/registry';
@@ -13,7 +14,7 @@ import {
   planRoute,
   type RouteSpec,
 } from '../src/domain/routing';
-import { parseTaskInput, TaskInputError, type CodingTaskInput } from '../src/domain/schema';
+import { parseTaskInput, TaskInputError, type CodingTaskInput, type CodingTaskResult, type Progress } from '../src/domain/schema';
 import { resolveSettings } from '../src/domain/settings';
 import { emptyUsage, mergeUsage, recordCall, recordSucceeded } from '../src/domain/usage';
 
@@ -83,7 +84,9 @@ describe('escalation', () => {
     const plan = planRoute([strong, cheap], { mode: 'sequential', promptTokens: 1000, escalateAfter: 1, failedAttempts: 0 });
     expect(plan.providers.map((p) => p.id)).toEqual(['strong', 'cheap']);
     expect(plan.firstReason).toBe('first in order');
-    expect(planRoute([strong, cheap], { mode: 'sequential', promptTokens: 1000, escalateAfter: 1, failedAttempts: 1 }).providers[0].id).toBe('cheap');
+    const next = planRoute([strong, cheap], { mode: 'sequential', promptTokens: 1000, escalateAfter: 1, failedAttempts: 1 });
+    expect(next.providers.map((p) => p.id)).toEqual(['cheap', 'strong']);
+    expect(next.firstReason).toBe('escalated after 1 failed attempt');
   });
 
   it('records the order with each estimate and names the unpriced', () => {
@@ -174,12 +177,11 @@ describe('usage by provider and model', () => {
   });
 });
 
-test('the report lists each provider called with why, and the per-model table', () => {
+test('the report, `weaver result` and `weaver status` show each provider called with why, and the per-model table', () => {
   const usage = emptyUsage();
   recordCall(usage, { provider: 'cheap', model: 'small', tokensIn: 1000, tokensOut: 200, costUsd: 0.00018, latencyMs: 5 });
   recordSucceeded(usage, 'cheap', 'small');
-  const report = renderReport(
-    {
+  const result = {
       workflowId: 'w',
       status: 'succeeded',
       reason: 'tests passed',
@@ -197,9 +199,13 @@ test('the report lists each provider called with why, and the per-model table', 
           routing: { mode: 'cost', promptTokens: 1000, order: [{ provider: 'cheap', model: 'small', estCostUsd: 0.0003 }], tried: [{ provider: 'cheap', model: 'small', reason: 'cheapest' }] },
         },
       ],
-    },
-    'title',
-  );
+    } satisfies CodingTaskResult;
+  const report = renderReport(result, 'title');
   expect(report).toContain('| 1 | cheap | small | cheapest |');
   expect(report).toContain('| cheap | small | 1 | 1000/200 (0) | $0.000180 | 1/1 (100%) |');
+  expect(formatResult(result)).toContain('#1 cheap: tests_passed → commit (called: cheap, cheapest)');
+  const progress = { workflowId: 'w', phase: 'generating', attempt: 2, maxAttempts: 3, usage, branch: 'b' } satisfies Progress;
+  expect(formatProgress({ ...progress, route: { attempt: 2, provider: 'strong', model: 'big', reason: 'escalated after 1 failed attempt' } })).toContain('— strong (big): escalated after 1 failed attempt');
+  // A route of an earlier attempt is not this attempt's.
+  expect(formatProgress({ ...progress, route: { attempt: 1, provider: 'cheap', model: 'small', reason: 'cheapest' } })).not.toContain('cheapest');
 });

@@ -105,7 +105,7 @@ export function planRoute<T extends RouteSpec>(providers: T[], opts: RouteOption
   const first = ordered[0];
   const firstReason =
     rung > 0
-      ? `escalated after ${rung * opts.escalateAfter!} failed attempts`
+      ? `escalated after ${rung * opts.escalateAfter!} failed attempt${rung * opts.escalateAfter! === 1 ? '' : 's'}`
       : opts.mode !== 'cost'
         ? 'first in order'
         : first?.estCostUsd === undefined

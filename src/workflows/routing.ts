@@ -1,7 +1,8 @@
 // The attempt's provider order under `strategy.mode: 'cost'` or `strategy.escalate`: decided by
 // domain/routing.ts planRoute (the one place provider order is decided), recorded on the
 // attempt and shown in `progress`. Other modes, and runs recorded before routing, keep the
-// task's order.
+// task's order. Every attempt's prompt passes here: another reason to reorder (quota left, a
+// provider's rate limit) belongs in planRoute, asked from here behind a patch of its own.
 import { patched } from '@temporalio/workflow';
 import { planRoute, unpricedNote } from '../domain/routing';
 import type { AttemptRecord, ProviderSpec } from '../domain/schema';
