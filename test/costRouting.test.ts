@@ -96,6 +96,20 @@ test('escalate: after 2 attempts whose answers fail the checks, the next stronge
   expect(events.reduce((s, e) => s + e.costUsd, 0)).toBeCloseTo(result.usage.costUsd, 9);
 });
 
+test("escalate in mode 'sequential': the ladder is the order given, whatever the prices", async () => {
+  // Given first though dearer: sequential routes by the task's order, not by price.
+  const first = rig.provider('sq-first', price(5, 20));
+  const second = rig.provider('sq-second', price(0.1, 0.2));
+  rig.model.script('sq-first', [answer(BAD)]);
+  rig.model.script('sq-second', [answer(GOOD)]);
+  const result = await rig.run(rig.task(await rig.newRepo(), [first, second], { strategy: { escalate: { after: 1 } }, limits: { maxAttempts: 2 }, decomposition: 'never' }));
+
+  expect(result.status).toBe('succeeded');
+  expect(requestOrder(['sq-first', 'sq-second'])).toEqual(['sq-first', 'sq-second']);
+  expect(result.attempts.map((a) => a.routing?.tried.map((t) => `${t.provider}: ${t.reason}`))).toEqual([['sq-first: first in order'], ['sq-second: escalated after 1 failed attempt']]);
+  expect(result.attempts[1].selection?.strategy).toBe('sequential');
+});
+
 test('a batch aggregates its tasks by provider and model: calls, tokens, cost and success rate as the server saw them', async () => {
   const strong = rig.provider('bt-strong', price(5, 20));
   const cheap = rig.provider('bt-cheap', price(0.1, 0.2));
