@@ -148,7 +148,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     return undefined;
   });
   const stopGc = periodicGc(c.gcIntervalMs, () =>
-    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store: openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }), retentionMs: c.retentionMs }),
+    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store: openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }), retentionMs: c.retentionMs, cacheMaxBytes: c.cacheMaxBytes }),
   );
   return {
     workers,
