@@ -18,6 +18,7 @@ import { leaseCache } from '../src/activities/sandbox/cacheLease';
 import { recordUnpushed, settleUnpushed, unpushedKey, unpushedPrefix } from '../src/activities/unpushed';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { resultOf } from '../src/client';
+import { sweepWorkspaces } from '../src/workspaceSweep';
 import type { Progress } from '../src/domain/schema';
 import { addFiles, makeRepo } from './support/repos';
 import { GOOD } from './support/replayScenarios';
@@ -115,7 +116,8 @@ test('local store: a bundle recorded for a run the namespace never had is kept h
   const store = new LocalArtifactStore(dir);
   const repo = await makeRepo(path.join(rig.tmp, 'local-origin'), { 'a.txt': 'a\n' });
   await git(repo, 'checkout', '-q', '-b', 'weaver/child');
-  const child = await addFiles(repo, { 'b.txt': 'b\n' }, 'a child\'s commit');
+  await addFiles(repo, { 'b.txt': 'b\n' }, 'a child\'s commit');
+  const child = await git(repo, 'rev-parse', 'HEAD');
   const file = await store.scratchPath('branch.bundle');
   await git(repo, 'bundle', 'create', file, 'weaver/child', '^main');
   const bundle = await store.adoptFile('git-bundle', file);
@@ -194,4 +196,22 @@ test('the host caches over WEAVER_CACHE_MAX_MB are trimmed least recently used f
   } finally {
     release();
   }
+}, 120_000);
+
+test('the sweep judged by folder only (a host reusing the root path a closed run\'s result names) keeps the folder while it holds a commit its run never pushed or bundled', async () => {
+  rig.model.script('dur-folder', [{ content: wholeFile('src/slugify.js', GOOD, 'edit slugify') }]);
+  const h = await rig.start(rig.task(await rig.newRepo(), [rig.provider('dur-folder')], { push: false, decomposition: 'never' }));
+  const r = await resultOf(h);
+  expect(r).toMatchObject({ status: 'succeeded', pushed: false, bundle: { ref: expect.any(String) }, workspace: expect.any(String) });
+  // The folder at the path the result names holds one commit more than the bundled one: made on
+  // the host that used this root before (the result cannot say which host it meant).
+  await addFiles(r.workspace!, { 'later.txt': 'made here, never bundled\n' }, 'a commit only this folder has');
+  const sweep = () => sweepWorkspaces({ root: rig.workspaceRoot, connection: rig.client.connection, namespace: TEST_NAMESPACE, log: () => undefined });
+  const kept = await sweep();
+  expect(kept.kept).toContainEqual({ name: path.basename(path.dirname(r.workspace!)), why: expect.stringMatching(new RegExp(`run ${h.workflowId} is completed, but a commit of it lives only here`)) });
+  expect(existsSync(r.workspace!)).toBe(true);
+  // Back at the bundled commit: nothing lives only here, so the folder goes.
+  await git(r.workspace!, 'reset', '-q', '--hard', 'HEAD~1');
+  expect((await sweep()).removed.map((x) => x.workflowId)).toContain(h.workflowId);
+  expect(existsSync(r.workspace!)).toBe(false);
 }, 120_000);
