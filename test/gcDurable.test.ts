@@ -3,8 +3,8 @@
 // keeps every bundle a record names even when the run's history is gone; `weaver discard` lets it
 // go. Real worker, real moto S3, real dev server (a run's history deleted through its API), real
 // git; ages are set with utimes or by `--older-than 1s`, never waited for beyond a second. And the
-// host caches' size cap: least recently used first across the tag cache and toolchain caches,
-// never a leased toolchain cache.
+// host caches' size cap: least recently used first across the S3 copies, the tag cache and the
+// toolchain caches, never a leased toolchain cache.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { LocalArtifactStore } from '../src/activities/artifacts';
+import { openArtifactStore, type S3ArtifactStore } from '../src/activities/s3Artifacts';
 import { tagCacheDir } from '../src/activities/repomap/cache';
 import { TAGS_VERSION } from '../src/activities/repomap/languages';
 import { leaseCache } from '../src/activities/sandbox/cacheLease';
@@ -149,7 +150,7 @@ test('local store: a bundle recorded for a run the namespace never had is kept h
   expect(existsSync(store.pathOf(bundle))).toBe(false);
 }, 120_000);
 
-test('the host caches over WEAVER_CACHE_MAX_MB are trimmed least recently used first across the tag cache and toolchain caches; a leased toolchain cache is kept', async () => {
+test('the host caches over WEAVER_CACHE_MAX_MB are trimmed least recently used first across the S3 copies, the tag cache and toolchain caches; a leased toolchain cache is kept', async () => {
   const root = path.join(rig.tmp, 'cap-ws');
   const cacheDir = path.join(rig.tmp, 'cap-cache');
   const ago = (days: number) => new Date(Date.now() - days * DAY);
@@ -177,16 +178,26 @@ test('the host caches over WEAVER_CACHE_MAX_MB are trimmed least recently used f
     t[`ts:${i.toString(16).padStart(40, '0')}`] = ago(5).getTime();
   }
   await writeFile(path.join(tdir, 'seg-a.json'), JSON.stringify({ v: TAGS_VERSION, e, t }));
-  const env = { WEAVER_WORKSPACE_ROOT: root, WEAVER_CACHE_DIR: cacheDir, WEAVER_ARTIFACT_DIR: path.join(rig.tmp, 'cap-artifacts'), WEAVER_CACHE_MAX_MB: '1' };
+  // With the S3 store, this host's copy of an artifact (300 KiB) last read 6 days ago: the oldest of all.
+  const copies = path.join(rig.tmp, 'cap-artifacts');
+  const s3store = openArtifactStore({ artifacts: `s3://${BUCKET}/${PREFIX}`, dir: copies, env: s3.env }) as S3ArtifactStore;
+  const copy = await s3store.put('log', Buffer.alloc(300 * 1024, 3));
+  const copyFile = path.join(copies, 'sha256', copy.ref.slice(7, 9), copy.ref.slice(7));
+  await utimes(copyFile, ago(6), ago(6));
+  const env = { ...onS3(), WEAVER_WORKSPACE_ROOT: root, WEAVER_CACHE_DIR: cacheDir, WEAVER_ARTIFACT_DIR: copies, WEAVER_CACHE_MAX_MB: '1' };
   try {
     const dry = await weaver(env, 'gc', '--dry-run');
-    expect(dry).toMatch(/^caches: 1\.\d MiB of the 1 MiB cap \(tag cache \d+ KiB, toolchain caches 1\.\d MiB, artifact cache 0 bytes\): would evict 2 /m);
-    expect([existsSync(oldest), existsSync(tdir + '/seg-a.json')]).toEqual([true, true]);
+    expect(dry).toMatch(/^caches: \d\.\d MiB of the 1 MiB cap \(tag cache \d+ KiB, toolchain caches 1\.\d MiB, artifact cache 300 KiB\): would evict 3 /m);
+    expect([existsSync(oldest), existsSync(tdir + '/seg-a.json'), existsSync(copyFile)]).toEqual([true, true, true]);
 
     const out = await weaver(env, 'gc');
-    // Least recently used first: the tag cache's entries (5 days), the leased cache (4 days: kept),
-    // then the oldest free toolchain cache (3 days); under the cap then, so the 2-day one stays.
-    expect(out).toMatch(/^caches: 1\.\d MiB of the 1 MiB cap .*: evicted 2 \(\d+(\.\d)? KiB freed\), least recently used first$/m);
+    // Least recently used first: the artifact copy (6 days), the tag cache's entries (5 days), the
+    // leased cache (4 days: kept), then the oldest free toolchain cache (3 days); under the cap
+    // then, so the 2-day one stays.
+    expect(out).toMatch(/^caches: \d\.\d MiB of the 1 MiB cap .*: evicted 3 \(1\.\d MiB freed\), least recently used first$/m);
+    expect(out).toContain(`  - artifact cache ${copy.ref} (300 KiB, last used 6.0d ago)`);
+    // Only this host's copy: the bucket keeps the artifact.
+    expect([existsSync(copyFile), await inBucket(bundleKey(copy.ref))]).toEqual([false, true]);
     expect(out).toMatch(/^ {2}- tag cache 3000 entries \(\d+ KiB, last used 5\.0d ago\)$/m);
     expect(out).toMatch(new RegExp(`^  - toolchain cache ${oldest} \\(4\\d\\d KiB, last used 3\\.0d ago\\)$`, 'm'));
     expect(out).toContain(`  = toolchain cache ${leased} (`);
