@@ -90,7 +90,7 @@ export async function sweepWorkspaces(opts: {
     }
     const safe = [...(result?.commit && (result.pushed || result.bundle) ? [result.commit] : []), ...(opts.unpushed ?? []).filter((u) => u.workflowId === workflowId).map((u) => u.commit)];
     if (await commitOnlyHere(folder, safe)) {
-      out.kept.push({ name, why: `run ${workflowId} is ${status.toLowerCase()}${elsewhere ? ' and its workspace was rebuilt elsewhere' : ''}, but a commit of it lives only here (not pushed, no bundle)` });
+      out.kept.push({ name, why: `run ${workflowId} is ${status.toLowerCase()}${elsewhere ? ' and its workspace was rebuilt elsewhere' : ''}, but a commit of it lives only here (on no remote, in no pushed or bundled commit)` });
       continue;
     }
     const { bytes } = await diskUse([folder]);
