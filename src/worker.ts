@@ -24,6 +24,7 @@ import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 import { connectWithRetry } from './connect';
 import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
+import { listUnpushed } from './activities/unpushed';
 import { runGc } from './gc';
 import { periodicGc } from './gc/periodic';
 
@@ -104,7 +105,8 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   // Which sandbox commands run in: found (and tried) once; `required` without bwrap stops the start here.
   deps.sandbox ??= await workerSandbox(deps);
   // The artifact store reachable (an S3 bucket with these credentials; created when missing), or no start.
-  await openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }).check();
+  const store = openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env });
+  await store.check();
   const activities = createActivities(deps);
   const common = {
     connection: opts.connection,
@@ -144,12 +146,14 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   const workers = [main, local, alive];
   // Beside the start, not before it: a root of many folders is many questions to Temporal.
   const namespace = opts.namespace ?? c.namespace;
-  const swept = sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace, workspaceQueue, retentionMs: c.retentionMs }).catch((err: Error) => {
+  // The store's unpushed records: a folder whose commits a recorded bundle holds is no commit's only copy.
+  const records = listUnpushed(store).catch(() => []);
+  const swept = records.then((unpushed) => sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace, workspaceQueue, retentionMs: c.retentionMs, unpushed })).catch((err: Error) => {
     console.warn(`weaver worker: workspace sweep failed: ${err.message}`);
     return undefined;
   });
   const stopGc = periodicGc(c.gcIntervalMs, () =>
-    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store: openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }), retentionMs: c.retentionMs }),
+    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store, retentionMs: c.retentionMs, cacheMaxBytes: c.cacheMaxBytes }),
   );
   return {
     workers,

@@ -21,6 +21,7 @@ import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
+import { settleUnpushed } from './unpushed';
 import { formatBytes, runCommand, type RunCommandResult } from './commands';
 import type { WorkerLoad } from '../domain/liveness';
 import { restoreGit, snapshotGit } from './gitGuard';
@@ -345,6 +346,12 @@ export function createActivities(deps: ActivityDeps) {
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
       const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
       if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
+      // A bundle of an unpushed commit outlives the run's history only through its record (unpushed.ts).
+      if (req.workflowId) {
+        const ctx = Context.current();
+        const at = { workflowId: req.workflowId, runId: ctx.info.workflowExecution?.runId ?? 'unknown', dir: req.workspace.dir, branch: req.workspace.branch, repo: await ws.repoOfWorkspace(req.workspace.dir) };
+        await settleUnpushed(store, at, r, (message, error) => ctx.log.warn(message, { error: error.message }));
+      }
       // What a person approves: the commit's diffstat and diff. Informational, so a failure to
       // read them is logged and never fails a commit that is made (and maybe pushed) already.
       try {

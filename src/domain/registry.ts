@@ -8,7 +8,7 @@ import type { TaskSettings } from './settings';
 import { z } from 'zod';
 import { lazySchema } from './lazySchema';
 import { displayURL, INLINE_ENDPOINTS_ENV, inlineEndpointAllowed } from './endpoints';
-import { formatZodIssues, PricingSchema, PromptShape, type Pricing, type ProviderChoice, type ProviderSpec } from './schema';
+import { ExpectedOutputTokens, formatZodIssues, PricingSchema, PromptShape, type Pricing, type ProviderChoice, type ProviderSpec } from './schema';
 
 /** Env var names are short and mostly upper case; keys are long, mixed and prefixed. */
 export function looksLikeSecret(v: string): boolean {
@@ -51,6 +51,8 @@ export const RegistryEntrySchema = lazySchema(() => z
     timeoutSec: z.number().positive().optional(),
     /** Default output bound; a task may set its own `maxTokens`. */
     maxTokens: z.number().int().positive().optional(),
+    /** Output tokens a call usually takes, for `strategy.mode: 'cost'` estimates (default 1000, at most maxTokens). */
+    expectedOutputTokens: ExpectedOutputTokens,
     temperature: z.number().min(0).max(2).optional(),
     ...PromptShape,
   })
@@ -224,6 +226,7 @@ export function resolveTaskProviders(registry: ProviderRegistry, choices: Provid
       stream: entry.stream ?? task.stream,
       timeoutSec: entry.timeoutSec ?? task.timeoutSec,
       maxTokens: task.maxTokens ?? entry.maxTokens,
+      expectedOutputTokens: entry.expectedOutputTokens ?? task.expectedOutputTokens,
       temperature: task.temperature ?? entry.temperature,
       // The smaller of the two budgets: a task may spend less than the operator allows, not more.
       promptBudgetTokens: smaller(task.promptBudgetTokens, entry.promptBudgetTokens),

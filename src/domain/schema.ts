@@ -8,6 +8,7 @@ import { CommandSchema, PlaybookFieldSchema } from './playbook';
 import type { TaskSettings } from './settings';
 import { DEFAULT_MAX_WAIT_SEC, ERROR_FAMILIES } from './errors';
 import { parseEgressPattern, type EgressRefusal } from './egress';
+import type { RouteRecord, RouteStep } from './routing';
 
 export const PricingSchema = lazySchema(() => z.object({
   inputPerMTok: z.number().nonnegative(),
@@ -20,6 +21,13 @@ export type Pricing = z.infer<typeof PricingSchema>;
 /** What a task is told when it names a key: the worker's registry decides which key goes where. */
 const NO_KEYS_IN_TASKS =
   "not accepted in a task input: name a provider id from the worker's registry (WEAVER_PROVIDERS) instead; the worker decides which key is sent where";
+
+/** What a provider's answer is expected to take, for cost routing (src/domain/routing.ts; default 1000, at most maxTokens). */
+export const ExpectedOutputTokens = z
+  .number({ error: 'expectedOutputTokens must be a whole number of tokens, at least 1' })
+  .int('expectedOutputTokens must be a whole number of tokens')
+  .positive('expectedOutputTokens must be at least 1')
+  .optional();
 
 /** The prompt's size and shape for one provider (the registry's entry or the task's own). */
 export const PromptShape = {
@@ -66,6 +74,8 @@ export const ProviderSpecSchema = lazySchema(() => z.object({
   tokenParam: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
   /** Stream the answer (usage still booked once, from the final chunk): long answers are not cut by idle proxies. */
   stream: z.boolean().optional(),
+  /** Inline endpoints only (a registry provider's is the registry's): output tokens a call is expected to take, for `strategy.mode: 'cost'`. */
+  expectedOutputTokens: ExpectedOutputTokens,
   ...PromptShape,
 }).refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
   path: ['maxTokens'],
@@ -79,8 +89,29 @@ export type ProviderChoice = z.infer<typeof ProviderSpecSchema>;
 /** A provider with its model chosen and the registry's settings merged in: what the workflow calls. */
 export type ProviderSpec = Omit<ProviderChoice, 'model' | 'apiKeyEnv' | 'apiKey'> & { model: string };
 
+export const STRATEGY_MODES = ['sequential', 'parallel-any', 'parallel-all', 'consensus', 'cost'] as const;
+
 export const StrategySchema = lazySchema(() => z.object({
-  mode: z.enum(['sequential', 'parallel-any', 'parallel-all', 'consensus']).default('sequential'),
+  /** `cost`: sequential, cheapest first for each call's prompt (src/domain/routing.ts). */
+  mode: z
+    .enum(STRATEGY_MODES, { error: `strategy.mode must be one of ${STRATEGY_MODES.join(', ')}` })
+    .default('sequential'),
+  /**
+   * sequential and cost: after `after` failed attempts, the next attempt starts one provider
+   * further up the ladder (the given order, cheap → strong; in cost mode, by price).
+   */
+  escalate: z
+    .strictObject(
+      {
+        after: z
+          .number({ error: 'strategy.escalate.after must be a whole number of failed attempts, 1 to 20' })
+          .int('strategy.escalate.after must be a whole number of failed attempts, 1 to 20')
+          .min(1, 'strategy.escalate.after must be at least 1 (failed attempts before moving up)')
+          .max(20, 'strategy.escalate.after must be at most 20'),
+      },
+      { error: 'strategy.escalate must be { "after": N } (N failed attempts before moving to the next stronger provider)' },
+    )
+    .optional(),
   quorum: z.number().int().positive().optional(),
   /** Provider ids (from `providers`) called alongside, recorded and compared, never used. */
   shadow: z.array(z.string()).optional(),
@@ -114,6 +145,9 @@ export const StrategySchema = lazySchema(() => z.object({
       maxWaitSec: z.number().nonnegative().default(DEFAULT_MAX_WAIT_SEC),
     })
     .optional(),
+}).refine((s) => !s.escalate || s.mode === 'sequential' || s.mode === 'cost', {
+  path: ['escalate'],
+  message: "strategy.escalate applies to mode 'sequential' or 'cost' (one provider at a time), not to parallel or consensus modes",
 }));
 export type Strategy = z.infer<typeof StrategySchema>;
 
@@ -251,6 +285,9 @@ export const CodingTaskInputSchema = lazySchema(() => z.object({
       namedSecretFiles: z.array(z.string()).max(100).optional(),
     })
     .optional(),
+}).refine((i) => !i.strategy?.escalate || i.providers.filter((p) => !i.strategy?.shadow?.includes(p.id)).length >= 2, {
+  path: ['strategy', 'escalate'],
+  message: 'needs at least two (non-shadow) providers: escalation moves to the next stronger one',
 }).refine((i) => !i.branch || i.branch !== i.baseBranch, {
   path: ['branch'],
   message: 'must differ from baseBranch: Weaver force-pushes its own branch',
@@ -377,6 +414,30 @@ export interface ProviderUsage {
   latencyMsSum: number;
   /** Spend of this provider's calls whose answers were lost to a crash (estimated). */
   estimatedCostUsd?: number;
+  /** Its answers a task committed (their checks passed); absent in runs before. */
+  succeeded?: number;
+  /** succeeded / calls. */
+  successRate?: number;
+  /** The same figures per model of this provider (runs since per-model usage). */
+  byModel?: Record<string, ModelUsage>;
+}
+
+/** One provider's calls to one model: what they took, cost and achieved. */
+export interface ModelUsage {
+  calls: number;
+  tokensIn: number;
+  tokensOut: number;
+  /** Of tokensIn, served from the provider's prompt cache (absent: none reported). */
+  tokensCached?: number;
+  costUsd: number;
+  /** Spend of its calls booked as estimated (lost or cut off). */
+  estimatedCostUsd?: number;
+  /** Calls that failed, by error family. */
+  failures: Record<string, number>;
+  /** Answers a task committed (their checks passed). */
+  succeeded: number;
+  /** succeeded / calls. */
+  successRate: number;
 }
 
 export interface Usage {
@@ -526,6 +587,8 @@ export interface AttemptRecord {
   filesChanged?: string[];
   /** Tokens of the (last) prompt of the attempt, as counted for the budget. */
   promptTokens?: number;
+  /** Cost routing or escalation: the order the providers were tried in and why each was called. */
+  routing?: RouteRecord;
   /** Files the model asked to see, per round (served without consuming the attempt). */
   fileRequests?: string[][];
   /** What the applier noted, e.g. blocks skipped because they change nothing. */
@@ -654,6 +717,8 @@ export interface Progress {
   sandbox?: SandboxRecord;
   /** A durable wait for a provider in progress (rate limit, outage): who, why, until when, failing for how long. */
   wait?: { provider: string; family: string; until: string; waitedMs: number };
+  /** Cost routing or escalation: the provider called last, and why (the attempt's record has every one). */
+  route?: RouteStep & { attempt: number };
   /**
    * Once the task has committed (e.g. while `awaiting_approval`): the commit, what it changes and
    * its whole diff in the artifact store — what a person approves (`approvePush` may name it).

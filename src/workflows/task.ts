@@ -9,6 +9,7 @@ import { type CooldownState } from '../domain/cooldown';
 import { Ledger, type TreeBound } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
 import type { ResolvedProviders } from '../domain/registry';
+import type { RouteStep } from '../domain/routing';
 import type { SettingsInput, TaskSettings } from '../domain/settings';
 import { roundUsd, unpricedBudgetError } from '../domain/pricing';
 import { renderReport } from '../domain/report';
@@ -105,6 +106,8 @@ export class TaskRun {
   committed?: Committed;
   /** The provider wait under way (Retry-After, an outage), shown in `progress`. */
   providerWait?: ProviderWait;
+  /** Cost routing or escalation: the provider called last and why, shown in `progress`. */
+  route?: RouteStep & { attempt: number };
   /** The workspace was deleted (its work is pushed or bundled). */
   released = false;
   readonly gate: ApprovalGate;
@@ -156,6 +159,7 @@ export class TaskRun {
       children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
       sandbox: this.sandboxRecord(),
       wait: progressWait(this.providerWait),
+      ...(this.route ? { route: this.route } : {}),
       ...(this.committed ? { commit: this.committed.commit, diffstat: this.committed.diffstat, diff: this.committed.diff } : {}),
       logs: this.attempts.length ? attemptLogs(this.attempts) : undefined,
       workspace: this.ws ? { dir: this.ws.dir, taskQueue: this.ws.taskQueue } : undefined,
