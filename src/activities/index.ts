@@ -344,6 +344,9 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
+      // A retry after this activity pushed and removed the clone: the result it could not report.
+      const done = req.release ? await ws.releasedCommit<CommitResult>(req.workspace) : undefined;
+      if (done) return done;
       const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
       if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
       // A bundle of an unpushed commit outlives the run's history only through its record (unpushed.ts).
@@ -361,6 +364,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       if (req.release && (r.pushed || (req.release === 'bundled' && r.bundle))) {
         try {
+          await ws.recordReleasedCommit(req.workspace, { ...r, released: true });
           await release(req.workspace);
           r.released = true;
         } catch (err) {
