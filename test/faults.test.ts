@@ -41,8 +41,9 @@ import { lastUserText, ScriptedModelServer, type RecordedRequest, type StaticSte
 import type { CallEvent, CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
 import { searchReplace } from './support/answers';
 import { eventsOf } from './support/calls';
+import { FAULT_API_KEY_ENV, FAULT_PROVIDER, FAULT_USAGE, faultHosts, FIXED, killGroups, STUB } from './support/faultHosts';
 import { activitiesOf, processesWith, sleep, startWorkerProcess, waitUntil, type WorkerProcess } from './support/processes';
-import { closeTestConnections, temporalCliPath, testAddress, testClient, uniqueQueue, workflowBundle } from './support/temporal';
+import { closeTestConnections, temporalCliPath, testClient, workflowBundle } from './support/temporal';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 
 const TASKS = 14;
@@ -54,13 +55,11 @@ const TASK_INTERVAL_MS = 8_000;
 const TEST_TIMEOUT_MS = 900_000;
 /** From the start of the test: past this, the test stops waiting and reports what is stuck. */
 const RESULTS_DEADLINE_MS = 840_000;
-const PROVIDER = 'fixture';
-const API_KEY_ENV = { FAULT_TEST_API_KEY: 'sk-fault-test-key-0123456789' };
-const USAGE = { prompt_tokens: 400, completion_tokens: 120 };
+const PROVIDER = FAULT_PROVIDER;
+const API_KEY_ENV = FAULT_API_KEY_ENV;
+const USAGE = FAULT_USAGE;
 
-const STUB = `  throw new Error('not implemented');\n`;
 const NAIVE = `  return String(text).trim().toLowerCase().replace(/ +/g, '-');\n`;
-const FIXED = `  return String(text)\n    .normalize('NFKD')\n    .replace(/[\\u0300-\\u036f]/g, '')\n    .toLowerCase()\n    .replace(/[^a-z0-9]+/g, '-')\n    .replace(/^-+|-+$/g, '');\n`;
 
 const LLM = 'generateChange';
 /** What a kill aims at, in turn: the activity kinds in flight on the victim. */
@@ -822,52 +821,15 @@ test(
   TEST_TIMEOUT_MS,
 );
 
-/**
- * What a small fault test needs (not the campaign's): the scripted model answering `name` once
- * with the fix, a bare remote, a registry, a unique task queue and the workers' environment
- * (defaults but the test's paths; `root`: the host's workspace root, its own per "host").
- */
-async function smallFaultSetup(prefix: string, name: string) {
-  const tmp = sandboxableTempDir(`weaver-faults-${prefix}-`);
-  cleanups.push(() => rm(tmp, { recursive: true, force: true }));
-  const bundle = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
-  if (!bundle) workflowBundle(); // throws why there is none
-  const model = await ScriptedModelServer.start();
-  cleanups.push(() => model.close());
-  model.script(name, [{ content: searchReplace('src/slugify.js', STUB, FIXED, 'Normalise, strip accents, dash the rest.'), usage: USAGE }]);
-  const registryFile = path.join(tmp, 'providers.yaml');
-  await writeFile(registryFile, stringify({ providers: { [PROVIDER]: { baseURL: model.url, apiKeyEnv: 'FAULT_TEST_API_KEY', models: [name], pricing: { inputPerMTok: 1, outputPerMTok: 4 } } } }));
-  const seed = await createExampleRepo(path.join(tmp, 'seed'));
-  const remote = path.join(tmp, 'remote.git');
-  await simpleGit().clone(seed, remote, ['--bare']);
-  const taskQueue = uniqueQueue(`faults-${prefix}`);
-  const artifactDir = path.join(tmp, 'artifacts');
-  const env = (root: string): Record<string, string> => ({
-    ...API_KEY_ENV,
-    TEMPORAL_ADDRESS: testAddress(),
-    WEAVER_TASK_QUEUE: taskQueue,
-    WEAVER_WORKSPACE_ROOT: path.join(tmp, root),
-    WEAVER_WORKER_SLOT: '0',
-    WEAVER_ARTIFACT_DIR: artifactDir,
-    WEAVER_PROVIDERS: registryFile,
-    WEAVER_REPO_ROOTS: tmp,
-    WEAVER_DEV: '1',
-    WEAVER_SANDBOX: 'auto',
-    WEAVER_WORKFLOW_BUNDLE: bundle!,
-    WEAVER_LOG_LEVEL: 'WARN',
-  });
-  const workers: WorkerProcess[] = [];
-  cleanups.push(async () => killGroups(workers));
-  return { tmp, model, remote, taskQueue, artifactDir, env, workers };
-}
-
 // A moment the random kills above can land on, forced here: a worker killed twice during the same
 // test run (back on its queue each time) used up runCheck's two tries with heartbeat timeouts, and
 // the task ended `failed: testing failed: activity Heartbeat timeout`, its answer paid for. Now the
 // workspace counts as lost (src/workflows/task.ts isWorkspaceLost): rebuilt, the answer re-applied.
+// The first silence is not retried by the server: the workflow pings the worker's liveness queue,
+// the restarted worker answers, and the check is queued again there (src/workflows/activityProxies.ts).
 test('a worker killed twice during one test run: the workspace is rebuilt and the paid answer re-applied, the task succeeds', async () => {
   const name = 'twice-model';
-  const { model, remote, taskQueue, artifactDir, env: envOf, workers } = await smallFaultSetup('twice', name);
+  const { model, remote, taskQueue, artifactDir, env: envOf, workers } = await faultHosts('twice', name, cleanups);
   const env = { ...envOf('host'), WEAVER_QUEUE_CHECK_SEC: '5' };
   workers.push(await startWorkerProcess(env));
   const marker = `4.${Date.now() % 1_000_000}`; // a unique `sleep` argument
@@ -890,9 +852,10 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
   expect((await simpleGit(remote).raw(['rev-parse', `refs/heads/${result.branch}`])).trim()).toBe(result.commit);
   const { activities } = await runHistory(await testClient(), handle.workflowId);
   const tests = activities.filter((a) => a.type === 'runCheck');
-  // The killed run: its last try timed out on heartbeats (history keeps the last try); then the rebuild's run passed.
-  expect(tests.map((a) => `${a.close}${a.failure ? ` ${a.failure}` : ''}`)).toEqual(['timed out HEARTBEAT', 'completed']);
-  expect(tests[0].attempt).toBe(2);
+  // Both killed runs timed out on heartbeats, each a try of its own (no server retry to the queue);
+  // between them the liveness ping found the restarted worker; then the rebuild's run passed.
+  expect(tests.map((a) => `${a.close}${a.failure ? ` ${a.failure}` : ''} #${a.attempt}`)).toEqual(['timed out HEARTBEAT #1', 'timed out HEARTBEAT #1', 'completed #1']);
+  expect(activities.filter((a) => a.type === 'workspaceAlive').map((a) => a.close)).toEqual(['completed']);
   expect(activities.filter((a) => a.type === 'prepareWorkspace')).toHaveLength(2);
   // One answer, bought once, re-applied on the rebuilt workspace.
   expect(model.count(name)).toBe(1);
@@ -903,12 +866,13 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
 
 // A lost host mid-check, with default settings: its worker SIGKILLed while the check runs and its
 // workspace root deleted, never to come back. The workflow finds the workspace's worker gone — the
-// check's retry untaken on its queue after FIRST_QUEUE_CHECK_SEC and nobody polling the worker's
-// liveness queue — says so in the attempt's notes, and rebuilds on the other host with the paid
-// answer. How long that took (kill → the rebuild scheduled, server clock) is printed, not asserted.
+// check's heartbeats stopped and nobody polled the worker's liveness queue, asked at once (no
+// server retry to the dead queue first) — says so in the attempt's notes, and rebuilds on the
+// other host with the paid answer. How long that took (kill → the rebuild scheduled, server clock)
+// is printed, not asserted.
 test('a lost host mid-check is found gone by its silent queues and the task resumes on the other host with its one paid answer', async () => {
   const name = 'lost-host-model';
-  const { model, remote, taskQueue, artifactDir, env, workers, tmp } = await smallFaultSetup('lost', name);
+  const { model, remote, taskQueue, artifactDir, env, workers, tmp } = await faultHosts('lost', name, cleanups);
   const hosts = ['host-a', 'host-b'];
   for (const h of hosts) workers.push(await startWorkerProcess(env(h)));
   const marker = `5.${Date.now() % 1_000_000}`; // a unique `sleep` argument
@@ -930,9 +894,9 @@ test('a lost host mid-check is found gone by its silent queues and the task resu
   expect((await simpleGit(remote).raw(['rev-parse', `refs/heads/${result.branch}`])).trim()).toBe(result.commit);
   // Started with the explicit workflow-task timeout (src/domain/liveness.ts), not the SDK's 10 s.
   expect(Number((await handle.describe()).raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds)).toBe(30);
-  // How it was found: the check's retry sat untaken on the lost queue and its liveness queue was silent.
+  // How it was found: the check stopped heartbeating and its liveness queue was silent.
   const notes = result.attempts[0].notes?.join('\n') ?? '';
-  expect(notes).toMatch(/worker was lost during \w+ \(no worker on \S+: runCheck waited \d+ s in its queue untaken and nobody polled \S+\/alive within \d+ s \(checked at [^)]+\)\); the same answer was applied again/);
+  expect(notes).toMatch(/worker was lost during \w+ \(no worker on \S+: runCheck stopped heartbeating \(\d+ s without a beat\) and nobody polled \S+\/alive within \d+ s \(checked at [^)]+\)\); the same answer was applied again/);
   // Rebuilt once, on the surviving host; one answer, bought once.
   const { activities } = await runHistory(await testClient(), workflowId);
   const prepares = activities.filter((a) => a.type === 'prepareWorkspace');
@@ -945,19 +909,11 @@ test('a lost host mid-check is found gone by its silent queues and the task resu
   expect(result.attempts).toHaveLength(1);
   expect((await eventsOf(result, artifactDir)).map((e) => e.outcome)).toEqual(['ok']);
   const checks = activities.filter((a) => a.type === 'runCheck').map((a) => `${a.close}${a.failure ? ` ${a.failure}` : ''}`);
+  // The killed check was not retried on the dead queue: its one try timed out on heartbeats, then the ping.
+  expect(activities.find((a) => a.type === 'runCheck')).toMatchObject({ close: 'timed out', failure: 'HEARTBEAT', attempt: 1 });
+  expect(activities.filter((a) => a.type === 'workspaceAlive').map((a) => a.close)).toContain('timed out');
   console.log(
     `lost host mid-check: found gone and the rebuild scheduled ${secs(prepares[1].scheduledAt - killedAt)} after the kill -9 ` +
       `(the rebuilt workspace's first activity started at +${secs(prepares[1].startedAt! - killedAt)}); runCheck runs: ${checks.join(', ')}`,
   );
 }, 180_000);
-
-/** SIGKILLs each worker's whole process group (spawned detached: pid = pgid); gone ones are skipped. */
-function killGroups(workers: WorkerProcess[]): void {
-  for (const w of workers) {
-    try {
-      process.kill(-w.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-}

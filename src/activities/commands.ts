@@ -332,10 +332,18 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
   }
 
   const pid = child.pid;
+  // Recorded first, before the event loop turns: a worker killed a moment after the spawn still
+  // leaves the group to its successor (and to a rerun). A record that cannot be written is no reason not to run.
+  const records = pid === undefined ? [] : [opts.lockFile, opts.recordDir && path.join(opts.recordDir, `${pid}.pid`)].filter((f): f is string => !!f);
+  for (const f of records) {
+    try {
+      recordGroup(f, pid!);
+    } catch {
+      /* unrecorded: the watchdog and the parent-death signal still act */
+    }
+  }
   const watchdog = opts.dieWithWorker && pid !== undefined ? startWatchdog(pid) : undefined;
   const sampler = opts.sampleUsageMs && pid !== undefined ? new TreeSampler(pid, opts.sampleUsageMs) : undefined;
-  const records = pid === undefined ? [] : [opts.lockFile, opts.recordDir && path.join(opts.recordDir, `${pid}.pid`)].filter((f): f is string => !!f);
-  const recorded = Promise.all(records.map((f) => recordGroup(f, pid!).catch(() => undefined)));
 
   return new Promise<RunCommandResult>((resolve, reject) => {
     const stdout = child.stdout!;
@@ -450,7 +458,6 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
       cleanup();
       // The group is gone: stand the watchdog down and drop the records.
       watchdog?.stdin?.end('done\n');
-      await recorded;
       await Promise.all(records.map((f) => unrecordGroup(f, pid!)));
       // Stopped once the leftovers are gone too: their CPU and memory count.
       const usage = await sampler?.stop();
