@@ -741,7 +741,9 @@ test(
         k.recoveries.push({ workflowId: a.workflowId, was: a.type, next: next?.type, ms: next ? next.at - k.at : undefined });
       }
     }
-    const figures = (kind?: Kind) => kills.filter((k) => !kind || k.kind === kind).flatMap((k) => k.recoveries.map((r) => r.ms).filter((ms): ms is number => ms !== undefined));
+    type Recovery = Kill['recoveries'][number];
+    const figures = (kind?: Kind, which: (r: Recovery) => boolean = () => true) =>
+      kills.filter((k) => !kind || k.kind === kind).flatMap((k) => k.recoveries.filter(which).map((r) => r.ms).filter((ms): ms is number => ms !== undefined));
     const stat = (xs: number[]) => (xs.length ? `min ${secs(Math.min(...xs))} / median ${secs(median(xs))} / max ${secs(Math.max(...xs))} (n=${xs.length})` : 'none measured');
 
     // Where a recovery was slow, what the task's activities did meanwhile (history: last attempts).
@@ -784,6 +786,7 @@ test(
         `recovery (kill → next activity): all ${stat(figures())}`,
         `  same-queue ${stat(figures('same-queue'))}`,
         `  lost host  ${stat(figures('lost host'))}`,
+        `  by what resumed: a provider call ${stat(figures(undefined, (r) => r.was === LLM))}; a workspace (re)built ${stat(figures(undefined, (r) => r.next === 'prepareWorkspace'))}`,
         ...(slow.length ? [`slow recoveries (over 13 s; for a lost host's workspace, over 14 s):\n${slow.join('\n')}`] : []),
       ].join('\n'),
     );
