@@ -227,9 +227,18 @@ test('a command whose watchdog died too is killed by the next holder of the work
     taskQueue: w.taskQueue,
     workflowId: `sweep-${w.taskQueue}`,
   });
-  await waitUntil('the test command to run', () => processesWith(`sleep ${marker}`).length > 0, 120_000);
-  // The `sleep` itself (the shell around it carries the marker too, and dies by its parent-death signal).
-  const orphan = processesWith(`sleep ${marker}`).find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep\0'));
+  // The `sleep` itself (the shell around it, and the gate before it, carry the marker too; the
+  // shell dies by its parent-death signal).
+  const cmdline = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return ''; // gone meanwhile
+    }
+  };
+  const sleepItself = () => processesWith(`sleep ${marker}`).find((pid) => cmdline(pid).startsWith('sleep\0'));
+  await waitUntil('the test command to run', () => sleepItself() !== undefined, 120_000);
+  const orphan = sleepItself();
   expect(orphan).toBeDefined();
   // Worker and watchdog together: only the parent-death signal acts, and it reaches the shell, not its `sleep`.
   for (const pid of processesWith('weaver-watchdog')) process.kill(pid, 'SIGKILL');
