@@ -11,7 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
-import type { ActivityDeps, WorkspaceHandle } from '../src/activities/types';
+import type { ActivityDeps, CommitResult, WorkspaceHandle } from '../src/activities/types';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { createExampleRepo } from '../scripts/demo/example';
 
@@ -209,7 +209,7 @@ describe('commitAndPush with release (activity)', () => {
     const ws = (await mockEnv().run(acts.prepareWorkspace, { workflowId: 'wf-release', repo, baseBranch: 'main', branch: 'weaver/wf-release' })) as WorkspaceHandle;
     writeFileSync(path.join(ws.dir, 'NOTES.md'), 'released\n');
     const req = { workspace: ws, message: 'x\n\nWeaver-Workflow: wf-release', workflowId: 'wf-release', pushRemote: 'origin', release: 'pushed' as const };
-    const first = await mockEnv().run(acts.commitAndPush, req);
+    const first = (await mockEnv().run(acts.commitAndPush, req)) as CommitResult;
     expect(first).toMatchObject({ pushed: true, released: true });
     expect(existsSync(ws.dir)).toBe(false);
     // The worker died before Temporal heard of it: the retry finds no clone and answers from the record.
