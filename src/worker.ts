@@ -26,6 +26,7 @@ import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
 import { listUnpushed } from './activities/unpushed';
 import { runGc } from './gc';
 import { periodicGc } from './gc/periodic';
+import { describeMetrics, metricsAddress, runtimeTelemetry } from './telemetry';
 
 export interface WeaverWorkerOptions {
   connection: NativeConnection;
@@ -209,7 +210,9 @@ export async function ensureSearchAttributes(connection: NativeConnection, names
 async function main() {
   // Signals are handled below (stopOnSignals), not by the Runtime: it would let a second signal
   // kill the process at once, and wrappers (npm, tsx) relay one Ctrl-C as two.
-  Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'INFO'), shutdownSignals: [] });
+  // Once per process: the Prometheus endpoint (WEAVER_METRICS_ADDRESS) is the Runtime's.
+  const metrics = metricsAddress();
+  Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'INFO'), shutdownSignals: [], telemetryOptions: runtimeTelemetry(metrics) });
   // Every setting checked before anything starts: a bad number stops the worker naming its variable.
   const c = config();
   // Before connecting: a bad registry file stops the worker here, naming the file and the field.
@@ -234,6 +237,7 @@ async function main() {
       `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}; endpoints a task may name itself: ${c.inlineEndpoints.length ? `${c.inlineEndpoints.join(', ')}, called without keys` : 'none'} (${INLINE_ENDPOINTS_ENV})):\n` +
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
+      `${describeMetrics(metrics)}; ` +
       `at most ${c.maxActivities} shared + ${c.maxWorkspaceActivities} workspace activities, ${c.maxCommands} commands at once; ` +
       `on SIGTERM/SIGINT in-flight work gets ${seconds(c.shutdownGraceMs)} (WEAVER_SHUTDOWN_GRACE); ` +
       (c.deployment ? `Worker Versioning: deployment "${c.deployment.name}", build "${c.deployment.buildId}", workflows pinned` : 'unversioned (set WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID for Worker Versioning)'),

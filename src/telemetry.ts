@@ -1,0 +1,27 @@
+// The worker's Prometheus endpoint (WEAVER_METRICS_ADDRESS, e.g. `0.0.0.0:9464`; off when unset):
+// the Temporal SDK's Runtime serves its own metrics (`temporal_*`) and Weaver's (`weaver_*`,
+// src/domain/metrics.ts, recorded through the SDK's metric meter) at `/metrics` on that address.
+import type { RuntimeOptions } from '@temporalio/worker';
+import { HISTOGRAM_BUCKETS } from './domain/metrics';
+
+export const METRICS_ADDRESS_ENV = 'WEAVER_METRICS_ADDRESS';
+
+/** The bind address, checked (`host:port`); undefined when metrics are off. A bad value throws, naming the variable. */
+export function metricsAddress(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env[METRICS_ADDRESS_ENV]?.trim();
+  if (!v) return undefined;
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) > 65535) throw new Error(`${METRICS_ADDRESS_ENV} must be host:port (e.g. 0.0.0.0:9464), got "${v}"`);
+  return v;
+}
+
+/** The Runtime's telemetry: a Prometheus exporter when an address is given, the SDK's default otherwise. */
+export function runtimeTelemetry(address: string | undefined): RuntimeOptions['telemetryOptions'] {
+  if (!address) return undefined;
+  return { metrics: { prometheus: { bindAddress: address, histogramBucketOverrides: HISTOGRAM_BUCKETS } } };
+}
+
+/** The banner's line about it. */
+export function describeMetrics(address: string | undefined): string {
+  return address ? `Prometheus metrics at http://${address}/metrics (${METRICS_ADDRESS_ENV})` : `no metrics endpoint (set ${METRICS_ADDRESS_ENV}, e.g. 0.0.0.0:9464)`;
+}

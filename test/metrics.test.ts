@@ -1,0 +1,157 @@
+// The worker's Prometheus endpoint (WEAVER_METRICS_ADDRESS) after a real run: Weaver's own
+// metrics (provider calls by outcome, tokens with the cached part apart, cost, latency, task
+// outcomes, attempts, step durations) agree with the run's `usage`, beside the SDK's own.
+// A worker PROCESS: Runtime.install (where the exporter is set) runs once per process.
+import { rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { startCodingTask } from '../src/client';
+import { createExampleRepo, exampleTask } from '../scripts/demo/example';
+import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
+import type { ProviderSpec } from '../src/domain/schema';
+import { limitLabel, stepKindLabel } from '../src/domain/metrics';
+import { metricsAddress } from '../src/telemetry';
+import { wholeFile } from './support/answers';
+import { killStartedWorkers, startWorkerProcess } from './support/processes';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
+import { closeTestConnections, testAddress, testClient, uniqueQueue, workflowBundle } from './support/temporal';
+
+const MODEL = 'metrics-model';
+const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
+const WRONG = `function slugify(t) {\n  return String(t);\n}\nmodule.exports = { slugify };\n`;
+// Cached input reported by the provider: booked (and counted) at the cached price.
+const USAGE = { prompt_tokens: 1200, completion_tokens: 300, prompt_tokens_details: { cached_tokens: 1000 } };
+const PRICING = { inputPerMTok: 3, outputPerMTok: 15, cachedInputPerMTok: 0.3 };
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Prometheus text format, the sample lines only. */
+function parseScrape(text: string): Sample[] {
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(l);
+      if (!m) throw new Error(`not a sample line: ${l}`);
+      const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+      return { name: m[1], labels, value: Number(m[3]) };
+    });
+}
+
+const sum = (samples: Sample[], name: string, where: Record<string, string> = {}) =>
+  samples.filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  killStartedWorkers();
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  await closeTestConnections();
+});
+
+test('after a run, /metrics shows provider calls by outcome, tokens and cost matching the usage, task outcomes, and the SDK metrics', async () => {
+  const tmp = sandboxableTempDir('weaver-metrics-');
+  cleanups.push(() => rm(tmp, { recursive: true, force: true }));
+  const model = await ScriptedModelServer.start();
+  cleanups.push(() => model.close());
+  const registryFile = path.join(tmp, 'providers.json');
+  await writeFile(registryFile, JSON.stringify({ providers: { [MODEL]: { baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', models: [MODEL], pricing: PRICING } } }));
+  const bundle = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
+  if (!bundle) workflowBundle(); // throws why there is none
+  const taskQueue = uniqueQueue('metrics');
+  const address = `127.0.0.1:${await freePort()}`;
+  const worker = await startWorkerProcess({
+    TEST_API_KEY: 'sk-test-secret-key-123456789',
+    WEAVER_PROVIDERS: registryFile,
+    TEMPORAL_ADDRESS: testAddress(),
+    TEMPORAL_NAMESPACE: 'default',
+    WEAVER_TASK_QUEUE: taskQueue,
+    WEAVER_WORKSPACE_ROOT: path.join(tmp, 'workspaces'),
+    WEAVER_ARTIFACT_DIR: path.join(tmp, 'artifacts'),
+    WEAVER_REPO_ROOTS: tmp,
+    WEAVER_RETRY_DELAY_SCALE: '0.01',
+    WEAVER_WORKFLOW_BUNDLE: bundle!,
+    WEAVER_SANDBOX: 'off',
+    WEAVER_LOG_LEVEL: 'WARN',
+    WEAVER_METRICS_ADDRESS: address,
+  });
+  expect(worker.output()).toContain(`Prometheus metrics at http://${address}/metrics`);
+
+  // A rate limit, a wrong answer (its tests fail: a second attempt), then the right one.
+  model.script(MODEL, [
+    { status: 429, headers: { 'retry-after': '0' } },
+    { content: wholeFile('src/slugify.js', WRONG, 'first try'), usage: USAGE },
+    { content: wholeFile('src/slugify.js', GOOD, 'slugify'), usage: USAGE },
+  ]);
+  const repo = await createExampleRepo(path.join(tmp, 'repo'));
+  const provider: ProviderSpec = { id: MODEL, model: MODEL, maxTokens: 10_000 };
+  const handle = await startCodingTask(
+    { ...exampleTask(repo, provider), strategy: { mode: 'sequential', retry: { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 50 } } },
+    { client: await testClient(), taskQueue, workflowId: `metrics-${taskQueue}` },
+  );
+  const result = await handle.result();
+  expect(result.status).toBe('succeeded');
+  expect(result.attempts).toHaveLength(2);
+
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  process.stderr.write(`[metrics] scrape after the run:\n${text.split('\n').filter((l) => /^weaver_/.test(l)).join('\n')}\n`);
+  const samples = parseScrape(text);
+  const p = { provider: MODEL, model: MODEL };
+
+  // Calls: every request the server received, by outcome; the usage counts the same calls.
+  expect(model.count(MODEL)).toBe(3);
+  expect(sum(samples, 'weaver_provider_calls_total', { ...p, outcome: 'ok' })).toBe(2);
+  expect(sum(samples, 'weaver_provider_calls_total', { ...p, outcome: 'rate_limit' })).toBe(1);
+  expect(sum(samples, 'weaver_provider_calls_total', p)).toBe(result.usage.calls);
+
+  // Tokens: input + cached = the usage's tokensIn; cached apart; output = tokensOut.
+  const input = sum(samples, 'weaver_provider_tokens_total', { ...p, kind: 'input' });
+  const cached = sum(samples, 'weaver_provider_tokens_total', { ...p, kind: 'cached' });
+  expect(cached).toBe(2 * USAGE.prompt_tokens_details.cached_tokens);
+  expect(cached).toBe(result.usage.tokensCached);
+  expect(input + cached).toBe(result.usage.tokensIn);
+  expect(sum(samples, 'weaver_provider_tokens_total', { ...p, kind: 'output' })).toBe(result.usage.tokensOut);
+
+  // Cost: the histogram's sum is the spend, at the cached price for the cached part.
+  expect(result.usage.costUsd).toBeGreaterThan(0);
+  expect(sum(samples, 'weaver_provider_cost_usd_sum', p)).toBeCloseTo(result.usage.costUsd, 9);
+  expect(sum(samples, 'weaver_provider_cost_usd_count', p)).toBe(2);
+  expect(sum(samples, 'weaver_provider_call_latency_ms_count', p)).toBe(3);
+
+  // The task: one succeeded root, two attempts; its test runs timed (one failed, one passed).
+  expect(sum(samples, 'weaver_tasks_total', { status: 'succeeded', level: 'root' })).toBe(1);
+  expect(sum(samples, 'weaver_task_attempts_sum', { status: 'succeeded' })).toBe(2);
+  expect(sum(samples, 'weaver_step_duration_ms_count', { kind: 'test', status: 'failed' })).toBe(1);
+  expect(sum(samples, 'weaver_step_duration_ms_count', { kind: 'test', status: 'passed' })).toBe(1);
+
+  // Labels stay bounded: no workflow id anywhere in Weaver's series.
+  expect(samples.filter((s) => s.name.startsWith('weaver_') && Object.values(s.labels).some((v) => v.includes(handle.workflowId)))).toEqual([]);
+
+  // The SDK's own metrics, on the same endpoint.
+  expect(sum(samples, 'temporal_workflow_completed', { workflow_type: 'codingTask' })).toBeGreaterThanOrEqual(1);
+  expect(samples.some((s) => s.name === 'temporal_activity_execution_latency_count' && s.labels.activity_type === 'generateChange')).toBe(true);
+}, 180_000);
+
+test('metric labels and the address setting stay bounded and checked', () => {
+  expect(limitLabel('killed: memory limit 2 GiB (1 process(es) ended by the OOM killer)', false)).toBe('memory');
+  expect(limitLabel('killed: file size limit 64 MiB', false)).toBe('file_size');
+  expect(limitLabel('process limit 256 reached: new processes were refused', false)).toBe('processes');
+  expect(limitLabel(undefined, true)).toBe('timeout');
+  expect(limitLabel(undefined, false)).toBeUndefined();
+  expect(stepKindLabel('lint-log')).toBe('lint');
+  expect(stepKindLabel('my-own-step-log')).toBe('custom');
+  expect(metricsAddress({ WEAVER_METRICS_ADDRESS: '0.0.0.0:9464' })).toBe('0.0.0.0:9464');
+  expect(metricsAddress({})).toBeUndefined();
+  expect(() => metricsAddress({ WEAVER_METRICS_ADDRESS: '9464' })).toThrow(/WEAVER_METRICS_ADDRESS must be host:port/);
+});
