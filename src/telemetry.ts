@@ -1,10 +1,12 @@
 // The worker's Prometheus endpoint (WEAVER_METRICS_ADDRESS, e.g. `0.0.0.0:9464`; off when unset):
 // the Temporal SDK's Runtime serves its own metrics (`temporal_*`) and Weaver's (`weaver_*`,
 // src/domain/metrics.ts, recorded through the SDK's metric meter) at `/metrics` on that address.
+// Traces (off by default) are src/tracing.ts; whether they are on is decided here.
 import type { RuntimeOptions } from '@temporalio/worker';
 import { HISTOGRAM_BUCKETS } from './domain/metrics';
 
 export const METRICS_ADDRESS_ENV = 'WEAVER_METRICS_ADDRESS';
+export const OTEL_ENDPOINT_ENV = 'WEAVER_OTEL_ENDPOINT';
 
 /** The bind address, checked (`host:port`); undefined when metrics are off. A bad value throws, naming the variable. */
 export function metricsAddress(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -24,4 +26,22 @@ export function runtimeTelemetry(address: string | undefined): RuntimeOptions['t
 /** The banner's line about it. */
 export function describeMetrics(address: string | undefined): string {
   return address ? `Prometheus metrics at http://${address}/metrics (${METRICS_ADDRESS_ENV})` : `no metrics endpoint (set ${METRICS_ADDRESS_ENV}, e.g. 0.0.0.0:9464)`;
+}
+
+/** The OTLP traces URL the environment asks for; undefined: tracing off. */
+export function tracesUrl(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const own = env[OTEL_ENDPOINT_ENV]?.trim();
+  if (own) {
+    if (!/^https?:\/\/\S+$/.test(own)) throw new Error(`${OTEL_ENDPOINT_ENV} must be an http(s) URL of an OTLP/HTTP collector (e.g. http://localhost:4318), got "${own}"`);
+    return `${own.replace(/\/+$/, '')}/v1/traces`;
+  }
+  const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  if (traces) return traces;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  return base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined;
+}
+
+/** The banner's line about traces. */
+export function describeTracing(url: string | undefined): string {
+  return url ? `OpenTelemetry traces to ${url}` : `no traces (set ${OTEL_ENDPOINT_ENV} for OpenTelemetry)`;
 }

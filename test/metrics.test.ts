@@ -1,20 +1,23 @@
 // The worker's Prometheus endpoint (WEAVER_METRICS_ADDRESS) after a real run: Weaver's own
 // metrics (provider calls by outcome, tokens with the cached part apart, cost, latency, task
-// outcomes, attempts, step durations) agree with the run's `usage`, beside the SDK's own.
-// A worker PROCESS: Runtime.install (where the exporter is set) runs once per process.
+// outcomes, attempts, step durations) agree with the run's `usage`, beside the SDK's own; and
+// the same run's OpenTelemetry spans (WEAVER_OTEL_ENDPOINT) at a local OTLP/HTTP receiver.
+// A worker PROCESS: Runtime.install (where the exporter is set) runs once per process. It bundles
+// its workflows from source (no prebuilt bundle), so the tracing interceptors are in the bundle.
 import { rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
-import type { ProviderSpec } from '../src/domain/schema';
+import type { CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { limitLabel, stepKindLabel } from '../src/domain/metrics';
-import { metricsAddress } from '../src/telemetry';
+import { metricsAddress, tracesUrl } from '../src/telemetry';
 import { wholeFile } from './support/answers';
-import { killStartedWorkers, startWorkerProcess } from './support/processes';
+import { killStartedWorkers, startWorkerProcess, waitUntil, type WorkerProcess } from './support/processes';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
-import { closeTestConnections, testAddress, testClient, uniqueQueue, workflowBundle } from './support/temporal';
+import { closeTestConnections, testAddress, testClient, uniqueQueue } from './support/temporal';
 
 const MODEL = 'metrics-model';
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
@@ -60,33 +63,68 @@ afterAll(async () => {
   await closeTestConnections();
 });
 
-test('after a run, /metrics shows provider calls by outcome, tokens and cost matching the usage, task outcomes, and the SDK metrics', async () => {
+interface Span {
+  name: string;
+  traceId: string;
+}
+
+/** An OTLP/HTTP receiver (JSON, as the exporter sends it): the spans it was sent. */
+async function otlpReceiver(): Promise<{ url: string; spans: Span[]; server: Server }> {
+  const spans: Span[] = [];
+  const server = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (b: Buffer) => (body += b.toString()));
+    req.on('end', () => {
+      if (req.url === '/v1/traces') {
+        const doc = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: Span[] }[] }[] };
+        for (const rs of doc.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans.map((x) => ({ name: x.name, traceId: x.traceId })));
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, spans, server };
+}
+
+let worker: WorkerProcess;
+let address: string;
+let otlp: Awaited<ReturnType<typeof otlpReceiver>>;
+let model: ScriptedModelServer;
+let result: CodingTaskResult;
+let workflowId: string;
+
+beforeAll(async () => {
   const tmp = sandboxableTempDir('weaver-metrics-');
   cleanups.push(() => rm(tmp, { recursive: true, force: true }));
-  const model = await ScriptedModelServer.start();
+  model = await ScriptedModelServer.start();
   cleanups.push(() => model.close());
+  otlp = await otlpReceiver();
+  cleanups.push(() => new Promise((r) => otlp.server.close(() => r())));
   const registryFile = path.join(tmp, 'providers.json');
   await writeFile(registryFile, JSON.stringify({ providers: { [MODEL]: { baseURL: model.url, apiKeyEnv: 'TEST_API_KEY', models: [MODEL], pricing: PRICING } } }));
-  const bundle = process.env.WEAVER_TEST_WORKFLOW_BUNDLE;
-  if (!bundle) workflowBundle(); // throws why there is none
   const taskQueue = uniqueQueue('metrics');
-  const address = `127.0.0.1:${await freePort()}`;
-  const worker = await startWorkerProcess({
-    TEST_API_KEY: 'sk-test-secret-key-123456789',
-    WEAVER_PROVIDERS: registryFile,
-    TEMPORAL_ADDRESS: testAddress(),
-    TEMPORAL_NAMESPACE: 'default',
-    WEAVER_TASK_QUEUE: taskQueue,
-    WEAVER_WORKSPACE_ROOT: path.join(tmp, 'workspaces'),
-    WEAVER_ARTIFACT_DIR: path.join(tmp, 'artifacts'),
-    WEAVER_REPO_ROOTS: tmp,
-    WEAVER_RETRY_DELAY_SCALE: '0.01',
-    WEAVER_WORKFLOW_BUNDLE: bundle!,
-    WEAVER_SANDBOX: 'off',
-    WEAVER_LOG_LEVEL: 'WARN',
-    WEAVER_METRICS_ADDRESS: address,
-  });
-  expect(worker.output()).toContain(`Prometheus metrics at http://${address}/metrics`);
+  address = `127.0.0.1:${await freePort()}`;
+  worker = await startWorkerProcess(
+    {
+      TEST_API_KEY: 'sk-test-secret-key-123456789',
+      WEAVER_PROVIDERS: registryFile,
+      TEMPORAL_ADDRESS: testAddress(),
+      TEMPORAL_NAMESPACE: 'default',
+      WEAVER_TASK_QUEUE: taskQueue,
+      WEAVER_WORKSPACE_ROOT: path.join(tmp, 'workspaces'),
+      WEAVER_ARTIFACT_DIR: path.join(tmp, 'artifacts'),
+      WEAVER_REPO_ROOTS: tmp,
+      WEAVER_RETRY_DELAY_SCALE: '0.01',
+      WEAVER_WORKFLOW_BUNDLE: '',
+      WEAVER_SANDBOX: 'off',
+      WEAVER_LOG_LEVEL: 'WARN',
+      WEAVER_METRICS_ADDRESS: address,
+      WEAVER_OTEL_ENDPOINT: otlp.url,
+      // Spans leave in batches: every 200 ms here rather than the default 5 s.
+      OTEL_BSP_SCHEDULE_DELAY: '200',
+    },
+    120_000,
+  );
 
   // A rate limit, a wrong answer (its tests fail: a second attempt), then the right one.
   model.script(MODEL, [
@@ -100,7 +138,12 @@ test('after a run, /metrics shows provider calls by outcome, tokens and cost mat
     { ...exampleTask(repo, provider), strategy: { mode: 'sequential', retry: { maxTries: 3, initialIntervalMs: 10, maxIntervalMs: 50 } } },
     { client: await testClient(), taskQueue, workflowId: `metrics-${taskQueue}` },
   );
-  const result = await handle.result();
+  workflowId = handle.workflowId;
+  result = await handle.result();
+}, 240_000);
+
+test('after a run, /metrics shows provider calls by outcome, tokens and cost matching the usage, task outcomes, and the SDK metrics', async () => {
+  expect(worker.output()).toContain(`Prometheus metrics at http://${address}/metrics`);
   expect(result.status).toBe('succeeded');
   expect(result.attempts).toHaveLength(2);
 
@@ -136,12 +179,23 @@ test('after a run, /metrics shows provider calls by outcome, tokens and cost mat
   expect(sum(samples, 'weaver_step_duration_ms_count', { kind: 'test', status: 'passed' })).toBe(1);
 
   // Labels stay bounded: no workflow id anywhere in Weaver's series.
-  expect(samples.filter((s) => s.name.startsWith('weaver_') && Object.values(s.labels).some((v) => v.includes(handle.workflowId)))).toEqual([]);
+  expect(samples.filter((s) => s.name.startsWith('weaver_') && Object.values(s.labels).some((v) => v.includes(workflowId)))).toEqual([]);
 
   // The SDK's own metrics, on the same endpoint.
   expect(sum(samples, 'temporal_workflow_completed', { workflow_type: 'codingTask' })).toBeGreaterThanOrEqual(1);
   expect(samples.some((s) => s.name === 'temporal_activity_execution_latency_count' && s.labels.activity_type === 'generateChange')).toBe(true);
-}, 180_000);
+});
+
+test('with WEAVER_OTEL_ENDPOINT, the run is traced: a workflow span and its activities\' spans in one trace', async () => {
+  expect(worker.output()).toContain(`OpenTelemetry traces to ${otlp.url}/v1/traces`);
+  await waitUntil('the run\'s spans at the receiver', () => otlp.spans.some((x) => x.name === 'RunActivity:generateChange') && otlp.spans.some((x) => x.name === 'RunWorkflow:codingTask'), 30_000);
+  const run = otlp.spans.find((x) => x.name === 'RunWorkflow:codingTask')!;
+  const calls = otlp.spans.filter((x) => x.name === 'RunActivity:generateChange');
+  // One span per provider request the activity made (3), in the workflow's trace.
+  expect(calls).toHaveLength(3);
+  expect(new Set(calls.map((x) => x.traceId))).toEqual(new Set([run.traceId]));
+  expect(otlp.spans.some((x) => x.name === 'RunActivity:runCheck' && x.traceId === run.traceId)).toBe(true);
+});
 
 test('metric labels and the address setting stay bounded and checked', () => {
   expect(limitLabel('killed: memory limit 2 GiB (1 process(es) ended by the OOM killer)', false)).toBe('memory');
@@ -154,4 +208,10 @@ test('metric labels and the address setting stay bounded and checked', () => {
   expect(metricsAddress({ WEAVER_METRICS_ADDRESS: '0.0.0.0:9464' })).toBe('0.0.0.0:9464');
   expect(metricsAddress({})).toBeUndefined();
   expect(() => metricsAddress({ WEAVER_METRICS_ADDRESS: '9464' })).toThrow(/WEAVER_METRICS_ADDRESS must be host:port/);
+  // Traces: off unless an endpoint is set; Weaver's variable first, else the OTel standard ones.
+  expect(tracesUrl({})).toBeUndefined();
+  expect(tracesUrl({ WEAVER_OTEL_ENDPOINT: 'http://collector:4318/' })).toBe('http://collector:4318/v1/traces');
+  expect(tracesUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe('http://c:4318/v1/traces');
+  expect(tracesUrl({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/traces' })).toBe('http://c:4318/traces');
+  expect(() => tracesUrl({ WEAVER_OTEL_ENDPOINT: 'collector:4318' })).toThrow(/WEAVER_OTEL_ENDPOINT must be an http\(s\) URL/);
 });
