@@ -148,8 +148,9 @@ test('after a run, /metrics shows provider calls by outcome, tokens and cost mat
   expect(result.attempts).toHaveLength(2);
 
   const text = await (await fetch(`http://${address}/metrics`)).text();
-  process.stderr.write(`[metrics] scrape after the run:\n${text.split('\n').filter((l) => /^weaver_/.test(l)).join('\n')}\n`);
+  process.stderr.write(`[metrics] scrape after the run:\n${text.split('\n').filter((l) => /^(weaver_|temporal_workflow_completed)/.test(l)).join('\n')}\n`);
   const samples = parseScrape(text);
+  process.stderr.write(`[metrics] the SDK's series: ${[...new Set(samples.filter((s) => s.name.startsWith('temporal_')).map((s) => s.name))].join(' ')}\n`);
   const p = { provider: MODEL, model: MODEL };
 
   // Calls: every request the server received, by outcome; the usage counts the same calls.
