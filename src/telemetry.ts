@@ -2,6 +2,7 @@
 // the Temporal SDK's Runtime serves its own metrics (`temporal_*`) and Weaver's (`weaver_*`,
 // src/domain/metrics.ts, recorded through the SDK's metric meter) at `/metrics` on that address.
 // Traces (off by default) are src/tracing.ts; whether they are on is decided here.
+import { createServer } from 'node:net';
 import type { RuntimeOptions } from '@temporalio/worker';
 import { HISTOGRAM_BUCKETS } from './domain/metrics';
 
@@ -44,4 +45,31 @@ export function tracesUrl(env: NodeJS.ProcessEnv = process.env): string | undefi
 /** The banner's line about traces. */
 export function describeTracing(url: string | undefined): string {
   return url ? `OpenTelemetry traces to ${url}` : `no traces (set ${OTEL_ENDPOINT_ENV} for OpenTelemetry)`;
+}
+
+/**
+ * `weaver doctor`'s telemetry check: off is fine; an endpoint set must parse, and the metrics
+ * port must be free here (a worker already serving on it would keep the next one from starting).
+ */
+export async function telemetryCheck(env: NodeJS.ProcessEnv): Promise<{ ok: boolean; detail: string; fix?: string }> {
+  let address: string | undefined;
+  let traces: string | undefined;
+  try {
+    address = metricsAddress(env);
+    traces = tracesUrl(env);
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message, fix: `set ${METRICS_ADDRESS_ENV} to host:port and ${OTEL_ENDPOINT_ENV} to an http(s) URL, or unset them` };
+  }
+  const detail = `${describeMetrics(address)}; ${describeTracing(traces)}`;
+  if (!address) return { ok: true, detail };
+  const sep = address.lastIndexOf(':');
+  const host = address.slice(0, sep).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(sep + 1));
+  const bindError = await new Promise<string | undefined>((resolve) => {
+    const srv = createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    srv.listen(port, host, () => srv.close(() => resolve(undefined)));
+  });
+  if (!bindError) return { ok: true, detail };
+  return { ok: false, detail: `${address} cannot be bound here (${bindError})`, fix: `give each worker process on a host its own ${METRICS_ADDRESS_ENV} port (e.g. 9464, 9465…)` };
 }

@@ -13,7 +13,7 @@ import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import type { CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { limitLabel, stepKindLabel } from '../src/domain/metrics';
-import { metricsAddress, tracesUrl } from '../src/telemetry';
+import { metricsAddress, telemetryCheck, tracesUrl } from '../src/telemetry';
 import { wholeFile } from './support/answers';
 import { killStartedWorkers, startWorkerProcess, waitUntil, type WorkerProcess } from './support/processes';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
@@ -215,4 +215,17 @@ test('metric labels and the address setting stay bounded and checked', () => {
   expect(tracesUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe('http://c:4318/v1/traces');
   expect(tracesUrl({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/traces' })).toBe('http://c:4318/traces');
   expect(() => tracesUrl({ WEAVER_OTEL_ENDPOINT: 'collector:4318' })).toThrow(/WEAVER_OTEL_ENDPOINT must be an http\(s\) URL/);
+});
+
+test("weaver doctor's telemetry check: off passes; the running worker's metrics port fails as taken, naming it; a free one passes", async () => {
+  expect(await telemetryCheck({})).toMatchObject({ ok: true, detail: expect.stringContaining('no metrics endpoint') });
+  const taken = await telemetryCheck({ WEAVER_METRICS_ADDRESS: address });
+  expect(taken).toMatchObject({ ok: false, detail: `${address} cannot be bound here (EADDRINUSE)` });
+  expect(taken.fix).toMatch(/its own WEAVER_METRICS_ADDRESS port/);
+  const free = `127.0.0.1:${await freePort()}`;
+  expect(await telemetryCheck({ WEAVER_METRICS_ADDRESS: free, WEAVER_OTEL_ENDPOINT: 'http://collector:4318' })).toEqual({
+    ok: true,
+    detail: `Prometheus metrics at http://${free}/metrics (WEAVER_METRICS_ADDRESS); OpenTelemetry traces to http://collector:4318/v1/traces`,
+  });
+  expect(await telemetryCheck({ WEAVER_OTEL_ENDPOINT: 'collector' })).toMatchObject({ ok: false, detail: expect.stringContaining('WEAVER_OTEL_ENDPOINT must be') });
 });
