@@ -5,11 +5,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
-import type { SimpleGit } from 'simple-git';
 import { redact } from '../domain/redact';
 import type { ArtifactStore } from './artifacts';
 import { runCommand, type RunCommandResult } from './commands';
-import { gitEnv, gitFor, openWorkspace } from './git';
+import { gitEnv, gitFor, openWorkspace, type Git } from './git';
 import { configArgs } from './gitCredentials';
 import { killRecordedGroup } from './processGroups';
 import { resolveCloneSource, resolvePushRemote } from './repoPolicy';
@@ -129,7 +128,7 @@ export async function prepareWorkspace(
       message: `cannot clone ${display}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`,
     });
   }
-  const base = (await gitFor(dir).revparse(['--abbrev-ref', 'HEAD'])).trim();
+  const base = (await gitFor(dir).raw(['rev-parse', '--abbrev-ref', 'HEAD'])).trim();
   if (base === req.branch) {
     // Weaver force-pushes its branch: it must never be the branch the work is based on.
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
@@ -139,8 +138,8 @@ export async function prepareWorkspace(
     const git = gitFor(dir, signal);
     // A rebuild starts from the lost workspace's base, so a re-applied change makes the same tree.
     const pinned = req.baseCommit && (await hasCommit(git, req.baseCommit)) ? [req.baseCommit] : [];
-    await git.checkout(['-B', req.branch, ...pinned]);
-    const baseCommit = (await git.revparse(['HEAD'])).trim();
+    await git.raw(['checkout', '-B', req.branch, ...pinned]);
+    const baseCommit = (await git.raw(['rev-parse', 'HEAD'])).trim();
     if (opts.restore) {
       // The commit the lost workspace made, from its bundle: nothing committed is redone.
       await withBundlePrerequisites(gitFor(dir, signal, auth), opts.restore);
@@ -155,7 +154,7 @@ export async function prepareWorkspace(
 }
 
 /** Whether the clone has `sha` (a base commit force-pushed away upstream is not fetched by sha). */
-async function hasCommit(git: SimpleGit, sha: string): Promise<boolean> {
+async function hasCommit(git: Git, sha: string): Promise<boolean> {
   return git
     .raw(['cat-file', '-e', `${sha}^{commit}`])
     .then(() => true)
@@ -179,8 +178,8 @@ export async function rollbackWorkspace(ws: WorkspaceHandle): Promise<void> {
   const git = openWorkspace(ws);
   await forgetTestedChange(ws);
   if (await restoreSetupState(ws)) return;
-  await git.reset(['--hard', 'HEAD']);
-  await git.clean('f', ['-d']);
+  await git.raw(['reset', '--hard', 'HEAD']);
+  await git.raw(['clean', '-f', '-d']);
 }
 
 /**
