@@ -21,6 +21,7 @@ import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness
 import { usableCacheDir } from './cacheDir';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
+import { spawnHelperPid, startSpawnHelper } from './activities/spawner';
 import { connectWithRetry } from './connect';
 import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
 import { runGc } from './gc';
@@ -60,6 +61,8 @@ export async function createWorkers(opts: WeaverWorkerOptions): Promise<WeaverWo
   const taskQueue = opts.taskQueue ?? c.taskQueue;
   const workspaceRoot = opts.deps?.workspaceRoot ?? c.workspaceRoot;
   // This process's place on its host; a dead predecessor's leftover commands are killed here.
+  // Its one fork of this process now, while it is small: every child process starts there.
+  startSpawnHelper();
   const slot = await claimWorkerSlot(workspaceRoot, c.workerSlot);
   try {
     return await startWorkers(opts, c, taskQueue, slot);
@@ -230,6 +233,7 @@ async function main() {
       `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}; endpoints a task may name itself: ${c.inlineEndpoints.length ? `${c.inlineEndpoints.join(', ')}, called without keys` : 'none'} (${INLINE_ENDPOINTS_ENV})):\n` +
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
+      `child processes start in the spawn helper (pid ${spawnHelperPid() ?? 'none yet'}); ` +
       `at most ${c.maxActivities} shared + ${c.maxWorkspaceActivities} workspace activities, ${c.maxCommands} commands at once; ` +
       `on SIGTERM/SIGINT in-flight work gets ${seconds(c.shutdownGraceMs)} (WEAVER_SHUTDOWN_GRACE); ` +
       (c.deployment ? `Worker Versioning: deployment "${c.deployment.name}", build "${c.deployment.buildId}", workflows pinned` : 'unversioned (set WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID for Worker Versioning)'),

@@ -92,6 +92,8 @@ export interface GitRunOptions {
   signal?: AbortSignal;
   /** The credential helper and its env (a remote). */
   auth?: GitAuth;
+  /** More environment on top of gitEnv(). */
+  env?: Record<string, string>;
 }
 
 /**
@@ -109,8 +111,8 @@ export async function gitRun(dir: string | undefined, args: string[], opts: GitR
 export async function gitBytes(dir: string | undefined, args: string[], opts: GitRunOptions = {}): Promise<Buffer> {
   const end = args.indexOf('--');
   const unsafe = (end < 0 ? args : args.slice(0, end)).find((a) => RUNS_A_PROGRAM.test(a));
-  if (unsafe) throw new Error(`git ${args[0]}: refusing the option ${unsafe.split('=')[0]}`);
-  const env = { ...gitEnv(), ...opts.auth?.env, ...(opts.indexFile ? { GIT_INDEX_FILE: opts.indexFile } : {}) };
+  if (unsafe) throw new Error(`git ${subcommand(args)}: refusing the option ${unsafe.split('=')[0]}`);
+  const env = { ...gitEnv(), ...opts.auth?.env, ...opts.env, ...(opts.indexFile ? { GIT_INDEX_FILE: opts.indexFile } : {}) };
   try {
     const out = await execFileBytes('git', [...configArgs(opts.auth), ...args], { cwd: dir, env, input: opts.input, maxBuffer: 256 * 1024 * 1024, signal: opts.signal });
     return out.stdout;
@@ -118,8 +120,17 @@ export async function gitBytes(dir: string | undefined, args: string[], opts: Gi
     const err = e as ExecError;
     const code = typeof err.code === 'number' ? err.code : -1;
     if (opts.okCodes?.includes(code)) return Buffer.from(err.stdout, 'utf8');
-    throw new Error(`git ${args[0]} failed (${err.signal ?? code}): ${err.stderr?.trim().split('\n').slice(-3).join(' ') || err.message}`);
+    throw new Error(`git ${subcommand(args)} failed (${err.signal ?? code}): ${err.stderr?.trim().split('\n').slice(-3).join(' ') || err.message}`);
   }
+}
+
+/** `commit` in `-c user.name=… commit …`: what a message names. */
+function subcommand(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-c' || args[i] === '-C') i++;
+    else if (!args[i].startsWith('-')) return args[i];
+  }
+  return args[0] ?? '';
 }
 
 /**

@@ -329,7 +329,9 @@ export async function execFileBytes(file: string, args: string[], opts: ExecOpti
   const timer = opts.timeout ? setTimeout(() => kill(`timed out after ${opts.timeout} ms`), opts.timeout) : undefined;
   const onAbort = () => kill('aborted');
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  const [code, sig] = await child.closed;
+  // The output as well as the end: the chunks may still wait in the streams when 'close' came.
+  const ended = (s: Readable) => new Promise<void>((r) => (s.readableEnded ? r() : s.once('end', () => r())));
+  const [[code, sig]] = await Promise.all([child.closed, ended(child.stdout), ended(child.stderr)]);
   if (timer) clearTimeout(timer);
   opts.signal?.removeEventListener('abort', onAbort);
   const bytes = { stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
