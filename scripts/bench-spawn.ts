@@ -2,7 +2,7 @@
 //
 //   npx tsx scripts/bench-spawn.ts        (BENCH_TASKS tasks, default 12, BENCH_CONCURRENCY at once, default 4)
 //
-// Self-contained like scripts/bench.ts: its own Temporal dev server, the scripted model server
+// Self-contained (scripts/benchRig.ts): its own Temporal dev server, the scripted model server
 // (BENCH_MODEL_DELAY_MS, default 200) and an in-process worker, on the example repository (one
 // attempt, push on). A `git` first on PATH records every git process and its parent. Prints, over
 // the batch (after one warm-up task):
@@ -12,20 +12,15 @@
 //   - the worker's event-loop delay (perf_hooks.monitorEventLoopDelay, 10 ms resolution): max, p99.
 // Asserts nothing. Runs against any revision that has createWorkers (to compare before/after).
 import { ChildProcess, execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { weaverLogger } from '../src/logging';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, exampleTask } from './demo/example';
-import { killProcessGroup, startDevServer, stopProcessGroup, temporalCliPath } from '../src/devtools/devServer';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
-import { ScriptedModelServer } from './demo/scriptedModelServer';
-import { createWorkers } from '../src/worker';
 import { editFormat } from '../src/domain/editformats';
+import { startBenchRig } from './benchRig';
 
 const TASKS = Math.max(1, Number(process.env.BENCH_TASKS || 12));
 const CONCURRENCY = Math.max(1, Number(process.env.BENCH_CONCURRENCY || 4));
@@ -47,55 +42,27 @@ proto.spawn = function timedSpawn(this: Spawnable, ...args: unknown[]) {
   }
 };
 
-/** `commit` in `-c user.name=… commit …`. */
-function subcommand(words: string[]): string {
-  for (let i = 0; i < words.length; i++) {
-    if (words[i] === '-c' || words[i] === '-C') i++;
-    else if (!words[i].startsWith('-')) return words[i];
-  }
-  return '?';
-}
-
 async function main(): Promise<void> {
   const tmp = sandboxableTempDir('weaver-bench-spawn-');
   const bin = path.join(tmp, 'bin');
   const gitLog = path.join(tmp, 'git.log');
   const realGit = execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim();
   mkdirSync(bin, { recursive: true });
-  writeFileSync(path.join(bin, 'git'), `#!/bin/sh\necho "$PPID $*" >> '${gitLog}'\nexec '${realGit}' "$@"\n`);
+  // Its parent and its subcommand (past `-c x`/`-C x`), with shell builtins only.
+  const wrapper = `#!/bin/sh
+sub=; skip=
+for a in "$@"; do if [ -n "$skip" ]; then skip=; continue; fi; case "$a" in -c|-C) skip=1;; -*) ;; *) sub=$a; break;; esac; done
+echo "$PPID $sub" >> '${gitLog}'
+exec '${realGit}' "$@"
+`;
+  writeFileSync(path.join(bin, 'git'), wrapper);
   chmodSync(path.join(bin, 'git'), 0o755);
   process.env.PATH = `${bin}:${process.env.PATH}`;
 
-  let server: { pid: number; address: string } | undefined;
-  let model: ScriptedModelServer | undefined;
-  let worker: Awaited<ReturnType<typeof createWorkers>> | undefined;
-  let running: Promise<void> | undefined;
-  let nativeConn: NativeConnection | undefined;
-  let clientConn: Connection | undefined;
-  process.once('exit', () => {
-    if (server) killProcessGroup(server.pid, 'SIGKILL');
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const rig = await startBenchRig(tmp, ['bench-good'], 'weaver-bench-spawn');
   try {
-    Runtime.install({ logger: weaverLogger('WARN') });
-    server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'temporal-server.log') });
-    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') });
-    model = await ScriptedModelServer.start();
-    model.setDefault('bench-good', () => ({ content: editFormat('editblock').render({ summary: 'bench: implement slugify', files: [{ path: 'src/slugify.js', action: 'write', content: GOOD }] }), delayMs: MODEL_DELAY_MS }));
-    const providers = { providers: { 'bench-good': { baseURL: model.url, models: ['bench-good'], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } } } };
-    nativeConn = await NativeConnection.connect({ address: server.address });
-    clientConn = await Connection.connect({ address: server.address });
-    const client = new Client({ connection: clientConn, namespace: 'default' });
-    const taskQueue = `weaver-bench-spawn-${process.pid}`;
-    worker = await createWorkers({
-      connection: nativeConn,
-      taskQueue,
-      workspaceQueue: `${taskQueue}-ws`,
-      workflowBundle: { code },
-      providers,
-      deps: { artifactDir: path.join(tmp, 'artifacts'), workspaceRoot: path.join(tmp, 'workspaces'), repoRoots: [tmp] },
-    });
-    running = worker.run();
+    const { client, taskQueue } = rig;
+    rig.model.setDefault('bench-good', () => ({ content: editFormat('editblock').render({ summary: 'bench: implement slugify', files: [{ path: 'src/slugify.js', action: 'write', content: GOOD }] }), delayMs: MODEL_DELAY_MS }));
 
     let seq = 0;
     const one = async () => {
@@ -129,7 +96,7 @@ async function main(): Promise<void> {
 
     const calls = readFileSync(gitLog, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
     const bySub = new Map<string, number>();
-    for (const c of calls) bySub.set(subcommand(c.slice(1)), (bySub.get(subcommand(c.slice(1))) ?? 0) + 1);
+    for (const [, sub = '?'] of calls) bySub.set(sub, (bySub.get(sub) ?? 0) + 1);
     const forkedByWorker = calls.filter((c) => Number(c[0]) === process.pid).length;
     const ms = (ns: number) => (ns / 1e6).toFixed(1);
     const total = spawnMs.reduce((a, b) => a + b, 0);
@@ -141,12 +108,7 @@ async function main(): Promise<void> {
         `  worker event-loop delay: max ${ms(delay.max)} ms, p99 ${ms(delay.percentile(99))} ms, mean ${ms(delay.mean)} ms`,
     );
   } finally {
-    worker?.shutdown();
-    await running?.catch(() => undefined);
-    await nativeConn?.close().catch(() => undefined);
-    await clientConn?.close().catch(() => undefined);
-    await model?.close().catch(() => undefined);
-    if (server) await stopProcessGroup(server.pid);
+    await rig.close();
   }
 }
 

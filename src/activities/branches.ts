@@ -184,6 +184,7 @@ async function verifyOrUndo(dir: string, commit: string, tested: TestedChange): 
  * setup left them are not the run's (setupState.ts).
  */
 async function uncommitted(unstaged: string[], ws: WorkspaceHandle): Promise<string[]> {
+  if (!unstaged.length) return [];
   const setupLeft = await unchangedSinceSetup(ws);
   const paths = unstaged.filter((p) => !setupLeft?.has(p));
   return paths.length > 50 ? [...paths.slice(0, 50), `… and ${paths.length - 50} more`] : paths;

@@ -128,7 +128,8 @@ export async function prepareWorkspace(
       message: `cannot clone ${display}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`,
     });
   }
-  const base = (await gitFor(dir).raw(['rev-parse', '--abbrev-ref', 'HEAD'])).trim();
+  // The clone's commit and its branch's name, in one rev-parse.
+  const [cloned, base] = (await gitFor(dir).raw(['rev-parse', 'HEAD', '--abbrev-ref', 'HEAD'])).trim().split('\n');
   if (base === req.branch) {
     // Weaver force-pushes its branch: it must never be the branch the work is based on.
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
@@ -139,7 +140,8 @@ export async function prepareWorkspace(
     // A rebuild starts from the lost workspace's base, so a re-applied change makes the same tree.
     const pinned = req.baseCommit && (await hasCommit(git, req.baseCommit)) ? [req.baseCommit] : [];
     await git.raw(['checkout', '-B', req.branch, ...pinned]);
-    const baseCommit = (await git.raw(['rev-parse', 'HEAD'])).trim();
+    // The pinned commit was checked to be one (hasCommit); it is in full, as every recorded id.
+    const baseCommit = pinned.length ? (await git.raw(['rev-parse', `${req.baseCommit}^{commit}`])).trim() : cloned;
     if (opts.restore) {
       // The commit the lost workspace made, from its bundle: nothing committed is redone.
       await withBundlePrerequisites(gitFor(dir, signal, auth), opts.restore);
