@@ -481,9 +481,16 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
           while (Date.now() - since < graceMs && (await processGroupAlive(pid))) await sleep(50);
           killGroup(pid, 'SIGKILL');
         }
-        // Drain what is left in the pipes; give up on a pipe held open by an escaped process.
+        // Drain what is left in the pipes — output still on its way from the helper keeps coming
+        // after the exit — and give up on a pipe held open by an escaped process: 1 s without
+        // output, or 10 s of it.
         let drained = false;
-        await Promise.race([streamsClosed.then(() => (drained = true)), sleep(1000)]);
+        void streamsClosed.then(() => (drained = true));
+        const drainFrom = Date.now();
+        for (let seen = -1; !drained && seen !== outputBytes && Date.now() - drainFrom < 10_000; ) {
+          seen = outputBytes;
+          await Promise.race([streamsClosed, sleep(1000)]);
+        }
         if (!drained) {
           stdout.destroy();
           stderr.destroy();
