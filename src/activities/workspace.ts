@@ -92,7 +92,7 @@ export async function prepareWorkspace(
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
     throw new CancelledFailure(`workspace preparation cancelled; ${detail}`);
   };
-  // The clone is the long, networked part. It runs through runCommand, not simple-git: git
+  // The clone is the long, networked part. It runs through runCommand, not a buffered git call: git
   // forks transport helpers (git-remote-http, ssh) that outlive a killed `git`, so a cancel must
   // kill the whole process group (design rule 7). In its own session git has no terminal to
   // prompt on either; gitEnv() turns the prompts and askpass helpers off explicitly.
