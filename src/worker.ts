@@ -22,6 +22,7 @@ import { usableCacheDir } from './cacheDir';
 import { WORKFLOW_BUNDLER_OPTIONS } from './workflowBundle';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
+import { spawnHelperPid, startSpawnHelper } from './activities/spawner';
 import { connectWithRetry } from './connect';
 import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
 import { listUnpushed } from './activities/unpushed';
@@ -65,6 +66,8 @@ export async function createWorkers(opts: WeaverWorkerOptions): Promise<WeaverWo
   const taskQueue = opts.taskQueue ?? c.taskQueue;
   const workspaceRoot = opts.deps?.workspaceRoot ?? c.workspaceRoot;
   // This process's place on its host; a dead predecessor's leftover commands are killed here.
+  // Its one fork of this process now, while it is small: every child process starts there.
+  startSpawnHelper();
   const slot = await claimWorkerSlot(workspaceRoot, c.workerSlot);
   try {
     return await startWorkers(opts, c, taskQueue, slot);
@@ -247,6 +250,7 @@ async function main() {
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
       `${describeMetrics(metrics)}; ${describeTracing(otlp)}${otlp && bundlePath ? ' (activities only: the prebuilt WEAVER_WORKFLOW_BUNDLE has no tracing interceptors)' : ''}; ` +
+      `child processes start in the spawn helper (pid ${spawnHelperPid() ?? 'none yet'}); ` +
       `at most ${c.maxActivities} shared + ${c.maxWorkspaceActivities} workspace activities, ${c.maxCommands} commands at once; ` +
       `on SIGTERM/SIGINT in-flight work gets ${seconds(c.shutdownGraceMs)} (WEAVER_SHUTDOWN_GRACE); ` +
       (c.deployment ? `Worker Versioning: deployment "${c.deployment.name}", build "${c.deployment.buildId}", workflows pinned` : 'unversioned (set WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID for Worker Versioning)'),

@@ -11,7 +11,7 @@ import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { wholeFile } from './support/answers';
 import { eventsOf } from './support/calls';
-import { activitiesOf, killStartedWorkers, processesWith, sleep, startWorkerProcess, waitUntil } from './support/processes';
+import { activitiesOf, killStartedWorkers, parentOf, processesWith, sleep, startWorkerProcess, waitUntil } from './support/processes';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { closeTestConnections, testAddress, testClient, uniqueQueue, workflowBundle } from './support/temporal';
 
@@ -241,7 +241,12 @@ test('a command whose watchdog died too is killed by the next holder of the work
   const orphan = sleepItself();
   expect(orphan).toBeDefined();
   // Worker and watchdog together: only the parent-death signal acts, and it reaches the shell, not its `sleep`.
-  for (const pid of processesWith('weaver-watchdog')) process.kill(pid, 'SIGKILL');
+  // This worker's own (its spawn helper): other tests' workers on the host keep theirs. The
+  // worker is stopped first: a live worker whose helper dies kills the helper's groups itself.
+  const watchdogs = processesWith('weaver-watchdog').filter((pid) => parentOf(pid) === first.pid);
+  expect(watchdogs).toHaveLength(1);
+  process.kill(first.pid, 'SIGSTOP');
+  for (const pid of watchdogs) process.kill(pid, 'SIGKILL');
   process.kill(first.pid, 'SIGKILL');
   await first.exited;
   await sleep(1000);
