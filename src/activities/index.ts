@@ -19,6 +19,7 @@ import { withSandboxRetries } from './sandboxRetry';
 import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './steps';
 import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
+import { readBatchTasks, type ReadBatchTasksRequest } from './batchTasks';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
 import { formatBytes, runCommand, type RunCommandResult } from './commands';
@@ -366,6 +367,11 @@ export function createActivities(deps: ActivityDeps) {
     async childUsage(req: ChildUsageRequest): Promise<ChildUsageResult> {
       const ctx = Context.current();
       return childUsage(ctx.client, req, { beat: () => ctx.heartbeat() });
+    },
+
+    /** A page of a batch's stored task list, and its length. */
+    async readBatchTasks(req: ReadBatchTasksRequest): Promise<{ tasks: unknown[]; total: number }> {
+      return readBatchTasks(store, req);
     },
 
     /** Stores a JSON document (report, events) and returns its reference. */
