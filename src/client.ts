@@ -1,6 +1,6 @@
 // Typed SDK for services that start and watch Weaver tasks. Input is validated with the
 // same zod schema the workflow uses, before anything starts.
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { config } from './config';
 import { unpricedBudgetError } from './domain/pricing';
 import { checkPlaybookText } from './domain/playbookText';
@@ -176,7 +176,7 @@ export interface BatchOptions extends ClientOptions {
   upload?: boolean;
 }
 
-export async function startTaskBatch(input: TaskBatchInput | unknown, opts: BatchOptions = {}): Promise<WorkflowHandle> {
+export async function startTaskBatch(input: TaskBatchInput | unknown, opts: BatchOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const batch = parseBatchInput(input);
   const given = batch.tasks ?? [];
   given.forEach((t, i) => refuseBadPlaybook(t, `tasks[${i}].`));

@@ -125,6 +125,12 @@ export const LimitsSchema = z.object({
   maxDepth: z.number().int().nonnegative().default(2),
   maxChildren: z.number().int().positive().default(8),
   childConcurrency: z.number().int().positive().default(2),
+  /**
+   * Events in one run's history past which the attempt loop continues as new between attempts,
+   * its ledger carried over (default 10,000; Temporal's hard limit is 51,200). Also when Temporal
+   * suggests it. Optional: settings resolved before it existed stay as they were.
+   */
+  historyEvents: z.number().int().min(50).max(40_000).optional(),
 });
 export type Limits = z.infer<typeof LimitsSchema>;
 
