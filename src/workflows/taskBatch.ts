@@ -95,7 +95,7 @@ class BatchRun {
     if (next < this.carry.total) {
       this.tasksRef ??= await shared.storeArtifact({ kind: BATCH_TASKS_KIND, content: toJsonLines(this.input.tasks!) });
       const { concurrency, pageSize, continueAfter } = this.input;
-      const continueBatch = makeContinueAsNewFunc<typeof taskBatch>({ workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT });
+      const continueBatch = makeContinueAsNewFunc<typeof taskBatch>({ workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT, memo: workflowInfo().memo });
       return continueBatch({ tasksRef: this.tasksRef, concurrency, pageSize, continueAfter, carried: { ...this.carry, runs: this.carry.runs + 1 } });
     }
     const { total, successCount, usage, pages } = this.carry;

@@ -82,7 +82,7 @@ export async function continueTask(t: TaskRun, rawInput: CodingTaskInput, runs: 
     ws: t.ws!,
     loop,
   };
-  const next = makeContinueAsNewFunc<typeof codingTask>({ workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT });
+  const next = makeContinueAsNewFunc<typeof codingTask>({ workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT, memo: workflowInfo().memo });
   return next(rawInput, carry);
 }
 
