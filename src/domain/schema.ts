@@ -300,7 +300,7 @@ export const TaskBatchInputSchema = z
     tasksRef: ArtifactRefSchema.optional(),
     concurrency: z.number().int().positive().default(2),
     /** Results per page in the store (domain/batch.ts). */
-    pageSize: z.number().int().positive().max(1000).default(DEFAULT_PAGE_SIZE),
+    pageSize: z.number().int().positive().max(500).default(DEFAULT_PAGE_SIZE),
     /** Children started per run before the batch continues as new (its history stays bounded). */
     continueAfter: z.number().int().positive().default(DEFAULT_CONTINUE_AFTER),
     /** Set by the batch itself when it continues as new: where the last run got to. */

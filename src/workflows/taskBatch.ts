@@ -20,6 +20,7 @@ import {
 } from '../domain/schema';
 import { WeaverStatus } from '../domain/searchAttributes';
 import { REFUSED } from '../domain/taskOutcome';
+import { resultRows } from '../domain/slim';
 import { emptyUsage, mergeUsage } from '../domain/usage';
 import { shared } from './activityProxies';
 import { batchStatus, legacyBatch } from './batchLegacy';
@@ -29,7 +30,7 @@ import { batchProgressQuery } from './messages';
 
 /** Marks batches run as a window over stored tasks, paged results and continue-as-new. */
 export const BATCH_WINDOW = 'batch-window';
-/** A one-run batch also returns its rows inline while they fit (Temporal refuses payloads over ~2 MB). */
+/** A one-run batch also returns its rows inline while they fit; a page's rows are shortened past it (Temporal refuses payloads over ~2 MB). */
 const MAX_INLINE_RESULTS_BYTES = 1_000_000;
 
 export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
@@ -164,7 +165,7 @@ class BatchRun {
   private flush(drain: boolean): Promise<void> {
     this.flushing = this.flushing.then(async () => {
       for (let page = this.buffer.take(drain); page; page = this.buffer.take(drain)) {
-        const ref = await shared.storeArtifact({ kind: BATCH_PAGE_KIND, content: JSON.stringify(page.rows) });
+        const ref = await shared.storeArtifact({ kind: BATCH_PAGE_KIND, content: JSON.stringify(resultRows(page.rows, MAX_INLINE_RESULTS_BYTES)) });
         this.carry.pages.push({ from: page.from, count: page.rows.length, ref });
       }
     });
