@@ -21,7 +21,6 @@ const REBUILD_WHILE_PROGRESSING = 'rebuild-while-progressing';
 /** Rounds of "show me these files" per attempt, served without consuming the attempt. */
 const MAX_FILE_ROUNDS = 2;
 
-
 /** An attempt's answer and the prompt it came from (what it showed whole may be rewritten whole). */
 interface Answered {
   answer: StrategyOutcome;
