@@ -5,7 +5,9 @@ import { resultOf } from '../src/client';
 import { readArtifact } from '../src/inspect';
 import type { Progress } from '../src/domain/schema';
 import { progressQuery } from '../src/workflows/messages';
+import { lastUserText } from '../scripts/demo/scriptedModelServer';
 import { byTitle, fix, multiRepo, sub } from './support/modules';
+import { answer, BAD, GOOD } from './support/replayShapes';
 import { runHistories } from './support/temporal';
 import { useRig, type Rig } from './support/weaver';
 
@@ -79,3 +81,28 @@ test('30 attempts with historyEvents 150: continues as new, the ledger exact acr
   expect(last.logs!.length).toBeLessThanOrEqual(20);
   console.log(`${ATTEMPTS} attempts in ${runs.length} runs: ${runs.map((r) => r.events).join(', ')} events`);
 }, 180_000);
+
+test('a person in the loop across runs: an early approval refused in the first run is still listed, a hint sent then reaches the last prompt, the approval in the last run pushes', async () => {
+  const repo = await rig.newRepo();
+  // The first answer is slow enough to signal while the first run is still on it.
+  rig.model.script('carry-gate', [answer(BAD, 1500), answer(BAD), answer(GOOD)]);
+  const h = await rig.start(rig.task(repo, [rig.provider('carry-gate')], { push: true, requireApproval: true, limits: { maxAttempts: 3, testTimeoutSec: 60, historyEvents: 50 }, decomposition: 'never' }));
+  const firstRunId = (await h.describe()).runId;
+  await h.signal('approvePush', { approved: true, by: 'too-early' });
+  await h.signal('addGuidance', 'the hint from the first run');
+  for (;;) {
+    const p = await h.query(progressQuery);
+    if (p.phase === 'awaiting_approval') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const { runId } = await h.describe();
+  expect(runId).not.toBe(firstRunId);
+  const commit = (await h.query(progressQuery)).commit!;
+  expect(await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana', commit }] })).toBe('approved: pushing now');
+  const r = await resultOf(h);
+  expect(r).toMatchObject({ status: 'succeeded', pushed: true, commit, approval: { approved: true, by: 'ana', via: 'update' } });
+  expect(r.refusedApprovals?.map((x) => x.by)).toEqual(['too-early']);
+  expect(r.usage.calls).toBe(3);
+  expect(rig.model.count('carry-gate')).toBe(3);
+  expect(lastUserText(rig.model.requestsFor('carry-gate')[2])).toContain('the hint from the first run');
+}, 120_000);
