@@ -7,8 +7,10 @@ import type { ArtifactRef, CodingTaskResult, Usage } from './schema';
 /** The `kind` of a batch's task list and of one page of its results in the store. */
 export const BATCH_TASKS_KIND = 'batch-tasks';
 export const BATCH_PAGE_KIND = 'batch-results';
-/** Results per page (and tasks read per activity call). */
-export const DEFAULT_PAGE_SIZE = 100;
+/** Results per page (and tasks read per activity call): ≈ 5.6 KB a row, a page stays under the SDK's 512 KB payload warning. */
+export const DEFAULT_PAGE_SIZE = 50;
+/** A page's JSON past this has its rows shortened (domain/slim.ts resultRows): a page is an activity's input. */
+export const MAX_PAGE_BYTES = 512 * 1024;
 /** Children started per run before the batch continues as new: ≈ 9 events and 10 KB of history each. */
 export const DEFAULT_CONTINUE_AFTER = 500;
 

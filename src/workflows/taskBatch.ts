@@ -4,7 +4,7 @@
 // the store in pages, in input order; every `continueAfter` children (or when Temporal suggests
 // it) the batch continues as new, carrying its counters, so no run's history grows with the batch.
 import { ApplicationFailure, makeContinueAsNewFunc, patched, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { BATCH_PAGE_KIND, BATCH_TASKS_KIND, PageBuffer, toJsonLines, type BatchCarry } from '../domain/batch';
+import { BATCH_PAGE_KIND, BATCH_TASKS_KIND, MAX_PAGE_BYTES, PageBuffer, toJsonLines, type BatchCarry } from '../domain/batch';
 import { WORKFLOW_TASK_TIMEOUT } from '../domain/liveness';
 import { stripTaskCredentials } from '../domain/repoUrl';
 import {
@@ -30,7 +30,7 @@ import { batchProgressQuery } from './messages';
 
 /** Marks batches run as a window over stored tasks, paged results and continue-as-new. */
 export const BATCH_WINDOW = 'batch-window';
-/** A one-run batch also returns its rows inline while they fit; a page's rows are shortened past it (Temporal refuses payloads over ~2 MB). */
+/** A one-run batch also returns its rows inline while they fit (Temporal refuses payloads over ~2 MB). */
 const MAX_INLINE_RESULTS_BYTES = 1_000_000;
 
 export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
@@ -165,7 +165,7 @@ class BatchRun {
   private flush(drain: boolean): Promise<void> {
     this.flushing = this.flushing.then(async () => {
       for (let page = this.buffer.take(drain); page; page = this.buffer.take(drain)) {
-        const ref = await shared.storeArtifact({ kind: BATCH_PAGE_KIND, content: JSON.stringify(resultRows(page.rows, MAX_INLINE_RESULTS_BYTES)) });
+        const ref = await shared.storeArtifact({ kind: BATCH_PAGE_KIND, content: JSON.stringify(resultRows(page.rows, MAX_PAGE_BYTES)) });
         this.carry.pages.push({ from: page.from, count: page.rows.length, ref });
       }
     });
