@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { recordCommand } from './metrics';
 import { normaliseForComparison } from '../domain/matching';
 import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
@@ -169,6 +170,8 @@ export function createActivities(deps: ActivityDeps) {
     });
     // Measured for every command here (setup, tests, any step): wall, CPU and peak memory of its whole tree.
     const { limit, resources, egressRefused, sandboxFailed } = await box.finish(r);
+    // A sandbox that failed before the command, or a cancel, is no step's duration.
+    if (!sandboxFailed && !r.cancelled) recordCommand(kind, { durationMs: r.durationMs, timedOut: r.timedOut, passed: r.exitCode === 0 && !r.timedOut }, limit);
     // A workspace gone while the command ran (its disk wiped) stays gone: nothing to put back.
     const gitChanged = existsSync(path.join(cwd, '.git')) ? await restoreGit(cwd, before) : [];
     const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;
@@ -345,6 +348,9 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
+      // A retry after this activity pushed and removed the clone: the result it could not report.
+      const done = req.release ? await ws.releasedCommit<CommitResult>(req.workspace) : undefined;
+      if (done) return done;
       const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
       if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
       // A bundle of an unpushed commit outlives the run's history only through its record (unpushed.ts).
@@ -362,6 +368,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       if (req.release && (r.pushed || (req.release === 'bundled' && r.bundle))) {
         try {
+          await ws.recordReleasedCommit(req.workspace, { ...r, released: true });
           await release(req.workspace);
           r.released = true;
         } catch (err) {

@@ -15,6 +15,7 @@ import { attemptLoop, plan, type Step } from './attempts';
 import { decompose } from './decomposition';
 import { isWorkspaceLost, TaskRun } from './task';
 import { continueTask, resume, type TaskCarry } from './taskCarry';
+import { recordTaskOutcome } from './metrics';
 
 export { progressQuery, addGuidanceSignal, approvePushSignal, approvePushUpdate, type PushDecision } from './messages';
 
@@ -40,6 +41,7 @@ export async function codingTask(rawInput: CodingTaskInput, carry?: TaskCarry): 
   if (carry) resume(t, carry);
   else if (scrubbed) t.warn(strippedCredentialsNote(clean.stripped));
   const result = await run(t, rawInput, carry);
+  recordTaskOutcome(result, t.depth);
   // A task that did not deliver fails its workflow (Failed at a glance in the Web UI), its whole
   // result as the failure's details (domain/taskOutcome.ts). Runs started before completed
   // with every result: they replay as they ran.
