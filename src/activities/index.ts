@@ -20,6 +20,7 @@ import { withSandboxRetries } from './sandboxRetry';
 import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './steps';
 import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
+import { readBatchTasks, type ReadBatchTasksRequest } from './batchTasks';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
 import { settleUnpushed } from './unpushed';
@@ -392,6 +393,11 @@ export function createActivities(deps: ActivityDeps) {
     async childUsage(req: ChildUsageRequest): Promise<ChildUsageResult> {
       const ctx = Context.current();
       return childUsage(ctx.client, req, { beat: () => ctx.heartbeat() });
+    },
+
+    /** A page of a batch's stored task list, and its length. */
+    async readBatchTasks(req: ReadBatchTasksRequest): Promise<{ tasks: unknown[]; total: number }> {
+      return readBatchTasks(store, req);
     },
 
     /** Stores a JSON document (report, events) and returns its reference. */

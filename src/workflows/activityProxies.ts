@@ -70,7 +70,7 @@ export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>, keptAnswers = fal
 const SLOT_WAIT_SAFETY_NET_SEC = 24 * 3600;
 
 /** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */
-export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage'>>({
+export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage' | 'readBatchTasks'>>({
   // A safety net, not a limit: preparing clones, waits for command slots and runs every setup
   // step (each with its own timeoutSec); a dead worker is noticed by the heartbeat timeout.
   startToCloseTimeout: `${SLOT_WAIT_SAFETY_NET_SEC} seconds`,
