@@ -8,6 +8,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import type { SimpleGit } from 'simple-git';
 import { redact } from '../domain/redact';
 import type { ArtifactStore } from './artifacts';
+import type { WrittenFile } from './changeDiff';
 import { runCommand, type RunCommandResult } from './commands';
 import { gitEnv, gitFor, openWorkspace } from './git';
 import { configArgs } from './gitCredentials';
@@ -187,9 +188,9 @@ export async function rollbackWorkspace(ws: WorkspaceHandle): Promise<void> {
  * Stages the applied change — exactly `files`, ignored ones included — and stores its diff (against
  * the state after setup) as an artifact: for the record and for the next prompt if it fails.
  */
-export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle, files: string[]) {
+export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle, files: string[], written?: WrittenFile[]) {
   openWorkspace(ws);
-  const { diff } = await stageChange(ws, files);
+  const { diff } = await stageChange(ws, files, written);
   return diff ? store.put('diff', diff) : undefined;
 }
 

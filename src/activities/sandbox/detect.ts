@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { egressSetting, sandboxEnvAllowlist, sandboxMaxLimits, sandboxUids, type SandboxMode } from '../../config';
 import type { SandboxPolicy } from '../../domain/schema';
 import { dropPrivileges, NAMESPACES } from './argv';
-import { detectCgroup } from './limits';
+import { detectCgroup } from './cgroup';
 import { attachEgress } from './egress';
 import { Control } from './network';
 import { NETWORK_ORDER } from './policy';
