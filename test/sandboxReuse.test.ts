@@ -77,6 +77,23 @@ rootOnly('a workspace’s commands after its first', () => {
     expect(keptCgroup(dir)).toBeUndefined();
   }, 120_000);
 
+  test('a path handed over is never followed through a symlink the command planted, nor into .git', async () => {
+    const dir = await workspace({ 'a.txt': 'x\n' });
+    await mkdir(path.join(dir, '.git'));
+    await writeFile(path.join(dir, '.git', 'config'), '[core]\n');
+    const outside = path.join(root, 'outside');
+    await mkdir(outside, { recursive: true });
+    await writeFile(path.join(outside, 'secret.txt'), 'the worker\'s\n');
+    const planted = await boxed(dir, `ln -s ${outside} evil`);
+    expect(planted.exitCode).toBe(0);
+    // A change naming paths through the link and into .git (applyChange refuses both; the worker still noted them).
+    await trackWrites(dir, ['evil/secret.txt', '.git/config'], async () => undefined);
+    expect((await boxed(dir, 'true')).exitCode).toBe(0);
+    expect((await stat(path.join(outside, 'secret.txt'))).uid).toBe(0);
+    expect((await stat(path.join(dir, '.git', 'config'))).uid).toBe(0);
+    await releaseSandbox(setting, dir);
+  }, 120_000);
+
   test('the disk baseline counts what the worker wrote: a big file written between commands is not the command’s growth, a big file the command writes is', async () => {
     const dir = await workspace({ 'a.txt': 'x\n' });
     const limits = { diskMb: 16 };

@@ -55,11 +55,21 @@ export async function handOverWorkspace(dir: string, uid: number, workspaceRoot?
   const top = path.resolve(dir);
   const seen = new Set<string>();
   for (const file of s.written) {
-    // The file and each folder the write may have made, up to the workspace.
-    for (let p = file; p !== top && isInside(p, top) && !seen.has(p); p = path.dirname(p)) {
-      seen.add(p);
+    const rel = path.relative(top, file);
+    // .git stays the worker's (read-only in the sandbox); nothing outside the workspace is touched.
+    if (!rel || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel) || rel.split(path.sep)[0] === '.git') continue;
+    // From the workspace down, each folder the write may have made, then the file; never through
+    // a symlink (a command may have planted one where a change path leads).
+    let p = top;
+    for (const part of rel.split(path.sep)) {
+      p = path.join(p, part);
       const st = await lstat(p).catch(() => undefined);
-      if (st && (st.uid !== uid || st.gid !== uid)) await lchown(p, uid, uid);
+      if (!st) break;
+      if (!seen.has(p)) {
+        seen.add(p);
+        if (st.uid !== uid || st.gid !== uid) await lchown(p, uid, uid);
+      }
+      if (!st.isDirectory()) break;
     }
   }
   startCounts.paths += seen.size;
@@ -88,7 +98,7 @@ export async function trackWrites<T>(dir: string, paths: string[], write: () => 
   } finally {
     const after = await allocated(touched);
     if (s.bytes !== undefined) s.bytes += after - before;
-    for (const p of touched) if (p !== top) s.written.add(p);
+    for (const rel of paths) s.written.add(path.resolve(top, rel));
   }
 }
 
