@@ -1,16 +1,19 @@
 // A lighter sandbox start (issue 18 item 3): a workspace's second command reuses the cgroup its
-// first one made and does not walk the tree again — what the worker wrote in between is handed
-// over path by path and counted into the disk baseline — while every limit is still told per
+// first one made and does not walk the tree again — what the worker wrote in between (a change,
+// a rollback's rewritten files) is handed over path by path and counted into the disk baseline
+// — while every limit is still told per
 // command; a released workspace's cgroup goes, and a dead worker's leftovers go at the sweep.
 // Real bubblewrap and cgroups (a root worker), real files.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { detectSandbox, keptCgroup, releaseSandbox, sandboxed, startCounts, sweepCgroups, trackWrites, uidFor, type SandboxSetting } from '../src/activities/sandbox';
+import { detectSandbox, keptCgroup, noteWritten, releaseSandbox, sandboxed, startCounts, sweepCgroups, trackWrites, uidFor, type SandboxSetting } from '../src/activities/sandbox';
+import { recordSetupState, restoreSetupState } from '../src/activities/setupState';
 import { runCommand } from '../src/activities/commands';
 import { SandboxPolicySchema, type SandboxLimits } from '../src/domain/schema';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
+import { makeRepo } from './support/repos';
 
 const asRoot = process.getuid?.() === 0;
 const rootOnly = asRoot ? describe : describe.skip;
@@ -75,6 +78,26 @@ rootOnly('a workspace’s commands after its first', () => {
     await releaseSandbox(setting, dir);
     expect(existsSync(cgroup!)).toBe(false);
     expect(keptCgroup(dir)).toBeUndefined();
+  }, 120_000);
+
+  test('after a rollback to the setup state, only what was written back is handed over, and the command can write it', async () => {
+    const dir = path.join(root, 'ws', 'rb1', 'repo');
+    await makeRepo(dir, { 'a.txt': 'as committed\n', 'lib/b.txt': 'b\n' });
+    const ws = { dir, id: 'rb1' };
+    await recordSetupState(ws);
+    const walks = startCounts.wholeTree;
+    // The attempt's command changes a tracked file and leaves debris.
+    const dirty = await boxed(dir, 'echo changed > a.txt && rm lib/b.txt && echo debris > debris.txt');
+    expect(dirty.exitCode).toBe(0);
+    let wrote: string[] = [];
+    expect(await restoreSetupState(ws, (p) => (wrote = p))).toBe(true);
+    noteWritten(dir, wrote);
+    expect(wrote.sort()).toEqual(['a.txt', 'lib/b.txt']);
+    expect((await stat(path.join(dir, 'a.txt'))).uid).toBe(0);
+    const next = await boxed(dir, 'cat a.txt && echo again >> a.txt && echo more >> lib/b.txt && ls');
+    expect({ exit: next.exitCode, tail: next.tail }).toEqual({ exit: 0, tail: 'as committed\na.txt\nlib\n' });
+    expect(startCounts.wholeTree).toBe(walks + 1);
+    await releaseSandbox(setting, dir);
   }, 120_000);
 
   test('a path handed over is never followed through a symlink the command planted, nor into .git', async () => {

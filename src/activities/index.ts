@@ -339,10 +339,14 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async rollbackWorkspace(workspace: WorkspaceHandle): Promise<void> {
+      // Back to the setup state: what was written back is handed over before the next command;
+      // without that list (the old way, a failure midway) the next command walks the tree.
+      let wrote: string[] | undefined;
       try {
-        await ws.rollbackWorkspace(workspace);
+        await ws.rollbackWorkspace(workspace, (paths) => (wrote = paths));
       } finally {
-        forgetWorkspace(workspace.dir);
+        if (wrote) noteWritten(workspace.dir, wrote);
+        else forgetWorkspace(workspace.dir);
       }
     },
 

@@ -132,10 +132,13 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
   const disk = await DiskWatch.start([req.dir, ...(cache ? [cache.dir] : [])], limits.diskMb, kill, { exclude: [path.join(req.dir, '.git')], base: diskBaseline(req.dir, cache) });
   disk.watchScratch(async () => (await ctl.info())?.pid, SCRATCH_DIRS);
   let done = false;
+  let recorded = false;
   const dispose = async () => {
     if (done) return;
     done = true;
     disk.stop();
+    // Never measured at the end (the command did not run): nothing to start the next one from.
+    if (!recorded) recordDiskUse(req.dir, undefined, cache);
     prepared.lease?.release();
     await net?.stop();
     await ctl.close();
@@ -151,6 +154,7 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
       const grown = disk.killedAt ?? (await disk.measure());
       // Before the cache is given back: whether another command used it meanwhile is asked under its lease.
       recordDiskUse(req.dir, disk.killedAt === undefined ? disk.measured : undefined, cache);
+      recorded = true;
       const netError = await net?.stop();
       const hit =
         disk.killedAt !== undefined

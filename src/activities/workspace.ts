@@ -176,10 +176,10 @@ export function commandLockFile(dir: string): string {
  * attempt's edits and everything its commands made go, setup's outputs stay. A workspace made
  * before that state was recorded rolls back to the branch head the old way.
  */
-export async function rollbackWorkspace(ws: WorkspaceHandle): Promise<void> {
+export async function rollbackWorkspace(ws: WorkspaceHandle, wrote?: (paths: string[]) => void): Promise<void> {
   const git = openWorkspace(ws);
   await forgetTestedChange(ws);
-  if (await restoreSetupState(ws)) return;
+  if (await restoreSetupState(ws, wrote)) return;
   await git.reset(['--hard', 'HEAD']);
   await git.clean('f', ['-d']);
 }

@@ -112,7 +112,8 @@ export async function diskUse(dirs: string[], exclude: string[] = []): Promise<{
   // du exits 1 when files vanish mid-walk; its total (-c, the last line) still stands.
   const out = await run('du', ['-s', '-x', '-c', '-B1', ...excluded, '--', ...dirs], { maxBuffer: 1 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
   const lines = out.stdout.split('\n').filter(Boolean);
-  const each = dirs.map((_, i) => Number(/^(\d+)\t/.exec(lines[i] ?? '')?.[1] ?? 0));
+  // A directory du could not read has no line of its own: NaN, never taken for a measurement.
+  const each = dirs.map((d) => Number(/^(\d+)\t/.exec(lines.find((l) => l.endsWith(`\t${d}`)) ?? '')?.[1] ?? NaN));
   return { bytes: Number(/^(\d+)\ttotal$/m.exec(out.stdout)?.[1] ?? 0), each };
 }
 

@@ -24,6 +24,8 @@ interface WorkspaceState {
 }
 
 const states = new Map<string, WorkspaceState>();
+/** Commands running per workspace: a second one at once (an earlier attempt's, still ending) makes every baseline unsure. */
+const running = new Map<string, number>();
 
 /**
  * What command starts did (this process), for tests and the benchmark: whole-tree hand-overs,
@@ -115,21 +117,32 @@ export function forgetWorkspace(dir: string): void {
   states.delete(path.resolve(dir));
 }
 
-/** What the disk watch may start from: the tree's and the cache's bytes when both are still known. */
+/**
+ * A command starts (recordDiskUse says it ended): what its disk watch may start from — the
+ * tree's and the cache's bytes when both are still known and no other command runs there.
+ */
 export function diskBaseline(dir: string, cache?: { dir: string; lease?: CacheLease }): number | undefined {
-  const s = states.get(path.resolve(dir));
-  if (s?.bytes === undefined) return undefined;
+  const key = path.resolve(dir);
+  running.set(key, (running.get(key) ?? 0) + 1);
+  const s = states.get(key);
+  if (s?.bytes === undefined || running.get(key)! > 1) return undefined;
   const known = s.cache;
   if (cache && (!known || known.dir !== cache.dir || !cache.lease || known.generation !== cache.lease.before)) return undefined;
   startCounts.diskFromBaseline++;
   return s.bytes + (cache ? known!.bytes : 0);
 }
 
-/** A command's end measurement (`each`: the tree's bytes, then the cache's): the next command's baseline. */
+/** A command ended; its end measurement (`each`: the tree's bytes, then the cache's; none: unknown) is the next one's baseline. */
 export function recordDiskUse(dir: string, each: number[] | undefined, cache?: { dir: string; lease?: CacheLease }): void {
+  const key = path.resolve(dir);
+  const others = (running.get(key) ?? 1) - 1;
+  if (others > 0) running.set(key, others);
+  else running.delete(key);
   const s = stateOf(dir);
+  // Another command still writing there, or a directory du could not read: this measurement is no baseline.
+  if (others > 0 || each?.some((n) => !Number.isFinite(n))) each = undefined;
   s.bytes = each?.[0];
-  const generation = cache?.lease?.alone();
+  const generation = each?.[1] !== undefined ? cache?.lease?.alone() : undefined;
   s.cache = cache && each?.[1] !== undefined && generation !== undefined ? { dir: cache.dir, bytes: each[1], generation } : undefined;
 }
 
