@@ -79,12 +79,21 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   if (!boxed) await mkdir(req.scratchHome, { recursive: true });
   const uid = boxed ? uidFor(setting, req.dir) : undefined;
   // A root worker's uid takes the repository's cache only when no other uid's command is using it.
-  const lease = uid !== undefined && req.cacheDir ? leaseCache(req.cacheDir, uid) : undefined;
+  // Unboxed commands lease it too (as the worker's uid): gc's size cap never evicts a leased cache.
+  const lease = req.cacheDir ? leaseCache(req.cacheDir, uid ?? process.getuid?.() ?? 0) : undefined;
   if (uid !== undefined && req.cacheDir && !lease) req = { ...req, cacheDir: path.join(path.dirname(req.dir), '.toolchain-cache') };
   if (req.cacheDir) await mkdir(req.cacheDir, { recursive: true });
   const env = sandboxEnv(req, boxed ? HOME_IN_SANDBOX : req.scratchHome);
   // No sandbox, no limits: only the environment is kept clean (and the process tree sampled).
-  if (!boxed) return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish: async (r) => ({ resources: resourcesOf(r) }), dispose: async () => undefined };
+  if (!boxed) {
+    // The cache's lease ends with the command (finish, or dispose when it never ran).
+    const dispose = async () => lease?.release();
+    const finish = async (r: RunCommandResult) => {
+      await dispose();
+      return { resources: resourcesOf(r) };
+    };
+    return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish, dispose };
+  }
 
   try {
     if (uid !== undefined) await handOverWorkspace(req.dir, uid, setting.workspaceRoot);
@@ -128,7 +137,7 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
   const startedAt = Date.now();
   // The repository's cache is written by the command too: its growth counts against the same limit.
   // The last command's end measurement, when nothing unknown was written since: no walk at the start.
-  const cache = req.cacheDir ? { dir: req.cacheDir, lease: prepared.lease } : undefined;
+  const cache = req.cacheDir ? { dir: req.cacheDir, ino: (await stat(req.cacheDir)).ino, lease: prepared.lease } : undefined;
   const disk = await DiskWatch.start([req.dir, ...(cache ? [cache.dir] : [])], limits.diskMb, kill, { exclude: [path.join(req.dir, '.git')], base: diskBaseline(req.dir, cache) });
   disk.watchScratch(async () => (await ctl.info())?.pid, SCRATCH_DIRS);
   let done = false;

@@ -19,8 +19,15 @@ interface WorkspaceState {
   written: Set<string>;
   /** Bytes the tree held (its .git left out) at the last command's end, plus what the worker's writes added since. */
   bytes?: number;
-  /** The repository cache's bytes at that end, and its generation then. */
-  cache?: { dir: string; bytes: number; generation: number };
+  /** The repository cache's bytes at that end, its generation then, and its inode (gc's eviction makes a new folder). */
+  cache?: { dir: string; bytes: number; generation: number; ino: number };
+}
+
+/** A command's repository cache: its folder (and inode), and its lease. */
+export interface CacheUse {
+  dir: string;
+  ino: number;
+  lease?: CacheLease;
 }
 
 const states = new Map<string, WorkspaceState>();
@@ -121,19 +128,19 @@ export function forgetWorkspace(dir: string): void {
  * A command starts (recordDiskUse says it ended): what its disk watch may start from — the
  * tree's and the cache's bytes when both are still known and no other command runs there.
  */
-export function diskBaseline(dir: string, cache?: { dir: string; lease?: CacheLease }): number | undefined {
+export function diskBaseline(dir: string, cache?: CacheUse): number | undefined {
   const key = path.resolve(dir);
   running.set(key, (running.get(key) ?? 0) + 1);
   const s = states.get(key);
   if (s?.bytes === undefined || running.get(key)! > 1) return undefined;
   const known = s.cache;
-  if (cache && (!known || known.dir !== cache.dir || !cache.lease || known.generation !== cache.lease.before)) return undefined;
+  if (cache && (!known || known.dir !== cache.dir || known.ino !== cache.ino || !cache.lease || known.generation !== cache.lease.before)) return undefined;
   startCounts.diskFromBaseline++;
   return s.bytes + (cache ? known!.bytes : 0);
 }
 
 /** A command ended; its end measurement (`each`: the tree's bytes, then the cache's; none: unknown) is the next one's baseline. */
-export function recordDiskUse(dir: string, each: number[] | undefined, cache?: { dir: string; lease?: CacheLease }): void {
+export function recordDiskUse(dir: string, each: number[] | undefined, cache?: CacheUse): void {
   const key = path.resolve(dir);
   const others = (running.get(key) ?? 1) - 1;
   if (others > 0) running.set(key, others);
@@ -143,7 +150,7 @@ export function recordDiskUse(dir: string, each: number[] | undefined, cache?: {
   if (others > 0 || each?.some((n) => !Number.isFinite(n))) each = undefined;
   s.bytes = each?.[0];
   const generation = each?.[1] !== undefined ? cache?.lease?.alone() : undefined;
-  s.cache = cache && each?.[1] !== undefined && generation !== undefined ? { dir: cache.dir, bytes: each[1], generation } : undefined;
+  s.cache = cache && each?.[1] !== undefined && generation !== undefined ? { dir: cache.dir, bytes: each[1], generation, ino: cache.ino } : undefined;
 }
 
 async function allocated(paths: Iterable<string>): Promise<number> {
