@@ -104,8 +104,9 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   checkInlineEndpoints(deps.inlineEndpoints ?? [], `inlineEndpoints (${INLINE_ENDPOINTS_ENV})`);
   // Which sandbox commands run in: found (and tried) once; `required` without bwrap stops the start here.
   deps.sandbox ??= await workerSandbox(deps);
-  // Cgroups a dead worker process left (its workspaces' own, never released) go before this one makes its own.
-  await sweepCgroups(deps.sandbox.cgroup).catch(() => []);
+  // Cgroups a dead worker process left (its workspaces' own, never released) go, beside the start
+  // (this worker's own are named by its pid: nothing to wait for).
+  void sweepCgroups(deps.sandbox.cgroup).catch(() => []);
   // The artifact store reachable (an S3 bucket with these credentials; created when missing), or no start.
   const store = openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env });
   await store.check();
