@@ -119,8 +119,10 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     shutdownGraceTime: c.shutdownGraceMs,
     shutdownForceTime: c.shutdownForceMs,
     // A workflow cached on a worker that died waits this long before another worker takes its
-    // next task (SDK default 10 s); the cost is an occasional replay when a worker is only busy.
-    stickyQueueScheduleToStartTimeout: 3000,
+    // next task (SDK default 10 s): paid once or twice by every lost host's recovery (3 s each in
+    // the crash campaign). A live worker takes its sticky tasks at once whatever its load (Core
+    // polls apart from the JS thread); the cost of a miss is a replay on another worker.
+    stickyQueueScheduleToStartTimeout: 1000,
   };
   const throttle = (ms: number | undefined) => (ms ? { maxHeartbeatThrottleInterval: ms, defaultHeartbeatThrottleInterval: ms } : {});
   const main = await Worker.create({

@@ -13,12 +13,12 @@
 // when it is on a remote, in the result's pushed or bundled commit, or in a commit the store's
 // unpushed records hold (src/activities/unpushed.ts); any other commit keeps the folder.
 import { existsSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Client, type ConnectionLike, type WorkflowHandle } from '@temporalio/client';
 import { resultOf } from './client';
 import { diskUse } from './activities/sandbox/limits';
-import { gitFor, workflowIdOfWorkspace } from './activities/workspace';
+import { gitFor, RELEASED_DIR, workflowIdOfWorkspace } from './activities/workspace';
 import type { UnpushedRecord } from './activities/unpushed';
 import type { Progress } from './domain/schema';
 
@@ -97,11 +97,24 @@ export async function sweepWorkspaces(opts: {
     if (!opts.dryRun) await rm(folder, { recursive: true, force: true });
     out.removed.push({ name, workflowId, status, bytes, ...(elsewhere ? { elsewhere } : {}) });
   }
+  if (!opts.dryRun) await pruneReleasedRecords(root, (opts.now ?? Date.now()) - Math.max(opts.retentionMs ?? 0, RELEASED_KEEP_MS));
   const log = opts.log ?? ((l: string) => console.log(l));
   const said = (r: SweepOutcome['removed'][number]) => `${r.workflowId} (${r.status.toLowerCase()}${r.elsewhere ? ', rebuilt elsewhere' : ''})`;
   if (out.removed.length && !opts.dryRun) log(`weaver worker: swept ${out.removed.length} workspace(s) of closed runs and lost hosts from ${root}: ${out.removed.map(said).join(', ')}`);
   for (const k of out.kept.filter((x) => !/ is open$/.test(x.why))) log(`weaver worker: kept workspace ${k.name}: ${k.why}`);
   return out;
+}
+
+/** A released workspace's commit result only serves a retry of the activity that wrote it: a day is ample. */
+const RELEASED_KEEP_MS = 24 * 3_600_000;
+
+async function pruneReleasedRecords(root: string, before: number): Promise<void> {
+  const dir = path.join(root, RELEASED_DIR);
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const file = path.join(dir, name);
+    const s = await stat(file).catch(() => undefined);
+    if (s && s.mtimeMs < before) await rm(file, { force: true });
+  }
 }
 
 /** Where an open run's workspace is now (its progress query); undefined when it does not say (an old run, a batch, no worker answering). */

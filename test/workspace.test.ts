@@ -131,6 +131,40 @@ describe('prepareWorkspace (activity)', () => {
     }
   });
 
+  // Seen in the crash campaign: a restarted worker's start-up sweep removed a lost host's leftover
+  // folder while a retried prepareWorkspace was cloning into it, and the task failed (CloneFailed).
+  test('a clone whose workspace folder is removed under it is retried (CloneUnavailable); the same refusal otherwise is final', async () => {
+    // Holds each request until told, then says the repository does not exist.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    let requests = 0;
+    const server = http.createServer((_req, res) => {
+      requests += 1;
+      void released.then(() => res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as net.AddressInfo;
+    const clone = (workflowId: string) =>
+      within(mockEnv().run(createActivities(deps).prepareWorkspace, { workflowId, repo: `http://127.0.0.1:${port}/gone.git`, branch: `weaver/${workflowId}` }), 60_000, `clone ${workflowId}`).then(
+        () => new Error('resolved'),
+        (e: unknown) => e,
+      );
+    try {
+      const wiped = clone('wf-wiped');
+      await waitUntil(() => requests > 0, 20_000, 'git to ask the server');
+      rmSync(workspaceDirFor(deps.workspaceRoot, 'wf-wiped'), { recursive: true, force: true });
+      release();
+      const err = await wiped;
+      expect(err).toMatchObject({ type: 'CloneUnavailable', nonRetryable: false });
+      expect((err as Error).message).toMatch(/the workspace folder was removed during the clone/);
+      // Its folder left alone, the same answer from the server is the repository's: final.
+      expect(await clone('wf-kept')).toMatchObject({ type: 'CloneFailed', nonRetryable: true });
+    } finally {
+      release();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   test('a clone that needs credentials fails at once (CloneFailed): no terminal prompt, no askpass helper', async () => {
     // Every request asks for HTTP Basic auth: git would prompt for a username.
     const server = http.createServer((_req, res) => {
@@ -165,6 +199,23 @@ describe('prepareWorkspace (activity)', () => {
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }
+  });
+});
+
+describe('commitAndPush with release (activity)', () => {
+  test('a retry after the clone was pushed and removed returns the result the first try could not report', async () => {
+    const repo = await createExampleRepo(path.join(base, 'origin'));
+    const acts = createActivities(deps);
+    const ws = (await mockEnv().run(acts.prepareWorkspace, { workflowId: 'wf-release', repo, baseBranch: 'main', branch: 'weaver/wf-release' })) as WorkspaceHandle;
+    writeFileSync(path.join(ws.dir, 'NOTES.md'), 'released\n');
+    const req = { workspace: ws, message: 'x\n\nWeaver-Workflow: wf-release', workflowId: 'wf-release', pushRemote: 'origin', release: 'pushed' as const };
+    const first = await mockEnv().run(acts.commitAndPush, req);
+    expect(first).toMatchObject({ pushed: true, released: true });
+    expect(existsSync(ws.dir)).toBe(false);
+    // The worker died before Temporal heard of it: the retry finds no clone and answers from the record.
+    const retry = await mockEnv().run(acts.commitAndPush, req);
+    expect(retry).toMatchObject({ commit: first.commit, pushed: true, released: true });
+    expect((await simpleGit(repo).revparse(['weaver/wf-release'])).trim()).toBe(first.commit);
   });
 });
 

@@ -361,6 +361,9 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
+      // A retry after this activity pushed and removed the clone: the result it could not report.
+      const done = req.release ? await ws.releasedCommit<CommitResult>(req.workspace) : undefined;
+      if (done) return done;
       // The commit may put paths back in the tree (one refused for holding a secret).
       forgetWorkspace(req.workspace.dir);
       const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
@@ -380,6 +383,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       if (req.release && (r.pushed || (req.release === 'bundled' && r.bundle))) {
         try {
+          await ws.recordReleasedCommit(req.workspace, { ...r, released: true });
           await release(req.workspace);
           r.released = true;
         } catch (err) {
