@@ -148,6 +148,15 @@ rootOnly('a workspace’s commands after its first', () => {
     const forks = await boxed(dir, 'for i in $(seq 1 40); do sleep 2 & done; wait', { processes: 16 });
     expect(forks.limit).toMatch(/process limit 16 reached/);
     expect(keptCgroup(dir)).toBe(cgroup);
+    // The memory limit raised, then lowered again: the kept cgroup's limits follow, swap never above memory.
+    const limitsOf = async () =>
+      Promise.all(['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'].map((f) => readFile(path.join(cgroup!, f), 'utf8').then((t) => Number(t) / (1 << 20), () => undefined)));
+    for (const memoryMb of [128, 64]) {
+      expect((await boxed(dir, 'true', { memoryMb })).exitCode).toBe(0);
+      const [memory, memsw] = await limitsOf();
+      expect(memory).toBe(memoryMb);
+      if (memsw !== undefined) expect(memsw).toBe(memoryMb);
+    }
     await releaseSandbox(setting, dir);
   }, 120_000);
 

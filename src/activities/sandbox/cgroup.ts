@@ -162,10 +162,10 @@ export class Cgroup {
       return;
     }
     if (memory) {
-      // memsw ≥ memory at all times: lowered limits go memsw first, raised ones memory first.
+      // The kernel keeps memsw ≥ memory: a lower limit goes to memory first, a higher one to memsw first.
       const order = ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'];
       const current = Number.parseInt((await read(memory, 'memory.limit_in_bytes')) ?? '0', 10);
-      for (const file of Number(bytes) < current ? order.reverse() : order) {
+      for (const file of Number(bytes) < current ? order : order.reverse()) {
         await writeFile(path.join(memory, file), bytes).catch((err: unknown) => {
           if (file === 'memory.limit_in_bytes') throw err;
         });
