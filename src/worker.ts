@@ -10,7 +10,7 @@ import { weaverLogger } from './logging';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
 import { openArtifactStore } from './activities/s3Artifacts';
-import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sandboxDetails, type SandboxSetting } from './activities/sandbox';
+import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sandboxDetails, sweepCgroups, type SandboxSetting } from './activities/sandbox';
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
@@ -110,6 +110,9 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   checkInlineEndpoints(deps.inlineEndpoints ?? [], `inlineEndpoints (${INLINE_ENDPOINTS_ENV})`);
   // Which sandbox commands run in: found (and tried) once; `required` without bwrap stops the start here.
   deps.sandbox ??= await workerSandbox(deps);
+  // Cgroups a dead worker process left (its workspaces' own, never released) go, beside the start
+  // (this worker's own are named by its pid: nothing to wait for).
+  void sweepCgroups(deps.sandbox.cgroup).catch(() => []);
   // The artifact store reachable (an S3 bucket with these credentials; created when missing), or no start.
   const store = openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env });
   await store.check();
