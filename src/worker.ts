@@ -94,6 +94,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     // Provider keys and their endpoints come from here only (a bad file fails the start, naming the field).
     providers: opts.providers ?? opts.deps?.providers ?? loadProviderRegistry(c.providersFile),
     workspaceQueue,
+    workflowQueue: taskQueue,
   };
   // Git tokens and the repositories each may go to: a bad WEAVER_GIT_CREDENTIALS file, or a host
   // token without a scope outside dev mode, stops the start here, naming the setting.

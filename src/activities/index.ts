@@ -19,6 +19,8 @@ import { withSandboxRetries } from './sandboxRetry';
 import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './steps';
 import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
+import { readQuotas } from './quota';
+import type { QuotaState } from '../domain/quota';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
 import { formatBytes, runCommand, type RunCommandResult } from './commands';
@@ -366,6 +368,11 @@ export function createActivities(deps: ActivityDeps) {
     async childUsage(req: ChildUsageRequest): Promise<ChildUsageResult> {
       const ctx = Context.current();
       return childUsage(ctx.client, req, { beat: () => ctx.heartbeat() });
+    },
+
+    /** The quotas its providers last reported (src/domain/quota.ts), for a batch or decomposition about to launch children. */
+    async readQuotas(req: { providers: string[] }): Promise<QuotaState[]> {
+      return readQuotas(Context.current().client, req.providers);
     },
 
     /** Stores a JSON document (report, events) and returns its reference. */

@@ -5,7 +5,10 @@
 // so the workflow never books such a call at $0.
 // The OpenAI SDK side (client, streaming, error typing) is ./openaiClient.ts.
 import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
-import { ARTIFACT_STORE_FAILED, failureType, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
+import OpenAI from 'openai';
+import { ARTIFACT_STORE_FAILED, failureType, retryAfterMs, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
+import { quotaReportOf } from '../domain/quota';
+import { reportQuota } from './quota';
 import { editFormat } from '../domain/editformats';
 import { resolveProvider } from '../domain/models';
 import { redact } from '../domain/redact';
@@ -103,10 +106,13 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
       throw new CancelledFailure('provider call cancelled; HTTP request aborted');
     }
     if (err instanceof StreamCut) throw streamCutFailure(provider, err, countTokens(system) + countTokens(user), Date.now() - started, secrets);
+    // A 429 (or any error carrying rate-limit headers) tells the provider's quota workflow.
+    if (err instanceof OpenAI.APIError) await report(deps, provider.id, err.headers, err.status, retryAfterMs(err.headers, Date.now()));
     throw toApplicationFailure(deps, provider, err, Date.now() - started);
   } finally {
     clearInterval(beat);
   }
+  await report(deps, provider.id, completion.headers);
   const answeredAt = performance.now();
   const cached = completion.usage?.prompt_tokens_details?.cached_tokens;
   const call = {
@@ -140,6 +146,14 @@ function streamCutFailure(provider: ProviderSpec, cut: StreamCut, tokensIn: numb
     message: redact(`provider ${provider.id} (${provider.model}): network: ${cut.message} after ${tokensOut} output token(s)`, secrets),
     details: [{ family: 'network', provider: provider.id, sent: true, partial: true, tokensIn, tokensOut, latencyMs } satisfies ProviderFailureDetails],
   });
+}
+
+/** What the response said of the provider's quota, sent to its quota workflow (when it said anything); a 429's Retry-After scaled as the workflow's wait is. */
+async function report(deps: ActivityDeps, provider: string, headers: Headers | undefined, status?: number, retryAfter?: number): Promise<void> {
+  const scaled = retryAfter === undefined ? undefined : Math.round(retryAfter * (deps.retryDelayScale ?? 1));
+  const found = quotaReportOf(provider, headers, Date.now(), status, scaled);
+  const ctx = Context.current();
+  if (found) await reportQuota(ctx.client, deps.workflowQueue ?? ctx.info.taskQueue, found);
 }
 
 /** Whether the activity was cancelled because its worker is shutting down (not by the workflow). */

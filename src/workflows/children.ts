@@ -40,6 +40,30 @@ export async function runBounded<T>(count: number, concurrency: number, run: (i:
   return results;
 }
 
+/**
+ * Runs `run(i)` for i = 0..count-1 in order, at most `window()` at once, asked before each
+ * launch (and again each time a child ends while the window is full): the window may shrink
+ * or grow as the providers' quotas change. Results keep input order; failure as runBounded.
+ */
+export async function runWindowed<T>(count: number, window: () => Promise<number>, run: (i: number) => Promise<T>): Promise<T[]> {
+  const results = new Array<T>(count);
+  const running = new Set<Promise<void>>();
+  let failure: { err: unknown } | undefined;
+  for (let i = 0; i < count && !failure; i++) {
+    while (!failure && running.size >= (await window())) await Promise.race(running);
+    if (failure) break;
+    const p: Promise<void> = run(i).then(
+      (r) => void (results[i] = r),
+      (err) => void (failure ??= { err }),
+    );
+    running.add(p);
+    void p.finally(() => running.delete(p));
+  }
+  await Promise.all(running);
+  if (failure) throw failure.err;
+  return results;
+}
+
 /** How a child codingTask ended, read from what executeChild threw (never a cancellation). */
 export type ChildEnd =
   /** It failed its workflow with its result (failed, budget_exceeded, rejected): the result. */

@@ -8,7 +8,9 @@ import { resultRows, slimResult } from '../domain/slim';
 import { slugify } from '../domain/slug';
 import { WeaverStatus } from '../domain/searchAttributes';
 import { REFUSED } from '../domain/taskOutcome';
-import { childEnd, childTaskTimeout, runBounded } from './children';
+import { DEFAULT_PROMPT_BUDGET } from '../domain/models';
+import { childEnd, childTaskTimeout, runBounded, runWindowed } from './children';
+import { quotaWindowOf } from './quotaWindow';
 import { codingTask } from './codingTask';
 import { batchProgressQuery } from './messages';
 
@@ -38,7 +40,9 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
   setHandler(batchProgressQuery, () => ({ workflowId, total: tasks.length, running, finished, successCount }));
   if (statuses) upsertSearchAttributes([{ key: WeaverStatus, value: 'running' }]);
 
-  const results = await runBounded(tasks.length, concurrency, async (i): Promise<CodingTaskResult> => {
+  // Runs since QUOTA_WINDOW launch within the quota their providers last reported (src/workflows/quotaWindow.ts).
+  const window = quotaWindowOf([...new Set(tasks.flatMap((t) => t.providers.map((p) => p.id)))], concurrency, { tokensPerChild: DEFAULT_PROMPT_BUDGET });
+  const runChild = async (i: number): Promise<CodingTaskResult> => {
     const id = `${workflowId}/${i + 1}-${slugify(tasks[i].task.title, 30)}`;
     running += 1;
     try {
@@ -57,7 +61,8 @@ export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
       running -= 1;
       finished += 1;
     }
-  });
+  };
+  const results = await (window ? runWindowed(tasks.length, window, runChild) : runBounded(tasks.length, concurrency, runChild));
   const aggregate = {
     total: results.length,
     successCount,
