@@ -14,7 +14,7 @@ import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sand
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
-import type { ProviderRegistry } from './domain/registry';
+import { providerTaskQueue, type ProviderRegistry } from './domain/registry';
 import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
@@ -141,7 +141,19 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   const local = await Worker.create({ ...common, ...throttle(c.heartbeatThrottleMs ?? WORKSPACE_HEARTBEAT_TIMEOUT_SEC * 400), taskQueue: workspaceQueue, activities, maxConcurrentActivityTaskExecutions: c.maxWorkspaceActivities });
   // Never busy (its one activity returns at once): it answers "alive" while every workspace slot is taken.
   const alive = await Worker.create({ ...common, taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
-  const workers = [main, local, alive];
+  const limited = await providerQueueWorkers(deps.providers!, (taskQueue, requestsPerSecond) =>
+    Worker.create({
+      ...common,
+      ...throttle(c.heartbeatThrottleMs ?? deps.heartbeatMs),
+      taskQueue,
+      // The provider call only, with the same store: a kept answer is delivered from this queue too.
+      activities: { generateChange: activities.generateChange },
+      maxConcurrentActivityTaskExecutions: c.maxActivities,
+      // Server-side: Temporal dispatches at most this many tasks a second from the queue, whichever workers poll it.
+      maxTaskQueueActivitiesPerSecond: requestsPerSecond,
+    }),
+  );
+  const workers = [main, local, alive, ...limited];
   // Beside the start, not before it: a root of many folders is many questions to Temporal.
   const namespace = opts.namespace ?? c.namespace;
   const swept = sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace, workspaceQueue, retentionMs: c.retentionMs }).catch((err: Error) => {
@@ -167,6 +179,12 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     },
     shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
   };
+}
+
+/** A worker on each rate-limited provider's queue (registry `rateLimit`), made by `create`. */
+export function providerQueueWorkers(registry: ProviderRegistry, create: (taskQueue: string, requestsPerSecond: number) => Promise<Worker>): Promise<Worker[]> {
+  const limited = Object.entries(registry.providers).filter(([, e]) => e.rateLimit);
+  return Promise.all(limited.map(([id, e]) => create(providerTaskQueue(id), e.rateLimit!.requestsPerSecond)));
 }
 
 /** The worker's own code: its checkout (or installed package), above src/. */

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import {
   defaultProviderRegistry,
   parseProviderRegistry,
+  providerTaskQueue,
   PROVIDER_NOT_ALLOWED,
   ProviderPolicyError,
   ProviderRegistryError,
@@ -32,7 +33,8 @@ export function loadProviderRegistry(file: string | undefined): ProviderRegistry
 export function describeRegistry(registry: ProviderRegistry, env: Record<string, string | undefined>): string[] {
   return Object.entries(registry.providers).map(([id, e]) => {
     const key = e.apiKeyEnv ? `key ${e.apiKeyEnv}${env[e.apiKeyEnv] ? '' : ' (NOT SET in this worker)'}` : 'keyless';
-    return `${id}: ${e.baseURL ?? 'OpenAI API (or OPENAI_BASE_URL)'}, ${key}, models ${e.models.join(', ')}`;
+    const limit = e.rateLimit ? `, at most ${e.rateLimit.requestsPerSecond} call(s)/s (queue ${providerTaskQueue(id)})` : '';
+    return `${id}: ${e.baseURL ?? 'OpenAI API (or OPENAI_BASE_URL)'}, ${key}, models ${e.models.join(', ')}${limit}`;
   });
 }
 

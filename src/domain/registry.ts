@@ -53,6 +53,12 @@ export const RegistryEntrySchema = z
     /** Output tokens a call usually takes, for `strategy.mode: 'cost'` estimates (default 1000, at most maxTokens). */
     expectedOutputTokens: ExpectedOutputTokens,
     temperature: z.number().min(0).max(2).optional(),
+    /**
+     * Calls per second to this provider, from every worker and workflow together: enforced by
+     * Temporal (its calls go to the provider's own task queue, providerTaskQueue, whose workers
+     * set maxTaskQueueActivitiesPerSecond).
+     */
+    rateLimit: z.strictObject({ requestsPerSecond: z.number().positive().max(10_000) }).optional(),
     ...PromptShape,
   })
   .refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
@@ -231,6 +237,8 @@ export function resolveTaskProviders(registry: ProviderRegistry, choices: Provid
       promptBudgetTokens: smaller(task.promptBudgetTokens, entry.promptBudgetTokens),
       systemRole: entry.systemRole ?? task.systemRole,
       cacheControl: entry.cacheControl ?? task.cacheControl,
+      // The registry's only: a task never picks the queue its calls wait in.
+      rateLimit: entry.rateLimit,
     });
     if (spec.maxTokens !== undefined && spec.contextWindow !== undefined && spec.maxTokens >= spec.contextWindow) {
       problems.push(`${where}: maxTokens ${spec.maxTokens} must be less than the provider's contextWindow ${spec.contextWindow}`);
@@ -267,6 +275,15 @@ export function endpointFor(registry: ProviderRegistry, spec: Pick<ProviderSpec,
     throw new ProviderPolicyError([`provider "${spec.id}": model "${spec.model}" is not allowed (allowed: ${entry.models.join(', ')})`]);
   }
   return { baseURL: entry.baseURL, apiKeyEnv: entry.apiKeyEnv };
+}
+
+/**
+ * The task queue of a rate-limited provider's calls (`weaver-provider-<id>`; `<id>#n` samples
+ * share their provider's): derived here only, by the worker that polls it and the workflow that
+ * sends calls there. One per provider id in a namespace, so one limit for every worker.
+ */
+export function providerTaskQueue(providerId: string): string {
+  return `weaver-provider-${providerId.replace(/#\d+$/, '')}`;
 }
 
 /** Without the undefined fields (smaller history, stable equality). */
