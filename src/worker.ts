@@ -14,7 +14,8 @@ import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sand
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
-import { providerTaskQueue, type ProviderRegistry } from './domain/registry';
+import { providerTaskQueue } from './domain/quota';
+import type { ProviderRegistry } from './domain/registry';
 import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';

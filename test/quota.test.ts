@@ -1,7 +1,7 @@
 // Provider quotas, the pure part (issue 19 item 3): reading OpenAI's rate-limit headers, merging
 // reports that race, and the window a batch or a decomposition may run in.
-import { decideWindow, mergeQuota, parseResetMs, quotaReportOf, quotaWorkflowId, type QuotaState } from '../src/domain/quota';
-import { ProviderRegistrySchema, providerTaskQueue } from '../src/domain/registry';
+import { decideWindow, mergeQuota, parseResetMs, providerTaskQueue, quotaReportOf, quotaWorkflowId, type QuotaState } from '../src/domain/quota';
+import { ProviderRegistrySchema } from '../src/domain/registry';
 
 const headers = (h: Record<string, string>) => new Headers(h);
 const NOW = 1_000_000;

@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { resultOf } from '../src/client';
-import { providerTaskQueue } from '../src/domain/registry';
+import { providerTaskQueue } from '../src/domain/quota';
 import { activitiesOf, killStartedWorkers, startWorkerProcess } from './support/processes';
 import { answer, GOOD } from './support/replayShapes';
 import { testAddress, workflowBundle } from './support/temporal';

@@ -5,7 +5,6 @@ import { ApplicationFailure } from '@temporalio/activity';
 import {
   defaultProviderRegistry,
   parseProviderRegistry,
-  providerTaskQueue,
   PROVIDER_NOT_ALLOWED,
   ProviderPolicyError,
   ProviderRegistryError,
@@ -15,6 +14,7 @@ import {
 } from '../domain/registry';
 import type { ProviderChoice } from '../domain/schema';
 import { resolveSettings, type SettingsInput } from '../domain/settings';
+import { providerTaskQueue } from '../domain/quota';
 import { readSettingsFile } from './configFile';
 import type { ActivityDeps } from './types';
 

@@ -1,7 +1,8 @@
-// Provider quotas (issue 19 item 3): what a provider's rate-limit headers say is left, kept per
-// provider by the providerQuota workflow (src/workflows/providerQuota.ts), and how many children
-// a batch or a decomposition may run given that. Pure: the headers are read by the LLM activity,
-// the clock is the caller's.
+// Provider quotas and rate limits (issue 19 items 3, 4): what a provider's rate-limit headers
+// say is left, kept per provider by the providerQuota workflow (src/workflows/providerQuota.ts);
+// how many children a batch or a decomposition may run given that; and the names of a
+// provider's quota workflow and rate-limited task queue. Pure: the headers are read by the LLM
+// activity, the clock is the caller's.
 
 /** What is left of one budget (requests or tokens) until `resetAt` (epoch ms), as last reported. */
 export interface QuotaReading {
@@ -147,4 +148,13 @@ export function decideWindow(states: QuotaState[], concurrency: number, now: num
 /** The quota workflow of a provider (`<id>#n` samples share their provider's). */
 export function quotaWorkflowId(provider: string): string {
   return `weaver-quota/${provider.replace(/#\d+$/, '')}`;
+}
+
+/**
+ * The task queue of a rate-limited provider's calls (`weaver-provider-<id>`; `<id>#n` samples
+ * share their provider's): derived here only, by the worker that polls it and the workflow that
+ * sends calls there. One per provider id in a namespace, so one limit for every worker.
+ */
+export function providerTaskQueue(providerId: string): string {
+  return `weaver-provider-${providerId.replace(/#\d+$/, '')}`;
 }

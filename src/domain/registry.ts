@@ -55,7 +55,7 @@ export const RegistryEntrySchema = z
     temperature: z.number().min(0).max(2).optional(),
     /**
      * Calls per second to this provider, from every worker and workflow together: enforced by
-     * Temporal (its calls go to the provider's own task queue, providerTaskQueue, whose workers
+     * Temporal (its calls go to the provider's own task queue, quota.ts providerTaskQueue, whose workers
      * set maxTaskQueueActivitiesPerSecond).
      */
     rateLimit: z.strictObject({ requestsPerSecond: z.number().positive().max(10_000) }).optional(),
@@ -275,15 +275,6 @@ export function endpointFor(registry: ProviderRegistry, spec: Pick<ProviderSpec,
     throw new ProviderPolicyError([`provider "${spec.id}": model "${spec.model}" is not allowed (allowed: ${entry.models.join(', ')})`]);
   }
   return { baseURL: entry.baseURL, apiKeyEnv: entry.apiKeyEnv };
-}
-
-/**
- * The task queue of a rate-limited provider's calls (`weaver-provider-<id>`; `<id>#n` samples
- * share their provider's): derived here only, by the worker that polls it and the workflow that
- * sends calls there. One per provider id in a namespace, so one limit for every worker.
- */
-export function providerTaskQueue(providerId: string): string {
-  return `weaver-provider-${providerId.replace(/#\d+$/, '')}`;
 }
 
 /** Without the undefined fields (smaller history, stable equality). */

@@ -88,7 +88,7 @@ export type ProviderChoice = z.infer<typeof ProviderSpecSchema>;
 /** A provider with its model chosen and the registry's settings merged in: what the workflow calls. */
 export type ProviderSpec = Omit<ProviderChoice, 'model' | 'apiKeyEnv' | 'apiKey'> & {
   model: string;
-  /** From the registry only: its calls go to the provider's rate-limited task queue (registry.ts providerTaskQueue). */
+  /** From the registry only: its calls go to the provider's rate-limited task queue (quota.ts providerTaskQueue). */
   rateLimit?: { requestsPerSecond: number };
 };
 

@@ -8,7 +8,7 @@ import type { GenerateChangeResult } from '../activities/types';
 import { noteFailure, noteSuccess, type CooldownSettings, type CooldownState } from '../domain/cooldown';
 import { ARTIFACT_STORE_FAILED, familyOfFailureType, WORKER_LOST, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
 import type { Ledger, Reservation } from '../domain/ledger';
-import { providerTaskQueue } from '../domain/registry';
+import { providerTaskQueue } from '../domain/quota';
 import type { RetrySettings } from '../domain/retry';
 import type { ArtifactRef, CallEvent, ProviderSpec } from '../domain/schema';
 import { llmFor } from './activityProxies';

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { AnswerStep } from '../../scripts/demo/scriptedModelServer';
 import type { CodingTaskResult } from '../../src/domain/schema';
-import { providerTaskQueue } from '../../src/domain/registry';
+import { providerTaskQueue } from '../../src/domain/quota';
 import { startTaskBatch } from '../../src/client';
 import { createWorkers } from '../../src/worker';
 import { activitiesOf } from './processes';
