@@ -2,10 +2,13 @@
 // openai SDK to the scripted model server, which sends OpenAI's x-ratelimit-* headers. What the
 // provider said reaches its providerQuota workflow; a batch launches its children within it.
 import type { WorkflowHandle } from '@temporalio/client';
+import type { AnswerStep } from '../scripts/demo/scriptedModelServer';
 import { startTaskBatch } from '../src/client';
 import { quotaWorkflowId, type QuotaState } from '../src/domain/quota';
 import type { BatchResult } from '../src/domain/schema';
 import { timerSummaries } from './support/calls';
+import { byTitle, fix, multiRepo, parentTask, sub } from './support/modules';
+import { activitiesOf } from './support/processes';
 import { answer, GOOD } from './support/replayShapes';
 import { useRig, type Rig } from './support/weaver';
 
@@ -17,11 +20,12 @@ const limited = (remaining: number, reset: string) => ({ 'x-ratelimit-remaining-
 /** Pairs of intervals that overlap. */
 const overlaps = (spans: { from: number; to: number }[]) => spans.flatMap((a, i) => spans.slice(i + 1).filter((b) => a.from < b.to && b.from < a.to).map((b) => [a, b]));
 
-async function childSpans(batch: BatchResult): Promise<{ id: string; from: number; to: number }[]> {
+/** When each workflow ran, as Temporal recorded it. */
+async function childSpans(ids: string[]): Promise<{ id: string; from: number; to: number }[]> {
   return Promise.all(
-    batch.results.map(async (r) => {
-      const d = await rig.client.workflow.getHandle(r.workflowId).describe();
-      return { id: r.workflowId, from: d.startTime.getTime(), to: d.closeTime!.getTime() };
+    ids.map(async (id) => {
+      const d = await rig.client.workflow.getHandle(id).describe();
+      return { id, from: d.startTime.getTime(), to: d.closeTime!.getTime() };
     }),
   );
 }
@@ -48,7 +52,7 @@ test('x-ratelimit-remaining-requests: 2 → a batch of 8 (concurrency 4) runs on
   const handle = await startBatch(model, 8, 4, `quota-two-${Date.now()}`);
   const batch = (await handle.result()) as BatchResult;
   expect(batch.aggregate.successCount).toBe(8);
-  const spans = await childSpans(batch);
+  const spans = await childSpans(batch.results.map((r) => r.workflowId));
   // The children that started while the provider said "2 left" (the first LIMITED - 1 = 3, as each
   // child makes one call) ran one at a time: no two overlap, in Temporal's record and at the server.
   const whileLimited = spans.slice(0, LIMITED - 1);
@@ -78,4 +82,22 @@ test('one request left → the batch waits for the reset on a durable timer befo
   // The batch's first call reached the provider only after the reset it was told of.
   const [, first] = rig.model.requests.filter((r) => r.model === model);
   expect(first.receivedAt).toBeGreaterThanOrEqual(resetAt - 50);
+});
+
+test('a decomposition scales its children by the quota too: 2 requests left → its 3 subtasks (childConcurrency 3) run one at a time', async () => {
+  const model = `qw-dec-${Date.now()}`;
+  const repo = await multiRepo(rig, ['a', 'b', 'c', 'w']);
+  const answers = byTitle({ 'fix a': fix('a', undefined, 200), 'fix b': fix('b', undefined, 200), 'fix c': fix('c', undefined, 200), 'fix w': fix('w') });
+  rig.model.setDefault(model, (req) => ({ ...(answers(req) as AnswerStep), headers: limited(2, '1m0s') }));
+  // The provider's quota becomes known with a first call.
+  const warm = await rig.run({ ...parentTask(rig, repo, model, { push: false }), task: sub('fix w', 'w'), testCommand: ['node', '--test', 'test/w.test.js'], decomposition: 'never' });
+  expect(warm.status).toBe('succeeded');
+
+  const id = `quota-dec-${Date.now()}`;
+  const limits = { maxAttempts: 2, testTimeoutSec: 60, maxDepth: 1, childConcurrency: 3 };
+  const result = await rig.run(parentTask(rig, repo, model, { push: false, limits, subtasks: [sub('fix a', 'a'), sub('fix b', 'b'), sub('fix c', 'c')] }), id);
+  expect(result.children?.map((c) => c.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+  expect(overlaps(await childSpans(result.children!.map((c) => c.workflowId)))).toEqual([]);
+  // Asked before each launch.
+  expect((await activitiesOf(rig.client, id)).filter((a) => a.type === 'readQuotas').length).toBeGreaterThanOrEqual(3);
 });
