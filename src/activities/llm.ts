@@ -112,7 +112,6 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   } finally {
     clearInterval(beat);
   }
-  await report(deps, provider.id, completion.headers);
   const answeredAt = performance.now();
   const cached = completion.usage?.prompt_tokens_details?.cached_tokens;
   const call = {
@@ -128,6 +127,8 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   await keepAnswer(ctx, kept, keep);
   // The window in which a crash still loses the answer (printed by scripts/bench-kept-answer.ts).
   log.debug('answer kept', { provider: provider.id, keptMs: Math.round((performance.now() - answeredAt) * 100) / 100 });
+  // After the answer is kept: a slow report never widens the window in which a crash loses it.
+  await report(deps, provider.id, completion.headers);
   // Fault injection for crash tests (WEAVER_FAULT_HOLD_AFTER_ANSWER_MS): the worker waits between
   // keeping the answer and completing, where the test kills it.
   if (deps.holdAfterAnswerMs) await new Promise((r) => setTimeout(r, deps.holdAfterAnswerMs));
