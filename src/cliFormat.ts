@@ -91,5 +91,15 @@ export function formatGc(r: GcReport): string {
   some(a.removed, (x) => `  - ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old${x.from === 'cache' ? ', local cache copy' : ''})`);
   some(a.kept, (x) => `  = ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old): ${x.why}`);
   lines.push(`tag cache: ${verb} ${t.entriesRemoved} entries not used within the retention (${t.segmentsRemoved} segment(s) rewritten or removed, ${formatBytes(t.bytesFreed)}), kept ${t.entriesKept}`);
+  lines.push(`unpushed commits: ${r.unpushed.length} recorded in the store, their bundles kept whatever their age`);
+  some(r.unpushed, (u) => `  kept: unpushed commit ${u.commit} of ${u.workflowId} (bundle ${u.bundle}, branch ${u.branch}${u.repo ? ` of ${u.repo}` : ''})`);
+  const c = r.caches;
+  if (c) {
+    const by = `tag cache ${formatBytes(c.sizes['tag cache'])}, toolchain caches ${formatBytes(c.sizes['toolchain cache'])}, artifact cache ${formatBytes(c.sizes['artifact cache'])}`;
+    const over = c.totalBytes > c.capBytes ? `: ${r.dryRun ? 'would evict' : 'evicted'} ${c.evicted.length} (${formatBytes(c.freedBytes)} freed), least recently used first` : ', within it';
+    lines.push(`caches: ${formatBytes(c.totalBytes)} of the ${formatBytes(c.capBytes)} cap (${by})${over}`);
+    some(c.evicted, (x) => `  - ${x.kind} ${x.what} (${formatBytes(x.bytes)}, last used ${days(r.now - x.usedMs)} ago)`);
+    some(c.inUse, (x) => `  = ${x.kind} ${x.what} (${formatBytes(x.bytes)}): kept, ${x.why}`);
+  }
   return lines.join('\n');
 }

@@ -301,4 +301,15 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
   },
   ...QUOTA_SCENARIOS,
   ...HOST_SCENARIOS,
+  {
+    name: 'lean-round-trips',
+    about: 'one attempt, pushed, since lean-round-trips: providers resolved and artifacts stored as local activities, the clone removed by commitAndPush, one search-attribute upsert per status change (running set by the client at start)',
+    expect: { closed: 'COMPLETED', patches: ['lean-round-trips'], activities: { commitAndPush: 1 }, localActivities: { resolveProviders: 1, storeArtifact: 2 }, upserts: 1 },
+    run: async (rig, id) => {
+      rig.model.script('rs-lean', [answer(GOOD)]);
+      const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-lean')], { push: true }), id);
+      check(r.status === 'succeeded' && r.pushed === true && r.workspace === undefined, 'pushed and released', [r.status, r.pushed, r.workspace]);
+      return [id];
+    },
+  },
 ];
