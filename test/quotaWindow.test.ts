@@ -3,12 +3,13 @@
 // provider said reaches its providerQuota workflow; a batch launches its children within it.
 import type { WorkflowHandle } from '@temporalio/client';
 import type { AnswerStep } from '../scripts/demo/scriptedModelServer';
+import { reportQuota } from '../src/activities/quota';
 import { startTaskBatch } from '../src/client';
-import { quotaWorkflowId, type QuotaState } from '../src/domain/quota';
+import { QUOTA_REPORTS_PER_RUN, quotaWorkflowId, type QuotaState } from '../src/domain/quota';
 import type { BatchResult } from '../src/domain/schema';
 import { timerSummaries } from './support/calls';
 import { byTitle, fix, multiRepo, parentTask, sub } from './support/modules';
-import { activitiesOf } from './support/processes';
+import { activitiesOf, waitUntil } from './support/processes';
 import { answer, GOOD } from './support/replayShapes';
 import { useRig, type Rig } from './support/weaver';
 
@@ -100,4 +101,26 @@ test('a decomposition scales its children by the quota too: 2 requests left → 
   expect(overlaps(await childSpans(result.children!.map((c) => c.workflowId)))).toEqual([]);
   // Asked before each launch.
   expect((await activitiesOf(rig.client, id)).filter((a) => a.type === 'readQuotas').length).toBeGreaterThanOrEqual(3);
+});
+
+test('the quota workflow continues as new after 500 reports and keeps the newest reading across runs', async () => {
+  const provider = `qw-can-${Date.now()}`;
+  const t0 = Date.now();
+  for (let i = 0; i <= QUOTA_REPORTS_PER_RUN; i++) {
+    await reportQuota(rig.client, rig.taskQueue, { provider, observedAt: t0 + i, requests: { remaining: 10_000 - i, resetAt: t0 + 60_000 } });
+  }
+  const handle = rig.client.workflow.getHandle(quotaWorkflowId(provider));
+  let state: QuotaState | null = null;
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    state = await handle.query<QuotaState | null>('quota');
+    if (state?.requests?.remaining === 10_000 - QUOTA_REPORTS_PER_RUN) break;
+  }
+  // The last report (past the threshold) landed in the new run, on top of the carried-over state.
+  expect(state?.requests?.remaining).toBe(10_000 - QUOTA_REPORTS_PER_RUN);
+  const runs = async () => {
+    const found: string[] = [];
+    for await (const wf of rig.client.workflow.list({ query: `WorkflowId="${quotaWorkflowId(provider)}"` })) found.push(wf.status.name);
+    return found.sort().join();
+  };
+  await waitUntil('both runs listed', async () => (await runs()) === 'CONTINUED_AS_NEW,RUNNING', 20_000);
 });

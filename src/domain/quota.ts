@@ -32,6 +32,9 @@ export interface QuotaState {
   reports: number;
 }
 
+/** Reports one quota workflow run takes before continuing as new: a few hundred events, far below any history limit. */
+export const QUOTA_REPORTS_PER_RUN = 500;
+
 /** How long a throttled provider without a Retry-After is left alone. */
 export const DEFAULT_THROTTLE_MS = 1000;
 

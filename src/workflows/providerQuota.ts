@@ -5,11 +5,8 @@
 // It keeps only the newest reading, so its history is its reports: it continues as new every
 // QUOTA_REPORTS_PER_RUN reports (or when Temporal suggests it), carrying the state over.
 import { condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import { mergeQuota, type QuotaState } from '../domain/quota';
+import { mergeQuota, QUOTA_REPORTS_PER_RUN, type QuotaState } from '../domain/quota';
 import { quotaQuery, quotaReportSignal } from './messages';
-
-/** Reports one run takes before continuing as new: a few hundred events, far below any history limit. */
-export const QUOTA_REPORTS_PER_RUN = 500;
 
 export async function providerQuota(input: { provider: string; state?: QuotaState }): Promise<void> {
   let state = input.state ? { ...input.state, reports: 0 } : undefined;
