@@ -2,7 +2,8 @@
  * Determinism across deploys: every recorded history in test/fixtures/replay (one real run per
  * path the workflow code can take — each strategy, durable provider waits, decomposition with
  * merge and its children, a batch and its children, approval by update and by signal,
- * cancellation, a workspace rebuild, a budget refusal, a lost host given up on, a change queued on
+ * cancellation, a workspace rebuild, a budget refusal, a lost host given up on, a lost host found by
+ * its silent check (no retry to its dead queue), a change queued on
  * a busy workspace worker, a decomposition since child-task-timeout) replays against the current workflow
  * bundle. A code change that would break workflows already running fails here with a
  * DeterminismViolationError naming the fixture; version it (patched()) instead of re-recording.

@@ -8,6 +8,7 @@
 // Over 300 lines because runCommand is one process's life (spawn, stream, time out, cancel,
 // reap) over state its handlers share, and its options and result are documented field by field.
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import { createWriteStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -100,6 +101,12 @@ const LINE_SNAP_BYTES = 4096;
 /** Output handled between two turns given to the event loop (about 5 ms of redaction). */
 const YIELD_BYTES = 256 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * What a recorded command is started through: it reads "go" on fd 3 (written once its group is
+ * recorded) and becomes the command (exec: same pid, same group). Without "go" (the worker died
+ * first) it does not run.
+ */
+const GATE = 'IFS= read -r go <&3; exec 3<&-; [ "$go" = go ] || exit 125; exec "$@"';
 
 /** Keeps the last `capacity` bytes written to it. */
 class ByteRing {
@@ -313,6 +320,9 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
   if (opts.lockFile && (await killRecordedGroup(opts.lockFile))) note('weaver: killed an older run of a command still running here\n');
   let [file, args]: [string, string[]] =
     typeof opts.command === 'string' ? ['/bin/sh', ['-c', opts.command]] : [opts.command[0], opts.command.slice(1)];
+  // A recorded command waits at the gate until its group is recorded (and its watchdog runs).
+  const gated = !!(opts.lockFile || opts.recordDir);
+  if (gated) [file, args] = ['/bin/sh', ['-c', GATE, 'weaver-gate', file, ...args]];
   // setpriv execs the command: the pid (and the group we kill) stays the command's own.
   if (opts.dieWithWorker && (await hasPdeathsig())) [file, args] = ['setpriv', ['--pdeathsig', 'KILL', '--', file, ...args]];
   let child: ChildProcess;
@@ -321,7 +331,7 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       detached: true, // setsid(): the command leads a new process group we can kill as a whole
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: gated ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
     });
   } catch (err) {
     // Synchronous spawn failures (e.g. EINVAL for a NUL in an argument).
@@ -332,10 +342,23 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
   }
 
   const pid = child.pid;
-  const watchdog = opts.dieWithWorker && pid !== undefined ? startWatchdog(pid) : undefined;
-  const sampler = opts.sampleUsageMs && pid !== undefined ? new TreeSampler(pid, opts.sampleUsageMs) : undefined;
+  // Recorded before the command runs (it waits at the gate): a worker killed at any moment after
+  // the spawn leaves the group to its successor and to a rerun. Written after the spawn returned,
+  // with no gate, the record could come too late (the shutdown test's orphan, under load). A
+  // record that cannot be written is no reason not to run.
   const records = pid === undefined ? [] : [opts.lockFile, opts.recordDir && path.join(opts.recordDir, `${pid}.pid`)].filter((f): f is string => !!f);
-  const recorded = Promise.all(records.map((f) => recordGroup(f, pid!).catch(() => undefined)));
+  for (const f of records) {
+    try {
+      recordGroup(f, pid!);
+    } catch {
+      /* unrecorded: the watchdog and the parent-death signal still act */
+    }
+  }
+  const watchdog = opts.dieWithWorker && pid !== undefined ? startWatchdog(pid) : undefined;
+  const gate = child.stdio[3] as Writable | null | undefined;
+  gate?.on('error', () => undefined); // the command already gone: its exit says why
+  gate?.end('go\n');
+  const sampler = opts.sampleUsageMs && pid !== undefined ? new TreeSampler(pid, opts.sampleUsageMs) : undefined;
 
   return new Promise<RunCommandResult>((resolve, reject) => {
     const stdout = child.stdout!;
@@ -450,7 +473,6 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
       cleanup();
       // The group is gone: stand the watchdog down and drop the records.
       watchdog?.stdin?.end('done\n');
-      await recorded;
       await Promise.all(records.map((f) => unrecordGroup(f, pid!)));
       // Stopped once the leftovers are gone too: their CPU and memory count.
       const usage = await sampler?.stop();

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { recordCommand } from './metrics';
 import { normaliseForComparison } from '../domain/matching';
 import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
@@ -170,6 +171,8 @@ export function createActivities(deps: ActivityDeps) {
     });
     // Measured for every command here (setup, tests, any step): wall, CPU and peak memory of its whole tree.
     const { limit, resources, egressRefused, sandboxFailed } = await box.finish(r);
+    // A sandbox that failed before the command, or a cancel, is no step's duration.
+    if (!sandboxFailed && !r.cancelled) recordCommand(kind, { durationMs: r.durationMs, timedOut: r.timedOut, passed: r.exitCode === 0 && !r.timedOut }, limit);
     // A workspace gone while the command ran (its disk wiped) stays gone: nothing to put back.
     const gitChanged = existsSync(path.join(cwd, '.git')) ? await restoreGit(cwd, before) : [];
     const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;

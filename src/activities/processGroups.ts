@@ -2,8 +2,8 @@
 // outlives its worker (design rule 7) — a parent-death signal, a watchdog outside the group, and
 // pid files naming running groups, so that a rerun or a worker's successor can kill leftovers.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 
 /** `unref`: the timer alone does not keep the process alive (a watch that ends with its command). */
@@ -78,10 +78,15 @@ export function processAlive(pid: number, start?: string): boolean {
   return !start || !now || now === start;
 }
 
-/** `<pgid> <start time of its leader>`: enough to kill the group later without hitting a reused pid. */
-export async function recordGroup(file: string, pgid: number): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, `${pgid} ${processStartTime(pgid) ?? ''}\n`);
+/**
+ * `<pgid> <start time of its leader>`: enough to kill the group later without hitting a reused
+ * pid. Written synchronously, right after the spawn: an asynchronous write waited for the event
+ * loop and the thread pool, and a worker killed meanwhile (under load: after its command had
+ * started children) left no record for its successor, so the orphans lived on.
+ */
+export function recordGroup(file: string, pgid: number): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${pgid} ${processStartTime(pgid) ?? ''}\n`);
 }
 
 /** Removes `file` if it still names `pgid` (a newer run may have taken it over). */

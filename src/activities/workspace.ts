@@ -119,15 +119,18 @@ export async function prepareWorkspace(
   }
   if (r.cancelled) return cancelled('git clone killed');
   if (r.exitCode !== 0) {
+    // The folder removed under the clone (a worker's start-up sweep took it for a lost host's
+    // leftover, a disk wiped): not the repository's fault, tried again (seen in the crash campaign).
+    const vanished = !existsSync(path.join(home, RUN_MARKER));
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
     const tail = r.tail.trim().split('\n').slice(-5).join('\n') || r.error || `git exited with ${r.exitCode ?? r.signal}`;
     const why = redact(tail, auth ? [auth.env.WEAVER_GIT_CRED_PASSWORD] : []);
     // A network hiccup is retried by Temporal; a repo or branch that does not exist is final.
-    const transient = /could not resolve host|connection (refused|reset|timed out)|timed out|early eof|remote end hung up|rpc failed|http [5]\d\d|\b50[234]\b/i.test(why);
+    const transient = vanished || /could not resolve host|connection (refused|reset|timed out)|timed out|early eof|remote end hung up|rpc failed|http [5]\d\d|\b50[234]\b/i.test(why);
     throw ApplicationFailure.create({
       type: transient ? 'CloneUnavailable' : 'CloneFailed',
       nonRetryable: !transient,
-      message: `cannot clone ${display}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`,
+      message: `cannot clone ${display}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${vanished ? 'the workspace folder was removed during the clone; ' : ''}${why}`,
     });
   }
   const base = (await gitFor(dir).revparse(['--abbrev-ref', 'HEAD'])).trim();

@@ -14,6 +14,7 @@ import { noChecksReason } from '../domain/decider';
 import { attemptLoop, plan, type Step } from './attempts';
 import { decompose } from './decomposition';
 import { isWorkspaceLost, TaskRun } from './task';
+import { recordTaskOutcome } from './metrics';
 
 export { progressQuery, addGuidanceSignal, approvePushSignal, approvePushUpdate, type PushDecision } from './messages';
 
@@ -37,6 +38,7 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
   const t = new TaskRun(scrubbed ? clean.input : parsed.data, registry ? undefined : legacyKeyNames(rawInput), given);
   if (scrubbed) t.warn(strippedCredentialsNote(clean.stripped));
   const result = await run(t);
+  recordTaskOutcome(result, t.depth);
   // A task that did not deliver fails its workflow (Failed at a glance in the Web UI), its whole
   // result as the failure's details (domain/taskOutcome.ts). Runs started before completed
   // with every result: they replay as they ran.
