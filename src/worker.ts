@@ -14,6 +14,7 @@ import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sand
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
+import { providerTaskQueue } from './domain/quota';
 import type { ProviderRegistry } from './domain/registry';
 import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
@@ -102,6 +103,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     // Provider keys and their endpoints come from here only (a bad file fails the start, naming the field).
     providers: opts.providers ?? opts.deps?.providers ?? loadProviderRegistry(c.providersFile),
     workspaceQueue,
+    workflowQueue: taskQueue,
   };
   // Git tokens and the repositories each may go to: a bad WEAVER_GIT_CREDENTIALS file, or a host
   // token without a scope outside dev mode, stops the start here, naming the setting.
@@ -155,7 +157,19 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   const local = await Worker.create({ ...common, ...throttle(c.heartbeatThrottleMs ?? WORKSPACE_HEARTBEAT_TIMEOUT_SEC * 400), taskQueue: workspaceQueue, activities, maxConcurrentActivityTaskExecutions: c.maxWorkspaceActivities });
   // Never busy (its one activity returns at once): it answers "alive" while every workspace slot is taken.
   const alive = await Worker.create({ ...common, plugins: [], taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
-  const workers = [main, local, alive];
+  const limited = await providerQueueWorkers(deps.providers!, (taskQueue, requestsPerSecond) =>
+    Worker.create({
+      ...common,
+      ...throttle(c.heartbeatThrottleMs ?? deps.heartbeatMs),
+      taskQueue,
+      // The provider call only, with the same store: a kept answer is delivered from this queue too.
+      activities: { generateChange: activities.generateChange },
+      maxConcurrentActivityTaskExecutions: c.maxActivities,
+      // Server-side: Temporal dispatches at most this many tasks a second from the queue, whichever workers poll it.
+      maxTaskQueueActivitiesPerSecond: requestsPerSecond,
+    }),
+  );
+  const workers = [main, local, alive, ...limited];
   // Beside the start, not before it: a root of many folders is many questions to Temporal.
   const namespace = opts.namespace ?? c.namespace;
   // The store's unpushed records: a folder whose commits a recorded bundle holds is no commit's only copy.
@@ -183,6 +197,12 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     },
     shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
   };
+}
+
+/** A worker on each rate-limited provider's queue (registry `rateLimit`), made by `create`. */
+export function providerQueueWorkers(registry: ProviderRegistry, create: (taskQueue: string, requestsPerSecond: number) => Promise<Worker>): Promise<Worker[]> {
+  const limited = Object.entries(registry.providers).filter(([, e]) => e.rateLimit);
+  return Promise.all(limited.map(([id, e]) => create(providerTaskQueue(id), e.rateLimit!.requestsPerSecond)));
 }
 
 /** The worker's own code: its checkout (or installed package), above src/. */

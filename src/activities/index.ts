@@ -22,6 +22,8 @@ import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './
 import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { readBatchTasks, type ReadBatchTasksRequest } from './batchTasks';
+import { readQuotas } from './quota';
+import type { QuotaState } from '../domain/quota';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
 import { settleUnpushed } from './unpushed';
@@ -418,6 +420,11 @@ export function createActivities(deps: ActivityDeps) {
     /** A page of a batch's stored task list, and its length. */
     async readBatchTasks(req: ReadBatchTasksRequest): Promise<{ tasks: unknown[]; total: number }> {
       return readBatchTasks(store, req);
+    },
+
+    /** The quotas its providers last reported (src/domain/quota.ts), for a batch or decomposition about to launch children. */
+    async readQuotas(req: { providers: string[] }): Promise<QuotaState[]> {
+      return readQuotas(Context.current().client, req.providers);
     },
 
     /** Stores a JSON document (report, events) and returns its reference. */
