@@ -270,7 +270,7 @@ test('a workspace lost while its commit awaits approval: the branch is restored 
   const home = workspaceDirFor(rig.workspaceRoot, id);
   const [checkout] = (await readdir(home)).filter((d) => existsSync(path.join(home, d, '.git')));
   const approvedCommit = (await simpleGit(path.join(home, checkout)).revparse(['HEAD'])).trim();
-  await rm(home, { recursive: true, force: true });
+  await rm(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   expect(await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] })).toBe('approved: pushing now');
   const result = await resultOf(h);
   expect(result).toMatchObject({ status: 'succeeded', pushed: true });
@@ -293,7 +293,7 @@ test('a workspace that disappears mid-run is rebuilt and the paid answer applied
   rig.model.setDefault('m-rebuild', async () => {
     calls += 1;
     // While attempt 2 is being generated, the worker "loses" the workspace (disk wiped, new machine).
-    if (calls === 2) await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true });
+    if (calls === 2) await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     return calls === 1 ? answer(BAD) : answer(GOOD);
   });
   const result = await rig.run(rig.task(repo, [rig.provider('m-rebuild')], { push: true }), id);

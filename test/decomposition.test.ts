@@ -84,7 +84,7 @@ test('the parent workspace lost while children run: rebuilt from the same base, 
     // While the children work, the parent's worker "loses" its clone (disk wiped, new machine).
     if (!wiped) {
       wiped = true;
-      await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true });
+      await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     }
     return answers(req);
   });

@@ -903,7 +903,7 @@ test('a lost host mid-check is found gone by its silent queues and the task resu
   const killedAt = Date.now();
   process.kill(-workers[lost].pid, 'SIGKILL');
   await workers[lost].exited;
-  await rm(path.join(tmp, hosts[lost]), { recursive: true, force: true });
+  await rm(path.join(tmp, hosts[lost]), { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   const result = await resultOf(handle);
   expect({ status: result.status, reason: result.reason }).toMatchObject({ status: 'succeeded' });
   expect((await simpleGit(remote).raw(['rev-parse', `refs/heads/${result.branch}`])).trim()).toBe(result.commit);

@@ -214,7 +214,7 @@ describe('parallel-all picks by the checks, not by provider order', () => {
       while (running) {
         const dirs = existsSync(home) ? await readdir(home).catch(() => []) : [];
         if (dirs.some((d) => existsSync(path.join(home, d, 'src', 'slugify.js')))) {
-          await rm(home, { recursive: true, force: true });
+          await rm(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }); // retried: the sandbox may be writing there (ENOTEMPTY)
           wiped += 1;
         }
         await new Promise((r) => setTimeout(r, 20));
