@@ -85,6 +85,7 @@ export async function runPlainTask(openai: OpenAI, t: PlainTask): Promise<PlainR
   } catch (err) {
     return { id: t.id, ok: false, ms: Date.now() - started, error: (err as Error).message.slice(0, 2000) };
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    // Retried: a git process that outlives its command (auto-maintenance) may still be writing in .git.
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 }).catch(() => undefined);
   }
 }
