@@ -21,12 +21,12 @@
 import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createExampleRepo, exampleTask } from './demo/example';
 import { benchModel } from './bench/answer';
 import { startLineChild, type LineChild } from './bench/children';
 import { PlainSide } from './bench/plainSide';
 import type { PlainTask } from './bench/plainTask';
+import { watchLoop } from './bench/loop';
 import { treeCpuMs } from './bench/procStat';
 import { comparisonTable, detail, type Scenario, type Window } from './bench/report';
 import { pool } from './bench/stats';
@@ -42,8 +42,6 @@ const BATCH_N = int('BENCH_BATCH_N', 5, 1);
 const TASKS = int('BENCH_TASKS', 20, 4);
 const CONCURRENCY = int('BENCH_CONCURRENCY', 4, 2);
 const DELAYS = (process.env.BENCH_DELAYS_MS || '200,2000').split(',').map(Number).filter((d) => d >= 0);
-
-const LOOP_RESOLUTION_MS = 10;
 
 const delayLabel = (ms: number) => (ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`);
 const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -93,10 +91,8 @@ async function main(): Promise<void> {
       return { id, repo: t.repo, baseBranch: 'main', branch: `plain/${id}`, model: benchModel(delay), title: t.task.title, description: t.task.description, files: t.task.relatedFiles ?? [], testCommand, workDir: path.join(tmp, 'plain') };
     };
 
-    // The histogram records the interval between its 10 ms timer's runs: a block is that minus 10 ms.
-    const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-    const blockMs = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
-    loop.enable();
+    // The worker's event loop (it runs in this process).
+    const loop = watchLoop();
     const handles: WorkflowHandle[] = [];
     // One side's run of `tasks` (made beforehand: making a repo is neither side's work).
     const weaverWindow = async (delay: number, tasks: number, concurrency: number): Promise<Window> => {
@@ -108,14 +104,17 @@ async function main(): Promise<void> {
       const wallMs = Date.now() - t0;
       const cpuMs = treeCpuMs(process.pid, helpers) + treeCpuMs(serverPid!) - cpu0;
       handles.push(...runs.map((r) => r.handle));
-      return { tasks, wallMs, cpuMs, loopMaxMs: blockMs(loop.max), loopP99Ms: blockMs(loop.percentile(99)) };
+      return { tasks, wallMs, cpuMs, loop: loop.read() };
     };
     const plainWindow = async (delay: number, tasks: number, concurrency: number): Promise<Window> => {
       const inputs = await Promise.all(Array.from({ length: tasks }, () => plainTask(delay)));
       const cpu0 = treeCpuMs(p.pid);
+      p.loopReset();
       const t0 = Date.now();
       await pool(inputs, concurrency, (t) => p.run(t));
-      return { tasks, wallMs: Date.now() - t0, cpuMs: treeCpuMs(p.pid) - cpu0 };
+      const wallMs = Date.now() - t0;
+      const cpuMs = treeCpuMs(p.pid) - cpu0;
+      return { tasks, wallMs, cpuMs, loop: await p.loopRead() };
     };
 
     console.log(
@@ -148,7 +147,6 @@ async function main(): Promise<void> {
       scenarios.push(s);
       console.log(`  done: ${s.label} (load ${load()})`);
     }
-    loop.disable();
 
     const history: HistoryFigures[] = [];
     for (const h of handles) history.push(await w.history(h));

@@ -2,14 +2,17 @@
 // result awaited by id. A failed task rejects (the bench exits non-zero on it).
 import path from 'node:path';
 import { startLineChild, type LineChild } from './children';
+import type { LoopBlocks } from './loop';
 import type { PlainResult, PlainTask } from './plainTask';
 
 export class PlainSide {
   private waiting = new Map<string, { resolve: (r: PlainResult) => void; reject: (e: Error) => void }>();
+  private loopReply?: (blocks: LoopBlocks) => void;
 
   private constructor(private readonly child: LineChild) {
     child.onMessage((msg) => {
-      const m = msg as PlainResult & { crashed?: string };
+      const m = msg as PlainResult & { crashed?: string; loop?: LoopBlocks };
+      if (m.loop) return this.loopReply?.(m.loop);
       if (m.crashed) {
         for (const w of this.waiting.values()) w.reject(new Error(m.crashed));
         this.waiting.clear();
@@ -37,6 +40,19 @@ export class PlainSide {
     return new Promise((resolve, reject) => {
       this.waiting.set(task.id, { resolve, reject });
       this.child.send(task);
+    });
+  }
+
+  /** The script's event loop: watched from now on ... */
+  loopReset(): void {
+    this.child.send({ loop: 'reset' });
+  }
+
+  /** ... its blocks since. */
+  loopRead(): Promise<LoopBlocks> {
+    return new Promise((resolve) => {
+      this.loopReply = resolve;
+      this.child.send({ loop: 'read' });
     });
   }
 

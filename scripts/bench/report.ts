@@ -1,4 +1,5 @@
 // The comparison table (Markdown, to paste into the README) and the detail behind it.
+import type { LoopBlocks } from './loop';
 import { grouped, median, stats } from './stats';
 import type { HistoryFigures } from './weaverSide';
 
@@ -8,9 +9,8 @@ export interface Window {
   wallMs: number;
   /** CPU of everything the side ran (Weaver: worker process tree + Temporal server; script: its process tree). */
   cpuMs: number;
-  /** Weaver only: the worker's event loop, from monitorEventLoopDelay. */
-  loopMaxMs?: number;
-  loopP99Ms?: number;
+  /** The worker's event loop (Weaver), the script's (plain). */
+  loop: LoopBlocks;
 }
 
 export interface Scenario {
@@ -50,11 +50,8 @@ export function comparisonTable(scenarios: Scenario[], history: HistoryFigures[]
   const h = (k: keyof HistoryFigures) => grouped(median(history.map((x) => x[k])));
   lines.push(`| per task: workflow tasks · activities · local activities | ${h('workflowTasks')} · ${h('activities')} · ${h('localActivities')} | — | |`);
   lines.push(`| per task: history events · bytes · search-attribute upserts | ${h('events')} · ${h('bytes')} B · ${h('upserts')} | — | |`);
-  for (const s of scenarios) {
-    const max = Math.max(...s.weaver.map((x) => x.loopMaxMs ?? 0));
-    const p99 = median(s.weaver.map((x) => x.loopP99Ms ?? 0));
-    lines.push(`| worker event loop, ${s.label}: worst block · p99 | ${grouped(max)} ms · ${grouped(p99, 1)} ms | — | |`);
-  }
+  const blocks = (ws: Window[]) => `${grouped(Math.max(...ws.map((x) => x.loop.maxMs)))} · ${grouped(median(ws.map((x) => x.loop.p99Ms)))} ms`;
+  for (const s of scenarios) lines.push(`| event loop, ${s.label}: worst block · median p99 | ${blocks(s.weaver)} | ${blocks(s.plain)} | |`);
   return lines.join('\n');
 }
 
@@ -66,8 +63,7 @@ export function detail(scenarios: Scenario[]): string {
     const side = (name: string, ws: Window[]) =>
       `  ${name.padEnd(7)} ${String(ws.length).padStart(2)} runs: ` +
       (s.single ? `wall ${range(ws.map((w) => w.wallMs), ms)} ms` : `${range(ws.map(perMin), (x) => grouped(x, 1))} tasks/min`) +
-      `, CPU per task ${range(ws.map(cpuPerTask), ms)} ms` +
-      (ws[0]?.loopMaxMs !== undefined ? `, event loop max ${range(ws.map((w) => w.loopMaxMs ?? 0), ms)} ms` : '');
+      `, CPU per task ${range(ws.map(cpuPerTask), ms)} ms, event loop's worst block ${range(ws.map((w) => w.loop.maxMs), ms)} ms`;
     out.push(s.label, side('Weaver', s.weaver), side('script', s.plain));
   }
   return out.join('\n');
