@@ -29,7 +29,7 @@ import type { PlainTask } from './bench/plainTask';
 import { watchLoop } from './bench/loop';
 import { treeCpuMs } from './bench/procStat';
 import { comparisonTable, detail, type Scenario, type Window } from './bench/report';
-import { pool } from './bench/stats';
+import { exitWith, pool } from './bench/stats';
 import { WeaverSide, type HistoryFigures } from './bench/weaverSide';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { killProcessGroup } from '../src/devtools/devServer';
@@ -159,10 +159,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+exitWith(main());

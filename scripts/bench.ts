@@ -29,7 +29,7 @@ import { ScriptedModelServer } from './demo/scriptedModelServer';
 import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
 import { goodAnswer } from './bench/answer';
-import { stats, type Stats } from './bench/stats';
+import { exitWith, stats, type Stats } from './bench/stats';
 
 const N = Math.max(1, Number(process.env.BENCH_N || 5));
 const K = Math.max(1, Number(process.env.BENCH_K || 8));
@@ -231,10 +231,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+exitWith(main());

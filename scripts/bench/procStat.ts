@@ -2,20 +2,8 @@
 // the children it has waited for (git, node --test, bwrap…). A long-lived child (a spawn helper,
 // the model server, the plain script) is never waited for during a run, so a tree is counted as
 // the root's own and waited-for time plus every live descendant's, leaving out excluded subtrees.
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-
-let ticksPerSec: number | undefined;
-function clockTicks(): number {
-  if (ticksPerSec === undefined) {
-    try {
-      ticksPerSec = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      ticksPerSec = 100;
-    }
-  }
-  return ticksPerSec;
-}
+import { ticksPerSecond } from '../../src/activities/processUsage';
 
 interface ProcTimes {
   ppid: number;
@@ -55,5 +43,5 @@ export function treeCpuMs(root: number, exclude: number[] = []): number {
     ticks += all.get(pid)?.ticks ?? 0;
     stack.push(...(kids.get(pid) ?? []));
   }
-  return (ticks * 1000) / clockTicks();
+  return (ticks * 1000) / ticksPerSecond();
 }

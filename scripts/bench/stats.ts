@@ -1,4 +1,4 @@
-// Small figures helpers shared by the benchmarks: medians, min/max, and a bounded-concurrency pool.
+// Small helpers shared by the benchmarks: medians, min/max, a bounded-concurrency pool, the exit.
 
 export interface Stats {
   min: number;
@@ -31,3 +31,14 @@ export async function pool<T, R>(items: T[], concurrency: number, fn: (item: T) 
 
 /** 12345 → "12,345" (figures for a README). */
 export const grouped = (x: number, digits = 0): string => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** A benchmark's end: exit 0, or print the error and exit 1 (its own cleanup ran in main's finally). */
+export function exitWith(main: Promise<void>): void {
+  main.then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
