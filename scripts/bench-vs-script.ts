@@ -43,6 +43,8 @@ const TASKS = int('BENCH_TASKS', 20, 4);
 const CONCURRENCY = int('BENCH_CONCURRENCY', 4, 2);
 const DELAYS = (process.env.BENCH_DELAYS_MS || '200,2000').split(',').map(Number).filter((d) => d >= 0);
 
+const IDLE_MS = 5000;
+
 const delayLabel = (ms: number) => (ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`);
 const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 
@@ -97,14 +99,16 @@ async function main(): Promise<void> {
     // One side's run of `tasks` (made beforehand: making a repo is neither side's work).
     const weaverWindow = async (delay: number, tasks: number, concurrency: number): Promise<Window> => {
       const inputs = await Promise.all(Array.from({ length: tasks }, () => weaverTask(delay)));
-      const cpu0 = treeCpuMs(process.pid, helpers) + treeCpuMs(serverPid!);
+      const worker0 = treeCpuMs(process.pid, helpers);
+      const server0 = treeCpuMs(serverPid!);
       loop.reset();
       const t0 = Date.now();
       const runs = await pool(inputs, concurrency, (input) => w.run(input));
       const wallMs = Date.now() - t0;
-      const cpuMs = treeCpuMs(process.pid, helpers) + treeCpuMs(serverPid!) - cpu0;
+      const serverCpuMs = treeCpuMs(serverPid!) - server0;
+      const cpuMs = treeCpuMs(process.pid, helpers) - worker0 + serverCpuMs;
       handles.push(...runs.map((r) => r.handle));
-      return { tasks, wallMs, cpuMs, loop: loop.read() };
+      return { tasks, wallMs, cpuMs, serverCpuMs, loop: loop.read() };
     };
     const plainWindow = async (delay: number, tasks: number, concurrency: number): Promise<Window> => {
       const inputs = await Promise.all(Array.from({ length: tasks }, () => plainTask(delay)));
@@ -127,6 +131,13 @@ async function main(): Promise<void> {
     await weaverWindow(DELAYS[0], 1, 1);
     await plainWindow(DELAYS[0], 1, 1);
     handles.length = 0;
+    // What each side burns doing nothing (polls, timers), part of its CPU per task for as long as a task lasts.
+    const idle = [treeCpuMs(process.pid, helpers), treeCpuMs(serverPid!), treeCpuMs(p.pid)];
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+    const idleRate = (i: number, now: number) => `${((now - idle[i]) / (IDLE_MS / 1000)).toFixed(0)} ms/s`;
+    console.log(
+      `idle CPU over ${IDLE_MS / 1000} s: worker process tree ${idleRate(0, treeCpuMs(process.pid, helpers))}, Temporal server ${idleRate(1, treeCpuMs(serverPid!))}, plain script ${idleRate(2, treeCpuMs(p.pid))}`,
+    );
 
     const scenarios: Scenario[] = [];
     for (const delay of DELAYS) {

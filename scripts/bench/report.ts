@@ -9,6 +9,8 @@ export interface Window {
   wallMs: number;
   /** CPU of everything the side ran (Weaver: worker process tree + Temporal server; script: its process tree). */
   cpuMs: number;
+  /** Weaver only: the Temporal server's part of cpuMs. */
+  serverCpuMs?: number;
   /** The worker's event loop (Weaver), the script's (plain). */
   loop: LoopBlocks;
 }
@@ -63,7 +65,9 @@ export function detail(scenarios: Scenario[]): string {
     const side = (name: string, ws: Window[]) =>
       `  ${name.padEnd(7)} ${String(ws.length).padStart(2)} runs: ` +
       (s.single ? `wall ${range(ws.map((w) => w.wallMs), ms)} ms` : `${range(ws.map(perMin), (x) => grouped(x, 1))} tasks/min`) +
-      `, CPU per task ${range(ws.map(cpuPerTask), ms)} ms, event loop's worst block ${range(ws.map((w) => w.loop.maxMs), ms)} ms`;
+      `, CPU per task ${range(ws.map(cpuPerTask), ms)} ms` +
+      (ws[0]?.serverCpuMs !== undefined ? ` (Temporal server ${range(ws.map((w) => (w.serverCpuMs ?? 0) / w.tasks), ms)} ms)` : '') +
+      `, event loop's worst block ${range(ws.map((w) => w.loop.maxMs), ms)} ms`;
     out.push(s.label, side('Weaver', s.weaver), side('script', s.plain));
   }
   return out.join('\n');
