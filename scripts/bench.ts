@@ -19,7 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { bundleWeaverWorkflows } from '../src/workflowBundle';
 import { weaverLogger } from '../src/logging';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, demoModelStep, exampleTask } from './demo/example';
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
     server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'temporal-server.log') });
     const serverMs = Date.now() - t0;
     const t1 = Date.now();
-    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: new DefaultLogger('WARN') });
+    const { code } = await bundleWeaverWorkflows({ logger: new DefaultLogger('WARN') });
     const bundleMs = Date.now() - t1;
 
     model = await ScriptedModelServer.start();

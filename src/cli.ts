@@ -39,6 +39,7 @@ const USAGE = `usage:
   weaver cancel <workflowId>
   weaver doctor [--json]
   weaver gc [--dry-run] [--older-than 7d] [--json]
+  weaver discard <workflowId>   (its unpushed commits' records: gc may then remove their bundles)
 
 any command: --debug shows the stack of an error`;
 
@@ -215,8 +216,19 @@ export async function main(argv: string[], out: (line: string) => void = console
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { runGc } = require('./gc') as typeof import('./gc');
       const store = openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env: process.env });
-      const report = await runGc({ connection: client.connection, namespace: c.namespace, workspaceRoot: c.workspaceRoot, cacheDir: c.cacheDir, store, retentionMs: seconds === undefined ? c.retentionMs : seconds * 1000, dryRun: values['dry-run'] });
+      const report = await runGc({ connection: client.connection, namespace: c.namespace, workspaceRoot: c.workspaceRoot, cacheDir: c.cacheDir, store, retentionMs: seconds === undefined ? c.retentionMs : seconds * 1000, cacheMaxBytes: c.cacheMaxBytes, dryRun: values['dry-run'] });
       out(values.json ? JSON.stringify(report, null, 2) : formatGc(report));
+      return 0;
+    }
+    case 'discard': {
+      if (!arg) throw new UsageError('discard needs a workflow id');
+      const c = config();
+      // Loaded here alone, like gc's (it pulls in git).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { discardUnpushed } = require('./activities/unpushed') as typeof import('./activities/unpushed');
+      const dropped = await discardUnpushed(openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env: process.env }), arg);
+      if (!dropped.length) out(`${arg}: no unpushed commit recorded`);
+      for (const u of dropped) out(`discarded unpushed commit ${u.commit} of ${u.workflowId} (bundle ${u.bundle}): weaver gc may now remove it`);
       return 0;
     }
     default:

@@ -9,7 +9,9 @@ export function formatProgress(p: Progress): string {
   const d = p.lastDecision ? ` — last decision: ${p.lastDecision.action} (${p.lastDecision.why})` : '';
   const s = p.diffstat ? `, ${p.diffstat.filesChanged} file(s) +${p.diffstat.added} -${p.diffstat.removed}` : '';
   const awaiting = p.phase === 'awaiting_approval' && p.commit ? ` — commit ${p.commit.slice(0, 12)} awaits approval${s}` : '';
-  return `[${p.phase}${p.step ? `: ${p.step}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${awaiting}${d}`;
+  // Cost routing or escalation: who this attempt is calling and why.
+  const route = p.route && p.route.attempt === p.attempt ? ` — ${p.route.provider} (${p.route.model}): ${p.route.reason.slice(0, 120)}` : '';
+  return `[${p.phase}${p.step ? `: ${p.step}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${route}${awaiting}${d}`;
 }
 
 export function formatBatchProgress(p: BatchProgress): string {
@@ -47,6 +49,7 @@ export function formatResult(r: CodingTaskResult): string {
     ...r.attempts.map(
       (a) =>
         `  #${a.attempt} ${a.provider ?? '-'}: ${a.outcome}${a.detail ? ` (${a.detail.slice(0, 120)})` : ''} → ${a.decision.action}` +
+        (a.routing?.tried.length ? ` (called: ${a.routing.tried.map((t) => `${t.provider}, ${t.reason.slice(0, 80)}`).join('; ')})` : '') +
         (a.steps?.length ? ` [${a.steps.map((s) => `${s.name} ${s.status}`).join(', ')}]` : '') +
         (a.tests?.limit ? `\n      stopped by a limit: ${a.tests.limit}` : '') +
         (a.tests?.resources ? `\n      tests used ${formatResources(a.tests.resources)}` : ''),
@@ -88,5 +91,15 @@ export function formatGc(r: GcReport): string {
   some(a.removed, (x) => `  - ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old${x.from === 'cache' ? ', local cache copy' : ''})`);
   some(a.kept, (x) => `  = ${x.what} (${formatBytes(x.bytes)}, ${days(x.ageMs)} old): ${x.why}`);
   lines.push(`tag cache: ${verb} ${t.entriesRemoved} entries not used within the retention (${t.segmentsRemoved} segment(s) rewritten or removed, ${formatBytes(t.bytesFreed)}), kept ${t.entriesKept}`);
+  lines.push(`unpushed commits: ${r.unpushed.length} recorded in the store, their bundles kept whatever their age`);
+  some(r.unpushed, (u) => `  kept: unpushed commit ${u.commit} of ${u.workflowId} (bundle ${u.bundle}, branch ${u.branch}${u.repo ? ` of ${u.repo}` : ''})`);
+  const c = r.caches;
+  if (c) {
+    const by = `tag cache ${formatBytes(c.sizes['tag cache'])}, toolchain caches ${formatBytes(c.sizes['toolchain cache'])}, artifact cache ${formatBytes(c.sizes['artifact cache'])}`;
+    const over = c.totalBytes > c.capBytes ? `: ${r.dryRun ? 'would evict' : 'evicted'} ${c.evicted.length} (${formatBytes(c.freedBytes)} freed), least recently used first` : ', within it';
+    lines.push(`caches: ${formatBytes(c.totalBytes)} of the ${formatBytes(c.capBytes)} cap (${by})${over}`);
+    some(c.evicted, (x) => `  - ${x.kind} ${x.what} (${formatBytes(x.bytes)}, last used ${days(r.now - x.usedMs)} ago)`);
+    some(c.inUse, (x) => `  = ${x.kind} ${x.what} (${formatBytes(x.bytes)}): kept, ${x.why}`);
+  }
   return lines.join('\n');
 }

@@ -54,6 +54,8 @@ export interface WeaverConfig {
   retentionMs: number;
   /** WEAVER_GC_INTERVAL (default 1d; 0: off): how often a worker runs `weaver gc` on its host. */
   gcIntervalMs: number;
+  /** WEAVER_CACHE_MAX_MB (default 5120): the host caches' (tag cache, toolchain caches, S3 copies) size cap, enforced by gc least recently used first. */
+  cacheMaxBytes: number;
   /** WEAVER_SHUTDOWN_FORCE (default grace + 1m): when the worker gives up draining and exits anyway. */
   shutdownForceMs: number;
   /** WEAVER_HEARTBEAT_THROTTLE_MS: how often heartbeats may reach the server; unset: WEAVER_HEARTBEAT_MS for provider calls, the SDK's 0.8 × heartbeat timeout for workspace activities. */
@@ -204,6 +206,7 @@ function operations(env: NodeJS.ProcessEnv) {
     shutdownGraceMs,
     retentionMs: duration(env, 'WEAVER_RETENTION', 7 * 86_400_000),
     gcIntervalMs: duration(env, 'WEAVER_GC_INTERVAL', 86_400_000),
+    cacheMaxBytes: Math.round(num(env, 'WEAVER_CACHE_MAX_MB', 5120) * 1024 * 1024),
     shutdownForceMs,
     connectWaitMs: duration(env, 'WEAVER_CONNECT_WAIT', 0),
     connectTimeoutMs: duration(env, 'WEAVER_CONNECT_TIMEOUT', 5000),

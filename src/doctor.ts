@@ -10,9 +10,11 @@ import { loadProviderRegistry } from './activities/providers';
 import { openaiClient } from './activities/openaiClient';
 import { openArtifactStore } from './activities/s3Artifacts';
 import type { ActivityDeps } from './activities/types';
+import { formatBytes } from './activities/commands';
 import { connectTemporal } from './client';
 import { config, type WeaverConfig } from './config';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from './devtools/devServer';
+import { trimCaches } from './gc/caches';
 import { ProviderRegistryError } from './domain/registry';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { workerSandbox } from './worker';
@@ -38,9 +40,9 @@ const why = (err: unknown) => ((err as Error)?.message ?? String(err)).split('\n
 export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<Check[]> {
   const c = config(env);
   const temporal = await temporalChecks(c);
-  const rest = await Promise.all([providerChecks(c, env), gitCheck(), sandboxCheck(c, env), writableCheck('workspace root', c.workspaceRoot), artifactCheck(c, env)]);
+  const rest = await Promise.all([providerChecks(c, env), gitCheck(), sandboxCheck(c, env), writableCheck('workspace root', c.workspaceRoot), artifactCheck(c, env), writableCheck('cache dir', c.cacheDir)]);
   // After the writable checks, which make the directories.
-  return [...temporal, ...rest.flat(), await diskCheck(c)];
+  return [...temporal, ...rest.flat(), await diskCheck(c), await cacheSizeCheck(c, env)];
 }
 
 /** One line per check: ✓/✗, name, detail; a failure's fix after it. */
@@ -144,7 +146,8 @@ async function writableCheck(name: string, dir: string): Promise<Check> {
     await unlink(probe);
     return pass(name, `${dir} is writable`);
   } catch (err) {
-    return fail(name, `${dir} is not writable: ${why(err)}`, `make it writable by this user, or point the setting elsewhere (${name === 'workspace root' ? 'WEAVER_WORKSPACE_ROOT' : 'WEAVER_ARTIFACT_DIR'})`);
+    const setting = { 'workspace root': 'WEAVER_WORKSPACE_ROOT', 'cache dir': 'WEAVER_CACHE_DIR' }[name] ?? 'WEAVER_ARTIFACT_DIR';
+    return fail(name, `${dir} is not writable: ${why(err)}`, `make it writable by this user, or point the setting elsewhere (${setting})`);
   }
 }
 
@@ -155,7 +158,14 @@ async function artifactCheck(c: WeaverConfig, env: NodeJS.ProcessEnv): Promise<C
   const store = openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env });
   try {
     await store.check();
-    return pass('artifact store', `${store.where} reachable; cache ${c.artifactDir} writable`);
+    // Reachable is not enough: the worker writes, reads back and deletes (records of unpushed commits).
+    const key = `doctor/${randomUUID()}.txt`;
+    const token = randomUUID();
+    await store.putRecord(key, token);
+    const back = await store.readRecord(key);
+    await store.removeRecord(key);
+    if (back !== token) throw new Error(`${store.where}: an object written was read back ${back === undefined ? 'missing' : 'changed'}`);
+    return pass('artifact store', `${store.where} reachable (put, get and delete work); cache ${c.artifactDir} writable`);
   } catch (err) {
     return fail('artifact store', why(err), 'check WEAVER_ARTIFACTS and the AWS_* variables (endpoint, region, credentials)');
   }
@@ -172,5 +182,19 @@ async function diskCheck(c: WeaverConfig): Promise<Check> {
     return fail('disk', detail, `free space on ${low.map((f) => f.d).join(', ')} (at least ${gib(MIN_FREE_BYTES)})`);
   } catch (err) {
     return fail('disk', `cannot read free space: ${why(err)}`, 'fix the workspace root and artifact store checks first');
+  }
+}
+
+/** The host caches' sizes against WEAVER_CACHE_MAX_MB: over it is said (gc trims it), not a failure. */
+async function cacheSizeCheck(c: WeaverConfig, env: NodeJS.ProcessEnv): Promise<Check> {
+  try {
+    const store = openArtifactStore({ artifacts: c.artifacts, dir: c.artifactDir, env });
+    // A cap of infinity measures without evicting anything.
+    const t = await trimCaches({ cacheDir: c.cacheDir, workspaceRoot: c.workspaceRoot, store, capBytes: Infinity, dryRun: true });
+    const by = `tag cache ${formatBytes(t.sizes['tag cache'])}, toolchain caches ${formatBytes(t.sizes['toolchain cache'])}, artifact cache ${formatBytes(t.sizes['artifact cache'])}`;
+    const over = t.totalBytes > c.cacheMaxBytes ? ` — over the cap: the next \`weaver gc\` (or a worker's periodic one) evicts the least recently used` : '';
+    return pass('caches', `${formatBytes(t.totalBytes)} of the ${formatBytes(c.cacheMaxBytes)} cap (WEAVER_CACHE_MAX_MB): ${by}${over}`);
+  } catch (err) {
+    return fail('caches', `cannot measure them: ${why(err)}`, 'fix the cache dir and workspace root checks first');
   }
 }

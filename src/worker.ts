@@ -19,10 +19,12 @@ import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { aliveQueueOf, WORKSPACE_HEARTBEAT_TIMEOUT_SEC } from './domain/liveness';
 import { usableCacheDir } from './cacheDir';
+import { WORKFLOW_BUNDLER_OPTIONS } from './workflowBundle';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
 import { connectWithRetry } from './connect';
 import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
+import { listUnpushed } from './activities/unpushed';
 import { runGc } from './gc';
 import { periodicGc } from './gc/periodic';
 
@@ -103,7 +105,8 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   // Which sandbox commands run in: found (and tried) once; `required` without bwrap stops the start here.
   deps.sandbox ??= await workerSandbox(deps);
   // The artifact store reachable (an S3 bucket with these credentials; created when missing), or no start.
-  await openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }).check();
+  const store = openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env });
+  await store.check();
   const activities = createActivities(deps);
   const common = {
     connection: opts.connection,
@@ -124,7 +127,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     // generating is paid for. Calls last minutes at most, so these beats stay few.
     ...throttle(c.heartbeatThrottleMs ?? deps.heartbeatMs),
     taskQueue,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('./workflows') }),
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('./workflows'), bundlerOptions: WORKFLOW_BUNDLER_OPTIONS }),
     activities,
     maxConcurrentActivityTaskExecutions: c.maxActivities,
     // A named build pins each workflow to the build that started it: a deploy never replays old
@@ -143,12 +146,14 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   const workers = [main, local, alive];
   // Beside the start, not before it: a root of many folders is many questions to Temporal.
   const namespace = opts.namespace ?? c.namespace;
-  const swept = sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace, workspaceQueue, retentionMs: c.retentionMs }).catch((err: Error) => {
+  // The store's unpushed records: a folder whose commits a recorded bundle holds is no commit's only copy.
+  const records = listUnpushed(store).catch(() => []);
+  const swept = records.then((unpushed) => sweepWorkspaces({ root: deps.workspaceRoot, connection: opts.connection, namespace, workspaceQueue, retentionMs: c.retentionMs, unpushed })).catch((err: Error) => {
     console.warn(`weaver worker: workspace sweep failed: ${err.message}`);
     return undefined;
   });
   const stopGc = periodicGc(c.gcIntervalMs, () =>
-    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store: openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env }), retentionMs: c.retentionMs }),
+    runGc({ connection: opts.connection, namespace, workspaceRoot: deps.workspaceRoot, cacheDir: deps.cacheDir, store, retentionMs: c.retentionMs, cacheMaxBytes: c.cacheMaxBytes }),
   );
   return {
     workers,
@@ -215,7 +220,7 @@ async function main() {
   // The server may still be starting (compose, a fleet's restart): waited for, saying so.
   const connection = await connectWithRetry({ address: c.address, waitMs: c.connectWaitMs });
   await ensureSearchAttributes(connection, c.namespace);
-  // WEAVER_WORKFLOW_BUNDLE: a prebuilt bundle (bundleWorkflowCode output) to skip bundling at start.
+  // WEAVER_WORKFLOW_BUNDLE: a prebuilt bundle (src/workflowBundle.ts bundleWeaverWorkflows output) to skip bundling at start.
   const bundlePath = process.env.WEAVER_WORKFLOW_BUNDLE;
   const w = await createWorkers({ connection, providers, deps: { sandbox }, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined });
   console.log(

@@ -4,6 +4,8 @@ import { execSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { simpleGit } from 'simple-git';
+import { LocalArtifactStore } from '../src/activities/artifacts';
+import { listUnpushed, unpushedPrefix } from '../src/activities/unpushed';
 import type { StaticStep } from '../scripts/demo/scriptedModelServer';
 import type { BatchResult, CodingTaskInput } from '../src/domain/schema';
 import { resultOf } from '../src/client';
@@ -67,6 +69,10 @@ test('without push, children hand their branches over as git bundles in the arti
   expect((await simpleGit(repo).branchLocal()).all).toEqual(['main']);
   const git = simpleGit(result.workspace!);
   for (const n of ['a', 'b']) expect(await git.show([`${result.branch}:src/${n}.js`])).toContain(`${n}-done`);
+  // Each child's bundle was recorded as an unpushed commit when handed over; the parent's bundled
+  // integration holds them, so only its own record is left (it names the parent's bundle).
+  const records = await listUnpushed(new LocalArtifactStore(rig.artifactDir), unpushedPrefix(result.workflowId));
+  expect(records.map((r) => [r.workflowId, r.bundle, r.commit])).toEqual([[result.workflowId, result.bundle!.ref, result.commit]]);
 });
 
 test('the parent workspace lost while children run: rebuilt from the same base, the pushed branches of the children merged again', async () => {

@@ -1,8 +1,9 @@
 // `weaver doctor` and the CLI's one-line errors, through the real CLI as a process
 // (bin/weaver.mjs): against the test dev server, the scripted OpenAI-compatible server and
 // temp directories; no worker is needed.
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { msToTs } from '@temporalio/common/lib/time';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
@@ -35,13 +36,14 @@ const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
   TEMPORAL_NAMESPACE: 'default',
   WEAVER_WORKSPACE_ROOT: path.join(tmp, 'workspaces'),
   WEAVER_ARTIFACT_DIR: path.join(tmp, 'artifacts'),
+  WEAVER_CACHE_DIR: path.join(tmp, 'cache'),
   // What the test machine has: bwrap when it works, else unconfined (either passes).
   WEAVER_SANDBOX: 'auto',
   ...extra,
 });
 const weaver = (args: string[], extra: NodeJS.ProcessEnv = {}) => run(process.execPath, [WEAVER_BIN, ...args], env(extra));
 
-const CHECK_NAMES = ['temporal', 'search attributes', 'provider scripted', 'git', 'sandbox', 'workspace root', 'artifact store', 'disk'];
+const CHECK_NAMES = ['temporal', 'search attributes', 'provider scripted', 'git', 'sandbox', 'workspace root', 'artifact store', 'cache dir', 'disk', 'caches'];
 const STACK = /^\s+at /m;
 
 describe('weaver doctor', () => {
@@ -80,6 +82,29 @@ describe('weaver doctor', () => {
     expect(lines).toContainEqual(expect.stringMatching(/^✓ provider scripted: /));
     expect(lines[lines.length - 1]).toBe(`2 of ${CHECK_NAMES.length + 2} checks failed`);
     expect(r.stdout).not.toContain(KEY_VALUE);
+  });
+
+  test('the cache dir (WEAVER_CACHE_DIR): writable passes and the caches are measured against WEAVER_CACHE_MAX_MB; one that cannot be made fails naming the setting, exit 1', async () => {
+    const file = await registry('cache', { scripted: { baseURL: model.url, models: ['doctor-model'] } });
+    const cacheDir = path.join(tmp, 'cache-measured');
+    // 300 KiB of toolchain cache and a 1 MiB cap: measured, within it.
+    const toolchain = path.join(tmp, 'workspaces', '.cache', 'toolchains', '0123456789abcdef', 'go-build');
+    await mkdir(toolchain, { recursive: true });
+    await writeFile(path.join(toolchain, 'obj'), Buffer.alloc(300 * 1024, 1));
+    const ok = await weaver(['doctor'], { WEAVER_PROVIDERS: file, WEAVER_CACHE_DIR: cacheDir, WEAVER_CACHE_MAX_MB: '1' });
+    expect({ code: ok.code, why: explain(ok) }).toMatchObject({ code: 0 });
+    expect(ok.stdout).toContain(`✓ cache dir: ${cacheDir} is writable`);
+    expect(ok.stdout).toMatch(/^✓ caches: 3\d\d KiB of the 1 MiB cap \(WEAVER_CACHE_MAX_MB\): tag cache 0 bytes, toolchain caches 3\d\d KiB, artifact cache 0 bytes$/m);
+    const over = await weaver(['doctor'], { WEAVER_PROVIDERS: file, WEAVER_CACHE_DIR: cacheDir, WEAVER_CACHE_MAX_MB: '0.1' });
+    expect(over.stdout).toMatch(/^✓ caches: .* — over the cap: the next `weaver gc`/m);
+
+    // Under a regular file: no user (root included) can make a directory there.
+    const blocker = path.join(tmp, 'not-a-dir');
+    await writeFile(blocker, 'a file\n');
+    const bad = await weaver(['doctor'], { WEAVER_PROVIDERS: file, WEAVER_CACHE_DIR: path.join(blocker, 'cache') });
+    expect({ code: bad.code, why: explain(bad) }).toMatchObject({ code: 1 });
+    expect(bad.stdout).toMatch(new RegExp(`^✗ cache dir: ${blocker}/cache is not writable: .* — fix: make it writable by this user, or point the setting elsewhere \\(WEAVER_CACHE_DIR\\)$`, 'm'));
+    expect(bad.stdout.trim().split('\n').pop()).toMatch(/^1 of \d+ checks failed$/);
   });
 
   test('with a wrong address: the Temporal check fails naming the address, exit 1', async () => {
@@ -128,7 +153,10 @@ describe('weaver doctor with an S3 artifact store (WEAVER_ARTIFACTS)', () => {
     const store = 's3://doctor-artifacts/weaver';
     const ok = await weaver(['doctor'], { ...s3.env, WEAVER_ARTIFACTS: store, WEAVER_PROVIDERS: file });
     expect({ code: ok.code, why: explain(ok) }).toMatchObject({ code: 0 });
-    expect(ok.stdout).toMatch(new RegExp(`^✓ artifact store: .*doctor-artifacts.* reachable; cache ${path.join(tmp, 'artifacts')} writable$`, 'm'));
+    expect(ok.stdout).toMatch(new RegExp(`^✓ artifact store: .*doctor-artifacts.* reachable \\(put, get and delete work\\); cache ${path.join(tmp, 'artifacts')} writable$`, 'm'));
+    // The probe cleaned up after itself: nothing left under the prefix's doctor/ keys.
+    const left = await s3.client.send(new ListObjectsV2Command({ Bucket: 'doctor-artifacts', Prefix: 'weaver/doctor/' }));
+    expect(left.KeyCount ?? 0).toBe(0);
 
     const down = await weaver(['doctor'], { ...s3.env, AWS_ENDPOINT_URL: 'http://127.0.0.1:1', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:1', WEAVER_ARTIFACTS: store, WEAVER_PROVIDERS: file });
     expect({ code: down.code, why: explain(down) }).toMatchObject({ code: 1 });

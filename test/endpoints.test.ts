@@ -12,6 +12,7 @@ import type { CodingTaskResult, ProviderChoice } from '../src/domain/schema';
 import { WeaverStatus } from '../src/domain/searchAttributes';
 import type { codingTask } from '../src/workflows';
 import { wholeFile } from './support/answers';
+import { historyShape } from './support/histories';
 import { startRig, type Rig } from './support/weaver';
 import { closeTestConnections } from './support/temporal';
 
@@ -42,9 +43,8 @@ async function refusedAtStart(rig: Rig, providers: ProviderChoice[]): Promise<{ 
   expect({ type: cause.type, nonRetryable: cause.nonRetryable }).toEqual({ type: 'ProviderNotAllowed', nonRetryable: true });
   // Nothing reached any model, and nothing but the provider check ran: no workspace, no clone.
   expect(rig.model.count()).toBe(before);
-  const history = await handle.fetchHistory();
-  const activities = (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
-  expect(activities).toEqual(['resolveProviders']);
+  const shape = historyShape(await handle.fetchHistory());
+  expect({ activities: shape.activities, local: shape.localActivities }).toEqual({ activities: {}, local: { resolveProviders: 1 } });
   // Refused like bad input: `invalid` in the Web UI, not `failed`.
   expect((await handle.describe()).typedSearchAttributes.get(WeaverStatus)).toBe('invalid');
   return { message: cause.message, handle };

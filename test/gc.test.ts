@@ -1,8 +1,8 @@
 // Retention (issue 17 item 4): `weaver gc` run as a process against the real dev server, a real
 // worker and real git. Ages are set with utimes, never waited for. A finished run's workspace and
 // old artifacts go; an open run's workspace and every artifact its history names stay, and so do
-// a closed run's unpushed commit (its workspace or its bundle); --dry-run removes nothing. The tag
-// cache keeps the entries used within the retention.
+// a closed run's unpushed commit (its bundle, named by its result or its record in the store);
+// --dry-run removes nothing. The tag cache keeps the entries used within the retention.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
@@ -128,13 +128,16 @@ test('weaver gc removes a finished run\'s workspace and old artifacts; keeps an 
   expect(out).toMatch(/tag cache: removed [1-9]\d* entries not used within the retention/);
   // Younger than the cutoff: kept though nothing refers to it.
   expect(after.has(young.ref.slice(7))).toBe(true);
-  // Unpushed commits survive: a finished run's in its bundle (its workspace may go), a
-  // terminated run's in its workspace.
+  // Unpushed commits survive: a finished run's in its bundle (its workspace may go), and a
+  // terminated run's too: its commit was bundled and recorded in the store when it was made, so
+  // its workspace is no longer the only copy and goes, while the record keeps the bundle.
   expect(after.has(localResult.bundle!.ref.slice(7))).toBe(true);
   expect(out).toContain(`= ${localResult.bundle!.ref} `);
   expect(out).toContain(`unpushed commit of ${local.workflowId} (its bundle)`);
-  expect(existsSync(heldWs)).toBe(true);
-  expect(out).toContain(`run ${held.workflowId} is terminated, but a commit of it lives only here`);
+  const heldBundle = new RegExp(`kept: unpushed commit [0-9a-f]{40} of ${held.workflowId} \\(bundle sha256:([0-9a-f]{64})`).exec(out);
+  expect(heldBundle).not.toBeNull();
+  expect(after.has(heldBundle![1])).toBe(true);
+  expect(existsSync(heldWs)).toBe(false);
   await open.terminate('test: done');
 }, 300_000);
 

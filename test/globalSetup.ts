@@ -50,10 +50,11 @@ async function buildBundle(dir: string): Promise<void> {
     return;
   }
   try {
-    // Loaded lazily: only needed here, and it pulls in webpack.
-    const { bundleWorkflowCode, DefaultLogger } = await import('@temporalio/worker');
+    // Loaded lazily: only needed here, and it pulls in webpack. Bundled as the worker bundles.
+    const { DefaultLogger } = await import('@temporalio/worker');
+    const { bundleWeaverWorkflows } = await import('../src/workflowBundle');
     const started = Date.now();
-    const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+    const { code } = await bundleWeaverWorkflows({ workflowsPath, logger: new DefaultLogger('WARN') });
     const file = path.join(dir, 'workflow-bundle.js');
     writeFileSync(file, code);
     process.env.WEAVER_TEST_WORKFLOW_BUNDLE = file;

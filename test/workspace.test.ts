@@ -168,6 +168,23 @@ describe('prepareWorkspace (activity)', () => {
   });
 });
 
+describe('commitAndPush with release (activity)', () => {
+  test('a retry after the clone was pushed and removed returns the result the first try could not report', async () => {
+    const repo = await createExampleRepo(path.join(base, 'origin'));
+    const acts = createActivities(deps);
+    const ws = (await mockEnv().run(acts.prepareWorkspace, { workflowId: 'wf-release', repo, baseBranch: 'main', branch: 'weaver/wf-release' })) as WorkspaceHandle;
+    writeFileSync(path.join(ws.dir, 'NOTES.md'), 'released\n');
+    const req = { workspace: ws, message: 'x\n\nWeaver-Workflow: wf-release', workflowId: 'wf-release', pushRemote: 'origin', release: 'pushed' as const };
+    const first = await mockEnv().run(acts.commitAndPush, req);
+    expect(first).toMatchObject({ pushed: true, released: true });
+    expect(existsSync(ws.dir)).toBe(false);
+    // The worker died before Temporal heard of it: the retry finds no clone and answers from the record.
+    const retry = await mockEnv().run(acts.commitAndPush, req);
+    expect(retry).toMatchObject({ commit: first.commit, pushed: true, released: true });
+    expect((await simpleGit(repo).revparse(['weaver/wf-release'])).trim()).toBe(first.commit);
+  });
+});
+
 describe('workspaceDirFor', () => {
   test('IDs that differ only in characters replaced for the file name get different directories', () => {
     const root = '/srv/weaver/workspaces';

@@ -38,6 +38,17 @@ export interface ArtifactStore {
    * src/gc); false, deleting nothing, when it was written again since it was listed (a new user).
    */
   remove(entry: StoredArtifact): Promise<boolean>;
+  /**
+   * Small named records beside the artifacts (not content-addressed: `key` such as
+   * `unpushed/<workflowId>/<runId>.json`, see unpushed.ts); a write replaces the record whole.
+   */
+  putRecord(key: string, text: string): Promise<void>;
+  /** The record's text; undefined when there is none. */
+  readRecord(key: string): Promise<string | undefined>;
+  /** The keys of the records under `prefix` (a key prefix, e.g. `unpushed/`). */
+  listRecords(prefix: string): Promise<string[]>;
+  /** Deletes the record (none: nothing to do). */
+  removeRecord(key: string): Promise<void>;
 }
 
 /** A stored artifact: `hex` undefined for a scratch or partial file (`file` says which). */
@@ -46,6 +57,13 @@ export interface StoredArtifact {
   file: string;
   bytes: number;
   modifiedMs: number;
+}
+
+/** A record key: `/`-separated segments, none empty, `.` or `..`, outside the store's own folders. */
+export function checkRecordKey(key: string): string {
+  const segs = key.split('/');
+  if (!key || segs.some((x) => !x || x === '.' || x === '..') || ['sha256', 'tmp'].includes(segs[0]) || key.endsWith('.tmp')) throw new Error(`not a record key: ${key}`);
+  return key;
 }
 
 /** The hex digest in `sha256:<hex>`; anything else is refused. */
@@ -146,6 +164,10 @@ export abstract class ContentAddressedStore implements ArtifactStore {
 
   abstract list(): AsyncIterable<StoredArtifact>;
   abstract remove(entry: StoredArtifact): Promise<boolean>;
+  abstract putRecord(key: string, text: string): Promise<void>;
+  abstract readRecord(key: string): Promise<string | undefined>;
+  abstract listRecords(prefix: string): Promise<string[]>;
+  abstract removeRecord(key: string): Promise<void>;
 
   /** Writes `content` at the local file of `hex`, whole or not at all (a reader never sees half). */
   protected async writeLocal(hex: string, content: Buffer): Promise<void> {
@@ -204,5 +226,42 @@ export class LocalArtifactStore extends ContentAddressedStore {
     if (now && now.mtimeMs !== entry.modifiedMs) return false;
     await this.removeLocal(entry.hex ?? entry.file);
     return true;
+  }
+
+  private recordFile(key: string): string {
+    return path.join(this.root, checkRecordKey(key));
+  }
+
+  async putRecord(key: string, text: string): Promise<void> {
+    const file = this.recordFile(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${randomUUID()}.tmp`;
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  }
+
+  async readRecord(key: string): Promise<string | undefined> {
+    return readFile(this.recordFile(key), 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+  }
+
+  async listRecords(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      for (const e of await readdir(path.join(this.root, rel), { withFileTypes: true }).catch(() => [])) {
+        const key = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) await walk(key);
+        else if (!e.name.endsWith('.tmp') && key.startsWith(prefix)) keys.push(key);
+      }
+    };
+    // From the deepest folder the prefix names whole: `unpushed/a/` walks `unpushed/a`.
+    await walk(prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '');
+    return keys.sort();
+  }
+
+  async removeRecord(key: string): Promise<void> {
+    await rm(this.recordFile(key), { force: true });
   }
 }

@@ -21,6 +21,7 @@ import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
+import { settleUnpushed } from './unpushed';
 import { formatBytes, runCommand, type RunCommandResult } from './commands';
 import type { WorkerLoad } from '../domain/liveness';
 import { restoreGit, snapshotGit } from './gitGuard';
@@ -59,6 +60,12 @@ export function createActivities(deps: ActivityDeps) {
 
   const sandbox: SandboxSetting = deps.sandbox ?? { mode: 'off', kind: 'none', hide: [], readOnly: [] };
   const commandSlots = new CommandSlots(deps.maxCommands ?? Math.max(1, os.availableParallelism()));
+
+  /** Removes a workspace; its sandbox uid goes back to the host's pool (a long-lived worker would otherwise hold one per workspace it ever made). */
+  async function release(workspace: WorkspaceHandle): Promise<void> {
+    await ws.releaseWorkspace(workspace);
+    releaseUid(sandbox, workspace.dir);
+  }
 
   /**
    * Runs `work` heartbeating every WEAVER_HEARTBEAT_MS (the SDK throttles what reaches the
@@ -337,14 +344,32 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
+      // A retry after this activity pushed and removed the clone: the result it could not report.
+      const done = req.release ? await ws.releasedCommit<CommitResult>(req.workspace) : undefined;
+      if (done) return done;
       const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
       if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
+      // A bundle of an unpushed commit outlives the run's history only through its record (unpushed.ts).
+      if (req.workflowId) {
+        const ctx = Context.current();
+        const at = { workflowId: req.workflowId, runId: ctx.info.workflowExecution?.runId ?? 'unknown', dir: req.workspace.dir, branch: req.workspace.branch, repo: await ws.repoOfWorkspace(req.workspace.dir) };
+        await settleUnpushed(store, at, r, (message, error) => ctx.log.warn(message, { error: error.message }));
+      }
       // What a person approves: the commit's diffstat and diff. Informational, so a failure to
       // read them is logged and never fails a commit that is made (and maybe pushed) already.
       try {
         Object.assign(r, await describeCommit(store, req.workspace, r.commit));
       } catch (err) {
         Context.current().log.warn('could not describe the commit', { commit: r.commit, error: (err as Error).message });
+      }
+      if (req.release && (r.pushed || (req.release === 'bundled' && r.bundle))) {
+        try {
+          await ws.recordReleasedCommit(req.workspace, { ...r, released: true });
+          await release(req.workspace);
+          r.released = true;
+        } catch (err) {
+          r.releaseError = (err as Error).message;
+        }
       }
       return r;
     },
@@ -357,9 +382,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async releaseWorkspace(workspace: WorkspaceHandle): Promise<void> {
-      await ws.releaseWorkspace(workspace);
-      // Its sandbox uid goes back to the host's pool (a long-lived worker would otherwise hold one per workspace it ever made).
-      releaseUid(sandbox, workspace.dir);
+      await release(workspace);
     },
 
     /** A child that ended without a result (terminated, timed out): its spend, for its parent's usage and budget. */

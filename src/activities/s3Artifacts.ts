@@ -6,7 +6,7 @@
 // Reads go through the local directory, a cache: a download is verified against its key first.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -23,7 +23,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { parseS3Url, type S3Location } from '../domain/artifactsUrl';
 import type { ArtifactRef } from '../domain/schema';
-import { ContentAddressedStore, hexOf, LocalArtifactStore, notFound, type ArtifactStore, type StoredArtifact } from './artifacts';
+import { checkRecordKey, ContentAddressedStore, hexOf, LocalArtifactStore, notFound, type ArtifactStore, type StoredArtifact } from './artifacts';
 
 /** A client from the worker's environment: AWS_ENDPOINT_URL(_S3), AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY. */
 export function s3ClientFromEnv(env: Record<string, string | undefined>): S3Client {
@@ -101,7 +101,11 @@ export class S3ArtifactStore extends ContentAddressedStore {
   async localPath(ref: string | ArtifactRef): Promise<string> {
     const hex = hexOf(ref);
     const file = this.fileOf(hex);
-    if (existsSync(file)) return file;
+    if (existsSync(file)) {
+      // Used: the cache's size cap (src/gc/caches.ts) evicts the least recently used copies first.
+      await markUsed(file);
+      return file;
+    }
     let body: Readable;
     try {
       const got = await this.client.send(new GetObjectCommand({ Bucket: this.at.bucket, Key: this.keyOf(hex) }));
@@ -150,6 +154,36 @@ export class S3ArtifactStore extends ContentAddressedStore {
     return true;
   }
 
+  private recordKey(key: string): string {
+    return `${this.at.prefix}${checkRecordKey(key)}`;
+  }
+
+  async putRecord(key: string, text: string): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.at.bucket, Key: this.recordKey(key), Body: text, ContentType: 'application/json' }));
+  }
+
+  async readRecord(key: string): Promise<string | undefined> {
+    try {
+      const got = await this.client.send(new GetObjectCommand({ Bucket: this.at.bucket, Key: this.recordKey(key) }));
+      return await got.Body!.transformToString('utf8');
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async listRecords(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const page of paginateListObjectsV2({ client: this.client }, { Bucket: this.at.bucket, Prefix: `${this.at.prefix}${prefix}` })) {
+      for (const o of page.Contents ?? []) keys.push(o.Key!.slice(this.at.prefix.length));
+    }
+    return keys.sort();
+  }
+
+  async removeRecord(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: this.recordKey(key) }));
+  }
+
   /** The bucket reachable with these credentials; created when missing (a fresh compose setup). */
   async check(): Promise<void> {
     try {
@@ -161,6 +195,12 @@ export class S3ArtifactStore extends ContentAddressedStore {
       });
     }
   }
+}
+
+/** A cached copy's mtime set to now when older than a minute (not on every read of a hot one). */
+async function markUsed(file: string): Promise<void> {
+  const st = await stat(file).catch(() => undefined);
+  if (st && Date.now() - st.mtimeMs > 60_000) await utimes(file, new Date(), new Date()).catch(() => undefined);
 }
 
 /** From this size on, an upload asks whether the content is there already (a bundle, a log) instead of writing it again. */

@@ -63,7 +63,8 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   if (!boxed) await mkdir(req.scratchHome, { recursive: true });
   const uid = boxed ? uidFor(setting, req.dir) : undefined;
   // A root worker's uid takes the repository's cache only when no other uid's command is using it.
-  const release = uid !== undefined && req.cacheDir ? leaseCache(req.cacheDir, uid) : undefined;
+  // Unboxed commands lease it too (as the worker's uid): gc's size cap never evicts a leased cache.
+  const release = req.cacheDir ? leaseCache(req.cacheDir, uid ?? process.getuid?.() ?? 0) : undefined;
   if (uid !== undefined && req.cacheDir && !release) req = { ...req, cacheDir: path.join(path.dirname(req.dir), '.toolchain-cache') };
   if (req.cacheDir) await mkdir(req.cacheDir, { recursive: true });
   const env = sandboxEnv(req, boxed ? HOME_IN_SANDBOX : req.scratchHome);

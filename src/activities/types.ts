@@ -269,6 +269,11 @@ export interface CommitRequest {
   secretEnvNames?: string[];
   /** The commit a person approved: a branch whose head is another commit is not pushed (pushError). */
   approvedCommit?: string;
+  /**
+   * Remove the workspace afterwards once the work is safe elsewhere: `pushed`, or also `bundled`
+   * into the artifact store (saves the workflow a releaseWorkspace round trip).
+   */
+  release?: 'pushed' | 'bundled';
 }
 
 export interface CommitResult {
@@ -291,4 +296,8 @@ export interface CommitResult {
    * ran with them), each with the rule: `generated/helpers.py (.gitignore:1:generated/)`.
    */
   ignored?: string[];
+  /** The workspace was removed (`release`). */
+  released?: boolean;
+  /** Why removing it failed (clean-up only: the work is safe). */
+  releaseError?: string;
 }

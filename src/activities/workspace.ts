@@ -2,6 +2,7 @@
 // This file: where a workspace lives, its clone (prepareWorkspace), rollback, diff and release.
 // The git it runs is set up in ./git.ts; commit, push, bundle and merge are in ./branches.ts.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
@@ -191,6 +192,34 @@ export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle, f
   openWorkspace(ws);
   const { diff } = await stageChange(ws, files);
   return diff ? store.put('diff', diff) : undefined;
+}
+
+/**
+ * Where the result of the commit that released a workspace waits for a retry of that activity: a
+ * worker killed between removing the pushed clone and reporting its result would otherwise leave
+ * the retry with no workspace and fail a task whose branch is pushed. Beside the worker's root
+ * (a dot-folder the sweep leaves alone and prunes by age).
+ */
+function releasedRecordPath(ws: WorkspaceHandle): string {
+  const home = path.dirname(ws.dir);
+  const root = path.basename(home) === ws.id ? path.dirname(home) : home;
+  return path.join(root, RELEASED_DIR, `${ws.id}.json`);
+}
+
+/** The dot-folder under a workspace root holding released workspaces' commit results. */
+export const RELEASED_DIR = '.released';
+
+export async function recordReleasedCommit<T>(ws: WorkspaceHandle, result: T): Promise<void> {
+  const file = releasedRecordPath(ws);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, JSON.stringify(result));
+}
+
+/** The recorded result of the commit that released `ws`, when its checkout is gone (a retry after the release). */
+export async function releasedCommit<T>(ws: WorkspaceHandle): Promise<T | undefined> {
+  if (existsSync(ws.dir)) return undefined;
+  const text = await readFile(releasedRecordPath(ws), 'utf8').catch(() => undefined);
+  return text ? (JSON.parse(text) as T) : undefined;
 }
 
 export async function releaseWorkspace(ws: WorkspaceHandle): Promise<void> {

@@ -4,7 +4,7 @@
 import { DEFAULT_OUTPUT_TOKENS } from './models';
 import { costOf, knownPrice, roundUsd } from './pricing';
 import type { CallEvent, ProviderSpec, Usage } from './schema';
-import { emptyUsage, recordCall, recordShadowCall } from './usage';
+import { addEstimated, emptyUsage, recordCall, recordShadowCall } from './usage';
 
 /** Output tokens assumed for a reservation when the spec sets no maxTokens (runs whose
  *  providers were not resolved at start): the same default a resolved spec gets. */
@@ -128,8 +128,7 @@ export class Ledger {
     }
     this.usage.estimatedCostUsd = roundUsd(this.usage.estimatedCostUsd + estimate);
     recordCall(this.usage, { ...event, errorFamily: e.errorFamily });
-    const p = this.usage.byProvider[e.provider];
-    p.estimatedCostUsd = roundUsd((p.estimatedCostUsd ?? 0) + estimate);
+    addEstimated(this.usage, e.provider, e.model, estimate);
     return event;
   }
 

@@ -3,10 +3,11 @@
 // (`setupCommand`/`testCommand`) or the defaults detected from the stack. Pure: the workflow
 // evaluates `when` and decides with these; the worker reads the YAML (./playbookText.ts).
 import { z } from 'zod';
+import { lazySchema } from './lazySchema';
 import { ConditionError, evaluateCondition, parseCondition, type ConditionContext } from './conditions';
 import type { StepKind, StepOutcome } from './schema';
 
-export const CommandSchema = z.union([z.string().min(1), z.array(z.string()).min(1)]);
+export const CommandSchema = lazySchema(() => z.union([z.string().min(1), z.array(z.string()).min(1)]));
 
 export const STEP_KINDS = ['setup', 'format', 'lint', 'typecheck', 'test', 'build', 'custom'] as const satisfies readonly StepKind[];
 export const ON_FAILURE = ['retry-with-feedback', 'fail', 'warn', 'ignore'] as const;
@@ -15,14 +16,14 @@ export type OnFailure = (typeof ON_FAILURE)[number];
 /** Where a repository keeps its own playbook. */
 export const REPO_PLAYBOOK_PATH = '.weaver/playbook.yaml';
 
-const StepLimitsSchema = z
+const StepLimitsSchema = lazySchema(() => z
   .object({
     memoryMb: z.number().int().min(64).optional(),
     cpuSec: z.number().int().min(1).optional(),
   })
-  .strict();
+  .strict());
 
-export const PlaybookStepSchema = z
+export const PlaybookStepSchema = lazySchema(() => z
   .object({
     /** Unique in the playbook; `steps.<name>` in later conditions. A kind's name makes it that kind. */
     name: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,39}$/, 'must start with a letter: letters, digits, "-" or "_", at most 40'),
@@ -41,7 +42,7 @@ export const PlaybookStepSchema = z
     /** Tighter (or, up to the worker's caps, looser) limits than the task's for this step. */
     limits: StepLimitsSchema.optional(),
   })
-  .strict();
+  .strict());
 export type PlaybookStepInput = z.input<typeof PlaybookStepSchema>;
 
 /** A step with its defaults filled in. */
@@ -58,7 +59,7 @@ export interface PlaybookStep {
   limits?: { memoryMb?: number; cpuSec?: number };
 }
 
-export const PlaybookSchema = z
+export const PlaybookSchema = lazySchema(() => z
   .object({ steps: z.array(PlaybookStepSchema).min(1, 'a playbook needs at least one step').max(30) })
   .strict()
   .superRefine((p, ctx) => {
@@ -83,11 +84,11 @@ export const PlaybookSchema = z
       }
       seen.push(s.name);
     }
-  });
+  }));
 export type PlaybookInput = z.input<typeof PlaybookSchema>;
 
 /** The task's `playbook`: the steps, or their YAML/JSON text (read by the worker and the client). */
-export const PlaybookFieldSchema = z.union([z.string().min(1).max(100_000), PlaybookSchema]);
+export const PlaybookFieldSchema = lazySchema(() => z.union([z.string().min(1).max(100_000), PlaybookSchema]));
 
 function kindOf(s: { name: string; kind?: StepKind }): StepKind {
   return s.kind ?? ((STEP_KINDS as readonly string[]).includes(s.name) ? (s.name as StepKind) : 'custom');

@@ -6,8 +6,9 @@
 // (src/activities/providers.ts).
 import type { TaskSettings } from './settings';
 import { z } from 'zod';
+import { lazySchema } from './lazySchema';
 import { displayURL, INLINE_ENDPOINTS_ENV, inlineEndpointAllowed } from './endpoints';
-import { formatZodIssues, PricingSchema, PromptShape, type Pricing, type ProviderChoice, type ProviderSpec } from './schema';
+import { ExpectedOutputTokens, formatZodIssues, PricingSchema, PromptShape, type Pricing, type ProviderChoice, type ProviderSpec } from './schema';
 
 /** Env var names are short and mostly upper case; keys are long, mixed and prefixed. */
 export function looksLikeSecret(v: string): boolean {
@@ -15,18 +16,18 @@ export function looksLikeSecret(v: string): boolean {
   return v.length >= 24 && /[a-z]/.test(v) && /[A-Z]/.test(v) && /[0-9]/.test(v);
 }
 
-export const EnvVarNameSchema = z
+export const EnvVarNameSchema = lazySchema(() => z
   .string()
-  .refine((v) => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(v) && !looksLikeSecret(v), 'must be an environment variable name, not a key');
+  .refine((v) => /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(v) && !looksLikeSecret(v), 'must be an environment variable name, not a key'));
 
-export const HttpUrlSchema = z.string().refine((u) => /^https?:\/\/[^\s/?#]+[^\s]*$/i.test(u), 'must be an http:// or https:// URL');
+export const HttpUrlSchema = lazySchema(() => z.string().refine((u) => /^https?:\/\/[^\s/?#]+[^\s]*$/i.test(u), 'must be an http:// or https:// URL'));
 
-const StrictPricing = PricingSchema.strict();
+const StrictPricing = lazySchema(() => PricingSchema.strict());
 
 /** `*` in an allowed model matches any run of characters (`gpt-4o*`, `*`). */
 const isPattern = (m: string) => m.includes('*');
 
-export const RegistryEntrySchema = z
+export const RegistryEntrySchema = lazySchema(() => z
   .strictObject({
     /** OpenAI-compatible endpoint; left out: OpenAI's API (or the worker's OPENAI_BASE_URL). */
     baseURL: HttpUrlSchema.optional(),
@@ -50,21 +51,23 @@ export const RegistryEntrySchema = z
     timeoutSec: z.number().positive().optional(),
     /** Default output bound; a task may set its own `maxTokens`. */
     maxTokens: z.number().int().positive().optional(),
+    /** Output tokens a call usually takes, for `strategy.mode: 'cost'` estimates (default 1000, at most maxTokens). */
+    expectedOutputTokens: ExpectedOutputTokens,
     temperature: z.number().min(0).max(2).optional(),
     ...PromptShape,
   })
   .refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
     path: ['maxTokens'],
     message: 'must be less than contextWindow (the prompt needs room too)',
-  });
+  }));
 export type RegistryEntry = z.infer<typeof RegistryEntrySchema>;
 
-export const ProviderIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,99}$/, 'a provider id is letters, digits and . _ : / @ - (at most 100)');
+export const ProviderIdSchema = lazySchema(() => z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,99}$/, 'a provider id is letters, digits and . _ : / @ - (at most 100)'));
 
-export const ProviderRegistrySchema = z.strictObject({
+export const ProviderRegistrySchema = lazySchema(() => z.strictObject({
   /** provider id → entry. */
   providers: z.record(ProviderIdSchema, RegistryEntrySchema),
-});
+}));
 export type ProviderRegistry = z.infer<typeof ProviderRegistrySchema>;
 
 /** Thrown for a registry that does not validate: names the source and each bad field. */
@@ -223,6 +226,7 @@ export function resolveTaskProviders(registry: ProviderRegistry, choices: Provid
       stream: entry.stream ?? task.stream,
       timeoutSec: entry.timeoutSec ?? task.timeoutSec,
       maxTokens: task.maxTokens ?? entry.maxTokens,
+      expectedOutputTokens: entry.expectedOutputTokens ?? task.expectedOutputTokens,
       temperature: task.temperature ?? entry.temperature,
       // The smaller of the two budgets: a task may spend less than the operator allows, not more.
       promptBudgetTokens: smaller(task.promptBudgetTokens, entry.promptBudgetTokens),

@@ -33,6 +33,12 @@ export function renderReport(r: CodingTaskResult, title: string): string {
         `${a.tests?.resources ? formatResources(a.tests.resources) : '-'} | ${a.decision.action}: ${a.decision.why.slice(0, 160)} |`,
     ),
   ];
+  // Cost routing or escalation: each provider called, and why.
+  const routes = r.attempts.flatMap((a) => (a.routing?.tried ?? []).map((t) => ({ attempt: a.attempt, ...t })));
+  if (routes.length) {
+    lines.push('', '| attempt | provider called | model | why |', '| --- | --- | --- | --- |');
+    for (const t of routes) lines.push(`| ${t.attempt} | ${t.provider} | ${t.model} | ${t.reason.slice(0, 160)} |`);
+  }
   // parallel-all: every answer as its own workspace's checks judged it, and the one used.
   const candidates = r.attempts.flatMap((a) => (a.candidates ?? []).map((c) => ({ attempt: a.attempt, used: a.provider === c.provider, ...c })));
   if (candidates.length) {
@@ -59,6 +65,13 @@ export function renderReport(r: CodingTaskResult, title: string): string {
     for (const [id, p] of byProvider) {
       const failures = Object.entries(p.failures).map(([f, n]) => `${f}×${n}`).join(', ') || '-';
       lines.push(`| ${id} | ${p.calls} | ${failures} | ${p.tokensIn}/${p.tokensOut} | $${p.costUsd.toFixed(6)} | ${p.meanLatencyMs} ms |`);
+    }
+    const models = byProvider.flatMap(([id, p]) => Object.entries(p.byModel ?? {}).map(([model, m]) => ({ id, model, ...m })));
+    if (models.length) {
+      lines.push('', '| provider | model | calls | tokens in/out (cached) | cost | succeeded |', '| --- | --- | --- | --- | --- | --- |');
+      for (const m of models) {
+        lines.push(`| ${m.id} | ${m.model} | ${m.calls} | ${m.tokensIn}/${m.tokensOut} (${m.tokensCached ?? 0}) | $${m.costUsd.toFixed(6)} | ${m.succeeded}/${m.calls} (${Math.round(m.successRate * 100)}%) |`);
+      }
     }
   }
   return lines.join('\n') + '\n';

@@ -3,22 +3,31 @@
 // Over 300 lines because it is the public contract (the package's `./schema` export): input,
 // answers and results read together, in one place.
 import { z } from 'zod';
+import { lazySchema } from './lazySchema';
 import { CommandSchema, PlaybookFieldSchema } from './playbook';
 import type { TaskSettings } from './settings';
 import { DEFAULT_MAX_WAIT_SEC, ERROR_FAMILIES } from './errors';
 import { parseEgressPattern, type EgressRefusal } from './egress';
+import type { RouteRecord, RouteStep } from './routing';
 
-export const PricingSchema = z.object({
+export const PricingSchema = lazySchema(() => z.object({
   inputPerMTok: z.number().nonnegative(),
   outputPerMTok: z.number().nonnegative(),
   /** Input tokens the provider served from its prompt cache (usage.prompt_tokens_details.cached_tokens); left out: the input price. */
   cachedInputPerMTok: z.number().nonnegative().optional(),
-});
+}));
 export type Pricing = z.infer<typeof PricingSchema>;
 
 /** What a task is told when it names a key: the worker's registry decides which key goes where. */
 const NO_KEYS_IN_TASKS =
   "not accepted in a task input: name a provider id from the worker's registry (WEAVER_PROVIDERS) instead; the worker decides which key is sent where";
+
+/** What a provider's answer is expected to take, for cost routing (src/domain/routing.ts; default 1000, at most maxTokens). */
+export const ExpectedOutputTokens = z
+  .number({ error: 'expectedOutputTokens must be a whole number of tokens, at least 1' })
+  .int('expectedOutputTokens must be a whole number of tokens')
+  .positive('expectedOutputTokens must be at least 1')
+  .optional();
 
 /** The prompt's size and shape for one provider (the registry's entry or the task's own). */
 export const PromptShape = {
@@ -37,7 +46,7 @@ export const PromptShape = {
  * endpoint `{ id, model, baseURL }` (src/domain/endpoints.ts). Keys,
  * and the names of the env vars holding them, are the worker's: never in the input.
  */
-export const ProviderSpecSchema = z.object({
+export const ProviderSpecSchema = lazySchema(() => z.object({
   /** A registry id (or the name of an inline keyless endpoint): used in events, usage breakdowns and cooldowns. */
   id: z.string().min(1),
   /** From the provider's allowed list; left out: the registry's default. Required with an inline baseURL. */
@@ -65,6 +74,8 @@ export const ProviderSpecSchema = z.object({
   tokenParam: z.enum(['max_tokens', 'max_completion_tokens']).optional(),
   /** Stream the answer (usage still booked once, from the final chunk): long answers are not cut by idle proxies. */
   stream: z.boolean().optional(),
+  /** Inline endpoints only (a registry provider's is the registry's): output tokens a call is expected to take, for `strategy.mode: 'cost'`. */
+  expectedOutputTokens: ExpectedOutputTokens,
   ...PromptShape,
 }).refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
   path: ['maxTokens'],
@@ -72,14 +83,35 @@ export const ProviderSpecSchema = z.object({
 }).refine((p) => !p.baseURL || p.model, {
   path: ['model'],
   message: 'required with an inline baseURL (a keyless endpoint the registry does not describe)',
-});
+}));
 /** A provider as the task names it (model optional: the registry's default). */
 export type ProviderChoice = z.infer<typeof ProviderSpecSchema>;
 /** A provider with its model chosen and the registry's settings merged in: what the workflow calls. */
 export type ProviderSpec = Omit<ProviderChoice, 'model' | 'apiKeyEnv' | 'apiKey'> & { model: string };
 
-export const StrategySchema = z.object({
-  mode: z.enum(['sequential', 'parallel-any', 'parallel-all', 'consensus']).default('sequential'),
+export const STRATEGY_MODES = ['sequential', 'parallel-any', 'parallel-all', 'consensus', 'cost'] as const;
+
+export const StrategySchema = lazySchema(() => z.object({
+  /** `cost`: sequential, cheapest first for each call's prompt (src/domain/routing.ts). */
+  mode: z
+    .enum(STRATEGY_MODES, { error: `strategy.mode must be one of ${STRATEGY_MODES.join(', ')}` })
+    .default('sequential'),
+  /**
+   * sequential and cost: after `after` failed attempts, the next attempt starts one provider
+   * further up the ladder (the given order, cheap → strong; in cost mode, by price).
+   */
+  escalate: z
+    .strictObject(
+      {
+        after: z
+          .number({ error: 'strategy.escalate.after must be a whole number of failed attempts, 1 to 20' })
+          .int('strategy.escalate.after must be a whole number of failed attempts, 1 to 20')
+          .min(1, 'strategy.escalate.after must be at least 1 (failed attempts before moving up)')
+          .max(20, 'strategy.escalate.after must be at most 20'),
+      },
+      { error: 'strategy.escalate must be { "after": N } (N failed attempts before moving to the next stronger provider)' },
+    )
+    .optional(),
   quorum: z.number().int().positive().optional(),
   /** Provider ids (from `providers`) called alongside, recorded and compared, never used. */
   shadow: z.array(z.string()).optional(),
@@ -113,10 +145,13 @@ export const StrategySchema = z.object({
       maxWaitSec: z.number().nonnegative().default(DEFAULT_MAX_WAIT_SEC),
     })
     .optional(),
-});
+}).refine((s) => !s.escalate || s.mode === 'sequential' || s.mode === 'cost', {
+  path: ['escalate'],
+  message: "strategy.escalate applies to mode 'sequential' or 'cost' (one provider at a time), not to parallel or consensus modes",
+}));
 export type Strategy = z.infer<typeof StrategySchema>;
 
-export const LimitsSchema = z.object({
+export const LimitsSchema = lazySchema(() => z.object({
   maxAttempts: z.number().int().positive().max(50).default(3),
   maxCostUsd: z.number().nonnegative().optional(),
   maxTokens: z.number().int().positive().optional(),
@@ -124,17 +159,17 @@ export const LimitsSchema = z.object({
   maxDepth: z.number().int().nonnegative().default(2),
   maxChildren: z.number().int().positive().default(8),
   childConcurrency: z.number().int().positive().default(2),
-});
+}));
 export type Limits = z.infer<typeof LimitsSchema>;
 
 /** Env vars a task may let into the sandbox: names only, and none that holds a credential. */
-const SandboxEnvName = z
+const SandboxEnvName = lazySchema(() => z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be an environment variable name')
-  .refine((n) => !/KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION/i.test(n), 'names a credential; secrets never enter the sandbox');
+  .refine((n) => !/KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION/i.test(n), 'names a credential; secrets never enter the sandbox'));
 
 /** A sandbox's resource limits, with a task's defaults and the least a task may ask for. */
-export const SandboxLimitsSchema = z
+export const SandboxLimitsSchema = lazySchema(() => z
   .object({
     memoryMb: z.number().int().min(64).default(2048),
     processes: z.number().int().min(8).default(512),
@@ -150,14 +185,14 @@ export const SandboxLimitsSchema = z
      */
     maxOutputMb: z.number().int().min(1).max(1024).default(16),
   })
-  .strict();
+  .strict());
 export type SandboxLimits = z.infer<typeof SandboxLimitsSchema>;
 
 /**
  * How commands that run repository code are confined (design rule 7). Resolved with its
  * defaults at workflow start and kept in the task's record, so a run keeps its policy.
  */
-export const SandboxPolicySchema = z
+export const SandboxPolicySchema = lazySchema(() => z
   .object({
     /** Network inside the sandbox: none at all, the setup command only (installs), or every command. */
     network: z.enum(['none', 'setup', 'all']).default('setup'),
@@ -179,12 +214,12 @@ export const SandboxPolicySchema = z
       .max(100)
       .optional(),
   })
-  .strict();
+  .strict());
 export type SandboxPolicy = z.infer<typeof SandboxPolicySchema>;
 
 export type Command = z.infer<typeof CommandSchema>;
 
-export const TaskSpecSchema = z.object({
+export const TaskSpecSchema = lazySchema(() => z.object({
   title: z.string().min(1).max(200),
   description: z.string().min(1),
   acceptanceCriteria: z.array(z.string()).optional(),
@@ -195,17 +230,17 @@ export const TaskSpecSchema = z.object({
   testCommand: CommandSchema.optional(),
   /** Free labels a playbook condition can read (`label('docs')`). */
   labels: z.array(z.string().min(1).max(50)).max(20).optional(),
-});
+}));
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 
-export const PushSchema = z.union([
+export const PushSchema = lazySchema(() => z.union([
   z.boolean(),
   z.object({ remote: z.string().min(1).default('origin') }),
-]);
+]));
 
 const DURATION_EXAMPLES = '"90s", "30m", "2h", "1d"';
 
-export const CodingTaskInputSchema = z.object({
+export const CodingTaskInputSchema = lazySchema(() => z.object({
   repo: z.string().min(1),
   baseBranch: z.string().min(1).optional(),
   branch: z.string().min(1).optional(),
@@ -250,6 +285,9 @@ export const CodingTaskInputSchema = z.object({
       namedSecretFiles: z.array(z.string()).max(100).optional(),
     })
     .optional(),
+}).refine((i) => !i.strategy?.escalate || i.providers.filter((p) => !i.strategy?.shadow?.includes(p.id)).length >= 2, {
+  path: ['strategy', 'escalate'],
+  message: 'needs at least two (non-shadow) providers: escalation moves to the next stronger one',
 }).refine((i) => !i.branch || i.branch !== i.baseBranch, {
   path: ['branch'],
   message: 'must differ from baseBranch: Weaver force-pushes its own branch',
@@ -258,7 +296,7 @@ export const CodingTaskInputSchema = z.object({
   message: 'conflicts with approvalTimeoutSec (both given, different values): give one of them',
 })
   // One field holds the timeout once parsed: approvalTimeoutSec, what the workflow reads.
-  .transform(({ approvalTimeout, ...i }) => (approvalTimeout === undefined ? i : { ...i, approvalTimeoutSec: approvalTimeout }));
+  .transform(({ approvalTimeout, ...i }) => (approvalTimeout === undefined ? i : { ...i, approvalTimeoutSec: approvalTimeout })));
 export type CodingTaskInput = z.input<typeof CodingTaskInputSchema>;
 export type ParsedCodingTaskInput = z.output<typeof CodingTaskInputSchema>;
 
@@ -282,10 +320,10 @@ export function durationSeconds(v: number | string): number | undefined {
   return Number.isFinite(sec) && sec > 0 ? sec : undefined;
 }
 
-export const TaskBatchInputSchema = z.object({
+export const TaskBatchInputSchema = lazySchema(() => z.object({
   tasks: z.array(CodingTaskInputSchema).min(1),
   concurrency: z.number().int().positive().default(2),
-});
+}));
 export type TaskBatchInput = z.input<typeof TaskBatchInputSchema>;
 
 /** Thrown by `parseTaskInput`: one line per problem, each naming the field. */
@@ -320,37 +358,37 @@ export function resolveLimits(input: Pick<ParsedCodingTaskInput, 'limits'>): Lim
 // The model answers in plain text (src/domain/editformats); its parser turns the text into
 // these shapes, which the applier (src/activities/apply.ts) writes into the workspace.
 
-export const FileChangeSchema = z.discriminatedUnion('action', [
+export const FileChangeSchema = lazySchema(() => z.discriminatedUnion('action', [
   /** Targeted edit of an existing file: `search` must match exactly one place (tolerantly). */
   z.object({ path: z.string().min(1), action: z.literal('edit'), search: z.string(), replace: z.string() }),
   /** Whole content: a new file, or an existing one the model was shown whole and small. */
   z.object({ path: z.string().min(1), action: z.literal('write'), content: z.string() }),
   z.object({ path: z.string().min(1), action: z.literal('delete') }),
-]);
+]));
 export type FileChange = z.infer<typeof FileChangeSchema>;
 
-export const ChangeSetSchema = z.object({
+export const ChangeSetSchema = lazySchema(() => z.object({
   summary: z.string().min(1),
   /** In answer order; several `edit`s of one file apply one after the other. */
   files: z.array(FileChangeSchema).min(1, 'a change set must touch at least one file'),
-});
+}));
 export type ChangeSet = z.infer<typeof ChangeSetSchema>;
 
 /** The model may propose to split the task instead of changing files (decomposition: auto). */
-export const SubtaskProposalSchema = z.object({
+export const SubtaskProposalSchema = lazySchema(() => z.object({
   summary: z.string().optional(),
   subtasks: z.array(TaskSpecSchema).min(1),
-});
+}));
 export type SubtaskProposal = z.infer<typeof SubtaskProposalSchema>;
 
 /** The model asks to see files before it answers (served without consuming an attempt). */
-export const FilesRequestSchema = z.object({
+export const FilesRequestSchema = lazySchema(() => z.object({
   summary: z.string().optional(),
   needFiles: z.array(z.string().min(1)).min(1),
-});
+}));
 export type FilesRequest = z.infer<typeof FilesRequestSchema>;
 
-export const ModelAnswerSchema = z.union([ChangeSetSchema, SubtaskProposalSchema, FilesRequestSchema]);
+export const ModelAnswerSchema = lazySchema(() => z.union([ChangeSetSchema, SubtaskProposalSchema, FilesRequestSchema]));
 export type ModelAnswer = z.infer<typeof ModelAnswerSchema>;
 
 // ---- Results -------------------------------------------------------------------
@@ -376,6 +414,30 @@ export interface ProviderUsage {
   latencyMsSum: number;
   /** Spend of this provider's calls whose answers were lost to a crash (estimated). */
   estimatedCostUsd?: number;
+  /** Its answers a task committed (their checks passed); absent in runs before. */
+  succeeded?: number;
+  /** succeeded / calls. */
+  successRate?: number;
+  /** The same figures per model of this provider (runs since per-model usage). */
+  byModel?: Record<string, ModelUsage>;
+}
+
+/** One provider's calls to one model: what they took, cost and achieved. */
+export interface ModelUsage {
+  calls: number;
+  tokensIn: number;
+  tokensOut: number;
+  /** Of tokensIn, served from the provider's prompt cache (absent: none reported). */
+  tokensCached?: number;
+  costUsd: number;
+  /** Spend of its calls booked as estimated (lost or cut off). */
+  estimatedCostUsd?: number;
+  /** Calls that failed, by error family. */
+  failures: Record<string, number>;
+  /** Answers a task committed (their checks passed). */
+  succeeded: number;
+  /** succeeded / calls. */
+  successRate: number;
 }
 
 export interface Usage {
@@ -525,6 +587,8 @@ export interface AttemptRecord {
   filesChanged?: string[];
   /** Tokens of the (last) prompt of the attempt, as counted for the budget. */
   promptTokens?: number;
+  /** Cost routing or escalation: the order the providers were tried in and why each was called. */
+  routing?: RouteRecord;
   /** Files the model asked to see, per round (served without consuming the attempt). */
   fileRequests?: string[][];
   /** What the applier noted, e.g. blocks skipped because they change nothing. */
@@ -653,6 +717,8 @@ export interface Progress {
   sandbox?: SandboxRecord;
   /** A durable wait for a provider in progress (rate limit, outage): who, why, until when, failing for how long. */
   wait?: { provider: string; family: string; until: string; waitedMs: number };
+  /** Cost routing or escalation: the provider called last, and why (the attempt's record has every one). */
+  route?: RouteStep & { attempt: number };
   /**
    * Once the task has committed (e.g. while `awaiting_approval`): the commit, what it changes and
    * its whole diff in the artifact store — what a person approves (`approvePush` may name it).

@@ -7,6 +7,7 @@
 import { DEFAULT_COOLDOWN, type CooldownSettings } from './cooldown';
 import { DEFAULT_PROMPT_BUDGET, resolveProvider, type ResolvedProvider } from './models';
 import { knownPrice } from './pricing';
+import { expectedOutputTokens } from './routing';
 import { DEFAULT_FALLBACK_ON, DEFAULT_RETRY, type RetrySettings } from './retry';
 import { LimitsSchema, SandboxPolicySchema, StrategySchema, type Limits, type ProviderSpec, type SandboxPolicy } from './schema';
 
@@ -67,7 +68,10 @@ export function resolveSettings(input: SettingsInput, providers: ProviderSpec[],
     providers: providers.map((p) => {
       const price = knownPrice(p);
       // The default budget kept in history too: a later deploy's default cannot change a running task's prompts.
-      return { ...resolveProvider(p), promptBudgetTokens: p.promptBudgetTokens ?? DEFAULT_PROMPT_BUDGET, ...(price ? { pricing: price } : {}) };
+      const resolved = resolveProvider(p);
+      // Kept in history with the rest: a later default cannot reorder a running task's cost route.
+      const expected = expectedOutputTokens(resolved);
+      return { ...resolved, promptBudgetTokens: p.promptBudgetTokens ?? DEFAULT_PROMPT_BUDGET, expectedOutputTokens: expected, ...(price ? { pricing: price } : {}) };
     }),
   };
 }

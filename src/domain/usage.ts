@@ -1,7 +1,7 @@
 // Usage ledger arithmetic. Pure: the workflow adds completed call results here, so every
 // paid answer is counted exactly once (design rule 5).
 import { roundUsd } from './pricing';
-import type { ProviderUsage, Usage } from './schema';
+import type { ModelUsage, ProviderUsage, Usage } from './schema';
 
 export function emptyUsage(): Usage {
   return { tokensIn: 0, tokensOut: 0, costUsd: 0, calls: 0, estimatedCostUsd: 0, byProvider: {} };
@@ -9,6 +9,8 @@ export function emptyUsage(): Usage {
 
 export interface CallUsage {
   provider: string;
+  /** Counted per model too where given (calls booked since per-model usage). */
+  model?: string;
   tokensIn: number;
   tokensOut: number;
   tokensCached?: number;
@@ -36,11 +38,57 @@ export function recordCall(usage: Usage, call: CallUsage): void {
   p.costUsd = roundUsd(p.costUsd + call.costUsd);
   if (call.errorFamily) p.failures[call.errorFamily] = (p.failures[call.errorFamily] ?? 0) + 1;
   addCached(p, call.tokensCached);
+  if (call.model !== undefined) {
+    const m = modelOf(p, call.model);
+    m.calls += 1;
+    m.tokensIn += call.tokensIn;
+    m.tokensOut += call.tokensOut;
+    m.costUsd = roundUsd(m.costUsd + call.costUsd);
+    addCached(m, call.tokensCached);
+    if (call.errorFamily) m.failures[call.errorFamily] = (m.failures[call.errorFamily] ?? 0) + 1;
+    rate(m);
+    rate(p);
+  }
   addCached(usage, call.tokensCached);
   usage.calls += 1;
   usage.tokensIn += call.tokensIn;
   usage.tokensOut += call.tokensOut;
   usage.costUsd = roundUsd(usage.costUsd + call.costUsd);
+}
+
+const emptyModel = (): ModelUsage => ({ calls: 0, tokensIn: 0, tokensOut: 0, costUsd: 0, failures: {}, succeeded: 0, successRate: 0 });
+
+function modelOf(p: ProviderUsage, model: string): ModelUsage {
+  const byModel = (p.byModel ??= {});
+  // Own keys only: a model named like an Object.prototype member must not reach it.
+  if (!Object.prototype.hasOwnProperty.call(byModel, model)) byModel[model] = emptyModel();
+  return byModel[model];
+}
+
+/** successRate from succeeded / calls (a provider's only once it counts per model). */
+function rate(u: { calls: number; succeeded?: number; successRate?: number }): void {
+  u.succeeded ??= 0;
+  u.successRate = u.calls ? Math.round((u.succeeded / u.calls) * 1e4) / 1e4 : 0;
+}
+
+/** A provider's answer a task committed (its checks passed): counted for it and its model. */
+export function recordSucceeded(usage: Usage, provider: string, model: string): void {
+  const p = usage.byProvider[provider];
+  if (!p) return;
+  const m = modelOf(p, model);
+  m.succeeded += 1;
+  rate(m);
+  p.succeeded = (p.succeeded ?? 0) + 1;
+  rate(p);
+}
+
+/** An estimated spend (lost or cut-off call) on its provider and model. */
+export function addEstimated(usage: Usage, provider: string, model: string | undefined, usd: number): void {
+  const p = usage.byProvider[provider];
+  if (!p) return;
+  p.estimatedCostUsd = roundUsd((p.estimatedCostUsd ?? 0) + usd);
+  const m = model !== undefined ? p.byModel?.[model] : undefined;
+  if (m) m.estimatedCostUsd = roundUsd((m.estimatedCostUsd ?? 0) + usd);
 }
 
 /** Cached tokens are counted only where some were reported: ledgers without any stay as they were. */
@@ -77,6 +125,22 @@ export function mergeUsage(...all: Usage[]): Usage {
       addCached(q, p.tokensCached);
       for (const [f, n] of Object.entries(p.failures)) q.failures[f] = (q.failures[f] ?? 0) + n;
       if (p.estimatedCostUsd) q.estimatedCostUsd = roundUsd((q.estimatedCostUsd ?? 0) + p.estimatedCostUsd);
+      if (p.succeeded !== undefined || p.byModel) {
+        q.succeeded = (q.succeeded ?? 0) + (p.succeeded ?? 0);
+        rate(q);
+      }
+      for (const [model, m] of Object.entries(p.byModel ?? {})) {
+        const r = modelOf(q, model);
+        r.calls += m.calls;
+        r.tokensIn += m.tokensIn;
+        r.tokensOut += m.tokensOut;
+        r.costUsd = roundUsd(r.costUsd + m.costUsd);
+        addCached(r, m.tokensCached);
+        if (m.estimatedCostUsd) r.estimatedCostUsd = roundUsd((r.estimatedCostUsd ?? 0) + m.estimatedCostUsd);
+        for (const [f, n] of Object.entries(m.failures)) r.failures[f] = (r.failures[f] ?? 0) + n;
+        r.succeeded += m.succeeded;
+        rate(r);
+      }
     }
     if (u.shadow) {
       const s = (out.shadow ??= { tokensIn: 0, tokensOut: 0, costUsd: 0, calls: 0 });

@@ -3,14 +3,18 @@
 // a commit found nowhere else), artifacts no open run refers to (by last write: a content written
 // again is young again), scratch files of crashed writers, and tag-cache entries not used since.
 // Never pruned, whatever their age: the artifacts an open run refers to and the bundles holding
-// closed runs' unpushed commits (references.ts). The references are read before anything is
-// deleted: when Temporal cannot be asked, no artifact goes.
+// unpushed commits (references.ts: closed runs' results, and the store's own unpushed records,
+// which outlive Temporal's history). The references are read before anything is deleted: when
+// Temporal cannot be asked, no artifact goes. Then the host caches are trimmed to their size cap
+// (caches.ts, WEAVER_CACHE_MAX_MB).
 import { Client, type ConnectionLike } from '@temporalio/client';
 import type { ArtifactStore, StoredArtifact } from '../activities/artifacts';
 import { repomapCacheDirOf } from '../activities/repomap/cache';
 import { pruneTagCache, type TagCachePrune } from '../activities/repomap/cachePrune';
 import { S3ArtifactStore } from '../activities/s3Artifacts';
+import { listUnpushed, type UnpushedRecord } from '../activities/unpushed';
 import { sweepWorkspaces, type SweepOutcome } from '../workspaceSweep';
+import { trimCaches, type CacheTrim } from './caches';
 import { liveReferences, type Keep } from './references';
 
 export interface GcOptions {
@@ -21,6 +25,8 @@ export interface GcOptions {
   cacheDir?: string;
   store: ArtifactStore;
   retentionMs: number;
+  /** The host caches' size cap (WEAVER_CACHE_MAX_MB); undefined: not enforced. */
+  cacheMaxBytes?: number;
   dryRun?: boolean;
   /** The clock ages are judged by (default: now). */
   now?: number;
@@ -37,11 +43,16 @@ export interface PrunedArtifact {
 
 export interface GcReport {
   dryRun: boolean;
+  /** The clock ages were judged by. */
+  now: number;
   retentionMs: number;
   openRuns: number;
   workspaces: SweepOutcome;
   artifacts: { removed: PrunedArtifact[]; kept: { what: string; bytes: number; ageMs: number; why: string }[]; young: { count: number; bytes: number } };
   tagCache: TagCachePrune;
+  /** The store's records of unpushed commits: each one's bundle is kept. */
+  unpushed: UnpushedRecord[];
+  caches?: CacheTrim;
 }
 
 
@@ -50,10 +61,14 @@ export async function runGc(opts: GcOptions): Promise<GcReport> {
   const cutoff = now - opts.retentionMs;
   const client = new Client({ connection: opts.connection, namespace: opts.namespace });
   const { keep, openRuns } = await liveReferences(client);
-  const workspaces = await sweepWorkspaces({ root: opts.workspaceRoot, connection: opts.connection, namespace: opts.namespace, retentionMs: opts.retentionMs, now, dryRun: opts.dryRun, log: () => undefined });
+  // Read after Temporal's references: a record written meanwhile names a bundle too young to go.
+  const unpushed = (await listUnpushed(opts.store)).map(({ key: _key, ...rec }) => rec);
+  for (const u of unpushed) if (!keep.has(u.bundle)) keep.set(u.bundle, `unpushed commit ${u.commit} of ${u.workflowId} (its record)`);
+  const workspaces = await sweepWorkspaces({ root: opts.workspaceRoot, connection: opts.connection, namespace: opts.namespace, retentionMs: opts.retentionMs, now, dryRun: opts.dryRun, unpushed, log: () => undefined });
   const artifacts = await pruneArtifacts(opts.store, keep, cutoff, now, opts.dryRun);
   const tagCache = await pruneTagCache(repomapCacheDirOf(opts), cutoff, opts.dryRun);
-  return { dryRun: !!opts.dryRun, retentionMs: opts.retentionMs, openRuns, workspaces, artifacts, tagCache };
+  const caches = opts.cacheMaxBytes === undefined ? undefined : await trimCaches({ cacheDir: opts.cacheDir, workspaceRoot: opts.workspaceRoot, store: opts.store, capBytes: opts.cacheMaxBytes, dryRun: opts.dryRun, now });
+  return { dryRun: !!opts.dryRun, now, retentionMs: opts.retentionMs, openRuns, workspaces, artifacts, tagCache, unpushed, ...(caches ? { caches } : {}) };
 }
 
 /** The artifacts (and, with S3, this host's cached copies) last written before `cutoff` and not in `keep`: removed unless `dryRun`. */

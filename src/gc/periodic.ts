@@ -3,7 +3,7 @@
 // only a process on that host can prune it; the shared store's prune is idempotent, so several
 // workers running it cost a visibility list and the open runs' histories each, once a day.
 // The first run waits one interval: the start already swept closed runs' workspaces.
-import { totalBytes } from '../activities/commands';
+import { formatBytes, totalBytes } from '../activities/commands';
 import type { GcReport } from '.';
 
 /** Runs `gc` every `intervalMs` (never two at once) until the returned stop is called. */
@@ -26,6 +26,7 @@ export function periodicGc(intervalMs: number, gc: () => Promise<GcReport>, log:
 export function gcSummary(r: GcReport): string {
   return (
     `removed ${r.workspaces.removed.length} workspace(s) (${totalBytes(r.workspaces.removed)}), ${r.artifacts.removed.length} artifact(s) (${totalBytes(r.artifacts.removed)}), ` +
-    `${r.tagCache.entriesRemoved} tag-cache entries; kept ${r.artifacts.kept.length} old artifact(s) still referenced`
+    `${r.tagCache.entriesRemoved} tag-cache entries; kept ${r.artifacts.kept.length} old artifact(s) still referenced (${r.unpushed.length} unpushed commit(s) recorded)` +
+    (r.caches?.evicted.length ? `; evicted ${r.caches.evicted.length} cache entries (${formatBytes(r.caches.freedBytes)}) to fit the ${formatBytes(r.caches.capBytes)} cap` : '')
   );
 }

@@ -7,6 +7,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   TimeoutFailure,
   type ActivityFunction,
   type ActivityFunctionWithOptions,
@@ -66,6 +67,18 @@ export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'sto
   // milliseconds), not after a minute: measured by test/faults.test.ts.
   heartbeatTimeout: `${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} seconds`,
   retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed', 'SetupFailed', 'InvalidBranch', 'ProviderNotAllowed'] },
+});
+
+/**
+ * Short bookkeeping run by the worker that runs the workflow task, as local activities (runs since
+ * LEAN_ROUND_TRIPS): a marker in the history instead of three events and a workflow task of its
+ * own each. Reading the worker's registry and storing a small artifact take milliseconds; a worker
+ * lost meanwhile loses the workflow task, and the next worker runs them again (both idempotent:
+ * the store is content-addressed).
+ */
+export const bookkeeping = proxyLocalActivities<Pick<Activities, 'storeArtifact' | 'resolveProviders'>>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['ProviderNotAllowed'] },
 });
 
 /**

@@ -7,9 +7,11 @@ import { DEFAULT_COOLDOWN } from '../domain/cooldown';
 import { decide, outcomeDetail, type Outcome, type TaskState } from '../domain/decider';
 import { countLoss, givenUp, type Losses } from '../domain/rebuilds';
 import type { ArtifactRef, AttemptRecord, CodingTaskResult, TaskSpec } from '../domain/schema';
+import { recordSucceeded } from '../domain/usage';
 import { pickByChecks } from './candidates';
 import { applyAndCheck } from './checks';
 import { commitWork } from './commit';
+import { routeFor } from './routing';
 import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 import { isWorkspaceLost, type TaskRun } from './task';
 
@@ -67,7 +69,8 @@ export async function ask(t: TaskRun, record: AttemptRecord, reflection: Reflect
     record.artifacts.push(built.prompt);
     record.promptTokens = built.estTokens;
     const compareFiles = comparesResultingFiles(t);
-    const answer = await runStrategy(t.providers, t.input.strategy, {
+    const { providers, firstReason, onRoute } = routeFor(t, record, built.estTokens);
+    const answer = await runStrategy(providers, t.input.strategy, {
       workflowId: t.workflowId,
       attempt: t.attempt,
       prompt: built.prompt,
@@ -83,6 +86,8 @@ export async function ask(t: TaskRun, record: AttemptRecord, reflection: Reflect
       // A durable wait for a provider shows in `progress` (and as a labelled timer in the Web UI).
       onWait: (w) => void (t.providerWait = w),
       warnings: t.warnings,
+      firstReason,
+      onRoute,
       resultDigest: compareFiles
         ? async (r) =>
             (await t.onWorkspace((ws) => t.acts(ws).previewChanges({ workspace: ws, changes: [r.change!], shown, allowTestChanges: t.input.task.allowTestChanges })))[0] ??
@@ -175,6 +180,8 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
       switch (verdict.action) {
         case 'commit': {
           const { commit, pushed, bundle, rejected, workspace } = await commitWork(t, ws, record.summary, record.filesChanged ?? []);
+          // Committed (once, whatever rebuilds it took): its provider and model are credited with a passing answer.
+          if (answer.kind === 'answer') recordSucceeded(t.ledger.usage, answer.spec.id, answer.spec.model);
           return {
             kind: 'done',
             result: await t.finish(rejected ? 'rejected' : 'succeeded', rejected ? `${verdict.why}; ${rejected}` : verdict.why, {

@@ -2,10 +2,11 @@
 // says commit, fail, stop — or decompose into child codingTasks whose branches the parent
 // merges and tests. Orchestration only: every side effect is an activity. The concerns live
 // beside it: task.ts (state, workspace, result), attempts.ts, commit.ts, decomposition.ts.
-import { ApplicationFailure, CancellationScope, isCancellation, log, patched, TemporalFailure, upsertSearchAttributes } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import { ApplicationFailure, CancellationScope, isCancellation, log, patched, TemporalFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { legacyKeyNames, withoutLegacyKeyNames } from '../domain/registry';
 import { CodingTaskInputSchema, formatZodIssues, type CodingTaskInput, type CodingTaskResult } from '../domain/schema';
-import { WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
+import { changedAttributes, WeaverRepo, WeaverStatus } from '../domain/searchAttributes';
 import { strippedCredentialsNote, stripTaskCredentials } from '../domain/repoUrl';
 import { slimChild } from '../domain/slim';
 import { REFUSED, taskFailure } from '../domain/taskOutcome';
@@ -45,10 +46,13 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
 }
 
 async function run(t: TaskRun): Promise<CodingTaskResult> {
-  upsertSearchAttributes([
+  const running: SearchAttributeUpdatePair[] = [
     { key: WeaverRepo, value: t.input.repo.slice(0, 200) },
     { key: WeaverStatus, value: 'running' },
-  ]);
+  ];
+  // Runs since LEAN_ROUND_TRIPS upsert only what the start (the client sets both) did not set.
+  const upsert = t.lean ? changedAttributes(workflowInfo().typedSearchAttributes, running) : running;
+  if (upsert.length) upsertSearchAttributes(upsert);
   if (t.registry) await t.resolveProviders();
   try {
     await t.prepare();

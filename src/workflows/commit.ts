@@ -23,7 +23,7 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   // commit. Runs started before bundled only a child's (or an unapproved) commit.
   const bundleAlways = patched('bundle-every-commit');
   // Short and not to be interrupted: a cancel must not race a push (or the release after it).
-  const commitAndPush = (req: { pushRemote?: string; bundle?: boolean; approvedCommit?: string }) =>
+  const commitAndPush = (req: { pushRemote?: string; bundle?: boolean; approvedCommit?: string; release?: 'pushed' | 'bundled' }) =>
     CancellationScope.nonCancellable(() =>
       t.acts(ws).commitAndPush({ workspace: ws, message, workflowId: t.workflowId, paths, secretEnvNames: t.secretEnvNames(), ...req, bundle: req.bundle || bundleAlways }),
     );
@@ -57,10 +57,13 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   const handOff = t.depth > 0 || timedOut;
   // Only the approved commit is pushed (the activity refuses a branch that moved since).
   const approvedCommit = pushRemote && t.gate.decision?.approved ? t.gate.decision.commit : undefined;
+  // Pushed (or handed over as a bundle): the work is safe elsewhere, the clone can go — removed by
+  // the commit's own activity in runs since LEAN_ROUND_TRIPS, by a releaseWorkspace after it before.
+  const release = handOff || !bundleAlways ? 'bundled' : 'pushed';
   let r: CommitResult;
   for (let rebuilds = 0; ; rebuilds++) {
     try {
-      r = await commitAndPush({ pushRemote, bundle: handOff, ...(approvedCommit ? { approvedCommit } : {}) });
+      r = await commitAndPush({ pushRemote, bundle: handOff, ...(approvedCommit ? { approvedCommit } : {}), ...(t.lean ? { release } : {}) });
       break;
     } catch (err) {
       // Committed and bundled already (the approval wait): restore the branch elsewhere and push from there.
@@ -84,10 +87,13 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   if (r.pushError) {
     t.warn(`push failed: ${r.pushError}${r.bundle ? '; the branch is kept as a git bundle' : `; the commit stays in the workspace ${ws.dir}`}`);
   }
-  // Pushed (or handed over as a bundle): the work is safe elsewhere, the clone can go. Otherwise
-  // the workspace is where the branch is checked out. Versioned: older histories without this step replay.
-  const safeElsewhere = r.pushed || (!!r.bundle && (handOff || !bundleAlways));
-  if (safeElsewhere && patched('release-workspace-after-push')) {
+  // Otherwise the workspace is where the branch is checked out. Versioned: older histories without this step replay.
+  const safeElsewhere = r.pushed || (!!r.bundle && release === 'bundled');
+  if (t.lean) {
+    t.released = !!r.released;
+    // Clean-up only: the work is safe, so a failure here is a warning, not a failure.
+    if (r.releaseError) t.warn(`could not remove the workspace ${ws.dir}: ${r.releaseError}`);
+  } else if (safeElsewhere && patched('release-workspace-after-push')) {
     try {
       await t.acts(ws).releaseWorkspace(ws);
       t.released = true;

@@ -46,6 +46,9 @@ export interface StrategyEnv {
   onWait?: (w: ProviderWait | undefined) => void;
   /** Failure families that move on to the next provider, fixed at the run's start (default: the strategy's, else DEFAULT_FALLBACK_ON). */
   fallbackOn?: string[];
+  /** Sequential and cost routes: why the first provider is called (domain/routing.ts), and told each provider called with its reason. */
+  firstReason?: string;
+  onRoute?: (spec: ProviderSpec, reason: string) => void;
 }
 
 /** `infra`: not the provider's fault — a worker shut down or lost mid-call, or the answer could not be stored. */

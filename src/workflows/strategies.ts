@@ -1,5 +1,6 @@
-// Provider strategies as deterministic workflow code: sequential fallback, parallel-any,
-// parallel-all, consensus, and shadow calls. One activity execution is one HTTP call, and
+// Provider strategies as deterministic workflow code: sequential fallback (and `cost`, the same
+// over providers ordered by price: routing.ts), parallel-any, parallel-all and consensus
+// (parallelStrategies.ts), and shadow calls. One activity execution is one HTTP call, and
 // each is booked once in the Ledger from its recorded result or its loss (providerCall.ts);
 // waits and retries are in providerWaits.ts.
 //
@@ -11,14 +12,16 @@
 // Infrastructure failures (a worker shut down or lost mid-call) are asked again at once: not a
 // try, not a cooldown failure, not an attempt. Runs recorded before this behaviour replay as
 // they ran: each place where it differs asks `patched(DURABLE_WAITS)`.
-import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { log } from '@temporalio/workflow';
 import { coolingUntil } from '../domain/cooldown';
 import { DEFAULT_FALLBACK_ON } from '../domain/retry';
+import { fallbackReason } from '../domain/routing';
 import type { GenerateChangeResult } from '../activities/types';
 import type { Reservation } from '../domain/ledger';
 import type { ProviderSpec, Selection, Strategy } from '../domain/schema';
-import { alternativeOf, callOnce, durable, isValid, type Call, type Failed, type StrategyEnv } from './providerCall';
+import { callOnce, durable, type Call, type StrategyEnv } from './providerCall';
 import { afterFailure, callWithRetries, gaveUp, maxWaitMs, track, waitUntil, why, withWaits, type RunEnv, type Track } from './providerWaits';
+import { consensus, parallel, votersOf } from './parallelStrategies';
 
 // The defaults live in the domain: the worker resolves them once at a run's start (settings.ts).
 export { DEFAULT_FALLBACK_ON, DEFAULT_RETRY, type RetrySettings } from '../domain/retry';
@@ -68,7 +71,9 @@ export async function runStrategy(providers: ProviderSpec[], strategy: Strategy 
   try {
     switch (mode) {
       case 'sequential':
-        outcome = await sequential(primary, strategy, run);
+      case 'cost':
+        // cost: the providers come ordered by this call's estimated price (domain/routing.ts).
+        outcome = await sequential(primary, strategy, run, mode);
         break;
       case 'parallel-any':
       case 'parallel-all':
@@ -94,36 +99,42 @@ export async function runStrategy(providers: ProviderSpec[], strategy: Strategy 
  * down) before the next. When none answered, the ones still worth waiting for are called again
  * as each becomes ready (backoff or Retry-After), until one answers or all are past the horizon.
  */
-async function sequential(primary: ProviderSpec[], strategy: Strategy | undefined, env: RunEnv): Promise<StrategyOutcome> {
+async function sequential(primary: ProviderSpec[], strategy: Strategy | undefined, env: RunEnv, label: 'sequential' | 'cost' = 'sequential'): Promise<StrategyOutcome> {
   const fallbackOn = new Set<string>(env.fallbackOn ?? (strategy?.fallbackOn ? [...strategy.fallbackOn, 'cooldown'] : DEFAULT_FALLBACK_ON));
-  const selection: Selection = { strategy: 'sequential', durationMs: 0 };
+  const selection: Selection = { strategy: label, durationMs: 0 };
   const tracks = primary.map(track);
   const runStarted = Date.now();
   for (;;) {
     let last: StrategyOutcome | undefined;
     let held: Extract<StrategyOutcome, { kind: 'answer' }> | undefined;
     let called = false;
+    /** Why the provider before the next one did not do (the next one's reason, when routes are recorded). */
+    let previous: { provider: string; family: string; message: string } | undefined;
     for (const [i, t] of tracks.entries()) {
       const spec = t.spec;
       if (coolingUntil(env.cooldowns, spec.id, Date.now()) !== undefined) {
         last = { kind: 'failed', family: 'cooldown', message: `${spec.id} is cooling down after repeated failures`, selection };
+        previous = { provider: spec.id, family: 'cooldown', message: last.message };
         continue;
       }
       called = true;
+      env.onRoute?.(spec, previous ? fallbackReason(previous) : (env.firstReason ?? 'first in order'));
       // A long Retry-After moves on at once when a provider further down can be asked now.
       const nextFree = () => tracks.slice(i + 1).some((n) => coolingUntil(env.cooldowns, n.spec.id, Date.now()) === undefined);
-      const c = await callWithRetries(t, env, 'sequential', { preferNext: nextFree });
+      const c = await callWithRetries(t, env, label, { preferNext: nextFree });
       if (c.kind === 'refused') return { kind: 'budget', detail: c.detail, selection };
       if (c.kind === 'answer') {
         t.done = true;
         const answer: StrategyOutcome = { kind: 'answer', result: c.result, spec, selection: { ...selection, chosen: spec.id } };
         if (c.result.outcome === 'schema_violation' && fallbackOn.has('schema_violation') && i < tracks.length - 1) {
           last = held = answer;
+          previous = { provider: spec.id, family: 'schema_violation', message: c.result.error ?? 'invalid answer' };
           continue;
         }
         return answer;
       }
       last = { kind: 'failed', family: c.family, message: c.message, selection };
+      previous = { provider: spec.id, family: c.family, message: c.message };
       if (!fallbackOn.has(c.family)) return last;
     }
     if (called || tracks.length === 0) {
@@ -132,7 +143,7 @@ async function sequential(primary: ProviderSpec[], strategy: Strategy | undefine
       if (held && durable()) return held;
       const waiting = tracks.filter((t) => !t.done);
       if (!waiting.length || !durable()) return last;
-      return waitOut(tracks, env, fallbackOn, selection, last);
+      return waitOut(tracks, env, fallbackOn, selection, last, label);
     }
     // Every provider is cooling down and none was called: wait (a durable timer) for the first to come back.
     const next = Math.min(...tracks.map((t) => coolingUntil(env.cooldowns, t.spec.id, Date.now()) ?? Date.now()));
@@ -149,7 +160,7 @@ async function sequential(primary: ProviderSpec[], strategy: Strategy | undefine
  * Sequential, once every provider failed: nothing else to fall back on, so the providers still
  * within their horizon are called again as each becomes ready (earliest first, ties in order).
  */
-async function waitOut(tracks: Track[], env: RunEnv, fallbackOn: Set<string>, selection: Selection, last: Extract<StrategyOutcome, { kind: 'failed' }>): Promise<StrategyOutcome> {
+async function waitOut(tracks: Track[], env: RunEnv, fallbackOn: Set<string>, selection: Selection, last: Extract<StrategyOutcome, { kind: 'failed' }>, label: string): Promise<StrategyOutcome> {
   for (;;) {
     const live = tracks.filter((t) => !t.done);
     if (!live.length) return last;
@@ -163,7 +174,8 @@ async function waitOut(tracks: Track[], env: RunEnv, fallbackOn: Set<string>, se
       continue;
     }
     if (t.readyAt > Date.now()) await waitUntil(t, env, t.readyAt, t.last?.family ?? 'cooldown', why(t));
-    const c = await callOnce(t.spec, env, 'sequential', 'primary');
+    env.onRoute?.(t.spec, `waited for: every provider had failed (${last.family})`);
+    const c = await callOnce(t.spec, env, label, 'primary');
     if (c.kind === 'refused') return { kind: 'budget', detail: c.detail, selection };
     if (c.kind === 'answer') return { kind: 'answer', result: c.result, spec: t.spec, selection: { ...selection, chosen: t.spec.id } };
     const next = afterFailure(t, c, env);
@@ -173,127 +185,4 @@ async function waitOut(tracks: Track[], env: RunEnv, fallbackOn: Set<string>, se
       if (!fallbackOn.has(c.family)) return last;
     }
   }
-}
-
-/** parallel-any: first valid answer wins, the rest are cancelled. parallel-all: all, first valid in order (then checked: candidates.ts). */
-async function parallel(primary: ProviderSpec[], env: RunEnv, mode: 'parallel-any' | 'parallel-all'): Promise<StrategyOutcome> {
-  let winner: number | undefined;
-  const results = await fanOut(primary, env, mode, isValid, (rs, i) => {
-    if (winner === undefined && isValid(rs[i])) winner = i;
-    return mode === 'parallel-any' && winner !== undefined;
-  });
-  if (mode === 'parallel-all') winner = results.findIndex(isValid);
-  const selection: Selection = { strategy: mode, durationMs: 0 };
-  if (winner !== undefined && winner >= 0) {
-    const w = results[winner] as Extract<Call, { kind: 'answer' }>;
-    selection.chosen = w.spec.id;
-    selection.alternatives = results
-      .filter((r, i): r is Extract<Call, { kind: 'answer' }> => i !== winner && isValid(r))
-      .map(alternativeOf);
-    return { kind: 'answer', result: w.result, spec: w.spec, selection, ...(mode === 'parallel-all' ? { all: results } : {}) };
-  }
-  return noValidAnswer(results, selection);
-}
-
-async function consensus(voters: ProviderSpec[], strategy: Strategy | undefined, env: RunEnv): Promise<StrategyOutcome> {
-  const quorum = strategy?.quorum ?? Math.floor(voters.length / 2) + 1;
-  const selection: Selection = { strategy: 'consensus', voters: voters.map((v) => v.id), durationMs: 0 };
-  const isVote = (r: Call | undefined) => r?.kind === 'answer' && r.result.outcome === 'ok';
-  const results = await fanOut(voters, env, 'consensus', isVote, (rs) => largestGroup(rs).size >= quorum);
-  const valid = results.filter((r): r is Extract<Call, { kind: 'answer' }> => r?.kind === 'answer' && r.result.outcome === 'ok');
-  if (!valid.length) return noValidAnswer(results, selection);
-  const group = largestGroup(results);
-  selection.voteShare = group.size / voters.length;
-  selection.confidence = group.size / valid.length;
-  selection.alternatives = valid
-    .filter((r) => r.result.changeDigest !== group.digest)
-    .map(alternativeOf);
-  if (group.size < quorum) {
-    return {
-      kind: 'no_consensus',
-      detail: `largest agreeing group ${group.size} of ${valid.length} valid answers from ${voters.length} voters; quorum is ${quorum}`,
-      selection,
-    };
-  }
-  const w = results[group.first] as Extract<Call, { kind: 'answer' }>;
-  selection.chosen = w.spec.id;
-  return { kind: 'answer', result: w.result, spec: w.spec, selection };
-}
-
-/** Groups valid change sets by digest; the largest wins, ties go to the earliest provider. */
-function largestGroup(results: (Call | undefined)[]): { digest?: string; size: number; first: number } {
-  const groups = new Map<string, { size: number; first: number }>();
-  results.forEach((r, i) => {
-    if (r?.kind !== 'answer' || r.result.outcome !== 'ok' || !r.result.changeDigest) return;
-    const g = groups.get(r.result.changeDigest);
-    if (g) g.size += 1;
-    else groups.set(r.result.changeDigest, { size: 1, first: i });
-  });
-  let best: { digest?: string; size: number; first: number } = { size: 0, first: -1 };
-  for (const [digest, g] of groups) {
-    if (g.size > best.size || (g.size === best.size && g.first < best.first)) best = { digest, ...g };
-  }
-  return best;
-}
-
-function votersOf(primary: ProviderSpec[], strategy: Strategy | undefined): ProviderSpec[] {
-  // N samples of one provider: same spec, distinct ids so events and votes stay apart.
-  if (primary.length === 1 && strategy?.samples) {
-    return Array.from({ length: strategy.samples }, (_, i) => ({ ...primary[0], id: `${primary[0].id}#${i + 1}` }));
-  }
-  return primary;
-}
-
-function noValidAnswer(results: (Call | undefined)[], selection: Selection): StrategyOutcome {
-  const refused = results.find((r) => r?.kind === 'refused');
-  const answered = results.find((r) => r?.kind === 'answer');
-  if (answered?.kind === 'answer') return { kind: 'answer', result: answered.result, spec: answered.spec, selection };
-  const failed = results.filter((r): r is Failed => r?.kind === 'failed');
-  if (failed.length) {
-    const last = failed[failed.length - 1];
-    return { kind: 'failed', family: last.family, message: failed.map((f) => f.message).join(' | '), selection };
-  }
-  if (refused?.kind === 'refused') return { kind: 'budget', detail: refused.detail, selection };
-  return { kind: 'failed', family: 'none', message: 'no provider answered', selection };
-}
-
-/**
- * Calls every provider at once inside one cancellation scope; `done` is asked after each
- * result and, once true, cancels the calls still running (the activities see the abort and
- * close their HTTP requests). Reservations are made in provider order before anything runs.
- * A provider out of tries keeps waiting for its next try only while no other gave an answer
- * that `counts` (there is nothing to fall back on yet).
- */
-async function fanOut(
-  specs: ProviderSpec[],
-  env: RunEnv,
-  strategy: string,
-  counts: (r: Call | undefined) => boolean,
-  done: (results: (Call | undefined)[], index: number) => boolean,
-): Promise<(Call | undefined)[]> {
-  const results: (Call | undefined)[] = specs.map(() => undefined);
-  let stopped = false;
-  const scope = new CancellationScope();
-  const othersAnswered = (i: number) => () => results.some((r, j) => j !== i && counts(r));
-  const othersFree = (i: number) => () => specs.some((s, j) => j !== i && coolingUntil(env.cooldowns, s.id, Date.now()) === undefined);
-  // allSettled: every call is awaited (and booked) before anything propagates.
-  const settled = await scope.run(() =>
-    Promise.allSettled(
-      specs.map(async (spec, i) => {
-        try {
-          results[i] = await callWithRetries(track(spec), env, strategy, { othersAnswered: othersAnswered(i), othersFree: othersFree(i) });
-          if (!stopped && done(results, i)) {
-            stopped = true;
-            scope.cancel();
-          }
-        } catch (err) {
-          // Our own early stop is expected; anything else (e.g. the task was cancelled) goes up.
-          if (!(stopped && isCancellation(err))) throw err;
-        }
-      }),
-    ),
-  );
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw failure.reason;
-  return results;
 }

@@ -9,6 +9,7 @@ import { type CooldownState } from '../domain/cooldown';
 import { Ledger, type TreeBound } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
 import type { ResolvedProviders } from '../domain/registry';
+import type { RouteStep } from '../domain/routing';
 import type { SettingsInput, TaskSettings } from '../domain/settings';
 import { roundUsd, unpricedBudgetError } from '../domain/pricing';
 import { renderReport } from '../domain/report';
@@ -30,12 +31,12 @@ import {
   type TaskStatus,
   type Usage,
 } from '../domain/schema';
-import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../domain/searchAttributes';
+import { statusAttributes, WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../domain/searchAttributes';
 import { slimResult } from '../domain/slim';
 import { attemptLogs } from '../domain/stepLogs';
 import { detailsLine, REFUSED } from '../domain/taskOutcome';
 import { mergeUsage, spentUsd } from '../domain/usage';
-import { onWorkspace, shared } from './activityProxies';
+import { bookkeeping, onWorkspace, shared } from './activityProxies';
 import { ApprovalGate } from './approval';
 import { progressWait, type ProviderWait } from './strategies';
 import { addGuidanceSignal, progressQuery } from './messages';
@@ -57,6 +58,12 @@ export const SHADOW_SPEND = 'reserve-shadows';
 export const TREE_COST = 'default-tree-cost';
 /** Marks runs whose prompts are capped by `promptBudgetTokens` (16k by default), not only by the windows. */
 export const PROMPT_BUDGETS = 'prompt-budgets';
+/**
+ * Marks runs with fewer round trips: providers resolved and artifacts stored as local activities,
+ * the workspace released by the commit's own activity, search attributes upserted once per status
+ * change (not three at every phase).
+ */
+export const LEAN_ROUND_TRIPS = 'lean-round-trips';
 
 export class TaskRun {
   limits: Limits;
@@ -67,6 +74,8 @@ export class TaskRun {
   tokenBudget = 0;
   /** Whether the prompt budgets apply (runs since `prompt-budgets`). */
   readonly budgets: boolean;
+  /** Fewer round trips (runs since LEAN_ROUND_TRIPS). */
+  readonly lean: boolean;
   /** Env var names of the worker's provider keys (from its registry, at start): kept out of commands. */
   keyEnvNames: string[];
   /** The providers are resolved against the worker's registry at start (runs since `provider-registry`). */
@@ -97,6 +106,8 @@ export class TaskRun {
   committed?: Committed;
   /** The provider wait under way (Retry-After, an outage), shown in `progress`. */
   providerWait?: ProviderWait;
+  /** Cost routing or escalation: the provider called last and why, shown in `progress`. */
+  route?: RouteStep & { attempt: number };
   /** The workspace was deleted (its work is pushed or bundled). */
   released = false;
   readonly gate: ApprovalGate;
@@ -114,6 +125,7 @@ export class TaskRun {
     this.playbooks = patched('playbooks');
     // Prompt budgets (16k by default) change every prompt, hence every reservation: runs before keep theirs.
     this.budgets = patched(PROMPT_BUDGETS);
+    this.lean = patched(LEAN_ROUND_TRIPS);
     this.limits = resolveLimits(input);
     this.sandboxPolicy = SandboxPolicySchema.parse(input.sandbox ?? {});
     this.keyEnvNames = legacyKeys ?? [];
@@ -147,6 +159,7 @@ export class TaskRun {
       children: this.children.length ? this.children.map((c) => ({ workflowId: c.workflowId, status: c.status })) : undefined,
       sandbox: this.sandboxRecord(),
       wait: progressWait(this.providerWait),
+      ...(this.route ? { route: this.route } : {}),
       ...(this.committed ? { commit: this.committed.commit, diffstat: this.committed.diffstat, diff: this.committed.diff } : {}),
       logs: this.attempts.length ? attemptLogs(this.attempts) : undefined,
       workspace: this.ws ? { dir: this.ws.dir, taskQueue: this.ws.taskQueue } : undefined,
@@ -166,7 +179,8 @@ export class TaskRun {
     this.step = step;
     if (same && step) return this.showDetails();
     this.phase = next;
-    upsertSearchAttributes([
+    // Runs since LEAN_ROUND_TRIPS upsert on status changes only (finish); the phase is in the details.
+    if (!this.lean) upsertSearchAttributes([
       { key: WeaverPhase, value: next },
       { key: WeaverAttempt, value: this.attempt },
       { key: WeaverCostUsd, value: this.usage().costUsd },
@@ -230,9 +244,10 @@ export class TaskRun {
     // changes them cannot change this run's decisions. Runs started before read them from code.
     const fromHistory = patched('settings-from-history');
     try {
-      r = await shared.resolveProviders({ providers: this.input.providers, ...(fromHistory ? { settings: this.given } : {}) });
+      r = await (this.lean ? bookkeeping : shared).resolveProviders({ providers: this.input.providers, ...(fromHistory ? { settings: this.given } : {}) });
     } catch (err) {
-      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      // The local activity (runs since LEAN_ROUND_TRIPS) fails with its own failure, unwrapped.
+      const cause = err instanceof ActivityFailure ? err.cause : this.lean ? err : undefined;
       if (cause instanceof ApplicationFailure && cause.type === 'ProviderNotAllowed') {
         // Refused before anything ran, like bad input (runs before `invalid` existed said failed).
         upsertSearchAttributes([{ key: WeaverStatus, value: patched('weaver-status-on-refusal') ? REFUSED : 'failed' }]);
@@ -368,8 +383,9 @@ export class TaskRun {
   /** The result: recorded, reported (an artifact), and slimmed for a parent's history. */
   async finish(s: TaskStatus, reason: string, extra: Partial<CodingTaskResult> = {}): Promise<CodingTaskResult> {
     this.status = s;
+    const { storeArtifact } = this.lean ? bookkeeping : shared;
     if (this.ledger.events.length) {
-      this.artifacts.push(await shared.storeArtifact({ kind: 'events', content: this.ledger.events.map((e) => JSON.stringify(e)).join('\n') + '\n' }));
+      this.artifacts.push(await storeArtifact({ kind: 'events', content: this.ledger.events.map((e) => JSON.stringify(e)).join('\n') + '\n' }));
     }
     const result: CodingTaskResult = { workflowId: this.workflowId, status: s, reason, branch: this.branch, attempts: this.attempts, usage: this.usage(), artifacts: this.artifacts, ...extra };
     if (this.warnings.length) result.warnings = this.warnings;
@@ -385,11 +401,11 @@ export class TaskRun {
     if (this.gate.refused.length) result.refusedApprovals = this.gate.refused;
     this.enter('done');
     this.showDetails(reason);
-    upsertSearchAttributes([{ key: WeaverStatus, value: s }]);
-    this.artifacts.push(await shared.storeArtifact({ kind: 'report', content: renderReport(result, this.input.task.title) }));
+    upsertSearchAttributes(this.lean ? statusAttributes({ status: s, phase: this.phase, attempt: this.attempt, costUsd: this.usage().costUsd }) : [{ key: WeaverStatus, value: s }]);
+    this.artifacts.push(await storeArtifact({ kind: 'report', content: renderReport(result, this.input.task.title) }));
     if (workflowInfo().parent) {
       // A child's result lands in its parent's history: send a slim one, keep the whole as an artifact.
-      this.artifacts.push(await shared.storeArtifact({ kind: 'result', content: JSON.stringify(result, null, 2) }));
+      this.artifacts.push(await storeArtifact({ kind: 'result', content: JSON.stringify(result, null, 2) }));
       return slimResult(result);
     }
     return result;

@@ -108,6 +108,11 @@ export interface HistoryShape {
   closed: string;
   /** Scheduled activities by type. */
   activities: Record<string, number>;
+  /** Local activities by type (their markers). */
+  localActivities: Record<string, number>;
+  /** Upserts of Weaver's search attributes, each with the names it set (the SDK's patch bookkeeping, TemporalChangeVersion, left out). */
+  upserts: string[][];
+  workflowTasks: number;
   /** Activities whose cancellation was requested (a lost race, a cancelled task). */
   activitiesCancelled: number;
   /** Timer summaries (durable waits), in order. */
@@ -126,6 +131,9 @@ export function historyShape(history: History): HistoryShape {
     workflowType: '',
     closed: 'OPEN',
     activities: {},
+    localActivities: {},
+    upserts: [],
+    workflowTasks: 0,
     activitiesCancelled: 0,
     timers: [],
     children: [],
@@ -145,6 +153,14 @@ export function historyShape(history: History): HistoryShape {
     const child = e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId;
     if (child) shape.children.push(child);
     const marker = e.markerRecordedEventAttributes;
+    if (marker?.markerName === 'core_local_activity') {
+      const data = marker.details?.data?.payloads?.[0];
+      const type = data ? (defaultPayloadConverter.fromPayload(data) as { activity_type?: string }).activity_type : undefined;
+      if (type) shape.localActivities[type] = (shape.localActivities[type] ?? 0) + 1;
+    }
+    const upserted = Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).filter((k) => k !== 'TemporalChangeVersion');
+    if (upserted.length) shape.upserts.push(upserted.sort());
+    if (e.workflowTaskCompletedEventAttributes) shape.workflowTasks += 1;
     if (marker?.markerName === 'core_patch') {
       const id = marker.details?.['patch-data']?.payloads?.[0];
       const data = id ? (defaultPayloadConverter.fromPayload(id) as { id?: string }) : undefined;

@@ -125,6 +125,19 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     },
   },
   {
+    name: 'cost-escalation',
+    about: "mode 'cost' with escalate after 1: the cheaper provider (given second) answers first and fails the tests, the dearer one is called next",
+    expect: { closed: 'COMPLETED', activities: { generateChange: 2 }, patches: ['cost-routing'] },
+    run: async (rig, id) => {
+      rig.model.script('rs-cost-cheap', [answer(BAD)]);
+      rig.model.script('rs-cost-strong', [answer(GOOD)]);
+      const providers = [rig.provider('rs-cost-strong', { pricing: { inputPerMTok: 5, outputPerMTok: 20 } }), rig.provider('rs-cost-cheap', { pricing: { inputPerMTok: 0.1, outputPerMTok: 0.2 } })];
+      const r = await rig.run(rig.task(await rig.newRepo(), providers, { strategy: { mode: 'cost', escalate: { after: 1 } }, decomposition: 'never' }), id);
+      check(r.status === 'succeeded' && r.attempts.map((a) => a.provider).join() === 'rs-cost-cheap,rs-cost-strong', 'cheap first, then escalated', r.attempts.map((a) => a.provider));
+      return [id];
+    },
+  },
+  {
     name: 'shadow',
     about: 'sequential with a shadow provider: its answer recorded beside the primary, spend apart',
     expect: { closed: 'COMPLETED', activities: { generateChange: 2 } },
@@ -286,4 +299,15 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     run: decompositionMerge,
   },
   ...HOST_SCENARIOS,
+  {
+    name: 'lean-round-trips',
+    about: 'one attempt, pushed, since lean-round-trips: providers resolved and artifacts stored as local activities, the clone removed by commitAndPush, one search-attribute upsert per status change (running set by the client at start)',
+    expect: { closed: 'COMPLETED', patches: ['lean-round-trips'], activities: { commitAndPush: 1 }, localActivities: { resolveProviders: 1, storeArtifact: 2 }, upserts: 1 },
+    run: async (rig, id) => {
+      rig.model.script('rs-lean', [answer(GOOD)]);
+      const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-lean')], { push: true }), id);
+      check(r.status === 'succeeded' && r.pushed === true && r.workspace === undefined, 'pushed and released', [r.status, r.pushed, r.workspace]);
+      return [id];
+    },
+  },
 ];

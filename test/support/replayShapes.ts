@@ -14,6 +14,10 @@ export interface ExpectedShape {
   closed: HistoryShape['closed'];
   workflowType?: string;
   activities?: Record<string, number>;
+  /** Local activities by type (at least this many). */
+  localActivities?: Record<string, number>;
+  /** Exactly this many upserts of Weaver's search attributes. */
+  upserts?: number;
   activitiesCancelled?: number;
   /** Timers whose summary matches. */
   timers?: { count: number; summary: RegExp };
@@ -48,6 +52,8 @@ export function shapeProblems(shape: HistoryShape, expected: ExpectedShape): str
   want(shape.closed === expected.closed, `closed ${expected.closed}`, shape.closed);
   want(shape.workflowType === (expected.workflowType ?? 'codingTask'), `type ${expected.workflowType ?? 'codingTask'}`, shape.workflowType);
   for (const [type, n] of Object.entries(expected.activities ?? {})) want((shape.activities[type] ?? 0) >= n, `at least ${n} ${type}`, shape.activities[type] ?? 0);
+  for (const [type, n] of Object.entries(expected.localActivities ?? {})) want((shape.localActivities[type] ?? 0) >= n, `at least ${n} local ${type}`, shape.localActivities[type] ?? 0);
+  if (expected.upserts !== undefined) want(shape.upserts.length === expected.upserts, `${expected.upserts} search-attribute upserts`, shape.upserts);
   if (expected.activitiesCancelled) want(shape.activitiesCancelled >= expected.activitiesCancelled, `at least ${expected.activitiesCancelled} activity cancelled`, shape.activitiesCancelled);
   if (expected.timers) {
     const matching = shape.timers.filter((s) => expected.timers!.summary.test(s)).length;

@@ -7,7 +7,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { DefaultLogger } from '@temporalio/worker';
+import { bundleWeaverWorkflows } from '../../src/workflowBundle';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -55,8 +56,7 @@ export async function variantWorkflowBundle(edits: ModuleEdit[]): Promise<{ code
       // Matched against the resolved file (afterResolve): every importer of the real module gets the copy.
       plugins.push(new webpack.NormalModuleReplacementPlugin(new RegExp(`^${escape(real)}$`), copy));
     }
-    ({ code } = await bundleWorkflowCode({
-      workflowsPath: require.resolve('../../src/workflows'),
+    ({ code } = await bundleWeaverWorkflows({
       logger: new DefaultLogger('WARN'),
       webpackConfigHook: (config) => ({
         ...config,
