@@ -4,13 +4,14 @@
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { startCodingTask } from '../../src/client';
 import { startDevServer, stopProcessGroup, temporalCliPath, killProcessGroup } from '../../src/devtools/devServer';
 import { describeSandbox, enforcementOf, sandboxDetails } from '../../src/activities/sandbox/setting';
 import type { ProviderRegistry } from '../../src/domain/registry';
 import type { CodingTaskInput } from '../../src/domain/schema';
 import { weaverLogger } from '../../src/logging';
+import { bundleWeaverWorkflows } from '../../src/workflowBundle';
 import { createWorkers, workerSandbox } from '../../src/worker';
 
 const EventType = temporal.api.enums.v1.EventType;
@@ -40,7 +41,8 @@ export class WeaverSide {
     Runtime.install({ logger: weaverLogger('WARN') });
     const server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'temporal-server.log') });
     onServer(server.pid);
-    const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: new DefaultLogger('WARN') });
+    // The worker's own bundle (its bundler options), made once.
+    const { code } = await bundleWeaverWorkflows({ logger: new DefaultLogger('WARN') });
     const nativeConn = await NativeConnection.connect({ address: server.address });
     const clientConn = await Connection.connect({ address: server.address });
     const client = new Client({ connection: clientConn, namespace: 'default' });
