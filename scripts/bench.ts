@@ -14,21 +14,14 @@
 //   c) workflow history size (bytes, events) per attempt, and with a 10 MB test output vs a 64 KB
 //      and a tiny one (only a capped tail of the output is kept in history);
 //   d) process RSS / heap before and after the runs.
-import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { bundleWeaverWorkflows } from '../src/workflowBundle';
-import { weaverLogger } from '../src/logging';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, demoModelStep, exampleTask } from './demo/example';
-import { killProcessGroup, startDevServer, stopProcessGroup, temporalCliPath } from '../src/devtools/devServer';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
-import { ScriptedModelServer } from './demo/scriptedModelServer';
 import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
-import { createWorkers } from '../src/worker';
+import { startBenchRig } from './benchRig';
 import { goodAnswer } from './bench/answer';
 import { exitWith, stats, type Stats } from './bench/stats';
 
@@ -76,65 +69,19 @@ interface Run {
 async function main(): Promise<void> {
   const mem0 = process.memoryUsage();
   const tmp = sandboxableTempDir('weaver-bench-');
-  let server: { pid: number; address: string } | undefined;
-  let model: ScriptedModelServer | undefined;
-  let worker: Awaited<ReturnType<typeof createWorkers>> | undefined;
-  let running: Promise<void> | undefined;
-  let nativeConn: NativeConnection | undefined;
-  let clientConn: Connection | undefined;
-  let cleaned: Promise<void> | undefined;
-  const cleanup = () => (cleaned ??= (async () => {
-    worker?.shutdown();
-    await running?.catch(() => undefined);
-    await nativeConn?.close().catch(() => undefined);
-    await clientConn?.close().catch(() => undefined);
-    await model?.close().catch(() => undefined);
-    if (server) await stopProcessGroup(server.pid);
-    rmSync(tmp, { recursive: true, force: true });
-  })());
-  // Ctrl-C or a crash: do not leave the server or the temp dir behind.
-  process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
-  process.once('exit', () => {
-    if (server) killProcessGroup(server.pid, 'SIGKILL');
-    rmSync(tmp, { recursive: true, force: true });
-  });
-
+  const rig = await startBenchRig(tmp, ['bench-good', 'bench-demo'], 'weaver-bench');
   try {
-    Runtime.install({ logger: weaverLogger('WARN') });
-    const t0 = Date.now();
-    server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'temporal-server.log') });
-    const serverMs = Date.now() - t0;
-    const t1 = Date.now();
-    const { code } = await bundleWeaverWorkflows({ logger: new DefaultLogger('WARN') });
-    const bundleMs = Date.now() - t1;
-
-    model = await ScriptedModelServer.start();
+    const { client, taskQueue, model } = rig;
     const good = () => ({ content: goodAnswer(), delayMs: MODEL_DELAY_MS });
     model.setDefault('bench-good', good);
     model.setDefault('bench-demo', (req) => ({ ...demoModelStep(req), delayMs: MODEL_DELAY_MS }));
-    // The scripted models are the bench worker's registry providers (a task names no endpoint).
-    const providers = { providers: Object.fromEntries(['bench-good', 'bench-demo'].map((m) => [m, { baseURL: model!.url, models: [m], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } }])) };
     const provider = (m: string): ProviderSpec => ({ id: m, model: m });
-
-    nativeConn = await NativeConnection.connect({ address: server.address });
-    clientConn = await Connection.connect({ address: server.address });
-    const client = new Client({ connection: clientConn, namespace: 'default' });
-    const taskQueue = `weaver-bench-${process.pid}`;
-    worker = await createWorkers({
-      connection: nativeConn,
-      taskQueue,
-      workspaceQueue: `${taskQueue}-ws`,
-      workflowBundle: { code },
-      providers,
-      deps: { artifactDir: path.join(tmp, 'artifacts'), workspaceRoot: path.join(tmp, 'workspaces'), repoRoots: [tmp] },
-    });
-    running = worker.run();
     const mem1 = process.memoryUsage();
 
     console.log(
       `Weaver benchmark — node ${process.version}, ${os.cpus().length} CPU (${os.cpus()[0]?.model.trim() ?? '?'}), ${os.platform()} ${os.arch()}\n` +
         `N=${N} runs per figure, K=${K} parallel tasks, scripted model delay ${MODEL_DELAY_MS} ms per call\n` +
-        `setup: dev server ready in ${serverMs} ms, workflow bundle ${(code.length / 1024).toFixed(0)} KiB in ${bundleMs} ms`,
+        `setup: dev server ready in ${rig.serverMs} ms, workflow bundle ${(rig.bundleBytes / 1024).toFixed(0)} KiB in ${rig.bundleMs} ms`,
     );
 
     let seq = 0;
@@ -228,7 +175,7 @@ async function main(): Promise<void> {
     memRow(`after ${1 + 2 * N + N * K + 2 * N} tasks`, mem2);
     console.log(`  growth over the runs: rss ${((mem2.rss / mem1.rss - 1) * 100).toFixed(1)}%, heapUsed ${((mem2.heapUsed / mem1.heapUsed - 1) * 100).toFixed(1)}%`);
   } finally {
-    await cleanup();
+    await rig.close();
   }
 }
 

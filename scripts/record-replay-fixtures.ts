@@ -46,8 +46,10 @@ async function record(rig: Rig, s: ReplayScenario): Promise<ReplayScenarioRecord
   const started = Date.now();
   const ids = await s.run(rig, `replay-${s.name}`);
   const histories: ReplayFixture[] = [];
-  for (const [i, workflowId] of ids.entries()) {
-    const handle = rig.client.workflow.getHandle(workflowId);
+  for (const [i, kept] of ids.entries()) {
+    // `<workflowId>#<runId>`: a run before the latest (one that continued as new).
+    const [workflowId, runId] = kept.split('#');
+    const handle = rig.client.workflow.getHandle(workflowId, runId);
     const { type } = await handle.describe();
     const history = await handle.fetchHistory();
     // What is saved must replay on the code that made it: a failure here is non-determinism in

@@ -17,6 +17,7 @@ import {
   type CodingTaskResult,
   type Progress,
 } from './client';
+import { withPagedResults } from './batchStore';
 import { awaitingApproval, formatBatch, formatBatchProgress, formatGc, formatProgress, formatResult } from './cliFormat';
 import { openArtifactStore } from './activities/s3Artifacts';
 import { config } from './config';
@@ -91,7 +92,7 @@ export async function main(argv: string[], out: (line: string) => void = console
         if (values.json) out(JSON.stringify({ workflowId: handle.workflowId }));
         return 0;
       }
-      const batch = await follow<BatchResult, BatchProgress>(handle, values.json ? () => undefined : out, formatBatchProgress, 500, batchProgressQuery);
+      const batch = await withPagedResults(await follow<BatchResult, BatchProgress>(handle, values.json ? () => undefined : out, formatBatchProgress, 500, batchProgressQuery));
       out(values.json ? JSON.stringify(batch, null, 2) : formatBatch(batch));
       return batch.aggregate.failureCount === 0 ? 0 : 1;
     }
@@ -102,7 +103,7 @@ export async function main(argv: string[], out: (line: string) => void = console
       const desc = await handle.describe();
       if (desc.type === 'taskBatch') {
         const progress = await handle.query(batchProgressQuery).catch(() => undefined);
-        const result = desc.status.name === 'COMPLETED' ? ((await handle.result()) as BatchResult) : undefined;
+        const result = desc.status.name === 'COMPLETED' ? await withPagedResults((await handle.result()) as BatchResult) : undefined;
         if (values.json) out(JSON.stringify({ status: desc.status.name, type: desc.type, progress, result }, null, 2));
         else {
           const lines = [`${arg}: ${desc.status.name} (taskBatch)`];
@@ -160,7 +161,7 @@ export async function main(argv: string[], out: (line: string) => void = console
       if (!arg) throw new UsageError('result needs a workflow id');
       const handle = (await weaverClient()).workflow.getHandle(arg);
       if ((await handle.describe()).type === 'taskBatch') {
-        const batch = (await handle.result()) as BatchResult;
+        const batch = await withPagedResults((await handle.result()) as BatchResult);
         out(values.json ? JSON.stringify(batch, null, 2) : formatBatch(batch));
         return batch.aggregate.failureCount === 0 ? 0 : 1;
       }

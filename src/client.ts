@@ -1,6 +1,6 @@
 // Typed SDK for services that start and watch Weaver tasks. Input is validated with the
 // same zod schema the workflow uses, before anything starts.
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { config } from './config';
 import { unpricedBudgetError } from './domain/pricing';
 import { checkPlaybookText } from './domain/playbookText';
@@ -20,6 +20,7 @@ import { WeaverRepo, WeaverStatus } from './domain/searchAttributes';
 import { slugify } from './domain/slug';
 import { resultFromFailure } from './domain/taskOutcome';
 import { WORKFLOW_TASK_TIMEOUT } from './domain/liveness';
+import { INLINE_TASKS_MAX_BYTES, uploadBatchTasks, withPagedResults, type StoreSettings } from './batchStore';
 
 export { slugify };
 import type { codingTask } from './workflows';
@@ -168,11 +169,23 @@ function refuseBadPlaybook(input: { playbook?: unknown }, prefix = ''): void {
   if (problems.length) throw new TaskInputError(problems);
 }
 
-export async function startTaskBatch(input: TaskBatchInput | unknown, opts: ClientOptions = {}): Promise<WorkflowHandle> {
+export interface BatchOptions extends ClientOptions {
+  /** The workers' artifact store, where a big task list is uploaded and the result pages are read (default: WEAVER_ARTIFACT_DIR / WEAVER_ARTIFACTS here). */
+  store?: StoreSettings;
+  /** Upload the task list whatever its size (default: only over INLINE_TASKS_MAX_BYTES of JSON). */
+  upload?: boolean;
+}
+
+export async function startTaskBatch(input: TaskBatchInput | unknown, opts: BatchOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const batch = parseBatchInput(input);
-  batch.tasks.forEach((t, i) => refuseBadPlaybook(t, `tasks[${i}].`));
-  batch.tasks.forEach((t, i) => refuseUnpricedBudget(t, `tasks[${i}].`));
-  const parsed = { ...batch, tasks: batch.tasks.map((t, i) => withoutCredentials(t, opts, `tasks[${i}]: `)) };
+  const given = batch.tasks ?? [];
+  given.forEach((t, i) => refuseBadPlaybook(t, `tasks[${i}].`));
+  given.forEach((t, i) => refuseUnpricedBudget(t, `tasks[${i}].`));
+  const tasks = given.map((t, i) => withoutCredentials(t, opts, `tasks[${i}]: `));
+  // A big list goes to the store and the batch's input names it (the batch reads a page at a time).
+  const upload = batch.tasks && (opts.upload || JSON.stringify(tasks).length > INLINE_TASKS_MAX_BYTES);
+  const { tasks: _inline, ...rest } = batch;
+  const parsed = upload ? { ...rest, tasksRef: await uploadBatchTasks(tasks, opts.store) } : batch.tasks ? { ...batch, tasks } : batch;
   const client = opts.client ?? (await weaverClient());
   return client.workflow.start('taskBatch', {
     taskQueue: opts.taskQueue ?? config().taskQueue,
@@ -193,9 +206,10 @@ export async function getResult(workflowId: string, opts: Pick<ClientOptions, 'c
   return resultOf(client.workflow.getHandle(workflowId));
 }
 
-export async function getBatchResult(workflowId: string, opts: Pick<ClientOptions, 'client'> = {}): Promise<BatchResult> {
+/** The batch's result with every row in input order (read back from its pages in the store when not inline). */
+export async function getBatchResult(workflowId: string, opts: Pick<BatchOptions, 'client' | 'store'> = {}): Promise<BatchResult> {
   const client = opts.client ?? (await weaverClient());
-  return client.workflow.getHandle(workflowId).result();
+  return withPagedResults(await client.workflow.getHandle(workflowId).result(), opts.store);
 }
 
 /** Guidance for the next attempt's prompt (human in the loop). */

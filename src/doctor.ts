@@ -18,6 +18,7 @@ import { trimCaches } from './gc/caches';
 import { ProviderRegistryError } from './domain/registry';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { workerSandbox } from './worker';
+import { telemetryCheck } from './telemetry';
 
 export interface Check {
   name: string;
@@ -42,7 +43,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<C
   const temporal = await temporalChecks(c);
   const rest = await Promise.all([providerChecks(c, env), gitCheck(), sandboxCheck(c, env), writableCheck('workspace root', c.workspaceRoot), artifactCheck(c, env), writableCheck('cache dir', c.cacheDir)]);
   // After the writable checks, which make the directories.
-  return [...temporal, ...rest.flat(), await diskCheck(c), await cacheSizeCheck(c, env)];
+  return [...temporal, ...rest.flat(), await diskCheck(c), await cacheSizeCheck(c, env), { name: 'telemetry', ...(await telemetryCheck(env)) }];
 }
 
 /** One line per check: ✓/✗, name, detail; a failure's fix after it. */

@@ -22,11 +22,13 @@ import { usableCacheDir } from './cacheDir';
 import { WORKFLOW_BUNDLER_OPTIONS } from './workflowBundle';
 import { config, type WeaverConfig } from './config';
 import { claimWorkerSlot, type WorkerSlot } from './workerSlot';
+import { spawnHelperPid, startSpawnHelper } from './activities/spawner';
 import { connectWithRetry } from './connect';
 import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
 import { listUnpushed } from './activities/unpushed';
 import { runGc } from './gc';
 import { periodicGc } from './gc/periodic';
+import { describeMetrics, describeTracing, metricsAddress, runtimeTelemetry, tracesUrl } from './telemetry';
 
 export interface WeaverWorkerOptions {
   connection: NativeConnection;
@@ -44,6 +46,8 @@ export interface WeaverWorkerOptions {
   providers?: ProviderRegistry;
   /** Tests pass a prebuilt bundle; otherwise the workflows are bundled from source. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** SDK plugins for the workers that run workflows and activities (OpenTelemetry: src/tracing.ts). */
+  plugins?: WorkerOptions['plugins'];
 }
 
 export interface WeaverWorkers {
@@ -62,6 +66,8 @@ export async function createWorkers(opts: WeaverWorkerOptions): Promise<WeaverWo
   const taskQueue = opts.taskQueue ?? c.taskQueue;
   const workspaceRoot = opts.deps?.workspaceRoot ?? c.workspaceRoot;
   // This process's place on its host; a dead predecessor's leftover commands are killed here.
+  // Its one fork of this process now, while it is small: every child process starts there.
+  startSpawnHelper();
   const slot = await claimWorkerSlot(workspaceRoot, c.workerSlot);
   try {
     return await startWorkers(opts, c, taskQueue, slot);
@@ -116,8 +122,11 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     shutdownGraceTime: c.shutdownGraceMs,
     shutdownForceTime: c.shutdownForceMs,
     // A workflow cached on a worker that died waits this long before another worker takes its
-    // next task (SDK default 10 s); the cost is an occasional replay when a worker is only busy.
-    stickyQueueScheduleToStartTimeout: 3000,
+    // next task (SDK default 10 s): paid once or twice by every lost host's recovery (3 s each in
+    // the crash campaign). A live worker takes its sticky tasks at once whatever its load (Core
+    // polls apart from the JS thread); the cost of a miss is a replay on another worker.
+    stickyQueueScheduleToStartTimeout: 1000,
+    ...(opts.plugins?.length ? { plugins: opts.plugins } : {}),
   };
   const throttle = (ms: number | undefined) => (ms ? { maxHeartbeatThrottleInterval: ms, defaultHeartbeatThrottleInterval: ms } : {});
   const main = await Worker.create({
@@ -142,7 +151,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   // 2 s before a live worker is taken for dead.
   const local = await Worker.create({ ...common, ...throttle(c.heartbeatThrottleMs ?? WORKSPACE_HEARTBEAT_TIMEOUT_SEC * 400), taskQueue: workspaceQueue, activities, maxConcurrentActivityTaskExecutions: c.maxWorkspaceActivities });
   // Never busy (its one activity returns at once): it answers "alive" while every workspace slot is taken.
-  const alive = await Worker.create({ ...common, taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
+  const alive = await Worker.create({ ...common, plugins: [], taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
   const workers = [main, local, alive];
   // Beside the start, not before it: a root of many folders is many questions to Temporal.
   const namespace = opts.namespace ?? c.namespace;
@@ -210,7 +219,9 @@ export async function ensureSearchAttributes(connection: NativeConnection, names
 async function main() {
   // Signals are handled below (stopOnSignals), not by the Runtime: it would let a second signal
   // kill the process at once, and wrappers (npm, tsx) relay one Ctrl-C as two.
-  Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'INFO'), shutdownSignals: [] });
+  // Once per process: the Prometheus endpoint (WEAVER_METRICS_ADDRESS) is the Runtime's.
+  const metrics = metricsAddress();
+  Runtime.install({ logger: weaverLogger((process.env.WEAVER_LOG_LEVEL as LogLevel) || 'INFO'), shutdownSignals: [], telemetryOptions: runtimeTelemetry(metrics) });
   // Every setting checked before anything starts: a bad number stops the worker naming its variable.
   const c = config();
   // Before connecting: a bad registry file stops the worker here, naming the file and the field.
@@ -222,7 +233,10 @@ async function main() {
   await ensureSearchAttributes(connection, c.namespace);
   // WEAVER_WORKFLOW_BUNDLE: a prebuilt bundle (src/workflowBundle.ts bundleWeaverWorkflows output) to skip bundling at start.
   const bundlePath = process.env.WEAVER_WORKFLOW_BUNDLE;
-  const w = await createWorkers({ connection, providers, deps: { sandbox }, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined });
+  // Loaded only when on (WEAVER_OTEL_ENDPOINT or the standard OTEL_EXPORTER_OTLP_ENDPOINT).
+  const otlp = tracesUrl();
+  const tracing = otlp ? (await import('./tracing')).startTracing(otlp) : undefined;
+  const w = await createWorkers({ connection, providers, deps: { sandbox }, workflowBundle: bundlePath ? { codePath: bundlePath } : undefined, plugins: tracing && [tracing.plugin] });
   console.log(
     `weaver worker: queue "${c.taskQueue}", workspace queue "${w.workspaceQueue}", temporal ${c.address}/${c.namespace}\n` +
       `  workspaces in ${path.resolve(c.workspaceRoot)}, artifacts in ${c.artifacts ? `${c.artifacts} (cache ${path.resolve(c.artifactDir)})` : path.resolve(c.artifactDir)}\n` +
@@ -235,6 +249,8 @@ async function main() {
       `  providers (${c.providersFile ? `WEAVER_PROVIDERS=${c.providersFile}` : 'built-in; set WEAVER_PROVIDERS for a registry'}; endpoints a task may name itself: ${c.inlineEndpoints.length ? `${c.inlineEndpoints.join(', ')}, called without keys` : 'none'} (${INLINE_ENDPOINTS_ENV})):\n` +
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
+      `${describeMetrics(metrics)}; ${describeTracing(otlp)}${otlp && bundlePath ? ' (activities only: the prebuilt WEAVER_WORKFLOW_BUNDLE has no tracing interceptors)' : ''}; ` +
+      `child processes start in the spawn helper (pid ${spawnHelperPid() ?? 'none yet'}); ` +
       `at most ${c.maxActivities} shared + ${c.maxWorkspaceActivities} workspace activities, ${c.maxCommands} commands at once; ` +
       `on SIGTERM/SIGINT in-flight work gets ${seconds(c.shutdownGraceMs)} (WEAVER_SHUTDOWN_GRACE); ` +
       (c.deployment ? `Worker Versioning: deployment "${c.deployment.name}", build "${c.deployment.buildId}", workflows pinned` : 'unversioned (set WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID for Worker Versioning)'),
@@ -249,6 +265,7 @@ async function main() {
     console.error(`weaver worker: stopped without draining: ${(err as Error).message}`);
     code = 1;
   }
+  await tracing?.shutdown().catch(() => undefined);
   await connection.close().catch(() => undefined);
   process.exit(code);
 }

@@ -34,8 +34,8 @@ function argv(cmd: string | string[] | undefined): string[] {
 
 const WORKERS = ['worker-a', 'worker-b'];
 
-test('has a temporal dev server, an object store and two workers', () => {
-  expect(Object.keys(compose.services).sort()).toEqual(['store', 'temporal', ...WORKERS]);
+test('has a temporal dev server, an object store, two workers and Prometheus', () => {
+  expect(Object.keys(compose.services).sort()).toEqual(['prometheus', 'store', 'temporal', ...WORKERS]);
 });
 
 test('temporal runs start-dev on all interfaces with the Web UI and a persistent db', () => {
@@ -129,4 +129,24 @@ test('the object store is a pinned S3-compatible server with its data on a named
   const port = /:(\d+)$/.exec(env(compose.services[WORKERS[0]]).AWS_ENDPOINT_URL ?? '')?.[1];
   expect(argv(store.command).join(' ')).toContain(`-s3.port=${port}`);
   expect(argv(store.healthcheck?.test).join(' ')).toContain(`:${port}/`);
+});
+
+test("Prometheus (pinned) scrapes every worker's metrics endpoint at the port the worker serves it on", () => {
+  const prom = compose.services.prometheus;
+  expect(prom.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
+  // Its config is the file in the repository, mounted where --config.file says.
+  const configArg = argv(prom.command).find((a) => a.startsWith('--config.file='))!.split('=')[1];
+  const mount = (prom.volumes ?? []).map((v) => v.split(':')).find(([, dst]) => dst === configArg);
+  expect(mount).toBeDefined();
+  const scrape = parse(readFileSync(path.join(__dirname, '..', mount![0]), 'utf8')) as {
+    scrape_configs: { job_name: string; metrics_path?: string; static_configs: { targets: string[] }[] }[];
+  };
+  const targets = scrape.scrape_configs.flatMap((j) => j.static_configs.flatMap((c) => c.targets));
+  for (const name of WORKERS) {
+    // The worker serves on all interfaces at the port the scrape names.
+    const address = env(compose.services[name]).WEAVER_METRICS_ADDRESS ?? '';
+    expect(address).toMatch(/^0\.0\.0\.0:\d+$/);
+    expect(targets).toContain(`${name}:${address.split(':')[1]}`);
+  }
+  for (const job of scrape.scrape_configs) expect(job.metrics_path ?? '/metrics').toBe('/metrics');
 });

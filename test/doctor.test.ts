@@ -43,7 +43,7 @@ const env = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
 });
 const weaver = (args: string[], extra: NodeJS.ProcessEnv = {}) => run(process.execPath, [WEAVER_BIN, ...args], env(extra));
 
-const CHECK_NAMES = ['temporal', 'search attributes', 'provider scripted', 'git', 'sandbox', 'workspace root', 'artifact store', 'cache dir', 'disk', 'caches'];
+const CHECK_NAMES = ['temporal', 'search attributes', 'provider scripted', 'git', 'sandbox', 'workspace root', 'artifact store', 'cache dir', 'disk', 'caches', 'telemetry'];
 const STACK = /^\s+at /m;
 
 describe('weaver doctor', () => {

@@ -12,6 +12,6 @@ test('there are examples', () => {
 
 test.each(files)('examples/%s is a valid input', (file) => {
   const raw = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { tasks?: unknown };
-  if (raw.tasks) expect(parseBatchInput(raw).tasks.length).toBeGreaterThan(0);
+  if (raw.tasks) expect(parseBatchInput(raw).tasks!.length).toBeGreaterThan(0);
   else expect(parseTaskInput(raw).providers.length).toBeGreaterThan(0);
 });

@@ -163,6 +163,23 @@ describe('commands', () => {
     expect(await readdir(dir)).not.toContain('command.pid');
   });
 
+  // The shutdown test's "killed by the next holder of the worker slot" failed under load: the
+  // record was written asynchronously, and a worker killed right after its command started left
+  // none. Now it is there before the command's first instruction: the command reads its own.
+  test("a command's group is recorded under the slot before the command's first instruction runs", async () => {
+    const dir = await tempDir('record');
+    const recordDir = path.join(dir, 'slot.commands');
+    const lockFile = path.join(dir, 'command.pid');
+    // Several runs: a race would show in some of them (each is a few milliseconds).
+    for (let i = 0; i < 20; i++) {
+      const r = await runCommand({ command: `cat ${recordDir}/$$.pid ${lockFile}`, cwd: dir, timeoutSec: 60, logFile: path.join(dir, `${i}.log`), dieWithWorker: true, recordDir, lockFile });
+      // `$$` is the shell's pid: the group's (setpriv execs the command), recorded with its start time.
+      expect({ i, exitCode: r.exitCode, tail: r.tail }).toEqual({ i, exitCode: 0, tail: expect.stringMatching(new RegExp(`^${r.pid} \\d+\n${r.pid} \\d+\n$`)) });
+      // Dropped once the command is over.
+      expect(await readdir(recordDir)).toEqual([]);
+    }
+  });
+
   test('a command started with dieWithWorker dies with its (killed) parent process', async () => {
     const dir = await tempDir('pdeath');
     const marker = `${40 + Math.floor(Math.random() * 9)}.${Date.now() % 1_000_000}`;

@@ -38,7 +38,8 @@ test('a workspace lost 5 times in one attempt while its checks run: rebuilt each
   // Each time the checks run on a (re)built workspace, its disk is wiped under them, as a lost host's is.
   for (let i = 0; i < LOSSES; i++) {
     await waitUntil(`check run ${i + 1}`, () => processesWith(`sleep ${marker}`).length > 0, 120_000, 50);
-    await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true });
+    // Retried: the sandbox may be writing its control files there as it is removed (ENOTEMPTY).
+    await rm(workspaceDirFor(rig.workspaceRoot, id), { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     await waitUntil(`check run ${i + 1} to end`, () => processesWith(`sleep ${marker}`).length === 0, 60_000, 50);
   }
   const result = await resultOf(handle);

@@ -126,7 +126,7 @@ describe('parseBatchInput', () => {
   it('accepts tasks and defaults concurrency to 2', () => {
     const b = parseBatchInput({ tasks: [minimal, { ...minimal, repo: '/srv/other' }] });
     expect(b.tasks).toHaveLength(2);
-    expect(b.tasks[1].repo).toBe('/srv/other');
+    expect(b.tasks![1].repo).toBe('/srv/other');
     expect(b.concurrency).toBe(2);
     expect(parseBatchInput({ tasks: [minimal], concurrency: 5 }).concurrency).toBe(5);
   });
@@ -281,7 +281,7 @@ describe('approvalTimeout: a duration, parsed into approvalTimeoutSec', () => {
 
   it('a batch normalises each task', () => {
     const b = parseBatchInput({ tasks: [{ ...minimal, approvalTimeout: '1m' }, { ...minimal, approvalTimeoutSec: 5 }] });
-    expect(b.tasks.map((t) => t.approvalTimeoutSec)).toEqual([60, 5]);
+    expect(b.tasks!.map((t) => t.approvalTimeoutSec)).toEqual([60, 5]);
   });
 });
 

@@ -170,3 +170,20 @@ test('what git cannot snapshot (a nested repository without a commit) is spared 
   expect(existsSync(file('out/empty/deeper'))).toBe(true);
   expect(existsSync(file('debris.txt'))).toBe(false);
 });
+
+test("a file of the change holding a key of the worker is kept out of the commit, the rest is committed, and the commit named is the branch's head", async () => {
+  const key = 'sk-worker-key-0123456789abcdef';
+  deps = { ...deps, env: { ...process.env, WEAVER_TEST_API_KEY: key } };
+  const { ws, apply, commit } = await workspace('wf-secret');
+  await apply([
+    { path: 'src/a.py', action: 'write', content: 'A = 2\n' },
+    { path: 'src/leak.py', action: 'write', content: `KEY = "${key}"\n` },
+  ]);
+  const r = await commit({ paths: ['src/a.py', 'src/leak.py'] });
+  expect(r.refusedSecrets).toEqual(['src/leak.py']);
+  const git = simpleGit(ws.dir);
+  // The id taken from the commit's own output is the branch's head, in full.
+  expect((await git.revparse(['HEAD'])).trim()).toBe(r.commit);
+  expect((await git.raw(['diff-tree', '-r', '--name-only', `${r.commit}^`, r.commit])).trim().split('\n')).toEqual(['src/a.py']);
+  expect(await git.show([`${r.commit}:src/a.py`])).toBe('A = 2\n');
+});

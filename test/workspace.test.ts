@@ -11,7 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
-import type { ActivityDeps, WorkspaceHandle } from '../src/activities/types';
+import type { ActivityDeps, CommitResult, WorkspaceHandle } from '../src/activities/types';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { createExampleRepo } from '../scripts/demo/example';
 
@@ -131,6 +131,40 @@ describe('prepareWorkspace (activity)', () => {
     }
   });
 
+  // Seen in the crash campaign: a restarted worker's start-up sweep removed a lost host's leftover
+  // folder while a retried prepareWorkspace was cloning into it, and the task failed (CloneFailed).
+  test('a clone whose workspace folder is removed under it is retried (CloneUnavailable); the same refusal otherwise is final', async () => {
+    // Holds each request until told, then says the repository does not exist.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    let requests = 0;
+    const server = http.createServer((_req, res) => {
+      requests += 1;
+      void released.then(() => res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { port } = server.address() as net.AddressInfo;
+    const clone = (workflowId: string) =>
+      within(mockEnv().run(createActivities(deps).prepareWorkspace, { workflowId, repo: `http://127.0.0.1:${port}/gone.git`, branch: `weaver/${workflowId}` }), 60_000, `clone ${workflowId}`).then(
+        () => new Error('resolved'),
+        (e: unknown) => e,
+      );
+    try {
+      const wiped = clone('wf-wiped');
+      await waitUntil(() => requests > 0, 20_000, 'git to ask the server');
+      rmSync(workspaceDirFor(deps.workspaceRoot, 'wf-wiped'), { recursive: true, force: true });
+      release();
+      const err = await wiped;
+      expect(err).toMatchObject({ type: 'CloneUnavailable', nonRetryable: false });
+      expect((err as Error).message).toMatch(/the workspace folder was removed during the clone/);
+      // Its folder left alone, the same answer from the server is the repository's: final.
+      expect(await clone('wf-kept')).toMatchObject({ type: 'CloneFailed', nonRetryable: true });
+    } finally {
+      release();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   test('a clone that needs credentials fails at once (CloneFailed): no terminal prompt, no askpass helper', async () => {
     // Every request asks for HTTP Basic auth: git would prompt for a username.
     const server = http.createServer((_req, res) => {
@@ -175,7 +209,7 @@ describe('commitAndPush with release (activity)', () => {
     const ws = (await mockEnv().run(acts.prepareWorkspace, { workflowId: 'wf-release', repo, baseBranch: 'main', branch: 'weaver/wf-release' })) as WorkspaceHandle;
     writeFileSync(path.join(ws.dir, 'NOTES.md'), 'released\n');
     const req = { workspace: ws, message: 'x\n\nWeaver-Workflow: wf-release', workflowId: 'wf-release', pushRemote: 'origin', release: 'pushed' as const };
-    const first = await mockEnv().run(acts.commitAndPush, req);
+    const first = (await mockEnv().run(acts.commitAndPush, req)) as CommitResult;
     expect(first).toMatchObject({ pushed: true, released: true });
     expect(existsSync(ws.dir)).toBe(false);
     // The worker died before Temporal heard of it: the retry finds no clone and answers from the record.

@@ -5,12 +5,11 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { SimpleGit } from 'simple-git';
 import { redact } from '../domain/redact';
 import { stripUrlCredentials } from '../domain/repoUrl';
 import type { ArtifactRef } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
-import { GIT_IDENTITY, gitFor, gitRun, openWorkspace } from './git';
+import { GIT_IDENTITY, gitFor, gitRun, openWorkspace, stagedBlobs, type Git } from './git';
 import { gitAuth } from './gitCredentials';
 import { isPolicyRefusal, resolvePushRemote, type RepoPolicy } from './repoPolicy';
 import { unchangedSinceSetup } from './setupState';
@@ -25,12 +24,12 @@ import type { CommitRequest, CommitResult, WorkspaceHandle } from './types';
 export async function commitAndPush(req: CommitRequest, secrets: string[] = [], policy: RepoPolicy = { env: process.env }): Promise<CommitResult> {
   const git = openWorkspace(req.workspace);
   const ws = req.workspace;
-  const head = (await git.revparse(['HEAD'])).trim();
+  const head = (await git.raw(['rev-parse', 'HEAD'])).trim();
   // What the accepted change wrote, not whatever setup, tests and builds left in the tree: the
   // tree staged when the change applied, before any command ran (testedTree.ts).
   const tested = req.paths ? await testedFor(ws, req.paths, head) : undefined;
   const committedBefore = tested && tested.head !== head;
-  if (!req.paths) await git.add(['-A']);
+  if (!req.paths) await git.raw(['add', '-A']);
   else if (tested && !committedBefore) await gitRun(ws.dir, ['read-tree', '--reset', tested.tree]);
   else if (!tested) {
     // A workspace from before the tested tree was recorded: the index as staged then.
@@ -39,17 +38,20 @@ export async function commitAndPush(req: CommitRequest, secrets: string[] = [], 
     const drop = stagedNow.filter((p) => !keep.has(p));
     if (drop.length) await git.raw(['reset', '-q', '--', ...drop.map((p) => `:(literal)${p}`)]);
   }
+  // One status for what is staged (to commit, to look for secrets in) and what is left out.
+  const status = await workspaceStatus(git);
   // A file that holds a key of the worker never leaves it, whoever wrote it.
-  const refusedSecrets = committedBefore ? (tested.refused ?? []) : await unstageSecrets(git, ws.dir, secrets);
-  const leftBehind = req.paths ? (await uncommitted(git, ws)).filter((p) => !refusedSecrets.includes(p)) : [];
-  const staged = (await git.diff(['--cached', '--name-only'])).trim();
+  const refusedSecrets = committedBefore ? (tested.refused ?? []) : await unstageSecrets(git, ws.dir, status.staged, secrets);
+  const leftBehind = req.paths ? (await uncommitted(status.unstaged, ws)).filter((p) => !refusedSecrets.includes(p)) : [];
+  // A refused path is back at HEAD's version in the index: no longer staged.
+  const staged = status.staged.some((e) => !refusedSecrets.includes(e.path));
+  let commit = head;
   // Idempotent on retry: if a previous try already committed, don't commit again.
   if (!committedBefore && (staged || head === ws.baseCommit)) {
     // Recorded first: a retry after this commit knows what it left out.
     if (tested) await saveTestedChange(ws, { ...tested, refused: refusedSecrets });
-    await git.raw([...GIT_IDENTITY, 'commit', '--allow-empty', '-m', req.message]);
+    commit = await commitIndex(git, req.message, head.length);
   }
-  const commit = (await git.revparse(['HEAD'])).trim();
   if (tested) await verifyOrUndo(ws.dir, commit, { ...tested, refused: refusedSecrets });
   const ignored = (tested?.ignored ?? []).filter((i) => !refusedSecrets.includes(i.path)).map((i) => `${i.path} (${i.rule})`);
   const extra = {
@@ -69,18 +71,23 @@ export async function commitAndPush(req: CommitRequest, secrets: string[] = [], 
     remote = target.remote;
     if (target.auth) secrets = [...secrets, target.auth.env.WEAVER_GIT_CRED_PASSWORD];
     const net = gitFor(req.workspace.dir, undefined, target.auth);
-    // Never overwrite a branch this task did not make: the remote's tip must carry our trailer.
-    // The lease then pushes only over exactly that tip (or only onto nothing, for a new branch).
-    const owner = req.workflowId ?? /^Weaver-Workflow: (.+)$/m.exec(req.message)?.[1];
-    const tip = (await net.raw(['ls-remote', '--', remote, ref])).split(/\s/)[0] ?? '';
-    if (tip) {
+    // The lease pushes only onto exactly the tip named: onto nothing first (the branch is new, the
+    // usual case, so no look at the remote before). A branch that exists is overwritten only if
+    // this task made it — the remote's tip carries our trailer — and then only over that tip.
+    const push = (tip: string) => net.raw(['push', `--force-with-lease=${ref}:${tip}`, '--', remote, `${req.workspace.branch}:${ref}`]);
+    try {
+      await push('');
+    } catch (ontoNothing) {
+      const owner = req.workflowId ?? /^Weaver-Workflow: (.+)$/m.exec(req.message)?.[1];
+      const tip = (await net.raw(['ls-remote', '--', remote, ref])).split(/\s/)[0] ?? '';
+      if (!tip) throw ontoNothing;
       await net.raw(['fetch', '--no-tags', '--', remote, `+${ref}:refs/weaver/remote-tip`]);
       const made = (await git.raw(['log', '-1', '--format=%(trailers:key=Weaver-Workflow,valueonly)', 'refs/weaver/remote-tip'])).trim();
       if (!owner || made.split('\n').every((m) => m.trim() !== owner)) {
         return { commit, pushed: false, ...extra, pushError: `branch ${req.workspace.branch} already exists on ${remote} and was not made by this task; it was not overwritten` };
       }
+      await push(tip);
     }
-    await net.push(remote, `${req.workspace.branch}:${ref}`, [`--force-with-lease=${ref}:${tip}`]);
   } catch (err) {
     // A refused remote or a rejected push is reported, not retried forever: the commit is safe in the workspace.
     if (isPolicyRefusal(err)) return { commit, pushed: false, ...extra, pushError: err.message };
@@ -89,17 +96,50 @@ export async function commitAndPush(req: CommitRequest, secrets: string[] = [], 
   return { commit, pushed: true, ...extra };
 }
 
-/** Unstages every staged file whose content holds one of `secrets`; returns their paths. */
-async function unstageSecrets(git: SimpleGit, dir: string, secrets: string[]): Promise<string[]> {
-  if (!secrets.length) return [];
-  const staged = (await git.raw(['diff', '--cached', '--name-only', '--diff-filter=AM', '-z'])).split('\0').filter(Boolean);
-  const refused: string[] = [];
-  for (const rel of staged) {
-    // The staged blob (what would be committed), never the worktree file: that may since have
-    // been rewritten, or replaced by a link to a FIFO or a device.
-    const text = await git.raw(['cat-file', 'blob', `:${rel}`]).catch(() => '');
-    if (secrets.some((s) => text.includes(Buffer.from(s, 'utf8').toString('latin1')))) refused.push(rel);
+/**
+ * Commits the index; the new commit's id from git's own summary line (`[branch <id>] …`, in
+ * full with core.abbrev at the id's length), or, should that not show it, from rev-parse.
+ */
+async function commitIndex(git: Git, message: string, idLength: number): Promise<string> {
+  const out = await git.raw([...GIT_IDENTITY, '-c', `core.abbrev=${idLength}`, 'commit', '--allow-empty', '-m', message]);
+  const id = /^\[.*? ([0-9a-f]+)\]/m.exec(out)?.[1];
+  return id?.length === idLength ? id : (await git.raw(['rev-parse', 'HEAD'])).trim();
+}
+
+interface WorkspaceStatus {
+  /** Paths whose index differs from HEAD, with how (`A`, `M`, `D`, …). */
+  staged: { path: string; how: string }[];
+  /** Paths whose work tree differs from the index, untracked ones included. */
+  unstaged: string[];
+}
+
+/** `git status --porcelain=v2 -z`: the index against HEAD and the work tree against the index, in one run. */
+async function workspaceStatus(git: Git): Promise<WorkspaceStatus> {
+  const out = await git.raw(['status', '--porcelain=v2', '-z', '--untracked-files=all', '--no-renames']);
+  const staged: WorkspaceStatus['staged'] = [];
+  const unstaged: string[] = [];
+  // `1 XY sub mH mI mW hH hI path`, `u XY sub m1 m2 m3 mW h1 h2 h3 path`, `? path`.
+  for (const e of out.split('\0')) {
+    if (e.startsWith('? ')) unstaged.push(e.slice(2));
+    if (e[0] !== '1' && e[0] !== 'u') continue;
+    const fields = e.split(' ');
+    const p = fields.slice(e[0] === '1' ? 8 : 10).join(' ');
+    const [x, y] = fields[1];
+    if (x !== '.') staged.push({ path: p, how: x });
+    if (y !== '.') unstaged.push(p);
   }
+  return { staged, unstaged };
+}
+
+/** Unstages every staged file whose content holds one of `secrets`; returns their paths. */
+async function unstageSecrets(git: Git, dir: string, staged: WorkspaceStatus['staged'], secrets: string[]): Promise<string[]> {
+  if (!secrets.length) return [];
+  const written = staged.filter((e) => e.how === 'A' || e.how === 'M').map((e) => e.path);
+  // The staged blobs (what would be committed), never the worktree files: those may since have
+  // been rewritten, or replaced by links to a FIFO or a device.
+  const blobs = await stagedBlobs(dir, written);
+  const needles = secrets.map((s) => Buffer.from(s, 'utf8'));
+  const refused = written.filter((rel) => needles.some((n) => blobs.get(rel)?.includes(n)));
   // Back to HEAD's version in the index (a new file leaves it): the commit neither adds nor deletes it.
   if (refused.length) await git.raw(['reset', '-q', '--', ...refused.map((p) => `:(literal)${p}`)]);
   return refused;
@@ -143,14 +183,10 @@ async function verifyOrUndo(dir: string, commit: string, tested: TestedChange): 
  * Changed or new files not staged for the commit (at most 50 named, then a count); files as
  * setup left them are not the run's (setupState.ts).
  */
-async function uncommitted(git: SimpleGit, ws: WorkspaceHandle): Promise<string[]> {
-  const out = await git.raw(['status', '--porcelain=v1', '-z', '--untracked-files=all']);
+async function uncommitted(unstaged: string[], ws: WorkspaceHandle): Promise<string[]> {
+  if (!unstaged.length) return [];
   const setupLeft = await unchangedSinceSetup(ws);
-  const paths = out
-    .split('\0')
-    .filter((e) => e.length > 3 && e[1] !== ' ')
-    .map((e) => e.slice(3))
-    .filter((p) => !setupLeft?.has(p));
+  const paths = unstaged.filter((p) => !setupLeft?.has(p));
   return paths.length > 50 ? [...paths.slice(0, 50), `… and ${paths.length - 50} more`] : paths;
 }
 
@@ -161,7 +197,7 @@ export async function bundleBranch(store: ArtifactStore, ws: WorkspaceHandle): P
   const file = await store.scratchPath('branch.bundle');
   // Thin: only the commits since the task's base (whoever restores or merges it has that base,
   // or fetches it: withBundlePrerequisites). A branch still at its base has nothing to exclude.
-  const head = (await git.revparse([ws.branch])).trim();
+  const head = (await git.raw(['rev-parse', ws.branch])).trim();
   // Only when origin has the base on a branch (what a reader fetches): a base no branch of
   // origin holds (a force-push since the clone) goes into the bundle too.
   const onOrigin = ws.baseCommit ? (await git.raw(['for-each-ref', '--count=1', '--contains', ws.baseCommit, 'refs/remotes/origin']).catch(() => '')).trim() !== '' : false;
@@ -174,7 +210,7 @@ export async function bundleBranch(store: ArtifactStore, ws: WorkspaceHandle): P
  * A thin bundle needs its base commit in the repository that reads it: a clone made from a base
  * branch that has moved on since may lack it, and then gets it from `origin` first.
  */
-export async function withBundlePrerequisites(git: SimpleGit, bundle: string): Promise<void> {
+export async function withBundlePrerequisites(git: Git, bundle: string): Promise<void> {
   const verified = await git.raw(['bundle', 'verify', '--quiet', bundle]).then(
     () => true,
     () => false,
@@ -209,7 +245,7 @@ export async function mergeBranches(ws: WorkspaceHandle, sources: MergeSource[],
     const source = s.source === 'origin' ? 'origin' : stripUrlCredentials(s.source);
     try {
       if (isFile(source)) await withBundlePrerequisites(gitFor(ws.dir, undefined, gitAuth((await git.raw(['remote', 'get-url', 'origin'])).trim(), env)), source);
-      await gitFor(ws.dir, undefined, auth).raw(['fetch', '--no-tags', source, `+${s.branch}:${ref}`]);
+      await gitFor(ws.dir, undefined, auth).raw(['fetch', '--no-tags', '--', source, `+${s.branch}:${ref}`]);
     } catch (err) {
       const why = redact((err as Error).message, auth ? [auth.env.WEAVER_GIT_CRED_PASSWORD] : []);
       results.push({ workflowId: s.workflowId, merged: false, conflict: `could not fetch ${s.branch} from ${source}: ${why}` });
@@ -221,9 +257,8 @@ export async function mergeBranches(ws: WorkspaceHandle, sources: MergeSource[],
     } catch (err) {
       error = (err as Error).message.split('\n')[0];
     }
-    // git reports a conflict on stdout with exit 1, which simple-git does not always throw on:
-    // the unmerged paths are the truth.
-    const unmerged = (await git.diff(['--name-only', '--diff-filter=U'])).trim().split('\n').filter(Boolean);
+    // A conflict is told by the unmerged paths, not by the merge's exit code and words.
+    const unmerged = (await git.raw(['diff', '--name-only', '--diff-filter=U'])).trim().split('\n').filter(Boolean);
     if (!unmerged.length && !error) {
       results.push({ workflowId: s.workflowId, merged: true });
       continue;

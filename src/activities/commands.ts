@@ -7,7 +7,6 @@
 // wrappers live in ./index.ts.
 // Over 300 lines because runCommand is one process's life (spawn, stream, time out, cancel,
 // reap) over state its handlers share, and its options and result are documented field by field.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,7 +14,8 @@ import { StringDecoder } from 'node:string_decoder';
 import { secretsFromEnv, StreamRedactor } from '../domain/redact';
 import type { Command } from '../domain/schema';
 import { TreeSampler, type SampledUsage } from './processUsage';
-import { hasPdeathsig, killGroup, killRecordedGroup, processGroupAlive, recordGroup, sleep, startWatchdog, unrecordGroup } from './processGroups';
+import { hasPdeathsig, killGroup, killRecordedGroup, processGroupAlive, sleep, unrecordGroup } from './processGroups';
+import { PID_IN_RECORD, startProcess, type HelperProcess } from './spawner';
 
 export { processGroupAlive };
 
@@ -52,8 +52,8 @@ export interface RunCommandOptions {
   tickMs?: number;
   /**
    * The group dies with this process even on `kill -9`: the command gets a parent-death signal
-   * (`setpriv --pdeathsig KILL`, when util-linux has it) and a small watchdog outside the group
-   * kills the whole group when this process's end of its pipe closes. Linux.
+   * (`setpriv --pdeathsig KILL`, when util-linux has it: its parent is the spawn helper) and the
+   * helper, outside the group, kills the whole group when the worker's end of its channel closes. Linux.
    */
   dieWithWorker?: boolean;
   /**
@@ -100,6 +100,12 @@ const LINE_SNAP_BYTES = 4096;
 /** Output handled between two turns given to the event loop (about 5 ms of redaction). */
 const YIELD_BYTES = 256 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * What a recorded command is started through: it reads "go" on fd 3 (written once its group is
+ * recorded) and becomes the command (exec: same pid, same group). Without "go" (the worker died
+ * first) it does not run.
+ */
+const GATE = 'IFS= read -r go <&3; exec 3<&-; [ "$go" = go ] || exit 125; exec "$@"';
 
 /** Keeps the last `capacity` bytes written to it. */
 class ByteRing {
@@ -313,29 +319,38 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
   if (opts.lockFile && (await killRecordedGroup(opts.lockFile))) note('weaver: killed an older run of a command still running here\n');
   let [file, args]: [string, string[]] =
     typeof opts.command === 'string' ? ['/bin/sh', ['-c', opts.command]] : [opts.command[0], opts.command.slice(1)];
+  // A recorded command waits at the gate until the helper has recorded its group.
+  const recordsAt = [opts.lockFile, opts.recordDir && path.join(opts.recordDir, `${PID_IN_RECORD}.pid`)].filter((f): f is string => !!f);
+  const gated = recordsAt.length > 0;
+  if (gated) [file, args] = ['/bin/sh', ['-c', GATE, 'weaver-gate', file, ...args]];
   // setpriv execs the command: the pid (and the group we kill) stays the command's own.
   if (opts.dieWithWorker && (await hasPdeathsig())) [file, args] = ['setpriv', ['--pdeathsig', 'KILL', '--', file, ...args]];
-  let child: ChildProcess;
+  let child: HelperProcess;
   try {
-    child = spawn(file, args, {
+    // Started by the spawn helper (./spawner), never by forking the worker. With `guard`, the
+    // helper kills the group if the worker dies first: the watchdog outside the group.
+    child = await startProcess(file, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       detached: true, // setsid(): the command leads a new process group we can kill as a whole
-      stdio: ['ignore', 'pipe', 'pipe'],
+      guard: opts.dieWithWorker,
+      // Recorded by the helper before the command runs (it waits at the gate): a worker killed
+      // at any moment after the spawn leaves the group to its successor and to a rerun. Written
+      // after the spawn returned, with no gate, the record could come too late (the shutdown
+      // test's orphan, under load).
+      ...(gated ? { records: recordsAt } : {}),
     });
   } catch (err) {
-    // Synchronous spawn failures (e.g. EINVAL for a NUL in an argument).
+    // E.g. ENOENT, or EINVAL for a NUL in an argument.
     const message = (err as Error).message;
     note(`weaver: cannot start command: ${message}\n`);
     await finishLog();
-    return result({ exitCode: 127, error: message });
+    return result({ exitCode: (err as NodeJS.ErrnoException).code === 'EACCES' ? 126 : 127, error: message });
   }
 
   const pid = child.pid;
-  const watchdog = opts.dieWithWorker && pid !== undefined ? startWatchdog(pid) : undefined;
-  const sampler = opts.sampleUsageMs && pid !== undefined ? new TreeSampler(pid, opts.sampleUsageMs) : undefined;
-  const records = pid === undefined ? [] : [opts.lockFile, opts.recordDir && path.join(opts.recordDir, `${pid}.pid`)].filter((f): f is string => !!f);
-  const recorded = Promise.all(records.map((f) => recordGroup(f, pid!).catch(() => undefined)));
+  const records = recordsAt.map((f) => f.replace(PID_IN_RECORD, String(pid)));
+  const sampler = opts.sampleUsageMs ? new TreeSampler(pid, opts.sampleUsageMs) : undefined;
 
   return new Promise<RunCommandResult>((resolve, reject) => {
     const stdout = child.stdout!;
@@ -399,7 +414,7 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
 
     // ---- termination ----
     const terminate = () => {
-      if (pid === undefined || termSentAt !== undefined) return;
+      if (termSentAt !== undefined) return;
       termSentAt = Date.now();
       killGroup(pid, 'SIGTERM');
       killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), graceMs);
@@ -449,35 +464,28 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
       settled = true;
       cleanup();
       // The group is gone: stand the watchdog down and drop the records.
-      watchdog?.stdin?.end('done\n');
-      await recorded;
-      await Promise.all(records.map((f) => unrecordGroup(f, pid!)));
+      child.release();
+      await Promise.all(records.map((f) => unrecordGroup(f, pid)));
       // Stopped once the leftovers are gone too: their CPU and memory count.
       const usage = await sampler?.stop();
+      // The helper died under the command (its group was killed): not the command's outcome.
+      if (child.lost) note(`\nweaver: ${child.lost.message}\n`);
       try {
         await finishLog();
+        if (child.lost) return reject(child.lost);
         resolve(result({ pid, timedOut, cancelled, ...(usage ? { usage } : {}), ...over }));
       } catch (err) {
         reject(err);
       }
     };
 
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      if (pid !== undefined) return; // e.g. a failed kill(); the process itself is running
-      const message = err.message;
-      note(`weaver: cannot start command: ${message}\n`);
-      stdout.destroy();
-      stderr.destroy();
-      void settle({ exitCode: err.code === 'EACCES' ? 126 : 127, error: message });
-    });
-
-    child.once('exit', (code, sig) => {
+    void child.exited.then(([code, sig]) => {
       exited = true;
       exitCode = code;
       exitSignal = sig;
       void (async () => {
         // Anything left in the group (background jobs, a grandchild holding the pipe) goes too.
-        if (pid !== undefined && (await processGroupAlive(pid))) {
+        if (await processGroupAlive(pid)) {
           const since = termSentAt ?? Date.now();
           if (termSentAt === undefined) {
             termSentAt = since;
@@ -486,9 +494,16 @@ export async function runCommand(opts: RunCommandOptions): Promise<RunCommandRes
           while (Date.now() - since < graceMs && (await processGroupAlive(pid))) await sleep(50);
           killGroup(pid, 'SIGKILL');
         }
-        // Drain what is left in the pipes; give up on a pipe held open by an escaped process.
+        // Drain what is left in the pipes — output still on its way from the helper keeps coming
+        // after the exit — and give up on a pipe held open by an escaped process: 1 s without
+        // output, or 10 s of it.
         let drained = false;
-        await Promise.race([streamsClosed.then(() => (drained = true)), sleep(1000)]);
+        void streamsClosed.then(() => (drained = true));
+        const drainFrom = Date.now();
+        for (let seen = -1; !drained && seen !== outputBytes && Date.now() - drainFrom < 10_000; ) {
+          seen = outputBytes;
+          await Promise.race([streamsClosed, sleep(1000)]);
+        }
         if (!drained) {
           stdout.destroy();
           stderr.destroy();

@@ -1,42 +1,15 @@
 // The git that Weaver runs on workspaces: a minimal environment, configuration no repository
 // can override (no hooks, no fsmonitor, no ext:: transport), no credential prompts, and a
 // workspace's repository opened (or WorkspaceLost when this worker no longer has it).
-import { execFile } from 'node:child_process';
+// Every git runs in the spawn helper (./spawner), not forked from the worker.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
-import { simpleGit, type SimpleGit, type SimpleGitOptions } from 'simple-git';
-import type { GitAuth } from './gitCredentials';
+import { configArgs, type GitAuth } from './gitCredentials';
+import { execFileBytes, type ExecError } from './spawner';
 import type { WorkspaceHandle } from './types';
 
 export const GIT_IDENTITY = ['-c', 'user.name=Weaver', '-c', 'user.email=weaver@localhost'];
-
-/**
- * Env vars simple-git refuses to pass to git unless the matching `unsafe` flag is set (its
- * guard against untrusted input). Here they come from the worker's own environment, which the
- * operator controls (e.g. GIT_SSH_COMMAND for a deploy key), so the flag is set exactly for the
- * vars present; the argument checks (`--upload-pack`, `-c core.sshCommand=…`) stay on otherwise.
- */
-const UNSAFE_ENV_FLAGS: Record<string, keyof NonNullable<SimpleGitOptions['unsafe']>> = {
-  editor: 'allowUnsafeEditor',
-  git_askpass: 'allowUnsafeAskPass',
-  git_config_global: 'allowUnsafeConfigPaths',
-  git_config_system: 'allowUnsafeConfigPaths',
-  git_config_count: 'allowUnsafeConfigEnvCount',
-  git_config: 'allowUnsafeConfigPaths',
-  git_editor: 'allowUnsafeEditor',
-  git_exec_path: 'allowUnsafeConfigPaths',
-  git_external_diff: 'allowUnsafeDiffExternal',
-  git_pager: 'allowUnsafePager',
-  git_proxy_command: 'allowUnsafeGitProxy',
-  git_template_dir: 'allowUnsafeTemplateDir',
-  git_sequence_editor: 'allowUnsafeEditor',
-  git_ssh: 'allowUnsafeSshCommand',
-  git_ssh_command: 'allowUnsafeSshCommand',
-  pager: 'allowUnsafePager',
-  prefix: 'allowUnsafeConfigPaths',
-  ssh_askpass: 'allowUnsafeAskPass',
-};
 
 /**
  * What git may see of the worker's environment: what it needs to run and to reach a remote the
@@ -86,25 +59,22 @@ export function gitEnv(base: NodeJS.ProcessEnv = process.env): Record<string, st
   return env;
 }
 
+/** git in one repository, with `gitEnv()` and the options it was opened with. */
+export interface Git {
+  /** Runs `git <args>`; resolves with stdout, rejects with git's last words on a non-zero exit. */
+  raw(args: string[]): Promise<string>;
+}
+
 /**
- * A simple-git instance with `gitEnv()`; `signal` aborting kills the running git process.
+ * git in `baseDir` with `gitEnv()`; `signal` aborting kills the running git process.
  * `auth` (gitCredentials.ts gitAuth): the credential helper and its env, for commands that talk to a remote.
  */
-export function gitFor(baseDir: string | undefined, signal?: AbortSignal, auth?: GitAuth): SimpleGit {
-  const env = { ...gitEnv(), ...auth?.env };
-  // simple-git refuses any core.hooksPath / core.fsmonitor setting unless told; ours switch them off.
-  const unsafe: NonNullable<SimpleGitOptions['unsafe']> = { allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true, allowUnsafeProtocolOverride: true };
-  for (const name of Object.keys(env)) {
-    const flag = UNSAFE_ENV_FLAGS[name.toLowerCase().trim()];
-    if (flag) unsafe[flag] = true;
-  }
-  if (auth) unsafe.allowUnsafeCredentialHelper = true;
-  const config = auth?.config.length ? { config: auth.config } : {};
-  return simpleGit({ ...(baseDir ? { baseDir } : {}), ...(signal ? { abort: signal } : {}), ...config, unsafe }).env(env);
+export function gitFor(baseDir: string | undefined, signal?: AbortSignal, auth?: GitAuth): Git {
+  return { raw: (args) => gitRun(baseDir, args, { signal, auth }) };
 }
 
 /** Throws WorkspaceLost when this worker no longer has the workspace: the workflow rebuilds it. */
-export function openWorkspace(ws: WorkspaceHandle): SimpleGit {
+export function openWorkspace(ws: WorkspaceHandle): Git {
   if (!existsSync(path.join(ws.dir, '.git'))) {
     throw ApplicationFailure.nonRetryable(`workspace ${ws.dir} is gone from this worker`, 'WorkspaceLost');
   }
@@ -118,21 +88,72 @@ export interface GitRunOptions {
   indexFile?: string;
   /** Exit codes that are answers, not errors (`check-ignore` says "none ignored" with 1). */
   okCodes?: number[];
+  /** Aborting kills git. */
+  signal?: AbortSignal;
+  /** The credential helper and its env (a remote). */
+  auth?: GitAuth;
+  /** More environment on top of gitEnv(). */
+  env?: Record<string, string>;
 }
 
 /**
- * git in `dir` with `gitEnv()` (the same hardening as gitFor), for what simple-git cannot do:
- * stdin, another index file, exit codes that are answers. Resolves with stdout.
+ * Options that make git run a program they name: never from Weaver's callers, whose values (a
+ * remote, a branch) might come from a task; refused before they reach git.
  */
-export function gitRun(dir: string, args: string[], opts: GitRunOptions = {}): Promise<string> {
-  const env = { ...gitEnv(), ...(opts.indexFile ? { GIT_INDEX_FILE: opts.indexFile } : {}) };
-  return new Promise((resolve, reject) => {
-    const child = execFile('git', args, { cwd: dir, env, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err && typeof err.code === 'number' ? err.code : err ? -1 : 0;
-      if (code === 0 || opts.okCodes?.includes(code)) resolve(stdout);
-      else reject(new Error(`git ${args[0]} failed (${code}): ${stderr.trim().split('\n').slice(-3).join(' ') || (err as Error).message}`));
-    });
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(opts.input ?? '');
-  });
+const RUNS_A_PROGRAM = /^--(upload-pack|receive-pack|exec)(=|$)/;
+
+/** git in `dir` with `gitEnv()` (see gitFor). Resolves with stdout. */
+export async function gitRun(dir: string | undefined, args: string[], opts: GitRunOptions = {}): Promise<string> {
+  return (await gitBytes(dir, args, opts)).toString('utf8');
+}
+
+/** gitRun, stdout as bytes (blobs). */
+export async function gitBytes(dir: string | undefined, args: string[], opts: GitRunOptions = {}): Promise<Buffer> {
+  const end = args.indexOf('--');
+  const unsafe = (end < 0 ? args : args.slice(0, end)).find((a) => RUNS_A_PROGRAM.test(a));
+  if (unsafe) throw new Error(`git ${subcommand(args)}: refusing the option ${unsafe.split('=')[0]}`);
+  const env = { ...gitEnv(), ...opts.auth?.env, ...opts.env, ...(opts.indexFile ? { GIT_INDEX_FILE: opts.indexFile } : {}) };
+  try {
+    const out = await execFileBytes('git', [...configArgs(opts.auth), ...args], { cwd: dir, env, input: opts.input, maxBuffer: 256 * 1024 * 1024, signal: opts.signal });
+    return out.stdout;
+  } catch (e) {
+    const err = e as ExecError;
+    const code = typeof err.code === 'number' ? err.code : -1;
+    if (opts.okCodes?.includes(code)) return Buffer.from(err.stdout, 'utf8');
+    throw new Error(`git ${subcommand(args)} failed (${err.signal ?? code}): ${err.stderr?.trim().split('\n').slice(-3).join(' ') || err.message}`);
+  }
+}
+
+/** `commit` in `-c user.name=… commit …`: what a message names. */
+function subcommand(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-c' || args[i] === '-C') i++;
+    else if (!args[i].startsWith('-')) return args[i];
+  }
+  return args[0] ?? '';
+}
+
+/**
+ * The staged blobs of `paths` (`:path`), in one `git cat-file --batch`; a path not in the index
+ * (or whose name holds a newline, which the batch cannot name) is left out.
+ */
+export async function stagedBlobs(dir: string, paths: string[]): Promise<Map<string, Buffer>> {
+  const asked = paths.filter((p) => !p.includes('\n'));
+  const blobs = new Map<string, Buffer>();
+  if (!asked.length) return blobs;
+  const out = await gitBytes(dir, ['cat-file', '--batch'], { input: asked.map((p) => `:${p}\n`).join('') });
+  let at = 0;
+  for (const p of asked) {
+    const eol = out.indexOf(0x0a, at);
+    if (eol < 0) break;
+    const header = out.subarray(at, eol).toString('utf8');
+    at = eol + 1;
+    // `<sha> <type> <size>`, then the content and a newline; `<name> missing` otherwise.
+    const found = / (\w+) (\d+)$/.exec(header);
+    if (!found) continue;
+    const size = Number(found[2]);
+    if (found[1] === 'blob') blobs.set(p, out.subarray(at, at + size));
+    at += size + 1;
+  }
+  return blobs;
 }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { recordCommand } from './metrics';
 import { normaliseForComparison } from '../domain/matching';
 import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
@@ -19,6 +20,7 @@ import { withSandboxRetries } from './sandboxRetry';
 import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './steps';
 import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
+import { readBatchTasks, type ReadBatchTasksRequest } from './batchTasks';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
 import { settleUnpushed } from './unpushed';
@@ -168,6 +170,8 @@ export function createActivities(deps: ActivityDeps) {
     });
     // Measured for every command here (setup, tests, any step): wall, CPU and peak memory of its whole tree.
     const { limit, resources, egressRefused, sandboxFailed } = await box.finish(r);
+    // A sandbox that failed before the command, or a cancel, is no step's duration.
+    if (!sandboxFailed && !r.cancelled) recordCommand(kind, { durationMs: r.durationMs, timedOut: r.timedOut, passed: r.exitCode === 0 && !r.timedOut }, limit);
     // A workspace gone while the command ran (its disk wiped) stays gone: nothing to put back.
     const gitChanged = existsSync(path.join(cwd, '.git')) ? await restoreGit(cwd, before) : [];
     const violation = gitChanged.length ? `the command changed ${gitChanged.slice(0, 5).join(', ')}${gitChanged.length > 5 ? ', …' : ''} (refused and undone: git must not run repository code)` : undefined;
@@ -389,6 +393,11 @@ export function createActivities(deps: ActivityDeps) {
     async childUsage(req: ChildUsageRequest): Promise<ChildUsageResult> {
       const ctx = Context.current();
       return childUsage(ctx.client, req, { beat: () => ctx.heartbeat() });
+    },
+
+    /** A page of a batch's stored task list, and its length. */
+    async readBatchTasks(req: ReadBatchTasksRequest): Promise<{ tasks: unknown[]; total: number }> {
+      return readBatchTasks(store, req);
     },
 
     /** Stores a JSON document (report, events) and returns its reference. */

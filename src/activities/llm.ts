@@ -5,7 +5,7 @@
 // so the workflow never books such a call at $0.
 // The OpenAI SDK side (client, streaming, error typing) is ./openaiClient.ts.
 import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
-import { ARTIFACT_STORE_FAILED, failureType, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
+import { ARTIFACT_STORE_FAILED, failureType, familyOfFailureType, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
 import { editFormat } from '../domain/editformats';
 import { resolveProvider } from '../domain/models';
 import { redact } from '../domain/redact';
@@ -15,6 +15,8 @@ import type { ArtifactStore } from './artifacts';
 import { openaiClient, providerSecrets, StreamCut, streamed, toApplicationFailure, whole, type Completion } from './openaiClient';
 import { chatMessages, samplingOf } from './chatRequest';
 import { countTokens } from './tokens';
+import { recordProviderCall } from './metrics';
+import { costOf } from '../domain/pricing';
 import type { ActivityDeps, GenerateChangeRequest, GenerateChangeResult } from './types';
 
 export { endpointOf, toApplicationFailure } from './openaiClient';
@@ -88,22 +90,9 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
       ? await streamed(client, body, ctx.cancellationSignal, () => ctx.heartbeat({ provider: provider.id }))
       : await whole(client, body, ctx.cancellationSignal);
   } catch (err) {
-    if (ctx.cancellationSignal.aborted) {
-      // The worker is stopping (deploy, Ctrl-C) past its grace time: infrastructure, not the
-      // provider's fault and not the workflow's wish. The workflow asks again at once (another
-      // worker picks it up) and books this one as estimated spend.
-      if (cancelledByShutdown(ctx)) {
-        throw ApplicationFailure.create({
-          type: WORKER_SHUTDOWN,
-          message: `provider ${provider.id} (${provider.model}): the worker shut down during the call${sent ? '; the request was aborted on the wire' : ''}`,
-          details: [{ provider: provider.id, sent } satisfies ProviderFailureDetails],
-        });
-      }
-      // Reported to Temporal as a cancellation (not a failure): the workflow stopped this call.
-      throw new CancelledFailure('provider call cancelled; HTTP request aborted');
-    }
-    if (err instanceof StreamCut) throw streamCutFailure(provider, err, countTokens(system) + countTokens(user), Date.now() - started, secrets);
-    throw toApplicationFailure(deps, provider, err, Date.now() - started);
+    const failure = callFailure(deps, ctx, provider, err, sent, { tokensIn: () => countTokens(system) + countTokens(user), latencyMs: Date.now() - started }, secrets);
+    if (sent) recordProviderCall({ provider: provider.id, model: provider.model, outcome: outcomeOf(failure), latencyMs: Date.now() - started });
+    throw failure;
   } finally {
     clearInterval(beat);
   }
@@ -119,6 +108,8 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   // delivers it instead of buying it again; a store that cannot keep it must not make it $0.
   const keep = keeper(call);
   const kept = judge(provider, format, plan, completion, call, secrets);
+  // Counted here, by the execution that was answered: a retry delivering the kept answer does not.
+  recordProviderCall({ provider: provider.id, model: provider.model, outcome: kept.verdict.outcome, ...call, costUsd: costOf(provider, call.tokensIn, call.tokensOut, call.tokensCached) });
   await keepAnswer(ctx, kept, keep);
   // The window in which a crash still loses the answer (printed by scripts/bench-kept-answer.ts).
   log.debug('answer kept', { provider: provider.id, keptMs: Math.round((performance.now() - answeredAt) * 100) / 100 });
@@ -126,6 +117,34 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   // keeping the answer and completing, where the test kills it.
   if (deps.holdAfterAnswerMs) await new Promise((r) => setTimeout(r, deps.holdAfterAnswerMs));
   return resultOf(kept, keep);
+}
+
+/** The failure a call that did not answer leaves with (see the cases below). */
+function callFailure(deps: ActivityDeps, ctx: Context, provider: ProviderSpec, err: unknown, sent: boolean, sentSoFar: { tokensIn: () => number; latencyMs: number }, secrets: string[]): Error {
+  if (ctx.cancellationSignal.aborted) {
+    // The worker is stopping (deploy, Ctrl-C) past its grace time: infrastructure, not the
+    // provider's fault and not the workflow's wish. The workflow asks again at once (another
+    // worker picks it up) and books this one as estimated spend.
+    if (cancelledByShutdown(ctx)) {
+      return ApplicationFailure.create({
+        type: WORKER_SHUTDOWN,
+        message: `provider ${provider.id} (${provider.model}): the worker shut down during the call${sent ? '; the request was aborted on the wire' : ''}`,
+        details: [{ provider: provider.id, sent } satisfies ProviderFailureDetails],
+      });
+    }
+    // Reported to Temporal as a cancellation (not a failure): the workflow stopped this call.
+    return new CancelledFailure('provider call cancelled; HTTP request aborted');
+  }
+  if (err instanceof StreamCut) return streamCutFailure(provider, err, sentSoFar.tokensIn(), sentSoFar.latencyMs, secrets);
+  return toApplicationFailure(deps, provider, err, sentSoFar.latencyMs);
+}
+
+/** A failed call's outcome label: its error family, or why it stopped. */
+function outcomeOf(failure: Error): string {
+  if (failure instanceof CancelledFailure) return 'cancelled';
+  const type = failure instanceof ApplicationFailure ? failure.type : undefined;
+  if (type === WORKER_SHUTDOWN) return 'worker_shutdown';
+  return familyOfFailureType(type) ?? 'error';
 }
 
 /**

@@ -1,10 +1,11 @@
 // Process groups: killing them whole, telling whether one still runs, and making sure none
 // outlives its worker (design rule 7) — a parent-death signal, a watchdog outside the group, and
 // pid files naming running groups, so that a rerun or a worker's successor can kill leftovers.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+// The watchdog is the spawn helper (./spawner), which starts every command.
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execFileVia } from './spawner';
 
 /** `unref`: the timer alone does not keep the process alive (a watch that ends with its command). */
 export const sleep = (ms: number, opts: { unref?: boolean } = {}) =>
@@ -24,10 +25,16 @@ export function killGroup(pgid: number, sig: NodeJS.Signals): boolean {
 }
 
 /**
- * Whether any live (non-zombie) process is in process group `pgid`. On Linux this reads /proc,
- * because orphans that nobody reaps would otherwise count as alive; elsewhere `kill(-pgid, 0)`.
+ * Whether any live (non-zombie) process is in process group `pgid`. `kill(-pgid, 0)` first: an
+ * empty group (the usual end of a command) is told without a scan. On Linux a group that is not
+ * empty is then looked for in /proc, because orphans that nobody reaps would otherwise count as alive.
  */
 export async function processGroupAlive(pgid: number): Promise<boolean> {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
   let entries: string[] | undefined;
   try {
     entries = await readdir('/proc');
@@ -131,26 +138,10 @@ let pdeathsig: Promise<boolean> | undefined;
 export function hasPdeathsig(): Promise<boolean> {
   pdeathsig ??= new Promise((resolve) => {
     if (process.platform !== 'linux') return resolve(false);
-    execFile('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { timeout: 5000 }, (err) => resolve(!err));
+    execFileVia('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { timeout: 5000 }).then(
+      () => resolve(true),
+      () => resolve(false),
+    );
   });
   return pdeathsig;
-}
-
-/**
- * Kills group `$1` unless told `done` first: started beside each command, outside its group and
- * outside the worker's, reading a pipe only the worker writes. When the worker dies — even by
- * SIGKILL — the pipe closes without `done`, and the command's whole group goes with it.
- */
-const WATCHDOG = 'read -r line; [ "$line" = done ] || kill -s KILL -- "-$1" 2>/dev/null';
-
-export function startWatchdog(pgid: number): ChildProcess | undefined {
-  try {
-    const wd = spawn('/bin/sh', ['-c', WATCHDOG, 'weaver-watchdog', String(pgid)], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
-    wd.on('error', () => undefined);
-    wd.stdin?.on('error', () => undefined);
-    wd.unref();
-    return wd;
-  } catch {
-    return undefined;
-  }
 }

@@ -23,9 +23,8 @@ import type { PromptMessages } from './llm';
 import { fileView, leadingComments, rankShare } from './fileViews';
 import { anchorLines, cutToTokens, fence, langOf, maskedInSpans, renderRanges } from './promptSpans';
 import { buildRepoMap, extractMentions, skippedLine, type RankedDef } from './repomap';
-import { isVendoredOrGenerated } from './repomap/files';
+import { indexPaths, isVendoredOrGenerated, readIndex } from './repomap/files';
 import { countTokens } from './tokens';
-import { gitFor } from './workspace';
 import type { BuildPromptRequest, BuiltPrompt, Shown } from './types';
 
 export { readConfined } from './confinedPaths';
@@ -136,7 +135,9 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
   take(guidance);
 
   // 3. What the task and the failures name: paths and identifiers, for the map and the files.
-  const tracked = await trackedFiles(dir);
+  // One `ls-files -s` for the tracked paths here and the map's files.
+  const index = readIndex(dir);
+  const tracked = indexPaths(await index);
   // What the model asked for with READ: whole files (named like the task's), and parts of files
   // (`path:120-220`, `path#Symbol`) or searches (`grep: …`), served after the named files.
   const reads = (req.requestedFiles ?? []).map((raw) => ({ raw, r: parseReadRequest(raw) }));
@@ -172,6 +173,7 @@ export async function buildPrompt(store: ArtifactStore, req: BuildPromptRequest,
     mentionedFiles: mapMentioned,
     mentionedIdents: mentions.idents,
     queryText: [taskText, failureMentions.text].join('\n'),
+    index,
     tokenBudget: 0,
   });
 
@@ -415,6 +417,3 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-async function trackedFiles(dir: string): Promise<string[]> {
-  return (await gitFor(dir).raw(['ls-files'])).split('\n').filter(Boolean);
-}

@@ -6,11 +6,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
-import type { SimpleGit } from 'simple-git';
 import { redact } from '../domain/redact';
 import type { ArtifactStore } from './artifacts';
 import { runCommand, type RunCommandResult } from './commands';
-import { gitEnv, gitFor, openWorkspace } from './git';
+import { gitEnv, gitFor, openWorkspace, type Git } from './git';
 import { configArgs } from './gitCredentials';
 import { killRecordedGroup } from './processGroups';
 import { resolveCloneSource, resolvePushRemote } from './repoPolicy';
@@ -94,7 +93,7 @@ export async function prepareWorkspace(
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
     throw new CancelledFailure(`workspace preparation cancelled; ${detail}`);
   };
-  // The clone is the long, networked part. It runs through runCommand, not simple-git: git
+  // The clone is the long, networked part. It runs through runCommand, not a buffered git call: git
   // forks transport helpers (git-remote-http, ssh) that outlive a killed `git`, so a cancel must
   // kill the whole process group (design rule 7). In its own session git has no terminal to
   // prompt on either; gitEnv() turns the prompts and askpass helpers off explicitly.
@@ -119,18 +118,22 @@ export async function prepareWorkspace(
   }
   if (r.cancelled) return cancelled('git clone killed');
   if (r.exitCode !== 0) {
+    // The folder removed under the clone (a worker's start-up sweep took it for a lost host's
+    // leftover, a disk wiped): not the repository's fault, tried again (seen in the crash campaign).
+    const vanished = !existsSync(path.join(home, RUN_MARKER));
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
     const tail = r.tail.trim().split('\n').slice(-5).join('\n') || r.error || `git exited with ${r.exitCode ?? r.signal}`;
     const why = redact(tail, auth ? [auth.env.WEAVER_GIT_CRED_PASSWORD] : []);
     // A network hiccup is retried by Temporal; a repo or branch that does not exist is final.
-    const transient = /could not resolve host|connection (refused|reset|timed out)|timed out|early eof|remote end hung up|rpc failed|http [5]\d\d|\b50[234]\b/i.test(why);
+    const transient = vanished || /could not resolve host|connection (refused|reset|timed out)|timed out|early eof|remote end hung up|rpc failed|http [5]\d\d|\b50[234]\b/i.test(why);
     throw ApplicationFailure.create({
       type: transient ? 'CloneUnavailable' : 'CloneFailed',
       nonRetryable: !transient,
-      message: `cannot clone ${display}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${why}`,
+      message: `cannot clone ${display}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${vanished ? 'the workspace folder was removed during the clone; ' : ''}${why}`,
     });
   }
-  const base = (await gitFor(dir).revparse(['--abbrev-ref', 'HEAD'])).trim();
+  // The clone's commit and its branch's name, in one rev-parse.
+  const [cloned, base] = (await gitFor(dir).raw(['rev-parse', 'HEAD', '--abbrev-ref', 'HEAD'])).trim().split('\n');
   if (base === req.branch) {
     // Weaver force-pushes its branch: it must never be the branch the work is based on.
     await rm(home, { recursive: true, force: true }).catch(() => undefined);
@@ -140,8 +143,9 @@ export async function prepareWorkspace(
     const git = gitFor(dir, signal);
     // A rebuild starts from the lost workspace's base, so a re-applied change makes the same tree.
     const pinned = req.baseCommit && (await hasCommit(git, req.baseCommit)) ? [req.baseCommit] : [];
-    await git.checkout(['-B', req.branch, ...pinned]);
-    const baseCommit = (await git.revparse(['HEAD'])).trim();
+    await git.raw(['checkout', '-B', req.branch, ...pinned]);
+    // The pinned commit was checked to be one (hasCommit); it is in full, as every recorded id.
+    const baseCommit = pinned.length ? (await git.raw(['rev-parse', `${req.baseCommit}^{commit}`])).trim() : cloned;
     if (opts.restore) {
       // The commit the lost workspace made, from its bundle: nothing committed is redone.
       await withBundlePrerequisites(gitFor(dir, signal, auth), opts.restore);
@@ -156,7 +160,7 @@ export async function prepareWorkspace(
 }
 
 /** Whether the clone has `sha` (a base commit force-pushed away upstream is not fetched by sha). */
-async function hasCommit(git: SimpleGit, sha: string): Promise<boolean> {
+async function hasCommit(git: Git, sha: string): Promise<boolean> {
   return git
     .raw(['cat-file', '-e', `${sha}^{commit}`])
     .then(() => true)
@@ -180,8 +184,8 @@ export async function rollbackWorkspace(ws: WorkspaceHandle): Promise<void> {
   const git = openWorkspace(ws);
   await forgetTestedChange(ws);
   if (await restoreSetupState(ws)) return;
-  await git.reset(['--hard', 'HEAD']);
-  await git.clean('f', ['-d']);
+  await git.raw(['reset', '--hard', 'HEAD']);
+  await git.raw(['clean', '-f', '-d']);
 }
 
 /**

@@ -43,6 +43,12 @@ export class Ledger {
     readonly options: LedgerOptions = {},
   ) {}
 
+  /** The ledger a run before this one left (continue-as-new): its usage and every call event; nothing was in flight. */
+  restore(from: { usage: Usage; events: CallEvent[] }): void {
+    Object.assign(this.usage, from.usage);
+    this.events.push(...from.events);
+  }
+
   spentCostUsd(): number {
     const s = this.options.shadowSpend ? this.usage.shadow : undefined;
     return roundUsd(this.usage.costUsd + this.usage.estimatedCostUsd + (s ? s.costUsd + (s.estimatedCostUsd ?? 0) : 0));

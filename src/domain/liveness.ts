@@ -27,13 +27,24 @@ export const DEFAULT_QUEUE_CHECK_SEC = 25;
  * QUICK_QUEUE_CHECK; later waits are WorkspaceHandle.queueCheckSec). A live worker with a free
  * slot always has polls waiting at the server, which hands it the task in milliseconds whatever
  * the worker's CPU load; only a busy or dead one leaves the task queued, and the ping tells which.
- * So a lost host is found in this plus ALIVE_CHECK_SEC (plus the heartbeat timeout and one retry
- * interval when it died mid-activity: ~16 s), and a busy worker costs one ping per activity.
+ * So a lost host is found in this plus ALIVE_CHECK_SEC (when it died mid-activity: the heartbeat
+ * timeout plus ALIVE_CHECK_SEC, since PING_AFTER_SILENCE), and a busy worker costs one ping per activity.
  */
 export const FIRST_QUEUE_CHECK_SEC = 2;
 
 /** Marks runs whose workspace activities are first checked after FIRST_QUEUE_CHECK_SEC, not queueCheckSec. */
 export const QUICK_QUEUE_CHECK = 'quick-queue-check';
+
+/**
+ * Marks runs whose workspace activities the server does not retry after a heartbeat timeout:
+ * the workflow pings the worker's liveness queue at once and queues the activity again only if
+ * the worker answers. Runs before it were retried on the same (maybe dead) queue, which cost the
+ * retry interval and FIRST_QUEUE_CHECK_SEC more before the same ping (3 s of a lost host's ~16 s).
+ */
+export const PING_AFTER_SILENCE = 'ping-after-heartbeat-timeout';
+
+/** Temporal's name for a heartbeat timeout in a retry policy's non-retryable types. */
+export const HEARTBEAT_TIMEOUT_TYPE = 'TemporalTimeout:Heartbeat';
 
 /** Schedule-to-start of the liveness ping: the answering worker is never busy, so seconds suffice. */
 export const ALIVE_CHECK_SEC = 3;

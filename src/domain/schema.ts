@@ -8,6 +8,7 @@ import { CommandSchema, PlaybookFieldSchema } from './playbook';
 import type { TaskSettings } from './settings';
 import { DEFAULT_MAX_WAIT_SEC, ERROR_FAMILIES } from './errors';
 import { parseEgressPattern, type EgressRefusal } from './egress';
+import { DEFAULT_CONTINUE_AFTER, DEFAULT_PAGE_SIZE, type BatchCarry, type ResultPage } from './batch';
 import type { RouteRecord, RouteStep } from './routing';
 
 export const PricingSchema = lazySchema(() => z.object({
@@ -159,6 +160,12 @@ export const LimitsSchema = lazySchema(() => z.object({
   maxDepth: z.number().int().nonnegative().default(2),
   maxChildren: z.number().int().positive().default(8),
   childConcurrency: z.number().int().positive().default(2),
+  /**
+   * Events in one run's history past which the attempt loop continues as new between attempts,
+   * its ledger carried over (default 10,000; Temporal's hard limit is 51,200). Also when Temporal
+   * suggests it. Optional: settings resolved before it existed stay as they were.
+   */
+  historyEvents: z.number().int().min(50).max(40_000).optional(),
 }));
 export type Limits = z.infer<typeof LimitsSchema>;
 
@@ -320,11 +327,30 @@ export function durationSeconds(v: number | string): number | undefined {
   return Number.isFinite(sec) && sec > 0 ? sec : undefined;
 }
 
-export const TaskBatchInputSchema = lazySchema(() => z.object({
-  tasks: z.array(CodingTaskInputSchema).min(1),
-  concurrency: z.number().int().positive().default(2),
-}));
+/** An artifact in the store (`sha256:<hex>`), as a workflow input names one. */
+export const ArtifactRefSchema = lazySchema(() =>
+  z.object({ ref: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex digits>'), bytes: z.number().int().nonnegative(), kind: z.string() }),
+);
+
+export const TaskBatchInputSchema = lazySchema(() =>
+  z
+    .object({
+      /** The tasks inline (a small batch), or… */
+      tasks: z.array(CodingTaskInputSchema).min(1).optional(),
+      /** …a JSON Lines list of them in the artifact store (the client uploads a big one: no 2 MB input). */
+      tasksRef: ArtifactRefSchema.optional(),
+      concurrency: z.number().int().positive().default(2),
+      /** Results per page in the store (domain/batch.ts). */
+      pageSize: z.number().int().positive().max(500).default(DEFAULT_PAGE_SIZE),
+      /** Children started per run before the batch continues as new (its history stays bounded). */
+      continueAfter: z.number().int().positive().default(DEFAULT_CONTINUE_AFTER),
+      /** Set by the batch itself when it continues as new: where the last run got to. */
+      carried: z.custom<BatchCarry>((v) => typeof v === 'object' && v !== null && typeof (v as BatchCarry).next === 'number').optional(),
+    })
+    .refine((b) => !!b.tasks !== !!b.tasksRef, { message: 'give either tasks or tasksRef (not both)', path: ['tasks'] }),
+);
 export type TaskBatchInput = z.input<typeof TaskBatchInputSchema>;
+export type ParsedTaskBatchInput = z.output<typeof TaskBatchInputSchema>;
 
 /** Thrown by `parseTaskInput`: one line per problem, each naming the field. */
 export class TaskInputError extends Error {
@@ -668,8 +694,14 @@ export interface CodingTaskResult {
 }
 
 export interface BatchResult {
-  /** In input order. For very large batches, one short line per task (its `result` artifact holds the rest). */
+  /**
+   * In input order. Batches since `batch-window`: inline only when the batch ran in one run and
+   * they fit, else empty — `pages` holds them all (the client reads them back: getBatchResult).
+   * Before: for very large batches, one short line per task (its `result` artifact holds the rest).
+   */
   results: CodingTaskResult[];
+  /** Every row, in pages in the artifact store (batches since `batch-window`). */
+  pages?: ResultPage[];
   aggregate: Aggregate;
 }
 
@@ -679,6 +711,8 @@ export interface BatchProgress {
   running: number;
   finished: number;
   successCount: number;
+  /** Which run of the batch answers (1, then 2 after its first continue-as-new…). */
+  run?: number;
 }
 
 export type Phase =

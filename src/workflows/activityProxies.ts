@@ -16,7 +16,18 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { WorkspaceHandle } from '../activities/types';
-import { ALIVE_CHECK_SEC, aliveQueueOf, DEFAULT_QUEUE_CHECK_SEC, FIRST_QUEUE_CHECK_SEC, MAX_QUEUE_CHECKS, QUICK_QUEUE_CHECK, WORKSPACE_HEARTBEAT_TIMEOUT_SEC, type WorkerLoad } from '../domain/liveness';
+import {
+  ALIVE_CHECK_SEC,
+  aliveQueueOf,
+  DEFAULT_QUEUE_CHECK_SEC,
+  FIRST_QUEUE_CHECK_SEC,
+  HEARTBEAT_TIMEOUT_TYPE,
+  MAX_QUEUE_CHECKS,
+  PING_AFTER_SILENCE,
+  QUICK_QUEUE_CHECK,
+  WORKSPACE_HEARTBEAT_TIMEOUT_SEC,
+  type WorkerLoad,
+} from '../domain/liveness';
 import { DEFAULT_PROVIDER_TIMEOUT_SEC, NON_RETRYABLE_FAILURE_TYPES } from '../domain/errors';
 import type { ProviderSpec } from '../domain/schema';
 
@@ -59,7 +70,7 @@ export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>, keptAnswers = fal
 const SLOT_WAIT_SAFETY_NET_SEC = 24 * 3600;
 
 /** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */
-export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage'>>({
+export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage' | 'readBatchTasks'>>({
   // A safety net, not a limit: preparing clones, waits for command slots and runs every setup
   // step (each with its own timeoutSec); a dead worker is noticed by the heartbeat timeout.
   startToCloseTimeout: `${SLOT_WAIT_SAFETY_NET_SEC} seconds`,
@@ -83,8 +94,11 @@ export const bookkeeping = proxyLocalActivities<Pick<Activities, 'storeArtifact'
 
 /**
  * Activities that must run where the workspace is (design rule 4).
- * - A dead worker is noticed in seconds: every one heartbeats (WORKSPACE_HEARTBEAT_TIMEOUT_SEC),
- *   and the retry goes to the same queue, where a worker restarted on its slot picks it up.
+ * - A dead worker is noticed in seconds: every one heartbeats (WORKSPACE_HEARTBEAT_TIMEOUT_SEC).
+ *   Since PING_AFTER_SILENCE a heartbeat timeout is not retried by the server (a retry to a dead
+ *   queue only waits there): the workflow pings the liveness responder at once and queues the
+ *   activity again only if it answers (a worker restarted on its slot, or a slow one), up to the
+ *   tries the server's retry allowed; silence means the workspace is lost.
  * - A busy worker is not a dead one: an activity still queued after FIRST_QUEUE_CHECK_SEC (then
  *   `queueCheckSec` each time) asks the worker's liveness responder (its own worker, never busy)
  *   and, if it answers, is queued again; only silence there means the workspace is lost and the
@@ -96,9 +110,19 @@ export function commandClockSec(timeoutSec: number): number {
   return Math.max(SLOT_WAIT_SAFETY_NET_SEC, 2 * Math.ceil(timeoutSec) + 120);
 }
 
-/** The workspace activities on `ws`'s queue, first checked after `queueCheckSec` in their queue. */
-function workspaceProxies(ws: WorkspaceHandle, testTimeoutSec: number, queueCheckSec: number) {
-  const retry: RetryPolicy = { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: ['WorkspaceLost'] };
+/** Tries of a git activity and of a test run whose worker went silent (the server's retries before PING_AFTER_SILENCE). */
+const SILENT_TRIES = { git: 3, tests: 2 } as const;
+
+/**
+ * The workspace activities on `ws`'s queue, first checked after `queueCheckSec` in their queue;
+ * `pingOnSilence`: a heartbeat timeout comes back to the workflow instead of being retried.
+ */
+function workspaceProxies(ws: WorkspaceHandle, testTimeoutSec: number, queueCheckSec: number, pingOnSilence: boolean) {
+  const retry: RetryPolicy = {
+    initialInterval: '1 second',
+    maximumAttempts: SILENT_TRIES.git,
+    nonRetryableErrorTypes: ['WorkspaceLost', ...(pingOnSilence ? [HEARTBEAT_TIMEOUT_TYPE] : [])],
+  };
   const common: ActivityOptions = {
     taskQueue: ws.taskQueue,
     scheduleToStartTimeout: `${queueCheckSec} seconds`,
@@ -119,7 +143,7 @@ function workspaceProxies(ws: WorkspaceHandle, testTimeoutSec: number, queueChec
     // On cancel, wait until the test process group is really killed before cleaning up.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // A test run that died with its worker is rerun once; a failing test is not an error.
-    retry: { ...retry, maximumAttempts: 2 },
+    retry: { ...retry, maximumAttempts: SILENT_TRIES.tests },
   });
   return { git, tests };
 }
@@ -129,8 +153,11 @@ type WorkspaceActivity = 'buildPrompt' | 'applyChange' | 'previewChanges' | 'rol
 export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   const queueCheckSec = ws.queueCheckSec ?? DEFAULT_QUEUE_CHECK_SEC;
   const firstCheckSec = Math.min(FIRST_QUEUE_CHECK_SEC, queueCheckSec);
-  const first = workspaceProxies(ws, testTimeoutSec, firstCheckSec);
-  const later = workspaceProxies(ws, testTimeoutSec, queueCheckSec);
+  const proxies = (pingOnSilence: boolean) => ({
+    first: workspaceProxies(ws, testTimeoutSec, firstCheckSec, pingOnSilence),
+    later: workspaceProxies(ws, testTimeoutSec, queueCheckSec, pingOnSilence),
+  });
+  const [retried, pinged] = [proxies(false), proxies(true)];
   const alive = proxyActivities<Pick<Activities, 'workspaceAlive'>>({
     taskQueue: aliveQueueOf(ws.taskQueue),
     scheduleToStartTimeout: `${ALIVE_CHECK_SEC} seconds`,
@@ -139,15 +166,24 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   });
   /** Schedules `call` again for as long as its worker answers the liveness check. */
   const untilTaken = async <R>(name: WorkspaceActivity, call: (acts: ReturnType<typeof workspaceProxies>) => Promise<R>): Promise<R> => {
-    // Runs started before QUICK_QUEUE_CHECK waited queueCheckSec from the first try: they replay so.
+    // Runs started before QUICK_QUEUE_CHECK waited queueCheckSec from the first try, and runs
+    // before PING_AFTER_SILENCE left heartbeat timeouts to the server's retry: they replay so.
     const quick = patched(QUICK_QUEUE_CHECK);
+    const pingOnSilence = quick && patched(PING_AFTER_SILENCE);
+    const { first, later } = pingOnSilence ? pinged : retried;
+    /** The next try is the first in its queue (the start, or again after a silence the worker answered for). */
+    let fresh = quick;
+    let silences = 0;
     for (let checks = 0; ; checks++) {
-      const waitedSec = quick && checks === 0 ? firstCheckSec : queueCheckSec;
+      const waitedSec = fresh ? firstCheckSec : queueCheckSec;
       try {
-        return await call(quick && checks === 0 ? first : later);
+        return await call(fresh ? first : later);
       } catch (err) {
+        const silent = pingOnSilence && heartbeatTimedOut(err);
+        // A worker killed on every try (or too slow to beat) keeps its workspace no longer than the server's retries did: lost.
+        if (silent && ++silences >= SILENT_TRIES[name === 'runTests' || name === 'runCheck' ? 'tests' : 'git']) throw err;
         // Runs started before the check went straight to a rebuild: they replay as they ran.
-        if (!queuedTooLong(err) || checks >= MAX_QUEUE_CHECKS || !patched('workspace-liveness-check')) throw err;
+        if (!silent && (!queuedTooLong(err) || checks >= MAX_QUEUE_CHECKS || !patched('workspace-liveness-check'))) throw err;
         let load: WorkerLoad;
         try {
           load = await alive.workspaceAlive();
@@ -155,10 +191,13 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
           if (isCancellation(pingErr)) throw pingErr;
           // Nobody answers for that queue: the workspace is lost, saying how that was found
           // (runs before QUICK_QUEUE_CHECK rethrew the timeout itself; both read as lost).
-          throw quick ? workerGone(err as ActivityFailure, ws.taskQueue, waitedSec) : err;
+          const how = silent ? `stopped heartbeating (${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} s without a beat)` : `waited ${waitedSec} s in its queue untaken`;
+          throw quick ? workerGone(err as ActivityFailure, ws.taskQueue, how) : err;
         }
         const { running, queued, limit } = load.commands;
-        log.info(`${name} still queued on ${ws.taskQueue}: its worker is alive and busy (${running}/${limit} commands running, ${queued} waiting); queued again`);
+        const what = silent ? 'stopped heartbeating, but its worker answers (restarted, or slow)' : 'still queued: its worker is alive and busy';
+        log.info(`${name} on ${ws.taskQueue} ${what} (${running}/${limit} commands running, ${queued} waiting); queued again`);
+        fresh = silent;
       }
     }
   };
@@ -183,16 +222,19 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
 }
 
 /**
- * The workspace's worker is gone: `queued` waited out its schedule-to-start and the worker's
- * liveness responder did not answer either. A WorkspaceLost failure of the same activity, whose
+ * The workspace's worker is gone: `queued` waited out its schedule-to-start (or its heartbeat
+ * timeout: `how` says which) and the worker's liveness responder did not answer either. A WorkspaceLost failure of the same activity, whose
  * message (quoted in the attempt's notes and in the result) says how that was found and when.
  */
-function workerGone(queued: ActivityFailure, taskQueue: string, waitedSec: number): ActivityFailure {
+function workerGone(queued: ActivityFailure, taskQueue: string, how: string): ActivityFailure {
   const at = new Date(Date.now()).toISOString();
-  const why =
-    `no worker on ${taskQueue}: ${queued.activityType} waited ${waitedSec} s in its queue untaken and nobody polled ` +
-    `${aliveQueueOf(taskQueue)} within ${ALIVE_CHECK_SEC} s (checked at ${at})`;
+  const why = `no worker on ${taskQueue}: ${queued.activityType} ${how} and nobody polled ${aliveQueueOf(taskQueue)} within ${ALIVE_CHECK_SEC} s (checked at ${at})`;
   return new ActivityFailure(why, queued.activityType, queued.activityId, queued.retryState, queued.identity, ApplicationFailure.create({ type: 'WorkspaceLost', message: why, nonRetryable: true }));
+}
+
+/** The activity's worker stopped heartbeating (died, or starved of CPU for WORKSPACE_HEARTBEAT_TIMEOUT_SEC). */
+function heartbeatTimedOut(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'HEARTBEAT';
 }
 
 /** The activity waited out its schedule-to-start timeout: nobody took it from the queue. */

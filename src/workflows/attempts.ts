@@ -14,6 +14,7 @@ import { commitWork } from './commit';
 import { routeFor } from './routing';
 import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 import { isWorkspaceLost, type TaskRun } from './task';
+import { historyFull, type LoopState, type Reflection } from './taskCarry';
 
 /** Runs before REBUILD_WHILE_PROGRESSING: a fixed cap on rebuilds per attempt loop. */
 const MAX_WORKSPACE_REBUILDS = 3;
@@ -22,12 +23,6 @@ const REBUILD_WHILE_PROGRESSING = 'rebuild-while-progressing';
 /** Rounds of "show me these files" per attempt, served without consuming the attempt. */
 const MAX_FILE_ROUNDS = 2;
 
-/** What the next prompt learns from the last attempt: the Decider's words and its artifacts. */
-interface Reflection {
-  feedback?: string;
-  failure?: { testLog?: ArtifactRef; diff?: ArtifactRef };
-}
-
 /** An attempt's answer and the prompt it came from (what it showed whole may be rewritten whole). */
 interface Answered {
   answer: StrategyOutcome;
@@ -35,8 +30,8 @@ interface Answered {
   record: AttemptRecord;
 }
 
-/** Where the attempts left the task: finished, or to be split into subtasks. */
-export type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; subtasks: TaskSpec[]; why: string };
+/** Where the attempts left the task: finished, to be split into subtasks, or to go on in a new run (its history is full). */
+export type Step = { kind: 'done'; result: CodingTaskResult } | { kind: 'decompose'; subtasks: TaskSpec[]; why: string } | { kind: 'continue'; loop: LoopState };
 
 /**
  * One attempt's prompt and provider calls (under the task's strategy), recorded on `record`.
@@ -132,13 +127,14 @@ export async function plan(t: TaskRun, feedback: string | undefined, why: string
   return { kind: 'done', result: await t.finish(answer.kind === 'budget' ? 'budget_exceeded' : 'failed', record.decision.why, { workspace: t.ws!.dir }) };
 }
 
-export async function attemptLoop(t: TaskRun): Promise<Step> {
+/** `from`: where the run before this one left the loop (continue-as-new). */
+export async function attemptLoop(t: TaskRun, from?: LoopState): Promise<Step> {
   let ws = t.ws!;
-  let rebuilds = 0;
-  let losses: Losses = { total: 0, withoutProgress: 0 };
+  let rebuilds = from?.rebuilds ?? 0;
+  let losses: Losses = from?.losses ?? { total: 0, withoutProgress: 0 };
   /** The answer was applied on the current workspace (a loss after that made progress). */
-  let applied = false;
-  let reflection: Reflection = {};
+  let applied = from?.applied ?? false;
+  let reflection: Reflection = from?.reflection ?? {};
   /** An answer already paid for whose workspace was lost: re-applied on the rebuilt one, not bought again. */
   let carried: Answered | undefined;
   const state = (): TaskState => ({
@@ -195,6 +191,8 @@ export async function attemptLoop(t: TaskRun): Promise<Step> {
         case 'retry':
           reflection = { feedback: verdict.feedback, failure: failureOf(record, outcome) };
           ws = await t.rollback(ws);
+          // Between two attempts nothing is in flight: the place to hand over to a new run.
+          if (historyFull(t)) return { kind: 'continue', loop: { reflection, rebuilds, losses, applied } };
           continue;
         case 'decompose':
           ws = await t.rollback(ws);

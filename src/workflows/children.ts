@@ -18,12 +18,13 @@ export function childTaskTimeout(): { workflowTaskTimeout?: typeof WORKFLOW_TASK
  * starts, the ones running are awaited (so nothing outlives the call), then the call
  * rejects with the first error.
  */
-export async function runBounded<T>(count: number, concurrency: number, run: (i: number) => Promise<T>): Promise<T[]> {
+export async function runBounded<T>(count: number, concurrency: number, run: (i: number) => Promise<T>, stop?: () => boolean): Promise<T[]> {
   const results = new Array<T>(count);
   let next = 0;
   let failed = false;
   const lane = async () => {
-    while (!failed && next < count) {
+    // `stop`: nothing new starts once it says so (a batch about to continue as new drains its window).
+    while (!failed && next < count && !stop?.()) {
       const i = next++;
       try {
         results[i] = await run(i);

@@ -14,10 +14,13 @@ import { noChecksReason } from '../domain/decider';
 import { attemptLoop, plan, type Step } from './attempts';
 import { decompose } from './decomposition';
 import { isWorkspaceLost, TaskRun } from './task';
+import { continueTask, resume, type TaskCarry } from './taskCarry';
+import { recordTaskOutcome } from './metrics';
 
 export { progressQuery, addGuidanceSignal, approvePushSignal, approvePushUpdate, type PushDecision } from './messages';
 
-export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskResult> {
+/** `carry`: given by the run before this one when its attempt loop continued as new (taskCarry.ts). */
+export async function codingTask(rawInput: CodingTaskInput, carry?: TaskCarry): Promise<CodingTaskResult> {
   // Providers come from the worker's registry (resolved by an activity at start). Runs started
   // before it named key env vars in their input (apiKeyEnv): they replay as they ran, the name
   // dropped — the LLM activity takes keys from the worker's registry only.
@@ -35,8 +38,10 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
   const scrubbed = clean.stripped.length > 0 && patched('strip-url-credentials');
   const given = { limits: rawInput.limits, strategy: rawInput.strategy, sandbox: rawInput.sandbox, decomposition: rawInput.decomposition };
   const t = new TaskRun(scrubbed ? clean.input : parsed.data, registry ? undefined : legacyKeyNames(rawInput), given);
-  if (scrubbed) t.warn(strippedCredentialsNote(clean.stripped));
-  const result = await run(t);
+  if (carry) resume(t, carry);
+  else if (scrubbed) t.warn(strippedCredentialsNote(clean.stripped));
+  const result = await run(t, rawInput, carry);
+  recordTaskOutcome(result, t.depth);
   // A task that did not deliver fails its workflow (Failed at a glance in the Web UI), its whole
   // result as the failure's details (domain/taskOutcome.ts). Runs started before completed
   // with every result: they replay as they ran.
@@ -45,7 +50,7 @@ export async function codingTask(rawInput: CodingTaskInput): Promise<CodingTaskR
   return result;
 }
 
-async function run(t: TaskRun): Promise<CodingTaskResult> {
+async function run(t: TaskRun, rawInput: CodingTaskInput, carry?: TaskCarry): Promise<CodingTaskResult> {
   const running: SearchAttributeUpdatePair[] = [
     { key: WeaverRepo, value: t.input.repo.slice(0, 200) },
     { key: WeaverStatus, value: 'running' },
@@ -53,15 +58,11 @@ async function run(t: TaskRun): Promise<CodingTaskResult> {
   // Runs since LEAN_ROUND_TRIPS upsert only what the start (the client sets both) did not set.
   const upsert = t.lean ? changedAttributes(workflowInfo().typedSearchAttributes, running) : running;
   if (upsert.length) upsertSearchAttributes(upsert);
-  if (t.registry) await t.resolveProviders();
+  // A continued run has its providers, settings and workspace from the run before.
+  if (t.registry && !carry) await t.resolveProviders();
   try {
-    await t.prepare();
-    // Nothing in the repository could check a change: said before any model is paid.
-    const playbook = t.playbooks ? t.ws?.playbook : undefined;
-    if (playbook?.nothingAnywhere && !t.input.allowNoChecks && !t.input.subtasks?.length) {
-      return await t.finish('failed', noChecksReason(playbook.description));
-    }
-    const step = await firstStep(t);
+    const step = carry ? await attemptLoop(t, carry.loop) : await start(t);
+    if (step.kind === 'continue') return await continueTask(t, rawInput, carry?.runs ?? 0, step.loop);
     if (step.kind === 'done') return step.result;
     return await decompose(t, step.subtasks, step.why);
   } catch (err) {
@@ -92,6 +93,16 @@ async function run(t: TaskRun): Promise<CodingTaskResult> {
     log.error('task failed', { error: message });
     return await t.finish('failed', `${t.phase} failed: ${message}`, extra);
   }
+}
+
+/** A fresh workspace, then the first step (unless nothing in the repository could check a change: said before any model is paid). */
+async function start(t: TaskRun): Promise<Step> {
+  await t.prepare();
+  const playbook = t.playbooks ? t.ws?.playbook : undefined;
+  if (playbook?.nothingAnywhere && !t.input.allowNoChecks && !t.input.subtasks?.length) {
+    return { kind: 'done', result: await t.finish('failed', noChecksReason(playbook.description)) };
+  }
+  return firstStep(t);
 }
 
 /** Explicit subtasks or `always` decompose at once; otherwise the attempt loop decides. */

@@ -65,6 +65,11 @@ export const PROMPT_BUDGETS = 'prompt-budgets';
  */
 export const LEAN_ROUND_TRIPS = 'lean-round-trips';
 
+/** Bounds on lists a long run grows: notes, a person's hints, the attempts `progress` shows logs of. */
+const MAX_WARNINGS = 50;
+const MAX_GUIDANCE = 20;
+const MAX_PROGRESS_LOGS = 20;
+
 export class TaskRun {
   limits: Limits;
   /** Every default the run decides by, as the worker resolved them at start (runs since `settings-from-history`). */
@@ -161,10 +166,14 @@ export class TaskRun {
       wait: progressWait(this.providerWait),
       ...(this.route ? { route: this.route } : {}),
       ...(this.committed ? { commit: this.committed.commit, diffstat: this.committed.diffstat, diff: this.committed.diff } : {}),
-      logs: this.attempts.length ? attemptLogs(this.attempts) : undefined,
+      logs: this.attempts.length ? attemptLogs(this.attempts.slice(-MAX_PROGRESS_LOGS)) : undefined,
       workspace: this.ws ? { dir: this.ws.dir, taskQueue: this.ws.taskQueue } : undefined,
     }));
-    setHandler(addGuidanceSignal, (text) => void this.guidance.push(text));
+    // The latest hints only: every one goes into each prompt and into a continue-as-new's carry.
+    setHandler(addGuidanceSignal, (text) => {
+      this.guidance.push(text);
+      if (this.guidance.length > MAX_GUIDANCE) this.guidance.splice(0, this.guidance.length - MAX_GUIDANCE);
+    });
     this.gate = new ApprovalGate(() => ({ required: !!this.input.requireApproval, pushes: !!this.pushRemote(), phase: this.phase, status: this.status, commit: this.committed?.commit }));
   }
 
@@ -201,7 +210,8 @@ export class TaskRun {
 
   /** A note for the result's warnings (each once). */
   warn(text: string): void {
-    if (!this.warnings.includes(text)) this.warnings.push(text);
+    // Bounded: a long run's notes must not grow its history (and result) without end.
+    if (!this.warnings.includes(text) && this.warnings.length < MAX_WARNINGS) this.warnings.push(text);
   }
 
   /** Env var names of the providers' keys: scrubbed from commands run in the workspace. */
@@ -277,8 +287,8 @@ export class TaskRun {
     return promptBudget(providers, this.budgets ? { task: this.input.promptBudgetTokens } : undefined);
   }
 
-  /** The run's settings from the worker, before anything is decided by them. */
-  private adopt(settings: TaskSettings): void {
+  /** The run's settings from the worker, before anything is decided by them (or given back by the run before: taskCarry.ts). */
+  adopt(settings: TaskSettings): void {
     this.settings = settings;
     this.limits = settings.limits;
     this.ledger = new Ledger({ maxCostUsd: settings.limits.maxCostUsd, maxTokens: settings.limits.maxTokens }, { shadowSpend: this.shadowSpend });

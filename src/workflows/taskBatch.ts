@@ -1,71 +1,174 @@
-// taskBatch: independent codingTasks as children, bounded concurrency, fail-independent.
-import { ApplicationFailure, executeChild, upsertSearchAttributes, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
-import { batchWithoutLegacyKeyNames } from '../domain/registry';
+// taskBatch: independent codingTasks as children, a sliding window of `concurrency` of them,
+// fail-independent. Batches of thousands (since `batch-window`): the tasks come inline (a small
+// batch) or as a JSON Lines list in the artifact store, read a page at a time; the results go to
+// the store in pages, in input order; every `continueAfter` children (or when Temporal suggests
+// it) the batch continues as new, carrying its counters, so no run's history grows with the batch.
+import { ApplicationFailure, makeContinueAsNewFunc, patched, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { BATCH_PAGE_KIND, BATCH_TASKS_KIND, MAX_PAGE_BYTES, PageBuffer, toJsonLines, type BatchCarry } from '../domain/batch';
+import { WORKFLOW_TASK_TIMEOUT } from '../domain/liveness';
 import { stripTaskCredentials } from '../domain/repoUrl';
-import { emptyUsage, mergeUsage } from '../domain/usage';
-import { formatZodIssues, TaskBatchInputSchema, type BatchResult, type CodingTaskResult, type TaskBatchInput } from '../domain/schema';
-import { resultRows, slimResult } from '../domain/slim';
-import { slugify } from '../domain/slug';
+import {
+  CodingTaskInputSchema,
+  formatZodIssues,
+  TaskBatchInputSchema,
+  type ArtifactRef,
+  type BatchResult,
+  type CodingTaskInput,
+  type CodingTaskResult,
+  type ParsedTaskBatchInput,
+  type TaskBatchInput,
+} from '../domain/schema';
 import { WeaverStatus } from '../domain/searchAttributes';
 import { REFUSED } from '../domain/taskOutcome';
-import { childEnd, childTaskTimeout, runBounded } from './children';
-import { codingTask } from './codingTask';
+import { resultRows } from '../domain/slim';
+import { emptyUsage, mergeUsage } from '../domain/usage';
+import { shared } from './activityProxies';
+import { batchStatus, legacyBatch } from './batchLegacy';
+import { batchChildId, failedRow, runBatchChild } from './batchChild';
+import { runBounded } from './children';
 import { batchProgressQuery } from './messages';
 
+/** Marks batches run as a window over stored tasks, paged results and continue-as-new. */
+export const BATCH_WINDOW = 'batch-window';
+/** A one-run batch also returns its rows inline while they fit (Temporal refuses payloads over ~2 MB). */
 const MAX_INLINE_RESULTS_BYTES = 1_000_000;
 
-
 export async function taskBatch(raw: TaskBatchInput): Promise<BatchResult> {
-  // Batches started before the provider registry named key env vars (apiKeyEnv) in their tasks:
-  // they replay as they ran, the names dropped (their children take keys from the registry).
-  const parsed = TaskBatchInputSchema.safeParse(patched('provider-registry') ? raw : batchWithoutLegacyKeyNames(raw));
-  // A batch carries a WeaverStatus too (a `WeaverStatus` filter finds refused and unfinished
-  // batches). Versioned: batches started before replay as they ran.
-  const statuses = patched('batch-weaver-status');
+  if (!patched(BATCH_WINDOW)) return legacyBatch(raw);
+  const parsed = TaskBatchInputSchema.safeParse(raw);
   if (!parsed.success) {
-    if (statuses) upsertSearchAttributes([{ key: WeaverStatus, value: REFUSED }]);
+    upsertSearchAttributes([{ key: WeaverStatus, value: REFUSED }]);
     throw ApplicationFailure.nonRetryable(`invalid batch input: ${formatZodIssues(parsed.error).join('; ')}`, 'InvalidTaskInput');
   }
-  const { concurrency } = parsed.data;
-  // Credentials in a task's repo / push.remote URL never reach the children's inputs (the
-  // worker supplies git credentials); versioned so that runs started before replay as they ran.
-  const cleaned = parsed.data.tasks.map((t) => stripTaskCredentials(t));
-  const tasks = cleaned.some((c) => c.stripped.length) && patched('strip-url-credentials') ? cleaned.map((c) => c.input) : parsed.data.tasks;
-  const { workflowId } = workflowInfo();
-  let running = 0;
-  let finished = 0;
-  let successCount = 0;
-  setHandler(batchProgressQuery, () => ({ workflowId, total: tasks.length, running, finished, successCount }));
-  if (statuses) upsertSearchAttributes([{ key: WeaverStatus, value: 'running' }]);
-
-  const results = await runBounded(tasks.length, concurrency, async (i): Promise<CodingTaskResult> => {
-    const id = `${workflowId}/${i + 1}-${slugify(tasks[i].task.title, 30)}`;
-    running += 1;
-    try {
-      const result = await executeChild(codingTask, { workflowId: id, args: [tasks[i]], memo: { title: tasks[i].task.title, batch: workflowId }, ...childTaskTimeout() });
-      if (result.status === 'succeeded') successCount += 1;
-      return slimResult(result);
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      // One task's failure never cancels the others: its result (from the failure's details), or
-      // a failed one with the spend found for it, takes its slot and counts in the totals.
-      const end = await childEnd(err, id);
-      if ('result' in end) return slimResult(end.result);
-      const branch = tasks[i].branch ?? `weaver/${id.replace(/\//g, '--')}`;
-      return { workflowId: id, status: 'failed', reason: end.reason, branch, attempts: [], usage: end.usage ?? emptyUsage(), artifacts: [], ...(end.note ? { warnings: [end.note] } : {}) };
-    } finally {
-      running -= 1;
-      finished += 1;
-    }
-  });
-  const aggregate = {
-    total: results.length,
-    successCount,
-    failureCount: results.length - successCount,
-    successRate: results.length ? successCount / results.length : 0,
-    usage: mergeUsage(...results.map((r) => r.usage)),
-  };
-  if (statuses) upsertSearchAttributes([{ key: WeaverStatus, value: successCount === results.length ? 'succeeded' : successCount ? 'partial' : 'failed' }]);
-  return { results: resultRows(results, MAX_INLINE_RESULTS_BYTES), aggregate };
+  return new BatchRun(parsed.data).run();
 }
 
+/** One run of a batch: the window from `carry.next` up to `continueAfter` children further. */
+class BatchRun {
+  private readonly workflowId = workflowInfo().workflowId;
+  private readonly carry: BatchCarry;
+  private readonly buffer: PageBuffer;
+  private tasksRef?: ArtifactRef;
+  private running = 0;
+  private finished: number;
+  /** Pages of stored tasks being read or read, by page index (those behind the window are dropped). */
+  private readonly chunks = new Map<number, Promise<unknown[]>>();
+  /** Pages are stored one after the other, in order. */
+  private flushing: Promise<void> = Promise.resolve();
+  /** This run's rows, returned inline when the whole batch ran in this one run. */
+  private readonly kept: CodingTaskResult[] = [];
+
+  constructor(private readonly input: ParsedTaskBatchInput) {
+    this.carry = input.carried
+      ? { ...input.carried, pages: [...input.carried.pages] }
+      : { next: 0, total: input.tasks?.length ?? 0, successCount: 0, usage: emptyUsage(), pages: [], runs: 0 };
+    this.tasksRef = input.tasksRef;
+    this.finished = this.carry.next;
+    this.buffer = new PageBuffer(this.carry.next, input.pageSize);
+    // Answered by every run alike: the counters come over with the carry.
+    setHandler(batchProgressQuery, () => ({
+      workflowId: this.workflowId,
+      total: this.carry.total,
+      running: this.running,
+      finished: this.finished,
+      successCount: this.carry.successCount,
+      run: this.carry.runs + 1,
+    }));
+  }
+
+  async run(): Promise<BatchResult> {
+    upsertSearchAttributes([{ key: WeaverStatus, value: 'running' }]);
+    const size = this.input.pageSize;
+    // The stored list's length comes with its first page read.
+    if (!this.input.tasks && !this.input.carried) await this.chunk(Math.floor(this.carry.next / size));
+    const from = this.carry.next;
+    const to = Math.min(this.carry.total, from + this.input.continueAfter);
+    let next = from;
+    // Nothing new starts once Temporal suggests continuing as new; those running finish first, so
+    // no child is in flight across the boundary: each slot's child is started by one run only.
+    const start = (k: number) => {
+      next = from + k + 1;
+      return this.one(from + k);
+    };
+    await runBounded(to - from, this.input.concurrency, start, () => workflowInfo().continueAsNewSuggested);
+    await this.flush(true);
+    this.carry.next = next;
+    if (next < this.carry.total) {
+      this.tasksRef ??= await shared.storeArtifact({ kind: BATCH_TASKS_KIND, content: toJsonLines(this.input.tasks!) });
+      const { concurrency, pageSize, continueAfter } = this.input;
+      const continueBatch = makeContinueAsNewFunc<typeof taskBatch>({ workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT, memo: workflowInfo().memo });
+      return continueBatch({ tasksRef: this.tasksRef, concurrency, pageSize, continueAfter, carried: { ...this.carry, runs: this.carry.runs + 1 } });
+    }
+    const { total, successCount, usage, pages } = this.carry;
+    upsertSearchAttributes([{ key: WeaverStatus, value: batchStatus(successCount, total) }]);
+    const inline = !this.input.carried && JSON.stringify(this.kept).length <= MAX_INLINE_RESULTS_BYTES;
+    return {
+      results: inline ? this.kept : [],
+      pages,
+      aggregate: { total, successCount, failureCount: total - successCount, successRate: total ? successCount / total : 0, usage },
+    };
+  }
+
+  /** Task `i` as a child, its row counted and buffered for its page. */
+  private async one(i: number): Promise<void> {
+    this.running += 1;
+    let row: CodingTaskResult;
+    try {
+      row = await this.child(i);
+    } finally {
+      this.running -= 1;
+    }
+    this.finished += 1;
+    if (row.status === 'succeeded') this.carry.successCount += 1;
+    this.carry.usage = mergeUsage(this.carry.usage, row.usage);
+    this.buffer.add(i, row);
+    if (!this.input.carried) this.kept[i] = row;
+    await this.flush(false);
+  }
+
+  private async child(i: number): Promise<CodingTaskResult> {
+    const raw = await this.taskAt(i);
+    // A stored list is checked here, task by task (the client checked it before uploading).
+    const parsed = CodingTaskInputSchema.safeParse(raw);
+    if (!parsed.success) {
+      const title = (raw as { task?: { title?: unknown } } | null)?.task?.title;
+      const id = batchChildId(this.workflowId, i, typeof title === 'string' ? title : 'task');
+      return failedRow(id, {}, `invalid task input: ${formatZodIssues(parsed.error).join('; ')}`);
+    }
+    // Credentials in a task's repo / push.remote URL never reach the children's inputs.
+    return runBatchChild(this.workflowId, i, stripTaskCredentials(parsed.data).input as CodingTaskInput);
+  }
+
+  private async taskAt(i: number): Promise<unknown> {
+    if (this.input.tasks) return this.input.tasks[i];
+    const c = Math.floor(i / this.input.pageSize);
+    const items = await this.chunk(c);
+    this.chunks.delete(c - 1);
+    return items[i - c * this.input.pageSize];
+  }
+
+  /** Page `c` of the stored task list (read once). */
+  private chunk(c: number): Promise<unknown[]> {
+    let got = this.chunks.get(c);
+    if (!got) {
+      const size = this.input.pageSize;
+      got = shared.readBatchTasks({ tasks: this.tasksRef!, from: c * size, count: size }).then((r) => {
+        this.carry.total ||= r.total;
+        return r.tasks;
+      });
+      this.chunks.set(c, got);
+    }
+    return got;
+  }
+
+  /** Stores every page whose rows are all in (`drain`: the rest too), in order. */
+  private flush(drain: boolean): Promise<void> {
+    this.flushing = this.flushing.then(async () => {
+      for (let page = this.buffer.take(drain); page; page = this.buffer.take(drain)) {
+        const ref = await shared.storeArtifact({ kind: BATCH_PAGE_KIND, content: JSON.stringify(resultRows(page.rows, MAX_PAGE_BYTES)) });
+        this.carry.pages.push({ from: page.from, count: page.rows.length, ref });
+      }
+    });
+    return this.flushing;
+  }
+}

@@ -124,6 +124,8 @@ export interface HistoryShape {
   signals: string[];
   updates: string[];
   cancelRequested: boolean;
+  /** It continued a run before it (started with a carry: a second workflow argument). */
+  continued: boolean;
 }
 
 export function historyShape(history: History): HistoryShape {
@@ -141,11 +143,13 @@ export function historyShape(history: History): HistoryShape {
     signals: [],
     updates: [],
     cancelRequested: false,
+    continued: false,
   };
   const text = (p: proto.temporal.api.common.v1.IPayload | null | undefined) => (p ? String(defaultPayloadConverter.fromPayload(p)) : '');
   for (const e of history.events ?? []) {
     const started = e.workflowExecutionStartedEventAttributes;
     if (started) shape.workflowType = started.workflowType?.name ?? '';
+    if (started?.continuedExecutionRunId) shape.continued = true;
     const activity = e.activityTaskScheduledEventAttributes?.activityType?.name;
     if (activity) shape.activities[activity] = (shape.activities[activity] ?? 0) + 1;
     if (e.activityTaskCancelRequestedEventAttributes) shape.activitiesCancelled += 1;
@@ -176,6 +180,7 @@ export function historyShape(history: History): HistoryShape {
     if (e.workflowExecutionCanceledEventAttributes) shape.closed = 'CANCELED';
     if (e.workflowExecutionTerminatedEventAttributes) shape.closed = 'TERMINATED';
     if (e.workflowExecutionTimedOutEventAttributes) shape.closed = 'TIMED_OUT';
+    if (e.workflowExecutionContinuedAsNewEventAttributes) shape.closed = 'CONTINUED_AS_NEW';
   }
   return shape;
 }

@@ -98,6 +98,16 @@ export function killStartedWorkers(): void {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Live (non-zombie) processes whose command line contains `marker`, from /proc. */
+/** The parent pid of `pid` (undefined once it is gone). */
+export function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
 export function processesWith(marker: string): number[] {
   const found: number[] = [];
   for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {

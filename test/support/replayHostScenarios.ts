@@ -1,9 +1,13 @@
 // Replay scenarios of hosts coming and going (scripts/record-replay-fixtures.ts records them last:
 // they start a worker of their own, or stop the rig's workspace workers as a lost host would).
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { exampleTask } from '../../scripts/demo/example';
 import { workspaceDirFor } from '../../src/activities/workspace';
+import { resultOf, startCodingTask } from '../../src/client';
+import { FAULT_PROVIDER, faultHosts } from './faultHosts';
+import { processesWith, startWorkerProcess, waitUntil } from './processes';
 import { answer, BAD, check, GOOD, type ReplayScenario } from './replayShapes';
 import { startRig } from './weaver';
 
@@ -44,6 +48,38 @@ export const HOST_SCENARIOS: ReplayScenario[] = [
         return [id];
       } finally {
         await rig.close();
+      }
+    },
+  },
+  {
+    name: 'lost-host-mid-check',
+    about:
+      "two worker processes; the one holding the workspace is killed -9 while the check runs and its disk removed: the check's heartbeat timeout is not retried on the dead queue, the liveness ping there is silent, the workspace is rebuilt on the other host and the paid answer applied again",
+    expect: { closed: 'COMPLETED', activities: { prepareWorkspace: 2, runCheck: 2, workspaceAlive: 1, generateChange: 1 }, patches: ['ping-after-heartbeat-timeout'] },
+    run: async (rig, id) => {
+      const cleanups: (() => Promise<void>)[] = [];
+      try {
+        const name = 'rs-lost-mid-check';
+        const { remote, taskQueue, env, workers, tmp } = await faultHosts('replay', name, cleanups);
+        const hosts = ['host-a', 'host-b'];
+        for (const h of hosts) workers.push(await startWorkerProcess(env(h)));
+        const marker = `7.${Date.now() % 1_000_000}`; // a unique `sleep` argument
+        const handle = await startCodingTask(
+          { ...exampleTask(remote, { id: FAULT_PROVIDER, model: name }), testCommand: ['sh', '-c', `sleep ${marker}; node --test test/`], push: true },
+          { client: rig.client, taskQueue, workflowId: id },
+        );
+        await waitUntil('the check to run', () => processesWith(`sleep ${marker}`).length > 0, 120_000);
+        const lost = hosts.findIndex((h) => existsSync(workspaceDirFor(path.join(tmp, h), id)));
+        check(lost >= 0, 'the workspace is on one of the two hosts', hosts);
+        process.kill(-workers[lost].pid, 'SIGKILL');
+        await workers[lost].exited;
+        await rm(path.join(tmp, hosts[lost]), { recursive: true, force: true });
+        const r = await resultOf(handle);
+        const notes = r.attempts[0]?.notes?.join('\n') ?? '';
+        check(r.status === 'succeeded' && /runCheck stopped heartbeating .* and nobody polled/.test(notes), 'rebuilt after a silent check, the answer re-applied', [r.status, r.reason, notes]);
+        return [id];
+      } finally {
+        for (const c of cleanups.reverse()) await c().catch(() => undefined);
       }
     },
   },

@@ -14,6 +14,7 @@ import { wholeFile } from './answers';
 import { makeRepo } from './repos';
 import { byTitle, fix, multiRepo, parentTask, sub } from './modules';
 import { HOST_SCENARIOS } from './replayHostScenarios';
+import { CARRY_SCENARIOS } from './replayCarryScenarios';
 import { answer, BAD, check, GOOD, usage, type ReplayScenario } from './replayShapes';
 
 export { answer, BAD, GOOD, shapeProblems, type ExpectedShape, type ReplayScenario } from './replayShapes';
@@ -298,6 +299,7 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     expect: { closed: 'COMPLETED', children: 2, activities: { mergeBranches: 1, runCheck: 1, commitAndPush: 1 }, patches: ['child-task-timeout', 'quick-queue-check'] },
     run: decompositionMerge,
   },
+  ...CARRY_SCENARIOS,
   ...HOST_SCENARIOS,
   {
     name: 'lean-round-trips',

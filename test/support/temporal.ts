@@ -138,3 +138,23 @@ export async function historySizeBytes(client: Client, workflowId: string, runId
   const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   return temporal.api.history.v1.History.encode(history).finish().length;
 }
+
+/** One run of a workflow that continued as new: its history, events and encoded bytes. */
+export interface RunHistory {
+  runId: string;
+  history: temporal.api.history.v1.IHistory;
+  events: number;
+  bytes: number;
+}
+
+/** Every run of a workflow from `firstRunId`, following its continue-as-new chain. */
+export async function runHistories(client: Client, workflowId: string, firstRunId: string): Promise<RunHistory[]> {
+  const runs: RunHistory[] = [];
+  for (let runId: string | undefined = firstRunId; runId; ) {
+    const history: temporal.api.history.v1.IHistory = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const events: temporal.api.history.v1.IHistoryEvent[] = history.events ?? [];
+    runs.push({ runId, history, events: events.length, bytes: temporal.api.history.v1.History.encode(history).finish().length });
+    runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+  }
+  return runs;
+}

@@ -1,12 +1,11 @@
 // The files a map covers: tracked files (`git ls-files -s`, which also gives each blob's SHA),
 // minus `.weaverignore`, vendored/generated directories, minified files and languages without
 // a grammar. Files changed in the work tree are addressed by the SHA of their current content.
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import ignore from 'ignore';
-import { gitEnv } from '../workspace';
+import { gitRun } from '../git';
 import { langOf, type LangId } from './languages';
 
 export interface MapFile {
@@ -38,14 +37,25 @@ export function namedPath(named: ReadonlySet<string>, rel: string): boolean {
 }
 
 function git(dir: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'git',
-      ['-C', dir, '-c', 'core.quotepath=off', ...args],
-      { maxBuffer: 512 * 1024 * 1024, env: { ...gitEnv(), GIT_OPTIONAL_LOCKS: '0' } },
-      (err, stdout) => (err ? reject(err) : resolve(stdout)),
-    );
-  });
+  return gitRun(undefined, ['-C', dir, '-c', 'core.quotepath=off', ...args], { env: { GIT_OPTIONAL_LOCKS: '0' } });
+}
+
+/**
+ * `git ls-files -s -z` of the checkout: the index (paths and blob SHAs), read once per prompt —
+ * its paths are the prompt's tracked files and its entries the map's (listMapFiles).
+ */
+export function readIndex(dir: string): Promise<string> {
+  return git(dir, ['ls-files', '-s', '-z']);
+}
+
+/** The tracked paths in an index listing (readIndex), each once, in index order. */
+export function indexPaths(index: string): string[] {
+  const paths = new Set<string>();
+  for (const rec of index.split('\0')) {
+    const tab = rec.indexOf('\t');
+    if (tab >= 0) paths.add(rec.slice(tab + 1));
+  }
+  return [...paths];
 }
 
 /** The git blob SHA-1 of `content` (what `git hash-object` prints). */
@@ -79,9 +89,9 @@ async function weaverIgnore(dir: string): Promise<((rel: string) => boolean) | u
  * left out unless `named` holds them (or a directory above them); those left out are added to
  * `skipped` with the reason (`vendor/`, `minified`, …). `.git/` is never mapped.
  */
-export async function listMapFiles(dir: string, named?: ReadonlySet<string>, skipped?: { path: string; why: string }[]): Promise<MapFile[]> {
+export async function listMapFiles(dir: string, named?: ReadonlySet<string>, skipped?: { path: string; why: string }[], index?: Promise<string>): Promise<MapFile[]> {
   const [staged, changed, ignored] = await Promise.all([
-    git(dir, ['ls-files', '-s', '-z']),
+    index ?? readIndex(dir),
     // Work-tree changes against the index (may list unchanged files whose stat info is stale:
     // their content hash is then the index's, a cache hit).
     git(dir, ['diff-files', '--name-only', '-z']).catch(() => ''),

@@ -45,6 +45,8 @@ export interface RepoMapRequest {
   shownFiles?: string[];
   /** Token budget of the rendered map. */
   tokenBudget: number;
+  /** The checkout's `git ls-files -s -z` (files.ts readIndex), when the caller has read it already. */
+  index?: Promise<string>;
 }
 /** 1-based lines. lexical: BM25 of the definition's chunk against the task's words (if > 0); stub: its body is a placeholder. */
 export interface RankedDef {
@@ -117,7 +119,7 @@ export async function buildRepoMap(req: RepoMapRequest): Promise<RepoMap> {
   const mentionedFiles = new Set(req.mentionedFiles.map((p) => normalise(dir, p)));
   const mentionedIdents = new Set(req.mentionedIdents.filter((s) => s.length > 0));
   const skippedPaths: { path: string; why: string }[] = [];
-  const [files, cache] = await Promise.all([listMapFiles(dir, mentionedFiles, skippedPaths), TagCache.open(req.cacheDir)]);
+  const [files, cache] = await Promise.all([listMapFiles(dir, mentionedFiles, skippedPaths, req.index), TagCache.open(req.cacheDir)]);
   lap('list+cache');
 
   const { tags, parsed, fromCache, todo } = await tagsOf(dir, files, cache);

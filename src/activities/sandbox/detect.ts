@@ -1,11 +1,9 @@
 // Finding the sandbox at worker start: a working bwrap (WEAVER_SANDBOX=required, auto or off),
 // the uids a root worker hands out, a cgroup it can make, and whether the worker can put its
 // egress proxy in a command's own network namespace (nsenter, as root).
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { egressSetting, sandboxEnvAllowlist, sandboxMaxLimits, sandboxUids, type SandboxMode } from '../../config';
 import type { SandboxPolicy } from '../../domain/schema';
 import { dropPrivileges, NAMESPACES } from './argv';
@@ -19,8 +17,10 @@ import { defaultToolchains, toolchainEnv, untraversableAbove } from './root';
 import { findOnPath, resolveToolchains } from './toolchains';
 import { uidLockDir } from './uids';
 import { sleep } from '../processGroups';
+import { execFileVia } from '../spawner';
 
-const run = promisify(execFile);
+// Through the spawn helper: the worker itself never forks.
+const run = execFileVia;
 
 export interface DetectOptions {
   mode: SandboxMode;

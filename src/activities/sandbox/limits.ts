@@ -3,18 +3,18 @@
 // with `du`, the sandbox's scratch tmpfs watched for being full, and which limit ended or
 // hampered a command, in words — from this accounting and the exit status, never from what the
 // command printed (a test that prints "No space left on device" has hit nothing).
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rmdir, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { SandboxLimits, SandboxPolicy } from '../../domain/schema';
 import type { RunCommandResult } from '../commands';
 import { sleep } from '../processGroups';
 import type { CgroupSupport } from './setting';
+import { execFileVia } from '../spawner';
 
-const run = promisify(execFile);
+// Through the spawn helper: the worker itself never forks.
+const run = execFileVia;
 
 export const MIB = 1024 * 1024;
 

@@ -2,12 +2,12 @@
 // until the worker has put its egress listener in the sandbox's network namespace (./egress.ts).
 // The same pid lets the worker kill the sandbox (the disk watch does). bwrap's status
 // (--json-status-fd) tells a command that ran from a sandbox that failed before it could.
-import { execFile } from 'node:child_process';
 import { mkdtemp, open, readFile, readlink, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { execFileVia } from '../spawner';
 
-const run = promisify(execFile);
+// Through the spawn helper: the worker itself never forks.
+const run = execFileVia;
 
 /** A shell word for a path the worker made. */
 export const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -2,17 +2,17 @@
 // (WEAVER_SANDBOX_UID_RANGE): the uid chosen per workspace and held by a lock file per uid (so
 // two worker processes on one host never hand out the same one), the workspace handed over to
 // it, and its parents below the workspace root made traversable for it — nothing above.
-import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { isInside } from '../paths';
 import type { SandboxSetting } from './setting';
+import { execFileVia } from '../spawner';
 
-const run = promisify(execFile);
+// Through the spawn helper: the worker itself never forks.
+const run = execFileVia;
 
 /** Which uid each workspace's sandbox runs as (this process; the lock files say it for the host). */
 const uidOfDir = new Map<string, number>();
