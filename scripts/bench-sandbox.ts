@@ -44,7 +44,7 @@ async function main() {
     await rm(root, { recursive: true, force: true });
     return;
   }
-  console.log(`sandbox: ${setting.version}, limits by ${setting.cgroup ? `cgroup v${setting.cgroup.version} + rlimit` : 'rlimit'}${setting.runAs !== undefined ? `, root worker → uid ${setting.runAs} (workspace of ${files} files handed over each run)` : ''}`);
+  console.log(`sandbox: ${setting.version}, limits by ${setting.cgroup ? `cgroup v${setting.cgroup.version} + rlimit` : 'rlimit'}${setting.runAs !== undefined ? `, root worker → uid ${setting.runAs} (workspace of ${files} files, handed over whole at its first command; later runs reuse its cgroup and hand over nothing)` : ''}`);
   console.log('| command | bare (median ms) | sandboxed (median ms) | overhead |');
   console.log('|---|---|---|---|');
   for (const command of ['true', 'node -e 0']) {

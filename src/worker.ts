@@ -10,10 +10,11 @@ import { weaverLogger } from './logging';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from './activities';
 import { openArtifactStore } from './activities/s3Artifacts';
-import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sandboxDetails, type SandboxSetting } from './activities/sandbox';
+import { describeSandbox, describeToolchains, detectSandbox, enforcementOf, sandboxDetails, sweepCgroups, type SandboxSetting } from './activities/sandbox';
 import { describeRegistry, loadProviderRegistry } from './activities/providers';
 import { checkGitCredentials } from './activities/repoPolicy';
 import type { ActivityDeps } from './activities/types';
+import { providerTaskQueue } from './domain/quota';
 import type { ProviderRegistry } from './domain/registry';
 import { checkInlineEndpoints, INLINE_ENDPOINTS_ENV } from './domain/endpoints';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
@@ -102,6 +103,7 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     // Provider keys and their endpoints come from here only (a bad file fails the start, naming the field).
     providers: opts.providers ?? opts.deps?.providers ?? loadProviderRegistry(c.providersFile),
     workspaceQueue,
+    workflowQueue: taskQueue,
   };
   // Git tokens and the repositories each may go to: a bad WEAVER_GIT_CREDENTIALS file, or a host
   // token without a scope outside dev mode, stops the start here, naming the setting.
@@ -110,6 +112,9 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   checkInlineEndpoints(deps.inlineEndpoints ?? [], `inlineEndpoints (${INLINE_ENDPOINTS_ENV})`);
   // Which sandbox commands run in: found (and tried) once; `required` without bwrap stops the start here.
   deps.sandbox ??= await workerSandbox(deps);
+  // Cgroups a dead worker process left (its workspaces' own, never released) go, beside the start
+  // (this worker's own are named by its pid: nothing to wait for).
+  void sweepCgroups(deps.sandbox.cgroup).catch(() => []);
   // The artifact store reachable (an S3 bucket with these credentials; created when missing), or no start.
   const store = openArtifactStore({ artifacts: deps.artifacts, dir: deps.artifactDir, env: deps.env });
   await store.check();
@@ -152,7 +157,19 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
   const local = await Worker.create({ ...common, ...throttle(c.heartbeatThrottleMs ?? WORKSPACE_HEARTBEAT_TIMEOUT_SEC * 400), taskQueue: workspaceQueue, activities, maxConcurrentActivityTaskExecutions: c.maxWorkspaceActivities });
   // Never busy (its one activity returns at once): it answers "alive" while every workspace slot is taken.
   const alive = await Worker.create({ ...common, plugins: [], taskQueue: aliveQueueOf(workspaceQueue), activities: { workspaceAlive: activities.workspaceAlive }, maxConcurrentActivityTaskExecutions: 4 });
-  const workers = [main, local, alive];
+  const limited = await providerQueueWorkers(deps.providers!, (taskQueue, requestsPerSecond) =>
+    Worker.create({
+      ...common,
+      ...throttle(c.heartbeatThrottleMs ?? deps.heartbeatMs),
+      taskQueue,
+      // The provider call only, with the same store: a kept answer is delivered from this queue too.
+      activities: { generateChange: activities.generateChange },
+      maxConcurrentActivityTaskExecutions: c.maxActivities,
+      // Server-side: Temporal dispatches at most this many tasks a second from the queue, whichever workers poll it.
+      maxTaskQueueActivitiesPerSecond: requestsPerSecond,
+    }),
+  );
+  const workers = [main, local, alive, ...limited];
   // Beside the start, not before it: a root of many folders is many questions to Temporal.
   const namespace = opts.namespace ?? c.namespace;
   // The store's unpushed records: a folder whose commits a recorded bundle holds is no commit's only copy.
@@ -180,6 +197,12 @@ async function startWorkers(opts: WeaverWorkerOptions, c: WeaverConfig, taskQueu
     },
     shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
   };
+}
+
+/** A worker on each rate-limited provider's queue (registry `rateLimit`), made by `create`. */
+export function providerQueueWorkers(registry: ProviderRegistry, create: (taskQueue: string, requestsPerSecond: number) => Promise<Worker>): Promise<Worker[]> {
+  const limited = Object.entries(registry.providers).filter(([, e]) => e.rateLimit);
+  return Promise.all(limited.map(([id, e]) => create(providerTaskQueue(id), e.rateLimit!.requestsPerSecond)));
 }
 
 /** The worker's own code: its checkout (or installed package), above src/. */

@@ -166,7 +166,7 @@ test('the host caches over WEAVER_CACHE_MAX_MB are trimmed least recently used f
   const oldest = await toolchain('bbbbbbbbbbbbbbbb', 3);
   const recent = await toolchain('cccccccccccccccc', 2);
   // Held by a command (this process, alive) since 4 days ago: the oldest, and still not evicted.
-  const release = leaseCache(leased, process.getuid?.() ?? 0)!;
+  const { release } = leaseCache(leased, process.getuid?.() ?? 0)!;
   await utimes(`${leased}.users`, ago(4), ago(4));
   // A tag cache of ~300 KiB whose entries were last used 5 days ago: older than all of them.
   const tdir = tagCacheDir(path.join(cacheDir, 'repomap'));

@@ -13,6 +13,7 @@ import { mkdir, open, readFile, realpath, rmdir, unlink } from 'node:fs/promises
 import path from 'node:path';
 import { ChangeSetSchema, formatZodIssues, type ChangeSet } from '../domain/schema';
 import { describePath, planChangeSet, type ApplyOptions, type FileState } from './changePlan';
+import type { WrittenFile } from './changeDiff';
 import { lstatOrNull, withinRoot } from './confinedPaths';
 
 export { lazyElision, MAX_WHOLE_REWRITE_BYTES, type ApplyOptions } from './changePlan';
@@ -68,8 +69,9 @@ interface Undo {
  * only of files shown whole and small, test files only when allowed) and writes nothing unless
  * all apply. Parent directories are created as needed. Throws only if `dir` is unusable (an
  * infrastructure problem); a bad change set is reported in `errors`, as feedback for the model.
+ * `contents`, when given, receives each written file's bytes before and after.
  */
-export async function applyChangeSet(dir: string, change: ChangeSet, opts: ApplyOptions = {}): Promise<ApplyResult> {
+export async function applyChangeSet(dir: string, change: ChangeSet, opts: ApplyOptions = {}, contents?: WrittenFile[]): Promise<ApplyResult> {
   const v = validated(change);
   if (!v.ok) return { applied: false, files: [], errors: v.errors, notes: [] };
   const root = await realpath(dir);
@@ -95,6 +97,13 @@ export async function applyChangeSet(dir: string, change: ChangeSet, opts: Apply
       errors: [`${describePath(current?.rel)}: ${what} failed: ${reason}; nothing was written (all or nothing)`],
       notes: plan.notes,
     };
+  }
+  // What each file held before and holds now: the change's diff is made from these (./changeDiff.ts).
+  if (contents) {
+    for (const [i, rel] of written.entries()) {
+      const st = plan.states.get(rel)!;
+      contents.push({ path: rel, before: undo.files[i].before?.content ?? null, after: st.present ? Buffer.from(st.current ?? '', 'utf8') : null });
+    }
   }
   return { applied: true, files: written, errors: [], notes: plan.notes };
 }

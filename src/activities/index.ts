@@ -13,6 +13,7 @@ import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
 import { registryKeyEnvNames, type ResolvedProviders } from '../domain/registry';
 import { SandboxPolicySchema, type ArtifactRef, type ChangeSet, type Command, type SandboxPolicy, type StepOutcome } from '../domain/schema';
 import { applyChangeSet, previewChangeSet } from './apply';
+import type { WrittenFile } from './changeDiff';
 import { detectForChange } from './playbooks';
 import { introducedErrors } from './syntaxGate';
 import { restoreTestedPaths } from './testedTree';
@@ -21,13 +22,15 @@ import { contentsOf, createStepRunner, refusedText, SETUP_TIMEOUT_SEC } from './
 import { openArtifactStore } from './s3Artifacts';
 import { childUsage, type ChildUsageRequest, type ChildUsageResult } from './children';
 import { readBatchTasks, type ReadBatchTasksRequest } from './batchTasks';
+import { readQuotas } from './quota';
+import type { QuotaState } from '../domain/quota';
 import { CommandSlots } from './commandSlots';
 import { describeCommit } from './commitDiff';
 import { settleUnpushed } from './unpushed';
 import { formatBytes, runCommand, type RunCommandResult } from './commands';
 import type { WorkerLoad } from '../domain/liveness';
 import { restoreGit, snapshotGit } from './gitGuard';
-import { describeSandbox, effectiveLimits, enforcementOf, releaseUid, repoCacheDir, sandboxed, sandboxNotes, type SandboxSetting } from './sandbox';
+import { describeSandbox, effectiveLimits, enforcementOf, forgetWorkspace, noteWritten, releaseSandbox, repoCacheDir, sandboxed, sandboxNotes, trackWrites, type SandboxSetting } from './sandbox';
 import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
 import { repomapCacheDirOf } from './repomap/cache';
@@ -63,10 +66,13 @@ export function createActivities(deps: ActivityDeps) {
   const sandbox: SandboxSetting = deps.sandbox ?? { mode: 'off', kind: 'none', hide: [], readOnly: [] };
   const commandSlots = new CommandSlots(deps.maxCommands ?? Math.max(1, os.availableParallelism()));
 
-  /** Removes a workspace; its sandbox uid goes back to the host's pool (a long-lived worker would otherwise hold one per workspace it ever made). */
+  /**
+   * Removes a workspace; its sandbox uid goes back to the host's pool and its cgroup is removed
+   * (a long-lived worker would otherwise hold one of each per workspace it ever made).
+   */
   async function release(workspace: WorkspaceHandle): Promise<void> {
     await ws.releaseWorkspace(workspace);
-    releaseUid(sandbox, workspace.dir);
+    await releaseSandbox(sandbox, workspace.dir);
   }
 
   /**
@@ -185,6 +191,8 @@ export function createActivities(deps: ActivityDeps) {
     // From the shared store: downloaded here when the bundle was made on another host.
     const restore = req.restoreBundle ? await store.localPath(req.restoreBundle) : undefined;
     const handle = await ws.prepareWorkspace(deps, req, { signal: ctx.cancellationSignal, restore });
+    // A fresh clone (maybe where a lost one was): nothing known of it is true any more.
+    forgetWorkspace(handle.dir);
     // A branch restored from its bundle is only pushed: no setup, and no playbook read from the
     // model's own commit (its .weaver/playbook.yaml could say anything).
     if (restore) return finishPrepare(req, handle);
@@ -263,14 +271,16 @@ export function createActivities(deps: ActivityDeps) {
       const { change, shown } = fromLegacy(await store.readJson<ChangeSet | LegacyChangeSet>(req.change), req.shown);
       // The files as they were, for the syntax gate: an error that was there before is not the change's.
       const before = req.checks ? await contentsOf(req.workspace.dir, change.files.map((f) => f.path)) : undefined;
-      const r = await applyChangeSet(req.workspace.dir, change, { shown, allowTestChanges: req.allowTestChanges });
+      // Written by the worker: handed over to the sandbox's uid, and their size counted, before the next command.
+      const written: WrittenFile[] = [];
+      const r = await trackWrites(req.workspace.dir, change.files.map((f) => f.path), () => applyChangeSet(req.workspace.dir, change, { shown, allowTestChanges: req.allowTestChanges }, written));
       // Feedback for the model and the history: bounded whatever the file's lines look like, and
       // masked as the prompt masks them (the closest lines quote the file).
       const values = secrets();
       const masked = (lines: string[]) => lines.map((l) => redactCounted(l, values, { code: true }).text);
       const bounded = { ...r, errors: boundLines(masked(r.errors), MAX_APPLY_ERRORS_CHARS), notes: boundLines(masked(r.notes), 2_000) };
       if (!r.applied) return bounded;
-      const diff = await ws.diffWorkspace(store, req.workspace, r.files);
+      const diff = await ws.diffWorkspace(store, req.workspace, r.files, written);
       if (!req.checks || !before) return { ...bounded, diff };
       const after = await contentsOf(req.workspace.dir, r.files);
       const syntaxErrors = await introducedErrors(
@@ -340,17 +350,28 @@ export function createActivities(deps: ActivityDeps) {
       // Steps check, they do not write: what a step rewrote of the change is put back, so the
       // next step and the commit see the content that was checked.
       const altered = await restoreTestedPaths(req.workspace);
+      noteWritten(req.workspace.dir, altered);
       return altered.length ? { ...out, altered: altered.slice(0, 50) } : out;
     },
 
     async rollbackWorkspace(workspace: WorkspaceHandle): Promise<void> {
-      await ws.rollbackWorkspace(workspace);
+      // Back to the setup state: what was written back is handed over before the next command;
+      // without that list (the old way, a failure midway) the next command walks the tree.
+      let wrote: string[] | undefined;
+      try {
+        await ws.rollbackWorkspace(workspace, (paths) => (wrote = paths));
+      } finally {
+        if (wrote) noteWritten(workspace.dir, wrote);
+        else forgetWorkspace(workspace.dir);
+      }
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
       // A retry after this activity pushed and removed the clone: the result it could not report.
       const done = req.release ? await ws.releasedCommit<CommitResult>(req.workspace) : undefined;
       if (done) return done;
+      // The commit may put paths back in the tree (one refused for holding a secret).
+      forgetWorkspace(req.workspace.dir);
       const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
       if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
       // A bundle of an unpushed commit outlives the run's history only through its record (unpushed.ts).
@@ -382,6 +403,7 @@ export function createActivities(deps: ActivityDeps) {
     async mergeBranches(req: { workspace: WorkspaceHandle; sources: ws.MergeSource[] }): Promise<ws.MergeResult[]> {
       // A source given as an artifact reference is a git bundle in the shared store.
       const sources = await Promise.all(req.sources.map(async (s) => (s.source.startsWith('sha256:') ? { ...s, source: await store.localPath(s.source) } : s)));
+      forgetWorkspace(req.workspace.dir);
       return ws.mergeBranches(req.workspace, sources, deps.env);
     },
 
@@ -398,6 +420,11 @@ export function createActivities(deps: ActivityDeps) {
     /** A page of a batch's stored task list, and its length. */
     async readBatchTasks(req: ReadBatchTasksRequest): Promise<{ tasks: unknown[]; total: number }> {
       return readBatchTasks(store, req);
+    },
+
+    /** The quotas its providers last reported (src/domain/quota.ts), for a batch or decomposition about to launch children. */
+    async readQuotas(req: { providers: string[] }): Promise<QuotaState[]> {
+      return readQuotas(Context.current().client, req.providers);
     },
 
     /** Stores a JSON document (report, events) and returns its reference. */

@@ -5,7 +5,10 @@
 // so the workflow never books such a call at $0.
 // The OpenAI SDK side (client, streaming, error typing) is ./openaiClient.ts.
 import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
-import { ARTIFACT_STORE_FAILED, failureType, familyOfFailureType, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
+import OpenAI from 'openai';
+import { ARTIFACT_STORE_FAILED, failureType, familyOfFailureType, retryAfterMs, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
+import { quotaReportOf } from '../domain/quota';
+import { reportQuota } from './quota';
 import { editFormat } from '../domain/editformats';
 import { resolveProvider } from '../domain/models';
 import { redact } from '../domain/redact';
@@ -90,6 +93,8 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
       ? await streamed(client, body, ctx.cancellationSignal, () => ctx.heartbeat({ provider: provider.id }))
       : await whole(client, body, ctx.cancellationSignal);
   } catch (err) {
+    // A 429 (or any error carrying rate-limit headers) tells the provider's quota workflow.
+    if (err instanceof OpenAI.APIError) await report(deps, provider.id, err.headers, err.status, retryAfterMs(err.headers, Date.now()));
     const failure = callFailure(deps, ctx, provider, err, sent, { tokensIn: () => countTokens(system) + countTokens(user), latencyMs: Date.now() - started }, secrets);
     if (sent) recordProviderCall({ provider: provider.id, model: provider.model, outcome: outcomeOf(failure), latencyMs: Date.now() - started });
     throw failure;
@@ -113,6 +118,8 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   await keepAnswer(ctx, kept, keep);
   // The window in which a crash still loses the answer (printed by scripts/bench-kept-answer.ts).
   log.debug('answer kept', { provider: provider.id, keptMs: Math.round((performance.now() - answeredAt) * 100) / 100 });
+  // After the answer is kept: a slow report never widens the window in which a crash loses it.
+  await report(deps, provider.id, completion.headers);
   // Fault injection for crash tests (WEAVER_FAULT_HOLD_AFTER_ANSWER_MS): the worker waits between
   // keeping the answer and completing, where the test kills it.
   if (deps.holdAfterAnswerMs) await new Promise((r) => setTimeout(r, deps.holdAfterAnswerMs));
@@ -159,6 +166,14 @@ function streamCutFailure(provider: ProviderSpec, cut: StreamCut, tokensIn: numb
     message: redact(`provider ${provider.id} (${provider.model}): network: ${cut.message} after ${tokensOut} output token(s)`, secrets),
     details: [{ family: 'network', provider: provider.id, sent: true, partial: true, tokensIn, tokensOut, latencyMs } satisfies ProviderFailureDetails],
   });
+}
+
+/** What the response said of the provider's quota, sent to its quota workflow (when it said anything); a 429's Retry-After scaled as the workflow's wait is. */
+async function report(deps: ActivityDeps, provider: string, headers: Headers | undefined, status?: number, retryAfter?: number): Promise<void> {
+  const scaled = retryAfter === undefined ? undefined : Math.round(retryAfter * (deps.retryDelayScale ?? 1));
+  const found = quotaReportOf(provider, headers, Date.now(), status, scaled);
+  const ctx = Context.current();
+  if (found) await reportQuota(ctx.client, deps.workflowQueue ?? ctx.info.taskQueue, found);
 }
 
 /** Whether the activity was cancelled because its worker is shutting down (not by the workflow). */

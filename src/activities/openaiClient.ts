@@ -23,13 +23,15 @@ export type Completion = {
   content: string;
   finishReason?: string;
   usage?: { prompt_tokens?: number; completion_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } };
+  /** The response's headers: its rate-limit state (src/domain/quota.ts). */
+  headers?: Headers;
 };
 
 type Body = OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
 
 export async function whole(client: OpenAI, body: object, signal: AbortSignal): Promise<Completion> {
-  const c = await client.chat.completions.create(body as Body, { signal });
-  return { content: c.choices?.[0]?.message?.content ?? '', finishReason: c.choices?.[0]?.finish_reason ?? undefined, usage: c.usage ?? undefined };
+  const { data: c, response } = await client.chat.completions.create(body as Body, { signal }).withResponse();
+  return { content: c.choices?.[0]?.message?.content ?? '', finishReason: c.choices?.[0]?.finish_reason ?? undefined, usage: c.usage ?? undefined, headers: response.headers };
 }
 
 /**
@@ -49,12 +51,11 @@ export class StreamCut extends Error {
 
 /** Streams the answer (idle proxies do not cut a long one); the usage comes once, in the last chunk. */
 export async function streamed(client: OpenAI, body: object, signal: AbortSignal, onChunk: () => void): Promise<Completion> {
-  const stream = await client.chat.completions.create(
-    { ...(body as Body), stream: true, stream_options: { include_usage: true } },
-    { signal },
-  );
+  const { data: stream, response } = await client.chat.completions
+    .create({ ...(body as Body), stream: true, stream_options: { include_usage: true } }, { signal })
+    .withResponse();
   const parts: string[] = [];
-  const out: Completion = { content: '' };
+  const out: Completion = { content: '', headers: response.headers };
   try {
     for await (const chunk of stream) {
       onChunk();

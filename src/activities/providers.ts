@@ -14,6 +14,7 @@ import {
 } from '../domain/registry';
 import type { ProviderChoice } from '../domain/schema';
 import { resolveSettings, type SettingsInput } from '../domain/settings';
+import { providerTaskQueue } from '../domain/quota';
 import { readSettingsFile } from './configFile';
 import type { ActivityDeps } from './types';
 
@@ -32,7 +33,8 @@ export function loadProviderRegistry(file: string | undefined): ProviderRegistry
 export function describeRegistry(registry: ProviderRegistry, env: Record<string, string | undefined>): string[] {
   return Object.entries(registry.providers).map(([id, e]) => {
     const key = e.apiKeyEnv ? `key ${e.apiKeyEnv}${env[e.apiKeyEnv] ? '' : ' (NOT SET in this worker)'}` : 'keyless';
-    return `${id}: ${e.baseURL ?? 'OpenAI API (or OPENAI_BASE_URL)'}, ${key}, models ${e.models.join(', ')}`;
+    const limit = e.rateLimit ? `, at most ${e.rateLimit.requestsPerSecond} call(s)/s (queue ${providerTaskQueue(id)})` : '';
+    return `${id}: ${e.baseURL ?? 'OpenAI API (or OPENAI_BASE_URL)'}, ${key}, models ${e.models.join(', ')}${limit}`;
   });
 }
 

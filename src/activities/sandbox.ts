@@ -14,9 +14,13 @@
 // - limits: each at most the worker's cap (WEAVER_SANDBOX_MAX_LIMITS); rlimits always (processes,
 //   open files, file size, CPU time; memory as RLIMIT_DATA), and a cgroup for memory and processes
 //   when the worker can make one (v1 as root, or a delegated v2 parent named by
-//   WEAVER_CGROUP_PARENT), which also tells an OOM kill apart. Disk: every writable tmpfs is
-//   sized, the other hiding ones read-only, and the workspace's growth is watched (`du`, about
-//   every second); over `diskMb`, the sandbox is killed.
+//   WEAVER_CGROUP_PARENT), which also tells an OOM kill apart: one per workspace, reused by its
+//   commands one after the other. Disk: every writable tmpfs is sized, the other hiding ones
+//   read-only, and the workspace's growth is watched (`du`, about every second, from the last
+//   command's end measurement when nothing unknown was written since); over `diskMb`, the
+//   sandbox is killed.
+// - start-up cost: a workspace is handed to its uid whole once; later commands hand over only
+//   what the worker wrote since (./sandbox/workspaceState.ts).
 // - network for a command that may have it: only through the worker's egress proxy. The
 //   command's network namespace has only a loopback; bwrap reports the sandbox's pid
 //   (--info-fd) and waits (--block-fd) until the worker has put its proxy's listener there
@@ -31,27 +35,39 @@
 // bwrap, nsenter, cgroups at start), setting.ts (the setting and the request, in words),
 // policy.ts (limits, network and env of a task's policy), argv.ts (the bwrap command line),
 // root.ts (the minimal root, the toolchains, what is hidden),
-// limits.ts (cgroups, the disk watch, which limit was hit), network.ts (the control files),
+// limits.ts (the disk watch, which limit was hit), cgroup.ts and cgroupPool.ts (a cgroup per
+// workspace), workspaceState.ts (what is known between commands), network.ts (the control files),
 // egress.ts (the egress proxy), uids.ts (a uid per workspace, a lock file per uid),
 // toolchains.ts (the worker's own toolchains, per-repository caches), cacheLease.ts (one uid at a
 // time in a repository's cache).
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { HOME_IN_SANDBOX, SCRATCH_DIRS, sandboxCommand, type Prepared } from './sandbox/argv';
-import { Cgroup, DiskWatch, fileAtLimit, limitHit, MIB, size } from './sandbox/limits';
+import { cgroupFor, releaseCgroup } from './sandbox/cgroupPool';
+import { DiskWatch, fileAtLimit, limitHit, MIB, size } from './sandbox/limits';
 import { attachEgress, EgressProxy, proxyEnv } from './sandbox/egress';
 import { Control } from './sandbox/network';
 import { effectiveLimits, egressFor, networkFor, sandboxEnv } from './sandbox/policy';
 import type { ResourceUsage } from '../domain/schema';
 import type { RunCommandResult } from './commands';
-import type { SandboxedCommand, SandboxRunRequest } from './sandbox/setting';
-import { handOver, uidFor } from './sandbox/uids';
+import type { SandboxedCommand, SandboxRunRequest, SandboxSetting } from './sandbox/setting';
+import { handOver, releaseUid, uidFor } from './sandbox/uids';
 import { leaseCache } from './sandbox/cacheLease';
+import { diskBaseline, forgetWorkspace, handOverWorkspace, recordDiskUse } from './sandbox/workspaceState';
 
 export { detectSandbox, INSTALL_HINT, NSENTER_INSTALL_HINT, type DetectOptions } from './sandbox/detect';
 export { effectiveLimits, sandboxNotes } from './sandbox/policy';
 export { describeSandbox, enforcementOf, sandboxDetails, type CgroupSupport, type SandboxedCommand, type SandboxRunRequest, type SandboxSetting } from './sandbox/setting';
 export { releaseUid, uidFor } from './sandbox/uids';
+export { keptCgroup, sweepCgroups } from './sandbox/cgroupPool';
+export { forgetWorkspace, noteWritten, startCounts, trackWrites } from './sandbox/workspaceState';
+
+/** A released workspace's sandbox state goes: its uid back to the host's pool, its cgroup removed, what was known of it forgotten. */
+export async function releaseSandbox(setting: SandboxSetting, dir: string): Promise<void> {
+  releaseUid(setting, dir);
+  forgetWorkspace(dir);
+  await releaseCgroup(dir);
+}
 export { describeToolchains, repoCacheDir } from './sandbox/toolchains';
 
 /** The command wrapped in the sandbox the worker has, with its env and its limits. */
@@ -64,19 +80,27 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   const uid = boxed ? uidFor(setting, req.dir) : undefined;
   // A root worker's uid takes the repository's cache only when no other uid's command is using it.
   // Unboxed commands lease it too (as the worker's uid): gc's size cap never evicts a leased cache.
-  const release = req.cacheDir ? leaseCache(req.cacheDir, uid ?? process.getuid?.() ?? 0) : undefined;
-  if (uid !== undefined && req.cacheDir && !release) req = { ...req, cacheDir: path.join(path.dirname(req.dir), '.toolchain-cache') };
+  const lease = req.cacheDir ? leaseCache(req.cacheDir, uid ?? process.getuid?.() ?? 0) : undefined;
+  if (uid !== undefined && req.cacheDir && !lease) req = { ...req, cacheDir: path.join(path.dirname(req.dir), '.toolchain-cache') };
   if (req.cacheDir) await mkdir(req.cacheDir, { recursive: true });
   const env = sandboxEnv(req, boxed ? HOME_IN_SANDBOX : req.scratchHome);
   // No sandbox, no limits: only the environment is kept clean (and the process tree sampled).
-  if (!boxed) return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish: async (r) => ({ resources: resourcesOf(r) }), dispose: async () => undefined };
+  if (!boxed) {
+    // The cache's lease ends with the command (finish, or dispose when it never ran).
+    const dispose = async () => lease?.release();
+    const finish = async (r: RunCommandResult) => {
+      await dispose();
+      return { resources: resourcesOf(r) };
+    };
+    return { command: argv, env, sampleUsageMs: SAMPLE_MS, finish, dispose };
+  }
 
   try {
-    if (uid !== undefined) await handOver(req.dir, uid, setting.workspaceRoot);
-    // The cache goes to this workspace's uid too (only what another task's uid left).
-    if (uid !== undefined && req.cacheDir) await handOver(req.cacheDir, uid, setting.workspaceRoot);
+    if (uid !== undefined) await handOverWorkspace(req.dir, uid, setting.workspaceRoot);
+    // The cache goes to this workspace's uid too, unless this uid was its last user (only what another task's uid left).
+    if (uid !== undefined && req.cacheDir && (lease?.lastUid !== uid || (await stat(req.cacheDir)).uid !== uid)) await handOver(req.cacheDir, uid, setting.workspaceRoot);
   } catch (err) {
-    release?.();
+    lease?.release();
     throw err;
   }
   const network = networkFor(setting, policy, req.phase);
@@ -85,16 +109,17 @@ export async function sandboxed(req: SandboxRunRequest): Promise<SandboxedComman
   if (egress) Object.assign(env, proxyEnv());
   // Beside the workspace, so under the hidden workspace root: the sandbox never sees it.
   const ctl = await Control.create(path.dirname(req.dir), egress).catch((err: unknown) => {
-    release?.();
+    lease?.release();
     throw err;
   });
-  const cgroup = setting.cgroup ? await Cgroup.create(setting.cgroup, limits).catch(() => undefined) : undefined;
+  // The workspace's own cgroup, reused from its last command; none when it cannot be made (rlimits only).
+  const held = setting.cgroup ? await cgroupFor(setting.cgroup, req.dir, limits).catch(() => undefined) : undefined;
   try {
-    return await start(req, { limits, uid, network, egress, ctl, cgroup, argv, env, releaseCache: release });
+    return await start(req, { limits, uid, network, egress, ctl, cgroup: held?.cgroup, argv, env, lease, releaseCgroup: held?.done });
   } catch (err) {
-    release?.();
+    lease?.release();
     await ctl.close();
-    await cgroup?.remove();
+    await held?.done();
     throw err;
   }
 }
@@ -111,17 +136,22 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
   const net = egress ? attachEgress(ctl, req.setting.nsenter!, proxy, kill) : undefined;
   const startedAt = Date.now();
   // The repository's cache is written by the command too: its growth counts against the same limit.
-  const disk = await DiskWatch.start([req.dir, ...(req.cacheDir ? [req.cacheDir] : [])], limits.diskMb, kill);
+  // The last command's end measurement, when nothing unknown was written since: no walk at the start.
+  const cache = req.cacheDir ? { dir: req.cacheDir, ino: (await stat(req.cacheDir)).ino, lease: prepared.lease } : undefined;
+  const disk = await DiskWatch.start([req.dir, ...(cache ? [cache.dir] : [])], limits.diskMb, kill, { exclude: [path.join(req.dir, '.git')], base: diskBaseline(req.dir, cache) });
   disk.watchScratch(async () => (await ctl.info())?.pid, SCRATCH_DIRS);
   let done = false;
+  let recorded = false;
   const dispose = async () => {
     if (done) return;
     done = true;
     disk.stop();
-    prepared.releaseCache?.();
+    // Never measured at the end (the command did not run): nothing to start the next one from.
+    if (!recorded) recordDiskUse(req.dir, undefined, cache);
+    prepared.lease?.release();
     await net?.stop();
     await ctl.close();
-    await cgroup?.remove();
+    await prepared.releaseCgroup?.();
   };
   return {
     command,
@@ -131,6 +161,9 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
     finish: async (r) => {
       disk.stop();
       const grown = disk.killedAt ?? (await disk.measure());
+      // Before the cache is given back: whether another command used it meanwhile is asked under its lease.
+      recordDiskUse(req.dir, disk.killedAt === undefined ? disk.measured : undefined, cache);
+      recorded = true;
       const netError = await net?.stop();
       const hit =
         disk.killedAt !== undefined
@@ -149,7 +182,7 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
       const execFailed = !netError && /^bwrap: execvp /m.test(r.tail);
       const sandboxFailed =
         !r.timedOut && !r.cancelled && disk.killedAt === undefined && !execFailed && (!!netError || !hit) && !(await ctl.commandRan()) ? setupFailure(r, netError) : undefined;
-      // Before dispose: the cgroup's counters go with it.
+      // Before dispose: the cgroup's counters are the next command's baseline after it.
       const resources = resourcesOf(r, cgroup && { ...(await cgroup.usage()), by: cgroup.kind });
       await dispose();
       const refused = proxy?.refused() ?? [];

@@ -86,8 +86,9 @@ export async function readSetupState(ws: Located): Promise<(SetupState & { index
  * new files, a planted `.gitignore`: -x, no ignore rule spares anything), whatever differs from
  * it is written back from it, and the index is the branch head again. False when there is no
  * snapshot for this HEAD (a workspace from before it existed): the caller rolls back the old way.
+ * `wrote` is told the paths written back (files and the empty directories remade).
  */
-export async function restoreSetupState(ws: Located): Promise<boolean> {
+export async function restoreSetupState(ws: Located, wrote?: (paths: string[]) => void): Promise<boolean> {
   const state = await readSetupState(ws);
   if (!state) return false;
   const head = (await gitRun(ws.dir, ['rev-parse', 'HEAD'])).trim();
@@ -105,6 +106,8 @@ export async function restoreSetupState(ws: Located): Promise<boolean> {
   for (const rel of state.emptyDirs) await mkdirInside(ws.dir, rel);
   // The change set is staged onto the branch head (testedTree.ts), never onto setup's files.
   await gitRun(ws.dir, ['read-tree', '--reset', 'HEAD']);
+  // What was written back (the rest was only removed): a root worker hands just these to the sandbox's uid.
+  wrote?.([...changed.split('\0').filter(Boolean), ...state.emptyDirs]);
   return true;
 }
 

@@ -6,6 +6,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
+import { changeDiff, CHANGE_DIFF_FLAGS, type WrittenFile } from './changeDiff';
 import { gitRun } from './git';
 import { readSetupState, stateDirOf } from './setupState';
 
@@ -40,9 +41,10 @@ const fileOf = (ws: Located) => {
 /**
  * Stages exactly `paths` (written or deleted by the change) onto the branch head, records the
  * tree, and returns the diff of those paths against the state after setup (against the head
- * without one): what the attempt changed, never what setup built.
+ * without one): what the attempt changed, never what setup built. With the change's `written`
+ * contents the diff is made in-process when the indexes vouch for them (./changeDiff.ts), else by git.
  */
-export async function stageChange(ws: Located, paths: string[]): Promise<{ diff: string; tested?: TestedChange }> {
+export async function stageChange(ws: Located, paths: string[], written?: WrittenFile[]): Promise<{ diff: string; tested?: TestedChange }> {
   const dir = ws.dir;
   await gitRun(dir, ['read-tree', '--reset', 'HEAD']);
   if (!paths.length) return { diff: '' };
@@ -58,7 +60,9 @@ export async function stageChange(ws: Located, paths: string[]): Promise<{ diff:
   if (file) await writeFile(file, JSON.stringify(tested));
   const setup = await readSetupState(ws);
   const against = setup && setup.head === head ? [setup.tree] : [];
-  const diff = await gitRun(dir, ['diff', '--cached', '--no-color', ...against, '--', ...paths.map(literal)]);
+  const mine = written && setup && against.length ? written.filter((f) => paths.includes(f.path)) : [];
+  const inProcess = mine.length === paths.length ? await changeDiff(dir, mine, setup!.indexFile, path.join(dir, '.git', 'index')) : undefined;
+  const diff = inProcess ?? (await gitRun(dir, ['diff', '--cached', ...CHANGE_DIFF_FLAGS, ...against, '--', ...paths.map(literal)]));
   return { diff, tested };
 }
 

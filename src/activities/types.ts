@@ -16,6 +16,8 @@ export interface ActivityDeps {
   cacheDir?: string;
   /** This worker's own queue: workspace activities for workspaces it holds run there. */
   workspaceQueue: string;
+  /** The shared queue workflows run on (WEAVER_TASK_QUEUE): where a provider's quota workflow is started. */
+  workflowQueue?: string;
   /** Where API keys are read from (process.env in production). */
   env: Record<string, string | undefined>;
   /** Multiplies provider Retry-After delays (1 in production; tests shrink it). */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { redact } from '../domain/redact';
 import type { ArtifactStore } from './artifacts';
+import type { WrittenFile } from './changeDiff';
 import { runCommand, type RunCommandResult } from './commands';
 import { gitEnv, gitFor, openWorkspace, type Git } from './git';
 import { configArgs } from './gitCredentials';
@@ -180,10 +181,10 @@ export function commandLockFile(dir: string): string {
  * attempt's edits and everything its commands made go, setup's outputs stay. A workspace made
  * before that state was recorded rolls back to the branch head the old way.
  */
-export async function rollbackWorkspace(ws: WorkspaceHandle): Promise<void> {
+export async function rollbackWorkspace(ws: WorkspaceHandle, wrote?: (paths: string[]) => void): Promise<void> {
   const git = openWorkspace(ws);
   await forgetTestedChange(ws);
-  if (await restoreSetupState(ws)) return;
+  if (await restoreSetupState(ws, wrote)) return;
   await git.raw(['reset', '--hard', 'HEAD']);
   await git.raw(['clean', '-f', '-d']);
 }
@@ -192,9 +193,9 @@ export async function rollbackWorkspace(ws: WorkspaceHandle): Promise<void> {
  * Stages the applied change — exactly `files`, ignored ones included — and stores its diff (against
  * the state after setup) as an artifact: for the record and for the next prompt if it fails.
  */
-export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle, files: string[]) {
+export async function diffWorkspace(store: ArtifactStore, ws: WorkspaceHandle, files: string[], written?: WrittenFile[]) {
   openWorkspace(ws);
-  const { diff } = await stageChange(ws, files);
+  const { diff } = await stageChange(ws, files, written);
   return diff ? store.put('diff', diff) : undefined;
 }
 

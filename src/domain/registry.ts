@@ -54,6 +54,12 @@ export const RegistryEntrySchema = lazySchema(() => z
     /** Output tokens a call usually takes, for `strategy.mode: 'cost'` estimates (default 1000, at most maxTokens). */
     expectedOutputTokens: ExpectedOutputTokens,
     temperature: z.number().min(0).max(2).optional(),
+    /**
+     * Calls per second to this provider, from every worker and workflow together: enforced by
+     * Temporal (its calls go to the provider's own task queue, quota.ts providerTaskQueue, whose workers
+     * set maxTaskQueueActivitiesPerSecond).
+     */
+    rateLimit: z.strictObject({ requestsPerSecond: z.number().positive().max(10_000) }).optional(),
     ...PromptShape,
   })
   .refine((p) => p.maxTokens === undefined || p.contextWindow === undefined || p.maxTokens < p.contextWindow, {
@@ -232,6 +238,8 @@ export function resolveTaskProviders(registry: ProviderRegistry, choices: Provid
       promptBudgetTokens: smaller(task.promptBudgetTokens, entry.promptBudgetTokens),
       systemRole: entry.systemRole ?? task.systemRole,
       cacheControl: entry.cacheControl ?? task.cacheControl,
+      // The registry's only: a task never picks the queue its calls wait in.
+      rateLimit: entry.rateLimit,
     });
     if (spec.maxTokens !== undefined && spec.contextWindow !== undefined && spec.maxTokens >= spec.contextWindow) {
       problems.push(`${where}: maxTokens ${spec.maxTokens} must be less than the provider's contextWindow ${spec.contextWindow}`);

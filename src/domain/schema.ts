@@ -88,7 +88,11 @@ export const ProviderSpecSchema = lazySchema(() => z.object({
 /** A provider as the task names it (model optional: the registry's default). */
 export type ProviderChoice = z.infer<typeof ProviderSpecSchema>;
 /** A provider with its model chosen and the registry's settings merged in: what the workflow calls. */
-export type ProviderSpec = Omit<ProviderChoice, 'model' | 'apiKeyEnv' | 'apiKey'> & { model: string };
+export type ProviderSpec = Omit<ProviderChoice, 'model' | 'apiKeyEnv' | 'apiKey'> & {
+  model: string;
+  /** From the registry only: its calls go to the provider's rate-limited task queue (quota.ts providerTaskQueue). */
+  rateLimit?: { requestsPerSecond: number };
+};
 
 export const STRATEGY_MODES = ['sequential', 'parallel-any', 'parallel-all', 'consensus', 'cost'] as const;
 

@@ -46,12 +46,16 @@ export const LLM_HEARTBEAT_TIMEOUT_SEC = 10;
  * plus room for storing the answer; a slow model is not cut by a fixed 10 minutes, nor does a
  * fast one hold a dead call that long. The heartbeat timeout measures the worker, not the
  * provider (the activity beats on a timer while it waits), so it stays short: a dead worker is
- * noticed in seconds whatever the model's speed.
+ * noticed in seconds whatever the model's speed. `taskQueue`: a rate-limited provider's own
+ * (Temporal dispatches at most its requestsPerSecond from it); the start-to-close clock starts
+ * once a worker takes the call, so time waiting for the limit is not counted against it.
  */
-export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>, keptAnswers = false) {
+export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>, keptAnswers = false, taskQueue?: string) {
   const timeoutSec = Math.ceil(spec.timeoutSec ?? DEFAULT_PROVIDER_TIMEOUT_SEC);
   const startToCloseSec = timeoutSec + LLM_MARGIN_SEC;
   return proxyActivities<Pick<Activities, 'generateChange'>>({
+    // A rate-limited provider's queue (its kept-answer retries go there too); else the workflow's.
+    ...(taskQueue ? { taskQueue } : {}),
     startToCloseTimeout: `${startToCloseSec} seconds`,
     heartbeatTimeout: `${Math.min(LLM_HEARTBEAT_TIMEOUT_SEC, startToCloseSec)} seconds`,
     // `keptAnswers` (runs since KEPT_ANSWERS): Temporal retries the call after its worker was lost

@@ -41,6 +41,41 @@ export async function runBounded<T>(count: number, concurrency: number, run: (i:
   return results;
 }
 
+/**
+ * Runs `run(i)` for i = 0..count-1 in order, at most `window()` at once, asked before each
+ * launch (and again each time a child ends while the window is full): the window may shrink
+ * or grow as the providers' quotas change. Results keep input order; failure as runBounded:
+ * nothing outlives the call.
+ */
+export async function runWindowed<T>(count: number, window: () => Promise<number>, run: (i: number) => Promise<T>, stop?: () => boolean): Promise<T[]> {
+  const results = new Array<T>(count);
+  const running = new Set<Promise<void>>();
+  let failure: { err: unknown } | undefined;
+  /** The window, or (when asking fails, e.g. cancelled) the error once the running children have settled. */
+  const size = async () => {
+    try {
+      return await window();
+    } catch (err) {
+      await Promise.all(running);
+      throw err;
+    }
+  };
+  // `stop`: as runBounded's (nothing new starts once it says so).
+  for (let i = 0; i < count && !failure && !stop?.(); i++) {
+    while (!failure && running.size >= (await size())) await Promise.race(running);
+    if (failure || stop?.()) break;
+    const p: Promise<void> = run(i).then(
+      (r) => void (results[i] = r),
+      (err) => void (failure ??= { err }),
+    );
+    running.add(p);
+    void p.finally(() => running.delete(p));
+  }
+  await Promise.all(running);
+  if (failure) throw failure.err;
+  return results;
+}
+
 /** How a child codingTask ended, read from what executeChild threw (never a cancellation). */
 export type ChildEnd =
   /** It failed its workflow with its result (failed, budget_exceeded, rejected): the result. */

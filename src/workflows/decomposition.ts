@@ -11,7 +11,9 @@ import { secretFilesNamed } from '../domain/redact';
 import type { codingTask } from './codingTask';
 import { howItEnded } from '../domain/decider';
 import { runChecks } from './checks';
-import { childEnd, childTaskTimeout, runBounded } from './children';
+import { DEFAULT_PROMPT_BUDGET } from '../domain/models';
+import { childEnd, childTaskTimeout, runBounded, runWindowed } from './children';
+import { quotaWindowOf } from './quotaWindow';
 import { commitWork } from './commit';
 import { isWorkspaceLost, type TaskRun } from './task';
 
@@ -43,8 +45,10 @@ export async function decompose(t: TaskRun, proposed: TaskSpec[], why: string): 
   const concurrency = t.limits.childConcurrency;
   const held = new Map<number, { cost?: number; tokens?: number }>();
   let running = 0;
+  // Runs since QUOTA_WINDOW launch within the quota their providers last reported (src/workflows/quotaWindow.ts).
+  const window = quotaWindowOf(t.providers.map((p) => p.id), concurrency, { tokensPerChild: t.attempts.at(-1)?.promptTokens || DEFAULT_PROMPT_BUDGET });
 
-  await runBounded(subtasks.length, concurrency, async (i) => {
+  const runChild = async (i: number) => {
     const child = t.children[i];
     // Cancelled: start nothing new (running children are being cancelled and awaited).
     if (CancellationScope.current().consideredCancelled) return;
@@ -95,7 +99,8 @@ export async function decompose(t: TaskRun, proposed: TaskSpec[], why: string): 
       running -= 1;
       t.showDetails();
     }
-  });
+  };
+  await (window ? runWindowed(subtasks.length, window, runChild) : runBounded(subtasks.length, concurrency, runChild));
   if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while children ran');
   return integrate(t, subtasks.length);
 }

@@ -2,3 +2,4 @@
 export { codingTask, progressQuery, addGuidanceSignal } from './codingTask';
 export { approvePushSignal, approvePushUpdate } from './messages';
 export { taskBatch } from './taskBatch';
+export { providerQuota } from './providerQuota';

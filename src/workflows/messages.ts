@@ -1,6 +1,7 @@
 // Queries, signals and updates, defined once: the workflows set their handlers with these and
 // the client and CLI send them (no message name is spelled twice).
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { QuotaReport, QuotaState } from '../domain/quota';
 import type { BatchProgress, Progress } from '../domain/schema';
 
 /** Where a codingTask is: phase, attempt, spend, last decision, children, sandbox. */
@@ -25,3 +26,8 @@ export interface PushDecision {
 export const approvePushUpdate = defineUpdate<string, [PushDecision]>('approvePush');
 /** The same decision as a signal (e.g. `temporal workflow signal --name approvePush`); checked like the update. */
 export const approvePushSignal = defineSignal<[PushDecision]>('approvePush');
+
+/** A provider response's quota facts, sent by the provider-call activity to its providerQuota workflow. */
+export const quotaReportSignal = defineSignal<[QuotaReport]>('quotaReport');
+/** A provider's quota as last reported (null: nothing reported yet). */
+export const quotaQuery = defineQuery<QuotaState | null>('quota');

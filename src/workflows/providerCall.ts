@@ -8,6 +8,7 @@ import type { GenerateChangeResult } from '../activities/types';
 import { noteFailure, noteSuccess, type CooldownSettings, type CooldownState } from '../domain/cooldown';
 import { ARTIFACT_STORE_FAILED, familyOfFailureType, WORKER_LOST, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';
 import type { Ledger, Reservation } from '../domain/ledger';
+import { providerTaskQueue } from '../domain/quota';
 import type { RetrySettings } from '../domain/retry';
 import type { ArtifactRef, CallEvent, ProviderSpec } from '../domain/schema';
 import { llmFor } from './activityProxies';
@@ -26,6 +27,12 @@ export const CUT_STREAMS = 'book-cut-streams';
 
 /** Marks runs whose provider calls are retried after a lost worker, delivering the answer it kept (never calling again). */
 export const KEPT_ANSWERS = 'kept-answers';
+
+/** Marks runs whose calls to a provider with a registry `rateLimit` wait in its own rate-limited task queue. */
+export const PROVIDER_QUEUES = 'provider-rate-queues';
+
+/** The rate-limited queue of `spec`'s calls, in runs since PROVIDER_QUEUES; else undefined (the workflow's queue). */
+const queueOf = (spec: ProviderSpec) => (spec.rateLimit && patched(PROVIDER_QUEUES) ? providerTaskQueue(spec.id) : undefined);
 
 
 export interface StrategyEnv {
@@ -86,7 +93,7 @@ export async function callOnce(spec: ProviderSpec, env: StrategyEnv, strategy: s
   try {
     // The summary is what the Web UI shows for this call in the timeline.
     // A lost worker's kept answer is delivered by a retry (runs before asked again and paid twice).
-    const result = await llmFor(spec, patched(KEPT_ANSWERS)).generateChange.executeWithOptions(
+    const result = await llmFor(spec, patched(KEPT_ANSWERS), queueOf(spec)).generateChange.executeWithOptions(
       { summary: `${spec.id} (${spec.model}) · attempt ${env.attempt} · ${strategy}${role === 'shadow' ? ' · shadow' : ''}` },
       [{ workflowId: env.workflowId, attempt: env.attempt, provider: spec, prompt: env.prompt, role }],
     );

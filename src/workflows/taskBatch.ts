@@ -25,8 +25,14 @@ import { emptyUsage, mergeUsage } from '../domain/usage';
 import { shared } from './activityProxies';
 import { batchStatus, legacyBatch } from './batchLegacy';
 import { batchChildId, failedRow, runBatchChild } from './batchChild';
-import { runBounded } from './children';
+import { runBounded, runWindowed } from './children';
+import { quotaWindow, QUOTA_WINDOW } from './quotaWindow';
+import { DEFAULT_PROMPT_BUDGET } from '../domain/models';
+
 import { batchProgressQuery } from './messages';
+
+/** A batch re-reads its providers' quotas at most this often (workflow time). */
+const QUOTA_REREAD_MS = 1000;
 
 /** Marks batches run as a window over stored tasks, paged results and continue-as-new. */
 export const BATCH_WINDOW = 'batch-window';
@@ -50,6 +56,8 @@ class BatchRun {
   private readonly buffer: PageBuffer;
   private tasksRef?: ArtifactRef;
   private running = 0;
+  /** The providers of the tasks read so far (all of them for an inline list). */
+  private readonly providers = new Set<string>();
   private finished: number;
   /** Pages of stored tasks being read or read, by page index (those behind the window are dropped). */
   private readonly chunks = new Map<number, Promise<unknown[]>>();
@@ -63,6 +71,7 @@ class BatchRun {
       ? { ...input.carried, pages: [...input.carried.pages] }
       : { next: 0, total: input.tasks?.length ?? 0, successCount: 0, usage: emptyUsage(), pages: [], runs: 0 };
     this.tasksRef = input.tasksRef;
+    for (const t of input.tasks ?? []) for (const p of (t as { providers?: { id?: unknown }[] }).providers ?? []) if (typeof p.id === 'string') this.providers.add(p.id);
     this.finished = this.carry.next;
     this.buffer = new PageBuffer(this.carry.next, input.pageSize);
     // Answered by every run alike: the counters come over with the carry.
@@ -90,7 +99,9 @@ class BatchRun {
       next = from + k + 1;
       return this.one(from + k);
     };
-    await runBounded(to - from, this.input.concurrency, start, () => workflowInfo().continueAsNewSuggested);
+    const stop = () => workflowInfo().continueAsNewSuggested;
+    const window = this.quotaWindow();
+    await (window ? runWindowed(to - from, window, start, stop) : runBounded(to - from, this.input.concurrency, start, stop));
     await this.flush(true);
     this.carry.next = next;
     if (next < this.carry.total) {
@@ -106,6 +117,24 @@ class BatchRun {
       results: inline ? this.kept : [],
       pages,
       aggregate: { total, successCount, failureCount: total - successCount, successRate: total ? successCount / total : 0, usage },
+    };
+  }
+
+  /**
+   * Since QUOTA_WINDOW: children launched within the quota their providers last reported
+   * (src/workflows/quotaWindow.ts), read at most once a second of workflow time — children ending
+   * in one workflow task share a reading, so a run's history stays within its bound. Providers
+   * of a stored list are known as its tasks are read.
+   */
+  private quotaWindow(): (() => Promise<number>) | undefined {
+    if (!patched(QUOTA_WINDOW)) return undefined;
+    const { concurrency } = this.input;
+    let last: { at: number; size: number } | undefined;
+    return async () => {
+      if (last && Date.now() - last.at < QUOTA_REREAD_MS) return last.size;
+      const size = this.providers.size ? await quotaWindow([...this.providers], concurrency, { tokensPerChild: DEFAULT_PROMPT_BUDGET }) : concurrency;
+      last = { at: Date.now(), size };
+      return size;
     };
   }
 
@@ -135,6 +164,7 @@ class BatchRun {
       const id = batchChildId(this.workflowId, i, typeof title === 'string' ? title : 'task');
       return failedRow(id, {}, `invalid task input: ${formatZodIssues(parsed.error).join('; ')}`);
     }
+    for (const p of parsed.data.providers) this.providers.add(p.id);
     // Credentials in a task's repo / push.remote URL never reach the children's inputs.
     return runBatchChild(this.workflowId, i, stripTaskCredentials(parsed.data).input as CodingTaskInput);
   }

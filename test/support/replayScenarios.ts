@@ -15,6 +15,7 @@ import { makeRepo } from './repos';
 import { byTitle, fix, multiRepo, parentTask, sub } from './modules';
 import { HOST_SCENARIOS } from './replayHostScenarios';
 import { CARRY_SCENARIOS } from './replayCarryScenarios';
+import { QUOTA_SCENARIOS } from './replayQuotaScenarios';
 import { answer, BAD, check, GOOD, usage, type ReplayScenario } from './replayShapes';
 
 export { answer, BAD, GOOD, shapeProblems, type ExpectedShape, type ReplayScenario } from './replayShapes';
@@ -300,6 +301,7 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     run: decompositionMerge,
   },
   ...CARRY_SCENARIOS,
+  ...QUOTA_SCENARIOS,
   ...HOST_SCENARIOS,
   {
     name: 'lean-round-trips',

@@ -6,7 +6,9 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { SandboxLimits } from '../../domain/schema';
-import { MIB, type Cgroup } from './limits';
+import type { Cgroup } from './cgroup';
+import type { CacheLease } from './cacheLease';
+import { MIB } from './limits';
 import { shq, type Control } from './network';
 import { rootMounts } from './root';
 import type { SandboxRunRequest } from './setting';
@@ -37,8 +39,10 @@ export interface Prepared {
   cgroup?: Cgroup;
   argv: string[];
   env: Record<string, string>;
-  /** Gives the repository's cache back (./cacheLease.ts) when the command is done. */
-  releaseCache?: () => void;
+  /** The repository's cache, held for this command (./cacheLease.ts). */
+  lease?: CacheLease;
+  /** Gives the workspace's cgroup back for its next command (./cgroupPool.ts). */
+  releaseCgroup?: () => Promise<void>;
 }
 
 /** Where an injected set-up fault sends bwrap: a folder that is not there, so it dies before the command. */

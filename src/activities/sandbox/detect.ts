@@ -7,7 +7,7 @@ import path from 'node:path';
 import { egressSetting, sandboxEnvAllowlist, sandboxMaxLimits, sandboxUids, type SandboxMode } from '../../config';
 import type { SandboxPolicy } from '../../domain/schema';
 import { dropPrivileges, NAMESPACES } from './argv';
-import { detectCgroup } from './limits';
+import { detectCgroup } from './cgroup';
 import { attachEgress } from './egress';
 import { Control } from './network';
 import { NETWORK_ORDER } from './policy';
