@@ -22,33 +22,20 @@ import { createExampleRepo, demoModelStep, exampleTask } from './demo/example';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import type { CodingTaskInput, CodingTaskResult, ProviderSpec } from '../src/domain/schema';
 import { startBenchRig } from './benchRig';
-import { editFormat } from '../src/domain/editformats';
+import { goodAnswer } from './bench/answer';
+import { exitWith, stats, type Stats } from './bench/stats';
 
 const N = Math.max(1, Number(process.env.BENCH_N || 5));
 const K = Math.max(1, Number(process.env.BENCH_K || 8));
 /** The scripted model's answer delay, standing in for an LLM's latency. */
 const MODEL_DELAY_MS = Number(process.env.BENCH_MODEL_DELAY_MS || 300);
 
-// A slugify that passes the example repo's tests (the demo model's second answer).
-const GOOD = `function slugify(text) {\n  return String(text)\n    .normalize('NFKD')\n    .replace(/[\\u0300-\\u036f]/g, '')\n    .toLowerCase()\n    .replace(/[^a-z0-9]+/g, '-')\n    .replace(/^-+|-+$/g, '');\n}\n\nmodule.exports = { slugify };\n`;
 const BIG_OUTPUT_BYTES = 10 * 1024 * 1024;
 const MID_OUTPUT_BYTES = 64 * 1024;
 
 // ---------------------------------------------------------------------------
 // Figures
 // ---------------------------------------------------------------------------
-
-interface Stats {
-  min: number;
-  median: number;
-  max: number;
-}
-
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return { min: s[0], median: s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2, max: s[s.length - 1] };
-}
 
 const rows: [string, string, string, string, string][] = [];
 function row(label: string, unit: string, xs: number[], digits = 0): Stats {
@@ -85,7 +72,7 @@ async function main(): Promise<void> {
   const rig = await startBenchRig(tmp, ['bench-good', 'bench-demo'], 'weaver-bench');
   try {
     const { client, taskQueue, model } = rig;
-    const good = () => ({ content: editFormat('editblock').render({ summary: 'bench: implement slugify', files: [{ path: 'src/slugify.js', action: 'write', content: GOOD }] }), delayMs: MODEL_DELAY_MS });
+    const good = () => ({ content: goodAnswer(), delayMs: MODEL_DELAY_MS });
     model.setDefault('bench-good', good);
     model.setDefault('bench-demo', (req) => ({ ...demoModelStep(req), delayMs: MODEL_DELAY_MS }));
     const provider = (m: string): ProviderSpec => ({ id: m, model: m });
@@ -192,10 +179,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+exitWith(main());

@@ -31,7 +31,7 @@ export interface SampledUsage {
 
 let clockTicks: number | undefined;
 /** USER_HZ, the unit of /proc/<pid>/stat times (100 on every common Linux). */
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   if (clockTicks === undefined) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;

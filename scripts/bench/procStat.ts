@@ -1,0 +1,47 @@
+// CPU time from /proc, in milliseconds. A process's utime+stime is its own; cutime+cstime holds
+// the children it has waited for (git, node --test, bwrap…). A long-lived child (a spawn helper,
+// the model server, the plain script) is never waited for during a run, so a tree is counted as
+// the root's own and waited-for time plus every live descendant's, leaving out excluded subtrees.
+import { readdirSync, readFileSync } from 'node:fs';
+import { ticksPerSecond } from '../../src/activities/processUsage';
+
+interface ProcTimes {
+  ppid: number;
+  /** utime + stime + cutime + cstime, in ticks. */
+  ticks: number;
+}
+
+function readStat(pid: number): ProcTimes | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined; // gone
+  }
+  // The command name (field 2) may hold spaces and parentheses: fields count from its closing one.
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // f[0] is field 3 (state): ppid is field 4, utime..cstime fields 14..17.
+  return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
+}
+
+/** CPU ms of `root` and its live descendants (with everything they waited for), minus `exclude`'s subtrees. */
+export function treeCpuMs(root: number, exclude: number[] = []): number {
+  const all = new Map<number, ProcTimes>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const t = readStat(Number(name));
+    if (t) all.set(Number(name), t);
+  }
+  const kids = new Map<number, number[]>();
+  for (const [pid, t] of all) kids.set(t.ppid, [...(kids.get(t.ppid) ?? []), pid]);
+  const skip = new Set(exclude);
+  let ticks = 0;
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    if (skip.has(pid)) continue;
+    ticks += all.get(pid)?.ticks ?? 0;
+    stack.push(...(kids.get(pid) ?? []));
+  }
+  return (ticks * 1000) / ticksPerSecond();
+}
