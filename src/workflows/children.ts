@@ -62,7 +62,13 @@ export async function runWindowed<T>(count: number, window: () => Promise<number
   };
   // `stop`: as runBounded's (nothing new starts once it says so).
   for (let i = 0; i < count && !failure && !stop?.(); i++) {
-    while (!failure && running.size >= (await size())) await Promise.race(running);
+    // The window first, then the count: read before the await, `running` could name children
+    // that ended meanwhile, and a race over none never ends.
+    while (!failure) {
+      const window = await size();
+      if (running.size < window) break;
+      await Promise.race(running);
+    }
     if (failure || stop?.()) break;
     const p: Promise<void> = run(i).then(
       (r) => void (results[i] = r),
