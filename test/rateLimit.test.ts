@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { resultOf } from '../src/client';
-import { providerTaskQueue } from '../src/domain/quota';
+import { maxDispatchedIn, providerTaskQueue, TEMPORAL_BURST_SEC } from '../src/domain/quota';
 import { activitiesOf, killStartedWorkers, sleep, startWorkerProcess, waitUntil } from './support/processes';
 import { answer, GOOD } from './support/replayShapes';
 import { testAddress, workflowBundle } from './support/temporal';
@@ -22,13 +22,12 @@ const RPS = 2;
  * ratelimit_manager.go, matcher_data.go) is a GCRA limiter per task-queue partition: each of P
  * partitions gets RPS / P a second with a burst duration of 1 s, hard-coded (defaultBurstDuration,
  * no dynamic config), so a partition dispatches at most ⌊RPS / P × (T + 1)⌋ + 1 tasks in any
- * T-second window. The test dev server gives every queue one partition (test/globalSetup.ts, as
+ * T-second window (maxDispatchedIn). The test dev server gives every queue one partition (test/globalSetup.ts, as
  * the README asks of a production server for these queues), so at most ⌊RPS × (T + 1)⌋ + 1 =
  * BURST + RPS × T with BURST = RPS × 1 s + 1 = 3: 5 in any second, RPS a second sustained.
  * (At the default P = 4: P × (⌊RPS × (T + 1) / P⌋ + 1), 8 in a second.)
  */
-const BURST_SEC = 1;
-const maxDispatched = (sec: number) => Math.floor(RPS * (sec + BURST_SEC)) + 1;
+const maxDispatched = (sec: number) => maxDispatchedIn(RPS, sec);
 /**
  * A call's start time in history trails its dispatch by one history write (up to this much on a
  * loaded machine), so start times may crowd by as much; at 2/s it leaves the bound of a whole
@@ -125,8 +124,8 @@ test(`two worker processes share one ${RPS} requests/s limit: no window of the s
     expect(busiest(dispatched, sec)).toBeLessThanOrEqual(maxDispatched(sec + START_LAG_SEC));
     expect(busiest(times, sec)).toBeLessThanOrEqual(maxDispatched(sec + START_LAG_SEC + JITTER_SEC));
   }
-  // Sustained: 12 calls cannot all start within less than (12 - 1) / RPS - BURST_SEC seconds.
-  expect((Math.max(...dispatched) - Math.min(...dispatched)) / 1000).toBeGreaterThanOrEqual((12 - 1) / RPS - BURST_SEC - START_LAG_SEC);
+  // Sustained: 12 calls cannot all start within less than (12 - 1) / RPS - TEMPORAL_BURST_SEC seconds.
+  expect((Math.max(...dispatched) - Math.min(...dispatched)) / 1000).toBeGreaterThanOrEqual((12 - 1) / RPS - TEMPORAL_BURST_SEC - START_LAG_SEC);
   figures.push(`at once (within 50 ms): ${busiest(dispatched, 0.05)}`);
   console.log(`rate limit ${RPS}/s over 2 worker processes: 12 calls received over ${spanSec.toFixed(2)} s; busiest windows: ${figures.join('; ')}`);
 });
