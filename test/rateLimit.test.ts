@@ -22,8 +22,9 @@ const RPS = 2;
  * ratelimit_manager.go, matcher_data.go) is a GCRA limiter per task-queue partition: each of P
  * partitions gets RPS / P a second with a burst duration of 1 s, hard-coded (defaultBurstDuration,
  * no dynamic config), so a partition dispatches at most ⌊RPS / P × (T + 1)⌋ + 1 tasks in any
- * T-second window (maxDispatchedIn). The test dev server gives every queue one partition (test/globalSetup.ts, as
- * the README asks of a production server for these queues), so at most ⌊RPS × (T + 1)⌋ + 1 =
+ * T-second window (maxDispatchedIn). The test dev server gives every queue one partition
+ * (test/globalSetup.ts, as the README asks of a production server for these queues), so at most
+ * ⌊RPS × (T + 1)⌋ + 1 =
  * BURST + RPS × T with BURST = RPS × 1 s + 1 = 3: 5 in any second, RPS a second sustained.
  * (At the default P = 4: P × (⌊RPS × (T + 1) / P⌋ + 1), 8 in a second.)
  */
