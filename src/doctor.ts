@@ -15,6 +15,7 @@ import { connectTemporal } from './client';
 import { config, type WeaverConfig } from './config';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from './devtools/devServer';
 import { trimCaches } from './gc/caches';
+import { maxDispatchedIn, providerTaskQueue } from './domain/quota';
 import { ProviderRegistryError } from './domain/registry';
 import { WEAVER_SEARCH_ATTRIBUTES } from './domain/searchAttributes';
 import { workerSandbox } from './worker';
@@ -43,7 +44,44 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<C
   const temporal = await temporalChecks(c);
   const rest = await Promise.all([providerChecks(c, env), gitCheck(), sandboxCheck(c, env), writableCheck('workspace root', c.workspaceRoot), artifactCheck(c, env), writableCheck('cache dir', c.cacheDir)]);
   // After the writable checks, which make the directories.
-  return [...temporal, ...rest.flat(), await diskCheck(c), await cacheSizeCheck(c, env), { name: 'telemetry', ...(await telemetryCheck(env)) }];
+  const limits = temporal[0].ok ? await rateLimitChecks(c) : [];
+  return [...temporal, ...limits, ...rest.flat(), await diskCheck(c), await cacheSizeCheck(c, env), { name: 'telemetry', ...(await telemetryCheck(env)) }];
+}
+
+/**
+ * Each rate-limited provider's queue has one partition: Temporal splits the limit over the
+ * partitions, each with its own burst (maxDispatchedIn), so more loosen it. The registry's own
+ * faults are the provider checks' to say.
+ */
+async function rateLimitChecks(c: WeaverConfig): Promise<Check[]> {
+  let limited: [string, number][];
+  try {
+    limited = Object.entries(loadProviderRegistry(c.providersFile).providers).flatMap(([id, e]) => (e.rateLimit ? [[id, e.rateLimit.requestsPerSecond] as [string, number]] : []));
+  } catch {
+    return [];
+  }
+  if (!limited.length) return [];
+  // The temporal check has just reached it; failing now is that check's to say.
+  const connection = await connectTemporal(c.address, c.connectTimeoutMs).catch(() => undefined);
+  if (!connection) return [];
+  try {
+    return await Promise.all(
+      limited.map(async ([id, rps]): Promise<Check> => {
+        const name = `rate limit ${id}`;
+        const queue = providerTaskQueue(id);
+        try {
+          const n = (await connection.workflowService.listTaskQueuePartitions({ namespace: c.namespace, taskQueue: { name: queue } })).activityTaskQueuePartitions?.length ?? 0;
+          const most = `at most ${maxDispatchedIn(rps, 1, Math.max(n, 1))} calls in any second at ${rps}/s`;
+          if (n <= 1) return pass(name, `queue ${queue} has 1 partition: ${most}`);
+          return fail(name, `queue ${queue} has ${n} partitions, each with its own burst: ${most} (${maxDispatchedIn(rps, 1)} with one)`, `give it one partition: the server's dynamic config matching.numTaskqueueWritePartitions and matching.numTaskqueueReadPartitions = 1 for taskQueueName ${queue} (README "Quotas and rate limits")`);
+        } catch (err) {
+          return fail(name, `cannot list the partitions of ${queue}: ${why(err)}`, 'check the server allows this call from here');
+        }
+      }),
+    );
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
 }
 
 /** One line per check: ✓/✗, name, detail; a failure's fix after it. */

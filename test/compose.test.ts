@@ -50,6 +50,12 @@ test('temporal runs start-dev on all interfaces with the Web UI and a persistent
   expect(argv(t.healthcheck?.test)).toEqual(expect.arrayContaining(['operator', 'cluster', 'health']));
 });
 
+test("temporal gives each task queue one partition, so a provider's rate limit is not split", () => {
+  const args = argv(compose.services.temporal.command);
+  const values = args.flatMap((a, i) => (a === '--dynamic-config-value' ? [args[i + 1]] : []));
+  expect(values).toEqual(expect.arrayContaining(['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1']));
+});
+
 test("temporal registers every Weaver search attribute with its type", () => {
   const args = argv(compose.services.temporal.command);
   const registered = args.flatMap((a, i) => (a === '--search-attribute' ? [args[i + 1]] : []));

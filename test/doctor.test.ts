@@ -67,6 +67,13 @@ describe('weaver doctor', () => {
     expect(checks.every((c) => c.ok)).toBe(true);
   });
 
+  test("a rate-limited provider: its queue's partitions are checked — one on the test dev server, so its tightest bound", async () => {
+    const file = await registry('limited', { scripted: { baseURL: model.url, apiKeyEnv: 'DOCTOR_KEY', models: ['doctor-model'], rateLimit: { requestsPerSecond: 2 } } });
+    const r = await weaver(['doctor'], { WEAVER_PROVIDERS: file, DOCTOR_KEY: KEY_VALUE });
+    expect({ code: r.code, why: explain(r) }).toMatchObject({ code: 0 });
+    expect(r.stdout.trim().split('\n')).toContain('✓ rate limit scripted: queue weaver-provider-scripted has 1 partition: at most 5 calls in any second at 2/s');
+  });
+
   test('a provider whose key is not set, and one that does not answer: each fails naming the fix, the key by NAME; exit 1', async () => {
     const file = await registry('bad', {
       scripted: { baseURL: model.url, apiKeyEnv: 'DOCTOR_KEY', models: ['doctor-model'] },

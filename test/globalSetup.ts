@@ -23,6 +23,11 @@ const DYNAMIC_CONFIG: Record<string, unknown> = {
   'frontend.namespaceBurstRatio': 10,
   'frontend.namespaceRPS.visibility': 10000,
   'frontend.namespaceCount': 10000,
+  // One partition per task queue, as README "Quotas and rate limits" asks of a production server
+  // for the weaver-provider-* queues: a queue's rate limit is split over its partitions, each with
+  // its own burst. The CLI takes no per-queue constraint, so every queue here has one.
+  'matching.numTaskqueueReadPartitions': 1,
+  'matching.numTaskqueueWritePartitions': 1,
 };
 
 const ROOT = path.resolve(__dirname, '..');

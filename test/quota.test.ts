@@ -1,6 +1,6 @@
 // Provider quotas, the pure part (issue 19 item 3): reading OpenAI's rate-limit headers, merging
 // reports that race, and the window a batch or a decomposition may run in.
-import { decideWindow, mergeQuota, parseResetMs, providerTaskQueue, quotaReportOf, quotaWorkflowId, type QuotaState } from '../src/domain/quota';
+import { decideWindow, maxDispatchedIn, mergeQuota, parseResetMs, providerTaskQueue, TEMPORAL_BURST_SEC, quotaReportOf, quotaWorkflowId, type QuotaState } from '../src/domain/quota';
 import { ProviderRegistrySchema } from '../src/domain/registry';
 
 const headers = (h: Record<string, string>) => new Headers(h);
@@ -71,4 +71,38 @@ test('registry rateLimit: requestsPerSecond, positive, nothing else', () => {
   expect(entry({ requestsPerSecond: 0 }).success).toBe(false);
   expect(entry({ requestsPerSecond: 2, burst: 5 }).success).toBe(false);
   expect(entry({}).success).toBe(false);
+});
+
+/**
+ * Temporal's per-partition limiter as the server has it (service/matching matcher_data.go
+ * simpleLimiter.consume: a task goes when ready <= now, then ready = max(now, ready + burst) -
+ * burst + interval), fed a backlog: how many tasks it dispatches within the first `sec` seconds.
+ */
+function gcraDispatched(rps: number, sec: number): number {
+  const interval = 1 / rps;
+  let ready = -Infinity;
+  let now = 0;
+  let n = 0;
+  for (;;) {
+    now = Math.max(now, ready);
+    if (now > sec + 1e-9) return n;
+    n++;
+    ready = Math.max(now, ready + TEMPORAL_BURST_SEC) - TEMPORAL_BURST_SEC + interval;
+  }
+}
+
+test.each([
+  [2, 1],
+  [2, 3],
+  [0.5, 1],
+  [5, 2],
+  [1, 10],
+])("maxDispatchedIn(%p/s, %p s) is what Temporal's limiter lets through from a backlog: one partition, and 4 splitting the rate", (rps, sec) => {
+  expect(maxDispatchedIn(rps, sec)).toBe(gcraDispatched(rps, sec));
+  expect(maxDispatchedIn(rps, sec, 4)).toBe(4 * gcraDispatched(rps / 4, sec));
+});
+
+test('at 2/s: 5 calls in a second with one partition, 8 with the default four', () => {
+  expect(maxDispatchedIn(2, 1)).toBe(5);
+  expect(maxDispatchedIn(2, 1, 4)).toBe(8);
 });

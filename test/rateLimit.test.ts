@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { resultOf } from '../src/client';
-import { providerTaskQueue } from '../src/domain/quota';
+import { maxDispatchedIn, providerTaskQueue, TEMPORAL_BURST_SEC } from '../src/domain/quota';
 import { activitiesOf, killStartedWorkers, sleep, startWorkerProcess, waitUntil } from './support/processes';
 import { answer, GOOD } from './support/replayShapes';
 import { testAddress, workflowBundle } from './support/temporal';
@@ -18,18 +18,28 @@ afterAll(() => killStartedWorkers());
 
 const RPS = 2;
 /**
- * Temporal's limit is a token bucket per task queue partition (matching's rateLimitManager):
- * each of the queue's read partitions (4 by default) gets RPS / 4 a second and a burst of
- * max(ceil(RPS / 4), 1) = 1 task. So over any T seconds at most PARTITIONS × 1 + RPS × T calls
- * start: 6 in a 1 s window when every partition's bucket is full, RPS a second sustained.
- * (Measured on the dev server: 4 to 5 dispatched within 1 s; one partition's burst of 2 would allow 4.)
+ * Temporal's limit (server 1.32, its default priority matcher: service/matching
+ * ratelimit_manager.go, matcher_data.go) is a GCRA limiter per task-queue partition: each of P
+ * partitions gets RPS / P a second with a burst duration of 1 s, hard-coded (defaultBurstDuration,
+ * no dynamic config), so a partition dispatches at most ⌊RPS / P × (T + 1)⌋ + 1 tasks in any
+ * T-second window (maxDispatchedIn). The test dev server gives every queue one partition
+ * (test/globalSetup.ts, as the README asks of a production server for these queues), so at most
+ * ⌊RPS × (T + 1)⌋ + 1 =
+ * BURST + RPS × T with BURST = RPS × 1 s + 1 = 3: 5 in any second, RPS a second sustained.
+ * (At the default P = 4: P × (⌊RPS × (T + 1) / P⌋ + 1), 8 in a second.)
  */
-const PARTITIONS = 4;
-const BURST = PARTITIONS * Math.max(Math.ceil(RPS / PARTITIONS), 1);
+const maxDispatched = (sec: number) => maxDispatchedIn(RPS, sec);
+/**
+ * A call's start time in history trails its dispatch by one history write (up to this much on a
+ * loaded machine), so start times may crowd by as much; at 2/s it leaves the bound of a whole
+ * number of seconds unchanged.
+ */
+const START_LAG_SEC = 0.25;
 /**
  * Between Temporal dispatching a call and its request reaching the server: reading the prompt,
  * a fresh process's first connection, a loaded machine (seen: calls dispatched within 3 s
- * arriving within 2.3 s). The exact bound is asserted on the dispatch times.
+ * arriving within 2.3 s). The exact bound is asserted on the dispatch times; at the server a
+ * T-second window holds calls dispatched within T + JITTER_SEC.
  */
 const JITTER_SEC = 1;
 
@@ -101,19 +111,23 @@ test(`two worker processes share one ${RPS} requests/s limit: no window of the s
   expect(described.effectiveRateLimit?.rateLimitSource).toBe(temporal.api.enums.v1.RateLimitSource.RATE_LIMIT_SOURCE_WORKER);
   const pollers = new Set((await rig.client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: providerTaskQueue(id) }, taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY })).pollers?.map((p) => p.identity));
   expect(pollers.size).toBe(2);
-  // The bound, for every window from 1 s to the whole run: BURST + RPS × window — exactly on
-  // Temporal's dispatch times (the calls' start times in history), and at the server with the
-  // time a dispatched call takes to reach it (JITTER_SEC).
+  // One partition (the premise of the bound): the limit is not split.
+  const partitions = await rig.client.workflowService.listTaskQueuePartitions({ namespace: 'default', taskQueue: { name: providerTaskQueue(id) } });
+  expect(partitions.activityTaskQueuePartitions).toHaveLength(1);
+  // The bound, for every window from 1 s to the whole run: exactly on Temporal's dispatch times
+  // (the calls' start times in history), and at the server with the time a dispatched call
+  // takes to reach it (JITTER_SEC).
   const dispatched = calls.map((a) => a.startedAt!);
   const spanSec = (Math.max(...times) - Math.min(...times)) / 1000;
   const figures: string[] = [];
   for (let sec = 1; sec <= Math.ceil(spanSec) + 1; sec++) {
-    figures.push(`${sec}s: ${busiest(dispatched, sec)} dispatched, ${busiest(times, sec)} received`);
-    expect(busiest(dispatched, sec)).toBeLessThanOrEqual(BURST + RPS * sec);
-    expect(busiest(times, sec)).toBeLessThanOrEqual(Math.floor(BURST + RPS * (sec + JITTER_SEC)));
+    figures.push(`${sec}s: ${busiest(dispatched, sec)} dispatched (bound ${maxDispatched(sec)}), ${busiest(times, sec)} received`);
+    expect(busiest(dispatched, sec)).toBeLessThanOrEqual(maxDispatched(sec + START_LAG_SEC));
+    expect(busiest(times, sec)).toBeLessThanOrEqual(maxDispatched(sec + START_LAG_SEC + JITTER_SEC));
   }
-  // Sustained: 12 calls cannot all start sooner than (12 - BURST) / RPS seconds after the first.
-  expect((Math.max(...dispatched) - Math.min(...dispatched)) / 1000).toBeGreaterThanOrEqual((12 - BURST) / RPS);
+  // Sustained: 12 calls cannot all start within less than (12 - 1) / RPS - TEMPORAL_BURST_SEC seconds.
+  expect((Math.max(...dispatched) - Math.min(...dispatched)) / 1000).toBeGreaterThanOrEqual((12 - 1) / RPS - TEMPORAL_BURST_SEC - START_LAG_SEC);
+  figures.push(`at once (within 50 ms): ${busiest(dispatched, 0.05)}`);
   console.log(`rate limit ${RPS}/s over 2 worker processes: 12 calls received over ${spanSec.toFixed(2)} s; busiest windows: ${figures.join('; ')}`);
 });
 

@@ -161,3 +161,15 @@ export function quotaWorkflowId(provider: string): string {
 export function providerTaskQueue(providerId: string): string {
   return `weaver-provider-${providerId.replace(/#\d+$/, '')}`;
 }
+
+/** Temporal's rate limiter lets a partition run this far ahead of its rate (matching's defaultBurstDuration, fixed). */
+export const TEMPORAL_BURST_SEC = 1;
+
+/**
+ * The most calls Temporal dispatches from a queue limited to `rps` in any `windowSec`-second
+ * window: each of its `partitions` gets rps / partitions a second from a GCRA limiter that may
+ * run TEMPORAL_BURST_SEC ahead (server 1.32). One partition: ⌊rps × (T + 1)⌋ + 1.
+ */
+export function maxDispatchedIn(rps: number, windowSec: number, partitions = 1): number {
+  return partitions * (Math.floor((rps / partitions) * (windowSec + TEMPORAL_BURST_SEC)) + 1);
+}
