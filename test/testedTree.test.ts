@@ -11,7 +11,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
 import { LocalArtifactStore } from '../src/activities/artifacts';
-import { readTestedChange, verifyCommit } from '../src/activities/testedTree';
+import { readTestedChange, restoreTestedPaths, verifyCommit } from '../src/activities/testedTree';
 import type { ActivityDeps, ApplyChangeResult, CommitRequest, CommitResult, WorkspaceHandle } from '../src/activities/types';
 import type { ChangeSet } from '../src/domain/schema';
 import { makeRepo } from './support/repos';
@@ -94,6 +94,21 @@ test('the commit is the tested tree even when a command changed the index afterw
   expect(await git.show([`${r.commit}:src/a.py`])).toBe('A = 2\n');
   expect(await git.show([`${r.commit}:src/b.py`])).toBe('B = 1\n');
   expect((await git.raw(['diff-tree', '-r', '--name-only', `${r.commit}^`, r.commit])).trim().split('\n')).toEqual(['src/a.py', 'src/b.py']);
+});
+
+test('after a command: the paths of the change it rewrote or removed are put back as tested; a path the change deleted is left as the command made it', async () => {
+  const { ws, apply, file } = await workspace('wf-restore');
+  await apply([{ path: 'src/a.py', action: 'delete' }, { path: 'src/b.py', action: 'write', content: 'B = 1\n' }, { path: 'src/c.py', action: 'write', content: 'C = 1\n' }]);
+  // What a command did: made the deleted a.py again, rewrote b.py, removed c.py.
+  writeFileSync(file('src/a.py'), 'A = 9\n');
+  writeFileSync(file('src/b.py'), 'B = 9\n');
+  rmSync(file('src/c.py'));
+  expect((await restoreTestedPaths(ws)).sort()).toEqual(['src/b.py', 'src/c.py']);
+  expect(readFileSync(file('src/b.py'), 'utf8')).toBe('B = 1\n');
+  expect(readFileSync(file('src/c.py'), 'utf8')).toBe('C = 1\n');
+  expect(readFileSync(file('src/a.py'), 'utf8')).toBe('A = 9\n');
+  // Nothing altered since: nothing to put back.
+  expect(await restoreTestedPaths(ws)).toEqual([]);
 });
 
 test('post-commit check: a commit that leaves out, adds or alters a path of the tested change is a CommitMismatch naming it', async () => {
