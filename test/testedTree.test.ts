@@ -11,6 +11,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
 import { LocalArtifactStore } from '../src/activities/artifacts';
+import { readSetupState } from '../src/activities/setupState';
 import { readTestedChange, restoreTestedPaths, verifyCommit } from '../src/activities/testedTree';
 import type { ActivityDeps, ApplyChangeResult, CommitRequest, CommitResult, WorkspaceHandle } from '../src/activities/types';
 import type { ChangeSet } from '../src/domain/schema';
@@ -178,6 +179,8 @@ test('what git cannot snapshot (a nested repository without a commit) is spared 
   const setupCommand = 'git init -q tool && echo t > tool/f && mkdir -p out/empty/deeper';
   const ws = (await env().run(acts.prepareWorkspace, { workflowId: 'wf-nested', repo, baseBranch: 'main', branch: 'weaver/wf-nested', setupCommand })) as WorkspaceHandle;
   const file = (rel: string) => path.join(ws.dir, rel);
+  // Recorded: the nested repository spared whole, the empty directories by their deepest.
+  expect(await readSetupState(ws)).toMatchObject({ spared: ['tool/'], emptyDirs: ['out/empty/deeper'] });
   writeFileSync(file('debris.txt'), 'x');
   rmSync(file('out'), { recursive: true });
   await env().run(acts.rollbackWorkspace, ws);
