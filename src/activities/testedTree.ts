@@ -107,6 +107,10 @@ export async function forgetTestedChange(ws: Located): Promise<void> {
  */
 export async function verifyCommit(dir: string, commit: string, tested: TestedChange): Promise<void> {
   const refused = new Set(tested.refused ?? []);
+  // Nothing refused: the commit must hold the tested tree itself, and one that does holds every
+  // path as tested and nothing else (the tested tree is the head plus the change's paths). Any
+  // other tree is looked at path by path below, to name what differs.
+  if (!refused.size && (await gitRun(dir, ['rev-parse', '--verify', '-q', `${commit}^{tree}`], { okCodes: [1] })).trim() === tested.tree) return;
   const kept = tested.paths.filter((p) => !refused.has(p));
   const problems: string[] = [];
   // The change's paths against the tested tree: A = in the commit only, D = left out, M/T = altered.
