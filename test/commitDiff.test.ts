@@ -26,7 +26,8 @@ test('describeCommit: per-file +/− and totals against the base commit (over ev
   const base = (await git.revparse(['HEAD'])).trim();
   await addFiles(dir, { 'a.txt': 'one\n2\nthree\nfour\n', 'logo.bin': Buffer.from([0, 9, 9, 9, 9]) }, 'first');
   await git.raw(['rm', '-q', 'gone.txt']);
-  await addFiles(dir, { 'new dir/b.txt': 'b\n' }, 'second');
+  // A tab in a name: -z keeps it verbatim in the numstat, the patch quotes it as git does.
+  await addFiles(dir, { 'new dir/b.txt': 'b\n', 'tab\there.txt': 't\n' }, 'second');
   const head = (await git.revparse(['HEAD'])).trim();
   const ws: WorkspaceHandle = { id: 'w', dir, taskQueue: 'q', branch: 'main', baseCommit: base };
   const store = new LocalArtifactStore(path.join(tmp, 'artifacts'));
@@ -38,9 +39,10 @@ test('describeCommit: per-file +/− and totals against the base commit (over ev
       { path: 'gone.txt', added: 0, removed: 2 },
       { path: 'logo.bin', added: 0, removed: 0, binary: true },
       { path: 'new dir/b.txt', added: 1, removed: 0 },
+      { path: 'tab\there.txt', added: 1, removed: 0 },
     ],
-    filesChanged: 4,
-    added: 3,
+    filesChanged: 5,
+    added: 4,
     removed: 3,
   });
   expect(d.diff?.kind).toBe('diff');
@@ -49,6 +51,7 @@ test('describeCommit: per-file +/− and totals against the base commit (over ev
   expect(text).toBe(await git.raw(['diff', '--no-renames', base, head]));
   expect(text).toContain('Binary files a/logo.bin and b/logo.bin differ');
   expect(text).toContain('+++ b/new dir/b.txt');
+  expect(text).toContain('+++ "b/tab\\there.txt"');
 
   // A commit that changes nothing against its base: no diff to store.
   const empty = await describeCommit(store, { ...ws, baseCommit: head }, head);

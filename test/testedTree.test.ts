@@ -11,7 +11,8 @@ import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
 import { LocalArtifactStore } from '../src/activities/artifacts';
-import { readTestedChange, verifyCommit } from '../src/activities/testedTree';
+import { readSetupState } from '../src/activities/setupState';
+import { readTestedChange, restoreTestedPaths, verifyCommit } from '../src/activities/testedTree';
 import type { ActivityDeps, ApplyChangeResult, CommitRequest, CommitResult, WorkspaceHandle } from '../src/activities/types';
 import type { ChangeSet } from '../src/domain/schema';
 import { makeRepo } from './support/repos';
@@ -96,6 +97,21 @@ test('the commit is the tested tree even when a command changed the index afterw
   expect((await git.raw(['diff-tree', '-r', '--name-only', `${r.commit}^`, r.commit])).trim().split('\n')).toEqual(['src/a.py', 'src/b.py']);
 });
 
+test('after a command: the paths of the change it rewrote or removed are put back as tested; a path the change deleted is left as the command made it', async () => {
+  const { ws, apply, file } = await workspace('wf-restore');
+  await apply([{ path: 'src/a.py', action: 'delete' }, { path: 'src/b.py', action: 'write', content: 'B = 1\n' }, { path: 'src/c.py', action: 'write', content: 'C = 1\n' }]);
+  // What a command did: made the deleted a.py again, rewrote b.py, removed c.py.
+  writeFileSync(file('src/a.py'), 'A = 9\n');
+  writeFileSync(file('src/b.py'), 'B = 9\n');
+  rmSync(file('src/c.py'));
+  expect((await restoreTestedPaths(ws)).sort()).toEqual(['src/b.py', 'src/c.py']);
+  expect(readFileSync(file('src/b.py'), 'utf8')).toBe('B = 1\n');
+  expect(readFileSync(file('src/c.py'), 'utf8')).toBe('C = 1\n');
+  expect(readFileSync(file('src/a.py'), 'utf8')).toBe('A = 9\n');
+  // Nothing altered since: nothing to put back.
+  expect(await restoreTestedPaths(ws)).toEqual([]);
+});
+
 test('post-commit check: a commit that leaves out, adds or alters a path of the tested change is a CommitMismatch naming it', async () => {
   const { ws, apply, file } = await workspace('wf-verify');
   await apply([
@@ -163,6 +179,8 @@ test('what git cannot snapshot (a nested repository without a commit) is spared 
   const setupCommand = 'git init -q tool && echo t > tool/f && mkdir -p out/empty/deeper';
   const ws = (await env().run(acts.prepareWorkspace, { workflowId: 'wf-nested', repo, baseBranch: 'main', branch: 'weaver/wf-nested', setupCommand })) as WorkspaceHandle;
   const file = (rel: string) => path.join(ws.dir, rel);
+  // Recorded: the nested repository spared whole, the empty directories by their deepest.
+  expect(await readSetupState(ws)).toMatchObject({ spared: ['tool/'], emptyDirs: ['out/empty/deeper'] });
   writeFileSync(file('debris.txt'), 'x');
   rmSync(file('out'), { recursive: true });
   await env().run(acts.rollbackWorkspace, ws);

@@ -22,9 +22,12 @@ export interface CommitDescription {
 export async function describeCommit(store: ArtifactStore, ws: WorkspaceHandle, commit: string): Promise<CommitDescription> {
   const git = openWorkspace(ws);
   const range = [ws.baseCommit, commit, '--'];
-  const numstat = await git.raw(['diff', ...DIFF_FLAGS, '--numstat', '-z', ...range]);
-  const diffstat = parseNumstat(numstat);
-  const text = await git.raw(['diff', ...DIFF_FLAGS, ...range]);
+  // One git for both: the numstat entries (each NUL-terminated, never empty without renames),
+  // an empty entry, then the patch exactly as `git diff` alone prints it.
+  const out = await git.raw(['diff', ...DIFF_FLAGS, '--numstat', '-z', '--patch', ...range]);
+  const end = out.indexOf('\0\0');
+  const diffstat = parseNumstat(end < 0 ? out : out.slice(0, end + 1));
+  const text = end < 0 ? '' : out.slice(end + 2);
   return { diffstat, ...(text ? { diff: await store.put('diff', text) } : {}) };
 }
 

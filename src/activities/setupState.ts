@@ -62,10 +62,16 @@ export async function recordSetupState(ws: Located): Promise<void> {
   const commit = (await run([...GIT_IDENTITY, 'commit-tree', tree, '-p', head, '-m', 'weaver: the workspace after setup'])).trim();
   await run(['update-ref', SETUP_REF, commit]);
   // What the snapshot does not hold: directories with no file in them, and what git could not add.
+  // One listing: a directory in it holding no file at any depth is empty (what
+  // --no-empty-directory would leave out); anything else in it is spared.
   const others = (await run(['ls-files', '-o', '--directory', '-z'])).split('\0').filter(Boolean);
-  const spared = (await run(['ls-files', '-o', '--directory', '--no-empty-directory', '-z'])).split('\0').filter(Boolean);
   const emptyDirs: string[] = [];
-  for (const p of others.filter((o) => !spared.includes(o))) emptyDirs.push(...(await leafDirs(ws.dir, p.replace(/\/$/, ''))));
+  const spared: string[] = [];
+  for (const p of others) {
+    const leaves = p.endsWith('/') ? await leafDirs(ws.dir, p.slice(0, -1)) : undefined;
+    if (leaves) emptyDirs.push(...leaves);
+    else spared.push(p);
+  }
   const state: SetupState = { head, tree, emptyDirs, ...(spared.length ? { spared } : {}) };
   await writeFile(path.join(dir, 'setup.json'), JSON.stringify(state));
 }
@@ -132,12 +138,21 @@ async function mkdirInside(root: string, rel: string): Promise<void> {
   }
 }
 
-/** The deepest directories under `rel` (a tree of directories only). */
-async function leafDirs(root: string, rel: string): Promise<string[]> {
-  const subs = (await readdir(path.join(root, rel), { withFileTypes: true }).catch(() => [])).filter((d) => d.isDirectory());
-  if (!subs.length) return [rel];
+/**
+ * The deepest directories under `rel` when it is a tree of directories only; undefined when it
+ * holds anything else (a file, a symlink, a nested repository's .git). One git cannot read
+ * counts as empty, as git counts it.
+ */
+async function leafDirs(root: string, rel: string): Promise<string[] | undefined> {
+  const entries = await readdir(path.join(root, rel), { withFileTypes: true }).catch(() => []);
+  if (entries.some((d) => !d.isDirectory())) return undefined;
+  if (!entries.length) return [rel];
   const out: string[] = [];
-  for (const d of subs) out.push(...(await leafDirs(root, `${rel}/${d.name}`)));
+  for (const d of entries) {
+    const leaves = await leafDirs(root, `${rel}/${d.name}`);
+    if (!leaves) return undefined;
+    out.push(...leaves);
+  }
   return out;
 }
 

@@ -74,10 +74,9 @@ export async function stageChange(ws: Located, paths: string[], written?: Writte
 export async function restoreTestedPaths(ws: Located): Promise<string[]> {
   const tested = await readTestedChange(ws);
   if (!tested?.paths.length) return [];
-  const present = (await gitRun(ws.dir, ['ls-tree', '-r', '--name-only', '-z', tested.tree, '--', ...tested.paths.map(literal)])).split('\0').filter(Boolean);
-  if (!present.length) return [];
-  // The worktree against the tested tree, for the change's paths that tree holds.
-  const altered = (await gitRun(ws.dir, ['diff', '--name-only', '--no-renames', '-z', tested.tree, '--', ...present.map(literal)])).split('\0').filter(Boolean);
+  // The worktree against the tested tree, for the change's paths that tree holds: a path it
+  // does not hold (the change deleted it) can only show as added (filter `a`), and stays as it is.
+  const altered = (await gitRun(ws.dir, ['diff', '--name-only', '--no-renames', '--diff-filter=a', '-z', tested.tree, '--', ...tested.paths.map(literal)])).split('\0').filter(Boolean);
   if (altered.length) await gitRun(ws.dir, ['checkout', tested.tree, '--', ...altered.map(literal)]);
   return altered;
 }
@@ -108,6 +107,10 @@ export async function forgetTestedChange(ws: Located): Promise<void> {
  */
 export async function verifyCommit(dir: string, commit: string, tested: TestedChange): Promise<void> {
   const refused = new Set(tested.refused ?? []);
+  // Nothing refused: the commit must hold the tested tree itself, and one that does holds every
+  // path as tested and nothing else (the tested tree is the head plus the change's paths). Any
+  // other tree is looked at path by path below, to name what differs.
+  if (!refused.size && (await gitRun(dir, ['rev-parse', '--verify', '-q', `${commit}^{tree}`], { okCodes: [1] })).trim() === tested.tree) return;
   const kept = tested.paths.filter((p) => !refused.has(p));
   const problems: string[] = [];
   // The change's paths against the tested tree: A = in the commit only, D = left out, M/T = altered.
