@@ -1,6 +1,6 @@
 // Benchmark of a batch of thousands (a benchmark, not a test: prints figures).
 //
-//   npx tsx scripts/bench-batch.ts [--tasks N] [--concurrency C] [--continue-after K] [--page-size P]
+//   npx tsx scripts/bench-batch.ts [--tasks N] [--concurrency C] [--continue-after K] [--page-size P] [--warmup W]
 //
 // N (default 2,000) tiny real tasks — clone, one scripted model answer, a one-line test, commit —
 // in one taskBatch on one worker. Three processes: this harness (a throwaway Temporal dev server
@@ -10,8 +10,9 @@
 // is uploaded to the artifact store; the batch continues as new every K children (default: the
 // batch's own 500). Figures: wall time, tasks/min, runs of the batch, the largest history of any
 // workflow (the batch's runs and every child: events and bytes), the worker's RSS (its process
-// tree: the worker, its spawn helper, git and test commands) after a warm-up batch of 10, at its
-// peak and at the end, and its JS heap after a full GC (the probe preloaded into it).
+// tree: the worker, its spawn helper, git and test commands) after a warm-up batch of W (default
+// 10), each minute (with the tasks done), at its peak and at the end, and its main thread's JS heap
+// after a full GC (the probe preloaded into it).
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -32,7 +33,10 @@ const arg = (name: string, dflt?: number) => {
 };
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const pct = (a: number, b: number) => `${b >= a ? '+' : ''}${(((b - a) / a) * 100).toFixed(0)}%`;
-const heap = (m: WorkerMemory) => `heap used ${mib(m.heapUsed)} of ${mib(m.heapTotal)}, external ${mib(m.external)} (array buffers ${mib(m.arrayBuffers)}), process RSS ${mib(m.rss)}`;
+const heap = (m: WorkerMemory) =>
+  `main heap ${mib(m.heapUsed)} used of ${mib(m.heapTotal)}, external ${mib(m.external)}; ` +
+  m.threads.map((t) => `thread ${t.threadId} heap ${mib(t.heapUsed)} of ${mib(t.heapTotal)}, external ${mib(t.external)}; `).join('') +
+  `process RSS ${mib(m.rss)}`;
 
 interface Env {
   client: Client;
@@ -83,6 +87,7 @@ async function main(): Promise<void> {
   const concurrency = arg('--concurrency', 8)!;
   const continueAfter = arg('--continue-after');
   const pageSize = arg('--page-size');
+  const warmup = arg('--warmup', 10)!;
   process.env.WEAVER_TEST_LOG_LEVEL ??= 'ERROR';
   await globalSetup();
   const tmp = sandboxableTempDir('weaver-bench-batch-');
@@ -111,7 +116,7 @@ async function main(): Promise<void> {
     });
     const w = worker;
     const env: Env = { client: await testClient(), taskQueue, repo: await multiRepo({ tmp }, ['a']), artifactDir };
-    await batchOf(env, 10, 'warmup', { concurrency });
+    await batchOf(env, warmup, 'warmup', { concurrency });
     const memBefore = await w.memory();
     const rssBefore = treeRssBytes(w.pid);
     let peak = rssBefore;
@@ -123,7 +128,12 @@ async function main(): Promise<void> {
       peakOwn = Math.max(peakOwn, processRssBytes(w.pid));
       if (Date.now() - lastLog >= 60_000) {
         lastLog = Date.now();
-        console.error(`  … ${((Date.now() - started) / 60_000).toFixed(0)} min: worker tree RSS ${mib(treeRssBytes(w.pid))}, peak ${mib(peak)}`);
+        const rss = `worker tree RSS ${mib(treeRssBytes(w.pid))}, process ${mib(processRssBytes(w.pid))}, peak ${mib(peak)}`;
+        const minutes = ((Date.now() - started) / 60_000).toFixed(0);
+        void env.client.workflow.count(`TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Completed'`).then(
+          (c) => console.error(`  … ${minutes} min, ${c.count - warmup - 1} tasks done: ${rss}`),
+          () => console.error(`  … ${minutes} min: ${rss}`),
+        );
       }
     }, 500);
     const { id, handle, result, wallMs } = await batchOf(env, n, 'bench', { concurrency, ...(continueAfter ? { continueAfter } : {}), ...(pageSize ? { pageSize } : {}) });
@@ -138,7 +148,7 @@ async function main(): Promise<void> {
     console.log(`  batch: ${runs.length} run(s); largest run ${Math.max(...runs.map((r) => r.events))} events / ${(Math.max(...runs.map((r) => r.bytes)) / 1024).toFixed(0)} KiB`);
     console.log(`  largest child: ${child.events} events / ${(child.bytes / 1024).toFixed(0)} KiB`);
     console.log(`  rows read back in input order: ${result.results.length} from ${result.pages?.length ?? 0} page(s)`);
-    console.log(`  worker tree RSS: ${mib(rssBefore)} after warm-up, ${mib(rssAfter)} at the end (${pct(rssBefore, rssAfter)}), peak ${mib(peak)} (${pct(rssBefore, peak)})`);
+    console.log(`  worker tree RSS: ${mib(rssBefore)} after a warm-up of ${warmup}, ${mib(rssAfter)} at the end (${pct(rssBefore, rssAfter)}), peak ${mib(peak)} (${pct(rssBefore, peak)})`);
     console.log(`  worker process RSS: ${mib(memBefore.rss)} → ${mib(memAfter.rss)} (${pct(memBefore.rss, memAfter.rss)}), peak ${mib(peakOwn)}`);
     console.log(`  worker after a full GC, before: ${heap(memBefore)}`);
     console.log(`  worker after a full GC, after:  ${heap(memAfter)}`);
