@@ -24,7 +24,7 @@ import { getBatchResult, startTaskBatch } from '../src/client';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import type { CodingTaskInput } from '../src/domain/schema';
 import { startLineChild } from './bench/children';
-import { processRssBytes, treeRssBytes } from './bench/procStat';
+import { processRssBytes, treeMembers, treeRssBytes } from './bench/procStat';
 import { startBenchWorker, type WorkerMemory } from './bench/workerProcess';
 
 const arg = (name: string, dflt?: number) => {
@@ -119,6 +119,7 @@ async function main(): Promise<void> {
     await batchOf(env, warmup, 'warmup', { concurrency });
     const memBefore = await w.memory();
     const rssBefore = treeRssBytes(w.pid);
+    const membersBefore = treeMembers(w.pid);
     let peak = rssBefore;
     let peakOwn = memBefore.rss;
     const started = Date.now();
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
       peakOwn = Math.max(peakOwn, processRssBytes(w.pid));
       if (Date.now() - lastLog >= 60_000) {
         lastLog = Date.now();
-        const rss = `worker tree RSS ${mib(treeRssBytes(w.pid))}, process ${mib(processRssBytes(w.pid))}, peak ${mib(peak)}`;
+        const rss = `worker tree RSS ${mib(treeRssBytes(w.pid))}, process ${mib(processRssBytes(w.pid))}, peak ${mib(peak)}; the rest ${treeMembers(w.pid)}`;
         const minutes = ((Date.now() - started) / 60_000).toFixed(0);
         void env.client.workflow.count(`TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Completed'`).then(
           (c) => console.error(`  … ${minutes} min, ${c.count - warmup - 1} tasks done: ${rss}`),
@@ -139,6 +140,7 @@ async function main(): Promise<void> {
     const { id, handle, result, wallMs } = await batchOf(env, n, 'bench', { concurrency, ...(continueAfter ? { continueAfter } : {}), ...(pageSize ? { pageSize } : {}) });
     clearInterval(sampler);
     const rssAfter = treeRssBytes(w.pid);
+    const membersAfter = treeMembers(w.pid);
     const memAfter = await w.memory();
     const runs = await runHistories(env.client, id, handle.firstExecutionRunId);
     const child = await largestChild(env.client, result.results.map((r) => r.workflowId));
@@ -149,6 +151,7 @@ async function main(): Promise<void> {
     console.log(`  largest child: ${child.events} events / ${(child.bytes / 1024).toFixed(0)} KiB`);
     console.log(`  rows read back in input order: ${result.results.length} from ${result.pages?.length ?? 0} page(s)`);
     console.log(`  worker tree RSS: ${mib(rssBefore)} after a warm-up of ${warmup}, ${mib(rssAfter)} at the end (${pct(rssBefore, rssAfter)}), peak ${mib(peak)} (${pct(rssBefore, peak)})`);
+    console.log(`  the rest of the tree (process:MiB), before: ${membersBefore || 'none'}; after: ${membersAfter || 'none'}`);
     console.log(`  worker process RSS: ${mib(memBefore.rss)} → ${mib(memAfter.rss)} (${pct(memBefore.rss, memAfter.rss)}), peak ${mib(peakOwn)}`);
     console.log(`  worker after a full GC, before: ${heap(memBefore)}`);
     console.log(`  worker after a full GC, after:  ${heap(memAfter)}`);

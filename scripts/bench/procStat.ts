@@ -69,3 +69,18 @@ export function treeRssBytes(root: number): number {
   for (const pid of tree(root).keys()) bytes += processRssBytes(pid);
   return bytes;
 }
+
+/** `root`'s tree, one `name:MiB` per process other than `root` (what the rest of its RSS is). */
+export function treeMembers(root: number): string {
+  const name = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  return [...tree(root).keys()]
+    .filter((pid) => pid !== root)
+    .map((pid) => `${name(pid)}:${(processRssBytes(pid) / 2 ** 20).toFixed(0)}`)
+    .join(' ');
+}
