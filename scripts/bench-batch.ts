@@ -13,7 +13,7 @@
 // tree: the worker, its spawn helper, git and test commands) after a warm-up batch of W (default
 // 10), each minute (with the tasks done), at its peak and at the end, and its main thread's JS heap
 // after a full GC (the probe preloaded into it).
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import globalSetup from '../test/globalSetup';
@@ -161,6 +161,7 @@ async function main(): Promise<void> {
     await model.stop().catch(() => undefined);
     await closeTestConnections();
     await globalTeardown();
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 
