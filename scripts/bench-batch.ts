@@ -1,63 +1,79 @@
 // Benchmark of a batch of thousands (a benchmark, not a test: prints figures).
 //
-//   npx tsx scripts/bench-batch.ts [--tasks N] [--concurrency C] [--continue-after K] [--page-size P]
+//   npx tsx scripts/bench-batch.ts [--tasks N] [--concurrency C] [--continue-after K] [--page-size P] [--warmup W]
 //
 // N (default 2,000) tiny real tasks — clone, one scripted model answer, a one-line test, commit —
-// in one taskBatch on one in-process worker (what the tests start: a throwaway Temporal dev
-// server, the scripted model server over HTTP, real git). The task list is uploaded to the
-// artifact store; the batch continues as new every K children (default: the batch's own 500).
-// Figures: wall time, tasks/min, runs of the batch, the largest history of any workflow (the
-// batch's runs and every child: events and bytes), the worker process's RSS after a warm-up
-// batch of 10, at the end and at its peak.
+// in one taskBatch on one worker. Three processes: this harness (a throwaway Temporal dev server
+// and the workflow bundle from the tests' global setup, the client), the scripted model server
+// (scripts/bench/batchModelServer.ts) and the worker (src/worker.ts, its settings from the
+// environment: scripts/bench/workerProcess.ts), so the worker's memory is its own. The task list
+// is uploaded to the artifact store; the batch continues as new every K children (default: the
+// batch's own 500). Figures: wall time, tasks/min, runs of the batch, the largest history of any
+// workflow (the batch's runs and every child: events and bytes), the worker's RSS (its process
+// tree: the worker, its spawn helper, git and test commands) after a warm-up batch of W (default
+// 10), each minute (with the tasks done), at its peak and at the end, and its main thread's JS heap
+// after a full GC (the probe preloaded into it).
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import globalSetup from '../test/globalSetup';
 import globalTeardown from '../test/globalTeardown';
-import { byTitle, fix, multiRepo, sub } from '../test/support/modules';
-import { runHistories } from '../test/support/temporal';
-import { closeTestConnections, startRig, type Rig } from '../test/support/weaver';
+import { multiRepo, sub } from '../test/support/modules';
+import { closeTestConnections, runHistories, testAddress, testClient, uniqueQueue } from '../test/support/temporal';
 import { getBatchResult, startTaskBatch } from '../src/client';
+import { sandboxableTempDir } from '../src/devtools/tempDir';
 import type { CodingTaskInput } from '../src/domain/schema';
-
-process.env.WEAVER_TEST_LOG_LEVEL ??= 'ERROR';
+import { startLineChild } from './bench/children';
+import { processRssBytes, treeMembers, treeRssBytes } from './bench/procStat';
+import { startBenchWorker, type WorkerMemory } from './bench/workerProcess';
 
 const arg = (name: string, dflt?: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+const pct = (a: number, b: number) => `${b >= a ? '+' : ''}${(((b - a) / a) * 100).toFixed(0)}%`;
+const heap = (m: WorkerMemory) =>
+  `main heap ${mib(m.heapUsed)} used of ${mib(m.heapTotal)}, external ${mib(m.external)}; ` +
+  m.threads.map((t) => `thread ${t.threadId} heap ${mib(t.heapUsed)} of ${mib(t.heapTotal)}, external ${mib(t.external)}; `).join('') +
+  `process RSS ${mib(m.rss)}`;
 
-async function batchOf(rig: Rig, repo: string, n: number, label: string, opts: { concurrency: number; continueAfter?: number; pageSize?: number }) {
-  const titles = Array.from({ length: n }, (_, i) => `${label} ${i}`);
-  rig.model.setDefault(`bb-${label}`, byTitle(Object.fromEntries(titles.map((t) => [t, fix('a')]))));
-  const provider = rig.provider(`bb-${label}`);
-  const tasks: CodingTaskInput[] = titles.map((title) => ({
-    repo,
+interface Env {
+  client: Client;
+  taskQueue: string;
+  repo: string;
+  artifactDir: string;
+}
+
+async function batchOf(env: Env, n: number, label: string, opts: { concurrency: number; continueAfter?: number; pageSize?: number }) {
+  const tasks: CodingTaskInput[] = Array.from({ length: n }, (_, i) => ({
+    repo: env.repo,
     baseBranch: 'main',
-    task: sub(title, 'a'),
+    task: sub(`${label} ${i}`, 'a'),
     // A trivial check: the module says it is done.
     testCommand: ['grep', '-q', 'a-done', 'src/a.js'],
-    providers: [provider],
+    providers: [{ id: 'bb', model: 'bb' }],
     limits: { maxAttempts: 1, testTimeoutSec: 60 },
     decomposition: 'never',
     push: false,
   }));
   const id = `bench-batch-${label}-${Date.now()}`;
-  const store = { artifactDir: rig.artifactDir, artifacts: undefined };
+  const store = { artifactDir: env.artifactDir, artifacts: undefined };
   const started = performance.now();
-  const handle = await startTaskBatch({ tasks, ...opts }, { client: rig.client, taskQueue: rig.taskQueue, workflowId: id, upload: true, store });
-  const result = await getBatchResult(id, { client: rig.client, store });
-  const wallMs = performance.now() - started;
-  return { id, handle, result, wallMs };
+  const handle = await startTaskBatch({ tasks, ...opts }, { client: env.client, taskQueue: env.taskQueue, workflowId: id, upload: true, store });
+  const result = await getBatchResult(id, { client: env.client, store });
+  return { id, handle, result, wallMs: performance.now() - started };
 }
 
-async function largestChild(rig: Rig, ids: string[]): Promise<{ events: number; bytes: number }> {
+async function largestChild(client: Client, ids: string[]): Promise<{ events: number; bytes: number }> {
   let events = 0;
   let bytes = 0;
   const queue = [...ids];
   await Promise.all(
     Array.from({ length: 8 }, async () => {
       for (let id = queue.shift(); id; id = queue.shift()) {
-        const desc = await rig.client.workflow.getHandle(id).describe();
-        const [run] = await runHistories(rig.client, id, desc.runId);
+        const desc = await client.workflow.getHandle(id).describe();
+        const [run] = await runHistories(client, id, desc.runId);
         events = Math.max(events, run.events);
         bytes = Math.max(bytes, run.bytes);
       }
@@ -71,31 +87,81 @@ async function main(): Promise<void> {
   const concurrency = arg('--concurrency', 8)!;
   const continueAfter = arg('--continue-after');
   const pageSize = arg('--page-size');
+  const warmup = arg('--warmup', 10)!;
+  process.env.WEAVER_TEST_LOG_LEVEL ??= 'ERROR';
   await globalSetup();
-  const rig = await startRig();
-  let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 200);
+  const tmp = sandboxableTempDir('weaver-bench-batch-');
+  const model = startLineChild(path.join(__dirname, 'bench/batchModelServer.ts'), []);
+  let worker: Awaited<ReturnType<typeof startBenchWorker>> | undefined;
+  let sampler: NodeJS.Timeout | undefined;
   try {
-    const repo = await multiRepo(rig, ['a']);
-    await batchOf(rig, repo, 10, 'warmup', { concurrency });
-    const rssBefore = process.memoryUsage().rss;
-    peak = rssBefore;
-    const { id, handle, result, wallMs } = await batchOf(rig, repo, n, 'bench', { concurrency, ...(continueAfter ? { continueAfter } : {}), ...(pageSize ? { pageSize } : {}) });
-    const rssAfter = process.memoryUsage().rss;
-    const runs = await runHistories(rig.client, id, handle.firstExecutionRunId);
-    const child = await largestChild(rig, result.results.map((r) => r.workflowId));
+    const { url } = (await model.ready) as { url: string };
+    const registry = path.join(tmp, 'providers.json');
+    writeFileSync(registry, JSON.stringify({ providers: { bb: { baseURL: url, models: ['bb'], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } } } }));
+    const taskQueue = uniqueQueue('bench-batch');
+    const artifactDir = path.join(tmp, 'artifacts');
+    worker = await startBenchWorker({
+      TEMPORAL_ADDRESS: testAddress(),
+      TEMPORAL_NAMESPACE: 'default',
+      WEAVER_TASK_QUEUE: taskQueue,
+      WEAVER_ARTIFACT_DIR: artifactDir,
+      WEAVER_WORKSPACE_ROOT: path.join(tmp, 'workspaces'),
+      WEAVER_CACHE_DIR: path.join(tmp, 'cache'),
+      WEAVER_REPO_ROOTS: tmp,
+      WEAVER_PROVIDERS: registry,
+      WEAVER_WORKFLOW_BUNDLE: process.env.WEAVER_TEST_WORKFLOW_BUNDLE!,
+      // bubblewrap when the machine has it, as the tests' rig (the production default is `required`).
+      WEAVER_SANDBOX: 'auto',
+      WEAVER_LOG_LEVEL: 'WARN',
+    });
+    const w = worker;
+    const env: Env = { client: await testClient(), taskQueue, repo: await multiRepo({ tmp }, ['a']), artifactDir };
+    await batchOf(env, warmup, 'warmup', { concurrency });
+    const memBefore = await w.memory();
+    const rssBefore = treeRssBytes(w.pid);
+    const membersBefore = treeMembers(w.pid);
+    let peak = rssBefore;
+    let peakOwn = memBefore.rss;
+    const started = Date.now();
+    let lastLog = started;
+    sampler = setInterval(() => {
+      peak = Math.max(peak, treeRssBytes(w.pid));
+      peakOwn = Math.max(peakOwn, processRssBytes(w.pid));
+      if (Date.now() - lastLog >= 60_000) {
+        lastLog = Date.now();
+        const rss = `worker tree RSS ${mib(treeRssBytes(w.pid))}, process ${mib(processRssBytes(w.pid))}, peak ${mib(peak)}; the rest ${treeMembers(w.pid)}`;
+        const minutes = ((Date.now() - started) / 60_000).toFixed(0);
+        void env.client.workflow.count(`TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Completed'`).then(
+          (c) => console.error(`  … ${minutes} min, ${c.count - warmup - 1} tasks done: ${rss}`),
+          () => console.error(`  … ${minutes} min: ${rss}`),
+        );
+      }
+    }, 500);
+    const { id, handle, result, wallMs } = await batchOf(env, n, 'bench', { concurrency, ...(continueAfter ? { continueAfter } : {}), ...(pageSize ? { pageSize } : {}) });
+    clearInterval(sampler);
+    const rssAfter = treeRssBytes(w.pid);
+    const membersAfter = treeMembers(w.pid);
+    const memAfter = await w.memory();
+    const runs = await runHistories(env.client, id, handle.firstExecutionRunId);
+    const child = await largestChild(env.client, result.results.map((r) => r.workflowId));
     const a = result.aggregate;
-    console.log(`batch of ${n} tiny tasks, concurrency ${concurrency}, one worker (2-core machine, other jobs running):`);
+    console.log(`batch of ${n} tiny tasks, concurrency ${concurrency}, one worker process (2-core machine, other jobs running):`);
     console.log(`  ${a.successCount}/${a.total} succeeded; wall ${(wallMs / 1000).toFixed(0)} s; ${((n / wallMs) * 60_000).toFixed(1)} tasks/min`);
     console.log(`  batch: ${runs.length} run(s); largest run ${Math.max(...runs.map((r) => r.events))} events / ${(Math.max(...runs.map((r) => r.bytes)) / 1024).toFixed(0)} KiB`);
     console.log(`  largest child: ${child.events} events / ${(child.bytes / 1024).toFixed(0)} KiB`);
     console.log(`  rows read back in input order: ${result.results.length} from ${result.pages?.length ?? 0} page(s)`);
-    console.log(`  worker RSS: ${mib(rssBefore)} after warm-up, ${mib(rssAfter)} at the end (${(((rssAfter - rssBefore) / rssBefore) * 100).toFixed(0)}%), peak ${mib(peak)}`);
+    console.log(`  worker tree RSS: ${mib(rssBefore)} after a warm-up of ${warmup}, ${mib(rssAfter)} at the end (${pct(rssBefore, rssAfter)}), peak ${mib(peak)} (${pct(rssBefore, peak)})`);
+    console.log(`  the rest of the tree (process:MiB), before: ${membersBefore || 'none'}; after: ${membersAfter || 'none'}`);
+    console.log(`  worker process RSS: ${mib(memBefore.rss)} → ${mib(memAfter.rss)} (${pct(memBefore.rss, memAfter.rss)}), peak ${mib(peakOwn)}`);
+    console.log(`  worker after a full GC, before: ${heap(memBefore)}`);
+    console.log(`  worker after a full GC, after:  ${heap(memAfter)}`);
   } finally {
     clearInterval(sampler);
-    await rig.close().catch(() => undefined);
+    await worker?.stop().catch(() => undefined);
+    await model.stop().catch(() => undefined);
     await closeTestConnections();
     await globalTeardown();
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 

@@ -24,8 +24,8 @@ function readStat(pid: number): ProcTimes | undefined {
   return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
 }
 
-/** CPU ms of `root` and its live descendants (with everything they waited for), minus `exclude`'s subtrees. */
-export function treeCpuMs(root: number, exclude: number[] = []): number {
+/** `root` and its live descendants, leaving out `exclude`'s subtrees, with their /proc stat figures. */
+function tree(root: number, exclude: number[] = []): Map<number, ProcTimes> {
   const all = new Map<number, ProcTimes>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -35,13 +35,52 @@ export function treeCpuMs(root: number, exclude: number[] = []): number {
   const kids = new Map<number, number[]>();
   for (const [pid, t] of all) kids.set(t.ppid, [...(kids.get(t.ppid) ?? []), pid]);
   const skip = new Set(exclude);
-  let ticks = 0;
+  const found = new Map<number, ProcTimes>();
   const stack = [root];
   while (stack.length) {
     const pid = stack.pop()!;
     if (skip.has(pid)) continue;
-    ticks += all.get(pid)?.ticks ?? 0;
+    const t = all.get(pid);
+    if (t) found.set(pid, t);
     stack.push(...(kids.get(pid) ?? []));
   }
+  return found;
+}
+
+/** CPU ms of `root` and its live descendants (with everything they waited for), minus `exclude`'s subtrees. */
+export function treeCpuMs(root: number, exclude: number[] = []): number {
+  let ticks = 0;
+  for (const t of tree(root, exclude).values()) ticks += t.ticks;
   return (ticks * 1000) / ticksPerSecond();
+}
+
+/** Resident memory (VmRSS) of one process, in bytes (0 once it is gone). */
+export function processRssBytes(pid: number): number {
+  try {
+    return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory of `root` and its live descendants, in bytes (pages shared between them count in each). */
+export function treeRssBytes(root: number): number {
+  let bytes = 0;
+  for (const pid of tree(root).keys()) bytes += processRssBytes(pid);
+  return bytes;
+}
+
+/** `root`'s tree, one `name:MiB` per process other than `root` (what the rest of its RSS is). */
+export function treeMembers(root: number): string {
+  const name = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  return [...tree(root).keys()]
+    .filter((pid) => pid !== root)
+    .map((pid) => `${name(pid)}:${(processRssBytes(pid) / 2 ** 20).toFixed(0)}`)
+    .join(' ');
 }

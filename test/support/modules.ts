@@ -9,7 +9,7 @@ import { wholeFile } from './answers';
 import type { Rig } from './weaver';
 
 /** A repo under `rig.tmp` with one module per name; each test wants value() === '<name>-done'. */
-export async function multiRepo(rig: Rig, names: string[]): Promise<string> {
+export async function multiRepo(rig: Pick<Rig, 'tmp'>, names: string[]): Promise<string> {
   const dir = path.join(rig.tmp, `multi-${Math.random().toString(36).slice(2, 8)}`);
   for (const n of names) {
     await mkdir(path.join(dir, 'src'), { recursive: true });

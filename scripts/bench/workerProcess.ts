@@ -1,0 +1,71 @@
+// The batch benchmark's worker as its own process, as users run it (`node --import tsx
+// src/worker.ts`, settings from the environment), with the memory probe preloaded: its RSS is
+// then the worker's alone, not the harness's nor the model server's.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { stopProcessGroup, killProcessGroup } from '../../src/devtools/devServer';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface WorkerMemory {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  /** Each other thread's (the workflow thread's) heap after its own full GC. */
+  threads: { threadId: number; heapUsed: number; heapTotal: number; external: number }[];
+}
+
+export interface BenchWorker {
+  pid: number;
+  /** process.memoryUsage() inside the worker and its threads' heaps, each after a full garbage collection. */
+  memory(): Promise<WorkerMemory>;
+  stop(): Promise<void>;
+  kill(): void;
+}
+
+/** Starts the worker with `env` on top of this process's; resolves once it printed its banner (it polls). */
+export async function startBenchWorker(env: Record<string, string>, timeoutMs = 120_000): Promise<BenchWorker> {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--require', path.join(__dirname, 'memProbe.cjs'), 'src/worker.ts'], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start the worker');
+  let out = '';
+  let mains: Omit<WorkerMemory, 'threads'>[] = [];
+  let threads: WorkerMemory['threads'] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (line.startsWith('memprobe ')) mains.push(JSON.parse(line.slice(9)) as Omit<WorkerMemory, 'threads'>);
+    else if (line.startsWith('memprobe-thread ')) threads.push(JSON.parse(line.slice(16)) as WorkerMemory['threads'][number]);
+    else out = (out + line + '\n').slice(-20_000);
+  });
+  child.stderr.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-20_000)));
+  const w: BenchWorker = {
+    pid,
+    memory: async () => {
+      mains = [];
+      threads = [];
+      process.kill(pid, 'SIGUSR2');
+      // The threads answer over their channel after the main thread: given a second.
+      await new Promise((r) => setTimeout(r, 1000));
+      if (!mains[0]) throw new Error(`the worker's memory probe did not answer:\n${out.slice(-2000)}`);
+      return { ...mains[0], threads };
+    },
+    stop: () => stopProcessGroup(pid, 10_000),
+    kill: () => killProcessGroup(pid, 'SIGKILL'),
+  };
+  const deadline = Date.now() + timeoutMs;
+  while (!out.includes('\n  operations:')) {
+    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+      w.kill();
+      throw new Error(`the worker did not start:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return w;
+}
