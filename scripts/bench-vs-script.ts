@@ -14,7 +14,8 @@
 // BENCH_QUICK=1     a smoke run: 1 run, 1 batch of 4 at concurrency 2
 //
 // CPU: Weaver's is the bench process's tree (worker, client, the git/bwrap/test processes it
-// started) plus the Temporal server's, without the model server's and the script's subtrees;
+// started) without the model server's, the script's and the Temporal server's subtrees, plus the
+// Temporal server's once (it is a child of this process: counted in the tree it was counted twice);
 // the script's is its process's tree. Both sides are long-lived processes, so neither pays a
 // process start per task. Exits non-zero when any task of either side fails; stops what it
 // started and removes its temp dir on every exit.
@@ -99,14 +100,15 @@ async function main(): Promise<void> {
     // One side's run of `tasks` (made beforehand: making a repo is neither side's work).
     const weaverWindow = async (delay: number, tasks: number, concurrency: number): Promise<Window> => {
       const inputs = await Promise.all(Array.from({ length: tasks }, () => weaverTask(delay)));
-      const worker0 = treeCpuMs(process.pid, helpers);
+      // The dev server is this process's child: left out of the worker's tree, counted once on its own.
+      const worker0 = treeCpuMs(process.pid, [...helpers, serverPid!]);
       const server0 = treeCpuMs(serverPid!);
       loop.reset();
       const t0 = Date.now();
       const runs = await pool(inputs, concurrency, (input) => w.run(input));
       const wallMs = Date.now() - t0;
       const serverCpuMs = treeCpuMs(serverPid!) - server0;
-      const cpuMs = treeCpuMs(process.pid, helpers) - worker0 + serverCpuMs;
+      const cpuMs = treeCpuMs(process.pid, [...helpers, serverPid!]) - worker0 + serverCpuMs;
       handles.push(...runs.map((r) => r.handle));
       return { tasks, wallMs, cpuMs, serverCpuMs, loop: loop.read() };
     };
@@ -132,11 +134,11 @@ async function main(): Promise<void> {
     await plainWindow(DELAYS[0], 1, 1);
     handles.length = 0;
     // What each side burns doing nothing (polls, timers), part of its CPU per task for as long as a task lasts.
-    const idle = [treeCpuMs(process.pid, helpers), treeCpuMs(serverPid!), treeCpuMs(p.pid)];
+    const idle = [treeCpuMs(process.pid, [...helpers, serverPid!]), treeCpuMs(serverPid!), treeCpuMs(p.pid)];
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
     const idleRate = (i: number, now: number) => `${((now - idle[i]) / (IDLE_MS / 1000)).toFixed(0)} ms/s`;
     console.log(
-      `idle CPU over ${IDLE_MS / 1000} s: worker process tree ${idleRate(0, treeCpuMs(process.pid, helpers))}, Temporal server ${idleRate(1, treeCpuMs(serverPid!))}, plain script ${idleRate(2, treeCpuMs(p.pid))}`,
+      `idle CPU over ${IDLE_MS / 1000} s: worker process tree ${idleRate(0, treeCpuMs(process.pid, [...helpers, serverPid!]))}, Temporal server ${idleRate(1, treeCpuMs(serverPid!))}, plain script ${idleRate(2, treeCpuMs(p.pid))}`,
     );
 
     const scenarios: Scenario[] = [];
