@@ -7,6 +7,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../src/domain/searchAttributes';
 import { LEAN_ROUND_TRIPS } from '../src/workflows/task';
+import { PATCH_EPOCH } from '../src/workflows/patches';
 import { historyShape } from './support/histories';
 import { answer, GOOD } from './support/replayShapes';
 import { useRig, type Rig } from './support/weaver';
@@ -23,6 +24,9 @@ test('a pushed one-attempt task: bookkeeping as local activities, the clone remo
 
   const shape = historyShape(await rig.client.workflow.getHandle(result.workflowId).fetchHistory());
   expect(shape.patches).toContain(LEAN_ROUND_TRIPS);
+  // Every workflow change in effect through one marker (the patch epoch): one TemporalChangeVersion upsert, not one per change.
+  expect(shape.patchMarkers).toEqual([PATCH_EPOCH]);
+  expect(shape.changeVersionUpserts).toBe(1);
   // Providers resolved and the events and report stored by the worker running the workflow task.
   expect(shape.localActivities).toEqual({ resolveProviders: 1, storeArtifact: 2 });
   // On the task queues: only the work itself (no resolveProviders, storeArtifact, releaseWorkspace).
