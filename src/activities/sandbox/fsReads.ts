@@ -10,9 +10,9 @@ import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync, type Stat
 import path from 'node:path';
 
 /**
- * A directory changed this shortly before a computation started may change again within the
- * same tick of the file system's coarse clock without a new mtime (racy, as git calls it):
- * such a result is not kept.
+ * A directory whose mtime and ctime are both this recent when a computation starts may change
+ * again within the same tick of the file system's coarse clock and keep both (racy, as git
+ * calls it): such a result is not kept. With either older, any later change shows.
  */
 export const RACY_MS = 2000;
 
