@@ -61,6 +61,24 @@ test('a token file made in a lent tree after its root was computed is hidden fro
   expect(hides(rootMounts(opts).mounts, deep)).toBe(false);
 });
 
+test('a token file appearing where a dangling etc/ symlink in a lent tree leads is hidden too', () => {
+  const target = path.join(base, 'elsewhere');
+  mkdirSync(target);
+  const v20 = path.join(tree, 'versions', 'node', 'v20');
+  symlinkSync(path.join(target, 'etc'), path.join(v20, 'etc'));
+  settle(base, v20, target);
+  const opts = { hide: [], toolchains: [tree], scratch };
+  const deep = path.join(v20, 'etc', 'npmrc');
+  expect(hides(rootMounts(opts).mounts, deep)).toBe(false);
+  const computed = rootPlansComputed();
+  rootMounts(opts);
+  expect(rootPlansComputed()).toBe(computed);
+  // Nothing changes in the lent tree: only where its symlink leads.
+  mkdirSync(path.join(target, 'etc'));
+  writeFileSync(path.join(target, 'etc', 'npmrc'), '//registry.npmjs.org/:_authToken=npm_secret\n');
+  expect(hides(rootMounts(opts).mounts, deep)).toBe(true);
+});
+
 test('a hidden symlink pointed at another path in a lent tree hides that one instead', () => {
   const a = path.join(tree, 'bin', 'a.yaml');
   const b = path.join(tree, 'bin', 'b.yaml');

@@ -21,8 +21,24 @@ type Stamp = [dev: number, ino: number, mode: number, mtimeMs: number, ctimeMs: 
 const stampOf = (st: Stats | undefined): Stamp => st && [st.dev, st.ino, st.mode, st.mtimeMs, st.ctimeMs];
 const sameStamp = (a: Stamp, b: Stamp) => (a && b ? a.every((v, i) => v === b[i]) : a === b);
 
-/** stat of a directory (undefined: not there); throws when it cannot be told (EACCES), which keeps nothing. */
-const statDir = (dir: string) => statSync(dir, { throwIfNoEntry: false });
+/** stat of a directory (undefined: not there, a file on the way too); throws when it cannot be told (EACCES), which keeps nothing. */
+function statDir(dir: string): Stats | undefined {
+  try {
+    return statSync(dir, { throwIfNoEntry: false });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/** Whether nothing at all is at `p`, not even a dangling symlink. */
+function absent(p: string): boolean {
+  try {
+    return !lstatSync(p, { throwIfNoEntry: false });
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOTDIR';
+  }
+}
 
 function realOrUndefined(p: string): string | undefined {
   try {
@@ -97,8 +113,8 @@ export class FsReads {
       dirs.set(dir, stampOf(st));
     }
     // A directory not there (a tree's etc/) can only appear as an entry of its parent: when that
-    // one is stamped, it says so.
-    for (const [dir, stamp] of dirs) if (!stamp && dirs.get(path.dirname(dir))) dirs.delete(dir);
+    // one is stamped, it says so. Not a dangling symlink, whose target could appear elsewhere.
+    for (const [dir, stamp] of dirs) if (!stamp && dirs.get(path.dirname(dir)) && absent(dir)) dirs.delete(dir);
     return new ReadStamps(dirs, new Map(this.realpaths));
   }
 }
