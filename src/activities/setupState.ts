@@ -8,6 +8,7 @@
 import { copyFile, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GIT_IDENTITY, gitRun } from './git';
+import { headCommit } from './gitFiles';
 
 export interface SetupState {
   /** HEAD when the state was recorded: a rollback to it is only sound on that commit. */
@@ -58,7 +59,7 @@ export async function recordSetupState(ws: Located): Promise<void> {
     throw new Error(`recording the workspace as setup left it: ${err.message}`);
   });
   const tree = (await run(['write-tree'])).trim();
-  const head = (await run(['rev-parse', 'HEAD'])).trim();
+  const head = await headCommit(ws.dir);
   const commit = (await run([...GIT_IDENTITY, 'commit-tree', tree, '-p', head, '-m', 'weaver: the workspace after setup'])).trim();
   await run(['update-ref', SETUP_REF, commit]);
   // What the snapshot does not hold: directories with no file in them, and what git could not add.
@@ -97,7 +98,7 @@ export async function readSetupState(ws: Located): Promise<(SetupState & { index
 export async function restoreSetupState(ws: Located, wrote?: (paths: string[]) => void): Promise<boolean> {
   const state = await readSetupState(ws);
   if (!state) return false;
-  const head = (await gitRun(ws.dir, ['rev-parse', 'HEAD'])).trim();
+  const head = await headCommit(ws.dir);
   if (head !== state.head) return false;
   const run = (args: string[], input?: string) => gitRun(ws.dir, args, { indexFile: state.indexFile, input });
   // Removal first: a directory planted where a setup file was must go before that file returns.
