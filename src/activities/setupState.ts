@@ -2,12 +2,12 @@
 // left — tracked, untracked and ignored (a venv, generated sources, build/) — so that a rollback
 // returns there, and only there, before the next attempt. Kept beside the checkout, never in it
 // (no command sees or changes it): an index file (git's stat cache makes a rollback cost a few
-// lstat calls per file, not a hash), the empty directories git cannot hold, and the commit that
-// keeps the snapshot's objects alive (refs/weaver/setup; pushed and bundled never: only the task
-// branch is).
+// lstat calls per file, not a hash), the empty directories git cannot hold, and a ref to the
+// snapshot's tree that keeps its objects alive (refs/weaver/setup: gc keeps what any ref reaches,
+// a tree as well as a commit; pushed and bundled never: only the task branch is).
 import { copyFile, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { GIT_IDENTITY, gitRun } from './git';
+import { gitRun } from './git';
 import { headCommit } from './gitFiles';
 
 export interface SetupState {
@@ -60,8 +60,8 @@ export async function recordSetupState(ws: Located): Promise<void> {
   });
   const tree = (await run(['write-tree'])).trim();
   const head = await headCommit(ws.dir);
-  const commit = (await run([...GIT_IDENTITY, 'commit-tree', tree, '-p', head, '-m', 'weaver: the workspace after setup'])).trim();
-  await run(['update-ref', SETUP_REF, commit]);
+  // The tree itself, no commit around it: nothing reads the ref, it only keeps the objects.
+  await run(['update-ref', SETUP_REF, tree]);
   // What the snapshot does not hold: directories with no file in them, and what git could not add.
   // One listing: a directory in it holding no file at any depth is empty (what
   // --no-empty-directory would leave out); anything else in it is spared.
