@@ -125,8 +125,6 @@ async function main(): Promise<void> {
       const acctFile = path.join(tmp, 'weaver.acct');
       const noAcct = accountingOn(acctFile);
       const profiling = process.env.BENCH_PROFILE ? new Session() : undefined;
-      // Its first call runs getconf (blocking): not in the profile.
-      tickMs();
       if (profiling) {
         profiling.connect();
         await profiling.post('Profiler.enable');
