@@ -9,10 +9,12 @@
 // environment: scripts/bench/workerProcess.ts), so the worker's memory is its own. The task list
 // is uploaded to the artifact store; the batch continues as new every K children (default: the
 // batch's own 500). Figures: wall time, tasks/min, runs of the batch, the largest history of any
-// workflow (the batch's runs and every child: events and bytes), the worker's RSS (its process
-// tree: the worker, its spawn helper, git and test commands) after a warm-up batch of W (default
-// 10), each minute (with the tasks done), at its peak and at the end, and its main thread's JS heap
-// after a full GC (the probe preloaded into it).
+// workflow (the batch's runs and every child: events and bytes), and memory: the worker process's
+// RSS (the worker alone) and its tree's (plus its spawn helper, git and test commands) at start,
+// after a warm-up batch of W (default 50: the first tasks load code and grow heaps and caches once)
+// and at the end — the worker's after every thread's full GC — sampled each minute and at its peak
+// (no GC), each split by kind of mapping; the JS heaps after a full GC (the probe preloaded into
+// it); the load average.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -24,7 +26,8 @@ import { getBatchResult, startTaskBatch } from '../src/client';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import type { CodingTaskInput } from '../src/domain/schema';
 import { startLineChild } from './bench/children';
-import { describeRss, processRssBytes, rssBreakdown, treeMembers, treeRssBytes } from './bench/procStat';
+import { describeRss, findInTree, processRssBytes, rssBreakdown, treeMembers, treeRssBytes } from './bench/procStat';
+import { HELPER_ARGV_TAG } from '../src/activities/spawner/script';
 import { loadavg } from 'node:os';
 import { startBenchWorker, type WorkerMemory } from './bench/workerProcess';
 
@@ -96,7 +99,7 @@ async function main(): Promise<void> {
   const concurrency = arg('--concurrency', 8)!;
   const continueAfter = arg('--continue-after');
   const pageSize = arg('--page-size');
-  const warmup = arg('--warmup', 10)!;
+  const warmup = arg('--warmup', 50)!;
   process.env.WEAVER_TEST_LOG_LEVEL ??= 'ERROR';
   await globalSetup();
   const tmp = sandboxableTempDir('weaver-bench-batch-');
@@ -134,6 +137,8 @@ async function main(): Promise<void> {
     const rssBefore = treeRssBytes(w.pid);
     const membersBefore = treeMembers(w.pid);
     const kindsBefore = rssBreakdown(w.pid);
+    const helperPid = findInTree(w.pid, HELPER_ARGV_TAG[0]);
+    const helperBefore = helperPid ? rssBreakdown(helperPid) : undefined;
     keepSmaps(w.pid, 'before');
     const loadBefore = load();
     let peak = rssBefore;
@@ -178,6 +183,7 @@ async function main(): Promise<void> {
     console.log(`    by kind, at the end:        ${describeRss(kindsAfter)}`);
     console.log(`  worker tree RSS (the worker, its spawn helper, live git/test commands): ${mib(atStart.tree)} at start, ${mib(rssBefore)} after the warm-up, ${mib(rssAfter)} at the end (${pct(rssBefore, rssAfter)}), peak ${mib(peak)} (${pct(rssBefore, peak)})`);
     console.log(`  the rest of the tree (process:MiB), before: ${membersBefore || 'none'}; after: ${membersAfter || 'none'}`);
+    if (helperPid && helperBefore) console.log(`    the spawn helper (pid ${helperPid}) by kind, after the warm-up: ${describeRss(helperBefore)}; at the end: ${describeRss(rssBreakdown(helperPid))}`);
     console.log(`  worker after a full GC, before: ${heap(memBefore)}`);
     console.log(`  worker after a full GC, after:  ${heap(memAfter)}`);
   } finally {

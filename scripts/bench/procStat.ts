@@ -135,3 +135,15 @@ export const describeRss = (b: RssBreakdown) => {
   const mib = (n: number) => (n / 2 ** 20).toFixed(0);
   return `file ${mib(b.file)}, brk heap ${mib(b.brk)}, ${b.arenaCount} malloc arenas ${mib(b.arenas)}, other anon ${mib(b.otherAnon)} MiB`;
 };
+
+/** The pid of the process under `root` whose command line holds `tag` (e.g. the spawn helper's). */
+export function findInTree(root: number, tag: string): number | undefined {
+  for (const pid of tree(root).keys()) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(tag)) return pid;
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
