@@ -126,7 +126,7 @@ async function main(): Promise<void> {
       WEAVER_SANDBOX: 'auto',
       WEAVER_LOG_LEVEL: 'WARN',
       // As `npm run worker`, the image and the compose file start it (src/mallocArenas.ts); set
-      // MALLOC_ARENA_MAX=8 (or 0: glibc's default) around the bench to see the difference.
+      // MALLOC_ARENA_MAX=16 (glibc's default on 2 cores: 8 per core) around the bench to compare.
       MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
     });
     const w = worker;
