@@ -9,11 +9,13 @@
 // environment: scripts/bench/workerProcess.ts), so the worker's memory is its own. The task list
 // is uploaded to the artifact store; the batch continues as new every K children (default: the
 // batch's own 500). Figures: wall time, tasks/min, runs of the batch, the largest history of any
-// workflow (the batch's runs and every child: events and bytes), the worker's RSS (its process
-// tree: the worker, its spawn helper, git and test commands) after a warm-up batch of W (default
-// 10), each minute (with the tasks done), at its peak and at the end, and its main thread's JS heap
-// after a full GC (the probe preloaded into it).
-import { rmSync, writeFileSync } from 'node:fs';
+// workflow (the batch's runs and every child: events and bytes), and memory: the worker process's
+// RSS (the worker alone) and its tree's (plus its spawn helper, git and test commands) at start,
+// after a warm-up batch of W (default 50: the first tasks load code and grow heaps and caches once)
+// and at the end — the worker's after every thread's full GC — sampled each minute and at its peak
+// (no GC), each split by kind of mapping; the JS heaps after a full GC (the probe preloaded into
+// it); the load average.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import globalSetup from '../test/globalSetup';
@@ -24,19 +26,29 @@ import { getBatchResult, startTaskBatch } from '../src/client';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import type { CodingTaskInput } from '../src/domain/schema';
 import { startLineChild } from './bench/children';
-import { processRssBytes, treeMembers, treeRssBytes } from './bench/procStat';
+import { describeRss, findInTree, processRssBytes, rssBreakdown, treeMembers, treeRssBytes } from './bench/procStat';
+import { HELPER_ARGV_TAG } from '../src/activities/spawner/script';
+import { loadavg } from 'node:os';
 import { startBenchWorker, type WorkerMemory } from './bench/workerProcess';
 
 const arg = (name: string, dflt?: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
+const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const pct = (a: number, b: number) => `${b >= a ? '+' : ''}${(((b - a) / a) * 100).toFixed(0)}%`;
+const spaces = (s: Record<string, number>) => Object.entries(s).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
 const heap = (m: WorkerMemory) =>
-  `main heap ${mib(m.heapUsed)} used of ${mib(m.heapTotal)}, external ${mib(m.external)}; ` +
-  m.threads.map((t) => `thread ${t.threadId} heap ${mib(t.heapUsed)} of ${mib(t.heapTotal)}, external ${mib(t.external)}; `).join('') +
+  `main heap ${mib(m.heapUsed)} used of ${mib(m.heapTotal)} (${spaces(m.spaces)}), external ${mib(m.external)}; ` +
+  m.threads.map((t) => `thread ${t.threadId} heap ${mib(t.heapUsed)} of ${mib(t.heapTotal)} (${spaces(t.spaces)}), external ${mib(t.external)}; `).join('') +
   `process RSS ${mib(m.rss)}`;
+
+/** BENCH_SMAPS_DIR: the worker's /proc/<pid>/smaps copied there before and after, to see which mappings grew. */
+const keepSmaps = (pid: number, label: string) => {
+  const dir = process.env.BENCH_SMAPS_DIR;
+  if (dir) writeFileSync(path.join(dir, `smaps-${pid}-${label}`), readFileSync(`/proc/${pid}/smaps`));
+};
 
 interface Env {
   client: Client;
@@ -87,7 +99,7 @@ async function main(): Promise<void> {
   const concurrency = arg('--concurrency', 8)!;
   const continueAfter = arg('--continue-after');
   const pageSize = arg('--page-size');
-  const warmup = arg('--warmup', 10)!;
+  const warmup = arg('--warmup', 50)!;
   process.env.WEAVER_TEST_LOG_LEVEL ??= 'ERROR';
   await globalSetup();
   const tmp = sandboxableTempDir('weaver-bench-batch-');
@@ -113,13 +125,22 @@ async function main(): Promise<void> {
       // bubblewrap when the machine has it, as the tests' rig (the production default is `required`).
       WEAVER_SANDBOX: 'auto',
       WEAVER_LOG_LEVEL: 'WARN',
+      // As `npm run worker`, the image and the compose file start it (src/mallocArenas.ts); set
+      // MALLOC_ARENA_MAX=16 (glibc's default on 2 cores: 8 per core) around the bench to compare.
+      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
     });
     const w = worker;
+    const atStart = { own: processRssBytes(w.pid), tree: treeRssBytes(w.pid), kinds: rssBreakdown(w.pid) };
     const env: Env = { client: await testClient(), taskQueue, repo: await multiRepo({ tmp }, ['a']), artifactDir };
     await batchOf(env, warmup, 'warmup', { concurrency });
     const memBefore = await w.memory();
     const rssBefore = treeRssBytes(w.pid);
     const membersBefore = treeMembers(w.pid);
+    const kindsBefore = rssBreakdown(w.pid);
+    const helperPid = findInTree(w.pid, HELPER_ARGV_TAG[0]);
+    const helperBefore = helperPid ? rssBreakdown(helperPid) : undefined;
+    keepSmaps(w.pid, 'before');
+    const loadBefore = load();
     let peak = rssBefore;
     let peakOwn = memBefore.rss;
     const started = Date.now();
@@ -129,7 +150,7 @@ async function main(): Promise<void> {
       peakOwn = Math.max(peakOwn, processRssBytes(w.pid));
       if (Date.now() - lastLog >= 60_000) {
         lastLog = Date.now();
-        const rss = `worker tree RSS ${mib(treeRssBytes(w.pid))}, process ${mib(processRssBytes(w.pid))}, peak ${mib(peak)}; the rest ${treeMembers(w.pid)}`;
+        const rss = `worker process RSS ${mib(processRssBytes(w.pid))} (${describeRss(rssBreakdown(w.pid))}), tree ${mib(treeRssBytes(w.pid))}, the rest ${treeMembers(w.pid)}; load ${load()}`;
         const minutes = ((Date.now() - started) / 60_000).toFixed(0);
         void env.client.workflow.count(`TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Completed'`).then(
           (c) => console.error(`  … ${minutes} min, ${c.count - warmup - 1} tasks done: ${rss}`),
@@ -141,7 +162,10 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     const rssAfter = treeRssBytes(w.pid);
     const membersAfter = treeMembers(w.pid);
+    const loadAfter = load();
     const memAfter = await w.memory();
+    const kindsAfter = rssBreakdown(w.pid);
+    keepSmaps(w.pid, 'after');
     const runs = await runHistories(env.client, id, handle.firstExecutionRunId);
     const child = await largestChild(env.client, result.results.map((r) => r.workflowId));
     const a = result.aggregate;
@@ -150,9 +174,16 @@ async function main(): Promise<void> {
     console.log(`  batch: ${runs.length} run(s); largest run ${Math.max(...runs.map((r) => r.events))} events / ${(Math.max(...runs.map((r) => r.bytes)) / 1024).toFixed(0)} KiB`);
     console.log(`  largest child: ${child.events} events / ${(child.bytes / 1024).toFixed(0)} KiB`);
     console.log(`  rows read back in input order: ${result.results.length} from ${result.pages?.length ?? 0} page(s)`);
-    console.log(`  worker tree RSS: ${mib(rssBefore)} after a warm-up of ${warmup}, ${mib(rssAfter)} at the end (${pct(rssBefore, rssAfter)}), peak ${mib(peak)} (${pct(rssBefore, peak)})`);
+    // "Before" is after the warm-up batch (the worker's first tasks load its code, fill its caches
+    // and grow its heaps once); its value at start is printed too.
+    console.log(`  load average: ${loadBefore} before, ${loadAfter} after (1, 5, 15 min; 2 cores)`);
+    console.log(`  worker process RSS (the worker alone): ${mib(atStart.own)} at start, ${mib(memBefore.rss)} after a warm-up of ${warmup}, ${mib(memAfter.rss)} at the end (${pct(memBefore.rss, memAfter.rss)}), peak ${mib(peakOwn)} (${pct(memBefore.rss, peakOwn)})`);
+    console.log(`    by kind, at start:          ${describeRss(atStart.kinds)}`);
+    console.log(`    by kind, after the warm-up: ${describeRss(kindsBefore)}`);
+    console.log(`    by kind, at the end:        ${describeRss(kindsAfter)}`);
+    console.log(`  worker tree RSS (the worker, its spawn helper, live git/test commands): ${mib(atStart.tree)} at start, ${mib(rssBefore)} after the warm-up, ${mib(rssAfter)} at the end (${pct(rssBefore, rssAfter)}), peak ${mib(peak)} (${pct(rssBefore, peak)})`);
     console.log(`  the rest of the tree (process:MiB), before: ${membersBefore || 'none'}; after: ${membersAfter || 'none'}`);
-    console.log(`  worker process RSS: ${mib(memBefore.rss)} → ${mib(memAfter.rss)} (${pct(memBefore.rss, memAfter.rss)}), peak ${mib(peakOwn)}`);
+    if (helperPid && helperBefore) console.log(`    the spawn helper (pid ${helperPid}) by kind, after the warm-up: ${describeRss(helperBefore)}; at the end: ${describeRss(rssBreakdown(helperPid))}`);
     console.log(`  worker after a full GC, before: ${heap(memBefore)}`);
     console.log(`  worker after a full GC, after:  ${heap(memAfter)}`);
   } finally {

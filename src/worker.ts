@@ -29,6 +29,7 @@ import { sweepWorkspaces, type SweepOutcome } from './workspaceSweep';
 import { listUnpushed } from './activities/unpushed';
 import { runGc } from './gc';
 import { periodicGc } from './gc/periodic';
+import { describeMallocArenas } from './mallocArenas';
 import { describeMetrics, describeTracing, metricsAddress, runtimeTelemetry, tracesUrl } from './telemetry';
 
 export interface WeaverWorkerOptions {
@@ -273,7 +274,7 @@ async function main() {
       describeRegistry(providers, process.env).map((l) => `    ${l}`).join('\n') +
       `\n  operations: slot ${w.slot.label} on ${os.hostname()}${w.slot.orphansKilled ? ` (killed ${w.slot.orphansKilled} command group(s) its previous holder left running)` : ''}; ` +
       `${describeMetrics(metrics)}; ${describeTracing(otlp)}${otlp && bundlePath ? ' (activities only: the prebuilt WEAVER_WORKFLOW_BUNDLE has no tracing interceptors)' : ''}; ` +
-      `child processes start in the spawn helper (pid ${spawnHelperPid() ?? 'none yet'}); ` +
+      `child processes start in the spawn helper (pid ${spawnHelperPid() ?? 'none yet'}); ${describeMallocArenas()}; ` +
       `at most ${c.maxActivities} shared + ${c.maxWorkspaceActivities} workspace activities, ${c.maxCommands} commands at once; ` +
       `on SIGTERM/SIGINT in-flight work gets ${seconds(c.shutdownGraceMs)} (WEAVER_SHUTDOWN_GRACE); ` +
       (c.deployment ? `Worker Versioning: deployment "${c.deployment.name}", build "${c.deployment.buildId}", workflows pinned` : 'unversioned (set WEAVER_DEPLOYMENT_NAME and WEAVER_BUILD_ID for Worker Versioning)'),

@@ -156,3 +156,11 @@ test("Prometheus (pinned) scrapes every worker's metrics endpoint at the port th
   }
   for (const job of scrape.scrape_configs) expect(job.metrics_path ?? '/metrics').toBe('/metrics');
 });
+
+test.each(WORKERS)('%s: two glibc malloc arenas, in the compose file and in its image (a flat RSS over long batches)', (name) => {
+  const w = compose.services[name];
+  expect(env(w).MALLOC_ARENA_MAX).toBe('2');
+  expect(readFileSync(path.join(__dirname, '..', dockerfile(w)), 'utf8')).toMatch(/^ENV MALLOC_ARENA_MAX=2$/m);
+  const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  expect(pkg.scripts.worker).toMatch(/^MALLOC_ARENA_MAX=\$\{MALLOC_ARENA_MAX:-2\} /);
+});

@@ -49,6 +49,7 @@ test('a worker started while the server is down waits, saying so, and starts whe
     WEAVER_SANDBOX: 'off',
     WEAVER_WORKFLOW_BUNDLE: bundle!,
     WEAVER_LOG_LEVEL: 'WARN',
+    MALLOC_ARENA_MAX: '2',
   });
   // Twice refused (nothing listens there yet): it keeps trying, and lives.
   await waitUntil('two failed attempts', () => worker.output().includes(`waiting for Temporal at ${address} (attempt 2`), 120_000);
@@ -57,4 +58,6 @@ test('a worker started while the server is down waits, saying so, and starts whe
   server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'server.log'), port });
   await bannerOf(worker, 180_000);
   expect(worker.output()).toContain(`temporal ${address}/default`);
+  // The banner says the malloc arena cap it was started with (src/mallocArenas.ts).
+  expect(worker.output()).toContain('malloc arenas: at most 2 (MALLOC_ARENA_MAX)');
 }, 300_000);

@@ -84,3 +84,66 @@ export function treeMembers(root: number): string {
     .map((pid) => `${name(pid)}:${(processRssBytes(pid) / 2 ** 20).toFixed(0)}`)
     .join(' ');
 }
+
+export interface RssBreakdown {
+  /** Mapped files (node, shared libraries, the Temporal core's .node): their pages in RSS. */
+  file: number;
+  /** glibc's main arena (the brk [heap]). */
+  brk: number;
+  /** glibc's other arenas: anonymous 64 MiB-aligned reservations (rw part + PROT_NONE rest = 64 MiB), one per thread contending for malloc, up to 8 × cores. */
+  arenas: number;
+  arenaCount: number;
+  /** Every other anonymous mapping: V8's heaps (main and workflow thread), thread stacks, large mallocs (mmap'd). */
+  otherAnon: number;
+}
+
+/** One process's RSS by kind of mapping, from /proc/<pid>/smaps (zeros once it is gone). */
+export function rssBreakdown(pid: number): RssBreakdown {
+  const out: RssBreakdown = { file: 0, brk: 0, arenas: 0, arenaCount: 0, otherAnon: 0 };
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return out;
+  }
+  interface Mapping { start: bigint; end: bigint; perms: string; name: string; rss: number }
+  const maps: Mapping[] = [];
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) maps.push({ start: BigInt('0x' + head[1]), end: BigInt('0x' + head[2]), perms: head[3], name: head[4], rss: 0 });
+    else if (line.startsWith('Rss:')) maps[maps.length - 1].rss = Number(/(\d+)/.exec(line)![1]) * 1024;
+  }
+  const ARENA = 64n * 2n ** 20n;
+  for (let i = 0; i < maps.length; i++) {
+    const m = maps[i];
+    if (m.name.startsWith('/')) out.file += m.rss;
+    else if (m.name === '[heap]') out.brk += m.rss;
+    else if (m.name === '' && m.start % ARENA === 0n && m.perms.startsWith('rw')) {
+      // An arena: its used part, then (maybe) the PROT_NONE remainder of the 64 MiB reservation.
+      const next = maps[i + 1];
+      const total = next && next.start === m.end && next.perms === '---p' && next.name === '' ? next.end - m.start : m.end - m.start;
+      if (total === ARENA) {
+        out.arenas += m.rss;
+        out.arenaCount++;
+      } else out.otherAnon += m.rss;
+    } else out.otherAnon += m.rss;
+  }
+  return out;
+}
+
+export const describeRss = (b: RssBreakdown) => {
+  const mib = (n: number) => (n / 2 ** 20).toFixed(0);
+  return `file ${mib(b.file)}, brk heap ${mib(b.brk)}, ${b.arenaCount} malloc arenas ${mib(b.arenas)}, other anon ${mib(b.otherAnon)} MiB`;
+};
+
+/** The pid of the process under `root` whose command line holds `tag` (e.g. the spawn helper's). */
+export function findInTree(root: number, tag: string): number | undefined {
+  for (const pid of tree(root).keys()) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(tag)) return pid;
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}

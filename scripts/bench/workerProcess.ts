@@ -14,8 +14,10 @@ export interface WorkerMemory {
   heapUsed: number;
   external: number;
   arrayBuffers: number;
+  /** Committed MiB per V8 space. */
+  spaces: Record<string, number>;
   /** Each other thread's (the workflow thread's) heap after its own full GC. */
-  threads: { threadId: number; heapUsed: number; heapTotal: number; external: number }[];
+  threads: { threadId: number; heapUsed: number; heapTotal: number; external: number; spaces: Record<string, number> }[];
 }
 
 export interface BenchWorker {
@@ -28,7 +30,9 @@ export interface BenchWorker {
 
 /** Starts the worker with `env` on top of this process's; resolves once it printed its banner (it polls). */
 export async function startBenchWorker(env: Record<string, string>, timeoutMs = 120_000): Promise<BenchWorker> {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--require', path.join(__dirname, 'memProbe.cjs'), 'src/worker.ts'], {
+  // BENCH_NODE_FLAGS: extra node flags for the worker alone (e.g. V8 heap sizes), to try settings.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...flags, '--expose-gc', '--import', 'tsx', '--require', path.join(__dirname, 'memProbe.cjs'), 'src/worker.ts'], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -51,8 +55,8 @@ export async function startBenchWorker(env: Record<string, string>, timeoutMs = 
       mains = [];
       threads = [];
       process.kill(pid, 'SIGUSR2');
-      // The threads answer over their channel after the main thread: given a second.
-      await new Promise((r) => setTimeout(r, 1000));
+      // The threads collect first, the main thread half a second later: given a second and a half.
+      await new Promise((r) => setTimeout(r, 1500));
       if (!mains[0]) throw new Error(`the worker's memory probe did not answer:\n${out.slice(-2000)}`);
       return { ...mains[0], threads };
     },
