@@ -137,7 +137,8 @@ function workspaceProxies(ws: WorkspaceHandle, testTimeoutSec: number, queueChec
     ...common,
     startToCloseTimeout: '5 minutes',
   });
-  const tests = proxyActivities<Pick<Activities, 'runTests' | 'runCheck'>>({
+  // applyChangeAndCheck runs the checks too: a test run's clock, cancellation and tries.
+  const tests = proxyActivities<Pick<Activities, 'runTests' | 'runCheck' | 'applyChangeAndCheck'>>({
     ...common,
     // Waiting for a command slot (WEAVER_MAX_COMMANDS) is not working: the command's own time
     // limit starts once it has its slot and is enforced by the activity, and a dead worker is
@@ -152,7 +153,8 @@ function workspaceProxies(ws: WorkspaceHandle, testTimeoutSec: number, queueChec
   return { git, tests };
 }
 
-type WorkspaceActivity = 'buildPrompt' | 'applyChange' | 'previewChanges' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches' | 'runTests' | 'runCheck';
+type WorkspaceActivity = 'buildPrompt' | 'applyChange' | 'previewChanges' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches' | 'runTests' | 'runCheck' | 'applyChangeAndCheck';
+const RUNS_COMMANDS: WorkspaceActivity[] = ['runTests', 'runCheck', 'applyChangeAndCheck'];
 
 export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   const queueCheckSec = ws.queueCheckSec ?? DEFAULT_QUEUE_CHECK_SEC;
@@ -185,7 +187,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
       } catch (err) {
         const silent = pingOnSilence && heartbeatTimedOut(err);
         // A worker killed on every try (or too slow to beat) keeps its workspace no longer than the server's retries did: lost.
-        if (silent && ++silences >= SILENT_TRIES[name === 'runTests' || name === 'runCheck' ? 'tests' : 'git']) throw err;
+        if (silent && ++silences >= SILENT_TRIES[RUNS_COMMANDS.includes(name) ? 'tests' : 'git']) throw err;
         // Runs started before the check went straight to a rebuild: they replay as they ran.
         if (!silent && (!queuedTooLong(err) || checks >= MAX_QUEUE_CHECKS || !patched('workspace-liveness-check'))) throw err;
         let load: WorkerLoad;
@@ -222,6 +224,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
     mergeBranches: patient('mergeBranches', (a) => a.git.mergeBranches),
     runTests: patient('runTests', (a) => a.tests.runTests),
     runCheck: patient('runCheck', (a) => a.tests.runCheck),
+    applyChangeAndCheck: patient('applyChangeAndCheck', (a) => a.tests.applyChangeAndCheck),
   };
 }
 
