@@ -314,4 +314,28 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
       return [id];
     },
   },
+  {
+    name: 'fold-round-trips',
+    about:
+      "since fold-round-trips: the first prompt built by prepareWorkspace; each change applied and checked in one activity — one that breaks the syntax (no step runs), one that fails lint (the activity stops there), one that passes lint, fails a warn step (the activity stops, the workflow warns) and passes test as runCheck",
+    expect: { closed: 'COMPLETED', patches: ['fold-round-trips'], activities: { prepareWorkspace: 1, buildPrompt: 2, generateChange: 3, applyChangeAndCheck: 3, runCheck: 1, rollbackWorkspace: 2, commitAndPush: 1 } },
+    run: async (rig, id) => {
+      const repo = await makeRepo(path.join(rig.tmp, `fold-${id}`), {
+        'src/add.js': 'module.exports = function add(a, b) {\n  throw new Error("todo");\n};\n',
+        'lint.js': "if (/\\bvar\\b/.test(require('fs').readFileSync('src/add.js', 'utf8'))) { console.error('no-var'); process.exit(1); }\n",
+        'test/add.test.js': "require('node:test')('add', () => require('node:assert').strictEqual(require('../src/add.js')(2, 3), 5));\n",
+      });
+      const file = (body: string) => ({ content: wholeFile('src/add.js', `module.exports = function add(a, b) {\n${body}\n};\n`, 's'), usage });
+      rig.model.script('rs-fold', [file('  return (a + b;'), file('  var s = a + b;\n  return s;'), file('  return a + b;')]);
+      const playbook =
+        'steps:\n  - name: lint\n    run: node lint.js\n  - name: style\n    run: node -e "process.exit(3)"\n    onFailure: warn\n  - name: test\n    run: node --test test/\n  - name: docs\n    when: changed(\'docs/**\')\n    run: "true"\n';
+      const { testCommand: _t, ...task } = rig.task(repo, [rig.provider('rs-fold')], { playbook, push: true, decomposition: 'never' });
+      const r = await rig.run({ ...task, task: { title: 'Implement add', description: 'Write add in src/add.js.', relatedFiles: ['src/add.js'] } }, id);
+      const outcomes = r.attempts.map((a) => a.outcome).join();
+      const steps = r.attempts[2]?.steps?.map((s) => `${s.name}:${s.status}`).join();
+      check(r.status === 'succeeded' && outcomes === 'invalid_syntax,check_failed,tests_passed', 'syntax, lint, then pass', outcomes);
+      check(steps === 'lint:passed,style:failed,test:passed,docs:skipped', 'every step of the last attempt recorded as before', steps);
+      return [id];
+    },
+  },
 ];
