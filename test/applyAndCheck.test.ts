@@ -6,13 +6,14 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import { LocalArtifactStore } from '../src/activities/artifacts';
 import { recordAppliedChange } from '../src/activities/testedTree';
-import type { ActivityDeps, ApplyAndCheckRequest, WorkspaceHandle } from '../src/activities/types';
-import type { ChangeSet } from '../src/domain/schema';
+import type { ActivityDeps, ApplyAndCheckRequest, ApplyAndCheckResult, ApplyChangeResult, WorkspaceHandle } from '../src/activities/types';
+import type { ChangeSet, StepOutcome } from '../src/domain/schema';
 import { makeRepo } from './support/repos';
 
 let base: string;
@@ -37,10 +38,10 @@ const FILES = {
 /** Applied twice, this edit fails (its SEARCH is gone): a second application is never silent. */
 const ONCE: ChangeSet['files'] = [{ path: 'src/a.js', action: 'edit', search: 'module.exports = 1;\n', replace: 'module.exports = 1 + 1;\n' }];
 
-async function workspace(id: string) {
+async function workspace(id: string, playbook = PLAYBOOK) {
   const repo = await makeRepo(path.join(base, `origin-${id}`), FILES);
   const acts = createActivities(deps);
-  const ws = (await env().run(acts.prepareWorkspace, { workflowId: id, repo, baseBranch: 'main', branch: `weaver/${id}`, checks: { playbook: PLAYBOOK } })) as WorkspaceHandle;
+  const ws = (await env().run(acts.prepareWorkspace, { workflowId: id, repo, baseBranch: 'main', branch: `weaver/${id}`, checks: { playbook } })) as WorkspaceHandle;
   const store = new LocalArtifactStore(deps.artifactDir);
   const request = async (files: ChangeSet['files']): Promise<ApplyAndCheckRequest> => ({
     workspace: ws,
@@ -50,13 +51,15 @@ async function workspace(id: string) {
     run: { attempt: 1, labels: [], testTimeoutSec: 60 },
   });
   const source = () => readFileSync(path.join(ws.dir, 'src/a.js'), 'utf8');
-  return { acts, ws, request, source };
+  /** One run of the folded activity; `clockMs`: the start-to-close it is given. */
+  const fold = (req: ApplyAndCheckRequest, clockMs?: number) => env(clockMs).run(acts.applyChangeAndCheck, req) as Promise<ApplyAndCheckResult>;
+  return { acts, ws, request, source, fold };
 }
 
 test('applied and checked in one activity: the results applyChange and runCheck give; run again after a check died, the change is neither applied twice nor lost', async () => {
-  const { acts, ws, request, source } = await workspace('wf-fold');
+  const { acts, ws, request, source, fold } = await workspace('wf-fold');
   const req = await request(ONCE);
-  const first = await env().run(acts.applyChangeAndCheck, req);
+  const first = await fold(req);
   expect(first.applied).toMatchObject({ applied: true, files: ['src/a.js'], errors: [] });
   expect(first.checked.map((s) => [s.name, s.status])).toEqual([
     ['lint', 'passed'],
@@ -67,55 +70,63 @@ test('applied and checked in one activity: the results applyChange and runCheck 
   // The same as the two activities give, on the same workspace from the setup state.
   await env().run(acts.rollbackWorkspace, ws);
   const { checks, run: _run, ...applyReq } = req;
-  const applied = await env().run(acts.applyChange, { ...applyReq, checks });
+  const applied = (await env().run(acts.applyChange, { ...applyReq, checks })) as ApplyChangeResult;
   expect(applied).toEqual(first.applied);
-  const lint = await env().run(acts.runCheck, { workspace: ws, step: ws.playbook!.steps[0], timeoutSec: 60 });
+  const lint = (await env().run(acts.runCheck, { workspace: ws, step: ws.playbook!.steps[0], timeoutSec: 60 })) as StepOutcome;
   expect({ ...lint, durationMs: 0, log: undefined, resources: undefined }).toEqual({ ...first.checked[0], durationMs: 0, log: undefined, resources: undefined });
   await env().run(acts.rollbackWorkspace, ws);
 
   // A try that died in a check (after rewriting the change's file): the next one checks the change as it was applied.
-  const again = await env().run(acts.applyChangeAndCheck, req);
+  const again = await fold(req);
   writeFileSync(path.join(ws.dir, 'src/a.js'), 'module.exports = 9;\n');
-  const retried = await env().run(acts.applyChangeAndCheck, req);
+  const retried = await fold(req);
   expect(source()).toBe('module.exports = 1 + 1;\n');
   expect(retried.applied).toEqual(again.applied);
   expect(retried.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
 });
 
 test('a try that died while writing the change: the next starts from the state after setup, so the change is applied once', async () => {
-  const { acts, ws, request, source } = await workspace('wf-fold-mid');
+  const { ws, request, source, fold } = await workspace('wf-fold-mid');
   const req = await request(ONCE);
   // What the dead try left: the change being applied, its file half-way (here: already written).
   await recordAppliedChange(ws, req.change.ref);
   writeFileSync(path.join(ws.dir, 'src/a.js'), 'module.exports = 1 + 1;\n');
-  const r = await env().run(acts.applyChangeAndCheck, req);
+  const r = await fold(req);
   expect(r.applied.applied).toBe(true);
   expect(source()).toBe('module.exports = 1 + 1;\n');
   expect(r.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
 });
 
 test('it stops where the workflow decides: a change that does not apply, one that breaks the syntax, a step that fails, a step longer than its clock has left', async () => {
-  const { acts, ws, request, source } = await workspace('wf-fold-stops');
-  const notApplied = await env().run(acts.applyChangeAndCheck, await request([{ path: 'src/a.js', action: 'edit', search: 'no such text', replace: 'x' }]));
+  const { acts, ws, request, source, fold } = await workspace('wf-fold-stops');
+  const notApplied = await fold(await request([{ path: 'src/a.js', action: 'edit', search: 'no such text', replace: 'x' }]));
   expect(notApplied.applied.applied).toBe(false);
   expect(notApplied.applied.errors.length).toBeGreaterThan(0);
   expect(notApplied.checked).toEqual([]);
   await env().run(acts.rollbackWorkspace, ws);
 
-  const broken = await env().run(acts.applyChangeAndCheck, await request([{ path: 'src/a.js', action: 'write', content: 'module.exports = function add(a, b) {\n  return (a + b;\n};\n' }]));
+  const broken = await fold(await request([{ path: 'src/a.js', action: 'write', content: 'module.exports = function add(a, b) {\n  return (a + b;\n};\n' }]));
   expect(broken.applied.syntaxErrors?.length).toBeGreaterThan(0);
   expect(broken.checked).toEqual([]);
   await env().run(acts.rollbackWorkspace, ws);
 
   // lint fails: test is not run (the workflow decides what a failure means).
-  const lintFails = await env().run(acts.applyChangeAndCheck, await request([{ path: 'src/a.js', action: 'write', content: 'var a = 2;\nmodule.exports = a;\n' }]));
+  const lintFails = await fold(await request([{ path: 'src/a.js', action: 'write', content: 'var a = 2;\nmodule.exports = a;\n' }]));
   expect(lintFails.checked.map((s) => [s.name, s.status])).toEqual([['lint', 'failed']]);
   await env().run(acts.rollbackWorkspace, ws);
 
   // A rollback forgot the kept result: the same change is applied afresh, once.
-  const short = await env(60_000).run(acts.applyChangeAndCheck, await request(ONCE));
+  const short = await fold(await request(ONCE), 60_000);
   expect(short.applied.applied).toBe(true);
   expect(source()).toBe('module.exports = 1 + 1;\n');
   // A minute's clock cannot hold a step of 60 s the way runCheck's would: the steps are the workflow's.
   expect(short.checked).toEqual([]);
+});
+
+test('a workspace lost in a check says the change was applied: the rebuild after it makes progress', async () => {
+  // The check takes the checkout's repository with it, as a wiped disk would.
+  const { request, fold } = await workspace('wf-fold-lost', 'steps:\n  - name: test\n    run: rm -rf .git\n');
+  const lost = await fold(await request(ONCE)).catch((err: unknown) => err);
+  expect(lost).toBeInstanceOf(ApplicationFailure);
+  expect(lost).toMatchObject({ type: 'WorkspaceLost', nonRetryable: true, details: [{ applied: true }] });
 });

@@ -9,7 +9,7 @@
 // the apply result is kept beside the checkout (./testedTree.ts), so a try after one that died
 // in a check runs the checks on the change already written, never applying it twice; a try
 // after one that died while writing starts from the state after setup.
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { checkStepApplies, checkSteps } from '../domain/playbook';
 import type { StepOutcome } from '../domain/schema';
 import { readAppliedChange, recordAppliedChange } from './testedTree';
@@ -31,6 +31,15 @@ export async function applyAndCheck(req: ApplyAndCheckRequest, deps: ApplyAndChe
   // the change is written, so the checks are the workflow's (runCheck) as before.
   if (!applied) return { applied: await deps.apply(req), checked: [] };
   if (!applied.applied || applied.syntaxErrors?.length) return { applied, checked: [] };
+  try {
+    return { applied, checked: await checksThatPass(req, deps, applied, started) };
+  } catch (err) {
+    throw lostAfterApplying(err);
+  }
+}
+
+/** The steps run in order while they pass (the last one run may have failed). */
+async function checksThatPass(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps, applied: ApplyChangeResult, started: number): Promise<StepOutcome[]> {
   const playbook = applied.playbook ?? req.checks.playbook;
   const { attempt, labels, testTimeoutSec, secretEnvNames, sandbox } = req.run;
   const ctx = { changed: applied.files, attempt, labels, setup: req.workspace.setupSteps ?? [] };
@@ -52,7 +61,16 @@ export async function applyAndCheck(req: ApplyAndCheckRequest, deps: ApplyAndChe
     if (out.status !== 'passed') break;
     done.push(out);
   }
-  return { applied, checked };
+  return checked;
+}
+
+/**
+ * A workspace lost in a check says the change was applied (`details`): the rebuild that follows
+ * makes progress, as one after applyChange did (src/domain/rebuilds.ts).
+ */
+function lostAfterApplying(err: unknown): unknown {
+  if (!(err instanceof ApplicationFailure) || err.type !== 'WorkspaceLost') return err;
+  return ApplicationFailure.create({ type: 'WorkspaceLost', message: err.message, nonRetryable: true, details: [{ applied: true }], cause: err });
 }
 
 /** The change applied once whatever the tries; undefined when nothing could be recorded. */

@@ -350,7 +350,10 @@ export function createActivities(deps: ActivityDeps) {
         apply: applyChange,
         check: checkStep,
         rollback,
-        restoreTested: async (workspace) => noteWritten(workspace.dir, await restoreTestedPaths(workspace)),
+        restoreTested: async (workspace) => {
+          ws.openWorkspace(workspace);
+          noteWritten(workspace.dir, await restoreTestedPaths(workspace));
+        },
       });
     },
 

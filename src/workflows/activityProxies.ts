@@ -198,7 +198,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
           // Nobody answers for that queue: the workspace is lost, saying how that was found
           // (runs before QUICK_QUEUE_CHECK rethrew the timeout itself; both read as lost).
           const how = silent ? `stopped heartbeating (${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} s without a beat)` : `waited ${waitedSec} s in its queue untaken`;
-          throw quick ? workerGone(err as ActivityFailure, ws.taskQueue, how) : err;
+          throw quick ? workerGone(err as ActivityFailure, ws.taskQueue, how, silent) : err;
         }
         const { running, queued, limit } = load.commands;
         const what = silent ? 'stopped heartbeating, but its worker answers (restarted, or slow)' : 'still queued: its worker is alive and busy';
@@ -231,12 +231,13 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
 /**
  * The workspace's worker is gone: `queued` waited out its schedule-to-start (or its heartbeat
  * timeout: `how` says which) and the worker's liveness responder did not answer either. A WorkspaceLost failure of the same activity, whose
- * message (quoted in the attempt's notes and in the result) says how that was found and when.
+ * message (quoted in the attempt's notes and in the result) says how that was found and when;
+ * its details say whether a worker had `started` it (its heartbeats stopped) or it waited untaken.
  */
-function workerGone(queued: ActivityFailure, taskQueue: string, how: string): ActivityFailure {
+function workerGone(queued: ActivityFailure, taskQueue: string, how: string, started: boolean): ActivityFailure {
   const at = new Date(Date.now()).toISOString();
   const why = `no worker on ${taskQueue}: ${queued.activityType} ${how} and nobody polled ${aliveQueueOf(taskQueue)} within ${ALIVE_CHECK_SEC} s (checked at ${at})`;
-  return new ActivityFailure(why, queued.activityType, queued.activityId, queued.retryState, queued.identity, ApplicationFailure.create({ type: 'WorkspaceLost', message: why, nonRetryable: true }));
+  return new ActivityFailure(why, queued.activityType, queued.activityId, queued.retryState, queued.identity, ApplicationFailure.create({ type: 'WorkspaceLost', message: why, nonRetryable: true, details: [{ started }] }));
 }
 
 /** The activity's worker stopped heartbeating (died, or starved of CPU for WORKSPACE_HEARTBEAT_TIMEOUT_SEC). */

@@ -2,7 +2,7 @@
 // activity on the workspace's worker, in order; the first failure that asks for a retry (or
 // fails the task) ends the run of steps, and its outcome goes to the Decider. Steps that
 // `warn` or `ignore` let the others run. Nothing run at all is `no_checks`, never a pass.
-import { patched } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched, TimeoutFailure } from '@temporalio/workflow';
 import type { ApplyAndCheckResult, ApplyChangeRequest, Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
 import { howItEnded, type Outcome, type StepRef } from '../domain/decider';
 import { checkStepApplies, checkSteps, commandText, type ResolvedPlaybook } from '../domain/playbook';
@@ -28,7 +28,14 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
   };
   // Runs since FOLD_ROUND_TRIPS apply and run the checks that pass in one activity; both results
   // are read below as applyChange's and runCheck's were (runs before replay as they ran).
-  const folded = playbook && patched(FOLD_ROUND_TRIPS) ? await applyThenCheck(t, ws, request, playbook) : undefined;
+  const folded =
+    playbook && patched(FOLD_ROUND_TRIPS)
+      ? await applyThenCheck(t, ws, request, playbook).catch((err: unknown) => {
+          // Lost in a check: the rebuild that follows makes progress, as one after applyChange did.
+          if (lostAfterApplying(err)) onApplied?.();
+          throw err;
+        })
+      : undefined;
   const applied = folded?.applied ?? (await t.acts(ws).applyChange(request));
   onApplied?.();
   if (applied.diff) record.artifacts.push(applied.diff);
@@ -60,6 +67,20 @@ function applyThenCheck(t: TaskRun, ws: WorkspaceHandle, request: ApplyChangeReq
   const longer = longest > testTimeoutSec ? { startToCloseTimeout: commandClockSec(longest) * 1000 } : {};
   const run = { attempt: t.attempt, labels: t.input.task.labels ?? [], testTimeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy };
   return t.acts(ws).applyChangeAndCheck.executeWithOptions({ summary: `attempt ${t.attempt}: apply the change, then its checks`, ...longer }, [{ ...request, checks: { playbook }, run }]);
+}
+
+/**
+ * The folded activity's workspace was lost after the change was applied: it says so itself (a
+ * workspace gone in a check), or a worker had taken it (its heartbeats stopped) — it applies
+ * within milliseconds of starting, its checks take the rest.
+ */
+function lostAfterApplying(err: unknown): boolean {
+  if (!(err instanceof ActivityFailure)) return false;
+  const c = err.cause;
+  if (c instanceof TimeoutFailure) return c.timeoutType === 'HEARTBEAT';
+  if (!(c instanceof ApplicationFailure) || c.type !== 'WorkspaceLost') return false;
+  const said = c.details?.[0] as { applied?: boolean; started?: boolean } | undefined;
+  return !!(said?.applied || said?.started);
 }
 
 /** The syntax gate's findings as the model and the record read them. */
