@@ -320,7 +320,7 @@ test('an answer that breaks a Python file\'s syntax ends the attempt invalid_syn
     const s = e.activityTaskScheduledEventAttributes;
     if (['runCheck', 'runTests', 'applyChangeAndCheck'].includes(s?.activityType?.name ?? '')) checks.push(s!.activityType!.name!);
     const done = e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
-    const r = done ? (JSON.parse(Buffer.from(done).toString('utf8')) as { checked?: unknown[] }) : undefined;
+    const r = done?.length ? (JSON.parse(Buffer.from(done).toString('utf8')) as { checked?: unknown[] } | null) : undefined;
     if (r?.checked) stepsRun.push(r.checked.length);
   }
   expect(checks).toEqual(['applyChangeAndCheck', 'applyChangeAndCheck']);

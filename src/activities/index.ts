@@ -346,6 +346,8 @@ export function createActivities(deps: ActivityDeps) {
 
     /** applyChange, then the playbook's steps while they pass, in one activity (./applyAndCheck.ts); safe to run again. */
     async applyChangeAndCheck(req: ApplyAndCheckRequest): Promise<ApplyAndCheckResult> {
+      // Gone from this worker: lost (rebuilt by the workflow), before any record of it is read or written.
+      ws.openWorkspace(req.workspace);
       return applyAndCheck(req, {
         apply: applyChange,
         check: checkStep,

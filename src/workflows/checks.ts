@@ -28,14 +28,18 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
   };
   // Runs since FOLD_ROUND_TRIPS apply and run the checks that pass in one activity; both results
   // are read below as applyChange's and runCheck's were (runs before replay as they ran).
-  const folded =
-    playbook && patched(FOLD_ROUND_TRIPS)
-      ? await applyThenCheck(t, ws, request, playbook).catch((err: unknown) => {
-          // Lost in a check: the rebuild that follows makes progress, as one after applyChange did.
-          if (lostAfterApplying(err)) onApplied?.();
-          throw err;
-        })
-      : undefined;
+  const fold = playbook && patched(FOLD_ROUND_TRIPS);
+  // The checks take the folded activity's time (the apply, milliseconds of it): shown as testing.
+  if (fold) t.enter('testing', checkSteps(playbook).map((s) => s.name).join(', '));
+  const folded = fold
+    ? await applyThenCheck(t, ws, request, playbook).catch((err: unknown) => {
+        // Lost in a check: the rebuild that follows makes progress, as one after applyChange did;
+        // lost before, it was lost applying (what the attempt's notes say).
+        if (lostAfterApplying(err)) onApplied?.();
+        else t.enter('applying');
+        throw err;
+      })
+    : undefined;
   const applied = folded?.applied ?? (await t.acts(ws).applyChange(request));
   onApplied?.();
   if (applied.diff) record.artifacts.push(applied.diff);
