@@ -123,9 +123,12 @@ test('it stops where the workflow decides: a change that does not apply, one tha
   expect(short.checked).toEqual([]);
 });
 
-test('a workspace lost in a check says the change was applied: the rebuild after it makes progress', async () => {
-  // The check takes the checkout's repository with it, as a wiped disk would.
-  const { request, fold } = await workspace('wf-fold-lost', 'steps:\n  - name: test\n    run: rm -rf .git\n');
+test.each([
+  ['its repository', 'rm -rf .git'],
+  ['its whole folder', 'rm -rf "$(dirname "$PWD")"'],
+])('a workspace lost in a check (%s gone) says the change was applied: the rebuild after it makes progress', async (_what, wipe) => {
+  // The check takes the workspace with it, as a wiped disk would.
+  const { request, fold } = await workspace(`wf-fold-lost-${_what.length}`, `steps:\n  - name: test\n    run: ${JSON.stringify(['sh', '-c', wipe])}\n`);
   const lost = await fold(await request(ONCE)).catch((err: unknown) => err);
   expect(lost).toBeInstanceOf(ApplicationFailure);
   expect(lost).toMatchObject({ type: 'WorkspaceLost', nonRetryable: true, details: [{ applied: true }] });

@@ -9,9 +9,10 @@
 // the apply result is kept beside the checkout (./testedTree.ts), so a try after one that died
 // in a check runs the checks on the change already written, never applying it twice; a try
 // after one that died while writing starts from the state after setup.
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { checkStepApplies, checkSteps } from '../domain/playbook';
 import type { StepOutcome } from '../domain/schema';
+import { openWorkspace } from './git';
 import { readAppliedChange, recordAppliedChange } from './testedTree';
 import type { ApplyAndCheckRequest, ApplyAndCheckResult, ApplyChangeRequest, ApplyChangeResult, RunCheckRequest, WorkspaceHandle } from './types';
 
@@ -34,7 +35,7 @@ export async function applyAndCheck(req: ApplyAndCheckRequest, deps: ApplyAndChe
   try {
     return { applied, checked: await checksThatPass(req, deps, applied, started) };
   } catch (err) {
-    throw lostAfterApplying(err);
+    throw lostAfterApplying(req.workspace, err);
   }
 }
 
@@ -65,12 +66,16 @@ async function checksThatPass(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps
 }
 
 /**
- * A workspace lost in a check says the change was applied (`details`): the rebuild that follows
- * makes progress, as one after applyChange did (src/domain/rebuilds.ts).
+ * A workspace lost in a check — whatever failed as it went (a command's files, the sandbox's) —
+ * is WorkspaceLost, saying the change was applied (`details`): the rebuild that follows makes
+ * progress, as one after applyChange did (src/domain/rebuilds.ts). A retry here could only find
+ * it gone, not knowing the change had been applied.
  */
-function lostAfterApplying(err: unknown): unknown {
-  if (!(err instanceof ApplicationFailure) || err.type !== 'WorkspaceLost') return err;
-  return ApplicationFailure.create({ type: 'WorkspaceLost', message: err.message, nonRetryable: true, details: [{ applied: true }], cause: err });
+function lostAfterApplying(workspace: WorkspaceHandle, err: unknown): unknown {
+  if (err instanceof CancelledFailure) return err;
+  const lost = err instanceof ApplicationFailure && err.type === 'WorkspaceLost' ? err : goneFrom(workspace);
+  if (!lost) return err;
+  return ApplicationFailure.create({ type: 'WorkspaceLost', message: lost.message, nonRetryable: true, details: [{ applied: true }], cause: err as Error });
 }
 
 /** The change applied once whatever the tries; undefined when nothing could be recorded. */
@@ -85,4 +90,14 @@ async function applyOnce(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps): Pr
   const result = await deps.apply(req);
   await recordAppliedChange(req.workspace, req.change.ref, result);
   return result;
+}
+
+/** The WorkspaceLost failure when the workspace is gone from this worker. */
+function goneFrom(workspace: WorkspaceHandle): ApplicationFailure | undefined {
+  try {
+    openWorkspace(workspace);
+    return undefined;
+  } catch (err) {
+    return err as ApplicationFailure;
+  }
 }
