@@ -35,8 +35,9 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
     ? await applyThenCheck(t, ws, request, playbook).catch((err: unknown) => {
         // Lost in a check: the rebuild that follows makes progress, as one after applyChange did;
         // lost before, it was lost applying (what the attempt's notes say).
-        if (lostAfterApplying(err)) onApplied?.();
-        else t.enter('applying');
+        const lost = lostWhen(err);
+        if (lost === 'after') onApplied?.();
+        if (lost === 'before') t.enter('applying');
         throw err;
       })
     : undefined;
@@ -74,17 +75,18 @@ function applyThenCheck(t: TaskRun, ws: WorkspaceHandle, request: ApplyChangeReq
 }
 
 /**
- * The folded activity's workspace was lost after the change was applied: it says so itself (a
- * workspace gone in a check), or a worker had taken it (its heartbeats stopped) — it applies
- * within milliseconds of starting, its checks take the rest.
+ * Whether the folded activity's workspace was lost `after` the change was applied — it says so
+ * itself (a workspace gone in a check), or a worker had taken it (its heartbeats stopped; it
+ * applies within milliseconds of starting, its checks take the rest) — or `before` (untaken in
+ * its queue, or gone when it started). Undefined: not a loss.
  */
-function lostAfterApplying(err: unknown): boolean {
-  if (!(err instanceof ActivityFailure)) return false;
+function lostWhen(err: unknown): 'before' | 'after' | undefined {
+  if (!(err instanceof ActivityFailure)) return undefined;
   const c = err.cause;
-  if (c instanceof TimeoutFailure) return c.timeoutType === 'HEARTBEAT';
-  if (!(c instanceof ApplicationFailure) || c.type !== 'WorkspaceLost') return false;
+  if (c instanceof TimeoutFailure) return c.timeoutType === 'HEARTBEAT' ? 'after' : c.timeoutType === 'SCHEDULE_TO_START' ? 'before' : undefined;
+  if (!(c instanceof ApplicationFailure) || c.type !== 'WorkspaceLost') return undefined;
   const said = c.details?.[0] as { applied?: boolean; started?: boolean } | undefined;
-  return !!(said?.applied || said?.started);
+  return said?.applied || said?.started ? 'after' : 'before';
 }
 
 /** The syntax gate's findings as the model and the record read them. */
