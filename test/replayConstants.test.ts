@@ -62,7 +62,11 @@ const LATER_DEPLOY: ModuleEdit[] = [
 ];
 
 /** The current code as it was before `settings-from-history`: constants read from the workflow code. */
-const BEFORE_THE_PATCH: ModuleEdit[] = [{ module: 'src/workflows/task.ts', edit: (s) => replaceExactly(s, "patched('settings-from-history')", 'false') }];
+const BEFORE_THE_PATCH: ModuleEdit[] = [
+  { module: 'src/workflows/task.ts', edit: (s) => replaceExactly(s, "patched('settings-from-history')", 'false') },
+  // Code that old had no patch epoch either: every other change recorded on its own.
+  { module: 'src/workflows/patches.ts', edit: (s) => replaceExactly(s, 'EPOCH_COVERS.has(id) && sdkPatched(PATCH_EPOCH)', 'false') },
+];
 
 const big = { prompt_tokens: 1000, completion_tokens: 100_000 };
 

@@ -1,19 +1,6 @@
 // Activity proxies with explicit timeouts and retry policies, one place for all of them.
-import {
-  ActivityCancellationType,
-  ActivityFailure,
-  ApplicationFailure,
-  isCancellation,
-  log,
-  patched,
-  proxyActivities,
-  proxyLocalActivities,
-  TimeoutFailure,
-  type ActivityFunction,
-  type ActivityFunctionWithOptions,
-  type ActivityOptions,
-  type RetryPolicy,
-} from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, isCancellation, log, proxyActivities, proxyLocalActivities, TimeoutFailure, type ActivityFunction, type ActivityFunctionWithOptions, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { Activities } from '../activities';
 import type { WorkspaceHandle } from '../activities/types';
 import {

@@ -2,7 +2,8 @@
 // whether it comes as an Update or as a Signal, recorded with who, when and the commit it was
 // about; decisions that came too early, twice, malformed, or naming another commit than the
 // one awaiting approval are refused and recorded as such.
-import { condition, log, patched, setHandler } from '@temporalio/workflow';
+import { condition, log, setHandler } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { Phase, TaskStatus } from '../domain/schema';
 import { approvePushSignal, approvePushUpdate, type PushDecision } from './messages';
 

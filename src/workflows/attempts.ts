@@ -1,7 +1,8 @@
 // The attempt loop: prompt → strategy (provider calls) → apply → test → decide, until the
 // Decider says commit, fail, stop or decompose. A lost workspace is rebuilt without consuming
 // the attempt. Also the planning call (ask for subtasks only).
-import { isCancellation, log, patched } from '@temporalio/workflow';
+import { isCancellation, log } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { BuildPromptRequest, GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
 import { DEFAULT_COOLDOWN } from '../domain/cooldown';
 import { decide, outcomeDetail, type Outcome, type TaskState } from '../domain/decider';

@@ -1,6 +1,7 @@
 // taskBatch as it ran before `batch-window`: the whole batch in one input, every result kept in
 // one run's history. Kept so that batches started before replay as they ran.
-import { ApplicationFailure, patched, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched } from './patches';
 import { batchWithoutLegacyKeyNames } from '../domain/registry';
 import { stripTaskCredentials } from '../domain/repoUrl';
 import { mergeUsage } from '../domain/usage';

@@ -11,7 +11,8 @@
 // record of the tested tree (testedTree.ts), is the only place a commit is made, so the tree
 // committed is always the tree checked there. Adopting the candidate's clone would save the run
 // at the price of a second way to reach a commit.
-import { CancellationScope, isCancellation, log, patched } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { Shown, WorkspaceHandle } from '../activities/types';
 import { bestCandidate } from '../domain/candidates';
 import { outcomeDetail } from '../domain/decider';

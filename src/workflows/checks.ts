@@ -2,12 +2,13 @@
 // activity on the workspace's worker, in order; the first failure that asks for a retry (or
 // fails the task) ends the run of steps, and its outcome goes to the Decider. Steps that
 // `warn` or `ignore` let the others run. Nothing run at all is `no_checks`, never a pass.
-import { ActivityFailure, ApplicationFailure, patched, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
 import type { ApplyAndCheckResult, ApplyChangeRequest, Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
 import { howItEnded, type Outcome, type StepRef } from '../domain/decider';
 import { checkStepApplies, checkSteps, commandText, type ResolvedPlaybook } from '../domain/playbook';
 import type { ArtifactRef, AttemptRecord, StepOutcome } from '../domain/schema';
 import { commandClockSec } from './activityProxies';
+import { patched } from './patches';
 import { FOLD_ROUND_TRIPS, type TaskRun } from './task';
 
 /**

@@ -1,6 +1,7 @@
 // Running child workflows with bounded concurrency, in order, fail-independent; and reading how
 // a child ended when it did not complete.
-import { ChildWorkflowFailure, isCancellation, patched } from '@temporalio/workflow';
+import { ChildWorkflowFailure, isCancellation } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { CodingTaskResult, Usage } from '../domain/schema';
 import { resultFromFailure } from '../domain/taskOutcome';
 import { shared } from './activityProxies';

@@ -3,7 +3,8 @@
 // merges and tests. Orchestration only: every side effect is an activity. The concerns live
 // beside it: task.ts (state, workspace, result), attempts.ts, commit.ts, decomposition.ts.
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { ApplicationFailure, CancellationScope, isCancellation, log, patched, TemporalFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, log, TemporalFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched } from './patches';
 import { legacyKeyNames, withoutLegacyKeyNames } from '../domain/registry';
 import { CodingTaskInputSchema, formatZodIssues, type CodingTaskInput, type CodingTaskResult } from '../domain/schema';
 import { changedAttributes, WeaverRepo, WeaverStatus } from '../domain/searchAttributes';

@@ -2,7 +2,8 @@
 // the push waits (durably) for a person; the work ends pushed or bundled into the artifact
 // store (safe off the worker) before the task reports it, and a lost worker after the commit
 // is answered by restoring the branch from that bundle, never by redoing the work.
-import { CancellationScope, isCancellation, log, patched } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { CommitResult, WorkspaceHandle } from '../activities/types';
 import { isWorkspaceLost, type TaskRun } from './task';
 

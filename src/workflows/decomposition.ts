@@ -1,6 +1,7 @@
 // Decomposition: each subtask runs as a child codingTask (bounded concurrency, each with its
 // share of the remaining budget); the parent merges their branches, tests the whole and commits.
-import { CancellationScope, CancelledFailure, executeChild, isCancellation, log, patched } from '@temporalio/workflow';
+import { CancellationScope, CancelledFailure, executeChild, isCancellation, log } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { WorkspaceHandle } from '../activities/types';
 import { allotment, decompositionRefusal, subtaskFloorUsd } from '../domain/ledger';
 import type { AttemptRecord, ChildSummary, CodingTaskInput, CodingTaskResult, TaskSpec } from '../domain/schema';

@@ -3,7 +3,8 @@
 // estimated spend; a failure before anything was sent at nothing. Infrastructure failures (a
 // worker shut down or lost mid-call, an answer the artifact store could not keep) are marked so
 // the strategy asks again instead of counting them against the provider.
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, log, patched, TimeoutFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, log, TimeoutFailure } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { GenerateChangeResult } from '../activities/types';
 import { noteFailure, noteSuccess, type CooldownSettings, type CooldownState } from '../domain/cooldown';
 import { ARTIFACT_STORE_FAILED, familyOfFailureType, WORKER_LOST, WORKER_SHUTDOWN, type ProviderFailureDetails } from '../domain/errors';

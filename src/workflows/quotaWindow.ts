@@ -1,6 +1,7 @@
 // How many children a batch or a decomposition may run now, from its providers' quotas
 // (src/domain/quota.ts decides; the providerQuota workflows hold what the providers said).
-import { isCancellation, log, patched, proxyActivities, sleep } from '@temporalio/workflow';
+import { isCancellation, log, proxyActivities, sleep } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { Activities } from '../activities';
 import { decideWindow, type WindowOptions } from '../domain/quota';
 

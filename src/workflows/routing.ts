@@ -3,7 +3,7 @@
 // attempt and shown in `progress`. Other modes, and runs recorded before routing, keep the
 // task's order. Every attempt's prompt passes here: another reason to reorder (quota left, a
 // provider's rate limit) belongs in planRoute, asked from here behind a patch of its own.
-import { patched } from '@temporalio/workflow';
+import { patched } from './patches';
 import { planRoute, unpricedNote } from '../domain/routing';
 import type { AttemptRecord, ProviderSpec } from '../domain/schema';
 import type { StrategyEnv } from './providerCall';

@@ -3,7 +3,8 @@
 // The concerns — attempts.ts, commit.ts, decomposition.ts — are functions over a TaskRun.
 // Over 300 lines because the state and every step that writes it are kept in one class: the
 // concern files only read it and call these steps.
-import { ActivityFailure, ApplicationFailure, log, patched, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { BuildPromptRequest, BuiltPrompt, PrepareWorkspaceRequest, WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
 import { Ledger, type TreeBound } from '../domain/ledger';

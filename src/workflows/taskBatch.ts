@@ -3,7 +3,8 @@
 // batch) or as a JSON Lines list in the artifact store, read a page at a time; the results go to
 // the store in pages, in input order; every `continueAfter` children (or when Temporal suggests
 // it) the batch continues as new, carrying its counters, so no run's history grows with the batch.
-import { ApplicationFailure, makeContinueAsNewFunc, patched, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, makeContinueAsNewFunc, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched } from './patches';
 import { BATCH_PAGE_KIND, BATCH_TASKS_KIND, MAX_PAGE_BYTES, PageBuffer, toJsonLines, type BatchCarry } from '../domain/batch';
 import { WORKFLOW_TASK_TIMEOUT } from '../domain/liveness';
 import { stripTaskCredentials } from '../domain/repoUrl';

@@ -3,7 +3,8 @@
 // reserved), the run hands the next one everything it decides by — the ledger (usage and every
 // call event), the attempts, the workspace, the feedback for the next prompt — so no answer is
 // lost or counted twice and `progress` reads the same on both sides of the boundary.
-import { makeContinueAsNewFunc, patched, workflowInfo } from '@temporalio/workflow';
+import { makeContinueAsNewFunc, workflowInfo } from '@temporalio/workflow';
+import { patched } from './patches';
 import type { WorkspaceHandle } from '../activities/types';
 import type { CooldownState } from '../domain/cooldown';
 import { WORKFLOW_TASK_TIMEOUT } from '../domain/liveness';

@@ -8,6 +8,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { historyFromJSON, historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import * as proto from '@temporalio/proto';
 import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
+import { EPOCH_COVERS, PATCH_EPOCH } from '../../src/workflows/patches';
 
 /** Where `npx tsx scripts/record-replay-fixtures.ts` writes, and test/replayFixtures.test.ts reads. */
 export const REPLAY_FIXTURES_DIR = path.join(__dirname, '..', 'fixtures', 'replay');
@@ -119,8 +120,12 @@ export interface HistoryShape {
   timers: string[];
   /** Child workflow ids started. */
   children: string[];
-  /** Names of the patches (patched()) the run recorded. */
+  /** The workflow changes (patched() ids) in effect for the run: its patch markers, the epoch's expanded to every id it covers. */
   patches: string[];
+  /** The patch markers themselves, as recorded (one, the epoch, for a run of current code). */
+  patchMarkers: string[];
+  /** The SDK's TemporalChangeVersion upserts (one per patch marker). */
+  changeVersionUpserts: number;
   signals: string[];
   updates: string[];
   cancelRequested: boolean;
@@ -140,6 +145,8 @@ export function historyShape(history: History): HistoryShape {
     timers: [],
     children: [],
     patches: [],
+    patchMarkers: [],
+    changeVersionUpserts: 0,
     signals: [],
     updates: [],
     cancelRequested: false,
@@ -164,11 +171,13 @@ export function historyShape(history: History): HistoryShape {
     }
     const upserted = Object.keys(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).filter((k) => k !== 'TemporalChangeVersion');
     if (upserted.length) shape.upserts.push(upserted.sort());
+    if (e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.TemporalChangeVersion) shape.changeVersionUpserts += 1;
     if (e.workflowTaskCompletedEventAttributes) shape.workflowTasks += 1;
     if (marker?.markerName === 'core_patch') {
       const id = marker.details?.['patch-data']?.payloads?.[0];
       const data = id ? (defaultPayloadConverter.fromPayload(id) as { id?: string }) : undefined;
-      if (data?.id) shape.patches.push(data.id);
+      if (data?.id) shape.patchMarkers.push(data.id);
+      if (data?.id) shape.patches.push(...(data.id === PATCH_EPOCH ? [data.id, ...EPOCH_COVERS] : [data.id]));
     }
     const signal = e.workflowExecutionSignaledEventAttributes?.signalName;
     if (signal) shape.signals.push(signal);

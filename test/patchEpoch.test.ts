@@ -1,0 +1,55 @@
+/**
+ * The patch epoch (src/workflows/patches.ts): one marker answers every change it covers. Its set
+ * is frozen — a history with the epoch marker was made by code with exactly these changes — and
+ * every patch id the workflow code checks is either covered or a later change of its own.
+ * (That runs of current code record only the epoch: test/roundTrips.test.ts; that older
+ * histories still replay: test/replayFixtures.test.ts.)
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { EPOCH_COVERS, PATCH_EPOCH } from '../src/workflows/patches';
+import { FOLD_ROUND_TRIPS } from '../src/workflows/task';
+
+const WORKFLOWS = path.join(__dirname, '../src/workflows');
+const DOMAIN = path.join(__dirname, '../src/domain');
+
+/** Exported or module-level string constants of src/workflows and src/domain: name → value. */
+function stringConstants(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const dir of [WORKFLOWS, DOMAIN]) {
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
+      for (const m of readFileSync(path.join(dir, f), 'utf8').matchAll(/const ([A-Z_]+) = '([a-z0-9-]+)';/g)) out.set(m[1], m[2]);
+    }
+  }
+  return out;
+}
+
+/** Every id the workflow code passes to patched(), literal or through a constant. */
+function checkedIds(): Set<string> {
+  const constants = stringConstants();
+  const ids = new Set<string>();
+  for (const f of readdirSync(WORKFLOWS).filter((n) => n.endsWith('.ts') && n !== 'patches.ts')) {
+    for (const m of readFileSync(path.join(WORKFLOWS, f), 'utf8').matchAll(/\bpatched\(([^)]*)\)/g)) {
+      const arg = m[1].trim();
+      const literal = /^'([a-z0-9-]+)'$/.exec(arg)?.[1];
+      const id = literal ?? constants.get(arg);
+      if (!id) throw new Error(`${f}: patched(${arg}) — its id is not a string constant this test can read`);
+      ids.add(id);
+    }
+  }
+  return ids;
+}
+
+test('the epoch covers exactly the changes it was cut with (frozen: a new change gets its own patch or a new epoch)', () => {
+  expect(PATCH_EPOCH).toBe('weaver-epoch-1');
+  expect([...EPOCH_COVERS].sort()).toMatchSnapshot();
+});
+
+test('every patch id the workflow code checks is known: covered by the epoch or one of the changes after it', () => {
+  const AFTER_THE_EPOCH: string[] = [FOLD_ROUND_TRIPS];
+  const unknown = [...checkedIds()].filter((id) => !EPOCH_COVERS.has(id) && !AFTER_THE_EPOCH.includes(id));
+  expect(unknown).toEqual([]);
+  // The scan is not vacuous: it finds the checks the epoch covers.
+  expect(checkedIds().size).toBeGreaterThanOrEqual(30);
+  for (const id of checkedIds()) expect(EPOCH_COVERS.has(id) || AFTER_THE_EPOCH.includes(id)).toBe(true);
+});
