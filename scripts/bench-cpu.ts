@@ -24,7 +24,7 @@ import { treeCpuMs } from './bench/procStat';
 import { exitWith, pool } from './bench/stats';
 import { WeaverSide } from './bench/weaverSide';
 import { ticksPerSecond } from '../src/activities/processUsage';
-import { spawnHelperPid } from '../src/activities/spawner';
+import { helperProcessCount, spawnHelperPid } from '../src/activities/spawner';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 
 const TASKS = Math.max(1, Number(process.env.BENCH_TASKS || 30));
@@ -131,9 +131,9 @@ async function main(): Promise<void> {
         await profiling.post('Profiler.start');
       }
       const helperPid = spawnHelperPid()!;
-      const [tree0, server0, threads0, helper0] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), times(`/proc/${helperPid}/stat`)!];
+      const [tree0, server0, threads0, helper0, started0] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), times(`/proc/${helperPid}/stat`)!, helperProcessCount()];
       await pool(inputs, CONCURRENCY, (input) => w.run(input));
-      const [tree1, server1, threads1, helper1] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), times(`/proc/${helperPid}/stat`)!];
+      const [tree1, server1, threads1, helper1, started1] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), times(`/proc/${helperPid}/stat`)!, helperProcessCount()];
       if (profiling) {
         const { profile } = await profiling.post('Profiler.stop');
         writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(profile));
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
       console.log(`Weaver ${per(tree1 - tree0 + server1 - server0)}`);
       console.log(`  Temporal server   ${per(server1 - server0)}`);
       console.log(`  worker process    ${per(workerMs)}: ${[...worker].filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]).map(([name, ms]) => `${name} ${per(ms)}`).join(', ')}`);
-      console.log(`  spawn helper      ${per(helper1.own - helper0.own)} own, ${per(helper1.reaped - helper0.reaped)} in the processes it started`);
+      console.log(`  spawn helper      ${per(helper1.own - helper0.own)} own, ${per(helper1.reaped - helper0.reaped)} in the processes it started (${((started1 - started0) / TASKS).toFixed(1)} per task, asked by the worker)`);
       printAccounting(noAcct, acctFile);
     }
     {

@@ -94,6 +94,21 @@ describe.each(backends)('%s', (name, make) => {
     expect(await h.two.read(ref)).toBe(`log of ${name}\n`.repeat(1000));
   });
 
+  test('put and adoptFile write an artifact whose directory is gone (gc emptied it): made again, then read', async () => {
+    const text = `again ${name}\n`;
+    const ref = await h.one.put('prompt', text);
+    const dir = path.dirname(await h.one.localPath(ref));
+    await rm(dir, { recursive: true, force: true });
+    expect(await h.one.put('prompt', text)).toEqual(ref);
+    expect(existsSync(await h.one.localPath(ref))).toBe(true);
+    await rm(dir, { recursive: true, force: true });
+    const file = await h.one.scratchPath('again.log');
+    await writeFile(file, text);
+    expect((await h.one.adoptFile('prompt', file)).ref).toBe(ref.ref);
+    expect(existsSync(file)).toBe(false);
+    expect(await h.two.read(ref)).toBe(text);
+  });
+
   test('a large file goes in streamed and comes back whole on another host', async () => {
     const file = await h.one.scratchPath('big.bundle');
     const chunk = randomBytes(1 << 20);

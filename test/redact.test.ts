@@ -91,6 +91,21 @@ describe('secretsFromEnv', () => {
     expect(secretsFromEnv(env)).not.toContain('custom-cred-value');
   });
 
+  it("reads the worker's environment as it is at each call", () => {
+    const name = 'WEAVER_TEST_ROTATED_TOKEN';
+    try {
+      process.env[name] = 'first-token-value';
+      expect(secretsFromEnv(process.env)).toContain('first-token-value');
+      process.env[name] = 'second-token-value';
+      expect(secretsFromEnv(process.env)).toEqual(expect.arrayContaining(['second-token-value']));
+      expect(secretsFromEnv(process.env)).not.toContain('first-token-value');
+      delete process.env[name];
+      expect(secretsFromEnv(process.env)).not.toContain('second-token-value');
+    } finally {
+      delete process.env[name];
+    }
+  });
+
   it('deduplicates and orders longest first', () => {
     expect(secretsFromEnv({ A_TOKEN: 'same-value', B_TOKEN: 'same-value', C_SECRET: 'a-longer-value' })).toEqual([
       'a-longer-value',

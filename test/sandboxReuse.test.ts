@@ -3,14 +3,19 @@
 // a rollback's rewritten files) is handed over path by path and counted into the disk baseline
 // — while every limit is still told per
 // command; a released workspace's cgroup goes, and a dead worker's leftovers go at the sweep.
-// Real bubblewrap and cgroups (a root worker), real files.
+// A small tree's disk use, file-at-limit check and hand-over are done in the worker, with the
+// answers du, find and chown give. Real bubblewrap and cgroups (a root worker), real files.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { detectSandbox, keptCgroup, noteWritten, releaseSandbox, sandboxed, startCounts, sweepCgroups, trackWrites, uidFor, type SandboxSetting } from '../src/activities/sandbox';
 import { recordSetupState, restoreSetupState } from '../src/activities/setupState';
 import { runCommand } from '../src/activities/commands';
+import { walkSmallTree } from '../src/activities/sandbox/diskWalk';
+import { atLimitQuery, diskUse, fileAtLimit } from '../src/activities/sandbox/limits';
+import { handOver } from '../src/activities/sandbox/uids';
+import { execFileVia } from '../src/activities/spawner';
 import { SandboxPolicySchema, type SandboxLimits } from '../src/domain/schema';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { makeRepo } from './support/repos';
@@ -182,3 +187,78 @@ rootOnly('a workspace’s commands after its first', () => {
 });
 
 if (!asRoot) test.skip('a root worker’s sandbox (cgroups, uids): not this test run', () => undefined);
+
+describe('a small tree walked in the worker instead of du/find/chown', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = sandboxableTempDir('weaver-walk-');
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const du = async (dirs: string[], exclude: string[]) => {
+    const out = (await execFileVia('du', ['-s', '-x', '-c', '-B1', ...exclude.map((p) => `--exclude=${p}`), '--', ...dirs])).stdout;
+    const lines = out.trim().split('\n');
+    return { bytes: Number(/^(\d+)\ttotal$/m.exec(out)?.[1]), each: dirs.map((d) => Number(lines.find((l) => l.endsWith(`\t${d}`))?.split('\t')[0])) };
+  };
+
+  test('measures what du measures (hard links once, sparse files by their blocks, symlinks not followed, .git left out) and finds the file at the size limit find finds', async () => {
+    const ws = path.join(root, 'ws');
+    const cache = path.join(root, 'cache');
+    await mkdir(path.join(ws, '.git', 'objects'), { recursive: true });
+    await mkdir(path.join(ws, 'src', 'deep', 'er'), { recursive: true });
+    await mkdir(path.join(ws, 'empty'), { recursive: true });
+    await mkdir(cache, { recursive: true });
+    await writeFile(path.join(ws, '.git', 'objects', 'big'), Buffer.alloc(300_000, 1));
+    await writeFile(path.join(ws, 'src', 'a.js'), 'x'.repeat(5000));
+    await writeFile(path.join(ws, 'src', 'deep', 'er', 'b.bin'), Buffer.alloc(70_000, 2));
+    await link(path.join(ws, 'src', 'a.js'), path.join(ws, 'src', 'deep', 'a-again.js'));
+    await link(path.join(ws, 'src', 'a.js'), path.join(cache, 'a-in-cache.js'));
+    await symlink('/usr', path.join(ws, 'usr-link'));
+    // Sparse: 1 MiB long, a few blocks allocated — and exactly the size limit asked below.
+    const limit = 1024 * 1024;
+    const sparse = await open(path.join(ws, 'src', 'at-limit.dat'), 'w');
+    await sparse.write(Buffer.from('z'), 0, 1, limit - 1);
+    await sparse.close();
+    await writeFile(path.join(cache, 'c.txt'), 'cache');
+    const exclude = [path.join(ws, '.git')];
+    const since = Date.now() - 5000;
+
+    const small = await walkSmallTree([ws, cache], exclude, atLimitQuery(ws, limit, since));
+    expect(small).toBeDefined();
+    expect({ bytes: small!.bytes, each: small!.each }).toEqual(await du([ws, cache], exclude));
+    expect(await du([ws], exclude)).toEqual({ bytes: (await walkSmallTree([ws], exclude))!.bytes, each: (await walkSmallTree([ws], exclude))!.each });
+    expect(small!.atLimit).toBe(await fileAtLimit(ws, limit, since));
+    expect(small!.atLimit).toBe(path.join(ws, 'src', 'at-limit.dat'));
+    // One byte off, or older than the command: neither finds it.
+    expect((await walkSmallTree([ws], exclude, atLimitQuery(ws, limit - 1, since)))!.atLimit).toBeNull();
+    expect(await fileAtLimit(ws, limit - 1, since)).toBeUndefined();
+    expect((await walkSmallTree([ws], exclude, atLimitQuery(ws, limit, Date.now() + 5000)))!.atLimit).toBeNull();
+    expect(await fileAtLimit(ws, limit, Date.now() + 5000)).toBeUndefined();
+    // diskUse answers the same either way.
+    expect(await diskUse([ws, cache], exclude, atLimitQuery(ws, limit, since))).toEqual(small);
+  });
+
+  test('a tree past a few hundred entries is left to du', async () => {
+    const wide = path.join(root, 'wide');
+    await mkdir(wide, { recursive: true });
+    await Promise.all(Array.from({ length: 300 }, (_, i) => writeFile(path.join(wide, `f${i}`), 'x'.repeat(i))));
+    expect(await walkSmallTree([wide], [])).toBeUndefined();
+    expect(await diskUse([wide], [])).toEqual(await du([wide], []));
+  });
+
+  (asRoot ? test : test.skip)('a small tree is handed over here exactly as find/chown would (the root too, .git never, symlinks not followed)', async () => {
+    const ws = path.join(root, 'handed', 'repo');
+    await mkdir(path.join(ws, '.git'), { recursive: true });
+    await mkdir(path.join(ws, 'src'), { recursive: true });
+    await writeFile(path.join(ws, 'src', 'a.js'), 'a');
+    await writeFile(path.join(ws, '.git', 'HEAD'), 'ref: refs/heads/main\n');
+    await symlink('/etc/hostname', path.join(ws, 'host'));
+    await handOver(ws, 54321);
+    for (const p of [ws, path.join(ws, 'src'), path.join(ws, 'src', 'a.js'), path.join(ws, 'host')]) expect((await lstat(p)).uid).toBe(54321);
+    expect((await lstat(path.join(ws, '.git'))).uid).toBe(0);
+    expect((await lstat(path.join(ws, '.git', 'HEAD'))).uid).toBe(0);
+    expect((await stat('/etc/hostname')).uid).toBe(0);
+  });
+});

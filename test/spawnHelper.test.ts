@@ -1,15 +1,17 @@
 // The spawn helper (src/activities/spawner): a task's processes — its test command and its git —
-// are children of the helper, never of the worker; a helper killed under a running command takes
-// the command's whole group with it, and the worker carries on with a new helper (the check is
-// retried, the task succeeds).
-import { execFileSync } from 'node:child_process';
+// are children of the helper, never of the worker: the worker's main thread starts no process
+// while a task runs, sandboxed or not (every way Node starts one is counted), so no process start
+// can block its event loop; a helper killed under a running command takes the command's whole
+// group with it, and the worker carries on with a new helper (the check is retried, the task
+// succeeds).
+import childProcess, { ChildProcess, execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { setSpawnHelperLog, spawnHelperPid } from '../src/activities/spawner';
+import { helperProcessCount, setSpawnHelperLog, spawnHelperPid } from '../src/activities/spawner';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { wholeFile } from './support/answers';
 import { processesWith, waitUntil } from './support/processes';
-import { useRig, type Rig } from './support/weaver';
+import { startRig, useRig, type Rig } from './support/weaver';
 
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
 
@@ -32,13 +34,50 @@ useRig((r) => (rig = r), { sandbox: 'off' });
 
 const answer = { content: wholeFile('src/slugify.js', GOOD, 'edit slugify') };
 
+/**
+ * Runs `fn` counting the processes this thread starts itself: every asynchronous start
+ * (spawn, exec, execFile, fork) goes through ChildProcess#spawn, the synchronous ones through the
+ * module's spawnSync/execSync/execFileSync (what src calls at call time); and those asked of the
+ * spawn helper.
+ */
+async function countingStarts<T>(fn: () => Promise<T>): Promise<{ value: T; here: string[]; viaHelper: number }> {
+  const here: string[] = [];
+  type Fn = (...args: unknown[]) => unknown;
+  const proto = ChildProcess.prototype as unknown as { spawn: Fn };
+  const module = childProcess as unknown as Record<'spawnSync' | 'execSync' | 'execFileSync', Fn>;
+  const originals = { spawn: proto.spawn, spawnSync: module.spawnSync, execSync: module.execSync, execFileSync: module.execFileSync };
+  proto.spawn = function counted(this: unknown, ...args: unknown[]) {
+    here.push(`spawn ${(args[0] as { file?: string } | undefined)?.file}`);
+    return originals.spawn.apply(this, args);
+  };
+  for (const name of ['spawnSync', 'execSync', 'execFileSync'] as const) {
+    module[name] = (...args: unknown[]) => {
+      here.push(`${name} ${String(args[0])}`);
+      return originals[name](...args);
+    };
+  }
+  const before = helperProcessCount();
+  try {
+    const value = await fn();
+    return { value, here, viaHelper: helperProcessCount() - before };
+  } finally {
+    proto.spawn = originals.spawn;
+    for (const name of ['spawnSync', 'execSync', 'execFileSync'] as const) module[name] = originals[name];
+  }
+}
+
 test("a task's test command and its git processes are children of the spawn helper, not of the worker", async () => {
   const repo = await rig.newRepo();
   writeFileSync(gitParents, ''); // the repository's own set-up ran git from this process
   const commandParents = path.join(bin, 'command-parents');
   rig.model.script('m-parents', [answer]);
-  const result = await rig.run(rig.task(repo, [rig.provider('m-parents')], { testCommand: ['sh', '-c', `echo "$PPID" >> '${commandParents}'; node --test test/`] }));
+  const { value: result, here, viaHelper } = await countingStarts(() =>
+    rig.run(rig.task(repo, [rig.provider('m-parents')], { testCommand: ['sh', '-c', `echo "$PPID" >> '${commandParents}'; node --test test/`] })),
+  );
   expect(result.status).toBe('succeeded');
+  // Not one process started by the worker's main thread; all of them through the helper.
+  expect(here).toEqual([]);
+  expect(viaHelper).toBeGreaterThan(5);
 
   const helper = spawnHelperPid();
   expect(helper).toBeDefined();
@@ -79,4 +118,21 @@ test("the spawn helper killed mid-command: the command's whole group dies, the w
   expect(said.join('\n')).toMatch(new RegExp(`spawn helper \\(pid ${first}\\) died \\(SIGKILL\\); \\d+ process\\(es\\) it ran were killed`));
   expect(said.join('\n')).toMatch(/spawn helper restarted \(pid \d+; restart 1\)/);
   expect(processesWith(`sleep ${marker}`)).toEqual([]);
+});
+
+test("a sandboxed task: the worker's main thread starts no process either (git, hand-over, disk watch, bwrap all through the helper)", async () => {
+  const boxed = await startRig({ sandbox: 'required' });
+  try {
+    const repo = await boxed.newRepo();
+    boxed.model.script('m-boxed', [answer]);
+    const { value: result, here, viaHelper } = await countingStarts(() => boxed.run(boxed.task(repo, [boxed.provider('m-boxed')])));
+    expect(result.status).toBe('succeeded');
+    expect(boxed.sandbox.kind).toBe('bubblewrap');
+    process.stderr.write(`[spawnHelper] one sandboxed task: ${viaHelper} processes through the helper, ${here.length} from the worker's main thread\n`);
+    expect(here).toEqual([]);
+    // The clone, the staging, the test command in bwrap, the commit at least.
+    expect(viaHelper).toBeGreaterThanOrEqual(4);
+  } finally {
+    await boxed.close();
+  }
 });

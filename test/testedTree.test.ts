@@ -11,6 +11,7 @@ import { DefaultLogger } from '@temporalio/worker';
 import { simpleGit } from 'simple-git';
 import { createActivities } from '../src/activities';
 import { LocalArtifactStore } from '../src/activities/artifacts';
+import { headCommit, looseCommitTree, readHead } from '../src/activities/gitFiles';
 import { readSetupState } from '../src/activities/setupState';
 import { readTestedChange, restoreTestedPaths, verifyCommit } from '../src/activities/testedTree';
 import type { ActivityDeps, ApplyChangeResult, CommitRequest, CommitResult, WorkspaceHandle } from '../src/activities/types';
@@ -204,4 +205,40 @@ test("a file of the change holding a key of the worker is kept out of the commit
   expect((await git.revparse(['HEAD'])).trim()).toBe(r.commit);
   expect((await git.raw(['diff-tree', '-r', '--name-only', `${r.commit}^`, r.commit])).trim().split('\n')).toEqual(['src/a.py']);
   expect(await git.show([`${r.commit}:src/a.py`])).toBe('A = 2\n');
+});
+
+describe("answers read from .git's files instead of a git process", () => {
+  const git = (dir: string, ...args: string[]) => simpleGit(dir).raw(args).then((s) => s.trim());
+
+  test('HEAD and its branch as rev-parse says them; a packed or detached ref answered by git all the same', async () => {
+    const dir = await makeRepo(path.join(base, 'r'), { 'a.txt': 'a\n' });
+    const branch = await git(dir, 'rev-parse', '--abbrev-ref', 'HEAD');
+    expect(await readHead(dir)).toEqual({ commit: await git(dir, 'rev-parse', 'HEAD'), branch });
+    // Packed: not the files' to answer; headCommit asks git.
+    await git(dir, 'pack-refs', '--all');
+    expect(existsSync(path.join(dir, '.git', 'refs', 'heads', branch))).toBe(false);
+    expect(await readHead(dir)).toBeUndefined();
+    expect(await headCommit(dir)).toBe(await git(dir, 'rev-parse', 'HEAD'));
+    // Detached: the commit, no branch.
+    await git(dir, 'checkout', '-q', '--detach');
+    expect(await readHead(dir)).toEqual({ commit: await git(dir, 'rev-parse', 'HEAD') });
+  });
+
+  test("a new commit's tree from its loose object, checked by its hash: a packed or forged one is git's to answer", async () => {
+    const dir = await makeRepo(path.join(base, 'r'), { 'a.txt': 'a\n' });
+    const commit = await git(dir, 'rev-parse', 'HEAD');
+    expect(await looseCommitTree(dir, commit)).toBe(await git(dir, 'rev-parse', `${commit}^{tree}`));
+    // Another object's bytes at the commit's path: the hash says it is not the commit.
+    const blob = await git(dir, 'rev-parse', 'HEAD:a.txt');
+    const at = (id: string) => path.join(dir, '.git', 'objects', id.slice(0, 2), id.slice(2));
+    const forgedDir = await makeRepo(path.join(base, 'f'), { 'a.txt': 'a\n' });
+    const forgedCommit = await git(forgedDir, 'rev-parse', 'HEAD');
+    rmSync(at(forgedCommit).replace(dir, forgedDir), { force: true });
+    writeFileSync(at(forgedCommit).replace(dir, forgedDir), readFileSync(at(blob)), { mode: 0o444 });
+    expect(await looseCommitTree(forgedDir, forgedCommit)).toBeUndefined();
+    // Packed (gc): undefined, and verifyCommit still decides through git.
+    await git(dir, 'gc', '-q', '--prune=now');
+    expect(existsSync(at(commit))).toBe(false);
+    expect(await looseCommitTree(dir, commit)).toBeUndefined();
+  });
 });

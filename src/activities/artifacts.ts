@@ -172,15 +172,22 @@ export abstract class ContentAddressedStore implements ArtifactStore {
   /** Writes `content` at the local file of `hex`, whole or not at all (a reader never sees half). */
   protected async writeLocal(hex: string, content: Buffer): Promise<void> {
     const file = this.fileOf(hex);
-    await mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${randomUUID()}.tmp`;
-    await writeFile(tmp, content);
+    // Its directory is there but for the first artifact of its prefix (or after gc emptied it):
+    // made only then, not asked for at every write.
+    await writeFile(tmp, content).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(tmp, content);
+    });
     await rename(tmp, file);
   }
 
   /** Moves `file` to the local file of `hex` (copied across file systems). */
   protected async moveLocal(hex: string, file: string): Promise<void> {
     const target = this.fileOf(hex);
+    // As in writeLocal: the directory made only when the move finds it missing.
+    if (await rename(file, target).then(() => true, () => false)) return;
     await mkdir(path.dirname(target), { recursive: true });
     await rename(file, target).catch(async () => {
       const tmp = `${target}.${randomUUID()}.tmp`;

@@ -11,6 +11,7 @@ import type { ArtifactRef } from '../domain/schema';
 import type { ArtifactStore } from './artifacts';
 import { GIT_IDENTITY, gitFor, gitRun, openWorkspace, stagedBlobs, type Git } from './git';
 import { gitAuth } from './gitCredentials';
+import { headCommit } from './gitFiles';
 import { isPolicyRefusal, resolvePushRemote, type RepoPolicy } from './repoPolicy';
 import { unchangedSinceSetup } from './setupState';
 import { readTestedChange, saveTestedChange, verifyCommit, type TestedChange } from './testedTree';
@@ -24,7 +25,7 @@ import type { CommitRequest, CommitResult, WorkspaceHandle } from './types';
 export async function commitAndPush(req: CommitRequest, secrets: string[] = [], policy: RepoPolicy = { env: process.env }): Promise<CommitResult> {
   const git = openWorkspace(req.workspace);
   const ws = req.workspace;
-  const head = (await git.raw(['rev-parse', 'HEAD'])).trim();
+  const head = await headCommit(ws.dir);
   // What the accepted change wrote, not whatever setup, tests and builds left in the tree: the
   // tree staged when the change applied, before any command ran (testedTree.ts).
   const tested = req.paths ? await testedFor(ws, req.paths, head) : undefined;

@@ -45,8 +45,11 @@ const GIT_HARDENING: [string, string][] = [
  */
 export function gitEnv(base: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(base)) {
-    if (value !== undefined && GIT_ENV_PASSED.test(name)) env[name] = value;
+  // The names, then only the values passed: each value read from process.env is a getenv() and
+  // a string made; all of them (Object.entries) cost ~3x more, at every git call.
+  for (const name of Object.keys(base)) {
+    const value = GIT_ENV_PASSED.test(name) ? base[name] : undefined;
+    if (value !== undefined) env[name] = value;
   }
   env.GIT_TERMINAL_PROMPT = '0';
   env.GIT_ASKPASS = '';

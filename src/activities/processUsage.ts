@@ -17,8 +17,9 @@
 //   processes (copy-on-write after fork) count once per process, so a sum can overstate; memory
 //   a process takes and frees (or exits) between two samples is missed.
 // Linux only; elsewhere it measures nothing (the result's fields are then absent).
-import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { endianness } from 'node:os';
 
 export interface SampledUsage {
   cpuMs: number;
@@ -30,14 +31,29 @@ export interface SampledUsage {
 }
 
 let clockTicks: number | undefined;
-/** USER_HZ, the unit of /proc/<pid>/stat times (100 on every common Linux). */
+/** The auxiliary vector's entry for USER_HZ (what `getconf CLK_TCK` reads). */
+const AT_CLKTCK = 17;
+
+/**
+ * USER_HZ, the unit of /proc/<pid>/stat times (100 on every common Linux): from the kernel's
+ * auxiliary vector (/proc/self/auxv), as `getconf CLK_TCK` has it — without starting a process
+ * from the worker's main thread.
+ */
 export function ticksPerSecond(): number {
   if (clockTicks === undefined) {
     try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+      const auxv = readFileSync('/proc/self/auxv');
+      const wide = !['arm', 'ia32', 'mips', 'mipsel', 'ppc'].includes(process.arch);
+      const size = wide ? 8 : 4;
+      const le = endianness() === 'LE';
+      const word = (at: number) => (wide ? Number(le ? auxv.readBigUInt64LE(at) : auxv.readBigUInt64BE(at)) : le ? auxv.readUInt32LE(at) : auxv.readUInt32BE(at));
+      for (let at = 0; at + 2 * size <= auxv.length && clockTicks === undefined; at += 2 * size) {
+        if (word(at) === AT_CLKTCK) clockTicks = word(at + size) || undefined;
+      }
     } catch {
-      clockTicks = 100;
+      // no /proc: the common value below
     }
+    clockTicks ??= 100;
   }
   return clockTicks;
 }

@@ -44,7 +44,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { HOME_IN_SANDBOX, SCRATCH_DIRS, sandboxCommand, type Prepared } from './sandbox/argv';
 import { cgroupFor, releaseCgroup } from './sandbox/cgroupPool';
-import { DiskWatch, fileAtLimit, limitHit, MIB, size } from './sandbox/limits';
+import { atLimitQuery, DiskWatch, fileAtLimit, limitHit, MIB, size } from './sandbox/limits';
 import { attachEgress, EgressProxy, proxyEnv } from './sandbox/egress';
 import { Control } from './sandbox/network';
 import { effectiveLimits, egressFor, networkFor, sandboxEnv } from './sandbox/policy';
@@ -160,7 +160,8 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
     ...(cgroup?.measuresAll ? {} : { sampleUsageMs: SAMPLE_MS }),
     finish: async (r) => {
       disk.stop();
-      const grown = disk.killedAt ?? (await disk.measure());
+      // The walk that measures a small tree also looks for a file stopped at the size limit.
+      const grown = disk.killedAt ?? (await disk.measure(atLimitQuery(req.dir, limits.fileSizeMb * MIB, startedAt)));
       // Before the cache is given back: whether another command used it meanwhile is asked under its lease.
       recordDiskUse(req.dir, disk.killedAt === undefined ? disk.measured : undefined, cache);
       recorded = true;
@@ -172,7 +173,7 @@ async function start(req: SandboxRunRequest, prepared: Prepared): Promise<Sandbo
             ? `disk limit ${size(limits.diskMb)} exceeded: the workspace grew by ${size(Math.ceil(grown / MIB))}`
             : netError
               ? `killed: the sandbox's egress proxy could not be set up (${netError})`
-              : await limitHit(r, limits, cgroup, network, scratchMb, { scratchFull: disk.scratchFull, fileAtLimit: await fileAtLimit(req.dir, limits.fileSizeMb * MIB, startedAt) });
+              : await limitHit(r, limits, cgroup, network, scratchMb, { scratchFull: disk.scratchFull, fileAtLimit: disk.atLimit !== undefined ? (disk.atLimit ?? undefined) : await fileAtLimit(req.dir, limits.fileSizeMb * MIB, startedAt) });
       // bwrap, its network or its cgroup failed before the command ran: the sandbox's failure
       // (an infrastructure error, retried), never the command's outcome. A timeout or a cancel
       // kills bwrap itself; the disk watch kills only a command that ran.

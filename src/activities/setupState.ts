@@ -2,12 +2,13 @@
 // left — tracked, untracked and ignored (a venv, generated sources, build/) — so that a rollback
 // returns there, and only there, before the next attempt. Kept beside the checkout, never in it
 // (no command sees or changes it): an index file (git's stat cache makes a rollback cost a few
-// lstat calls per file, not a hash), the empty directories git cannot hold, and the commit that
-// keeps the snapshot's objects alive (refs/weaver/setup; pushed and bundled never: only the task
-// branch is).
+// lstat calls per file, not a hash), the empty directories git cannot hold, and a ref to the
+// snapshot's tree that keeps its objects alive (refs/weaver/setup: gc keeps what any ref reaches,
+// a tree as well as a commit; pushed and bundled never: only the task branch is).
 import { copyFile, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { GIT_IDENTITY, gitRun } from './git';
+import { gitRun } from './git';
+import { headCommit } from './gitFiles';
 
 export interface SetupState {
   /** HEAD when the state was recorded: a rollback to it is only sound on that commit. */
@@ -58,9 +59,9 @@ export async function recordSetupState(ws: Located): Promise<void> {
     throw new Error(`recording the workspace as setup left it: ${err.message}`);
   });
   const tree = (await run(['write-tree'])).trim();
-  const head = (await run(['rev-parse', 'HEAD'])).trim();
-  const commit = (await run([...GIT_IDENTITY, 'commit-tree', tree, '-p', head, '-m', 'weaver: the workspace after setup'])).trim();
-  await run(['update-ref', SETUP_REF, commit]);
+  const head = await headCommit(ws.dir);
+  // The tree itself, no commit around it: nothing reads the ref, it only keeps the objects.
+  await run(['update-ref', SETUP_REF, tree]);
   // What the snapshot does not hold: directories with no file in them, and what git could not add.
   // One listing: a directory in it holding no file at any depth is empty (what
   // --no-empty-directory would leave out); anything else in it is spared.
@@ -97,7 +98,7 @@ export async function readSetupState(ws: Located): Promise<(SetupState & { index
 export async function restoreSetupState(ws: Located, wrote?: (paths: string[]) => void): Promise<boolean> {
   const state = await readSetupState(ws);
   if (!state) return false;
-  const head = (await gitRun(ws.dir, ['rev-parse', 'HEAD'])).trim();
+  const head = await headCommit(ws.dir);
   if (head !== state.head) return false;
   const run = (args: string[], input?: string) => gitRun(ws.dir, args, { indexFile: state.indexFile, input });
   // Removal first: a directory planted where a setup file was must go before that file returns.

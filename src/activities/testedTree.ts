@@ -8,6 +8,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { changeDiff, CHANGE_DIFF_FLAGS, type WrittenFile } from './changeDiff';
 import { gitRun } from './git';
+import { headCommit, looseCommitTree } from './gitFiles';
 import { readSetupState, stateDirOf } from './setupState';
 
 export interface IgnoredPath {
@@ -54,7 +55,7 @@ export async function stageChange(ws: Located, paths: string[], written?: Writte
   // update-index adds what it is given, ignore rules or not; --remove stages a deletion.
   await gitRun(dir, ['update-index', '--add', '--remove', '-z', '--stdin'], { input: list });
   const tree = (await gitRun(dir, ['write-tree'])).trim();
-  const head = (await gitRun(dir, ['rev-parse', 'HEAD'])).trim();
+  const head = await headCommit(dir);
   const tested: TestedChange = { head, tree, paths, ignored };
   const file = fileOf(ws);
   if (file) await writeFile(file, JSON.stringify(tested));
@@ -135,7 +136,7 @@ export async function verifyCommit(dir: string, commit: string, tested: TestedCh
   // Nothing refused: the commit must hold the tested tree itself, and one that does holds every
   // path as tested and nothing else (the tested tree is the head plus the change's paths). Any
   // other tree is looked at path by path below, to name what differs.
-  if (!refused.size && (await gitRun(dir, ['rev-parse', '--verify', '-q', `${commit}^{tree}`], { okCodes: [1] })).trim() === tested.tree) return;
+  if (!refused.size && ((await looseCommitTree(dir, commit)) ?? (await gitRun(dir, ['rev-parse', '--verify', '-q', `${commit}^{tree}`], { okCodes: [1] })).trim()) === tested.tree) return;
   const kept = tested.paths.filter((p) => !refused.has(p));
   const problems: string[] = [];
   // The change's paths against the tested tree: A = in the commit only, D = left out, M/T = altered.

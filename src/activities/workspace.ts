@@ -12,6 +12,7 @@ import type { WrittenFile } from './changeDiff';
 import { runCommand, type RunCommandResult } from './commands';
 import { gitEnv, gitFor, openWorkspace, type Git } from './git';
 import { configArgs } from './gitCredentials';
+import { readHead } from './gitFiles';
 import { killRecordedGroup } from './processGroups';
 import { resolveCloneSource, resolvePushRemote } from './repoPolicy';
 import { restoreSetupState } from './setupState';
@@ -133,8 +134,9 @@ export async function prepareWorkspace(
       message: `cannot clone ${display}${req.baseBranch ? ` (branch ${req.baseBranch})` : ''}: ${vanished ? 'the workspace folder was removed during the clone; ' : ''}${why}`,
     });
   }
-  // The clone's commit and its branch's name, in one rev-parse.
-  const [cloned, base] = (await gitFor(dir).raw(['rev-parse', 'HEAD', '--abbrev-ref', 'HEAD'])).trim().split('\n');
+  // The clone's commit and its branch's name: from the files clone just wrote, else one rev-parse.
+  const read = await readHead(dir);
+  const [cloned, base] = read ? [read.commit, read.branch] : (await gitFor(dir).raw(['rev-parse', 'HEAD', '--abbrev-ref', 'HEAD'])).trim().split('\n');
   if (base === req.branch) {
     // Weaver force-pushes its branch: it must never be the branch the work is based on.
     await rm(home, { recursive: true, force: true }).catch(() => undefined);

@@ -33,9 +33,10 @@ export function isSecretEnvName(name: string): boolean {
 export function secretsFromEnv(env: Record<string, string | undefined>, names: string[] = []): string[] {
   const wanted = new Set(names);
   const values: string[] = [];
-  for (const [name, value] of Object.entries(env)) {
-    if (value === undefined) continue;
-    if (wanted.has(name) || SECRET_ENV_NAME.test(name)) values.push(value);
+  // The names, then only the values wanted (process.env makes a string per value read).
+  for (const name of Object.keys(env)) {
+    const value = wanted.has(name) || SECRET_ENV_NAME.test(name) ? env[name] : undefined;
+    if (value !== undefined) values.push(value);
   }
   return normalizeSecrets(values);
 }

@@ -41,11 +41,13 @@ function git(dir: string, args: string[]): Promise<string> {
 }
 
 /**
- * `git ls-files -s -z` of the checkout: the index (paths and blob SHAs), read once per prompt —
- * its paths are the prompt's tracked files and its entries the map's (listMapFiles).
+ * `git ls-files -c -m -s -t -z` of the checkout: the index (paths and blob SHAs, tagged `H`), and
+ * again each entry whose work-tree file differs from it or is gone (tagged `C`: what
+ * `diff-files` lists), in one git read once per prompt — its paths are the prompt's tracked files
+ * and its entries the map's (listMapFiles).
  */
 export function readIndex(dir: string): Promise<string> {
-  return git(dir, ['ls-files', '-s', '-z']);
+  return git(dir, ['ls-files', '-c', '-m', '-s', '-t', '-z']);
 }
 
 /** The tracked paths in an index listing (readIndex), each once, in index order. */
@@ -90,22 +92,21 @@ async function weaverIgnore(dir: string): Promise<((rel: string) => boolean) | u
  * `skipped` with the reason (`vendor/`, `minified`, …). `.git/` is never mapped.
  */
 export async function listMapFiles(dir: string, named?: ReadonlySet<string>, skipped?: { path: string; why: string }[], index?: Promise<string>): Promise<MapFile[]> {
-  const [staged, changed, ignored] = await Promise.all([
-    index ?? readIndex(dir),
-    // Work-tree changes against the index (may list unchanged files whose stat info is stale:
-    // their content hash is then the index's, a cache hit).
-    git(dir, ['diff-files', '--name-only', '-z']).catch(() => ''),
-    weaverIgnore(dir),
-  ]);
-  const dirty = new Set(changed.split('\0').filter(Boolean));
+  const [staged, ignored] = await Promise.all([index ?? readIndex(dir), weaverIgnore(dir)]);
+  // Work-tree changes against the index (their content is hashed again below).
+  const dirty = new Set<string>();
   const byPath = new Map<string, MapFile>();
   for (const rec of staged.split('\0')) {
     if (!rec) continue;
-    // "<mode> <sha> <stage>\t<path>"
+    // "<tag> <mode> <sha> <stage>\t<path>"
     const tab = rec.indexOf('\t');
     if (tab < 0) continue;
-    const [mode, sha, stage] = rec.slice(0, tab).split(' ');
+    const [tag, mode, sha, stage] = rec.slice(0, tab).split(' ');
     const rel = rec.slice(tab + 1);
+    if (tag === 'C') {
+      dirty.add(rel);
+      continue;
+    }
     if (!mode.startsWith('100')) continue; // symlinks (120000), submodules (160000)
     if (stage !== '0' && byPath.has(rel)) continue;
     const lang = langOf(rel);

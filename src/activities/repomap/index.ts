@@ -45,7 +45,7 @@ export interface RepoMapRequest {
   shownFiles?: string[];
   /** Token budget of the rendered map. */
   tokenBudget: number;
-  /** The checkout's `git ls-files -s -z` (files.ts readIndex), when the caller has read it already. */
+  /** The checkout's index listing (files.ts readIndex), when the caller has read it already. */
   index?: Promise<string>;
 }
 /** 1-based lines. lexical: BM25 of the definition's chunk against the task's words (if > 0); stub: its body is a placeholder. */

@@ -7,6 +7,7 @@ import type { SandboxLimits } from '../../domain/schema';
 import type { RunCommandResult } from '../commands';
 import { sleep } from '../processGroups';
 import type { Cgroup } from './cgroup';
+import { walkSmallTree, type AtLimitQuery } from './diskWalk';
 import { execFileVia } from '../spawner';
 
 // Through the spawn helper: the worker itself never forks.
@@ -49,10 +50,17 @@ export class DiskWatch {
     return w;
   }
 
-  /** Bytes grown since the start. */
-  async measure(): Promise<number> {
-    const use = await diskUse(this.dirs, this.exclude);
+  /**
+   * A file `fileAtLimit` would find, when the last measurement could look for it in the same
+   * walk (a small tree): its path, or null for none; undefined when it did not look.
+   */
+  atLimit?: string | null;
+
+  /** Bytes grown since the start; with `query`, also looks for a file stopped at the size limit (atLimit). */
+  async measure(query?: AtLimitQuery): Promise<number> {
+    const use = await diskUse(this.dirs, this.exclude, query);
     this.measured = use.each;
+    this.atLimit = use.atLimit;
     return Math.max(0, use.bytes - this.base);
   }
 
@@ -95,9 +103,12 @@ export class DiskWatch {
   }
 }
 
+/** What fileAtLimit looks for, for a walk that can look for it too (DiskWatch.measure). */
+export const atLimitQuery = (dir: string, bytes: number, sinceMs: number): AtLimitQuery => ({ dir, bytes, afterSec: Math.floor(sinceMs / 1000) - 1 });
+
 /** A regular file in `dir` (not .git) changed since `sinceMs` whose size is exactly `bytes`: one that RLIMIT_FSIZE stopped. */
 export async function fileAtLimit(dir: string, bytes: number, sinceMs: number): Promise<string | undefined> {
-  const args = [dir, '-xdev', '-path', `${dir}/.git`, '-prune', '-o', '-type', 'f', '-size', `${bytes}c`, '-newermt', `@${Math.floor(sinceMs / 1000) - 1}`, '-print', '-quit'];
+  const args = [dir, '-xdev', '-path', `${dir}/.git`, '-prune', '-o', '-type', 'f', '-size', `${bytes}c`, '-newermt', `@${atLimitQuery(dir, bytes, sinceMs).afterSec}`, '-print', '-quit'];
   const out = await run('find', args, { maxBuffer: 1 << 20 }).catch((err: { stdout?: string }) => ({ stdout: err.stdout ?? '' }));
   return out.stdout.split('\n')[0] || undefined;
 }
@@ -106,7 +117,10 @@ export async function fileAtLimit(dir: string, bytes: number, sinceMs: number): 
  * Allocated bytes under `dirs` (sparse files count what they use), each on its file system
  * only, without `exclude` (absolute paths): the total and each dir's.
  */
-export async function diskUse(dirs: string[], exclude: string[] = []): Promise<{ bytes: number; each: number[] }> {
+export async function diskUse(dirs: string[], exclude: string[] = [], query?: AtLimitQuery): Promise<{ bytes: number; each: number[]; atLimit?: string | null }> {
+  // A small tree is walked here, as du would (no process start).
+  const small = await walkSmallTree(dirs, exclude, query);
+  if (small) return small;
   // --exclude takes a glob, matched against the whole path du built from its argument.
   const excluded = exclude.map((p) => `--exclude=${p.replace(/[*?[\]\\]/g, '\\$&')}`);
   // du exits 1 when files vanish mid-walk; its total (-c, the last line) still stands.

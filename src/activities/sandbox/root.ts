@@ -3,10 +3,11 @@
 // what the worker owns (its registry and credentials files, its checkout, the artifact store,
 // the workspace root) hidden even where one of those trees contains it: a file under /dev/null,
 // a directory under an empty read-only tmpfs.
-import { existsSync, lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { isInside } from '../paths';
+import { FsReads, type ReadStamps } from './fsReads';
 import { installRoot, pyenvRoot, resolveToolchains } from './toolchains';
 
 /** Top-level system directories (or their merged-/usr symlinks), as the host has them. */
@@ -38,21 +39,21 @@ const TOKEN_FILES = ['etc/npmrc', 'etc/gitconfig', 'credentials', 'credentials.t
 const TOKEN_DIRS = ['/usr/local/etc'];
 
 /** The token-holding files inside `tree` (its top, and one or three levels down: nvm's versions/node/vX/etc/npmrc). */
-export function tokenFilesIn(tree: string): string[] {
+export function tokenFilesIn(tree: string, fs = new FsReads()): string[] {
   const out: string[] = [];
   const look = (dir: string, level: number) => {
-    for (const f of TOKEN_FILES) if (lstatOrUndefined(path.join(dir, f))?.isFile()) out.push(path.join(dir, f));
+    for (const f of TOKEN_FILES) if (fs.lstat(path.join(dir, f))?.isFile()) out.push(path.join(dir, f));
     if (level >= 3) return;
     let names: string[] = [];
     try {
-      names = readdirSync(dir);
+      names = fs.readdir(dir);
     } catch {
       return;
     }
     // Only the trees toolchain managers make: versions/<lang>/<version>/…, not a whole home.
     for (const n of names) if (n === 'versions' || level > 0) {
       const child = path.join(dir, n);
-      if (lstatOrUndefined(child)?.isDirectory() && names.length < 200) look(child, level + 1);
+      if (fs.lstat(child)?.isDirectory() && names.length < 200) look(child, level + 1);
     }
   };
   look(tree, 0);
@@ -61,19 +62,11 @@ export function tokenFilesIn(tree: string): string[] {
 
 const glob = (pattern: string) => new RegExp(`^${pattern.replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`);
 
-function lstatOrUndefined(p: string) {
-  try {
-    return lstatSync(p);
-  } catch {
-    return undefined;
-  }
-}
-
 /** The host's /etc entries a command sees (names matching ETC_ENTRIES that exist). */
-function etcEntries(): string[] {
+function etcEntries(fs: FsReads): string[] {
   let names: string[];
   try {
-    names = readdirSync('/etc');
+    names = fs.readdir('/etc');
   } catch {
     return [];
   }
@@ -147,20 +140,41 @@ export function untraversableAbove(p: string): string | undefined {
 }
 
 /** Each path, and where it really is when a symlink leads there: both get hidden. */
-function withRealPaths(paths: string[]): string[] {
+function withRealPaths(paths: string[], fs: FsReads): string[] {
   const out = new Set<string>();
   for (const p of paths) {
     out.add(path.resolve(p));
-    try {
-      out.add(realpathSync(p));
-    } catch {
-      // gone: nothing to hide
-    }
+    const real = fs.realpath(p);
+    if (real) out.add(real); // else gone: nothing to hide
   }
   return [...out];
 }
 
 const depth = (p: string) => p.split('/').length;
+
+/** The root's mounts but the scratch tmpfs (sized per command), and what they were computed from. */
+interface RootPlan {
+  /** /dev, /proc, the system directories and /etc's entries: before the scratch tmpfs. */
+  system: string[];
+  /** The toolchains, then what is hidden in any lent tree: after them. */
+  lent: string[];
+  remountRo: string[];
+  stamps?: ReadStamps;
+}
+
+/**
+ * The last plans, by setting (hide, toolchains, scratch directories): a worker has one, tests a
+ * few. Each is reused while what it read is unchanged (./fsReads.ts): a token file made in a
+ * lent tree, a toolchain installed, /etc or a symlink changed all make it computed again.
+ */
+const plans = new Map<string, RootPlan>();
+const MAX_PLANS = 8;
+let computed = 0;
+
+/** How many times the root has been computed rather than reused (for tests of the cache). */
+export function rootPlansComputed(): number {
+  return computed;
+}
 
 /**
  * The mounts of the sandbox's root, before the workspace's: /dev, a fresh /proc (its own PID
@@ -169,22 +183,32 @@ const depth = (p: string) => p.split('/').length;
  * hides that lies inside one of those. `remountRo`: the hiding tmpfs, made read-only last.
  */
 export function rootMounts(opts: { hide: string[]; toolchains: string[]; scratch: Record<string, number> }): { mounts: string[]; remountRo: string[] } {
+  const scratchDirs = Object.keys(opts.scratch);
+  const key = JSON.stringify([opts.hide, opts.toolchains, scratchDirs]);
+  let plan = plans.get(key);
+  if (!plan?.stamps?.unchanged()) {
+    plan = planRoot(opts.hide, opts.toolchains, scratchDirs);
+    plans.delete(key);
+    if (plans.size >= MAX_PLANS) plans.delete(plans.keys().next().value!);
+    plans.set(key, plan);
+  }
+  const scratch = Object.entries(opts.scratch).flatMap(([dir, bytes]) => ['--size', String(bytes), '--tmpfs', dir]);
+  return { mounts: [...plan.system, ...scratch, ...plan.lent], remountRo: [...plan.remountRo] };
+}
+
+function planRoot(hide: string[], toolchains: string[], scratchDirs: string[]): RootPlan {
+  computed++;
+  const fs = new FsReads();
   const mounts = ['--dev', '/dev', '--proc', '/proc'];
   const sources: string[] = [];
   /** A host path at the same place: a symlink stays one (its target bound too when it points outside what is bound). */
   const lend = (p: string) => {
-    const st = lstatOrUndefined(p);
+    const st = fs.lstat(p);
     if (!st) return;
     if (st.isSymbolicLink()) {
-      const target = readlinkSync(p);
+      const target = fs.readlink(p);
       mounts.push('--symlink', target, p);
-      const real = (() => {
-        try {
-          return realpathSync(p);
-        } catch {
-          return undefined;
-        }
-      })();
+      const real = fs.realpath(p);
       // /etc/resolv.conf → /run/…: the file it names, at its own path.
       if (real && !sources.some((s) => isInside(real, s))) lend(real);
       return;
@@ -193,20 +217,19 @@ export function rootMounts(opts: { hide: string[]; toolchains: string[]; scratch
     sources.push(p);
   };
   for (const d of SYSTEM_DIRS) lend(d);
-  for (const e of etcEntries()) lend(e);
-  for (const [dir, bytes] of Object.entries(opts.scratch)) mounts.push('--size', String(bytes), '--tmpfs', dir);
-  const scratchDirs = Object.keys(opts.scratch);
-  for (const t of [...opts.toolchains].sort((a, b) => depth(a) - depth(b))) {
+  for (const e of etcEntries(fs)) lend(e);
+  const system = mounts.splice(0);
+  for (const t of [...toolchains].sort((a, b) => depth(a) - depth(b))) {
     // Already lent (under /usr), or under a scratch tmpfs, where nothing of the host is.
     if (!sources.some((s) => isInside(t, s)) && !scratchDirs.some((s) => isInside(t, s))) lend(t);
   }
   const remountRo: string[] = [];
-  const tokens = [...TOKEN_DIRS, ...sources.filter((src) => !SYSTEM_DIRS.includes(src) && !src.startsWith('/etc/')).flatMap(tokenFilesIn)];
-  const hidden = withRealPaths([...opts.hide, ...tokens]).sort((a, b) => depth(a) - depth(b));
+  const tokens = [...TOKEN_DIRS, ...sources.filter((src) => !SYSTEM_DIRS.includes(src) && !src.startsWith('/etc/')).flatMap((src) => tokenFilesIn(src, fs))];
+  const hidden = withRealPaths([...hide, ...tokens], fs).sort((a, b) => depth(a) - depth(b));
   for (const h of hidden) {
     // Only what a lent tree holds is there to hide; the rest of the host is not in the sandbox.
     if (!sources.some((s) => isInside(h, s)) || hidden.some((o) => o !== h && isInside(h, o) && sources.some((s) => isInside(o, s)))) continue;
-    const st = lstatOrUndefined(h);
+    const st = fs.lstat(h);
     if (!st || st.isSymbolicLink()) continue; // its real path is in the list
     if (st.isDirectory()) {
       mounts.push('--tmpfs', h);
@@ -215,5 +238,5 @@ export function rootMounts(opts: { hide: string[]; toolchains: string[]; scratch
       mounts.push('--ro-bind', '/dev/null', h);
     }
   }
-  return { mounts, remountRo };
+  return { system, lent: mounts, remountRo, stamps: fs.stamps() };
 }

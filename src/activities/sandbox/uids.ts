@@ -4,7 +4,7 @@
 // it, and its parents below the workspace root made traversable for it — nothing above.
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { chmod, stat } from 'node:fs/promises';
+import { chmod, lchown, lstat, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isInside } from '../paths';
@@ -145,13 +145,47 @@ export function releaseUid(setting: SandboxSetting, dir: string): void {
  */
 export async function handOver(dir: string, uid: number, workspaceRoot?: string): Promise<void> {
   await makeTraversable(dir, workspaceRoot);
-  await run('chown', ['-h', `${uid}:${uid}`, dir]);
+  const top = path.resolve(dir);
   // Only what is not the sandbox's yet: chown changes a file's ctime even to the same owner, and
   // git would then re-read every file (the rollback to the state after setup, status) — a venv's
   // thousands each time.
-  const git = `${path.resolve(dir).replace(/[*?[\]\\]/g, '\\$&')}/.git`;
+  const few = await notYetOwned(top, uid);
+  if (few) {
+    for (const p of few) await lchown(p, uid, uid);
+    return;
+  }
+  // A big tree: one `find` walks it faster than this process would (and off its event loop).
+  const git = `${top.replace(/[*?[\]\\]/g, '\\$&')}/.git`;
   const notYet = ['(', '!', '-uid', String(uid), '-o', '!', '-gid', String(uid), ')'];
-  await run('find', [path.resolve(dir), '-mindepth', '1', '(', '-path', git, '-prune', ')', '-o', ...notYet, '-exec', 'chown', '-h', `${uid}:${uid}`, '{}', '+']);
+  await run('find', [top, '(', '-path', git, '-prune', ')', '-o', ...notYet, '-exec', 'chown', '-h', `${uid}:${uid}`, '{}', '+']);
+}
+
+/** Entries a tree may have for its hand-over to be walked here rather than by `find` (a fresh clone of a small repository, an empty cache). */
+const WALKED_HERE = 256;
+
+/**
+ * What `find <top> -path <top>/.git -prune -o ( ! -uid U -o ! -gid U ) -print` lists (symlinks
+ * not followed), or undefined past WALKED_HERE entries.
+ */
+async function notYetOwned(top: string, uid: number): Promise<string[] | undefined> {
+  const out: string[] = [];
+  const dirs = [top];
+  let seen = 1;
+  const check = async (p: string) => {
+    const st = await lstat(p);
+    if (st.uid !== uid || st.gid !== uid) out.push(p);
+    return st;
+  };
+  if (!(await check(top)).isDirectory()) return out;
+  for (let d = dirs.pop(); d !== undefined; d = dirs.pop()) {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      if (++seen > WALKED_HERE) return undefined;
+      const p = path.join(d, e.name);
+      if (p === path.join(top, '.git')) continue;
+      if ((await check(p)).isDirectory()) dirs.push(p);
+    }
+  }
+  return out;
 }
 
 /**

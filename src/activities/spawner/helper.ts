@@ -4,9 +4,10 @@
 // killed by the worker, their calls fail (an infrastructure error, retried), and the next call
 // starts a new helper — both said on stderr.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
-import { Readable } from 'node:stream';
+import { bytes, HelperProcess, PID_IN_RECORD, SpawnHelperLost, type ExecOutcome, type HelperEvent } from './helperProcess';
 import { HELPER_ARGV_TAG, HELPER_SCRIPT } from './script';
+
+export { HelperProcess, PID_IN_RECORD, SpawnHelperLost, type ExecOutcome } from './helperProcess';
 
 export interface StartOptions {
   cwd?: string;
@@ -25,120 +26,15 @@ export interface StartOptions {
   records?: string[];
 }
 
-/** In a record's path: replaced by the process's pid. */
-export const PID_IN_RECORD = '%PID%';
-
-/** The failure of a process whose helper died under it: not the process's outcome. */
-export class SpawnHelperLost extends Error {
-  constructor(readonly helperPid: number | undefined, why: string) {
-    super(`the spawn helper (pid ${helperPid ?? '?'}) died (${why}) while a process it started ran; that process's group was killed`);
-    this.name = 'SpawnHelperLost';
-  }
-}
-
-/** A process started by the helper: the parts of ChildProcess that Weaver uses. */
-export class HelperProcess extends EventEmitter {
-  readonly stdout: Readable;
-  readonly stderr: Readable;
-  exitCode: number | null = null;
-  signalCode: NodeJS.Signals | null = null;
-  /** Set when the helper died while this process ran (its group was killed). */
-  lost?: SpawnHelperLost;
-  private readonly paused = { 1: false, 2: false };
-  /**
-   * How the process ended, and once its output is all pushed. Promises, not only events: the
-   * helper's messages can all arrive before the caller's `await` of the start resumes.
-   */
-  readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
-  readonly closed: Promise<[number | null, NodeJS.Signals | null]>;
-
-  constructor(
-    readonly pid: number,
-    private readonly helper: Helper,
-    private readonly id: number,
-    private readonly groupId: number | undefined,
-  ) {
-    super();
-    this.exited = new Promise((r) => this.once('exit', (code, sig) => r([code, sig])));
-    this.closed = new Promise((r) => this.once('close', (code, sig) => r([code, sig])));
-    // Flow control: a full buffer pauses the child's pipe in the helper, a read resumes it.
-    const stream = (fd: 1 | 2) =>
-      new Readable({
-        read: () => {
-          if (!this.paused[fd]) return;
-          this.paused[fd] = false;
-          helper.send({ op: 'resume', id, fd });
-        },
-      });
-    this.stdout = stream(1);
-    this.stderr = stream(2);
-  }
-
-  /** Signals the process itself (a syscall: nothing forks). */
-  kill(sig: NodeJS.Signals = 'SIGTERM'): boolean {
-    try {
-      process.kill(this.pid, sig);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /**
-   * The caller is done with the process (its group is over or killed): the helper no longer kills
-   * the group when the worker dies, and a pipe an escaped process holds open keeps no one waiting.
-   */
-  release(): void {
-    this.helper.release(this.id);
-  }
-
-  /** @internal a message from the helper about this process. */
-  onMessage(m: HelperEvent): void {
-    if (m.ev === 'data') {
-      const s = m.fd === 2 ? this.stderr : this.stdout;
-      if (!s.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength)) && !this.paused[m.fd]) {
-        this.paused[m.fd] = true;
-        this.helper.send({ op: 'pause', id: this.id, fd: m.fd });
-      }
-    } else if (m.ev === 'exit') {
-      this.exitCode = m.code;
-      this.signalCode = m.signal;
-      this.emit('exit', m.code, m.signal);
-    } else if (m.ev === 'close') {
-      this.stdout.push(null);
-      this.stderr.push(null);
-      this.emit('close', this.exitCode, this.signalCode);
-    }
-  }
-
-  /** @internal the helper died: the group goes, and the process ends as killed. */
-  onHelperLost(lost: SpawnHelperLost): void {
-    this.lost = lost;
-    if (this.groupId !== undefined) {
-      try {
-        process.kill(-this.groupId, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    if (this.exitCode === null && this.signalCode === null) this.onMessage({ id: this.id, ev: 'exit', code: null, signal: 'SIGKILL' });
-    this.onMessage({ id: this.id, ev: 'close' });
-  }
-}
-
-type HelperEvent =
-  | { id: number; ev: 'spawn'; pid: number }
-  | { id: number; ev: 'error'; code?: string; message: string }
-  | { id: number; ev: 'data'; fd: 1 | 2; data: Uint8Array }
-  | { id: number; ev: 'exit'; code: number | null; signal: NodeJS.Signals | null }
-  | { id: number; ev: 'close' };
-
 interface Pending {
   resolve(p: HelperProcess): void;
   reject(err: Error): void;
   groupId?: boolean;
   proc?: HelperProcess;
+  /** A buffered process: its outcome's resolver and the output that came ahead of it. */
+  exec?: { resolve(o: ExecOutcome): void; chunks: { 1: Buffer[]; 2: Buffer[] } };
 }
+
 
 /** The heap the helper may use: it holds only the bookkeeping of its children and their chunks in flight. */
 const HELPER_HEAP_MB = 32;
@@ -172,27 +68,55 @@ class Helper {
   }
 
   start(file: string, args: string[], opts: StartOptions): Promise<HelperProcess> {
-    if (this.dead) return Promise.reject(new SpawnHelperLost(this.pid, 'before the start'));
-    const id = this.nextId++;
-    this.busy();
     return new Promise<HelperProcess>((resolve, reject) => {
-      this.procs.set(id, { resolve, reject, groupId: opts.detached });
-      const input = typeof opts.input === 'string' ? Buffer.from(opts.input, 'utf8') : opts.input;
-      // A plain copy: an env that is a proxy (jest's process.env) cannot be cloned.
-      const env = Object.fromEntries(Object.entries(opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
-      try {
-        this.send({ op: 'spawn', id, file, args: [...args], cwd: opts.cwd, env, detached: !!opts.detached, guard: !!opts.guard, ...(input ? { input } : {}), ...(opts.records?.length ? { records: opts.records, pidMark: PID_IN_RECORD } : {}) });
-      } catch (err) {
-        this.settle(id);
-        reject(err as Error);
-      }
+      const more = { detached: !!opts.detached, guard: !!opts.guard, ...(opts.records?.length ? { records: opts.records, pidMark: PID_IN_RECORD } : {}) };
+      this.request('spawn', file, args, opts, more, { resolve, reject, groupId: opts.detached });
     });
+  }
+
+  /**
+   * A process whose output the helper keeps and sends with its end, in one message (a big
+   * output comes ahead in parts): no stream and no per-chunk message for the many short gits.
+   * `kill` signals it through the helper.
+   */
+  exec(file: string, args: string[], opts: StartOptions & { maxBuffer: number }): { done: Promise<ExecOutcome>; kill(): void } {
+    let id = 0;
+    const done = new Promise<ExecOutcome>((resolve, reject) => {
+      id = this.request('exec', file, args, opts, { maxBuffer: opts.maxBuffer }, { resolve: () => undefined, reject, exec: { resolve, chunks: { 1: [], 2: [] } } });
+    });
+    return { done, kill: () => this.send({ op: 'kill', id }) };
+  }
+
+  private request(op: 'spawn' | 'exec', file: string, args: string[], opts: StartOptions, more: object, pending: Pending): number {
+    if (this.dead) {
+      pending.reject(new SpawnHelperLost(this.pid, 'before the start'));
+      return 0;
+    }
+    const id = this.nextId++;
+    started++;
+    this.busy();
+    this.procs.set(id, pending);
+    const input = typeof opts.input === 'string' ? Buffer.from(opts.input, 'utf8') : opts.input;
+    // A plain copy: an env that is a proxy (jest's process.env) cannot be cloned.
+    const env = Object.fromEntries(Object.entries(opts.env ?? process.env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    try {
+      this.send({ op, id, file, args: [...args], cwd: opts.cwd, env, ...(input ? { input } : {}), ...more });
+    } catch (err) {
+      this.settle(id);
+      pending.reject(err as Error);
+    }
+    return id;
   }
 
   private onMessage(m: HelperEvent): void {
     const p = this.procs.get(m.id);
     if (!p) return;
-    if (m.ev === 'spawn') {
+    if (p.exec && (m.ev === 'data' || m.ev === 'done')) {
+      if (m.ev === 'data') return void p.exec.chunks[m.fd].push(bytes(m.data));
+      this.settle(m.id);
+      const { chunks } = p.exec;
+      p.exec.resolve({ code: m.code, signal: m.signal, stdout: Buffer.concat([...chunks[1], bytes(m.stdout)]), stderr: Buffer.concat([...chunks[2], bytes(m.stderr)]), ...(m.over ? { over: m.over } : {}) });
+    } else if (m.ev === 'spawn') {
       p.proc = new HelperProcess(m.pid, this, m.id, p.groupId ? m.pid : undefined);
       p.resolve(p.proc);
     } else if (m.ev === 'error') {
@@ -222,6 +146,7 @@ class Helper {
     const lost = new SpawnHelperLost(this.pid, why);
     for (const p of running) {
       if (p.proc) p.proc.onHelperLost(lost);
+      else if (p.exec) p.reject(Object.assign(new SpawnHelperLost(this.pid, why), { stdout: Buffer.concat(p.exec.chunks[1]).toString('utf8'), stderr: Buffer.concat(p.exec.chunks[2]).toString('utf8') }));
       else p.reject(lost);
     }
     this.onDeath(this, why, running.length);
@@ -241,6 +166,8 @@ class Helper {
 
 let current: Helper | undefined;
 let restarts = 0;
+/** Processes asked of a helper by this process (tests and benchmarks count them). */
+let started = 0;
 /** Where the helper's deaths and restarts are said (the worker points it at its logger). */
 let say = (message: string): void => void process.stderr.write(`weaver: ${message}\n`);
 
@@ -274,4 +201,14 @@ export function spawnHelperPid(): number | undefined {
 /** Starts `file` with `args` in the helper; rejects (with the spawn error's `code`, e.g. ENOENT) if it cannot start. */
 export function startProcess(file: string, args: string[], opts: StartOptions = {}): Promise<HelperProcess> {
   return helper().start(file, args, opts);
+}
+
+/** Runs `file` in the helper, its output kept there and sent with its end (Helper.exec); rejects as startProcess does. */
+export function execProcess(file: string, args: string[], opts: Pick<StartOptions, 'cwd' | 'env' | 'input'> & { maxBuffer: number }): { done: Promise<ExecOutcome>; kill(): void } {
+  return helper().exec(file, args, opts);
+}
+
+/** How many processes this process has asked the spawn helper(s) to start. */
+export function helperProcessCount(): number {
+  return started;
 }

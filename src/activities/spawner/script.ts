@@ -6,8 +6,13 @@
 //   worker → helper  {op:'spawn', id, file, args, cwd, env, detached, input, guard, records, pidMark}
 //                    {op:'pause'|'resume', id, fd}   flow control of the child's stdout (1) / stderr (2)
 //                    {op:'release', id}              the command's group is done with: stop guarding it
+//                    {op:'exec', id, file, args, cwd, env, input, maxBuffer}   a buffered process
+//                    {op:'kill', id}                 SIGTERM to a buffered process
 //   helper → worker  {id, ev:'spawn', pid} | {id, ev:'error', code, message} | {id, ev:'data', fd, data}
 //                    {id, ev:'exit', code, signal} | {id, ev:'close'}
+//                    {id, ev:'done', code, signal, stdout, stderr, over}   a buffered process's end
+// A buffered process (git, the sandbox's small tools) costs two messages: its output is kept here
+// and sent with its end ('data' ahead only past EXEC_FLUSH bytes), killed past maxBuffer.
 // Guarded groups (`guard`) die with the worker: when its end of the channel closes — a clean
 // exit or `kill -9` — the helper SIGKILLs every group it still guards, then exits. That is the
 // watchdog a `/bin/sh` beside each command used to be; its argv says `weaver-watchdog` so that
@@ -58,10 +63,47 @@ function start(m) {
   child.on('exit', (code, signal) => send({ id: m.id, ev: 'exit', code, signal }));
   child.on('close', () => { kids.delete(m.id); send({ id: m.id, ev: 'close' }); });
 }
+const EXEC_FLUSH = 1 << 20;
+function exec(m) {
+  let child;
+  try {
+    child = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, stdio: [m.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  } catch (e) {
+    return send({ id: m.id, ev: 'error', code: e.code, message: e.message });
+  }
+  child.on('error', (e) => { if (child.pid === undefined) send({ id: m.id, ev: 'error', code: e.code, message: e.message }); });
+  if (child.pid === undefined) return;
+  kids.set(m.id, child);
+  if (child.stdin) { child.stdin.on('error', () => undefined); child.stdin.end(m.input); }
+  const kept = { 1: [], 2: [] };
+  const held = { 1: 0, 2: 0 };
+  const total = { 1: 0, 2: 0 };
+  let over;
+  const collect = (fd) => (data) => {
+    total[fd] += data.length;
+    if (total[fd] > m.maxBuffer) {
+      if (over === undefined) { over = (fd === 1 ? 'stdout' : 'stderr') + ' maxBuffer length exceeded'; child.kill('SIGTERM'); }
+      return;
+    }
+    kept[fd].push(data);
+    held[fd] += data.length;
+    if (held[fd] >= EXEC_FLUSH) { send({ id: m.id, ev: 'data', fd, data: Buffer.concat(kept[fd]) }); kept[fd] = []; held[fd] = 0; }
+  };
+  child.stdout.on('data', collect(1));
+  child.stderr.on('data', collect(2));
+  child.stdout.on('error', () => undefined);
+  child.stderr.on('error', () => undefined);
+  child.on('close', (code, signal) => {
+    kids.delete(m.id);
+    send({ id: m.id, ev: 'done', code, signal, stdout: Buffer.concat(kept[1]), stderr: Buffer.concat(kept[2]), over });
+  });
+}
 process.on('message', (m) => {
   if (m.op === 'spawn') return start(m);
+  if (m.op === 'exec') return exec(m);
   if (m.op === 'release') return guards.delete(m.id);
   const child = kids.get(m.id);
+  if (child && m.op === 'kill') return child.kill('SIGTERM');
   const stream = child && (m.fd === 2 ? child.stderr : child.stdout);
   if (stream && m.op === 'pause') stream.pause();
   if (stream && m.op === 'resume') stream.resume();
