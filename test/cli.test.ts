@@ -93,14 +93,9 @@ describe('temporal CLI (official binary)', () => {
       .map((e) => e.activityTaskScheduledEventAttributes!.activityType.name);
     // Bookkeeping (the providers against the worker's registry, the events and the report stored)
     // runs as local activities, and commitAndPush removes the pushed clone itself: only the work.
-    expect([...new Set(scheduled)]).toEqual([
-      'prepareWorkspace',
-      'buildPrompt',
-      'generateChange',
-      'applyChange',
-      'runCheck', // the playbook's test step (the task's testCommand)
-      'commitAndPush',
-    ]);
+    // The first prompt is built with the workspace, and the change applied and checked (the
+    // playbook's test step: the task's testCommand) in one activity.
+    expect([...new Set(scheduled)]).toEqual(['prepareWorkspace', 'generateChange', 'applyChangeAndCheck', 'commitAndPush']);
   });
 });
 

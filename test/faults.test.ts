@@ -65,7 +65,7 @@ const LLM = 'generateChange';
 /** What a kill aims at, in turn: the activity kinds in flight on the victim. */
 const TARGETS: { name: string; types: string[] }[] = [
   { name: 'provider call', types: [LLM] },
-  { name: 'tests', types: ['runCheck'] },
+  { name: 'tests', types: ['applyChangeAndCheck', 'runCheck'] },
   { name: 'git', types: ['applyChange', 'commitAndPush', 'buildPrompt', 'rollbackWorkspace', 'releaseWorkspace'] },
 ];
 /** Same-queue / lost-host, interleaved so both kinds meet every target. */
@@ -843,7 +843,7 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
     { ...exampleTask(remote, { id: PROVIDER, model: name }), testCommand: ['sh', '-c', `sleep ${marker}; node --test test/`], push: true },
     { client: await testClient(), taskQueue, workflowId: `faults-twice-${taskQueue}` },
   );
-  // Both tries of the same runCheck activity die with their worker; the worker comes back on its queue each time.
+  // Both tries of the same check (applied and checked in one activity) die with their worker; the worker comes back on its queue each time.
   for (let i = 0; i < 2; i++) {
     await waitUntil(`test run ${i + 1}`, () => processesWith(`sleep ${marker}`).length > 0, 60_000);
     await sleep(500);
@@ -857,7 +857,7 @@ test('a worker killed twice during one test run: the workspace is rebuilt and th
   expect({ status: result.status, reason: result.reason }).toMatchObject({ status: 'succeeded' });
   expect((await simpleGit(remote).raw(['rev-parse', `refs/heads/${result.branch}`])).trim()).toBe(result.commit);
   const { activities } = await runHistory(await testClient(), handle.workflowId);
-  const tests = activities.filter((a) => a.type === 'runCheck');
+  const tests = activities.filter((a) => a.type === 'applyChangeAndCheck');
   // Both killed runs timed out on heartbeats, each a try of its own (no server retry to the queue),
   // and the last run passed.
   expect(tests.map((a) => `${a.close}${a.failure ? ` ${a.failure}` : ''} #${a.attempt}`)).toEqual(['timed out HEARTBEAT #1', 'timed out HEARTBEAT #1', 'completed #1']);
@@ -910,24 +910,24 @@ test('a lost host mid-check is found gone by its silent queues and the task resu
   expect(Number((await handle.describe()).raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds)).toBe(30);
   // How it was found: the check stopped heartbeating and its liveness queue was silent.
   const notes = result.attempts[0].notes?.join('\n') ?? '';
-  expect(notes).toMatch(/worker was lost during \w+ \(no worker on \S+: runCheck stopped heartbeating \(\d+ s without a beat\) and nobody polled \S+\/alive within \d+ s \(checked at [^)]+\)\); the same answer was applied again/);
+  expect(notes).toMatch(/worker was lost during \w+ \(no worker on \S+: applyChangeAndCheck stopped heartbeating \(\d+ s without a beat\) and nobody polled \S+\/alive within \d+ s \(checked at [^)]+\)\); the same answer was applied again/);
   // Rebuilt once, on the surviving host; one answer, bought once.
   const { activities } = await runHistory(await testClient(), workflowId);
   const prepares = activities.filter((a) => a.type === 'prepareWorkspace');
   expect(prepares).toHaveLength(2);
   // The check ran again, and passed, on the other host's workspace queue (the workspace itself is released after the push).
-  const checkQueues = (await activitiesOf(await testClient(), workflowId)).filter((a) => a.type === 'runCheck');
+  const checkQueues = (await activitiesOf(await testClient(), workflowId)).filter((a) => a.type === 'applyChangeAndCheck');
   expect(checkQueues.at(-1)).toMatchObject({ closed: 'completed' });
   expect(checkQueues.at(-1)!.taskQueue).not.toBe(checkQueues[0].taskQueue);
   expect(model.count(name)).toBe(1);
   expect(result.attempts).toHaveLength(1);
   expect((await eventsOf(result, artifactDir)).map((e) => e.outcome)).toEqual(['ok']);
-  const checks = activities.filter((a) => a.type === 'runCheck').map((a) => `${a.close}${a.failure ? ` ${a.failure}` : ''}`);
+  const checks = activities.filter((a) => a.type === 'applyChangeAndCheck').map((a) => `${a.close}${a.failure ? ` ${a.failure}` : ''}`);
   // The killed check was not retried on the dead queue: its one try timed out on heartbeats, then the ping.
-  expect(activities.find((a) => a.type === 'runCheck')).toMatchObject({ close: 'timed out', failure: 'HEARTBEAT', attempt: 1 });
+  expect(activities.find((a) => a.type === 'applyChangeAndCheck')).toMatchObject({ close: 'timed out', failure: 'HEARTBEAT', attempt: 1 });
   expect(activities.filter((a) => a.type === 'workspaceAlive').map((a) => a.close)).toContain('timed out');
   console.log(
     `lost host mid-check: found gone and the rebuild scheduled ${secs(prepares[1].scheduledAt - killedAt)} after the kill -9 ` +
-      `(the rebuilt workspace's first activity started at +${secs(prepares[1].startedAt! - killedAt)}); runCheck runs: ${checks.join(', ')}`,
+      `(the rebuilt workspace's first activity started at +${secs(prepares[1].startedAt! - killedAt)}); applyChangeAndCheck runs: ${checks.join(', ')}`,
   );
 }, 180_000);

@@ -195,7 +195,7 @@ test('with WEAVER_OTEL_ENDPOINT, the run is traced: a workflow span and its acti
   // One span per provider request the activity made (3), in the workflow's trace.
   expect(calls).toHaveLength(3);
   expect(new Set(calls.map((x) => x.traceId))).toEqual(new Set([run.traceId]));
-  expect(otlp.spans.some((x) => x.name === 'RunActivity:runCheck' && x.traceId === run.traceId)).toBe(true);
+  expect(otlp.spans.some((x) => x.name === 'RunActivity:applyChangeAndCheck' && x.traceId === run.traceId)).toBe(true);
 });
 
 test('metric labels and the address setting stay bounded and checked', () => {

@@ -268,7 +268,7 @@ describe('a busy worker is not a dead one', () => {
     // B waited past its schedule-to-start at least once; the worker answered "alive", so B's
     // activity was queued again — and its workspace was never rebuilt.
     expect(count('workspaceAlive')).toBeGreaterThanOrEqual(1);
-    expect(count('buildPrompt')).toBeGreaterThanOrEqual(2);
+    expect(count('applyChangeAndCheck')).toBeGreaterThanOrEqual(2);
     expect(count('prepareWorkspace')).toBe(1);
     expect(actsB.find((x) => x.type === 'workspaceAlive')?.taskQueue).toMatch(/\/alive$/);
     const actsA = await activitiesOf(await testClient(), a.workflowId);
@@ -312,21 +312,21 @@ test('waiting for a command slot is not working: six suites behind WEAVER_MAX_CO
   for (const h of handles) {
     const events = (await h.fetchHistory()).events ?? [];
     const ms = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
-    const started = events.find((e) => e.activityTaskStartedEventAttributes && events.find((s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes!.scheduledEventId?.toString())?.activityTaskScheduledEventAttributes?.activityType?.name === 'runCheck');
+    const started = events.find((e) => e.activityTaskStartedEventAttributes && events.find((s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes!.scheduledEventId?.toString())?.activityTaskScheduledEventAttributes?.activityType?.name === 'applyChangeAndCheck');
     const done = events.find((e) => e.activityTaskCompletedEventAttributes?.startedEventId?.toString() === started?.eventId?.toString());
     spans.push(ms(done!) - ms(started!));
     // Its clock is a safety net far beyond the wait (not 2 × testTimeoutSec + 120 s).
-    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runCheck')!.activityTaskScheduledEventAttributes!;
+    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyChangeAndCheck')!.activityTaskScheduledEventAttributes!;
     expect(Number(scheduled.startToCloseTimeout?.seconds ?? 0)).toBeGreaterThanOrEqual(24 * 3600);
   }
   expect(Math.max(...spans)).toBeGreaterThan(testTimeoutSec * 1000);
 }, 180_000);
 
-/** The heartbeat details of a running runCheck, if it says it is queued. */
+/** The heartbeat details of a running check (applied and checked in one activity), if it says it is queued. */
 async function queuedDetails(h: WorkflowHandle): Promise<string | undefined> {
   const d = await h.describe();
   for (const p of d.raw.pendingActivities ?? []) {
-    if (p.activityType?.name !== 'runCheck') continue;
+    if (p.activityType?.name !== 'applyChangeAndCheck') continue;
     // A beat without details is an empty payload; ours are JSON strings.
     const data = Buffer.from(p.heartbeatDetails?.payloads?.[0]?.data ?? []).toString('utf8');
     const text = data.startsWith('"') ? (JSON.parse(data) as string) : '';

@@ -312,13 +312,19 @@ test('an answer that breaks a Python file\'s syntax ends the attempt invalid_syn
   expect(result.attempts[0].steps).toBeUndefined();
   expect(result.attempts[0].tests).toBeUndefined();
   expect(result.attempts[0].detail).toMatch(/^calc\.py:\d+:\d+: (syntax error|missing token)/);
-  // No check ran for attempt 1: the only runCheck in the history is attempt 2's.
+  // No check ran for attempt 1: each change was applied and checked in one activity, and only
+  // attempt 2's ran a step; no runCheck or runTests of their own.
   const checks: string[] = [];
+  const stepsRun: number[] = [];
   for (const e of (await handle.fetchHistory()).events ?? []) {
     const s = e.activityTaskScheduledEventAttributes;
-    if (s?.activityType?.name === 'runCheck' || s?.activityType?.name === 'runTests') checks.push(s.activityType.name);
+    if (['runCheck', 'runTests', 'applyChangeAndCheck'].includes(s?.activityType?.name ?? '')) checks.push(s!.activityType!.name!);
+    const done = e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+    const r = done?.length ? (JSON.parse(Buffer.from(done).toString('utf8')) as { checked?: unknown[] } | null) : undefined;
+    if (r?.checked) stepsRun.push(r.checked.length);
   }
-  expect(checks).toEqual(['runCheck']);
+  expect(checks).toEqual(['applyChangeAndCheck', 'applyChangeAndCheck']);
+  expect(stepsRun).toEqual([0, 1]);
   const second = lastUserText(rig.model.requestsFor('m-syntax')[1]);
   expect(second).toContain('broke the syntax');
   expect(second).toMatch(/calc\.py:\d+:\d+/);

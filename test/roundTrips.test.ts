@@ -6,7 +6,7 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { workspaceDirFor } from '../src/activities/workspace';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../src/domain/searchAttributes';
-import { LEAN_ROUND_TRIPS } from '../src/workflows/task';
+import { FOLD_ROUND_TRIPS, LEAN_ROUND_TRIPS } from '../src/workflows/task';
 import { PATCH_EPOCH } from '../src/workflows/patches';
 import { historyShape } from './support/histories';
 import { answer, GOOD } from './support/replayShapes';
@@ -24,13 +24,16 @@ test('a pushed one-attempt task: bookkeeping as local activities, the clone remo
 
   const shape = historyShape(await rig.client.workflow.getHandle(result.workflowId).fetchHistory());
   expect(shape.patches).toContain(LEAN_ROUND_TRIPS);
-  // Every workflow change in effect through one marker (the patch epoch): one TemporalChangeVersion upsert, not one per change.
-  expect(shape.patchMarkers).toEqual([PATCH_EPOCH]);
-  expect(shape.changeVersionUpserts).toBe(1);
+  // Every workflow change in effect through one marker (the patch epoch), and the one change after
+  // it (FOLD_ROUND_TRIPS) through its own: one TemporalChangeVersion upsert each, not one per change.
+  expect(shape.patchMarkers).toEqual([PATCH_EPOCH, FOLD_ROUND_TRIPS]);
+  expect(shape.changeVersionUpserts).toBe(2);
   // Providers resolved and the events and report stored by the worker running the workflow task.
   expect(shape.localActivities).toEqual({ resolveProviders: 1, storeArtifact: 2 });
-  // On the task queues: only the work itself (no resolveProviders, storeArtifact, releaseWorkspace).
-  expect(shape.activities).toEqual({ prepareWorkspace: 1, buildPrompt: 1, generateChange: 1, applyChange: 1, runCheck: 1, commitAndPush: 1 });
+  // On the task queues: only the work itself (no resolveProviders, storeArtifact, releaseWorkspace);
+  // since FOLD_ROUND_TRIPS the first prompt is built with the workspace, and the change applied
+  // and checked in one activity (not buildPrompt, applyChange, runCheck).
+  expect(shape.activities).toEqual({ prepareWorkspace: 1, generateChange: 1, applyChangeAndCheck: 1, commitAndPush: 1 });
   // Pushed, so the commit's activity removed the clone: no result names it, and it is gone.
   expect(result.workspace).toBeUndefined();
   expect(existsSync(workspaceDirFor(rig.workspaceRoot, result.workflowId))).toBe(false);

@@ -192,7 +192,7 @@ async function killDuringTests(label: string, sandbox: 'off' | 'auto'): Promise<
   const queue = first.output().match(/workspace queue "([^"]+)"/)![1];
   expect(next).toMatchObject({ type: 'workspaceAlive', taskQueue: `${queue}/alive` });
   expect(acts.filter((a) => a.type === 'workspaceAlive').map((a) => a.closed)).toEqual(['completed']);
-  expect(acts.filter((a) => a.type === 'runCheck').map((a) => ({ queue: a.taskQueue, closed: a.closed, attempt: a.attempt }))).toEqual([
+  expect(acts.filter((a) => a.type === 'applyChangeAndCheck').map((a) => ({ queue: a.taskQueue, closed: a.closed, attempt: a.attempt }))).toEqual([
     { queue, closed: 'timed out HEARTBEAT', attempt: 1 },
     { queue, closed: 'completed', attempt: 1 },
   ]);
@@ -292,7 +292,7 @@ test('a host that never comes back: the workspace is rebuilt on another worker (
   // queue stopped heartbeating (not retried there), its liveness ping found nobody; the rebuild
   // is the next thing that ran. How long that took is printed above, not asserted.
   const lostQueue = first.output().match(/workspace queue "([^"]+)"/)![1];
-  expect(acts.filter((a) => a.type === 'runCheck' && a.taskQueue === lostQueue).map((a) => a.closed)).toEqual(['timed out HEARTBEAT']);
+  expect(acts.filter((a) => a.type === 'applyChangeAndCheck' && a.taskQueue === lostQueue).map((a) => a.closed)).toEqual(['timed out HEARTBEAT']);
   expect(acts.filter((a) => a.type === 'workspaceAlive').map((a) => a.closed)).toEqual(['timed out SCHEDULE_TO_START']);
   expect(next.type).toBe('prepareWorkspace');
   // The answer was re-applied, not bought again, if the rebuild path does that (issue 9 item 4); either way the task succeeded.

@@ -35,8 +35,11 @@ import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
 import { repomapCacheDirOf } from './repomap/cache';
 import { registryOf, resolveProviders, type ResolveProvidersRequest } from './providers';
+import { applyAndCheck } from './applyAndCheck';
 import type {
   ActivityDeps,
+  ApplyAndCheckRequest,
+  ApplyAndCheckResult,
   ApplyChangeRequest,
   ApplyChangeResult,
   BuildPromptRequest,
@@ -45,6 +48,7 @@ import type {
   CommitResult,
   GenerateChangeRequest,
   GenerateChangeResult,
+  PreparedWorkspace,
   PrepareWorkspaceRequest,
   PreviewChangesRequest,
   RunCheckRequest,
@@ -232,12 +236,82 @@ export function createActivities(deps: ActivityDeps) {
 
   const steps = createStepRunner({ runInWorkspace, secrets });
 
+  /** Writes the change set into the workspace, confined to it; all or nothing. */
+  async function applyChange(req: ApplyChangeRequest): Promise<ApplyChangeResult> {
+    ws.openWorkspace(req.workspace);
+    const { change, shown } = fromLegacy(await store.readJson<ChangeSet | LegacyChangeSet>(req.change), req.shown);
+    // The files as they were, for the syntax gate: an error that was there before is not the change's.
+    const before = req.checks ? await contentsOf(req.workspace.dir, change.files.map((f) => f.path)) : undefined;
+    // Written by the worker: handed over to the sandbox's uid, and their size counted, before the next command.
+    const written: WrittenFile[] = [];
+    const r = await trackWrites(req.workspace.dir, change.files.map((f) => f.path), () => applyChangeSet(req.workspace.dir, change, { shown, allowTestChanges: req.allowTestChanges }, written));
+    // Feedback for the model and the history: bounded whatever the file's lines look like, and
+    // masked as the prompt masks them (the closest lines quote the file).
+    const values = secrets();
+    const masked = (lines: string[]) => lines.map((l) => redactCounted(l, values, { code: true }).text);
+    const bounded = { ...r, errors: boundLines(masked(r.errors), MAX_APPLY_ERRORS_CHARS), notes: boundLines(masked(r.notes), 2_000) };
+    if (!r.applied) return bounded;
+    const diff = await ws.diffWorkspace(store, req.workspace, r.files, written);
+    if (!req.checks || !before) return { ...bounded, diff };
+    const after = await contentsOf(req.workspace.dir, r.files);
+    const syntaxErrors = await introducedErrors(
+      r.files.filter((f) => after.has(f)).map((f) => ({ path: f, before: before.get(f) ?? null, after: after.get(f) ?? null })),
+    );
+    const playbook = detectForChange(req.workspace.dir, req.checks.playbook, r.files, before);
+    return { ...bounded, diff, ...(syntaxErrors.length ? { syntaxErrors: syntaxErrors.slice(0, 10) } : {}), ...(playbook ? { playbook } : {}) };
+  }
+
+  /** One playbook step in the sandbox; what it rewrote of the change put back. */
+  async function checkStep(req: RunCheckRequest): Promise<StepOutcome> {
+    ws.openWorkspace(req.workspace);
+    const out = await steps.runStep(req.step, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
+    // Gone while the step ran (its disk wiped, its host going): the outcome says nothing of the change.
+    ws.openWorkspace(req.workspace);
+    // Steps check, they do not write: what a step rewrote of the change is put back, so the
+    // next step and the commit see the content that was checked.
+    const altered = await restoreTestedPaths(req.workspace);
+    noteWritten(req.workspace.dir, altered);
+    return altered.length ? { ...out, altered: altered.slice(0, 50) } : out;
+  }
+
+  async function rollback(workspace: WorkspaceHandle): Promise<void> {
+    // Back to the setup state: what was written back is handed over before the next command;
+    // without that list (the old way, a failure midway) the next command walks the tree.
+    let wrote: string[] | undefined;
+    try {
+      await ws.rollbackWorkspace(workspace, (paths) => (wrote = paths));
+    } finally {
+      if (wrote) noteWritten(workspace.dir, wrote);
+      else forgetWorkspace(workspace.dir);
+    }
+  }
+
+  const promptFor = (req: BuildPromptRequest) => buildPrompt(store, req, { cacheDir: repomapCacheDirOf(deps), secrets: secrets(req.secretEnvNames) });
+
+  /**
+   * The first attempt's prompt on a workspace just prepared (runs since FOLD_ROUND_TRIPS): one
+   * buildPrompt activity fewer. None when nothing could check a change (the task ends unasked)
+   * or building it failed: the workflow then builds it as usual, where a failure is handled.
+   */
+  async function firstPrompt(req: Omit<BuildPromptRequest, 'workspace'>, handle: WorkspaceHandle): Promise<{ prompt?: BuiltPrompt }> {
+    if (handle.playbook?.nothingAnywhere) return {};
+    try {
+      return { prompt: await promptFor({ workspace: handle, ...req }) };
+    } catch (err) {
+      Context.current().log.warn('could not build the first prompt with the workspace; the workflow builds it', { error: (err as Error).message });
+      return {};
+    }
+  }
+
   const activities = {
     /** Clone, branch, run the setup command. Runs on the shared queue; returns this worker's queue. */
-    async prepareWorkspace(req: PrepareWorkspaceRequest): Promise<WorkspaceHandle> {
+    async prepareWorkspace(req: PrepareWorkspaceRequest): Promise<PreparedWorkspace> {
       // A big clone takes longer than the heartbeat timeout: beat while git works, and let a
       // cancellation kill git (the clone's whole process group) instead of waiting for it.
-      return beating(() => prepare(req));
+      return beating(async () => {
+        const handle = await prepare(req);
+        return req.prompt ? { ...handle, ...(await firstPrompt(req.prompt, handle)) } : handle;
+      });
     },
 
     /** Answers the workflow's liveness check (src/domain/liveness.ts) from this worker's own never-busy queue. */
@@ -248,7 +322,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Task, ranked repository map, files, last failure → prompt artifact, within the token budget. */
     async buildPrompt(req: BuildPromptRequest): Promise<BuiltPrompt> {
       ws.openWorkspace(req.workspace);
-      return buildPrompt(store, req, { cacheDir: repomapCacheDirOf(deps), secrets: secrets(req.secretEnvNames) });
+      return promptFor(req);
     },
 
     /**
@@ -267,27 +341,22 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Writes the change set into the workspace, confined to it; all or nothing. */
     async applyChange(req: ApplyChangeRequest): Promise<ApplyChangeResult> {
+      return applyChange(req);
+    },
+
+    /** applyChange, then the playbook's steps while they pass, in one activity (./applyAndCheck.ts); safe to run again. */
+    async applyChangeAndCheck(req: ApplyAndCheckRequest): Promise<ApplyAndCheckResult> {
+      // Gone from this worker: lost (rebuilt by the workflow), before any record of it is read or written.
       ws.openWorkspace(req.workspace);
-      const { change, shown } = fromLegacy(await store.readJson<ChangeSet | LegacyChangeSet>(req.change), req.shown);
-      // The files as they were, for the syntax gate: an error that was there before is not the change's.
-      const before = req.checks ? await contentsOf(req.workspace.dir, change.files.map((f) => f.path)) : undefined;
-      // Written by the worker: handed over to the sandbox's uid, and their size counted, before the next command.
-      const written: WrittenFile[] = [];
-      const r = await trackWrites(req.workspace.dir, change.files.map((f) => f.path), () => applyChangeSet(req.workspace.dir, change, { shown, allowTestChanges: req.allowTestChanges }, written));
-      // Feedback for the model and the history: bounded whatever the file's lines look like, and
-      // masked as the prompt masks them (the closest lines quote the file).
-      const values = secrets();
-      const masked = (lines: string[]) => lines.map((l) => redactCounted(l, values, { code: true }).text);
-      const bounded = { ...r, errors: boundLines(masked(r.errors), MAX_APPLY_ERRORS_CHARS), notes: boundLines(masked(r.notes), 2_000) };
-      if (!r.applied) return bounded;
-      const diff = await ws.diffWorkspace(store, req.workspace, r.files, written);
-      if (!req.checks || !before) return { ...bounded, diff };
-      const after = await contentsOf(req.workspace.dir, r.files);
-      const syntaxErrors = await introducedErrors(
-        r.files.filter((f) => after.has(f)).map((f) => ({ path: f, before: before.get(f) ?? null, after: after.get(f) ?? null })),
-      );
-      const playbook = detectForChange(req.workspace.dir, req.checks.playbook, r.files, before);
-      return { ...bounded, diff, ...(syntaxErrors.length ? { syntaxErrors: syntaxErrors.slice(0, 10) } : {}), ...(playbook ? { playbook } : {}) };
+      return applyAndCheck(req, {
+        apply: applyChange,
+        check: checkStep,
+        rollback,
+        restoreTested: async (workspace) => {
+          ws.openWorkspace(workspace);
+          noteWritten(workspace.dir, await restoreTestedPaths(workspace));
+        },
+      });
     },
 
     /**
@@ -343,27 +412,11 @@ export function createActivities(deps: ActivityDeps) {
 
     /** One playbook step (lint, typecheck, test, build, …) in the sandbox; its whole log becomes an artifact. */
     async runCheck(req: RunCheckRequest): Promise<StepOutcome> {
-      ws.openWorkspace(req.workspace);
-      const out = await steps.runStep(req.step, req.workspace.dir, req.timeoutSec, req.secretEnvNames, req.sandbox);
-      // Gone while the step ran (its disk wiped, its host going): the outcome says nothing of the change.
-      ws.openWorkspace(req.workspace);
-      // Steps check, they do not write: what a step rewrote of the change is put back, so the
-      // next step and the commit see the content that was checked.
-      const altered = await restoreTestedPaths(req.workspace);
-      noteWritten(req.workspace.dir, altered);
-      return altered.length ? { ...out, altered: altered.slice(0, 50) } : out;
+      return checkStep(req);
     },
 
     async rollbackWorkspace(workspace: WorkspaceHandle): Promise<void> {
-      // Back to the setup state: what was written back is handed over before the next command;
-      // without that list (the old way, a failure midway) the next command walks the tree.
-      let wrote: string[] | undefined;
-      try {
-        await ws.rollbackWorkspace(workspace, (paths) => (wrote = paths));
-      } finally {
-        if (wrote) noteWritten(workspace.dir, wrote);
-        else forgetWorkspace(workspace.dir);
-      }
+      return rollback(workspace);
     },
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
@@ -444,7 +497,7 @@ export function createActivities(deps: ActivityDeps) {
  * The activities the workflow sends to a workspace queue (workflows/activityProxies.ts
  * onWorkspace): each one heartbeats, so a dead worker is noticed within its heartbeat timeout.
  */
-export const WORKSPACE_ACTIVITIES = ['buildPrompt', 'applyChange', 'previewChanges', 'rollbackWorkspace', 'commitAndPush', 'releaseWorkspace', 'mergeBranches', 'runTests', 'runCheck'] as const;
+export const WORKSPACE_ACTIVITIES = ['buildPrompt', 'applyChange', 'applyChangeAndCheck', 'previewChanges', 'rollbackWorkspace', 'commitAndPush', 'releaseWorkspace', 'mergeBranches', 'runTests', 'runCheck'] as const;
 
 export type Activities = ReturnType<typeof createActivities>;
 

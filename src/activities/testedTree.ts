@@ -95,10 +95,35 @@ export async function saveTestedChange(ws: Located, tested: TestedChange): Promi
   if (file) await writeFile(file, JSON.stringify(tested));
 }
 
-/** A rolled-back attempt's change is no longer what the workspace holds. */
+/** A rolled-back attempt's change is no longer what the workspace holds (nor its apply result). */
 export async function forgetTestedChange(ws: Located): Promise<void> {
   const file = fileOf(ws);
   if (file) await rm(file, { force: true });
+  const applied = appliedFileOf(ws);
+  if (applied) await rm(applied, { force: true });
+}
+
+const appliedFileOf = (ws: Located) => {
+  const dir = stateDirOf(ws);
+  return dir && path.join(dir, 'applied.json');
+};
+
+/**
+ * What a try of an activity that applies and checks (./applyAndCheck.ts) left of `change` here:
+ * `result` once applied, only `change` while it was being written. Undefined: nothing of it.
+ */
+export async function readAppliedChange<R>(ws: Located, change: string): Promise<{ change: string; result?: R } | undefined> {
+  const file = appliedFileOf(ws);
+  const rec = file ? await readFile(file, 'utf8').then((t) => JSON.parse(t) as { change: string; result?: R }, () => undefined) : undefined;
+  return rec?.change === change ? rec : undefined;
+}
+
+/** Records `change` being applied (no `result`) or applied; false when the workspace has no folder of its own to keep it in. */
+export async function recordAppliedChange<R>(ws: Located, change: string, result?: R): Promise<boolean> {
+  const file = appliedFileOf(ws);
+  if (!file) return false;
+  await writeFile(file, JSON.stringify({ change, ...(result ? { result } : {}) }));
+  return true;
 }
 
 /**

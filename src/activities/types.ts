@@ -104,7 +104,12 @@ export interface PrepareWorkspaceRequest {
   restoreBundle?: ArtifactRef;
   /** Resolve the playbook and run its setup steps (runs since `playbooks`; `setupCommand` is then ignored). */
   checks?: PlaybookRequest;
+  /** The first attempt's prompt request (runs since FOLD_ROUND_TRIPS): built on the new workspace, sparing a buildPrompt activity. */
+  prompt?: Omit<BuildPromptRequest, 'workspace'>;
 }
+
+/** The workspace, and the first prompt when it was asked for and could be built. */
+export type PreparedWorkspace = WorkspaceHandle & { prompt?: BuiltPrompt };
 
 export interface BuildPromptRequest {
   workspace: WorkspaceHandle;
@@ -224,6 +229,28 @@ export interface ApplyChangeResult {
   syntaxErrors?: SyntaxProblem[];
   /** The detected checks for the changed paths, where they differ from the workspace's (a monorepo package). */
   playbook?: ResolvedPlaybook;
+}
+
+/**
+ * A change applied and its checks run in one activity (runs since FOLD_ROUND_TRIPS): what
+ * applyChange and then runCheck for each step would be sent, the steps' own fields taken from
+ * the playbook the apply settles on.
+ */
+export interface ApplyAndCheckRequest extends ApplyChangeRequest {
+  checks: { playbook: ResolvedPlaybook };
+  /** What the steps' `when`, time limits, env and sandbox are decided by, as the workflow's runChecks reads them. */
+  run: { attempt: number; labels: string[]; testTimeoutSec: number; secretEnvNames?: string[]; sandbox?: SandboxPolicy };
+}
+
+export interface ApplyAndCheckResult {
+  /** As applyChange returns it. */
+  applied: ApplyChangeResult;
+  /**
+   * The steps run after it, in order, each as runCheck returns it: all passed but maybe the last.
+   * Empty: none ran (the change did not apply, the syntax gate refused it, or the first step is
+   * the workflow's to run) — the workflow goes on from there as after applyChange.
+   */
+  checked: StepOutcome[];
 }
 
 export interface PreviewChangesRequest {

@@ -145,6 +145,28 @@ export function stepApplies(step: PlaybookStep, ctx: ConditionContext): { run: b
   return run ? { run } : { run, why: `when: ${step.when}` };
 }
 
+/** What the checks after a change decide their steps by, besides the outcomes so far. */
+export interface CheckContext {
+  changed: string[];
+  attempt: number;
+  labels: string[];
+  /** The workspace's setup steps as they ran: later conditions may name them. */
+  setup: StepOutcome[];
+}
+
+/**
+ * Whether a check step of `playbook` runs after `done` (every earlier check's outcome, skipped
+ * ones included), and its outcome when it does not: the workflow's loop and a change applied and
+ * checked in one activity decide alike.
+ */
+export function checkStepApplies(playbook: ResolvedPlaybook, step: PlaybookStep, c: CheckContext, done: StepOutcome[]): { run: true } | { run: false; skipped: StepOutcome } {
+  const applies = stepApplies(step, { changed: c.changed, attempt: c.attempt, stack: playbook.stack ?? '', labels: c.labels, steps: outcomesByName([...c.setup, ...done]) });
+  return applies.run ? { run: true } : { run: false, skipped: { name: step.name, kind: step.kind, status: 'skipped', skippedBecause: applies.why } };
+}
+
+/** The steps run after a change applies (setup ran once, when the workspace was prepared). */
+export const checkSteps = (playbook: ResolvedPlaybook): PlaybookStep[] => playbook.steps.filter((s) => s.kind !== 'setup');
+
 /** The steps' outcomes by name, for later conditions. */
 export function outcomesByName(steps: StepOutcome[]): ConditionContext['steps'] {
   return Object.fromEntries(steps.map((s) => [s.name, { status: s.status, exitCode: s.exitCode }]));

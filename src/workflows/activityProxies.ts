@@ -124,7 +124,8 @@ function workspaceProxies(ws: WorkspaceHandle, testTimeoutSec: number, queueChec
     ...common,
     startToCloseTimeout: '5 minutes',
   });
-  const tests = proxyActivities<Pick<Activities, 'runTests' | 'runCheck'>>({
+  // applyChangeAndCheck runs the checks too: a test run's clock, cancellation and tries.
+  const tests = proxyActivities<Pick<Activities, 'runTests' | 'runCheck' | 'applyChangeAndCheck'>>({
     ...common,
     // Waiting for a command slot (WEAVER_MAX_COMMANDS) is not working: the command's own time
     // limit starts once it has its slot and is enforced by the activity, and a dead worker is
@@ -139,7 +140,8 @@ function workspaceProxies(ws: WorkspaceHandle, testTimeoutSec: number, queueChec
   return { git, tests };
 }
 
-type WorkspaceActivity = 'buildPrompt' | 'applyChange' | 'previewChanges' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches' | 'runTests' | 'runCheck';
+type WorkspaceActivity = 'buildPrompt' | 'applyChange' | 'previewChanges' | 'rollbackWorkspace' | 'commitAndPush' | 'releaseWorkspace' | 'mergeBranches' | 'runTests' | 'runCheck' | 'applyChangeAndCheck';
+const RUNS_COMMANDS: WorkspaceActivity[] = ['runTests', 'runCheck', 'applyChangeAndCheck'];
 
 export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
   const queueCheckSec = ws.queueCheckSec ?? DEFAULT_QUEUE_CHECK_SEC;
@@ -172,7 +174,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
       } catch (err) {
         const silent = pingOnSilence && heartbeatTimedOut(err);
         // A worker killed on every try (or too slow to beat) keeps its workspace no longer than the server's retries did: lost.
-        if (silent && ++silences >= SILENT_TRIES[name === 'runTests' || name === 'runCheck' ? 'tests' : 'git']) throw err;
+        if (silent && ++silences >= SILENT_TRIES[RUNS_COMMANDS.includes(name) ? 'tests' : 'git']) throw err;
         // Runs started before the check went straight to a rebuild: they replay as they ran.
         if (!silent && (!queuedTooLong(err) || checks >= MAX_QUEUE_CHECKS || !patched('workspace-liveness-check'))) throw err;
         let load: WorkerLoad;
@@ -183,7 +185,7 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
           // Nobody answers for that queue: the workspace is lost, saying how that was found
           // (runs before QUICK_QUEUE_CHECK rethrew the timeout itself; both read as lost).
           const how = silent ? `stopped heartbeating (${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} s without a beat)` : `waited ${waitedSec} s in its queue untaken`;
-          throw quick ? workerGone(err as ActivityFailure, ws.taskQueue, how) : err;
+          throw quick ? workerGone(err as ActivityFailure, ws.taskQueue, how, silent) : err;
         }
         const { running, queued, limit } = load.commands;
         const what = silent ? 'stopped heartbeating, but its worker answers (restarted, or slow)' : 'still queued: its worker is alive and busy';
@@ -209,18 +211,20 @@ export function onWorkspace(ws: WorkspaceHandle, testTimeoutSec: number) {
     mergeBranches: patient('mergeBranches', (a) => a.git.mergeBranches),
     runTests: patient('runTests', (a) => a.tests.runTests),
     runCheck: patient('runCheck', (a) => a.tests.runCheck),
+    applyChangeAndCheck: patient('applyChangeAndCheck', (a) => a.tests.applyChangeAndCheck),
   };
 }
 
 /**
  * The workspace's worker is gone: `queued` waited out its schedule-to-start (or its heartbeat
  * timeout: `how` says which) and the worker's liveness responder did not answer either. A WorkspaceLost failure of the same activity, whose
- * message (quoted in the attempt's notes and in the result) says how that was found and when.
+ * message (quoted in the attempt's notes and in the result) says how that was found and when;
+ * its details say whether a worker had `started` it (its heartbeats stopped) or it waited untaken.
  */
-function workerGone(queued: ActivityFailure, taskQueue: string, how: string): ActivityFailure {
+function workerGone(queued: ActivityFailure, taskQueue: string, how: string, started: boolean): ActivityFailure {
   const at = new Date(Date.now()).toISOString();
   const why = `no worker on ${taskQueue}: ${queued.activityType} ${how} and nobody polled ${aliveQueueOf(taskQueue)} within ${ALIVE_CHECK_SEC} s (checked at ${at})`;
-  return new ActivityFailure(why, queued.activityType, queued.activityId, queued.retryState, queued.identity, ApplicationFailure.create({ type: 'WorkspaceLost', message: why, nonRetryable: true }));
+  return new ActivityFailure(why, queued.activityType, queued.activityId, queued.retryState, queued.identity, ApplicationFailure.create({ type: 'WorkspaceLost', message: why, nonRetryable: true, details: [{ started }] }));
 }
 
 /** The activity's worker stopped heartbeating (died, or starved of CPU for WORKSPACE_HEARTBEAT_TIMEOUT_SEC). */

@@ -3,7 +3,7 @@
 // the attempt. Also the planning call (ask for subtasks only).
 import { isCancellation, log } from '@temporalio/workflow';
 import { patched } from './patches';
-import type { GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
+import type { BuildPromptRequest, GenerateChangeResult, Shown, WorkspaceHandle } from '../activities/types';
 import { DEFAULT_COOLDOWN } from '../domain/cooldown';
 import { decide, outcomeDetail, type Outcome, type TaskState } from '../domain/decider';
 import { countLoss, givenUp, type Losses } from '../domain/rebuilds';
@@ -45,21 +45,9 @@ export async function ask(t: TaskRun, record: AttemptRecord, reflection: Reflect
   for (let round = 0; ; round++) {
     // The workspace is still at the branch head here: a lost one is rebuilt and the prompt built
     // again, keeping the rounds (and answers) already paid for.
-    const built = await t.onWorkspace((ws) => t.acts(ws).buildPrompt({
-      workspace: ws,
-      task: t.input.task,
-      attempt: t.attempt,
-      tokenBudget: t.tokenBudget,
-      feedback: reflection.feedback,
-      failure: reflection.failure,
-      requestedFiles: requested.length ? [...requested] : undefined,
-      guidance: [...t.guidance],
-      allowSubtasks: planOnly || t.canDecompose(),
-      planOnly,
-      secretEnvNames: t.secretEnvNames(),
-      // A child's own naming never unlocks secret files (its task came from a model): only the root's.
-      namedSecretFiles: t.input.inherited?.namedSecretFiles,
-    }));
+    const request = promptRequest(t, reflection, requested, planOnly);
+    // The first prompt may come built with the workspace (runs since FOLD_ROUND_TRIPS), if it was built for this very request.
+    const built = await t.onWorkspace(async (ws) => t.takePrompt(ws, request) ?? t.acts(ws).buildPrompt({ workspace: ws, ...request }));
     // The answer comes from this round's prompt: only what it showed whole may be rewritten whole.
     shown = built.shown ?? {};
     record.artifacts.push(built.prompt);
@@ -101,6 +89,24 @@ export async function ask(t: TaskRun, record: AttemptRecord, reflection: Reflect
     }
     return { answer, shown };
   }
+}
+
+/** What buildPrompt is sent for an attempt (`attempt`: the attempt about to start), but the workspace. */
+export function promptRequest(t: TaskRun, reflection: Reflection, requested: string[], planOnly: boolean, attempt = t.attempt): Omit<BuildPromptRequest, 'workspace'> {
+  return {
+    task: t.input.task,
+    attempt,
+    tokenBudget: t.tokenBudget,
+    feedback: reflection.feedback,
+    failure: reflection.failure,
+    requestedFiles: requested.length ? [...requested] : undefined,
+    guidance: [...t.guidance],
+    allowSubtasks: planOnly || t.canDecompose(),
+    planOnly,
+    secretEnvNames: t.secretEnvNames(),
+    // A child's own naming never unlocks secret files (its task came from a model): only the root's.
+    namedSecretFiles: t.input.inherited?.namedSecretFiles,
+  };
 }
 
 /** Consensus and shadow comparisons look at the files each answer produces, not its text. */

@@ -2,12 +2,14 @@
 // activity on the workspace's worker, in order; the first failure that asks for a retry (or
 // fails the task) ends the run of steps, and its outcome goes to the Decider. Steps that
 // `warn` or `ignore` let the others run. Nothing run at all is `no_checks`, never a pass.
-import type { Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
+import type { ApplyAndCheckResult, ApplyChangeRequest, Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
 import { howItEnded, type Outcome, type StepRef } from '../domain/decider';
-import { commandText, outcomesByName, stepApplies, type ResolvedPlaybook } from '../domain/playbook';
+import { checkStepApplies, checkSteps, commandText, type ResolvedPlaybook } from '../domain/playbook';
 import type { ArtifactRef, AttemptRecord, StepOutcome } from '../domain/schema';
 import { commandClockSec } from './activityProxies';
-import type { TaskRun } from './task';
+import { patched } from './patches';
+import { FOLD_ROUND_TRIPS, type TaskRun } from './task';
 
 /**
  * Applies `change` on `ws` and checks it (the syntax gate, then the workspace's playbook; the
@@ -18,13 +20,29 @@ import type { TaskRun } from './task';
 export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: ArtifactRef, shown: Shown, record: AttemptRecord, onApplied?: () => void): Promise<Outcome> {
   t.enter('applying');
   const playbook = t.playbooks ? ws.playbook : undefined;
-  const applied = await t.acts(ws).applyChange({
+  const request: ApplyChangeRequest = {
     workspace: ws,
     change,
     shown,
     allowTestChanges: t.input.task.allowTestChanges,
     ...(playbook ? { checks: { playbook } } : {}),
-  });
+  };
+  // Runs since FOLD_ROUND_TRIPS apply and run the checks that pass in one activity; both results
+  // are read below as applyChange's and runCheck's were (runs before replay as they ran).
+  const fold = playbook && patched(FOLD_ROUND_TRIPS);
+  // The checks take the folded activity's time (the apply, milliseconds of it): shown as testing.
+  if (fold) t.enter('testing', checkSteps(playbook).map((s) => s.name).join(', '));
+  const folded = fold
+    ? await applyThenCheck(t, ws, request, playbook).catch((err: unknown) => {
+        // Lost in a check: the rebuild that follows makes progress, as one after applyChange did;
+        // lost before, it was lost applying (what the attempt's notes say).
+        const lost = lostWhen(err);
+        if (lost === 'after') onApplied?.();
+        if (lost === 'before') t.enter('applying');
+        throw err;
+      })
+    : undefined;
+  const applied = folded?.applied ?? (await t.acts(ws).applyChange(request));
   onApplied?.();
   if (applied.diff) record.artifacts.push(applied.diff);
   if (applied.notes?.length) record.notes = applied.notes.slice(0, 20).map((n) => n.slice(0, 300));
@@ -35,7 +53,7 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
   if (playbook) {
     // Parsed before anything runs: a change that breaks the syntax costs no setup and no suite.
     if (applied.syntaxErrors?.length) return { kind: 'invalid_syntax', errors: describeSyntax(applied.syntaxErrors) };
-    return runChecks(t, ws, applied.playbook ?? playbook, applied.files, record);
+    return runChecks(t, ws, applied.playbook ?? playbook, applied.files, record, folded?.checked);
   }
   t.enter('testing');
   const tests = await t.acts(ws).runTests.executeWithOptions({ summary: `attempt ${t.attempt}: ${commandText(t.input.testCommand ?? 'no test command', 80)}` }, [
@@ -47,29 +65,61 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
   return { kind: 'tests_failed', exitCode: tests.exitCode, timedOut: tests.timedOut, tail: tests.tail, timeoutSec: t.limits.testTimeoutSec, limit: tests.limit };
 }
 
+/** The change applied, then its checks while they pass (src/activities/applyAndCheck.ts), in one activity. */
+function applyThenCheck(t: TaskRun, ws: WorkspaceHandle, request: ApplyChangeRequest, playbook: ResolvedPlaybook): Promise<ApplyAndCheckResult> {
+  const { testTimeoutSec } = t.limits;
+  // The proxy's safety net grows with the longest step, as runCheck's does with each.
+  const longest = Math.max(testTimeoutSec, ...checkSteps(playbook).map((s) => s.timeoutSec ?? 0));
+  const longer = longest > testTimeoutSec ? { startToCloseTimeout: commandClockSec(longest) * 1000 } : {};
+  const run = { attempt: t.attempt, labels: t.input.task.labels ?? [], testTimeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy };
+  return t.acts(ws).applyChangeAndCheck.executeWithOptions({ summary: `attempt ${t.attempt}: apply the change, then its checks`, ...longer }, [{ ...request, checks: { playbook }, run }]);
+}
+
+/**
+ * Whether the folded activity's workspace was lost `after` the change was applied — it says so
+ * itself (a workspace gone in a check), or a worker had taken it (its heartbeats stopped; it
+ * applies within milliseconds of starting, its checks take the rest) — or `before` (untaken in
+ * its queue, or gone when it started). Undefined: not a loss.
+ */
+function lostWhen(err: unknown): 'before' | 'after' | undefined {
+  if (!(err instanceof ActivityFailure)) return undefined;
+  const c = err.cause;
+  if (c instanceof TimeoutFailure) return c.timeoutType === 'HEARTBEAT' ? 'after' : c.timeoutType === 'SCHEDULE_TO_START' ? 'before' : undefined;
+  if (!(c instanceof ApplicationFailure) || c.type !== 'WorkspaceLost') return undefined;
+  const said = c.details?.[0] as { applied?: boolean; started?: boolean } | undefined;
+  return said?.applied || said?.started ? 'after' : 'before';
+}
+
 /** The syntax gate's findings as the model and the record read them. */
 function describeSyntax(problems: SyntaxProblem[]): string[] {
   return problems.map((p) => `${p.path}:${p.line}:${p.column}: ${p.kind === 'MISSING' ? 'missing token' : 'syntax error'}\n${p.excerpt}`);
 }
 
-/** Runs the checks of `playbook` for a change that wrote `changed`; each step is recorded on `record`. */
-export async function runChecks(t: TaskRun, ws: WorkspaceHandle, playbook: ResolvedPlaybook, changed: string[], record: AttemptRecord): Promise<Outcome> {
+/**
+ * Runs the checks of `playbook` for a change that wrote `changed`; each step is recorded on
+ * `record`. `ran`: the steps the activity that applied the change ran already, in order (read
+ * here as runCheck's results; the steps after them run as runCheck).
+ */
+export async function runChecks(t: TaskRun, ws: WorkspaceHandle, playbook: ResolvedPlaybook, changed: string[], record: AttemptRecord, ran: StepOutcome[] = []): Promise<Outcome> {
   const steps: StepOutcome[] = (record.steps = []);
-  const setup = ws.setupSteps ?? [];
-  for (const step of playbook.steps.filter((s) => s.kind !== 'setup')) {
-    const ctx = { changed, attempt: t.attempt, stack: playbook.stack ?? '', labels: t.input.task.labels ?? [], steps: outcomesByName([...setup, ...steps]) };
-    const applies = stepApplies(step, ctx);
+  const ctx = { changed, attempt: t.attempt, labels: t.input.task.labels ?? [], setup: ws.setupSteps ?? [] };
+  const pending = [...ran];
+  for (const step of checkSteps(playbook)) {
+    const applies = checkStepApplies(playbook, step, ctx, steps);
     if (!applies.run) {
-      steps.push({ name: step.name, kind: step.kind, status: 'skipped', skippedBecause: applies.why });
+      steps.push(applies.skipped);
       continue;
     }
     t.enter('testing', step.name);
     const timeoutSec = step.timeoutSec ?? t.limits.testTimeoutSec;
     // A step may take longer than the task's testTimeoutSec: the proxy's safety net grows with it.
     const longer = timeoutSec > t.limits.testTimeoutSec ? { startToCloseTimeout: commandClockSec(timeoutSec) * 1000 } : {};
-    const out = await t.acts(ws).runCheck.executeWithOptions({ summary: `attempt ${t.attempt}: ${step.name} — ${commandText(step.run)}`, ...longer }, [
-      { workspace: ws, step, timeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
-    ]);
+    const out =
+      pending[0]?.name === step.name
+        ? pending.shift()!
+        : await t.acts(ws).runCheck.executeWithOptions({ summary: `attempt ${t.attempt}: ${step.name} — ${commandText(step.run)}`, ...longer }, [
+            { workspace: ws, step, timeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy },
+          ]);
     if (out.log) record.artifacts.push(out.log);
     if (out.altered?.length) {
       t.warn(`the ${step.name} step rewrote ${out.altered.slice(0, 10).join(', ')}${out.altered.length > 10 ? ', …' : ''} on attempt ${t.attempt}: put back as the change wrote them (steps check, they do not write; what is committed is what the checks saw)`);

@@ -12,9 +12,9 @@ import { strippedCredentialsNote, stripTaskCredentials } from '../domain/repoUrl
 import { slimChild } from '../domain/slim';
 import { REFUSED, taskFailure } from '../domain/taskOutcome';
 import { noChecksReason } from '../domain/decider';
-import { attemptLoop, plan, type Step } from './attempts';
+import { attemptLoop, plan, promptRequest, type Step } from './attempts';
 import { decompose } from './decomposition';
-import { isWorkspaceLost, TaskRun } from './task';
+import { FOLD_ROUND_TRIPS, isWorkspaceLost, TaskRun } from './task';
 import { continueTask, resume, type TaskCarry } from './taskCarry';
 import { recordTaskOutcome } from './metrics';
 
@@ -98,7 +98,9 @@ async function run(t: TaskRun, rawInput: CodingTaskInput, carry?: TaskCarry): Pr
 
 /** A fresh workspace, then the first step (unless nothing in the repository could check a change: said before any model is paid). */
 async function start(t: TaskRun): Promise<Step> {
-  await t.prepare();
+  // The attempt loop's first prompt is built with the workspace (runs since FOLD_ROUND_TRIPS): one activity fewer.
+  const straightToAttempts = !t.input.subtasks?.length && !(t.input.decomposition === 'always' && t.canDecompose());
+  await t.prepare(undefined, straightToAttempts && patched(FOLD_ROUND_TRIPS) ? promptRequest(t, {}, [], false, t.attempt + 1) : undefined);
   const playbook = t.playbooks ? t.ws?.playbook : undefined;
   if (playbook?.nothingAnywhere && !t.input.allowNoChecks && !t.input.subtasks?.length) {
     return { kind: 'done', result: await t.finish('failed', noChecksReason(playbook.description)) };

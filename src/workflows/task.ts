@@ -5,7 +5,7 @@
 // concern files only read it and call these steps.
 import { ActivityFailure, ApplicationFailure, log, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { patched } from './patches';
-import type { PrepareWorkspaceRequest, WorkspaceHandle } from '../activities/types';
+import type { BuildPromptRequest, BuiltPrompt, PrepareWorkspaceRequest, WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
 import { Ledger, type TreeBound } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
@@ -65,6 +65,11 @@ export const PROMPT_BUDGETS = 'prompt-budgets';
  * change (not three at every phase).
  */
 export const LEAN_ROUND_TRIPS = 'lean-round-trips';
+/**
+ * Marks runs with fewer activities per attempt: a change applied and its passing checks run in
+ * one activity (checks.ts), and the first prompt built by the activity that prepares the workspace.
+ */
+export const FOLD_ROUND_TRIPS = 'fold-round-trips';
 
 /** Bounds on lists a long run grows: notes, a person's hints, the attempts `progress` shows logs of. */
 const MAX_WARNINGS = 50;
@@ -302,17 +307,21 @@ export class TaskRun {
    * A fresh workspace. `rebuild`: the last one's worker is gone — branch from the same base
    * commit (and, after a commit, restore the branch from its bundle) so nothing done is redone.
    */
-  async prepare(rebuild?: { restore?: ArtifactRef }): Promise<WorkspaceHandle> {
+  async prepare(rebuild?: { restore?: ArtifactRef }, firstPrompt?: PrepareWorkspaceRequest['prompt']): Promise<WorkspaceHandle> {
     this.enter('preparing');
     // The last workspace is gone with its worker until a new one is ready: never named as live.
     if (rebuild) this.wsLost = true;
     const baseCommit = rebuild ? this.ws?.baseCommit : undefined;
-    this.ws = await shared.prepareWorkspace({
+    const { prompt, ...ws } = await shared.prepareWorkspace({
       ...(baseCommit ? { baseCommit } : {}),
       ...(rebuild?.restore ? { restoreBundle: rebuild.restore } : {}),
       ...this.workspaceRequest(),
       pushRemote: this.pushRemote(),
+      ...(firstPrompt ? { prompt: firstPrompt } : {}),
     });
+    // The handle travels with every workspace activity: the prompt is kept apart, for the first ask.
+    this.ws = ws;
+    this.prebuilt = prompt && firstPrompt ? { ws, request: JSON.stringify(firstPrompt), prompt } : undefined;
     this.wsLost = false;
     log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue, sandbox: this.ws.sandbox });
     // What the worker changed in the task's sandbox policy (a limit capped, an env name not allowed…).
@@ -322,6 +331,17 @@ export class TaskRun {
     }
     return this.ws;
   }
+
+  /**
+   * The prompt the workspace's preparation built (runs since FOLD_ROUND_TRIPS), once, and only
+   * for the workspace and the request it was built for (a hint signalled since changes it).
+   */
+  takePrompt(ws: WorkspaceHandle, request: Omit<BuildPromptRequest, 'workspace'>): BuiltPrompt | undefined {
+    const kept = this.prebuilt;
+    this.prebuilt = undefined;
+    return kept?.ws === ws && kept.request === JSON.stringify(request) ? kept.prompt : undefined;
+  }
+  private prebuilt?: { ws: WorkspaceHandle; request: string; prompt: BuiltPrompt };
 
   /** A clone of the task's repository on its branch, set up for its checks (`workflowId` names its directory). */
   workspaceRequest(workflowId = this.workflowId): PrepareWorkspaceRequest {

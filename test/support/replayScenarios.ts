@@ -17,6 +17,7 @@ import { HOST_SCENARIOS } from './replayHostScenarios';
 import { CARRY_SCENARIOS } from './replayCarryScenarios';
 import { QUOTA_SCENARIOS } from './replayQuotaScenarios';
 import { answer, BAD, check, GOOD, usage, type ReplayScenario } from './replayShapes';
+import type { Rig } from './weaver';
 
 export { answer, BAD, GOOD, shapeProblems, type ExpectedShape, type ReplayScenario } from './replayShapes';
 
@@ -29,6 +30,22 @@ async function waitForPhase(h: WorkflowHandle, phase: Progress['phase']): Promis
     if (Date.now() > deadline) throw new Error(`${h.workflowId} never reached ${phase} (at ${now})`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Three answers under `playbook` (lint and test steps): one that breaks the syntax, one that fails lint, one that passes. */
+async function syntaxLintPass(rig: Rig, id: string, model: string, playbook: string): Promise<CodingTaskResult> {
+  const repo = await makeRepo(path.join(rig.tmp, `${model}-${id}`), {
+    'src/add.js': 'module.exports = function add(a, b) {\n  throw new Error("todo");\n};\n',
+    'lint.js': "if (/\\bvar\\b/.test(require('fs').readFileSync('src/add.js', 'utf8'))) { console.error('no-var'); process.exit(1); }\n",
+    'test/add.test.js': "require('node:test')('add', () => require('node:assert').strictEqual(require('../src/add.js')(2, 3), 5));\n",
+  });
+  const file = (body: string) => ({ content: wholeFile('src/add.js', `module.exports = function add(a, b) {\n${body}\n};\n`, 's'), usage });
+  rig.model.script(model, [file('  return (a + b;'), file('  var s = a + b;\n  return s;'), file('  return a + b;')]);
+  const { testCommand: _t, ...task } = rig.task(repo, [rig.provider(model)], { playbook, push: true, decomposition: 'never' });
+  const r = await rig.run({ ...task, task: { title: 'Implement add', description: 'Write add in src/add.js.', relatedFiles: ['src/add.js'] } }, id);
+  const outcomes = r.attempts.map((a) => a.outcome).join();
+  check(r.status === 'succeeded' && outcomes === 'invalid_syntax,check_failed,tests_passed', 'syntax, lint, then pass', outcomes);
+  return r;
 }
 
 const decisions = (r: CodingTaskResult) => r.attempts.map((a) => a.decision.action);
@@ -266,18 +283,7 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
     about: "the task's playbook: an answer that breaks the syntax (invalid_syntax, no step runs), one that fails the lint step, one that passes lint and test; a docs step skipped by its when",
     expect: { closed: 'COMPLETED', activities: { generateChange: 3, runCheck: 3, rollbackWorkspace: 2, commitAndPush: 1 } },
     run: async (rig, id) => {
-      const repo = await makeRepo(path.join(rig.tmp, `playbook-${id}`), {
-        'src/add.js': 'module.exports = function add(a, b) {\n  throw new Error("todo");\n};\n',
-        'lint.js': "if (/\\bvar\\b/.test(require('fs').readFileSync('src/add.js', 'utf8'))) { console.error('no-var'); process.exit(1); }\n",
-        'test/add.test.js': "require('node:test')('add', () => require('node:assert').strictEqual(require('../src/add.js')(2, 3), 5));\n",
-      });
-      const file = (body: string) => ({ content: wholeFile('src/add.js', `module.exports = function add(a, b) {\n${body}\n};\n`, 's'), usage });
-      rig.model.script('rs-playbook', [file('  return (a + b;'), file('  var s = a + b;\n  return s;'), file('  return a + b;')]);
-      const playbook = 'steps:\n  - name: lint\n    run: node lint.js\n  - name: test\n    run: node --test test/\n  - name: docs\n    when: changed(\'docs/**\')\n    run: "true"\n';
-      const { testCommand: _t, ...task } = rig.task(repo, [rig.provider('rs-playbook')], { playbook, push: true, decomposition: 'never' });
-      const r = await rig.run({ ...task, task: { title: 'Implement add', description: 'Write add in src/add.js.', relatedFiles: ['src/add.js'] } }, id);
-      const outcomes = r.attempts.map((a) => a.outcome).join();
-      check(r.status === 'succeeded' && outcomes === 'invalid_syntax,check_failed,tests_passed', 'syntax, lint, then pass', outcomes);
+      await syntaxLintPass(rig, id, 'rs-playbook', 'steps:\n  - name: lint\n    run: node lint.js\n  - name: test\n    run: node --test test/\n  - name: docs\n    when: changed(\'docs/**\')\n    run: "true"\n');
       return [id];
     },
   },
@@ -311,6 +317,20 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
       rig.model.script('rs-lean', [answer(GOOD)]);
       const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-lean')], { push: true }), id);
       check(r.status === 'succeeded' && r.pushed === true && r.workspace === undefined, 'pushed and released', [r.status, r.pushed, r.workspace]);
+      return [id];
+    },
+  },
+  {
+    name: 'fold-round-trips',
+    about:
+      "since fold-round-trips: the first prompt built by prepareWorkspace; each change applied and checked in one activity — one that breaks the syntax (no step runs), one that fails lint (the activity stops there), one that passes lint, fails a warn step (the activity stops, the workflow warns) and passes test as runCheck",
+    expect: { closed: 'COMPLETED', patches: ['fold-round-trips'], activities: { prepareWorkspace: 1, buildPrompt: 2, generateChange: 3, applyChangeAndCheck: 3, runCheck: 1, rollbackWorkspace: 2, commitAndPush: 1 } },
+    run: async (rig, id) => {
+      const playbook =
+        'steps:\n  - name: lint\n    run: node lint.js\n  - name: style\n    run: node -e "process.exit(3)"\n    onFailure: warn\n  - name: test\n    run: node --test test/\n  - name: docs\n    when: changed(\'docs/**\')\n    run: "true"\n';
+      const r = await syntaxLintPass(rig, id, 'rs-fold', playbook);
+      const steps = r.attempts[2]?.steps?.map((s) => `${s.name}:${s.status}`).join();
+      check(steps === 'lint:passed,style:failed,test:passed,docs:skipped', 'every step of the last attempt recorded as before', steps);
       return [id];
     },
   },

@@ -1,0 +1,103 @@
+// A change applied and its checks run in one activity (issue 18: fewer round trips; runs since
+// FOLD_ROUND_TRIPS). Each result is what applyChange and runCheck return, and the workflow reads
+// them as it reads theirs (src/workflows/checks.ts). The activity stops where the workflow has
+// something to decide: a change that did not apply or broke the syntax, a step that did not
+// pass, a step longer than the activity's clock has left — the workflow goes on from there with
+// runCheck as before.
+//
+// Safe to run again (a retry, or the workflow queueing it again after its worker went silent):
+// the apply result is kept beside the checkout (./testedTree.ts), so a try after one that died
+// in a check runs the checks on the change already written, never applying it twice; a try
+// after one that died while writing starts from the state after setup.
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { checkStepApplies, checkSteps } from '../domain/playbook';
+import type { StepOutcome } from '../domain/schema';
+import { openWorkspace } from './git';
+import { readAppliedChange, recordAppliedChange } from './testedTree';
+import type { ApplyAndCheckRequest, ApplyAndCheckResult, ApplyChangeRequest, ApplyChangeResult, RunCheckRequest, WorkspaceHandle } from './types';
+
+export interface ApplyAndCheckDeps {
+  apply: (req: ApplyChangeRequest) => Promise<ApplyChangeResult>;
+  check: (req: RunCheckRequest) => Promise<StepOutcome>;
+  /** Back to the state after setup: a try that died while writing may have left part of the change. */
+  rollback: (ws: WorkspaceHandle) => Promise<void>;
+  /** The change's paths put back as it wrote them: a check that died with its try may have rewritten some. */
+  restoreTested: (ws: WorkspaceHandle) => Promise<void>;
+}
+
+export async function applyAndCheck(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps): Promise<ApplyAndCheckResult> {
+  const started = Date.now();
+  const applied = await applyOnce(req, deps);
+  // No folder to keep the result in (a workspace made before it had one): a retry could not tell
+  // the change is written, so the checks are the workflow's (runCheck) as before.
+  if (!applied) return { applied: await deps.apply(req), checked: [] };
+  if (!applied.applied || applied.syntaxErrors?.length) return { applied, checked: [] };
+  try {
+    return { applied, checked: await checksThatPass(req, deps, applied, started) };
+  } catch (err) {
+    throw lostAfterApplying(req.workspace, err);
+  }
+}
+
+/** The steps run in order while they pass (the last one run may have failed). */
+async function checksThatPass(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps, applied: ApplyChangeResult, started: number): Promise<StepOutcome[]> {
+  const playbook = applied.playbook ?? req.checks.playbook;
+  const { attempt, labels, testTimeoutSec, secretEnvNames, sandbox } = req.run;
+  const ctx = { changed: applied.files, attempt, labels, setup: req.workspace.setupSteps ?? [] };
+  const clockMs = Context.current().info.startToCloseTimeoutMs;
+  const done: StepOutcome[] = [];
+  const checked: StepOutcome[] = [];
+  for (const step of checkSteps(playbook)) {
+    const applies = checkStepApplies(playbook, step, ctx, done);
+    if (!applies.run) {
+      done.push(applies.skipped);
+      continue;
+    }
+    const timeoutSec = step.timeoutSec ?? testTimeoutSec;
+    // What runCheck's own clock would give this step beyond its command (commandClockSec).
+    if (clockMs - (Date.now() - started) < (2 * timeoutSec + 120) * 1000) break;
+    const out = await deps.check({ workspace: req.workspace, step, timeoutSec, secretEnvNames, sandbox });
+    checked.push(out);
+    // A step that did not pass is the workflow's to decide on (feedback, warn, a missing tool…).
+    if (out.status !== 'passed') break;
+    done.push(out);
+  }
+  return checked;
+}
+
+/**
+ * A workspace lost in a check — whatever failed as it went (a command's files, the sandbox's) —
+ * is WorkspaceLost, saying the change was applied (`details`): the rebuild that follows makes
+ * progress, as one after applyChange did (src/domain/rebuilds.ts). A retry here could only find
+ * it gone, not knowing the change had been applied.
+ */
+function lostAfterApplying(workspace: WorkspaceHandle, err: unknown): unknown {
+  if (err instanceof CancelledFailure) return err;
+  const lost = err instanceof ApplicationFailure && err.type === 'WorkspaceLost' ? err : goneFrom(workspace);
+  if (!lost) return err;
+  return ApplicationFailure.create({ type: 'WorkspaceLost', message: lost.message, nonRetryable: true, details: [{ applied: true }], cause: err as Error });
+}
+
+/** The change applied once whatever the tries; undefined when nothing could be recorded. */
+async function applyOnce(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps): Promise<ApplyChangeResult | undefined> {
+  const kept = await readAppliedChange<ApplyChangeResult>(req.workspace, req.change.ref);
+  if (kept?.result) {
+    await deps.restoreTested(req.workspace);
+    return kept.result;
+  }
+  if (kept) await deps.rollback(req.workspace);
+  if (!(await recordAppliedChange(req.workspace, req.change.ref))) return undefined;
+  const result = await deps.apply(req);
+  await recordAppliedChange(req.workspace, req.change.ref, result);
+  return result;
+}
+
+/** The WorkspaceLost failure when the workspace is gone from this worker. */
+function goneFrom(workspace: WorkspaceHandle): ApplicationFailure | undefined {
+  try {
+    openWorkspace(workspace);
+    return undefined;
+  } catch (err) {
+    return err as ApplicationFailure;
+  }
+}

@@ -1,0 +1,135 @@
+// A change applied and its checks run in one activity (issue 18: fewer round trips), at the
+// activity layer (MockActivityEnvironment: real Context, no server) against real git and real
+// commands: the results are applyChange's and runCheck's, it stops where the workflow decides,
+// and running it again — a retry, or the workflow queueing it again after its worker went
+// silent — never applies the change twice nor loses it.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { createActivities } from '../src/activities';
+import { LocalArtifactStore } from '../src/activities/artifacts';
+import { recordAppliedChange } from '../src/activities/testedTree';
+import type { ActivityDeps, ApplyAndCheckRequest, ApplyAndCheckResult, ApplyChangeResult, WorkspaceHandle } from '../src/activities/types';
+import type { ChangeSet, StepOutcome } from '../src/domain/schema';
+import { makeRepo } from './support/repos';
+
+let base: string;
+let deps: ActivityDeps;
+
+beforeEach(() => {
+  base = mkdtempSync(path.join(tmpdir(), 'weaver-fold-'));
+  deps = { artifactDir: path.join(base, 'artifacts'), workspaceRoot: path.join(base, 'workspaces'), workspaceQueue: 'q', env: process.env, heartbeatMs: 50, repoRoots: [base] };
+});
+afterEach(() => rmSync(base, { recursive: true, force: true }));
+
+/** The clock the workflow gives it (a day and more); `startToCloseTimeoutMs` smaller to see what a short one does. */
+const env = (startToCloseTimeoutMs = 24 * 3600_000) => new MockActivityEnvironment({ startToCloseTimeoutMs }, { logger: new DefaultLogger('ERROR') });
+
+// lint passes unless the file says `var`; test passes only on the change applied exactly once; docs never applies here.
+const PLAYBOOK = "steps:\n  - name: lint\n    run: node lint.js\n  - name: test\n    run: node test.js\n  - name: docs\n    when: changed('docs/**')\n    run: \"true\"\n";
+const FILES = {
+  'src/a.js': 'module.exports = 1;\n',
+  'lint.js': "process.exit(/\\bvar\\b/.test(require('fs').readFileSync('src/a.js', 'utf8')) ? 1 : 0);\n",
+  'test.js': "process.exit(require('./src/a.js') === 2 ? 0 : 1);\n",
+};
+/** Applied twice, this edit fails (its SEARCH is gone): a second application is never silent. */
+const ONCE: ChangeSet['files'] = [{ path: 'src/a.js', action: 'edit', search: 'module.exports = 1;\n', replace: 'module.exports = 1 + 1;\n' }];
+
+async function workspace(id: string, playbook = PLAYBOOK) {
+  const repo = await makeRepo(path.join(base, `origin-${id}`), FILES);
+  const acts = createActivities(deps);
+  const ws = (await env().run(acts.prepareWorkspace, { workflowId: id, repo, baseBranch: 'main', branch: `weaver/${id}`, checks: { playbook } })) as WorkspaceHandle;
+  const store = new LocalArtifactStore(deps.artifactDir);
+  const request = async (files: ChangeSet['files']): Promise<ApplyAndCheckRequest> => ({
+    workspace: ws,
+    change: await store.putJson('change-set', { summary: 's', files }),
+    shown: { 'src/a.js': 'whole' },
+    checks: { playbook: ws.playbook! },
+    run: { attempt: 1, labels: [], testTimeoutSec: 60 },
+  });
+  const source = () => readFileSync(path.join(ws.dir, 'src/a.js'), 'utf8');
+  /** One run of the folded activity; `clockMs`: the start-to-close it is given. */
+  const fold = (req: ApplyAndCheckRequest, clockMs?: number) => env(clockMs).run(acts.applyChangeAndCheck, req) as Promise<ApplyAndCheckResult>;
+  return { acts, ws, request, source, fold };
+}
+
+test('applied and checked in one activity: the results applyChange and runCheck give; run again after a check died, the change is neither applied twice nor lost', async () => {
+  const { acts, ws, request, source, fold } = await workspace('wf-fold');
+  const req = await request(ONCE);
+  const first = await fold(req);
+  expect(first.applied).toMatchObject({ applied: true, files: ['src/a.js'], errors: [] });
+  expect(first.checked.map((s) => [s.name, s.status])).toEqual([
+    ['lint', 'passed'],
+    ['test', 'passed'],
+  ]);
+  expect(source()).toBe('module.exports = 1 + 1;\n');
+
+  // The same as the two activities give, on the same workspace from the setup state.
+  await env().run(acts.rollbackWorkspace, ws);
+  const { checks, run: _run, ...applyReq } = req;
+  const applied = (await env().run(acts.applyChange, { ...applyReq, checks })) as ApplyChangeResult;
+  expect(applied).toEqual(first.applied);
+  const lint = (await env().run(acts.runCheck, { workspace: ws, step: ws.playbook!.steps[0], timeoutSec: 60 })) as StepOutcome;
+  expect({ ...lint, durationMs: 0, log: undefined, resources: undefined }).toEqual({ ...first.checked[0], durationMs: 0, log: undefined, resources: undefined });
+  await env().run(acts.rollbackWorkspace, ws);
+
+  // A try that died in a check (after rewriting the change's file): the next one checks the change as it was applied.
+  const again = await fold(req);
+  writeFileSync(path.join(ws.dir, 'src/a.js'), 'module.exports = 9;\n');
+  const retried = await fold(req);
+  expect(source()).toBe('module.exports = 1 + 1;\n');
+  expect(retried.applied).toEqual(again.applied);
+  expect(retried.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
+});
+
+test('a try that died while writing the change: the next starts from the state after setup, so the change is applied once', async () => {
+  const { ws, request, source, fold } = await workspace('wf-fold-mid');
+  const req = await request(ONCE);
+  // What the dead try left: the change being applied, its file half-way (here: already written).
+  await recordAppliedChange(ws, req.change.ref);
+  writeFileSync(path.join(ws.dir, 'src/a.js'), 'module.exports = 1 + 1;\n');
+  const r = await fold(req);
+  expect(r.applied.applied).toBe(true);
+  expect(source()).toBe('module.exports = 1 + 1;\n');
+  expect(r.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
+});
+
+test('it stops where the workflow decides: a change that does not apply, one that breaks the syntax, a step that fails, a step longer than its clock has left', async () => {
+  const { acts, ws, request, source, fold } = await workspace('wf-fold-stops');
+  const notApplied = await fold(await request([{ path: 'src/a.js', action: 'edit', search: 'no such text', replace: 'x' }]));
+  expect(notApplied.applied.applied).toBe(false);
+  expect(notApplied.applied.errors.length).toBeGreaterThan(0);
+  expect(notApplied.checked).toEqual([]);
+  await env().run(acts.rollbackWorkspace, ws);
+
+  const broken = await fold(await request([{ path: 'src/a.js', action: 'write', content: 'module.exports = function add(a, b) {\n  return (a + b;\n};\n' }]));
+  expect(broken.applied.syntaxErrors?.length).toBeGreaterThan(0);
+  expect(broken.checked).toEqual([]);
+  await env().run(acts.rollbackWorkspace, ws);
+
+  // lint fails: test is not run (the workflow decides what a failure means).
+  const lintFails = await fold(await request([{ path: 'src/a.js', action: 'write', content: 'var a = 2;\nmodule.exports = a;\n' }]));
+  expect(lintFails.checked.map((s) => [s.name, s.status])).toEqual([['lint', 'failed']]);
+  await env().run(acts.rollbackWorkspace, ws);
+
+  // A rollback forgot the kept result: the same change is applied afresh, once.
+  const short = await fold(await request(ONCE), 60_000);
+  expect(short.applied.applied).toBe(true);
+  expect(source()).toBe('module.exports = 1 + 1;\n');
+  // A minute's clock cannot hold a step of 60 s the way runCheck's would: the steps are the workflow's.
+  expect(short.checked).toEqual([]);
+});
+
+test.each([
+  ['its repository', 'rm -rf .git'],
+  ['its whole folder', 'rm -rf "$(dirname "$PWD")"'],
+])('a workspace lost in a check (%s gone) says the change was applied: the rebuild after it makes progress', async (_what, wipe) => {
+  // The check takes the workspace with it, as a wiped disk would.
+  const { request, fold } = await workspace(`wf-fold-lost-${_what.length}`, `steps:\n  - name: test\n    run: ${JSON.stringify(['sh', '-c', wipe])}\n`);
+  const lost = await fold(await request(ONCE)).catch((err: unknown) => err);
+  expect(lost).toBeInstanceOf(ApplicationFailure);
+  expect(lost).toMatchObject({ type: 'WorkspaceLost', nonRetryable: true, details: [{ applied: true }] });
+});
