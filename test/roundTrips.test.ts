@@ -23,11 +23,10 @@ test('a pushed one-attempt task: bookkeeping as local activities, the clone remo
   expect(result.attempts).toHaveLength(1);
 
   const shape = historyShape(await rig.client.workflow.getHandle(result.workflowId).fetchHistory());
-  expect(shape.patches).toContain(LEAN_ROUND_TRIPS);
-  // Every workflow change in effect through one marker (the patch epoch), and the one change after
-  // it (FOLD_ROUND_TRIPS) through its own: one TemporalChangeVersion upsert each, not one per change.
-  expect(shape.patchMarkers).toEqual([PATCH_EPOCH, FOLD_ROUND_TRIPS]);
-  expect(shape.changeVersionUpserts).toBe(2);
+  expect(shape.patches).toEqual(expect.arrayContaining([LEAN_ROUND_TRIPS, FOLD_ROUND_TRIPS]));
+  // Every workflow change in effect through one marker (the patch epoch): one TemporalChangeVersion upsert, not one per change.
+  expect(shape.patchMarkers).toEqual([PATCH_EPOCH]);
+  expect(shape.changeVersionUpserts).toBe(1);
   // Providers resolved and the events and report stored by the worker running the workflow task.
   expect(shape.localActivities).toEqual({ resolveProviders: 1, storeArtifact: 2 });
   // On the task queues: only the work itself (no resolveProviders, storeArtifact, releaseWorkspace);

@@ -31,6 +31,7 @@ export const EPOCH_COVERS: ReadonlySet<string> = new Set([
   'default-tree-cost',
   'durable-provider-waits',
   'fail-workflow-on-failed-task',
+  'fold-round-trips',
   'kept-answers',
   'lean-round-trips',
   'parallel-all-checks',
