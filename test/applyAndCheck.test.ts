@@ -11,6 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createActivities } from '../src/activities';
 import { LocalArtifactStore } from '../src/activities/artifacts';
+import { stateDirOf } from '../src/activities/setupState';
 import { recordAppliedChange } from '../src/activities/testedTree';
 import type { ActivityDeps, ApplyAndCheckRequest, ApplyAndCheckResult, ApplyChangeResult, WorkspaceHandle } from '../src/activities/types';
 import type { ChangeSet, StepOutcome } from '../src/domain/schema';
@@ -91,6 +92,19 @@ test('a try that died while writing the change: the next starts from the state a
   // What the dead try left: the change being applied, its file half-way (here: already written).
   await recordAppliedChange(ws, req.change.ref);
   writeFileSync(path.join(ws.dir, 'src/a.js'), 'module.exports = 1 + 1;\n');
+  const r = await fold(req);
+  expect(r.applied.applied).toBe(true);
+  expect(source()).toBe('module.exports = 1 + 1;\n');
+  expect(r.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
+});
+
+test('a try killed while recording the applied change (the record cut short): the next rolls back and applies once', async () => {
+  const { ws, request, source, fold } = await workspace('wf-fold-cut');
+  const req = await request(ONCE);
+  await fold(req);
+  expect(source()).toBe('module.exports = 1 + 1;\n');
+  // The change written, its record half-way: unreadable, so not taken for "nothing applied".
+  writeFileSync(path.join(stateDirOf(ws)!, 'applied.json'), `{"change":"${req.change.ref}","result":{"appl`);
   const r = await fold(req);
   expect(r.applied.applied).toBe(true);
   expect(source()).toBe('module.exports = 1 + 1;\n');

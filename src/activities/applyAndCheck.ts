@@ -82,13 +82,14 @@ function lostAfterApplying(workspace: WorkspaceHandle, err: unknown): unknown {
 async function applyOnce(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps): Promise<ApplyChangeResult | undefined> {
   const kept = await readAppliedChange<ApplyChangeResult>(req.workspace, req.change.ref);
   if (kept?.result) {
-    await deps.restoreTested(req.workspace);
+    await deps.restoreTested(req.workspace).catch((err: unknown) => Promise.reject(lostAfterApplying(req.workspace, err)));
     return kept.result;
   }
   if (kept) await deps.rollback(req.workspace);
   if (!(await recordAppliedChange(req.workspace, req.change.ref))) return undefined;
   const result = await deps.apply(req);
-  await recordAppliedChange(req.workspace, req.change.ref, result);
+  // Lost from here on, the change was written: the rebuild makes progress, as after a check.
+  await recordAppliedChange(req.workspace, req.change.ref, result).catch((err: unknown) => Promise.reject(result.applied ? lostAfterApplying(req.workspace, err) : err));
   return result;
 }
 

@@ -3,7 +3,7 @@
 // command runs, and that tree is recorded beside the checkout with the ignore rules the change
 // went against. The commit is made from that tree, and checked against it once made: a commit
 // that leaves out, adds or alters a path is refused (CommitMismatch), never reported as done.
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { changeDiff, CHANGE_DIFF_FLAGS, type WrittenFile } from './changeDiff';
@@ -114,15 +114,26 @@ const appliedFileOf = (ws: Located) => {
  */
 export async function readAppliedChange<R>(ws: Located, change: string): Promise<{ change: string; result?: R } | undefined> {
   const file = appliedFileOf(ws);
-  const rec = file ? await readFile(file, 'utf8').then((t) => JSON.parse(t) as { change: string; result?: R }, () => undefined) : undefined;
-  return rec?.change === change ? rec : undefined;
+  if (!file) return undefined;
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const rec = JSON.parse(text) as { change: string; result?: R };
+    return rec.change === change ? rec : undefined;
+  } catch {
+    // Not ours to read (the record is written whole, by rename): what is written is unknown, so
+    // the caller goes back to the state after setup before it applies.
+    return { change };
+  }
 }
 
 /** Records `change` being applied (no `result`) or applied; false when the workspace has no folder of its own to keep it in. */
 export async function recordAppliedChange<R>(ws: Located, change: string, result?: R): Promise<boolean> {
   const file = appliedFileOf(ws);
   if (!file) return false;
-  await writeFile(file, JSON.stringify({ change, ...(result ? { result } : {}) }));
+  // Whole or not at all: a kill mid-write must not leave a record a retry reads as "nothing applied".
+  await writeFile(`${file}.tmp`, JSON.stringify({ change, ...(result ? { result } : {}) }));
+  await rename(`${file}.tmp`, file);
   return true;
 }
 
