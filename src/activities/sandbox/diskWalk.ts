@@ -4,14 +4,12 @@
 // `du -s -x -c -B1 --exclude=<path> -- <dirs>` counts: allocated blocks (512 bytes each) of every
 // entry, directories included, symlinks not followed, each inode once (du hashes them all when
 // given several folders), nothing on another file system, the excluded paths and what is under
-// them left out. Past WALKED_HERE entries, or on an error other than a file vanishing mid-walk,
+// them left out. Past SMALL_TREE_ENTRIES entries, or on an error other than a file vanishing mid-walk,
 // it answers undefined: `du` (and `find`) walk it, as before.
 import type { BigIntStats, Stats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-
-/** Entries a walk may see before it leaves the tree to `du`. */
-const WALKED_HERE = 256;
+import { SMALL_TREE_ENTRIES, walkSmall } from './smallTree';
 
 /** Trees seen too big lately (their first folder): not walked here again, a hint only. */
 const big = new Set<string>();
@@ -31,8 +29,6 @@ export interface SmallWalk {
   /** With an AtLimitQuery: the first regular file there of exactly that size, changed since; null for none. */
   atLimit?: string | null;
 }
-
-const gone = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR';
 
 /** What `du` (and `find`) would answer for `dirs`, or undefined when the tree is not small. */
 export async function walkSmallTree(dirs: string[], exclude: string[], query?: AtLimitQuery): Promise<SmallWalk | undefined> {
@@ -60,25 +56,24 @@ export async function walkSmallTree(dirs: string[], exclude: string[], query?: A
       // A folder that is not there has no line in du's answer (its figure unknown): du's to say.
       const top = await lstat(dirs[i]);
       count(top, i);
-      const queue = top.isDirectory() ? [dirs[i]] : [];
-      for (let d = queue.pop(); d !== undefined; d = queue.pop()) {
-        const names = await readdir(d).catch((err) => (gone(err) ? [] : Promise.reject(err)));
-        for (const name of names) {
-          if (++entries > WALKED_HERE) {
-            if (big.size > 1024) big.clear();
-            big.add(dirs[0]);
-            return undefined;
-          }
-          const p = path.join(d, name);
-          if (excluded.has(p)) continue;
-          const st = await lstat(p).catch((err) => (gone(err) ? undefined : Promise.reject(err)));
+      if (!top.isDirectory()) continue;
+      const walked = await walkSmall(
+        dirs[i],
+        async (p, st) => {
           // -x: nothing on another file system, not even its mount point.
-          if (!st || st.dev !== top.dev) continue;
+          if (st.dev !== top.dev) return false;
           count(st, i);
           await limitHit(p, st);
-          if (st.isDirectory()) queue.push(p);
-        }
+          return true;
+        },
+        { max: SMALL_TREE_ENTRIES - entries, skip: (p) => excluded.has(p), passVanished: true },
+      );
+      if (walked === undefined) {
+        if (big.size > 1024) big.clear();
+        big.add(dirs[0]);
+        return undefined;
       }
+      entries += walked;
     }
   } catch {
     return undefined;

@@ -3,12 +3,13 @@
 // two worker processes on one host never hand out the same one), the workspace handed over to
 // it, and its parents below the workspace root made traversable for it — nothing above.
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { chmod, lchown, lstat, readdir, stat } from 'node:fs/promises';
+import { mkdirSync, type Stats, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmod, lchown, lstat, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isInside } from '../paths';
 import type { SandboxSetting } from './setting';
+import { walkSmall } from './smallTree';
 import { execFileVia } from '../spawner';
 
 // Through the spawn helper: the worker itself never forks.
@@ -160,32 +161,22 @@ export async function handOver(dir: string, uid: number, workspaceRoot?: string)
   await run('find', [top, '(', '-path', git, '-prune', ')', '-o', ...notYet, '-exec', 'chown', '-h', `${uid}:${uid}`, '{}', '+']);
 }
 
-/** Entries a tree may have for its hand-over to be walked here rather than by `find` (a fresh clone of a small repository, an empty cache). */
-const WALKED_HERE = 256;
-
 /**
  * What `find <top> -path <top>/.git -prune -o ( ! -uid U -o ! -gid U ) -print` lists (symlinks
- * not followed), or undefined past WALKED_HERE entries.
+ * not followed), or undefined past a small tree's entries (a fresh clone of a small repository,
+ * an empty cache are walked here).
  */
 async function notYetOwned(top: string, uid: number): Promise<string[] | undefined> {
   const out: string[] = [];
-  const dirs = [top];
-  let seen = 1;
-  const check = async (p: string) => {
-    const st = await lstat(p);
+  const notOwned = (p: string, st: Stats) => {
     if (st.uid !== uid || st.gid !== uid) out.push(p);
-    return st;
+    return true;
   };
-  if (!(await check(top)).isDirectory()) return out;
-  for (let d = dirs.pop(); d !== undefined; d = dirs.pop()) {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (++seen > WALKED_HERE) return undefined;
-      const p = path.join(d, e.name);
-      if (p === path.join(top, '.git')) continue;
-      if ((await check(p)).isDirectory()) dirs.push(p);
-    }
-  }
-  return out;
+  const st = await lstat(top);
+  notOwned(top, st);
+  if (!st.isDirectory()) return out;
+  const git = path.join(top, '.git');
+  return (await walkSmall(top, notOwned, { skip: (p) => p === git })) === undefined ? undefined : out;
 }
 
 /**
