@@ -37,16 +37,23 @@ function record(m, pid) {
 const kids = new Map();
 const guards = new Map();
 const send = (m) => { if (process.connected) process.send(m, undefined, undefined, () => undefined); };
-function start(m) {
+// The child started and known by its id, or undefined after an 'error' message (it could not start).
+function launch(m, extraFds) {
   let child;
   try {
-    child = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, detached: !!m.detached, stdio: [m.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(m.records ? ['pipe'] : [])] });
+    child = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, detached: !!m.detached, stdio: [m.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...extraFds] });
   } catch (e) {
-    return send({ id: m.id, ev: 'error', code: e.code, message: e.message });
+    send({ id: m.id, ev: 'error', code: e.code, message: e.message });
+    return undefined;
   }
   child.on('error', (e) => { if (child.pid === undefined) send({ id: m.id, ev: 'error', code: e.code, message: e.message }); });
-  if (child.pid === undefined) return;
+  if (child.pid === undefined) return undefined;
   kids.set(m.id, child);
+  return child;
+}
+function start(m) {
+  const child = launch(m, m.records ? ['pipe'] : []);
+  if (!child) return;
   if (m.guard && m.detached) guards.set(m.id, child.pid);
   if (m.records) {
     record(m, child.pid);
@@ -65,15 +72,8 @@ function start(m) {
 }
 const EXEC_FLUSH = 1 << 20;
 function exec(m) {
-  let child;
-  try {
-    child = spawn(m.file, m.args, { cwd: m.cwd, env: m.env, stdio: [m.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-  } catch (e) {
-    return send({ id: m.id, ev: 'error', code: e.code, message: e.message });
-  }
-  child.on('error', (e) => { if (child.pid === undefined) send({ id: m.id, ev: 'error', code: e.code, message: e.message }); });
-  if (child.pid === undefined) return;
-  kids.set(m.id, child);
+  const child = launch(m, []);
+  if (!child) return;
   if (child.stdin) { child.stdin.on('error', () => undefined); child.stdin.end(m.input); }
   const kept = { 1: [], 2: [] };
   const held = { 1: 0, 2: 0 };
