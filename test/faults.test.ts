@@ -41,7 +41,7 @@ import { lastUserText, ScriptedModelServer, type RecordedRequest, type StaticSte
 import type { CallEvent, CodingTaskInput, CodingTaskResult } from '../src/domain/schema';
 import { searchReplace } from './support/answers';
 import { eventsOf } from './support/calls';
-import { FAULT_API_KEY_ENV, FAULT_PROVIDER, FAULT_USAGE, faultHosts, FIXED, killGroups, STUB } from './support/faultHosts';
+import { FAULT_PROVIDER, FAULT_USAGE, faultHostEnv, faultHosts, FIXED, killGroups, STUB } from './support/faultHosts';
 import { activitiesOf, processesWith, sleep, startWorkerProcess, waitUntil, type WorkerProcess } from './support/processes';
 import { closeTestConnections, temporalCliPath, testClient, workflowBundle } from './support/temporal';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
@@ -56,7 +56,6 @@ const TEST_TIMEOUT_MS = 900_000;
 /** From the start of the test: past this, the test stops waiting and reports what is stuck. */
 const RESULTS_DEADLINE_MS = 840_000;
 const PROVIDER = FAULT_PROVIDER;
-const API_KEY_ENV = FAULT_API_KEY_ENV;
 const USAGE = FAULT_USAGE;
 
 const NAIVE = `  return String(text).trim().toLowerCase().replace(/ +/g, '-');\n`;
@@ -432,25 +431,11 @@ test(
     // --- two hosts --------------------------------------------------------------------------
     const taskQueue = `faults-${process.pid}-${Date.now().toString(36)}`;
     const artifactDir = path.join(tmp, 'artifacts');
-    const hostEnv = (root: string): Record<string, string> => ({
-      ...API_KEY_ENV,
-      TEMPORAL_ADDRESS: server.address,
-      TEMPORAL_NAMESPACE: 'default',
-      WEAVER_TASK_QUEUE: taskQueue,
-      WEAVER_WORKSPACE_ROOT: root,
-      // The slot names the workspace queue: the same root and slot again is the same queue.
-      WEAVER_WORKER_SLOT: '0',
-      WEAVER_ARTIFACT_DIR: artifactDir,
-      WEAVER_PROVIDERS: registryFile,
-      WEAVER_REPO_ROOTS: tmp,
-      WEAVER_DEV: '1',
-      WEAVER_SANDBOX: 'auto',
-      WEAVER_SHUTDOWN_GRACE: '5s',
-      WEAVER_SHUTDOWN_FORCE: '10s',
-      WEAVER_RETRY_DELAY_SCALE: '0.01',
-      WEAVER_WORKFLOW_BUNDLE: bundle!,
-      WEAVER_LOG_LEVEL: 'WARN',
-    });
+    const hostEnv = (root: string) =>
+      faultHostEnv(
+        { address: server.address, taskQueue, root, artifactDir, registryFile, repoRoots: tmp },
+        { TEMPORAL_NAMESPACE: 'default', WEAVER_SHUTDOWN_GRACE: '5s', WEAVER_SHUTDOWN_FORCE: '10s', WEAVER_RETRY_DELAY_SCALE: '0.01' },
+      );
     const everyWorker: WorkerProcess[] = [];
     cleanups.push(async () => killGroups(everyWorker));
     let hostSeq = 0;

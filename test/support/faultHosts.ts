@@ -39,20 +39,7 @@ export async function faultHosts(prefix: string, name: string, cleanups: (() => 
   await simpleGit().clone(seed, remote, ['--bare']);
   const taskQueue = uniqueQueue(`faults-${prefix}`);
   const artifactDir = path.join(tmp, 'artifacts');
-  const env = (root: string): Record<string, string> => ({
-    ...FAULT_API_KEY_ENV,
-    TEMPORAL_ADDRESS: testAddress(),
-    WEAVER_TASK_QUEUE: taskQueue,
-    WEAVER_WORKSPACE_ROOT: path.join(tmp, root),
-    WEAVER_WORKER_SLOT: '0',
-    WEAVER_ARTIFACT_DIR: artifactDir,
-    WEAVER_PROVIDERS: registryFile,
-    WEAVER_REPO_ROOTS: tmp,
-    WEAVER_DEV: '1',
-    WEAVER_SANDBOX: 'auto',
-    WEAVER_WORKFLOW_BUNDLE: bundle!,
-    WEAVER_LOG_LEVEL: 'WARN',
-  });
+  const env = (root: string) => faultHostEnv({ address: testAddress(), taskQueue, root: path.join(tmp, root), artifactDir, registryFile, repoRoots: tmp });
   const workers: WorkerProcess[] = [];
   cleanups.push(async () => killGroups(workers));
   return { tmp, model, remote, taskQueue, artifactDir, env, workers };
@@ -67,4 +54,31 @@ export function killGroups(workers: WorkerProcess[]): void {
       /* gone */
     }
   }
+}
+
+/**
+ * A fault-test host's environment: Weaver's defaults but the test's server, queue, paths and the
+ * bundle the test run built; `extra` on top. The slot names the workspace queue: the same root
+ * and slot again is the same queue.
+ */
+export function faultHostEnv(
+  o: { address: string; taskQueue: string; root: string; artifactDir: string; registryFile: string; repoRoots: string },
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    ...FAULT_API_KEY_ENV,
+    TEMPORAL_ADDRESS: o.address,
+    WEAVER_TASK_QUEUE: o.taskQueue,
+    WEAVER_WORKSPACE_ROOT: o.root,
+    WEAVER_WORKER_SLOT: '0',
+    WEAVER_ARTIFACT_DIR: o.artifactDir,
+    WEAVER_PROVIDERS: o.registryFile,
+    WEAVER_REPO_ROOTS: o.repoRoots,
+    WEAVER_DEV: '1',
+    WEAVER_SANDBOX: 'auto',
+    // Its callers made sure there is one (workflowBundle() throws why not).
+    WEAVER_WORKFLOW_BUNDLE: process.env.WEAVER_TEST_WORKFLOW_BUNDLE!,
+    WEAVER_LOG_LEVEL: 'WARN',
+    ...extra,
+  };
 }
