@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EPOCH_COVERS, PATCH_EPOCH } from '../src/workflows/patches';
+import { EPOCH_COVERS, EPOCHS, PATCH_EPOCH } from '../src/workflows/patches';
 
 const WORKFLOWS = path.join(__dirname, '../src/workflows');
 const DOMAIN = path.join(__dirname, '../src/domain');
@@ -40,8 +40,18 @@ function checkedIds(): Set<string> {
 }
 
 test('the epoch covers exactly the changes it was cut with (frozen: a new change gets its own patch or a new epoch)', () => {
-  expect(PATCH_EPOCH).toBe('weaver-epoch-1');
-  expect([...EPOCH_COVERS].sort()).toMatchSnapshot();
+  const first = EPOCHS.find((e) => e.marker === 'weaver-epoch-1')!;
+  expect([...first.covers].sort()).toMatchSnapshot();
+});
+
+test('each epoch covers the one before it and the changes made since, newest first; a run records the newest', () => {
+  expect(EPOCHS.map((e) => e.marker)).toEqual(['weaver-epoch-2', 'weaver-epoch-1']);
+  expect(PATCH_EPOCH).toBe('weaver-epoch-2');
+  expect(EPOCH_COVERS).toBe(EPOCHS[0].covers);
+  const since = (newer: ReadonlySet<string>, older: ReadonlySet<string>) => [...newer].filter((id) => !older.has(id)).sort();
+  for (let i = 0; i + 1 < EPOCHS.length; i += 1) expect([...EPOCHS[i + 1].covers].every((id) => EPOCHS[i].covers.has(id))).toBe(true);
+  // Frozen: what each later epoch added.
+  expect(since(EPOCHS[0].covers, EPOCHS[1].covers)).toEqual(['prepare-waits-for-cancel']);
 });
 
 test('every patch id the workflow code checks is known: covered by the epoch or one of the changes after it', () => {

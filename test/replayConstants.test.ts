@@ -65,7 +65,7 @@ const LATER_DEPLOY: ModuleEdit[] = [
 const BEFORE_THE_PATCH: ModuleEdit[] = [
   { module: 'src/workflows/task.ts', edit: (s) => replaceExactly(s, "patched('settings-from-history')", 'false') },
   // Code that old had no patch epoch either: every other change recorded on its own.
-  { module: 'src/workflows/patches.ts', edit: (s) => replaceExactly(s, 'EPOCH_COVERS.has(id) && sdkPatched(PATCH_EPOCH)', 'false') },
+  { module: 'src/workflows/patches.ts', edit: (s) => replaceExactly(s, 'epoch.covers.has(id) && sdkPatched(epoch.marker)', 'false') },
 ];
 
 const big = { prompt_tokens: 1000, completion_tokens: 100_000 };

@@ -194,9 +194,13 @@ describe('parallel-all picks by the checks, not by provider order', () => {
     const result = await resultOf(handle);
     expect(result.status).toBe('cancelled');
     expect(result.reason).toMatch(/cancelled during (preparing|applying|testing) \(attempt 1\)/);
-    // The preparations are cancelled too and remove their clones (the workflow does not wait for that).
-    await waitUntil(() => homes.every((h) => !existsSync(h)), 30_000);
+    // The preparations are cancelled too and remove their clones; the workflow waits for them
+    // (a clone one made anyway would come back to it and be removed): gone when the task ends.
     expect(homes.filter((h) => existsSync(h))).toEqual([]);
+    const events = (await handle.fetchHistory()).events ?? [];
+    expect(events.filter((e) => e.activityTaskCancelRequestedEventAttributes).length).toBeGreaterThanOrEqual(2);
+    const ended = events.filter((e) => e.activityTaskCanceledEventAttributes || e.activityTaskCompletedEventAttributes || e.activityTaskFailedEventAttributes || e.activityTaskTimedOutEventAttributes).length;
+    expect(ended).toBe(events.filter((e) => e.activityTaskScheduledEventAttributes).length);
     expect(existsSync(workspaceDirFor(rig.workspaceRoot, id))).toBe(false);
   });
 

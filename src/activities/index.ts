@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import { recordCommand } from './metrics';
 import { normaliseForComparison } from '../domain/matching';
 import { redact, redactCounted, secretsFromEnv } from '../domain/redact';
@@ -206,7 +206,9 @@ export function createActivities(deps: ActivityDeps) {
       } catch (err) {
         // Cancelled in a setup step (the task, or a parallel-all candidate being checked): the
         // clone goes, as it does when the clone itself is cancelled; no one else would remove it.
-        if (ctx.cancellationSignal.aborted) await ws.releaseWorkspace(handle).catch(() => undefined);
+        if (ctx.cancellationSignal.aborted) {
+          await ws.releaseWorkspace(handle).catch((e: unknown) => log.warn('a cancelled workspace could not be removed', { dir: handle.dir, error: String(e) }));
+        }
         throw err;
       }
     }

@@ -92,7 +92,7 @@ export async function prepareWorkspace(
   // The repository too (without credentials): its commands share its toolchain caches (repoOfWorkspace).
   await writeFile(path.join(home, RUN_MARKER), JSON.stringify({ workflowId: req.workflowId, repo: display }));
   const cancelled = async (detail: string): Promise<never> => {
-    await rm(home, { recursive: true, force: true }).catch(() => undefined);
+    await rm(home, RM_RETRIED).catch(() => undefined);
     throw new CancelledFailure(`workspace preparation cancelled; ${detail}`);
   };
   // The clone is the long, networked part. It runs through runCommand, not a buffered git call: git
@@ -230,8 +230,10 @@ export async function releasedCommit<T>(ws: WorkspaceHandle): Promise<T | undefi
 }
 
 export async function releaseWorkspace(ws: WorkspaceHandle): Promise<void> {
-  await rm(ws.dir, { recursive: true, force: true });
+  // Retried: a command just killed there may still be finishing a write (ENOTEMPTY, EBUSY).
+  await rm(ws.dir, RM_RETRIED);
   // The task's own folder around the checkout (workspaces made before it existed have none).
   const home = path.dirname(ws.dir);
-  if (path.basename(home) === ws.id) await rm(home, { recursive: true, force: true });
+  if (path.basename(home) === ws.id) await rm(home, RM_RETRIED);
 }
+const RM_RETRIED = { recursive: true, force: true, maxRetries: 5, retryDelay: 100 } as const;

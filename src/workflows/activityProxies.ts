@@ -61,7 +61,7 @@ export function llmFor(spec: Pick<ProviderSpec, 'timeoutSec'>, keptAnswers = fal
 const SLOT_WAIT_SAFETY_NET_SEC = 24 * 3600;
 
 /** Work any worker can do: clone a workspace (it stays on that worker), store artifacts. */
-export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage' | 'readBatchTasks'>>({
+const sharedOptions: ActivityOptions = {
   // A safety net, not a limit: preparing clones, waits for command slots and runs every setup
   // step (each with its own timeoutSec); a dead worker is noticed by the heartbeat timeout.
   startToCloseTimeout: `${SLOT_WAIT_SAFETY_NET_SEC} seconds`,
@@ -69,7 +69,24 @@ export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'sto
   // milliseconds), not after a minute: measured by test/faults.test.ts.
   heartbeatTimeout: `${WORKSPACE_HEARTBEAT_TIMEOUT_SEC} seconds`,
   retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['CloneFailed', 'SetupFailed', 'InvalidBranch', 'ProviderNotAllowed'] },
+};
+export const shared = proxyActivities<Pick<Activities, 'prepareWorkspace' | 'storeArtifact' | 'resolveProviders' | 'childUsage' | 'readBatchTasks'>>(sharedOptions);
+
+/** Runs since PREPARE_WAITS_FOR_CANCEL: a cancelled preparation is waited for, and what it made is removed. */
+export const PREPARE_WAITS_FOR_CANCEL = 'prepare-waits-for-cancel';
+
+const preparing = proxyActivities<Pick<Activities, 'prepareWorkspace'>>({
+  ...sharedOptions,
+  // A cancel reaches the activity at its next heartbeat; a setup step that ends before that
+  // returns a clone no one would remove once the workflow had moved on. Waited for, a clone made
+  // anyway comes back to the workflow, which removes it like any other (candidates.ts, codingTask.ts).
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
+
+/** Clone and set up a workspace (on whichever worker takes it). */
+export function prepareWorkspace(req: Parameters<Activities['prepareWorkspace']>[0]): ReturnType<Activities['prepareWorkspace']> {
+  return (patched(PREPARE_WAITS_FOR_CANCEL) ? preparing : shared).prepareWorkspace(req);
+}
 
 /**
  * Short bookkeeping run by the worker that runs the workflow task, as local activities (runs since

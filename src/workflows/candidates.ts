@@ -18,7 +18,7 @@ import { bestCandidate } from '../domain/candidates';
 import { outcomeDetail } from '../domain/decider';
 import { DEFAULT_CANDIDATE_CHECKS } from '../domain/settings';
 import type { AttemptRecord, CandidateRecord } from '../domain/schema';
-import { shared } from './activityProxies';
+import { prepareWorkspace } from './activityProxies';
 import { applyAndCheck } from './checks';
 import { runBounded } from './children';
 import { alternativeOf, isValid, type Call } from './providerCall';
@@ -79,7 +79,7 @@ async function checkOne(t: TaskRun, c: Answered, n: number, shown: Shown): Promi
   let ws: WorkspaceHandle | undefined;
   try {
     const baseCommit = t.ws?.baseCommit;
-    ws = await shared.prepareWorkspace({ ...t.workspaceRequest(`${t.workflowId}/candidate-${t.attempt}-${n}`), ...(baseCommit ? { baseCommit } : {}) });
+    ws = await prepareWorkspace({ ...t.workspaceRequest(`${t.workflowId}/candidate-${t.attempt}-${n}`), ...(baseCommit ? { baseCommit } : {}) });
     const scratch: AttemptRecord = { attempt: t.attempt, calls: [], outcome: 'pending', decision: { action: 'fail', why: '' }, artifacts: [] };
     const outcome = await applyAndCheck(t, ws, c.result.change!, shown, scratch);
     const steps = scratch.steps ?? [];

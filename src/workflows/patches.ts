@@ -9,14 +9,14 @@
 // records the epoch at its next check (not replaying, both would be true: the same answer), and
 // its replay reaches the epoch marker at the same point.
 //
-// The covered set is frozen: a history with the epoch marker was made by code with every change
-// listed, so adding an id here would make that id true for runs that never had it. A later
-// change uses its own `patched(id)` (not in the set) until a new epoch covers it too.
+// A covered set is frozen: a history with an epoch's marker was made by code with every change
+// it lists, so adding an id to it would make that id true for runs that never had it. A later
+// change gets a new epoch (its set: the last one's and the change) — so a run still records one
+// marker — and the older epochs stay, for the histories that hold them.
 import { patched as sdkPatched } from '@temporalio/workflow';
 
-export const PATCH_EPOCH = 'weaver-epoch-1';
-
-export const EPOCH_COVERS: ReadonlySet<string> = new Set([
+/** The changes of the first epoch (frozen). */
+const EPOCH_1: ReadonlySet<string> = new Set([
   'approval-names-commit',
   'approval-signal-checked',
   'attempts-continue-as-new',
@@ -58,8 +58,23 @@ export const EPOCH_COVERS: ReadonlySet<string> = new Set([
   'workspace-liveness-check',
 ]);
 
-/** `patched(id)` of @temporalio/workflow, with the ids in EPOCH_COVERS answered by the run's one epoch marker. */
+/** The epochs, newest first; each covers the one before it and the changes made since (frozen). */
+export const EPOCHS: ReadonlyArray<{ marker: string; covers: ReadonlySet<string> }> = [
+  { marker: 'weaver-epoch-2', covers: new Set([...EPOCH_1, 'prepare-waits-for-cancel']) },
+  { marker: 'weaver-epoch-1', covers: EPOCH_1 },
+];
+
+/** The marker a run of this code records. */
+export const PATCH_EPOCH = EPOCHS[0].marker;
+/** What that marker answers. */
+export const EPOCH_COVERS = EPOCHS[0].covers;
+
+/**
+ * `patched(id)` of @temporalio/workflow, with a covered id answered by the run's one epoch
+ * marker: the newest epoch's for runs of this code, an older one's while an older history
+ * replays (the newer markers are not in it), else the change's own marker.
+ */
 export function patched(id: string): boolean {
-  if (EPOCH_COVERS.has(id) && sdkPatched(PATCH_EPOCH)) return true;
+  for (const epoch of EPOCHS) if (epoch.covers.has(id) && sdkPatched(epoch.marker)) return true;
   return sdkPatched(id);
 }

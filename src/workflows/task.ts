@@ -37,7 +37,7 @@ import { slimResult } from '../domain/slim';
 import { attemptLogs } from '../domain/stepLogs';
 import { detailsLine, REFUSED } from '../domain/taskOutcome';
 import { mergeUsage, spentUsd } from '../domain/usage';
-import { bookkeeping, onWorkspace, shared } from './activityProxies';
+import { bookkeeping, onWorkspace, prepareWorkspace, shared } from './activityProxies';
 import { ApprovalGate } from './approval';
 import { progressWait, type ProviderWait } from './strategies';
 import { addGuidanceSignal, progressQuery } from './messages';
@@ -312,7 +312,7 @@ export class TaskRun {
     // The last workspace is gone with its worker until a new one is ready: never named as live.
     if (rebuild) this.wsLost = true;
     const baseCommit = rebuild ? this.ws?.baseCommit : undefined;
-    const { prompt, ...ws } = await shared.prepareWorkspace({
+    const { prompt, ...ws } = await prepareWorkspace({
       ...(baseCommit ? { baseCommit } : {}),
       ...(rebuild?.restore ? { restoreBundle: rebuild.restore } : {}),
       ...this.workspaceRequest(),

@@ -8,7 +8,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { historyFromJSON, historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import * as proto from '@temporalio/proto';
 import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
-import { EPOCH_COVERS, PATCH_EPOCH } from '../../src/workflows/patches';
+import { EPOCHS } from '../../src/workflows/patches';
 
 /** Where `npx tsx scripts/record-replay-fixtures.ts` writes, and test/replayFixtures.test.ts reads. */
 export const REPLAY_FIXTURES_DIR = path.join(__dirname, '..', 'fixtures', 'replay');
@@ -177,7 +177,7 @@ export function historyShape(history: History): HistoryShape {
       const id = marker.details?.['patch-data']?.payloads?.[0];
       const data = id ? (defaultPayloadConverter.fromPayload(id) as { id?: string }) : undefined;
       if (data?.id) shape.patchMarkers.push(data.id);
-      if (data?.id) shape.patches.push(...(data.id === PATCH_EPOCH ? [data.id, ...EPOCH_COVERS] : [data.id]));
+      if (data?.id) shape.patches.push(data.id, ...(EPOCHS.find((e) => e.marker === data.id)?.covers ?? []));
     }
     const signal = e.workflowExecutionSignaledEventAttributes?.signalName;
     if (signal) shape.signals.push(signal);
