@@ -3,7 +3,8 @@
 // commands: the results are applyChange's and runCheck's, it stops where the workflow decides,
 // and running it again — a retry, or the workflow queueing it again after its worker went
 // silent — never applies the change twice nor loses it.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -146,4 +147,54 @@ test.each([
   const lost = await fold(await request(ONCE)).catch((err: unknown) => err);
   expect(lost).toBeInstanceOf(ApplicationFailure);
   expect(lost).toMatchObject({ type: 'WorkspaceLost', nonRetryable: true, details: [{ applied: true }] });
+});
+
+describe('the commit made with the checks (runs since COMMIT_WITH_CHECKS)', () => {
+  const commitOf = (id: string) => ({ message: `t\n\nWeaver-Workflow: ${id}`, workflowId: id, pushRemote: 'origin', bundle: true, release: 'pushed' as const });
+  const git = (dir: string, ...args: string[]) => execFileSync('git', args, { cwd: dir, encoding: 'utf8' }).trim();
+
+  test('every check passed: committed with the change as checked, pushed and the clone removed; a retry after that answers from the record, nothing committed twice', async () => {
+    const { ws, request, fold } = await workspace('wf-fold-commit');
+    const origin = path.join(base, 'origin-wf-fold-commit');
+    const req = { ...(await request(ONCE)), commit: commitOf('wf-fold-commit') };
+    const r = await fold(req);
+    expect(r.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
+    expect(r.committed).toMatchObject({ pushed: true, released: true });
+    // What the checks saw is what was pushed: the change's file, nothing else, on the task's branch.
+    expect(git(origin, 'rev-parse', `weaver/wf-fold-commit`)).toBe(r.committed!.commit);
+    expect(git(origin, 'show', `${r.committed!.commit}:src/a.js`)).toBe('module.exports = 1 + 1;');
+    expect(git(origin, 'diff', '--name-only', ws.baseCommit, r.committed!.commit)).toBe('src/a.js');
+    expect(existsSync(ws.dir)).toBe(false);
+    // The worker died before Temporal heard of it: the retry finds no clone and answers with the whole result.
+    const retry = await fold(req);
+    expect(retry).toEqual(r);
+    expect(git(origin, 'rev-list', '--count', `${ws.baseCommit}..weaver/wf-fold-commit`)).toBe('1');
+  });
+
+  test('a try that died after its commit, before it was reported (the clone kept): the next checks the same tree and commits nothing more', async () => {
+    const { ws, request, fold } = await workspace('wf-fold-recommit');
+    const req = { ...(await request(ONCE)), commit: { message: 't\n\nWeaver-Workflow: wf-fold-recommit', workflowId: 'wf-fold-recommit' } };
+    const first = await fold(req);
+    expect(first.committed).toMatchObject({ pushed: false });
+    const again = await fold(req);
+    expect(again.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
+    expect(again.committed?.commit).toBe(first.committed!.commit);
+    expect(git(ws.dir, 'rev-list', '--count', `${ws.baseCommit}..HEAD`)).toBe('1');
+  });
+
+  test('a check that fails, or steps left for the workflow: no commit (the verdict is the workflow’s), the branch where it was', async () => {
+    const { acts, ws, request, fold } = await workspace('wf-fold-nocommit');
+    const origin = path.join(base, 'origin-wf-fold-nocommit');
+    const commit = commitOf('wf-fold-nocommit');
+    const lintFails = await fold({ ...(await request([{ path: 'src/a.js', action: 'write', content: 'var a = 2;\nmodule.exports = a;\n' }])), commit });
+    expect(lintFails.checked.map((s) => [s.name, s.status])).toEqual([['lint', 'failed']]);
+    expect(lintFails.committed).toBeUndefined();
+    await env().run(acts.rollbackWorkspace, ws);
+    // A minute's clock: no step run here, so none passed here either.
+    const short = await fold({ ...(await request(ONCE)), commit }, 60_000);
+    expect(short.checked).toEqual([]);
+    expect(short.committed).toBeUndefined();
+    expect(git(ws.dir, 'rev-parse', 'HEAD')).toBe(ws.baseCommit);
+    expect(() => git(origin, 'rev-parse', '--verify', '-q', 'weaver/wf-fold-nocommit')).toThrow();
+  });
 });

@@ -51,7 +51,7 @@ test('each epoch covers the one before it and the changes made since, newest fir
   const since = (newer: ReadonlySet<string>, older: ReadonlySet<string>) => [...newer].filter((id) => !older.has(id)).sort();
   for (let i = 0; i + 1 < EPOCHS.length; i += 1) expect([...EPOCHS[i + 1].covers].every((id) => EPOCHS[i].covers.has(id))).toBe(true);
   // Frozen: what each later epoch added.
-  expect(since(EPOCHS[0].covers, EPOCHS[1].covers)).toEqual(['prepare-waits-for-cancel']);
+  expect(since(EPOCHS[0].covers, EPOCHS[1].covers)).toEqual(['commit-with-checks', 'prepare-waits-for-cancel']);
 });
 
 test('every patch id the workflow code checks is known: covered by the epoch or one of the changes after it', () => {

@@ -8,6 +8,7 @@ import { workspaceDirFor } from '../src/activities/workspace';
 import { WeaverAttempt, WeaverCostUsd, WeaverPhase, WeaverStatus } from '../src/domain/searchAttributes';
 import { FOLD_ROUND_TRIPS, LEAN_ROUND_TRIPS } from '../src/workflows/task';
 import { PATCH_EPOCH } from '../src/workflows/patches';
+import { COMMIT_WITH_CHECKS } from '../src/workflows/commit';
 import { historyShape } from './support/histories';
 import { answer, GOOD } from './support/replayShapes';
 import { useRig, type Rig } from './support/weaver';
@@ -31,8 +32,11 @@ test('a pushed one-attempt task: bookkeeping as local activities, the clone remo
   expect(shape.localActivities).toEqual({ resolveProviders: 1, storeArtifact: 2 });
   // On the task queues: only the work itself (no resolveProviders, storeArtifact, releaseWorkspace);
   // since FOLD_ROUND_TRIPS the first prompt is built with the workspace, and the change applied
-  // and checked in one activity (not buildPrompt, applyChange, runCheck).
-  expect(shape.activities).toEqual({ prepareWorkspace: 1, generateChange: 1, applyChangeAndCheck: 1, commitAndPush: 1 });
+  // and checked in one activity (not buildPrompt, applyChange, runCheck); since COMMIT_WITH_CHECKS
+  // that activity also commits and pushes when every check passed (no commitAndPush).
+  expect(shape.patches).toContain(COMMIT_WITH_CHECKS);
+  expect(shape.activities).toEqual({ prepareWorkspace: 1, generateChange: 1, applyChangeAndCheck: 1 });
+  expect(shape.workflowTasks).toBe(4);
   // Pushed, so the commit's activity removed the clone: no result names it, and it is gone.
   expect(result.workspace).toBeUndefined();
   expect(existsSync(workspaceDirFor(rig.workspaceRoot, result.workflowId))).toBe(false);

@@ -5,16 +5,23 @@
 // pass, a step longer than the activity's clock has left — the workflow goes on from there with
 // runCheck as before.
 //
+// Asked to (runs since COMMIT_WITH_CHECKS), it also makes the commit the workflow would ask for
+// next when every check passed — any pass is a commit to the workflow — so a task that passes
+// spends no round trip between its checks and its commit. Anything short of a full pass, or a
+// commit that fails here, leaves the commit to the workflow's commitAndPush, as before.
+//
 // Safe to run again (a retry, or the workflow queueing it again after its worker went silent):
 // the apply result is kept beside the checkout (./testedTree.ts), so a try after one that died
 // in a check runs the checks on the change already written, never applying it twice; a try
-// after one that died while writing starts from the state after setup.
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+// after one that died while writing starts from the state after setup; the commit is made once
+// (commitAndPush's own record), and a try after the clone was pushed and removed finds the
+// whole result in the record the removal left.
+import { ApplicationFailure, CancelledFailure, Context, log } from '@temporalio/activity';
 import { checkStepApplies, checkSteps } from '../domain/playbook';
 import type { StepOutcome } from '../domain/schema';
 import { openWorkspace } from './git';
 import { readAppliedChange, recordAppliedChange } from './testedTree';
-import type { ApplyAndCheckRequest, ApplyAndCheckResult, ApplyChangeRequest, ApplyChangeResult, RunCheckRequest, WorkspaceHandle } from './types';
+import type { ApplyAndCheckRequest, ApplyAndCheckResult, ApplyChangeRequest, ApplyChangeResult, CommitRequest, CommitResult, RunCheckRequest, WorkspaceHandle } from './types';
 
 export interface ApplyAndCheckDeps {
   apply: (req: ApplyChangeRequest) => Promise<ApplyChangeResult>;
@@ -23,6 +30,8 @@ export interface ApplyAndCheckDeps {
   rollback: (ws: WorkspaceHandle) => Promise<void>;
   /** The change's paths put back as it wrote them: a check that died with its try may have rewritten some. */
   restoreTested: (ws: WorkspaceHandle) => Promise<void>;
+  /** commitAndPush's work; `done`: the whole result, recorded with the workspace's removal for a retry to find. */
+  commit: (req: CommitRequest, done: (committed: CommitResult) => ApplyAndCheckResult) => Promise<CommitResult>;
 }
 
 export async function applyAndCheck(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps): Promise<ApplyAndCheckResult> {
@@ -32,15 +41,29 @@ export async function applyAndCheck(req: ApplyAndCheckRequest, deps: ApplyAndChe
   // the change is written, so the checks are the workflow's (runCheck) as before.
   if (!applied) return { applied: await deps.apply(req), checked: [] };
   if (!applied.applied || applied.syntaxErrors?.length) return { applied, checked: [] };
+  let checks: { checked: StepOutcome[]; all: boolean };
   try {
-    return { applied, checked: await checksThatPass(req, deps, applied, started) };
+    checks = await checksThatPass(req, deps, applied, started);
   } catch (err) {
     throw lostAfterApplying(req.workspace, err);
   }
+  const { checked } = checks;
+  // Every step that applies ran and passed (and one at least): the workflow's verdict is commit.
+  const passed = checks.all && checked.length > 0 && checked.every((s) => s.status === 'passed');
+  if (!req.commit || !passed) return { applied, checked };
+  try {
+    const committed = await deps.commit({ ...req.commit, workspace: req.workspace, paths: applied.files }, (c) => ({ applied, checked, committed: c }));
+    return { applied, checked, committed };
+  } catch (err) {
+    if (err instanceof CancelledFailure) throw err;
+    // The commit is the workflow's then (commitAndPush, as before): its own failures, retries, rebuilds.
+    log.warn('could not commit with the checks; the workflow commits', { error: (err as Error).message });
+    return { applied, checked };
+  }
 }
 
-/** The steps run in order while they pass (the last one run may have failed). */
-async function checksThatPass(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps, applied: ApplyChangeResult, started: number): Promise<StepOutcome[]> {
+/** The steps run in order while they pass (the last one run may have failed); `all`: none left for the workflow to run. */
+async function checksThatPass(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps, applied: ApplyChangeResult, started: number): Promise<{ checked: StepOutcome[]; all: boolean }> {
   const playbook = applied.playbook ?? req.checks.playbook;
   const { attempt, labels, testTimeoutSec, secretEnvNames, sandbox } = req.run;
   const ctx = { changed: applied.files, attempt, labels, setup: req.workspace.setupSteps ?? [] };
@@ -55,14 +78,14 @@ async function checksThatPass(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps
     }
     const timeoutSec = step.timeoutSec ?? testTimeoutSec;
     // What runCheck's own clock would give this step beyond its command (commandClockSec).
-    if (clockMs - (Date.now() - started) < (2 * timeoutSec + 120) * 1000) break;
+    if (clockMs - (Date.now() - started) < (2 * timeoutSec + 120) * 1000) return { checked, all: false };
     const out = await deps.check({ workspace: req.workspace, step, timeoutSec, secretEnvNames, sandbox });
     checked.push(out);
     // A step that did not pass is the workflow's to decide on (feedback, warn, a missing tool…).
-    if (out.status !== 'passed') break;
+    if (out.status !== 'passed') return { checked, all: false };
     done.push(out);
   }
-  return checked;
+  return { checked, all: true };
 }
 
 /**

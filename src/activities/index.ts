@@ -236,6 +236,41 @@ export function createActivities(deps: ActivityDeps) {
     return { ...handle, sandbox: describeSandbox(sandbox), sandboxEnforcement: enforcementOf(sandbox), ...(changed.length ? { sandboxNotes: changed } : {}), ...(deps.queueCheckSec ? { queueCheckSec: deps.queueCheckSec } : {}) };
   }
 
+  /**
+   * commitAndPush's work: commit the tested paths, push or bundle, describe the commit, and remove
+   * the workspace once the work is safe elsewhere. `kept`: what the record left by that removal
+   * holds, for a retry that finds the clone gone (commitAndPush's result, or the folded activity's).
+   */
+  async function commitWork(req: CommitRequest, kept: (r: CommitResult) => object): Promise<CommitResult> {
+    // The commit may put paths back in the tree (one refused for holding a secret).
+    forgetWorkspace(req.workspace.dir);
+    const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
+    if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
+    // A bundle of an unpushed commit outlives the run's history only through its record (unpushed.ts).
+    const ctx = Context.current();
+    if (req.workflowId) {
+      const at = { workflowId: req.workflowId, runId: ctx.info.workflowExecution?.runId ?? 'unknown', dir: req.workspace.dir, branch: req.workspace.branch, repo: await ws.repoOfWorkspace(req.workspace.dir) };
+      await settleUnpushed(store, at, r, (message, error) => ctx.log.warn(message, { error: error.message }));
+    }
+    // What a person approves: the commit's diffstat and diff. Informational, so a failure to
+    // read them is logged and never fails a commit that is made (and maybe pushed) already.
+    try {
+      Object.assign(r, await describeCommit(store, req.workspace, r.commit));
+    } catch (err) {
+      ctx.log.warn('could not describe the commit', { commit: r.commit, error: (err as Error).message });
+    }
+    if (req.release && (r.pushed || (req.release === 'bundled' && r.bundle))) {
+      try {
+        await ws.recordReleasedCommit(req.workspace, kept({ ...r, released: true }));
+        await release(req.workspace);
+        r.released = true;
+      } catch (err) {
+        r.releaseError = (err as Error).message;
+      }
+    }
+    return r;
+  }
+
   const steps = createStepRunner({ runInWorkspace, secrets });
 
   /** Writes the change set into the workspace, confined to it; all or nothing. */
@@ -348,9 +383,13 @@ export function createActivities(deps: ActivityDeps) {
 
     /** applyChange, then the playbook's steps while they pass, in one activity (./applyAndCheck.ts); safe to run again. */
     async applyChangeAndCheck(req: ApplyAndCheckRequest): Promise<ApplyAndCheckResult> {
+      // A retry after this activity committed, pushed and removed the clone: the result it could not report.
+      const done = req.commit?.release ? await ws.releasedCommit<ApplyAndCheckResult>(req.workspace) : undefined;
+      if (done?.committed) return done;
       // Gone from this worker: lost (rebuilt by the workflow), before any record of it is read or written.
       ws.openWorkspace(req.workspace);
       return applyAndCheck(req, {
+        commit: commitWork,
         apply: applyChange,
         check: checkStep,
         rollback,
@@ -423,35 +462,10 @@ export function createActivities(deps: ActivityDeps) {
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
       // A retry after this activity pushed and removed the clone: the result it could not report.
-      const done = req.release ? await ws.releasedCommit<CommitResult>(req.workspace) : undefined;
-      if (done) return done;
-      // The commit may put paths back in the tree (one refused for holding a secret).
-      forgetWorkspace(req.workspace.dir);
-      const r = await ws.commitAndPush(req, secrets(req.secretEnvNames), deps);
-      if (!r.pushed && req.bundle) r.bundle = await ws.bundleBranch(store, req.workspace);
-      // A bundle of an unpushed commit outlives the run's history only through its record (unpushed.ts).
-      if (req.workflowId) {
-        const ctx = Context.current();
-        const at = { workflowId: req.workflowId, runId: ctx.info.workflowExecution?.runId ?? 'unknown', dir: req.workspace.dir, branch: req.workspace.branch, repo: await ws.repoOfWorkspace(req.workspace.dir) };
-        await settleUnpushed(store, at, r, (message, error) => ctx.log.warn(message, { error: error.message }));
-      }
-      // What a person approves: the commit's diffstat and diff. Informational, so a failure to
-      // read them is logged and never fails a commit that is made (and maybe pushed) already.
-      try {
-        Object.assign(r, await describeCommit(store, req.workspace, r.commit));
-      } catch (err) {
-        Context.current().log.warn('could not describe the commit', { commit: r.commit, error: (err as Error).message });
-      }
-      if (req.release && (r.pushed || (req.release === 'bundled' && r.bundle))) {
-        try {
-          await ws.recordReleasedCommit(req.workspace, { ...r, released: true });
-          await release(req.workspace);
-          r.released = true;
-        } catch (err) {
-          r.releaseError = (err as Error).message;
-        }
-      }
-      return r;
+      const done = req.release ? await ws.releasedCommit<CommitResult | ApplyAndCheckResult>(req.workspace) : undefined;
+      // (Left by the folded activity's commit: its commit.)
+      if (done) return 'applied' in done ? done.committed! : done;
+      return commitWork(req, (r) => r);
     },
 
     /** Merges the children's branches into the parent's, in subtask order; conflicts are outcomes. */

@@ -240,6 +240,12 @@ export interface ApplyAndCheckRequest extends ApplyChangeRequest {
   checks: { playbook: ResolvedPlaybook };
   /** What the steps' `when`, time limits, env and sandbox are decided by, as the workflow's runChecks reads them. */
   run: { attempt: number; labels: string[]; testTimeoutSec: number; secretEnvNames?: string[]; sandbox?: SandboxPolicy };
+  /**
+   * The commit the workflow makes when every check passes (it decides `commit` on any pass):
+   * made here, with the change's files, when every step that applies ran and passed — the
+   * commitAndPush the workflow would send next, without its round trip.
+   */
+  commit?: Omit<CommitRequest, 'workspace' | 'paths'>;
 }
 
 export interface ApplyAndCheckResult {
@@ -251,6 +257,8 @@ export interface ApplyAndCheckResult {
    * the workflow's to run) — the workflow goes on from there as after applyChange.
    */
   checked: StepOutcome[];
+  /** As commitAndPush returns it, when `commit` was asked for and every check passed. */
+  committed?: CommitResult;
 }
 
 export interface PreviewChangesRequest {

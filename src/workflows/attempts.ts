@@ -11,7 +11,7 @@ import type { ArtifactRef, AttemptRecord, CodingTaskResult, TaskSpec } from '../
 import { recordSucceeded } from '../domain/usage';
 import { pickByChecks } from './candidates';
 import { applyAndCheck } from './checks';
-import { commitWork } from './commit';
+import { commitWithChecks, commitWork } from './commit';
 import { routeFor } from './routing';
 import { DEFAULT_RETRY, runStrategy, type StrategyOutcome } from './strategies';
 import { isWorkspaceLost, type TaskRun } from './task';
@@ -301,7 +301,7 @@ async function tryAnswer(t: TaskRun, ws: WorkspaceHandle, answer: StrategyOutcom
   record.summary = gen.summary;
   record.filesChanged = gen.files?.map((f) => f.path);
   addArtifact(record, gen.change!);
-  return applyAndCheck(t, ws, gen.change!, shown, record, onApplied);
+  return applyAndCheck(t, ws, gen.change!, shown, record, onApplied, commitWithChecks(t, gen.summary));
 }
 
 /** Records an artifact once (an answer re-applied on a rebuilt workspace brings its own again). */

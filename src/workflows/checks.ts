@@ -3,7 +3,7 @@
 // fails the task) ends the run of steps, and its outcome goes to the Decider. Steps that
 // `warn` or `ignore` let the others run. Nothing run at all is `no_checks`, never a pass.
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
-import type { ApplyAndCheckResult, ApplyChangeRequest, Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
+import type { ApplyAndCheckRequest, ApplyAndCheckResult, ApplyChangeRequest, Shown, SyntaxProblem, WorkspaceHandle } from '../activities/types';
 import { howItEnded, type Outcome, type StepRef } from '../domain/decider';
 import { checkStepApplies, checkSteps, commandText, type ResolvedPlaybook } from '../domain/playbook';
 import type { ArtifactRef, AttemptRecord, StepOutcome } from '../domain/schema';
@@ -16,8 +16,9 @@ import { FOLD_ROUND_TRIPS, type TaskRun } from './task';
  * test command alone for runs from before playbooks), recorded on `record`: the outcome for
  * the Decider, or for the ranking of parallel-all's candidates (candidates.ts). `onApplied`:
  * told once the change is applied (a workspace lost after that was rebuilt with progress).
+ * `commit`: made by the same activity if every check passes (commit.ts commitWithChecks).
  */
-export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: ArtifactRef, shown: Shown, record: AttemptRecord, onApplied?: () => void): Promise<Outcome> {
+export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: ArtifactRef, shown: Shown, record: AttemptRecord, onApplied?: () => void, commit?: ApplyAndCheckRequest['commit']): Promise<Outcome> {
   t.enter('applying');
   const playbook = t.playbooks ? ws.playbook : undefined;
   const request: ApplyChangeRequest = {
@@ -33,7 +34,7 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
   // The checks take the folded activity's time (the apply, milliseconds of it): shown as testing.
   if (fold) t.enter('testing', checkSteps(playbook).map((s) => s.name).join(', '));
   const folded = fold
-    ? await applyThenCheck(t, ws, request, playbook).catch((err: unknown) => {
+    ? await applyThenCheck(t, ws, { ...request, ...(commit ? { commit } : {}) }, playbook).catch((err: unknown) => {
         // Lost in a check: the rebuild that follows makes progress, as one after applyChange did;
         // lost before, it was lost applying (what the attempt's notes say).
         const lost = lostWhen(err);
@@ -42,6 +43,8 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
         throw err;
       })
     : undefined;
+  // Every check passed and the commit asked for is made: commitWork takes it (the verdict is commit).
+  if (folded?.committed) t.madeCommit = { ws, result: folded.committed };
   const applied = folded?.applied ?? (await t.acts(ws).applyChange(request));
   onApplied?.();
   if (applied.diff) record.artifacts.push(applied.diff);
@@ -66,13 +69,13 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
 }
 
 /** The change applied, then its checks while they pass (src/activities/applyAndCheck.ts), in one activity. */
-function applyThenCheck(t: TaskRun, ws: WorkspaceHandle, request: ApplyChangeRequest, playbook: ResolvedPlaybook): Promise<ApplyAndCheckResult> {
+function applyThenCheck(t: TaskRun, ws: WorkspaceHandle, request: ApplyChangeRequest & Pick<ApplyAndCheckRequest, 'commit'>, playbook: ResolvedPlaybook): Promise<ApplyAndCheckResult> {
   const { testTimeoutSec } = t.limits;
   // The proxy's safety net grows with the longest step, as runCheck's does with each.
   const longest = Math.max(testTimeoutSec, ...checkSteps(playbook).map((s) => s.timeoutSec ?? 0));
   const longer = longest > testTimeoutSec ? { startToCloseTimeout: commandClockSec(longest) * 1000 } : {};
   const run = { attempt: t.attempt, labels: t.input.task.labels ?? [], testTimeoutSec, secretEnvNames: t.secretEnvNames(), sandbox: t.sandboxPolicy };
-  return t.acts(ws).applyChangeAndCheck.executeWithOptions({ summary: `attempt ${t.attempt}: apply the change, then its checks`, ...longer }, [{ ...request, checks: { playbook }, run }]);
+  return t.acts(ws).applyChangeAndCheck.executeWithOptions({ summary: `attempt ${t.attempt}: apply the change, then its checks${request.commit ? ' (and the commit, if all pass)' : ''}`, ...longer }, [{ ...request, checks: { playbook }, run }]);
 }
 
 /**

@@ -4,7 +4,7 @@
 // is answered by restoring the branch from that bundle, never by redoing the work.
 import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { patched } from './patches';
-import type { CommitResult, WorkspaceHandle } from '../activities/types';
+import type { CommitRequest, CommitResult, WorkspaceHandle } from '../activities/types';
 import { isWorkspaceLost, type TaskRun } from './task';
 
 const MAX_PUSH_REBUILDS = 3;
@@ -16,18 +16,51 @@ export interface CommitOutcome extends CommitResult {
   workspace?: string;
 }
 
+/** Runs since COMMIT_WITH_CHECKS: a task with no approval to wait for is committed by the activity that checks it. */
+export const COMMIT_WITH_CHECKS = 'commit-with-checks';
+
+type Commit = Omit<CommitRequest, 'workspace' | 'paths'>;
+
+/**
+ * The commit the checks' activity makes when every check passes (any pass is a commit here): the
+ * last commitAndPush commitWork would send, saving its round trip. Only where nothing comes
+ * between a pass and that commit — no approval to wait for; undefined otherwise.
+ */
+export function commitWithChecks(t: TaskRun, summary: string | undefined): Commit | undefined {
+  if (!t.lean || (t.pushRemote() && t.input.requireApproval) || !patched(COMMIT_WITH_CHECKS)) return undefined;
+  return finalCommit(t, summary, patched('bundle-every-commit'), { pushRemote: t.pushRemote(), handOff: t.depth > 0 });
+}
+
+/** What the last commitAndPush of a task is asked, but for the workspace and the paths. */
+function finalCommit(t: TaskRun, summary: string | undefined, bundleAlways: boolean, o: { pushRemote?: string; handOff: boolean; approvedCommit?: string }): Commit {
+  // Pushed (or handed over as a bundle): the work is safe elsewhere, the clone can go — removed by
+  // the commit's own activity in runs since LEAN_ROUND_TRIPS, by a releaseWorkspace after it before.
+  const release = releaseOf(o.handOff, bundleAlways);
+  return {
+    ...commitBase(t, summary),
+    pushRemote: o.pushRemote,
+    bundle: o.handOff || bundleAlways,
+    ...(o.approvedCommit ? { approvedCommit: o.approvedCommit } : {}),
+    ...(t.lean ? { release } : {}),
+  };
+}
+
+const releaseOf = (handOff: boolean, bundleAlways: boolean) => (handOff || !bundleAlways ? 'bundled' : 'pushed');
+
+function commitBase(t: TaskRun, summary: string | undefined): Pick<Commit, 'message' | 'workflowId' | 'secretEnvNames'> {
+  const message = `${t.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${t.workflowId}`.replace(/\n{3,}/g, '\n\n');
+  return { message, workflowId: t.workflowId, secretEnvNames: t.secretEnvNames() };
+}
+
 /** Commits `paths` (what the accepted change wrote), pushes, and hands the workspace back. */
 export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: string | undefined, paths: string[]): Promise<CommitOutcome> {
   t.enter('committing');
-  const message = `${t.input.task.title}\n\n${summary ?? ''}\n\nWeaver-Workflow: ${t.workflowId}`.replace(/\n{3,}/g, '\n\n');
   // Every commit is bundled into the shared artifact store unless pushed: a lost worker loses no
   // commit. Runs started before bundled only a child's (or an unapproved) commit.
   const bundleAlways = patched('bundle-every-commit');
   // Short and not to be interrupted: a cancel must not race a push (or the release after it).
-  const commitAndPush = (req: { pushRemote?: string; bundle?: boolean; approvedCommit?: string; release?: 'pushed' | 'bundled' }) =>
-    CancellationScope.nonCancellable(() =>
-      t.acts(ws).commitAndPush({ workspace: ws, message, workflowId: t.workflowId, paths, secretEnvNames: t.secretEnvNames(), ...req, bundle: req.bundle || bundleAlways }),
-    );
+  const commitAndPush = (req: Partial<Commit>) =>
+    CancellationScope.nonCancellable(() => t.acts(ws).commitAndPush({ workspace: ws, ...commitBase(t, summary), paths, ...req, bundle: req.bundle || bundleAlways }));
   let pushRemote = t.pushRemote();
   let rejected: string | undefined;
   if (pushRemote && t.input.requireApproval) {
@@ -58,13 +91,15 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   const handOff = t.depth > 0 || timedOut;
   // Only the approved commit is pushed (the activity refuses a branch that moved since).
   const approvedCommit = pushRemote && t.gate.decision?.approved ? t.gate.decision.commit : undefined;
-  // Pushed (or handed over as a bundle): the work is safe elsewhere, the clone can go — removed by
-  // the commit's own activity in runs since LEAN_ROUND_TRIPS, by a releaseWorkspace after it before.
-  const release = handOff || !bundleAlways ? 'bundled' : 'pushed';
+  const last = finalCommit(t, summary, bundleAlways, { pushRemote, handOff, approvedCommit });
+  const release = releaseOf(handOff, bundleAlways);
+  // Made already by the activity that ran the checks (commitWithChecks), with this same request.
+  const made = t.madeCommit?.ws === ws ? t.madeCommit.result : undefined;
+  t.madeCommit = undefined;
   let r: CommitResult;
   for (let rebuilds = 0; ; rebuilds++) {
     try {
-      r = await commitAndPush({ pushRemote, bundle: handOff, ...(approvedCommit ? { approvedCommit } : {}), ...(t.lean ? { release } : {}) });
+      r = made && rebuilds === 0 ? made : await commitAndPush(last);
       break;
     } catch (err) {
       // Committed and bundled already (the approval wait): restore the branch elsewhere and push from there.

@@ -60,7 +60,7 @@ const EPOCH_1: ReadonlySet<string> = new Set([
 
 /** The epochs, newest first; each covers the one before it and the changes made since (frozen). */
 export const EPOCHS: ReadonlyArray<{ marker: string; covers: ReadonlySet<string> }> = [
-  { marker: 'weaver-epoch-2', covers: new Set([...EPOCH_1, 'prepare-waits-for-cancel']) },
+  { marker: 'weaver-epoch-2', covers: new Set([...EPOCH_1, 'commit-with-checks', 'prepare-waits-for-cancel']) },
   { marker: 'weaver-epoch-1', covers: EPOCH_1 },
 ];
 

@@ -5,7 +5,7 @@
 // concern files only read it and call these steps.
 import { ActivityFailure, ApplicationFailure, log, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { patched } from './patches';
-import type { BuildPromptRequest, BuiltPrompt, PrepareWorkspaceRequest, WorkspaceHandle } from '../activities/types';
+import type { BuildPromptRequest, BuiltPrompt, CommitResult, PrepareWorkspaceRequest, WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
 import { Ledger, type TreeBound } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
@@ -342,6 +342,8 @@ export class TaskRun {
     return kept?.ws === ws && kept.request === JSON.stringify(request) ? kept.prompt : undefined;
   }
   private prebuilt?: { ws: WorkspaceHandle; request: string; prompt: BuiltPrompt };
+  /** The commit the activity that checked the change on `ws` made with its checks (commit.ts commitWithChecks). */
+  madeCommit?: { ws: WorkspaceHandle; result: CommitResult };
 
   /** A clone of the task's repository on its branch, set up for its checks (`workflowId` names its directory). */
   workspaceRequest(workflowId = this.workflowId): PrepareWorkspaceRequest {

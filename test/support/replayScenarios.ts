@@ -11,6 +11,7 @@ import { workspaceDirFor } from '../../src/activities/workspace';
 import { resultOf, startTaskBatch } from '../../src/client';
 import type { BatchResult, CodingTaskResult, Progress } from '../../src/domain/schema';
 import { wholeFile } from './answers';
+import { historyShape } from './histories';
 import { makeRepo } from './repos';
 import { byTitle, fix, multiRepo, parentTask, sub } from './modules';
 import { HOST_SCENARIOS } from './replayHostScenarios';
@@ -331,6 +332,20 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
       const r = await syntaxLintPass(rig, id, 'rs-fold', playbook);
       const steps = r.attempts[2]?.steps?.map((s) => `${s.name}:${s.status}`).join();
       check(steps === 'lint:passed,style:failed,test:passed,docs:skipped', 'every step of the last attempt recorded as before', steps);
+      return [id];
+    },
+  },
+  {
+    name: 'commit-with-checks',
+    about:
+      'since commit-with-checks (weaver-epoch-2): a change that fails its test is not committed (rolled back, retried); the next passes every check and is committed, pushed and its clone removed by the activity that checked it — no commitAndPush',
+    expect: { closed: 'COMPLETED', patches: ['commit-with-checks'], activities: { prepareWorkspace: 1, generateChange: 2, applyChangeAndCheck: 2, rollbackWorkspace: 1 } },
+    run: async (rig, id) => {
+      rig.model.script('rs-cwc', [answer(BAD), answer(GOOD)]);
+      const r = await rig.run(rig.task(await rig.newRepo(), [rig.provider('rs-cwc')], { push: true }), id);
+      check(r.status === 'succeeded' && r.pushed === true && r.attempts.length === 2 && r.workspace === undefined, 'the second answer pushed, the clone removed', [r.status, r.pushed, r.attempts.length, r.workspace]);
+      const { activities } = historyShape(await rig.client.workflow.getHandle(id).fetchHistory());
+      check(!activities.commitAndPush, 'committed by the checks\' activity, not by commitAndPush', activities);
       return [id];
     },
   },
