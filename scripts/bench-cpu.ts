@@ -143,6 +143,9 @@ async function main(): Promise<void> {
       console.log(`Weaver ${per(tree1 - tree0 + server1 - server0)}`);
       console.log(`  Temporal server   ${per(server1 - server0)}`);
       console.log(`  worker process    ${per(workerMs)}: ${[...worker].filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]).map(([name, ms]) => `${name} ${per(ms)}`).join(', ')}`);
+      // Node names every thread "node": the main thread is the process's own id, the rest by id.
+      const busiest = [...threads1].map(([key, ms]) => [key.replace(`#${process.pid}`, '#main'), ms - (threads0.get(key) ?? 0)] as const).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
+      console.log(`    by thread: ${busiest.slice(0, 8).map(([key, ms]) => `${key} ${per(ms)}`).join(', ')}`);
       console.log(`  spawn helper      ${per(helper1.own - helper0.own)} own, ${per(helper1.reaped - helper0.reaped)} in the processes it started (${((started1 - started0) / TASKS).toFixed(1)} per task, asked by the worker)`);
       printAccounting(noAcct, acctFile);
     }
