@@ -4,7 +4,7 @@
 // and running it again — a retry, or the workflow queueing it again after its worker went
 // silent — never applies the change twice nor loses it.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -28,7 +28,8 @@ beforeEach(() => {
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 
 /** The clock the workflow gives it (a day and more); `startToCloseTimeoutMs` smaller to see what a short one does. */
-const env = (startToCloseTimeoutMs = 24 * 3600_000) => new MockActivityEnvironment({ startToCloseTimeoutMs }, { logger: new DefaultLogger('ERROR') });
+const env = (startToCloseTimeoutMs = 24 * 3600_000, runId = 'run-1') =>
+  new MockActivityEnvironment({ startToCloseTimeoutMs, workflowExecution: { workflowId: 'wf', runId } }, { logger: new DefaultLogger('ERROR') });
 
 // lint passes unless the file says `var`; test passes only on the change applied exactly once; docs never applies here.
 const PLAYBOOK = "steps:\n  - name: lint\n    run: node lint.js\n  - name: test\n    run: node test.js\n  - name: docs\n    when: changed('docs/**')\n    run: \"true\"\n";
@@ -53,8 +54,8 @@ async function workspace(id: string, playbook = PLAYBOOK) {
     run: { attempt: 1, labels: [], testTimeoutSec: 60 },
   });
   const source = () => readFileSync(path.join(ws.dir, 'src/a.js'), 'utf8');
-  /** One run of the folded activity; `clockMs`: the start-to-close it is given. */
-  const fold = (req: ApplyAndCheckRequest, clockMs?: number) => env(clockMs).run(acts.applyChangeAndCheck, req) as Promise<ApplyAndCheckResult>;
+  /** One run of the folded activity; `clockMs`: the start-to-close it is given; `runId`: the workflow run it works for. */
+  const fold = (req: ApplyAndCheckRequest, clockMs?: number, runId?: string) => env(clockMs, runId).run(acts.applyChangeAndCheck, req) as Promise<ApplyAndCheckResult>;
   return { acts, ws, request, source, fold };
 }
 
@@ -182,6 +183,37 @@ describe('the commit made with the checks (runs since COMMIT_WITH_CHECKS)', () =
     expect(git(ws.dir, 'rev-list', '--count', `${ws.baseCommit}..HEAD`)).toBe('1');
   });
 
+  test('a try that passed every check and died before its commit was reported: the next commits on that verdict, never checks again under the commit (a flaky check failing now)', async () => {
+    const { ws, request, fold } = await workspace('wf-fold-flaky');
+    const req = { ...(await request(ONCE)), commit: { message: 't\n\nWeaver-Workflow: wf-fold-flaky', workflowId: 'wf-fold-flaky' } };
+    const first = await fold(req);
+    expect(first.committed?.commit).toBeTruthy();
+    // The test would fail if it ran again now.
+    writeFileSync(path.join(ws.dir, 'test.js'), 'process.exit(1);\n');
+    const again = await fold(req);
+    expect(again.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
+    expect(again.checked.map((s) => s.log?.ref)).toEqual(first.checked.map((s) => s.log?.ref));
+    expect(again.committed?.commit).toBe(first.committed!.commit);
+    expect(git(ws.dir, 'rev-list', '--count', `${ws.baseCommit}..HEAD`)).toBe('1');
+  });
+
+  test("another run with the same workflow id never takes a removed workspace's record for its own result", async () => {
+    const { ws, request, fold } = await workspace('wf-fold-reused');
+    const req = { ...(await request(ONCE)), commit: commitOf('wf-fold-reused') };
+    const first = await fold(req, undefined, 'run-1');
+    expect(first.committed).toMatchObject({ pushed: true, released: true });
+    // Run 2 of the same id (its workspace lost before its fold): lost, not run 1's pass.
+    const other = await fold(req, undefined, 'run-2').catch((err: unknown) => err);
+    expect(other).toBeInstanceOf(ApplicationFailure);
+    expect(other).toMatchObject({ type: 'WorkspaceLost' });
+    // Its own try (run 1 again) still answers from the record.
+    expect(await fold(req, undefined, 'run-1')).toEqual(first);
+    // And commitAndPush under run 2 does not either: it finds no checkout to commit.
+    const acts = createActivities(deps);
+    const viaCommit = await env(undefined, 'run-2').run(acts.commitAndPush, { ...commitOf('wf-fold-reused'), workspace: ws, paths: ['src/a.js'] }).catch((err: unknown) => err);
+    expect(viaCommit).toBeInstanceOf(ApplicationFailure);
+  });
+
   test('a check that fails, or steps left for the workflow: no commit (the verdict is the workflow’s), the branch where it was', async () => {
     const { acts, ws, request, fold } = await workspace('wf-fold-nocommit');
     const origin = path.join(base, 'origin-wf-fold-nocommit');
@@ -197,4 +229,19 @@ describe('the commit made with the checks (runs since COMMIT_WITH_CHECKS)', () =
     expect(git(ws.dir, 'rev-parse', 'HEAD')).toBe(ws.baseCommit);
     expect(() => git(origin, 'rev-parse', '--verify', '-q', 'weaver/wf-fold-nocommit')).toThrow();
   });
+});
+
+test('a workspace no command touched records its setup state from the checkout itself (no snapshot tree, no git process); a rollback still returns exactly there', async () => {
+  const { acts, ws, source } = await workspace('wf-untouched');
+  const state = JSON.parse(readFileSync(path.join(stateDirOf(ws)!, 'setup.json'), 'utf8')) as { head: string; tree: string; emptyDirs: string[] };
+  expect(state).toEqual({ head: ws.baseCommit, tree: ws.baseCommit, emptyDirs: [] });
+  // What an attempt leaves: a tracked file changed, new files, a planted ignore-all, an empty directory.
+  writeFileSync(path.join(ws.dir, 'src/a.js'), 'module.exports = 7;\n');
+  writeFileSync(path.join(ws.dir, 'new.txt'), 'debris\n');
+  writeFileSync(path.join(ws.dir, '.gitignore'), '*\n');
+  mkdirSync(path.join(ws.dir, 'made/empty'), { recursive: true });
+  await env().run(acts.rollbackWorkspace, ws);
+  expect(source()).toBe('module.exports = 1;\n');
+  for (const gone of ['new.txt', '.gitignore', 'made']) expect(existsSync(path.join(ws.dir, gone))).toBe(false);
+  expect(execFileSync('git', ['status', '--porcelain', '--ignored'], { cwd: ws.dir, encoding: 'utf8' })).toBe('');
 });

@@ -36,11 +36,15 @@ export interface ApplyAndCheckDeps {
 
 export async function applyAndCheck(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps): Promise<ApplyAndCheckResult> {
   const started = Date.now();
-  const applied = await applyOnce(req, deps);
+  const once = await applyOnce(req, deps);
   // No folder to keep the result in (a workspace made before it had one): a retry could not tell
   // the change is written, so the checks are the workflow's (runCheck) as before.
-  if (!applied) return { applied: await deps.apply(req), checked: [] };
+  if (!once) return { applied: await deps.apply(req), checked: [] };
+  const { applied } = once;
   if (!applied.applied || applied.syntaxErrors?.length) return { applied, checked: [] };
+  // A try before passed every check on this tree and went on to commit: its verdict stands (run
+  // again, a flaky check could fail under a commit already made, maybe pushed); the commit is made once.
+  if (req.commit && once.passed) return commitPassed(req, deps, applied, once.passed);
   let checks: { checked: StepOutcome[]; all: boolean };
   try {
     checks = await checksThatPass(req, deps, applied, started);
@@ -51,11 +55,23 @@ export async function applyAndCheck(req: ApplyAndCheckRequest, deps: ApplyAndChe
   // Every step that applies ran and passed (and one at least): the workflow's verdict is commit.
   const passed = checks.all && checked.length > 0 && checked.every((s) => s.status === 'passed');
   if (!req.commit || !passed) return { applied, checked };
+  // Recorded before the commit: what a retry answers with instead of checking again.
+  await recordAppliedChange(req.workspace, req.change.ref, applied, checked).catch((err: unknown) => Promise.reject(lostAfterApplying(req.workspace, err)));
+  return commitPassed(req, deps, applied, checked);
+}
+
+/** The commit the workflow asked for, after every check passed; a commit that fails here is left to the workflow's commitAndPush. */
+async function commitPassed(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps, applied: ApplyChangeResult, checked: StepOutcome[]): Promise<ApplyAndCheckResult> {
+  // A try Temporal has given up on (its worker starved, the task cancelled) commits and pushes nothing.
+  if (Context.current().cancellationSignal.aborted) throw new CancelledFailure('cancelled before the commit');
+  const runId = runOf();
   try {
-    const committed = await deps.commit({ ...req.commit, workspace: req.workspace, paths: applied.files }, (c) => ({ applied, checked, committed: c }));
+    const committed = await deps.commit({ ...req.commit!, workspace: req.workspace, paths: applied.files }, (c) => ({ applied, checked, committed: c, runId, change: req.change.ref }));
     return { applied, checked, committed };
   } catch (err) {
     if (err instanceof CancelledFailure) throw err;
+    // Gone with its host: lost after the apply (the rebuild makes progress), not a commit to try here again.
+    if (err instanceof ApplicationFailure && err.type === 'WorkspaceLost') throw lostAfterApplying(req.workspace, err);
     // The commit is the workflow's then (commitAndPush, as before): its own failures, retries, rebuilds.
     log.warn('could not commit with the checks; the workflow commits', { error: (err as Error).message });
     return { applied, checked };
@@ -101,19 +117,35 @@ function lostAfterApplying(workspace: WorkspaceHandle, err: unknown): unknown {
   return ApplicationFailure.create({ type: 'WorkspaceLost', message: lost.message, nonRetryable: true, details: [{ applied: true }], cause: err as Error });
 }
 
-/** The change applied once whatever the tries; undefined when nothing could be recorded. */
-async function applyOnce(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps): Promise<ApplyChangeResult | undefined> {
-  const kept = await readAppliedChange<ApplyChangeResult>(req.workspace, req.change.ref);
+/** The change applied once whatever the tries (with the checks a try passed, if one did); undefined when nothing could be recorded. */
+async function applyOnce(req: ApplyAndCheckRequest, deps: ApplyAndCheckDeps): Promise<{ applied: ApplyChangeResult; passed?: StepOutcome[] } | undefined> {
+  const kept = await readAppliedChange<ApplyChangeResult, StepOutcome[]>(req.workspace, req.change.ref);
   if (kept?.result) {
     await deps.restoreTested(req.workspace).catch((err: unknown) => Promise.reject(lostAfterApplying(req.workspace, err)));
-    return kept.result;
+    return { applied: kept.result, ...(kept.passed ? { passed: kept.passed } : {}) };
   }
   if (kept) await deps.rollback(req.workspace);
   if (!(await recordAppliedChange(req.workspace, req.change.ref))) return undefined;
   const result = await deps.apply(req);
   // Lost from here on, the change was written: the rebuild makes progress, as after a check.
   await recordAppliedChange(req.workspace, req.change.ref, result).catch((err: unknown) => Promise.reject(result.applied ? lostAfterApplying(req.workspace, err) : err));
-  return result;
+  return { applied: result };
+}
+
+/** The run this activity works for: a record of the workspace's removal is only ever read back by a try of the same run. */
+export function runOf(): string {
+  return Context.current().info.workflowExecution?.runId ?? 'unknown';
+}
+
+/**
+ * The whole result a try of this run left with the workspace's removal (it committed, pushed and
+ * removed the clone, then could not report): only this run's and this change's, never another
+ * run's that had the same workflow id (a workspace is named by the id alone).
+ */
+export function foldedBefore(record: unknown, req: ApplyAndCheckRequest): ApplyAndCheckResult | undefined {
+  const r = record as (ApplyAndCheckResult & { runId?: string; change?: string }) | undefined;
+  if (!r?.committed || r.runId !== runOf() || r.change !== req.change.ref) return undefined;
+  return { applied: r.applied, checked: r.checked, committed: r.committed };
 }
 
 /** The WorkspaceLost failure when the workspace is gone from this worker. */

@@ -102,7 +102,8 @@ export async function commitAndPush(req: CommitRequest, secrets: string[] = [], 
  * full with core.abbrev at the id's length), or, should that not show it, from rev-parse.
  */
 async function commitIndex(git: Git, message: string, idLength: number): Promise<string> {
-  const out = await git.raw([...GIT_IDENTITY, '-c', `core.abbrev=${idLength}`, 'commit', '--allow-empty', '-m', message]);
+  // No auto-maintenance after it (a `git maintenance run --auto` per commit): the clone is short-lived.
+  const out = await git.raw([...GIT_IDENTITY, '-c', `core.abbrev=${idLength}`, '-c', 'maintenance.auto=false', '-c', 'gc.auto=0', 'commit', '--allow-empty', '-m', message]);
   const id = /^\[.*? ([0-9a-f]+)\]/m.exec(out)?.[1];
   return id?.length === idLength ? id : (await git.raw(['rev-parse', 'HEAD'])).trim();
 }

@@ -35,7 +35,7 @@ import { generateChange } from './llm';
 import { buildPrompt } from './prompt';
 import { repomapCacheDirOf } from './repomap/cache';
 import { registryOf, resolveProviders, type ResolveProvidersRequest } from './providers';
-import { applyAndCheck } from './applyAndCheck';
+import { applyAndCheck, foldedBefore, runOf } from './applyAndCheck';
 import type {
   ActivityDeps,
   ApplyAndCheckRequest,
@@ -199,10 +199,11 @@ export function createActivities(deps: ActivityDeps) {
     forgetWorkspace(handle.dir);
     // A branch restored from its bundle is only pushed: no setup, and no playbook read from the
     // model's own commit (its .weaver/playbook.yaml could say anything).
-    if (restore) return finishPrepare(req, handle);
+    if (restore) return finishPrepare(req, handle, true);
     if (req.checks) {
       try {
-        return await finishPrepare(req, { ...handle, ...(await steps.setUp(req, handle.dir)) });
+        const setUp = await steps.setUp(req, handle.dir);
+        return await finishPrepare(req, { ...handle, ...setUp }, (setUp.setupSteps ?? []).every((s) => s.status === 'skipped'));
       } catch (err) {
         // Cancelled in a setup step (the task, or a parallel-all candidate being checked): the
         // clone goes, as it does when the clone itself is cancelled; no one else would remove it.
@@ -214,7 +215,11 @@ export function createActivities(deps: ActivityDeps) {
     }
     if (req.setupCommand) {
       const { r, log, limit, violation, egressRefused } = await runInWorkspace('setup-log', 'setup', req.setupCommand, handle.dir, SETUP_TIMEOUT_SEC, req.secretEnvNames, req.sandbox);
-      if (r.cancelled) throw new CancelledFailure('setup command cancelled; process group killed');
+      if (r.cancelled) {
+        // The clone goes, as in a playbook's setup step (no one else would remove it).
+        await ws.releaseWorkspace(handle).catch((e: unknown) => Context.current().log.warn('a cancelled workspace could not be removed', { dir: handle.dir, error: String(e) }));
+        throw new CancelledFailure('setup command cancelled; process group killed');
+      }
       if (r.exitCode !== 0 || violation) {
         const why = violation ?? limit ?? (r.timedOut ? 'timed out' : `exited with ${r.exitCode}`);
         throw ApplicationFailure.create({
@@ -224,12 +229,13 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
     }
-    return finishPrepare(req, handle);
+    return finishPrepare(req, handle, !req.setupCommand);
   }
 
-  async function finishPrepare(req: PrepareWorkspaceRequest, handle: WorkspaceHandle): Promise<WorkspaceHandle> {
+  /** `untouched`: no command ran in the checkout (no setup step, or a branch restored from its bundle). */
+  async function finishPrepare(req: PrepareWorkspaceRequest, handle: WorkspaceHandle, untouched: boolean): Promise<WorkspaceHandle> {
     // What a rollback returns to: the workspace as setup left it (also after a rebuild elsewhere).
-    await ws.recordSetupState(handle);
+    await ws.recordSetupState(handle, { untouched });
     // The worker's own patience for its queue travels with the handle (the workflow cannot read env).
     // What the worker changed in the task's policy (caps, env names, shared network), once per workspace.
     const changed = sandboxNotes(sandbox, req.sandbox ?? SandboxPolicySchema.parse({}));
@@ -384,8 +390,8 @@ export function createActivities(deps: ActivityDeps) {
     /** applyChange, then the playbook's steps while they pass, in one activity (./applyAndCheck.ts); safe to run again. */
     async applyChangeAndCheck(req: ApplyAndCheckRequest): Promise<ApplyAndCheckResult> {
       // A retry after this activity committed, pushed and removed the clone: the result it could not report.
-      const done = req.commit?.release ? await ws.releasedCommit<ApplyAndCheckResult>(req.workspace) : undefined;
-      if (done?.committed) return done;
+      const done = req.commit?.release ? foldedBefore(await ws.releasedCommit(req.workspace), req) : undefined;
+      if (done) return done;
       // Gone from this worker: lost (rebuilt by the workflow), before any record of it is read or written.
       ws.openWorkspace(req.workspace);
       return applyAndCheck(req, {
@@ -462,10 +468,14 @@ export function createActivities(deps: ActivityDeps) {
 
     async commitAndPush(req: CommitRequest): Promise<CommitResult> {
       // A retry after this activity pushed and removed the clone: the result it could not report.
-      const done = req.release ? await ws.releasedCommit<CommitResult | ApplyAndCheckResult>(req.workspace) : undefined;
-      // (Left by the folded activity's commit: its commit.)
-      if (done) return 'applied' in done ? done.committed! : done;
-      return commitWork(req, (r) => r);
+      // Only this run's: a workspace is named by the workflow id, which a later run may reuse.
+      const done = req.release ? await ws.releasedCommit<(CommitResult | ApplyAndCheckResult) & { runId?: string }>(req.workspace) : undefined;
+      if (done && (done.runId === undefined || done.runId === runOf())) {
+        // (Left by the folded activity's commit: its commit.)
+        const { runId: _, ...r } = 'applied' in done ? { ...done.committed!, runId: done.runId } : done;
+        return r;
+      }
+      return commitWork(req, (r) => ({ ...r, runId: runOf() }));
     },
 
     /** Merges the children's branches into the parent's, in subtask order; conflicts are outcomes. */

@@ -13,7 +13,10 @@ import { headCommit } from './gitFiles';
 export interface SetupState {
   /** HEAD when the state was recorded: a rollback to it is only sound on that commit. */
   head: string;
-  /** The tree of everything setup left (tracked files as setup left them included). */
+  /**
+   * The tree of everything setup left (tracked files as setup left them included): a tree-ish,
+   * the head commit itself when nothing ran after the checkout (recordSetupState's `untouched`).
+   */
   tree: string;
   /** Directories setup left empty (git holds files only). */
   emptyDirs: string[];
@@ -43,15 +46,28 @@ const SETUP_REF = 'refs/weaver/setup';
 /**
  * Records the workspace as setup left it. Costs one hash of every file, once per workspace
  * (scripts/bench-rollback.ts measures it); a rollback then only compares stat data.
+ * `untouched`: nothing ran in the checkout since git wrote it (no setup step): the state is the
+ * head commit and its index as they are, recorded without a git process (four before).
  */
-export async function recordSetupState(ws: Located): Promise<void> {
+export async function recordSetupState(ws: Located, opts: { untouched?: boolean } = {}): Promise<void> {
   const dir = stateDirOf(ws);
   if (!dir) return;
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const indexFile = path.join(dir, 'setup.index');
   // Starting from the checkout's index reuses its stat data: tracked files are not hashed again.
-  await copyFile(path.join(ws.dir, '.git', 'index'), indexFile).catch(() => undefined);
+  const copied = await copyFile(path.join(ws.dir, '.git', 'index'), indexFile).then(
+    () => true,
+    () => false,
+  );
+  if (opts.untouched && copied) {
+    // A fresh checkout holds its tracked files only (git makes no empty directory, nothing
+    // untracked), and the head commit keeps their objects: no snapshot tree or ref to make.
+    const head = await headCommit(ws.dir);
+    const state: SetupState = { head, tree: head, emptyDirs: [] };
+    await writeFile(path.join(dir, 'setup.json'), JSON.stringify(state));
+    return;
+  }
   const run = (args: string[], okCodes?: number[]) => gitRun(ws.dir, args, { indexFile, okCodes });
   // -f: ignored files too (a venv, node_modules) — they are what setup is for. What git cannot
   // add (exit 1) is listed below, not a failed setup.

@@ -112,13 +112,13 @@ const appliedFileOf = (ws: Located) => {
  * What a try of an activity that applies and checks (./applyAndCheck.ts) left of `change` here:
  * `result` once applied, only `change` while it was being written. Undefined: nothing of it.
  */
-export async function readAppliedChange<R>(ws: Located, change: string): Promise<{ change: string; result?: R } | undefined> {
+export async function readAppliedChange<R, P = unknown>(ws: Located, change: string): Promise<AppliedRecord<R, P> | undefined> {
   const file = appliedFileOf(ws);
   if (!file) return undefined;
   const text = await readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   try {
-    const rec = JSON.parse(text) as { change: string; result?: R };
+    const rec = JSON.parse(text) as AppliedRecord<R, P>;
     return rec.change === change ? rec : undefined;
   } catch {
     // Not ours to read (the record is written whole, by rename): what is written is unknown, so
@@ -127,12 +127,22 @@ export async function readAppliedChange<R>(ws: Located, change: string): Promise
   }
 }
 
-/** Records `change` being applied (no `result`) or applied; false when the workspace has no folder of its own to keep it in. */
-export async function recordAppliedChange<R>(ws: Located, change: string, result?: R): Promise<boolean> {
+/** A try's record of a change: `result` once applied; `passed`, what its checks gave once every one passed. */
+export interface AppliedRecord<R, P = unknown> {
+  change: string;
+  result?: R;
+  passed?: P;
+}
+
+/**
+ * Records `change` being applied (no `result`), applied, or applied with every check passed
+ * (`passed`: its checks' results); false when the workspace has no folder of its own to keep it in.
+ */
+export async function recordAppliedChange<R, P = unknown>(ws: Located, change: string, result?: R, passed?: P): Promise<boolean> {
   const file = appliedFileOf(ws);
   if (!file) return false;
   // Whole or not at all: a kill mid-write must not leave a record a retry reads as "nothing applied".
-  await writeFile(`${file}.tmp`, JSON.stringify({ change, ...(result ? { result } : {}) }));
+  await writeFile(`${file}.tmp`, JSON.stringify({ change, ...(result ? { result } : {}), ...(passed ? { passed } : {}) }));
   await rename(`${file}.tmp`, file);
   return true;
 }

@@ -44,7 +44,7 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
       })
     : undefined;
   // Every check passed and the commit asked for is made: commitWork takes it (the verdict is commit).
-  if (folded?.committed) t.madeCommit = { ws, result: folded.committed };
+  if (folded?.committed && commit) t.madeCommit = { ws, result: folded.committed, request: commit };
   const applied = folded?.applied ?? (await t.acts(ws).applyChange(request));
   onApplied?.();
   if (applied.diff) record.artifacts.push(applied.diff);

@@ -93,8 +93,9 @@ export async function commitWork(t: TaskRun, ws: WorkspaceHandle, summary: strin
   const approvedCommit = pushRemote && t.gate.decision?.approved ? t.gate.decision.commit : undefined;
   const last = finalCommit(t, summary, bundleAlways, { pushRemote, handOff, approvedCommit });
   const release = releaseOf(handOff, bundleAlways);
-  // Made already by the activity that ran the checks (commitWithChecks), with this same request.
-  const made = t.madeCommit?.ws === ws ? t.madeCommit.result : undefined;
+  // Made already by the activity that ran the checks (commitWithChecks), with this same request
+  // (one that differs is not taken: commitAndPush makes the commit once, and pushes as asked here).
+  const made = t.madeCommit?.ws === ws && JSON.stringify(t.madeCommit.request) === JSON.stringify(last) ? t.madeCommit.result : undefined;
   t.madeCommit = undefined;
   let r: CommitResult;
   for (let rebuilds = 0; ; rebuilds++) {

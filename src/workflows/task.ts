@@ -3,9 +3,9 @@
 // The concerns — attempts.ts, commit.ts, decomposition.ts — are functions over a TaskRun.
 // Over 300 lines because the state and every step that writes it are kept in one class: the
 // concern files only read it and call these steps.
-import { ActivityFailure, ApplicationFailure, log, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, log, setCurrentDetails, setHandler, TimeoutFailure, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { patched } from './patches';
-import type { BuildPromptRequest, BuiltPrompt, CommitResult, PrepareWorkspaceRequest, WorkspaceHandle } from '../activities/types';
+import type { BuildPromptRequest, BuiltPrompt, CommitRequest, CommitResult, PrepareWorkspaceRequest, WorkspaceHandle } from '../activities/types';
 import { type CooldownState } from '../domain/cooldown';
 import { Ledger, type TreeBound } from '../domain/ledger';
 import { promptBudget, resolveProvider, type ResolvedProvider } from '../domain/models';
@@ -321,6 +321,10 @@ export class TaskRun {
     });
     // The handle travels with every workspace activity: the prompt is kept apart, for the first ask.
     this.ws = ws;
+    // Made though the task was cancelled meanwhile (the preparation is waited for since
+    // PREPARE_WAITS_FOR_CANCEL): known, so the cancellation removes it, and nothing goes on with it
+    // (the commit's rebuild would push from a non-cancellable scope).
+    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while the workspace was prepared');
     this.prebuilt = prompt && firstPrompt ? { ws, request: JSON.stringify(firstPrompt), prompt } : undefined;
     this.wsLost = false;
     log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue, sandbox: this.ws.sandbox });
@@ -343,7 +347,7 @@ export class TaskRun {
   }
   private prebuilt?: { ws: WorkspaceHandle; request: string; prompt: BuiltPrompt };
   /** The commit the activity that checked the change on `ws` made with its checks (commit.ts commitWithChecks). */
-  madeCommit?: { ws: WorkspaceHandle; result: CommitResult };
+  madeCommit?: { ws: WorkspaceHandle; result: CommitResult; request: Omit<CommitRequest, 'workspace' | 'paths'> };
 
   /** A clone of the task's repository on its branch, set up for its checks (`workflowId` names its directory). */
   workspaceRequest(workflowId = this.workflowId): PrepareWorkspaceRequest {
