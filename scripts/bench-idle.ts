@@ -13,7 +13,7 @@
 //             what a task pays per second on top of its own work (heartbeats, timers)
 // BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=<dir>" also profiles every thread of the worker
 // (written at its stop; the profile starts at the process's start: look at its last part).
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import globalSetup from '../test/globalSetup';
@@ -25,10 +25,10 @@ import { sandboxableTempDir } from '../src/devtools/tempDir';
 import { startCodingTask } from '../src/client';
 import { benchModel } from './bench/answer';
 import { startLineChild, type LineChild } from './bench/children';
-import { findInTree, processRssBytes } from './bench/procStat';
+import { findInTree, processRssBytes, statTimes } from './bench/procStat';
 import { createExampleRepo, exampleTask } from './demo/example';
 import { exitWith } from './bench/stats';
-import { startBenchWorker } from './bench/workerProcess';
+import { benchWorkerEnv, startBenchWorker } from './bench/workerProcess';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(name);
@@ -38,14 +38,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** utime+stime of a process or thread in ms, with its name; undefined once gone. */
 function cpu(statFile: string): { name: string; ms: number } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(statFile, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { name: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), ms: ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSecond() };
+  const t = statTimes(statFile);
+  return t && { name: t.name, ms: t.own };
 }
 
 /** utime+stime of the whole process (every thread), in ms. */
@@ -85,21 +79,7 @@ async function main(): Promise<void> {
     const alone0 = server ? cpu(`/proc/${server}/stat`) : undefined;
     await sleep(20_000);
     const alone1 = server ? cpu(`/proc/${server}/stat`) : undefined;
-    // As scripts/bench-batch.ts starts it.
-    worker = await startBenchWorker({
-      TEMPORAL_ADDRESS: testAddress(),
-      TEMPORAL_NAMESPACE: 'default',
-      WEAVER_TASK_QUEUE: taskQueue,
-      WEAVER_ARTIFACT_DIR: path.join(tmp, 'artifacts'),
-      WEAVER_WORKSPACE_ROOT: path.join(tmp, 'workspaces'),
-      WEAVER_CACHE_DIR: path.join(tmp, 'cache'),
-      WEAVER_REPO_ROOTS: tmp,
-      WEAVER_PROVIDERS: registry,
-      WEAVER_WORKFLOW_BUNDLE: process.env.WEAVER_TEST_WORKFLOW_BUNDLE!,
-      WEAVER_SANDBOX: 'auto',
-      WEAVER_LOG_LEVEL: 'WARN',
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
-    });
+    worker = await startBenchWorker(benchWorkerEnv({ tmp, address: testAddress(), taskQueue, registry, bundle: process.env.WEAVER_TEST_WORKFLOW_BUNDLE! }));
     const client = await testClient();
     let seq = 0;
     const start = async (delayMs: number) => {

@@ -1,10 +1,9 @@
 // V8's memory reducer: some 8 s after a busy spell it runs full GCs of every heap (the main
 // thread's, the workflow thread's) to give memory back — up to three in a row, with V8's helper
 // threads marking beside them. In a worker the first gives back all there is (main heap
-// 111 → 102 MB, the next 102.2 → 101.7) and the rest is CPU spent for nothing: each quiet spell
-// (after the start, after every task on a quiet worker, during a long model call) cost 340–470 ms
-// of CPU, 180–200 ms with one GC, the RSS after it the same (scripts/bench-idle.ts, README
-// "Where the CPU goes"). The flag is process-wide and read at each reducer step: set once,
+// 111 → 102 MB, the next 102.2 → 101.7) and the rest is CPU spent for nothing: a quiet spell
+// (after the start, after a busy spell) cost 340–520 ms of CPU, 130–220 ms with one GC, the RSS
+// after it the same (scripts/bench-idle.ts, README "Idle burn"). The flag is process-wide and read at each reducer step: set once,
 // before the workers start, it holds for every isolate, the workflow threads' too.
 import { setFlagsFromString } from 'node:v8';
 
