@@ -3,8 +3,9 @@
 // threads marking beside them. In a worker the first gives back all there is (main heap
 // 111 → 102 MB, the next 102.2 → 101.7) and the rest is CPU spent for nothing: a quiet spell
 // (after the start, after a busy spell) cost 340–520 ms of CPU, 130–220 ms with one GC, the RSS
-// after it the same (scripts/bench-idle.ts, README "Idle burn"). The flag is process-wide and read at each reducer step: set once,
-// before the workers start, it holds for every isolate, the workflow threads' too.
+// after it the same (scripts/bench-idle.ts, README "Idle burn"). The flag is process-wide: set
+// at run time, before the workers start, it measured as on node's command line, for every
+// isolate (the workflow threads' too).
 import { setFlagsFromString } from 'node:v8';
 
 let set = false;
