@@ -29,7 +29,7 @@ import { startLineChild } from './bench/children';
 import { describeRss, findInTree, processRssBytes, rssBreakdown, treeMembers, treeRssBytes } from './bench/procStat';
 import { HELPER_ARGV_TAG } from '../src/activities/spawner/script';
 import { loadavg } from 'node:os';
-import { startBenchWorker, type WorkerMemory } from './bench/workerProcess';
+import { benchWorkerEnv, startBenchWorker, type WorkerMemory } from './bench/workerProcess';
 
 const arg = (name: string, dflt?: number) => {
   const i = process.argv.indexOf(name);
@@ -112,23 +112,7 @@ async function main(): Promise<void> {
     writeFileSync(registry, JSON.stringify({ providers: { bb: { baseURL: url, models: ['bb'], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } } } }));
     const taskQueue = uniqueQueue('bench-batch');
     const artifactDir = path.join(tmp, 'artifacts');
-    worker = await startBenchWorker({
-      TEMPORAL_ADDRESS: testAddress(),
-      TEMPORAL_NAMESPACE: 'default',
-      WEAVER_TASK_QUEUE: taskQueue,
-      WEAVER_ARTIFACT_DIR: artifactDir,
-      WEAVER_WORKSPACE_ROOT: path.join(tmp, 'workspaces'),
-      WEAVER_CACHE_DIR: path.join(tmp, 'cache'),
-      WEAVER_REPO_ROOTS: tmp,
-      WEAVER_PROVIDERS: registry,
-      WEAVER_WORKFLOW_BUNDLE: process.env.WEAVER_TEST_WORKFLOW_BUNDLE!,
-      // bubblewrap when the machine has it, as the tests' rig (the production default is `required`).
-      WEAVER_SANDBOX: 'auto',
-      WEAVER_LOG_LEVEL: 'WARN',
-      // As `npm run worker`, the image and the compose file start it (src/mallocArenas.ts); set
-      // MALLOC_ARENA_MAX=16 (glibc's default on 2 cores: 8 per core) around the bench to compare.
-      MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
-    });
+    worker = await startBenchWorker(benchWorkerEnv({ tmp, address: testAddress(), taskQueue, registry, bundle: process.env.WEAVER_TEST_WORKFLOW_BUNDLE!, artifactDir }));
     const w = worker;
     const atStart = { own: processRssBytes(w.pid), tree: treeRssBytes(w.pid), kinds: rssBreakdown(w.pid) };
     const env: Env = { client: await testClient(), taskQueue, repo: await multiRepo({ tmp }, ['a']), artifactDir };

@@ -12,7 +12,7 @@
 // BENCH_PROFILE=<file> also a CPU profile of the worker's main thread over Weaver's tasks
 //                      (a .cpuprofile: Chrome DevTools or speedscope open it)
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { createExampleRepo, exampleTask } from './demo/example';
@@ -20,36 +20,21 @@ import { benchModel } from './bench/answer';
 import { startLineChild, type LineChild } from './bench/children';
 import { PlainSide } from './bench/plainSide';
 import type { PlainTask } from './bench/plainTask';
-import { treeCpuMs } from './bench/procStat';
+import { statTimes, treeCpuMs } from './bench/procStat';
 import { exitWith, pool } from './bench/stats';
 import { WeaverSide } from './bench/weaverSide';
-import { ticksPerSecond } from '../src/activities/processUsage';
 import { helperProcessCount, spawnHelperPid } from '../src/activities/spawner';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 
 const TASKS = Math.max(1, Number(process.env.BENCH_TASKS || 30));
 const CONCURRENCY = Math.max(1, Number(process.env.BENCH_CONCURRENCY || 4));
 const DELAY_MS = 200;
-const tickMs = () => 1000 / ticksPerSecond();
-
-/** utime+stime (own) and cutime+cstime (reaped children) of a process or a thread, in ms. */
-function times(statFile: string): { name: string; own: number; reaped: number } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(statFile, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
-  return { name, own: (Number(f[11]) + Number(f[12])) * tickMs(), reaped: (Number(f[13]) + Number(f[14])) * tickMs() };
-}
 
 /** This process's threads' CPU, by thread name without its number. */
 function threadsMs(): Map<string, number> {
   const out = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    const t = times(`/proc/${process.pid}/task/${tid}/stat`);
+    const t = statTimes(`/proc/${process.pid}/task/${tid}/stat`);
     if (t) out.set(`${t.name}#${tid}`, t.own);
   }
   return out;
@@ -131,9 +116,9 @@ async function main(): Promise<void> {
         await profiling.post('Profiler.start');
       }
       const helperPid = spawnHelperPid()!;
-      const [tree0, server0, threads0, helper0, started0] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), times(`/proc/${helperPid}/stat`)!, helperProcessCount()];
+      const [tree0, server0, threads0, helper0, started0] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), statTimes(`/proc/${helperPid}/stat`)!, helperProcessCount()];
       await pool(inputs, CONCURRENCY, (input) => w.run(input));
-      const [tree1, server1, threads1, helper1, started1] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), times(`/proc/${helperPid}/stat`)!, helperProcessCount()];
+      const [tree1, server1, threads1, helper1, started1] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), statTimes(`/proc/${helperPid}/stat`)!, helperProcessCount()];
       if (profiling) {
         const { profile } = await profiling.post('Profiler.stop');
         writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(profile));
@@ -153,9 +138,9 @@ async function main(): Promise<void> {
       const inputs = await Promise.all(Array.from({ length: TASKS }, plainTask));
       const acctFile = path.join(tmp, 'plain.acct');
       const noAcct = accountingOn(acctFile);
-      const [own0, tree0] = [times(`/proc/${p.pid}/stat`)!, treeCpuMs(p.pid)];
+      const [own0, tree0] = [statTimes(`/proc/${p.pid}/stat`)!, treeCpuMs(p.pid)];
       await pool(inputs, CONCURRENCY, (t) => p.run(t));
-      const [own1, tree1] = [times(`/proc/${p.pid}/stat`)!, treeCpuMs(p.pid)];
+      const [own1, tree1] = [statTimes(`/proc/${p.pid}/stat`)!, treeCpuMs(p.pid)];
       console.log(`plain script ${per(tree1 - tree0)}: its process ${per(own1.own - own0.own)}, the processes it started ${per(own1.reaped - own0.reaped)}`);
       printAccounting(noAcct, acctFile);
     }

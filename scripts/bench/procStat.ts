@@ -24,6 +24,19 @@ function readStat(pid: number): ProcTimes | undefined {
   return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
 }
 
+/** utime+stime (own) and cutime+cstime (reaped children) of a process or a thread, in ms. */
+export function statTimes(statFile: string): { name: string; own: number; reaped: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(statFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const name = text.slice(text.indexOf('(') + 1, text.lastIndexOf(')'));
+  return { name, own: (Number(f[11]) + Number(f[12])) * (1000 / ticksPerSecond()), reaped: (Number(f[13]) + Number(f[14])) * (1000 / ticksPerSecond()) };
+}
+
 /** `root` and its live descendants, leaving out `exclude`'s subtrees, with their /proc stat figures. */
 function tree(root: number, exclude: number[] = []): Map<number, ProcTimes> {
   const all = new Map<number, ProcTimes>();

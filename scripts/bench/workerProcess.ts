@@ -28,6 +28,27 @@ export interface BenchWorker {
   kill(): void;
 }
 
+/** The benchmarks' worker settings: its folders under `tmp`, the dev server at `address`, a prebuilt bundle. */
+export function benchWorkerEnv(o: { tmp: string; address: string; taskQueue: string; registry: string; bundle: string; artifactDir?: string }): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: o.address,
+    TEMPORAL_NAMESPACE: 'default',
+    WEAVER_TASK_QUEUE: o.taskQueue,
+    WEAVER_ARTIFACT_DIR: o.artifactDir ?? path.join(o.tmp, 'artifacts'),
+    WEAVER_WORKSPACE_ROOT: path.join(o.tmp, 'workspaces'),
+    WEAVER_CACHE_DIR: path.join(o.tmp, 'cache'),
+    WEAVER_REPO_ROOTS: o.tmp,
+    WEAVER_PROVIDERS: o.registry,
+    WEAVER_WORKFLOW_BUNDLE: o.bundle,
+    // bubblewrap when the machine has it, as the tests' rig (the production default is `required`).
+    WEAVER_SANDBOX: 'auto',
+    WEAVER_LOG_LEVEL: 'WARN',
+    // As `npm run worker`, the image and the compose file start it (src/mallocArenas.ts); set
+    // MALLOC_ARENA_MAX=16 (glibc's default on 2 cores: 8 per core) around the bench to compare.
+    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
+  };
+}
+
 /** Starts the worker with `env` on top of this process's; resolves once it printed its banner (it polls). */
 export async function startBenchWorker(env: Record<string, string>, timeoutMs = 120_000): Promise<BenchWorker> {
   // BENCH_NODE_FLAGS: extra node flags for the worker alone (e.g. V8 heap sizes), to try settings.
