@@ -4,6 +4,7 @@
 // approval both ways, cancellation, a workspace rebuild, a budget refusal, and last the hosts'
 // scenarios (replayHostScenarios.ts: a busy workspace worker, a lost host's workspace given up
 // on). What a scenario is and its expected shape: replayShapes.ts. Answers are tiny.
+import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -246,6 +247,26 @@ export const REPLAY_SCENARIOS: ReplayScenario[] = [
       await h.cancel();
       const r = await resultOf(h);
       check(r.status === 'cancelled' && r.usage.estimatedCostUsd > 0, 'cancelled with estimated spend', [r.status, r.usage.estimatedCostUsd]);
+      return [id];
+    },
+  },
+  {
+    name: 'cancel-while-preparing',
+    about:
+      'since prepare-waits-for-cancel (weaver-epoch-2): cancelled while the workspace is set up (a setup step sleeping); the preparation is waited for, ends cancelled and removes its clone; the task ends cancelled',
+    expect: { closed: 'COMPLETED', cancelRequested: true, activitiesCancelled: 1, patches: ['prepare-waits-for-cancel'] },
+    run: async (rig, id) => {
+      const h = await rig.start(rig.task(await rig.newRepo(), [rig.provider('rs-cancel-prep')], { setupCommand: ['sleep', '30'] }), id);
+      const home = workspaceDirFor(rig.workspaceRoot, id);
+      const deadline = Date.now() + 60_000;
+      while (!existsSync(path.join(home, '.weaver-state')) && !(existsSync(home) && readdirSync(home).some((d) => existsSync(path.join(home, d, '.git', 'HEAD'))))) {
+        if (Date.now() > deadline) throw new Error('the clone never appeared');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await h.cancel();
+      const r = await resultOf(h);
+      check(r.status === 'cancelled' && /preparing/.test(r.reason ?? ''), 'cancelled while preparing', [r.status, r.reason]);
+      check(!existsSync(home), 'the clone removed by the time the task ended', home);
       return [id];
     },
   },
