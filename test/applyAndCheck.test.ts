@@ -172,7 +172,7 @@ describe('the commit made with the checks (runs since COMMIT_WITH_CHECKS)', () =
     expect(git(origin, 'rev-list', '--count', `${ws.baseCommit}..weaver/wf-fold-commit`)).toBe('1');
   });
 
-  test('a try that died after its commit, before it was reported (the clone kept): the next checks the same tree and commits nothing more', async () => {
+  test('a try that died after its commit, before it was reported (the clone kept): the next commits on the recorded verdict and makes nothing twice', async () => {
     const { ws, request, fold } = await workspace('wf-fold-recommit');
     const req = { ...(await request(ONCE)), commit: { message: 't\n\nWeaver-Workflow: wf-fold-recommit', workflowId: 'wf-fold-recommit' } };
     const first = await fold(req);

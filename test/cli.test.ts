@@ -92,10 +92,10 @@ describe('temporal CLI (official binary)', () => {
       .filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED')
       .map((e) => e.activityTaskScheduledEventAttributes!.activityType.name);
     // Bookkeeping (the providers against the worker's registry, the events and the report stored)
-    // runs as local activities, and commitAndPush removes the pushed clone itself: only the work.
-    // The first prompt is built with the workspace, and the change applied and checked (the
-    // playbook's test step: the task's testCommand) in one activity.
-    expect([...new Set(scheduled)]).toEqual(['prepareWorkspace', 'generateChange', 'applyChangeAndCheck', 'commitAndPush']);
+    // runs as local activities: only the work. The first prompt is built with the workspace, and
+    // the change applied, checked (the playbook's test step: the task's testCommand), committed,
+    // pushed and its clone removed in one activity (nothing comes between a pass and the commit).
+    expect([...new Set(scheduled)]).toEqual(['prepareWorkspace', 'generateChange', 'applyChangeAndCheck']);
   });
 });
 

@@ -4,7 +4,8 @@
 // (no command sees or changes it): an index file (git's stat cache makes a rollback cost a few
 // lstat calls per file, not a hash), the empty directories git cannot hold, and a ref to the
 // snapshot's tree that keeps its objects alive (refs/weaver/setup: gc keeps what any ref reaches,
-// a tree as well as a commit; pushed and bundled never: only the task branch is).
+// a tree as well as a commit; pushed and bundled never: only the task branch is) — or, where no
+// command ran in the checkout, its own index and head commit (nothing to snapshot).
 import { copyFile, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gitRun } from './git';

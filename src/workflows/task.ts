@@ -37,7 +37,7 @@ import { slimResult } from '../domain/slim';
 import { attemptLogs } from '../domain/stepLogs';
 import { detailsLine, REFUSED } from '../domain/taskOutcome';
 import { mergeUsage, spentUsd } from '../domain/usage';
-import { bookkeeping, onWorkspace, prepareWorkspace, shared } from './activityProxies';
+import { bookkeeping, onWorkspace, prepareWorkspace, PREPARE_WAITS_FOR_CANCEL, shared } from './activityProxies';
 import { ApprovalGate } from './approval';
 import { progressWait, type ProviderWait } from './strategies';
 import { addGuidanceSignal, progressQuery } from './messages';
@@ -321,10 +321,16 @@ export class TaskRun {
     });
     // The handle travels with every workspace activity: the prompt is kept apart, for the first ask.
     this.ws = ws;
-    // Made though the task was cancelled meanwhile (the preparation is waited for since
-    // PREPARE_WAITS_FOR_CANCEL): known, so the cancellation removes it, and nothing goes on with it
-    // (the commit's rebuild would push from a non-cancellable scope).
-    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled while the workspace was prepared');
+    // A branch restored (the commit's rebuild) though the task was cancelled meanwhile (the
+    // preparation is waited for since PREPARE_WAITS_FOR_CANCEL): nothing goes on with it — the
+    // commit's push runs in a non-cancellable scope — and the clone goes here (the commit is safe
+    // in its bundle; the cancellation keeps a committed task's workspace). Other callers' next
+    // step is an activity that fails at once in a cancelled scope.
+    if (rebuild?.restore && CancellationScope.current().consideredCancelled && patched(PREPARE_WAITS_FOR_CANCEL)) {
+      await CancellationScope.nonCancellable(() => this.acts(ws).releaseWorkspace(ws)).catch((err: unknown) => this.warn(`could not remove the workspace ${ws.dir}: ${(err as Error).message}`));
+      this.released = true;
+      throw new CancelledFailure('cancelled while the branch was restored');
+    }
     this.prebuilt = prompt && firstPrompt ? { ws, request: JSON.stringify(firstPrompt), prompt } : undefined;
     this.wsLost = false;
     log.info('workspace ready', { dir: this.ws.dir, taskQueue: this.ws.taskQueue, sandbox: this.ws.sandbox });
