@@ -30,7 +30,6 @@ import { listUnpushed } from './activities/unpushed';
 import { runGc } from './gc';
 import { periodicGc } from './gc/periodic';
 import { describeMallocArenas } from './mallocArenas';
-import { oneReducerGc } from './heapReducer';
 import { describeMetrics, describeTracing, metricsAddress, runtimeTelemetry, tracesUrl } from './telemetry';
 
 export interface WeaverWorkerOptions {
@@ -68,8 +67,6 @@ export async function createWorkers(opts: WeaverWorkerOptions): Promise<WeaverWo
   const c = { ...config(), ...opts.settings };
   const taskQueue = opts.taskQueue ?? c.taskQueue;
   const workspaceRoot = opts.deps?.workspaceRoot ?? c.workspaceRoot;
-  // This process is a worker's: a quiet spell costs one GC per heap, not three.
-  oneReducerGc();
   // This process's place on its host; a dead predecessor's leftover commands are killed here.
   // Its one fork of this process now, while it is small: every child process starts there.
   startSpawnHelper();
