@@ -4,7 +4,9 @@
 // workflow threads and libuv's, which all read "node"; the SDK core's tokio threads); the spawn
 // helper's own CPU and that of the processes it started; the script's tree. With BSD process
 // accounting (root and `accton`, from Debian's `acct`), the processes each side started, by
-// command (counts exact; CPU only where the kernel's 10 ms resolution sees it).
+// command (counts exact; CPU only where the kernel's 10 ms resolution sees it). Each side's total
+// is its cgroup's (./bench/cgroupCpu.ts: the sandboxed commands' CPU, which no /proc tree holds,
+// included); without cgroups (not root) the /proc trees', and the run says what it left out.
 //
 //   npx tsx scripts/bench-cpu.ts
 //
@@ -20,6 +22,7 @@ import { benchModel } from './bench/answer';
 import { startLineChild, type LineChild } from './bench/children';
 import { PlainSide } from './bench/plainSide';
 import type { PlainTask } from './bench/plainTask';
+import { cpuGroups } from './bench/cgroupCpu';
 import { statTimes, treeCpuMs } from './bench/procStat';
 import { exitWith, pool } from './bench/stats';
 import { WeaverSide } from './bench/weaverSide';
@@ -83,12 +86,17 @@ async function main(): Promise<void> {
   let weaver: WeaverSide | undefined;
   let plain: PlainSide | undefined;
   let serverPid = 0;
+  // Before anything starts: what this process starts from now on is Weaver's.
+  const cg = cpuGroups(['weaver', 'plain', 'model']);
+  if (typeof cg !== 'string') cg.groups.weaver.adopt(process.pid);
   try {
     model = startLineChild(path.join(__dirname, 'bench/modelServer.ts'), [String(DELAY_MS)]);
+    if (typeof cg !== 'string') cg.groups.model.adopt(model.pid);
     const { url } = (await model.ready) as { url: string };
     const m = benchModel(DELAY_MS);
     weaver = await WeaverSide.start(tmp, (pid) => (serverPid = pid), { providers: { [m]: { baseURL: url, models: [m], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } } } });
     plain = await PlainSide.start(url);
+    if (typeof cg !== 'string') cg.groups.plain.adopt(plain.pid);
     const w = weaver;
     const p = plain;
     let seq = 0;
@@ -104,7 +112,8 @@ async function main(): Promise<void> {
     await p.run(await plainTask());
     const outside = [model.pid, p.pid, serverPid];
 
-    console.log(`${TASKS} tasks per side at concurrency ${CONCURRENCY}, model ${DELAY_MS} ms; CPU per task:`);
+    const groupMs = (side: 'weaver' | 'plain') => (typeof cg === 'string' ? NaN : cg.groups[side].ms());
+    console.log(`${TASKS} tasks per side at concurrency ${CONCURRENCY}, model ${DELAY_MS} ms; CPU per task, totals by ${typeof cg === 'string' ? `/proc trees, WITHOUT the sandboxed commands (${cg})` : cg.kind}:`);
     {
       const inputs = await Promise.all(Array.from({ length: TASKS }, weaverTask));
       const acctFile = path.join(tmp, 'weaver.acct');
@@ -116,32 +125,34 @@ async function main(): Promise<void> {
         await profiling.post('Profiler.start');
       }
       const helperPid = spawnHelperPid()!;
-      const [tree0, server0, threads0, helper0, started0] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), statTimes(`/proc/${helperPid}/stat`)!, helperProcessCount()];
+      const [group0, tree0, server0, threads0, helper0, started0] = [groupMs('weaver'), treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), statTimes(`/proc/${helperPid}/stat`)!, helperProcessCount()];
       await pool(inputs, CONCURRENCY, (input) => w.run(input));
-      const [tree1, server1, threads1, helper1, started1] = [treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), statTimes(`/proc/${helperPid}/stat`)!, helperProcessCount()];
+      const [group1, tree1, server1, threads1, helper1, started1] = [groupMs('weaver'), treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), statTimes(`/proc/${helperPid}/stat`)!, helperProcessCount()];
       if (profiling) {
         const { profile } = await profiling.post('Profiler.stop');
         writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(profile));
       }
       const worker = byThreadName(threads0, threads1);
       const workerMs = [...worker.values()].reduce((a, b) => a + b, 0);
-      console.log(`Weaver ${per(tree1 - tree0 + server1 - server0)}`);
+      const trees = tree1 - tree0 + server1 - server0;
+      console.log(`Weaver ${per(Number.isNaN(group0) ? trees : group1 - group0)}`);
       console.log(`  Temporal server   ${per(server1 - server0)}`);
       console.log(`  worker process    ${per(workerMs)}: ${[...worker].filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]).map(([name, ms]) => `${name} ${per(ms)}`).join(', ')}`);
       // Node names every thread "node": the main thread is the process's own id, the rest by id.
       const busiest = [...threads1].map(([key, ms]) => [key.replace(`#${process.pid}`, '#main'), ms - (threads0.get(key) ?? 0)] as const).filter(([, ms]) => ms > 0).sort((a, b) => b[1] - a[1]);
       console.log(`    by thread: ${busiest.slice(0, 8).map(([key, ms]) => `${key} ${per(ms)}`).join(', ')}`);
-      console.log(`  spawn helper      ${per(helper1.own - helper0.own)} own, ${per(helper1.reaped - helper0.reaped)} in the processes it started (${((started1 - started0) / TASKS).toFixed(1)} per task, asked by the worker)`);
+      console.log(`  spawn helper      ${per(helper1.own - helper0.own)} own, ${per(helper1.reaped - helper0.reaped)} in the processes it started and waited for (${((started1 - started0) / TASKS).toFixed(1)} per task, asked by the worker)`);
+      if (!Number.isNaN(group0)) console.log(`  sandboxed commands, reaped outside the worker's tree: ${per(group1 - group0 - trees)} (the cgroup's total less the /proc trees')`);
       printAccounting(noAcct, acctFile);
     }
     {
       const inputs = await Promise.all(Array.from({ length: TASKS }, plainTask));
       const acctFile = path.join(tmp, 'plain.acct');
       const noAcct = accountingOn(acctFile);
-      const [own0, tree0] = [statTimes(`/proc/${p.pid}/stat`)!, treeCpuMs(p.pid)];
+      const [group0, own0, tree0] = [groupMs('plain'), statTimes(`/proc/${p.pid}/stat`)!, treeCpuMs(p.pid)];
       await pool(inputs, CONCURRENCY, (t) => p.run(t));
-      const [own1, tree1] = [statTimes(`/proc/${p.pid}/stat`)!, treeCpuMs(p.pid)];
-      console.log(`plain script ${per(tree1 - tree0)}: its process ${per(own1.own - own0.own)}, the processes it started ${per(own1.reaped - own0.reaped)}`);
+      const [group1, own1, tree1] = [groupMs('plain'), statTimes(`/proc/${p.pid}/stat`)!, treeCpuMs(p.pid)];
+      console.log(`plain script ${per(Number.isNaN(group0) ? tree1 - tree0 : group1 - group0)}: its process ${per(own1.own - own0.own)}, the processes it started ${per(own1.reaped - own0.reaped)}`);
       printAccounting(noAcct, acctFile);
     }
   } finally {
@@ -149,6 +160,7 @@ async function main(): Promise<void> {
     await weaver?.stop().catch(() => undefined);
     await model?.stop().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
+    if (typeof cg !== 'string') cg.remove();
   }
 }
 

@@ -13,11 +13,12 @@
 // BENCH_DELAYS_MS   the model's answer delays (default 200,2000)
 // BENCH_QUICK=1     a smoke run: 1 run, 1 batch of 4 at concurrency 2
 //
-// CPU: Weaver's is the bench process's tree (worker, client, the git/bwrap/test processes it
-// started) without the model server's, the script's and the Temporal server's subtrees, plus the
-// Temporal server's once (it is a child of this process: counted in the tree it was counted twice);
-// the script's is its process's tree. Both sides are long-lived processes, so neither pays a
-// process start per task. Exits non-zero when any task of either side fails; stops what it
+// CPU: each side's cgroup (./bench/cgroupCpu.ts): Weaver's holds this process (worker, client),
+// the Temporal server, the spawn helper and every process they start, the sandbox's included; the
+// script's holds its process and what it starts; the model server is in neither. Without cgroups
+// (not root), /proc trees, which miss the sandboxed commands (their PID namespace's init is never
+// waited for): the run says so. Both sides are long-lived processes, so neither pays a process
+// start per task. Exits non-zero when any task of either side fails; stops what it
 // started and removes its temp dir on every exit.
 import { rmSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +29,7 @@ import { startLineChild, type LineChild } from './bench/children';
 import { PlainSide } from './bench/plainSide';
 import type { PlainTask } from './bench/plainTask';
 import { watchLoop } from './bench/loop';
+import { cpuGroups } from './bench/cgroupCpu';
 import { treeCpuMs } from './bench/procStat';
 import { comparisonTable, detail, type Scenario, type Window } from './bench/report';
 import { exitWith, pool } from './bench/stats';
@@ -55,11 +57,15 @@ async function main(): Promise<void> {
   let weaver: WeaverSide | undefined;
   let plain: PlainSide | undefined;
   let serverPid: number | undefined;
+  // Before anything starts: what this process starts from now on is Weaver's.
+  const cg = cpuGroups(['weaver', 'plain', 'model']);
+  if (typeof cg !== 'string') cg.groups.weaver.adopt(process.pid);
   const cleanup = async () => {
     await plain?.stop().catch(() => undefined);
     await weaver?.stop().catch(() => undefined);
     await model?.stop().catch(() => undefined);
     rmSync(tmp, { recursive: true, force: true });
+    if (typeof cg !== 'string') cg.remove();
   };
   // Ctrl-C or a crash: no server, helper or temp dir left behind.
   process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
@@ -68,17 +74,20 @@ async function main(): Promise<void> {
     model?.kill();
     if (serverPid) killProcessGroup(serverPid, 'SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
+    if (typeof cg !== 'string') cg.remove();
   });
 
   try {
     const loadBefore = load();
     model = startLineChild(path.join(__dirname, 'bench/modelServer.ts'), DELAYS.map(String));
+    if (typeof cg !== 'string') cg.groups.model.adopt(model.pid);
     const { url } = (await model.ready) as { url: string };
     const models = DELAYS.map(benchModel);
     // The scripted models are the bench worker's registry providers (a task names no endpoint).
     const providers = { providers: Object.fromEntries(models.map((m) => [m, { baseURL: url, models: [m], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } }])) };
     weaver = await WeaverSide.start(tmp, (pid) => (serverPid = pid), providers);
     plain = await PlainSide.start(url);
+    if (typeof cg !== 'string') cg.groups.plain.adopt(plain.pid);
     const w = weaver;
     const p = plain;
     const helpers = [model.pid, p.pid];
@@ -94,38 +103,41 @@ async function main(): Promise<void> {
       return { id, repo: t.repo, baseBranch: 'main', branch: `plain/${id}`, model: benchModel(delay), title: t.task.title, description: t.task.description, files: t.task.relatedFiles ?? [], testCommand, workDir: path.join(tmp, 'plain') };
     };
 
+    // The dev server is this process's child: in /proc trees left out of the worker's and counted once on its own.
+    const weaverCpuMs = () => (typeof cg === 'string' ? treeCpuMs(process.pid, [...helpers, serverPid!]) + treeCpuMs(serverPid!) : cg.groups.weaver.ms());
+    const plainCpuMs = () => (typeof cg === 'string' ? treeCpuMs(p.pid) : cg.groups.plain.ms());
     // The worker's event loop (it runs in this process).
     const loop = watchLoop();
     const handles: WorkflowHandle[] = [];
     // One side's run of `tasks` (made beforehand: making a repo is neither side's work).
     const weaverWindow = async (delay: number, tasks: number, concurrency: number): Promise<Window> => {
       const inputs = await Promise.all(Array.from({ length: tasks }, () => weaverTask(delay)));
-      // The dev server is this process's child: left out of the worker's tree, counted once on its own.
-      const worker0 = treeCpuMs(process.pid, [...helpers, serverPid!]);
+      const weaver0 = weaverCpuMs();
       const server0 = treeCpuMs(serverPid!);
       loop.reset();
       const t0 = Date.now();
       const runs = await pool(inputs, concurrency, (input) => w.run(input));
       const wallMs = Date.now() - t0;
       const serverCpuMs = treeCpuMs(serverPid!) - server0;
-      const cpuMs = treeCpuMs(process.pid, [...helpers, serverPid!]) - worker0 + serverCpuMs;
+      const cpuMs = weaverCpuMs() - weaver0;
       handles.push(...runs.map((r) => r.handle));
       return { tasks, wallMs, cpuMs, serverCpuMs, loop: loop.read() };
     };
     const plainWindow = async (delay: number, tasks: number, concurrency: number): Promise<Window> => {
       const inputs = await Promise.all(Array.from({ length: tasks }, () => plainTask(delay)));
-      const cpu0 = treeCpuMs(p.pid);
+      const cpu0 = plainCpuMs();
       p.loopReset();
       const t0 = Date.now();
       await pool(inputs, concurrency, (t) => p.run(t));
       const wallMs = Date.now() - t0;
-      const cpuMs = treeCpuMs(p.pid) - cpu0;
+      const cpuMs = plainCpuMs() - cpu0;
       return { tasks, wallMs, cpuMs, loop: await p.loopRead() };
     };
 
     console.log(
       `Weaver vs a plain script — node ${process.version}, ${os.cpus().length} CPU (${os.cpus()[0]?.model.trim() ?? '?'}), ${os.platform()} ${os.arch()}\n` +
         `Weaver's sandbox (its default, detected): ${w.sandbox}\n` +
+        `CPU counted by ${typeof cg === 'string' ? `/proc process trees — WITHOUT the sandboxed commands' CPU (${cg})` : `${cg.kind}: every process of each side`}\n` +
         `${N} single-task runs and ${BATCH_N} batches of ${TASKS} at concurrency ${CONCURRENCY} per side and model delay (${DELAYS.map(delayLabel).join(', ')}), interleaved; load average before: ${loadBefore}`,
     );
 
@@ -134,11 +146,11 @@ async function main(): Promise<void> {
     await plainWindow(DELAYS[0], 1, 1);
     handles.length = 0;
     // What each side burns doing nothing (polls, timers), part of its CPU per task for as long as a task lasts.
-    const idle = [treeCpuMs(process.pid, [...helpers, serverPid!]), treeCpuMs(serverPid!), treeCpuMs(p.pid)];
+    const idle = [weaverCpuMs() - treeCpuMs(serverPid!), treeCpuMs(serverPid!), plainCpuMs()];
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
     const idleRate = (i: number, now: number) => `${((now - idle[i]) / (IDLE_MS / 1000)).toFixed(0)} ms/s`;
     console.log(
-      `idle CPU over ${IDLE_MS / 1000} s: worker process tree ${idleRate(0, treeCpuMs(process.pid, [...helpers, serverPid!]))}, Temporal server ${idleRate(1, treeCpuMs(serverPid!))}, plain script ${idleRate(2, treeCpuMs(p.pid))}`,
+      `idle CPU over ${IDLE_MS / 1000} s: worker process tree ${idleRate(0, weaverCpuMs() - treeCpuMs(serverPid!))}, Temporal server ${idleRate(1, treeCpuMs(serverPid!))}, plain script ${idleRate(2, plainCpuMs())}`,
     );
 
     const scenarios: Scenario[] = [];

@@ -1,0 +1,103 @@
+// A side's CPU as the kernel's cgroup accounting counts it: every process the side started,
+// however it ends. /proc trees (./procStat.ts) count a process's children only once it has
+// waited for them, and the sandbox's are never waited for by their starter: bwrap's init (pid 1
+// of the command's PID namespace) outlives the bwrap that started it, is reparented to the
+// machine's init and reaped there, so a sandboxed command's CPU (the test run's `node`s) reaches
+// no ancestor of the worker. Each side runs in a cgroup of its own under the bench's; Weaver's
+// sandbox makes its per-workspace cgroups under the one its worker is in, so they count too.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export interface CpuGroup {
+  /** CPU used by every process that was ever in this group or one below it, in ms. */
+  ms(): number;
+  /** Moves a process (all its threads) here; what it starts from now on stays here. */
+  adopt(pid: number): void;
+}
+
+export interface CpuGroups {
+  /** `cgroup v1 cpuacct` or `cgroup v2`. */
+  kind: string;
+  groups: Record<string, CpuGroup>;
+  /** Moves every process left back where the bench started and removes the groups. */
+  remove(): void;
+}
+
+interface Hierarchy {
+  kind: string;
+  /** Where this process is now. */
+  home: string;
+  usageMs(dir: string): number;
+}
+
+function hierarchy(): Hierarchy | string {
+  let lines: string[];
+  try {
+    lines = readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n');
+  } catch {
+    return 'no /proc/self/cgroup (not Linux)';
+  }
+  for (const line of lines) {
+    const [, controllers, own] = line.split(':');
+    if (!controllers?.split(',').includes('cpuacct')) continue;
+    const home = path.join('/sys/fs/cgroup/cpuacct', own);
+    if (existsSync(path.join(home, 'cpuacct.usage'))) return { kind: 'cgroup v1 cpuacct', home, usageMs: (dir) => Number(readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e6 };
+  }
+  const unified = lines.find((l) => l.startsWith('0::'));
+  if (unified && existsSync('/sys/fs/cgroup/cgroup.controllers')) {
+    const home = path.join('/sys/fs/cgroup', unified.slice(3));
+    const usageMs = (dir: string) => Number(/^usage_usec (\d+)/m.exec(readFileSync(path.join(dir, 'cpu.stat'), 'utf8'))?.[1] ?? NaN) / 1000;
+    return { kind: 'cgroup v2', home, usageMs };
+  }
+  return 'no cgroup v1 cpuacct hierarchy and no cgroup v2 mounted';
+}
+
+/** Empties `dir` and every group below it into `home`, deepest first, and removes them. */
+function removeTree(dir: string, home: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeTree(path.join(dir, entry.name), home);
+  for (let tries = 0; tries < 50; tries++) {
+    for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+      try {
+        writeFileSync(path.join(home, 'cgroup.procs'), pid);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    try {
+      rmdirSync(dir);
+      return;
+    } catch {
+      // a process was still leaving: once more
+    }
+  }
+}
+
+/** A cgroup per name under the bench's own, or why there can be none (then: /proc trees). */
+export function cpuGroups(names: string[]): CpuGroups | string {
+  const h = hierarchy();
+  if (typeof h === 'string') return h;
+  const base = path.join(h.home, `weaver-bench-${process.pid}`);
+  try {
+    mkdirSync(base);
+  } catch (e) {
+    return `cannot make a cgroup under ${h.home} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): run as root`;
+  }
+  const remove = () => removeTree(base, h.home);
+  const groups: Record<string, CpuGroup> = {};
+  try {
+    for (const name of names) {
+      const dir = path.join(base, name);
+      mkdirSync(dir);
+      groups[name] = { ms: () => h.usageMs(dir), adopt: (pid) => writeFileSync(path.join(dir, 'cgroup.procs'), String(pid)) };
+    }
+    // Probe: a group that cannot take this process (cgroup v2's rules on inner groups) is no use.
+    groups[names[0]].adopt(process.pid);
+    writeFileSync(path.join(h.home, 'cgroup.procs'), String(process.pid));
+    if (!Number.isFinite(groups[names[0]].ms())) throw new Error('no CPU usage figure');
+  } catch (e) {
+    remove();
+    return `cannot use cgroups under ${h.home} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+  return { kind: h.kind, groups, remove };
+}
