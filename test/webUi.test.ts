@@ -86,6 +86,21 @@ test('a succeeded task completes; while it runs, the details panel follows the p
   expect(await currentDetails(handle)).toMatch(/^\*\*succeeded\*\* · attempt 2\/3 · \$0\.0040 · 2 call\(s\) — /);
 });
 
+test('checks run by the activity that also commits: the panel and progress say the commit (and push) follows them', async () => {
+  const repo = await rig.newRepo();
+  // An implementation whose load takes 2 s: time to read the panel while its test step runs.
+  rig.model.script('ui-fold', [answer(`const t0 = Date.now();\nwhile (Date.now() - t0 < 2000) {}\n${GOOD}`)]);
+  const handle = await rig.start(rig.task(repo, [rig.provider('ui-fold')], { push: true }));
+  const deadline = Date.now() + 30_000;
+  let during = '';
+  while (!/^\*\*testing\*\*/.test(during) && Date.now() < deadline) during = await currentDetails(handle);
+  expect(during).toMatch(/^\*\*testing\*\* \(test step, then commit and push once every step passed\) · attempt 1\/3 · /);
+  expect(await handle.query<Progress>('progress')).toMatchObject({ phase: 'testing', step: 'test', then: 'commit and push' });
+  expect((await handle.result()).status).toBe('succeeded');
+  // Done: no step, nothing to follow.
+  expect(await handle.query<Progress>('progress')).not.toHaveProperty('then');
+});
+
 test('input refused at the workflow: Failed (InvalidTaskInput) and WeaverStatus "invalid", nothing called', async () => {
   const workflowId = `ui-invalid-${Date.now()}`;
   await rig.client.workflow.start('codingTask', {

@@ -745,6 +745,8 @@ export interface Progress {
   phase: Phase;
   /** The playbook step running (phase `testing`). */
   step?: string;
+  /** What the same activity does once every step passed (the commit made with the checks). */
+  then?: string;
   attempt: number;
   maxAttempts: number;
   usage: Usage;

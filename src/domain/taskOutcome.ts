@@ -58,6 +58,8 @@ export interface DetailsState {
   reason?: string;
   /** The playbook step running (testing). */
   step?: string;
+  /** What follows the steps in the same activity, if they pass (the commit made with the checks). */
+  then?: string;
 }
 
 const MAX_DETAILS_CHARS = 300;
@@ -73,7 +75,8 @@ export function detailsLine(s: DetailsState): string {
     : s.lastDecision
       ? ` · last decision: ${s.lastDecision.action} (${oneLine(s.lastDecision.why)})`
       : '';
-  const line = `**${s.status ?? s.phase}**${!s.status && s.step ? ` (${s.step} step)` : ''} · attempt ${s.attempt}/${s.maxAttempts} · ${spend}${kids}${tail}`;
+  const running = s.step ? ` (${s.step} step${s.then ? `, then ${s.then} once every step passed` : ''})` : '';
+  const line = `**${s.status ?? s.phase}**${s.status ? '' : running} · attempt ${s.attempt}/${s.maxAttempts} · ${spend}${kids}${tail}`;
   return line.length > MAX_DETAILS_CHARS ? `${line.slice(0, MAX_DETAILS_CHARS - 1)}…` : line;
 }
 

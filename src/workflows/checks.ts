@@ -32,7 +32,8 @@ export async function applyAndCheck(t: TaskRun, ws: WorkspaceHandle, change: Art
   // are read below as applyChange's and runCheck's were (runs before replay as they ran).
   const fold = playbook && patched(FOLD_ROUND_TRIPS);
   // The checks take the folded activity's time (the apply, milliseconds of it): shown as testing.
-  if (fold) t.enter('testing', checkSteps(playbook).map((s) => s.name).join(', '));
+  // With the commit asked of it, the activity commits (and pushes or bundles) once every step passed: said too.
+  if (fold) t.enter('testing', checkSteps(playbook).map((s) => s.name).join(', '), commit ? (commit.pushRemote ? 'commit and push' : 'commit') : undefined);
   const folded = fold
     ? await applyThenCheck(t, ws, { ...request, ...(commit ? { commit } : {}) }, playbook).catch((err: unknown) => {
         // Lost in a check: the rebuild that follows makes progress, as one after applyChange did;

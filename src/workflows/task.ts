@@ -106,6 +106,8 @@ export class TaskRun {
   phase: Phase = 'starting';
   /** The playbook step running, while testing. */
   step?: string;
+  /** What the activity running the steps does after them if they pass (the commit made with the checks). */
+  then?: string;
   attempt = 0;
   /** Runs since `playbooks`: checks from a playbook (task, repository, shorthand or detected), a syntax gate, `no_checks`. */
   readonly playbooks: boolean;
@@ -161,6 +163,7 @@ export class TaskRun {
       workflowId: this.workflowId,
       phase: this.phase,
       ...(this.step ? { step: this.step } : {}),
+      ...(this.step && this.then ? { then: this.then } : {}),
       attempt: this.attempt,
       maxAttempts: this.limits.maxAttempts,
       usage: this.usage(),
@@ -189,9 +192,10 @@ export class TaskRun {
   }
 
   /** `step`: the playbook step now running, named in the Web UI's details (no new search-attribute upsert within a phase). */
-  enter(next: Phase, step?: string): void {
+  enter(next: Phase, step?: string, then?: string): void {
     const same = next === this.phase;
     this.step = step;
+    this.then = step ? then : undefined;
     if (same && step) return this.showDetails();
     this.phase = next;
     // Runs since LEAN_ROUND_TRIPS upsert on status changes only (finish); the phase is in the details.
@@ -205,8 +209,8 @@ export class TaskRun {
 
   /** The Web UI's details panel: phase, attempt, spend, last decision (or the end and why). */
   showDetails(reason?: string): void {
-    const { phase, attempt, status, lastDecision, children, step } = this;
-    setCurrentDetails(detailsLine({ phase, attempt, maxAttempts: this.limits.maxAttempts, usage: this.usage(), lastDecision, children, status, reason, step }));
+    const { phase, attempt, status, lastDecision, children, step, then } = this;
+    setCurrentDetails(detailsLine({ phase, attempt, maxAttempts: this.limits.maxAttempts, usage: this.usage(), lastDecision, children, status, reason, step, then }));
   }
 
   /** The activities that run where the workspace is. */
