@@ -27,6 +27,7 @@ import { statTimes, treeCpuMs } from './bench/procStat';
 import { exitWith, pool } from './bench/stats';
 import { WeaverSide } from './bench/weaverSide';
 import { helperProcessCount, spawnHelperPid } from '../src/activities/spawner';
+import { freePort } from '../src/devtools/devServer';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 
 const TASKS = Math.max(1, Number(process.env.BENCH_TASKS || 30));
@@ -80,6 +81,17 @@ function accounted(file: string): Map<string, { n: number; ms: number }> {
 
 const per = (ms: number) => `${(ms / TASKS).toFixed(1)} ms`;
 
+/** The SDK's count of requests to the server by operation (`temporal_request`; long polls are `temporal_long_request`). */
+async function serverRequests(address: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    const m = /^temporal_request\{[^}]*operation="([^"]+)"[^}]*\} (\d+)/.exec(line);
+    if (m) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const tmp = sandboxableTempDir('weaver-bench-cpu-');
   let model: LineChild | undefined;
@@ -94,7 +106,8 @@ async function main(): Promise<void> {
     if (typeof cg !== 'string') cg.groups.model.adopt(model.pid);
     const { url } = (await model.ready) as { url: string };
     const m = benchModel(DELAY_MS);
-    weaver = await WeaverSide.start(tmp, (pid) => (serverPid = pid), { providers: { [m]: { baseURL: url, models: [m], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } } } });
+    const metrics = `127.0.0.1:${await freePort('127.0.0.1')}`;
+    weaver = await WeaverSide.start(tmp, (pid) => (serverPid = pid), { providers: { [m]: { baseURL: url, models: [m], pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } } } }, metrics);
     plain = await PlainSide.start(url);
     if (typeof cg !== 'string') cg.groups.plain.adopt(plain.pid);
     const w = weaver;
@@ -125,6 +138,7 @@ async function main(): Promise<void> {
         await profiling.post('Profiler.start');
       }
       const helperPid = spawnHelperPid()!;
+      const requests0 = await serverRequests(metrics);
       const [group0, tree0, server0, threads0, helper0, started0] = [groupMs('weaver'), treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), statTimes(`/proc/${helperPid}/stat`)!, helperProcessCount()];
       await pool(inputs, CONCURRENCY, (input) => w.run(input));
       const [group1, tree1, server1, threads1, helper1, started1] = [groupMs('weaver'), treeCpuMs(process.pid, outside), treeCpuMs(serverPid), threadsMs(), statTimes(`/proc/${helperPid}/stat`)!, helperProcessCount()];
@@ -132,6 +146,7 @@ async function main(): Promise<void> {
         const { profile } = await profiling.post('Profiler.stop');
         writeFileSync(process.env.BENCH_PROFILE!, JSON.stringify(profile));
       }
+      const requests = await serverRequests(metrics);
       const worker = byThreadName(threads0, threads1);
       const workerMs = [...worker.values()].reduce((a, b) => a + b, 0);
       const trees = tree1 - tree0 + server1 - server0;
@@ -144,6 +159,8 @@ async function main(): Promise<void> {
       console.log(`  spawn helper      ${per(helper1.own - helper0.own)} own, ${per(helper1.reaped - helper0.reaped)} in the processes it started and waited for (${((started1 - started0) / TASKS).toFixed(1)} per task, asked by the worker)`);
       if (!Number.isNaN(group0)) console.log(`  sandboxed commands, reaped outside the worker's tree: ${per(group1 - group0 - trees)} (the cgroup's total less the /proc trees')`);
       printAccounting(noAcct, acctFile);
+      const rpcs = [...requests].map(([op, n]) => [op, n - (requests0.get(op) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+      console.log(`  the worker's requests to the server per task (SDK metrics, long polls apart): ${rpcs.map(([op, n]) => `${op} ${(n / TASKS).toFixed(1)}`).join(', ')}`);
     }
     {
       const inputs = await Promise.all(Array.from({ length: TASKS }, plainTask));

@@ -88,6 +88,23 @@ test('applied and checked in one activity: the results applyChange and runCheck 
   expect(retried.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
 });
 
+test('heartbeats: none from a try done within one period (its steps noted, not sent); a longer one sends the step it runs', async () => {
+  const beatsOf = async (heartbeatMs: number, id: string) => {
+    deps.heartbeatMs = heartbeatMs;
+    const { acts, request } = await workspace(id);
+    const e = env();
+    const beats: unknown[] = [];
+    e.on('heartbeat', (d: unknown) => beats.push(d));
+    const r = (await e.run(acts.applyChangeAndCheck, await request(ONCE))) as ApplyAndCheckResult;
+    expect(r.checked.map((s) => s.status)).toEqual(['passed', 'passed']);
+    return beats;
+  };
+  // Each beat is a write at the server: two steps run and noted in a period send nothing.
+  expect(await beatsOf(60_000, 'wf-beats-none')).toEqual([]);
+  // Every 5 ms, two node processes' time: the notes reach the server with the beats.
+  expect((await beatsOf(5, 'wf-beats-some')).filter((d) => typeof d === 'string' && /^running the (lint|test) step$/.test(d)).length).toBeGreaterThan(0);
+});
+
 test('a try that died while writing the change: the next starts from the state after setup, so the change is applied once', async () => {
   const { ws, request, source, fold } = await workspace('wf-fold-mid');
   const req = await request(ONCE);

@@ -140,10 +140,20 @@ test('heartbeats stay well inside the heartbeat timeout even when WEAVER_HEARTBE
   }
   expect(periods).toContain(100); // a third of the timeout...
   expect(periods).not.toContain(10_000); // ...not WEAVER_HEARTBEAT_MS
-  // One at the start, then beats while the 1.5 s answer is awaited (a beat every 10 s would give one).
+  // Beats while the 1.5 s answer is awaited (a beat every 10 s would give none).
   expect(beats.length).toBeGreaterThanOrEqual(5);
   const gaps = beats.slice(1).map((t, i) => t - beats[i]);
   process.stderr.write(`[llmActivity] ${beats.length} heartbeats, largest gap ${Math.max(...gaps)} ms (timeout 300 ms)\n`);
+});
+
+test('a call answered within one heartbeat period beats once: its kept answer, which Temporal then has at once (the first beat is not throttled)', async () => {
+  model.script('one-beat', [ANSWER]);
+  const env = new MockActivityEnvironment();
+  const beats: CallBeat[] = [];
+  env.on('heartbeat', (d: unknown) => beats.push(d as CallBeat));
+  await env.run(generateChange, { ...deps, heartbeatMs: 60_000 }, new LocalArtifactStore(deps.artifactDir), request('one-beat'));
+  expect(beats).toHaveLength(1);
+  expect(beats[0]).toMatchObject({ provider: 'one-beat', answer: { kind: 'answer' } });
 });
 
 test('the answer is kept and its reference heartbeated as it arrives; a retry after a lost worker delivers it without a second request', async () => {

@@ -36,9 +36,12 @@ export class WeaverSide {
     private readonly stopAll: () => Promise<void>,
   ) {}
 
-  /** `onServer` gets the dev server's pid at once: a later failed step must not leave it running. */
-  static async start(tmp: string, onServer: (pid: number) => void, providers: ProviderRegistry): Promise<WeaverSide> {
-    Runtime.install({ logger: weaverLogger('WARN') });
+  /**
+   * `onServer` gets the dev server's pid at once: a later failed step must not leave it running.
+   * `metricsAddress`: the SDK's Prometheus metrics there (its requests to the server by operation).
+   */
+  static async start(tmp: string, onServer: (pid: number) => void, providers: ProviderRegistry, metricsAddress?: string): Promise<WeaverSide> {
+    Runtime.install({ logger: weaverLogger('WARN'), ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}) });
     const server = await startDevServer({ cli: temporalCliPath(), logFile: path.join(tmp, 'temporal-server.log') });
     onServer(server.pid);
     // The worker's own bundle (its bundler options), made once.

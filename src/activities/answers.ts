@@ -97,8 +97,9 @@ export async function resultOf(kept: KeptAnswer, keep: Keep): Promise<GenerateCh
 /**
  * Keeps the answer and heartbeats its reference. Heartbeats are throttled by the SDK (Core sends
  * the first at once, then at most one per throttle interval — here WEAVER_HEARTBEAT_MS, 1 s by
- * default — the latest pending one at the interval's end), and the call's own beats keep that
- * throttle busy, so this beat may wait up to one interval. No wait for it is added: the activity
+ * default — the latest pending one at the interval's end). A call answered within one period
+ * beat nothing before (llm.ts): this beat is its first and goes out at once; a longer call's own
+ * beats keep that throttle busy, so this beat may wait up to one interval. No wait for it is added: the activity
  * completes milliseconds later, and its completion carries the same answer and drops a pending
  * beat; waiting would only delay every call by up to a second without narrowing the window in
  * which a lost worker loses the answer (until the beat or the completion reaches the server).

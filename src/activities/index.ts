@@ -89,11 +89,11 @@ export function createActivities(deps: ActivityDeps) {
     const ctx = Context.current();
     let details: string | undefined;
     const beat = () => (details === undefined ? ctx.heartbeat() : ctx.heartbeat(details));
+    // A note is sent with the next beat, not at once: an activity done within one period sends
+    // none (each beat is a server write, and a billable action); a longer one shows it within a period.
     notes.set(ctx, (d) => {
       details = d;
-      beat();
     });
-    // No beat at the start: an activity done within one period sends none (each is a billable action).
     const timer = setInterval(beat, deps.heartbeatMs ?? 1000);
     try {
       return await work();

@@ -66,8 +66,9 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   const user = plan ? prompt.user : `${prompt.user}\n\n${format.reminder}`;
   const client = openaiClient(deps, provider);
   const secrets = providerSecrets(deps);
-  ctx.heartbeat({ provider: provider.id });
-  // Well inside the heartbeat timeout whatever WEAVER_HEARTBEAT_MS says: a live call is never
+  // No beat at the start (each is a server write, and a billable action): a call answered within
+  // one period sends none before its kept answer's, which then goes out at once (Core sends a
+  // first beat immediately). Well inside the heartbeat timeout whatever WEAVER_HEARTBEAT_MS says: a live call is never
   // taken for a dead worker.
   const timeoutMs = ctx.info.heartbeatTimeoutMs;
   const beatMs = Math.max(10, Math.min(deps.heartbeatMs ?? 1000, timeoutMs ? Math.floor(timeoutMs / 3) : Infinity));
