@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     if (typeof cg !== 'string') cg.remove();
   };
   // Ctrl-C or a crash: no server, helper or temp dir left behind.
-  process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
   process.once('exit', () => {
     plain?.kill();
     model?.kill();
@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
     const idleRate = (i: number, now: number) => `${((now - idle[i]) / (IDLE_MS / 1000)).toFixed(0)} ms/s`;
     console.log(
-      `idle CPU over ${IDLE_MS / 1000} s: worker process tree ${idleRate(0, weaverCpuMs() - treeCpuMs(serverPid!))}, Temporal server ${idleRate(1, treeCpuMs(serverPid!))}, plain script ${idleRate(2, plainCpuMs())}`,
+      `idle CPU over ${IDLE_MS / 1000} s: Weaver less its server ${idleRate(0, weaverCpuMs() - treeCpuMs(serverPid!))}, Temporal server ${idleRate(1, treeCpuMs(serverPid!))}, plain script ${idleRate(2, plainCpuMs())}`,
     );
 
     const scenarios: Scenario[] = [];

@@ -1,11 +1,14 @@
 // A side's CPU as the kernel's cgroup accounting counts it: every process the side started,
 // however it ends. /proc trees (./procStat.ts) count a process's children only once it has
 // waited for them, and the sandbox's are never waited for by their starter: bwrap's init (pid 1
-// of the command's PID namespace) outlives the bwrap that started it, is reparented to the
-// machine's init and reaped there, so a sandboxed command's CPU (the test run's `node`s) reaches
-// no ancestor of the worker. Each side runs in a cgroup of its own under the bench's; Weaver's
-// sandbox makes its per-workspace cgroups under the one its worker is in, so they count too.
+// of the command's PID namespace, which reaps the command) is never waited for by the bwrap
+// that started it: that one exits once init reports the status, init is reparented to the
+// machine's init and reaped there, so a sandboxed command's CPU (the test run's `node`s)
+// reaches no ancestor of the worker. Each side runs in a cgroup of its own under the bench's;
+// with cgroup v1, Weaver's sandbox makes its per-workspace cgroups under the one its worker is
+// in, so they count too (v2 as well, unless WEAVER_CGROUP_PARENT puts them elsewhere: refused).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { processAlive } from '../../src/activities/processGroups';
 import path from 'node:path';
 
 export interface CpuGroup {
@@ -68,8 +71,17 @@ function removeTree(dir: string, home: string): void {
       rmdirSync(dir);
       return;
     } catch {
-      // a process was still leaving: once more
+      // A process killed a moment ago stays in its group until it has torn down: wait a little.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
+  }
+}
+
+/** Groups left by a bench that died without removing them (its pid is gone). */
+function removeStale(home: string): void {
+  for (const name of readdirSync(home)) {
+    const pid = /^weaver-bench-(\d+)$/.exec(name)?.[1];
+    if (pid && !processAlive(Number(pid))) removeTree(path.join(home, name), home);
   }
 }
 
@@ -77,11 +89,13 @@ function removeTree(dir: string, home: string): void {
 export function cpuGroups(names: string[]): CpuGroups | string {
   const h = hierarchy();
   if (typeof h === 'string') return h;
+  if (h.kind === 'cgroup v2' && process.env.WEAVER_CGROUP_PARENT) return 'WEAVER_CGROUP_PARENT puts the sandbox\'s cgroups outside the bench\'s';
+  removeStale(h.home);
   const base = path.join(h.home, `weaver-bench-${process.pid}`);
   try {
     mkdirSync(base);
   } catch (e) {
-    return `cannot make a cgroup under ${h.home} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): run as root`;
+    return `cannot make a cgroup under ${h.home} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): root, or a delegated cgroup v2 subtree, is needed`;
   }
   const remove = () => removeTree(base, h.home);
   const groups: Record<string, CpuGroup> = {};
