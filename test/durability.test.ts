@@ -2,7 +2,8 @@
 // group) while a provider call is on the wire. A replacement worker on the same queues takes
 // over; the run completes, and the call whose answer was lost is booked as ESTIMATED spend
 // (the reservation), never as known tokens (design rules 4 and 5). And a worker killed right
-// after the answer arrived: the answer it kept is delivered, never bought again (issue 17).
+// after the answer arrived: the answer it kept is delivered, never bought again (issue 17) — on
+// the same host, and on another host that shares only Temporal and an S3 bucket with it.
 import { readdirSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import type { CallBeat } from '../src/activities/answers';
 import { startCodingTask } from '../src/client';
 import { createExampleRepo, exampleTask } from '../scripts/demo/example';
 import { ScriptedModelServer } from '../scripts/demo/scriptedModelServer';
+import type { ActivityDeps } from '../src/activities/types';
 import type { ProviderSpec } from '../src/domain/schema';
 import { createWorkers } from '../src/worker';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
@@ -20,6 +22,7 @@ import { closeTestConnections, testAddress, testClient, testNativeConnection, un
 import { wholeFile } from './support/answers';
 import { eventsOf } from './support/calls';
 import { activitiesOf, startWorkerProcess, type WorkerProcess } from './support/processes';
+import { useS3Server, type S3Server } from './support/s3';
 
 const MODEL = 'crash-model';
 const GOOD = `function slugify(t) {\n  return String(t).normalize('NFKD').replace(/[\\u0300-\\u036f]/g, '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');\n}\nmodule.exports = { slugify };\n`;
@@ -112,15 +115,19 @@ async function crashRig(name: string, extraEnv: Record<string, string> = {}) {
     WEAVER_WORKFLOW_BUNDLE: bundleFile!,
     ...extraEnv,
   };
-  /** A replacement worker in this process on the same queues, workspace root and artifact store. */
-  const replace = async () => {
+  /**
+   * A replacement worker in this process on the same queues, workspace root and artifact store;
+   * `host`: another host's instead (its own workspace queue, root and artifact directory, the store given).
+   */
+  const replace = async (host?: { name: string; deps: Partial<ActivityDeps> }) => {
+    const own = host ? { artifactDir: path.join(tmp, host.name, 'artifacts'), workspaceRoot: path.join(tmp, host.name, 'workspaces') } : { artifactDir, workspaceRoot };
     const replacement = await createWorkers({
       connection: await testNativeConnection(),
       taskQueue,
-      workspaceQueue,
+      workspaceQueue: host ? `${workspaceQueue}-${host.name}` : workspaceQueue,
       workflowBundle: workflowBundle(),
       providers: registry,
-      deps: { artifactDir, workspaceRoot, env: { ...process.env, ...API_KEY_ENV }, heartbeatMs: 50, retryDelayScale: 0.01, repoRoots: [tmp] },
+      deps: { ...own, env: { ...process.env, ...API_KEY_ENV }, heartbeatMs: 50, retryDelayScale: 0.01, repoRoots: [tmp], ...host?.deps },
     });
     const running = replacement.run();
     cleanups.push(async () => {
@@ -253,3 +260,38 @@ test('a worker SIGKILLed right after the answer arrived: the kept answer is deli
   const calls = (await activitiesOf(await testClient(), handle.workflowId)).filter((a) => a.type === 'generateChange');
   expect(calls.map((c) => ({ attempt: c.attempt, closed: c.closed, lastFailure: c.lastFailure }))).toEqual([{ attempt: 2, closed: 'completed', lastFailure: 'timeout HEARTBEAT' }]);
 }, 150_000);
+
+describe('two hosts sharing only Temporal and an S3 bucket', () => {
+  let s3: S3Server;
+  useS3Server((server) => (s3 = server));
+
+  test('host A keeps the answer in the bucket and is SIGKILLed; host B (its own disk) delivers it from there: asked once, booked once', async () => {
+    const store = { WEAVER_ARTIFACTS: 's3://weaver-kept/answers', ...s3.env };
+    const { tmp, model, taskQueue, env, replace } = await crashRig('kept-s3', { WEAVER_FAULT_HOLD_AFTER_ANSWER_MS: '600000', ...store });
+    const hostA = await spawnWorker(env);
+    model.script(MODEL, [{ content: wholeFile('src/slugify.js', GOOD, 's'), usage: USAGE }]);
+    const repo = await createExampleRepo(path.join(tmp, 'repo'));
+    const input = { ...exampleTask(repo, { id: MODEL, model: MODEL, maxTokens: 10_000 }), push: true };
+    const handle = await startCodingTask(input, { client: await testClient(), taskQueue, workflowId: `kept-s3-${taskQueue}` });
+    let beat: CallBeat | undefined;
+    for (let i = 0; i < 600 && !beat?.answer; i++) {
+      beat = await pendingCallBeat(handle);
+      if (!beat?.answer) await sleep(50);
+    }
+    expect(beat?.answer).toMatchObject({ kind: 'answer' });
+    await killWorker(hostA);
+    // Host B: nothing of host A's disk (its workspace and its cache of the store are elsewhere).
+    await replace({ name: 'host-b', deps: { artifacts: store.WEAVER_ARTIFACTS, env: { ...process.env, ...API_KEY_ENV, ...s3.env } } });
+    const result = await handle.result();
+
+    expect(result.status).toBe('succeeded');
+    expect(await simpleGit(repo).show([`${result.branch}:src/slugify.js`])).toBe(GOOD);
+    expect(model.count(MODEL)).toBe(1);
+    expect(result.usage).toMatchObject({ calls: 1, tokensIn: USAGE.prompt_tokens, tokensOut: USAGE.completion_tokens });
+    expect(result.usage.estimatedCostUsd ?? 0).toBe(0);
+    // Delivered by the call's retry, on host B, from the bucket: host B's own cache holds it now.
+    const calls = (await activitiesOf(await testClient(), handle.workflowId)).filter((a) => a.type === 'generateChange');
+    expect(calls.map((c) => ({ attempt: c.attempt, closed: c.closed, lastFailure: c.lastFailure }))).toEqual([{ attempt: 2, closed: 'completed', lastFailure: 'timeout HEARTBEAT' }]);
+    expect(readdirSync(path.join(tmp, 'host-b', 'artifacts'), { recursive: true }).length).toBeGreaterThan(0);
+  }, 180_000);
+});
