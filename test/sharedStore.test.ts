@@ -152,3 +152,42 @@ test('a commit awaiting approval on a host that is then lost (worker gone, disk 
     await d?.running;
   }
 }, 240_000);
+
+test('cancelled while the approved commit is restored on another host: ends cancelled, nothing pushed, no clone left there', async () => {
+  await stopRigMain();
+  const repo = await rig.newRepo();
+  rig.model.script('s3-restore-cancel', [{ content: wholeFile('src/slugify.js', GOOD, 'slugify') }]);
+  const c = await startHost('rc', { queueCheckSec: 2 });
+  let d: Awaited<ReturnType<typeof startHost>> | undefined;
+  try {
+    const h = await rig.start(rig.task(repo, [rig.provider('s3-restore-cancel')], { push: true, requireApproval: true }), `s3-restore-cancel-${Date.now()}`);
+    await waitUntil('the commit awaiting approval', async () => (await h.query<Progress>('progress')).phase === 'awaiting_approval', 120_000, 200);
+    c.host.shutdown();
+    await c.running;
+    await rm(c.root, { recursive: true, force: true });
+    // D beats every 4 s: its restore (well under that) completes before the cancel can reach it, so
+    // the workflow gets a restored clone though it is cancelled — the path under test.
+    d = await startHost('rd', { queueCheckSec: 2, heartbeatMs: 4000 });
+    await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] });
+    // The rebuild: a second workspace preparation, restoring the branch from its bundle on D. Cancelled as it starts.
+    await waitUntil('the restore on host D', async () => (await activitiesOf(rig.client, h.workflowId)).filter((a) => a.type === 'prepareWorkspace').length === 2, 120_000, 50);
+    await h.cancel();
+    const result = await resultOf(h);
+    expect(result.status).toBe('cancelled');
+    expect(result.pushed).toBeFalsy();
+    // Nothing reached the repository, and D keeps no clone of it (removed before the result, whichever way the restore ended).
+    expect((await simpleGit(repo).branch(['--list', result.branch])).all).toEqual([]);
+    const wsRoot = path.join(d.root, 'workspaces');
+    const left = existsSync(wsRoot) ? (await readdir(wsRoot)).filter((n) => !n.startsWith('.')) : [];
+    expect(left).toEqual([]);
+    // Every activity the run scheduled has ended.
+    const acts = await activitiesOf(rig.client, h.workflowId);
+    expect(acts.filter((a) => !a.closed)).toEqual([]);
+    expect(acts.filter((a) => a.type === 'prepareWorkspace')[1]).toMatchObject({ closed: 'completed' });
+  } finally {
+    c.host.shutdown();
+    await c.running;
+    d?.host.shutdown();
+    await d?.running;
+  }
+}, 240_000);
