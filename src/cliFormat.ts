@@ -11,7 +11,7 @@ export function formatProgress(p: Progress): string {
   const awaiting = p.phase === 'awaiting_approval' && p.commit ? ` — commit ${p.commit.slice(0, 12)} awaits approval${s}` : '';
   // Cost routing or escalation: who this attempt is calling and why.
   const route = p.route && p.route.attempt === p.attempt ? ` — ${p.route.provider} (${p.route.model}): ${p.route.reason.slice(0, 120)}` : '';
-  return `[${p.phase}${p.step ? `: ${p.step}${p.then ? `, then ${p.then}` : ''}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${route}${awaiting}${d}`;
+  return `[${p.phase}${p.step ? `: ${p.step}${p.then ? `; then ${p.then}` : ''}` : ''}] attempt ${p.attempt}/${p.maxAttempts}, ${p.usage.calls} call(s), ${p.usage.tokensIn + p.usage.tokensOut} tokens, $${p.usage.costUsd.toFixed(4)}${route}${awaiting}${d}`;
 }
 
 export function formatBatchProgress(p: BatchProgress): string {

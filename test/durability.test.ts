@@ -4,7 +4,7 @@
 // (the reservation), never as known tokens (design rules 4 and 5). And a worker killed right
 // after the answer arrived: the answer it kept is delivered, never bought again (issue 17) — on
 // the same host, and on another host that shares only Temporal and an S3 bucket with it.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -273,6 +273,7 @@ describe('two hosts sharing only Temporal and an S3 bucket', () => {
     const repo = await createExampleRepo(path.join(tmp, 'repo'));
     const input = { ...exampleTask(repo, { id: MODEL, model: MODEL, maxTokens: 10_000 }), push: true };
     const handle = await startCodingTask(input, { client: await testClient(), taskQueue, workflowId: `kept-s3-${taskQueue}` });
+    await model.waitFor((m) => m.requestsFor(MODEL)[0]?.status === 200, 60_000);
     let beat: CallBeat | undefined;
     for (let i = 0; i < 600 && !beat?.answer; i++) {
       beat = await pendingCallBeat(handle);
@@ -292,6 +293,7 @@ describe('two hosts sharing only Temporal and an S3 bucket', () => {
     // Delivered by the call's retry, on host B, from the bucket: host B's own cache holds it now.
     const calls = (await activitiesOf(await testClient(), handle.workflowId)).filter((a) => a.type === 'generateChange');
     expect(calls.map((c) => ({ attempt: c.attempt, closed: c.closed, lastFailure: c.lastFailure }))).toEqual([{ attempt: 2, closed: 'completed', lastFailure: 'timeout HEARTBEAT' }]);
-    expect(readdirSync(path.join(tmp, 'host-b', 'artifacts'), { recursive: true }).length).toBeGreaterThan(0);
+    const hex = beat!.answer!.ref.slice('sha256:'.length);
+    expect(existsSync(path.join(tmp, 'host-b', 'artifacts', 'sha256', hex.slice(0, 2), hex))).toBe(true);
   }, 180_000);
 });

@@ -191,6 +191,9 @@ test('a retry after a worker lost before it kept an answer: WorkerLost (sent, so
   const late = { attempt: 2, heartbeatDetails: { provider: 'lost-early' }, scheduledTimestampMs: now - 62_000, currentAttemptScheduledTimestampMs: now, startToCloseTimeoutMs: 61_000 };
   const ranOut = await failureOf(new MockActivityEnvironment(late).run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('lost-early')));
   expect(ranOut).toMatchObject({ type: 'WorkerLost', details: [{ provider: 'lost-early', sent: true, ranOut: true }] });
+  // Lost within its first heartbeat period, before its answer: it beat nothing at all (no details).
+  const silent = await failureOf(new MockActivityEnvironment({ attempt: 2 }).run(generateChange, deps, new LocalArtifactStore(deps.artifactDir), request('lost-early')));
+  expect(silent).toMatchObject({ type: 'WorkerLost', nonRetryable: true, details: [{ provider: 'lost-early', sent: true }] });
   expect(model.count('lost-early')).toBe(0);
 });
 

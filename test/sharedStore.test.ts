@@ -165,9 +165,10 @@ test('cancelled while the approved commit is restored on another host: ends canc
     c.host.shutdown();
     await c.running;
     await rm(c.root, { recursive: true, force: true });
-    // D beats every 4 s: its restore (well under that) completes before the cancel can reach it, so
-    // the workflow gets a restored clone though it is cancelled — the path under test.
-    d = await startHost('rd', { queueCheckSec: 2, heartbeatMs: 4000 });
+    // D beats every 8 s (under the 10 s heartbeat timeout): its restore, well under that, completes
+    // before the cancel can reach it (a cancel comes back with a beat), so the workflow gets a
+    // restored clone though it is cancelled — the path under test.
+    d = await startHost('rd', { queueCheckSec: 2, heartbeatMs: 8000 });
     await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] });
     // The rebuild: a second workspace preparation, restoring the branch from its bundle on D. Cancelled as it starts.
     await waitUntil('the restore on host D', async () => (await activitiesOf(rig.client, h.workflowId)).filter((a) => a.type === 'prepareWorkspace').length === 2, 120_000, 50);

@@ -6,7 +6,9 @@
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { formatProgress } from '../src/cliFormat';
 import { getResult, resultOf } from '../src/client';
+import { detailsLine } from '../src/domain/taskOutcome';
 import type { Progress } from '../src/domain/schema';
 import { WeaverStatus } from '../src/domain/searchAttributes';
 import { wholeFile } from './support/answers';
@@ -93,12 +95,26 @@ test('checks run by the activity that also commits: the panel and progress say t
   const handle = await rig.start(rig.task(repo, [rig.provider('ui-fold')], { push: true }));
   const deadline = Date.now() + 30_000;
   let during = '';
-  while (!/^\*\*testing\*\*/.test(during) && Date.now() < deadline) during = await currentDetails(handle);
+  while (!/^\*\*testing\*\*/.test(during) && Date.now() < deadline) {
+    during = await currentDetails(handle);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   expect(during).toMatch(/^\*\*testing\*\* \(test step, then commit and push once every step passed\) · attempt 1\/3 · /);
   expect(await handle.query<Progress>('progress')).toMatchObject({ phase: 'testing', step: 'test', then: 'commit and push' });
   expect((await handle.result()).status).toBe('succeeded');
   // Done: no step, nothing to follow.
   expect(await handle.query<Progress>('progress')).not.toHaveProperty('then');
+});
+
+test('the panel and the CLI show what follows the steps only while they run', () => {
+  const usage = { calls: 0, tokensIn: 0, tokensOut: 0, costUsd: 0, byProvider: {} } as unknown as Progress['usage'];
+  const base = { phase: 'testing', attempt: 1, maxAttempts: 3, usage };
+  expect(detailsLine({ ...base, step: 'lint, test', then: 'commit' })).toMatch(/^\*\*testing\*\* \(lint, test step, then commit once every step passed\) · /);
+  expect(detailsLine({ ...base, step: 'lint, test' })).toMatch(/^\*\*testing\*\* \(lint, test step\) · /);
+  expect(detailsLine({ ...base, status: 'succeeded', reason: 'ok', step: 'test', then: 'commit' })).toMatch(/^\*\*succeeded\*\* · attempt/);
+  const progress = { workflowId: 'w', phase: 'testing', attempt: 1, maxAttempts: 3, usage, branch: 'b' } satisfies Progress;
+  expect(formatProgress({ ...progress, step: 'lint, test', then: 'commit and push' })).toMatch(/^\[testing: lint, test; then commit and push\] attempt 1\/3/);
+  expect(formatProgress({ ...progress, step: 'test' })).toMatch(/^\[testing: test\] attempt/);
 });
 
 test('input refused at the workflow: Failed (InvalidTaskInput) and WeaverStatus "invalid", nothing called', async () => {

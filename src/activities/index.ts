@@ -89,8 +89,9 @@ export function createActivities(deps: ActivityDeps) {
     const ctx = Context.current();
     let details: string | undefined;
     const beat = () => (details === undefined ? ctx.heartbeat() : ctx.heartbeat(details));
-    // A note is sent with the next beat, not at once: an activity done within one period sends
-    // none (each beat is a server write, and a billable action); a longer one shows it within a period.
+    // A note goes with the next periodic beat, not at once: an activity done within one period
+    // sends none (each beat is a server write, and a billable action); a longer one shows it with
+    // its first beat, then as the SDK's throttle lets beats through.
     notes.set(ctx, (d) => {
       details = d;
     });

@@ -68,7 +68,7 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   const secrets = providerSecrets(deps);
   // No beat at the start (each is a server write, and a billable action): a call answered within
   // one period sends none before its kept answer's, which then goes out at once (Core sends a
-  // first beat immediately). Well inside the heartbeat timeout whatever WEAVER_HEARTBEAT_MS says: a live call is never
+  // first beat immediately; a streamed call's chunks beat before it, as its period's do). Well inside the heartbeat timeout whatever WEAVER_HEARTBEAT_MS says: a live call is never
   // taken for a dead worker.
   const timeoutMs = ctx.info.heartbeatTimeoutMs;
   const beatMs = Math.max(10, Math.min(deps.heartbeatMs ?? 1000, timeoutMs ? Math.floor(timeoutMs / 3) : Infinity));
