@@ -144,13 +144,15 @@ describe('weaver CLI (bin/weaver.mjs)', () => {
     expect(lines[0]).toBe(`started ${id}`);
     expect(r.stdout).toContain(uiLink(id));
     expect(r.stdout).toMatch(/^ {2}\[generating\] attempt 1\/3/m);
-    expect(r.stdout).toMatch(/^ {2}\[testing: test\] attempt 1\/3/m);
-    expect(r.stdout).toMatch(/^ {2}\[testing: test\] attempt 2\/3, .* last decision: retry/m);
+    // The test step runs in the activity that commits and pushes what passes: said.
+    expect(r.stdout).toMatch(/^ {2}\[testing: test; then commit and push\] attempt 1\/3/m);
+    expect(r.stdout).toMatch(/^ {2}\[testing: test; then commit and push\] attempt 2\/3, .* last decision: retry/m);
     expect(lines).toContain('status: succeeded');
     expect(lines).toContain('attempts: 2');
     expect(r.stdout).toMatch(new RegExp(`^branch: weaver/${id} @ [0-9a-f]{12} \\(pushed\\)$`, 'm'));
     // Progress lines come before the result.
-    expect(r.stdout.indexOf('[testing]')).toBeLessThan(r.stdout.indexOf('status: succeeded'));
+    expect(r.stdout.indexOf('[testing:')).toBeGreaterThan(-1);
+    expect(r.stdout.indexOf('[testing:')).toBeLessThan(r.stdout.indexOf('status: succeeded'));
 
     const s = await weaver('status', id);
     expect({ code: s.code, why: explain(s) }).toMatchObject({ code: 0 });
