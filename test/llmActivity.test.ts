@@ -156,6 +156,28 @@ test('a call answered within one heartbeat period beats once: its kept answer, w
   expect(beats[0]).toMatchObject({ provider: 'one-beat', answer: { kind: 'answer' } });
 });
 
+test('a store slow to keep the answer: the call beats until it is kept (no heartbeat timeout hands the paid call to a retry), the kept reference last', async () => {
+  model.script('slow-keep', [ANSWER]);
+  class SlowStore extends LocalArtifactStore {
+    override async putJson(kind: string, value: unknown): Promise<ArtifactRef> {
+      // Three heartbeat timeouts of 300 ms: a call that stopped beating with its answer would time out.
+      if (kind === 'answer') await new Promise((r) => setTimeout(r, 900));
+      return super.putJson(kind, value);
+    }
+  }
+  const env = new MockActivityEnvironment({ heartbeatTimeoutMs: 300 });
+  const beats: CallBeat[] = [];
+  let answeredAt = 0;
+  model.once('response', () => (answeredAt = beats.length));
+  env.on('heartbeat', (d: unknown) => beats.push(d as CallBeat));
+  await env.run(generateChange, { ...deps, heartbeatMs: 10_000 }, new SlowStore(deps.artifactDir), request('slow-keep'));
+  // Beats every 100 ms while the answer was being kept (a third of the timeout)…
+  expect(beats.length - answeredAt).toBeGreaterThanOrEqual(4);
+  // …and none after its reference: Temporal's record names the kept answer.
+  expect(beats.at(-1)).toMatchObject({ provider: 'slow-keep', answer: { kind: 'answer' } });
+  expect(beats.filter((b) => b.answer)).toHaveLength(1);
+});
+
 test('the answer is kept and its reference heartbeated as it arrives; a retry after a lost worker delivers it without a second request', async () => {
   model.script('kept', [ANSWER]);
   const store = new LocalArtifactStore(deps.artifactDir);

@@ -104,8 +104,10 @@ export async function resultOf(kept: KeptAnswer, keep: Keep): Promise<GenerateCh
  * beat; waiting would only delay every call by up to a second without narrowing the window in
  * which a lost worker loses the answer (until the beat or the completion reaches the server).
  */
-export async function keepAnswer(ctx: Context, kept: KeptAnswer, keep: Keep): Promise<void> {
+export async function keepAnswer(ctx: Context, kept: KeptAnswer, keep: Keep, stopBeats: () => void): Promise<void> {
   const answer = await keep('answer', kept);
+  // The call's periodic beats stop here: a later one would replace the reference in Temporal's record.
+  stopBeats();
   ctx.heartbeat({ provider: kept.provider, answer, tokensIn: kept.tokensIn, tokensOut: kept.tokensOut, latencyMs: kept.latencyMs } satisfies CallBeat);
 }
 

@@ -72,7 +72,34 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   // taken for a dead worker.
   const timeoutMs = ctx.info.heartbeatTimeoutMs;
   const beatMs = Math.max(10, Math.min(deps.heartbeatMs ?? 1000, timeoutMs ? Math.floor(timeoutMs / 3) : Infinity));
+  // Beating until the answer is kept, not only while it is awaited: a store slow to keep it (its
+  // tries) must not let the heartbeat timeout hand the paid call to a retry that finds nothing kept.
   const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), beatMs);
+  try {
+    return await answered(deps, ctx, provider, { system, user, plan, format, client, secrets, prompt, keeper }, () => clearInterval(beat));
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+/** The request and, once answered, the answer kept (`stopBeats` just before its reference's beat: none may follow it). */
+async function answered(
+  deps: ActivityDeps,
+  ctx: Context,
+  provider: ReturnType<typeof resolveProvider>,
+  p: {
+    system: string;
+    user: string;
+    plan: boolean;
+    format: ReturnType<typeof editFormat>;
+    client: ReturnType<typeof openaiClient>;
+    secrets: string[];
+    prompt: PromptMessages;
+    keeper: (call: { tokensIn: number; tokensOut: number; latencyMs: number }) => Keep;
+  },
+  stopBeats: () => void,
+): Promise<GenerateChangeResult> {
+  const { system, user, plan, format, client, secrets, prompt, keeper } = p;
   const started = Date.now();
   let completion: Completion;
   // Whether the request went out: from then on the provider may bill it.
@@ -99,8 +126,6 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
     const failure = callFailure(deps, ctx, provider, err, sent, { tokensIn: () => countTokens(system) + countTokens(user), latencyMs: Date.now() - started }, secrets);
     if (sent) recordProviderCall({ provider: provider.id, model: provider.model, outcome: outcomeOf(failure), latencyMs: Date.now() - started });
     throw failure;
-  } finally {
-    clearInterval(beat);
   }
   const answeredAt = performance.now();
   const cached = completion.usage?.prompt_tokens_details?.cached_tokens;
@@ -116,7 +141,7 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   const kept = judge(provider, format, plan, completion, call, secrets);
   // Counted here, by the execution that was answered: a retry delivering the kept answer does not.
   recordProviderCall({ provider: provider.id, model: provider.model, outcome: kept.verdict.outcome, ...call, costUsd: costOf(provider, call.tokensIn, call.tokensOut, call.tokensCached) });
-  await keepAnswer(ctx, kept, keep);
+  await keepAnswer(ctx, kept, keep, stopBeats);
   // The window in which a crash still loses the answer (printed by scripts/bench-kept-answer.ts).
   log.debug('answer kept', { provider: provider.id, keptMs: Math.round((performance.now() - answeredAt) * 100) / 100 });
   // After the answer is kept: a slow report never widens the window in which a crash loses it.
