@@ -23,11 +23,12 @@ import { startLineChild, type LineChild } from './bench/children';
 import { PlainSide } from './bench/plainSide';
 import type { PlainTask } from './bench/plainTask';
 import { cpuGroups } from './bench/cgroupCpu';
+import { stopOnExit } from './bench/exit';
 import { statTimes, treeCpuMs } from './bench/procStat';
 import { exitWith, pool } from './bench/stats';
 import { WeaverSide } from './bench/weaverSide';
 import { helperProcessCount, spawnHelperPid } from '../src/activities/spawner';
-import { freePort, killProcessGroup } from '../src/devtools/devServer';
+import { freePort } from '../src/devtools/devServer';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
 
 const TASKS = Math.max(1, Number(process.env.BENCH_TASKS || 30));
@@ -101,14 +102,7 @@ async function main(): Promise<void> {
   // Before anything starts: what this process starts from now on is Weaver's.
   const cg = cpuGroups(['weaver', 'plain', 'model']);
   if (typeof cg !== 'string') cg.groups.weaver.adopt(process.pid);
-  // Ctrl-C, SIGTERM or a crash (a closed stdout's EPIPE): no server, helper, cgroup or temp dir left behind.
-  process.once('exit', () => {
-    plain?.kill();
-    model?.kill();
-    if (serverPid) killProcessGroup(serverPid, 'SIGKILL');
-    rmSync(tmp, { recursive: true, force: true });
-    if (typeof cg !== 'string') cg.remove();
-  });
+  stopOnExit(() => ({ children: [plain, model], serverPid, tmp, groups: cg }));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
   try {
     model = startLineChild(path.join(__dirname, 'bench/modelServer.ts'), [String(DELAY_MS)]);

@@ -30,12 +30,12 @@ import { PlainSide } from './bench/plainSide';
 import type { PlainTask } from './bench/plainTask';
 import { watchLoop } from './bench/loop';
 import { cpuGroups } from './bench/cgroupCpu';
+import { stopOnExit } from './bench/exit';
 import { treeCpuMs } from './bench/procStat';
 import { comparisonTable, detail, type Scenario, type Window } from './bench/report';
 import { exitWith, pool } from './bench/stats';
 import { WeaverSide, type HistoryFigures } from './bench/weaverSide';
 import { sandboxableTempDir } from '../src/devtools/tempDir';
-import { killProcessGroup } from '../src/devtools/devServer';
 import type { WorkflowHandle } from '@temporalio/client';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -69,13 +69,7 @@ async function main(): Promise<void> {
   };
   // Ctrl-C or a crash: no server, helper or temp dir left behind.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
-  process.once('exit', () => {
-    plain?.kill();
-    model?.kill();
-    if (serverPid) killProcessGroup(serverPid, 'SIGKILL');
-    rmSync(tmp, { recursive: true, force: true });
-    if (typeof cg !== 'string') cg.remove();
-  });
+  stopOnExit(() => ({ children: [plain, model], serverPid, tmp, groups: cg }));
 
   try {
     const loadBefore = load();
