@@ -1,15 +1,15 @@
 // A side's CPU as the kernel's cgroup accounting counts it: every process the side started,
 // however it ends. /proc trees (./procStat.ts) count a process's children only once it has
-// waited for them, and the sandbox's are never waited for by their starter: bwrap's init (pid 1
-// of the command's PID namespace, which reaps the command) is never waited for by the bwrap
-// that started it: that one exits once init reports the status, init is reparented to the
-// machine's init and reaped there, so a sandboxed command's CPU (the test run's `node`s)
-// reaches no ancestor of the worker. Each side runs in a cgroup of its own under the bench's;
+// waited for them. bwrap's init (pid 1 of the command's PID namespace, which reaps the command)
+// is never waited for by the bwrap that started it: that one exits once init reports the
+// status, init is reparented to the machine's init and reaped there, so a sandboxed command's
+// CPU (the test run's `node`s) reaches no ancestor of the worker. Each side runs in a cgroup of its own under the bench's;
 // with cgroup v1, Weaver's sandbox makes its per-workspace cgroups under the one its worker is
 // in, so they count too (v2 as well, unless WEAVER_CGROUP_PARENT puts them elsewhere: refused).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { processAlive } from '../../src/activities/processGroups';
 import path from 'node:path';
+import { processAlive, sleepSync } from '../../src/activities/processGroups';
+import { ownV1Path } from '../../src/activities/sandbox/cgroup';
 
 export interface CpuGroup {
   /** CPU used by every process that was ever in this group or one below it, in ms. */
@@ -40,12 +40,9 @@ function hierarchy(): Hierarchy | string {
   } catch {
     return 'no /proc/self/cgroup (not Linux)';
   }
-  for (const line of lines) {
-    const [, controllers, own] = line.split(':');
-    if (!controllers?.split(',').includes('cpuacct')) continue;
-    const home = path.join('/sys/fs/cgroup/cpuacct', own);
-    if (existsSync(path.join(home, 'cpuacct.usage'))) return { kind: 'cgroup v1 cpuacct', home, usageMs: (dir) => Number(readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e6 };
-  }
+  const own = ownV1Path('cpuacct');
+  const v1 = own === undefined ? undefined : path.join('/sys/fs/cgroup/cpuacct', own);
+  if (v1 && existsSync(path.join(v1, 'cpuacct.usage'))) return { kind: 'cgroup v1 cpuacct', home: v1, usageMs: (dir) => Number(readFileSync(path.join(dir, 'cpuacct.usage'), 'utf8')) / 1e6 };
   const unified = lines.find((l) => l.startsWith('0::'));
   if (unified && existsSync('/sys/fs/cgroup/cgroup.controllers')) {
     const home = path.join('/sys/fs/cgroup', unified.slice(3));
@@ -72,7 +69,7 @@ function removeTree(dir: string, home: string): void {
       return;
     } catch {
       // A process killed a moment ago stays in its group until it has torn down: wait a little.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      sleepSync(20);
     }
   }
 }

@@ -14,6 +14,9 @@ export const sleep = (ms: number, opts: { unref?: boolean } = {}) =>
     if (opts.unref) t.unref();
   });
 
+/** Blocks this thread for `ms`: only where the caller must stay synchronous (a process 'exit' handler, a sync mutex). */
+export const sleepSync = (ms: number) => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
 /** Signals process group `pgid`; false when nobody was left in it (ESRCH). */
 export function killGroup(pgid: number, sig: NodeJS.Signals): boolean {
   try {

@@ -12,7 +12,7 @@ import { MIB } from './limits';
 import type { CgroupSupport } from './setting';
 
 /** Our own cgroup in the v1 hierarchy of `controller` (`4:memory:/a/b` in /proc/self/cgroup). */
-function ownV1Path(controller: string): string | undefined {
+export function ownV1Path(controller: string): string | undefined {
   try {
     for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
       const [, controllers, p] = line.split(':');

@@ -8,6 +8,7 @@ import { chmod, lchown, lstat, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isInside } from '../paths';
+import { sleepSync } from '../processGroups';
 import type { SandboxSetting } from './setting';
 import { walkSmall } from './smallTree';
 import { execFileVia } from '../spawner';
@@ -72,7 +73,7 @@ export function withMutex<T>(locks: string, fn: () => T): T {
       } catch {
         // released meanwhile
       }
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      sleepSync(5);
     }
   }
   try {
