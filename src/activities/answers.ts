@@ -99,14 +99,15 @@ export async function resultOf(kept: KeptAnswer, keep: Keep): Promise<GenerateCh
  * the first at once, then at most one per throttle interval — here WEAVER_HEARTBEAT_MS, 1 s by
  * default — the latest pending one at the interval's end). A call answered within one period
  * beat nothing before (llm.ts): this beat is its first and goes out at once; a longer call's own
- * beats keep that throttle busy, so this beat may wait up to one interval. No wait for it is added: the activity
+ * beats keep that throttle busy, so this beat may wait up to one interval. `stopBeats` ends the
+ * call's periodic beats first: none may follow this one. No wait for it is added: the activity
  * completes milliseconds later, and its completion carries the same answer and drops a pending
  * beat; waiting would only delay every call by up to a second without narrowing the window in
  * which a lost worker loses the answer (until the beat or the completion reaches the server).
  */
 export async function keepAnswer(ctx: Context, kept: KeptAnswer, keep: Keep, stopBeats: () => void): Promise<void> {
   const answer = await keep('answer', kept);
-  // The call's periodic beats stop here: a later one would replace the reference in Temporal's record.
+  // A later periodic beat would replace the reference in Temporal's record.
   stopBeats();
   ctx.heartbeat({ provider: kept.provider, answer, tokensIn: kept.tokensIn, tokensOut: kept.tokensOut, latencyMs: kept.latencyMs } satisfies CallBeat);
 }

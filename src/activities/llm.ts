@@ -68,88 +68,68 @@ async function callOrResume(deps: ActivityDeps, store: ArtifactStore, req: Gener
   const secrets = providerSecrets(deps);
   // No beat at the start (each is a server write, and a billable action): a call answered within
   // one period sends none before its kept answer's, which then goes out at once (Core sends a
-  // first beat immediately; a streamed call's chunks beat before it, as its period's do). Well inside the heartbeat timeout whatever WEAVER_HEARTBEAT_MS says: a live call is never
-  // taken for a dead worker.
+  // first beat immediately; a streamed call's chunks beat before it, as its period's do). The
+  // period is well inside the heartbeat timeout whatever WEAVER_HEARTBEAT_MS says: a live call is
+  // never taken for a dead worker.
   const timeoutMs = ctx.info.heartbeatTimeoutMs;
   const beatMs = Math.max(10, Math.min(deps.heartbeatMs ?? 1000, timeoutMs ? Math.floor(timeoutMs / 3) : Infinity));
   // Beating until the answer is kept, not only while it is awaited: a store slow to keep it (its
   // tries) must not let the heartbeat timeout hand the paid call to a retry that finds nothing kept.
   const beat = setInterval(() => ctx.heartbeat({ provider: provider.id }), beatMs);
   try {
-    return await answered(deps, ctx, provider, { system, user, plan, format, client, secrets, prompt, keeper }, () => clearInterval(beat));
+    const started = Date.now();
+    let completion: Completion;
+    // Whether the request went out: from then on the provider may bill it.
+    let sent = false;
+    try {
+      const body = {
+        model: provider.model,
+        messages: chatMessages(provider, system, user, prompt.stableChars),
+        // Always bounded: the budget reserved this many output tokens before the call. Reasoning
+        // models refuse `max_tokens` and want `max_completion_tokens`.
+        [provider.tokenParam]: provider.maxTokens,
+        ...samplingOf(provider),
+        // Only where it helps: a plan is one JSON object; edits are plain text.
+        ...(plan ? { response_format: { type: 'json_object' as const } } : {}),
+      };
+      // Cancellation (a lost race, a cancelled task) aborts the HTTP request itself.
+      sent = !ctx.cancellationSignal.aborted;
+      completion = provider.stream
+        ? await streamed(client, body, ctx.cancellationSignal, () => ctx.heartbeat({ provider: provider.id }))
+        : await whole(client, body, ctx.cancellationSignal);
+    } catch (err) {
+      // A 429 (or any error carrying rate-limit headers) tells the provider's quota workflow.
+      if (err instanceof OpenAI.APIError) await report(deps, provider.id, err.headers, err.status, retryAfterMs(err.headers, Date.now()));
+      const failure = callFailure(deps, ctx, provider, err, sent, { tokensIn: () => countTokens(system) + countTokens(user), latencyMs: Date.now() - started }, secrets);
+      if (sent) recordProviderCall({ provider: provider.id, model: provider.model, outcome: outcomeOf(failure), latencyMs: Date.now() - started });
+      throw failure;
+    }
+    const answeredAt = performance.now();
+    const cached = completion.usage?.prompt_tokens_details?.cached_tokens;
+    const call = {
+      tokensIn: completion.usage?.prompt_tokens ?? countTokens(system) + countTokens(user),
+      tokensOut: completion.usage?.completion_tokens ?? countTokens(completion.content),
+      ...(cached ? { tokensCached: cached } : {}),
+      latencyMs: Date.now() - started,
+    };
+    // From here on the call is paid: kept whole at once, so a retry after this worker is lost
+    // delivers it instead of buying it again; a store that cannot keep it must not make it $0.
+    const keep = keeper(call);
+    const kept = judge(provider, format, plan, completion, call, secrets);
+    // Counted here, by the execution that was answered: a retry delivering the kept answer does not.
+    recordProviderCall({ provider: provider.id, model: provider.model, outcome: kept.verdict.outcome, ...call, costUsd: costOf(provider, call.tokensIn, call.tokensOut, call.tokensCached) });
+    await keepAnswer(ctx, kept, keep, () => clearInterval(beat));
+    // The window in which a crash still loses the answer (printed by scripts/bench-kept-answer.ts).
+    log.debug('answer kept', { provider: provider.id, keptMs: Math.round((performance.now() - answeredAt) * 100) / 100 });
+    // After the answer is kept: a slow report never widens the window in which a crash loses it.
+    await report(deps, provider.id, completion.headers);
+    // Fault injection for crash tests (WEAVER_FAULT_HOLD_AFTER_ANSWER_MS): the worker waits between
+    // keeping the answer and completing, where the test kills it.
+    if (deps.holdAfterAnswerMs) await new Promise((r) => setTimeout(r, deps.holdAfterAnswerMs));
+    return resultOf(kept, keep);
   } finally {
     clearInterval(beat);
   }
-}
-
-/** The request and, once answered, the answer kept (`stopBeats` just before its reference's beat: none may follow it). */
-async function answered(
-  deps: ActivityDeps,
-  ctx: Context,
-  provider: ReturnType<typeof resolveProvider>,
-  p: {
-    system: string;
-    user: string;
-    plan: boolean;
-    format: ReturnType<typeof editFormat>;
-    client: ReturnType<typeof openaiClient>;
-    secrets: string[];
-    prompt: PromptMessages;
-    keeper: (call: { tokensIn: number; tokensOut: number; latencyMs: number }) => Keep;
-  },
-  stopBeats: () => void,
-): Promise<GenerateChangeResult> {
-  const { system, user, plan, format, client, secrets, prompt, keeper } = p;
-  const started = Date.now();
-  let completion: Completion;
-  // Whether the request went out: from then on the provider may bill it.
-  let sent = false;
-  try {
-    const body = {
-      model: provider.model,
-      messages: chatMessages(provider, system, user, prompt.stableChars),
-      // Always bounded: the budget reserved this many output tokens before the call. Reasoning
-      // models refuse `max_tokens` and want `max_completion_tokens`.
-      [provider.tokenParam]: provider.maxTokens,
-      ...samplingOf(provider),
-      // Only where it helps: a plan is one JSON object; edits are plain text.
-      ...(plan ? { response_format: { type: 'json_object' as const } } : {}),
-    };
-    // Cancellation (a lost race, a cancelled task) aborts the HTTP request itself.
-    sent = !ctx.cancellationSignal.aborted;
-    completion = provider.stream
-      ? await streamed(client, body, ctx.cancellationSignal, () => ctx.heartbeat({ provider: provider.id }))
-      : await whole(client, body, ctx.cancellationSignal);
-  } catch (err) {
-    // A 429 (or any error carrying rate-limit headers) tells the provider's quota workflow.
-    if (err instanceof OpenAI.APIError) await report(deps, provider.id, err.headers, err.status, retryAfterMs(err.headers, Date.now()));
-    const failure = callFailure(deps, ctx, provider, err, sent, { tokensIn: () => countTokens(system) + countTokens(user), latencyMs: Date.now() - started }, secrets);
-    if (sent) recordProviderCall({ provider: provider.id, model: provider.model, outcome: outcomeOf(failure), latencyMs: Date.now() - started });
-    throw failure;
-  }
-  const answeredAt = performance.now();
-  const cached = completion.usage?.prompt_tokens_details?.cached_tokens;
-  const call = {
-    tokensIn: completion.usage?.prompt_tokens ?? countTokens(system) + countTokens(user),
-    tokensOut: completion.usage?.completion_tokens ?? countTokens(completion.content),
-    ...(cached ? { tokensCached: cached } : {}),
-    latencyMs: Date.now() - started,
-  };
-  // From here on the call is paid: kept whole at once, so a retry after this worker is lost
-  // delivers it instead of buying it again; a store that cannot keep it must not make it $0.
-  const keep = keeper(call);
-  const kept = judge(provider, format, plan, completion, call, secrets);
-  // Counted here, by the execution that was answered: a retry delivering the kept answer does not.
-  recordProviderCall({ provider: provider.id, model: provider.model, outcome: kept.verdict.outcome, ...call, costUsd: costOf(provider, call.tokensIn, call.tokensOut, call.tokensCached) });
-  await keepAnswer(ctx, kept, keep, stopBeats);
-  // The window in which a crash still loses the answer (printed by scripts/bench-kept-answer.ts).
-  log.debug('answer kept', { provider: provider.id, keptMs: Math.round((performance.now() - answeredAt) * 100) / 100 });
-  // After the answer is kept: a slow report never widens the window in which a crash loses it.
-  await report(deps, provider.id, completion.headers);
-  // Fault injection for crash tests (WEAVER_FAULT_HOLD_AFTER_ANSWER_MS): the worker waits between
-  // keeping the answer and completing, where the test kills it.
-  if (deps.holdAfterAnswerMs) await new Promise((r) => setTimeout(r, deps.holdAfterAnswerMs));
-  return resultOf(kept, keep);
 }
 
 /** The failure a call that did not answer leaves with (see the cases below). */
