@@ -220,6 +220,16 @@ async function pendingCallBeat(handle: WorkflowHandle): Promise<CallBeat | undef
   return payload ? (defaultPayloadConverter.fromPayload(payload) as CallBeat) : undefined;
 }
 
+/** Polls the pending call's heartbeat details (every 50 ms, 600 times at most) until they name the kept answer. */
+async function keptAnswerBeat(handle: WorkflowHandle): Promise<CallBeat | undefined> {
+  let beat: CallBeat | undefined;
+  for (let i = 0; i < 600 && !beat?.answer; i++) {
+    beat = await pendingCallBeat(handle);
+    if (!beat?.answer) await sleep(50);
+  }
+  return beat;
+}
+
 test('a worker SIGKILLed right after the answer arrived: the kept answer is delivered by the retry, not asked again, booked once as a real call', async () => {
   // The worker holds (fault injection) between keeping the answer and completing: where it is killed.
   const { tmp, artifactDir, model, taskQueue, env, replace } = await crashRig('kept-answer', { WEAVER_FAULT_HOLD_AFTER_ANSWER_MS: '600000' });
@@ -233,11 +243,7 @@ test('a worker SIGKILLed right after the answer arrived: the kept answer is deli
   model.once('response', () => (sentAt = Date.now()));
   const handle = await startCodingTask(input, { client: await testClient(), taskQueue, workflowId: `kept-answer-${taskQueue}` });
   await model.waitFor((m) => m.requestsFor(MODEL)[0]?.status === 200, 60_000);
-  let beat: CallBeat | undefined;
-  for (let i = 0; i < 600 && !beat?.answer; i++) {
-    beat = await pendingCallBeat(handle);
-    if (!beat?.answer) await sleep(50);
-  }
+  const beat = await keptAnswerBeat(handle);
   const beatSeenMs = Date.now() - sentAt;
   expect(beat).toMatchObject({ provider: MODEL, tokensIn: USAGE.prompt_tokens, tokensOut: USAGE.completion_tokens, answer: { kind: 'answer' } });
   const killedAt = Date.now();
@@ -274,11 +280,7 @@ describe('two hosts sharing only Temporal and an S3 bucket', () => {
     const input = { ...exampleTask(repo, { id: MODEL, model: MODEL, maxTokens: 10_000 }), push: true };
     const handle = await startCodingTask(input, { client: await testClient(), taskQueue, workflowId: `kept-s3-${taskQueue}` });
     await model.waitFor((m) => m.requestsFor(MODEL)[0]?.status === 200, 60_000);
-    let beat: CallBeat | undefined;
-    for (let i = 0; i < 600 && !beat?.answer; i++) {
-      beat = await pendingCallBeat(handle);
-      if (!beat?.answer) await sleep(50);
-    }
+    const beat = await keptAnswerBeat(handle);
     expect(beat?.answer).toMatchObject({ kind: 'answer' });
     await killWorker(hostA);
     // Host B: nothing of host A's disk (its workspace and its cache of the store are elsewhere).

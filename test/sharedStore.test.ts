@@ -110,22 +110,44 @@ test('children on a second host hand their branches over through S3; the parent 
   }
 }, 240_000);
 
-test('a commit awaiting approval on a host that is then lost (worker gone, disk wiped) is restored from S3 on another host and pushed', async () => {
+type Host = Awaited<ReturnType<typeof startHost>>;
+
+/**
+ * A task whose commit awaits approval on host `lost`, which is then lost (its worker stops, its
+ * disk — workspaces and artifact cache — is gone); `then` goes on from there with host `next`
+ * (its settings: `extra`). Both hosts are stopped whatever happens.
+ */
+async function approvalOnLostHost(
+  model: string,
+  lost: string,
+  next: { name: string; extra?: Partial<ActivityDeps> },
+  then: (run: { repo: string; h: Awaited<ReturnType<Rig['start']>>; saved?: string; d: Host }) => Promise<void>,
+): Promise<void> {
   await stopRigMain();
   const repo = await rig.newRepo();
-  rig.model.script('s3-restore', [{ content: wholeFile('src/slugify.js', GOOD, 'slugify') }]);
-  // Host C notices a lost queue within 2 s (WEAVER_QUEUE_CHECK_SEC), so the test waits little.
-  const c = await startHost('c', { queueCheckSec: 2 });
-  let d: Awaited<ReturnType<typeof startHost>> | undefined;
+  rig.model.script(model, [{ content: wholeFile('src/slugify.js', GOOD, 'slugify') }]);
+  // The hosts notice a lost queue within 2 s (WEAVER_QUEUE_CHECK_SEC), so the tests wait little.
+  const c = await startHost(lost, { queueCheckSec: 2 });
+  let d: Host | undefined;
   try {
-    const h = await rig.start(rig.task(repo, [rig.provider('s3-restore')], { push: true, requireApproval: true }), `s3-restore-${Date.now()}`);
+    const h = await rig.start(rig.task(repo, [rig.provider(model)], { push: true, requireApproval: true }), `${model}-${Date.now()}`);
     await waitUntil('the commit awaiting approval', async () => (await h.query<Progress>('progress')).phase === 'awaiting_approval', 120_000, 200);
     const saved = (await h.query<Progress>('progress')).commit;
-    // Host C is lost: its worker stops and its disk (workspaces and artifact cache) is gone.
     c.host.shutdown();
     await c.running;
     await rm(c.root, { recursive: true, force: true });
-    d = await startHost('d', { queueCheckSec: 2 });
+    d = await startHost(next.name, { queueCheckSec: 2, ...next.extra });
+    await then({ repo, h, saved, d });
+  } finally {
+    c.host.shutdown();
+    await c.running;
+    d?.host.shutdown();
+    await d?.running;
+  }
+}
+
+test('a commit awaiting approval on a host that is then lost (worker gone, disk wiped) is restored from S3 on another host and pushed', async () => {
+  await approvalOnLostHost('s3-restore', 'c', { name: 'd' }, async ({ repo, h, saved, d }) => {
     await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] });
     const result = await resultOf(h);
     expect(result).toMatchObject({ status: 'succeeded', pushed: true });
@@ -145,30 +167,14 @@ test('a commit awaiting approval on a host that is then lost (worker gone, disk 
       }
     });
     expect(heads.some((x) => x.includes(result.commit!))).toBe(true);
-  } finally {
-    c.host.shutdown();
-    await c.running;
-    d?.host.shutdown();
-    await d?.running;
-  }
+  });
 }, 240_000);
 
 test('cancelled while the approved commit is restored on another host: ends cancelled, nothing pushed, no clone left there', async () => {
-  await stopRigMain();
-  const repo = await rig.newRepo();
-  rig.model.script('s3-restore-cancel', [{ content: wholeFile('src/slugify.js', GOOD, 'slugify') }]);
-  const c = await startHost('rc', { queueCheckSec: 2 });
-  let d: Awaited<ReturnType<typeof startHost>> | undefined;
-  try {
-    const h = await rig.start(rig.task(repo, [rig.provider('s3-restore-cancel')], { push: true, requireApproval: true }), `s3-restore-cancel-${Date.now()}`);
-    await waitUntil('the commit awaiting approval', async () => (await h.query<Progress>('progress')).phase === 'awaiting_approval', 120_000, 200);
-    c.host.shutdown();
-    await c.running;
-    await rm(c.root, { recursive: true, force: true });
-    // D beats every 8 s (under the 10 s heartbeat timeout): its restore, well under that, completes
-    // before the cancel can reach it (a cancel comes back with a beat), so the workflow gets a
-    // restored clone though it is cancelled — the path under test.
-    d = await startHost('rd', { queueCheckSec: 2, heartbeatMs: 8000 });
+  // D beats every 8 s (under the 10 s heartbeat timeout): its restore, well under that, completes
+  // before the cancel can reach it (a cancel comes back with a beat), so the workflow gets a
+  // restored clone though it is cancelled — the path under test.
+  await approvalOnLostHost('s3-restore-cancel', 'rc', { name: 'rd', extra: { heartbeatMs: 8000 } }, async ({ repo, h, d }) => {
     await h.executeUpdate('approvePush', { args: [{ approved: true, by: 'ana' }] });
     // The rebuild: a second workspace preparation, restoring the branch from its bundle on D. Cancelled as it starts.
     await waitUntil('the restore on host D', async () => (await activitiesOf(rig.client, h.workflowId)).filter((a) => a.type === 'prepareWorkspace').length === 2, 120_000, 50);
@@ -185,10 +191,5 @@ test('cancelled while the approved commit is restored on another host: ends canc
     const acts = await activitiesOf(rig.client, h.workflowId);
     expect(acts.filter((a) => !a.closed)).toEqual([]);
     expect(acts.filter((a) => a.type === 'prepareWorkspace')[1]).toMatchObject({ closed: 'completed' });
-  } finally {
-    c.host.shutdown();
-    await c.running;
-    d?.host.shutdown();
-    await d?.running;
-  }
+  });
 }, 240_000);
